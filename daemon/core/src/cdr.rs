@@ -1,0 +1,244 @@
+//! Call detail records: one row per inbound call, written when the call starts and
+//! completed when it ends.
+
+use crate::store::{Store, StoreError};
+use sqlx::Row;
+
+/// Why a call ended, as stored in `calls.end_reason` and counted in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    CallerHangup,
+    /// The flow reached a hangup step and the daemon sent BYE.
+    FlowHangup,
+    /// The caller cancelled before the call was answered.
+    Cancelled,
+    /// The caller never acknowledged the 200 OK (timer H).
+    NoAck,
+    /// No RTP from the caller for the configured time.
+    RtpTimeout,
+    /// Refused before answer (no flow, no codec, no media port, draining).
+    Rejected,
+    /// Ended by the daemon shutting down after the drain time.
+    Shutdown,
+    /// The transport failed (e.g. the TCP connection closed).
+    TransportError,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 8] = [
+        EndReason::CallerHangup,
+        EndReason::FlowHangup,
+        EndReason::Cancelled,
+        EndReason::NoAck,
+        EndReason::RtpTimeout,
+        EndReason::Rejected,
+        EndReason::Shutdown,
+        EndReason::TransportError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerHangup => "caller_hangup",
+            EndReason::FlowHangup => "flow_hangup",
+            EndReason::Cancelled => "cancelled",
+            EndReason::NoAck => "no_ack",
+            EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::Rejected => "rejected",
+            EndReason::Shutdown => "shutdown",
+            EndReason::TransportError => "transport_error",
+        }
+    }
+}
+
+/// What is known when the INVITE arrives.
+#[derive(Clone, Debug)]
+pub struct CallStart<'a> {
+    pub call_id: &'a str,
+    pub caller: &'a str,
+    pub called: &'a str,
+    pub started_at_ms: i64,
+    pub flow: Option<&'a str>,
+    pub flow_version: Option<&'a str>,
+}
+
+/// What is known when the call is over.
+#[derive(Clone, Debug)]
+pub struct CallEnd<'a> {
+    pub ended_at_ms: i64,
+    pub reason: EndReason,
+    pub digits: &'a str,
+    /// Steps of the flow visited, in order.
+    pub path: &'a [String],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    pub id: i64,
+    pub call_id: String,
+    pub caller: String,
+    pub called: String,
+    pub started_at_ms: i64,
+    pub answered_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    pub digits: String,
+    pub flow: Option<String>,
+    pub flow_version: Option<String>,
+    /// Steps visited, space separated.
+    pub path: String,
+}
+
+pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path";
+
+impl CallRecord {
+    /// One CSV line (RFC 4180 quoting), columns as in `CSV_HEADER`.
+    pub fn to_csv(&self) -> String {
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        [
+            self.id.to_string(),
+            csv_field(&self.call_id),
+            csv_field(&self.caller),
+            csv_field(&self.called),
+            self.started_at_ms.to_string(),
+            opt(self.answered_at_ms),
+            opt(self.ended_at_ms),
+            csv_field(self.end_reason.as_deref().unwrap_or("")),
+            csv_field(&self.digits),
+            csv_field(self.flow.as_deref().unwrap_or("")),
+            csv_field(self.flow_version.as_deref().unwrap_or("")),
+            csv_field(&self.path),
+        ]
+        .join(",")
+    }
+}
+
+/// Quotes a field when it holds a comma, quote or line break; caller IDs come from the
+/// network and may hold anything. A leading `=+-@` is prefixed with `'` so a spreadsheet
+/// never runs it as a formula.
+fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) && !v[1..].chars().all(|c| c.is_ascii_digit()) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("+36301234567"), "+36301234567");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("x\ny"), "\"x\ny\"");
+    }
+}
+
+/// The columns of `CallRecord`, as a literal so queries built on it stay literals.
+macro_rules! select_call {
+    () => {
+        "SELECT id, call_id, caller, called, started_at, answered_at, ended_at, \
+         end_reason, digits, flow, flow_version, path FROM calls"
+    };
+}
+
+impl Store {
+    /// Records a new call and returns its id.
+    pub async fn insert_call(&self, call: &CallStart<'_>) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO calls (call_id, caller, called, started_at, flow, flow_version) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(call.call_id)
+        .bind(call.caller)
+        .bind(call.called)
+        .bind(call.started_at_ms)
+        .bind(call.flow)
+        .bind(call.flow_version)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub async fn set_call_answered(&self, id: i64, answered_at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET answered_at = $1 WHERE id = $2")
+            .bind(answered_at_ms)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Completes the record; a call already finished keeps its first end.
+    pub async fn finish_call(&self, id: i64, end: &CallEnd<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4 \
+             WHERE id = $5 AND ended_at IS NULL",
+        )
+        .bind(end.ended_at_ms)
+        .bind(end.reason.as_str())
+        .bind(end.digits)
+        .bind(end.path.join(" "))
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Closes records left open by a crash, so none stays "in progress" forever.
+    pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET ended_at = $1, end_reason = 'shutdown' WHERE ended_at IS NULL",
+        )
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn call_by_call_id(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            select_call!(),
+            " WHERE call_id = $1 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(call_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| record(&r)).transpose()
+    }
+
+    /// The newest calls first.
+    pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(concat!(select_call!(), " ORDER BY id DESC LIMIT $1"))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(record).collect()
+    }
+}
+
+fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
+    Ok(CallRecord {
+        id: r.try_get("id")?,
+        call_id: r.try_get("call_id")?,
+        caller: r.try_get("caller")?,
+        called: r.try_get("called")?,
+        started_at_ms: r.try_get("started_at")?,
+        answered_at_ms: r.try_get("answered_at")?,
+        ended_at_ms: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+        digits: r.try_get("digits")?,
+        flow: r.try_get("flow")?,
+        flow_version: r.try_get("flow_version")?,
+        path: r.try_get("path")?,
+    })
+}

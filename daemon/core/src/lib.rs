@@ -1,0 +1,9 @@
+//! hotline-core: the contact-center logic between the protocol cores and the web:
+//! the store (sqlx on SQLite/PostgreSQL), call detail records, and the IVR call that joins
+//! a caller's RTP session to a flow run. Later: queues, callbacks, chat, visual sessions.
+//!
+//! It owns no sockets and reads no clock in its call logic; the `hotline` binary drives it.
+
+pub mod cdr;
+pub mod ivr_call;
+pub mod store;

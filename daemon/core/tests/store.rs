@@ -1,0 +1,191 @@
+//! Store tests; every one runs on SQLite and on PostgreSQL.
+//!
+//! PostgreSQL comes from `HOTLINE_TEST_POSTGRES_URL` (default the local `test` database);
+//! each test works in a schema of its own that it drops afterwards. An unreachable
+//! PostgreSQL fails the test: it never passes silently.
+
+use hotline_core::cdr::{CallEnd, CallStart, EndReason};
+use hotline_core::store::Store;
+
+fn postgres_url() -> String {
+    std::env::var("HOTLINE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A PostgreSQL store in a fresh schema, and the schema's name for cleanup.
+async fn postgres_store() -> (Store, String) {
+    let schema = format!("hl_test_{:016x}", rand_u64());
+    let admin = Store::connect(&postgres_url())
+        .await
+        .expect("PostgreSQL must be reachable for the store tests (tests/run.sh starts it)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    admin.close().await;
+    let sep = if postgres_url().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url());
+    (Store::connect(&url).await.unwrap(), schema)
+}
+
+async fn drop_schema(schema: &str) {
+    let admin = Store::connect(&postgres_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    admin.close().await;
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+/// Runs `body` against a migrated SQLite store and a migrated PostgreSQL store.
+macro_rules! on_both_databases {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let store = Store::connect("sqlite::memory:").await.unwrap();
+                store.migrate().await.unwrap();
+                ($body)(store.clone()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let (store, schema) = postgres_store().await;
+                store.migrate().await.unwrap();
+                ($body)(store.clone()).await;
+                store.close().await;
+                drop_schema(&schema).await;
+            }
+        }
+    };
+}
+
+on_both_databases!(call_record_round_trip, |store: Store| async move {
+    let id = store
+        .insert_call(&CallStart {
+            call_id: "abc@192.0.2.1",
+            caller: "+36301234567",
+            called: "100",
+            started_at_ms: 1_700_000_000_000,
+            flow: Some("main"),
+            flow_version: Some("1a2b3c"),
+        })
+        .await
+        .unwrap();
+    store
+        .set_call_answered(id, 1_700_000_000_250)
+        .await
+        .unwrap();
+    let path = vec!["greeting".to_string(), "main_menu".into(), "sales".into()];
+    store
+        .finish_call(
+            id,
+            &CallEnd {
+                ended_at_ms: 1_700_000_009_000,
+                reason: EndReason::FlowHangup,
+                digits: "1",
+                path: &path,
+            },
+        )
+        .await
+        .unwrap();
+    // A second end (e.g. a late BYE) does not overwrite the first.
+    store
+        .finish_call(
+            id,
+            &CallEnd {
+                ended_at_ms: 1_700_000_010_000,
+                reason: EndReason::CallerHangup,
+                digits: "19",
+                path: &[],
+            },
+        )
+        .await
+        .unwrap();
+
+    let rec = store
+        .call_by_call_id("abc@192.0.2.1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.id, id);
+    assert_eq!(rec.caller, "+36301234567");
+    assert_eq!(rec.called, "100");
+    assert_eq!(rec.started_at_ms, 1_700_000_000_000);
+    assert_eq!(rec.answered_at_ms, Some(1_700_000_000_250));
+    assert_eq!(rec.ended_at_ms, Some(1_700_000_009_000));
+    assert_eq!(rec.end_reason.as_deref(), Some("flow_hangup"));
+    assert_eq!(rec.digits, "1");
+    assert_eq!(rec.flow.as_deref(), Some("main"));
+    assert_eq!(rec.flow_version.as_deref(), Some("1a2b3c"));
+    assert_eq!(rec.path, "greeting main_menu sales");
+});
+
+on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
+    let cancelled = store
+        .insert_call(&CallStart {
+            call_id: "c1",
+            caller: "anonymous",
+            called: "100",
+            started_at_ms: 10,
+            flow: None,
+            flow_version: None,
+        })
+        .await
+        .unwrap();
+    store
+        .finish_call(
+            cancelled,
+            &CallEnd {
+                ended_at_ms: 20,
+                reason: EndReason::Cancelled,
+                digits: "",
+                path: &[],
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .insert_call(&CallStart {
+            call_id: "c2",
+            caller: "200",
+            called: "100",
+            started_at_ms: 30,
+            flow: Some("main"),
+            flow_version: Some("v"),
+        })
+        .await
+        .unwrap();
+    // After a crash, the open record is closed at the next start.
+    assert_eq!(store.close_abandoned_calls(99).await.unwrap(), 1);
+    let recent = store.recent_calls(10).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0].call_id, "c2", "newest first");
+    assert_eq!(recent[0].end_reason.as_deref(), Some("shutdown"));
+    assert_eq!(recent[0].ended_at_ms, Some(99));
+    assert_eq!(recent[1].answered_at_ms, None);
+    assert_eq!(recent[1].end_reason.as_deref(), Some("cancelled"));
+});
+
+on_both_databases!(migrations_are_idempotent, |store: Store| async move {
+    store.migrate().await.unwrap();
+    assert!(store.recent_calls(1).await.unwrap().is_empty());
+});

@@ -1,0 +1,376 @@
+//! Settings: `config/hotline.toml` (every key optional), then environment overrides.
+//! A bad value stops start-up with a message that names the setting.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("setting {setting}: {message} (got {value:?})")]
+    Invalid {
+        setting: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+/// The settings as read from the file; every field has its documented default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    sip: SipFile,
+    rtp: RtpFile,
+    http: HttpFile,
+    store: StoreFile,
+    flows: FlowsFile,
+    service: ServiceFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SipFile {
+    listen: Option<String>,
+    public_ip: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RtpFile {
+    ports: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct HttpFile {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StoreFile {
+    state_dir: Option<String>,
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FlowsFile {
+    dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ServiceFile {
+    drain_secs: Option<u64>,
+}
+
+/// The effective settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub sip_listen: SocketAddr,
+    /// Address written into SDP and Contact; `None`: the address the SIP socket answers on.
+    pub public_ip: Option<IpAddr>,
+    pub http_listen: SocketAddr,
+    pub database_url: String,
+    pub state_dir: PathBuf,
+    pub flows_dir: PathBuf,
+    pub rtp_ports: (u16, u16),
+    /// No RTP from the caller for this long ends the call; zero turns detection off.
+    pub rtp_timeout: Duration,
+    /// How long calls in progress may go on after SIGTERM before they get BYE.
+    pub drain_timeout: Duration,
+}
+
+/// Where settings come from besides the file, so tests can pass their own.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Reads `path` (when given; a missing explicit file is an error) and applies overrides.
+    pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: describe_toml_error(&text, &e),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Config::resolve(file, env)
+    }
+
+    fn resolve(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
+        // Environment first, then the file, then the default; the name reported is the one
+        // the value came from.
+        let pick = |env_name: &'static str,
+                    file_name: &'static str,
+                    file_value: Option<String>,
+                    default: &str| {
+            match env.var(env_name) {
+                Some(v) => (env_name, v),
+                None => (file_name, file_value.unwrap_or_else(|| default.to_string())),
+            }
+        };
+
+        let (name, v) = pick(
+            "HOTLINE_SIP_LISTEN",
+            "sip.listen",
+            file.sip.listen,
+            "0.0.0.0:5060",
+        );
+        let sip_listen = parse_socket_addr(name, &v)?;
+        let (name, v) = pick(
+            "HOTLINE_HTTP_LISTEN",
+            "http.listen",
+            file.http.listen,
+            "127.0.0.1:8080",
+        );
+        let http_listen = parse_socket_addr(name, &v)?;
+
+        let (name, v) = pick("HOTLINE_PUBLIC_IP", "sip.public_ip", file.sip.public_ip, "");
+        let public_ip = if v.is_empty() {
+            None
+        } else {
+            let ip: IpAddr = v
+                .parse()
+                .map_err(|_| invalid(name, &v, "not an IP address"))?;
+            if ip.is_unspecified() {
+                return Err(invalid(
+                    name,
+                    &v,
+                    "must be an address callers can reach, not 0.0.0.0",
+                ));
+            }
+            Some(ip)
+        };
+
+        let default_state = env
+            .var("STATE_DIRECTORY")
+            .unwrap_or_else(|| "./var".to_string());
+        let (name, v) = pick(
+            "HOTLINE_STATE_DIR",
+            "store.state_dir",
+            file.store.state_dir,
+            &default_state,
+        );
+        if v.trim().is_empty() {
+            return Err(invalid(name, &v, "must not be empty"));
+        }
+        let state_dir = PathBuf::from(v);
+
+        let (name, v) = pick(
+            "HOTLINE_DATABASE_URL",
+            "store.database_url",
+            file.store.database_url,
+            "",
+        );
+        let database_url = if v.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                state_dir.join("hotline.db").display()
+            )
+        } else {
+            hotline_core::store::Backend::from_url(&v).map_err(|_| {
+                invalid(
+                    name,
+                    &hotline_core::store::redact(&v),
+                    "use sqlite://FILE or postgres://…",
+                )
+            })?;
+            v
+        };
+
+        let (name, v) = pick(
+            "HOTLINE_FLOWS_DIR",
+            "flows.dir",
+            file.flows.dir,
+            "./ivr-flows",
+        );
+        if v.trim().is_empty() {
+            return Err(invalid(name, &v, "must not be empty"));
+        }
+        let flows_dir = PathBuf::from(v);
+
+        let (name, v) = pick(
+            "HOTLINE_RTP_PORTS",
+            "rtp.ports",
+            file.rtp.ports,
+            "20000-29999",
+        );
+        let rtp_ports = parse_port_range(name, &v)?;
+
+        let rtp_timeout = Duration::from_secs(file.rtp.timeout_secs.unwrap_or(30));
+        let drain_timeout = Duration::from_secs(file.service.drain_secs.unwrap_or(30));
+
+        Ok(Config {
+            sip_listen,
+            public_ip,
+            http_listen,
+            database_url,
+            state_dir,
+            flows_dir,
+            rtp_ports,
+            rtp_timeout,
+            drain_timeout,
+        })
+    }
+}
+
+fn invalid(setting: &'static str, value: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        value: value.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn parse_socket_addr(setting: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse()
+        .map_err(|_| invalid(setting, v, "expected IP:PORT, e.g. 0.0.0.0:5060"))
+}
+
+/// `LOW-HIGH`, both even-aligned in use (RTP takes even ports), at least two ports.
+fn parse_port_range(setting: &'static str, v: &str) -> Result<(u16, u16), ConfigError> {
+    let bad = |m: &str| invalid(setting, v, m);
+    let (lo, hi) = v
+        .split_once('-')
+        .ok_or_else(|| bad("expected LOW-HIGH, e.g. 20000-29999"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| bad("LOW is not a port number"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| bad("HIGH is not a port number"))?;
+    if lo < 1024 || hi <= lo {
+        return Err(bad("need 1024 <= LOW < HIGH"));
+    }
+    Ok((lo, hi))
+}
+
+/// `line:col: message` for a TOML error, so admins find the spot.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{line}:{col}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+    fn env(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
+        FakeEnv(pairs.iter().copied().collect())
+    }
+    fn from_toml(text: &str, e: &FakeEnv) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).unwrap();
+        Config::resolve(file, e)
+    }
+
+    #[test]
+    fn defaults_run_offline() {
+        let c = from_toml("", &env(&[])).unwrap();
+        assert_eq!(c.sip_listen, "0.0.0.0:5060".parse().unwrap());
+        assert_eq!(c.http_listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.state_dir, PathBuf::from("./var"));
+        assert_eq!(c.database_url, "sqlite://./var/hotline.db?mode=rwc");
+        assert_eq!(c.flows_dir, PathBuf::from("./ivr-flows"));
+        assert_eq!(c.rtp_ports, (20000, 29999));
+        assert_eq!(c.public_ip, None);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = from_toml(
+            "[sip]\nlisten = \"127.0.0.1:5070\"\n[rtp]\nports = \"30000-30100\"\n",
+            &env(&[
+                ("HOTLINE_SIP_LISTEN", "127.0.0.1:5080"),
+                ("HOTLINE_PUBLIC_IP", "192.0.2.7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sip_listen, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(c.rtp_ports, (30000, 30100));
+        assert_eq!(c.public_ip, Some("192.0.2.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn systemd_state_directory_is_the_default_state_dir() {
+        let c = from_toml("", &env(&[("STATE_DIRECTORY", "/var/lib/hotline")])).unwrap();
+        assert_eq!(
+            c.database_url,
+            "sqlite:///var/lib/hotline/hotline.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases = [
+            ("HOTLINE_SIP_LISTEN", "5060"),
+            ("HOTLINE_HTTP_LISTEN", "localhost:80"),
+            ("HOTLINE_RTP_PORTS", "30000"),
+            ("HOTLINE_RTP_PORTS", "30000-20000"),
+            ("HOTLINE_PUBLIC_IP", "example"),
+            ("HOTLINE_DATABASE_URL", "mysql://u:pw@h/db"),
+        ];
+        for (name, value) in cases {
+            let err = from_toml("", &env(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+            assert!(!err.contains("pw@"), "password leaked: {err}");
+        }
+        let err = from_toml("[rtp]\nports = \"1-2\"\n", &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("setting rtp.ports:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_position() {
+        let text = "[sip]\nlisten = \"0.0.0.0:5060\"\nlistne = \"x\"\n";
+        let e = toml::from_str::<FileConfig>(text).unwrap_err();
+        let msg = describe_toml_error(text, &e);
+        assert!(msg.starts_with("3:1:"), "{msg}");
+        assert!(msg.contains("listne"), "{msg}");
+    }
+}

@@ -1,0 +1,322 @@
+//! `hotline`: the contact-center daemon and its admin commands.
+//!
+//! This binary wires sockets, timers and signals to the sans-IO cores (hotline-sip,
+//! hotline-media, hotline-ivr) and the store (hotline-core). Protocol logic lives there.
+
+mod call;
+mod config;
+mod metrics;
+mod net;
+mod sip_driver;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use hotline_core::ivr_call::PromptLibrary;
+use hotline_core::store::{Store, redact};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::call::{Calls, LoadedFlows};
+use crate::config::{Config, ProcessEnv};
+
+#[derive(Parser)]
+#[command(
+    name = "hotline",
+    version,
+    about = "Contact-center daemon: SIP/RTP IVR, callbacks, operator console"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (SIP, RTP, HTTP).
+    Serve {
+        /// Settings file; without it the defaults apply (see config/hotline.toml).
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Create or upgrade the database schema and exit.
+    Migrate {
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the newest call detail records as CSV (newest first).
+    Calls {
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// How many records.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOTLINE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hotline: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve(config.as_deref()).await,
+            Command::Migrate { config } => migrate(config.as_deref()).await,
+            Command::Calls { config, limit } => print_calls(config.as_deref(), limit).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("hotline: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Store, String> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+            format!(
+                "creating state directory {}: {e}",
+                config.state_dir.display()
+            )
+        })?;
+    }
+    let store = Store::connect(&config.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+async fn migrate(config_path: Option<&Path>) -> Result<(), String> {
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    store.close().await;
+    println!("migrated {}", redact(&config.database_url));
+    Ok(())
+}
+
+async fn print_calls(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let calls = store.recent_calls(limit).await.map_err(|e| e.to_string())?;
+    store.close().await;
+    println!("{}", hotline_core::cdr::CSV_HEADER);
+    for c in calls {
+        println!("{}", c.to_csv());
+    }
+    Ok(())
+}
+
+/// Loads every flow and the prompts they name; any error keeps the caller's old set.
+fn load_flows(dir: &Path) -> Result<LoadedFlows, String> {
+    let set = hotline_ivr::load_dir(dir).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let mut prompts = PromptLibrary::new();
+    let mut problems = Vec::new();
+    for name in set.prompt_names() {
+        match hotline_media::wav::load_prompt(&set.prompt_path(&name)) {
+            Ok(p) => {
+                prompts.insert(name, p);
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    Ok(LoadedFlows {
+        set,
+        prompts: Arc::new(prompts),
+    })
+}
+
+async fn serve(config_path: Option<&Path>) -> Result<(), String> {
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let prometheus = metrics::install()?;
+
+    let store = open_store(&config).await?;
+    let closed = store
+        .close_abandoned_calls(call::unix_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    if closed > 0 {
+        warn!("closed {closed} call records left open by an earlier run");
+    }
+    let flows = load_flows(&config.flows_dir)
+        .map_err(|e| format!("flows in {}:\n{e}", config.flows_dir.display()))?;
+    info!(
+        flows_version = flows.set.version(),
+        prompts = flows.prompts.len(),
+        "flows loaded"
+    );
+
+    let sockets = sip_driver::SipSockets::bind(config.sip_listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "binding SIP on {} (setting HOTLINE_SIP_LISTEN): {e}",
+                config.sip_listen
+            )
+        })?;
+    let sip_port = sockets.udp.local_addr().map_err(|e| e.to_string())?.port();
+    let http = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "binding HTTP on {} (setting HOTLINE_HTTP_LISTEN): {e}",
+                config.http_listen
+            )
+        })?;
+
+    let local = net::LocalAddress::new(config.public_ip, config.sip_listen.ip());
+    let endpoint = hotline_sip::Endpoint::new(hotline_sip::EndpointConfig {
+        advertised: std::net::SocketAddr::new(local.primary(), sip_port),
+        user_agent: format!("Hotline/{}", env!("CARGO_PKG_VERSION")),
+        ..Default::default()
+    });
+
+    let (sip, sip_inputs) = sip_driver::channel();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let calls = Arc::new(Calls {
+        store: store.clone(),
+        flows: RwLock::new(Arc::new(flows)),
+        sip: sip.clone(),
+        rtp_ports: net::RtpPorts::new(config.sip_listen.ip(), config.rtp_ports),
+        local,
+        rtp_timeout: config.rtp_timeout,
+        shutdown: shutdown_rx,
+        active: Default::default(),
+    });
+    let udp = sockets.udp.clone();
+    sip_driver::spawn_readers(sockets, sip.clone());
+    let sip_task = tokio::spawn(sip_driver::run(endpoint, udp, sip_inputs, calls.clone()));
+
+    let health = Arc::new(hotline_web::Health::default());
+    health.set_sip_bound();
+    health.set_store_ready();
+    let app = hotline_web::router(health.clone(), Arc::new(move || prometheus.render()));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, app).await {
+            error!("http server: {e}");
+        }
+    });
+
+    info!(sip = %config.sip_listen, sip_port, http = %config.http_listen,
+          database = %redact(&config.database_url), "hotline ready");
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    spawn_watchdog();
+
+    wait_for_shutdown(&config, &calls).await;
+
+    // Drain: refuse new calls, let calls in progress finish, then BYE the rest.
+    health.set_draining();
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    sip.command(sip_driver::SipCommand::Drain).await;
+    let drain_until = Instant::now() + config.drain_timeout;
+    info!(
+        active = calls.active_calls(),
+        drain_secs = config.drain_timeout.as_secs(),
+        "draining"
+    );
+    while calls.active_calls() > 0 && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = shutdown_tx.send(true);
+    // Give the last BYEs and CDR writes a moment to go out.
+    let grace = Instant::now() + Duration::from_secs(2);
+    while calls.active_calls() > 0 && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sip_task.abort();
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads the flows meanwhile.
+async fn wait_for_shutdown(config: &Config, calls: &Calls) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        error!("cannot install signal handlers; stopping");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM"); return; }
+            _ = int.recv() => { info!("SIGINT"); return; }
+            _ = hup.recv() => {
+                // systemd wants the monotonic time with RELOADING=1.
+                match sd_notify::NotifyState::monotonic_usec_now() {
+                    Ok(now) => notify_systemd(&[sd_notify::NotifyState::Reloading, now]),
+                    Err(_) => notify_systemd(&[sd_notify::NotifyState::Reloading]),
+                }
+                match load_flows(&config.flows_dir) {
+                    Ok(flows) => {
+                        info!(flows_version = flows.set.version(), "flows reloaded");
+                        if let Ok(mut current) = calls.flows.write() {
+                            *current = Arc::new(flows);
+                        }
+                    }
+                    // A bad file never replaces a good set.
+                    Err(e) => error!("reload refused, keeping the running flows:\n{e}"),
+                }
+                notify_systemd(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(states)
+    {
+        warn!("sd_notify: {e}");
+    }
+}
+
+/// Pings systemd's watchdog at half its interval from the runtime, so a wedged runtime
+/// stops pinging and gets restarted.
+fn spawn_watchdog() {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let every = interval / 2;
+    tokio::spawn(async move {
+        loop {
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            tokio::time::sleep(every).await;
+        }
+    });
+}

@@ -1,0 +1,44 @@
+//! Metric names in one place, and the Prometheus recorder.
+
+use hotline_core::cdr::EndReason;
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const ACTIVE_CALLS: &str = "hotline_active_calls";
+pub const CALLS_TOTAL: &str = "hotline_calls_total";
+pub const RTP_PACKETS_SENT: &str = "hotline_rtp_packets_sent_total";
+pub const RTP_PACKETS_RECEIVED: &str = "hotline_rtp_packets_received_total";
+pub const SIP_REQUESTS: &str = "hotline_sip_requests_total";
+pub const SIP_RESPONSES: &str = "hotline_sip_responses_total";
+pub const SIP_PARSE_ERRORS: &str = "hotline_sip_parse_errors_total";
+
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("metrics recorder: {e}"))?;
+    // Present from the first scrape, so dashboards see zeros rather than gaps.
+    gauge!(ACTIVE_CALLS).set(0.0);
+    for reason in EndReason::ALL {
+        counter!(CALLS_TOTAL, "reason" => reason.as_str()).absolute(0);
+    }
+    counter!(RTP_PACKETS_SENT).absolute(0);
+    counter!(RTP_PACKETS_RECEIVED).absolute(0);
+    Ok(handle)
+}
+
+/// Copies the SIP endpoint's counters (it is sans-IO and keeps its own).
+pub fn export_sip_stats(stats: &hotline_sip::SipStats) {
+    for (method, n) in &stats.requests_in {
+        counter!(SIP_REQUESTS, "direction" => "in", "method" => method.clone()).absolute(*n);
+    }
+    for (method, n) in &stats.requests_out {
+        counter!(SIP_REQUESTS, "direction" => "out", "method" => method.clone()).absolute(*n);
+    }
+    for (class, n) in &stats.responses_in {
+        counter!(SIP_RESPONSES, "direction" => "in", "class" => class.clone()).absolute(*n);
+    }
+    for (class, n) in &stats.responses_out {
+        counter!(SIP_RESPONSES, "direction" => "out", "class" => class.clone()).absolute(*n);
+    }
+    counter!(SIP_PARSE_ERRORS).absolute(stats.parse_errors);
+}

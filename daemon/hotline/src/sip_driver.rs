@@ -1,0 +1,291 @@
+//! Drives the sans-IO SIP endpoint with tokio: UDP and TCP sockets in, timers, and the
+//! calls' commands; datagrams out and events to the call tasks.
+//!
+//! One task owns the `Endpoint`, so SIP state needs no locks. Socket readers and call
+//! tasks talk to it over one channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotline_sip::{CallHandle, Endpoint, Event, Peer, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::call::{CallEvent, Calls};
+
+/// What reaches the SIP task.
+pub enum SipInput {
+    /// A UDP datagram, or one whole message framed from a TCP stream.
+    Message {
+        from: Peer,
+        data: Vec<u8>,
+    },
+    TcpOpened {
+        peer: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    TcpClosed {
+        peer: SocketAddr,
+    },
+    Command(SipCommand),
+}
+
+/// What a call task asks of the endpoint.
+pub enum SipCommand {
+    Ringing(CallHandle),
+    Answer(CallHandle, String),
+    Reject(CallHandle, u16),
+    Hangup(CallHandle),
+    Drain,
+}
+
+/// The handle call tasks use to reach the SIP task.
+#[derive(Clone)]
+pub struct SipHandle(mpsc::Sender<SipInput>);
+
+impl SipHandle {
+    pub async fn command(&self, cmd: SipCommand) {
+        // The SIP task outlives every call; a send error only happens at exit.
+        let _ = self.0.send(SipInput::Command(cmd)).await;
+    }
+}
+
+/// Largest UDP datagram we accept; bigger ones are truncated by the kernel and then
+/// fail to parse (a 400 or a drop), which is what RFC 3261 asks.
+const MAX_DATAGRAM: usize = 65_535;
+
+pub struct SipSockets {
+    pub udp: Arc<UdpSocket>,
+    pub tcp: TcpListener,
+}
+
+impl SipSockets {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<SipSockets> {
+        let udp = Arc::new(UdpSocket::bind(addr).await?);
+        // TCP on the same port; with port 0 take the port UDP got.
+        let tcp_addr = SocketAddr::new(addr.ip(), udp.local_addr()?.port());
+        let tcp = TcpListener::bind(tcp_addr).await?;
+        Ok(SipSockets { udp, tcp })
+    }
+}
+
+pub fn channel() -> (SipHandle, mpsc::Receiver<SipInput>) {
+    let (tx, rx) = mpsc::channel(4096);
+    (SipHandle(tx), rx)
+}
+
+/// Starts the socket readers; they stop when the SIP task is gone.
+pub fn spawn_readers(sockets: SipSockets, sip: SipHandle) {
+    let udp = sockets.udp.clone();
+    let tx = sip.0.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            match udp.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    let msg = SipInput::Message {
+                        from: Peer {
+                            transport: Transport::Udp,
+                            addr: from,
+                        },
+                        data: buf[..n].to_vec(),
+                    };
+                    if tx.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                // ICMP errors from earlier sends surface here on Linux; keep reading.
+                Err(e) => debug!("sip udp recv: {e}"),
+            }
+        }
+    });
+    let tx = sip.0;
+    tokio::spawn(async move {
+        loop {
+            match sockets.tcp.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(tcp_connection(stream, peer, tx.clone()));
+                }
+                Err(e) => {
+                    warn!("sip tcp accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn tcp_connection(stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<SipInput>) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+    if tx
+        .send(SipInput::TcpOpened {
+            peer,
+            writer: out_tx,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let write_task = tokio::spawn(async move {
+        while let Some(data) = out_rx.recv().await {
+            if writer.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = hotline_sip::msg::StreamFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        loop {
+            match framer.next_message() {
+                Ok(Some(data)) => {
+                    let from = Peer {
+                        transport: Transport::Tcp,
+                        addr: peer,
+                    };
+                    if tx.send(SipInput::Message { from, data }).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // A stream we can't frame can't be resynchronised: close it.
+                    info!("sip tcp {peer}: {e}; closing");
+                    break 'read;
+                }
+            }
+        }
+    }
+    write_task.abort();
+    let _ = tx.send(SipInput::TcpClosed { peer }).await;
+}
+
+/// The SIP task: owns the endpoint until the input channel closes.
+pub async fn run(
+    mut endpoint: Endpoint,
+    udp: Arc<UdpSocket>,
+    mut inputs: mpsc::Receiver<SipInput>,
+    calls: Arc<Calls>,
+) {
+    let mut tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut call_tasks: HashMap<CallHandle, mpsc::Sender<CallEvent>> = HashMap::new();
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    let far_future = Duration::from_secs(3600);
+
+    loop {
+        let deadline = endpoint
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + far_future);
+        tokio::select! {
+            input = inputs.recv() => {
+                let Some(input) = input else { break };
+                let now = Instant::now();
+                match input {
+                    SipInput::Message { from, data } => endpoint.handle_input(now, from, &data),
+                    SipInput::TcpOpened { peer, writer } => { tcp.insert(peer, writer); }
+                    SipInput::TcpClosed { peer } => { tcp.remove(&peer); }
+                    SipInput::Command(cmd) => match cmd {
+                        SipCommand::Ringing(call) => endpoint.ringing(now, call),
+                        SipCommand::Answer(call, sdp) => endpoint.answer(now, call, &sdp),
+                        SipCommand::Reject(call, status) => endpoint.reject(now, call, status),
+                        SipCommand::Hangup(call) => endpoint.hangup(now, call),
+                        SipCommand::Drain => endpoint.set_draining(true),
+                    },
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                endpoint.handle_timeout(Instant::now());
+            }
+            _ = stats_tick.tick() => {
+                crate::metrics::export_sip_stats(endpoint.stats());
+                continue;
+            }
+        }
+
+        while let Some(t) = endpoint.poll_transmit() {
+            match t.to.transport {
+                Transport::Udp => {
+                    if let Err(e) = udp.send_to(&t.data, t.to.addr).await {
+                        debug!("sip udp send to {}: {e}", t.to.addr);
+                    }
+                }
+                Transport::Tcp => match tcp.get(&t.to.addr) {
+                    Some(w) => {
+                        if w.try_send(t.data).is_err() {
+                            debug!("sip tcp {}: send queue full or closed", t.to.addr);
+                        }
+                    }
+                    None => debug!("sip tcp {}: connection gone, message dropped", t.to.addr),
+                },
+            }
+        }
+
+        while let Some(event) = endpoint.poll_event() {
+            match event {
+                Event::IncomingCall {
+                    call,
+                    call_id,
+                    caller,
+                    caller_name: _,
+                    called,
+                    offer,
+                    source,
+                } => {
+                    let (tx, rx) = mpsc::channel(64);
+                    call_tasks.insert(call, tx);
+                    let setup = crate::call::CallSetup {
+                        handle: call,
+                        call_id,
+                        caller,
+                        called,
+                        offer,
+                        source,
+                    };
+                    tokio::spawn(crate::call::run(calls.clone(), setup, rx));
+                }
+                Event::CallAcked { call } => forward(&mut call_tasks, call, CallEvent::Acked),
+                Event::CallCancelled { call } => {
+                    forward(&mut call_tasks, call, CallEvent::Cancelled);
+                    call_tasks.remove(&call);
+                }
+                Event::ReInvite { call, offer } => {
+                    forward(&mut call_tasks, call, CallEvent::ReInvite(offer))
+                }
+                Event::Dtmf { call, digit, .. } => {
+                    forward(&mut call_tasks, call, CallEvent::Dtmf(digit))
+                }
+                Event::CallEnded { call, reason } => {
+                    forward(&mut call_tasks, call, CallEvent::Ended(reason));
+                    call_tasks.remove(&call);
+                }
+            }
+        }
+        // Call tasks that finished on their own (flow hangup) dropped their receivers.
+        if call_tasks.len() > 64 && call_tasks.len() > 2 * endpoint.active_calls() {
+            call_tasks.retain(|_, tx| !tx.is_closed());
+        }
+    }
+}
+
+fn forward(
+    tasks: &mut HashMap<CallHandle, mpsc::Sender<CallEvent>>,
+    call: CallHandle,
+    event: CallEvent,
+) {
+    if let Some(tx) = tasks.get(&call)
+        && tx.try_send(event).is_err()
+    {
+        debug!("call {call:?}: task gone or busy, event dropped");
+    }
+}

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The one test command (README and .ci/run call it).
+#   1. installs what the tests need when missing (sip-tester, tcpdump, curl; PostgreSQL running)
+#   2. builds everything once (release profile: the SIPp and RTP tests are about timing)
+#   3. runs the unit and store tests (SQLite and PostgreSQL)
+#   4. runs SIPp scenarios against daemons it starts on loopback
+# Exits non-zero when anything failed; the last line counts the SIPp checks.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/tests/out
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+say() { printf '\n== %s\n' "$*"; }
+
+# --- 1. what the tests need -------------------------------------------------------------
+apt_updated=
+need_pkg() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  command -v "$1" >/dev/null 2>&1 || { echo "could not install $2"; exit 1; }
+}
+say "tools"
+need_pkg sipp sip-tester
+need_pkg tcpdump tcpdump
+need_pkg curl curl
+need_pkg python3 python3
+need_pkg pg_isready postgresql-client
+PCAPS=/usr/share/sip-tester
+[ -f "$PCAPS/dtmf_2833_1.pcap" ] || { echo "sip-tester pcaps missing in $PCAPS"; exit 1; }
+
+export HOTLINE_TEST_POSTGRES_URL=${HOTLINE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432"; exit 1; }
+
+# --- 2. build once ----------------------------------------------------------------------
+say "build"
+cargo build --release --workspace --all-targets --locked || exit 1
+HOTLINE=$ROOT/target/release/hotline
+
+# --- 3. unit and store tests ------------------------------------------------------------
+say "unit and store tests"
+unit_status=0
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --release --workspace --locked --no-fail-fast || unit_status=1
+else
+  cargo test --release --workspace --locked --no-fail-fast || unit_status=1
+fi
+
+# --- 4. SIPp against the daemon ---------------------------------------------------------
+say "SIPp scenarios"
+passed=0
+failed=0
+check() { # name, then the command that must succeed
+  local name=$1; shift
+  if "$@" >"$OUT/$name.log" 2>&1; then
+    passed=$((passed + 1)); echo "PASS $name"
+  else
+    failed=$((failed + 1)); echo "FAIL $name (log: tests/out/$name.log)"; tail -n 25 "$OUT/$name.log" | sed 's/^/    /'
+  fi
+}
+
+SIP_PORT=15060
+HTTP_PORT=18080
+SIPP_PORT=15070
+MEDIA_PORT=16000
+
+# start_daemon NAME [extra config lines]: a daemon on loopback with its own state dir.
+start_daemon() {
+  local name=$1 extra=${2:-}
+  local dir=$OUT/$name
+  mkdir -p "$dir"
+  cp -r "$ROOT/ivr-flows" "$dir/flows"
+  cp "$ROOT"/tests/sipp/flows/*.toml "$dir/flows/"
+  printf '[rtp]\nports = "31000-31999"\n%s\n' "$extra" >"$dir/hotline.toml"
+  export HOTLINE_SIP_LISTEN=127.0.0.1:$SIP_PORT HOTLINE_HTTP_LISTEN=127.0.0.1:$HTTP_PORT \
+    HOTLINE_STATE_DIR=$dir/state HOTLINE_FLOWS_DIR=$dir/flows HOTLINE_DATABASE_URL=
+  "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
+  DAEMON_PID=$!
+  DAEMON_DIR=$dir
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz")" = 200 ] && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "daemon $name did not become healthy:"; cat "$dir/daemon.log"; return 1
+}
+
+stop_daemon() {
+  kill -TERM "$DAEMON_PID" 2>/dev/null
+  wait "$DAEMON_PID" 2>/dev/null
+}
+
+# The newest CDR of the daemon in $DAEMON_DIR, as CSV.
+last_call() { "$HOTLINE" calls --config "$DAEMON_DIR/hotline.toml" --limit 1 | tail -n 1; }
+
+sipp_run() { # scenario-or-builtin service [sipp args...]
+  local scen=$1 service=$2; shift 2
+  local sf=(-sf "$scen"); [ "$scen" = uac ] && sf=(-sn uac)
+  sipp "${sf[@]}" -s "$service" 127.0.0.1:$SIP_PORT -i 127.0.0.1 -p $SIPP_PORT \
+    -mi 127.0.0.1 -mp $MEDIA_PORT -nostdin -timeout 60s -timeout_error -max_recv_loops 1000 \
+    -trace_err -error_file "$OUT/sipp-errors.log" "$@"
+}
+
+prompt_ms() { python3 -c "import wave,sys; w=wave.open(sys.argv[1]); print(w.getnframes()*1000//w.getframerate())" "$1"; }
+
+caller_presses() { # digit expected-step other-step
+  local digit=$1 step=$2 other=$3
+  local pause=$(( $(prompt_ms "$ROOT/ivr-flows/prompts/welcome.wav") + 800 ))
+  local scen=$OUT/caller_presses_$digit.xml
+  sed -e "s/@DIGIT@/$digit/g" -e "s/@PAUSE_MS@/$pause/g" -e "s#@PCAPS@#$PCAPS#g" \
+    "$ROOT/tests/sipp/caller_presses_digit.xml.in" >"$scen"
+  local cap=$OUT/rtp_$digit.pcap
+  tcpdump -i lo -U -w "$cap" "udp and dst port $MEDIA_PORT" 2>/dev/null &
+  local tcpdump_pid=$!
+  sleep 0.5
+  sipp_run "$scen" 100 -m 1
+  local rc=$?
+  sleep 0.3; kill -INT $tcpdump_pid; wait $tcpdump_pid 2>/dev/null
+  [ $rc = 0 ] || { echo "sipp exit $rc"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  # id,call_id,caller,called,started,answered,ended,end_reason,digits,flow,version,path
+  IFS=, read -r _ _ caller called _ answered _ reason digits flow _ path <<<"$cdr"
+  [ "$caller" = "+36301234567" ] && [ "$called" = 100 ] && [ -n "$answered" ] || { echo "CDR caller/called/answer wrong"; return 1; }
+  [ "$digits" = "$digit" ] || { echo "CDR digits '$digits', expected '$digit'"; return 1; }
+  [ "$reason" = flow_hangup ] || { echo "CDR end reason '$reason', expected flow_hangup"; return 1; }
+  case " $path " in *" $step "*) ;; *) echo "path '$path' lacks step $step"; return 1 ;; esac
+  case " $path " in *" $other "*) echo "path '$path' took step $other too"; return 1 ;; esac
+  python3 "$ROOT/tests/sipp/heard.py" "$cap" $MEDIA_PORT pcma \
+    --heard "$ROOT/ivr-flows/prompts/welcome.wav" "$ROOT/ivr-flows/prompts/$step.wav" "$ROOT/ivr-flows/prompts/goodbye.wav" \
+    --not-heard "$ROOT/ivr-flows/prompts/$other.wav"
+}
+
+cancelled() {
+  sipp_run "$ROOT/tests/sipp/cancel_before_answer.xml" 200 -m 1 || return 1
+  sleep 0.3
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  IFS=, read -r _ _ _ called _ answered _ reason _ <<<"$cdr"
+  [ "$called" = 200 ] && [ -z "$answered" ] && [ "$reason" = cancelled ]
+}
+
+metrics_exposed() {
+  local m; m=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics") || return 1
+  echo "$m" | grep -E '^hotline_(active_calls|calls_total|rtp_packets|sip_)' 
+  echo "$m" | grep -q '^hotline_active_calls 0' &&
+  echo "$m" | grep -Eq '^hotline_calls_total\{reason="flow_hangup"\} [1-9]' &&
+  echo "$m" | grep -Eq '^hotline_rtp_packets_sent_total [1-9]' &&
+  echo "$m" | grep -Eq '^hotline_rtp_packets_received_total [1-9]' &&
+  echo "$m" | grep -Eq '^hotline_sip_requests_total\{direction="in",method="INVITE"\} [1-9]' &&
+  echo "$m" | grep -Eq '^hotline_sip_responses_total\{direction="out",class="2xx"\} [1-9]'
+}
+
+dead_call_gets_bye() {
+  sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 100 -m 1 || return 1
+  sleep 0.3
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  IFS=, read -r _ _ _ _ _ _ _ reason _ <<<"$cdr"
+  [ "$reason" = rtp_timeout ]
+}
+
+drain_on_sigterm() {
+  sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 100 -m 1 >"$OUT/drain-call.log" 2>&1 &
+  local call=$!
+  sleep 1.5
+  kill -TERM "$DAEMON_PID"
+  sleep 0.3
+  local code; code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz")
+  echo "healthz while draining: $code"; [ "$code" = 503 ] || return 1
+  SIPP_PORT=15072 MEDIA_PORT=16010 sipp_run "$ROOT/tests/sipp/refused_while_draining.xml" 100 -m 1 || { echo "new call not refused with 503"; return 1; }
+  wait $call || { echo "call in progress did not get BYE:"; cat "$OUT/drain-call.log"; return 1; }
+  wait "$DAEMON_PID"; local rc=$?
+  echo "daemon exit status $rc"; [ $rc = 0 ] || return 1
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  IFS=, read -r _ _ _ _ _ _ _ reason _ <<<"$cdr"
+  [ "$reason" = shutdown ]
+}
+
+if start_daemon main; then
+  check options_udp sipp_run "$ROOT/tests/sipp/options.xml" 100 -m 1
+  check options_tcp sipp_run "$ROOT/tests/sipp/options.xml" 100 -m 1 -t t1
+  check uac_udp_10_calls sipp_run uac 100 -m 10 -r 5 -d 1500
+  check uac_tcp_10_calls sipp_run uac 100 -m 10 -r 5 -d 1500 -t t1
+  check caller_presses_1_hears_sales caller_presses 1 sales support
+  check caller_presses_2_hears_support caller_presses 2 support sales
+  check cancel_before_answer cancelled
+  check metrics_exposed metrics_exposed
+  stop_daemon
+else
+  failed=$((failed + 1)); echo "FAIL daemon_start"
+fi
+
+if start_daemon deadcall 'timeout_secs = 2'; then
+  check dead_call_gets_bye dead_call_gets_bye
+  stop_daemon
+else
+  failed=$((failed + 1)); echo "FAIL daemon_start_deadcall"
+fi
+
+if start_daemon drain "timeout_secs = 0
+[service]
+drain_secs = 2"; then
+  check drain_on_sigterm drain_on_sigterm
+else
+  failed=$((failed + 1)); echo "FAIL daemon_start_drain"
+fi
+
+echo
+[ $unit_status = 0 ] || echo "unit tests: FAILED (see above)"
+echo "sipp: $passed passed, $failed failed"
+[ $unit_status = 0 ] && [ $failed = 0 ]

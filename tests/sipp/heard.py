@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""What did the caller hear? Reads a tcpdump capture of the daemon's RTP towards the
+caller, joins the payloads in sequence order, and checks which prompts are in it.
+
+usage: heard.py CAPTURE.pcap CALLER_MEDIA_PORT CODEC(pcma|pcmu) --heard a.wav ... --not-heard b.wav ...
+
+The prompts are encoded with Python's own G.711 (audioop, an implementation we did not
+write), and a 200 ms stretch from the middle of each must appear byte for byte in what was
+sent: that is what the caller's phone would have played.
+"""
+import struct
+import sys
+import warnings
+import wave
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+import audioop  # noqa: E402  (Python 3.11 on this machine; removed only in 3.13)
+
+
+def rtp_payloads(path, dst_port):
+    data = open(path, "rb").read()
+    magic = struct.unpack("<I", data[:4])[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    link_len = {1: 14, 113: 16, 0: 4}.get(linktype)
+    if link_len is None:
+        sys.exit(f"unsupported capture link type {linktype}")
+    off, packets = 24, []
+    while off + 16 <= len(data):
+        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        ip = pkt[link_len:]
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 0x0F) * 4:]
+        if len(udp) < 8 or struct.unpack(">H", udp[2:4])[0] != dst_port:
+            continue
+        rtp = udp[8:]
+        if len(rtp) < 12 or rtp[0] >> 6 != 2:
+            continue
+        cc = rtp[0] & 0x0F
+        seq = struct.unpack(">H", rtp[2:4])[0]
+        packets.append((seq, rtp[1] & 0x7F, rtp[12 + 4 * cc:]))
+    return packets
+
+
+def encoded_middle(wav_path, codec):
+    with wave.open(wav_path, "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2), wav_path
+        pcm = w.readframes(w.getnframes())
+    enc = audioop.lin2alaw(pcm, 2) if codec == "pcma" else audioop.lin2ulaw(pcm, 2)
+    mid = len(enc) // 2
+    return enc[mid - 800:mid + 800]
+
+
+def main():
+    args = sys.argv[1:]
+    cap, port, codec = args[0], int(args[1]), args[2]
+    heard, not_heard, mode = [], [], None
+    for a in args[3:]:
+        if a in ("--heard", "--not-heard"):
+            mode = a
+        elif mode == "--heard":
+            heard.append(a)
+        else:
+            not_heard.append(a)
+    packets = rtp_payloads(cap, port)
+    pt = 8 if codec == "pcma" else 0
+    audio_packets = [p for p in packets if p[1] == pt]
+    if not audio_packets:
+        print(f"heard: no RTP with payload type {pt} to port {port} in {cap}")
+        return 1
+    # Sequence order, unwrapping the 16-bit counter from the first packet.
+    first = audio_packets[0][0]
+    audio_packets.sort(key=lambda p: (p[0] - first) % 65536)
+    stream = b"".join(p[2] for p in audio_packets)
+    print(f"heard: {len(audio_packets)} packets, {len(stream) / 8000:.2f} s of audio")
+    ok = True
+    for w in heard:
+        if encoded_middle(w, codec) in stream:
+            print(f"heard: {w}: heard")
+        else:
+            print(f"heard: {w}: NOT heard, but should have been")
+            ok = False
+    for w in not_heard:
+        if encoded_middle(w, codec) in stream:
+            print(f"heard: {w}: heard, but should not have been")
+            ok = False
+        else:
+            print(f"heard: {w}: not heard, as expected")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+//! hotline-web: the HTTP side of Hotline. For now the operational endpoints —
+//! `GET /healthz` for load balancers and systemd checks, `GET /metrics` for Prometheus.
+//! The operator console, customer pages and chat widget are served from here later.
+//!
+//! It owns no telephony state: what it reports comes in through `Health` and the metrics
+//! renderer the binary hands over.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+/// Readiness as the daemon sees it; set by the binary, read by `/healthz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    sip_bound: AtomicBool,
+    store_ready: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Health {
+    pub fn set_sip_bound(&self) {
+        self.sip_bound.store(true, Ordering::Release);
+    }
+    pub fn set_store_ready(&self) {
+        self.store_ready.store(true, Ordering::Release);
+    }
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// 200 once SIP is bound and the store is migrated; 503 before, and while draining.
+    fn status(&self) -> (StatusCode, &'static str) {
+        if self.draining.load(Ordering::Acquire) {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        } else if !self.sip_bound.load(Ordering::Acquire) {
+            (StatusCode::SERVICE_UNAVAILABLE, "starting: SIP not bound\n")
+        } else if !self.store_ready.load(Ordering::Acquire) {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting: store not migrated\n",
+            )
+        } else {
+            (StatusCode::OK, "ok\n")
+        }
+    }
+}
+
+/// Renders the Prometheus text exposition.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    health: Arc<Health>,
+    metrics: MetricsRenderer,
+}
+
+pub fn router(health: Arc<Health>, metrics: MetricsRenderer) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .with_state(AppState { health, metrics })
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    state.health.status()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        (state.metrics)(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get_status(app: &Router, path: &str) -> StatusCode {
+        app.clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn healthz_follows_readiness_and_draining() {
+        let health = Arc::new(Health::default());
+        let app = router(
+            health.clone(),
+            Arc::new(|| "hotline_active_calls 0\n".into()),
+        );
+        assert_eq!(
+            get_status(&app, "/healthz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set_sip_bound();
+        assert_eq!(
+            get_status(&app, "/healthz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set_store_ready();
+        assert_eq!(get_status(&app, "/healthz").await, StatusCode::OK);
+        health.set_draining();
+        assert_eq!(
+            get_status(&app, "/healthz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(get_status(&app, "/metrics").await, StatusCode::OK);
+        assert_eq!(get_status(&app, "/nope").await, StatusCode::NOT_FOUND);
+    }
+}
