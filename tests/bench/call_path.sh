@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# Call-path benchmark for Hotline (not part of tests/run.sh). Loopback only.
+#
+#   (a) call rate: SIPp's built-in uac at a high target rate for RATE_SECS against SIPp's
+#       own built-in uas, then against Hotline (example flows); successful calls per
+#       second, failed calls, and the ratio Hotline/uas.
+#   (b) concurrency: for each N in NS, a fresh Hotline whose bench flow ("900") plays a
+#       120 s prompt; N calls from SIPp (tests/bench/bench_call.xml) whose SDP points the
+#       daemon's RTP at one rtp-meter port; once all N are up, the meter measures the
+#       packet intervals for METER_SECS while the daemon's CPU and RSS are sampled.
+#
+# Prints a final table and the targets. Logs, stats and state: tests/bench/out/ (not
+# tests/out/, which tests/run.sh wipes when it starts).
+# Knobs (environment): NS="100 500 1000 2000" CALL_RATE=1000 RATE_SECS=20 SETUP_RATE=200
+#   METER_SECS=15 WARMUP_SECS=1, and the ports below.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=$ROOT/tests/bench/out
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+NS=${NS:-"100 500 1000 2000"}
+CALL_RATE=${CALL_RATE:-1000}
+RATE_SECS=${RATE_SECS:-20}
+SETUP_RATE=${SETUP_RATE:-200}
+METER_SECS=${METER_SECS:-15}
+WARMUP_SECS=${WARMUP_SECS:-1}
+# Hotline's RTP range is 20000-29999; nothing else may live there.
+RTP_PORTS=20000-29999
+SIP_PORT=${SIP_PORT:-35060}      # Hotline SIP (UDP+TCP)
+HTTP_PORT=${HTTP_PORT:-38080}    # Hotline /healthz, /metrics
+UAS_PORT=${UAS_PORT:-35070}      # SIPp uas (reference server)
+UAS_MEDIA=${UAS_MEDIA:-36100}    # its media port (and +2)
+UAC_PORT=${UAC_PORT:-35080}      # SIPp caller
+UAC_MEDIA=${UAC_MEDIA:-36000}    # its media port (and +2): far from the meter's
+METER_PORT=${METER_PORT:-40000}  # rtp-meter: every call's RTP lands here
+
+say() { printf '\n== %s\n' "$*"; }
+note() { printf '   %s\n' "$*"; }
+
+# --- cleanup: every process this script starts is in PIDS ------------------------------
+PIDS=()
+RMEM_FILE=/proc/sys/net/core/rmem_default
+RMEM_SAVED=$(cat "$RMEM_FILE" 2>/dev/null || true)
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  [ -n "$RMEM_SAVED" ] && echo "$RMEM_SAVED" >"$RMEM_FILE" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+forget() { # pid: no longer ours to clean up
+  local p keep=()
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+# --- tools and build --------------------------------------------------------------------
+apt_updated=
+need_pkg() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  command -v "$1" >/dev/null 2>&1 || { echo "could not install $2"; exit 1; }
+}
+need_pkg sipp sip-tester
+need_pkg curl curl
+need_pkg python3 python3
+
+# Each call holds one RTP socket in the daemon; SIPp and the daemon need room.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+say "build"
+cargo build --release -p hotline -p hotline-rtp-meter || exit 1
+HOTLINE=$ROOT/target/release/hotline
+METER=$ROOT/target/release/rtp-meter
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+echo "machine: $(nproc) cores, $(uname -r); $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1); ulimit -n $(ulimit -n)"
+echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')"
+
+# --- the daemon -------------------------------------------------------------------------
+# start_daemon NAME [bench]: a Hotline on loopback with its own state dir (SQLite) and a
+# copy of the example flows; with "bench", also the bench flow and its 120 s prompt.
+start_daemon() {
+  local name=$1 bench=${2:-}
+  local dir=$OUT/$name
+  mkdir -p "$dir"
+  cp -r "$ROOT/ivr-flows" "$dir/flows"
+  if [ -n "$bench" ]; then
+    cp "$OUT/bench.wav" "$dir/flows/prompts/bench.wav"
+    cat >"$dir/flows/bench.toml" <<'EOF'
+# Benchmark flow: one long prompt, then hang up.
+name = "bench"
+numbers = ["900"]
+start = "play"
+
+[steps.play]
+type = "play"
+prompts = ["bench"]
+next = "bye"
+
+[steps.bye]
+type = "hangup"
+EOF
+  fi
+  # Everything in the file (so `hotline calls --config` finds the same store); no
+  # HOTLINE_* variable from the caller's environment may override it.
+  cat >"$dir/hotline.toml" <<EOF
+[sip]
+listen = "127.0.0.1:$SIP_PORT"
+[rtp]
+ports = "$RTP_PORTS"
+timeout_secs = 0
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+[store]
+state_dir = "$dir/state"
+database_url = ""
+[flows]
+dir = "$dir/flows"
+[service]
+drain_secs = 1
+EOF
+  hotline_env "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
+  DAEMON_PID=$!
+  PIDS+=("$DAEMON_PID")
+  DAEMON_DIR=$dir
+  local _
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz")" = 200 ] && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "daemon $name did not become healthy:"; cat "$dir/daemon.log"; return 1
+}
+
+# SIGTERM, then wait for the drain (drain_secs = 1) and exit; report what happened.
+stop_daemon() {
+  kill -TERM "$DAEMON_PID" 2>/dev/null
+  local i rc
+  for i in $(seq 1 150); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$DAEMON_PID" 2>/dev/null; then
+    note "daemon did not exit 15 s after SIGTERM; killing it"
+    kill -KILL "$DAEMON_PID" 2>/dev/null
+  fi
+  wait "$DAEMON_PID" 2>/dev/null; rc=$?
+  forget "$DAEMON_PID"
+  [ "$rc" = 0 ] || note "daemon exit status $rc"
+}
+
+hotline_env() { # command...: run it without any HOTLINE_* variable
+  env $(env | awk -F= '/^HOTLINE_/ {printf "-u %s ", $1}') "$@"
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+metric() { # name: value of an unlabelled metric
+  curl -s --max-time 2 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'
+}
+
+# What the daemon logged above INFO, and the call records by end reason.
+daemon_report() {
+  local log=$DAEMON_DIR/daemon.log
+  [ -f "$log" ] || { note "daemon log missing"; return; }
+  local n; n=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -cE '^[^ ]+ +(WARN|ERROR) ')
+  note "daemon log: $(wc -l <"$log") lines, $n WARN/ERROR (tests/bench/out/$(basename "$DAEMON_DIR")/daemon.log)"
+  if [ "$n" -gt 0 ]; then
+    # Grouped with numbers and call ids masked, then the first few as they are.
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^[^ ]+ +(WARN|ERROR) ' |
+      sed -E 's/^[^ ]+ +//; s/call_id=[^ ]+/call_id=…/g; s/[0-9]+(\.[0-9]+)?/N/g' | cut -c1-150 |
+      sort | uniq -c | sort -rn | head -6 | sed 's/^/      /'
+    note "first ones:"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m 3 -E '^[^ ]+ +(WARN|ERROR) ' | cut -c1-400 | sed 's/^/      /'
+  fi
+  hotline_env "$HOTLINE" calls --config "$DAEMON_DIR/hotline.toml" --limit 1000000 2>/dev/null |
+    python3 -c '
+import csv, sys, collections
+rows = list(csv.DictReader(sys.stdin))
+reasons = collections.Counter(r.get("end_reason") or "(open)" for r in rows)
+print("   call records: %d; end reasons: %s" % (len(rows), ", ".join("%s %d" % kv for kv in reasons.most_common()) or "-"))
+' 2>/dev/null || note "call records: could not read"
+}
+
+# sipp_stats FILE SECS: from a -trace_stat file, as shell assignments: the successful calls
+# per second over the first SECS seconds, and the totals at the end of the run.
+sipp_stats() {
+  python3 - "$1" "$2" <<'EOF'
+import csv, sys
+path, secs = sys.argv[1], float(sys.argv[2])
+try:
+    rows = list(csv.DictReader(open(path), delimiter=";"))
+except OSError:
+    rows = []
+if not rows:
+    print("S_RATE=0 S_OK=0 S_OK_AT=0 S_ELAPSED=0 S_FAILED=unknown S_CREATED=0 S_UNFINISHED=0 S_RETRANS=0 S_PEAK=0 S_REASONS=none")
+    sys.exit()
+epoch = lambda r, k: float(r[k].split()[-1])
+t0 = epoch(rows[0], "StartTime")
+# The row closest to SECS (SIPp stops creating calls then, but goes on until the calls in
+# flight end or time out).
+at = min(rows, key=lambda r: abs(epoch(r, "CurrentTime") - t0 - secs))
+el = max(epoch(at, "CurrentTime") - t0, 1e-9)
+ok_at = int(at["SuccessfulCall(C)"])
+last = rows[-1]
+peak = 0.0
+prev = None
+for r in rows:
+    if prev is not None:
+        dt = epoch(r, "CurrentTime") - epoch(prev, "CurrentTime")
+        if dt > 0.5:
+            peak = max(peak, (int(r["SuccessfulCall(C)"]) - int(prev["SuccessfulCall(C)"])) / dt)
+    prev = r
+reasons = [k[len("Failed"):-3] + "=" + last[k] for k in last
+           if k.startswith("Failed") and k.endswith("(C)") and k != "FailedCall(C)" and last[k] not in ("0", "")]
+print("S_RATE=%.1f S_OK=%d S_OK_AT=%d S_ELAPSED=%.1f S_FAILED=%s S_CREATED=%s S_UNFINISHED=%s S_RETRANS=%s S_PEAK=%.0f S_REASONS=%s" % (
+    ok_at / el, int(last["SuccessfulCall(C)"]), ok_at, el, last["FailedCall(C)"],
+    last["TotalCallCreated"], at["CurrentCall"], last["Retransmissions(C)"], peak,
+    ",".join(reasons) or "none"))
+EOF
+}
+
+# --- (a) call rate ----------------------------------------------------------------------
+# rate_run LABEL HOST:PORT: SIPp's uac for RATE_SECS at CALL_RATE; sets S_* (sipp_stats).
+rate_run() {
+  local label=$1 target=$2
+  local stf=$OUT/rate_$label.csv
+  timeout $((RATE_SECS + 90)) sipp -sn uac "$target" -s 100 -i 127.0.0.1 -p "$UAC_PORT" \
+    -mi 127.0.0.1 -mp "$UAC_MEDIA" -r "$CALL_RATE" -rp 1000 -l $((CALL_RATE * 5)) \
+    -timeout "${RATE_SECS}s" -nostdin -trace_stat -stf "$stf" -fd 1 \
+    -trace_err -error_file "$OUT/rate_${label}_errors.log" >"$OUT/rate_$label.log" 2>&1
+  local rc=$?
+  eval "$(sipp_stats "$stf" "$RATE_SECS")"
+  printf '   %-8s %8.1f successful calls/s over the first %ss (peak 1-s %s/s); calls created %s, successful %s, failed %s, unfinished at %ss %s, retransmissions %s; sipp exit %s\n' \
+    "$label" "$S_RATE" "$RATE_SECS" "$S_PEAK" "$S_CREATED" "$S_OK" "$S_FAILED" "$RATE_SECS" "$S_UNFINISHED" "$S_RETRANS" "$rc"
+  [ "$S_REASONS" = none ] || note "failure reasons ($label): $S_REASONS"
+}
+
+say "(a) call rate: SIPp uac, target $CALL_RATE calls/s for ${RATE_SECS}s, built-in scenarios (no pause)"
+sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -mi 127.0.0.1 -mp "$UAS_MEDIA" -nostdin \
+  >"$OUT/uas.log" 2>&1 &
+UAS_PID=$!
+PIDS+=("$UAS_PID")
+sleep 0.5
+rate_run sipp-uas "127.0.0.1:$UAS_PORT"
+UAS_RATE=$S_RATE UAS_FAILED=$S_FAILED
+kill -TERM "$UAS_PID" 2>/dev/null; wait "$UAS_PID" 2>/dev/null; forget "$UAS_PID"
+
+HL_RATE=0 HL_FAILED=unknown
+if start_daemon rate; then
+  idle=$(rss_kib "$DAEMON_PID"); t0=$(cpu_ticks "$DAEMON_PID"); s0=$(date +%s.%N)
+  rate_run hotline "127.0.0.1:$SIP_PORT"
+  HL_RATE=$S_RATE HL_FAILED=$S_FAILED
+  t1=$(cpu_ticks "$DAEMON_PID"); s1=$(date +%s.%N)
+  note "hotline: CPU $(python3 -c "print('%.0f' % (($t1-$t0)/$CLK_TCK/($s1-$s0)*100))")% of one core over the run; RSS idle $((idle / 1024)) MiB, after the run $(( $(rss_kib "$DAEMON_PID") / 1024 )) MiB; active calls after the run: $(metric hotline_active_calls)"
+  curl -s "http://127.0.0.1:$HTTP_PORT/metrics" >"$OUT/rate/metrics.txt"
+  stop_daemon
+  daemon_report
+fi
+RATIO=$(python3 -c "print('%.2f' % ($HL_RATE / $UAS_RATE if $UAS_RATE else 0))")
+echo
+echo "CALL RATE  sipp-uas: $UAS_RATE calls/s (failed $UAS_FAILED)   hotline: $HL_RATE calls/s (failed $HL_FAILED)   ratio hotline/uas: $RATIO"
+
+# --- (b) concurrency --------------------------------------------------------------------
+say "(b) concurrency: N calls at $SETUP_RATE calls/s to the bench flow, RTP to rtp-meter, ${METER_SECS}s window"
+python3 - "$OUT/bench.wav" <<'EOF'
+# 120 s, 8 kHz mono 16-bit: a 440 Hz tone with a little noise (not silence, so nothing
+# on the way can treat it as comfort noise or suppress it).
+import math, random, struct, sys, wave
+rate, secs = 8000, 120
+random.seed(1)
+one = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate) + random.randint(-500, 500)))
+               for i in range(rate))
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate)
+    w.writeframes(one * secs)
+EOF
+
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+for N in $NS; do
+  echo
+  echo "-- N=$N"
+  start_daemon "n$N" bench || { echo "{\"n\":$N,\"error\":\"daemon did not start\"}" >>"$RESULTS"; continue; }
+  sleep 1
+  idle=$(rss_kib "$DAEMON_PID")
+
+  # The meter binds first, so no packet meets a closed port. Its socket gets a large
+  # receive buffer (rmem_default, set around its start only): otherwise the kernel drops
+  # what arrives while the meter is not scheduled, and that would look like loss.
+  start_file=$OUT/n$N/start
+  [ -n "$RMEM_SAVED" ] && echo 4194304 >"$RMEM_FILE" 2>/dev/null
+  "$METER" --port "$METER_PORT" --warmup "$WARMUP_SECS" --seconds "$METER_SECS" \
+    --start-file "$start_file" --max-wait 600 --pid "$DAEMON_PID" --clk-tck "$CLK_TCK" \
+    --label "n$N" >"$OUT/n$N/meter.out" 2>"$OUT/n$N/meter.err" &
+  meter_pid=$!
+  PIDS+=("$meter_pid")
+  for _ in $(seq 1 50); do grep -q listening "$OUT/n$N/meter.err" && break; sleep 0.1; done
+  [ -n "$RMEM_SAVED" ] && echo "$RMEM_SAVED" >"$RMEM_FILE" 2>/dev/null
+
+  # Every call stays until well after the window (which ends at most ramp + 10 s +
+  # warm-up + window after the first call).
+  ramp=$(( (N + SETUP_RATE - 1) / SETUP_RATE ))
+  pause_ms=$(( (ramp + WARMUP_SECS + METER_SECS + 25) * 1000 ))
+  sipp -sf "$ROOT/tests/bench/bench_call.xml" -s 900 "127.0.0.1:$SIP_PORT" -i 127.0.0.1 \
+    -p "$UAC_PORT" -mi 127.0.0.1 -mp "$UAC_MEDIA" -key meter_port "$METER_PORT" \
+    -r "$SETUP_RATE" -rp 1000 -l "$N" -m "$N" -d "$pause_ms" -nostdin \
+    -trace_stat -stf "$OUT/n$N/sipp.csv" -fd 1 -trace_err -error_file "$OUT/n$N/sipp_errors.log" \
+    >"$OUT/n$N/sipp.log" 2>&1 &
+  sipp_pid=$!
+  PIDS+=("$sipp_pid")
+  t_start=$(date +%s.%N)
+
+  # Wait until the daemon has all N calls (or give up after ramp + 10 s).
+  up=0
+  for _ in $(seq 1 $(( (ramp + 10) * 4 ))); do
+    up=$(metric hotline_active_calls); up=${up%.*}; up=${up:-0}
+    [ "$up" -ge "$N" ] && break
+    kill -0 "$sipp_pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  t_up=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $t_start))")
+  [ "$up" -ge "$N" ] || note "only $up of $N calls up after ${t_up}s"
+  note "calls up: $up of $N after ${t_up}s; RSS idle $((idle / 1024)) MiB"
+
+  sipp_t0=$(cpu_ticks "$sipp_pid"); w0=$(date +%s.%N)
+  touch "$start_file"
+  # The meter measures the window and samples the daemon's CPU and RSS at its edges.
+  for _ in $(seq 1 $(( (WARMUP_SECS + METER_SECS + 20) * 10 ))); do
+    kill -0 "$meter_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sipp_t1=$(cpu_ticks "$sipp_pid"); w1=$(date +%s.%N)
+  kill -0 "$meter_pid" 2>/dev/null && { note "rtp-meter did not finish; killing it"; kill -KILL "$meter_pid"; }
+  wait "$meter_pid" 2>/dev/null; forget "$meter_pid"
+  sed 's/^/   /' "$OUT/n$N/meter.out" | tail -n 1
+  up_after=$(metric hotline_active_calls); up_after=${up_after%.*}
+  sipp_cpu=$(python3 -c "print('%.0f' % (($sipp_t1-$sipp_t0)/$CLK_TCK/($w1-$w0)*100))")
+  note "active calls at the end of the window: ${up_after:-?}; SIPp CPU ${sipp_cpu}% of one core"
+
+  # Let the calls end with SIPp's BYE (the pause runs out), then stop SIPp and the daemon.
+  for _ in $(seq 1 $(( (ramp + 45) * 10 ))); do
+    kill -0 "$sipp_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$sipp_pid" 2>/dev/null; then
+    note "SIPp still running after the calls' pause; killing it"
+    kill -TERM "$sipp_pid" 2>/dev/null
+  fi
+  wait "$sipp_pid" 2>/dev/null; forget "$sipp_pid"
+  eval "$(sipp_stats "$OUT/n$N/sipp.csv" 1000000)"
+  sleep 1
+  after=$(rss_kib "$DAEMON_PID")
+  note "SIPp: calls created $S_CREATED, successful $S_OK, failed $S_FAILED, retransmissions $S_RETRANS$([ "$S_REASONS" = none ] || echo "; failures: $S_REASONS")"
+  note "RSS after the calls ended: $((after / 1024)) MiB; active calls: $(metric hotline_active_calls)"
+  stop_daemon
+  daemon_report
+
+  python3 - "$OUT/n$N/meter.out" "$N" "$idle" "$after" "$S_FAILED" "$up" >>"$RESULTS" <<'EOF'
+import json, sys
+path, n, idle, after, failed, up = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+try:
+    m = json.loads(open(path).readline())
+except (OSError, ValueError):
+    m = {"error": "no meter result"}
+m.update(n=n, idle_rss_kib=idle, after_rss_kib=after, sipp_failed=failed, calls_up=up)
+print(json.dumps(m))
+EOF
+done
+
+# --- summary ----------------------------------------------------------------------------
+say "results"
+echo "CALL RATE  sipp-uas: $UAS_RATE calls/s (failed $UAS_FAILED)   hotline: $HL_RATE calls/s (failed $HL_FAILED)   ratio hotline/uas: $RATIO"
+echo
+python3 - "$RESULTS" "$RATIO" "$HL_FAILED" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ratio, hl_failed = float(sys.argv[2]), sys.argv[3]
+hdr = ("N", "streams", "p50 ms", "p99 ms", "max ms", "% out 20±2", "lost", "CPU %", "RSS MiB", "KiB/call")
+fmt = "%6s %8s %7s %7s %8s %10s %8s %6s %8s %9s"
+print(fmt % hdr)
+at1000 = None
+for r in rows:
+    if "p50_ms" not in r:
+        print(fmt % (r["n"], "-", "-", "-", "-", "-", "-", "-", "-", "-") + "   " + r.get("error", "?"))
+        continue
+    rss = r.get("pid_rss_kib") or 0
+    per_call = (rss - r["idle_rss_kib"]) / r["n"] if rss else float("nan")
+    cpu = r.get("pid_cpu_pct")
+    print(fmt % (r["n"], r["streams"], "%.2f" % r["p50_ms"], "%.2f" % r["p99_ms"], "%.2f" % r["max_ms"],
+                 "%.2f" % (100 * r["outside_share"]), "%d/%d" % (r["lost"], r["expected"]) if r["lost"] else "0",
+                 "-" if cpu is None else "%.0f" % cpu, "%.1f" % (rss / 1024), "%.1f" % per_call))
+    if r["n"] == 1000:
+        at1000 = (r["p99_ms"], per_call)
+print()
+print("targets:")
+ok = ratio >= 0.5 and hl_failed == "0"
+print("  call rate >= 50%% of SIPp-uas with 0 failed calls:  %.0f%%, %s failed  -> %s" % (100 * ratio, hl_failed, "met" if ok else "NOT met"))
+if at1000:
+    p99, kib = at1000
+    print("  N=1000 p99 within 20±2 ms:                         %.2f ms  -> %s" % (p99, "met" if 18 <= p99 <= 22 else "NOT met"))
+    print("  N=1000 RSS per call < 50 KiB:                      %.1f KiB -> %s" % (kib, "met" if kib < 50 else "NOT met"))
+else:
+    print("  N=1000 p99 within 20±2 ms, < 50 KiB RSS per call:  not measured")
+EOF
+echo
+echo "details: tests/bench/out/ (daemon logs, SIPp stats and errors, meter output, results.jsonl)"
