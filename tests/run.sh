@@ -112,13 +112,13 @@ sipp_run() { # scenario-or-builtin service [sipp args...]
 
 prompt_ms() { python3 -c "import wave,sys; w=wave.open(sys.argv[1]); print(w.getnframes()*1000//w.getframerate())" "$1"; }
 
-caller_presses() { # digit expected-step other-step
-  local digit=$1 step=$2 other=$3
+caller_presses() { # template digit expected-step other-step
+  local template=$1 digit=$2 step=$3 other=$4
   local pause=$(( $(prompt_ms "$ROOT/ivr-flows/prompts/welcome.wav") + 800 ))
-  local scen=$OUT/caller_presses_$digit.xml
+  local scen=$OUT/${template}_$digit.xml
   sed -e "s/@DIGIT@/$digit/g" -e "s/@PAUSE_MS@/$pause/g" -e "s#@PCAPS@#$PCAPS#g" \
-    "$ROOT/tests/sipp/caller_presses_digit.xml.in" >"$scen"
-  local cap=$OUT/rtp_$digit.pcap
+    "$ROOT/tests/sipp/$template.xml.in" >"$scen"
+  local cap=$OUT/rtp_${template}_$digit.pcap
   tcpdump -i lo -U -w "$cap" "udp and dst port $MEDIA_PORT" 2>/dev/null &
   local tcpdump_pid=$!
   sleep 0.5
@@ -188,8 +188,9 @@ if start_daemon main; then
   check options_tcp sipp_run "$ROOT/tests/sipp/options.xml" 100 -m 1 -t t1
   check uac_udp_10_calls sipp_run uac 100 -m 10 -r 5 -d 1500
   check uac_tcp_10_calls sipp_run uac 100 -m 10 -r 5 -d 1500 -t t1
-  check caller_presses_1_hears_sales caller_presses 1 sales support
-  check caller_presses_2_hears_support caller_presses 2 support sales
+  check caller_presses_1_hears_sales caller_presses caller_presses_digit 1 sales support
+  check caller_presses_2_hears_support caller_presses caller_presses_digit 2 support sales
+  check sip_info_2_hears_support caller_presses caller_info_digit 2 support sales
   check cancel_before_answer cancelled
   check metrics_exposed metrics_exposed
   stop_daemon

@@ -366,6 +366,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_file_states_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/hotline.toml"));
+        let shipped = Config::load(Some(path), &env(&[])).unwrap();
+        let defaults = from_toml("", &env(&[])).unwrap();
+        assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_position() {
         let text = "[sip]\nlisten = \"0.0.0.0:5060\"\nlistne = \"x\"\n";
         let e = toml::from_str::<FileConfig>(text).unwrap_err();
