@@ -129,20 +129,6 @@ fn csv_field(v: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("+36301234567"), "+36301234567");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=cmd()"), "'=cmd()");
-        assert_eq!(csv_field("x\ny"), "\"x\ny\"");
-    }
-}
-
 /// The columns of `CallRecord`, as a literal so queries built on it stay literals.
 macro_rules! select_call {
     () => {
@@ -241,4 +227,18 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
         flow_version: r.try_get("flow_version")?,
         path: r.try_get("path")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("+36301234567"), "+36301234567");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("x\ny"), "\"x\ny\"");
+    }
 }

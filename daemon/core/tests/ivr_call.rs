@@ -1,6 +1,8 @@
 //! The IVR call on a virtual clock, with the real example flow and prompts: what the
 //! caller hears, when, and what pressing a key does. Times are exact milliseconds.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

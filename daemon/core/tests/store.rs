@@ -4,6 +4,8 @@
 //! each test works in a schema of its own that it drops afterwards. An unreachable
 //! PostgreSQL fails the test: it never passes silently.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use hotline_core::cdr::{CallEnd, CallStart, EndReason};
 use hotline_core::store::Store;
 

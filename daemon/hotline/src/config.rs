@@ -367,7 +367,10 @@ mod tests {
 
     #[test]
     fn the_shipped_config_file_states_the_defaults() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/hotline.toml"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/hotline.toml"
+        ));
         let shipped = Config::load(Some(path), &env(&[])).unwrap();
         let defaults = from_toml("", &env(&[])).unwrap();
         assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
