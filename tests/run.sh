@@ -158,6 +158,36 @@ metrics_exposed() {
   echo "$m" | grep -Eq '^hotline_sip_responses_total\{direction="out",class="2xx"\} [1-9]'
 }
 
+held_and_resumed() {
+  sipp_run "$ROOT/tests/sipp/hold_and_resume.xml" 100 -m 1 || return 1
+  sleep 0.3
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  IFS=, read -r _ _ caller _ _ _ _ reason _ <<<"$cdr"
+  [ "$caller" = "+36301112222" ] && [ "$reason" = caller_hangup ]
+}
+
+# SIGHUP: a broken flow file is refused and the running flows kept; a good change is
+# taken, and the next call's CDR carries the new flow version.
+reload_on_sighup() {
+  local flows=$DAEMON_DIR/flows before after
+  sipp_run uac 100 -m 1 -d 200 || return 1
+  before=$(last_call | cut -d, -f11)
+  printf 'name = "broken"\nstart = "nowhere"\n[steps.x]\ntype = "dance"\n' >"$flows/broken.toml"
+  kill -HUP "$DAEMON_PID"; sleep 0.5
+  grep -q "reload refused" "$DAEMON_DIR/daemon.log" || { echo "broken flow not refused"; return 1; }
+  grep "broken.toml:" "$DAEMON_DIR/daemon.log" | head -3
+  sipp_run uac 100 -m 1 -d 200 || { echo "no call after a refused reload"; return 1; }
+  [ "$(last_call | cut -d, -f11)" = "$before" ] || { echo "version changed on a refused reload"; return 1; }
+  rm "$flows/broken.toml"
+  printf '\n# edited by the reload test\n' >>"$flows/main.toml"
+  kill -HUP "$DAEMON_PID"; sleep 0.5
+  grep -q "flows reloaded" "$DAEMON_DIR/daemon.log" || { echo "good flows not reloaded"; return 1; }
+  sipp_run uac 100 -m 1 -d 200 || return 1
+  after=$(last_call | cut -d, -f11)
+  echo "flow version before $before, after $after"
+  [ -n "$after" ] && [ "$after" != "$before" ]
+}
+
 dead_call_gets_bye() {
   sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 100 -m 1 || return 1
   sleep 0.3
@@ -192,6 +222,8 @@ if start_daemon main; then
   check caller_presses_2_hears_support caller_presses caller_presses_digit 2 support sales
   check sip_info_2_hears_support caller_presses caller_info_digit 2 support sales
   check cancel_before_answer cancelled
+  check hold_and_resume held_and_resumed
+  check reload_on_sighup reload_on_sighup
   check metrics_exposed metrics_exposed
   stop_daemon
 else

@@ -78,9 +78,7 @@ fn parse_args() -> Result<Args, String> {
         if flag == "--help" || flag == "-h" {
             return Err(String::new());
         }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = |what: &str| format!("{flag}: {what} expected, got {value:?}");
         match flag.as_str() {
             "--port" => args.port = value.parse().map_err(|_| bad("a port"))?,
@@ -247,8 +245,8 @@ impl Meter {
             st.in_window += 1;
             let t = &mut self.totals;
             t.packets += 1;
-            let iv = u64::try_from(now.duration_since(st.last_arrival).as_micros())
-                .unwrap_or(u64::MAX);
+            let iv =
+                u64::try_from(now.duration_since(st.last_arrival).as_micros()).unwrap_or(u64::MAX);
             let bucket = usize::try_from(iv / BUCKET_US).map_or(BUCKETS, |b| b.min(BUCKETS));
             if let Some(slot) = self.hist.get_mut(bucket) {
                 *slot += 1;
@@ -308,7 +306,11 @@ impl Meter {
             return 0;
         }
         // Rank of the wanted sample, 1-based; exact for the counts we see (< 2^53).
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
         let mut seen = 0;
         for (i, n) in self.hist.iter().enumerate() {
@@ -344,7 +346,11 @@ fn rss_kib(pid: &str) -> Option<u64> {
 
 /// The kernel's drop counter of our socket (receive buffer full), from /proc/net/udp.
 fn socket_drops(local: SocketAddr) -> Option<u64> {
-    let file = if local.is_ipv4() { "/proc/net/udp" } else { "/proc/net/udp6" };
+    let file = if local.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
     let table = std::fs::read_to_string(file).ok()?;
     let port = format!(":{:04X}", local.port());
     let mut drops = None;
@@ -502,7 +508,11 @@ fn main() -> ExitCode {
     let lost_share = ratio(t.lost, expected);
     // A stream is short when it delivered under 90% of the packets a full window holds
     // (calls that started or ended inside the window are short too).
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
     let full = (secs * 1e6 / args.ptime_us as f64 * 0.9) as u64;
     let short = meter
         .streams
@@ -568,7 +578,10 @@ fn main() -> ExitCode {
         (Some(c), Some(r)) => {
             #[allow(clippy::cast_precision_loss)]
             let mib = r as f64 / 1024.0;
-            format!("; pid {} CPU {c:.1}% RSS {mib:.1} MiB", pid.as_deref().unwrap_or(""))
+            format!(
+                "; pid {} CPU {c:.1}% RSS {mib:.1} MiB",
+                pid.as_deref().unwrap_or("")
+            )
         }
         _ => String::new(),
     };
@@ -577,7 +590,11 @@ fn main() -> ExitCode {
          p99 {:.2} p99.9 {:.2} max {:.2} ms; outside {:.1}±{:.1} ms: {:.3}%; lost {}/{expected} \
          ({:.3}%), reordered {}, duplicates {}, seq jumps {}; jitter mean {jitter_mean_ms:.2} \
          max {jitter_max_ms:.2} ms; meter socket drops {}{cpu_text}; meter CPU {}%",
-        if args.label.is_empty() { String::new() } else { format!(" [{}]", args.label) },
+        if args.label.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", args.label)
+        },
         meter.streams_in_window,
         t.packets,
         ms(p50),
