@@ -210,7 +210,7 @@ async fn serve(
             return Outcome::rejected();
         }
     };
-    let Some(socket) = calls.rtp_ports.bind() else {
+    let Some((socket, rtcp)) = calls.rtp_ports.bind() else {
         warn!(call_id = %setup.call_id, "no free RTP port in the configured range");
         sip.command(SipCommand::Reject(setup.handle, 503)).await;
         return Outcome::rejected();
@@ -263,6 +263,7 @@ async fn serve(
     let mut rtp_reported = Counts::default();
     let mut next_report = now + Duration::from_secs(1);
     let mut buf = [0u8; 2048];
+    let mut rtcp_buf = [0u8; 1500];
 
     let reason = loop {
         send_due(&socket, &mut ivr).await;
@@ -287,6 +288,14 @@ async fn serve(
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
                     ivr.handle_rtp(Instant::now(), from, &buf[..n]);
+                }
+            }
+            // RTCP is not interpreted, but it shows the caller is still there (e.g. on hold).
+            r = rtcp.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, from)) = r
+                    && hotline_media::rtp::is_rtcp(&rtcp_buf[..n])
+                {
+                    ivr.handle_rtp(Instant::now(), from, &rtcp_buf[..n]);
                 }
             }
             ev = events.recv() => match ev {

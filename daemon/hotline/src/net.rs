@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::net::UdpSocket;
 
-/// Hands out RTP ports (even ones, RTP convention) from the configured range. A port is
-/// free when it binds; the socket's drop releases it. A rotating cursor keeps a port that
+/// Hands out RTP/RTCP port pairs (even RTP port, RTCP on the next odd one) from the
+/// configured range. A pair is free when both bind; dropping the sockets releases it. A rotating cursor keeps a port that
 /// was just released from being reused at once, so late packets of an old call don't land
 /// in a new one.
 pub struct RtpPorts {
@@ -29,21 +29,26 @@ impl RtpPorts {
         }
     }
 
-    /// A socket bound to a free even port, or `None` when the range is exhausted.
-    pub fn bind(&self) -> Option<UdpSocket> {
+    /// Sockets bound to a free pair (RTP, RTCP), or `None` when the range is exhausted.
+    pub fn bind(&self) -> Option<(UdpSocket, UdpSocket)> {
         for _ in 0..self.count {
             let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % self.count;
             let Ok(port) = u16::try_from(u32::from(self.low) + slot * 2) else {
                 continue;
             };
-            if let Ok(sock) = StdUdpSocket::bind(SocketAddr::new(self.bind_ip, port))
-                && sock.set_nonblocking(true).is_ok()
-                && let Ok(sock) = UdpSocket::from_std(sock)
+            if let Some(rtp) = self.bind_one(port)
+                && let Some(rtcp) = port.checked_add(1).and_then(|p| self.bind_one(p))
             {
-                return Some(sock);
+                return Some((rtp, rtcp));
             }
         }
         None
+    }
+
+    fn bind_one(&self, port: u16) -> Option<UdpSocket> {
+        let sock = StdUdpSocket::bind(SocketAddr::new(self.bind_ip, port)).ok()?;
+        sock.set_nonblocking(true).ok()?;
+        UdpSocket::from_std(sock).ok()
     }
 }
 
@@ -109,19 +114,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn rtp_ports_are_even_and_in_range_and_run_out() {
-        let pool = RtpPorts::new("127.0.0.1".parse().unwrap(), (40101, 40106));
+    async fn rtp_ports_are_pairs_in_range_and_run_out() {
+        let pool = RtpPorts::new("127.0.0.1".parse().unwrap(), (40101, 40107));
+        let port = |pair: &(UdpSocket, UdpSocket)| {
+            (
+                pair.0.local_addr().unwrap().port(),
+                pair.1.local_addr().unwrap().port(),
+            )
+        };
         let a = pool.bind().unwrap();
         let b = pool.bind().unwrap();
         let c = pool.bind().unwrap();
-        let ports: Vec<u16> = [&a, &b, &c]
-            .iter()
-            .map(|s| s.local_addr().unwrap().port())
-            .collect();
-        assert_eq!(ports, vec![40102, 40104, 40106]);
+        assert_eq!(
+            [port(&a), port(&b), port(&c)],
+            [(40102, 40103), (40104, 40105), (40106, 40107)]
+        );
         assert!(pool.bind().is_none(), "range exhausted");
         drop(b);
-        assert_eq!(pool.bind().unwrap().local_addr().unwrap().port(), 40104);
+        let b = pool.bind().unwrap();
+        assert_eq!(port(&b), (40104, 40105));
+        // A pair whose RTCP port someone else holds is skipped.
+        drop(a);
+        let _squatter = StdUdpSocket::bind("127.0.0.1:40103").unwrap();
+        assert!(pool.bind().is_none());
     }
 
     #[test]

@@ -458,7 +458,7 @@ pub fn build_packet(
 
 /// RTCP multiplexed on the RTP port (RFC 5761 §4): version 2 and a packet
 /// type of 192–223, which RTP payload types 64–95 would collide with.
-fn is_rtcp(data: &[u8]) -> bool {
+pub fn is_rtcp(data: &[u8]) -> bool {
     match data {
         [b0, b1, ..] => b0 >> 6 == 2 && (192..=223).contains(b1),
         _ => false,
