@@ -5,6 +5,7 @@
 
 mod call;
 mod config;
+mod flows;
 mod metrics;
 mod net;
 mod sip_driver;
@@ -15,12 +16,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use hotline_core::ivr_call::PromptLibrary;
 use hotline_core::store::{Store, redact};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::call::{Calls, LoadedFlows};
+use crate::call::Calls;
 use crate::config::{Config, ProcessEnv};
 
 #[derive(Parser)]
@@ -131,34 +131,6 @@ async fn print_calls(config_path: Option<&Path>, limit: i64) -> Result<(), Strin
     Ok(())
 }
 
-/// Loads every flow and the prompts they name; any error keeps the caller's old set.
-fn load_flows(dir: &Path) -> Result<LoadedFlows, String> {
-    let set = hotline_ivr::load_dir(dir).map_err(|errors| {
-        errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
-    let mut prompts = PromptLibrary::new();
-    let mut problems = Vec::new();
-    for name in set.prompt_names() {
-        match hotline_media::wav::load_prompt(&set.prompt_path(&name)) {
-            Ok(p) => {
-                prompts.insert(name, p);
-            }
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems.join("\n"));
-    }
-    Ok(LoadedFlows {
-        set,
-        prompts: Arc::new(prompts),
-    })
-}
-
 async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let prometheus = metrics::install()?;
@@ -171,7 +143,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     if closed > 0 {
         warn!("closed {closed} call records left open by an earlier run");
     }
-    let flows = load_flows(&config.flows_dir)
+    let flows = flows::load(&config.flows_dir)
         .map_err(|e| format!("flows in {}:\n{e}", config.flows_dir.display()))?;
     info!(
         flows_version = flows.set.version(),
@@ -263,8 +235,9 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs until SIGTERM or SIGINT; SIGHUP reloads the flows meanwhile.
+/// Runs until SIGTERM or SIGINT; SIGHUP and file changes reload the flows meanwhile.
 async fn wait_for_shutdown(config: &Config, calls: &Calls) {
+    let (mut flow_changes, _watcher) = flows::watch(&config.flows_dir);
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -284,18 +257,10 @@ async fn wait_for_shutdown(config: &Config, calls: &Calls) {
                     Ok(now) => notify_systemd(&[sd_notify::NotifyState::Reloading, now]),
                     Err(_) => notify_systemd(&[sd_notify::NotifyState::Reloading]),
                 }
-                match load_flows(&config.flows_dir) {
-                    Ok(flows) => {
-                        info!(flows_version = flows.set.version(), "flows reloaded");
-                        if let Ok(mut current) = calls.flows.write() {
-                            *current = Arc::new(flows);
-                        }
-                    }
-                    // A bad file never replaces a good set.
-                    Err(e) => error!("reload refused, keeping the running flows:\n{e}"),
-                }
+                flows::reload(calls, &config.flows_dir, "SIGHUP");
                 notify_systemd(&[sd_notify::NotifyState::Ready]);
             }
+            Some(()) = flow_changes.recv() => flows::reload(calls, &config.flows_dir, "file change"),
         }
     }
 }
