@@ -128,7 +128,7 @@ caller_presses() { # template digit expected-step other-step
   [ $rc = 0 ] || { echo "sipp exit $rc"; return 1; }
   local cdr; cdr=$(last_call); echo "CDR: $cdr"
   # id,call_id,caller,called,started,answered,ended,end_reason,digits,flow,version,path
-  IFS=, read -r _ _ caller called _ answered _ reason digits flow _ path <<<"$cdr"
+  IFS=, read -r _ _ caller called _ answered _ reason digits flow _ path _ <<<"$cdr"
   [ "$caller" = "+36301234567" ] && [ "$called" = 100 ] && [ -n "$answered" ] || { echo "CDR caller/called/answer wrong"; return 1; }
   [ "$digits" = "$digit" ] || { echo "CDR digits '$digits', expected '$digit'"; return 1; }
   [ "$reason" = flow_hangup ] || { echo "CDR end reason '$reason', expected flow_hangup"; return 1; }

@@ -83,6 +83,8 @@ echo "machine: $(nproc) cores, $(uname -r); $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]
 echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')"
 
 # --- the daemon -------------------------------------------------------------------------
+# `env` without any HOTLINE_* variable of the caller's environment.
+read -ra CLEAN_ENV <<<"env $(env | awk -F= '/^HOTLINE_/ {printf "-u %s ", $1}')"
 # start_daemon NAME [bench]: a Hotline on loopback with its own state dir (SQLite) and a
 # copy of the example flows; with "bench", also the bench flow and its 120 s prompt.
 start_daemon() {
@@ -125,7 +127,12 @@ dir = "$dir/flows"
 [service]
 drain_secs = 1
 EOF
-  hotline_env "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
+  if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$HTTP_PORT/healthz"; then
+    echo "something already answers on 127.0.0.1:$HTTP_PORT (an older daemon?); not starting $name"
+    return 1
+  fi
+  # A plain command, so $! is the daemon itself (env execs it).
+  "${CLEAN_ENV[@]}" "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")
   DAEMON_DIR=$dir
@@ -155,9 +162,6 @@ stop_daemon() {
   [ "$rc" = 0 ] || note "daemon exit status $rc"
 }
 
-hotline_env() { # command...: run it without any HOTLINE_* variable
-  env $(env | awk -F= '/^HOTLINE_/ {printf "-u %s ", $1}') "$@"
-}
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -179,7 +183,7 @@ daemon_report() {
     note "first ones:"
     sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m 3 -E '^[^ ]+ +(WARN|ERROR) ' | cut -c1-400 | sed 's/^/      /'
   fi
-  hotline_env "$HOTLINE" calls --config "$DAEMON_DIR/hotline.toml" --limit 1000000 2>/dev/null |
+  "${CLEAN_ENV[@]}" "$HOTLINE" calls --config "$DAEMON_DIR/hotline.toml" --limit 1000000 2>/dev/null |
     python3 -c '
 import csv, sys, collections
 rows = list(csv.DictReader(sys.stdin))

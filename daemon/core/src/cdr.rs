@@ -70,6 +70,8 @@ pub struct CallEnd<'a> {
     pub digits: &'a str,
     /// Steps of the flow visited, in order.
     pub path: &'a [String],
+    /// Variables and tags the flow set, as a JSON object.
+    pub variables: &'a str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,9 +89,11 @@ pub struct CallRecord {
     pub flow_version: Option<String>,
     /// Steps visited, space separated.
     pub path: String,
+    /// Variables and tags the flow set, as a JSON object.
+    pub variables: String,
 }
 
-pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path";
+pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path,variables";
 
 impl CallRecord {
     /// One CSV line (RFC 4180 quoting), columns as in `CSV_HEADER`.
@@ -108,6 +112,7 @@ impl CallRecord {
             csv_field(self.flow.as_deref().unwrap_or("")),
             csv_field(self.flow_version.as_deref().unwrap_or("")),
             csv_field(&self.path),
+            csv_field(&self.variables),
         ]
         .join(",")
     }
@@ -133,7 +138,7 @@ fn csv_field(v: &str) -> String {
 macro_rules! select_call {
     () => {
         "SELECT id, call_id, caller, called, started_at, answered_at, ended_at, \
-         end_reason, digits, flow, flow_version, path FROM calls"
+         end_reason, digits, flow, flow_version, path, variables FROM calls"
     };
 }
 
@@ -167,13 +172,14 @@ impl Store {
     /// Completes the record; a call already finished keeps its first end.
     pub async fn finish_call(&self, id: i64, end: &CallEnd<'_>) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4 \
-             WHERE id = $5 AND ended_at IS NULL",
+            "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4, \
+             variables = $5 WHERE id = $6 AND ended_at IS NULL",
         )
         .bind(end.ended_at_ms)
         .bind(end.reason.as_str())
         .bind(end.digits)
         .bind(end.path.join(" "))
+        .bind(end.variables)
         .bind(id)
         .execute(self.pool())
         .await?;
@@ -226,6 +232,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
         flow: r.try_get("flow")?,
         flow_version: r.try_get("flow_version")?,
         path: r.try_get("path")?,
+        variables: r.try_get("variables")?,
     })
 }
 

@@ -105,6 +105,7 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
                 reason: EndReason::FlowHangup,
                 digits: "1",
                 path: &path,
+                variables: r#"{"lang":"hu"}"#,
             },
         )
         .await
@@ -118,6 +119,7 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
                 reason: EndReason::CallerHangup,
                 digits: "19",
                 path: &[],
+                variables: "{}",
             },
         )
         .await
@@ -139,6 +141,31 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
     assert_eq!(rec.flow.as_deref(), Some("main"));
     assert_eq!(rec.flow_version.as_deref(), Some("1a2b3c"));
     assert_eq!(rec.path, "greeting main_menu sales");
+    assert_eq!(rec.variables, r#"{"lang":"hu"}"#);
+});
+
+on_both_databases!(callback_requests_are_kept, |store: Store| async move {
+    use hotline_core::callback::{NewCallbackRequest, RequestSource};
+    for (number, at) in [("+36301234567", 100), ("+36209876543", 200)] {
+        store
+            .insert_callback_request(&NewCallbackRequest {
+                number,
+                queue: Some("support"),
+                promise: Some("promise_30min"),
+                source: RequestSource::Ivr,
+                call_id: Some("c@x"),
+                requested_at_ms: at,
+            })
+            .await
+            .unwrap();
+    }
+    let got = store.recent_callback_requests(10).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].number, "+36209876543", "newest first");
+    assert_eq!(got[1].queue.as_deref(), Some("support"));
+    assert_eq!(got[1].promise.as_deref(), Some("promise_30min"));
+    assert_eq!(got[1].source, "ivr");
+    assert_eq!(got[1].requested_at_ms, 100);
 });
 
 on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
@@ -161,6 +188,7 @@ on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
                 reason: EndReason::Cancelled,
                 digits: "",
                 path: &[],
+                variables: "{}",
             },
         )
         .await

@@ -158,6 +158,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
                     reason: outcome.reason,
                     digits: &outcome.digits,
                     path: &outcome.path,
+                    variables: &outcome.variables,
                 },
             )
             .await
@@ -170,6 +171,8 @@ struct Outcome {
     reason: EndReason,
     digits: String,
     path: Vec<String>,
+    /// Variables the flow set, as a JSON object.
+    variables: String,
 }
 
 impl Outcome {

@@ -1,0 +1,90 @@
+//! Callback requests as the IVR records them. The callbacks issue builds the shared
+//! missed-calls list (one entry per number, claims, attempts) on top of this record.
+
+use sqlx::Row;
+
+use crate::store::{Store, StoreError};
+
+/// Where a request came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestSource {
+    /// A `callback` step in a flow.
+    Ivr,
+}
+
+impl RequestSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestSource::Ivr => "ivr",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackRequest {
+    pub id: i64,
+    pub number: String,
+    pub queue: Option<String>,
+    /// What the caller was told about when to expect the call (the promise prompt).
+    pub promise: Option<String>,
+    pub source: String,
+    pub call_id: Option<String>,
+    pub requested_at_ms: i64,
+}
+
+pub struct NewCallbackRequest<'a> {
+    pub number: &'a str,
+    pub queue: Option<&'a str>,
+    pub promise: Option<&'a str>,
+    pub source: RequestSource,
+    pub call_id: Option<&'a str>,
+    pub requested_at_ms: i64,
+}
+
+impl Store {
+    pub async fn insert_callback_request(
+        &self,
+        r: &NewCallbackRequest<'_>,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO callback_requests (number, queue, promise, source, call_id, requested_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(r.number)
+        .bind(r.queue)
+        .bind(r.promise)
+        .bind(r.source.as_str())
+        .bind(r.call_id)
+        .bind(r.requested_at_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Newest first.
+    pub async fn recent_callback_requests(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<CallbackRequest>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, number, queue, promise, source, call_id, requested_at \
+             FROM callback_requests ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallbackRequest {
+                    id: r.try_get("id")?,
+                    number: r.try_get("number")?,
+                    queue: r.try_get("queue")?,
+                    promise: r.try_get("promise")?,
+                    source: r.try_get("source")?,
+                    call_id: r.try_get("call_id")?,
+                    requested_at_ms: r.try_get("requested_at")?,
+                })
+            })
+            .collect()
+    }
+}
