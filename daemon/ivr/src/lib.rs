@@ -1,22 +1,39 @@
 //! IVR flows for Hotline: admins keep call flows as TOML files in a
 //! directory (see `ivr-flows/README.md` for the format); this crate loads and
-//! validates them ([`load_dir`]) and walks one call through a flow
-//! ([`FlowRun`]).
+//! checks them with the queues, calendars, VIP lists and prompts they use
+//! ([`load_dir`], [`check_dir`]), walks one call through a flow
+//! ([`FlowRun`]) and simulates calls on a virtual clock ([`simulate`]).
 //!
 //! Pure by design: the loader reads files, but the interpreter does no I/O
 //! and never reads the clock — events carry `now`, and the daemon performs
 //! the [`Action`]s it returns. That keeps `flow simulate` and tests exact.
 
+pub mod calendar;
+mod check;
 mod error;
 mod load;
 mod model;
+pub mod number;
 mod parse;
+mod queues;
 mod run;
+mod schema;
 mod sha256;
+mod sim;
+mod vars;
+mod vip;
 mod wav;
 
 pub use error::{FlowError, Loc};
-pub use load::{FlowSet, load_dir};
-pub use model::{Choice, Flow, Hangup, Menu, Play, Ref, Step, StepKind};
-pub use run::{Action, FlowRun};
+pub use load::{CheckReport, FlowSet, check_dir, load_dir};
+pub use model::{
+    Callback, CallerBranch, CallerMatch, CallerRule, Choice, DaySel, Flow, Goto, Hangup, Menu,
+    OfferRule, OfferSet, OfferWhen, Play, Queue, Ref, STEP_TYPES, Schedule, SetVars, Step,
+    StepKind, Transfer, TransferTo,
+};
+pub use queues::{QUEUES_FILE, QueueDef};
+pub use run::{Action, CallContext, FlowRun, QueueStatus, TransferTarget};
+pub use schema::FLOW_SCHEMA_JSON;
+pub use sim::{SimError, SimInput, SimLine, simulate};
+pub use vip::VipList;
 pub use wav::silent_wav;

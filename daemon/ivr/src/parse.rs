@@ -1,9 +1,13 @@
-//! One flow file → [`Flow`], collecting every problem instead of stopping at
-//! the first. Works on `toml::de::DeTable` because it keeps a span on every
-//! key and value, and because hand-reading fields lets one bad step not hide
-//! the others.
+//! Reading TOML with every problem collected instead of stopping at the
+//! first. Works on `toml::de::DeTable` because it keeps a span on every key
+//! and value, and because hand-reading fields lets one bad step not hide the
+//! others. The flow format itself is in `flow.rs`, `steps.rs`, `offers.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod flow;
+mod offers;
+mod steps;
+
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 
@@ -11,18 +15,13 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{FlowError, Loc};
-use crate::model::{Choice, Flow, Hangup, Menu, Play, Ref, Step, StepKind};
+use crate::model::Ref;
 
-const STEP_TYPES: &[&str] = &["play", "menu", "hangup"];
+#[cfg(test)]
+pub(crate) use flow::known_keys;
+pub(crate) use flow::parse_flow;
 
-pub(crate) const DEFAULT_MENU_TIMEOUT_MS: u64 = 5000;
-pub(crate) const DEFAULT_MENU_RETRIES: u64 = 2;
-// Upper bounds that catch typos (an extra zero or three), not policy.
-const MAX_RING_MS: u64 = 300_000;
-const MAX_MENU_TIMEOUT_MS: u64 = 600_000;
-const MAX_MENU_RETRIES: u64 = 20;
-
-type Value<'i> = Spanned<DeValue<'i>>;
+pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 
 /// Byte offsets → line:col.
 pub(crate) struct LineIndex<'a> {
@@ -56,31 +55,37 @@ pub(crate) struct Cx<'a> {
     path: &'a Path,
     lines: LineIndex<'a>,
     pub(crate) errors: Vec<FlowError>,
+    pub(crate) warnings: Vec<FlowError>,
 }
 
 impl<'a> Cx<'a> {
-    fn new(path: &'a Path, text: &'a str) -> Self {
+    pub(crate) fn new(path: &'a Path, text: &'a str) -> Self {
         Self {
             path,
             lines: LineIndex::new(text),
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
-    fn loc(&self, span: Range<usize>) -> Loc {
+    pub(crate) fn loc(&self, span: Range<usize>) -> Loc {
         self.lines.loc(span.start)
     }
 
-    fn err_at(&mut self, at: Loc, message: impl Into<String>) {
+    pub(crate) fn err_at(&mut self, at: Loc, message: impl Into<String>) {
         self.errors.push(FlowError::at(self.path, at, message));
     }
 
-    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn warn_at(&mut self, at: Loc, message: impl Into<String>) {
+        self.warnings.push(FlowError::at(self.path, at, message));
+    }
+
+    pub(crate) fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
         let at = self.loc(span);
         self.err_at(at, message);
     }
 
-    fn wrong_type(&mut self, v: &Value<'_>, key: &str, expected: &str) {
+    pub(crate) fn wrong_type(&mut self, v: &Value<'_>, key: &str, expected: &str) {
         let found = v.get_ref().type_str();
         self.err(
             v.span(),
@@ -88,7 +93,7 @@ impl<'a> Cx<'a> {
         );
     }
 
-    fn string(&mut self, v: &Value<'_>, key: &str) -> Option<Ref> {
+    pub(crate) fn string(&mut self, v: &Value<'_>, key: &str) -> Option<Ref> {
         match v.get_ref().as_str() {
             Some(s) => Some(Ref {
                 name: s.to_owned(),
@@ -101,7 +106,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn bool(&mut self, v: &Value<'_>, key: &str) -> Option<bool> {
+    pub(crate) fn bool(&mut self, v: &Value<'_>, key: &str) -> Option<bool> {
         let b = v.get_ref().as_bool();
         if b.is_none() {
             self.wrong_type(v, key, "true or false");
@@ -109,7 +114,7 @@ impl<'a> Cx<'a> {
         b
     }
 
-    fn uint(&mut self, v: &Value<'_>, key: &str, min: u64, max: u64) -> Option<u64> {
+    pub(crate) fn uint(&mut self, v: &Value<'_>, key: &str, min: u64, max: u64) -> Option<u64> {
         let Some(i) = v.get_ref().as_integer() else {
             self.wrong_type(v, key, "a whole number");
             return None;
@@ -127,7 +132,7 @@ impl<'a> Cx<'a> {
     }
 
     /// A string, or an array of strings.
-    fn strings(&mut self, v: &Value<'_>, key: &str) -> Option<Vec<Ref>> {
+    pub(crate) fn strings(&mut self, v: &Value<'_>, key: &str) -> Option<Vec<Ref>> {
         if v.get_ref().is_str() {
             return self.string(v, key).map(|r| vec![r]);
         }
@@ -148,24 +153,72 @@ impl<'a> Cx<'a> {
 
     /// Prompt names: a string or array; checked to be a plain file stem so a
     /// flow cannot point outside the prompts directory.
-    fn prompts(&mut self, v: &Value<'_>, key: &str, required: bool) -> Vec<Ref> {
+    pub(crate) fn prompts(&mut self, v: &Value<'_>, key: &str, required: bool) -> Vec<Ref> {
         let refs = self.strings(v, key).unwrap_or_default();
         if required && refs.is_empty() && v.get_ref().is_array() {
             self.err(v.span(), format!("`{key}` needs at least one prompt"));
         }
         for r in &refs {
-            if !valid_prompt_name(&r.name) {
+            self.check_prompt_name(r);
+        }
+        refs
+    }
+
+    /// One prompt name.
+    pub(crate) fn prompt(&mut self, v: &Value<'_>, key: &str) -> Option<Ref> {
+        let r = self.string(v, key)?;
+        self.check_prompt_name(&r);
+        Some(r)
+    }
+
+    fn check_prompt_name(&mut self, r: &Ref) {
+        if !valid_prompt_name(&r.name) {
+            self.err_at(
+                r.at,
+                format!(
+                    "prompt name `{}` may only use letters, digits, `-`, `_` and `.` \
+                     (it names prompts/NAME.wav)",
+                    r.name
+                ),
+            );
+        }
+    }
+
+    /// One keypad key: `0`-`9`, `*` or `#`.
+    pub(crate) fn key(&mut self, v: &Value<'_>, key: &str) -> Option<char> {
+        let r = self.string(v, key)?;
+        let mut chars = r.name.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if is_dtmf(c) => Some(c),
+            _ => {
                 self.err_at(
                     r.at,
                     format!(
-                        "prompt name `{}` may only use letters, digits, `-`, `_` and `.` \
-                         (it names prompts/NAME.wav)",
+                        "`{key}` must be one keypad key (0-9, * or #), found `{}`",
                         r.name
                     ),
                 );
+                None
             }
         }
-        refs
+    }
+
+    /// A name of another file (a calendar, a VIP list, a queue): a plain
+    /// file stem.
+    pub(crate) fn file_name(&mut self, v: &Value<'_>, key: &str, what: &str) -> Option<Ref> {
+        let r = self.string(v, key)?;
+        if valid_prompt_name(&r.name) {
+            Some(r)
+        } else {
+            self.err_at(
+                r.at,
+                format!(
+                    "{what} name `{}` may only use letters, digits, `-`, `_` and `.`",
+                    r.name
+                ),
+            );
+            None
+        }
     }
 }
 
@@ -179,31 +232,39 @@ pub(crate) fn valid_prompt_name(name: &str) -> bool {
 
 /// The keys of one table, read one at a time; keys never asked for are
 /// reported as unknown, which catches typos like `promts`.
-struct Fields<'t, 'i> {
+pub(crate) struct Fields<'t, 'i> {
     table: &'t DeTable<'i>,
     /// Where "missing key" errors point.
-    at: Loc,
+    pub(crate) at: Loc,
     /// "step `greeting`", "the flow".
     what: String,
     asked: Vec<&'static str>,
+    /// Which kind of table this is, for the schema test's key census.
+    label: &'static str,
 }
 
 impl<'t, 'i> Fields<'t, 'i> {
-    fn new(table: &'t DeTable<'i>, at: Loc, what: String) -> Self {
+    pub(crate) fn new(table: &'t DeTable<'i>, at: Loc, what: String) -> Self {
         Self {
             table,
             at,
             what,
             asked: Vec::new(),
+            label: "",
         }
     }
 
-    fn get(&mut self, key: &'static str) -> Option<&'t Value<'i>> {
+    pub(crate) fn labeled(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
+    }
+
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<&'t Value<'i>> {
         self.asked.push(key);
         self.table.get(key)
     }
 
-    fn require(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Option<&'t Value<'i>> {
+    pub(crate) fn require(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Option<&'t Value<'i>> {
         let v = self.get(key);
         if v.is_none() {
             cx.err_at(
@@ -214,14 +275,28 @@ impl<'t, 'i> Fields<'t, 'i> {
         v
     }
 
-    fn finish(self, cx: &mut Cx<'_>) {
+    /// Whether the table has `key` (without asking for it).
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    pub(crate) fn what(&self) -> &str {
+        &self.what
+    }
+
+    pub(crate) fn finish(self, cx: &mut Cx<'_>) {
+        #[cfg(test)]
+        recorder::record(self.label, &self.asked);
         for (k, _) in self.table.iter() {
-            if !self.asked.contains(&k.get_ref().as_ref()) {
+            let key = k.get_ref();
+            if !self.asked.contains(&key.as_ref()) {
+                let hint = closest(key, self.asked.iter().copied())
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
                 cx.err(
                     k.span(),
                     format!(
-                        "unknown key `{}` in {} (known keys: {})",
-                        k.get_ref(),
+                        "unknown key `{key}` in {} ({hint}known keys: {})",
                         self.what,
                         self.asked.join(", ")
                     ),
@@ -231,285 +306,59 @@ impl<'t, 'i> Fields<'t, 'i> {
     }
 }
 
-/// Parse one flow file. Returns the flow (possibly with placeholders where
-/// something was wrong) plus every error found; the flow is usable only if
-/// the error list is empty. Syntax errors return no flow at all.
-pub(crate) fn parse_flow(
-    path: &Path,
-    text: &str,
-    version: String,
-) -> (Option<Flow>, Vec<FlowError>) {
+/// Parses a whole TOML document; syntax errors (one per line: the parser's
+/// follow-on errors are noise) mean no document.
+pub(crate) fn parse_document<'a>(
+    path: &'a Path,
+    text: &'a str,
+) -> Result<(Spanned<DeTable<'a>>, Cx<'a>), Vec<FlowError>> {
     let mut cx = Cx::new(path, text);
     let (doc, syntax) = DeTable::parse_recoverable(text);
-    if !syntax.is_empty() {
-        // The parser recovers and reports follow-on errors; one per line
-        // keeps the first (real) one without the cascade.
-        let mut seen_lines = BTreeSet::new();
-        for e in syntax {
-            let at = e.span().map_or(Loc::new(1, 1), |s| cx.loc(s));
-            if seen_lines.insert(at.line) {
-                cx.err_at(at, format!("TOML syntax error: {}", e.message()));
-            }
-        }
-        return (None, cx.errors);
+    if syntax.is_empty() {
+        return Ok((doc, cx));
     }
-    let flow = read_flow(&mut cx, path, doc.get_ref(), version);
-    (Some(flow), cx.errors)
+    let mut seen_lines = BTreeSet::new();
+    for e in syntax {
+        let at = e.span().map_or(Loc::new(1, 1), |s| cx.loc(s));
+        if seen_lines.insert(at.line) {
+            cx.err_at(at, format!("TOML syntax error: {}", e.message()));
+        }
+    }
+    Err(cx.errors)
 }
 
-fn read_flow(cx: &mut Cx<'_>, path: &Path, doc: &DeTable<'_>, version: String) -> Flow {
-    let mut f = Fields::new(doc, Loc::new(1, 1), "the flow".to_owned());
+/// Test-only census of the keys each kind of table accepts.
+#[cfg(test)]
+pub(crate) mod recorder {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
 
-    let name = f.require(cx, "name").and_then(|v| cx.string(v, "name"));
-    if let Some(n) = &name
-        && n.name.trim().is_empty()
-    {
-        cx.err_at(n.at, "`name` must not be empty");
+    type Census = BTreeMap<&'static str, Vec<&'static str>>;
+
+    thread_local! {
+        static KEYS: RefCell<Option<Census>> = const { RefCell::new(None) };
     }
 
-    let mut numbers = Vec::new();
-    if let Some(v) = f.get("numbers") {
-        if v.get_ref().is_array() {
-            numbers = cx.strings(v, "numbers").unwrap_or_default();
-        } else {
-            cx.wrong_type(v, "numbers", "an array of strings");
-        }
-    }
-    let mut seen: BTreeMap<&str, Loc> = BTreeMap::new();
-    for n in &numbers {
-        if n.name.is_empty() || n.name.chars().any(|c| c.is_whitespace() || c == '@') {
-            cx.err_at(
-                n.at,
-                format!(
-                    "number `{}` must be the user part of the called URI, e.g. \"100\"",
-                    n.name
-                ),
-            );
-        } else if let Some(first) = seen.get(n.name.as_str()) {
-            cx.err_at(
-                n.at,
-                format!("number `{}` is listed twice (first at {first})", n.name),
-            );
-        } else {
-            seen.insert(&n.name, n.at);
-        }
+    pub(crate) fn start() {
+        KEYS.with(|k| *k.borrow_mut() = Some(BTreeMap::new()));
     }
 
-    let default = match f.get("default") {
-        Some(v) => cx
-            .bool(v, "default")
-            .unwrap_or(false)
-            .then(|| cx.loc(v.span())),
-        None => None,
-    };
-    let ring_ms = f
-        .get("ring_ms")
-        .and_then(|v| cx.uint(v, "ring_ms", 0, MAX_RING_MS))
-        .unwrap_or(0);
-    let start = f.require(cx, "start").and_then(|v| cx.string(v, "start"));
-
-    let mut steps = BTreeMap::new();
-    let mut defined = BTreeSet::new();
-    if let Some(v) = f.require(cx, "steps") {
-        match v.get_ref().as_table() {
-            Some(t) if t.is_empty() => {
-                cx.err(v.span(), "`steps` is empty; a flow needs at least one step")
-            }
-            Some(t) => {
-                for (k, sv) in t.iter() {
-                    defined.insert(k.get_ref().to_string());
-                    if let Some(step) = read_step(cx, k, sv) {
-                        steps.insert(step.name.clone(), step);
+    pub(crate) fn record(label: &'static str, asked: &[&'static str]) {
+        KEYS.with(|k| {
+            if let Some(map) = k.borrow_mut().as_mut() {
+                let keys = map.entry(label).or_default();
+                for a in asked {
+                    if !keys.contains(a) {
+                        keys.push(a);
                     }
                 }
             }
-            None => cx.wrong_type(v, "steps", "a table of steps ([steps.NAME])"),
-        }
-    }
-    f.finish(cx);
-
-    // References to steps, checked against every step *name* (not only the
-    // ones that parsed), so one broken step does not cascade.
-    if let Some(s) = &start {
-        check_step_ref(cx, s, &defined);
-    }
-    for step in steps.values() {
-        for r in step.kind.step_refs() {
-            check_step_ref(cx, r, &defined);
-        }
+        });
     }
 
-    Flow {
-        name_at: name.as_ref().map_or(Loc::new(1, 1), |r| r.at),
-        name: name.map(|r| r.name).unwrap_or_default(),
-        version,
-        ring_ms,
-        file: path.to_owned(),
-        numbers,
-        default,
-        start: start.unwrap_or_else(|| Ref {
-            name: String::new(),
-            at: Loc::new(1, 1),
-        }),
-        steps,
+    pub(crate) fn take() -> Census {
+        KEYS.with(|k| k.borrow_mut().take().unwrap_or_default())
     }
-}
-
-fn check_step_ref(cx: &mut Cx<'_>, r: &Ref, defined: &BTreeSet<String>) {
-    // Empty names are placeholders for keys already reported missing.
-    if r.name.is_empty() || defined.contains(&r.name) {
-        return;
-    }
-    let hint = closest(&r.name, defined.iter().map(String::as_str))
-        .map(|c| format!(" (did you mean `{c}`?)"))
-        .unwrap_or_default();
-    cx.err_at(r.at, format!("no step named `{}`{hint}", r.name));
-}
-
-fn read_step(
-    cx: &mut Cx<'_>,
-    key: &Spanned<std::borrow::Cow<'_, str>>,
-    v: &Value<'_>,
-) -> Option<Step> {
-    let name = key.get_ref().to_string();
-    let Some(table) = v.get_ref().as_table() else {
-        cx.wrong_type(v, &format!("steps.{name}"), "a table");
-        return None;
-    };
-    let at = cx.loc(v.span());
-    let mut f = Fields::new(table, at, format!("step `{name}`"));
-    let ty = f.require(cx, "type").and_then(|t| cx.string(t, "type"))?;
-    let kind = match ty.name.as_str() {
-        "play" => StepKind::Play(read_play(cx, &mut f)),
-        "menu" => StepKind::Menu(read_menu(cx, &mut f)),
-        "hangup" => StepKind::Hangup(read_hangup(cx, &mut f)),
-        other => {
-            let hint = closest(other, STEP_TYPES.iter().copied())
-                .map(|c| format!("did you mean `{c}`? "))
-                .unwrap_or_default();
-            cx.err_at(
-                ty.at,
-                format!(
-                    "unknown step type `{other}` ({hint}known types: {})",
-                    STEP_TYPES.join(", ")
-                ),
-            );
-            // Its other keys mean nothing without a type: don't report them.
-            return None;
-        }
-    };
-    f.finish(cx);
-    Some(Step { name, at, kind })
-}
-
-fn placeholder(at: Loc) -> Ref {
-    Ref {
-        name: String::new(),
-        at,
-    }
-}
-
-fn required_ref(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>, key: &'static str) -> Ref {
-    f.require(cx, key)
-        .and_then(|v| cx.string(v, key))
-        .unwrap_or_else(|| placeholder(f.at))
-}
-
-fn read_play(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>) -> Play {
-    let prompts = f
-        .require(cx, "prompts")
-        .map(|v| cx.prompts(v, "prompts", true))
-        .unwrap_or_default();
-    let interruptible = f
-        .get("interruptible")
-        .and_then(|v| cx.bool(v, "interruptible"))
-        .unwrap_or(false);
-    let next = required_ref(cx, f, "next");
-    Play {
-        prompts,
-        interruptible,
-        next,
-    }
-}
-
-fn read_menu(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>) -> Menu {
-    let prompts = f
-        .require(cx, "prompt")
-        .map(|v| cx.prompts(v, "prompt", true))
-        .unwrap_or_default();
-    let timeout_ms = f
-        .get("timeout_ms")
-        .and_then(|v| cx.uint(v, "timeout_ms", 1, MAX_MENU_TIMEOUT_MS))
-        .unwrap_or(DEFAULT_MENU_TIMEOUT_MS);
-    let retries = f
-        .get("retries")
-        .and_then(|v| cx.uint(v, "retries", 0, MAX_MENU_RETRIES))
-        .unwrap_or(DEFAULT_MENU_RETRIES);
-    let invalid_prompts = f
-        .get("invalid_prompt")
-        .map(|v| cx.prompts(v, "invalid_prompt", false))
-        .unwrap_or_default();
-    let timeout_prompts = f
-        .get("timeout_prompt")
-        .map(|v| cx.prompts(v, "timeout_prompt", false));
-
-    let mut choices = Vec::new();
-    if let Some(v) = f.require(cx, "choices") {
-        match v.get_ref().as_table() {
-            Some(t) if t.is_empty() => cx.err(v.span(), "`choices` is empty"),
-            Some(t) => {
-                for (k, target) in t.iter() {
-                    let digits = k.get_ref().to_string();
-                    let at = cx.loc(k.span());
-                    if digits.is_empty() || !digits.chars().all(is_dtmf) {
-                        cx.err_at(
-                            at,
-                            format!("choice `{digits}` must be keypad digits (0-9, * or #)"),
-                        );
-                        continue;
-                    }
-                    if let Some(target) = cx.string(target, "choices") {
-                        choices.push(Choice { digits, at, target });
-                    }
-                }
-            }
-            None => cx.wrong_type(v, "choices", "a table like { \"1\" = \"sales\" }"),
-        }
-    }
-    // The menu acts as soon as the entry equals a choice, so a choice that
-    // extends another ("1" and "12") could never be picked.
-    for c in &choices {
-        if let Some(short) = choices
-            .iter()
-            .find(|o| o.digits.len() < c.digits.len() && c.digits.starts_with(&o.digits))
-        {
-            cx.err_at(
-                c.at,
-                format!(
-                    "choice `{}` can never be picked: the menu acts on `{}` as soon as it is pressed",
-                    c.digits, short.digits
-                ),
-            );
-        }
-    }
-    let on_fail = required_ref(cx, f, "on_fail");
-    Menu {
-        prompts,
-        timeout_ms,
-        retries: u32::try_from(retries).unwrap_or(u32::MAX),
-        invalid_prompts,
-        timeout_prompts,
-        choices,
-        on_fail,
-    }
-}
-
-fn read_hangup(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>) -> Hangup {
-    let prompts = f
-        .get("prompts")
-        .map(|v| cx.prompts(v, "prompts", false))
-        .unwrap_or_default();
-    Hangup { prompts }
 }
 
 pub(crate) fn is_dtmf(c: char) -> bool {
@@ -518,13 +367,23 @@ pub(crate) fn is_dtmf(c: char) -> bool {
 
 /// The candidate nearest to `word` by edit distance, if it is near enough to
 /// be a typo.
-fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .map(|c| (edit_distance(word, c), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
+}
+
+/// " (did you mean `x`?)" or nothing.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    closest(word, candidates)
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
 }
 
 /// Edit distance counting a swap of two neighbours as one edit ("plya").

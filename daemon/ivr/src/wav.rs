@@ -3,8 +3,9 @@
 
 pub(crate) const RATE: u32 = 8000;
 
-/// Checks a RIFF/WAVE header is 8000 Hz mono 16-bit PCM with some audio.
-pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
+/// Checks a RIFF/WAVE header is 8000 Hz mono 16-bit PCM with some audio;
+/// returns how long it plays, in milliseconds.
+pub(crate) fn check_header(bytes: &[u8]) -> Result<u64, String> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err("not a WAV file (no RIFF/WAVE header)".to_owned());
     }
@@ -44,7 +45,8 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<(), String> {
         ));
     }
     match data_len {
-        Some(n) if n >= 2 => Ok(()),
+        // 2 bytes per sample.
+        Some(n) if n >= 2 => Ok((n / 2) as u64 * 1000 / u64::from(RATE)),
         _ => Err("WAV file has no audio data".to_owned()),
     }
 }
@@ -75,7 +77,7 @@ mod tests {
 
     #[test]
     fn accepts_own_output() {
-        assert_eq!(check_header(&silent_wav(100)), Ok(()));
+        assert_eq!(check_header(&silent_wav(100)), Ok(100));
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn main_flow() -> Arc<Flow> {
 
 /// Starts the call and plays the greeting to its end: the menu prompt is playing.
 fn at_menu(clock: &Clock) -> FlowRun {
-    let mut run = FlowRun::new(main_flow());
+    let mut run = FlowRun::new(main_flow(), common::ctx());
     run.start(clock.at(0));
     assert_eq!(drain(&mut run), [play(&["welcome"])]);
     run.on_playback_done(clock.at(3000));
@@ -55,10 +55,51 @@ fn loads_and_routes_numbers() {
     assert!(set.version().chars().all(|c| c.is_ascii_hexdigit()));
 
     let names: Vec<String> = set.prompt_names().into_iter().collect();
-    assert_eq!(
-        names,
-        ["goodbye", "invalid", "menu", "sales", "support", "welcome"]
-    );
+    // main.toml's prompts, hotline.toml's, and the ones announcements and
+    // read-backs are built from.
+    let mut expected: Vec<String> = [
+        "callback-menu",
+        "cb-confirm",
+        "cb-enter",
+        "cb-invalid",
+        "cb-readback",
+        "closed",
+        "goodbye",
+        "hold-music",
+        "holiday",
+        "hotline-menu",
+        "invalid",
+        "menu",
+        "no-agent",
+        "offer-callback",
+        "please-hold",
+        "promise-30min",
+        "promise-next-workday",
+        "promise-today",
+        "queue-position",
+        "queue-position-many",
+        "sales",
+        "support",
+        "transferring",
+        "vip-menu",
+        "vip-welcome",
+        "wait-over-30",
+        "wait-under-1",
+        "wait-under-10",
+        "wait-under-15",
+        "wait-under-2",
+        "wait-under-20",
+        "wait-under-3",
+        "wait-under-30",
+        "wait-under-5",
+        "welcome",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain((0..10).map(|d| format!("digit-{d}")))
+    .collect();
+    expected.sort();
+    assert_eq!(names, expected);
     for n in &names {
         assert!(set.prompt_path(n).is_file(), "{n}");
     }
@@ -209,7 +250,7 @@ fn digit_barges_into_invalid_notice() {
 #[test]
 fn digits_during_greeting_are_ignored_but_recorded() {
     let clock = Clock::new();
-    let mut run = FlowRun::new(main_flow());
+    let mut run = FlowRun::new(main_flow(), common::ctx());
     run.start(clock.at(0));
     assert_eq!(drain(&mut run), [play(&["welcome"])]);
     run.on_digit(clock.at(500), '1');
@@ -251,7 +292,7 @@ fn nine_repeats_the_menu_with_fresh_retries() {
 #[test]
 fn stray_events_are_ignored() {
     let clock = Clock::new();
-    let mut run = FlowRun::new(main_flow());
+    let mut run = FlowRun::new(main_flow(), common::ctx());
     // Nothing before the call is answered.
     run.on_digit(clock.at(0), '1');
     run.on_playback_done(clock.at(0));
@@ -288,4 +329,15 @@ fn stray_events_are_ignored() {
     assert_eq!(drain(&mut run), []);
     assert_eq!(run.digits(), "1");
     assert!(run.is_finished());
+}
+
+#[test]
+fn shipped_schema_is_the_one_hotline_prints() {
+    // `hotline flow schema > ivr-flows/flow.schema.json` made it.
+    let shipped = std::fs::read_to_string(flows_dir().join("flow.schema.json")).unwrap();
+    assert_eq!(
+        shipped,
+        format!("{}\n", hotline_ivr::FLOW_SCHEMA_JSON.trim_end()),
+        "run `hotline flow schema > ivr-flows/flow.schema.json`"
+    );
 }

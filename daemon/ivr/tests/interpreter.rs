@@ -49,7 +49,7 @@ type = "hangup"
 "#,
     );
     let clock = Clock::new();
-    let mut run = FlowRun::new(f);
+    let mut run = FlowRun::new(f, common::ctx());
     run.start(clock.at(0));
     assert_eq!(drain(&mut run), [play(&["hello"])]);
     run.on_digit(clock.at(100), '2');
@@ -96,7 +96,7 @@ prompts = ["bye"]
 #[test]
 fn multi_digit_choices() {
     let clock = Clock::new();
-    let mut run = FlowRun::new(flow("multi", MULTI));
+    let mut run = FlowRun::new(flow("multi", MULTI), common::ctx());
     run.start(clock.at(0));
     run.on_playback_done(clock.at(1000));
     assert_eq!(run.poll_timeout(), Some(clock.at(4000)));
@@ -113,7 +113,7 @@ fn multi_digit_choices() {
 #[test]
 fn half_typed_choice_times_out_as_invalid() {
     let clock = Clock::new();
-    let mut run = FlowRun::new(flow("half", MULTI));
+    let mut run = FlowRun::new(flow("half", MULTI), common::ctx());
     run.start(clock.at(0));
     run.on_digit(clock.at(500), '1');
     assert_eq!(drain(&mut run), [play(&["menu"]), Action::StopPlayback]);
@@ -131,7 +131,7 @@ fn half_typed_choice_times_out_as_invalid() {
 #[test]
 fn wrong_second_digit_is_invalid() {
     let clock = Clock::new();
-    let mut run = FlowRun::new(flow("wrong", MULTI));
+    let mut run = FlowRun::new(flow("wrong", MULTI), common::ctx());
     run.start(clock.at(0));
     run.on_playback_done(clock.at(1000));
     run.on_digit(clock.at(1500), '1');
@@ -163,7 +163,7 @@ prompts = "bye"
 "#,
     );
     let clock = Clock::new();
-    let mut run = FlowRun::new(f);
+    let mut run = FlowRun::new(f, common::ctx());
     run.start(clock.at(0));
     run.on_playback_done(clock.at(1000));
     assert_eq!(run.poll_timeout(), Some(clock.at(6000)));
@@ -202,7 +202,7 @@ type = "hangup"
 "#,
     );
     let clock = Clock::new();
-    let mut run = FlowRun::new(f);
+    let mut run = FlowRun::new(f, common::ctx());
     run.start(clock.at(0));
     run.on_digit(clock.at(10), '7');
     assert_eq!(

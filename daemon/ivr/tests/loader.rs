@@ -94,7 +94,7 @@ fn unknown_step_type() {
     assert_eq!(
         errors_of(&t),
         [
-            "main.toml:7:8: unknown step type `plya` (did you mean `play`? known types: play, menu, hangup)"
+            "main.toml:7:8: unknown step type `plya` (did you mean `play`? known types: play, menu, schedule, caller, queue, callback, set, transfer, hangup, goto)"
         ]
     );
 }
@@ -235,8 +235,8 @@ fn all_errors_in_one_run() {
         [
             "a.toml:13:10: prompt name `../../etc/passwd` may only use letters, digits, `-`, `_` and `.` (it names prompts/NAME.wav)",
             "a.toml:16:11: `retries` must be a whole number, found string",
-            "a.toml:17:1: unknown key `timout_ms` in step `menu` (known keys: type, prompt, timeout_ms, retries, invalid_prompt, timeout_prompt, choices, on_fail)",
-            "a.toml:20:8: unknown step type `hang_up` (did you mean `hangup`? known types: play, menu, hangup)",
+            "a.toml:17:1: unknown key `timout_ms` in step `menu` (did you mean `timeout_ms`? known keys: type, prompt, timeout_ms, retries, invalid_prompt, timeout_prompt, choices, on_fail)",
+            "a.toml:20:8: unknown step type `hang_up` (did you mean `hangup`? known types: play, menu, schedule, caller, queue, callback, set, transfer, hangup, goto)",
             "b.toml:1:9: TOML syntax error: unclosed array, expected `]`",
             "c.toml:1:8: flow name `main` is already used by A:1:8",
             "c.toml:2:12: number `100` is already answered by flow `main` (A:2:12)",

@@ -1,0 +1,76 @@
+//! `queues.toml`: the queues flows may send callers to. Today a queue is a
+//! name and an optional display name; the queue issue adds members.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{FlowError, Loc};
+use crate::parse::{Cx, Fields, Value, parse_document, valid_prompt_name};
+
+/// The file name, directly in the flows directory; never read as a flow.
+pub const QUEUES_FILE: &str = "queues.toml";
+
+/// One declared queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDef {
+    pub name: String,
+    /// For people (operator console, reports); defaults to `name`.
+    pub display_name: String,
+    pub at: Loc,
+}
+
+/// Reads `queues.toml` text. Returns the queues that parsed and every error.
+pub(crate) fn parse_queues(
+    path: &Path,
+    text: &str,
+) -> (BTreeMap<String, QueueDef>, Vec<FlowError>) {
+    let mut out = BTreeMap::new();
+    let (doc, mut cx) = match parse_document(path, text) {
+        Ok(d) => d,
+        Err(errors) => return (out, errors),
+    };
+    let mut top = Fields::new(doc.get_ref(), Loc::new(1, 1), "queues.toml".to_owned());
+    if let Some(v) = top.get("queues") {
+        match v.get_ref().as_table() {
+            Some(t) => {
+                for (k, q) in t.iter() {
+                    let name = k.get_ref().to_string();
+                    let at = cx.loc(k.span());
+                    if !valid_prompt_name(&name) {
+                        cx.err_at(
+                            at,
+                            format!(
+                                "queue name `{name}` may only use letters, digits, `-`, `_` and `.`"
+                            ),
+                        );
+                        continue;
+                    }
+                    if let Some(def) = read_queue(&mut cx, &name, at, q) {
+                        out.insert(name, def);
+                    }
+                }
+            }
+            None => cx.wrong_type(v, "queues", "a table of queues ([queues.NAME])"),
+        }
+    }
+    top.finish(&mut cx);
+    (out, cx.errors)
+}
+
+fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<QueueDef> {
+    let Some(t) = v.get_ref().as_table() else {
+        cx.wrong_type(v, &format!("queues.{name}"), "a table");
+        return None;
+    };
+    let mut f = Fields::new(t, at, format!("queue `{name}`"));
+    let display_name = f
+        .get("display_name")
+        .and_then(|v| cx.string(v, "display_name"))
+        .map_or_else(|| name.to_owned(), |r| r.name);
+    f.finish(cx);
+    Some(QueueDef {
+        name: name.to_owned(),
+        display_name,
+        at,
+    })
+}
