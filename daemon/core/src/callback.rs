@@ -32,6 +32,25 @@ pub struct CallbackRequest {
     pub requested_at_ms: i64,
 }
 
+pub const CSV_HEADER: &str = "id,number,queue,promise,source,call_id,requested_at_ms";
+
+impl CallbackRequest {
+    /// One CSV line, columns as in `CSV_HEADER`.
+    pub fn to_csv(&self) -> String {
+        let field = |v: Option<&str>| crate::cdr::csv_field(v.unwrap_or(""));
+        [
+            self.id.to_string(),
+            field(Some(&self.number)),
+            field(self.queue.as_deref()),
+            field(self.promise.as_deref()),
+            field(Some(&self.source)),
+            field(self.call_id.as_deref()),
+            self.requested_at_ms.to_string(),
+        ]
+        .join(",")
+    }
+}
+
 pub struct NewCallbackRequest<'a> {
     pub number: &'a str,
     pub queue: Option<&'a str>,

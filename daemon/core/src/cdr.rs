@@ -121,7 +121,7 @@ impl CallRecord {
 /// Quotes a field when it holds a comma, quote or line break; caller IDs come from the
 /// network and may hold anything. A leading `=+-@` is prefixed with `'` so a spreadsheet
 /// never runs it as a formula.
-fn csv_field(v: &str) -> String {
+pub fn csv_field(v: &str) -> String {
     let v = if v.starts_with(['=', '+', '-', '@']) && !v[1..].chars().all(|c| c.is_ascii_digit()) {
         format!("'{v}")
     } else {

@@ -7,12 +7,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline_ivr::{Action, Flow, FlowRun};
+use hotline_ivr::{Action, CallContext, Flow, FlowRun, QueueStatus, TransferTarget};
 use hotline_media::rtp::{MediaEvent, RtpConfig, RtpSession, RtpStats};
 use hotline_media::wav::Prompt;
 
 /// Prompts by name, loaded once and shared by every call.
 pub type PromptLibrary = HashMap<String, Prompt>;
+
+/// What the flow asks of the world outside the call; the driver answers with
+/// `queue_status` / `transfer_result`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    EnterQueue {
+        queue: String,
+        priority: u8,
+    },
+    LeaveQueue,
+    Callback {
+        number: String,
+        queue: Option<String>,
+        promise: Option<String>,
+    },
+    Transfer(TransferTarget),
+}
 
 /// Why the call wants to end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +46,9 @@ pub struct IvrCall {
     prompts: Arc<PromptLibrary>,
     /// Token of the playback the flow is waiting for; older tokens are stale (barge-in).
     playing: Option<u64>,
+    /// Hold music: replayed whenever it ends, until the flow plays or stops something else.
+    looping: Option<(u64, Vec<Prompt>)>,
+    requests: std::collections::VecDeque<Request>,
     next_token: u64,
     rtp_timeout: Duration,
     /// Start of the current silence window for dead-call detection.
@@ -41,6 +61,7 @@ pub struct IvrCall {
 impl IvrCall {
     pub fn new(
         flow: Arc<Flow>,
+        call: CallContext,
         prompts: Arc<PromptLibrary>,
         rtp: RtpConfig,
         rtp_timeout: Duration,
@@ -48,9 +69,11 @@ impl IvrCall {
     ) -> IvrCall {
         IvrCall {
             rtp: RtpSession::new(rtp, now),
-            flow: FlowRun::new(flow),
+            flow: FlowRun::new(flow, call),
             prompts,
             playing: None,
+            looping: None,
+            requests: Default::default(),
             next_token: 1,
             rtp_timeout,
             heard_at: now,
@@ -80,6 +103,33 @@ impl IvrCall {
     pub fn handle_sip_dtmf(&mut self, now: Instant, digit: char) {
         self.flow.on_digit(now, digit);
         self.run_flow(now);
+    }
+
+    /// The queue's answer to `Request::EnterQueue`, and later changes.
+    pub fn queue_status(&mut self, now: Instant, status: QueueStatus) {
+        self.flow.on_queue_status(now, status);
+        self.run_flow(now);
+    }
+
+    /// The answer to `Request::Transfer`.
+    pub fn transfer_result(&mut self, now: Instant, ok: bool) {
+        self.flow.on_transfer_result(now, ok);
+        self.run_flow(now);
+    }
+
+    /// The next thing the flow asks of the outside world.
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
+    }
+
+    /// The flow's part is over (e.g. connected to an operator): no more prompts from it.
+    pub fn flow_finished(&self) -> bool {
+        self.flow.is_finished()
+    }
+
+    /// Variables and tags the flow set (`set` steps), for the CDR.
+    pub fn variables(&self) -> &std::collections::BTreeMap<String, String> {
+        self.flow.variables()
     }
 
     /// A re-INVITE: new address, or hold (`None`). Silence is expected while held.
@@ -156,6 +206,12 @@ impl IvrCall {
                     if self.playing == Some(token) {
                         self.playing = None;
                         self.flow.on_playback_done(now);
+                    } else if let Some((loop_token, prompts)) = self.looping.take()
+                        && loop_token == token
+                    {
+                        let next = self.next_token();
+                        self.rtp.play(now, prompts.clone(), next);
+                        self.looping = Some((next, prompts));
                     }
                 }
             }
@@ -163,33 +219,78 @@ impl IvrCall {
         }
     }
 
+    fn stop_playing(&mut self, now: Instant) {
+        self.playing = None;
+        self.looping = None;
+        if self.rtp.is_playing() {
+            self.rtp.stop(now);
+        }
+    }
+
+    fn next_token(&mut self) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        token
+    }
+
+    fn resolve(&mut self, names: Vec<String>) -> Vec<Prompt> {
+        let mut found = Vec::with_capacity(names.len());
+        for name in names {
+            match self.prompts.get(&name) {
+                Some(p) => found.push(p.clone()),
+                None => self.missing_prompts.push(name),
+            }
+        }
+        found
+    }
+
     /// Carries out what the flow asks until it waits for something.
     fn run_flow(&mut self, now: Instant) {
         while let Some(action) = self.flow.poll_action() {
             match action {
                 Action::Play { prompts } => {
-                    let mut found = Vec::with_capacity(prompts.len());
-                    for name in prompts {
-                        match self.prompts.get(&name) {
-                            Some(p) => found.push(p.clone()),
-                            None => self.missing_prompts.push(name),
-                        }
-                    }
-                    let token = self.next_token;
-                    self.next_token += 1;
+                    let found = self.resolve(prompts);
+                    // A new play replaces whatever is playing (the flow's contract);
+                    // chained prompts (nothing playing) stay in one gap-free talkspurt.
+                    self.stop_playing(now);
+                    let token = self.next_token();
                     self.playing = Some(token);
                     // An empty play still completes, so the flow never stalls.
                     self.rtp.play(now, found, token);
                 }
-                Action::StopPlayback => {
-                    self.playing = None;
-                    self.rtp.stop(now);
+                Action::PlayLoop { prompts } => {
+                    let found = self.resolve(prompts);
+                    self.stop_playing(now);
+                    // Nothing to loop (all missing) must not spin: just stay silent.
+                    if !found.is_empty() {
+                        let token = self.next_token();
+                        self.rtp.play(now, found.clone(), token);
+                        self.looping = Some((token, found));
+                    }
                 }
+                Action::StopPlayback => self.stop_playing(now),
                 Action::Hangup => {
                     if self.hangup.is_none() {
                         self.hangup = Some(Hangup::FlowEnded);
                     }
                 }
+                Action::EnterQueue { queue, priority } => {
+                    self.requests
+                        .push_back(Request::EnterQueue { queue, priority });
+                }
+                Action::LeaveQueue => self.requests.push_back(Request::LeaveQueue),
+                Action::CallbackRequest {
+                    number,
+                    queue,
+                    promise,
+                } => self.requests.push_back(Request::Callback {
+                    number,
+                    queue,
+                    promise,
+                }),
+                Action::Transfer { target } => self.requests.push_back(Request::Transfer(target)),
+                // Read at the end through `variables()`.
+                Action::SetVariable { .. } => {}
             }
         }
     }

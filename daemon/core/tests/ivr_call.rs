@@ -38,8 +38,15 @@ fn new_call(rtp_timeout: Duration, t0: Instant) -> (IvrCall, Arc<PromptLibrary>)
         initial_seq: 1000,
         initial_timestamp: 0,
     };
+    let context = hotline_ivr::CallContext {
+        caller: "+36301234567".into(),
+        called: "100".into(),
+        answered_at: chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00+01:00")
+            .unwrap()
+            .to_utc(),
+    };
     (
-        IvrCall::new(flow, prompts.clone(), cfg, rtp_timeout, t0),
+        IvrCall::new(flow, context, prompts.clone(), cfg, rtp_timeout, t0),
         prompts,
     )
 }

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hotline_core::callback::{NewCallbackRequest, RequestSource};
 use hotline_core::cdr::{CallEnd, CallStart, EndReason};
-use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary};
+use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
 use hotline_core::store::Store;
 use hotline_ivr::FlowSet;
 use hotline_media::Codec;
@@ -58,6 +59,36 @@ pub struct Calls {
     /// Becomes true when the drain time is over: calls still up get BYE.
     pub shutdown: watch::Receiver<bool>,
     pub active: AtomicUsize,
+    pub queues: WaitingLists,
+}
+
+/// Callers waiting per queue. Until operators and distribution exist (the queue issue),
+/// a queue never connects: callers hear hold music, announcements and callback offers
+/// until the flow's maximum wait. The announced wait is this placeholder estimate.
+#[derive(Default)]
+pub struct WaitingLists(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+/// Placeholder expected wait per caller ahead, until handling times are measured.
+const WAIT_PER_CALLER: Duration = Duration::from_secs(60);
+
+impl WaitingLists {
+    /// Adds a caller; returns their position (1 = next).
+    fn join(&self, queue: &str) -> u32 {
+        let mut lists = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = lists.entry(queue.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn leave(&self, queue: &str) {
+        let mut lists = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = lists.get_mut(queue) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                lists.remove(queue);
+            }
+        }
+    }
 }
 
 impl Calls {
@@ -184,6 +215,7 @@ impl Outcome {
             reason,
             digits: String::new(),
             path: Vec::new(),
+            variables: "{}".to_string(),
         }
     }
 }
@@ -254,8 +286,14 @@ async fn serve(
         warn!(call_id = %setup.call_id, "CDR update failed: {e}");
     }
 
+    let context = hotline_ivr::CallContext {
+        caller: setup.caller.clone(),
+        called: setup.called.clone(),
+        answered_at: chrono::Utc::now(),
+    };
     let mut ivr = IvrCall::new(
         flow,
+        context,
         prompts,
         rtp_config(&negotiated),
         calls.rtp_timeout,
@@ -267,8 +305,10 @@ async fn serve(
     let mut next_report = now + Duration::from_secs(1);
     let mut buf = [0u8; 2048];
     let mut rtcp_buf = [0u8; 1500];
+    let mut in_queue: Option<String> = None;
 
     let reason = loop {
+        answer_requests(calls, setup, &mut ivr, &mut in_queue).await;
         send_due(&socket, &mut ivr).await;
         for name in ivr.take_missing_prompts() {
             warn!(call_id = %setup.call_id, prompt = %name, "prompt not loaded; skipped");
@@ -329,10 +369,79 @@ async fn serve(
         }
     };
     rtp_reported.report(&ivr);
+    if let Some(queue) = in_queue.take() {
+        calls.queues.leave(&queue);
+    }
     Outcome {
         reason,
         digits: ivr.digits().to_string(),
         path: ivr.path().to_vec(),
+        variables: serde_json::to_string(ivr.variables()).unwrap_or_else(|_| "{}".into()),
+    }
+}
+
+/// Answers what the flow asks of the outside world (see `WaitingLists` for queues).
+async fn answer_requests(
+    calls: &Calls,
+    setup: &CallSetup,
+    ivr: &mut IvrCall,
+    in_queue: &mut Option<String>,
+) {
+    while let Some(request) = ivr.poll_request() {
+        match request {
+            Request::EnterQueue { queue, priority } => {
+                if let Some(old) = in_queue.take() {
+                    calls.queues.leave(&old);
+                }
+                let position = calls.queues.join(&queue);
+                info!(call_id = %setup.call_id, %queue, priority, position,
+                      "caller waiting in queue (no operators yet: the queue issue adds them)");
+                *in_queue = Some(queue);
+                ivr.queue_status(
+                    Instant::now(),
+                    hotline_ivr::QueueStatus::Waiting {
+                        position,
+                        expected_wait: WAIT_PER_CALLER * position,
+                    },
+                );
+            }
+            Request::LeaveQueue => {
+                if let Some(queue) = in_queue.take() {
+                    calls.queues.leave(&queue);
+                }
+            }
+            Request::Callback {
+                number,
+                queue,
+                promise,
+            } => {
+                let stored = calls
+                    .store
+                    .insert_callback_request(&NewCallbackRequest {
+                        number: &number,
+                        queue: queue.as_deref(),
+                        promise: promise.as_deref(),
+                        source: RequestSource::Ivr,
+                        call_id: Some(&setup.call_id),
+                        requested_at_ms: unix_ms(),
+                    })
+                    .await;
+                match stored {
+                    Ok(id) => {
+                        info!(call_id = %setup.call_id, %number, id, "callback request recorded")
+                    }
+                    Err(e) => {
+                        warn!(call_id = %setup.call_id, %number, "callback request NOT stored: {e}")
+                    }
+                }
+            }
+            Request::Transfer(target) => {
+                // Outbound legs need the trunk and operators (the queue issue): say so,
+                // and let the flow's `on_fail` branch tell the caller.
+                warn!(call_id = %setup.call_id, ?target, "transfer not available yet; flow takes its failure branch");
+                ivr.transfer_result(Instant::now(), false);
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod call;
 mod config;
+mod flow_cli;
 mod flows;
 mod metrics;
 mod net;
@@ -47,6 +48,18 @@ enum Command {
         #[arg(long, env = "HOTLINE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Check, simulate and describe IVR flow files.
+    Flow {
+        #[command(subcommand)]
+        command: flow_cli::FlowCommand,
+    },
+    /// Print the newest callback requests as CSV (newest first).
+    Callbacks {
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Print the newest call detail records as CSV (newest first).
     Calls {
         #[arg(long, env = "HOTLINE_CONFIG")]
@@ -59,6 +72,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Flow tools are plain file work: no runtime, no logging set-up, their own exit codes.
+    if let Command::Flow { command } = cli.command {
+        return match flow_cli::run(command) {
+            Ok(status) => ExitCode::from(status),
+            Err(message) => {
+                eprintln!("hotline flow: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOTLINE_LOG")
@@ -84,6 +107,8 @@ fn main() -> ExitCode {
             Command::Serve { config } => serve(config.as_deref()).await,
             Command::Migrate { config } => migrate(config.as_deref()).await,
             Command::Calls { config, limit } => print_calls(config.as_deref(), limit).await,
+            Command::Callbacks { config, limit } => print_callbacks(config.as_deref(), limit).await,
+            Command::Flow { .. } => Ok(()),
         }
     });
     match result {
@@ -127,6 +152,21 @@ async fn print_calls(config_path: Option<&Path>, limit: i64) -> Result<(), Strin
     println!("{}", hotline_core::cdr::CSV_HEADER);
     for c in calls {
         println!("{}", c.to_csv());
+    }
+    Ok(())
+}
+
+async fn print_callbacks(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let requests = store
+        .recent_callback_requests(limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    println!("{}", hotline_core::callback::CSV_HEADER);
+    for r in requests {
+        println!("{}", r.to_csv());
     }
     Ok(())
 }
@@ -187,6 +227,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         rtp_timeout: config.rtp_timeout,
         shutdown: shutdown_rx,
         active: Default::default(),
+        queues: Default::default(),
     });
     let udp = sockets.udp.clone();
     sip_driver::spawn_readers(sockets, sip.clone());

@@ -1,0 +1,115 @@
+//! `hotline flow …`: the admin's tools for flow files. The work is done by hotline-ivr
+//! (the same loader, checker and interpreter the daemon runs); this prints it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum FlowCommand {
+    /// Check every flow, calendar, VIP list and prompt; errors as file:line:col.
+    /// Exit status 1 when there is any error (warnings alone exit 0).
+    Check {
+        /// The flows directory (default: HOTLINE_FLOWS_DIR or ./ivr-flows).
+        path: Option<PathBuf>,
+    },
+    /// Walk a call through the flows on a virtual clock and print what happens.
+    Simulate {
+        /// The number the caller dialled.
+        #[arg(long)]
+        called: String,
+        /// The caller's number ("anonymous" for a withheld number).
+        #[arg(long)]
+        caller: String,
+        /// When the call is answered, RFC 3339 (e.g. 2026-12-24T10:00:00+01:00).
+        #[arg(long)]
+        at: String,
+        /// Keys pressed at each point the flow waits, comma separated (e.g. 1,#,06301234567#).
+        #[arg(long, value_delimiter = ',')]
+        digits: Vec<String>,
+        /// Seconds until an operator answers a queued call; without it nobody answers.
+        #[arg(long)]
+        queue_wait: Option<u64>,
+        /// Expected wait (seconds) the queue would announce.
+        #[arg(long, default_value_t = 60)]
+        expected_wait: u64,
+        /// The flows directory (default: HOTLINE_FLOWS_DIR or ./ivr-flows).
+        #[arg(long)]
+        flows: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of flow files (for editors: see ivr-flows/README.md).
+    Schema,
+}
+
+fn flows_dir(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("HOTLINE_FLOWS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("./ivr-flows"))
+}
+
+/// Returns the process exit status.
+pub fn run(cmd: FlowCommand) -> Result<u8, String> {
+    match cmd {
+        FlowCommand::Check { path } => Ok(check(&flows_dir(path))),
+        FlowCommand::Simulate {
+            called,
+            caller,
+            at,
+            digits,
+            queue_wait,
+            expected_wait,
+            flows,
+        } => {
+            let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
+                format!("--at {at:?}: {e}; use RFC 3339, e.g. 2026-12-24T10:00:00+01:00")
+            })?;
+            let dir = flows_dir(flows);
+            let set = hotline_ivr::load_dir(&dir).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                format!(
+                    "the flows in {} have errors (run `hotline flow check`):\n{}",
+                    dir.display(),
+                    lines.join("\n")
+                )
+            })?;
+            let input = hotline_ivr::SimInput {
+                called,
+                caller,
+                at,
+                digits,
+                queue_wait: queue_wait.map(Duration::from_secs),
+                expected_wait: Duration::from_secs(expected_wait),
+            };
+            let lines = hotline_ivr::simulate(&set, &input).map_err(|e| e.to_string())?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(0)
+        }
+        FlowCommand::Schema => {
+            println!("{}", hotline_ivr::FLOW_SCHEMA_JSON.trim_end());
+            Ok(0)
+        }
+    }
+}
+
+fn check(dir: &Path) -> u8 {
+    let report = hotline_ivr::check_dir(dir);
+    for e in &report.errors {
+        println!("{e}");
+    }
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    let summary = format!(
+        "{}: {} error{}, {} warning{}",
+        dir.display(),
+        report.errors.len(),
+        if report.errors.len() == 1 { "" } else { "s" },
+        report.warnings.len(),
+        if report.warnings.len() == 1 { "" } else { "s" },
+    );
+    eprintln!("{summary}");
+    u8::from(!report.errors.is_empty())
+}
