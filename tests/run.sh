@@ -73,9 +73,10 @@ HTTP_PORT=18080
 SIPP_PORT=15070
 MEDIA_PORT=16000
 
-# start_daemon NAME [extra config lines]: a daemon on loopback with its own state dir.
+# start_daemon NAME [extra config lines] [test clock]: a daemon on loopback with its own
+# state dir; the test clock (RFC 3339) is the wall time its flows see at start.
 start_daemon() {
-  local name=$1 extra=${2:-}
+  local name=$1 extra=${2:-} clock=${3:-}
   local dir=$OUT/$name
   mkdir -p "$dir"
   cp -r "$ROOT/ivr-flows" "$dir/flows"
@@ -83,7 +84,7 @@ start_daemon() {
   printf '[rtp]\nports = "31000-31999"\n%s\n' "$extra" >"$dir/hotline.toml"
   export HOTLINE_SIP_LISTEN=127.0.0.1:$SIP_PORT HOTLINE_HTTP_LISTEN=127.0.0.1:$HTTP_PORT \
     HOTLINE_STATE_DIR=$dir/state HOTLINE_FLOWS_DIR=$dir/flows HOTLINE_DATABASE_URL=
-  "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
+  HOTLINE_TEST_CLOCK=$clock "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
   DAEMON_PID=$!
   DAEMON_DIR=$dir
   for _ in $(seq 1 100); do
@@ -188,6 +189,79 @@ reload_on_sighup() {
   [ -n "$after" ] && [ "$after" != "$before" ]
 }
 
+# Reload while a call is up: the call keeps the flow version it started with, the next
+# call gets the new one (the file watcher reloads; no signal).
+reload_during_call() {
+  sipp_run "$ROOT/tests/sipp/caller_listens.xml" 100 -m 1 -d 4000 >"$OUT/reload-call-a.log" 2>&1 &
+  local a=$!
+  sleep 1
+  printf '\n# edited during a live call\n' >>"$DAEMON_DIR/flows/main.toml"
+  sleep 1.5
+  grep -q 'flows reloaded trigger="file change"' "$DAEMON_DIR/daemon.log" || { echo "file change not reloaded"; return 1; }
+  SIPP_PORT=15074 MEDIA_PORT=16020 sipp_run uac 100 -m 1 -d 300 || return 1
+  wait $a || { echo "the live call failed:"; cat "$OUT/reload-call-a.log"; return 1; }
+  local calls; calls=$("$HOTLINE" calls --config "$DAEMON_DIR/hotline.toml" --limit 2 | tail -n 2)
+  echo "$calls"
+  # A started before the edit, B after it: A has the lower id.
+  local a_ver b_ver
+  a_ver=$(echo "$calls" | sort -t, -k1,1n | head -1 | cut -d, -f11)
+  b_ver=$(echo "$calls" | sort -t, -k1,1n | tail -1 | cut -d, -f11)
+  echo "live call kept $a_ver, new call got $b_ver"
+  [ -n "$a_ver" ] && [ -n "$b_ver" ] && [ "$a_ver" != "$b_ver" ]
+}
+
+# flow check on deliberately broken files prints exactly the expected file:line:col lines.
+flow_check_broken() {
+  (cd "$ROOT" && "$HOTLINE" flow check tests/flows/broken >"$OUT/flow-check.out" 2>/dev/null); local rc=$?
+  [ $rc = 1 ] || { echo "exit status $rc, expected 1"; return 1; }
+  diff -u "$ROOT/tests/flows/broken.expected" "$OUT/flow-check.out" || return 1
+  (cd "$ROOT" && "$HOTLINE" flow check ivr-flows) || { echo "the example flows must check clean"; return 1; }
+}
+
+# flow simulate, through the CLI, matches the reviewed golden outputs.
+flow_simulate_golden() {
+  local H="$HOTLINE flow simulate --flows $ROOT/ivr-flows" g="$ROOT/tests/flows/golden" ok=0
+  diff -u "$g/workday-callback-own-number.txt" <($H --called 300 --caller +36209990000 --at 2026-11-24T10:00:00+01:00 --digits 2,1) || ok=1
+  diff -u "$g/holiday-anonymous-keys-number.txt" <($H --called +3612345678 --caller anonymous --at 2026-12-25T10:00:00+01:00 --digits 1,06301234567#) || ok=1
+  diff -u "$g/after-hours-silent.txt" <($H --called 300 --caller +36209990000 --at 2026-11-24T20:00:00+01:00) || ok=1
+  local bad; bad=$($H --called 300 --caller x --at yesterday 2>&1); local rc=$?
+  [ $rc = 2 ] && [[ "$bad" == *"RFC 3339"* ]] || { echo "bad --at not explained (exit $rc): $bad"; ok=1; }
+  return $ok
+}
+
+# The same number at three moments: what the caller hears and the path the CDR records.
+schedule_branch() { # expected-step prompt-heard prompts-not-heard...
+  local step=$1 heard=$2; shift 2
+  local cap=$OUT/rtp_schedule_$step.pcap
+  tcpdump -i lo -U -w "$cap" "udp and dst port $MEDIA_PORT" 2>/dev/null &
+  local tcpdump_pid=$!
+  sleep 0.5
+  sipp_run "$ROOT/tests/sipp/caller_listens.xml" 300 -m 1 -d 5000
+  local rc=$?
+  sleep 0.3; kill -INT $tcpdump_pid; wait $tcpdump_pid 2>/dev/null
+  [ $rc = 0 ] || return 1
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  case "$cdr" in *" $step "*|*",$step "*|*" $step,"*) ;; *) echo "path lacks $step"; return 1 ;; esac
+  local not=()
+  for p in "$@"; do not+=("$ROOT/ivr-flows/prompts/$p.wav"); done
+  python3 "$ROOT/tests/sipp/heard.py" "$cap" $MEDIA_PORT pcma --heard "$ROOT/ivr-flows/prompts/$heard.wav" --not-heard "${not[@]}"
+}
+
+# After hours the caller leaves a callback request for their own number with two key presses.
+after_hours_callback_request() {
+  local first=$(( $(prompt_ms "$ROOT/ivr-flows/prompts/closed.wav") + 800 ))
+  local second=$(( 1200 ))
+  local scen=$OUT/caller_leaves_callback.xml
+  sed -e "s/@FIRST_MS@/$first/" -e "s/@SECOND_MS@/$second/" "$ROOT/tests/sipp/caller_leaves_callback.xml.in" >"$scen"
+  sipp_run "$scen" 300 -m 1 || return 1
+  sleep 0.3
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  case "$cdr" in *"after_hours callback_menu leave_callback goodbye"*) ;; *) echo "unexpected path"; return 1 ;; esac
+  local req; req=$("$HOTLINE" callbacks --config "$DAEMON_DIR/hotline.toml" --limit 1 | tail -n 1); echo "request: $req"
+  IFS=, read -r _ number queue promise source _ <<<"$req"
+  [ "$number" = "+36209990000" ] && [ "$queue" = support ] && [ "$promise" = promise-next-workday ] && [ "$source" = ivr ]
+}
+
 dead_call_gets_bye() {
   sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 100 -m 1 || return 1
   sleep 0.3
@@ -224,11 +298,30 @@ if start_daemon main; then
   check cancel_before_answer cancelled
   check hold_and_resume held_and_resumed
   check reload_on_sighup reload_on_sighup
+  check reload_during_call reload_during_call
   check metrics_exposed metrics_exposed
   stop_daemon
 else
   failed=$((failed + 1)); echo "FAIL daemon_start"
 fi
+
+check flow_check_broken flow_check_broken
+check flow_simulate_golden flow_simulate_golden
+
+# hotline.toml (number 300) on the Hungarian calendar, at three moments.
+if start_daemon workday "" 2026-11-24T10:00:00+01:00; then
+  check schedule_workday_welcome schedule_branch welcome welcome closed holiday
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_workday"; fi
+if start_daemon holiday "" 2026-12-25T10:00:00+01:00; then
+  check schedule_holiday_greeting schedule_branch holiday_greeting holiday closed welcome
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_holiday"; fi
+if start_daemon afterhours "" 2026-11-24T20:00:00+01:00; then
+  check schedule_after_hours schedule_branch after_hours closed holiday welcome
+  check after_hours_callback_request after_hours_callback_request
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_afterhours"; fi
 
 if start_daemon deadcall 'timeout_secs = 2'; then
   check dead_call_gets_bye dead_call_gets_bye

@@ -60,6 +60,35 @@ pub struct Calls {
     pub shutdown: watch::Receiver<bool>,
     pub active: AtomicUsize,
     pub queues: WaitingLists,
+    pub clock: WallClock,
+}
+
+/// The wall clock flows see (schedules, offers). Tests may start it at a chosen moment
+/// (`HOTLINE_TEST_CLOCK`) so a call takes the workday, holiday or after-hours branch
+/// whenever the test runs; it then advances in real time.
+pub struct WallClock {
+    start: Option<(chrono::DateTime<chrono::Utc>, Instant)>,
+}
+
+impl WallClock {
+    pub fn real() -> WallClock {
+        WallClock { start: None }
+    }
+
+    pub fn starting_at(at: chrono::DateTime<chrono::Utc>) -> WallClock {
+        WallClock {
+            start: Some((at, Instant::now())),
+        }
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match self.start {
+            None => chrono::Utc::now(),
+            Some((at, since)) => {
+                at + chrono::Duration::from_std(since.elapsed()).unwrap_or_default()
+            }
+        }
+    }
 }
 
 /// Callers waiting per queue. Until operators and distribution exist (the queue issue),
@@ -289,7 +318,7 @@ async fn serve(
     let context = hotline_ivr::CallContext {
         caller: setup.caller.clone(),
         called: setup.called.clone(),
-        answered_at: chrono::Utc::now(),
+        answered_at: calls.clock.now(),
     };
     let mut ivr = IvrCall::new(
         flow,

@@ -216,6 +216,15 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         ..Default::default()
     });
 
+    let clock = match std::env::var("HOTLINE_TEST_CLOCK") {
+        Ok(v) if !v.is_empty() => {
+            let at = chrono::DateTime::parse_from_rfc3339(&v)
+                .map_err(|e| format!("setting HOTLINE_TEST_CLOCK: {e} (got {v:?}; RFC 3339)"))?;
+            warn!(start = %at, "HOTLINE_TEST_CLOCK is set: flows see a shifted clock (tests only)");
+            call::WallClock::starting_at(at.to_utc())
+        }
+        _ => call::WallClock::real(),
+    };
     let (sip, sip_inputs) = sip_driver::channel();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let calls = Arc::new(Calls {
@@ -228,6 +237,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         shutdown: shutdown_rx,
         active: Default::default(),
         queues: Default::default(),
+        clock,
     });
     let udp = sockets.udp.clone();
     sip_driver::spawn_readers(sockets, sip.clone());

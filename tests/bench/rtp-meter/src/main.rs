@@ -614,3 +614,104 @@ fn main() -> ExitCode {
     );
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Args {
+        Args {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 1,
+            warmup: Duration::ZERO,
+            seconds: Duration::from_secs(1),
+            start_file: None,
+            max_wait: Duration::ZERO,
+            pid: None,
+            clk_tck: 100,
+            ptime_us: 20_000,
+            tolerance_us: 2_000,
+            clock_rate: 8000,
+            label: String::new(),
+        }
+    }
+
+    fn rtp(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xff; 160]);
+        p
+    }
+
+    #[test]
+    fn intervals_loss_and_streams() {
+        let t0 = Instant::now();
+        let mut m = Meter::new(&args(), t0);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // Stream 1: warm-up packet, then 20 ms steps with seq 3 missing and one 30 ms gap.
+        m.packet(&rtp(1, 0, 0), ms(0), false);
+        m.packet(&rtp(1, 1, 160), ms(20), true);
+        m.packet(&rtp(1, 2, 320), ms(40), true);
+        m.packet(&rtp(1, 4, 640), ms(80), true);
+        m.packet(&rtp(1, 5, 800), ms(110), true);
+        // Stream 2: a duplicate and a late packet.
+        m.packet(&rtp(2, 10, 0), ms(1), true);
+        m.packet(&rtp(2, 12, 320), ms(21), true);
+        m.packet(&rtp(2, 11, 160), ms(22), true);
+        m.packet(&rtp(2, 12, 320), ms(41), true);
+        // Junk: too short, wrong version, RTCP.
+        m.packet(&[0x80; 5], ms(50), true);
+        m.packet(&[0u8; 20], ms(50), true);
+        let mut rtcp = rtp(3, 0, 0);
+        rtcp[1] = 200;
+        m.packet(&rtcp, ms(50), true);
+
+        let t = &m.totals;
+        assert_eq!(m.streams_in_window, 2);
+        assert_eq!(t.packets, 8);
+        assert_eq!(
+            t.intervals, 7,
+            "the first packet of stream 2 has no predecessor"
+        );
+        assert_eq!(t.lost, 1, "seq 3 lost; seq 11 came late and is taken back");
+        assert_eq!(t.reordered, 1);
+        assert_eq!(t.duplicates, 1);
+        assert_eq!(t.malformed, 2);
+        assert_eq!(t.rtcp, 1);
+        assert_eq!(t.max_interval_us, 40_000);
+        // Intervals 20, 20, 40, 30 | 20, 1, 19: outside 18-22 ms are 40, 30 and 1.
+        assert_eq!(t.outside, 3);
+        assert_eq!(m.quantile_us(0.5), 20_005);
+        assert_eq!(m.quantile_us(1.0), 40_000);
+    }
+
+    #[test]
+    fn sequence_wraps_without_loss() {
+        let t0 = Instant::now();
+        let mut m = Meter::new(&args(), t0);
+        for (i, seq) in [65534u16, 65535, 0, 1].into_iter().enumerate() {
+            let i = u32::try_from(i).unwrap();
+            m.packet(
+                &rtp(7, seq, i * 160),
+                t0 + Duration::from_millis(u64::from(i) * 20),
+                true,
+            );
+        }
+        assert_eq!(m.totals.lost, 0);
+        assert_eq!(m.totals.seq_jumps, 0);
+        assert_eq!(m.totals.outside, 0);
+        let jitter = m.streams.get(&7).unwrap().jitter16 / 16;
+        assert!(jitter <= 1, "steady stream has ~no jitter, got {jitter}");
+    }
+
+    #[test]
+    fn overflow_bucket_reports_the_max() {
+        let t0 = Instant::now();
+        let mut m = Meter::new(&args(), t0);
+        m.packet(&rtp(9, 0, 0), t0, true);
+        m.packet(&rtp(9, 1, 160), t0 + Duration::from_secs(3), true);
+        assert_eq!(m.quantile_us(0.99), 3_000_000);
+    }
+}
