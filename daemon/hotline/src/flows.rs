@@ -22,6 +22,10 @@ pub fn load(dir: &Path) -> Result<LoadedFlows, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
+    // Warnings don't stop a set (unreachable steps, unused offers), but admins should see them.
+    for w in set.warnings() {
+        warn!("flows: {w}");
+    }
     let mut prompts = PromptLibrary::new();
     let mut problems = Vec::new();
     for name in set.prompt_names() {
