@@ -7,4 +7,6 @@
 pub mod callback;
 pub mod cdr;
 pub mod ivr_call;
+pub mod missed;
+pub mod operators;
 pub mod store;

@@ -219,3 +219,81 @@ on_both_databases!(migrations_are_idempotent, |store: Store| async move {
     store.migrate().await.unwrap();
     assert!(store.recent_calls(1).await.unwrap().is_empty());
 });
+
+on_both_databases!(
+    operators_are_unique_and_validated,
+    |store: Store| async move {
+        use hotline_core::operators::{NewOperator, OperatorError};
+        let anna = NewOperator {
+            name: "anna",
+            display_name: "Anna Kovács",
+            sip_user: "1001",
+            realm: "hotline",
+            ha1_md5: "0123",
+            ha1_sha256: "4567",
+            chat_capacity: 3,
+            created_at_ms: 5,
+        };
+        store.add_operator(&anna).await.unwrap();
+        // Same name, or same SIP user: refused.
+        assert!(matches!(
+            store.add_operator(&anna).await,
+            Err(OperatorError::Exists(..))
+        ));
+        let same_user = NewOperator {
+            name: "bela",
+            ..anna
+        };
+        assert!(matches!(
+            store.add_operator(&same_user).await,
+            Err(OperatorError::Exists(..))
+        ));
+        let bad = NewOperator {
+            name: "bad name",
+            sip_user: "1002",
+            ..anna
+        };
+        assert!(matches!(
+            store.add_operator(&bad).await,
+            Err(OperatorError::Invalid(_))
+        ));
+        let too_many_chats = NewOperator {
+            name: "cili",
+            sip_user: "1003",
+            chat_capacity: 11,
+            ..anna
+        };
+        assert!(matches!(
+            store.add_operator(&too_many_chats).await,
+            Err(OperatorError::Invalid(_))
+        ));
+        let ops = store.operators().await.unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].display_name, "Anna Kovács");
+        assert_eq!(
+            (ops[0].ha1_md5.as_str(), ops[0].ha1_sha256.as_str()),
+            ("0123", "4567")
+        );
+    }
+);
+
+on_both_databases!(missed_calls_are_kept, |store: Store| async move {
+    use hotline_core::missed::{MissedReason, NewMissedCall};
+    store
+        .insert_missed_call(&NewMissedCall {
+            number: "+36301234567",
+            call_id: "m1",
+            queue: Some("support"),
+            reason: MissedReason::Abandoned,
+            waited_ms: 42_000,
+            path: "hours who main_menu support_queue",
+            missed_at_ms: 77,
+        })
+        .await
+        .unwrap();
+    let got = store.recent_missed_calls(5).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].reason, "abandoned");
+    assert_eq!(got[0].waited_ms, 42_000);
+    assert_eq!(got[0].queue.as_deref(), Some("support"));
+});

@@ -1,0 +1,122 @@
+//! Operator accounts: who may register a phone and receive calls.
+
+use sqlx::Row;
+
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operator {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+    pub sip_user: String,
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    pub chat_capacity: i64,
+    pub created_at_ms: i64,
+}
+
+pub struct NewOperator<'a> {
+    pub name: &'a str,
+    pub display_name: &'a str,
+    pub sip_user: &'a str,
+    pub realm: &'a str,
+    pub ha1_md5: &'a str,
+    pub ha1_sha256: &'a str,
+    pub chat_capacity: i64,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("an operator named {0:?} or with SIP user {1:?} already exists")]
+    Exists(String, String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Names and SIP users are what admins type and phones send: keep them plain.
+pub fn validate_name(what: &str, v: &str) -> Result<(), OperatorError> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(OperatorError::Invalid(format!(
+            "{what} {v:?}: use 1–64 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+impl Store {
+    pub async fn add_operator(&self, op: &NewOperator<'_>) -> Result<i64, OperatorError> {
+        validate_name("name", op.name)?;
+        validate_name("SIP user", op.sip_user)?;
+        if !(1..=10).contains(&op.chat_capacity) {
+            return Err(OperatorError::Invalid(format!(
+                "chat capacity {}: must be 1–10",
+                op.chat_capacity
+            )));
+        }
+        let exists = sqlx::query("SELECT id FROM operators WHERE name = $1 OR sip_user = $2")
+            .bind(op.name)
+            .bind(op.sip_user)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StoreError::from)?;
+        if exists.is_some() {
+            return Err(OperatorError::Exists(op.name.into(), op.sip_user.into()));
+        }
+        let row = sqlx::query(
+            "INSERT INTO operators (name, display_name, sip_user, realm, ha1_md5, ha1_sha256, \
+             chat_capacity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(op.name)
+        .bind(op.display_name)
+        .bind(op.sip_user)
+        .bind(op.realm)
+        .bind(op.ha1_md5)
+        .bind(op.ha1_sha256)
+        .bind(op.chat_capacity)
+        .bind(op.created_at_ms)
+        .fetch_one(self.pool())
+        .await
+        // A concurrent add of the same name loses on the UNIQUE constraint.
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                OperatorError::Exists(op.name.into(), op.sip_user.into())
+            }
+            e => OperatorError::Store(e.into()),
+        })?;
+        Ok(row.try_get::<i64, _>(0).map_err(StoreError::from)?)
+    }
+
+    pub async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, display_name, sip_user, realm, ha1_md5, ha1_sha256, chat_capacity, \
+             created_at FROM operators ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Operator {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    display_name: r.try_get("display_name")?,
+                    sip_user: r.try_get("sip_user")?,
+                    realm: r.try_get("realm")?,
+                    ha1_md5: r.try_get("ha1_md5")?,
+                    ha1_sha256: r.try_get("ha1_sha256")?,
+                    chat_capacity: r.try_get("chat_capacity")?,
+                    created_at_ms: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
