@@ -1,5 +1,5 @@
-//! `queues.toml`: the queues flows may send callers to. Today a queue is a
-//! name and an optional display name; the queue issue adds members.
+//! `queues.toml`: the queues flows may send callers to, their members (operator names)
+//! and how calls are distributed among them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,8 +16,21 @@ pub struct QueueDef {
     pub name: String,
     /// For people (operator console, reports); defaults to `name`.
     pub display_name: String,
+    /// Operators (by name) who take this queue's calls, most preferred first.
+    pub members: Vec<String>,
+    /// How long an operator's phone rings before the call goes to the next one.
+    pub ring_timeout_secs: u64,
+    /// Missed rings in a row after which an operator is paused.
+    pub max_misses: u32,
+    /// After-call time before the operator gets the next call.
+    pub wrap_up_secs: u64,
     pub at: Loc,
 }
+
+/// Defaults for a queue that doesn't say.
+pub const DEFAULT_RING_TIMEOUT_SECS: u64 = 20;
+pub const DEFAULT_MAX_MISSES: u32 = 2;
+pub const DEFAULT_WRAP_UP_SECS: u64 = 10;
 
 /// Reads `queues.toml` text. Returns the queues that parsed and every error.
 pub(crate) fn parse_queues(
@@ -67,10 +80,34 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         .get("display_name")
         .and_then(|v| cx.string(v, "display_name"))
         .map_or_else(|| name.to_owned(), |r| r.name);
+    let members = f
+        .get("members")
+        .and_then(|v| cx.strings(v, "members"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let ring_timeout_secs = f
+        .get("ring_timeout")
+        .and_then(|v| cx.uint(v, "ring_timeout", 5, 300))
+        .unwrap_or(DEFAULT_RING_TIMEOUT_SECS);
+    let max_misses = f
+        .get("max_misses")
+        .and_then(|v| cx.uint(v, "max_misses", 1, 100))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(DEFAULT_MAX_MISSES);
+    let wrap_up_secs = f
+        .get("wrap_up")
+        .and_then(|v| cx.uint(v, "wrap_up", 0, 3600))
+        .unwrap_or(DEFAULT_WRAP_UP_SECS);
     f.finish(cx);
     Some(QueueDef {
         name: name.to_owned(),
         display_name,
+        members,
+        ring_timeout_secs,
+        max_misses,
+        wrap_up_secs,
         at,
     })
 }
