@@ -5,6 +5,7 @@
 //! time-dependent call takes `now: Instant`, so tests drive it with a virtual
 //! clock and the daemon's driver owns the real one.
 
+pub mod bridge;
 pub mod dtmf;
 pub mod g711;
 pub mod rtp;

@@ -1,0 +1,223 @@
+//! Two call legs joined: what one side sends goes to the other, unchanged.
+//!
+//! Hotline offers the second leg the codec and payload types the first leg negotiated,
+//! so packets (audio, RFC 4733 DTMF, RTCP) pass through as they are: no transcoding and
+//! no header rewriting, which keeps the added latency to one socket hop. Each leg learns
+//! its peer's real address from the first valid RTP it sends (symmetric RTP, for NAT).
+//! Sans-IO: the driver owns both sockets and asks where to forward each datagram.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// One side of the bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BridgeStats {
+    pub forwarded_a_to_b: u64,
+    pub forwarded_b_to_a: u64,
+    /// Datagrams that were not RTP/RTCP, or had nowhere to go (peer address unknown or held).
+    pub dropped: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Leg {
+    /// Where this leg's peer receives: from SDP, then latched to where it sends from.
+    remote: Option<SocketAddr>,
+    latched: bool,
+    /// Held legs (re-INVITE sendonly/inactive) get nothing.
+    held: bool,
+    last_received: Option<Instant>,
+}
+
+impl Leg {
+    fn new(remote: Option<SocketAddr>) -> Leg {
+        Leg {
+            remote: remote.filter(|a| !a.ip().is_unspecified() && a.port() != 0),
+            latched: false,
+            held: false,
+            last_received: None,
+        }
+    }
+
+    fn destination(&self) -> Option<SocketAddr> {
+        if self.held { None } else { self.remote }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Bridge {
+    a: Leg,
+    b: Leg,
+    stats: BridgeStats,
+}
+
+impl Bridge {
+    /// `a_remote`/`b_remote`: each leg's address from its SDP (None or 0.0.0.0: unknown).
+    pub fn new(a_remote: Option<SocketAddr>, b_remote: Option<SocketAddr>) -> Bridge {
+        Bridge {
+            a: Leg::new(a_remote),
+            b: Leg::new(b_remote),
+            stats: BridgeStats::default(),
+        }
+    }
+
+    /// A datagram arrived on `side`'s socket from `from`: where to send it on the other
+    /// side's socket, or `None` to drop it.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        side: Side,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Option<SocketAddr> {
+        let rtp = is_rtp_or_rtcp(data);
+        let (this, other) = match side {
+            Side::A => (&mut self.a, &mut self.b),
+            Side::B => (&mut self.b, &mut self.a),
+        };
+        if !rtp {
+            self.stats.dropped += 1;
+            return None;
+        }
+        this.last_received = Some(now);
+        // Symmetric RTP: the first packet tells us where this peer really is.
+        if !this.latched && !crate::rtp::is_rtcp(data) {
+            this.remote = Some(from);
+            this.latched = true;
+        }
+        let to = other.destination();
+        match (to, side) {
+            (None, _) => self.stats.dropped += 1,
+            (Some(_), Side::A) => self.stats.forwarded_a_to_b += 1,
+            (Some(_), Side::B) => self.stats.forwarded_b_to_a += 1,
+        }
+        to
+    }
+
+    /// A re-INVITE on `side`: its new address (re-arms latching), or hold (`None`).
+    pub fn set_remote(&mut self, side: Side, remote: Option<SocketAddr>) {
+        let leg = match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        };
+        match remote {
+            Some(addr) => {
+                *leg = Leg {
+                    last_received: leg.last_received,
+                    ..Leg::new(Some(addr))
+                };
+            }
+            None => leg.held = true,
+        }
+    }
+
+    /// When `side` last sent anything, for dead-call detection.
+    pub fn last_received(&self, side: Side) -> Option<Instant> {
+        match side {
+            Side::A => self.a.last_received,
+            Side::B => self.b.last_received,
+        }
+    }
+
+    pub fn stats(&self) -> BridgeStats {
+        self.stats
+    }
+}
+
+/// RTP or RTCP version 2 with at least a fixed header; anything else is not forwarded.
+fn is_rtp_or_rtcp(data: &[u8]) -> bool {
+    data.len() >= 12 && data[0] >> 6 == 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtp::build_packet;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwards_both_ways_unchanged_to_the_sdp_addresses_then_latches() {
+        let t0 = Instant::now();
+        let mut b = Bridge::new(
+            Some(addr("192.0.2.1:4000")),
+            Some(addr("198.51.100.7:5000")),
+        );
+        let pkt = build_packet(8, false, 1, 160, 42, &[0xD5; 160]);
+        // Caller behind NAT sends from another port: its packets go to the operator's SDP
+        // address, and from now on the operator's packets go back to where they came from.
+        assert_eq!(
+            b.forward(t0, Side::A, addr("203.0.113.9:61000"), &pkt),
+            Some(addr("198.51.100.7:5000"))
+        );
+        assert_eq!(
+            b.forward(t0, Side::B, addr("198.51.100.7:5000"), &pkt),
+            Some(addr("203.0.113.9:61000"))
+        );
+        assert_eq!(b.stats().forwarded_a_to_b, 1);
+        assert_eq!(b.stats().forwarded_b_to_a, 1);
+        assert_eq!(b.last_received(Side::A), Some(t0));
+    }
+
+    #[test]
+    fn unknown_or_held_peers_get_nothing_and_garbage_is_dropped() {
+        let t0 = Instant::now();
+        let mut b = Bridge::new(None, Some(addr("0.0.0.0:0")));
+        let pkt = build_packet(0, false, 1, 160, 42, &[0xFF; 160]);
+        assert_eq!(
+            b.forward(t0, Side::A, addr("192.0.2.1:4000"), &pkt),
+            None,
+            "B unknown"
+        );
+        // B speaks: it latches, and A (latched before) now gets B's packets.
+        assert_eq!(
+            b.forward(t0, Side::B, addr("192.0.2.2:6000"), &pkt),
+            Some(addr("192.0.2.1:4000"))
+        );
+        assert_eq!(
+            b.forward(t0, Side::A, addr("192.0.2.1:4000"), &pkt),
+            Some(addr("192.0.2.2:6000"))
+        );
+        b.set_remote(Side::B, None);
+        assert_eq!(
+            b.forward(t0, Side::A, addr("192.0.2.1:4000"), &pkt),
+            None,
+            "B holds"
+        );
+        b.set_remote(Side::B, Some(addr("192.0.2.2:6002")));
+        assert_eq!(
+            b.forward(t0, Side::A, addr("192.0.2.1:4000"), &pkt),
+            Some(addr("192.0.2.2:6002"))
+        );
+        assert_eq!(
+            b.forward(t0, Side::A, addr("192.0.2.1:4000"), b"hello, not rtp"),
+            None
+        );
+        assert_eq!(b.stats().dropped, 3);
+    }
+
+    #[test]
+    fn rtcp_is_forwarded_but_does_not_latch() {
+        let t0 = Instant::now();
+        let mut b = Bridge::new(Some(addr("192.0.2.1:4000")), Some(addr("192.0.2.2:6000")));
+        let mut rtcp = vec![0x80, 200, 0, 6];
+        rtcp.extend_from_slice(&[0; 24]);
+        assert_eq!(
+            b.forward(t0, Side::A, addr("192.0.2.1:4001"), &rtcp),
+            Some(addr("192.0.2.2:6000"))
+        );
+        let pkt = build_packet(0, false, 1, 160, 42, &[0xFF; 160]);
+        assert_eq!(
+            b.forward(t0, Side::B, addr("192.0.2.2:6000"), &pkt),
+            Some(addr("192.0.2.1:4000")),
+            "A not latched to its RTCP port"
+        );
+    }
+}
