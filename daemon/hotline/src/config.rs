@@ -29,6 +29,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 struct FileConfig {
     sip: SipFile,
+    trunk: TrunkFile,
+    api: ApiFile,
     rtp: RtpFile,
     http: HttpFile,
     store: StoreFile,
@@ -41,6 +43,25 @@ struct FileConfig {
 struct SipFile {
     listen: Option<String>,
     public_ip: Option<String>,
+    realm: Option<String>,
+    trusted: Option<Vec<String>>,
+    max_calls: Option<usize>,
+    rate_per_source: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TrunkFile {
+    address: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    caller_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ApiFile {
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +111,65 @@ pub struct Config {
     pub rtp_timeout: Duration,
     /// How long calls in progress may go on after SIGTERM before they get BYE.
     pub drain_timeout: Duration,
+    /// Digest realm for operators' phones; their stored HA1 values are bound to it.
+    pub realm: String,
+    /// Addresses (IP or CIDR) whose INVITEs are accepted without authentication: the trunk.
+    pub trusted: Vec<IpNet>,
+    /// Concurrent calls; more get 503.
+    pub max_calls: usize,
+    /// SIP requests per second from one source address (bursts of twice that).
+    pub rate_per_source: u32,
+    pub trunk: Option<Trunk>,
+    /// Bearer token for the HTTP API until web login exists; `None`: the API is off.
+    pub api_token: Option<String>,
+}
+
+/// The SIP trunk for outbound calls (callbacks, click-to-call).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trunk {
+    pub address: SocketAddr,
+    pub credentials: Option<(String, String)>,
+    /// The hotline number presented as caller ID.
+    pub caller_id: String,
+}
+
+/// An address or a network: `192.0.2.10` or `198.51.100.0/28`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+
+    fn parse(v: &str) -> Option<IpNet> {
+        let (addr, prefix) = match v.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let a = v.parse::<IpAddr>().ok()?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
 }
 
 /// Where settings come from besides the file, so tests can pass their own.
@@ -224,6 +304,84 @@ impl Config {
         );
         let rtp_ports = parse_port_range(name, &v)?;
 
+        let realm = file.sip.realm.unwrap_or_else(|| "hotline".to_string());
+        if realm.is_empty() || realm.contains(['"', '\\', '\r', '\n']) {
+            return Err(invalid(
+                "sip.realm",
+                &realm,
+                "must be plain text without quotes",
+            ));
+        }
+        let mut trusted = Vec::new();
+        for v in file.sip.trusted.unwrap_or_default() {
+            trusted.push(IpNet::parse(&v).ok_or_else(|| {
+                invalid(
+                    "sip.trusted",
+                    &v,
+                    "expected an IP or CIDR, e.g. 192.0.2.0/28",
+                )
+            })?);
+        }
+        let max_calls = file.sip.max_calls.unwrap_or(500);
+        if max_calls == 0 {
+            return Err(invalid("sip.max_calls", "0", "must be at least 1"));
+        }
+        let rate_per_source = file.sip.rate_per_source.unwrap_or(20);
+        if rate_per_source == 0 {
+            return Err(invalid("sip.rate_per_source", "0", "must be at least 1"));
+        }
+
+        let (name, v) = pick(
+            "HOTLINE_TRUNK_ADDRESS",
+            "trunk.address",
+            file.trunk.address,
+            "",
+        );
+        let trunk = if v.is_empty() {
+            None
+        } else {
+            let address = parse_socket_addr(name, &v)?;
+            let password = env.var("HOTLINE_TRUNK_PASSWORD").or(file.trunk.password);
+            let credentials = match (file.trunk.username, password) {
+                (Some(u), Some(p)) if !u.is_empty() => Some((u, p)),
+                (Some(u), None) if !u.is_empty() => {
+                    return Err(invalid(
+                        "trunk.password",
+                        "",
+                        "trunk.username is set: give the password here or in HOTLINE_TRUNK_PASSWORD",
+                    ));
+                }
+                _ => None,
+            };
+            let caller_id = file.trunk.caller_id.unwrap_or_default();
+            if caller_id.is_empty()
+                || !caller_id
+                    .trim_start_matches('+')
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+            {
+                return Err(invalid(
+                    "trunk.caller_id",
+                    &caller_id,
+                    "the hotline number, digits with an optional leading +",
+                ));
+            }
+            Some(Trunk {
+                address,
+                credentials,
+                caller_id,
+            })
+        };
+
+        let (name, v) = pick("HOTLINE_API_TOKEN", "api.token", file.api.token, "");
+        let api_token = if v.is_empty() {
+            None
+        } else if v.len() < 16 {
+            return Err(invalid(name, "(hidden)", "use at least 16 characters"));
+        } else {
+            Some(v)
+        };
+
         let rtp_timeout = Duration::from_secs(file.rtp.timeout_secs.unwrap_or(30));
         let drain_timeout = Duration::from_secs(file.service.drain_secs.unwrap_or(30));
 
@@ -237,6 +395,12 @@ impl Config {
             rtp_ports,
             rtp_timeout,
             drain_timeout,
+            realm,
+            trusted,
+            max_calls,
+            rate_per_source,
+            trunk,
+            api_token,
         })
     }
 }
@@ -363,6 +527,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("setting rtp.ports:"), "{err}");
+    }
+
+    #[test]
+    fn trunk_trust_and_api_settings() {
+        let c = from_toml(
+            "[sip]\ntrusted = [\"192.0.2.10\", \"198.51.100.0/28\"]\n[trunk]\naddress = \"192.0.2.10:5060\"\nusername = \"hl\"\ncaller_id = \"+3612345678\"\n",
+            &env(&[("HOTLINE_TRUNK_PASSWORD", "s3cret"), ("HOTLINE_API_TOKEN", "0123456789abcdef")]),
+        )
+        .unwrap();
+        assert!(c.trusted[0].contains("192.0.2.10".parse().unwrap()));
+        assert!(!c.trusted[0].contains("192.0.2.11".parse().unwrap()));
+        assert!(c.trusted[1].contains("198.51.100.15".parse().unwrap()));
+        assert!(!c.trusted[1].contains("198.51.100.16".parse().unwrap()));
+        let trunk = c.trunk.unwrap();
+        assert_eq!(trunk.credentials, Some(("hl".into(), "s3cret".into())));
+        assert_eq!(trunk.caller_id, "+3612345678");
+        assert_eq!(c.api_token.as_deref(), Some("0123456789abcdef"));
+
+        for (text, setting) in [
+            ("[sip]\ntrusted = [\"192.0.2.0/33\"]\n", "sip.trusted"),
+            (
+                "[trunk]\naddress = \"192.0.2.10:5060\"\ncaller_id = \"hotline\"\n",
+                "trunk.caller_id",
+            ),
+            (
+                "[trunk]\naddress = \"192.0.2.10:5060\"\nusername = \"u\"\ncaller_id = \"1\"\n",
+                "trunk.password",
+            ),
+            ("[api]\ntoken = \"short\"\n", "api.token"),
+            ("[sip]\nmax_calls = 0\n", "sip.max_calls"),
+        ] {
+            let err = from_toml(text, &env(&[])).unwrap_err().to_string();
+            assert!(err.contains(setting), "{text}: {err}");
+            assert!(!err.contains("short"), "a token must not be echoed: {err}");
+        }
     }
 
     #[test]
