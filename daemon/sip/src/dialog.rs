@@ -1,6 +1,6 @@
-//! Dialog state (RFC 3261 §12), UAS side.
+//! Dialog state (RFC 3261 §12), for both the UAS and the UAC side.
 
-use crate::msg::{Essentials, Method, NameAddr, ParseError, Request, Uri, Via};
+use crate::msg::{Contact, Essentials, Method, NameAddr, ParseError, Request, Response, Uri, Via};
 
 /// Identifies a dialog (§12): Call-ID and the two tags. A peer speaking
 /// RFC 2543 may have no From tag.
@@ -75,8 +75,51 @@ impl Dialog {
         true
     }
 
+    /// The dialog a 2xx (or a provisional with a To tag) to our INVITE
+    /// creates at the UAC (§12.1.2): route set from Record-Route reversed,
+    /// remote target from the response's Contact.
+    pub fn uac(invite: &Request, resp: &Response) -> Result<Dialog, ParseError> {
+        let req = invite.essentials()?;
+        let e = resp.essentials()?;
+        let remote_target = match resp.headers.contact()? {
+            Some(Contact::Addrs(addrs)) => match addrs.as_slice() {
+                [one] => one.uri.clone(),
+                _ => return Err(ParseError::Header("Contact")),
+            },
+            // A 2xx must have one; the Request-URI is the best guess without.
+            _ => invite.uri.clone(),
+        };
+        let mut route_set = resp.headers.record_route()?;
+        route_set.reverse();
+        Ok(Dialog {
+            id: DialogId {
+                call_id: req.call_id.clone(),
+                local_tag: req.from.tag().unwrap_or_default().to_string(),
+                remote_tag: e.to.tag().map(str::to_string),
+            },
+            local: invite.headers.get("From").unwrap_or_default().to_string(),
+            remote: resp.headers.get("To").unwrap_or_default().to_string(),
+            remote_target,
+            route_set,
+            local_seq: req.cseq.seq,
+            // Nothing received yet: any CSeq from the peer is in order.
+            remote_seq: 0,
+        })
+    }
+
     /// A request inside the dialog (§12.2.1.1), strict and loose routing.
     pub fn request(&mut self, method: Method, via: &Via, user_agent: &str) -> Request {
+        self.local_seq = self.local_seq.wrapping_add(1).max(1);
+        self.build(method, self.local_seq, via, user_agent)
+    }
+
+    /// The ACK to a 2xx for the INVITE with CSeq `seq` (§13.2.2.4): routed
+    /// like any request of the dialog, but with the INVITE's number.
+    pub fn ack(&self, seq: u32, via: &Via, user_agent: &str) -> Request {
+        self.build(Method::Ack, seq, via, user_agent)
+    }
+
+    fn build(&self, method: Method, seq: u32, via: &Via, user_agent: &str) -> Request {
         let (uri, routes) = match self.route_set.split_first() {
             None => (self.remote_target.clone(), Vec::new()),
             Some((first, _)) if first.uri.param("lr").is_some() => (
@@ -90,7 +133,6 @@ impl Dialog {
                 (first.uri.clone(), routes)
             }
         };
-        self.local_seq = self.local_seq.wrapping_add(1).max(1);
         let mut req = Request::new(method.clone(), uri);
         let h = &mut req.headers;
         h.push("Via", via.to_string());
@@ -101,7 +143,7 @@ impl Dialog {
         h.push("From", self.local.clone());
         h.push("To", self.remote.clone());
         h.push("Call-ID", self.id.call_id.clone());
-        h.push("CSeq", format!("{} {method}", self.local_seq));
+        h.push("CSeq", format!("{seq} {method}"));
         h.push("User-Agent", user_agent);
         req
     }
@@ -162,6 +204,40 @@ CSeq: 10 INVITE\r\nContact: <sip:alice@192.0.2.4>\r\n{extra}\r\n"
                 .seq,
             2
         );
+    }
+
+    #[test]
+    fn uac_dialog_from_a_2xx() {
+        let text = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\r\n\
+To: <sip:bob@example.com>\r\nFrom: <sip:us@192.0.2.1>;tag=ours\r\nCall-ID: c2\r\nCSeq: 7 INVITE\r\n\r\n";
+        let Ok(Message::Request(inv)) = Message::parse(text.as_bytes()) else {
+            panic!()
+        };
+        let text = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\r\n\
+To: <sip:bob@example.com>;tag=theirs\r\nFrom: <sip:us@192.0.2.1>;tag=ours\r\nCall-ID: c2\r\n\
+CSeq: 7 INVITE\r\nContact: <sip:bob@192.0.2.9>\r\n\
+Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\r\n";
+        let Ok(Message::Response(ok)) = Message::parse(text.as_bytes()) else {
+            panic!()
+        };
+        let mut d = Dialog::uac(&inv, &ok).unwrap();
+        assert_eq!(d.id.local_tag, "ours");
+        assert_eq!(d.id.remote_tag.as_deref(), Some("theirs"));
+        let ack = d.ack(7, &via(), "x");
+        assert_eq!(ack.uri.to_string(), "sip:bob@192.0.2.9");
+        assert_eq!(ack.essentials().unwrap().cseq.to_string(), "7 ACK");
+        let routes: Vec<&str> = ack.headers.get_all("Route").collect();
+        assert_eq!(
+            routes,
+            ["<sip:p2.example.com;lr>", "<sip:p1.example.com;lr>"],
+            "reversed at the UAC (§12.1.2)"
+        );
+        let bye = d.request(Method::Bye, &via(), "x");
+        let e = bye.essentials().unwrap();
+        assert_eq!(e.cseq.to_string(), "8 BYE");
+        assert_eq!((e.from.tag(), e.to.tag()), (Some("ours"), Some("theirs")));
+        // The far end's requests find the dialog by the same id.
+        assert!(d.accept_remote_cseq(1));
     }
 
     #[test]

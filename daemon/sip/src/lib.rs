@@ -2,15 +2,26 @@
 //!
 //! The daemon feeds datagrams / framed TCP messages and timer ticks into an
 //! [`Endpoint`], passing `now` explicitly, and drains what it wants sent
-//! ([`Transmit`]) and what happened ([`Event`]).
+//! ([`Transmit`]) and what happened ([`Event`]). The endpoint answers calls,
+//! places them, registers operators' phones and authenticates them with
+//! digest; which call goes where is the daemon's business, not this crate's.
 
+pub mod auth;
 pub mod dialog;
 pub mod endpoint;
+pub mod limits;
 pub mod msg;
+pub mod registrar;
 pub mod sdp;
 pub mod transaction;
 
-pub use endpoint::{CallHandle, EndReason, Endpoint, EndpointConfig, Event, SipStats, Transmit};
+pub use auth::{Algorithm, Credential, ha1};
+pub use endpoint::{
+    CallHandle, EndReason, Endpoint, EndpointConfig, Event, Origin, OutgoingCall, SipStats,
+    Transmit,
+};
+pub use limits::{IpNet, RateLimit};
+pub use registrar::Binding;
 
 /// The transports the endpoint speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

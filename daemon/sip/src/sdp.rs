@@ -314,6 +314,23 @@ pub fn answer(
     s
 }
 
+/// An offer for a second leg that carries the first leg's media unchanged: the same
+/// codec and payload types (so a bridge needs no transcoding), sendrecv.
+pub fn offer(
+    first_leg: &Negotiated,
+    local_ip: IpAddr,
+    local_port: u16,
+    session_id: u64,
+    version: u64,
+) -> String {
+    let n = Negotiated {
+        direction: Direction::SendRecv,
+        m_lines: Vec::new(),
+        ..first_leg.clone()
+    };
+    answer(&n, local_ip, local_port, session_id, version)
+}
+
 fn write_audio(s: &mut String, n: &Negotiated, port: u16) {
     let pt = n.payload_type;
     let _ = match n.telephone_event {
@@ -341,6 +358,22 @@ mod tests {
     const OFFER: &str = "v=0\r\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\r\ns=-\r\n\
 c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 49170 RTP/AVP 18 8 0 101\r\na=rtpmap:18 G729/8000\r\n\
 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\nm=video 51372 RTP/AVP 31\r\na=rtpmap:31 H261/90000\r\n";
+
+    #[test]
+    fn an_offer_for_the_second_leg_keeps_the_first_legs_payload_types() {
+        let mut n = negotiate(OFFER).unwrap();
+        n.direction = Direction::SendOnly;
+        let offer = offer(&n, "192.0.2.99".parse().unwrap(), 30000, 7, 1);
+        assert!(offer.contains("m=audio 30000 RTP/AVP 8 101\r\n"), "{offer}");
+        assert!(offer.contains("a=rtpmap:8 PCMA/8000\r\n"));
+        assert!(offer.contains("a=sendrecv\r\n"));
+        assert!(
+            !offer.contains("m=video"),
+            "only the bridged stream is offered"
+        );
+        let back = negotiate(&offer).unwrap();
+        assert_eq!((back.payload_type, back.telephone_event), (8, Some(101)));
+    }
 
     #[test]
     fn picks_the_offerers_first_supported_codec() {

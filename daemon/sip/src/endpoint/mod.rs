@@ -1,26 +1,41 @@
-//! The UA core the daemon drives: inbound calls (UAS), sans-IO.
+//! The UA core the daemon drives, sans-IO: inbound calls (UAS), the
+//! registrar for operators' phones, and outgoing calls (UAC).
 //!
 //! Input flows: bytes → parser (400 for broken requests) → transaction layer
-//! (retransmissions absorbed, §17.2.3) → UAS core checks (§8.2) → method
-//! handler in [`uas`]. Everything to send is queued as [`Transmit`], every
-//! happening as [`Event`]; `poll_timeout` says when to call `handle_timeout`.
+//! (retransmissions absorbed, §17.2.3) → source policy (rate limit) → UAS
+//! core checks (§8.2) → method handler in [`uas`] / [`register`], with
+//! digest authentication ([`server_auth`]) where the source isn't trusted.
+//! Responses go to the client transactions of [`uac`]. Everything to send is
+//! queued as [`Transmit`], every happening as [`Event`]; `poll_timeout` says
+//! when to call `handle_timeout`.
 
+mod register;
 mod reply;
+mod server_auth;
+mod uac;
 mod uas;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::Peer;
+use crate::auth::Credential;
 use crate::dialog::{Dialog, DialogId};
-use crate::msg::{Essentials, Message, Method, Request, Response, SIP_2_0, parse_head};
-use crate::transaction::{
-    AckMatch, Backoff, ClientKey, ClientNonInvite, Fired, Kind, Outgoing, ServerInvite,
-    ServerInviteState, ServerKey, ServerNonInvite, Timers,
+use crate::limits::{FailureThrottle, IpNet, RateLimit, RateLimiter};
+use crate::msg::{
+    Essentials, Message, Method, Params, Request, Response, SIP_2_0, Via, parse_head,
 };
+use crate::registrar::{Binding, Registrar};
+use crate::transaction::{
+    AckMatch, Backoff, ClientKey, Fired, Kind, Outgoing, ServerInvite, ServerInviteState,
+    ServerKey, ServerNonInvite, Timers,
+};
+use crate::{Peer, Transport};
 use reply::Reply;
+use server_auth::NonceStore;
+use uac::{ClientInviteTx, ClientTx, Uac};
 
+#[derive(Clone, Debug)]
 pub struct EndpointConfig {
     /// host:port written into Via and Contact.
     pub advertised: SocketAddr,
@@ -29,6 +44,31 @@ pub struct EndpointConfig {
     pub t1: Duration,
     pub t2: Duration,
     pub t4: Duration,
+    /// Digest realm of our challenges; the HA1s in [`Credential`] are
+    /// computed with it.
+    pub realm: String,
+    /// Sources whose INVITEs are accepted without authentication (the
+    /// trunk). Everyone else must authenticate as an operator.
+    pub trusted_sources: Vec<IpNet>,
+    /// Concurrent inbound calls; INVITEs beyond get 503.
+    pub max_calls: Option<usize>,
+    /// Requests per untrusted source; beyond, INVITE and REGISTER get 503
+    /// and anything else is dropped. Trusted sources and requests inside
+    /// a dialog aren't counted.
+    pub rate_limit: Option<RateLimit>,
+    /// How long a nonce we issued is good for; after that a correct answer
+    /// gets a new challenge with `stale=true`.
+    pub nonce_lifetime: Duration,
+    /// Failed authentications from one address within
+    /// `auth_failure_window` that block it for the window: its requests
+    /// needing authentication get 403 without a challenge meanwhile.
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: Duration,
+    /// Registration lifetimes (seconds): below `min_expires` is 423, above
+    /// `max_expires` is cut down; `default_expires` when none is asked.
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
 }
 
 impl Default for EndpointConfig {
@@ -40,8 +80,50 @@ impl Default for EndpointConfig {
             t1: timers.t1,
             t2: timers.t2,
             t4: timers.t4,
+            realm: "hotline".to_string(),
+            trusted_sources: Vec::new(),
+            max_calls: None,
+            rate_limit: Some(RateLimit {
+                per_second: 20,
+                burst: 100,
+            }),
+            nonce_lifetime: Duration::from_secs(300),
+            auth_failure_limit: 5,
+            auth_failure_window: Duration::from_secs(60),
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
         }
     }
+}
+
+/// Who an inbound call comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A trusted source (`trusted_sources`): the trunk.
+    Trunk,
+    /// An operator's phone, digest-authenticated as this SIP user.
+    Operator(String),
+}
+
+/// A call the daemon places: an operator's phone, or out through the trunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingCall {
+    /// `sip:user@host:port`: the Request-URI.
+    pub request_uri: String,
+    /// Where to send the INVITE.
+    pub to: Peer,
+    /// User part of our From (the caller ID).
+    pub from_user: String,
+    pub from_display: Option<String>,
+    /// Our SDP offer.
+    pub sdp: String,
+    /// User and password for a peer that challenges us (a trunk).
+    pub credentials: Option<(String, String)>,
+    /// Extra headers (P-Asserted-Identity, ...). Names that aren't tokens,
+    /// values with line breaks, and headers the endpoint writes itself are
+    /// left out.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,6 +149,8 @@ pub enum Event {
         /// The SDP offer (taken out of a multipart body if need be).
         offer: Option<String>,
         source: Peer,
+        /// The trunk, or the operator who authenticated.
+        origin: Origin,
     },
     CallAcked {
         call: CallHandle,
@@ -86,9 +170,34 @@ pub enum Event {
         digit: char,
         duration_ms: Option<u32>,
     },
+    /// Also for calls we placed, once answered.
     CallEnded {
         call: CallHandle,
         reason: EndReason,
+    },
+    /// A user's bindings changed (added, removed, expired, moved to another
+    /// source): here is the whole current set, empty when none are left.
+    /// A refresh that only extends the expiry is not reported.
+    Registered {
+        user: String,
+        contacts: Vec<Binding>,
+    },
+    /// A provisional response (180, 183, ...; not 100) to our INVITE.
+    OutgoingProgress {
+        call: CallHandle,
+        status: u16,
+        sdp: Option<String>,
+    },
+    /// A 2xx to our INVITE: the dialog is confirmed and the ACK sent.
+    OutgoingAnswered {
+        call: CallHandle,
+        sdp: Option<String>,
+    },
+    /// A final non-2xx to our INVITE, or 408 when nothing answered (timer B).
+    /// Not reported after `hangup`.
+    OutgoingFailed {
+        call: CallHandle,
+        status: u16,
     },
 }
 
@@ -113,6 +222,16 @@ pub struct SipStats {
     pub parse_errors: u64,
     /// Responses matching no client transaction, dropped (§17.1.3).
     pub stray_responses: u64,
+    /// 401/407 challenges sent.
+    pub auth_challenges: u64,
+    /// Failed digest authentications (wrong password or unknown user).
+    pub auth_failures: u64,
+    /// Requests refused because their source failed too often.
+    pub auth_throttled: u64,
+    /// Requests over a source's rate limit.
+    pub rate_limited: u64,
+    /// INVITEs refused by `max_calls`.
+    pub calls_over_limit: u64,
 }
 
 fn method_label(m: &Method) -> String {
@@ -209,8 +328,13 @@ struct Unacked {
 
 struct Call {
     dialog: Dialog,
-    /// Where the INVITE came from; our in-dialog requests go there too.
+    /// Where the INVITE came from (or went to, for ours); our in-dialog
+    /// requests go there too.
     peer: Peer,
+    /// Created by an INVITE we received (counted by `max_calls`).
+    inbound: bool,
+    /// For a peer that challenges our BYE (a call we placed).
+    credentials: Option<(String, String)>,
     /// A 2xx to the initial INVITE has been sent.
     established: bool,
     pending: Option<Pending>,
@@ -224,11 +348,19 @@ pub struct Endpoint {
     cfg: EndpointConfig,
     timers: Timers,
     server_txs: BTreeMap<ServerKey, ServerTx>,
-    client_txs: BTreeMap<ClientKey, ClientNonInvite>,
+    client_txs: BTreeMap<ClientKey, ClientTx>,
+    client_invites: BTreeMap<ClientKey, ClientInviteTx>,
     calls: BTreeMap<CallHandle, Call>,
+    /// Calls we placed that have no final response yet.
+    outgoing: BTreeMap<CallHandle, Uac>,
     dialogs: HashMap<DialogId, CallHandle>,
     next_call: u64,
     draining: bool,
+    credentials: HashMap<String, Credential>,
+    nonces: NonceStore,
+    throttle: FailureThrottle,
+    rate: Option<RateLimiter>,
+    registrar: Registrar,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: SipStats,
@@ -242,18 +374,68 @@ impl Endpoint {
             t4: cfg.t4,
         };
         Endpoint {
+            nonces: NonceStore::new(cfg.nonce_lifetime),
+            throttle: FailureThrottle::new(cfg.auth_failure_limit, cfg.auth_failure_window),
+            rate: cfg.rate_limit.map(RateLimiter::new),
             cfg,
             timers,
             server_txs: BTreeMap::new(),
             client_txs: BTreeMap::new(),
+            client_invites: BTreeMap::new(),
             calls: BTreeMap::new(),
+            outgoing: BTreeMap::new(),
             dialogs: HashMap::new(),
             next_call: 1,
             draining: false,
+            credentials: HashMap::new(),
+            registrar: Registrar::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SipStats::default(),
         }
+    }
+
+    /// Loads (or with `None` removes) a SIP user's digest secrets. Removing
+    /// a user also drops their bindings (reported as `Registered` with no
+    /// contacts).
+    pub fn set_credentials(&mut self, user: &str, cred: Option<Credential>) {
+        match cred {
+            Some(c) => {
+                self.credentials.insert(user.to_string(), c);
+            }
+            None => {
+                self.credentials.remove(user);
+                if self.registrar.remove_user(user) {
+                    self.events.push_back(Event::Registered {
+                        user: user.to_string(),
+                        contacts: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The realm the daemon must compute HA1s with.
+    pub fn realm(&self) -> &str {
+        &self.cfg.realm
+    }
+
+    /// Replaces the trusted sources (configuration reload).
+    pub fn set_trusted_sources(&mut self, sources: Vec<IpNet>) {
+        self.cfg.trusted_sources = sources;
+    }
+
+    pub fn set_max_calls(&mut self, max_calls: Option<usize>) {
+        self.cfg.max_calls = max_calls;
+    }
+
+    /// A user's current bindings.
+    pub fn bindings(&self, user: &str) -> Vec<Binding> {
+        self.registrar.bindings(user)
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.cfg.trusted_sources.iter().any(|n| n.contains(ip))
     }
 
     /// One UDP datagram, or one framed TCP message. Malformed requests get
@@ -294,13 +476,28 @@ impl Endpoint {
             out.extend(tx.machine.on_timer(now).send);
         }
         for tx in self.client_txs.values_mut() {
-            // A BYE that times out leaves nothing to clean up.
-            out.extend(tx.on_timer(now).send);
+            // A BYE or CANCEL that times out leaves nothing to clean up.
+            out.extend(tx.machine.on_timer(now).send);
+        }
+        let mut timed_out = Vec::new();
+        for (key, tx) in &mut self.client_invites {
+            let fired = tx.machine.on_timer(now);
+            out.extend(fired.send);
+            if fired.timed_out {
+                timed_out.push((tx.call, key.clone()));
+            }
         }
         for o in out {
             self.send(o);
         }
+        for (call, key) in timed_out {
+            self.uac_timed_out(call, &key);
+        }
+        self.uac_give_up(now);
         self.call_timers(now);
+        for user in self.registrar.expire(now) {
+            self.report_bindings(&user);
+        }
         self.collect_garbage();
     }
 
@@ -313,12 +510,23 @@ impl Endpoint {
         let clients = self
             .client_txs
             .values()
-            .filter_map(ClientNonInvite::next_deadline);
+            .filter_map(|t| t.machine.next_deadline());
+        let invites = self
+            .client_invites
+            .values()
+            .filter_map(|t| t.machine.next_deadline());
         let calls = self
             .calls
             .values()
             .filter_map(|c| c.unacked.as_ref().map(|u| u.backoff.next.min(u.give_up)));
-        servers.chain(clients).chain(calls).min()
+        let outgoing = self.outgoing.values().filter_map(|u| u.give_up);
+        servers
+            .chain(clients)
+            .chain(invites)
+            .chain(calls)
+            .chain(outgoing)
+            .chain(self.registrar.next_expiry())
+            .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -338,8 +546,13 @@ impl Endpoint {
         &self.stats
     }
 
+    /// Calls with a dialog, plus calls we placed that are still ringing.
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.outgoing.len()
+    }
+
+    fn inbound_calls(&self) -> usize {
+        self.calls.values().filter(|c| c.inbound).count()
     }
 
     fn on_request(&mut self, now: Instant, source: Peer, req: Request) {
@@ -360,6 +573,9 @@ impl Endpoint {
             return;
         };
         if self.absorbed(now, &key, &req, &e) {
+            return;
+        }
+        if !self.within_rate(now, source, &req, &e) {
             return;
         }
         match req.method {
@@ -399,6 +615,30 @@ impl Endpoint {
             self.send(out);
         }
         true
+    }
+
+    /// The per-source rate limit. Trusted sources, ACKs and requests inside
+    /// our dialogs pass uncounted; over the limit, INVITE and REGISTER get
+    /// a stateless 503 and the rest is dropped.
+    fn within_rate(&mut self, now: Instant, source: Peer, req: &Request, e: &Essentials) -> bool {
+        let ip = source.addr.ip();
+        if req.method == Method::Ack
+            || self.is_trusted(ip)
+            || DialogId::of_request(e).is_some_and(|id| self.dialogs.contains_key(&id))
+        {
+            return true;
+        }
+        let Some(rate) = self.rate.as_mut() else {
+            return true;
+        };
+        if rate.allow(ip, now) {
+            return true;
+        }
+        self.stats.rate_limited += 1;
+        if matches!(req.method, Method::Invite | Method::Register) {
+            self.reply_stateless(source, req, Reply::new(503));
+        }
+        false
     }
 
     fn new_server_tx(&mut self, key: ServerKey, request: Request, source: Peer, e: &Essentials) {
@@ -453,16 +693,20 @@ impl Endpoint {
             .responses_in
             .entry(class_label(resp.status))
             .or_default() += 1;
-        let key = resp
+        let Some((key, e)) = resp
             .essentials()
             .ok()
-            .and_then(|e| ClientKey::for_response(&e));
-        match key.and_then(|k| self.client_txs.get_mut(&k)) {
-            // Our only client transactions are BYEs: their answer ends nothing more.
-            Some(tx) => {
-                tx.on_response(now, resp.status);
-            }
-            None => self.stats.stray_responses += 1,
+            .and_then(|e| Some((ClientKey::for_response(&e)?, e)))
+        else {
+            self.stats.stray_responses += 1;
+            return;
+        };
+        if self.client_invites.contains_key(&key) {
+            self.on_invite_response(now, &key, &resp, &e);
+        } else if self.client_txs.contains_key(&key) {
+            self.on_non_invite_response(now, &key, &resp);
+        } else {
+            self.stats.stray_responses += 1;
         }
     }
 
@@ -481,7 +725,16 @@ impl Endpoint {
     /// Finished transactions go; calls are removed where they end.
     fn collect_garbage(&mut self) {
         self.server_txs.retain(|_, tx| !tx.machine.is_terminated());
-        self.client_txs.retain(|_, tx| !tx.is_terminated());
+        self.client_txs.retain(|_, tx| !tx.machine.is_terminated());
+        self.client_invites
+            .retain(|_, tx| !tx.machine.is_terminated());
+    }
+
+    fn report_bindings(&mut self, user: &str) {
+        self.events.push_back(Event::Registered {
+            user: user.to_string(),
+            contacts: self.registrar.bindings(user),
+        });
     }
 
     fn remove_call(&mut self, handle: CallHandle) -> Option<Call> {
@@ -491,5 +744,31 @@ impl Endpoint {
     }
 }
 
+/// Our Via for a request we send, with a fresh branch and rport (RFC 3581).
+fn our_via(advertised: SocketAddr, transport: Transport, branch: &str) -> Via {
+    let mut params = Params::default();
+    params.set("branch", Some(branch.to_string()));
+    params.set("rport", None);
+    Via {
+        protocol: SIP_2_0.to_string(),
+        transport: transport.via_token().to_string(),
+        host: host_of(advertised),
+        port: Some(advertised.port()),
+        params,
+    }
+}
+
+/// The host part of an address as SIP writes it (IPv6 in brackets).
+fn host_of(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    }
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_register;
+#[cfg(test)]
+mod tests_uac;

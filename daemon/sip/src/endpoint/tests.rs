@@ -6,57 +6,59 @@ use super::*;
 use crate::Transport;
 use crate::msg::Message;
 
-const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+pub(super) const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
 m=audio 49170 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
-const ANSWER: &str = "v=0\r\no=hotline 1 1 IN IP4 192.0.2.100\r\ns=-\r\nc=IN IP4 192.0.2.100\r\nt=0 0\r\n\
+pub(super) const ANSWER: &str = "v=0\r\no=hotline 1 1 IN IP4 192.0.2.100\r\ns=-\r\nc=IN IP4 192.0.2.100\r\nt=0 0\r\n\
 m=audio 30000 RTP/AVP 0\r\n";
 
-fn udp() -> Peer {
+pub(super) fn udp() -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: "192.0.2.1:5060".parse().unwrap(),
     }
 }
 
-fn tcp() -> Peer {
+pub(super) fn tcp() -> Peer {
     Peer {
         transport: Transport::Tcp,
         addr: "192.0.2.1:40001".parse().unwrap(),
     }
 }
 
-fn endpoint() -> Endpoint {
+/// The caller of these tests (192.0.2.1) is the trusted trunk.
+pub(super) fn endpoint() -> Endpoint {
     Endpoint::new(EndpointConfig {
         advertised: "192.0.2.100:5060".parse().unwrap(),
         user_agent: "Hotline/test".into(),
+        trusted_sources: vec!["192.0.2.1".parse().unwrap()],
         ..Default::default()
     })
 }
 
-fn at(t0: Instant, ms: u64) -> Instant {
+pub(super) fn at(t0: Instant, ms: u64) -> Instant {
     t0 + Duration::from_millis(ms)
 }
 
-fn ms(t0: Instant, t: Instant) -> u64 {
+pub(super) fn ms(t0: Instant, t: Instant) -> u64 {
     (t - t0).as_millis() as u64
 }
 
 /// A request from the caller; `{branch}` and friends filled in.
-struct Req {
-    method: &'static str,
-    uri: &'static str,
-    branch: String,
-    call_id: &'static str,
-    from_tag: &'static str,
-    to_tag: Option<String>,
-    cseq: u32,
-    cseq_method: &'static str,
-    extra: String,
-    body: String,
+pub(super) struct Req {
+    pub(super) method: &'static str,
+    pub(super) uri: &'static str,
+    pub(super) branch: String,
+    pub(super) call_id: &'static str,
+    pub(super) from_tag: &'static str,
+    pub(super) to_tag: Option<String>,
+    pub(super) cseq: u32,
+    pub(super) cseq_method: &'static str,
+    pub(super) extra: String,
+    pub(super) body: String,
 }
 
 impl Req {
-    fn invite() -> Req {
+    pub(super) fn invite() -> Req {
         Req {
             method: "INVITE",
             uri: "sip:1000@192.0.2.100",
@@ -71,7 +73,7 @@ impl Req {
         }
     }
 
-    fn in_dialog(method: &'static str, to_tag: &str, cseq: u32) -> Req {
+    pub(super) fn in_dialog(method: &'static str, to_tag: &str, cseq: u32) -> Req {
         Req {
             method,
             branch: format!("z9hG4bK{method}{cseq}"),
@@ -84,7 +86,7 @@ impl Req {
         }
     }
 
-    fn out_of_dialog(method: &'static str) -> Req {
+    pub(super) fn out_of_dialog(method: &'static str) -> Req {
         Req {
             method,
             branch: format!("z9hG4bK{method}"),
@@ -96,7 +98,7 @@ impl Req {
         }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    pub(super) fn bytes(&self) -> Vec<u8> {
         let to_tag = self
             .to_tag
             .as_ref()
@@ -122,13 +124,13 @@ Content-Length: {len}\r\n\r\n{body}",
     }
 }
 
-fn parse(t: &Transmit) -> Message {
+pub(super) fn parse(t: &Transmit) -> Message {
     Message::parse(&t.data).unwrap()
 }
 
 /// Status code and reason from the status line alone: a 400 to a request
 /// missing essential headers lacks them too, and doesn't parse strictly.
-fn status_line(t: &Transmit) -> (u16, String) {
+pub(super) fn status_line(t: &Transmit) -> (u16, String) {
     let text = String::from_utf8_lossy(&t.data);
     let line = text.split("\r\n").next().unwrap();
     let rest = line
@@ -138,11 +140,11 @@ fn status_line(t: &Transmit) -> (u16, String) {
     (code.parse().unwrap(), reason.to_string())
 }
 
-fn status(t: &Transmit) -> u16 {
+pub(super) fn status(t: &Transmit) -> u16 {
     status_line(t).0
 }
 
-fn header(t: &Transmit, name: &str) -> Option<String> {
+pub(super) fn header(t: &Transmit, name: &str) -> Option<String> {
     let headers = match parse(t) {
         Message::Response(r) => r.headers,
         Message::Request(r) => r.headers,
@@ -150,27 +152,27 @@ fn header(t: &Transmit, name: &str) -> Option<String> {
     headers.get(name).map(str::to_string)
 }
 
-fn to_tag(t: &Transmit) -> Option<String> {
+pub(super) fn to_tag(t: &Transmit) -> Option<String> {
     match parse(t) {
         Message::Response(r) => r.essentials().unwrap().to.tag().map(str::to_string),
         Message::Request(_) => None,
     }
 }
 
-fn sent(ep: &mut Endpoint) -> Vec<Transmit> {
+pub(super) fn sent(ep: &mut Endpoint) -> Vec<Transmit> {
     std::iter::from_fn(|| ep.poll_transmit()).collect()
 }
 
-fn statuses(ep: &mut Endpoint) -> Vec<u16> {
+pub(super) fn statuses(ep: &mut Endpoint) -> Vec<u16> {
     sent(ep).iter().map(status).collect()
 }
 
-fn events(ep: &mut Endpoint) -> Vec<Event> {
+pub(super) fn events(ep: &mut Endpoint) -> Vec<Event> {
     std::iter::from_fn(|| ep.poll_event()).collect()
 }
 
 /// Fires every timer up to `until_ms`; returns what went out, with when.
-fn run_until(ep: &mut Endpoint, t0: Instant, until_ms: u64) -> Vec<(u64, Transmit)> {
+pub(super) fn run_until(ep: &mut Endpoint, t0: Instant, until_ms: u64) -> Vec<(u64, Transmit)> {
     let mut out = Vec::new();
     while let Some(d) = ep.poll_timeout() {
         if ms(t0, d) > until_ms {
@@ -182,10 +184,12 @@ fn run_until(ep: &mut Endpoint, t0: Instant, until_ms: u64) -> Vec<(u64, Transmi
     out
 }
 
-fn is_idle(ep: &Endpoint) -> bool {
+pub(super) fn is_idle(ep: &Endpoint) -> bool {
     ep.server_txs.is_empty()
         && ep.client_txs.is_empty()
+        && ep.client_invites.is_empty()
         && ep.calls.is_empty()
+        && ep.outgoing.is_empty()
         && ep.dialogs.is_empty()
 }
 
@@ -233,6 +237,7 @@ fn invite_gets_100_and_an_incoming_call() {
             called: "1000".into(),
             offer: Some(SDP.into()),
             source: udp(),
+            origin: Origin::Trunk,
         }]
     );
     assert_eq!(ep.active_calls(), 1);
@@ -609,7 +614,7 @@ fn options_in_and_out_of_a_dialog() {
     assert_eq!(status(&out[0]), 200);
     assert_eq!(
         header(&out[0], "Allow").as_deref(),
-        Some("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO")
+        Some("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER")
     );
     assert_eq!(
         header(&out[0], "Accept").as_deref(),
@@ -625,15 +630,7 @@ fn options_in_and_out_of_a_dialog() {
 fn unimplemented_methods_get_501() {
     let t0 = Instant::now();
     let mut ep = endpoint();
-    for method in [
-        "REGISTER",
-        "SUBSCRIBE",
-        "MESSAGE",
-        "NOTIFY",
-        "PUBLISH",
-        "REFER",
-        "FOO",
-    ] {
+    for method in ["SUBSCRIBE", "MESSAGE", "NOTIFY", "PUBLISH", "REFER", "FOO"] {
         ep.handle_input(t0, udp(), &Req::out_of_dialog(method).bytes());
         let out = sent(&mut ep);
         assert_eq!(status(&out[0]), 501, "{method}");
@@ -646,7 +643,7 @@ fn unimplemented_methods_get_501() {
     );
 }
 
-fn with(req: &Req, from: &str, to: &str) -> Vec<u8> {
+pub(super) fn with(req: &Req, from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(req.bytes()).unwrap();
     assert!(text.contains(from), "{from:?}");
     text.replacen(from, to, 1).into_bytes()

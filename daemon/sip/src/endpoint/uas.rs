@@ -4,21 +4,18 @@
 use std::time::Instant;
 
 use super::reply::Reply;
-use super::{Call, CallHandle, EndReason, Endpoint, Event, Pending, Unacked};
+use super::server_auth::AuthResult;
+use super::{Call, CallHandle, EndReason, Endpoint, Event, Origin, Pending, Unacked, our_via};
 use crate::Peer;
 use crate::dialog::{Dialog, DialogId};
-use crate::msg::{
-    Contact, Essentials, MediaType, Method, Params, Request, SIP_2_0, Scheme, Via, multipart,
-};
+use crate::msg::{Contact, Essentials, Headers, MediaType, Method, Request, Scheme, multipart};
 use crate::sdp::{self, SdpError};
-use crate::transaction::{
-    Backoff, ClientKey, ClientNonInvite, Kind, Outgoing, ServerKey, new_branch,
-};
+use crate::transaction::{Backoff, ServerKey, new_branch};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub(super) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
 const ACCEPT: &str = "application/sdp";
 /// Option tags we implement (Require / Supported); none yet.
-const SUPPORTED: &[&str] = &[];
+pub(super) const SUPPORTED: &[&str] = &[];
 /// Seconds a draining endpoint asks callers to wait.
 const RETRY_AFTER_DRAINING: &str = "30";
 
@@ -110,6 +107,22 @@ fn read_offer(req: &Request) -> Result<Option<String>, Reply> {
     }
 }
 
+/// The SDP of a response body, if it carries one (plain or in a multipart).
+pub(super) fn sdp_body(headers: &Headers, body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let sdp = match headers.content_type() {
+        Ok(Some(ct)) if ct.is("application", "sdp") => body,
+        Ok(Some(ct)) if ct.kind == "multipart" => ct
+            .params
+            .value("boundary")
+            .and_then(|b| multipart::find_part(body, b, "application", "sdp"))?,
+        _ => return None,
+    };
+    std::str::from_utf8(sdp).ok().map(str::to_string)
+}
+
 /// The digit and duration of an INFO body (application/dtmf-relay or
 /// application/dtmf).
 fn parse_dtmf(content_type: &MediaType, body: &[u8]) -> Option<(char, Option<u32>)> {
@@ -170,6 +183,7 @@ impl Endpoint {
         }
         match req.method {
             Method::Invite => self.on_invite(now, key, req, e),
+            Method::Register => self.on_register(now, key, req, e),
             Method::Options => {
                 self.respond(now, key, options_reply());
             }
@@ -177,7 +191,7 @@ impl Endpoint {
             Method::Bye | Method::Info | Method::Update | Method::Prack => {
                 self.respond(now, key, Reply::new(481));
             }
-            // REGISTER, SUBSCRIBE, MESSAGE, extensions: one arm each as they come.
+            // SUBSCRIBE, MESSAGE, extensions: one arm each as they come.
             _ => {
                 self.respond(now, key, not_implemented());
             }
@@ -218,6 +232,26 @@ impl Endpoint {
     }
 
     fn on_invite(&mut self, now: Instant, key: &ServerKey, req: &Request, e: &Essentials) {
+        let Some(source) = self.server_txs.get(key).map(|tx| tx.source) else {
+            return;
+        };
+        // T5: only the trunk and authenticated operators may call in.
+        let origin = if self.is_trusted(source.addr.ip()) {
+            Origin::Trunk
+        } else {
+            match self.authenticate(now, source, req, "Proxy-Authorization") {
+                AuthResult::Authenticated(user) => Origin::Operator(user),
+                AuthResult::Challenge { stale } => {
+                    let reply = self.challenge(now, 407, stale);
+                    self.respond(now, key, reply);
+                    return;
+                }
+                AuthResult::Forbidden => {
+                    self.respond(now, key, Reply::new(403));
+                    return;
+                }
+            }
+        };
         let offer = match read_offer(req) {
             Ok(offer) => offer,
             Err(reply) => {
@@ -231,6 +265,15 @@ impl Endpoint {
                 key,
                 Reply::new(503).header("Retry-After", RETRY_AFTER_DRAINING),
             );
+            return;
+        }
+        if self
+            .cfg
+            .max_calls
+            .is_some_and(|max| self.inbound_calls() >= max)
+        {
+            self.stats.calls_over_limit += 1;
+            self.respond(now, key, Reply::new(503));
             return;
         }
         let Some(tx) = self.server_txs.get_mut(key) else {
@@ -247,7 +290,6 @@ impl Endpoint {
         let handle = CallHandle(self.next_call);
         self.next_call += 1;
         tx.call = Some(handle);
-        let source = tx.source;
         self.respond(now, key, Reply::new(100));
         self.dialogs.insert(dialog.id.clone(), handle);
         let pending = Some(Pending {
@@ -257,6 +299,8 @@ impl Endpoint {
         let call = Call {
             dialog,
             peer: source,
+            inbound: true,
+            credentials: None,
             established: false,
             pending,
             unacked: None,
@@ -277,6 +321,7 @@ impl Endpoint {
             called: req.uri.user().unwrap_or_default().to_string(),
             offer,
             source,
+            origin,
         });
     }
 
@@ -463,40 +508,18 @@ impl Endpoint {
         }
     }
 
-    fn send_bye(&mut self, now: Instant, handle: CallHandle) {
+    pub(super) fn send_bye(&mut self, now: Instant, handle: CallHandle) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
-        let branch = new_branch();
-        let mut params = Params::default();
-        params.set("branch", Some(branch.clone()));
-        params.set("rport", None);
-        let via = Via {
-            protocol: SIP_2_0.to_string(),
-            transport: call.peer.transport.via_token().to_string(),
-            host: host_of(self.cfg.advertised),
-            port: Some(self.cfg.advertised.port()),
-            params,
-        };
+        let via = our_via(self.cfg.advertised, call.peer.transport, &new_branch());
         let bye = call.dialog.request(Method::Bye, &via, &self.cfg.user_agent);
-        let out = Outgoing {
-            to: call.peer,
-            data: bye.to_bytes(),
-            kind: Kind::Request(Method::Bye),
-        };
-        let (tx, first) = ClientNonInvite::start(now, out, self.timers);
-        self.client_txs.insert(
-            ClientKey {
-                branch,
-                method: Method::Bye,
-            },
-            tx,
-        );
-        self.send(first);
+        let (peer, credentials) = (call.peer, call.credentials.clone());
+        self.start_client_tx(now, bye, peer, credentials, 0);
     }
 
     /// Our Contact, reachable over the transport the call came on.
-    fn contact(&self, peer: Peer) -> String {
+    pub(super) fn contact(&self, peer: Peer) -> String {
         match peer.transport {
             crate::Transport::Udp => format!("<sip:{}>", self.cfg.advertised),
             crate::Transport::Tcp => format!("<sip:{};transport=tcp>", self.cfg.advertised),
@@ -586,8 +609,14 @@ impl Endpoint {
     }
 
     /// Ends the call from our side: BYE once confirmed (held until the ACK,
-    /// §15), 480 while still ringing. No event follows.
+    /// §15), 480 while still ringing. A call we placed and that has no
+    /// final response yet is cancelled (CANCEL once a provisional response
+    /// has arrived, §9.1). No event follows.
     pub fn hangup(&mut self, now: Instant, call: CallHandle) {
+        if self.outgoing.contains_key(&call) {
+            self.cancel_outgoing(now, call);
+            return;
+        }
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -607,14 +636,6 @@ impl Endpoint {
             self.send_bye(now, call);
             self.remove_call(call);
         }
-    }
-}
-
-/// The host part of an address as SIP writes it (IPv6 in brackets).
-fn host_of(addr: std::net::SocketAddr) -> String {
-    match addr {
-        std::net::SocketAddr::V4(a) => a.ip().to_string(),
-        std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
     }
 }
 

@@ -131,6 +131,28 @@ impl Headers {
         self.push(name, value);
     }
 
+    /// Replaces the first `name` header where it stands and drops the
+    /// others (appended if absent): Via stays on top when it is renewed.
+    pub fn replace(&mut self, name: &str, value: impl Into<String>) {
+        let name = canonical_name(name);
+        let mut value = Some(value.into());
+        self.entries.retain_mut(|(n, v)| {
+            if !n.eq_ignore_ascii_case(&name) {
+                return true;
+            }
+            match value.take() {
+                Some(new) => {
+                    *v = new;
+                    true
+                }
+                None => false,
+            }
+        });
+        if let Some(v) = value {
+            self.entries.push((name, v));
+        }
+    }
+
     pub fn remove(&mut self, name: &str) {
         let name = canonical_name(name);
         self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
@@ -416,6 +438,15 @@ mod tests {
         assert_eq!(h.get("call-id"), Some("x@y"));
         let hosts: Vec<String> = h.via().unwrap().into_iter().map(|v| v.host).collect();
         assert_eq!(hosts, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn replace_keeps_the_position() {
+        let mut h = headers(&[("Via", "a"), ("From", "f"), ("via", "b")]);
+        h.replace("v", "c");
+        assert_eq!(h.iter().collect::<Vec<_>>(), [("Via", "c"), ("From", "f")]);
+        h.replace("To", "t");
+        assert_eq!(h.get("To"), Some("t"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 mod framer;
 mod headers;
 pub mod multipart;
-mod scan;
+pub(crate) mod scan;
 mod uri;
 mod values;
 
