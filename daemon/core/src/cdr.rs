@@ -11,6 +11,8 @@ pub enum EndReason {
     CallerHangup,
     /// The flow reached a hangup step and the daemon sent BYE.
     FlowHangup,
+    /// The operator hung up a bridged call.
+    OperatorHangup,
     /// The caller cancelled before the call was answered.
     Cancelled,
     /// The caller never acknowledged the 200 OK (timer H).
@@ -26,9 +28,10 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 8] = [
+    pub const ALL: [EndReason; 9] = [
         EndReason::CallerHangup,
         EndReason::FlowHangup,
+        EndReason::OperatorHangup,
         EndReason::Cancelled,
         EndReason::NoAck,
         EndReason::RtpTimeout,
@@ -41,6 +44,7 @@ impl EndReason {
         match self {
             EndReason::CallerHangup => "caller_hangup",
             EndReason::FlowHangup => "flow_hangup",
+            EndReason::OperatorHangup => "operator_hangup",
             EndReason::Cancelled => "cancelled",
             EndReason::NoAck => "no_ack",
             EndReason::RtpTimeout => "rtp_timeout",

@@ -54,6 +54,8 @@ pub struct IvrCall {
     /// Start of the current silence window for dead-call detection.
     heard_at: Instant,
     on_hold: bool,
+    /// Connected to an operator: media flows through the bridge, not through us.
+    bridged: bool,
     hangup: Option<Hangup>,
     missing_prompts: Vec<String>,
 }
@@ -78,6 +80,7 @@ impl IvrCall {
             rtp_timeout,
             heard_at: now,
             on_hold: false,
+            bridged: false,
             hangup: None,
             missing_prompts: Vec::new(),
         }
@@ -130,6 +133,18 @@ impl IvrCall {
     /// Variables and tags the flow set (`set` steps), for the CDR.
     pub fn variables(&self) -> &std::collections::BTreeMap<String, String> {
         self.flow.variables()
+    }
+
+    /// The caller is now talking to an operator through a bridge: stop playing, and leave
+    /// dead-call detection to whoever watches the bridge.
+    pub fn set_bridged(&mut self, now: Instant) {
+        self.stop_playing(now);
+        self.bridged = true;
+    }
+
+    /// Where the caller's media goes (SDP address, or where their RTP comes from).
+    pub fn rtp_destination(&self) -> Option<SocketAddr> {
+        self.rtp.destination()
     }
 
     /// A re-INVITE: new address, or hold (`None`). Silence is expected while held.
@@ -195,7 +210,8 @@ impl IvrCall {
     }
 
     fn dead_call_deadline(&self) -> Option<Instant> {
-        (!self.on_hold && !self.rtp_timeout.is_zero()).then(|| self.heard_at + self.rtp_timeout)
+        (!self.on_hold && !self.bridged && !self.rtp_timeout.is_zero())
+            .then(|| self.heard_at + self.rtp_timeout)
     }
 
     fn drain_media_events(&mut self, now: Instant) {

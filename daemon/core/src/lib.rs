@@ -4,6 +4,7 @@
 //!
 //! It owns no sockets and reads no clock in its call logic; the `hotline` binary drives it.
 
+pub mod acd;
 pub mod callback;
 pub mod cdr;
 pub mod ivr_call;

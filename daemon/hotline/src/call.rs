@@ -1,36 +1,65 @@
 //! One task per inbound call: picks the flow, negotiates media, answers, then drives the
-//! sans-IO `IvrCall` with the RTP socket, SIP events and timers, and writes the CDR.
+//! sans-IO `IvrCall` with the RTP socket, SIP events and timers. When the flow queues the
+//! caller, the queue task tells it which operator to ring: it places that leg, and once
+//! the operator answers, bridges the two legs' media. It writes the CDR and missed calls.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
 use hotline_core::cdr::{CallEnd, CallStart, EndReason};
 use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
+use hotline_core::missed::{MissedReason, NewMissedCall};
 use hotline_core::store::Store;
 use hotline_ivr::FlowSet;
 use hotline_media::Codec;
+use hotline_media::bridge::{Bridge, Side};
 use hotline_media::rtp::RtpConfig;
 use hotline_sip::sdp::{self, Negotiated, SdpError};
-use hotline_sip::{CallHandle, Peer};
+use hotline_sip::{CallHandle, OutgoingCall, Peer};
 use metrics::{counter, gauge};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::acd_driver::{AcdHandle, AcdInput, RingOrder};
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::net::{LocalAddress, RtpPorts};
 use crate::sip_driver::{SipCommand, SipHandle};
 
-/// What the SIP task tells a call.
+/// What the SIP task and the queue task tell a call.
 pub enum CallEvent {
     Acked,
     Cancelled,
     ReInvite(Option<String>),
     Dtmf(char),
     Ended(hotline_sip::EndReason),
+    /// The operator leg this call placed (ringing: hold music goes on meanwhile).
+    LegProgress,
+    LegAnswered {
+        leg: CallHandle,
+        sdp: Option<String>,
+    },
+    LegFailed {
+        leg: CallHandle,
+        status: u16,
+    },
+    LegEnded {
+        leg: CallHandle,
+    },
+    LegReInvite {
+        leg: CallHandle,
+        offer: Option<String>,
+    },
+    /// From the queue: where the caller stands, or that nobody can take the call.
+    QueueStatus(hotline_ivr::QueueStatus),
+    /// From the queue: ring this operator's phone.
+    RingOperator(RingOrder),
+    /// From the queue: stop ringing (timeout, or the operator became unavailable).
+    CancelRing,
 }
 
 pub struct CallSetup {
@@ -40,6 +69,9 @@ pub struct CallSetup {
     pub called: String,
     pub offer: Option<String>,
     pub source: Peer,
+    pub origin: hotline_sip::Origin,
+    /// This call's own event channel, for the legs it places.
+    pub events_tx: mpsc::Sender<CallEvent>,
 }
 
 /// Flows and their prompts, swapped whole on reload; a call keeps the set it started with.
@@ -59,8 +91,10 @@ pub struct Calls {
     /// Becomes true when the drain time is over: calls still up get BYE.
     pub shutdown: watch::Receiver<bool>,
     pub active: AtomicUsize,
-    pub queues: WaitingLists,
+    pub acd: AcdHandle,
     pub clock: WallClock,
+    /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
+    pub flows_changed: Arc<tokio::sync::Notify>,
 }
 
 /// The wall clock flows see (schedules, offers). Tests may start it at a chosen moment
@@ -91,38 +125,14 @@ impl WallClock {
     }
 }
 
-/// Callers waiting per queue. Until operators and distribution exist (the queue issue),
-/// a queue never connects: callers hear hold music, announcements and callback offers
-/// until the flow's maximum wait. The announced wait is this placeholder estimate.
-#[derive(Default)]
-pub struct WaitingLists(std::sync::Mutex<std::collections::HashMap<String, u32>>);
-
-/// Placeholder expected wait per caller ahead, until handling times are measured.
-const WAIT_PER_CALLER: Duration = Duration::from_secs(60);
-
-impl WaitingLists {
-    /// Adds a caller; returns their position (1 = next).
-    fn join(&self, queue: &str) -> u32 {
-        let mut lists = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = lists.entry(queue.to_string()).or_insert(0);
-        *n += 1;
-        *n
-    }
-
-    fn leave(&self, queue: &str) {
-        let mut lists = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = lists.get_mut(queue) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                lists.remove(queue);
-            }
-        }
-    }
-}
-
 impl Calls {
     pub fn active_calls(&self) -> usize {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// The flow set new calls get.
+    pub fn flows_now(&self) -> Arc<LoadedFlows> {
+        self.flows()
     }
 
     fn flows(&self) -> Arc<LoadedFlows> {
@@ -159,6 +169,7 @@ impl Drop for ActiveGuard<'_> {
 
 pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver<CallEvent>) {
     let _active = ActiveGuard::new(&calls);
+    debug!(call_id = %setup.call_id, origin = ?setup.origin, "incoming call");
     let started_at_ms = unix_ms();
     let flows = calls.flows();
     let flow = flows.set.for_number(&setup.called);
@@ -207,14 +218,32 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
 
     counter!(CALLS_TOTAL, "reason" => outcome.reason.as_str()).increment(1);
     info!(call_id = %setup.call_id, caller = %setup.caller, called = %setup.called,
-          reason = outcome.reason.as_str(), digits = %outcome.digits, "call ended");
+          reason = outcome.reason.as_str(), digits = %outcome.digits,
+          operator = outcome.operator.as_deref().unwrap_or("-"), "call ended");
+    let ended_at_ms = unix_ms();
+    if let Some(missed) = &outcome.missed
+        && let Err(e) = calls
+            .store
+            .insert_missed_call(&NewMissedCall {
+                number: &setup.caller,
+                call_id: &setup.call_id,
+                queue: Some(&missed.queue),
+                reason: missed.reason,
+                waited_ms: i64::try_from(missed.waited.as_millis()).unwrap_or(i64::MAX),
+                path: &outcome.path.join(" "),
+                missed_at_ms: ended_at_ms,
+            })
+            .await
+    {
+        warn!(call_id = %setup.call_id, "missed call NOT stored: {e}");
+    }
     if let Some(id) = cdr_id
         && let Err(e) = calls
             .store
             .finish_call(
                 id,
                 &CallEnd {
-                    ended_at_ms: unix_ms(),
+                    ended_at_ms,
                     reason: outcome.reason,
                     digits: &outcome.digits,
                     path: &outcome.path,
@@ -233,6 +262,16 @@ struct Outcome {
     path: Vec<String>,
     /// Variables the flow set, as a JSON object.
     variables: String,
+    /// The operator the caller talked to.
+    operator: Option<String>,
+    missed: Option<Missed>,
+}
+
+/// A queued caller nobody answered and who left no callback request.
+struct Missed {
+    queue: String,
+    reason: MissedReason,
+    waited: Duration,
 }
 
 impl Outcome {
@@ -245,6 +284,8 @@ impl Outcome {
             digits: String::new(),
             path: Vec::new(),
             variables: "{}".to_string(),
+            operator: None,
+            missed: None,
         }
     }
 }
@@ -257,7 +298,36 @@ fn sip_end_reason(r: hotline_sip::EndReason) -> EndReason {
     }
 }
 
-/// Negotiates, answers and runs the flow until the call ends.
+/// The operator's phone this call placed: ringing, then bridged once answered.
+struct OperatorLeg {
+    handle: CallHandle,
+    operator: String,
+    rtp: UdpSocket,
+    // Held so the RTCP port stays ours; RTCP is not relayed.
+    _rtcp: UdpSocket,
+    local_port: u16,
+    local_ip: std::net::IpAddr,
+    sdp_version: u64,
+}
+
+/// Where the caller stands with the queue.
+struct Queued {
+    queue: String,
+}
+
+/// Everything a call keeps while it runs, beyond the IVR itself.
+struct Progress {
+    queued: Option<Queued>,
+    /// Queues the caller was ever in, and whether anyone answered.
+    was_queued: Option<String>,
+    leg: Option<OperatorLeg>,
+    bridge: Option<Bridge>,
+    bridged_at: Option<Instant>,
+    operator: Option<String>,
+    callback_left: bool,
+}
+
+/// Negotiates, answers and runs the flow (and the bridge) until the call ends.
 async fn serve(
     calls: &Calls,
     setup: &CallSetup,
@@ -329,66 +399,96 @@ async fn serve(
         now,
     );
     ivr.start(now);
+    let caller_id = CallerId(setup.handle.0);
     let mut shutdown = calls.shutdown.clone();
     let mut rtp_reported = Counts::default();
     let mut next_report = now + Duration::from_secs(1);
     let mut buf = [0u8; 2048];
+    let mut leg_buf = [0u8; 2048];
     let mut rtcp_buf = [0u8; 1500];
-    let mut in_queue: Option<String> = None;
+    let mut p = Progress {
+        queued: None,
+        was_queued: None,
+        leg: None,
+        bridge: None,
+        bridged_at: None,
+        operator: None,
+        callback_left: false,
+    };
 
     let reason = loop {
-        answer_requests(calls, setup, &mut ivr, &mut in_queue).await;
-        send_due(&socket, &mut ivr).await;
-        for name in ivr.take_missing_prompts() {
-            warn!(call_id = %setup.call_id, prompt = %name, "prompt not loaded; skipped");
-        }
-        if let Some(h) = ivr.hangup() {
-            sip.command(SipCommand::Hangup(setup.handle)).await;
-            break match h {
-                Hangup::FlowEnded => EndReason::FlowHangup,
-                Hangup::RtpTimeout => EndReason::RtpTimeout,
-            };
+        if p.bridge.is_none() {
+            answer_requests(calls, setup, &mut ivr, &mut p).await;
+            send_due(&socket, &mut ivr).await;
+            for name in ivr.take_missing_prompts() {
+                warn!(call_id = %setup.call_id, prompt = %name, "prompt not loaded; skipped");
+            }
+            if let Some(h) = ivr.hangup() {
+                sip.command(SipCommand::Hangup(setup.handle)).await;
+                break match h {
+                    Hangup::FlowEnded => EndReason::FlowHangup,
+                    Hangup::RtpTimeout => EndReason::RtpTimeout,
+                };
+            }
         }
         if *shutdown.borrow() {
             sip.command(SipCommand::Hangup(setup.handle)).await;
             break EndReason::Shutdown;
         }
-        let wake = ivr
-            .poll_timeout()
-            .map_or(next_report, |t| t.min(next_report));
+        let bridge_dead_at = p.bridge.as_ref().and_then(|b| {
+            let heard = b.last_received(Side::A).max(p.bridged_at)?;
+            (!calls.rtp_timeout.is_zero()).then(|| heard + calls.rtp_timeout)
+        });
+        let wake = [ivr.poll_timeout(), bridge_dead_at, Some(next_report)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_report);
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
-                    ivr.handle_rtp(Instant::now(), from, &buf[..n]);
+                    let now = Instant::now();
+                    match (&mut p.bridge, &p.leg) {
+                        (Some(bridge), Some(leg)) => {
+                            if let Some(to) = bridge.forward(now, Side::A, from, &buf[..n]) {
+                                let _ = leg.rtp.send_to(&buf[..n], to).await;
+                            }
+                        }
+                        _ => ivr.handle_rtp(now, from, &buf[..n]),
+                    }
+                }
+            }
+            r = recv_leg(p.leg.as_ref(), &mut leg_buf) => {
+                if let Ok((n, from)) = r
+                    && let Some(bridge) = &mut p.bridge
+                    && let Some(to) = bridge.forward(Instant::now(), Side::B, from, &leg_buf[..n])
+                {
+                    let _ = socket.send_to(&leg_buf[..n], to).await;
                 }
             }
             // RTCP is not interpreted, but it shows the caller is still there (e.g. on hold).
             r = rtcp.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, from)) = r
+                    && p.bridge.is_none()
                     && hotline_media::rtp::is_rtcp(&rtcp_buf[..n])
                 {
                     ivr.handle_rtp(Instant::now(), from, &rtcp_buf[..n]);
                 }
             }
-            ev = events.recv() => match ev {
-                None => break EndReason::TransportError,
-                Some(CallEvent::Acked) => {}
-                Some(CallEvent::Cancelled) => break EndReason::Cancelled,
-                Some(CallEvent::Ended(r)) => break sip_end_reason(r),
-                Some(CallEvent::Dtmf(d)) => ivr.handle_sip_dtmf(Instant::now(), d),
-                Some(CallEvent::ReInvite(offer)) => match negotiate(offer.as_deref()) {
-                    Ok(n) => {
-                        sdp_version += 1;
-                        ivr.set_remote(Instant::now(), rtp_destination(&n));
-                        let answer = sdp::answer(&n, local_ip, local_port, session_id, sdp_version);
-                        sip.command(SipCommand::Answer(setup.handle, answer)).await;
-                    }
-                    Err(status) => sip.command(SipCommand::Reject(setup.handle, status)).await,
-                },
-            },
+            ev = events.recv() => {
+                let Some(ev) = ev else { break EndReason::TransportError };
+                if let Some(reason) = on_event(calls, setup, ev, &negotiated, &mut ivr, &mut p, (local_ip, local_port, session_id, &mut sdp_version)).await {
+                    break reason;
+                }
+            }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                 let now = Instant::now();
                 ivr.handle_timeout(now);
+                if bridge_dead_at.is_some_and(|t| t <= now) {
+                    info!(call_id = %setup.call_id, "no RTP from the caller in the bridged call");
+                    sip.command(SipCommand::Hangup(setup.handle)).await;
+                    break EndReason::RtpTimeout;
+                }
                 if now >= next_report {
                     rtp_reported.report(&ivr);
                     next_report = now + Duration::from_secs(1);
@@ -398,45 +498,313 @@ async fn serve(
         }
     };
     rtp_reported.report(&ivr);
-    if let Some(queue) = in_queue.take() {
-        calls.queues.leave(&queue);
+
+    // Whatever ended the call: the operator leg goes too, and the queue learns of it.
+    if let Some(leg) = p.leg.take()
+        && reason != EndReason::OperatorHangup
+    {
+        sip.command(SipCommand::Hangup(leg.handle)).await;
+    }
+    let mut missed = None;
+    if p.operator.is_some() {
+        calls
+            .acd
+            .send(AcdInput::CallEnded { caller: caller_id })
+            .await;
+    } else if let Some(q) = p.queued.take() {
+        let left = calls
+            .acd
+            .ask(|reply| AcdInput::Leave {
+                caller: caller_id,
+                reply,
+            })
+            .await
+            .flatten();
+        if !p.callback_left {
+            missed = Some(Missed {
+                queue: q.queue,
+                reason: MissedReason::Abandoned,
+                waited: left.map(|l| l.waited).unwrap_or_default(),
+            });
+        }
+    } else if let Some(queue) = p.was_queued.take()
+        && p.operator.is_none()
+        && !p.callback_left
+    {
+        // Left the queue without an operator (maximum wait) and asked for no callback.
+        missed = Some(Missed {
+            queue,
+            reason: MissedReason::MaxWait,
+            waited: Duration::ZERO,
+        });
     }
     Outcome {
         reason,
         digits: ivr.digits().to_string(),
         path: ivr.path().to_vec(),
         variables: serde_json::to_string(ivr.variables()).unwrap_or_else(|_| "{}".into()),
+        operator: p.operator,
+        missed,
     }
 }
 
-/// Answers what the flow asks of the outside world (see `WaitingLists` for queues).
-async fn answer_requests(
+async fn recv_leg(
+    leg: Option<&OperatorLeg>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match leg {
+        Some(leg) => leg.rtp.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One event from the SIP task or the queue; `Some` when the call is over.
+async fn on_event(
     calls: &Calls,
     setup: &CallSetup,
+    ev: CallEvent,
+    negotiated: &Negotiated,
     ivr: &mut IvrCall,
-    in_queue: &mut Option<String>,
+    p: &mut Progress,
+    (local_ip, local_port, session_id, sdp_version): (std::net::IpAddr, u16, u64, &mut u64),
+) -> Option<EndReason> {
+    let sip = &calls.sip;
+    let caller = CallerId(setup.handle.0);
+    let now = Instant::now();
+    match ev {
+        CallEvent::Acked | CallEvent::LegProgress => {}
+        CallEvent::Cancelled => return Some(EndReason::Cancelled),
+        CallEvent::Ended(r) => return Some(sip_end_reason(r)),
+        CallEvent::Dtmf(d) => {
+            if p.bridge.is_none() {
+                ivr.handle_sip_dtmf(now, d);
+            }
+        }
+        CallEvent::ReInvite(offer) => match negotiate(offer.as_deref()) {
+            Ok(n) => {
+                *sdp_version += 1;
+                match &mut p.bridge {
+                    Some(bridge) => bridge.set_remote(Side::A, rtp_destination(&n)),
+                    None => ivr.set_remote(now, rtp_destination(&n)),
+                }
+                let answer = sdp::answer(&n, local_ip, local_port, session_id, *sdp_version);
+                sip.command(SipCommand::Answer(setup.handle, answer)).await;
+            }
+            Err(status) => sip.command(SipCommand::Reject(setup.handle, status)).await,
+        },
+        CallEvent::QueueStatus(status) => {
+            if matches!(status, hotline_ivr::QueueStatus::Unavailable) {
+                p.queued = None;
+            }
+            ivr.queue_status(now, status);
+        }
+        CallEvent::RingOperator(order) => ring_operator(calls, setup, negotiated, p, order).await,
+        CallEvent::CancelRing => {
+            if p.bridge.is_none()
+                && let Some(leg) = p.leg.take()
+            {
+                debug!(call_id = %setup.call_id, operator = %leg.operator, "ring cancelled");
+                sip.command(SipCommand::Hangup(leg.handle)).await;
+            }
+        }
+        CallEvent::LegAnswered { leg, sdp } => {
+            let ours = p.leg.as_ref().is_some_and(|l| l.handle == leg) && p.bridge.is_none();
+            if !ours {
+                // A late answer from a ring that is over: that phone is not wanted now.
+                sip.command(SipCommand::Hangup(leg)).await;
+                return None;
+            }
+            let Some(l) = p.leg.as_ref() else { return None };
+            let operator = l.operator.clone();
+            let accepted = calls
+                .acd
+                .ask(|reply| AcdInput::RingAnswered {
+                    caller,
+                    operator: operator.clone(),
+                    reply,
+                })
+                .await
+                .unwrap_or(false);
+            let remote = sdp
+                .as_deref()
+                .and_then(|s| sdp::negotiate(s).ok())
+                .map(|n| rtp_destination(&n));
+            let (true, Some(remote)) = (accepted, remote) else {
+                warn!(call_id = %setup.call_id, %operator, accepted, "operator answer not usable; hanging up that leg");
+                sip.command(SipCommand::Hangup(leg)).await;
+                p.leg = None;
+                if accepted {
+                    calls.acd.send(AcdInput::CallEnded { caller }).await;
+                    return Some(EndReason::TransportError);
+                }
+                return None;
+            };
+            ivr.queue_status(now, hotline_ivr::QueueStatus::Connected);
+            ivr.set_bridged(now);
+            p.bridge = Some(Bridge::new(ivr.rtp_destination(), remote));
+            p.bridged_at = Some(now);
+            p.queued = None;
+            info!(call_id = %setup.call_id, %operator, "caller connected to operator");
+            p.operator = Some(operator);
+        }
+        CallEvent::LegFailed { leg, status } => {
+            if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
+                let failure = match status {
+                    486 | 600 => RingFailure::Busy,
+                    603 => RingFailure::Rejected,
+                    408 | 480 | 487 => RingFailure::NoAnswer,
+                    _ => RingFailure::Unreachable,
+                };
+                info!(call_id = %setup.call_id, operator = %l.operator, status, "operator phone did not answer");
+                calls
+                    .acd
+                    .send(AcdInput::RingFailed {
+                        caller,
+                        operator: l.operator,
+                        failure,
+                    })
+                    .await;
+            }
+        }
+        CallEvent::LegEnded { leg } => {
+            if p.leg.as_ref().is_some_and(|l| l.handle == leg) {
+                p.leg = None;
+                if p.bridge.is_some() {
+                    sip.command(SipCommand::Hangup(setup.handle)).await;
+                    return Some(EndReason::OperatorHangup);
+                }
+            }
+        }
+        CallEvent::LegReInvite { leg, offer } => {
+            if let Some(l) = p.leg.as_mut().filter(|l| l.handle == leg) {
+                match negotiate(offer.as_deref()) {
+                    Ok(n) => {
+                        if let Some(bridge) = &mut p.bridge {
+                            bridge.set_remote(Side::B, rtp_destination(&n));
+                        }
+                        l.sdp_version += 1;
+                        let answer =
+                            sdp::answer(&n, l.local_ip, l.local_port, session_id, l.sdp_version);
+                        sip.command(SipCommand::Answer(leg, answer)).await;
+                    }
+                    Err(status) => sip.command(SipCommand::Reject(leg, status)).await,
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Places the operator leg the queue asked for, offering the caller's own codec so the
+/// bridge needs no transcoding. Failures go back to the queue, which tries someone else.
+async fn ring_operator(
+    calls: &Calls,
+    setup: &CallSetup,
+    negotiated: &Negotiated,
+    p: &mut Progress,
+    order: RingOrder,
 ) {
+    let caller = CallerId(setup.handle.0);
+    let fail = |operator: String, failure| AcdInput::RingFailed {
+        caller,
+        operator,
+        failure,
+    };
+    if p.leg.is_some() || p.bridge.is_some() {
+        calls
+            .acd
+            .send(fail(order.operator, RingFailure::Busy))
+            .await;
+        return;
+    }
+    // The most recent registration of the phone.
+    let Some(contact) = order.contacts.iter().max_by_key(|b| b.expires_at) else {
+        calls
+            .acd
+            .send(fail(order.operator, RingFailure::Unreachable))
+            .await;
+        return;
+    };
+    let Some((rtp, rtcp)) = calls.rtp_ports.bind() else {
+        warn!(call_id = %setup.call_id, "no free RTP port for the operator leg");
+        calls
+            .acd
+            .send(fail(order.operator, RingFailure::Unreachable))
+            .await;
+        return;
+    };
+    let Ok(local_port) = rtp.local_addr().map(|a| a.port()) else {
+        calls
+            .acd
+            .send(fail(order.operator, RingFailure::Unreachable))
+            .await;
+        return;
+    };
+    let local_ip = calls.local.toward(contact.peer.addr.ip());
+    let offer = sdp::offer(
+        negotiated,
+        local_ip,
+        local_port,
+        rand::random::<u32>().into(),
+        1,
+    );
+    let call = OutgoingCall {
+        request_uri: contact.uri.clone(),
+        to: contact.peer,
+        // The operator's phone shows who is calling.
+        from_user: setup.caller.clone(),
+        from_display: None,
+        sdp: offer,
+        credentials: None,
+        headers: Vec::new(),
+    };
+    let Some(handle) = calls.sip.invite(call, setup.events_tx.clone()).await else {
+        calls
+            .acd
+            .send(fail(order.operator, RingFailure::Unreachable))
+            .await;
+        return;
+    };
+    info!(call_id = %setup.call_id, operator = %order.operator, "ringing operator");
+    p.leg = Some(OperatorLeg {
+        handle,
+        operator: order.operator,
+        rtp,
+        _rtcp: rtcp,
+        local_port,
+        local_ip,
+        sdp_version: 1,
+    });
+}
+
+/// Answers what the flow asks of the outside world.
+async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p: &mut Progress) {
+    let caller = CallerId(setup.handle.0);
     while let Some(request) = ivr.poll_request() {
         match request {
             Request::EnterQueue { queue, priority } => {
-                if let Some(old) = in_queue.take() {
-                    calls.queues.leave(&old);
-                }
-                let position = calls.queues.join(&queue);
-                info!(call_id = %setup.call_id, %queue, priority, position,
-                      "caller waiting in queue (no operators yet: the queue issue adds them)");
-                *in_queue = Some(queue);
-                ivr.queue_status(
-                    Instant::now(),
-                    hotline_ivr::QueueStatus::Waiting {
-                        position,
-                        expected_wait: WAIT_PER_CALLER * position,
-                    },
-                );
+                info!(call_id = %setup.call_id, %queue, priority, "caller queued");
+                calls
+                    .acd
+                    .send(AcdInput::Enqueue {
+                        caller,
+                        queue: queue.clone(),
+                        priority,
+                        events: setup.events_tx.clone(),
+                    })
+                    .await;
+                p.was_queued = Some(queue.clone());
+                p.queued = Some(Queued { queue });
             }
             Request::LeaveQueue => {
-                if let Some(queue) = in_queue.take() {
-                    calls.queues.leave(&queue);
+                if p.queued.take().is_some() {
+                    let _ = calls
+                        .acd
+                        .ask(|reply| AcdInput::Leave { caller, reply })
+                        .await;
+                    if let Some(leg) = p.leg.take() {
+                        calls.sip.command(SipCommand::Hangup(leg.handle)).await;
+                    }
                 }
             }
             Request::Callback {
@@ -444,6 +812,7 @@ async fn answer_requests(
                 queue,
                 promise,
             } => {
+                p.callback_left = true;
                 let stored = calls
                     .store
                     .insert_callback_request(&NewCallbackRequest {
@@ -465,8 +834,8 @@ async fn answer_requests(
                 }
             }
             Request::Transfer(target) => {
-                // Outbound legs need the trunk and operators (the queue issue): say so,
-                // and let the flow's `on_fail` branch tell the caller.
+                // Transfers out of the IVR need outbound legs to operators and the trunk
+                // wired to flows; until then the flow's `on_fail` branch tells the caller.
                 warn!(call_id = %setup.call_id, ?target, "transfer not available yet; flow takes its failure branch");
                 ivr.transfer_result(Instant::now(), false);
             }

@@ -114,7 +114,7 @@ pub struct Config {
     /// Digest realm for operators' phones; their stored HA1 values are bound to it.
     pub realm: String,
     /// Addresses (IP or CIDR) whose INVITEs are accepted without authentication: the trunk.
-    pub trusted: Vec<IpNet>,
+    pub trusted: Vec<hotline_sip::IpNet>,
     /// Concurrent calls; more get 503.
     pub max_calls: usize,
     /// SIP requests per second from one source address (bursts of twice that).
@@ -131,45 +131,6 @@ pub struct Trunk {
     pub credentials: Option<(String, String)>,
     /// The hotline number presented as caller ID.
     pub caller_id: String,
-}
-
-/// An address or a network: `192.0.2.10` or `198.51.100.0/28`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl IpNet {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-
-    fn parse(v: &str) -> Option<IpNet> {
-        let (addr, prefix) = match v.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
-            None => {
-                let a = v.parse::<IpAddr>().ok()?;
-                (a, if a.is_ipv4() { 32 } else { 128 })
-            }
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then_some(IpNet { addr, prefix })
-    }
 }
 
 /// Where settings come from besides the file, so tests can pass their own.
@@ -313,8 +274,11 @@ impl Config {
             ));
         }
         let mut trusted = Vec::new();
-        for v in file.sip.trusted.unwrap_or_default() {
-            trusted.push(IpNet::parse(&v).ok_or_else(|| {
+        // Loopback by default, so a local test call works on the defaults; anything else
+        // must be a configured trunk or an authenticated phone.
+        let trusted_default = vec!["127.0.0.1".to_string(), "::1".to_string()];
+        for v in file.sip.trusted.unwrap_or(trusted_default) {
+            trusted.push(v.parse::<hotline_sip::IpNet>().map_err(|_| {
                 invalid(
                     "sip.trusted",
                     &v,
@@ -536,6 +500,9 @@ mod tests {
             &env(&[("HOTLINE_TRUNK_PASSWORD", "s3cret"), ("HOTLINE_API_TOKEN", "0123456789abcdef")]),
         )
         .unwrap();
+        let defaults = from_toml("", &env(&[])).unwrap();
+        assert!(defaults.trusted[0].contains("127.0.0.1".parse().unwrap()));
+        assert!(!defaults.trusted[0].contains("127.0.0.2".parse().unwrap()));
         assert!(c.trusted[0].contains("192.0.2.10".parse().unwrap()));
         assert!(!c.trusted[0].contains("192.0.2.11".parse().unwrap()));
         assert!(c.trusted[1].contains("198.51.100.15".parse().unwrap()));

@@ -66,6 +66,7 @@ pub fn reload(calls: &Calls, dir: &Path, why: &str) {
                 Ok(mut current) => *current = Arc::new(flows),
                 Err(poisoned) => *poisoned.into_inner() = Arc::new(flows),
             }
+            calls.flows_changed.notify_one();
         }
         Err(e) => error!(
             trigger = why,

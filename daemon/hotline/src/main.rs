@@ -3,12 +3,15 @@
 //! This binary wires sockets, timers and signals to the sans-IO cores (hotline-sip,
 //! hotline-media, hotline-ivr) and the store (hotline-core). Protocol logic lives there.
 
+mod acd_driver;
+mod api;
 mod call;
 mod config;
 mod flow_cli;
 mod flows;
 mod metrics;
 mod net;
+mod operator_sync;
 mod sip_driver;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +39,28 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum OperatorCommand {
+    /// Add an operator with a SIP account; the SIP password is read from standard input.
+    Add {
+        /// Login and queue-member name (letters, digits, '.', '_', '-').
+        name: String,
+        /// The SIP user their phone registers as (e.g. an extension, 1001).
+        #[arg(long)]
+        sip_user: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Concurrent chats (1–10).
+        #[arg(long, default_value_t = 3)]
+        chat_capacity: i64,
+        /// Read the SIP password from standard input (required: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List operators (name, SIP user, display name, realm, chat capacity).
+    List,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the daemon (SIP, RTP, HTTP).
     Serve {
@@ -46,6 +71,13 @@ enum Command {
     /// Create or upgrade the database schema and exit.
     Migrate {
         #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage operators: who may register a phone and take calls.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+        #[arg(long, env = "HOTLINE_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
     /// Check, simulate and describe IVR flow files.
@@ -109,6 +141,7 @@ fn main() -> ExitCode {
             Command::Calls { config, limit } => print_calls(config.as_deref(), limit).await,
             Command::Callbacks { config, limit } => print_callbacks(config.as_deref(), limit).await,
             Command::Flow { .. } => Ok(()),
+            Command::Operator { command, config } => operator_cmd(config.as_deref(), command).await,
         }
     });
     match result {
@@ -153,6 +186,81 @@ async fn print_calls(config_path: Option<&Path>, limit: i64) -> Result<(), Strin
     for c in calls {
         println!("{}", c.to_csv());
     }
+    Ok(())
+}
+
+async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Result<(), String> {
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let result = match cmd {
+        OperatorCommand::Add {
+            name,
+            sip_user,
+            display_name,
+            chat_capacity,
+            password_stdin: _,
+        } => {
+            add_operator(
+                &store,
+                &config.realm,
+                &name,
+                &sip_user,
+                &display_name,
+                chat_capacity,
+            )
+            .await
+        }
+        OperatorCommand::List => match store.operators().await {
+            Ok(ops) => {
+                println!("name,sip_user,display_name,realm,chat_capacity");
+                for o in ops {
+                    println!(
+                        "{},{},{},{},{}",
+                        o.name,
+                        o.sip_user,
+                        hotline_core::cdr::csv_field(&o.display_name),
+                        o.realm,
+                        o.chat_capacity
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    store.close().await;
+    result
+}
+
+async fn add_operator(
+    store: &Store,
+    realm: &str,
+    name: &str,
+    sip_user: &str,
+    display_name: &str,
+    chat_capacity: i64,
+) -> Result<(), String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| format!("reading the password from standard input: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        return Err("the SIP password must have at least 8 characters".into());
+    }
+    let ha1 = |alg| hotline_sip::ha1(alg, sip_user, realm, password);
+    let op = hotline_core::operators::NewOperator {
+        name,
+        display_name,
+        sip_user,
+        realm,
+        ha1_md5: &ha1(hotline_sip::Algorithm::Md5),
+        ha1_sha256: &ha1(hotline_sip::Algorithm::Sha256),
+        chat_capacity,
+        created_at_ms: call::unix_ms(),
+    };
+    let id = store.add_operator(&op).await.map_err(|e| e.to_string())?;
+    println!("added operator {name} (id {id}), SIP user {sip_user}@{realm}");
     Ok(())
 }
 
@@ -213,6 +321,13 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let endpoint = hotline_sip::Endpoint::new(hotline_sip::EndpointConfig {
         advertised: std::net::SocketAddr::new(local.primary(), sip_port),
         user_agent: format!("Hotline/{}", env!("CARGO_PKG_VERSION")),
+        realm: config.realm.clone(),
+        trusted_sources: config.trusted.clone(),
+        max_calls: Some(config.max_calls),
+        rate_limit: Some(hotline_sip::RateLimit {
+            per_second: config.rate_per_source,
+            burst: config.rate_per_source.saturating_mul(2),
+        }),
         ..Default::default()
     });
 
@@ -226,6 +341,18 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         _ => call::WallClock::real(),
     };
     let (sip, sip_inputs) = sip_driver::channel();
+    let (acd, acd_inputs) = acd_driver::channel();
+    tokio::spawn(acd_driver::run(acd_inputs));
+    // Phone registrations go from the SIP task to the queue task.
+    let (registrations, mut registered) = tokio::sync::mpsc::channel(1024);
+    let acd_for_registrations = acd.clone();
+    tokio::spawn(async move {
+        while let Some(r) = registered.recv().await {
+            acd_for_registrations
+                .send(acd_driver::AcdInput::Registration(r))
+                .await;
+        }
+    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let calls = Arc::new(Calls {
         store: store.clone(),
@@ -236,17 +363,30 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         rtp_timeout: config.rtp_timeout,
         shutdown: shutdown_rx,
         active: Default::default(),
-        queues: Default::default(),
+        acd,
         clock,
+        flows_changed: Default::default(),
     });
     let udp = sockets.udp.clone();
     sip_driver::spawn_readers(sockets, sip.clone());
-    let sip_task = tokio::spawn(sip_driver::run(endpoint, udp, sip_inputs, calls.clone()));
+    let sip_task = tokio::spawn(sip_driver::run(
+        endpoint,
+        udp,
+        sip_inputs,
+        calls.clone(),
+        registrations,
+    ));
+    tokio::spawn(operator_sync::run(
+        calls.clone(),
+        config.realm.clone(),
+        calls.flows_changed.clone(),
+    ));
 
     let health = Arc::new(hotline_web::Health::default());
     health.set_sip_bound();
     health.set_store_ready();
-    let app = hotline_web::router(health.clone(), Arc::new(move || prometheus.render()));
+    let app = hotline_web::router(health.clone(), Arc::new(move || prometheus.render()))
+        .merge(api::router(calls.acd.clone(), config.api_token.clone()));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             error!("http server: {e}");

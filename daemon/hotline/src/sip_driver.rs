@@ -9,10 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline_sip::{CallHandle, Endpoint, Event, Peer, Transport};
+use hotline_sip::auth::Credential;
+use hotline_sip::registrar::Binding;
+use hotline_sip::{CallHandle, Endpoint, Event, OutgoingCall, Peer, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::call::{CallEvent, Calls};
@@ -41,6 +43,22 @@ pub enum SipCommand {
     Reject(CallHandle, u16),
     Hangup(CallHandle),
     Drain,
+    /// Place an outgoing call (an operator's phone, the trunk); its events go to `owner`
+    /// as leg events.
+    Invite {
+        call: Box<OutgoingCall>,
+        owner: mpsc::Sender<CallEvent>,
+        reply: oneshot::Sender<CallHandle>,
+    },
+    /// An operator's SIP account (HA1s for the realm), or its removal.
+    SetCredentials(String, Option<Credential>),
+}
+
+/// An operator's phone bindings changed (registered, expired, removed).
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub user: String,
+    pub contacts: Vec<Binding>,
 }
 
 /// The handle call tasks use to reach the SIP task.
@@ -52,6 +70,29 @@ impl SipHandle {
         // The SIP task outlives every call; a send error only happens at exit.
         let _ = self.0.send(SipInput::Command(cmd)).await;
     }
+
+    /// Places an outgoing call whose events go to `owner`; `None` if the SIP task is gone.
+    pub async fn invite(
+        &self,
+        call: OutgoingCall,
+        owner: mpsc::Sender<CallEvent>,
+    ) -> Option<CallHandle> {
+        let (reply, handle) = oneshot::channel();
+        self.command(SipCommand::Invite {
+            call: Box::new(call),
+            owner,
+            reply,
+        })
+        .await;
+        handle.await.ok()
+    }
+}
+
+/// Where a call's events go: the task of the inbound call, or of the call that placed
+/// this outgoing leg.
+struct Route {
+    tx: mpsc::Sender<CallEvent>,
+    leg: bool,
 }
 
 /// Largest UDP datagram we accept; bigger ones are truncated by the kernel and then
@@ -177,9 +218,10 @@ pub async fn run(
     udp: Arc<UdpSocket>,
     mut inputs: mpsc::Receiver<SipInput>,
     calls: Arc<Calls>,
+    registrations: mpsc::Sender<Registration>,
 ) {
     let mut tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let mut call_tasks: HashMap<CallHandle, mpsc::Sender<CallEvent>> = HashMap::new();
+    let mut routes: HashMap<CallHandle, Route> = HashMap::new();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let far_future = Duration::from_secs(3600);
 
@@ -201,6 +243,12 @@ pub async fn run(
                         SipCommand::Reject(call, status) => endpoint.reject(now, call, status),
                         SipCommand::Hangup(call) => endpoint.hangup(now, call),
                         SipCommand::Drain => endpoint.set_draining(true),
+                        SipCommand::Invite { call, owner, reply } => {
+                            let handle = endpoint.invite(now, *call);
+                            routes.insert(handle, Route { tx: owner, leg: true });
+                            let _ = reply.send(handle);
+                        }
+                        SipCommand::SetCredentials(user, cred) => endpoint.set_credentials(&user, cred),
                     },
                 }
             }
@@ -232,59 +280,106 @@ pub async fn run(
         }
 
         while let Some(event) = endpoint.poll_event() {
-            match event {
-                Event::IncomingCall {
-                    call,
-                    call_id,
-                    caller,
-                    caller_name: _,
-                    called,
-                    offer,
-                    source,
-                } => {
-                    let (tx, rx) = mpsc::channel(64);
-                    call_tasks.insert(call, tx);
-                    let setup = crate::call::CallSetup {
-                        handle: call,
-                        call_id,
-                        caller,
-                        called,
-                        offer,
-                        source,
-                    };
-                    tokio::spawn(crate::call::run(calls.clone(), setup, rx));
-                }
-                Event::CallAcked { call } => forward(&mut call_tasks, call, CallEvent::Acked),
-                Event::CallCancelled { call } => {
-                    forward(&mut call_tasks, call, CallEvent::Cancelled);
-                    call_tasks.remove(&call);
-                }
-                Event::ReInvite { call, offer } => {
-                    forward(&mut call_tasks, call, CallEvent::ReInvite(offer))
-                }
-                Event::Dtmf { call, digit, .. } => {
-                    forward(&mut call_tasks, call, CallEvent::Dtmf(digit))
-                }
-                Event::CallEnded { call, reason } => {
-                    forward(&mut call_tasks, call, CallEvent::Ended(reason));
-                    call_tasks.remove(&call);
-                }
-            }
+            dispatch(event, &mut routes, &calls, &registrations);
         }
         // Call tasks that finished on their own (flow hangup) dropped their receivers.
-        if call_tasks.len() > 64 && call_tasks.len() > 2 * endpoint.active_calls() {
-            call_tasks.retain(|_, tx| !tx.is_closed());
+        if routes.len() > 64 && routes.len() > 2 * endpoint.active_calls() {
+            routes.retain(|_, r| !r.tx.is_closed());
         }
     }
 }
 
-fn forward(
-    tasks: &mut HashMap<CallHandle, mpsc::Sender<CallEvent>>,
-    call: CallHandle,
-    event: CallEvent,
+fn dispatch(
+    event: Event,
+    routes: &mut HashMap<CallHandle, Route>,
+    calls: &Arc<Calls>,
+    registrations: &mpsc::Sender<Registration>,
 ) {
-    if let Some(tx) = tasks.get(&call)
-        && tx.try_send(event).is_err()
+    let is_leg =
+        |routes: &HashMap<CallHandle, Route>, call| routes.get(&call).is_some_and(|r| r.leg);
+    match event {
+        Event::IncomingCall {
+            call,
+            call_id,
+            caller,
+            caller_name: _,
+            called,
+            offer,
+            source,
+            origin,
+        } => {
+            let (tx, rx) = mpsc::channel(64);
+            routes.insert(
+                call,
+                Route {
+                    tx: tx.clone(),
+                    leg: false,
+                },
+            );
+            let setup = crate::call::CallSetup {
+                handle: call,
+                call_id,
+                caller,
+                called,
+                offer,
+                source,
+                origin,
+                events_tx: tx,
+            };
+            tokio::spawn(crate::call::run(calls.clone(), setup, rx));
+        }
+        Event::CallAcked { call } => forward(routes, call, CallEvent::Acked),
+        Event::CallCancelled { call } => {
+            forward(routes, call, CallEvent::Cancelled);
+            routes.remove(&call);
+        }
+        Event::ReInvite { call, offer } => {
+            let event = if is_leg(routes, call) {
+                CallEvent::LegReInvite { leg: call, offer }
+            } else {
+                CallEvent::ReInvite(offer)
+            };
+            forward(routes, call, event);
+        }
+        Event::Dtmf { call, digit, .. } => {
+            // An operator's keypad (INFO) is not the caller's: the IVR is not listening then.
+            if !is_leg(routes, call) {
+                forward(routes, call, CallEvent::Dtmf(digit));
+            }
+        }
+        Event::CallEnded { call, reason } => {
+            let event = if is_leg(routes, call) {
+                CallEvent::LegEnded { leg: call }
+            } else {
+                CallEvent::Ended(reason)
+            };
+            forward(routes, call, event);
+            routes.remove(&call);
+        }
+        Event::OutgoingProgress { call, .. } => {
+            forward(routes, call, CallEvent::LegProgress);
+        }
+        Event::OutgoingAnswered { call, sdp } => {
+            forward(routes, call, CallEvent::LegAnswered { leg: call, sdp });
+        }
+        Event::OutgoingFailed { call, status } => {
+            forward(routes, call, CallEvent::LegFailed { leg: call, status });
+            routes.remove(&call);
+        }
+        Event::Registered { user, contacts } => {
+            if registrations
+                .try_send(Registration { user, contacts })
+                .is_err()
+            {
+                warn!("registration update dropped: the queue task is busy or gone");
+            }
+        }
+    }
+}
+
+fn forward(routes: &mut HashMap<CallHandle, Route>, call: CallHandle, event: CallEvent) {
+    if let Some(route) = routes.get(&call)
+        && route.tx.try_send(event).is_err()
     {
         debug!("call {call:?}: task gone or busy, event dropped");
     }

@@ -1,0 +1,338 @@
+//! Drives the sans-IO queue engine (`hotline_core::acd::Acd`): one task owns it; call
+//! tasks, the SIP task (phone registrations) and the HTTP API talk to it over a channel,
+//! and its actions go back to the call tasks.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use hotline_core::acd::{
+    Acd, AcdAction, CallerId, CallerKind, LeftQueue, OperatorConfig, OperatorState, OperatorView,
+    QueueConfig, QueueFigures, RingFailure,
+};
+use hotline_ivr::QueueDef;
+use hotline_sip::registrar::Binding;
+use metrics::gauge;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::call::CallEvent;
+use crate::sip_driver::Registration;
+
+/// An operator as the queue task knows them: name and SIP user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorAccount {
+    pub name: String,
+    pub sip_user: String,
+    pub chat_capacity: u8,
+}
+
+pub enum AcdInput {
+    Enqueue {
+        caller: CallerId,
+        queue: String,
+        priority: u8,
+        events: mpsc::Sender<CallEvent>,
+    },
+    Leave {
+        caller: CallerId,
+        reply: oneshot::Sender<Option<LeftQueue>>,
+    },
+    RingAnswered {
+        caller: CallerId,
+        operator: String,
+        reply: oneshot::Sender<bool>,
+    },
+    RingFailed {
+        caller: CallerId,
+        operator: String,
+        failure: RingFailure,
+    },
+    CallEnded {
+        caller: CallerId,
+    },
+    Registration(Registration),
+    /// Queues from the flow set (start, reload) and operators from the store.
+    Configure {
+        queues: Vec<QueueDef>,
+        operators: Vec<OperatorAccount>,
+    },
+    SetState {
+        operator: String,
+        state: OperatorState,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Figures {
+        reply: oneshot::Sender<Vec<(String, QueueFigures)>>,
+    },
+    Operators {
+        reply: oneshot::Sender<Vec<(String, OperatorView)>>,
+    },
+}
+
+#[derive(Clone)]
+pub struct AcdHandle(mpsc::Sender<AcdInput>);
+
+impl AcdHandle {
+    pub async fn send(&self, input: AcdInput) {
+        // The queue task outlives the calls; a send error only happens at exit.
+        let _ = self.0.send(input).await;
+    }
+
+    /// Asks and waits for the answer; `None` if the task is gone.
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> AcdInput) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await;
+        rx.await.ok()
+    }
+}
+
+pub fn channel() -> (AcdHandle, mpsc::Receiver<AcdInput>) {
+    let (tx, rx) = mpsc::channel(4096);
+    (AcdHandle(tx), rx)
+}
+
+/// What a call task is told to do about its operator leg.
+#[derive(Debug)]
+pub struct RingOrder {
+    pub operator: String,
+    pub contacts: Vec<Binding>,
+}
+
+struct State {
+    acd: Acd,
+    callers: HashMap<CallerId, mpsc::Sender<CallEvent>>,
+    operators: HashMap<String, OperatorAccount>,
+    /// SIP user → current bindings, from the registrar.
+    bindings: HashMap<String, Vec<Binding>>,
+    queues: Vec<String>,
+}
+
+pub async fn run(mut inputs: mpsc::Receiver<AcdInput>) {
+    let mut st = State {
+        acd: Acd::new(),
+        callers: HashMap::new(),
+        operators: HashMap::new(),
+        bindings: HashMap::new(),
+        queues: Vec::new(),
+    };
+    let far = Duration::from_secs(3600);
+    loop {
+        let deadline = st
+            .acd
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + far);
+        tokio::select! {
+            input = inputs.recv() => {
+                let Some(input) = input else { break };
+                st.handle(Instant::now(), input);
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                st.acd.handle_timeout(Instant::now());
+            }
+        }
+        st.dispatch();
+        st.export_figures(Instant::now());
+    }
+}
+
+impl State {
+    fn handle(&mut self, now: Instant, input: AcdInput) {
+        match input {
+            AcdInput::Enqueue {
+                caller,
+                queue,
+                priority,
+                events,
+            } => {
+                self.callers.insert(caller, events);
+                // Errors come back as an Unavailable action too.
+                if let Err(e) = self
+                    .acd
+                    .enqueue(now, caller, &queue, priority, CallerKind::Inbound)
+                {
+                    info!(?caller, %queue, "caller not queued: {e}");
+                }
+            }
+            AcdInput::Leave { caller, reply } => {
+                let left = self.acd.leave(now, caller);
+                self.callers.remove(&caller);
+                let _ = reply.send(left);
+            }
+            AcdInput::RingAnswered {
+                caller,
+                operator,
+                reply,
+            } => {
+                let ok = self.acd.ring_answered(now, caller, &operator).is_ok();
+                let _ = reply.send(ok);
+            }
+            AcdInput::RingFailed {
+                caller,
+                operator,
+                failure,
+            } => {
+                if let Err(e) = self.acd.ring_failed(now, caller, &operator, failure) {
+                    debug!(?caller, %operator, "ring failure for a ring already over: {e}");
+                }
+            }
+            AcdInput::CallEnded { caller } => {
+                self.acd.call_ended(now, caller);
+                self.callers.remove(&caller);
+            }
+            AcdInput::Registration(r) => {
+                let reachable = !r.contacts.is_empty();
+                if r.contacts.is_empty() {
+                    self.bindings.remove(&r.user);
+                } else {
+                    self.bindings.insert(r.user.clone(), r.contacts);
+                }
+                if let Some(op) = self.operators.values().find(|o| o.sip_user == r.user) {
+                    info!(operator = %op.name, reachable, "phone registration changed");
+                    self.acd.set_reachable(now, &op.name, reachable);
+                }
+            }
+            AcdInput::Configure { queues, operators } => self.configure(now, queues, operators),
+            AcdInput::SetState {
+                operator,
+                state,
+                reply,
+            } => {
+                let known = self.operators.contains_key(&operator);
+                if known {
+                    info!(%operator, ?state, "operator state");
+                    self.acd.set_state(now, &operator, state);
+                }
+                let _ = reply.send(if known {
+                    Ok(())
+                } else {
+                    Err(format!("no operator named {operator:?}"))
+                });
+            }
+            AcdInput::Figures { reply } => {
+                let figures = self
+                    .queues
+                    .iter()
+                    .filter_map(|q| self.acd.figures(now, q).map(|f| (q.clone(), f)))
+                    .collect();
+                let _ = reply.send(figures);
+            }
+            AcdInput::Operators { reply } => {
+                let mut names: Vec<&String> = self.operators.keys().collect();
+                names.sort();
+                let views = names
+                    .into_iter()
+                    .filter_map(|n| self.acd.operator_view(n).map(|v| (n.clone(), v)))
+                    .collect();
+                let _ = reply.send(views);
+            }
+        }
+    }
+
+    fn configure(&mut self, now: Instant, queues: Vec<QueueDef>, operators: Vec<OperatorAccount>) {
+        for op in &operators {
+            let config = OperatorConfig {
+                chat_capacity: op.chat_capacity,
+            };
+            if let Err(e) = self.acd.set_operator(&op.name, config) {
+                warn!(operator = %op.name, "operator not configured: {e}");
+            }
+            // A phone may have registered before the operator was known.
+            let reachable = self
+                .bindings
+                .get(&op.sip_user)
+                .is_some_and(|b| !b.is_empty());
+            self.acd.set_reachable(now, &op.name, reachable);
+        }
+        self.operators = operators.into_iter().map(|o| (o.name.clone(), o)).collect();
+        let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
+        for old in &self.queues {
+            if !names.contains(old) {
+                self.acd.remove_queue(now, old);
+            }
+        }
+        for q in queues {
+            let mut config = QueueConfig::new(q.name.clone());
+            for (i, member) in q.members.iter().enumerate() {
+                if !self.operators.contains_key(member) {
+                    warn!(queue = %q.name, %member, "queue member is not an operator (hotline operator add)");
+                }
+                config = config.with_member(member.clone(), u8::try_from(i).unwrap_or(u8::MAX));
+            }
+            config.ring_timeout = Duration::from_secs(q.ring_timeout_secs);
+            config.max_misses_before_pause = q.max_misses;
+            config.wrap_up = Duration::from_secs(q.wrap_up_secs);
+            self.acd.set_queue(now, config);
+        }
+        self.queues = names;
+    }
+
+    fn dispatch(&mut self) {
+        while let Some(action) = self.acd.poll_action() {
+            let (caller, event) = match action {
+                AcdAction::Ring {
+                    caller,
+                    operator,
+                    queue,
+                } => {
+                    let contacts = self
+                        .operators
+                        .get(&operator)
+                        .and_then(|o| self.bindings.get(&o.sip_user))
+                        .cloned()
+                        .unwrap_or_default();
+                    debug!(?caller, %operator, %queue, "ring");
+                    (
+                        caller,
+                        CallEvent::RingOperator(RingOrder { operator, contacts }),
+                    )
+                }
+                AcdAction::CancelRing { caller, .. } => (caller, CallEvent::CancelRing),
+                AcdAction::Waiting {
+                    caller,
+                    position,
+                    expected_wait,
+                } => (
+                    caller,
+                    CallEvent::QueueStatus(hotline_ivr::QueueStatus::Waiting {
+                        position,
+                        expected_wait,
+                    }),
+                ),
+                AcdAction::Unavailable { caller } => (
+                    caller,
+                    CallEvent::QueueStatus(hotline_ivr::QueueStatus::Unavailable),
+                ),
+                // The call task learnt it from the answered leg.
+                AcdAction::Connected { .. } => continue,
+                AcdAction::OperatorPaused { operator, reason } => {
+                    warn!(%operator, ?reason, "operator paused automatically");
+                    continue;
+                }
+            };
+            if let Some(tx) = self.callers.get(&caller)
+                && tx.try_send(event).is_err()
+            {
+                debug!(?caller, "call task gone or busy; queue action dropped");
+            }
+        }
+    }
+
+    fn export_figures(&self, now: Instant) {
+        for q in &self.queues {
+            if let Some(f) = self.acd.figures(now, q) {
+                let q = q.clone();
+                gauge!("hotline_queue_waiting", "queue" => q.clone()).set(f64::from(f.waiting));
+                gauge!("hotline_queue_longest_wait_seconds", "queue" => q.clone())
+                    .set(f.longest_wait.as_secs_f64());
+                gauge!("hotline_queue_operators", "queue" => q.clone(), "state" => "online")
+                    .set(f64::from(f.online));
+                gauge!("hotline_queue_operators", "queue" => q.clone(), "state" => "busy")
+                    .set(f64::from(f.busy));
+                gauge!("hotline_queue_operators", "queue" => q.clone(), "state" => "paused")
+                    .set(f64::from(f.paused));
+                gauge!("hotline_queue_operators", "queue" => q, "state" => "away")
+                    .set(f64::from(f.away));
+            }
+        }
+    }
+}

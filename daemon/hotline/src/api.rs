@@ -1,0 +1,204 @@
+//! The HTTP API the operator console (next issue) and scripts use: operator states and
+//! live queue figures. Until web login exists it takes a bearer token from the settings;
+//! without one configured it is off.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use hotline_core::acd::{OperatorState, OperatorStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::acd_driver::{AcdHandle, AcdInput};
+
+#[derive(Clone)]
+struct Api {
+    acd: AcdHandle,
+    token: Option<Arc<str>>,
+}
+
+pub fn router(acd: AcdHandle, token: Option<String>) -> Router {
+    Router::new()
+        .route("/api/queues", get(queues))
+        .route("/api/operators", get(operators))
+        .route("/api/operators/{name}/state", put(set_state))
+        .with_state(Api {
+            acd,
+            token: token.map(Arc::from),
+        })
+}
+
+/// A JSON error body with a message a person can act on.
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &api.token else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "the API is off: set api.token (or HOTLINE_API_TOKEN)",
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare without an early exit, so timing doesn't reveal the token.
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+#[derive(Serialize)]
+struct QueueFiguresJson {
+    queue: String,
+    waiting: u32,
+    longest_wait_secs: u64,
+    online: u32,
+    busy: u32,
+    paused: u32,
+    away: u32,
+    available: u32,
+}
+
+async fn queues(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return r;
+    }
+    let Some(figures) = api.acd.ask(|reply| AcdInput::Figures { reply }).await else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue task is not running",
+        );
+    };
+    let body: Vec<QueueFiguresJson> = figures
+        .into_iter()
+        .map(|(queue, f)| QueueFiguresJson {
+            queue,
+            waiting: f.waiting,
+            longest_wait_secs: f.longest_wait.as_secs(),
+            online: f.online,
+            busy: f.busy,
+            paused: f.paused,
+            away: f.away,
+            available: f.available,
+        })
+        .collect();
+    Json(body).into_response()
+}
+
+#[derive(Serialize)]
+struct OperatorJson {
+    name: String,
+    state: &'static str,
+    since_secs: Option<u64>,
+    queues: Vec<String>,
+    phone_registered: bool,
+    missed_rings: u32,
+}
+
+fn status_name(s: OperatorStatus) -> &'static str {
+    match s {
+        OperatorStatus::Online => "online",
+        OperatorStatus::Busy => "busy",
+        OperatorStatus::WrapUp => "wrap-up",
+        OperatorStatus::Away => "away",
+        OperatorStatus::Pause => "pause",
+        OperatorStatus::Offline => "offline",
+    }
+}
+
+async fn operators(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return r;
+    }
+    let Some(views) = api.acd.ask(|reply| AcdInput::Operators { reply }).await else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue task is not running",
+        );
+    };
+    let now = Instant::now();
+    let body: Vec<OperatorJson> = views
+        .into_iter()
+        .map(|(name, v)| OperatorJson {
+            name,
+            state: status_name(v.state),
+            since_secs: v.since.map(|t| now.saturating_duration_since(t).as_secs()),
+            queues: v.queues,
+            phone_registered: v.reachable,
+            missed_rings: v.misses,
+        })
+        .collect();
+    Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct StateBody {
+    state: String,
+}
+
+async fn set_state(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<StateBody>>,
+) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return r;
+    }
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            r#"send JSON like {"state": "online"} (online, away, pause, offline)"#,
+        );
+    };
+    let state = match body.state.as_str() {
+        "online" => OperatorState::Online,
+        "away" => OperatorState::Away,
+        "pause" => OperatorState::Pause,
+        "offline" => OperatorState::Offline,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "unknown state {other:?}: use online, away, pause or offline (busy and wrap-up follow calls)"
+                ),
+            );
+        }
+    };
+    match api
+        .acd
+        .ask(|reply| AcdInput::SetState {
+            operator: name,
+            state,
+            reply,
+        })
+        .await
+    {
+        Some(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Some(Err(e)) => error(StatusCode::NOT_FOUND, &e),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue task is not running",
+        ),
+    }
+}
