@@ -68,6 +68,7 @@ check() { # name, then the command that must succeed
   fi
 }
 
+API_TOKEN=test-token-0123456789abcdef
 SIP_PORT=15060
 HTTP_PORT=18080
 SIPP_PORT=15070
@@ -81,9 +82,11 @@ start_daemon() {
   mkdir -p "$dir"
   cp -r "$ROOT/ivr-flows" "$dir/flows"
   cp "$ROOT"/tests/sipp/flows/*.toml "$dir/flows/"
-  printf '[rtp]\nports = "31000-31999"\n%s\n' "$extra" >"$dir/hotline.toml"
+  printf '[api]\ntoken = "%s"\n[rtp]\nports = "31000-31999"\n%s\n' "$API_TOKEN" "$extra" >"$dir/hotline.toml"
   export HOTLINE_SIP_LISTEN=127.0.0.1:$SIP_PORT HOTLINE_HTTP_LISTEN=127.0.0.1:$HTTP_PORT \
     HOTLINE_STATE_DIR=$dir/state HOTLINE_FLOWS_DIR=$dir/flows HOTLINE_DATABASE_URL=
+  DAEMON_DIR=$dir
+  [ -n "${PRESTART:-}" ] && { $PRESTART || return 1; }
   HOTLINE_TEST_CLOCK=$clock "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
   DAEMON_PID=$!
   DAEMON_DIR=$dir
@@ -262,6 +265,115 @@ after_hours_callback_request() {
   [ "$number" = "+36209990000" ] && [ "$queue" = support ] && [ "$promise" = promise-next-workday ] && [ "$source" = ivr ]
 }
 
+# --- operators and queues ---------------------------------------------------------------
+add_operators() {
+  echo "anna-secret-1" | "$HOTLINE" operator add anna --sip-user 1001 --password-stdin --config "$DAEMON_DIR/hotline.toml" &&
+  echo "bela-secret-2" | "$HOTLINE" operator add bela --sip-user 1002 --password-stdin --config "$DAEMON_DIR/hotline.toml"
+}
+
+operator_state() { # name state → HTTP status
+  curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $API_TOKEN" \
+    -H 'Content-Type: application/json' -d "{\"state\":\"$2\"}" "http://127.0.0.1:$HTTP_PORT/api/operators/$1/state"
+}
+
+register_phone() { # user password port
+  sipp -sf "$ROOT/tests/sipp/register.xml" -s "$1" 127.0.0.1:$SIP_PORT -i 127.0.0.1 -p "$3" -m 1 \
+    -au "$1" -ap "$2" -nostdin -timeout 10s -timeout_error
+}
+
+# An operator's phone (SIPp) on the port it registered from; runs in the background.
+phone() { # scenario user port media-port ring-ms log
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/$1.xml" >"$OUT/$1.xml"
+  sipp -sf "$OUT/$1.xml" -s "$2" -i 127.0.0.1 -p "$3" -mi 127.0.0.1 -mp "$4" -m 1 -d "$5" \
+    -nostdin -timeout 60s -timeout_error >"$OUT/$6" 2>&1 &
+  PHONE_PID=$!
+}
+
+caller_talks() { # called ms
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/caller_talks.xml.in" >"$OUT/caller_talks.xml"
+  sipp_run "$OUT/caller_talks.xml" "$1" -m 1 -d "$2"
+}
+
+# A caller waits with music, anna answers, and each hears the other through Hotline.
+operator_bridged() {
+  register_phone 1001 anna-secret-1 15081 || { echo "anna could not register"; return 1; }
+  [ "$(operator_state anna online)" = 204 ] || { echo "anna not set online"; return 1; }
+  local figures; figures=$(curl -s -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$HTTP_PORT/api/operators")
+  echo "operators: $figures"
+  [[ "$figures" == *'"name":"anna","state":"online"'*'"phone_registered":true'* ]] || { echo "anna not online with a phone"; return 1; }
+  tcpdump -i lo -U -w "$OUT/bridge_caller.pcap" "udp and dst port $MEDIA_PORT" 2>/dev/null & local td1=$!
+  tcpdump -i lo -U -w "$OUT/bridge_operator.pcap" "udp and dst port 16030" 2>/dev/null & local td2=$!
+  sleep 0.5
+  phone operator_answers 1001 15081 16030 3000 anna-phone.log; local anna=$PHONE_PID
+  caller_talks 500 9000; local rc=$?
+  wait $anna; local anna_rc=$?
+  sleep 0.3; kill -INT $td1 $td2; wait $td1 $td2 2>/dev/null
+  [ $rc = 0 ] || { echo "caller failed"; return 1; }
+  [ $anna_rc = 0 ] || { echo "anna's phone failed:"; tail -20 "$OUT/anna-phone.log"; return 1; }
+  grep -q 'caller connected to operator.*operator=anna' "$DAEMON_DIR/daemon.log" || { echo "not bridged to anna"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",caller_hangup,"* ]] || return 1
+  echo "caller heard:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/bridge_caller.pcap" $MEDIA_PORT pcma \
+    --heard "$ROOT/ivr-flows/prompts/hold-music.wav" "$PCAPS/g711a.pcap" || return 1
+  echo "anna heard:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/bridge_operator.pcap" 16030 pcma \
+    --heard "$PCAPS/g711a.pcap" --not-heard "$ROOT/ivr-flows/prompts/hold-music.wav"
+}
+
+# The caller gives up while anna's phone rings: the phone gets CANCEL; a missed call is kept.
+caller_gives_up_while_ringing() {
+  sleep 1.5 # anna's wrap-up after the last call
+  phone operator_ignores 1001 15081 16030 0 anna-ignores.log; local anna=$PHONE_PID
+  caller_talks 500 2500 || { echo "caller failed"; return 1; }
+  wait $anna || { echo "anna's phone got no CANCEL:"; tail -20 "$OUT/anna-ignores.log"; return 1; }
+  local missed; missed=$("$HOTLINE" missed --config "$DAEMON_DIR/hotline.toml" --limit 1 | tail -n 1)
+  echo "missed: $missed"
+  IFS=, read -r _ number _ queue reason waited _ <<<"$missed"
+  [ "$number" = "+36209990000" ] && [ "$queue" = support ] && [ "$reason" = abandoned ] && [ "$waited" -ge 2000 ]
+}
+
+# Ring, no answer: after the queue's 5 s ring timeout the call goes to the next operator.
+ring_no_answer_goes_to_next() {
+  register_phone 1002 bela-secret-2 15082 || { echo "bela could not register"; return 1; }
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  phone operator_ignores 1001 15081 16030 0 anna-misses.log; local anna=$PHONE_PID
+  phone operator_answers 1002 15082 16040 500 bela-phone.log; local bela=$PHONE_PID
+  local t0=$SECONDS
+  caller_talks 500 9000 || { echo "caller failed"; return 1; }
+  wait $anna || { echo "anna's phone got no CANCEL:"; tail -20 "$OUT/anna-misses.log"; return 1; }
+  wait $bela || { echo "bela's phone failed:"; tail -20 "$OUT/bela-phone.log"; return 1; }
+  grep 'ringing operator\|connected to operator' "$DAEMON_DIR/daemon.log" | tail -3
+  grep 'caller connected to operator' "$DAEMON_DIR/daemon.log" | tail -1 | grep -q 'operator=bela'
+}
+
+wrong_password_refused() {
+  sipp -sf "$ROOT/tests/sipp/register_refused.xml" -s 1001 127.0.0.1:$SIP_PORT -i 127.0.0.1 -p 15083 -m 1 \
+    -au 1001 -ap not-the-password -nostdin -timeout 10s -timeout_error
+}
+
+# An unknown address asks for an external number: 407, then 403; the trunk hears nothing.
+toll_fraud_refused() {
+  python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",15099)); s.settimeout(6)
+try:
+    d,a=s.recvfrom(65535); open(sys.argv[1],"wb").write(d)
+except socket.timeout: pass' "$OUT/trunk-received" &
+  local trunk=$!
+  sleep 0.3
+  sipp -sf "$ROOT/tests/sipp/toll_fraud.xml" -s 0036301234567 127.0.0.1:$SIP_PORT -i 127.0.0.2 -p 15084 \
+    -mi 127.0.0.2 -mp 16050 -m 1 -au 1001 -ap guessed-password -nostdin -timeout 10s -timeout_error || { echo "not refused as expected"; return 1; }
+  wait $trunk
+  [ ! -s "$OUT/trunk-received" ] || { echo "something reached the trunk!"; return 1; }
+}
+
+over_the_call_cap() {
+  sipp_run uac 100 -m 2 -l 2 -r 10 -d 4000 >"$OUT/cap-calls.log" 2>&1 &
+  local two=$!
+  sleep 1.5
+  SIPP_PORT=15076 MEDIA_PORT=16060 sipp_run "$ROOT/tests/sipp/refused_while_draining.xml" 100 -m 1 || { echo "third call not refused with 503"; return 1; }
+  wait $two || { echo "the two calls under the cap failed"; return 1; }
+}
+
 dead_call_gets_bye() {
   sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 100 -m 1 || return 1
   sleep 0.3
@@ -322,6 +434,27 @@ if start_daemon afterhours "" 2026-11-24T20:00:00+01:00; then
   check after_hours_callback_request after_hours_callback_request
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_afterhours"; fi
+
+# Operators: digest MD5 first for SIPp; a trunk address that must never hear anything.
+if PRESTART=add_operators start_daemon operators '[sip]
+digest = ["MD5", "SHA-256"]
+max_calls = 50
+[trunk]
+address = "127.0.0.1:15099"
+caller_id = "+3612345678"'; then
+  check operator_bridged operator_bridged
+  check caller_gives_up_while_ringing caller_gives_up_while_ringing
+  check ring_no_answer_goes_to_next ring_no_answer_goes_to_next
+  check wrong_password_refused wrong_password_refused
+  check toll_fraud_refused toll_fraud_refused
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_operators"; fi
+
+if start_daemon cap '[sip]
+max_calls = 2'; then
+  check over_the_call_cap over_the_call_cap
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_cap"; fi
 
 if start_daemon deadcall 'timeout_secs = 2'; then
   check dead_call_gets_bye dead_call_gets_bye

@@ -2,7 +2,10 @@
 """What did the caller hear? Reads a tcpdump capture of the daemon's RTP towards the
 caller, joins the payloads in sequence order, and checks which prompts are in it.
 
-usage: heard.py CAPTURE.pcap CALLER_MEDIA_PORT CODEC(pcma|pcmu) --heard a.wav ... --not-heard b.wav ...
+usage: heard.py CAPTURE.pcap MEDIA_PORT CODEC(pcma|pcmu) --heard a.wav|b.pcap ... --not-heard c.wav ...
+
+A .wav is a prompt; a .pcap is audio someone else sent (e.g. the operator's phone
+playing g711a.pcap), whose RTP payload must have reached this side through Hotline.
 
 The prompts are encoded with Python's own G.711 (audioop, an implementation we did not
 write), and a 200 ms stretch from the middle of each must appear byte for byte in what was
@@ -51,7 +54,31 @@ def encoded_middle(wav_path, codec):
         pcm = w.readframes(w.getnframes())
     enc = audioop.lin2alaw(pcm, 2) if codec == "pcma" else audioop.lin2ulaw(pcm, 2)
     mid = len(enc) // 2
-    return enc[mid - 800:mid + 800]
+    # The middle, and an early stretch for audio heard only briefly (hold music).
+    return [enc[mid - 800:mid + 800], enc[3200:4800]]
+
+
+def pcap_middle(path):
+    """A 200 ms stretch from the middle of the RTP audio in a capture file of any port."""
+    data = open(path, "rb").read()
+    endian = "<" if struct.unpack("<I", data[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    off, payload = 24, b""
+    while off + 16 <= len(data):
+        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        ip = pkt[14:]
+        if len(ip) < 20 or ip[9] != 17:
+            continue
+        rtp = ip[(ip[0] & 0x0F) * 4 + 8:]
+        if len(rtp) >= 12 and rtp[0] >> 6 == 2 and (rtp[1] & 0x7F) in (0, 8):
+            payload += rtp[12 + 4 * (rtp[0] & 0x0F):]
+    mid = len(payload) // 2
+    return [payload[mid - 800:mid + 800]]
+
+
+def expected(path, codec):
+    return pcap_middle(path) if path.endswith(".pcap") else encoded_middle(path, codec)
 
 
 def main():
@@ -78,13 +105,13 @@ def main():
     print(f"heard: {len(audio_packets)} packets, {len(stream) / 8000:.2f} s of audio")
     ok = True
     for w in heard:
-        if encoded_middle(w, codec) in stream:
+        if any(chunk in stream for chunk in expected(w, codec)):
             print(f"heard: {w}: heard")
         else:
             print(f"heard: {w}: NOT heard, but should have been")
             ok = False
     for w in not_heard:
-        if encoded_middle(w, codec) in stream:
+        if any(chunk in stream for chunk in expected(w, codec)):
             print(f"heard: {w}: heard, but should not have been")
             ok = False
         else:

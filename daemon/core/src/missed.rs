@@ -37,6 +37,26 @@ pub struct MissedCall {
     pub missed_at_ms: i64,
 }
 
+pub const CSV_HEADER: &str = "id,number,call_id,queue,reason,waited_ms,path,missed_at_ms";
+
+impl MissedCall {
+    /// One CSV line, columns as in `CSV_HEADER`.
+    pub fn to_csv(&self) -> String {
+        use crate::cdr::csv_field;
+        [
+            self.id.to_string(),
+            csv_field(&self.number),
+            csv_field(&self.call_id),
+            csv_field(self.queue.as_deref().unwrap_or("")),
+            csv_field(&self.reason),
+            self.waited_ms.to_string(),
+            csv_field(&self.path),
+            self.missed_at_ms.to_string(),
+        ]
+        .join(",")
+    }
+}
+
 pub struct NewMissedCall<'a> {
     pub number: &'a str,
     pub call_id: &'a str,

@@ -47,6 +47,7 @@ struct SipFile {
     trusted: Option<Vec<String>>,
     max_calls: Option<usize>,
     rate_per_source: Option<u32>,
+    digest: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +120,8 @@ pub struct Config {
     pub max_calls: usize,
     /// SIP requests per second from one source address (bursts of twice that).
     pub rate_per_source: u32,
+    /// Digest algorithms challenged, most preferred first.
+    pub digest: Vec<hotline_sip::Algorithm>,
     pub trunk: Option<Trunk>,
     /// Bearer token for the HTTP API until web login exists; `None`: the API is off.
     pub api_token: Option<String>,
@@ -290,6 +293,27 @@ impl Config {
         if max_calls == 0 {
             return Err(invalid("sip.max_calls", "0", "must be at least 1"));
         }
+        let mut digest = Vec::new();
+        for name in file
+            .sip
+            .digest
+            .unwrap_or_else(|| vec!["SHA-256".into(), "MD5".into()])
+        {
+            digest.push(match name.to_ascii_uppercase().as_str() {
+                "SHA-256" => hotline_sip::Algorithm::Sha256,
+                "MD5" => hotline_sip::Algorithm::Md5,
+                _ => {
+                    return Err(invalid(
+                        "sip.digest",
+                        &name,
+                        "use \"SHA-256\" and/or \"MD5\"",
+                    ));
+                }
+            });
+        }
+        if digest.is_empty() {
+            return Err(invalid("sip.digest", "[]", "name at least one algorithm"));
+        }
         let rate_per_source = file.sip.rate_per_source.unwrap_or(20);
         if rate_per_source == 0 {
             return Err(invalid("sip.rate_per_source", "0", "must be at least 1"));
@@ -363,6 +387,7 @@ impl Config {
             trusted,
             max_calls,
             rate_per_source,
+            digest,
             trunk,
             api_token,
         })

@@ -92,6 +92,13 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Print the newest missed calls as CSV (newest first).
+    Missed {
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Print the newest call detail records as CSV (newest first).
     Calls {
         #[arg(long, env = "HOTLINE_CONFIG")]
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
             Command::Calls { config, limit } => print_calls(config.as_deref(), limit).await,
             Command::Callbacks { config, limit } => print_callbacks(config.as_deref(), limit).await,
             Command::Flow { .. } => Ok(()),
+            Command::Missed { config, limit } => print_missed(config.as_deref(), limit).await,
             Command::Operator { command, config } => operator_cmd(config.as_deref(), command).await,
         }
     });
@@ -264,6 +272,21 @@ async fn add_operator(
     Ok(())
 }
 
+async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let missed = store
+        .recent_missed_calls(limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    println!("{}", hotline_core::missed::CSV_HEADER);
+    for m in missed {
+        println!("{}", m.to_csv());
+    }
+    Ok(())
+}
+
 async fn print_callbacks(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
@@ -322,6 +345,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         advertised: std::net::SocketAddr::new(local.primary(), sip_port),
         user_agent: format!("Hotline/{}", env!("CARGO_PKG_VERSION")),
         realm: config.realm.clone(),
+        digest_algorithms: config.digest.clone(),
         trusted_sources: config.trusted.clone(),
         max_calls: Some(config.max_calls),
         rate_limit: Some(hotline_sip::RateLimit {

@@ -217,8 +217,9 @@ impl Endpoint {
         }
     }
 
-    /// A 401 (REGISTER) or 407 (INVITE) with one challenge per algorithm,
-    /// SHA-256 first (RFC 8760 §2.4), sharing one fresh nonce.
+    /// A 401 (REGISTER) or 407 (INVITE) with one challenge per configured algorithm,
+    /// in the configured order (SHA-256 first by default, RFC 8760 §2.4), sharing one
+    /// fresh nonce.
     pub(super) fn challenge(&mut self, now: Instant, status: u16, stale: bool) -> Reply {
         self.stats.auth_challenges += 1;
         let nonce = self.nonces.issue(now);
@@ -228,7 +229,7 @@ impl Endpoint {
             "Proxy-Authenticate"
         };
         let mut reply = Reply::new(status);
-        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        for alg in self.cfg.digest_algorithms.clone() {
             let mut value = format!(
                 "Digest realm={}, nonce=\"{nonce}\", opaque=\"{}\", algorithm={}, qop=\"auth\"",
                 quote(&self.cfg.realm),
