@@ -312,7 +312,7 @@ operator_bridged() {
   [ $anna_rc = 0 ] || { echo "anna's phone failed:"; tail -20 "$OUT/anna-phone.log"; return 1; }
   grep -q 'caller connected to operator.*operator=anna' "$DAEMON_DIR/daemon.log" || { echo "not bridged to anna"; return 1; }
   local cdr; cdr=$(last_call); echo "CDR: $cdr"
-  [[ "$cdr" == *",caller_hangup,"* ]] || return 1
+  [[ "$cdr" == *",caller_hangup,"* && "$cdr" == *",anna" ]] || { echo "CDR lacks the end reason or the operator"; return 1; }
   echo "caller heard:"
   python3 "$ROOT/tests/sipp/heard.py" "$OUT/bridge_caller.pcap" $MEDIA_PORT pcma \
     --heard "$ROOT/ivr-flows/prompts/hold-music.wav" "$PCAPS/g711a.pcap" || return 1

@@ -76,6 +76,8 @@ pub struct CallEnd<'a> {
     pub path: &'a [String],
     /// Variables and tags the flow set, as a JSON object.
     pub variables: &'a str,
+    /// The operator who took the call.
+    pub operator: Option<&'a str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,9 +97,10 @@ pub struct CallRecord {
     pub path: String,
     /// Variables and tags the flow set, as a JSON object.
     pub variables: String,
+    pub operator: Option<String>,
 }
 
-pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path,variables";
+pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path,variables,operator";
 
 impl CallRecord {
     /// One CSV line (RFC 4180 quoting), columns as in `CSV_HEADER`.
@@ -117,6 +120,7 @@ impl CallRecord {
             csv_field(self.flow_version.as_deref().unwrap_or("")),
             csv_field(&self.path),
             csv_field(&self.variables),
+            csv_field(self.operator.as_deref().unwrap_or("")),
         ]
         .join(",")
     }
@@ -142,7 +146,7 @@ pub fn csv_field(v: &str) -> String {
 macro_rules! select_call {
     () => {
         "SELECT id, call_id, caller, called, started_at, answered_at, ended_at, \
-         end_reason, digits, flow, flow_version, path, variables FROM calls"
+         end_reason, digits, flow, flow_version, path, variables, operator FROM calls"
     };
 }
 
@@ -177,13 +181,14 @@ impl Store {
     pub async fn finish_call(&self, id: i64, end: &CallEnd<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4, \
-             variables = $5 WHERE id = $6 AND ended_at IS NULL",
+             variables = $5, operator = $6 WHERE id = $7 AND ended_at IS NULL",
         )
         .bind(end.ended_at_ms)
         .bind(end.reason.as_str())
         .bind(end.digits)
         .bind(end.path.join(" "))
         .bind(end.variables)
+        .bind(end.operator)
         .bind(id)
         .execute(self.pool())
         .await?;
@@ -237,6 +242,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
         flow_version: r.try_get("flow_version")?,
         path: r.try_get("path")?,
         variables: r.try_get("variables")?,
+        operator: r.try_get("operator")?,
     })
 }
 

@@ -106,6 +106,7 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
                 digits: "1",
                 path: &path,
                 variables: r#"{"lang":"hu"}"#,
+                operator: Some("anna"),
             },
         )
         .await
@@ -120,6 +121,7 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
                 digits: "19",
                 path: &[],
                 variables: "{}",
+                operator: None,
             },
         )
         .await
@@ -142,6 +144,7 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
     assert_eq!(rec.flow_version.as_deref(), Some("1a2b3c"));
     assert_eq!(rec.path, "greeting main_menu sales");
     assert_eq!(rec.variables, r#"{"lang":"hu"}"#);
+    assert_eq!(rec.operator.as_deref(), Some("anna"));
 });
 
 on_both_databases!(callback_requests_are_kept, |store: Store| async move {
@@ -189,6 +192,7 @@ on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
                 digits: "",
                 path: &[],
                 variables: "{}",
+                operator: None,
             },
         )
         .await

@@ -248,6 +248,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
                     digits: &outcome.digits,
                     path: &outcome.path,
                     variables: &outcome.variables,
+                    operator: outcome.operator.as_deref(),
                 },
             )
             .await
