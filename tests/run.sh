@@ -366,6 +366,33 @@ except socket.timeout: pass' "$OUT/trunk-received" &
   [ ! -s "$OUT/trunk-received" ] || { echo "something reached the trunk!"; return 1; }
 }
 
+# Click-to-call: anna's phone rings first, then the customer through the trunk with the
+# hotline number as caller ID; both hear each other through Hotline.
+click_to_call() {
+  local api="http://127.0.0.1:$HTTP_PORT/api/calls"
+  local code; code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{"operator":"anna","to":"+36301234567"}' "$api")
+  [ "$code" = 401 ] || { echo "unauthenticated click-to-call got $code, expected 401"; return 1; }
+  local bad; bad=$(curl -s -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' -d '{"operator":"anna","to":"call me"}' "$api")
+  [[ "$bad" == *"not a phone number"* ]] || { echo "a bad number is not explained: $bad"; return 1; }
+  sleep 1.5 # bela's wrap-up; anna is free
+  tcpdump -i lo -U -w "$OUT/c2c_operator.pcap" "udp and dst port 16030" 2>/dev/null & local td1=$!
+  tcpdump -i lo -U -w "$OUT/c2c_customer.pcap" "udp and dst port 16070" 2>/dev/null & local td2=$!
+  sleep 0.5
+  phone operator_answers 1001 15081 16030 500 c2c-anna.log; local anna=$PHONE_PID
+  phone customer_answers 0 15099 16070 5000 c2c-customer.log; local customer=$PHONE_PID
+  local reply; reply=$(curl -s -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"operator":"anna","to":"+36301234567"}' "$api"); echo "POST /api/calls: $reply"
+  [[ "$reply" == *'"call_id":"c2c-'* ]] || return 1
+  wait $customer || { echo "the customer's phone failed:"; tail -20 "$OUT/c2c-customer.log"; return 1; }
+  wait $anna || { echo "anna's phone failed:"; tail -20 "$OUT/c2c-anna.log"; return 1; }
+  sleep 0.3; kill -INT $td1 $td2; wait $td1 $td2 2>/dev/null
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  IFS=, read -r _ call_id caller called _ answered _ reason _ <<<"$cdr"
+  [[ "$call_id" == c2c-* && "$caller" == "+3612345678" && "$called" == "+36301234567" && -n "$answered" && "$reason" == caller_hangup && "$cdr" == *",anna" ]] || { echo "CDR wrong"; return 1; }
+  echo "anna heard:"; python3 "$ROOT/tests/sipp/heard.py" "$OUT/c2c_operator.pcap" 16030 pcma --heard "$PCAPS/g711a.pcap" || return 1
+  echo "the customer heard:"; python3 "$ROOT/tests/sipp/heard.py" "$OUT/c2c_customer.pcap" 16070 pcma --heard "$PCAPS/g711a.pcap"
+}
+
 over_the_call_cap() {
   sipp_run uac 100 -m 2 -l 2 -r 10 -d 4000 >"$OUT/cap-calls.log" 2>&1 &
   local two=$!
@@ -447,6 +474,7 @@ caller_id = "+3612345678"'; then
   check ring_no_answer_goes_to_next ring_no_answer_goes_to_next
   check wrong_password_refused wrong_password_refused
   check toll_fraud_refused toll_fraud_refused
+  check click_to_call click_to_call
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_operators"; fi
 

@@ -67,6 +67,11 @@ pub enum AcdInput {
     Operators {
         reply: oneshot::Sender<Vec<(String, OperatorView)>>,
     },
+    /// An operator's registered phones (click-to-call rings them).
+    Contacts {
+        operator: String,
+        reply: oneshot::Sender<Option<Vec<Binding>>>,
+    },
 }
 
 #[derive(Clone)]
@@ -215,6 +220,13 @@ impl State {
                     .filter_map(|q| self.acd.figures(now, q).map(|f| (q.clone(), f)))
                     .collect();
                 let _ = reply.send(figures);
+            }
+            AcdInput::Contacts { operator, reply } => {
+                let contacts = self
+                    .operators
+                    .get(&operator)
+                    .map(|o| self.bindings.get(&o.sip_user).cloned().unwrap_or_default());
+                let _ = reply.send(contacts);
             }
             AcdInput::Operators { reply } => {
                 let mut names: Vec<&String> = self.operators.keys().collect();

@@ -10,25 +10,33 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use hotline_core::acd::{OperatorState, OperatorStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::acd_driver::{AcdHandle, AcdInput};
+use crate::call::Calls;
+use crate::click_to_call::ClickToCallError;
+use crate::config::Trunk;
 
 #[derive(Clone)]
 struct Api {
     acd: AcdHandle,
+    calls: Arc<Calls>,
+    trunk: Option<Trunk>,
     token: Option<Arc<str>>,
 }
 
-pub fn router(acd: AcdHandle, token: Option<String>) -> Router {
+pub fn router(calls: Arc<Calls>, trunk: Option<Trunk>, token: Option<String>) -> Router {
     Router::new()
+        .route("/api/calls", post(click_to_call))
         .route("/api/queues", get(queues))
         .route("/api/operators", get(operators))
         .route("/api/operators/{name}/state", put(set_state))
         .with_state(Api {
-            acd,
+            acd: calls.acd.clone(),
+            calls,
+            trunk,
             token: token.map(Arc::from),
         })
 }
@@ -149,6 +157,51 @@ async fn operators(State(api): State<Api>, headers: HeaderMap) -> Response {
         })
         .collect();
     Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct CallBody {
+    /// The operator whose phone rings first.
+    operator: String,
+    /// The customer's number, dialled through the trunk.
+    to: String,
+}
+
+/// POST /api/calls: click-to-call. 202 with the call id once the operator's phone rings.
+async fn click_to_call(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Option<Json<CallBody>>,
+) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return r;
+    }
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            r#"send JSON like {"operator": "anna", "to": "+36301234567"}"#,
+        );
+    };
+    match crate::click_to_call::start(api.calls.clone(), api.trunk.clone(), body.operator, body.to)
+        .await
+    {
+        Ok(call_id) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "call_id": call_id })),
+        )
+            .into_response(),
+        Err(e) => {
+            let status = match e {
+                ClickToCallError::NoTrunk | ClickToCallError::NoPorts => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ClickToCallError::BadNumber(_) => StatusCode::BAD_REQUEST,
+                ClickToCallError::UnknownOperator(_) => StatusCode::NOT_FOUND,
+                ClickToCallError::NotRegistered(_) => StatusCode::CONFLICT,
+            };
+            error(status, &e.to_string())
+        }
+    }
 }
 
 #[derive(Deserialize)]

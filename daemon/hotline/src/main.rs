@@ -6,6 +6,7 @@
 mod acd_driver;
 mod api;
 mod call;
+mod click_to_call;
 mod config;
 mod flow_cli;
 mod flows;
@@ -409,8 +410,13 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let health = Arc::new(hotline_web::Health::default());
     health.set_sip_bound();
     health.set_store_ready();
-    let app = hotline_web::router(health.clone(), Arc::new(move || prometheus.render()))
-        .merge(api::router(calls.acd.clone(), config.api_token.clone()));
+    let app = hotline_web::router(health.clone(), Arc::new(move || prometheus.render())).merge(
+        api::router(
+            calls.clone(),
+            config.trunk.clone(),
+            config.api_token.clone(),
+        ),
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             error!("http server: {e}");
