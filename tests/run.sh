@@ -304,8 +304,14 @@ operator_bridged() {
   tcpdump -i lo -U -w "$OUT/bridge_caller.pcap" "udp and dst port $MEDIA_PORT" 2>/dev/null & local td1=$!
   tcpdump -i lo -U -w "$OUT/bridge_operator.pcap" "udp and dst port 16030" 2>/dev/null & local td2=$!
   sleep 0.5
+  curl -sN --max-time 11 -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$HTTP_PORT/api/queues/live" >"$OUT/live-figures.txt" &
+  local live=$!
   phone operator_answers 1001 15081 16030 3000 anna-phone.log; local anna=$PHONE_PID
   caller_talks 500 9000; local rc=$?
+  wait $live
+  echo "live figures:"; grep '^data:' "$OUT/live-figures.txt" | head -6
+  grep -q '"queue":"support","waiting":1,' "$OUT/live-figures.txt" || { echo "no live event with the caller waiting"; return 1; }
+  grep -q '"queue":"support","waiting":0,[^}]*"busy":1' "$OUT/live-figures.txt" || { echo "no live event with anna busy"; return 1; }
   wait $anna; local anna_rc=$?
   sleep 0.3; kill -INT $td1 $td2; wait $td1 $td2 2>/dev/null
   [ $rc = 0 ] || { echo "caller failed"; return 1; }

@@ -3,12 +3,13 @@
 //! without one configured it is off.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use hotline_core::acd::{OperatorState, OperatorStatus};
@@ -31,6 +32,7 @@ pub fn router(calls: Arc<Calls>, trunk: Option<Trunk>, token: Option<String>) ->
     Router::new()
         .route("/api/calls", post(click_to_call))
         .route("/api/queues", get(queues))
+        .route("/api/queues/live", get(queues_live))
         .route("/api/operators", get(operators))
         .route("/api/operators/{name}/state", put(set_state))
         .with_state(Api {
@@ -46,9 +48,10 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), Response> {
+/// The response that refuses the request, or `None` when it may go ahead.
+fn deny(api: &Api, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &api.token else {
-        return Err(error(
+        return Some(error(
             StatusCode::NOT_FOUND,
             "the API is off: set api.token (or HOTLINE_API_TOKEN)",
         ));
@@ -65,14 +68,7 @@ fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), Response> {
             .zip(token.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ))
-    }
+    (!same).then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
 }
 
 #[derive(Serialize)]
@@ -88,16 +84,43 @@ struct QueueFiguresJson {
 }
 
 async fn queues(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&api, &headers) {
+    if let Some(r) = deny(&api, &headers) {
         return r;
     }
-    let Some(figures) = api.acd.ask(|reply| AcdInput::Figures { reply }).await else {
-        return error(
+    match figures_json(&api.acd).await {
+        Some(body) => Json(body).into_response(),
+        None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the queue task is not running",
-        );
-    };
-    let body: Vec<QueueFiguresJson> = figures
+        ),
+    }
+}
+
+/// GET /api/queues/live: Server-Sent Events, one `queues` event (the same JSON as
+/// /api/queues) whenever the figures change, checked every second.
+async fn queues_live(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(r) = deny(&api, &headers) {
+        return r;
+    }
+    let stream =
+        futures_util::stream::unfold((api.acd, None::<String>), |(acd, last)| async move {
+            loop {
+                let json = serde_json::to_string(&figures_json(&acd).await?).ok()?;
+                if last.as_deref() != Some(json.as_str()) {
+                    let event = Event::default().event("queues").data(json.clone());
+                    return Some((Ok::<_, std::convert::Infallible>(event), (acd, Some(json))));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn figures_json(acd: &AcdHandle) -> Option<Vec<QueueFiguresJson>> {
+    let figures = acd.ask(|reply| AcdInput::Figures { reply }).await?;
+    let body = figures
         .into_iter()
         .map(|(queue, f)| QueueFiguresJson {
             queue,
@@ -110,7 +133,7 @@ async fn queues(State(api): State<Api>, headers: HeaderMap) -> Response {
             available: f.available,
         })
         .collect();
-    Json(body).into_response()
+    Some(body)
 }
 
 #[derive(Serialize)]
@@ -135,7 +158,7 @@ fn status_name(s: OperatorStatus) -> &'static str {
 }
 
 async fn operators(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&api, &headers) {
+    if let Some(r) = deny(&api, &headers) {
         return r;
     }
     let Some(views) = api.acd.ask(|reply| AcdInput::Operators { reply }).await else {
@@ -173,7 +196,7 @@ async fn click_to_call(
     headers: HeaderMap,
     body: Option<Json<CallBody>>,
 ) -> Response {
-    if let Err(r) = authorize(&api, &headers) {
+    if let Some(r) = deny(&api, &headers) {
         return r;
     }
     let Some(Json(body)) = body else {
@@ -215,7 +238,7 @@ async fn set_state(
     headers: HeaderMap,
     body: Option<Json<StateBody>>,
 ) -> Response {
-    if let Err(r) = authorize(&api, &headers) {
+    if let Some(r) = deny(&api, &headers) {
         return r;
     }
     let Some(Json(body)) = body else {

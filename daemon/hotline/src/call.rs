@@ -615,7 +615,7 @@ async fn on_event(
                 sip.command(SipCommand::Hangup(leg)).await;
                 return None;
             }
-            let Some(l) = p.leg.as_ref() else { return None };
+            let l = p.leg.as_ref()?;
             let operator = l.operator.clone();
             let accepted = calls
                 .acd
