@@ -407,6 +407,15 @@ over_the_call_cap() {
   wait $two || { echo "the two calls under the cap failed"; return 1; }
 }
 
+# After hours: the silent caller is a missed call (the flow marks it); the caller who left a
+# callback request is not.
+after_hours_missed_call() {
+  local missed; missed=$("$HOTLINE" missed --config "$DAEMON_DIR/hotline.toml" --limit 5); echo "$missed"
+  [ "$(echo "$missed" | tail -n +2 | wc -l)" = 1 ] || { echo "expected exactly one missed call"; return 1; }
+  IFS=, read -r _ number _ queue reason _ <<<"$(echo "$missed" | tail -n 1)"
+  [ "$number" = "+36209990000" ] && [ -z "$queue" ] && [ "$reason" = outside_hours ]
+}
+
 dead_call_gets_bye() {
   sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 100 -m 1 || return 1
   sleep 0.3
@@ -465,6 +474,7 @@ else failed=$((failed + 1)); echo "FAIL daemon_start_holiday"; fi
 if start_daemon afterhours "" 2026-11-24T20:00:00+01:00; then
   check schedule_after_hours schedule_branch after_hours closed holiday welcome
   check after_hours_callback_request after_hours_callback_request
+  check after_hours_missed_call after_hours_missed_call
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_afterhours"; fi
 

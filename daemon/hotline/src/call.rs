@@ -227,7 +227,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
             .insert_missed_call(&NewMissedCall {
                 number: &setup.caller,
                 call_id: &setup.call_id,
-                queue: Some(&missed.queue),
+                queue: missed.queue.as_deref(),
                 reason: missed.reason,
                 waited_ms: i64::try_from(missed.waited.as_millis()).unwrap_or(i64::MAX),
                 path: &outcome.path.join(" "),
@@ -268,9 +268,10 @@ struct Outcome {
     missed: Option<Missed>,
 }
 
-/// A queued caller nobody answered and who left no callback request.
+/// A caller nobody answered and who left no callback request: they waited in a queue,
+/// or the flow marked the call (`missed` variable, e.g. outside hours).
 struct Missed {
-    queue: String,
+    queue: Option<String>,
     reason: MissedReason,
     waited: Duration,
 }
@@ -523,7 +524,7 @@ async fn serve(
             .flatten();
         if !p.callback_left {
             missed = Some(Missed {
-                queue: q.queue,
+                queue: Some(q.queue),
                 reason: MissedReason::Abandoned,
                 waited: left.map(|l| l.waited).unwrap_or_default(),
             });
@@ -534,8 +535,23 @@ async fn serve(
     {
         // Left the queue without an operator (maximum wait) and asked for no callback.
         missed = Some(Missed {
-            queue,
+            queue: Some(queue),
             reason: MissedReason::MaxWait,
+            waited: Duration::ZERO,
+        });
+    }
+    // The flow marks calls it wants kept as missed (e.g. outside hours).
+    if missed.is_none()
+        && p.operator.is_none()
+        && !p.callback_left
+        && ivr
+            .variables()
+            .get("missed")
+            .is_some_and(|v| v == "outside_hours")
+    {
+        missed = Some(Missed {
+            queue: None,
+            reason: MissedReason::OutsideHours,
             waited: Duration::ZERO,
         });
     }
