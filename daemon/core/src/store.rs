@@ -52,14 +52,23 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
-        // Each connection to an in-memory SQLite database is its own database.
-        let max = if backend == Backend::Sqlite && url.contains(":memory:") {
-            1
-        } else {
-            8
-        };
+        // SQLite has one writer: several pooled connections only wait on its lock, and its
+        // busy handler sleeps between retries, so under load one connection serialises the
+        // writes far faster. (Each in-memory connection would also be its own database.)
+        let max = if backend == Backend::Sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL with NORMAL sync: durable across a crash of the daemon (only
+                        // a power cut can lose the newest commits), and one fsync per
+                        // checkpoint instead of per call record write.
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(|source| StoreError::Connect {
