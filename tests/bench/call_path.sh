@@ -11,29 +11,43 @@
 #
 # Prints a final table and the targets. Logs, stats and state: tests/bench/out/ (not
 # tests/out/, which tests/run.sh wipes when it starts).
-# Knobs (environment): NS="100 500 1000 2000" CALL_RATE=1000 RATE_SECS=20 SETUP_RATE=200
-#   METER_SECS=15 WARMUP_SECS=1, and the ports below.
+# Knobs (environment): PARTS="rate conc" NS="100 500 1000 2000" CALL_RATE=1000 RATE_SECS=20
+#   SETUP_RATE=200 METER_SECS=15 WARMUP_SECS=1, and the ports below. [sip] max_calls: the
+#   daemon's default in (a) unless RATE_MAX_CALLS is set; MAX_CALLS=10000 in (b), where N
+#   calls must all be admitted. RETRIES=2: a round in whose window other processes took
+#   more than DISTURBED_PCT=35 % of one core runs again (the machine may be shared;
+#   /proc/stat is tick-sampled, so that figure is only good to ±25 % or so).
+#   METER_NICE=0: the meter's nice value (negative: it preempts the daemon sooner, so less
+#   of its own scheduling delay ends up in the intervals).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=$ROOT/tests/bench/out
 rm -rf "$OUT" && mkdir -p "$OUT"
 
+PARTS=${PARTS:-"rate conc"}
 NS=${NS:-"100 500 1000 2000"}
 CALL_RATE=${CALL_RATE:-1000}
 RATE_SECS=${RATE_SECS:-20}
 SETUP_RATE=${SETUP_RATE:-200}
 METER_SECS=${METER_SECS:-15}
 WARMUP_SECS=${WARMUP_SECS:-1}
-# Hotline's RTP range is 20000-29999; nothing else may live there.
+RATE_MAX_CALLS=${RATE_MAX_CALLS:-}
+MAX_CALLS=${MAX_CALLS:-10000}
+RETRIES=${RETRIES:-2}
+DISTURBED_PCT=${DISTURBED_PCT:-35}
+METER_NICE=${METER_NICE:-0}
+# Hotline's RTP range is 20000-29999; nothing else may live there. The fixed ports are
+# below the kernel's ephemeral range (32768-60999), where any program's port-0 socket
+# could take them, and apart from tests/run.sh's (15060-16070, 18080, 31000-31999).
 RTP_PORTS=20000-29999
-SIP_PORT=${SIP_PORT:-35060}      # Hotline SIP (UDP+TCP)
-HTTP_PORT=${HTTP_PORT:-38080}    # Hotline /healthz, /metrics
-UAS_PORT=${UAS_PORT:-35070}      # SIPp uas (reference server)
-UAS_MEDIA=${UAS_MEDIA:-36100}    # its media port (and +2)
-UAC_PORT=${UAC_PORT:-35080}      # SIPp caller
-UAC_MEDIA=${UAC_MEDIA:-36000}    # its media port (and +2): far from the meter's
-METER_PORT=${METER_PORT:-40000}  # rtp-meter: every call's RTP lands here
+SIP_PORT=${SIP_PORT:-17060}      # Hotline SIP (UDP+TCP)
+HTTP_PORT=${HTTP_PORT:-17080}    # Hotline /healthz, /metrics
+UAS_PORT=${UAS_PORT:-17070}      # SIPp uas (reference server)
+UAS_MEDIA=${UAS_MEDIA:-17100}    # its media port (and +2)
+UAC_PORT=${UAC_PORT:-17090}      # SIPp caller
+UAC_MEDIA=${UAC_MEDIA:-17200}    # its media port (and +2): far from the meter's
+METER_PORT=${METER_PORT:-17400}  # rtp-meter: every call's RTP lands here
 
 say() { printf '\n== %s\n' "$*"; }
 note() { printf '   %s\n' "$*"; }
@@ -70,7 +84,7 @@ need_pkg sipp sip-tester
 need_pkg curl curl
 need_pkg python3 python3
 
-# Each call holds one RTP socket in the daemon; SIPp and the daemon need room.
+# Each call holds two sockets in the daemon (RTP and RTCP); SIPp and the daemon need room.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 say "build"
@@ -85,10 +99,19 @@ echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" 
 # --- the daemon -------------------------------------------------------------------------
 # `env` without any HOTLINE_* variable of the caller's environment.
 read -ra CLEAN_ENV <<<"env $(env | awk -F= '/^HOTLINE_/ {printf "-u %s ", $1}')"
-# start_daemon NAME [bench]: a Hotline on loopback with its own state dir (SQLite) and a
-# copy of the example flows; with "bench", also the bench flow and its 120 s prompt.
+# start_daemon NAME [bench] [MAX_CALLS]: a Hotline on loopback with its own state dir
+# (SQLite) and a copy of the example flows; with "bench", also the bench flow and its
+# 120 s prompt; with MAX_CALLS, that [sip] max_calls (admission limit; more get 503).
 start_daemon() {
-  local name=$1 bench=${2:-}
+  local name=$1 bench=${2:-} max_calls=${3:-}
+  local sip_extra=
+  if [ -n "$max_calls" ]; then
+    if grep -q '^max_calls' "$ROOT/config/hotline.toml"; then
+      sip_extra="max_calls = $max_calls"
+    else
+      note "this daemon has no [sip] max_calls setting; not limiting"
+    fi
+  fi
   local dir=$OUT/$name
   mkdir -p "$dir"
   cp -r "$ROOT/ivr-flows" "$dir/flows"
@@ -114,6 +137,7 @@ EOF
   cat >"$dir/hotline.toml" <<EOF
 [sip]
 listen = "127.0.0.1:$SIP_PORT"
+$sip_extra
 [rtp]
 ports = "$RTP_PORTS"
 timeout_secs = 0
@@ -163,10 +187,60 @@ stop_daemon() {
 }
 
 
+# Every process's CPU ticks (pid ticks name), to name what else ran during a window.
+proc_ticks() {
+  python3 -c '
+import os
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            s = open("/proc/%s/stat" % p).read()
+        except OSError:
+            continue
+        r = s[s.rfind(")") + 2:].split()
+        print(p, int(r[11]) + int(r[12]) + int(r[13]) + int(r[14]), s[s.find("(") + 1:s.rfind(")")].replace(" ", "_"))
+'
+}
+
+# top_others BEFORE AFTER SECS PID...: the three busiest other processes between the snapshots.
+top_others() {
+  CLK_TCK=$CLK_TCK python3 - "$@" <<'EOF'
+import os, sys
+before, after, secs, ours = sys.argv[1], sys.argv[2], float(sys.argv[3]), set(sys.argv[4:])
+def load(path):
+    d = {}
+    for line in open(path):
+        pid, ticks, name = line.split()
+        d[pid] = (int(ticks), name)
+    return d
+b, a = load(before), load(after)
+hz = float(os.environ.get("CLK_TCK") or 100)
+busy = sorted(((t - b.get(pid, (0, ""))[0], pid, name) for pid, (t, name) in a.items() if pid not in ours),
+              reverse=True)[:3]
+print(", ".join("%s (pid %s) %.0f%%" % (name, pid, d / hz / secs * 100) for d, pid, name in busy if d > 0) or "none seen")
+EOF
+}
+
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 metric() { # name: value of an unlabelled metric
   curl -s --max-time 2 "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'
+}
+
+# SIPp is done with every call; the daemon should be too. How long until it is? (The
+# call records are read after this, so a slow store shows as time here, not as open CDRs.)
+wait_calls_done() {
+  local left=0 i
+  for i in $(seq 1 120); do
+    left=$(metric hotline_active_calls); left=${left%.*}; left=${left:-0}
+    [ "$left" -le 0 ] && break
+    sleep 0.5
+  done
+  if [ "$left" -le 0 ]; then
+    note "daemon's active calls reached 0 $(( (i - 1) / 2 )) s after SIPp finished; RSS then $(( $(rss_kib "$DAEMON_PID") / 1024 )) MiB"
+  else
+    note "daemon still has $left active calls 60 s after SIPp finished; RSS $(( $(rss_kib "$DAEMON_PID") / 1024 )) MiB; stopping it anyway"
+  fi
 }
 
 # What the daemon logged above INFO, and the call records by end reason.
@@ -176,12 +250,23 @@ daemon_report() {
   local n; n=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -cE '^[^ ]+ +(WARN|ERROR) ')
   note "daemon log: $(wc -l <"$log") lines, $n WARN/ERROR (tests/bench/out/$(basename "$DAEMON_DIR")/daemon.log)"
   if [ "$n" -gt 0 ]; then
-    # Grouped with numbers and call ids masked, then the first few as they are.
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^[^ ]+ +(WARN|ERROR) ' |
-      sed -E 's/^[^ ]+ +//; s/call_id=[^ ]+/call_id=…/g; s/[0-9]+(\.[0-9]+)?/N/g' | cut -c1-150 |
-      sort | uniq -c | sort -rn | head -6 | sed 's/^/      /'
-    note "first ones:"
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m 3 -E '^[^ ]+ +(WARN|ERROR) ' | cut -c1-400 | sed 's/^/      /'
+    # Grouped with numbers and call ids masked, each group with one line as it was.
+    python3 - "$log" <<'EOF'
+import collections, re, sys
+groups, example = collections.Counter(), {}
+for line in open(sys.argv[1], errors="replace"):
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line.rstrip("\n"))
+    m = re.match(r"^\S+\s+(WARN|ERROR)\s+(.*)", line)
+    if not m:
+        continue
+    key = re.sub(r"[0-9]+(\.[0-9]+)?", "N", re.sub(r"call_id=\S+", "call_id=…", m.group(1) + " " + m.group(2)))[:110]
+    groups[key] += 1
+    example.setdefault(key, line)
+for key, count in groups.most_common(6):
+    print("      %6d × %s" % (count, example[key][:300]))
+if len(groups) > 6:
+    print("      (and %d more kinds)" % (len(groups) - 6))
+EOF
   fi
   "${CLEAN_ENV[@]}" "$HOTLINE" calls --config "$DAEMON_DIR/hotline.toml" --limit 1000000 2>/dev/null |
     python3 -c '
@@ -246,6 +331,8 @@ rate_run() {
   [ "$S_REASONS" = none ] || note "failure reasons ($label): $S_REASONS"
 }
 
+UAS_RATE=0 UAS_FAILED=unknown HL_RATE=0 HL_FAILED=unknown RATIO=0
+if [[ " $PARTS " == *" rate "* ]]; then
 say "(a) call rate: SIPp uac, target $CALL_RATE calls/s for ${RATE_SECS}s, built-in scenarios (no pause)"
 sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -mi 127.0.0.1 -mp "$UAS_MEDIA" -nostdin \
   >"$OUT/uas.log" 2>&1 &
@@ -256,13 +343,18 @@ rate_run sipp-uas "127.0.0.1:$UAS_PORT"
 UAS_RATE=$S_RATE UAS_FAILED=$S_FAILED
 kill -TERM "$UAS_PID" 2>/dev/null; wait "$UAS_PID" 2>/dev/null; forget "$UAS_PID"
 
-HL_RATE=0 HL_FAILED=unknown
-if start_daemon rate; then
+if start_daemon rate "" "$RATE_MAX_CALLS"; then
+  if [ -n "$RATE_MAX_CALLS" ]; then
+    note "hotline [sip] max_calls = $RATE_MAX_CALLS"
+  else
+    note "hotline [sip] max_calls: default ($(sed -n 's/^max_calls *= *//p' "$ROOT/config/hotline.toml" | head -1) per config/hotline.toml)"
+  fi
   idle=$(rss_kib "$DAEMON_PID"); t0=$(cpu_ticks "$DAEMON_PID"); s0=$(date +%s.%N)
   rate_run hotline "127.0.0.1:$SIP_PORT"
   HL_RATE=$S_RATE HL_FAILED=$S_FAILED
   t1=$(cpu_ticks "$DAEMON_PID"); s1=$(date +%s.%N)
   note "hotline: CPU $(python3 -c "print('%.0f' % (($t1-$t0)/$CLK_TCK/($s1-$s0)*100))")% of one core over the run; RSS idle $((idle / 1024)) MiB, after the run $(( $(rss_kib "$DAEMON_PID") / 1024 )) MiB; active calls after the run: $(metric hotline_active_calls)"
+  wait_calls_done
   curl -s "http://127.0.0.1:$HTTP_PORT/metrics" >"$OUT/rate/metrics.txt"
   stop_daemon
   daemon_report
@@ -270,10 +362,14 @@ fi
 RATIO=$(python3 -c "print('%.2f' % ($HL_RATE / $UAS_RATE if $UAS_RATE else 0))")
 echo
 echo "CALL RATE  sipp-uas: $UAS_RATE calls/s (failed $UAS_FAILED)   hotline: $HL_RATE calls/s (failed $HL_FAILED)   ratio hotline/uas: $RATIO"
+fi
 
 # --- (b) concurrency --------------------------------------------------------------------
-say "(b) concurrency: N calls at $SETUP_RATE calls/s to the bench flow, RTP to rtp-meter, ${METER_SECS}s window"
-python3 - "$OUT/bench.wav" <<'EOF'
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+[[ " $PARTS " == *" conc "* ]] || NS=""
+[ -z "$NS" ] || say "(b) concurrency: N calls at $SETUP_RATE calls/s to the bench flow, RTP to rtp-meter, ${METER_SECS}s window"
+[ -z "$NS" ] || python3 - "$OUT/bench.wav" <<'EOF'
 # 120 s, 8 kHz mono 16-bit: a 440 Hz tone with a little noise (not silence, so nothing
 # on the way can treat it as comfort noise or suppress it).
 import math, random, struct, sys, wave
@@ -286,26 +382,31 @@ with wave.open(sys.argv[1], "wb") as w:
     w.writeframes(one * secs)
 EOF
 
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-for N in $NS; do
+# conc_round N NAME: one round with N calls; its directory is $OUT/NAME, its result line
+# $OUT/NAME/result.json (with other_cpu_pct: what other processes and the kernel took).
+conc_round() {
+  local N=$1 name=$2
+  local dir=$OUT/$name
   echo
-  echo "-- N=$N"
-  start_daemon "n$N" bench || { echo "{\"n\":$N,\"error\":\"daemon did not start\"}" >>"$RESULTS"; continue; }
+  echo "-- N=$N${name#n$N}"
+  if ! start_daemon "$name" bench "$MAX_CALLS"; then
+    echo "{\"n\":$N,\"error\":\"daemon did not start\",\"other_cpu_pct\":0}" >"$dir/result.json"
+    return
+  fi
   sleep 1
   idle=$(rss_kib "$DAEMON_PID")
 
   # The meter binds first, so no packet meets a closed port. Its socket gets a large
   # receive buffer (rmem_default, set around its start only): otherwise the kernel drops
   # what arrives while the meter is not scheduled, and that would look like loss.
-  start_file=$OUT/n$N/start
+  start_file=$dir/start
   [ -n "$RMEM_SAVED" ] && echo 4194304 >"$RMEM_FILE" 2>/dev/null
-  "$METER" --port "$METER_PORT" --warmup "$WARMUP_SECS" --seconds "$METER_SECS" \
+  nice -n "$METER_NICE" "$METER" --port "$METER_PORT" --warmup "$WARMUP_SECS" --seconds "$METER_SECS" \
     --start-file "$start_file" --max-wait 600 --pid "$DAEMON_PID" --clk-tck "$CLK_TCK" \
-    --label "n$N" >"$OUT/n$N/meter.out" 2>"$OUT/n$N/meter.err" &
+    --label "$name" >"$dir/meter.out" 2>"$dir/meter.err" &
   meter_pid=$!
   PIDS+=("$meter_pid")
-  for _ in $(seq 1 50); do grep -q listening "$OUT/n$N/meter.err" && break; sleep 0.1; done
+  for _ in $(seq 1 50); do grep -q listening "$dir/meter.err" && break; sleep 0.1; done
   [ -n "$RMEM_SAVED" ] && echo "$RMEM_SAVED" >"$RMEM_FILE" 2>/dev/null
 
   # Every call stays until well after the window (which ends at most ramp + 10 s +
@@ -315,11 +416,20 @@ for N in $NS; do
   sipp -sf "$ROOT/tests/bench/bench_call.xml" -s 900 "127.0.0.1:$SIP_PORT" -i 127.0.0.1 \
     -p "$UAC_PORT" -mi 127.0.0.1 -mp "$UAC_MEDIA" -key meter_port "$METER_PORT" \
     -r "$SETUP_RATE" -rp 1000 -l "$N" -m "$N" -d "$pause_ms" -nostdin \
-    -trace_stat -stf "$OUT/n$N/sipp.csv" -fd 1 -trace_err -error_file "$OUT/n$N/sipp_errors.log" \
-    >"$OUT/n$N/sipp.log" 2>&1 &
+    -trace_stat -stf "$dir/sipp.csv" -fd 1 -trace_err -error_file "$dir/sipp_errors.log" \
+    >"$dir/sipp.log" 2>&1 &
   sipp_pid=$!
   PIDS+=("$sipp_pid")
   t_start=$(date +%s.%N)
+  sleep 0.3
+  if ! kill -0 "$sipp_pid" 2>/dev/null && grep -q 'Unable to bind' "$dir/sipp_errors.log" "$dir/sipp.log" 2>/dev/null; then
+    note "SIPp could not start: $(grep -h -m1 'Unable to bind' "$dir/sipp_errors.log" "$dir/sipp.log" | cut -c1-160)"
+    forget "$sipp_pid"
+    kill -TERM "$meter_pid" 2>/dev/null; wait "$meter_pid" 2>/dev/null; forget "$meter_pid"
+    stop_daemon
+    echo "{\"n\":$N,\"error\":\"SIPp could not start\",\"retry\":true}" >"$dir/result.json"
+    return
+  fi
 
   # Wait until the daemon has all N calls (or give up after ramp + 10 s).
   up=0
@@ -333,6 +443,7 @@ for N in $NS; do
   [ "$up" -ge "$N" ] || note "only $up of $N calls up after ${t_up}s"
   note "calls up: $up of $N after ${t_up}s; RSS idle $((idle / 1024)) MiB"
 
+  proc_ticks >"$dir/procs0"
   sipp_t0=$(cpu_ticks "$sipp_pid"); w0=$(date +%s.%N)
   touch "$start_file"
   # The meter measures the window and samples the daemon's CPU and RSS at its edges.
@@ -341,12 +452,22 @@ for N in $NS; do
     sleep 0.1
   done
   sipp_t1=$(cpu_ticks "$sipp_pid"); w1=$(date +%s.%N)
+  proc_ticks >"$dir/procs1"
   kill -0 "$meter_pid" 2>/dev/null && { note "rtp-meter did not finish; killing it"; kill -KILL "$meter_pid"; }
   wait "$meter_pid" 2>/dev/null; forget "$meter_pid"
-  sed 's/^/   /' "$OUT/n$N/meter.out" | tail -n 1
+  sed 's/^/   /' "$dir/meter.out" | tail -n 1
   up_after=$(metric hotline_active_calls); up_after=${up_after%.*}
   sipp_cpu=$(python3 -c "print('%.0f' % (($sipp_t1-$sipp_t0)/$CLK_TCK/($w1-$w0)*100))")
   note "active calls at the end of the window: ${up_after:-?}; SIPp CPU ${sipp_cpu}% of one core"
+  python3 -c '
+import json, sys
+m = json.loads(open(sys.argv[1]).readline())
+rest = m["machine_cpu_pct"] - m["pid_cpu_pct"] - m["meter_cpu_pct"] - float(sys.argv[2])
+print("   whole machine %.0f%% of one core in the window: daemon %.0f%%, rtp-meter %.0f%%, SIPp %s%%, everything else (other processes, kernel softirq) %.0f%%"
+      % (m["machine_cpu_pct"], m["pid_cpu_pct"], m["meter_cpu_pct"], sys.argv[2], rest))
+' "$dir/meter.out" "$sipp_cpu" 2>/dev/null
+  note "busiest other processes in the window: $(top_others "$dir/procs0" "$dir/procs1" \
+    "$(python3 -c "print($w1 - $w0)")" "$DAEMON_PID" "$meter_pid" "$sipp_pid" $$)"
 
   # Let the calls end with SIPp's BYE (the pause runs out), then stop SIPp and the daemon.
   for _ in $(seq 1 $(( (ramp + 45) * 10 ))); do
@@ -358,38 +479,61 @@ for N in $NS; do
     kill -TERM "$sipp_pid" 2>/dev/null
   fi
   wait "$sipp_pid" 2>/dev/null; forget "$sipp_pid"
-  eval "$(sipp_stats "$OUT/n$N/sipp.csv" 1000000)"
-  sleep 1
-  after=$(rss_kib "$DAEMON_PID")
+  eval "$(sipp_stats "$dir/sipp.csv" 1000000)"
   note "SIPp: calls created $S_CREATED, successful $S_OK, failed $S_FAILED, retransmissions $S_RETRANS$([ "$S_REASONS" = none ] || echo "; failures: $S_REASONS")"
-  note "RSS after the calls ended: $((after / 1024)) MiB; active calls: $(metric hotline_active_calls)"
+  note "daemon's active calls when SIPp finished: $(metric hotline_active_calls)"
+  wait_calls_done
+  after=$(rss_kib "$DAEMON_PID")
   stop_daemon
   daemon_report
 
-  python3 - "$OUT/n$N/meter.out" "$N" "$idle" "$after" "$S_FAILED" "$up" >>"$RESULTS" <<'EOF'
+  python3 - "$dir/meter.out" "$N" "$idle" "${after:-0}" "$S_FAILED" "$up" "$sipp_cpu" >"$dir/result.json" <<'EOF'
 import json, sys
 path, n, idle, after, failed, up = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+sipp_cpu = float(sys.argv[7] or 0)
 try:
     m = json.loads(open(path).readline())
 except (OSError, ValueError):
     m = {"error": "no meter result"}
-m.update(n=n, idle_rss_kib=idle, after_rss_kib=after, sipp_failed=failed, calls_up=up)
+m.update(n=n, idle_rss_kib=idle, after_rss_kib=after, sipp_failed=failed, calls_up=up, sipp_cpu_pct=sipp_cpu)
+if "machine_cpu_pct" in m:
+    m["other_cpu_pct"] = round(m["machine_cpu_pct"] - (m.get("pid_cpu_pct") or 0) - (m.get("meter_cpu_pct") or 0) - sipp_cpu, 1)
 print(json.dumps(m))
 EOF
-done
+}
 
+# A round that other processes disturbed (other_cpu_pct above DISTURBED_PCT) runs again,
+# up to RETRIES times; the least disturbed attempt is the one reported.
+for N in $NS; do
+  best= best_other=
+  for try in $(seq 1 $((RETRIES + 1))); do
+    name=n$N; [ "$try" -gt 1 ] && name=n$N.try$try
+    conc_round "$N" "$name"
+    # A round that could not run at all counts as fully disturbed.
+    other=$(python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(999 if r.get("retry") else int(r.get("other_cpu_pct", 0)))' "$OUT/$name/result.json" 2>/dev/null || echo 0)
+    if [ -z "$best" ] || [ "$other" -lt "$best_other" ]; then best=$name best_other=$other; fi
+    [ "$other" -le "$DISTURBED_PCT" ] && break
+    if [ "$try" -le "$RETRIES" ]; then
+      if [ "$other" = 999 ]; then note "the round could not run; running N=$N again"
+      else note "other processes or the kernel took ${other}% of one core in this window; running N=$N again"; fi
+    fi
+  done
+  cat "$OUT/$best/result.json" >>"$RESULTS"
+done
 # --- summary ----------------------------------------------------------------------------
 say "results"
 echo "CALL RATE  sipp-uas: $UAS_RATE calls/s (failed $UAS_FAILED)   hotline: $HL_RATE calls/s (failed $HL_FAILED)   ratio hotline/uas: $RATIO"
 echo
-python3 - "$RESULTS" "$RATIO" "$HL_FAILED" <<'EOF'
-import json, sys
+DISTURBED_PCT=$DISTURBED_PCT python3 - "$RESULTS" "$RATIO" "$HL_FAILED" "$UAS_RATE" <<'EOF'
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-ratio, hl_failed = float(sys.argv[2]), sys.argv[3]
+ratio, hl_failed, uas_rate = float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 hdr = ("N", "streams", "p50 ms", "p99 ms", "max ms", "% out 20±2", "lost", "CPU %", "RSS MiB", "KiB/call")
-fmt = "%6s %8s %7s %7s %8s %10s %8s %6s %8s %9s"
-print(fmt % hdr)
+fmt = "%6s %8s %7s %7s %8s %10s %14s %6s %8s %9s"
 at1000 = None
+notes = []
+if rows:
+    print(fmt % hdr)
 for r in rows:
     if "p50_ms" not in r:
         print(fmt % (r["n"], "-", "-", "-", "-", "-", "-", "-", "-", "-") + "   " + r.get("error", "?"))
@@ -402,16 +546,37 @@ for r in rows:
                  "-" if cpu is None else "%.0f" % cpu, "%.1f" % (rss / 1024), "%.1f" % per_call))
     if r["n"] == 1000:
         at1000 = (r["p99_ms"], per_call)
+    if r.get("lost"):
+        notes.append("N=%d: %d packets lost; in the window the meter's socket dropped %s (its receive buffer "
+                     "was full); system-wide UDP receive-buffer errors %s, send-buffer errors %s, input "
+                     "backlog drops %s" % (r["n"], r["lost"], r.get("meter_socket_drops"),
+                     r.get("sys_udp_rcvbuf_errors"), r.get("sys_udp_sndbuf_errors"), r.get("sys_backlog_drops")))
+    machine = r.get("machine_cpu_pct") or 0
+    if machine > 70 * (os.cpu_count() or 2):
+        notes.append("N=%d: the whole machine was %.0f%% busy (of %d00%%; daemon %.0f%%, meter %.0f%%): the meter's "
+                     "own scheduling delay is part of these intervals" % (r["n"], machine, os.cpu_count() or 0,
+                     cpu or 0, r.get("meter_cpu_pct") or 0))
+    other = r.get("other_cpu_pct", 0)
+    if other > int(os.environ.get("DISTURBED_PCT", 35)):
+        notes.append("N=%d: other processes or kernel network work took %.0f%% of one core during the window (other processes would disturb the figures)"
+                     % (r["n"], other))
+    if r.get("sipp_failed") not in ("0", 0):
+        notes.append("N=%d: SIPp counted %s failed calls" % (r["n"], r.get("sipp_failed")))
+for n in notes:
+    print("  note: " + n)
 print()
 print("targets:")
-ok = ratio >= 0.5 and hl_failed == "0"
-print("  call rate >= 50%% of SIPp-uas with 0 failed calls:  %.0f%%, %s failed  -> %s" % (100 * ratio, hl_failed, "met" if ok else "NOT met"))
+if uas_rate:
+    ok = ratio >= 0.5 and hl_failed == "0"
+    print("  call rate >= 50%% of SIPp-uas, 0 failed calls:  %.0f%%, %s failed  -> %s" % (100 * ratio, hl_failed, "met" if ok else "NOT met"))
+else:
+    print("  call rate >= 50% of SIPp-uas, 0 failed calls:  not measured")
 if at1000:
     p99, kib = at1000
-    print("  N=1000 p99 within 20±2 ms:                         %.2f ms  -> %s" % (p99, "met" if 18 <= p99 <= 22 else "NOT met"))
-    print("  N=1000 RSS per call < 50 KiB:                      %.1f KiB -> %s" % (kib, "met" if kib < 50 else "NOT met"))
+    print("  N=1000 p99 interval within 20±2 ms:            %.2f ms -> %s" % (p99, "met" if 18 <= p99 <= 22 else "NOT met"))
+    print("  N=1000 RSS per call < 50 KiB:                  %.1f KiB -> %s" % (kib, "met" if kib < 50 else "NOT met"))
 else:
-    print("  N=1000 p99 within 20±2 ms, < 50 KiB RSS per call:  not measured")
+    print("  N=1000 p99 within 20±2 ms, < 50 KiB per call:  not measured")
 EOF
 echo
 echo "details: tests/bench/out/ (daemon logs, SIPp stats and errors, meter output, results.jsonl)"

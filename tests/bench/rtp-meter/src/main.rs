@@ -365,19 +365,63 @@ fn socket_drops(local: SocketAddr) -> Option<u64> {
     drops
 }
 
+/// System-wide UDP counters from /proc/net/snmp: (RcvbufErrors, SndbufErrors). Loopback
+/// traffic lost anywhere but in our socket (the daemon's sends, other receivers) shows here.
+fn udp_errors() -> Option<(u64, u64)> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let names: Vec<&str> = udp.next()?.split_whitespace().collect();
+    let values: Vec<&str> = udp.next()?.split_whitespace().collect();
+    let get = |name: &str| -> Option<u64> {
+        let i = names.iter().position(|n| *n == name)?;
+        values.get(i)?.parse().ok()
+    };
+    Some((get("RcvbufErrors")?, get("SndbufErrors")?))
+}
+
+/// Packets the kernel dropped because a CPU's input backlog was full (loopback traffic
+/// goes through it): the second column of /proc/net/softnet_stat, summed over CPUs.
+fn backlog_drops() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/net/softnet_stat").ok()?;
+    let mut sum = 0;
+    for line in stat.lines() {
+        sum += u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()?;
+    }
+    Some(sum)
+}
+
+/// Busy clock ticks of the whole machine (all CPUs), from the first line of /proc/stat.
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    Some(f.iter().sum::<u64>() - f.get(3)? - f.get(4)?)
+}
+
 struct Snapshot {
     at: Instant,
+    machine_ticks: Option<u64>,
     pid_ticks: Option<u64>,
     self_ticks: Option<u64>,
     drops: Option<u64>,
+    udp_errors: Option<(u64, u64)>,
+    backlog_drops: Option<u64>,
 }
 
 fn snapshot(pid: Option<&str>, local: SocketAddr) -> Snapshot {
     Snapshot {
         at: Instant::now(),
+        machine_ticks: machine_busy_ticks(),
         pid_ticks: pid.and_then(cpu_ticks),
         self_ticks: cpu_ticks("self"),
         drops: socket_drops(local),
+        udp_errors: udp_errors(),
+        backlog_drops: backlog_drops(),
     }
 }
 
@@ -523,10 +567,11 @@ fn main() -> ExitCode {
         .streams
         .values()
         .filter(|s| s.in_window > 0)
-        .map(|s| s.jitter16 / 16)
+        .map(|s| s.jitter16)
         .collect();
     #[allow(clippy::cast_precision_loss)]
-    let units_to_ms = |u: f64| u * 1000.0 / args.clock_rate as f64;
+    // The estimates are kept ×16 (RFC 3550's integer form).
+    let units_to_ms = |u: f64| u / 16.0 * 1000.0 / args.clock_rate as f64;
     #[allow(clippy::cast_precision_loss)]
     let jitter_mean_ms = if jitters.is_empty() {
         0.0
@@ -536,8 +581,18 @@ fn main() -> ExitCode {
     #[allow(clippy::cast_precision_loss)]
     let jitter_max_ms = units_to_ms(jitters.iter().copied().max().unwrap_or(0) as f64);
     let drops = end.drops.zip(start.drops).map(|(e, s)| e.saturating_sub(s));
+    let udp_errors = end
+        .udp_errors
+        .zip(start.udp_errors)
+        .map(|(e, s)| (e.0.saturating_sub(s.0), e.1.saturating_sub(s.1)));
+    let backlog = end
+        .backlog_drops
+        .zip(start.backlog_drops)
+        .map(|(e, s)| e.saturating_sub(s));
+    let opt = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
     let pid_cpu = cpu_percent(start.pid_ticks, end.pid_ticks, args.clk_tck, secs);
     let self_cpu = cpu_percent(start.self_ticks, end.self_ticks, args.clk_tck, secs);
+    let machine_cpu = cpu_percent(start.machine_ticks, end.machine_ticks, args.clk_tck, secs);
     let pid_rss = pid.as_deref().and_then(rss_kib);
     let (p50, p99, p999) = (
         meter.quantile_us(0.50),
@@ -552,7 +607,9 @@ fn main() -> ExitCode {
          \"lost\":{},\"expected\":{expected},\"lost_share\":{lost_share:.6},\"reordered\":{},\
          \"duplicates\":{},\"seq_jumps\":{},\"malformed\":{},\"rtcp\":{},\
          \"jitter_mean_ms\":{jitter_mean_ms:.3},\"jitter_max_ms\":{jitter_max_ms:.3},\
-         \"meter_socket_drops\":{},\"pid_cpu_pct\":{},\"pid_rss_kib\":{},\"meter_cpu_pct\":{}}}",
+         \"meter_socket_drops\":{},\"sys_udp_rcvbuf_errors\":{},\"sys_udp_sndbuf_errors\":{},\
+         \"sys_backlog_drops\":{},\"pid_cpu_pct\":{},\"pid_rss_kib\":{},\"meter_cpu_pct\":{},\
+         \"machine_cpu_pct\":{}}}",
         json_str(&args.label),
         meter.streams_in_window,
         t.packets,
@@ -569,10 +626,14 @@ fn main() -> ExitCode {
         t.seq_jumps,
         t.malformed,
         t.rtcp,
-        drops.map_or_else(|| "null".into(), |d| d.to_string()),
+        opt(drops),
+        opt(udp_errors.map(|e| e.0)),
+        opt(udp_errors.map(|e| e.1)),
+        opt(backlog),
         json_opt(pid_cpu),
         pid_rss.map_or_else(|| "null".into(), |r| r.to_string()),
         json_opt(self_cpu),
+        json_opt(machine_cpu),
     );
     let cpu_text = match (pid_cpu, pid_rss) {
         (Some(c), Some(r)) => {
@@ -589,7 +650,8 @@ fn main() -> ExitCode {
         "rtp-meter{}: {} streams ({short} short), {} packets in {secs:.1} s; interval p50 {:.2} \
          p99 {:.2} p99.9 {:.2} max {:.2} ms; outside {:.1}±{:.1} ms: {:.3}%; lost {}/{expected} \
          ({:.3}%), reordered {}, duplicates {}, seq jumps {}; jitter mean {jitter_mean_ms:.2} \
-         max {jitter_max_ms:.2} ms; meter socket drops {}{cpu_text}; meter CPU {}%",
+         max {jitter_max_ms:.2} ms; meter socket drops {} (system-wide: UDP receive-buffer \
+         errors {}, send-buffer errors {}, input backlog drops {}){cpu_text}; meter CPU {}%; whole machine {}% of one core",
         if args.label.is_empty() {
             String::new()
         } else {
@@ -609,8 +671,12 @@ fn main() -> ExitCode {
         t.reordered,
         t.duplicates,
         t.seq_jumps,
-        drops.map_or_else(|| "?".into(), |d| d.to_string()),
+        opt(drops),
+        opt(udp_errors.map(|e| e.0)),
+        opt(udp_errors.map(|e| e.1)),
+        opt(backlog),
         self_cpu.map_or_else(|| "?".into(), |c| format!("{c:.1}")),
+        machine_cpu.map_or_else(|| "?".into(), |c| format!("{c:.0}")),
     );
     ExitCode::SUCCESS
 }
