@@ -12,6 +12,8 @@ OUT=$ROOT/tests/out
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 say() { printf '\n== %s\n' "$*"; }
+# A check that fails early leaves its captures and phones running: end them all at exit.
+trap 'kill $(jobs -p) 2>/dev/null' EXIT
 
 # --- 1. what the tests need -------------------------------------------------------------
 apt_updated=
