@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use hotline_core::cdr::{CallEnd, CallStart, EndReason};
+use hotline_core::cdr::{CallEnd, CallStart, CdrLog, EndReason};
 use hotline_core::store::Store;
 
 fn postgres_url() -> String {
@@ -83,12 +83,12 @@ macro_rules! on_both_databases {
 on_both_databases!(call_record_round_trip, |store: Store| async move {
     let id = store
         .insert_call(&CallStart {
-            call_id: "abc@192.0.2.1",
-            caller: "+36301234567",
-            called: "100",
+            call_id: "abc@192.0.2.1".into(),
+            caller: "+36301234567".into(),
+            called: "100".into(),
             started_at_ms: 1_700_000_000_000,
-            flow: Some("main"),
-            flow_version: Some("1a2b3c"),
+            flow: Some("main".into()),
+            flow_version: Some("1a2b3c".into()),
         })
         .await
         .unwrap();
@@ -103,10 +103,10 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
             &CallEnd {
                 ended_at_ms: 1_700_000_009_000,
                 reason: EndReason::FlowHangup,
-                digits: "1",
-                path: &path,
-                variables: r#"{"lang":"hu"}"#,
-                operator: Some("anna"),
+                digits: "1".into(),
+                path: path.clone(),
+                variables: r#"{"lang":"hu"}"#.into(),
+                operator: Some("anna".into()),
             },
         )
         .await
@@ -118,9 +118,9 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
             &CallEnd {
                 ended_at_ms: 1_700_000_010_000,
                 reason: EndReason::CallerHangup,
-                digits: "19",
-                path: &[],
-                variables: "{}",
+                digits: "19".into(),
+                path: Vec::new(),
+                variables: "{}".into(),
                 operator: None,
             },
         )
@@ -146,6 +146,55 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
     assert_eq!(rec.variables, r#"{"lang":"hu"}"#);
     assert_eq!(rec.operator.as_deref(), Some("anna"));
 });
+
+on_both_databases!(
+    cdr_log_writes_off_the_call_path,
+    |store: Store| async move {
+        let log = CdrLog::start(store.clone());
+        // Many calls interleaved, as under load: every record must come out whole.
+        let refs: Vec<_> = (0..300)
+            .map(|i| {
+                log.start_call(CallStart {
+                    call_id: format!("load-{i}"),
+                    caller: format!("+3630{i:07}"),
+                    called: "100".into(),
+                    started_at_ms: 1000 + i,
+                    flow: Some("main".into()),
+                    flow_version: Some("v1".into()),
+                })
+            })
+            .collect();
+        for (i, r) in refs.iter().enumerate() {
+            let i = i as i64;
+            if i % 2 == 0 {
+                log.answered(*r, 2000 + i);
+            }
+            log.end_call(
+                *r,
+                CallEnd {
+                    ended_at_ms: 3000 + i,
+                    reason: EndReason::CallerHangup,
+                    digits: i.to_string(),
+                    path: vec!["greeting".into()],
+                    variables: "{}".into(),
+                    operator: None,
+                },
+            );
+        }
+        log.flush().await;
+        let all = store.recent_calls(1000).await.unwrap();
+        assert_eq!(all.len(), 300);
+        let rec = store.call_by_call_id("load-42").await.unwrap().unwrap();
+        assert_eq!(rec.caller, "+36300000042");
+        assert_eq!(rec.answered_at_ms, Some(2042));
+        assert_eq!(rec.ended_at_ms, Some(3042));
+        assert_eq!(rec.digits, "42");
+        assert_eq!(rec.path, "greeting");
+        let odd = store.call_by_call_id("load-43").await.unwrap().unwrap();
+        assert_eq!(odd.answered_at_ms, None);
+        assert_eq!(odd.end_reason.as_deref(), Some("caller_hangup"));
+    }
+);
 
 on_both_databases!(callback_requests_are_kept, |store: Store| async move {
     use hotline_core::callback::{NewCallbackRequest, RequestSource};
@@ -174,9 +223,9 @@ on_both_databases!(callback_requests_are_kept, |store: Store| async move {
 on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
     let cancelled = store
         .insert_call(&CallStart {
-            call_id: "c1",
-            caller: "anonymous",
-            called: "100",
+            call_id: "c1".into(),
+            caller: "anonymous".into(),
+            called: "100".into(),
             started_at_ms: 10,
             flow: None,
             flow_version: None,
@@ -189,9 +238,9 @@ on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
             &CallEnd {
                 ended_at_ms: 20,
                 reason: EndReason::Cancelled,
-                digits: "",
-                path: &[],
-                variables: "{}",
+                digits: "".into(),
+                path: Vec::new(),
+                variables: "{}".into(),
                 operator: None,
             },
         )
@@ -199,12 +248,12 @@ on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
         .unwrap();
     store
         .insert_call(&CallStart {
-            call_id: "c2",
-            caller: "200",
-            called: "100",
+            call_id: "c2".into(),
+            caller: "200".into(),
+            called: "100".into(),
             started_at_ms: 30,
-            flow: Some("main"),
-            flow_version: Some("v"),
+            flow: Some("main".into()),
+            flow_version: Some("v".into()),
         })
         .await
         .unwrap();

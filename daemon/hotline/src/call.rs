@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
-use hotline_core::cdr::{CallEnd, CallStart, EndReason};
+use hotline_core::cdr::{CallEnd, CallStart, CdrLog, CdrRef, EndReason};
 use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
 use hotline_core::missed::{MissedReason, NewMissedCall};
 use hotline_core::store::Store;
@@ -83,6 +83,8 @@ pub struct LoadedFlows {
 /// What every call task shares.
 pub struct Calls {
     pub store: Store,
+    /// Call records, written off the call path.
+    pub cdr: CdrLog,
     pub flows: RwLock<Arc<LoadedFlows>>,
     pub sip: SipHandle,
     pub rtp_ports: RtpPorts,
@@ -174,25 +176,14 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
     let flows = calls.flows();
     let flow = flows.set.for_number(&setup.called);
 
-    let cdr_id = match calls
-        .store
-        .insert_call(&CallStart {
-            call_id: &setup.call_id,
-            caller: &setup.caller,
-            called: &setup.called,
-            started_at_ms,
-            flow: flow.as_ref().map(|f| f.name.as_str()),
-            flow_version: flow.as_ref().map(|f| f.version.as_str()),
-        })
-        .await
-    {
-        Ok(id) => Some(id),
-        Err(e) => {
-            // The caller still gets served; the record is what's lost, loudly.
-            warn!(call_id = %setup.call_id, "CDR insert failed: {e}");
-            None
-        }
-    };
+    let cdr = calls.cdr.start_call(CallStart {
+        call_id: setup.call_id.clone(),
+        caller: setup.caller.clone(),
+        called: setup.called.clone(),
+        started_at_ms,
+        flow: flow.as_ref().map(|f| f.name.clone()),
+        flow_version: flow.as_ref().map(|f| f.version.clone()),
+    });
 
     let outcome = match flow {
         Some(flow) => {
@@ -202,7 +193,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
                 flow,
                 flows.prompts.clone(),
                 &mut events,
-                cdr_id,
+                cdr,
             )
             .await
         }
@@ -237,24 +228,17 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
     {
         warn!(call_id = %setup.call_id, "missed call NOT stored: {e}");
     }
-    if let Some(id) = cdr_id
-        && let Err(e) = calls
-            .store
-            .finish_call(
-                id,
-                &CallEnd {
-                    ended_at_ms,
-                    reason: outcome.reason,
-                    digits: &outcome.digits,
-                    path: &outcome.path,
-                    variables: &outcome.variables,
-                    operator: outcome.operator.as_deref(),
-                },
-            )
-            .await
-    {
-        warn!(call_id = %setup.call_id, "CDR update failed: {e}");
-    }
+    calls.cdr.end_call(
+        cdr,
+        CallEnd {
+            ended_at_ms,
+            reason: outcome.reason,
+            digits: outcome.digits,
+            path: outcome.path,
+            variables: outcome.variables,
+            operator: outcome.operator,
+        },
+    );
 }
 
 struct Outcome {
@@ -336,7 +320,7 @@ async fn serve(
     flow: Arc<hotline_ivr::Flow>,
     prompts: Arc<PromptLibrary>,
     events: &mut mpsc::Receiver<CallEvent>,
-    cdr_id: Option<i64>,
+    cdr: CdrRef,
 ) -> Outcome {
     let sip = &calls.sip;
     let negotiated = match negotiate(setup.offer.as_deref()) {
@@ -381,11 +365,7 @@ async fn serve(
     let answer = sdp::answer(&negotiated, local_ip, local_port, session_id, sdp_version);
     sip.command(SipCommand::Answer(setup.handle, answer)).await;
     let now = Instant::now();
-    if let Some(id) = cdr_id
-        && let Err(e) = calls.store.set_call_answered(id, unix_ms()).await
-    {
-        warn!(call_id = %setup.call_id, "CDR update failed: {e}");
-    }
+    calls.cdr.answered(cdr, unix_ms());
 
     let context = hotline_ivr::CallContext {
         caller: setup.caller.clone(),

@@ -14,7 +14,7 @@ use hotline_sip::sdp::{self, Codec, Direction, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall, Peer, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::call::{CallEvent, Calls, unix_ms};
 use crate::config::Trunk;
@@ -89,42 +89,33 @@ async fn run(
     (a_rtp, _a_rtcp): (UdpSocket, UdpSocket),
     (b_rtp, _b_rtcp): (UdpSocket, UdpSocket),
 ) {
-    let cdr_id = calls
-        .store
-        .insert_call(&CallStart {
-            call_id: &call_id,
-            caller: &trunk.caller_id,
-            called: &to,
-            started_at_ms: unix_ms(),
-            flow: None,
-            flow_version: None,
-        })
-        .await
-        .map_err(|e| warn!(%call_id, "CDR insert failed: {e}"))
-        .ok();
+    let cdr = calls.cdr.start_call(CallStart {
+        call_id: call_id.clone(),
+        caller: trunk.caller_id.clone(),
+        called: to.clone(),
+        started_at_ms: unix_ms(),
+        flow: None,
+        flow_version: None,
+    });
     let (reason, answered) = connect(
         &calls, &trunk, &operator, &to, &contact, &call_id, &a_rtp, &b_rtp,
     )
     .await;
     info!(%call_id, %operator, %to, reason = reason.as_str(), "click-to-call ended");
-    if let Some(id) = cdr_id {
-        if let Some(at) = answered
-            && let Err(e) = calls.store.set_call_answered(id, at).await
-        {
-            warn!(%call_id, "CDR update failed: {e}");
-        }
-        let end = CallEnd {
+    if let Some(at) = answered {
+        calls.cdr.answered(cdr, at);
+    }
+    calls.cdr.end_call(
+        cdr,
+        CallEnd {
             ended_at_ms: unix_ms(),
             reason,
-            digits: "",
-            path: &[],
-            variables: "{}",
-            operator: Some(&operator),
-        };
-        if let Err(e) = calls.store.finish_call(id, &end).await {
-            warn!(%call_id, "CDR update failed: {e}");
-        }
-    }
+            digits: String::new(),
+            path: Vec::new(),
+            variables: "{}".to_string(),
+            operator: Some(operator),
+        },
+    );
 }
 
 /// Both legs up and bridged until one ends; returns why, and when the customer answered.

@@ -381,6 +381,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let calls = Arc::new(Calls {
         store: store.clone(),
+        cdr: hotline_core::cdr::CdrLog::start(store.clone()),
         flows: RwLock::new(Arc::new(flows)),
         sip: sip.clone(),
         rtp_ports: net::RtpPorts::new(config.sip_listen.ip(), config.rtp_ports),
@@ -450,6 +451,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
+    calls.cdr.flush().await;
     sip_task.abort();
     store.close().await;
     info!("stopped");

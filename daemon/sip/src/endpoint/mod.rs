@@ -12,6 +12,7 @@
 mod register;
 mod reply;
 mod server_auth;
+mod timed;
 mod uac;
 mod uas;
 
@@ -33,6 +34,7 @@ use crate::transaction::{
 use crate::{Peer, Transport};
 use reply::Reply;
 use server_auth::NonceStore;
+use timed::{Deadline, TimedMap};
 use uac::{ClientInviteTx, ClientTx, Uac};
 
 #[derive(Clone, Debug)]
@@ -304,13 +306,24 @@ impl ServerMachine {
 /// A server transaction with what the core needs to answer through it.
 struct ServerTx {
     machine: ServerMachine,
-    request: Request,
+    /// The request's headers, to build responses from; dropped after the final
+    /// response, since tens of thousands of finished transactions linger for timer J.
+    headers: crate::msg::Headers,
     source: Peer,
     /// To tag of our responses; for an INVITE, the dialog's local tag.
     to_tag: String,
     /// The request's own To tag, for RFC 2543 matching.
     request_to_tag: Option<String>,
     call: Option<CallHandle>,
+}
+
+impl Deadline for ServerTx {
+    fn deadline(&self) -> Option<Instant> {
+        self.machine.next_deadline()
+    }
+    fn is_done(&self) -> bool {
+        self.machine.is_terminated()
+    }
 }
 
 /// An INVITE or re-INVITE waiting for `answer()` / `reject()`.
@@ -348,15 +361,22 @@ struct Call {
     hung_up: bool,
 }
 
+impl Deadline for Call {
+    /// The next 2xx retransmission, or giving up on its ACK.
+    fn deadline(&self) -> Option<Instant> {
+        self.unacked.as_ref().map(|u| u.backoff.next.min(u.give_up))
+    }
+}
+
 pub struct Endpoint {
     cfg: EndpointConfig,
     timers: Timers,
-    server_txs: BTreeMap<ServerKey, ServerTx>,
-    client_txs: BTreeMap<ClientKey, ClientTx>,
-    client_invites: BTreeMap<ClientKey, ClientInviteTx>,
-    calls: BTreeMap<CallHandle, Call>,
+    server_txs: TimedMap<ServerKey, ServerTx>,
+    client_txs: TimedMap<ClientKey, ClientTx>,
+    client_invites: TimedMap<ClientKey, ClientInviteTx>,
+    calls: TimedMap<CallHandle, Call>,
     /// Calls we placed that have no final response yet.
-    outgoing: BTreeMap<CallHandle, Uac>,
+    outgoing: TimedMap<CallHandle, Uac>,
     dialogs: HashMap<DialogId, CallHandle>,
     next_call: u64,
     draining: bool,
@@ -383,11 +403,11 @@ impl Endpoint {
             rate: cfg.rate_limit.map(RateLimiter::new),
             cfg,
             timers,
-            server_txs: BTreeMap::new(),
-            client_txs: BTreeMap::new(),
-            client_invites: BTreeMap::new(),
-            calls: BTreeMap::new(),
-            outgoing: BTreeMap::new(),
+            server_txs: TimedMap::new(),
+            client_txs: TimedMap::new(),
+            client_invites: TimedMap::new(),
+            calls: TimedMap::new(),
+            outgoing: TimedMap::new(),
             dialogs: HashMap::new(),
             next_call: 1,
             draining: false,
@@ -475,20 +495,26 @@ impl Endpoint {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut out = Vec::new();
-        for tx in self.server_txs.values_mut() {
-            // Timer H (no ACK for our non-2xx) needs nothing from the core.
-            out.extend(tx.machine.on_timer(now).send);
+        for key in self.server_txs.due(now) {
+            if let Some(tx) = self.server_txs.get_mut(&key) {
+                // Timer H (no ACK for our non-2xx) needs nothing from the core.
+                out.extend(tx.machine.on_timer(now).send);
+            }
         }
-        for tx in self.client_txs.values_mut() {
-            // A BYE or CANCEL that times out leaves nothing to clean up.
-            out.extend(tx.machine.on_timer(now).send);
+        for key in self.client_txs.due(now) {
+            if let Some(tx) = self.client_txs.get_mut(&key) {
+                // A BYE or CANCEL that times out leaves nothing to clean up.
+                out.extend(tx.machine.on_timer(now).send);
+            }
         }
         let mut timed_out = Vec::new();
-        for (key, tx) in &mut self.client_invites {
-            let fired = tx.machine.on_timer(now);
-            out.extend(fired.send);
-            if fired.timed_out {
-                timed_out.push((tx.call, key.clone()));
+        for key in self.client_invites.due(now) {
+            if let Some(tx) = self.client_invites.get_mut(&key) {
+                let fired = tx.machine.on_timer(now);
+                out.extend(fired.send);
+                if fired.timed_out {
+                    timed_out.push((tx.call, key));
+                }
             }
         }
         for o in out {
@@ -507,30 +533,17 @@ impl Endpoint {
 
     /// The earliest pending timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let servers = self
-            .server_txs
-            .values()
-            .filter_map(|t| t.machine.next_deadline());
-        let clients = self
-            .client_txs
-            .values()
-            .filter_map(|t| t.machine.next_deadline());
-        let invites = self
-            .client_invites
-            .values()
-            .filter_map(|t| t.machine.next_deadline());
-        let calls = self
-            .calls
-            .values()
-            .filter_map(|c| c.unacked.as_ref().map(|u| u.backoff.next.min(u.give_up)));
-        let outgoing = self.outgoing.values().filter_map(|u| u.give_up);
-        servers
-            .chain(clients)
-            .chain(invites)
-            .chain(calls)
-            .chain(outgoing)
-            .chain(self.registrar.next_expiry())
-            .min()
+        [
+            self.server_txs.next_deadline(),
+            self.client_txs.next_deadline(),
+            self.client_invites.next_deadline(),
+            self.calls.next_deadline(),
+            self.outgoing.next_deadline(),
+            self.registrar.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -654,7 +667,7 @@ impl Endpoint {
         let request_to_tag = e.to.tag().map(str::to_string);
         let tx = ServerTx {
             machine,
-            request,
+            headers: request.headers,
             source,
             to_tag: new_tag(),
             request_to_tag,
@@ -667,14 +680,12 @@ impl Endpoint {
     fn respond(&mut self, now: Instant, key: &ServerKey, reply: Reply) -> Option<Outgoing> {
         let tx = self.server_txs.get_mut(key)?;
         let to_tag = (reply.status != 100).then_some(tx.to_tag.as_str());
-        let out = reply::build(
-            &tx.request.headers,
-            tx.source,
-            to_tag,
-            &self.cfg.user_agent,
-            reply,
-        );
+        let is_final = reply.status >= 200;
+        let out = reply::build(&tx.headers, tx.source, to_tag, &self.cfg.user_agent, reply);
         let sent = tx.machine.respond(now, out)?;
+        if is_final {
+            tx.headers = Default::default();
+        }
         self.send(sent.clone());
         Some(sent)
     }
@@ -726,12 +737,14 @@ impl Endpoint {
         });
     }
 
-    /// Finished transactions go; calls are removed where they end.
+    /// Finished transactions go (calls are removed where they end), and what changed
+    /// is indexed by its next deadline again.
     fn collect_garbage(&mut self) {
-        self.server_txs.retain(|_, tx| !tx.machine.is_terminated());
-        self.client_txs.retain(|_, tx| !tx.machine.is_terminated());
-        self.client_invites
-            .retain(|_, tx| !tx.machine.is_terminated());
+        self.server_txs.refresh();
+        self.client_txs.refresh();
+        self.client_invites.refresh();
+        self.calls.refresh();
+        self.outgoing.refresh();
     }
 
     fn report_bindings(&mut self, user: &str) {

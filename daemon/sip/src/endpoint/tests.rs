@@ -185,11 +185,11 @@ pub(super) fn run_until(ep: &mut Endpoint, t0: Instant, until_ms: u64) -> Vec<(u
 }
 
 pub(super) fn is_idle(ep: &Endpoint) -> bool {
-    ep.server_txs.is_empty()
-        && ep.client_txs.is_empty()
-        && ep.client_invites.is_empty()
-        && ep.calls.is_empty()
-        && ep.outgoing.is_empty()
+    ep.server_txs.len() == 0
+        && ep.client_txs.len() == 0
+        && ep.client_invites.len() == 0
+        && ep.calls.len() == 0
+        && ep.outgoing.len() == 0
         && ep.dialogs.is_empty()
 }
 

@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use super::timed::Deadline;
 use super::uas::{ALLOW, SUPPORTED, sdp_body};
 use super::{Call, CallHandle, Endpoint, Event, OutgoingCall, Peer, host_of, new_tag, our_via};
 use crate::auth::{Challenge, is_header_name, quote};
@@ -74,6 +75,31 @@ pub(super) struct ClientTx {
     to: Peer,
     credentials: Option<(String, String)>,
     auth_attempts: u8,
+}
+
+impl Deadline for Uac {
+    /// Giving up on a CANCEL that never got its final response.
+    fn deadline(&self) -> Option<Instant> {
+        self.give_up
+    }
+}
+
+impl Deadline for ClientInviteTx {
+    fn deadline(&self) -> Option<Instant> {
+        self.machine.next_deadline()
+    }
+    fn is_done(&self) -> bool {
+        self.machine.is_terminated()
+    }
+}
+
+impl Deadline for ClientTx {
+    fn deadline(&self) -> Option<Instant> {
+        self.machine.next_deadline()
+    }
+    fn is_done(&self) -> bool {
+        self.machine.is_terminated()
+    }
 }
 
 /// A user part for a SIP URI, escaped (§25.1 `user`).
@@ -409,13 +435,7 @@ impl Endpoint {
     /// §9.1: 64·T1 after a CANCEL with no final response to the INVITE,
     /// the INVITE transaction is given up.
     pub(super) fn uac_give_up(&mut self, now: Instant) {
-        let done: Vec<CallHandle> = self
-            .outgoing
-            .iter()
-            .filter(|(_, u)| u.give_up.is_some_and(|g| now >= g))
-            .map(|(h, _)| *h)
-            .collect();
-        for call in done {
+        for call in self.outgoing.due(now) {
             if let Some(u) = self.outgoing.remove(&call) {
                 self.client_invites.remove(&u.key);
             }

@@ -481,12 +481,15 @@ impl Endpoint {
     pub(super) fn call_timers(&mut self, now: Instant) {
         let mut resend = Vec::new();
         let mut gave_up = Vec::new();
-        for (handle, call) in &mut self.calls {
+        for handle in self.calls.due(now) {
+            let Some(call) = self.calls.get_mut(&handle) else {
+                continue;
+            };
             let Some(u) = call.unacked.as_mut() else {
                 continue;
             };
             if now >= u.give_up {
-                gave_up.push((*handle, call.hung_up));
+                gave_up.push((handle, call.hung_up));
             } else if u.backoff.due(now) {
                 u.backoff.step(now);
                 resend.push(u.out.clone());
@@ -531,7 +534,7 @@ impl Endpoint {
     fn dialog_reply(&self, mut reply: Reply, call: &Call, key: &ServerKey) -> Reply {
         reply = reply.header("Contact", self.contact(call.peer));
         if let Some(tx) = self.server_txs.get(key) {
-            for rr in tx.request.headers.get_all("Record-Route") {
+            for rr in tx.headers.get_all("Record-Route") {
                 reply = reply.header("Record-Route", rr);
             }
         }
