@@ -401,6 +401,54 @@ click_to_call() {
   echo "the customer heard:"; python3 "$ROOT/tests/sipp/heard.py" "$OUT/c2c_customer.pcap" 16070 pcma --heard "$PCAPS/g711a.pcap"
 }
 
+# The admin API creates an operator whose phone can register at once.
+operator_added_by_api() {
+  local api="http://127.0.0.1:$HTTP_PORT/api/operators" code reply
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{"name":"cili","sip_password":"cili-secret-3"}' "$api")
+  [ "$code" = 401 ] || { echo "unauthenticated POST got $code, expected 401"; return 1; }
+  reply=$(curl -s -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' -d '{"name":"cili","sip_user":"1003","sip_password":"short"}' "$api")
+  [[ "$reply" == *"at least 8 characters"* ]] || { echo "a short password is not explained: $reply"; return 1; }
+  reply=$(curl -s -w ' %{http_code}' -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name":"cili","sip_user":"1003","display_name":"Cili","sip_password":"cili-secret-3"}' "$api"); echo "POST: $reply"
+  [[ "$reply" == *'"name":"cili"'*' 201' ]] || return 1
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' -d '{"name":"cili","sip_password":"cili-secret-3"}' "$api")
+  [ "$code" = 409 ] || { echo "a second cili got $code, expected 409"; return 1; }
+  register_phone 1003 cili-secret-3 15085 || { echo "cili's phone could not register"; return 1; }
+  curl -s -H "Authorization: Bearer $API_TOKEN" "$api" | grep -q '"name":"cili","state":"offline"[^}]*"phone_registered":true'
+}
+
+# A caller presses 5 while talking to anna: the digit reaches anna's phone as RFC 4733.
+dtmf_through_bridge() {
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  sleep 1.5 # anna's wrap-up after the last call
+  tcpdump -i lo -U -w "$OUT/dtmf_operator.pcap" "udp and dst port 16030" 2>/dev/null & local td=$!
+  sleep 0.5
+  phone operator_answers 1001 15081 16030 500 dtmf-anna.log; local anna=$PHONE_PID
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/caller_presses_while_bridged.xml.in" >"$OUT/caller_presses_while_bridged.xml"
+  sipp_run "$OUT/caller_presses_while_bridged.xml" 500 -m 1 -d 2000; local rc=$?
+  wait $anna; local anna_rc=$?
+  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  [ $rc = 0 ] || { echo "caller failed"; return 1; }
+  [ $anna_rc = 0 ] || { echo "anna's phone failed:"; tail -20 "$OUT/dtmf-anna.log"; return 1; }
+  echo "anna heard:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/dtmf_operator.pcap" 16030 pcma --dtmf 5
+}
+
+# anna hangs up first: Hotline ends the caller's leg with BYE; the CDR says who ended it.
+operator_hangs_up_first() {
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  sleep 1.5
+  phone operator_hangs_up 1001 15081 16030 2000 hangup-anna.log; local anna=$PHONE_PID
+  SIPP_PORT=15077 sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 500 -m 1; local rc=$?
+  wait $anna; local anna_rc=$?
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  [ $anna_rc = 0 ] || { echo "anna's BYE failed:"; tail -20 "$OUT/hangup-anna.log"; return 1; }
+  [ $rc = 0 ] || { echo "the caller got no BYE"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",operator_hangup,"* && "$cdr" == *",anna" ]]
+}
+
 over_the_call_cap() {
   sipp_run uac 100 -m 2 -l 2 -r 10 -d 4000 >"$OUT/cap-calls.log" 2>&1 &
   local two=$!
@@ -493,6 +541,9 @@ caller_id = "+3612345678"'; then
   check wrong_password_refused wrong_password_refused
   check toll_fraud_refused toll_fraud_refused
   check click_to_call click_to_call
+  check operator_added_by_api operator_added_by_api
+  check dtmf_through_bridge dtmf_through_bridge
+  check operator_hangs_up_first operator_hangs_up_first
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_operators"; fi
 

@@ -3,6 +3,10 @@
 caller, joins the payloads in sequence order, and checks which prompts are in it.
 
 usage: heard.py CAPTURE.pcap MEDIA_PORT CODEC(pcma|pcmu) --heard a.wav|b.pcap ... --not-heard c.wav ...
+               [--dtmf DIGITS]
+
+--dtmf: these RFC 4733 telephone-event digits (any payload type other than the codec's)
+must have arrived, each with its end bit.
 
 A .wav is a prompt; a .pcap is audio someone else sent (e.g. the operator's phone
 playing g711a.pcap), whose RTP payload must have reached this side through Hotline.
@@ -84,10 +88,12 @@ def expected(path, codec):
 def main():
     args = sys.argv[1:]
     cap, port, codec = args[0], int(args[1]), args[2]
-    heard, not_heard, mode = [], [], None
+    heard, not_heard, mode, dtmf = [], [], None, ""
     for a in args[3:]:
-        if a in ("--heard", "--not-heard"):
+        if a in ("--heard", "--not-heard", "--dtmf"):
             mode = a
+        elif mode == "--dtmf":
+            dtmf += a
         elif mode == "--heard":
             heard.append(a)
         else:
@@ -116,6 +122,15 @@ def main():
             ok = False
         else:
             print(f"heard: {w}: not heard, as expected")
+    # Events 0-9, then * (10) and # (11).
+    ended = {p[2][0] for p in packets if p[1] != pt and len(p[2]) >= 4 and p[2][1] & 0x80}
+    got = "".join("0123456789*#"[e] for e in sorted(ended) if e < 12)
+    for d in dtmf:
+        if "0123456789*#".index(d) in ended:
+            print(f"heard: DTMF {d}: arrived")
+        else:
+            print(f"heard: DTMF {d}: NOT arrived (digits that did: {got or 'none'})")
+            ok = False
     return 0 if ok else 1
 
 

@@ -1,84 +1,12 @@
-//! Store tests; every one runs on SQLite and on PostgreSQL.
-//!
-//! PostgreSQL comes from `HOTLINE_TEST_POSTGRES_URL` (default the local `test` database);
-//! each test works in a schema of its own that it drops afterwards. An unreachable
-//! PostgreSQL fails the test: it never passes silently.
+//! Store tests; every one runs on SQLite and on PostgreSQL (see `common`).
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[macro_use]
+mod common;
+
 use hotline_core::cdr::{CallEnd, CallStart, CdrLog, EndReason};
 use hotline_core::store::Store;
-
-fn postgres_url() -> String {
-    std::env::var("HOTLINE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// A PostgreSQL store in a fresh schema, and the schema's name for cleanup.
-async fn postgres_store() -> (Store, String) {
-    let schema = format!("hl_test_{:016x}", rand_u64());
-    let admin = Store::connect(&postgres_url())
-        .await
-        .expect("PostgreSQL must be reachable for the store tests (tests/run.sh starts it)");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-    admin.close().await;
-    let sep = if postgres_url().contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url());
-    (Store::connect(&url).await.unwrap(), schema)
-}
-
-async fn drop_schema(schema: &str) {
-    let admin = Store::connect(&postgres_url()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-    admin.close().await;
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.finish()
-}
-
-/// Runs `body` against a migrated SQLite store and a migrated PostgreSQL store.
-macro_rules! on_both_databases {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                let store = Store::connect("sqlite::memory:").await.unwrap();
-                store.migrate().await.unwrap();
-                ($body)(store.clone()).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let (store, schema) = postgres_store().await;
-                store.migrate().await.unwrap();
-                ($body)(store.clone()).await;
-                store.close().await;
-                drop_schema(&schema).await;
-            }
-        }
-    };
-}
 
 on_both_databases!(call_record_round_trip, |store: Store| async move {
     let id = store

@@ -110,6 +110,8 @@ struct State {
     /// SIP user → current bindings, from the registrar.
     bindings: HashMap<String, Vec<Binding>>,
     queues: Vec<String>,
+    /// Queue members without an operator account, as last reported.
+    unknown_members: Vec<String>,
 }
 
 pub async fn run(mut inputs: mpsc::Receiver<AcdInput>) {
@@ -119,6 +121,7 @@ pub async fn run(mut inputs: mpsc::Receiver<AcdInput>) {
         operators: HashMap::new(),
         bindings: HashMap::new(),
         queues: Vec::new(),
+        unknown_members: Vec::new(),
     };
     let far = Duration::from_secs(3600);
     loop {
@@ -240,6 +243,30 @@ impl State {
         }
     }
 
+    /// One line when the set of queue members without an account changes: a typo in
+    /// queues.toml warns; a fresh install with no operators yet only informs.
+    fn report_unknown_members(&mut self, queues: &[QueueDef]) {
+        let mut unknown: Vec<String> = queues
+            .iter()
+            .flat_map(|q| q.members.iter().map(move |m| (m, &q.name)))
+            .filter(|(m, _)| !self.operators.contains_key(*m))
+            .map(|(m, q)| format!("{m} ({q})"))
+            .collect();
+        unknown.sort();
+        if unknown == self.unknown_members {
+            return;
+        }
+        if !unknown.is_empty() {
+            let list = unknown.join(", ");
+            if self.operators.is_empty() {
+                info!(members = %list, "no operator accounts yet: queue members get calls once added (hotline operator add)");
+            } else {
+                warn!(members = %list, "queue members without an operator account (hotline operator add)");
+            }
+        }
+        self.unknown_members = unknown;
+    }
+
     fn configure(&mut self, now: Instant, queues: Vec<QueueDef>, operators: Vec<OperatorAccount>) {
         for op in &operators {
             let config = OperatorConfig {
@@ -262,12 +289,10 @@ impl State {
                 self.acd.remove_queue(now, old);
             }
         }
+        self.report_unknown_members(&queues);
         for q in queues {
             let mut config = QueueConfig::new(q.name.clone());
             for (i, member) in q.members.iter().enumerate() {
-                if !self.operators.contains_key(member) {
-                    warn!(queue = %q.name, %member, "queue member is not an operator (hotline operator add)");
-                }
                 config = config.with_member(member.clone(), u8::try_from(i).unwrap_or(u8::MAX));
             }
             config.ring_timeout = Duration::from_secs(q.ring_timeout_secs);

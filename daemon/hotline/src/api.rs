@@ -13,6 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use hotline_core::acd::{OperatorState, OperatorStatus};
+use hotline_core::operators::OperatorError;
 use serde::{Deserialize, Serialize};
 
 use crate::acd_driver::{AcdHandle, AcdInput};
@@ -26,20 +27,28 @@ struct Api {
     calls: Arc<Calls>,
     trunk: Option<Trunk>,
     token: Option<Arc<str>>,
+    /// The SIP realm operators' HA1s are computed for.
+    realm: Arc<str>,
 }
 
-pub fn router(calls: Arc<Calls>, trunk: Option<Trunk>, token: Option<String>) -> Router {
+pub fn router(
+    calls: Arc<Calls>,
+    trunk: Option<Trunk>,
+    token: Option<String>,
+    realm: String,
+) -> Router {
     Router::new()
         .route("/api/calls", post(click_to_call))
         .route("/api/queues", get(queues))
         .route("/api/queues/live", get(queues_live))
-        .route("/api/operators", get(operators))
+        .route("/api/operators", get(operators).post(add_operator))
         .route("/api/operators/{name}/state", put(set_state))
         .with_state(Api {
             acd: calls.acd.clone(),
             calls,
             trunk,
             token: token.map(Arc::from),
+            realm: Arc::from(realm),
         })
 }
 
@@ -223,6 +232,66 @@ async fn click_to_call(
                 ClickToCallError::NotRegistered(_) => StatusCode::CONFLICT,
             };
             error(status, &e.to_string())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewOperatorBody {
+    name: String,
+    /// Defaults to the name.
+    sip_user: Option<String>,
+    display_name: Option<String>,
+    /// Concurrent chats, 1–10 (default 3).
+    chat_capacity: Option<i64>,
+    sip_password: String,
+}
+
+/// POST /api/operators: a new operator account; 201 with its id. The SIP password is
+/// kept only as digest HA1s.
+async fn add_operator(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Option<Json<NewOperatorBody>>,
+) -> Response {
+    if let Some(r) = deny(&api, &headers) {
+        return r;
+    }
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            r#"send JSON like {"name": "anna", "sip_password": "…", "display_name": "Anna", "sip_user": "anna", "chat_capacity": 3}"#,
+        );
+    };
+    let form = crate::accounts::OperatorForm {
+        realm: &api.realm,
+        name: &body.name,
+        sip_user: body.sip_user.as_deref().unwrap_or(&body.name),
+        display_name: body.display_name.as_deref().unwrap_or(&body.name),
+        chat_capacity: body.chat_capacity.unwrap_or(3),
+        password: &body.sip_password,
+    };
+    match crate::accounts::create_operator(&api.calls.store, &form).await {
+        Ok(id) => {
+            // The phone may register at once, not at the next periodic sync.
+            api.calls.operators_changed.notify_one();
+            (
+                StatusCode::CREATED,
+                Json(serde_json::json!({ "id": id, "name": body.name })),
+            )
+                .into_response()
+        }
+        Err(OperatorError::Exists(..)) => error(
+            StatusCode::CONFLICT,
+            "an operator with this name or SIP user already exists",
+        ),
+        Err(e @ OperatorError::Invalid(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(OperatorError::Store(e)) => {
+            tracing::error!("adding an operator: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the database failed; see the log",
+            )
         }
     }
 }

@@ -97,6 +97,8 @@ pub struct Calls {
     pub clock: WallClock,
     /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
     pub flows_changed: Arc<tokio::sync::Notify>,
+    /// Woken when an operator account was added, so the store is read again at once.
+    pub operators_changed: Arc<tokio::sync::Notify>,
 }
 
 /// The wall clock flows see (schedules, offers). Tests may start it at a chosen moment

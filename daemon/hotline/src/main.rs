@@ -3,6 +3,7 @@
 //! This binary wires sockets, timers and signals to the sans-IO cores (hotline-sip,
 //! hotline-media, hotline-ivr) and the store (hotline-core). Protocol logic lives there.
 
+mod accounts;
 mod acd_driver;
 mod api;
 mod call;
@@ -254,21 +255,19 @@ async fn add_operator(
         .read_line(&mut password)
         .map_err(|e| format!("reading the password from standard input: {e}"))?;
     let password = password.trim_end_matches(['\r', '\n']);
-    if password.chars().count() < 8 {
-        return Err("the SIP password must have at least 8 characters".into());
-    }
-    let ha1 = |alg| hotline_sip::ha1(alg, sip_user, realm, password);
-    let op = hotline_core::operators::NewOperator {
-        name,
-        display_name,
-        sip_user,
-        realm,
-        ha1_md5: &ha1(hotline_sip::Algorithm::Md5),
-        ha1_sha256: &ha1(hotline_sip::Algorithm::Sha256),
-        chat_capacity,
-        created_at_ms: call::unix_ms(),
-    };
-    let id = store.add_operator(&op).await.map_err(|e| e.to_string())?;
+    let id = accounts::create_operator(
+        store,
+        &accounts::OperatorForm {
+            realm,
+            name,
+            sip_user,
+            display_name,
+            chat_capacity,
+            password,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     println!("added operator {name} (id {id}), SIP user {sip_user}@{realm}");
     Ok(())
 }
@@ -392,6 +391,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         acd,
         clock,
         flows_changed: Default::default(),
+        operators_changed: Default::default(),
     });
     let udp = sockets.udp.clone();
     sip_driver::spawn_readers(sockets, sip.clone());
@@ -406,6 +406,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         calls.clone(),
         config.realm.clone(),
         calls.flows_changed.clone(),
+        calls.operators_changed.clone(),
     ));
 
     let health = Arc::new(hotline_web::Health::default());
@@ -416,6 +417,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
             calls.clone(),
             config.trunk.clone(),
             config.api_token.clone(),
+            config.realm.clone(),
         ),
     );
     tokio::spawn(async move {

@@ -18,7 +18,12 @@ use crate::sip_driver::SipCommand;
 
 const EVERY: Duration = Duration::from_secs(5);
 
-pub async fn run(calls: Arc<Calls>, realm: String, flows_changed: Arc<Notify>) {
+pub async fn run(
+    calls: Arc<Calls>,
+    realm: String,
+    flows_changed: Arc<Notify>,
+    operators_changed: Arc<Notify>,
+) {
     let mut known: Vec<Operator> = Vec::new();
     let mut first = true;
     loop {
@@ -34,6 +39,7 @@ pub async fn run(calls: Arc<Calls>, realm: String, flows_changed: Arc<Notify>) {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = flows_changed.notified() => configure_queues(&calls, &known).await,
+            _ = operators_changed.notified() => {}
         }
     }
 }

@@ -224,6 +224,8 @@ pub async fn run(
     let mut routes: HashMap<CallHandle, Route> = HashMap::new();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let far_future = Duration::from_secs(3600);
+    // Calls refused by the cap are logged once a second at most, as a count.
+    let mut refused_reported = 0;
 
     loop {
         let deadline = endpoint
@@ -256,7 +258,13 @@ pub async fn run(
                 endpoint.handle_timeout(Instant::now());
             }
             _ = stats_tick.tick() => {
-                crate::metrics::export_sip_stats(endpoint.stats());
+                let stats = endpoint.stats();
+                crate::metrics::export_sip_stats(stats);
+                if stats.calls_over_limit > refused_reported {
+                    warn!(refused = stats.calls_over_limit - refused_reported,
+                          "calls refused with 503: the concurrent-call cap (sip.max_calls) is reached");
+                    refused_reported = stats.calls_over_limit;
+                }
                 continue;
             }
         }
