@@ -4,7 +4,8 @@
 #   2. builds everything once (release profile: the SIPp and RTP tests are about timing)
 #   3. runs the unit and store tests (SQLite and PostgreSQL)
 #   4. runs SIPp scenarios against daemons it starts on loopback
-# Exits non-zero when anything failed; the last line counts the SIPp checks.
+#   5. runs the browser tests (Playwright driving Debian's Chromium) against a daemon
+# Exits non-zero when anything failed; the last line counts the SIPp and browser checks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -449,6 +450,19 @@ operator_hangs_up_first() {
   [[ "$cdr" == *",operator_hangup,"* && "$cdr" == *",anna" ]]
 }
 
+# A caller who needs English (number 501) rings only bela, though anna has been idle longer.
+skill_routes_to_member_who_has_it() {
+  sleep 1.5 # wrap-up after the last call
+  local rings_before; rings_before=$(grep -c 'ringing operator' "$DAEMON_DIR/daemon.log")
+  phone operator_answers 1002 15082 16040 500 skill-bela.log; local bela=$PHONE_PID
+  caller_talks 501 2000 || { echo "caller failed"; return 1; }
+  wait $bela || { echo "bela's phone failed:"; tail -20 "$OUT/skill-bela.log"; return 1; }
+  local rings; rings=$(grep 'ringing operator' "$DAEMON_DIR/daemon.log" | tail -n +$((rings_before + 1)))
+  echo "$rings"
+  [ "$(echo "$rings" | wc -l)" = 1 ] && [[ "$rings" == *"operator=bela"* ]] || { echo "expected exactly one ring, bela's"; return 1; }
+  grep 'caller queued' "$DAEMON_DIR/daemon.log" | tail -1 | grep -q 'skill=english'
+}
+
 over_the_call_cap() {
   sipp_run uac 100 -m 2 -l 2 -r 10 -d 4000 >"$OUT/cap-calls.log" 2>&1 &
   local two=$!
@@ -544,6 +558,7 @@ caller_id = "+3612345678"'; then
   check operator_added_by_api operator_added_by_api
   check dtmf_through_bridge dtmf_through_bridge
   check operator_hangs_up_first operator_hangs_up_first
+  check skill_routes_to_member_who_has_it skill_routes_to_member_who_has_it
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_operators"; fi
 
@@ -568,7 +583,35 @@ else
   failed=$((failed + 1)); echo "FAIL daemon_start_drain"
 fi
 
+# --- 5. the web console in a real browser ------------------------------------------------
+say "browser tests"
+need_pkg node nodejs
+need_pkg npm npm
+need_pkg chromium chromium
+if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+  (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund >/dev/null) || { echo "npm ci failed"; exit 1; }
+fi
+ADMIN_PASSWORD=admin-password-0123
+OPERATOR_PASSWORD=anna-web-password-1
+OTHER_PASSWORD=bela-web-password-2
+add_console_users() {
+  add_operators &&
+  echo "$ADMIN_PASSWORD" | "$HOTLINE" user add --name admin --role admin --password-stdin --config "$DAEMON_DIR/hotline.toml" &&
+  echo "$OPERATOR_PASSWORD" | "$HOTLINE" user add --name anna --display-name "Anna Kovács" --role operator --operator anna --password-stdin --config "$DAEMON_DIR/hotline.toml" &&
+  echo "$OTHER_PASSWORD" | "$HOTLINE" user add --name bela --role operator --operator bela --password-stdin --config "$DAEMON_DIR/hotline.toml"
+}
+browser_test() { # file
+  BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
+    OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
+    node --test --test-reporter=spec "$ROOT/tests/browser/$1"
+}
+if PRESTART=add_console_users start_daemon console; then
+  check browser_console browser_test console.test.mjs
+  check browser_visual_session browser_test visual.test.mjs
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_console"; fi
+
 echo
 [ $unit_status = 0 ] || echo "unit tests: FAILED (see above)"
-echo "sipp: $passed passed, $failed failed"
+echo "sipp and browser checks: $passed passed, $failed failed"
 [ $unit_status = 0 ] && [ $failed = 0 ]

@@ -1,9 +1,12 @@
-//! hotline-web: the HTTP side of Hotline. For now the operational endpoints —
-//! `GET /healthz` for load balancers and systemd checks, `GET /metrics` for Prometheus.
-//! The operator console, customer pages and chat widget are served from here later.
+//! hotline-web: the HTTP side of Hotline: the operational endpoints — `GET /healthz` for
+//! load balancers and systemd checks, `GET /metrics` for Prometheus — and the operator
+//! console ([`console`]). Customer pages and the chat widget come here too.
 //!
 //! It owns no telephony state: what it reports comes in through `Health` and the metrics
 //! renderer the binary hands over.
+
+pub mod console;
+pub mod visual;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +54,30 @@ impl Health {
             (StatusCode::OK, "ok\n")
         }
     }
+}
+
+/// Server-Sent Events: one `event` carrying the JSON `fetch` returns whenever it differs
+/// from the last one sent, checked every second; the stream ends when `fetch` gives `None`.
+pub fn live_json<F, Fut>(event: &'static str, fetch: F) -> axum::response::Response
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<serde_json::Value>> + Send,
+{
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let stream =
+        futures_util::stream::unfold((fetch, None::<String>), move |(fetch, last)| async move {
+            loop {
+                let json = serde_json::to_string(&fetch().await?).ok()?;
+                if last.as_deref() != Some(json.as_str()) {
+                    let e = Event::default().event(event).data(json.clone());
+                    return Some((Ok::<_, std::convert::Infallible>(e), (fetch, Some(json))));
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Renders the Prometheus text exposition.

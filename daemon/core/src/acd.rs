@@ -87,6 +87,9 @@ pub struct Member {
     pub operator: String,
     /// Lower is preferred when idle times tie.
     pub priority: u8,
+    /// What this member can handle in this queue (e.g. a language); a caller who needs a
+    /// skill is offered only to members who have it.
+    pub skills: BTreeSet<String>,
 }
 
 impl Member {
@@ -94,6 +97,7 @@ impl Member {
         Member {
             operator: operator.into(),
             priority,
+            skills: BTreeSet::new(),
         }
     }
 }
@@ -132,6 +136,19 @@ impl QueueConfig {
     /// Adds a member (builder style).
     pub fn with_member(mut self, operator: impl Into<String>, priority: u8) -> QueueConfig {
         self.members.push(Member::new(operator, priority));
+        self
+    }
+
+    /// Adds a member with skills (builder style).
+    pub fn with_skilled_member(
+        mut self,
+        operator: impl Into<String>,
+        priority: u8,
+        skills: impl IntoIterator<Item = impl Into<String>>,
+    ) -> QueueConfig {
+        let mut m = Member::new(operator, priority);
+        m.skills = skills.into_iter().map(Into::into).collect();
+        self.members.push(m);
         self
     }
 }
@@ -417,6 +434,8 @@ enum CallerState {
 struct Caller {
     queue: String,
     priority: u8,
+    /// Only members with this skill may take the call.
+    skill: Option<String>,
     kind: CallerKind,
     arrived: Instant,
     key: OrderKey,
@@ -624,6 +643,20 @@ impl Acd {
         priority: u8,
         kind: CallerKind,
     ) -> Result<Position, AcdError> {
+        self.enqueue_needing(now, caller, queue, priority, kind, None)
+    }
+
+    /// [`Acd::enqueue`] for a caller only members with `skill` may take. Callers behind
+    /// one whose skill nobody available has are served meanwhile.
+    pub fn enqueue_needing(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        queue: &str,
+        priority: u8,
+        kind: CallerKind,
+        skill: Option<&str>,
+    ) -> Result<Position, AcdError> {
         if self.callers.contains_key(&caller) {
             return Err(AcdError::DuplicateCaller(caller));
         }
@@ -649,6 +682,7 @@ impl Acd {
             Caller {
                 queue: queue.to_owned(),
                 priority,
+                skill: skill.map(str::to_owned),
                 kind,
                 arrived: now,
                 key,
@@ -1048,20 +1082,26 @@ impl Acd {
         type Rank = (Reverse<u8>, u64);
         let mut best: Option<(Rank, CallerId, String, String)> = None;
         for (name, q) in &self.queues {
-            let Some((id, c)) = q.order.iter().find_map(|k| {
+            // The first waiting caller someone available can take. A caller without a
+            // skill who finds nobody means nobody is available: stop looking there.
+            let waiting = q.order.iter().filter_map(|k| {
                 self.callers
                     .get(&k.caller)
                     .filter(|c| matches!(c.state, CallerState::Waiting))
                     .map(|c| (k.caller, c))
-            }) else {
-                continue;
-            };
-            let rank = (Reverse(c.priority), c.key.seq);
-            if best.as_ref().is_some_and(|b| b.0 <= rank) {
-                continue;
-            }
-            if let Some(operator) = self.pick_operator(q, c) {
-                best = Some((rank, id, operator, name.clone()));
+            });
+            for (id, c) in waiting {
+                let rank = (Reverse(c.priority), c.key.seq);
+                if best.as_ref().is_some_and(|b| b.0 <= rank) {
+                    break;
+                }
+                if let Some(operator) = self.pick_operator(q, c) {
+                    best = Some((rank, id, operator, name.clone()));
+                    break;
+                }
+                if c.skill.is_none() {
+                    break;
+                }
             }
         }
         best.map(|(_, id, op, q)| (id, op, q))
@@ -1074,6 +1114,7 @@ impl Acd {
             .config
             .members
             .iter()
+            .filter(|m| c.skill.as_ref().is_none_or(|s| m.skills.contains(s)))
             .filter_map(|m| {
                 self.operators
                     .get(&m.operator)

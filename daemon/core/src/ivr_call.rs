@@ -21,6 +21,7 @@ pub enum Request {
     EnterQueue {
         queue: String,
         priority: u8,
+        skill: Option<String>,
     },
     LeaveQueue,
     Callback {
@@ -290,9 +291,16 @@ impl IvrCall {
                         self.hangup = Some(Hangup::FlowEnded);
                     }
                 }
-                Action::EnterQueue { queue, priority } => {
-                    self.requests
-                        .push_back(Request::EnterQueue { queue, priority });
+                Action::EnterQueue {
+                    queue,
+                    priority,
+                    skill,
+                } => {
+                    self.requests.push_back(Request::EnterQueue {
+                        queue,
+                        priority,
+                        skill,
+                    });
                 }
                 Action::LeaveQueue => self.requests.push_back(Request::LeaveQueue),
                 Action::CallbackRequest {

@@ -1,6 +1,7 @@
 //! hotline-core: the contact-center logic between the protocol cores and the web:
-//! the store (sqlx on SQLite/PostgreSQL), call detail records, and the IVR call that joins
-//! a caller's RTP session to a flow run. Later: queues, callbacks, chat, visual sessions.
+//! the store (sqlx on SQLite/PostgreSQL), call detail records, the IVR call that joins
+//! a caller's RTP session to a flow run, queues (ACD), web users, visual sessions and the
+//! notifications (SMS, e-mail) they send. Later: callbacks, chat.
 //!
 //! It owns no sockets and reads no clock in its call logic; the `hotline` binary drives it.
 
@@ -9,5 +10,9 @@ pub mod callback;
 pub mod cdr;
 pub mod ivr_call;
 pub mod missed;
+pub mod notify;
 pub mod operators;
+pub mod phone;
 pub mod store;
+pub mod users;
+pub mod visual;

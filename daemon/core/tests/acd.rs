@@ -137,6 +137,34 @@ fn idle_ties_go_to_member_priority_then_name() {
 }
 
 #[test]
+fn a_caller_needing_a_skill_waits_for_a_member_who_has_it_and_others_pass() {
+    let t = Instant::now();
+    let mut acd = Acd::new();
+    let q = QueueConfig::new("q")
+        .with_skilled_member("anna", 0, ["english"])
+        .with_skilled_member("bela", 0, ["german"]);
+    acd.set_queue(t, q);
+    online(&mut acd, t, "bela");
+    // The English caller is first, but only bela (German) is there: the caller behind,
+    // who needs nothing, gets bela.
+    acd.enqueue_needing(t + secs(1), c(1), "q", 0, IN, Some("english"))
+        .unwrap();
+    acd.enqueue(t + secs(2), c(2), "q", 0, IN).unwrap();
+    assert_eq!(events(&mut acd), [ring(2, "bela", "q")]);
+    acd.ring_answered(t + secs(3), c(2), "bela").unwrap();
+    drain(&mut acd);
+    // Only anna, with English, takes caller 1, even though bela was free first.
+    acd.call_ended(t + secs(4), c(2));
+    acd.handle_timeout(t + secs(20)); // bela's wrap-up is over
+    assert!(
+        events(&mut acd).is_empty(),
+        "bela must not get the English caller"
+    );
+    online(&mut acd, t + secs(21), "anna");
+    assert_eq!(events(&mut acd), [ring(1, "anna", "q")]);
+}
+
+#[test]
 fn unavailable_operators_are_skipped() {
     let t = Instant::now();
     let mut acd = Acd::new();

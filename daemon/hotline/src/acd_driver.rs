@@ -31,6 +31,7 @@ pub enum AcdInput {
         caller: CallerId,
         queue: String,
         priority: u8,
+        skill: Option<String>,
         events: mpsc::Sender<CallEvent>,
     },
     Leave {
@@ -150,14 +151,19 @@ impl State {
                 caller,
                 queue,
                 priority,
+                skill,
                 events,
             } => {
                 self.callers.insert(caller, events);
                 // Errors come back as an Unavailable action too.
-                if let Err(e) = self
-                    .acd
-                    .enqueue(now, caller, &queue, priority, CallerKind::Inbound)
-                {
+                if let Err(e) = self.acd.enqueue_needing(
+                    now,
+                    caller,
+                    &queue,
+                    priority,
+                    CallerKind::Inbound,
+                    skill.as_deref(),
+                ) {
                     info!(?caller, %queue, "caller not queued: {e}");
                 }
             }
@@ -293,7 +299,16 @@ impl State {
         for q in queues {
             let mut config = QueueConfig::new(q.name.clone());
             for (i, member) in q.members.iter().enumerate() {
-                config = config.with_member(member.clone(), u8::try_from(i).unwrap_or(u8::MAX));
+                let skills = q
+                    .skills
+                    .iter()
+                    .filter(|(_, who)| who.contains(member))
+                    .map(|(skill, _)| skill.clone());
+                config = config.with_skilled_member(
+                    member.clone(),
+                    u8::try_from(i).unwrap_or(u8::MAX),
+                    skills,
+                );
             }
             config.ring_timeout = Duration::from_secs(q.ring_timeout_secs);
             config.max_misses_before_pause = q.max_misses;

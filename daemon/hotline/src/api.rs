@@ -3,13 +3,12 @@
 //! without one configured it is off.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use hotline_core::acd::{OperatorState, OperatorStatus};
@@ -81,7 +80,7 @@ fn deny(api: &Api, headers: &HeaderMap) -> Option<Response> {
 }
 
 #[derive(Serialize)]
-struct QueueFiguresJson {
+pub(crate) struct QueueFiguresJson {
     queue: String,
     waiting: u32,
     longest_wait_secs: u64,
@@ -111,23 +110,14 @@ async fn queues_live(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Some(r) = deny(&api, &headers) {
         return r;
     }
-    let stream =
-        futures_util::stream::unfold((api.acd, None::<String>), |(acd, last)| async move {
-            loop {
-                let json = serde_json::to_string(&figures_json(&acd).await?).ok()?;
-                if last.as_deref() != Some(json.as_str()) {
-                    let event = Event::default().event("queues").data(json.clone());
-                    return Some((Ok::<_, std::convert::Infallible>(event), (acd, Some(json))));
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    let acd = api.acd.clone();
+    hotline_web::live_json("queues", move || {
+        let acd = acd.clone();
+        async move { serde_json::to_value(figures_json(&acd).await?).ok() }
+    })
 }
 
-async fn figures_json(acd: &AcdHandle) -> Option<Vec<QueueFiguresJson>> {
+pub(crate) async fn figures_json(acd: &AcdHandle) -> Option<Vec<QueueFiguresJson>> {
     let figures = acd.ask(|reply| AcdInput::Figures { reply }).await?;
     let body = figures
         .into_iter()
@@ -155,7 +145,7 @@ struct OperatorJson {
     missed_rings: u32,
 }
 
-fn status_name(s: OperatorStatus) -> &'static str {
+pub(crate) fn status_name(s: OperatorStatus) -> &'static str {
     match s {
         OperatorStatus::Online => "online",
         OperatorStatus::Busy => "busy",
@@ -330,20 +320,23 @@ async fn set_state(
             );
         }
     };
-    match api
-        .acd
-        .ask(|reply| AcdInput::SetState {
-            operator: name,
-            state,
-            reply,
-        })
-        .await
-    {
-        Some(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Some(Err(e)) => error(StatusCode::NOT_FOUND, &e),
-        None => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the queue task is not running",
-        ),
+    match set_operator_state(&api.acd, &name, state).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, &e),
     }
+}
+
+/// Sets an operator's chosen state (the API and the console's status switch).
+pub(crate) async fn set_operator_state(
+    acd: &AcdHandle,
+    operator: &str,
+    state: OperatorState,
+) -> Result<(), String> {
+    acd.ask(|reply| AcdInput::SetState {
+        operator: operator.to_string(),
+        state,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|| Err("the queue task is not running".to_string()))
 }

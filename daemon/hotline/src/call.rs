@@ -781,14 +781,20 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
     let caller = CallerId(setup.handle.0);
     while let Some(request) = ivr.poll_request() {
         match request {
-            Request::EnterQueue { queue, priority } => {
-                info!(call_id = %setup.call_id, %queue, priority, "caller queued");
+            Request::EnterQueue {
+                queue,
+                priority,
+                skill,
+            } => {
+                info!(call_id = %setup.call_id, %queue, priority,
+                      skill = skill.as_deref().unwrap_or("-"), "caller queued");
                 calls
                     .acd
                     .send(AcdInput::Enqueue {
                         caller,
                         queue: queue.clone(),
                         priority,
+                        skill,
                         events: setup.events_tx.clone(),
                     })
                     .await;

@@ -36,6 +36,29 @@ struct FileConfig {
     store: StoreFile,
     flows: FlowsFile,
     service: ServiceFile,
+    web: WebFile,
+    notify: hotline_core::notify::NotifyConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WebFile {
+    public_url: Option<String>,
+    time_zone: Option<String>,
+    ice_servers: Option<Vec<IceServer>>,
+    sms_per_operator_per_hour: Option<u32>,
+    sms_per_number_per_day: Option<u32>,
+}
+
+/// A STUN or TURN server for the browsers' WebRTC, as RTCPeerConnection takes it.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +99,7 @@ struct RtpFile {
 #[serde(deny_unknown_fields, default)]
 struct HttpFile {
     listen: Option<String>,
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +149,15 @@ pub struct Config {
     pub trunk: Option<Trunk>,
     /// Bearer token for the HTTP API until web login exists; `None`: the API is off.
     pub api_token: Option<String>,
+    /// Console cookies marked Secure (the console is reached over HTTPS, via a proxy).
+    pub secure_cookies: bool,
+    /// How customers' phones reach the console: the invite links start with it.
+    pub public_url: String,
+    /// Dates on the console's pages.
+    pub time_zone: chrono_tz::Tz,
+    pub ice_servers: Vec<IceServer>,
+    pub sms_limits: hotline_core::visual::SmsLimits,
+    pub notify: hotline_core::notify::NotifyConfig,
 }
 
 /// The SIP trunk for outbound calls (callbacks, click-to-call).
@@ -370,6 +403,45 @@ impl Config {
             Some(v)
         };
 
+        let (name, v) = pick(
+            "HOTLINE_PUBLIC_URL",
+            "web.public_url",
+            file.web.public_url,
+            "",
+        );
+        let public_url = if v.is_empty() {
+            format!("http://{http_listen}")
+        } else if v.starts_with("http://") || v.starts_with("https://") {
+            v.trim_end_matches('/').to_string()
+        } else {
+            return Err(invalid(name, &v, "use an http:// or https:// address"));
+        };
+        let tz_name = file
+            .web
+            .time_zone
+            .unwrap_or_else(|| "Europe/Budapest".to_string());
+        let time_zone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+            invalid(
+                "web.time_zone",
+                &tz_name,
+                "use an IANA time zone name such as Europe/Budapest",
+            )
+        })?;
+        let default_limits = hotline_core::visual::SmsLimits::default();
+        let sms_limits = hotline_core::visual::SmsLimits {
+            per_operator_per_hour: file
+                .web
+                .sms_per_operator_per_hour
+                .unwrap_or(default_limits.per_operator_per_hour),
+            per_number_per_day: file
+                .web
+                .sms_per_number_per_day
+                .unwrap_or(default_limits.per_number_per_day),
+        };
+        if let Err(e) = file.notify.validate() {
+            return Err(invalid("notify", "(see the message)", &e.to_string()));
+        }
+
         let rtp_timeout = Duration::from_secs(file.rtp.timeout_secs.unwrap_or(30));
         let drain_timeout = Duration::from_secs(file.service.drain_secs.unwrap_or(30));
 
@@ -390,6 +462,12 @@ impl Config {
             digest,
             trunk,
             api_token,
+            secure_cookies: file.http.secure_cookies.unwrap_or(false),
+            public_url,
+            time_zone,
+            ice_servers: file.web.ice_servers.unwrap_or_default(),
+            sms_limits,
+            notify: file.notify,
         })
     }
 }

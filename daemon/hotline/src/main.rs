@@ -9,6 +9,7 @@ mod api;
 mod call;
 mod click_to_call;
 mod config;
+mod console_link;
 mod flow_cli;
 mod flows;
 mod metrics;
@@ -63,6 +64,27 @@ enum OperatorCommand {
 }
 
 #[derive(Subcommand)]
+enum UserCommand {
+    /// Add a web console user; the password is read from standard input.
+    Add {
+        /// The login name.
+        #[arg(long)]
+        name: String,
+        /// operator, supervisor or admin.
+        #[arg(long, default_value = "operator")]
+        role: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// The operator account (phone, queues, chats) this user works as.
+        #[arg(long)]
+        operator: Option<String>,
+        /// Read the password from standard input (required: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the daemon (SIP, RTP, HTTP).
     Serve {
@@ -79,6 +101,13 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: OperatorCommand,
+        #[arg(long, env = "HOTLINE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Manage web console users (`user add --role admin` bootstraps the first admin).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
         #[arg(long, env = "HOTLINE_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
@@ -152,6 +181,7 @@ fn main() -> ExitCode {
             Command::Flow { .. } => Ok(()),
             Command::Missed { config, limit } => print_missed(config.as_deref(), limit).await,
             Command::Operator { command, config } => operator_cmd(config.as_deref(), command).await,
+            Command::User { command, config } => user_cmd(config.as_deref(), command).await,
         }
     });
     match result {
@@ -240,6 +270,40 @@ async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Resul
     };
     store.close().await;
     result
+}
+
+async fn user_cmd(config_path: Option<&Path>, cmd: UserCommand) -> Result<(), String> {
+    let UserCommand::Add {
+        name,
+        role,
+        display_name,
+        operator,
+        password_stdin: _,
+    } = cmd;
+    let role = hotline_core::users::Role::parse(&role)
+        .ok_or_else(|| format!("--role {role:?}: use operator, supervisor or admin"))?;
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| format!("reading the password from standard input: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let store = open_store(&config).await?;
+    let result = store
+        .add_user(&hotline_core::users::NewUser {
+            name: &name,
+            display_name: &display_name,
+            role,
+            password,
+            operator: operator.as_deref(),
+            now_ms: call::unix_ms(),
+        })
+        .await
+        .map_err(|e| e.to_string());
+    store.close().await;
+    let id = result?;
+    println!("added user {name} (id {id}), role {}", role.as_str());
+    Ok(())
 }
 
 async fn add_operator(
@@ -420,8 +484,36 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
             config.realm.clone(),
         ),
     );
+    // Invites are stored before they are sent; the notifier sends them (or, in outbox
+    // mode, keeps them for the admin pages).
+    let notifier = hotline_core::notify::Notifier::start(store.clone(), config.notify.clone())
+        .map_err(|e| format!("notify: {e}"))?;
+    let visual = hotline_web::visual::VisualSettings {
+        public_url: config.public_url.clone(),
+        notify: config.notify.clone(),
+        notifier: Some(notifier.clone()),
+        files_dir: config.state_dir.join("files"),
+        ice_servers_json: serde_json::to_string(&config.ice_servers)
+            .unwrap_or_else(|_| "[]".into()),
+        sms_limits: config.sms_limits,
+        time_zone: config.time_zone,
+        hub: Default::default(),
+    };
+    let console = Arc::new(hotline_web::console::Console::new(
+        store.clone(),
+        Arc::new(console_link::ConsoleLink {
+            calls: calls.clone(),
+            realm: config.realm.clone(),
+        }),
+        hotline_core::users::LoginPolicy::default(),
+        config.secure_cookies,
+        visual,
+    ));
+    let app = app.merge(hotline_web::console::router(console));
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(http, app).await {
+        // The console throttles failed logins per client address.
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(http, service).await {
             error!("http server: {e}");
         }
     });
@@ -454,6 +546,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     calls.cdr.flush().await;
+    notifier.stop().await;
     sip_task.abort();
     store.close().await;
     info!("stopped");

@@ -120,6 +120,25 @@ pub(crate) fn check_flow(flow: &Flow, world: &World<'_>, report: &mut CheckRepor
             ),
         );
     }
+    for step in flow.steps.values() {
+        let StepKind::Queue(q) = &step.kind else {
+            continue;
+        };
+        let (Some(skill), Some(def)) = (&q.skill, world.queues.get(&q.queue.name)) else {
+            continue;
+        };
+        if !def.skills.contains_key(&skill.name) {
+            let hint = did_you_mean(&skill.name, def.skills.keys().map(String::as_str));
+            err(
+                report,
+                skill,
+                format!(
+                    "queue `{}` has no skill `{}`{hint}; declare who has it in {QUEUES_FILE} as [queues.{}.skills] {} = [\"operator\"]",
+                    q.queue.name, skill.name, q.queue.name, skill.name
+                ),
+            );
+        }
+    }
 
     if flow.numbers.is_empty() && !flow.is_default() && !flow.name.is_empty() {
         report.warnings.push(FlowError::at(

@@ -172,6 +172,8 @@ pub struct Queue {
     pub queue: Ref,
     /// 0-9, higher is served first (e.g. VIP callers).
     pub priority: u8,
+    /// Only queue members with this skill take the call.
+    pub skill: Option<Ref>,
     /// Hold music, looped; empty: silence between announcements.
     pub music: Vec<Ref>,
     /// The periodic announcement.

@@ -18,6 +18,9 @@ pub struct QueueDef {
     pub display_name: String,
     /// Operators (by name) who take this queue's calls, most preferred first.
     pub members: Vec<String>,
+    /// Skill → the members who have it (`[queues.NAME.skills]`); a queue step may ask
+    /// for one.
+    pub skills: BTreeMap<String, Vec<String>>,
     /// How long an operator's phone rings before the call goes to the next one.
     pub ring_timeout_secs: u64,
     /// Missed rings in a row after which an operator is paused.
@@ -70,6 +73,51 @@ pub(crate) fn parse_queues(
     (out, cx.errors)
 }
 
+/// `[queues.NAME.skills]`: `english = ["anna", "bela"]`; every operator listed must be a
+/// member of the queue.
+fn read_skills(
+    cx: &mut Cx<'_>,
+    queue: &str,
+    members: &[String],
+    v: &Value<'_>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let Some(t) = v.get_ref().as_table() else {
+        cx.wrong_type(
+            v,
+            "skills",
+            "a table of skills, e.g. [queues.support.skills] english = [\"anna\"]",
+        );
+        return out;
+    };
+    for (k, who) in t.iter() {
+        let skill = k.get_ref().to_string();
+        if !valid_prompt_name(&skill) {
+            cx.err(
+                k.span(),
+                format!("skill name `{skill}` may only use letters, digits, `-`, `_` and `.`"),
+            );
+            continue;
+        }
+        let Some(names) = cx.strings(who, &format!("skills.{skill}")) else {
+            continue;
+        };
+        for r in &names {
+            if !members.contains(&r.name) {
+                cx.err_at(
+                    r.at,
+                    format!(
+                        "skill `{skill}` names `{}`, who is not a member of queue `{queue}`; add them to `members`",
+                        r.name
+                    ),
+                );
+            }
+        }
+        out.insert(skill, names.into_iter().map(|r| r.name).collect());
+    }
+    out
+}
+
 fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<QueueDef> {
     let Some(t) = v.get_ref().as_table() else {
         cx.wrong_type(v, &format!("queues.{name}"), "a table");
@@ -80,13 +128,17 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         .get("display_name")
         .and_then(|v| cx.string(v, "display_name"))
         .map_or_else(|| name.to_owned(), |r| r.name);
-    let members = f
+    let members: Vec<String> = f
         .get("members")
         .and_then(|v| cx.strings(v, "members"))
         .unwrap_or_default()
         .into_iter()
         .map(|r| r.name)
         .collect();
+    let skills = f
+        .get("skills")
+        .map(|v| read_skills(cx, name, &members, v))
+        .unwrap_or_default();
     let ring_timeout_secs = f
         .get("ring_timeout")
         .and_then(|v| cx.uint(v, "ring_timeout", 5, 300))
@@ -105,6 +157,7 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         name: name.to_owned(),
         display_name,
         members,
+        skills,
         ring_timeout_secs,
         max_misses,
         wrap_up_secs,

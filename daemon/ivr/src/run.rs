@@ -81,6 +81,8 @@ pub enum Action {
     EnterQueue {
         queue: String,
         priority: u8,
+        /// Only members with this skill may take the call.
+        skill: Option<String>,
     },
     /// Take the caller out of the queue they are in (they chose a callback
     /// or another step, or waited `max_wait`).

@@ -306,13 +306,22 @@ impl Sim<'_> {
                 "stop playback".to_owned()
             }
             Action::Hangup => "hang up".to_owned(),
-            Action::EnterQueue { queue, priority } => {
+            Action::EnterQueue {
+                queue,
+                priority,
+                skill,
+            } => {
                 self.status_due = true;
                 self.answer_at = self.input.queue_wait.map(|w| {
                     self.now
                         .saturating_add(u64::try_from(w.as_millis()).unwrap_or(u64::MAX))
                 });
-                format!("enter queue {queue} (priority {priority})")
+                match skill {
+                    Some(skill) => {
+                        format!("enter queue {queue} (priority {priority}, skill {skill})")
+                    }
+                    None => format!("enter queue {queue} (priority {priority})"),
+                }
             }
             Action::LeaveQueue => {
                 self.answer_at = None;

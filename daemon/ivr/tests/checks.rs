@@ -157,7 +157,7 @@ fn references_shapes_and_settings() {
             r#"a.toml:74:10: `prompt` does nothing with offer = "never""#,
             r#"a.toml:81:19: `days` needs a calendar: set `calendar = "NAME"` in [offers.unused] (calendars/NAME.toml gives the day kinds and the time zone)"#,
             r#"calendars/bad.toml:1:12: unknown time zone `Europe/Budapestt` (did you mean `Europe/Budapest`?); use an IANA name such as "Europe/Budapest""#,
-            "queues.toml:3:1: unknown key `colour` in queue `sales` (known keys: display_name, members, ring_timeout, max_misses, wrap_up)",
+            "queues.toml:3:1: unknown key `colour` in queue `sales` (known keys: display_name, members, skills, ring_timeout, max_misses, wrap_up)",
             "vip/gold.txt:3:9: `06 30 12x4567` is not a phone number: `x` is not allowed in a phone number (write one number per line, digits with an optional leading +; spaces and dashes are ignored)",
         ]
     );
@@ -307,7 +307,7 @@ type = "hangup"
     assert_eq!(
         errors,
         [
-            "c.toml:8:1: unknown key `musik` in step `q` (did you mean `music`? known keys: type, queue, priority, music, announce, announce_every, announce_position, announce_wait, max_wait, on_timeout, on_unavailable, keys, offers, callback)",
+            "c.toml:8:1: unknown key `musik` in step `q` (did you mean `music`? known keys: type, queue, priority, skill, music, announce, announce_every, announce_position, announce_wait, max_wait, on_timeout, on_unavailable, keys, offers, callback)",
             "c.toml:9:18: `announce_every` has nothing to announce: add `announce`, `announce_position = true` or `announce_wait = true`",
             "c.toml:10:14: `on_timeout` needs `max_wait` (seconds before it applies)",
             "c.toml:12:10: the callback offer needs a callback step: set `callback` in this step or in [offers.std]",
@@ -400,4 +400,51 @@ type = "hangup"
         ]
     );
     assert_eq!(warnings, Vec::<String>::new());
+}
+
+#[test]
+fn skills_name_members_and_queue_steps_name_declared_skills() {
+    let t = TempFlows::new("skills");
+    t.prompts(&["music"])
+        .file(
+            "queues.toml",
+            r#"[queues.support]
+members = ["anna", "bela"]
+[queues.support.skills]
+english = ["anna"]
+german = ["bela", "cili"]
+"#,
+        )
+        .flow(
+            "s.toml",
+            r#"name = "s"
+numbers = ["1"]
+start = "en"
+
+[steps.en]
+type = "queue"
+queue = "support"
+skill = "englsh"
+music = "music"
+on_unavailable = "de"
+
+[steps.de]
+type = "queue"
+queue = "support"
+skill = "german"
+music = "music"
+on_unavailable = "bye"
+
+[steps.bye]
+type = "hangup"
+"#,
+        );
+    let (errors, _) = report(&t);
+    assert_eq!(
+        errors,
+        [
+            "queues.toml:5:19: skill `german` names `cili`, who is not a member of queue `support`; add them to `members`",
+            r#"s.toml:8:9: queue `support` has no skill `englsh` (did you mean `english`?); declare who has it in queues.toml as [queues.support.skills] englsh = ["operator"]"#,
+        ]
+    );
 }

@@ -160,6 +160,7 @@ fn enter(priority: u8) -> Action {
     Action::EnterQueue {
         queue: "support".into(),
         priority,
+        skill: None,
     }
 }
 

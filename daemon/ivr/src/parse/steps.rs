@@ -361,6 +361,9 @@ fn read_queue(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>) -> Queue {
         .and_then(|v| cx.uint(v, "priority", 0, 9))
         .and_then(|p| u8::try_from(p).ok())
         .unwrap_or(0);
+    let skill = f
+        .get("skill")
+        .and_then(|v| cx.file_name(v, "skill", "skill"));
     let music = opt_prompts(cx, f, "music");
     let announce_v = f.get("announce");
     let announce = announce_v
@@ -419,6 +422,7 @@ fn read_queue(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>) -> Queue {
     Queue {
         queue,
         priority,
+        skill,
         music,
         announce,
         announce_every,

@@ -114,6 +114,7 @@ impl FlowRun {
         self.push(Action::EnterQueue {
             queue: q.queue.name.clone(),
             priority: q.priority,
+            skill: q.skill.as_ref().map(|s| s.name.clone()),
         });
         if !q.music.is_empty() {
             self.push(Action::PlayLoop {

@@ -1,0 +1,1130 @@
+//! Notifications: messages to customers (visual-session invites) by SMS through an HTTP
+//! gateway or by e-mail over SMTP.
+//!
+//! Sending is durable. A message is stored in the `outbox` table before anything is sent;
+//! the `Notifier` task claims due messages with one conditional `UPDATE … RETURNING` (so
+//! when several nodes share a PostgreSQL database, one of them sends each message), sends
+//! them, and records the outcome: sent, a retry after an exponential backoff, or failed
+//! with the reason once the attempts are used up. A claim expires, so a message whose node
+//! died mid-send is sent by another (or by the same one after its restart).
+//!
+//! In the default `outbox` mode nothing leaves the machine: every message is kept with
+//! status `outbox` for the admin outbox page, so the default run works offline.
+
+mod email;
+mod sms;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, error, info, warn};
+
+use crate::store::{Backend, Store, StoreError};
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// A bad setting; `setting` is its name in the config file, e.g. `notify.sms.url`.
+    #[error("{setting}: {message}")]
+    Config { setting: String, message: String },
+    /// A template that doesn't compile or doesn't render.
+    #[error("{setting}: {source}")]
+    Template {
+        setting: String,
+        source: minijinja::Error,
+    },
+    #[error("setting up the SMS gateway client: {0}")]
+    HttpClient(String),
+    #[error("notify.email: setting up the SMTP transport: {0}")]
+    SmtpTransport(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn config_error(setting: impl Into<String>, message: impl Into<String>) -> NotifyError {
+    NotifyError::Config {
+        setting: setting.into(),
+        message: message.into(),
+    }
+}
+
+/// Why one send failed; its text is stored as the message's `last_error`.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("not sent: {0} is not set")]
+    NotConfigured(&'static str),
+    #[error("the gateway answered {status}: {body}")]
+    Gateway { status: u16, body: String },
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("SMTP: {0}")]
+    Smtp(String),
+    #[error("invalid address {address:?}: {reason}")]
+    Address { address: String, reason: String },
+    #[error("{setting}: {source}")]
+    Template {
+        setting: &'static str,
+        source: minijinja::Error,
+    },
+    #[error("{0}")]
+    Build(String),
+    #[error("no answer within {0} s")]
+    Timeout(u64),
+}
+
+impl SendError {
+    /// Trying again can't help: the message or the configuration is wrong.
+    fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            SendError::Address { .. } | SendError::Template { .. } | SendError::Build(_)
+        )
+    }
+}
+
+/// An error with its sources, "a: b: c", so the stored reason says what really happened.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration (`[notify]`)
+
+/// `[notify]`. Every field has a default, so an empty (or missing) table works: outbox mode.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// `outbox` (default): keep every message for the admin outbox page, send nothing.
+    /// `send`: send through the SMS gateway and the SMTP server.
+    pub mode: NotifyMode,
+    /// Seconds one send (an HTTP request, an SMTP session) may take before it fails.
+    pub timeout_secs: u64,
+    /// Milliseconds between looks for messages queued by other nodes or due for a retry.
+    pub poll_ms: u64,
+    pub sms: SmsConfig,
+    pub email: EmailConfig,
+    pub templates: TemplatesConfig,
+    pub retry: RetryConfig,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            mode: NotifyMode::Outbox,
+            timeout_secs: 30,
+            poll_ms: 1000,
+            sms: SmsConfig::default(),
+            email: EmailConfig::default(),
+            templates: TemplatesConfig::default(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyMode {
+    #[default]
+    Outbox,
+    Send,
+}
+
+impl NotifyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyMode::Outbox => "outbox",
+            NotifyMode::Send => "send",
+        }
+    }
+}
+
+/// `[notify.sms]`: the HTTP gateway. `url` and `body` are templates with `to` and `text`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// Empty: no SMS gateway (SMS messages stay in the outbox even in `send` mode).
+    pub url: String,
+    pub method: String,
+    /// Extra request headers, e.g. `Authorization`.
+    pub headers: BTreeMap<String, String>,
+    /// The request body; empty sends none (e.g. for a GET gateway with a templated URL).
+    pub body: String,
+    pub content_type: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            url: String::new(),
+            method: "POST".to_string(),
+            headers: BTreeMap::new(),
+            body: DEFAULT_SMS_BODY.to_string(),
+            content_type: "application/json".to_string(),
+        }
+    }
+}
+
+pub const DEFAULT_SMS_BODY: &str = r#"{"to": {{ to|tojson }}, "text": {{ text|tojson }}}"#;
+
+impl fmt::Debug for SmsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values are often credentials.
+        let headers: BTreeMap<&str, &str> =
+            self.headers.keys().map(|k| (k.as_str(), "***")).collect();
+        f.debug_struct("SmsConfig")
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .field("content_type", &self.content_type)
+            .finish()
+    }
+}
+
+/// `[notify.email]`: the SMTP server mail is submitted to.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// Empty: no SMTP server (e-mails stay in the outbox even in `send` mode).
+    pub host: String,
+    /// 0: the usual port for `tls` (587 for starttls, 465 for tls, 25 for none).
+    pub port: u16,
+    pub tls: EmailTls,
+    /// Empty: no authentication.
+    pub username: String,
+    pub password: String,
+    /// The sender, `hotline@example.org` or `Hotline <hotline@example.org>`.
+    pub from: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            host: String::new(),
+            port: 0,
+            tls: EmailTls::Starttls,
+            username: String::new(),
+            password: String::new(),
+            from: String::new(),
+        }
+    }
+}
+
+impl EmailConfig {
+    /// The configured port, or the usual one for the TLS mode.
+    pub fn effective_port(&self) -> u16 {
+        match (self.port, self.tls) {
+            (0, EmailTls::Starttls) => 587,
+            (0, EmailTls::Tls) => 465,
+            (0, EmailTls::None) => 25,
+            (port, _) => port,
+        }
+    }
+}
+
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { "***" },
+            )
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTls {
+    /// Plain connection upgraded with STARTTLS; refused if the server can't.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No encryption: only for a relay on this machine or a test sink.
+    None,
+}
+
+/// `[notify.templates]`: minijinja templates with `link`, `case_number` and `operator`.
+/// Plain text: nothing is escaped.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesConfig {
+    pub sms_invite: String,
+    pub email_invite_subject: String,
+    pub email_invite_body: String,
+}
+
+pub const DEFAULT_SMS_INVITE: &str = "Hotline, case {{ case_number }}: please open this link on your phone to start the video session: {{ link }}";
+pub const DEFAULT_EMAIL_INVITE_SUBJECT: &str = "Your video session link (case {{ case_number }})";
+pub const DEFAULT_EMAIL_INVITE_BODY: &str = "Hello,
+
+{{ operator or \"Our operator\" }} invites you to a video session about case {{ case_number }}.
+
+Please open this link on your smartphone, in Chrome, Safari or Firefox:
+
+{{ link }}
+
+The link is for you only and works for a limited time.
+
+Hotline
+";
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        TemplatesConfig {
+            sms_invite: DEFAULT_SMS_INVITE.to_string(),
+            email_invite_subject: DEFAULT_EMAIL_INVITE_SUBJECT.to_string(),
+            email_invite_body: DEFAULT_EMAIL_INVITE_BODY.to_string(),
+        }
+    }
+}
+
+/// `[notify.retry]`: a failed send is tried again after `first_backoff_ms`, doubling each
+/// time up to `max_backoff_ms`; after `max_attempts` attempts the message has failed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub first_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 8,
+            first_backoff_ms: 5_000,
+            max_backoff_ms: 300_000,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The wait after the `attempts`-th failed attempt (1-based).
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u64
+            .checked_shl(attempts.saturating_sub(1))
+            .unwrap_or(u64::MAX);
+        Duration::from_millis(
+            self.first_backoff_ms
+                .saturating_mul(factor)
+                .min(self.max_backoff_ms),
+        )
+    }
+}
+
+impl NotifyConfig {
+    /// Checks every setting; the error names the one at fault ("notify.sms.url: …").
+    /// Templates are compiled and rendered with sample values, so a typo in a variable
+    /// name is caught at start-up, not when the first invite goes out.
+    pub fn validate(&self) -> Result<(), NotifyError> {
+        if self.timeout_secs == 0 {
+            return Err(config_error("notify.timeout_secs", "must be at least 1"));
+        }
+        if self.poll_ms < 10 {
+            return Err(config_error("notify.poll_ms", "must be at least 10"));
+        }
+        let r = &self.retry;
+        if r.max_attempts == 0 {
+            return Err(config_error(
+                "notify.retry.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if r.first_backoff_ms == 0 {
+            return Err(config_error(
+                "notify.retry.first_backoff_ms",
+                "must be at least 1",
+            ));
+        }
+        if r.max_backoff_ms < r.first_backoff_ms {
+            return Err(config_error(
+                "notify.retry.max_backoff_ms",
+                "must not be less than notify.retry.first_backoff_ms",
+            ));
+        }
+
+        let sample = InviteContext {
+            link: "https://hotline.example/v/abcdef".to_string(),
+            case_number: "CASE-1".to_string(),
+            operator: "Operator".to_string(),
+        };
+        for channel in [Channel::Sms, Channel::Email] {
+            render_invite(self, channel, &sample)?;
+        }
+
+        sms::validate(&self.sms)?;
+        email::validate(&self.email)?;
+
+        if self.mode == NotifyMode::Send
+            && self.sms.url.trim().is_empty()
+            && self.email.host.trim().is_empty()
+        {
+            return Err(config_error(
+                "notify.mode",
+                "\"send\" needs notify.sms.url or notify.email.host (or use \"outbox\")",
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Templates
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "sms" => Some(Channel::Sms),
+            "email" => Some(Channel::Email),
+            _ => None,
+        }
+    }
+}
+
+/// What an invite template may use: `{{ link }}`, `{{ case_number }}`, `{{ operator }}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InviteContext {
+    pub link: String,
+    pub case_number: String,
+    /// The operator's display name.
+    pub operator: String,
+}
+
+/// A rendered message, ready for `NewMessage`. SMS messages have an empty subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedMessage {
+    pub channel: Channel,
+    pub subject: String,
+    pub body: String,
+}
+
+/// The template environment: plain text (no auto-escaping), and an unknown variable is
+/// an error rather than silently empty.
+fn template_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env
+}
+
+fn render(
+    env: &Environment<'_>,
+    setting: &str,
+    template: &str,
+    ctx: impl Serialize,
+) -> Result<String, NotifyError> {
+    env.render_str(template, ctx)
+        .map_err(|source| NotifyError::Template {
+            setting: setting.to_string(),
+            source,
+        })
+}
+
+/// Renders the invite for `channel` from the configured templates.
+pub fn render_invite(
+    config: &NotifyConfig,
+    channel: Channel,
+    ctx: &InviteContext,
+) -> Result<RenderedMessage, NotifyError> {
+    let env = template_env();
+    let t = &config.templates;
+    match channel {
+        Channel::Sms => Ok(RenderedMessage {
+            channel,
+            subject: String::new(),
+            body: render(&env, "notify.templates.sms_invite", &t.sms_invite, ctx)?
+                .trim()
+                .to_string(),
+        }),
+        Channel::Email => {
+            let subject = render(
+                &env,
+                "notify.templates.email_invite_subject",
+                &t.email_invite_subject,
+                ctx,
+            )?;
+            // A subject is one line, whatever the template or the data hold.
+            let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+            if subject.is_empty() {
+                return Err(config_error(
+                    "notify.templates.email_invite_subject",
+                    "renders to an empty subject",
+                ));
+            }
+            let body = render(
+                &env,
+                "notify.templates.email_invite_body",
+                &t.email_invite_body,
+                ctx,
+            )?;
+            Ok(RenderedMessage {
+                channel,
+                subject,
+                body,
+            })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The store: the `outbox` table
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageStatus {
+    /// Waiting to be sent (first time, or for its next retry at `next_attempt_at`).
+    Queued,
+    /// Claimed by a notifier that is sending it now.
+    Sending,
+    Sent,
+    /// Given up: `last_error` says why.
+    Failed,
+    /// Kept and not sent (outbox mode, or its channel isn't configured).
+    Outbox,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Outbox => "outbox",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        match s {
+            "queued" => Some(MessageStatus::Queued),
+            "sending" => Some(MessageStatus::Sending),
+            "sent" => Some(MessageStatus::Sent),
+            "failed" => Some(MessageStatus::Failed),
+            "outbox" => Some(MessageStatus::Outbox),
+            _ => None,
+        }
+    }
+
+    /// Nothing more will happen to it by itself.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Sent | MessageStatus::Failed | MessageStatus::Outbox
+        )
+    }
+}
+
+/// A message to store (and then send).
+#[derive(Clone, Copy, Debug)]
+pub struct NewMessage<'a> {
+    pub channel: Channel,
+    /// A phone number (SMS) or an e-mail address.
+    pub to: &'a str,
+    /// E-mail only; empty for SMS.
+    pub subject: &'a str,
+    pub body: &'a str,
+    /// What it belongs to, e.g. "visual:42"; the waiting screen looks messages up by it.
+    pub related: &'a str,
+    pub now_ms: i64,
+}
+
+impl<'a> NewMessage<'a> {
+    pub fn from_rendered(
+        rendered: &'a RenderedMessage,
+        to: &'a str,
+        related: &'a str,
+        now_ms: i64,
+    ) -> NewMessage<'a> {
+        NewMessage {
+            channel: rendered.channel,
+            to,
+            subject: &rendered.subject,
+            body: &rendered.body,
+            related,
+            now_ms,
+        }
+    }
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub id: i64,
+    pub channel: Channel,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub related: String,
+    pub status: MessageStatus,
+    /// Attempts started so far.
+    pub attempts: i64,
+    /// Why the last attempt failed (or why the message was kept unsent); cleared when sent.
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// When the next attempt is due (meaningful while queued).
+    pub next_attempt_at_ms: i64,
+    pub sent_at_ms: Option<i64>,
+}
+
+macro_rules! select_message {
+    () => {
+        "SELECT id, channel, recipient, subject, body, related, status, attempts, last_error, \
+         created_at, updated_at, next_attempt_at, sent_at FROM outbox"
+    };
+}
+
+fn decode_error(what: &str, value: &str) -> StoreError {
+    StoreError::Query(sqlx::Error::Decode(
+        format!("outbox: unknown {what} {value:?}").into(),
+    ))
+}
+
+fn message(r: &AnyRow) -> Result<Message, StoreError> {
+    let channel: String = r.try_get("channel")?;
+    let status: String = r.try_get("status")?;
+    Ok(Message {
+        id: r.try_get("id")?,
+        channel: Channel::parse(&channel).ok_or_else(|| decode_error("channel", &channel))?,
+        to: r.try_get("recipient")?,
+        subject: r.try_get("subject")?,
+        body: r.try_get("body")?,
+        related: r.try_get("related")?,
+        status: MessageStatus::parse(&status).ok_or_else(|| decode_error("status", &status))?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        created_at_ms: r.try_get("created_at")?,
+        updated_at_ms: r.try_get("updated_at")?,
+        next_attempt_at_ms: r.try_get("next_attempt_at")?,
+        sent_at_ms: r.try_get("sent_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a message, queued to be sent at once; returns its id. Nothing is sent here:
+    /// a running `Notifier` picks it up (call `NotifierHandle::wake` for no delay).
+    pub async fn enqueue_message(&self, m: &NewMessage<'_>) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO outbox (channel, recipient, subject, body, related, status, attempts, \
+             created_at, updated_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8) RETURNING id",
+        )
+        .bind(m.channel.as_str())
+        .bind(m.to)
+        .bind(m.subject)
+        .bind(m.body)
+        .bind(m.related)
+        .bind(m.now_ms)
+        .bind(m.now_ms)
+        .bind(m.now_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub async fn message(&self, id: i64) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query(concat!(select_message!(), " WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| message(&r)).transpose()
+    }
+
+    /// Every message, newest first (the admin outbox page).
+    pub async fn outbox_messages(&self, limit: i64) -> Result<Vec<Message>, StoreError> {
+        let rows = sqlx::query(concat!(select_message!(), " ORDER BY id DESC LIMIT $1"))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(message).collect()
+    }
+
+    /// The messages of one thing (e.g. "visual:42"), newest first (the waiting screen).
+    pub async fn messages_related(&self, related: &str) -> Result<Vec<Message>, StoreError> {
+        let rows = sqlx::query(concat!(
+            select_message!(),
+            " WHERE related = $1 ORDER BY id DESC"
+        ))
+        .bind(related)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(message).collect()
+    }
+
+    /// Queues a failed or kept (outbox) message again with fresh attempts (an admin's
+    /// "send again"). False if it is not in one of those states.
+    pub async fn requeue_message(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'queued', attempts = 0, last_error = NULL, \
+             next_attempt_at = $1, updated_at = $2 \
+             WHERE id = $3 AND status IN ('failed', 'outbox')",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// A message claimed for sending.
+#[derive(Clone, Debug)]
+struct Claimed {
+    id: i64,
+    channel: String,
+    to: String,
+    subject: String,
+    body: String,
+    /// Attempts including this one.
+    attempts: i64,
+    claim: String,
+}
+
+/// Claims up to `limit` due messages (queued and due, or claimed by a notifier whose claim
+/// has expired) in one conditional UPDATE. The WHERE is repeated on the row being updated,
+/// so when two nodes race for one row, the second finds it no longer due and skips it;
+/// on PostgreSQL `SKIP LOCKED` also lets them take different rows instead of waiting.
+async fn claim_due(
+    store: &Store,
+    claim: &str,
+    now_ms: i64,
+    claim_until_ms: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    const SQLITE: &str = "UPDATE outbox SET status = 'sending', claim = $1, claim_until = $2, \
+         attempts = attempts + 1, updated_at = $3 \
+         WHERE id IN (SELECT id FROM outbox \
+             WHERE (status = 'queued' AND next_attempt_at <= $4) \
+                OR (status = 'sending' AND claim_until <= $5) \
+             ORDER BY next_attempt_at, id LIMIT $6) \
+         AND ((status = 'queued' AND next_attempt_at <= $7) \
+              OR (status = 'sending' AND claim_until <= $8)) \
+         RETURNING id, channel, recipient, subject, body, attempts";
+    const POSTGRES: &str = "UPDATE outbox SET status = 'sending', claim = $1, claim_until = $2, \
+         attempts = attempts + 1, updated_at = $3 \
+         WHERE id IN (SELECT id FROM outbox \
+             WHERE (status = 'queued' AND next_attempt_at <= $4) \
+                OR (status = 'sending' AND claim_until <= $5) \
+             ORDER BY next_attempt_at, id LIMIT $6 FOR UPDATE SKIP LOCKED) \
+         AND ((status = 'queued' AND next_attempt_at <= $7) \
+              OR (status = 'sending' AND claim_until <= $8)) \
+         RETURNING id, channel, recipient, subject, body, attempts";
+    let sql = match store.backend() {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    let rows = sqlx::query(sql)
+        .bind(claim)
+        .bind(claim_until_ms)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(limit)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_all(store.pool())
+        .await?;
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            Ok(Claimed {
+                id: r.try_get("id")?,
+                channel: r.try_get("channel")?,
+                to: r.try_get("recipient")?,
+                subject: r.try_get("subject")?,
+                body: r.try_get("body")?,
+                attempts: r.try_get("attempts")?,
+                claim: claim.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+/// Outbox mode: keeps every queued message (and any whose sender died) unsent.
+async fn keep_all_in_outbox(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'outbox', claim = NULL, claim_until = NULL, updated_at = $1 \
+         WHERE status = 'queued' OR (status = 'sending' AND claim_until <= $2)",
+    )
+    .bind(now_ms)
+    .bind(now_ms)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// When the next queued message is due, or the next claim expires.
+async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
+        "SELECT MIN(CASE WHEN status = 'queued' THEN next_attempt_at ELSE claim_until END) \
+         FROM outbox WHERE status IN ('queued', 'sending')",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?)
+}
+
+/// How a claimed message ends its attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Finish {
+    Sent,
+    Retry { at_ms: i64, error: String },
+    Failed { error: String },
+    Keep { error: String },
+}
+
+/// Records the outcome, if the claim is still ours (false if it expired and another
+/// notifier took the message over).
+async fn finish(
+    store: &Store,
+    c: &Claimed,
+    outcome: &Finish,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let (status, next_at, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) =
+        match outcome {
+            Finish::Sent => ("sent", None, None, Some(now_ms)),
+            Finish::Retry { at_ms, error } => ("queued", Some(*at_ms), Some(error), None),
+            Finish::Failed { error } => ("failed", None, Some(error), None),
+            Finish::Keep { error } => ("outbox", None, Some(error), None),
+        };
+    let done = sqlx::query(
+        "UPDATE outbox SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
+         last_error = $3, sent_at = $4, updated_at = $5, claim = NULL, claim_until = NULL \
+         WHERE id = $6 AND status = 'sending' AND claim = $7",
+    )
+    .bind(status)
+    .bind(next_at)
+    .bind(error)
+    .bind(sent_at)
+    .bind(now_ms)
+    .bind(c.id)
+    .bind(&c.claim)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---------------------------------------------------------------------------------------
+// The notifier task
+
+/// Messages claimed in one go; they are sent concurrently.
+const BATCH: i64 = 8;
+/// A pause after a database error, and the shortest wait between passes.
+const MIN_WAIT: Duration = Duration::from_millis(5);
+
+pub struct Notifier;
+
+/// Controls the running notifier. Cheap to clone; every clone wakes and stops the same task.
+#[derive(Clone)]
+pub struct NotifierHandle {
+    shared: Arc<Shared>,
+    store: Store,
+    task: Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+struct Shared {
+    wake: Notify,
+    stopping: AtomicBool,
+}
+
+/// What one send needs, shared by the concurrent sends of a batch.
+struct Senders {
+    sms: Option<sms::SmsSender>,
+    email: Option<email::EmailSender>,
+    timeout: Duration,
+}
+
+impl Notifier {
+    /// Validates `config` and starts the sending task on the current tokio runtime. Messages
+    /// queued earlier (before a restart, or by another node) are sent too.
+    pub fn start(store: Store, config: NotifyConfig) -> Result<NotifierHandle, NotifyError> {
+        config.validate()?;
+        let timeout = Duration::from_secs(config.timeout_secs);
+        let senders = match config.mode {
+            NotifyMode::Outbox => None,
+            NotifyMode::Send => Some(Arc::new(Senders {
+                sms: if config.sms.url.trim().is_empty() {
+                    None
+                } else {
+                    Some(sms::SmsSender::new(&config.sms, timeout)?)
+                },
+                email: if config.email.host.trim().is_empty() {
+                    None
+                } else {
+                    Some(email::EmailSender::new(&config.email, timeout)?)
+                },
+                timeout,
+            })),
+        };
+        let shared = Arc::new(Shared {
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let node = format!("{:016x}", rand::random::<u64>());
+        info!(mode = config.mode.as_str(), node, "notifier started");
+        let task = tokio::spawn(run(store.clone(), config, senders, shared.clone(), node));
+        Ok(NotifierHandle {
+            shared,
+            store,
+            task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        })
+    }
+}
+
+impl NotifierHandle {
+    /// Looks for due messages now (call it after `enqueue_message`).
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Stores the message and wakes the notifier; returns the message id.
+    pub async fn enqueue(&self, m: &NewMessage<'_>) -> Result<i64, StoreError> {
+        let id = self.store.enqueue_message(m).await?;
+        self.wake();
+        Ok(id)
+    }
+
+    /// Stops the task after the sends in progress are recorded. Messages still queued stay
+    /// queued for the next start.
+    pub async fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        let Some(task) = self.task.lock().await.take() else {
+            return; // stopped already, through another clone
+        };
+        if let Err(e) = task.await {
+            error!("the notifier task ended badly: {e}");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+async fn run(
+    store: Store,
+    config: NotifyConfig,
+    senders: Option<Arc<Senders>>,
+    shared: Arc<Shared>,
+    node: String,
+) {
+    let poll = Duration::from_millis(config.poll_ms);
+    let claims = AtomicU64::new(1);
+    let config = Arc::new(config);
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let next = match &senders {
+            None => match keep_all_in_outbox(&store, now_ms()).await {
+                Ok(n) => {
+                    if n > 0 {
+                        info!(
+                            messages = n,
+                            "kept in the outbox (notify.mode = \"outbox\")"
+                        );
+                    }
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+            Some(senders) => send_due(&store, &config, senders, &shared, &node, &claims).await,
+        };
+        let wait = match next {
+            Ok(Some(due)) => {
+                let until_due = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
+                Duration::from_millis(until_due).clamp(MIN_WAIT, poll)
+            }
+            Ok(None) => poll,
+            Err(e) => {
+                warn!("notifier: {e}");
+                poll
+            }
+        };
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    info!(node, "notifier stopped");
+}
+
+/// Sends everything due now, batch after batch; returns when the next message is due.
+async fn send_due(
+    store: &Store,
+    config: &Arc<NotifyConfig>,
+    senders: &Arc<Senders>,
+    shared: &Shared,
+    node: &str,
+    claims: &AtomicU64,
+) -> Result<Option<i64>, StoreError> {
+    // A claim outlives any send (each is cut off at the timeout) with room to record it.
+    let claim_for = (senders.timeout * 2).max(Duration::from_secs(60));
+    loop {
+        let claim = format!("{node}-{}", claims.fetch_add(1, Ordering::Relaxed));
+        let now = now_ms();
+        let batch = claim_due(store, &claim, now, now + ms(claim_for), BATCH).await?;
+        let full = batch.len() as i64 == BATCH;
+        let mut sends = JoinSet::new();
+        for c in batch {
+            let (store, config, senders) = (store.clone(), config.clone(), senders.clone());
+            sends.spawn(async move { attempt(&store, &config, &senders, c).await });
+        }
+        while let Some(done) = sends.join_next().await {
+            if let Err(e) = done {
+                // The message stays claimed until the claim expires, then it is retried.
+                error!("a send task ended badly: {e}");
+            }
+        }
+        if !full || shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    next_due(store).await
+}
+
+/// One attempt at one claimed message, and its outcome recorded.
+async fn attempt(store: &Store, config: &NotifyConfig, senders: &Senders, c: Claimed) {
+    let max = i64::from(config.retry.max_attempts);
+    let outcome = if c.attempts > max {
+        // Its last attempt was claimed by a notifier that stopped before recording it.
+        Finish::Failed {
+            error: "gave up: the node sending it stopped before it finished".to_string(),
+        }
+    } else {
+        match senders.send(&c).await {
+            Ok(()) => Finish::Sent,
+            Err(e @ SendError::NotConfigured(_)) => Finish::Keep {
+                error: e.to_string(),
+            },
+            Err(e) if e.is_permanent() || c.attempts >= max => Finish::Failed {
+                error: e.to_string(),
+            },
+            Err(e) => {
+                let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
+                Finish::Retry {
+                    at_ms: now_ms() + ms(config.retry.backoff(attempts)),
+                    error: e.to_string(),
+                }
+            }
+        }
+    };
+    match &outcome {
+        Finish::Sent => debug!(id = c.id, attempts = c.attempts, "message sent"),
+        Finish::Retry { error, .. } => {
+            warn!(
+                id = c.id,
+                attempts = c.attempts,
+                "sending failed, will retry: {error}"
+            )
+        }
+        Finish::Failed { error } => {
+            error!(
+                id = c.id,
+                attempts = c.attempts,
+                "sending failed, gave up: {error}"
+            )
+        }
+        Finish::Keep { error } => warn!(id = c.id, "kept in the outbox: {error}"),
+    }
+    // The database may be restarting: try a few times before leaving it to the claim's
+    // expiry (after which the message is sent again).
+    for attempt in 1..=3 {
+        match finish(store, &c, &outcome, now_ms()).await {
+            Ok(true) => return,
+            Ok(false) => {
+                warn!(
+                    id = c.id,
+                    "the claim on the message expired before its outcome was recorded"
+                );
+                return;
+            }
+            Err(e) => {
+                warn!(id = c.id, attempt, "recording the outcome of a send: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    error!(
+        id = c.id,
+        "could not record the outcome of a send; it will be retried when the claim expires"
+    );
+}
+
+impl Senders {
+    async fn send(&self, c: &Claimed) -> Result<(), SendError> {
+        let secs = self.timeout.as_secs();
+        match Channel::parse(&c.channel) {
+            Some(Channel::Sms) => {
+                let Some(sms) = &self.sms else {
+                    return Err(SendError::NotConfigured("notify.sms.url"));
+                };
+                tokio::time::timeout(self.timeout, sms.send(&c.to, &c.body))
+                    .await
+                    .map_err(|_| SendError::Timeout(secs))?
+            }
+            Some(Channel::Email) => {
+                let Some(email) = &self.email else {
+                    return Err(SendError::NotConfigured("notify.email.host"));
+                };
+                tokio::time::timeout(self.timeout, email.send(&c.to, &c.subject, &c.body))
+                    .await
+                    .map_err(|_| SendError::Timeout(secs))?
+            }
+            None => Err(SendError::Build(format!("unknown channel {:?}", c.channel))),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! What the web console asks of the telephony side: operator states, queue figures and
+//! new operator accounts, answered from the queue task and the store.
+
+use std::sync::Arc;
+
+use hotline_core::acd::OperatorState;
+use hotline_web::console::{BoxFuture, OperatorForm, Telephony};
+
+use crate::acd_driver::AcdInput;
+use crate::call::Calls;
+
+pub struct ConsoleLink {
+    pub calls: Arc<Calls>,
+    pub realm: String,
+}
+
+impl Telephony for ConsoleLink {
+    fn set_operator_state<'a>(
+        &'a self,
+        operator: &'a str,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let state = match state {
+                "online" => OperatorState::Online,
+                "away" => OperatorState::Away,
+                "pause" => OperatorState::Pause,
+                "offline" => OperatorState::Offline,
+                other => return Err(format!("unknown state {other:?}")),
+            };
+            crate::api::set_operator_state(&self.calls.acd, operator, state).await
+        })
+    }
+
+    fn operator_status<'a>(&'a self, operator: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let views = self
+                .calls
+                .acd
+                .ask(|reply| AcdInput::Operators { reply })
+                .await?;
+            views
+                .into_iter()
+                .find(|(name, _)| name == operator)
+                .map(|(_, v)| crate::api::status_name(v.state).to_string())
+        })
+    }
+
+    fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
+        Box::pin(async move {
+            let figures = crate::api::figures_json(&self.calls.acd).await?;
+            serde_json::to_value(figures).ok()
+        })
+    }
+
+    fn add_operator<'a>(&'a self, form: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
+        Box::pin(async move {
+            let id = crate::accounts::create_operator(
+                &self.calls.store,
+                &crate::accounts::OperatorForm {
+                    realm: &self.realm,
+                    name: &form.name,
+                    sip_user: &form.sip_user,
+                    display_name: &form.display_name,
+                    chat_capacity: form.chat_capacity.unwrap_or(3),
+                    password: &form.sip_password,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            self.calls.operators_changed.notify_one();
+            Ok(id)
+        })
+    }
+}

@@ -1,0 +1,153 @@
+// The operator console in a real browser (Debian's Chromium, driven by playwright-core).
+// tests/run.sh starts a daemon and passes its address and the users it created:
+//   BASE_URL, ADMIN_USER/ADMIN_PASSWORD (admin), OPERATOR_USER/OPERATOR_PASSWORD (works as
+//   operator anna).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL;
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (tests/run.sh sets it)`);
+  return v;
+};
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function logIn(page, user, password) {
+  await page.goto(`${BASE}/`);
+  await page.waitForURL(/\/login/);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+test('a wrong password is refused with a message; the right one opens the home page', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await logIn(page, env('OPERATOR_USER'), 'not-the-password');
+  await page.getByRole('alert').waitFor();
+  assert.match(await page.getByRole('alert').innerText(), /wrong user name or password/);
+
+  await page.getByLabel('User name').fill(env('OPERATOR_USER'));
+  await page.getByLabel('Password').fill(env('OPERATOR_PASSWORD'));
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'My status' }).waitFor();
+
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'hl_session');
+  assert.ok(session, 'a session cookie is set');
+  assert.equal(session.httpOnly, true, 'the session cookie is HttpOnly');
+  assert.equal(session.sameSite, 'Lax');
+  await context.close();
+});
+
+test('the operator sets a status and sees the queue figures live', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await logIn(page, env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  await page.getByRole('heading', { name: 'My status' }).waitFor();
+  // The live figures replace "Loading…" with one row per queue.
+  const support = page.locator('#queue-figures tr[data-queue="support"]');
+  await support.waitFor({ timeout: 10_000 });
+
+  await page.getByRole('button', { name: 'pause', exact: true }).click();
+  await page.getByRole('heading', { name: 'My status' }).waitFor();
+  assert.equal(await page.locator('#my-status').innerText(), 'pause');
+  const onlineCell = () => page.locator('#queue-figures tr[data-queue="support"] td').nth(3);
+  await onlineCell().waitFor({ timeout: 10_000 });
+  const before = Number(await onlineCell().innerText());
+  await page.getByRole('button', { name: 'online', exact: true }).click();
+  await page.getByRole('heading', { name: 'My status' }).waitFor();
+  assert.equal(await page.locator('#my-status').innerText(), 'online');
+  // anna is now online in the support queue: the figures say so without a reload.
+  await page.waitForFunction((n) => {
+    const row = document.querySelector('#queue-figures tr[data-queue="support"]');
+    return row && Number(row.children[3].textContent) === n;
+  }, before + 1, { timeout: 10_000 });
+  await page.getByRole('button', { name: 'away', exact: true }).click();
+  await context.close();
+});
+
+test('a form posted without the CSRF token is refused', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await logIn(page, env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  await page.getByRole('heading', { name: 'My status' }).waitFor();
+  // The browser's cookies go along, the token does not.
+  const res = await context.request.post(`${BASE}/console/status`, { form: { state: 'online' } });
+  assert.equal(res.status(), 403);
+  assert.match(await res.text(), /did not come from this site/);
+  // From another site, even with the token, it is refused too.
+  const csrf = await page.locator('input[name=_csrf]').first().inputValue();
+  const cross = await context.request.post(`${BASE}/console/status`, {
+    form: { state: 'online', _csrf: csrf },
+    headers: { Origin: 'https://evil.example' },
+  });
+  assert.equal(cross.status(), 403);
+  await context.close();
+});
+
+test('an operator may not open the admin pages; an admin adds a user there', async () => {
+  const opContext = await browser.newContext();
+  const opPage = await opContext.newPage();
+  await logIn(opPage, env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  await opPage.getByRole('heading', { name: 'My status' }).waitFor();
+  const res = await opPage.goto(`${BASE}/admin/users`);
+  assert.equal(res.status(), 403);
+  assert.match(await opPage.getByRole('alert').innerText(), /admin role/);
+  await opContext.close();
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await logIn(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('heading', { name: 'Users' }).waitFor();
+  const add = async (name, password) => {
+    await page.getByLabel('User name').fill(name);
+    await page.getByLabel('Name shown').fill('Dora Test');
+    await page.getByLabel('Role').selectOption('supervisor');
+    await page.getByLabel(/^Password/).fill(password);
+    await page.getByRole('button', { name: 'Add user' }).click();
+  };
+  await add('dora', 'short');
+  await page.getByRole('alert').waitFor();
+  assert.match(await page.getByRole('alert').innerText(), /at least 10 characters/);
+  await add('dora', 'dora-long-password');
+  await page.getByRole('cell', { name: 'dora', exact: true }).waitFor();
+  assert.equal(await page.getByRole('row', { name: /dora/ }).getByRole('cell').nth(2).innerText(), 'supervisor');
+  await add('eve', 'eve-long-password-1');
+  await page.getByRole('cell', { name: 'eve', exact: true }).waitFor();
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL(/\/login/);
+  const back = await page.goto(`${BASE}/admin/users`);
+  assert.match(back.url(), /\/login/, 'after logging out the admin pages ask for a login again');
+  await context.close();
+});
+
+test('repeated failed logins lock the account for a while', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  for (let i = 0; i < 5; i++) {
+    await logIn(page, 'eve', 'wrong-password-x');
+    await page.getByRole('alert').waitFor();
+  }
+  await logIn(page, 'eve', 'eve-long-password-1');
+  await page.getByRole('alert').waitFor();
+  assert.match(await page.getByRole('alert').innerText(), /too many failed logins/);
+  await context.close();
+});

@@ -1,0 +1,229 @@
+// A visual session end to end in real browsers: the operator invites by SMS (outbox
+// mode: the message is kept, the test reads the link from the admin outbox page), the
+// customer opens the link with Chromium's fake camera, the operator sees the picture,
+// they chat, the customer sends a photo, the operator takes a snapshot and ends the
+// session; the table lists it. Then the refusals: bad number, second session, no
+// credits, another operator's session, the link after the end, a form without CSRF.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL;
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (tests/run.sh sets it)`);
+  return v;
+};
+// A 2×2 PNG: what a customer's gallery might hold, as far as the server can tell.
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run',
+      // The customer's phone: a fake camera (a moving test pattern), permission granted.
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      // Both browsers are on this machine: plain host candidates, not mDNS names.
+      '--disable-features=WebRtcHideLocalIpsWithMdns'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function logIn(context, user, password) {
+  const page = await context.newPage();
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(`${BASE}/`);
+  return page;
+}
+
+async function adminForm(page, heading, fill) {
+  const form = page.locator('section', { has: page.getByRole('heading', { name: heading }) });
+  await fill(form);
+  await form.getByRole('button').click();
+  await page.waitForLoadState();
+}
+
+/// Fills the invite form on the home page and submits it.
+async function invite(page, { license, caseNumber, phone }) {
+  await page.goto(`${BASE}/`);
+  const form = page.locator('#invite-form');
+  await form.getByLabel('SMS').check();
+  const option = form.locator('select[name=license] option', { hasText: new RegExp(`^${license} \\(`) });
+  await form.getByLabel('License').selectOption(await option.getAttribute('value'));
+  await form.getByLabel('Case number', { exact: true }).fill(caseNumber);
+  await form.getByLabel("Customer's mobile number").fill(phone);
+  await form.getByRole('button', { name: /Create session/ }).click();
+  await page.waitForLoadState();
+}
+
+test('a visual session from invite to end', async () => {
+  // The admin sets up two licenses for anna: one with 2 credits, one empty.
+  const adminContext = await browser.newContext();
+  const admin = await logIn(adminContext, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+  await admin.goto(`${BASE}/admin/licenses`);
+  for (const [name, credits] of [['Gold', '2'], ['Empty', '0']]) {
+    await adminForm(admin, 'Add a license', async (f) => {
+      await f.getByLabel('Name').fill(name);
+      await f.getByLabel('Opening credits').fill(credits);
+    });
+    await adminForm(admin, 'Let a user use a license', async (f) => {
+      await f.getByLabel('License').selectOption({ label: name });
+      await f.getByLabel('User').selectOption({ label: env('OPERATOR_USER') });
+    });
+  }
+  assert.equal(await admin.locator('tr[data-license="Gold"] td').nth(1).innerText(), '2');
+
+  const opContext = await browser.newContext();
+  const op = await logIn(opContext, env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+
+  // A number that is not a Hungarian mobile is refused, showing the accepted forms.
+  await invite(op, { license: 'Gold', caseNumber: 'CLAIM-77', phone: '+44 20 7946 0958' });
+  const refusal = await op.locator('#invite-form').locator('..').getByRole('alert').innerText();
+  assert.match(refusal, /\+36 30 616 7347/);
+  assert.equal(await op.locator('#invite-form').getByLabel('Case number', { exact: true }).inputValue(), 'CLAIM-77',
+    'the form keeps what was typed');
+
+  // No credits: refused, nothing sent.
+  await invite(op, { license: 'Empty', caseNumber: 'CLAIM-0', phone: '06 30 616 7347' });
+  assert.match(await op.getByRole('alert').first().innerText(), /no credits left/);
+
+  // The real invite.
+  await invite(op, { license: 'Gold', caseNumber: 'CLAIM-77', phone: '06 30 616 7347' });
+  await op.waitForURL(/\/visual\/\d+$/);
+  const sessionUrl = op.url();
+  await op.getByRole('heading', { name: 'Case CLAIM-77' }).waitFor();
+  await op.waitForFunction(() => /outbox to \+36306167347/.test(document.querySelector('#invite-status').textContent));
+  assert.match(await op.locator('#session-state').innerText(), /Waiting for the customer/);
+
+  // One active session: a second one is refused, with the way back to the first.
+  await invite(op, { license: 'Gold', caseNumber: 'CLAIM-78', phone: '06 20 7737884' });
+  assert.match(await op.getByRole('alert').first().innerText(), /already have an active session/);
+  await op.getByRole('link', { name: 'Back to the active session' }).waitFor();
+  // The credit was charged once, for the session that exists.
+  await admin.goto(`${BASE}/admin/licenses`);
+  assert.equal(await admin.locator('tr[data-license="Gold"] td').nth(1).innerText(), '1');
+
+  // The customer's link, as the SMS in the outbox carries it.
+  await admin.goto(`${BASE}/admin/outbox`);
+  const body = await admin.locator('#outbox tbody tr').first().innerText();
+  assert.match(body, /\+36306167347/);
+  const link = body.match(/https?:\/\/\S+\/v\/[A-Za-z0-9_-]+/)?.[0];
+  assert.ok(link, `an invite link in the outbox: ${body}`);
+
+  // The customer on a phone-sized screen.
+  const phoneContext = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const customer = await phoneContext.newPage();
+  if (process.env.DEBUG_BROWSER) {
+    customer.on('console', (m) => console.error('customer:', m.text()));
+    op.on('console', (m) => console.error('operator:', m.text()));
+    customer.on('pageerror', (e) => console.error('customer error:', e));
+    for (const [who, p] of [['customer', customer], ['operator', op]]) {
+      p.on('websocket', (ws) => {
+        ws.on('framesent', (f) => console.error(who, '>>', String(f.payload).slice(0, 120)));
+        ws.on('framereceived', (f) => console.error(who, '<<', String(f.payload).slice(0, 120)));
+        ws.on('close', () => console.error(who, 'ws closed'));
+      });
+    }
+    op.on('pageerror', (e) => console.error('operator error:', e));
+  }
+  await customer.goto(link);
+  await customer.getByRole('heading', { name: 'Video help' }).waitFor();
+  assert.equal(await customer.getByRole('button', { name: 'Start the camera' }).isDisabled(), true,
+    'no camera before consent');
+  await customer.getByLabel('I agree').check();
+  await customer.getByRole('button', { name: 'Start the camera' }).click();
+
+  // The operator sees the customer's picture: frames with content, not a black box.
+  await op.goto(sessionUrl);
+  await op.waitForFunction(() => {
+    const v = document.querySelector('#remote-video');
+    return v.videoWidth > 0 && !v.paused && v.currentTime > 0.2;
+  }, null, { timeout: 20_000 });
+  const spread = await op.evaluate(() => {
+    const v = document.querySelector('#remote-video');
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth; c.height = v.videoHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(v, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    let min = 255; let max = 0;
+    for (let i = 0; i < px.length; i += 4 * 97) {
+      const y = (px[i] + px[i + 1] + px[i + 2]) / 3;
+      min = Math.min(min, y); max = Math.max(max, y);
+    }
+    return max - min;
+  });
+  assert.ok(spread > 40, `the picture has content (brightness spread ${spread})`);
+  assert.match(await op.locator('#session-state').innerText(), /Live/);
+
+  // Chat both ways; what a user types is shown as text, never as markup.
+  await op.getByLabel('Message').fill('Hello, please show me the damage.');
+  await op.getByRole('button', { name: 'Send', exact: true }).click();
+  await customer.locator('#chat li', { hasText: 'Hello, please show me the damage.' }).waitFor();
+  await customer.getByLabel('Message').fill('<b>Here</b> it is');
+  await customer.getByRole('button', { name: 'Send', exact: true }).click();
+  await op.locator('#chat li[data-from="customer"]', { hasText: '<b>Here</b> it is' }).waitFor();
+  assert.equal(await op.locator('#chat b').count(), 0);
+
+  // A photo from the customer's gallery, then a snapshot by the operator.
+  await customer.locator('#photo').setInputFiles({ name: 'damage.png', mimeType: 'image/png', buffer: PNG });
+  await customer.getByText('Photo sent.').waitFor();
+  await op.locator('#files li[data-kind="photo"] img').waitFor();
+  await op.getByRole('button', { name: 'Take snapshot' }).click();
+  await op.locator('#files li[data-kind="snapshot"] img').waitFor();
+  const snapshotUrl = await op.locator('#files li[data-kind="snapshot"] a').getAttribute('href');
+  const snap = await opContext.request.get(`${BASE}${snapshotUrl}`);
+  assert.equal(snap.status(), 200);
+  assert.equal(snap.headers()['content-type'], 'image/jpeg');
+
+  // Another operator may not see this session, nor its files.
+  const otherContext = await browser.newContext();
+  const other = await logIn(otherContext, env('OTHER_USER'), env('OTHER_PASSWORD'));
+  assert.equal((await other.goto(sessionUrl)).status(), 403);
+  assert.equal((await otherContext.request.get(`${BASE}${snapshotUrl}`)).status(), 403);
+  await otherContext.close();
+
+  // A state change without the CSRF token is refused: the session stays open.
+  const forged = await opContext.request.post(`${sessionUrl}/end`, { form: {} });
+  assert.equal(forged.status(), 403);
+
+  // The operator ends the session; the customer's page says so.
+  await op.getByRole('button', { name: 'End session' }).click();
+  await op.waitForURL(`${BASE}/`);
+  await customer.getByRole('heading', { name: 'The session has ended' }).waitFor({ timeout: 10_000 });
+
+  // The table lists it, newest first, with the customer and the license.
+  const row = op.locator('#recent-sessions tbody tr').first();
+  assert.match(await row.innerText(), /CLAIM-77[\s\S]*\+36306167347[\s\S]*Gold/);
+  const today = new Date().toLocaleDateString('sv-SE', { timeZone: 'Europe/Budapest' });
+  await op.getByLabel('Day').fill('2020-01-01');
+  await op.getByRole('button', { name: 'Filter' }).click();
+  assert.match(await op.locator('#recent-sessions tbody').innerText(), /No sessions/);
+  await op.getByLabel('Day').fill(today);
+  await op.getByRole('button', { name: 'Filter' }).click();
+  assert.match(await op.locator('#recent-sessions tbody').innerText(), /CLAIM-77/);
+
+  // The ended link shows one clear page that reveals nothing.
+  const dead = await phoneContext.newPage();
+  const res = await dead.goto(link);
+  assert.equal(res.status(), 404);
+  assert.match(await dead.getByRole('alert').innerText(), /ended, the link has expired/);
+  const unknown = await dead.goto(`${BASE}/v/not-a-real-token`);
+  assert.equal(unknown.status(), 404);
+
+  await phoneContext.close();
+  await opContext.close();
+  await adminContext.close();
+});

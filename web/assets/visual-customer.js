@@ -1,0 +1,143 @@
+// The customer's page on a phone: consent, the camera to the operator over WebRTC (this
+// browser makes the offer), switching cameras, photos and chat.
+const root = document.getElementById('customer');
+const iceServers = JSON.parse(root.dataset.ice || '[]');
+const token = location.pathname.split('/').pop();
+const chat = document.getElementById('chat');
+const seen = new Set();
+let lastSeq = 0;
+let facing = 'environment';
+let stream = null;
+let pc = null;
+let ws = null;
+let over = false;
+
+// A retried send carries the same id, so the server stores it once. (getRandomValues
+// works on plain HTTP too, unlike randomUUID.)
+function clientId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function send(msg) {
+  if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+}
+
+function addChat(m) {
+  if (seen.has(m.seq)) return;
+  seen.add(m.seq);
+  lastSeq = Math.max(lastSeq, m.seq);
+  const li = document.createElement('li');
+  li.className = m.from === 'customer' ? 'mine' : 'theirs';
+  li.dataset.from = m.from;
+  li.textContent = m.text;
+  chat.append(li);
+  chat.scrollTop = chat.scrollHeight;
+}
+
+async function camera() {
+  // The rear camera first; a phone without one (or a laptop) gives whatever it has.
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: facing } }, audio: false });
+  } catch (e) {
+    return navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+  }
+}
+
+async function offer() {
+  pc?.close();
+  pc = new RTCPeerConnection({ iceServers });
+  pc.onicecandidate = (e) => { if (e.candidate) send({ type: 'signal', data: { candidate: e.candidate } }); };
+  stream.getTracks().forEach((t) => pc.addTrack(t, stream));
+  await pc.setLocalDescription(await pc.createOffer());
+  send({ type: 'signal', data: { sdp: pc.localDescription } });
+}
+
+async function onSignal(data) {
+  if (!pc) return;
+  if (data.sdp && data.sdp.type === 'answer') await pc.setRemoteDescription(data.sdp);
+  else if (data.candidate) {
+    try { await pc.addIceCandidate(data.candidate); } catch (e) { console.warn('ICE candidate', e); }
+  }
+}
+
+function end() {
+  over = true;
+  pc?.close();
+  stream?.getTracks().forEach((t) => t.stop());
+  for (const idName of ['consent', 'live', 'chat-card']) document.getElementById(idName).hidden = true;
+  document.getElementById('ended').hidden = false;
+}
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  ws = new WebSocket(`${proto}://${location.host}/v/${token}/ws`);
+  ws.onopen = () => send({ type: 'hello', after: lastSeq });
+  ws.onmessage = (e) => {
+    const ev = JSON.parse(e.data);
+    switch (ev.type) {
+      case 'chat': addChat(ev); break;
+      case 'signal': onSignal(ev.data); break;
+      // The operator's page is there (again): show it the picture.
+      case 'presence': if (ev.operator && stream) offer(); break;
+      case 'ended': end(); break;
+      case 'error': document.getElementById('photo-status').textContent = ev.message; break;
+    }
+  };
+  ws.onclose = (e) => {
+    if (over) return;
+    // A link that is no longer valid refuses the socket: check the page itself.
+    fetch(location.href, { method: 'HEAD' }).then((r) => {
+      if (r.status === 404) end(); else setTimeout(connect, 1000);
+    }, () => setTimeout(connect, 2000));
+  };
+}
+
+document.getElementById('agree').addEventListener('change', (e) => {
+  document.getElementById('start').disabled = !e.target.checked;
+});
+
+document.getElementById('start').addEventListener('click', async () => {
+  try {
+    stream = await camera();
+  } catch (e) {
+    document.getElementById('photo-status').textContent = `The camera could not be started: ${e.message}`;
+    document.getElementById('live').hidden = false;
+    return;
+  }
+  document.getElementById('local-video').srcObject = stream;
+  document.getElementById('consent').hidden = true;
+  document.getElementById('live').hidden = false;
+  document.getElementById('chat-card').hidden = false;
+  connect();
+});
+
+document.getElementById('switch').addEventListener('click', async () => {
+  facing = facing === 'environment' ? 'user' : 'environment';
+  const next = await camera();
+  const track = next.getVideoTracks()[0];
+  const sender = pc?.getSenders().find((s) => s.track?.kind === 'video');
+  if (sender) await sender.replaceTrack(track);
+  stream.getTracks().forEach((t) => t.stop());
+  stream = next;
+  document.getElementById('local-video').srcObject = stream;
+});
+
+document.getElementById('photo').addEventListener('change', async (e) => {
+  const file = e.target.files[0];
+  const status = document.getElementById('photo-status');
+  if (!file) return;
+  if (file.size > 20 * 1024 * 1024) { status.textContent = 'The picture is larger than 20 MB.'; return; }
+  status.textContent = 'Sending the photo…';
+  const res = await fetch(`/v/${token}/photos`, { method: 'POST', body: file, headers: { 'Content-Type': file.type || 'application/octet-stream' } });
+  status.textContent = res.ok ? 'Photo sent.' : ((await res.json()).error || 'The photo could not be sent.');
+  e.target.value = '';
+});
+
+document.getElementById('chat-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = document.getElementById('chat-input');
+  const text = input.value.trim();
+  if (!text) return;
+  send({ type: 'chat', text, client_id: clientId() });
+  input.value = '';
+});

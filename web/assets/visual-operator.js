@@ -1,0 +1,138 @@
+// The operator's session page: invite status, the customer's live picture (WebRTC,
+// receive only; the customer's browser makes the offer), chat, snapshots and files.
+const root = document.getElementById('visual');
+const id = root.dataset.session;
+const csrf = root.dataset.csrf;
+const iceServers = JSON.parse(root.dataset.ice || '[]');
+const video = document.getElementById('remote-video');
+const stateLine = document.getElementById('session-state');
+const snapshotButton = document.getElementById('snapshot');
+const chat = document.getElementById('chat');
+const seen = new Set();
+let lastSeq = 0;
+let pc = null;
+let ws = null;
+
+function addChat(m) {
+  if (seen.has(m.seq)) return;
+  seen.add(m.seq);
+  lastSeq = Math.max(lastSeq, m.seq);
+  const li = document.createElement('li');
+  li.className = m.from === 'operator' ? 'mine' : 'theirs';
+  li.textContent = m.text; // never markup from anyone
+  li.dataset.from = m.from;
+  chat.append(li);
+  chat.scrollTop = chat.scrollHeight;
+}
+
+function addFile(f) {
+  const list = document.getElementById('files');
+  if (list.querySelector(`[data-id="${f.id}"]`)) return;
+  const li = document.createElement('li');
+  li.dataset.id = f.id;
+  li.dataset.kind = f.kind;
+  const a = document.createElement('a');
+  a.href = f.url;
+  a.target = '_blank';
+  const img = document.createElement('img');
+  img.src = f.url;
+  img.alt = f.kind === 'photo' ? 'Photo from the customer' : 'Snapshot';
+  a.append(img);
+  li.append(a, document.createTextNode(f.kind));
+  list.append(li);
+}
+
+async function refreshStatus() {
+  const res = await fetch(`/visual/${id}/status`);
+  if (!res.ok) return;
+  const s = await res.json();
+  const invite = s.invites[0];
+  document.getElementById('invite-status').textContent = invite
+    ? `${invite.status} to ${invite.to}${invite.error ? ` (${invite.error})` : ''}`
+    : 'not stored (see the log)';
+  s.files.forEach(addFile);
+  if (!s.open) ended();
+}
+
+function ended() {
+  stateLine.textContent = 'This session has ended.';
+  snapshotButton.disabled = true;
+  pc?.close();
+}
+
+// A retried send carries the same id, so the server stores it once. (getRandomValues
+// works on plain HTTP too, unlike randomUUID.)
+function clientId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function send(msg) {
+  if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+}
+
+async function onSignal(data) {
+  if (data.sdp && data.sdp.type === 'offer') {
+    pc?.close();
+    pc = new RTCPeerConnection({ iceServers });
+    pc.onicecandidate = (e) => { if (e.candidate) send({ type: 'signal', data: { candidate: e.candidate } }); };
+    pc.ontrack = (e) => {
+      video.srcObject = e.streams[0] || new MediaStream([e.track]);
+      snapshotButton.disabled = false;
+      stateLine.textContent = 'Live: you see the customer\'s camera.';
+    };
+    await pc.setRemoteDescription(data.sdp);
+    await pc.setLocalDescription(await pc.createAnswer());
+    send({ type: 'signal', data: { sdp: pc.localDescription } });
+  } else if (data.candidate && pc) {
+    try { await pc.addIceCandidate(data.candidate); } catch (e) { console.warn('ICE candidate', e); }
+  }
+}
+
+function connect() {
+  if (root.dataset.open !== 'true') return;
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  ws = new WebSocket(`${proto}://${location.host}/visual/${id}/ws`);
+  ws.onopen = () => send({ type: 'hello', after: lastSeq });
+  ws.onmessage = (e) => {
+    const ev = JSON.parse(e.data);
+    switch (ev.type) {
+      case 'chat': addChat(ev); break;
+      case 'signal': onSignal(ev.data); break;
+      case 'joined': stateLine.textContent = 'The customer has opened the link.'; break;
+      case 'presence':
+        if (!ev.customer && pc) stateLine.textContent = 'The customer\'s page is closed; waiting for them to come back…';
+        break;
+      case 'file': addFile(ev.file); break;
+      case 'ended': root.dataset.open = 'false'; ended(); break;
+      case 'error': alert(ev.message); break;
+    }
+  };
+  // A dropped connection comes back and asks for what it missed.
+  ws.onclose = () => { if (root.dataset.open === 'true') setTimeout(connect, 1000); };
+}
+
+document.getElementById('chat-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = document.getElementById('chat-input');
+  const text = input.value.trim();
+  if (!text) return;
+  send({ type: 'chat', text, client_id: clientId() });
+  input.value = '';
+});
+
+snapshotButton.addEventListener('click', async () => {
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d').drawImage(video, 0, 0);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.9));
+  const res = await fetch(`/visual/${id}/snapshots`, {
+    method: 'POST', body: blob, headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'image/jpeg' },
+  });
+  if (res.ok) addFile(await res.json());
+  else alert((await res.json()).error || 'The snapshot could not be stored.');
+});
+
+refreshStatus();
+setInterval(refreshStatus, 2000);
+connect();

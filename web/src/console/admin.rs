@@ -1,0 +1,412 @@
+//! Admin pages: users and roles, operators' SIP accounts, queues.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use hotline_core::users::{NewUser, Role, UserError};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{check_csrf, require, unix_ms};
+use super::{Console, OperatorForm, me};
+
+#[derive(Serialize)]
+struct UserRow {
+    name: String,
+    display_name: String,
+    role: &'static str,
+    operator: Option<String>,
+}
+
+pub(super) async fn users(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    users_page(&console, &headers, None, StatusCode::OK).await
+}
+
+async fn users_page(
+    console: &Console,
+    headers: &HeaderMap,
+    message: Option<(&str, &str)>,
+    status: StatusCode,
+) -> Response {
+    let s = match require(console, headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let users = match console.store.users().await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!("listing users: {e}");
+            return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+        }
+    };
+    let rows: Vec<UserRow> = users
+        .into_iter()
+        .map(|u| UserRow {
+            name: u.name,
+            display_name: u.display_name,
+            role: u.role.as_str(),
+            operator: u.operator,
+        })
+        .collect();
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let mut r = console.render(
+        "admin_users.html",
+        minijinja::context! {
+            me => me(&s),
+            users => rows,
+            roles => roles,
+            message => message.map(|(kind, text)| minijinja::context! { kind => kind, text => text }),
+        },
+    );
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewUserForm {
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    role: String,
+    password: String,
+    #[serde(default)]
+    operator: String,
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+pub(super) async fn add_user(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(f): Form<NewUserForm>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    let Some(role) = Role::parse(&f.role) else {
+        let msg = "Choose a role: operator, supervisor or admin.";
+        return users_page(
+            &console,
+            &headers,
+            Some(("error", msg)),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    };
+    let operator = f.operator.trim();
+    let new = NewUser {
+        name: f.name.trim(),
+        display_name: f.display_name.trim(),
+        role,
+        password: &f.password,
+        operator: (!operator.is_empty()).then_some(operator),
+        now_ms: unix_ms(),
+    };
+    match console.store.add_user(&new).await {
+        Ok(_) => {
+            tracing::info!(by = %s.user.name, user = %new.name, role = role.as_str(), "user added");
+            Redirect::to("/admin/users").into_response()
+        }
+        Err(e @ (UserError::Exists(_) | UserError::Invalid(_))) => {
+            let msg = e.to_string();
+            users_page(
+                &console,
+                &headers,
+                Some(("error", &msg)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Err(UserError::Store(e)) => {
+            tracing::error!("adding a user: {e}");
+            console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.")
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OperatorRow {
+    name: String,
+    display_name: String,
+    sip_user: String,
+    chat_capacity: i64,
+    status: Option<String>,
+}
+
+pub(super) async fn operators(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    operators_page(&console, &headers, None, StatusCode::OK).await
+}
+
+async fn operators_page(
+    console: &Console,
+    headers: &HeaderMap,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let s = match require(console, headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ops = match console.store.operators().await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!("listing operators: {e}");
+            return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+        }
+    };
+    let mut rows = Vec::with_capacity(ops.len());
+    for o in ops {
+        rows.push(OperatorRow {
+            status: console.telephony.operator_status(&o.name).await,
+            name: o.name,
+            display_name: o.display_name,
+            sip_user: o.sip_user,
+            chat_capacity: o.chat_capacity,
+        });
+    }
+    let mut r = console.render(
+        "admin_operators.html",
+        minijinja::context! { me => me(&s), operators => rows, error => error },
+    );
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewOperatorForm {
+    name: String,
+    #[serde(default)]
+    sip_user: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    chat_capacity: String,
+    sip_password: String,
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+pub(super) async fn add_operator(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(f): Form<NewOperatorForm>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    let chat_capacity = match f.chat_capacity.trim() {
+        "" => None,
+        n => match n.parse() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let msg = "Concurrent chats: a number from 1 to 10.";
+                return operators_page(&console, &headers, Some(msg), StatusCode::BAD_REQUEST)
+                    .await;
+            }
+        },
+    };
+    let name = f.name.trim().to_string();
+    let form = OperatorForm {
+        sip_user: match f.sip_user.trim() {
+            "" => name.clone(),
+            u => u.to_string(),
+        },
+        display_name: f.display_name.trim().to_string(),
+        chat_capacity,
+        sip_password: f.sip_password,
+        name,
+    };
+    match console.telephony.add_operator(&form).await {
+        Ok(_) => Redirect::to("/admin/operators").into_response(),
+        Err(e) => operators_page(&console, &headers, Some(&e), StatusCode::BAD_REQUEST).await,
+    }
+}
+
+pub(super) async fn queues(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    let s = match require(&console, &headers, Role::Supervisor).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let figures = console.telephony.queue_figures().await;
+    console.render(
+        "admin_queues.html",
+        minijinja::context! { me => me(&s), queues => figures },
+    )
+}
+
+// ---- licenses and their credits ----------------------------------------------------
+
+#[derive(Deserialize)]
+pub(super) struct LicenseQuery {
+    history: Option<i64>,
+}
+
+pub(super) async fn licenses(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<LicenseQuery>,
+) -> Response {
+    licenses_page(&console, &headers, q.history, None, StatusCode::OK).await
+}
+
+async fn licenses_page(
+    console: &Console,
+    headers: &HeaderMap,
+    history_of: Option<i64>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let s = match require(console, headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &console.store;
+    let (Ok(licenses), Ok(users)) = (store.licenses().await, store.users().await) else {
+        return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+    };
+    let history = match history_of {
+        Some(id) => store
+            .license_history(id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                minijinja::context! {
+                    at => console.local_time(e.at_ms),
+                    kind => e.kind.as_str(),
+                    amount => e.amount,
+                    balance => e.balance_after,
+                    user => e.user_name,
+                    case_number => e.case_number,
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let licenses: Vec<_> = licenses
+        .into_iter()
+        .map(|l| minijinja::context! { id => l.id, name => l.name, credits => l.credits })
+        .collect();
+    let users: Vec<_> = users
+        .into_iter()
+        .map(|u| minijinja::context! { id => u.id, name => u.name })
+        .collect();
+    let mut r = console.render(
+        "admin_licenses.html",
+        minijinja::context! {
+            me => me(&s), licenses => licenses, users => users, history => history,
+            history_of => history_of, error => error,
+        },
+    );
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(Deserialize)]
+pub(super) struct LicenseForm {
+    action: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    license: String,
+    #[serde(default)]
+    credits: String,
+    #[serde(default)]
+    user: String,
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+/// POST /admin/licenses: add a license, top one up, or let a user use one.
+pub(super) async fn change_license(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(f): Form<LicenseForm>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    let number = |v: &str, what: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{what}: give a whole number."))
+    };
+    let store = &console.store;
+    let now = unix_ms();
+    let result: Result<(), String> = match f.action.as_str() {
+        "add" => match number(&f.credits, "Credits") {
+            Ok(c) => store
+                .add_license(&f.name, c, now)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
+        "top_up" => match (number(&f.license, "License"), number(&f.credits, "Credits")) {
+            (Ok(l), Ok(c)) => store
+                .top_up_license(l, c, s.user.id, now)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        "grant" => match (number(&f.license, "License"), number(&f.user, "User")) {
+            (Ok(l), Ok(u)) => store.grant_license(u, l).await.map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        _ => Err("Unknown action.".into()),
+    };
+    match result {
+        Ok(()) => Redirect::to("/admin/licenses").into_response(),
+        Err(e) => licenses_page(&console, &headers, None, Some(&e), StatusCode::BAD_REQUEST).await,
+    }
+}
+
+// ---- the outbox --------------------------------------------------------------------
+
+pub(super) async fn outbox(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    let s = match require(&console, &headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(messages) = console.store.outbox_messages(100).await else {
+        return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+    };
+    let rows: Vec<_> = messages
+        .into_iter()
+        .map(|m| {
+            minijinja::context! {
+                at => console.local_time(m.created_at_ms),
+                channel => m.channel.as_str(),
+                to => m.to,
+                subject => m.subject,
+                body => m.body,
+                status => m.status.as_str(),
+                error => m.last_error,
+                attempts => m.attempts,
+            }
+        })
+        .collect();
+    console.render(
+        "admin_outbox.html",
+        minijinja::context! {
+            me => me(&s),
+            messages => rows,
+            mode => console.visual.notify.mode.as_str(),
+        },
+    )
+}

@@ -1,0 +1,104 @@
+//! The operator's home page: status switch and live queue figures.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use hotline_core::users::{Role, WebSession};
+use serde::Deserialize;
+
+use super::auth::{check_csrf, require, session};
+use super::{Console, me};
+
+/// The states an operator may choose; busy and wrap-up follow calls.
+const CHOOSABLE: [&str; 3] = ["online", "away", "pause"];
+
+pub(super) async fn home(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(q): super::visual::HomeQuery,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    render_home(&console, &s, q.day.as_deref(), minijinja::context! {}).await
+}
+
+/// The home page; `form` keeps what the operator typed into a refused invite form.
+pub(super) async fn render_home(
+    console: &Console,
+    s: &WebSession,
+    day: Option<&str>,
+    form: minijinja::Value,
+) -> Response {
+    let status = match &s.user.operator {
+        Some(op) => console.telephony.operator_status(op).await,
+        None => None,
+    };
+    console.render(
+        "home.html",
+        minijinja::context! {
+            me => me(s),
+            status => status,
+            states => CHOOSABLE,
+            visual => super::visual::home_context(console, s, day).await,
+            form => form,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct StatusForm {
+    state: String,
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+pub(super) async fn set_status(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    let Some(operator) = &s.user.operator else {
+        return console.error_page(
+            StatusCode::CONFLICT,
+            "Your user is not linked to an operator account, so it has no status. An admin can link it.",
+        );
+    };
+    if !CHOOSABLE.contains(&f.state.as_str()) {
+        return console.error_page(StatusCode::BAD_REQUEST, "Choose online, away or pause.");
+    }
+    match console
+        .telephony
+        .set_operator_state(operator, &f.state)
+        .await
+    {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => console.error_page(StatusCode::CONFLICT, &e),
+    }
+}
+
+/// Server-Sent Events: the queue figures (JSON) whenever they change, checked every second.
+pub(super) async fn figures_live(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+) -> Response {
+    if session(&console, &headers).await.is_none() {
+        return (StatusCode::UNAUTHORIZED, "log in first").into_response();
+    }
+    let telephony = console.telephony.clone();
+    crate::live_json("queues", move || {
+        let telephony = telephony.clone();
+        async move { telephony.queue_figures().await }
+    })
+}

@@ -1,0 +1,287 @@
+//! The operator console: login, the operator's home page and the admin pages.
+//!
+//! Pages are rendered on the server (minijinja, HTML auto-escaped) with small JS modules
+//! for what changes live. Every route finds the browser's session itself and checks the
+//! role it needs; every form and state-changing request carries the session's CSRF token.
+//! Telephony (operator states, queue figures, SIP accounts) is reached through
+//! [`Telephony`], which the daemon implements.
+
+// A refusal is a whole page; handlers return it as they are, so it is not boxed.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod auth;
+mod home;
+mod visual;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use hotline_core::store::Store;
+use hotline_core::users::{LoginPolicy, Role, WebSession};
+use minijinja::Environment;
+use serde::Serialize;
+
+pub use auth::unix_ms;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the console needs from the telephony side of the daemon.
+pub trait Telephony: Send + Sync + 'static {
+    /// online, away, pause or offline; busy and wrap-up follow calls.
+    fn set_operator_state<'a>(
+        &'a self,
+        operator: &'a str,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// The operator's status as the queues see it (online, busy, wrap-up, …).
+    fn operator_status<'a>(&'a self, operator: &'a str) -> BoxFuture<'a, Option<String>>;
+    /// Every queue's figures (waiting, longest wait, online, busy, paused …) as JSON.
+    fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>>;
+    /// A new operator account with a SIP password (only digest HA1s are kept).
+    fn add_operator<'a>(&'a self, form: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>>;
+}
+
+/// The admin's form for an operator's SIP account.
+#[derive(Clone, Debug)]
+pub struct OperatorForm {
+    pub name: String,
+    pub sip_user: String,
+    pub display_name: String,
+    /// Concurrent chats; `None`: the default.
+    pub chat_capacity: Option<i64>,
+    pub sip_password: String,
+}
+
+pub struct Console {
+    pub store: Store,
+    pub telephony: Arc<dyn Telephony>,
+    pub policy: LoginPolicy,
+    /// Cookies marked Secure: set when the console is served over TLS (a proxy).
+    pub secure_cookies: bool,
+    pub visual: crate::visual::VisualSettings,
+    templates: Environment<'static>,
+    /// Failed logins per client address in the current window, against floods that
+    /// try many user names (the per-account lockout is in the store).
+    failures: Mutex<HashMap<IpAddr, (u32, i64)>>,
+}
+
+impl Console {
+    pub fn new(
+        store: Store,
+        telephony: Arc<dyn Telephony>,
+        policy: LoginPolicy,
+        secure_cookies: bool,
+        visual: crate::visual::VisualSettings,
+    ) -> Console {
+        let mut env = Environment::new();
+        for (name, text) in TEMPLATES {
+            if let Err(e) = env.add_template(name, text) {
+                // The templates are compiled in; a broken one is a bug caught by the tests.
+                tracing::error!("template {name}: {e}");
+            }
+        }
+        Console {
+            store,
+            telephony,
+            policy,
+            secure_cookies,
+            visual,
+            templates: env,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A page, or a plain error page when the template fails.
+    fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+        match self
+            .templates
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+        {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!("rendering {name}: {e:#}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be rendered; see the log",
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    /// A page for customers (no console layout, no session).
+    pub(crate) fn render_public(&self, name: &str, ctx: minijinja::Value) -> Response {
+        self.render(name, ctx)
+    }
+
+    /// A time for people, in the console's time zone.
+    fn local_time(&self, ms: i64) -> String {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| {
+                t.with_timezone(&self.visual.time_zone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A page that says what went wrong, with the right status.
+    fn error_page(&self, status: StatusCode, message: &str) -> Response {
+        let mut r = self.render(
+            "error.html",
+            minijinja::context! { status => status.as_u16(), message => message },
+        );
+        *r.status_mut() = status;
+        r
+    }
+}
+
+const TEMPLATES: [(&str, &str); 12] = [
+    ("base.html", include_str!("../../templates/base.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("home.html", include_str!("../../templates/home.html")),
+    (
+        "admin_users.html",
+        include_str!("../../templates/admin_users.html"),
+    ),
+    (
+        "admin_operators.html",
+        include_str!("../../templates/admin_operators.html"),
+    ),
+    (
+        "admin_queues.html",
+        include_str!("../../templates/admin_queues.html"),
+    ),
+    (
+        "visual_session.html",
+        include_str!("../../templates/visual_session.html"),
+    ),
+    (
+        "customer.html",
+        include_str!("../../templates/customer.html"),
+    ),
+    (
+        "admin_licenses.html",
+        include_str!("../../templates/admin_licenses.html"),
+    ),
+    (
+        "admin_outbox.html",
+        include_str!("../../templates/admin_outbox.html"),
+    ),
+    (
+        "customer_gone.html",
+        include_str!("../../templates/customer_gone.html"),
+    ),
+];
+
+/// Served from the binary, so `cargo run` needs no files beside it.
+const ASSETS: [(&str, &str, &str); 4] = [
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/console.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console.js"),
+    ),
+    (
+        "visual-operator.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/visual-operator.js"),
+    ),
+    (
+        "visual-customer.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/visual-customer.js"),
+    ),
+];
+
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/console/status", post(home::set_status))
+        .route("/console/figures/live", get(home::figures_live))
+        .route("/admin/users", get(admin::users).post(admin::add_user))
+        .route(
+            "/admin/operators",
+            get(admin::operators).post(admin::add_operator),
+        )
+        .route("/admin/queues", get(admin::queues))
+        .route(
+            "/admin/licenses",
+            get(admin::licenses).post(admin::change_license),
+        )
+        .route("/admin/outbox", get(admin::outbox))
+        .route("/visual", post(visual::create))
+        .route("/visual/{id}", get(visual::page))
+        .route("/visual/{id}/status", get(visual::status))
+        .route("/visual/{id}/end", post(visual::end))
+        .route("/visual/{id}/ws", get(visual::socket))
+        .route(
+            "/visual/{id}/snapshots",
+            post(visual::snapshot).layer(DefaultBodyLimit::max(crate::visual::MAX_IMAGE_BYTES)),
+        )
+        .route("/visual/{id}/files/{file}", get(visual::file))
+        .route("/v/{token}", get(crate::visual::customer_page))
+        .route("/v/{token}/ws", get(crate::visual::customer_socket))
+        .route(
+            "/v/{token}/photos",
+            post(crate::visual::customer_photo)
+                .layer(DefaultBodyLimit::max(crate::visual::MAX_IMAGE_BYTES)),
+        )
+        .route("/assets/{name}", get(asset))
+        .with_state(console)
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}
+
+/// What every page's layout shows of the logged-in user.
+#[derive(Serialize)]
+struct Me<'a> {
+    name: &'a str,
+    display_name: &'a str,
+    role: &'static str,
+    operator: Option<&'a str>,
+    is_admin: bool,
+    is_supervisor: bool,
+    csrf: &'a str,
+}
+
+fn me(s: &WebSession) -> Me<'_> {
+    Me {
+        name: &s.user.name,
+        display_name: &s.user.display_name,
+        role: s.user.role.as_str(),
+        operator: s.user.operator.as_deref(),
+        is_admin: s.user.role.allows(Role::Admin),
+        is_supervisor: s.user.role.allows(Role::Supervisor),
+        csrf: &s.csrf_token,
+    }
+}

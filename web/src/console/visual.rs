@@ -1,0 +1,489 @@
+//! Visual sessions, the operator's side: the invite form on the home page, the session
+//! page (invite status, live picture, chat, snapshots, files) and ending the session.
+//! The customer's side and the WebSocket relay are in [`crate::visual`].
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Redirect, Response};
+use chrono::{NaiveDate, TimeZone};
+use hotline_core::notify::{Channel, InviteContext, NewMessage, render_invite};
+use hotline_core::users::{Role, WebSession};
+use hotline_core::visual::{FileKind, InviteChannel, NewVisualSession, VisualError, VisualSession};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{check_csrf, require, unix_ms};
+use super::{Console, me};
+use crate::visual::{self as hub, Event};
+
+/// Everything the home page's visual-session part shows.
+pub(super) async fn home_context(
+    console: &Console,
+    s: &WebSession,
+    day: Option<&str>,
+) -> minijinja::Value {
+    let now = unix_ms();
+    let store = &console.store;
+    let licenses = store
+        .licenses_for_user(s.user.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| minijinja::context! { id => l.id, name => l.name, credits => l.credits })
+        .collect::<Vec<_>>();
+    let active = store
+        .active_visual_session(s.user.id, now)
+        .await
+        .ok()
+        .flatten()
+        .map(|v| minijinja::context! { id => v.id, case_number => v.case_number });
+    let day_range = day.and_then(|d| day_bounds(console, d));
+    let recent = store
+        .recent_visual_sessions(s.user.id, day_range, 10)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            minijinja::context! {
+                id => r.id,
+                case_number => r.case_number,
+                date => console.local_time(r.created_at_ms),
+                duration => r.duration_ms.map(duration_text),
+                customer => r.customer,
+                license => r.license_name,
+            }
+        })
+        .collect::<Vec<_>>();
+    minijinja::context! {
+        licenses => licenses,
+        active => active,
+        recent => recent,
+        day => day.unwrap_or(""),
+        bad_day => day.is_some_and(|d| !d.is_empty() && day_range.is_none()),
+    }
+}
+
+/// The start and end of a day (YYYY-MM-DD) in the console's time zone, as unix ms.
+fn day_bounds(console: &Console, day: &str) -> Option<(i64, i64)> {
+    let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    let start = console
+        .visual
+        .time_zone
+        .from_local_datetime(&date.and_hms_opt(0, 0, 0)?)
+        .earliest()?;
+    let next = console
+        .visual
+        .time_zone
+        .from_local_datetime(&date.succ_opt()?.and_hms_opt(0, 0, 0)?)
+        .earliest()?;
+    Some((start.timestamp_millis(), next.timestamp_millis()))
+}
+
+fn duration_text(ms: i64) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+#[derive(Deserialize)]
+pub(super) struct InviteForm {
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    license: String,
+    #[serde(default)]
+    case_number: String,
+    #[serde(default)]
+    generate_case: Option<String>,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    email: String,
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+/// POST /visual: creates the session (charging 1 credit), queues the invite and takes
+/// the operator to the session page. Refusals come back on the home page, form kept.
+pub(super) async fn create(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    let channel = match f.channel.as_str() {
+        "" | "sms" => InviteChannel::Sms,
+        "email" => InviteChannel::Email,
+        _ => return refuse(&console, &s, &f, "Choose SMS or e-mail.".into()).await,
+    };
+    let Ok(license_id) = f.license.parse::<i64>() else {
+        return refuse(&console, &s, &f, "Choose a license.".into()).await;
+    };
+    let now = unix_ms();
+    let case_number = if f.generate_case.is_some() || f.case_number.trim().is_empty() {
+        None
+    } else {
+        Some(f.case_number.trim().to_string())
+    };
+    let new = NewVisualSession {
+        operator_user_id: s.user.id,
+        license_id,
+        channel,
+        case_number,
+        phone: (channel == InviteChannel::Sms).then(|| f.phone.clone()),
+        email: (channel == InviteChannel::Email).then(|| f.email.clone()),
+        sms_limits: console.visual.sms_limits,
+        now_ms: now,
+    };
+    let created = match console.store.create_visual_session(&new).await {
+        Ok(c) => c,
+        Err(VisualError::ActiveSession { id }) => {
+            return refuse_with_link(&console, &s, &f, id).await;
+        }
+        Err(VisualError::Store(e)) => {
+            tracing::error!("creating a visual session: {e}");
+            return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+        }
+        Err(e) => return refuse(&console, &s, &f, e.to_string()).await,
+    };
+    let session = created.session;
+    let link = format!(
+        "{}/v/{}",
+        console.visual.public_url.trim_end_matches('/'),
+        created.token
+    );
+    let ctx = InviteContext {
+        link,
+        case_number: session.case_number.clone(),
+        operator: s.user.display_name.clone(),
+    };
+    let (notify_channel, to) = match channel {
+        InviteChannel::Sms => (Channel::Sms, session.phone.clone().unwrap_or_default()),
+        InviteChannel::Email => (Channel::Email, session.email.clone().unwrap_or_default()),
+    };
+    // The session exists and is charged: the invite must not be lost. A template error
+    // is a configuration fault; it is shown on the session page.
+    match render_invite(&console.visual.notify, notify_channel, &ctx) {
+        Ok(rendered) => {
+            let related = format!("visual:{}", session.id);
+            let msg = NewMessage::from_rendered(&rendered, &to, &related, now);
+            match console.store.enqueue_message(&msg).await {
+                Ok(_) => {
+                    if let Some(n) = &console.visual.notifier {
+                        n.wake();
+                    }
+                }
+                Err(e) => tracing::error!(session = session.id, "storing the invite: {e}"),
+            }
+        }
+        Err(e) => tracing::error!(session = session.id, "invite template: {e}"),
+    }
+    tracing::info!(user = %s.user.name, session = session.id, channel = channel.as_str(),
+                   case = %session.case_number, "visual session created");
+    Redirect::to(&format!("/visual/{}", session.id)).into_response()
+}
+
+async fn refuse(console: &Console, s: &WebSession, f: &InviteForm, error: String) -> Response {
+    refusal(console, s, f, error, None).await
+}
+
+async fn refuse_with_link(console: &Console, s: &WebSession, f: &InviteForm, id: i64) -> Response {
+    let error = "You already have an active session: close it before starting a new one.";
+    refusal(console, s, f, error.into(), Some(id)).await
+}
+
+async fn refusal(
+    console: &Console,
+    s: &WebSession,
+    f: &InviteForm,
+    error: String,
+    active_id: Option<i64>,
+) -> Response {
+    let mut r = super::home::render_home(
+        console,
+        s,
+        None,
+        minijinja::context! {
+            error => error,
+            active_link => active_id,
+            channel => f.channel,
+            license => f.license,
+            case_number => f.case_number,
+            phone => f.phone,
+            email => f.email,
+        },
+    )
+    .await;
+    *r.status_mut() = if active_id.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    r
+}
+
+/// The session when it belongs to this operator; otherwise the page that says why.
+async fn own_session(
+    console: &Console,
+    s: &WebSession,
+    id: i64,
+) -> Result<VisualSession, Response> {
+    match console.store.visual_session(id).await {
+        Ok(Some(v)) if v.operator_user_id == s.user.id => Ok(v),
+        Ok(Some(_)) => Err(console.error_page(
+            StatusCode::FORBIDDEN,
+            "This session belongs to another operator.",
+        )),
+        Ok(None) => Err(console.error_page(StatusCode::NOT_FOUND, "No such session.")),
+        Err(e) => {
+            tracing::error!("reading a visual session: {e}");
+            Err(console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed."))
+        }
+    }
+}
+
+pub(super) async fn page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let v = match own_session(&console, &s, id).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = unix_ms();
+    if v.is_open_at(now) {
+        // The operator is here: the hour of grace starts again.
+        let _ = console.store.touch_visual_session(id, now).await;
+    }
+    console.render(
+        "visual_session.html",
+        minijinja::context! {
+            me => me(&s),
+            session => minijinja::context! {
+                id => v.id,
+                case_number => v.case_number,
+                channel => v.channel.as_str(),
+                customer => v.customer(),
+                license => v.license_name,
+                open => v.is_open_at(now),
+                joined => v.joined_at_ms.is_some(),
+            },
+            ice_servers => console.visual.ice_servers_json.as_str(),
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct InviteStatus {
+    status: String,
+    to: String,
+    error: Option<String>,
+    attempts: i64,
+}
+
+#[derive(Serialize)]
+struct FileJson {
+    id: String,
+    kind: &'static str,
+    url: String,
+    content_type: String,
+    size: i64,
+}
+
+/// GET /visual/{id}/status: the invite's delivery, the session's state and its files.
+pub(super) async fn status(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let v = match own_session(&console, &s, id).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let invites: Vec<InviteStatus> = console
+        .store
+        .messages_related(&format!("visual:{id}"))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| InviteStatus {
+            status: m.status.as_str().to_string(),
+            to: m.to,
+            error: m.last_error,
+            attempts: m.attempts,
+        })
+        .collect();
+    let files: Vec<FileJson> = console
+        .store
+        .visual_files(id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| FileJson {
+            url: format!("/visual/{id}/files/{}", f.id),
+            kind: f.kind.as_str(),
+            id: f.id,
+            content_type: f.content_type,
+            size: f.size,
+        })
+        .collect();
+    Json(serde_json::json!({
+        "open": v.is_open_at(unix_ms()),
+        "joined": v.joined_at_ms.is_some(),
+        "invites": invites,
+        "files": files,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+pub(super) async fn end(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    if let Err(r) = own_session(&console, &s, id).await {
+        return r;
+    }
+    match console.store.end_visual_session(id, unix_ms()).await {
+        Ok(_) | Err(VisualError::Ended) => {
+            console.visual.hub.send(id, hub::To::Both, &Event::Ended);
+            Redirect::to("/").into_response()
+        }
+        Err(e) => console.error_page(StatusCode::CONFLICT, &e.to_string()),
+    }
+}
+
+/// POST /visual/{id}/snapshots: a still from the live picture (JPEG or PNG body).
+pub(super) async fn snapshot(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&console, &s, &headers, None) {
+        return r;
+    }
+    let v = match own_session(&console, &s, id).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match hub::save_image(
+        &console.store,
+        &console.visual,
+        &v,
+        FileKind::Snapshot,
+        &body,
+    )
+    .await
+    {
+        Ok(file) => (StatusCode::CREATED, Json(file)).into_response(),
+        Err((status, msg)) => (status, Json(serde_json::json!({ "error": msg }))).into_response(),
+    }
+}
+
+/// GET /visual/{id}/files/{file}: photos and snapshots, for the session's operator only.
+pub(super) async fn file(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path((id, file_id)): Path<(i64, String)>,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = own_session(&console, &s, id).await {
+        return r;
+    }
+    let Ok(Some(f)) = console.store.visual_file(&file_id).await else {
+        return console.error_page(StatusCode::NOT_FOUND, "No such file.");
+    };
+    if f.session_id != id {
+        return console.error_page(StatusCode::NOT_FOUND, "No such file.");
+    }
+    match tokio::fs::read(console.visual.files_dir.join(&f.id)).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, f.content_type),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"{}-{}\"", f.kind.as_str(), f.id),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(file = %f.id, "reading a stored file: {e}");
+            console.error_page(StatusCode::NOT_FOUND, "The file is gone.")
+        }
+    }
+}
+
+/// The operator's WebSocket: signalling, chat and events of their own session.
+pub(super) async fn socket(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> Response {
+    let s = match require(&console, &headers, Role::Operator).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // A page from another site must not open the operator's socket.
+    if !super::auth::same_origin(&headers) {
+        return console.error_page(StatusCode::FORBIDDEN, "Not from this site.");
+    }
+    let v = match own_session(&console, &s, id).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !v.is_open_at(unix_ms()) {
+        return console.error_page(StatusCode::GONE, "This session has ended.");
+    }
+    ws.on_upgrade(move |socket| {
+        hub::serve_socket(console, id, hotline_core::visual::Party::Operator, socket)
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct DayQuery {
+    pub day: Option<String>,
+}
+
+pub(super) type HomeQuery = Query<DayQuery>;

@@ -1,0 +1,450 @@
+//! Visual sessions, the customer's side and the relay between the two browsers.
+//!
+//! The customer opens the invite link (`/v/{token}`) on a phone: after consent the camera
+//! picture goes to the operator's browser over WebRTC, browser to browser. The daemon only
+//! relays the signalling (offer, answer, ICE candidates) and the chat over one WebSocket
+//! per browser, stores chat messages with a sequence number (a reconnecting page asks for
+//! what it missed) and keeps photos and snapshots with the case.
+//!
+//! The relay is in memory, per node: both browsers of a session must reach the same node
+//! (sticky sessions behind a load balancer).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use hotline_core::notify::{NotifierHandle, NotifyConfig};
+use hotline_core::store::Store;
+use hotline_core::visual::{FileKind, Party, SmsLimits, VisualSession};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::console::{Console, unix_ms};
+
+/// Photos and snapshots: at most this many bytes each.
+pub const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
+/// What a chat message may hold.
+const MAX_CHAT_CHARS: usize = 4000;
+
+/// What visual sessions need beyond the store.
+pub struct VisualSettings {
+    /// How customers reach this server, for the invite link (e.g. https://help.example.com).
+    pub public_url: String,
+    pub notify: NotifyConfig,
+    pub notifier: Option<NotifierHandle>,
+    /// Photos and snapshots, one file per id.
+    pub files_dir: PathBuf,
+    /// The RTCPeerConnection `iceServers` (STUN/TURN), as JSON.
+    pub ice_servers_json: String,
+    pub sms_limits: SmsLimits,
+    /// Dates on the console's pages are in this zone.
+    pub time_zone: chrono_tz::Tz,
+    pub hub: Hub,
+}
+
+/// Who gets an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum To {
+    Operator,
+    Customer,
+    Both,
+}
+
+/// What the server tells a browser, as JSON with a `type`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The operator ended the session (or it expired).
+    Ended,
+    /// The customer opened the link.
+    Joined,
+    /// Whether the other side's page is connected.
+    Presence { operator: bool, customer: bool },
+    Chat {
+        seq: i64,
+        from: &'static str,
+        text: String,
+        client_id: Option<String>,
+        at_ms: i64,
+    },
+    /// Offer, answer or ICE candidate from the other browser, passed on unread.
+    Signal { data: serde_json::Value },
+    /// A photo or snapshot was stored.
+    File { file: FileJson },
+    /// A request could not be carried out.
+    Error { message: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileJson {
+    pub id: String,
+    pub kind: &'static str,
+    pub url: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// What a browser sends.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Incoming {
+    /// Chat messages after `after` (0: all), sent right after connecting.
+    Hello {
+        after: i64,
+    },
+    Chat {
+        text: String,
+        client_id: Option<String>,
+    },
+    Signal {
+        data: serde_json::Value,
+    },
+}
+
+type Sender = mpsc::UnboundedSender<String>;
+
+#[derive(Default)]
+struct Room {
+    operator: Vec<(u64, Sender)>,
+    customer: Vec<(u64, Sender)>,
+}
+
+/// The connected browsers of every session on this node.
+#[derive(Default)]
+pub struct Hub {
+    rooms: Mutex<HashMap<i64, Room>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Hub {
+    pub fn send(&self, session: i64, to: To, event: &Event) {
+        let Ok(text) = serde_json::to_string(event) else {
+            return;
+        };
+        let Ok(rooms) = self.rooms.lock() else {
+            return;
+        };
+        let Some(room) = rooms.get(&session) else {
+            return;
+        };
+        let targets = match to {
+            To::Operator => [&room.operator[..], &[]],
+            To::Customer => [&room.customer[..], &[]],
+            To::Both => [&room.operator[..], &room.customer[..]],
+        };
+        for (_, tx) in targets.into_iter().flatten() {
+            let _ = tx.send(text.clone());
+        }
+    }
+
+    fn presence(&self, session: i64) -> Event {
+        let rooms = self.rooms.lock();
+        let (operator, customer) = rooms
+            .ok()
+            .and_then(|r| {
+                r.get(&session)
+                    .map(|room| (!room.operator.is_empty(), !room.customer.is_empty()))
+            })
+            .unwrap_or((false, false));
+        Event::Presence { operator, customer }
+    }
+
+    fn join(&self, session: i64, party: Party, tx: Sender) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut rooms) = self.rooms.lock() {
+            let room = rooms.entry(session).or_default();
+            match party {
+                Party::Operator => room.operator.push((id, tx)),
+                Party::Customer => room.customer.push((id, tx)),
+            }
+        }
+        id
+    }
+
+    fn leave(&self, session: i64, id: u64) {
+        if let Ok(mut rooms) = self.rooms.lock()
+            && let Some(room) = rooms.get_mut(&session)
+        {
+            room.operator.retain(|(i, _)| *i != id);
+            room.customer.retain(|(i, _)| *i != id);
+            if room.operator.is_empty() && room.customer.is_empty() {
+                rooms.remove(&session);
+            }
+        }
+    }
+}
+
+/// Relays one browser's WebSocket until it closes or the session ends.
+pub async fn serve_socket(
+    console: Arc<Console>,
+    session: i64,
+    party: Party,
+    mut socket: WebSocket,
+) {
+    let hub = &console.visual.hub;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let me = hub.join(session, party, tx);
+    hub.send(session, To::Both, &hub.presence(session));
+    let other = match party {
+        Party::Operator => To::Customer,
+        Party::Customer => To::Operator,
+    };
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(text) = out else { break };
+                let ended = text.contains(r#""type":"ended""#);
+                if socket.send(WsMessage::Text(text.into())).await.is_err() || ended {
+                    break;
+                }
+            }
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(WsMessage::Text(t))) => t,
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = handle(&console, session, party, other, text.as_str()).await;
+                if let Some(reply) = reply
+                    && let Ok(json) = serde_json::to_string(&reply)
+                    && socket.send(WsMessage::Text(json.into())).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    hub.leave(session, me);
+    hub.send(session, To::Both, &hub.presence(session));
+}
+
+/// Acts on one message from a browser; returns what only that browser should hear.
+async fn handle(
+    console: &Console,
+    session: i64,
+    party: Party,
+    other: To,
+    text: &str,
+) -> Option<Event> {
+    let hub = &console.visual.hub;
+    let store = &console.store;
+    let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
+        return Some(Event::Error {
+            message: "unreadable message".into(),
+        });
+    };
+    match incoming {
+        Incoming::Hello { after } => {
+            // Missed messages, each as it would have come live.
+            let missed = store
+                .visual_messages(session, after)
+                .await
+                .unwrap_or_default();
+            for m in missed {
+                hub.send(session, own(party), &chat_event(&m));
+            }
+            None
+        }
+        Incoming::Chat { text, client_id } => {
+            let text = text.trim();
+            if text.is_empty() || text.chars().count() > MAX_CHAT_CHARS {
+                return Some(Event::Error {
+                    message: format!("a message has 1 to {MAX_CHAT_CHARS} characters"),
+                });
+            }
+            match store
+                .add_visual_message(session, party, text, client_id, unix_ms())
+                .await
+            {
+                Ok(m) => {
+                    hub.send(session, To::Both, &chat_event(&m));
+                    None
+                }
+                Err(e) => Some(Event::Error {
+                    message: e.to_string(),
+                }),
+            }
+        }
+        Incoming::Signal { data } => {
+            hub.send(session, other, &Event::Signal { data });
+            None
+        }
+    }
+}
+
+fn own(party: Party) -> To {
+    match party {
+        Party::Operator => To::Operator,
+        Party::Customer => To::Customer,
+    }
+}
+
+fn chat_event(m: &hotline_core::visual::VisualMessage) -> Event {
+    Event::Chat {
+        seq: m.seq,
+        from: m.from.as_str(),
+        text: m.text.clone(),
+        client_id: m.client_id.clone(),
+        at_ms: m.created_at_ms,
+    }
+}
+
+/// Stores an image (checked by its content, not its name) for the session's case.
+pub async fn save_image(
+    store: &Store,
+    settings: &VisualSettings,
+    session: &VisualSession,
+    kind: FileKind,
+    body: &[u8],
+) -> Result<FileJson, (StatusCode, String)> {
+    if body.len() > MAX_IMAGE_BYTES {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "an image may have at most {} MB",
+                MAX_IMAGE_BYTES / 1024 / 1024
+            ),
+        ));
+    }
+    let content_type = match infer::get(body).map(|t| t.mime_type()) {
+        Some(t @ ("image/jpeg" | "image/png" | "image/webp" | "image/gif")) => t,
+        _ => {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "only JPEG, PNG, WebP or GIF pictures".into(),
+            ));
+        }
+    };
+    let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
+    let file = store
+        .add_visual_file(session.id, kind, content_type, size, unix_ms())
+        .await
+        .map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
+    let path = settings.files_dir.join(&file.id);
+    if let Err(e) = tokio::fs::create_dir_all(&settings.files_dir).await {
+        tracing::error!("creating {}: {e}", settings.files_dir.display());
+    }
+    if let Err(e) = tokio::fs::write(&path, body).await {
+        tracing::error!("writing {}: {e}", path.display());
+        return Err((
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the picture could not be stored".into(),
+        ));
+    }
+    let json = FileJson {
+        url: format!("/visual/{}/files/{}", session.id, file.id),
+        kind: kind.as_str(),
+        id: file.id,
+        content_type: content_type.to_string(),
+        size,
+    };
+    settings.hub.send(
+        session.id,
+        To::Operator,
+        &Event::File { file: json.clone() },
+    );
+    Ok(json)
+}
+
+// ---- the customer's routes ---------------------------------------------------------
+
+/// The session an invite link opens; `None` for unknown, ended and expired links alike.
+async fn by_token(console: &Console, token: &str) -> Option<VisualSession> {
+    // Tokens are long random text; anything else is not worth a query.
+    if token.len() > 200 {
+        return None;
+    }
+    console
+        .store
+        .visual_session_by_token(token, unix_ms())
+        .await
+        .ok()
+        .flatten()
+}
+
+pub async fn customer_page(
+    State(console): State<Arc<Console>>,
+    Path(token): Path<String>,
+) -> Response {
+    let Some(v) = by_token(&console, &token).await else {
+        return gone(&console);
+    };
+    let mut r = console.render_public(
+        "customer.html",
+        minijinja::context! {
+            case_number => v.case_number,
+            ice_servers => console.visual.ice_servers_json.as_str(),
+        },
+    );
+    // The link is a secret: don't leak it to other sites or caches.
+    let h = r.headers_mut();
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// One page for unknown, ended and expired links: it reveals nothing.
+fn gone(console: &Console) -> Response {
+    let mut r = console.render_public("customer_gone.html", minijinja::context! {});
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
+pub async fn customer_socket(
+    State(console): State<Arc<Console>>,
+    Path(token): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(v) = by_token(&console, &token).await else {
+        return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
+    };
+    if v.joined_at_ms.is_none() {
+        match console
+            .store
+            .mark_visual_session_joined(v.id, unix_ms())
+            .await
+        {
+            Ok(_) => console.visual.hub.send(v.id, To::Operator, &Event::Joined),
+            Err(e) => tracing::warn!(session = v.id, "marking joined: {e}"),
+        }
+    }
+    ws.on_upgrade(move |socket| serve_socket(console, v.id, Party::Customer, socket))
+}
+
+pub async fn customer_photo(
+    State(console): State<Arc<Console>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(v) = by_token(&console, &token).await else {
+        return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_IMAGE_BYTES) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(serde_json::json!({ "error": "the picture is larger than 20 MB" })),
+        )
+            .into_response();
+    }
+    match save_image(&console.store, &console.visual, &v, FileKind::Photo, &body).await {
+        // The customer learns that it arrived, not where it is kept.
+        Ok(_) => (StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))).into_response(),
+        Err((status, msg)) => (status, Json(serde_json::json!({ "error": msg }))).into_response(),
+    }
+}
