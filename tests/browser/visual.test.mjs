@@ -1,9 +1,10 @@
-// A visual session end to end in real browsers: the operator invites by SMS (outbox
-// mode: the message is kept, the test reads the link from the admin outbox page), the
-// customer opens the link with Chromium's fake camera, the operator sees the picture,
-// they chat, the customer sends a photo, the operator takes a snapshot and ends the
-// session; the table lists it. Then the refusals: bad number, second session, no
-// credits, another operator's session, the link after the end, a form without CSRF.
+// A visual session end to end in real browsers: the operator invites by SMS (the test's
+// gateway, tests/browser/sinks.py, receives it), the customer opens the link with
+// Chromium's fake camera, the operator sees the picture, they chat, the customer sends a
+// photo, the operator takes a snapshot and ends the session; the table lists it. An
+// e-mail invite goes through a real SMTP server (aiosmtpd) and its link works. And the
+// refusals: bad number, second session, no credits, another operator's session, the
+// link after the end, a form without CSRF.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
@@ -38,6 +39,24 @@ after(async () => {
   await browser?.close();
 });
 
+/// Waits until the test's SMS gateway or SMTP server got a message for `to`; its link.
+async function received(kind, to) {
+  for (let i = 0; i < 100; i++) {
+    const all = await (await fetch(`${env('SINK_URL')}/messages`)).json();
+    const m = kind === 'sms'
+      ? all.sms.find((x) => x.to === to)
+      : all.mail.find((x) => x.to.includes(to));
+    if (m) {
+      const text = kind === 'sms' ? m.text : `${m.subject}\n${m.body}`;
+      const link = text.match(/https?:\/\/\S+\/v\/[A-Za-z0-9_-]+/)?.[0];
+      assert.ok(link, `a link in the ${kind}: ${text}`);
+      return { link, message: m };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no ${kind} to ${to} arrived`);
+}
+
 async function logIn(context, user, password) {
   const page = await context.newPage();
   await page.goto(`${BASE}/login`);
@@ -56,14 +75,19 @@ async function adminForm(page, heading, fill) {
 }
 
 /// Fills the invite form on the home page and submits it.
-async function invite(page, { license, caseNumber, phone }) {
+async function invite(page, { license, caseNumber, phone, email }) {
   await page.goto(`${BASE}/`);
   const form = page.locator('#invite-form');
-  await form.getByLabel('SMS').check();
+  if (email) {
+    await form.getByLabel('E-mail', { exact: true }).check();
+    await form.getByLabel("Customer's e-mail address").fill(email);
+  } else {
+    await form.getByLabel('SMS').check();
+    await form.getByLabel("Customer's mobile number").fill(phone);
+  }
   const option = form.locator('select[name=license] option', { hasText: new RegExp(`^${license} \\(`) });
   await form.getByLabel('License').selectOption(await option.getAttribute('value'));
   await form.getByLabel('Case number', { exact: true }).fill(caseNumber);
-  await form.getByLabel("Customer's mobile number").fill(phone);
   await form.getByRole('button', { name: /Create session/ }).click();
   await page.waitForLoadState();
 }
@@ -104,7 +128,10 @@ test('a visual session from invite to end', async () => {
   await op.waitForURL(/\/visual\/\d+$/);
   const sessionUrl = op.url();
   await op.getByRole('heading', { name: 'Case CLAIM-77' }).waitFor();
-  await op.waitForFunction(() => /outbox to \+36306167347/.test(document.querySelector('#invite-status').textContent));
+  // The gateway got the SMS; the waiting screen says it was sent.
+  const { link, message: sms } = await received('sms', '+36306167347');
+  assert.match(sms.text, /CLAIM-77/);
+  await op.waitForFunction(() => /sent to \+36306167347/.test(document.querySelector('#invite-status').textContent));
   assert.match(await op.locator('#session-state').innerText(), /Waiting for the customer/);
 
   // One active session: a second one is refused, with the way back to the first.
@@ -115,12 +142,10 @@ test('a visual session from invite to end', async () => {
   await admin.goto(`${BASE}/admin/licenses`);
   assert.equal(await admin.locator('tr[data-license="Gold"] td').nth(1).innerText(), '1');
 
-  // The customer's link, as the SMS in the outbox carries it.
+  // The admin's outbox page lists it as sent.
   await admin.goto(`${BASE}/admin/outbox`);
   const body = await admin.locator('#outbox tbody tr').first().innerText();
-  assert.match(body, /\+36306167347/);
-  const link = body.match(/https?:\/\/\S+\/v\/[A-Za-z0-9_-]+/)?.[0];
-  assert.ok(link, `an invite link in the outbox: ${body}`);
+  assert.match(body, /\+36306167347[\s\S]*sent/);
 
   // The customer on a phone-sized screen.
   const phoneContext = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
@@ -222,6 +247,19 @@ test('a visual session from invite to end', async () => {
   assert.match(await dead.getByRole('alert').innerText(), /ended, the link has expired/);
   const unknown = await dead.goto(`${BASE}/v/not-a-real-token`);
   assert.equal(unknown.status(), 404);
+
+  // An e-mail invite goes through the SMTP server; its link opens the customer's page.
+  await invite(op, { license: 'Gold', caseNumber: 'MAIL-1', email: 'customer@example.org' });
+  await op.waitForURL(/\/visual\/\d+$/);
+  const mail = await received('mail', 'customer@example.org');
+  assert.match(mail.message.subject, /MAIL-1/);
+  await op.waitForFunction(() => /sent to customer@example.org/.test(document.querySelector('#invite-status').textContent));
+  const mailPage = await phoneContext.newPage();
+  await mailPage.goto(mail.link);
+  await mailPage.getByRole('heading', { name: 'Video help' }).waitFor();
+  assert.match(await mailPage.locator('body').innerText(), /MAIL-1/);
+  await op.getByRole('button', { name: 'End session' }).click();
+  await op.waitForURL(`${BASE}/`);
 
   await phoneContext.close();
   await opContext.close();
