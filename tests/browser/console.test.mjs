@@ -132,6 +132,14 @@ test('an operator may not open the admin pages; an admin adds a user there', asy
   await add('eve', 'eve-long-password-1');
   await page.getByRole('cell', { name: 'eve', exact: true }).waitFor();
 
+  // The notification settings as configured (run.sh: the test's gateway and SMTP server).
+  await page.getByRole('link', { name: 'Notifications' }).click();
+  await page.getByRole('heading', { name: 'Notification settings' }).waitFor();
+  const settings = await page.locator('#notify-settings').innerText();
+  assert.match(settings, /Mode\s+send/);
+  assert.match(settings, /POST http:\/\/127\.0\.0\.1:\d+\/sms/);
+  assert.match(settings, /127\.0\.0\.1:\d+, none/);
+
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(/\/login/);
   const back = await page.goto(`${BASE}/admin/users`);

@@ -410,3 +410,56 @@ pub(super) async fn outbox(State(console): State<Arc<Console>>, headers: HeaderM
         },
     )
 }
+
+// ---- notification settings -----------------------------------------------------------
+
+/// GET /admin/notifications: how invites are sent, as configured (`[notify]`); secrets
+/// are not shown.
+pub(super) async fn notifications(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match require(&console, &headers, Role::Admin).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let n = &console.visual.notify;
+    // A gateway URL may carry an API key in its query.
+    let sms_url = n.sms.url.split('?').next().unwrap_or("").to_string();
+    console.render(
+        "admin_notifications.html",
+        minijinja::context! {
+            me => me(&s),
+            mode => n.mode.as_str(),
+            sms => minijinja::context! {
+                url => sms_url,
+                query_hidden => n.sms.url.contains('?'),
+                method => n.sms.method,
+                header_names => n.sms.headers.keys().collect::<Vec<_>>(),
+                content_type => n.sms.content_type,
+            },
+            email => minijinja::context! {
+                host => n.email.host,
+                port => n.email.effective_port(),
+                tls => format!("{:?}", n.email.tls).to_lowercase(),
+                username => n.email.username,
+                password_set => !n.email.password.is_empty(),
+                from => n.email.from,
+            },
+            templates => minijinja::context! {
+                sms_invite => n.templates.sms_invite,
+                email_subject => n.templates.email_invite_subject,
+                email_body => n.templates.email_invite_body,
+            },
+            retry => minijinja::context! {
+                max_attempts => n.retry.max_attempts,
+                first_backoff_ms => n.retry.first_backoff_ms,
+                max_backoff_ms => n.retry.max_backoff_ms,
+            },
+            sms_limits => minijinja::context! {
+                per_operator_per_hour => console.visual.sms_limits.per_operator_per_hour,
+                per_number_per_day => console.visual.sms_limits.per_number_per_day,
+            },
+        },
+    )
+}

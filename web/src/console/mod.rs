@@ -146,7 +146,7 @@ impl Console {
     }
 }
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
@@ -178,6 +178,10 @@ const TEMPLATES: [(&str, &str); 12] = [
     (
         "admin_outbox.html",
         include_str!("../../templates/admin_outbox.html"),
+    ),
+    (
+        "admin_notifications.html",
+        include_str!("../../templates/admin_notifications.html"),
     ),
     (
         "customer_gone.html",
@@ -227,6 +231,7 @@ pub fn router(console: Arc<Console>) -> Router {
             get(admin::licenses).post(admin::change_license),
         )
         .route("/admin/outbox", get(admin::outbox))
+        .route("/admin/notifications", get(admin::notifications))
         .route("/visual", post(visual::create))
         .route("/visual/{id}", get(visual::page))
         .route("/visual/{id}/status", get(visual::status))
