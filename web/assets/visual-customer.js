@@ -1,37 +1,18 @@
+import { openLink } from './visual-link.js';
+
 // The customer's page on a phone: consent, the camera to the operator over WebRTC (this
 // browser makes the offer), switching cameras, photos and chat.
 const root = document.getElementById('customer');
 const iceServers = JSON.parse(root.dataset.ice || '[]');
 const token = location.pathname.split('/').pop();
-const chat = document.getElementById('chat');
-const seen = new Set();
-let lastSeq = 0;
 let facing = 'environment';
 let stream = null;
 let pc = null;
-let ws = null;
+let link = null;
 let over = false;
 
-// A retried send carries the same id, so the server stores it once. (getRandomValues
-// works on plain HTTP too, unlike randomUUID.)
-function clientId() {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 function send(msg) {
-  if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-}
-
-function addChat(m) {
-  if (seen.has(m.seq)) return;
-  seen.add(m.seq);
-  lastSeq = Math.max(lastSeq, m.seq);
-  const li = document.createElement('li');
-  li.className = m.from === 'customer' ? 'mine' : 'theirs';
-  li.dataset.from = m.from;
-  li.textContent = m.text;
-  chat.append(li);
-  chat.scrollTop = chat.scrollHeight;
+  link?.send(msg);
 }
 
 async function camera() {
@@ -69,27 +50,30 @@ function end() {
 }
 
 function connect() {
-  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  ws = new WebSocket(`${proto}://${location.host}/v/${token}/ws`);
-  ws.onopen = () => send({ type: 'hello', after: lastSeq });
-  ws.onmessage = (e) => {
-    const ev = JSON.parse(e.data);
-    switch (ev.type) {
-      case 'chat': addChat(ev); break;
-      case 'signal': onSignal(ev.data); break;
-      // The operator's page is there (again): show it the picture.
-      case 'presence': if (ev.operator && stream) offer(); break;
-      case 'ended': end(); break;
-      case 'error': document.getElementById('photo-status').textContent = ev.message; break;
-    }
-  };
-  ws.onclose = (e) => {
-    if (over) return;
-    // A link that is no longer valid refuses the socket: check the page itself.
-    fetch(location.href, { method: 'HEAD' }).then((r) => {
-      if (r.status === 404) end(); else setTimeout(connect, 1000);
-    }, () => setTimeout(connect, 2000));
-  };
+  link = openLink({
+    path: `/v/${token}/ws`,
+    me: 'customer',
+    chatList: document.getElementById('chat'),
+    chatForm: document.getElementById('chat-form'),
+    chatInput: document.getElementById('chat-input'),
+    onEvent: (ev) => {
+      switch (ev.type) {
+        case 'signal': onSignal(ev.data); break;
+        // The operator's page is there (again): show it the picture.
+        case 'presence': if (ev.operator && stream) offer(); break;
+        case 'ended': end(); break;
+        case 'error': document.getElementById('photo-status').textContent = ev.message; break;
+      }
+    },
+    // A link that is no longer valid refuses the socket: ask the page itself.
+    onClose: async () => {
+      if (over) return false;
+      try {
+        if ((await fetch(location.href, { method: 'HEAD' })).status === 404) { end(); return false; }
+      } catch (e) { /* the network is down: try again */ }
+      return true;
+    },
+  });
 }
 
 document.getElementById('agree').addEventListener('change', (e) => {
@@ -133,11 +117,3 @@ document.getElementById('photo').addEventListener('change', async (e) => {
   e.target.value = '';
 });
 
-document.getElementById('chat-form').addEventListener('submit', (e) => {
-  e.preventDefault();
-  const input = document.getElementById('chat-input');
-  const text = input.value.trim();
-  if (!text) return;
-  send({ type: 'chat', text, client_id: clientId() });
-  input.value = '';
-});

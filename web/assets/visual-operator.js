@@ -1,3 +1,5 @@
+import { openLink } from './visual-link.js';
+
 // The operator's session page: invite status, the customer's live picture (WebRTC,
 // receive only; the customer's browser makes the offer), chat, snapshots and files.
 const root = document.getElementById('visual');
@@ -7,23 +9,8 @@ const iceServers = JSON.parse(root.dataset.ice || '[]');
 const video = document.getElementById('remote-video');
 const stateLine = document.getElementById('session-state');
 const snapshotButton = document.getElementById('snapshot');
-const chat = document.getElementById('chat');
-const seen = new Set();
-let lastSeq = 0;
 let pc = null;
-let ws = null;
-
-function addChat(m) {
-  if (seen.has(m.seq)) return;
-  seen.add(m.seq);
-  lastSeq = Math.max(lastSeq, m.seq);
-  const li = document.createElement('li');
-  li.className = m.from === 'operator' ? 'mine' : 'theirs';
-  li.textContent = m.text; // never markup from anyone
-  li.dataset.from = m.from;
-  chat.append(li);
-  chat.scrollTop = chat.scrollHeight;
-}
+let link = null;
 
 function addFile(f) {
   const list = document.getElementById('files');
@@ -60,14 +47,8 @@ function ended() {
   pc?.close();
 }
 
-// A retried send carries the same id, so the server stores it once. (getRandomValues
-// works on plain HTTP too, unlike randomUUID.)
-function clientId() {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 function send(msg) {
-  if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+  link?.send(msg);
 }
 
 async function onSignal(data) {
@@ -90,35 +71,27 @@ async function onSignal(data) {
 
 function connect() {
   if (root.dataset.open !== 'true') return;
-  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  ws = new WebSocket(`${proto}://${location.host}/visual/${id}/ws`);
-  ws.onopen = () => send({ type: 'hello', after: lastSeq });
-  ws.onmessage = (e) => {
-    const ev = JSON.parse(e.data);
-    switch (ev.type) {
-      case 'chat': addChat(ev); break;
-      case 'signal': onSignal(ev.data); break;
-      case 'joined': stateLine.textContent = 'The customer has opened the link.'; break;
-      case 'presence':
-        if (!ev.customer && pc) stateLine.textContent = 'The customer\'s page is closed; waiting for them to come back…';
-        break;
-      case 'file': addFile(ev.file); break;
-      case 'ended': root.dataset.open = 'false'; ended(); break;
-      case 'error': alert(ev.message); break;
-    }
-  };
-  // A dropped connection comes back and asks for what it missed.
-  ws.onclose = () => { if (root.dataset.open === 'true') setTimeout(connect, 1000); };
+  link = openLink({
+    path: `/visual/${id}/ws`,
+    me: 'operator',
+    chatList: document.getElementById('chat'),
+    chatForm: document.getElementById('chat-form'),
+    chatInput: document.getElementById('chat-input'),
+    onEvent: (ev) => {
+      switch (ev.type) {
+        case 'signal': onSignal(ev.data); break;
+        case 'joined': stateLine.textContent = 'The customer has opened the link.'; break;
+        case 'presence':
+          if (!ev.customer && pc) stateLine.textContent = 'The customer\'s page is closed; waiting for them to come back…';
+          break;
+        case 'file': addFile(ev.file); break;
+        case 'ended': root.dataset.open = 'false'; ended(); break;
+        case 'error': alert(ev.message); break;
+      }
+    },
+    onClose: () => root.dataset.open === 'true',
+  });
 }
-
-document.getElementById('chat-form').addEventListener('submit', (e) => {
-  e.preventDefault();
-  const input = document.getElementById('chat-input');
-  const text = input.value.trim();
-  if (!text) return;
-  send({ type: 'chat', text, client_id: clientId() });
-  input.value = '';
-});
 
 snapshotButton.addEventListener('click', async () => {
   const canvas = document.createElement('canvas');

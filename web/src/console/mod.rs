@@ -190,7 +190,7 @@ const TEMPLATES: [(&str, &str); 13] = [
 ];
 
 /// Served from the binary, so `cargo run` needs no files beside it.
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 5] = [
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -205,6 +205,11 @@ const ASSETS: [(&str, &str, &str); 4] = [
         "visual-operator.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/visual-operator.js"),
+    ),
+    (
+        "visual-link.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/visual-link.js"),
     ),
     (
         "visual-customer.js",
