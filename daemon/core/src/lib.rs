@@ -1,7 +1,7 @@
 //! hotline-core: the contact-center logic between the protocol cores and the web:
 //! the store (sqlx on SQLite/PostgreSQL), call detail records, the IVR call that joins
 //! a caller's RTP session to a flow run, queues (ACD), web users, visual sessions and the
-//! notifications (SMS, e-mail) they send. Later: callbacks, chat.
+//! notifications (SMS, e-mail) they send, and the shared callback list. Later: chat.
 //!
 //! It owns no sockets and reads no clock in its call logic; the `hotline` binary drives it.
 
@@ -16,3 +16,4 @@ pub mod phone;
 pub mod store;
 pub mod users;
 pub mod visual;
+pub mod callbacks;

@@ -1,0 +1,612 @@
+//! The shared callback list (seed 001, PRODUCT C1/C2): customers to call back, the same
+//! list for every operator.
+//!
+//! - One open entry per customer number. A new missed call or callback request from a
+//!   number already on the list updates its entry (count, last time, promise, queue). The
+//!   insert-or-update is one `INSERT … ON CONFLICT … DO UPDATE` against a partial UNIQUE
+//!   index on the number among open entries, so concurrent notes can't make two entries.
+//!   Anonymous callers are never entries.
+//! - An operator claims an entry before dialling: one conditional `UPDATE`, so of two
+//!   operators at once exactly one wins. A claimed entry is hidden from the list until the
+//!   claim expires (`claim_ms`, passed in), so an entry whose operator vanished comes back.
+//! - The claimer reports the outcome: success closes the entry for good (state `done`);
+//!   any failure puts it back on the list after `hide_ms`. Every attempt is kept.
+//! - There is no delete: an entry leaves the list only through a successful callback.
+//!
+//! Times are unix ms on the clock the caller passes in; claims and hiding expire lazily.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::store::{Store, StoreError};
+
+pub const MAX_NUMBER_CHARS: usize = 64;
+pub const MAX_QUEUE_CHARS: usize = 100;
+pub const MAX_OPERATOR_CHARS: usize = 100;
+pub const MAX_NOTE_CHARS: usize = 2000;
+pub const MAX_CALL_ID_CHARS: usize = 256;
+
+/// Where a note came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallbackSource {
+    /// A `callback` step in a flow, or the callback offer while waiting.
+    Ivr,
+    /// An abandoned call, or one outside hours.
+    Missed,
+    /// An operator added it on the web.
+    Operator,
+}
+
+impl CallbackSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackSource::Ivr => "ivr",
+            CallbackSource::Missed => "missed",
+            CallbackSource::Operator => "operator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallbackSource> {
+        [
+            CallbackSource::Ivr,
+            CallbackSource::Missed,
+            CallbackSource::Operator,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// How a callback attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The customer was reached: the entry leaves the list for good.
+    Success,
+    NoAnswer,
+    Busy,
+    Rejected,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::Busy => "busy",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Success,
+            Outcome::NoAnswer,
+            Outcome::Busy,
+            Outcome::Rejected,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryState {
+    /// On the list (possibly claimed or hidden for a while).
+    Open,
+    /// Called back successfully; kept for the record, never on the list again.
+    Done,
+}
+
+impl EntryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Open => "open",
+            EntryState::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntryState> {
+        [EntryState::Open, EntryState::Done]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A missed call or callback request to put on the list.
+#[derive(Clone, Debug)]
+pub struct NewCallbackNote<'a> {
+    /// The caller's number as the call delivered it; "anonymous" or empty is refused.
+    pub number: &'a str,
+    pub queue: Option<&'a str>,
+    pub source: CallbackSource,
+    /// When the caller was told to expect the call.
+    pub promised_at_ms: Option<i64>,
+    pub call_id: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackEntry {
+    pub id: i64,
+    pub number: String,
+    pub state: EntryState,
+    /// The newest note's queue (an older one is kept if the newest has none).
+    pub queue: Option<String>,
+    /// The newest note's source.
+    pub source: CallbackSource,
+    /// The newest note's call id (an older one is kept if the newest has none).
+    pub call_id: Option<String>,
+    /// How many missed calls and requests the entry stands for.
+    pub count: i64,
+    pub first_at_ms: i64,
+    pub last_at_ms: i64,
+    /// The earliest promise made to the caller: keeping it keeps every later one.
+    pub promised_at_ms: Option<i64>,
+    /// Finished attempts (a claim that lapsed without an outcome doesn't count).
+    pub attempts: i64,
+    pub last_outcome: Option<Outcome>,
+    /// The operator of the newest claim; it is in force until `claim_expires_at_ms`.
+    pub claimed_by: Option<String>,
+    pub claimed_at_ms: Option<i64>,
+    pub claim_expires_at_ms: Option<i64>,
+    /// After a failed attempt the entry is off the list until then.
+    pub hidden_until_ms: Option<i64>,
+    pub done_at_ms: Option<i64>,
+}
+
+impl CallbackEntry {
+    /// The time the list sorts by: the promise, else the first call.
+    pub fn due_at_ms(&self) -> i64 {
+        self.promised_at_ms.unwrap_or(self.first_at_ms)
+    }
+
+    /// The operator whose claim is in force at `now_ms`.
+    pub fn claimed_at(&self, now_ms: i64) -> Option<&str> {
+        match (&self.claimed_by, self.claim_expires_at_ms) {
+            (Some(by), Some(until)) if now_ms < until => Some(by),
+            _ => None,
+        }
+    }
+
+    pub fn is_hidden_at(&self, now_ms: i64) -> bool {
+        self.hidden_until_ms.is_some_and(|until| now_ms < until)
+    }
+
+    /// Whether the shared list shows it at `now_ms`.
+    pub fn is_listed_at(&self, now_ms: i64) -> bool {
+        self.state == EntryState::Open
+            && self.claimed_at(now_ms).is_none()
+            && !self.is_hidden_at(now_ms)
+    }
+}
+
+/// One callback attempt, from the claim to the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackAttempt {
+    pub id: i64,
+    pub entry_id: i64,
+    pub operator: String,
+    /// None: in progress, or (with `ended_at_ms`) the claim lapsed and another operator
+    /// took the entry over then.
+    pub outcome: Option<Outcome>,
+    pub note: Option<String>,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+}
+
+/// Messages are written for the operator's page and can be shown as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("anonymous callers can't be called back")]
+    Anonymous,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such callback entry")]
+    NotFound,
+    #[error("{by} is already calling this number")]
+    AlreadyClaimed { by: String },
+    #[error("this number was tried recently; it comes back on the list later")]
+    Hidden { until_ms: i64 },
+    #[error("this customer has already been called back")]
+    Done,
+    #[error("{}", not_claimer_message(by.as_deref()))]
+    NotClaimer { by: Option<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CallbackError {
+    fn from(e: sqlx::Error) -> Self {
+        CallbackError::Store(e.into())
+    }
+}
+
+fn not_claimer_message(by: Option<&str>) -> String {
+    match by {
+        Some(by) => format!("only {by}, who is calling this number, can record the outcome"),
+        None => "take the entry first: only the operator calling it can record the outcome".into(),
+    }
+}
+
+/// Whether the number is a caller we can't call back.
+pub fn is_anonymous(number: &str) -> bool {
+    let n = number.trim();
+    n.is_empty() || n.eq_ignore_ascii_case("anonymous")
+}
+
+fn check_text(what: &str, v: &str, max: usize) -> Result<(), CallbackError> {
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(CallbackError::Invalid(format!(
+            "the {what} needs 1–{max} characters on one line"
+        )));
+    }
+    Ok(())
+}
+
+fn decode_err(what: &str, v: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown callback {what} {v:?} in the database").into())
+}
+
+const ENTRY_COLUMNS: &str = "id, number, state, queue, source, call_id, call_count, first_at, \
+     last_at, promised_at, attempts, last_outcome, claimed_by, claimed_at, claim_expires_at, \
+     hidden_until, done_at";
+
+fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
+    let state: String = r.try_get("state")?;
+    let source: String = r.try_get("source")?;
+    let outcome: Option<String> = r.try_get("last_outcome")?;
+    Ok(CallbackEntry {
+        id: r.try_get("id")?,
+        number: r.try_get("number")?,
+        state: EntryState::parse(&state).ok_or_else(|| decode_err("state", &state))?,
+        queue: r.try_get("queue")?,
+        source: CallbackSource::parse(&source).ok_or_else(|| decode_err("source", &source))?,
+        call_id: r.try_get("call_id")?,
+        count: r.try_get("call_count")?,
+        first_at_ms: r.try_get("first_at")?,
+        last_at_ms: r.try_get("last_at")?,
+        promised_at_ms: r.try_get("promised_at")?,
+        attempts: r.try_get("attempts")?,
+        last_outcome: outcome
+            .map(|o| Outcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
+            .transpose()?,
+        claimed_by: r.try_get("claimed_by")?,
+        claimed_at_ms: r.try_get("claimed_at")?,
+        claim_expires_at_ms: r.try_get("claim_expires_at")?,
+        hidden_until_ms: r.try_get("hidden_until")?,
+        done_at_ms: r.try_get("done_at")?,
+    })
+}
+
+fn attempt_from(r: &AnyRow) -> Result<CallbackAttempt, sqlx::Error> {
+    let outcome: Option<String> = r.try_get("outcome")?;
+    Ok(CallbackAttempt {
+        id: r.try_get("id")?,
+        entry_id: r.try_get("entry_id")?,
+        operator: r.try_get("operator")?,
+        outcome: outcome
+            .map(|o| Outcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
+            .transpose()?,
+        note: r.try_get("note")?,
+        started_at_ms: r.try_get("started_at")?,
+        ended_at_ms: r.try_get("ended_at")?,
+    })
+}
+
+impl Store {
+    /// Puts a missed call or callback request on the list: a new entry for a number not on
+    /// it, else its open entry is updated (count + 1, last time, the earliest promise, the
+    /// newest queue, source and call id) and comes back from hiding after a failed attempt,
+    /// since the customer is calling again. A claim in progress is left alone.
+    pub async fn note_callback(
+        &self,
+        n: &NewCallbackNote<'_>,
+    ) -> Result<CallbackEntry, CallbackError> {
+        if is_anonymous(n.number) {
+            return Err(CallbackError::Anonymous);
+        }
+        let number = n.number.trim();
+        check_text("number", number, MAX_NUMBER_CHARS)?;
+        if let Some(q) = n.queue {
+            check_text("queue name", q, MAX_QUEUE_CHARS)?;
+        }
+        if let Some(c) = n.call_id {
+            check_text("call id", c, MAX_CALL_ID_CHARS)?;
+        }
+        // Conflict target with the partial index's predicate: SQLite ≥ 3.24 and PostgreSQL
+        // both infer the index from it; a done entry doesn't conflict, so the number gets a
+        // new entry. Times are compared with CASE (no portable GREATEST/LEAST).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO callback_entries (number, state, queue, source, call_id, call_count, \
+             first_at, last_at, promised_at) VALUES ($1, 'open', $2, $3, $4, 1, $5, $5, $6) \
+             ON CONFLICT (number) WHERE state <> 'done' DO UPDATE SET \
+             call_count = callback_entries.call_count + 1, \
+             queue = COALESCE(excluded.queue, callback_entries.queue), \
+             source = excluded.source, \
+             call_id = COALESCE(excluded.call_id, callback_entries.call_id), \
+             first_at = CASE WHEN excluded.first_at < callback_entries.first_at \
+                 THEN excluded.first_at ELSE callback_entries.first_at END, \
+             last_at = CASE WHEN excluded.last_at > callback_entries.last_at \
+                 THEN excluded.last_at ELSE callback_entries.last_at END, \
+             promised_at = CASE WHEN callback_entries.promised_at IS NULL \
+                 OR excluded.promised_at < callback_entries.promised_at \
+                 THEN COALESCE(excluded.promised_at, callback_entries.promised_at) \
+                 ELSE callback_entries.promised_at END, \
+             hidden_until = NULL \
+             RETURNING {ENTRY_COLUMNS}"
+        )))
+        .bind(number)
+        .bind(n.queue)
+        .bind(n.source.as_str())
+        .bind(n.call_id)
+        .bind(n.now_ms)
+        .bind(n.promised_at_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(entry_from(&row)?)
+    }
+
+    pub async fn callback_entry(&self, id: i64) -> Result<Option<CallbackEntry>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(entry_from).transpose()?)
+    }
+
+    /// The list every operator sees: open entries neither claimed nor hidden at `now_ms`,
+    /// the earliest promise (else the earliest first call) first.
+    pub async fn callback_list(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<CallbackEntry>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE state = 'open' \
+             AND (claimed_by IS NULL OR claim_expires_at <= $1) \
+             AND (hidden_until IS NULL OR hidden_until <= $1) \
+             ORDER BY COALESCE(promised_at, first_at), id LIMIT $2"
+        )))
+        .bind(now_ms)
+        .bind(limit.clamp(0, 1000))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Takes an entry to call it: it leaves everyone's list until `now_ms + claim_ms`,
+    /// unless the outcome comes first. Of concurrent claims exactly one wins (one
+    /// conditional `UPDATE`); the others get `AlreadyClaimed`. The claimer may claim
+    /// again to extend the claim (same attempt). Starts an attempt in the history.
+    pub async fn claim_callback(
+        &self,
+        entry_id: i64,
+        operator: &str,
+        claim_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackEntry, CallbackError> {
+        check_text("operator name", operator, MAX_OPERATOR_CHARS)?;
+        if claim_ms <= 0 {
+            return Err(CallbackError::Invalid(format!(
+                "claim time {claim_ms} ms: must be positive"
+            )));
+        }
+        let expires = now_ms.saturating_add(claim_ms);
+        // A few rounds only for the rare case where the entry became claimable between a
+        // lost UPDATE and the read that explains it (its claimer finished with a failure
+        // of hide 0, say).
+        for _ in 0..3 {
+            let mut tx = self.pool().begin().await?;
+            let row = sqlx::query(
+                "UPDATE callback_entries SET \
+                 claim_attempt_id = CASE WHEN claimed_by = $2 THEN claim_attempt_id ELSE NULL END, \
+                 claimed_at = CASE WHEN claimed_by = $2 THEN claimed_at ELSE $3 END, \
+                 claimed_by = $2, claim_expires_at = $4 \
+                 WHERE id = $1 AND state = 'open' \
+                 AND (hidden_until IS NULL OR hidden_until <= $3) \
+                 AND (claimed_by IS NULL OR claim_expires_at <= $3 OR claimed_by = $2) \
+                 RETURNING claim_attempt_id",
+            )
+            .bind(entry_id)
+            .bind(operator)
+            .bind(now_ms)
+            .bind(expires)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                tx.rollback().await?;
+                match self.callback_entry(entry_id).await? {
+                    None => return Err(CallbackError::NotFound),
+                    Some(e) if e.state == EntryState::Done => return Err(CallbackError::Done),
+                    Some(e) => {
+                        if let Some(by) = e.claimed_at(now_ms) {
+                            return Err(CallbackError::AlreadyClaimed { by: by.to_string() });
+                        }
+                        if let Some(until_ms) = e.hidden_until_ms.filter(|u| now_ms < *u) {
+                            return Err(CallbackError::Hidden { until_ms });
+                        }
+                        continue;
+                    }
+                }
+            };
+            let attempt: Option<i64> = row.try_get(0)?;
+            if attempt.is_none() {
+                // A lapsed claim taken over: its attempt ends now, without an outcome.
+                sqlx::query(
+                    "UPDATE callback_attempts SET ended_at = $2 \
+                     WHERE entry_id = $1 AND ended_at IS NULL",
+                )
+                .bind(entry_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query(
+                    "INSERT INTO callback_attempts (entry_id, operator, started_at) \
+                     VALUES ($1, $2, $3) RETURNING id",
+                )
+                .bind(entry_id)
+                .bind(operator)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                let attempt_id: i64 = row.try_get(0)?;
+                sqlx::query("UPDATE callback_entries SET claim_attempt_id = $1 WHERE id = $2")
+                    .bind(attempt_id)
+                    .bind(entry_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
+            )))
+            .bind(entry_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let entry = entry_from(&row)?;
+            tx.commit().await?;
+            return Ok(entry);
+        }
+        Err(CallbackError::AlreadyClaimed {
+            by: String::from("another operator"),
+        })
+    }
+
+    /// Records the outcome of the claimer's attempt. Success: the entry is done and never
+    /// on the list again (a later call from the number makes a new entry). Any other
+    /// outcome: back on the list at `now_ms + hide_ms`, attempts + 1. Only the operator of
+    /// the newest claim may finish, even after the claim lapsed, as long as nobody else
+    /// has taken the entry since (a long call shouldn't lose its outcome).
+    pub async fn finish_callback(
+        &self,
+        entry_id: i64,
+        operator: &str,
+        outcome: Outcome,
+        note: Option<&str>,
+        hide_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackEntry, CallbackError> {
+        check_text("operator name", operator, MAX_OPERATOR_CHARS)?;
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        if let Some(n) = note
+            && n.chars().count() > MAX_NOTE_CHARS
+        {
+            return Err(CallbackError::Invalid(format!(
+                "the note is longer than {MAX_NOTE_CHARS} characters"
+            )));
+        }
+        if hide_ms < 0 {
+            return Err(CallbackError::Invalid(format!(
+                "hide time {hide_ms} ms: can't be negative"
+            )));
+        }
+        let (state, done_at, hidden_until) = if outcome == Outcome::Success {
+            (EntryState::Done, Some(now_ms), None)
+        } else {
+            (EntryState::Open, None, Some(now_ms.saturating_add(hide_ms)))
+        };
+        let mut tx = self.pool().begin().await?;
+        // claim_attempt_id is left as is: RETURNING gives it to us, and it means nothing
+        // once claimed_by is NULL (a new claim replaces it).
+        let row = sqlx::query(
+            "UPDATE callback_entries SET state = $3, done_at = $4, hidden_until = $5, \
+             attempts = attempts + 1, last_outcome = $6, \
+             claimed_by = NULL, claimed_at = NULL, claim_expires_at = NULL \
+             WHERE id = $1 AND state = 'open' AND claimed_by = $2 \
+             RETURNING claim_attempt_id",
+        )
+        .bind(entry_id)
+        .bind(operator)
+        .bind(state.as_str())
+        .bind(done_at)
+        .bind(hidden_until)
+        .bind(outcome.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Err(match self.callback_entry(entry_id).await? {
+                None => CallbackError::NotFound,
+                Some(e) if e.state == EntryState::Done => CallbackError::Done,
+                Some(e) => CallbackError::NotClaimer { by: e.claimed_by },
+            });
+        };
+        let attempt: Option<i64> = row.try_get(0)?;
+        if let Some(attempt) = attempt {
+            sqlx::query(
+                "UPDATE callback_attempts SET outcome = $1, note = $2, ended_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(outcome.as_str())
+            .bind(note)
+            .bind(now_ms)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
+        )))
+        .bind(entry_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let entry = entry_from(&row)?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Every attempt on an entry, oldest first.
+    pub async fn callback_history(
+        &self,
+        entry_id: i64,
+    ) -> Result<Vec<CallbackAttempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, entry_id, operator, outcome, note, started_at, ended_at \
+             FROM callback_attempts WHERE entry_id = $1 ORDER BY id",
+        )
+        .bind(entry_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(attempt_from).collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_numbers() {
+        for n in ["", "  ", "anonymous", "Anonymous", " ANONYMOUS "] {
+            assert!(is_anonymous(n), "{n:?}");
+        }
+        for n in ["+36301234567", "1234", "anonymous1"] {
+            assert!(!is_anonymous(n), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for o in [
+            Outcome::Success,
+            Outcome::NoAnswer,
+            Outcome::Busy,
+            Outcome::Rejected,
+            Outcome::Failed,
+        ] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        for s in [
+            CallbackSource::Ivr,
+            CallbackSource::Missed,
+            CallbackSource::Operator,
+        ] {
+            assert_eq!(CallbackSource::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Outcome::parse("expired"), None);
+    }
+}
