@@ -7,6 +7,7 @@
 
 pub mod acd;
 pub mod callback;
+pub mod callbacks;
 pub mod cdr;
 pub mod ivr_call;
 pub mod missed;
@@ -16,4 +17,3 @@ pub mod phone;
 pub mod store;
 pub mod users;
 pub mod visual;
-pub mod callbacks;

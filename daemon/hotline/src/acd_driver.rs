@@ -249,8 +249,8 @@ impl State {
         }
     }
 
-    /// One line when the set of queue members without an account changes: a typo in
-    /// queues.toml warns; a fresh install with no operators yet only informs.
+    /// One line when a queue member without an account appears: a typo in queues.toml
+    /// warns; a fresh install with no operators yet only informs.
     fn report_unknown_members(&mut self, queues: &[QueueDef]) {
         let mut unknown: Vec<String> = queues
             .iter()
@@ -262,7 +262,10 @@ impl State {
         if unknown == self.unknown_members {
             return;
         }
-        if !unknown.is_empty() {
+        // Only news is worth a line: a set that merely shrank (operators being added one
+        // by one) says nothing new.
+        let news = unknown.iter().any(|m| !self.unknown_members.contains(m));
+        if news {
             let list = unknown.join(", ");
             if self.operators.is_empty() {
                 info!(members = %list, "no operator accounts yet: queue members get calls once added (hotline operator add)");

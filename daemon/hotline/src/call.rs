@@ -291,8 +291,9 @@ struct OperatorLeg {
     handle: CallHandle,
     operator: String,
     rtp: UdpSocket,
-    // Held so the RTCP port stays ours; RTCP is not relayed.
-    _rtcp: UdpSocket,
+    /// RTCP is relayed between the legs once bridged (and always read, so reports never
+    /// pile up in the socket).
+    rtcp: UdpSocket,
     local_port: u16,
     local_ip: std::net::IpAddr,
     sdp_version: u64,
@@ -313,6 +314,8 @@ struct Progress {
     bridged_at: Option<Instant>,
     operator: Option<String>,
     callback_left: bool,
+    /// Where the caller's and the operator's phones send RTCP from (symmetric RTCP).
+    rtcp_from: [Option<SocketAddr>; 2],
 }
 
 /// Negotiates, answers and runs the flow (and the bridge) until the call ends.
@@ -390,6 +393,7 @@ async fn serve(
     let mut buf = [0u8; 2048];
     let mut leg_buf = [0u8; 2048];
     let mut rtcp_buf = [0u8; 1500];
+    let mut leg_rtcp_buf = [0u8; 1500];
     let mut p = Progress {
         queued: None,
         was_queued: None,
@@ -398,6 +402,7 @@ async fn serve(
         bridged_at: None,
         operator: None,
         callback_left: false,
+        rtcp_from: [None, None],
     };
 
     let reason = loop {
@@ -442,7 +447,7 @@ async fn serve(
                     }
                 }
             }
-            r = recv_leg(p.leg.as_ref(), &mut leg_buf) => {
+            r = recv_leg(p.leg.as_ref().map(|l| &l.rtp), &mut leg_buf) => {
                 if let Ok((n, from)) = r
                     && let Some(bridge) = &mut p.bridge
                     && let Some(to) = bridge.forward(Instant::now(), Side::B, from, &leg_buf[..n])
@@ -451,12 +456,31 @@ async fn serve(
                 }
             }
             // RTCP is not interpreted, but it shows the caller is still there (e.g. on hold).
+            // Bridged, it goes to where the operator's phone sends its own RTCP from.
             r = rtcp.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, from)) = r
-                    && p.bridge.is_none()
                     && hotline_media::rtp::is_rtcp(&rtcp_buf[..n])
                 {
-                    ivr.handle_rtp(Instant::now(), from, &rtcp_buf[..n]);
+                    match (&p.bridge, &p.leg) {
+                        (Some(_), Some(leg)) => {
+                            p.rtcp_from[0] = Some(from);
+                            if let Some(to) = p.rtcp_from[1] {
+                                let _ = leg.rtcp.send_to(&rtcp_buf[..n], to).await;
+                            }
+                        }
+                        _ => ivr.handle_rtp(Instant::now(), from, &rtcp_buf[..n]),
+                    }
+                }
+            }
+            r = recv_leg(p.leg.as_ref().map(|l| &l.rtcp), &mut leg_rtcp_buf) => {
+                if let Ok((n, from)) = r
+                    && p.bridge.is_some()
+                    && hotline_media::rtp::is_rtcp(&leg_rtcp_buf[..n])
+                {
+                    p.rtcp_from[1] = Some(from);
+                    if let Some(to) = p.rtcp_from[0] {
+                        let _ = rtcp.send_to(&leg_rtcp_buf[..n], to).await;
+                    }
                 }
             }
             ev = events.recv() => {
@@ -547,12 +571,13 @@ async fn serve(
     }
 }
 
+/// A datagram from one of the operator leg's sockets; never, without a leg.
 async fn recv_leg(
-    leg: Option<&OperatorLeg>,
+    socket: Option<&UdpSocket>,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, SocketAddr)> {
-    match leg {
-        Some(leg) => leg.rtp.recv_from(buf).await,
+    match socket {
+        Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,
     }
 }
@@ -769,7 +794,7 @@ async fn ring_operator(
         handle,
         operator: order.operator,
         rtp,
-        _rtcp: rtcp,
+        rtcp,
         local_port,
         local_ip,
         sdp_version: 1,
