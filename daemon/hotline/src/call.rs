@@ -16,7 +16,7 @@ use hotline_core::missed::{MissedReason, NewMissedCall};
 use hotline_core::store::Store;
 use hotline_ivr::FlowSet;
 use hotline_media::Codec;
-use hotline_media::bridge::{Bridge, Side};
+use hotline_media::bridge::{Bridge, RtcpRelay, Side};
 use hotline_media::rtp::RtpConfig;
 use hotline_sip::sdp::{self, Negotiated, SdpError};
 use hotline_sip::{CallHandle, OutgoingCall, Peer};
@@ -314,8 +314,8 @@ struct Progress {
     bridged_at: Option<Instant>,
     operator: Option<String>,
     callback_left: bool,
-    /// Where the caller's and the operator's phones send RTCP from (symmetric RTCP).
-    rtcp_from: [Option<SocketAddr>; 2],
+    /// RTCP between the legs once bridged.
+    rtcp: RtcpRelay,
 }
 
 /// Negotiates, answers and runs the flow (and the bridge) until the call ends.
@@ -402,7 +402,7 @@ async fn serve(
         bridged_at: None,
         operator: None,
         callback_left: false,
-        rtcp_from: [None, None],
+        rtcp: RtcpRelay::default(),
     };
 
     let reason = loop {
@@ -463,8 +463,7 @@ async fn serve(
                 {
                     match (&p.bridge, &p.leg) {
                         (Some(_), Some(leg)) => {
-                            p.rtcp_from[0] = Some(from);
-                            if let Some(to) = p.rtcp_from[1] {
+                            if let Some(to) = p.rtcp.forward(Side::A, from, &rtcp_buf[..n]) {
                                 let _ = leg.rtcp.send_to(&rtcp_buf[..n], to).await;
                             }
                         }
@@ -475,12 +474,9 @@ async fn serve(
             r = recv_leg(p.leg.as_ref().map(|l| &l.rtcp), &mut leg_rtcp_buf) => {
                 if let Ok((n, from)) = r
                     && p.bridge.is_some()
-                    && hotline_media::rtp::is_rtcp(&leg_rtcp_buf[..n])
+                    && let Some(to) = p.rtcp.forward(Side::B, from, &leg_rtcp_buf[..n])
                 {
-                    p.rtcp_from[1] = Some(from);
-                    if let Some(to) = p.rtcp_from[0] {
-                        let _ = rtcp.send_to(&leg_rtcp_buf[..n], to).await;
-                    }
+                    let _ = rtcp.send_to(&leg_rtcp_buf[..n], to).await;
                 }
             }
             ev = events.recv() => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotline_core::cdr::{CallEnd, CallStart, EndReason};
-use hotline_media::bridge::{Bridge, Side};
+use hotline_media::bridge::{Bridge, RtcpRelay, Side};
 use hotline_sip::registrar::Binding;
 use hotline_sip::sdp::{self, Codec, Direction, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall, Peer, Transport};
@@ -86,8 +86,8 @@ async fn run(
     to: String,
     contact: Binding,
     call_id: String,
-    (a_rtp, _a_rtcp): (UdpSocket, UdpSocket),
-    (b_rtp, _b_rtcp): (UdpSocket, UdpSocket),
+    (a_rtp, a_rtcp): (UdpSocket, UdpSocket),
+    (b_rtp, b_rtcp): (UdpSocket, UdpSocket),
 ) {
     let cdr = calls.cdr.start_call(CallStart {
         call_id: call_id.clone(),
@@ -98,7 +98,14 @@ async fn run(
         flow_version: None,
     });
     let (reason, answered) = connect(
-        &calls, &trunk, &operator, &to, &contact, &call_id, &a_rtp, &b_rtp,
+        &calls,
+        &trunk,
+        &operator,
+        &to,
+        &contact,
+        &call_id,
+        (&a_rtp, &a_rtcp),
+        (&b_rtp, &b_rtcp),
     )
     .await;
     info!(%call_id, %operator, %to, reason = reason.as_str(), "click-to-call ended");
@@ -127,8 +134,8 @@ async fn connect(
     to: &str,
     contact: &Binding,
     call_id: &str,
-    a_rtp: &UdpSocket,
-    b_rtp: &UdpSocket,
+    (a_rtp, a_rtcp): (&UdpSocket, &UdpSocket),
+    (b_rtp, b_rtcp): (&UdpSocket, &UdpSocket),
 ) -> (EndReason, Option<i64>) {
     let (tx, mut events) = mpsc::channel(64);
     let sip = &calls.sip;
@@ -219,8 +226,19 @@ async fn connect(
     let mut shutdown = calls.shutdown.clone();
     let mut abuf = [0u8; 2048];
     let mut bbuf = [0u8; 2048];
+    let mut rtcp = RtcpRelay::default();
+    let mut acbuf = [0u8; 1500];
+    let mut bcbuf = [0u8; 1500];
     let reason = loop {
         tokio::select! {
+            r = a_rtcp.recv_from(&mut acbuf) => if let Ok((n, from)) = r
+                && let Some(to) = rtcp.forward(Side::A, from, &acbuf[..n]) {
+                let _ = b_rtcp.send_to(&acbuf[..n], to).await;
+            },
+            r = b_rtcp.recv_from(&mut bcbuf) => if let Ok((n, from)) = r
+                && let Some(to) = rtcp.forward(Side::B, from, &bcbuf[..n]) {
+                let _ = a_rtcp.send_to(&bcbuf[..n], to).await;
+            },
             r = a_rtp.recv_from(&mut abuf) => if let Ok((n, from)) = r
                 && let Some(to) = bridge.forward(Instant::now(), Side::A, from, &abuf[..n]) {
                 let _ = b_rtp.send_to(&abuf[..n], to).await;

@@ -134,10 +134,56 @@ fn is_rtp_or_rtcp(data: &[u8]) -> bool {
     data.len() >= 12 && data[0] >> 6 == 2
 }
 
+/// RTCP between two bridged legs, on their RTCP sockets: each side's reports go to where
+/// the other side sends its own RTCP from (symmetric RTCP); until it has sent one, they
+/// are dropped. Anything that isn't RTCP is dropped too.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RtcpRelay {
+    from: [Option<SocketAddr>; 2],
+}
+
+impl RtcpRelay {
+    /// Where to send `data`, which `side`'s RTCP socket received from `from`.
+    pub fn forward(&mut self, side: Side, from: SocketAddr, data: &[u8]) -> Option<SocketAddr> {
+        if !crate::rtp::is_rtcp(data) {
+            return None;
+        }
+        let (me, other) = match side {
+            Side::A => (0, 1),
+            Side::B => (1, 0),
+        };
+        self.from[me] = Some(from);
+        self.from[other]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rtp::build_packet;
+
+    #[test]
+    fn rtcp_goes_to_where_the_other_side_sends_its_own_from() {
+        // A receiver report header: version 2, PT 201.
+        let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 1];
+        let mut r = RtcpRelay::default();
+        assert_eq!(r.forward(Side::A, addr("192.0.2.1:4001"), &rr), None);
+        assert_eq!(
+            r.forward(Side::B, addr("198.51.100.7:7001"), &rr),
+            Some(addr("192.0.2.1:4001"))
+        );
+        assert_eq!(
+            r.forward(Side::A, addr("192.0.2.1:4001"), &rr),
+            Some(addr("198.51.100.7:7001"))
+        );
+        // Not RTCP (an RTP packet with PT 8): dropped, and nothing learnt from it.
+        let rtp = [0x80u8, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
+        assert_eq!(r.forward(Side::B, addr("203.0.113.9:9"), &rtp), None);
+        assert_eq!(
+            r.forward(Side::A, addr("192.0.2.1:4001"), &rr),
+            Some(addr("198.51.100.7:7001"))
+        );
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
