@@ -268,6 +268,15 @@ after_hours_callback_request() {
   [ "$number" = "+36209990000" ] && [ "$queue" = support ] && [ "$promise" = promise-next-workday ] && [ "$source" = ivr ]
 }
 
+# The silent after-hours caller (missed) and the one who left a callback request are the
+# same number: the shared callback list has one entry for it, counting both calls.
+one_callback_entry_per_number() {
+  local list; list=$("$HOTLINE" callback-list --config "$DAEMON_DIR/hotline.toml"); echo "$list"
+  [ "$(echo "$list" | tail -n +2 | wc -l)" = 1 ] || { echo "expected exactly one entry"; return 1; }
+  IFS=, read -r _ number count _ <<<"$(echo "$list" | tail -n 1)"
+  [ "$number" = "+36209990000" ] && [ "$count" = 2 ]
+}
+
 # --- operators and queues ---------------------------------------------------------------
 add_operators() {
   echo "anna-secret-1" | "$HOTLINE" operator add anna --sip-user 1001 --password-stdin --config "$DAEMON_DIR/hotline.toml" &&
@@ -553,6 +562,7 @@ if start_daemon afterhours "" 2026-11-24T20:00:00+01:00; then
   check schedule_after_hours schedule_branch after_hours closed holiday welcome
   check after_hours_callback_request after_hours_callback_request
   check after_hours_missed_call after_hours_missed_call
+  check one_callback_entry_per_number one_callback_entry_per_number
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_afterhours"; fi
 

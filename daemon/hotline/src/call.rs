@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
+use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
 use hotline_core::cdr::{CallEnd, CallStart, CdrLog, CdrRef, EndReason};
 use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
 use hotline_core::missed::{MissedReason, NewMissedCall};
@@ -230,6 +231,16 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
     {
         warn!(call_id = %setup.call_id, "missed call NOT stored: {e}");
     }
+    if let Some(missed) = &outcome.missed {
+        note_on_callback_list(
+            &calls,
+            &setup.call_id,
+            &setup.caller,
+            missed.queue.as_deref(),
+            CallbackSource::Missed,
+        )
+        .await;
+    }
     calls.cdr.end_call(
         cdr,
         CallEnd {
@@ -241,6 +252,32 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
             operator: outcome.operator,
         },
     );
+}
+
+/// Puts the caller on the shared callback list (one entry per number: a repeat caller
+/// updates theirs). Anonymous callers are counted as missed calls but can't be called back.
+async fn note_on_callback_list(
+    calls: &Calls,
+    call_id: &str,
+    number: &str,
+    queue: Option<&str>,
+    source: CallbackSource,
+) {
+    let note = NewCallbackNote {
+        number,
+        queue,
+        source,
+        promised_at_ms: None,
+        call_id: Some(call_id),
+        now_ms: unix_ms(),
+    };
+    match calls.store.note_callback(&note).await {
+        Ok(entry) => {
+            info!(%call_id, %number, entry = entry.id, count = entry.count, "on the callback list")
+        }
+        Err(CallbackError::Anonymous) => {}
+        Err(e) => warn!(%call_id, %number, "NOT on the callback list: {e}"),
+    }
 }
 
 struct Outcome {
@@ -852,7 +889,15 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
                     .await;
                 match stored {
                     Ok(id) => {
-                        info!(call_id = %setup.call_id, %number, id, "callback request recorded")
+                        info!(call_id = %setup.call_id, %number, id, "callback request recorded");
+                        note_on_callback_list(
+                            calls,
+                            &setup.call_id,
+                            &number,
+                            queue.as_deref(),
+                            CallbackSource::Ivr,
+                        )
+                        .await;
                     }
                     Err(e) => {
                         warn!(call_id = %setup.call_id, %number, "callback request NOT stored: {e}")

@@ -123,6 +123,13 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Print the shared callback list as CSV: one entry per number, oldest promise first.
+    CallbackList {
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Print the newest missed calls as CSV (newest first).
     Missed {
         #[arg(long, env = "HOTLINE_CONFIG")]
@@ -180,6 +187,9 @@ fn main() -> ExitCode {
             Command::Callbacks { config, limit } => print_callbacks(config.as_deref(), limit).await,
             Command::Flow { .. } => Ok(()),
             Command::Missed { config, limit } => print_missed(config.as_deref(), limit).await,
+            Command::CallbackList { config, limit } => {
+                print_callback_list(config.as_deref(), limit).await
+            }
             Command::Operator { command, config } => operator_cmd(config.as_deref(), command).await,
             Command::User { command, config } => user_cmd(config.as_deref(), command).await,
         }
@@ -347,6 +357,33 @@ async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), Stri
     println!("{}", hotline_core::missed::CSV_HEADER);
     for m in missed {
         println!("{}", m.to_csv());
+    }
+    Ok(())
+}
+
+async fn print_callback_list(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let list = store
+        .callback_list(call::unix_ms(), limit)
+        .await
+        .map_err(|e| e.to_string());
+    store.close().await;
+    println!("id,number,count,first_at_ms,last_at_ms,queue,source,promised_at_ms,attempts");
+    for e in list? {
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        println!(
+            "{},{},{},{},{},{},{},{},{}",
+            e.id,
+            hotline_core::cdr::csv_field(&e.number),
+            e.count,
+            e.first_at_ms,
+            e.last_at_ms,
+            hotline_core::cdr::csv_field(e.queue.as_deref().unwrap_or("")),
+            e.source.as_str(),
+            opt(e.promised_at_ms),
+            e.attempts
+        );
     }
     Ok(())
 }
