@@ -647,6 +647,9 @@ tls = \"none\"
 from = \"Hotline <hotline@example.org>\"
 [notify.retry]
 first_backoff_ms = 200"; then
+  # A caller gives up in the queue (nobody is online): a missed call for the widget.
+  caller_talks 500 1500 >"$OUT/console-missed-call.log" 2>&1 || echo "the missed call for the widget failed"
+  check browser_callbacks browser_test callbacks.test.mjs
   check browser_console browser_test console.test.mjs
   check browser_visual_session browser_test visual.test.mjs
   stop_daemon

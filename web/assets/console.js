@@ -31,3 +31,49 @@ if (table) {
     }
   });
 }
+
+// The missed-calls widget: the same list for every operator, live. "Call back" claims the
+// entry; it leaves everyone's list at once, and a colleague who clicked too is told.
+const callbacks = document.querySelector('#callback-list');
+const callbackMessage = document.querySelector('#callback-message');
+
+if (callbacks) {
+  const body = callbacks.querySelector('tbody');
+  const events = new EventSource('/console/callbacks/live');
+  events.addEventListener('callbacks', (e) => {
+    const entries = JSON.parse(e.data);
+    body.replaceChildren(...entries.map((c) => {
+      const tr = document.createElement('tr');
+      tr.dataset.number = c.number;
+      tr.dataset.id = c.id;
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = 'Call back';
+      button.addEventListener('click', () => claim(c, button));
+      const action = document.createElement('td');
+      action.append(button);
+      tr.append(cell(c.number), cell(c.count), cell(c.first), cell(c.last), cell(c.queue ?? '—'),
+        cell(c.promised ?? '—'), cell(c.attempts), action);
+      return tr;
+    }));
+    if (entries.length === 0) {
+      const tr = document.createElement('tr');
+      const td = cell('No missed calls.');
+      td.colSpan = 8;
+      tr.append(td);
+      body.replaceChildren(tr);
+    }
+  });
+}
+
+async function claim(entry, button) {
+  button.disabled = true;
+  const res = await fetch(`/console/callbacks/${entry.id}/claim`, {
+    method: 'POST', headers: { 'X-CSRF-Token': callbacks.dataset.csrf },
+  });
+  const answer = await res.json().catch(() => ({}));
+  callbackMessage.textContent = res.ok
+    ? `You are calling back ${answer.number}.`
+    : (answer.error || 'The entry could not be taken.');
+  if (!res.ok) button.disabled = false;
+}

@@ -11,6 +11,7 @@
 
 mod admin;
 mod auth;
+mod callbacks;
 mod home;
 mod visual;
 
@@ -225,6 +226,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/logout", post(auth::logout))
         .route("/console/status", post(home::set_status))
         .route("/console/figures/live", get(home::figures_live))
+        .route("/console/callbacks/live", get(callbacks::live))
+        .route("/console/callbacks/{id}/claim", post(callbacks::claim))
         .route("/admin/users", get(admin::users).post(admin::add_user))
         .route(
             "/admin/operators",
