@@ -60,7 +60,11 @@ pub(super) async fn claim(
     if let Err(r) = check_csrf(&console, &s, &headers, None) {
         return r;
     }
-    let who = s.user.operator.clone().unwrap_or_else(|| s.user.name.clone());
+    let who = s
+        .user
+        .operator
+        .clone()
+        .unwrap_or_else(|| s.user.name.clone());
     let refusal = |status: StatusCode, message: String| {
         (status, Json(serde_json::json!({ "error": message }))).into_response()
     };
@@ -76,7 +80,10 @@ pub(super) async fn claim(
         ),
         Err(CallbackError::Store(e)) => {
             tracing::error!("claiming a callback: {e}");
-            refusal(StatusCode::SERVICE_UNAVAILABLE, "The database failed.".into())
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database failed.".into(),
+            )
         }
         Err(e) => refusal(StatusCode::CONFLICT, e.to_string()),
     }
