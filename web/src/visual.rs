@@ -106,7 +106,13 @@ enum Incoming {
     },
 }
 
-type Sender = mpsc::UnboundedSender<String>;
+/// An event for one socket, serialized once per send; `last` closes the socket after it.
+struct Outgoing {
+    text: String,
+    last: bool,
+}
+
+type Sender = mpsc::UnboundedSender<Outgoing>;
 
 #[derive(Default)]
 struct Room {
@@ -126,6 +132,7 @@ impl Hub {
         let Ok(text) = serde_json::to_string(event) else {
             return;
         };
+        let last = matches!(event, Event::Ended);
         let Ok(rooms) = self.rooms.lock() else {
             return;
         };
@@ -138,7 +145,10 @@ impl Hub {
             To::Both => [&room.operator[..], &room.customer[..]],
         };
         for (_, tx) in targets.into_iter().flatten() {
-            let _ = tx.send(text.clone());
+            let _ = tx.send(Outgoing {
+                text: text.clone(),
+                last,
+            });
         }
     }
 
@@ -197,9 +207,8 @@ pub async fn serve_socket(
     loop {
         tokio::select! {
             out = rx.recv() => {
-                let Some(text) = out else { break };
-                let ended = text.contains(r#""type":"ended""#);
-                if socket.send(WsMessage::Text(text.into())).await.is_err() || ended {
+                let Some(out) = out else { break };
+                if socket.send(WsMessage::Text(out.text.into())).await.is_err() || out.last {
                     break;
                 }
             }
@@ -209,11 +218,17 @@ pub async fn serve_socket(
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
-                let reply = handle(&console, session, party, other, text.as_str()).await;
-                if let Some(reply) = reply
-                    && let Ok(json) = serde_json::to_string(&reply)
-                    && socket.send(WsMessage::Text(json.into())).await.is_err()
-                {
+                let replies = handle(&console, session, party, other, text.as_str()).await;
+                let mut gone = false;
+                for reply in replies {
+                    if let Ok(json) = serde_json::to_string(&reply)
+                        && socket.send(WsMessage::Text(json.into())).await.is_err()
+                    {
+                        gone = true;
+                        break;
+                    }
+                }
+                if gone {
                     break;
                 }
             }
@@ -230,32 +245,31 @@ async fn handle(
     party: Party,
     other: To,
     text: &str,
-) -> Option<Event> {
+) -> Vec<Event> {
     let hub = &console.visual.hub;
     let store = &console.store;
     let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
-        return Some(Event::Error {
+        return vec![Event::Error {
             message: "unreadable message".into(),
-        });
+        }];
     };
     match incoming {
         Incoming::Hello { after } => {
-            // Missed messages, each as it would have come live.
-            let missed = store
+            // Missed messages, each as it would have come live, to this browser only.
+            store
                 .visual_messages(session, after)
                 .await
-                .unwrap_or_default();
-            for m in missed {
-                hub.send(session, own(party), &chat_event(&m));
-            }
-            None
+                .unwrap_or_default()
+                .iter()
+                .map(chat_event)
+                .collect()
         }
         Incoming::Chat { text, client_id } => {
             let text = text.trim();
             if text.is_empty() || text.chars().count() > MAX_CHAT_CHARS {
-                return Some(Event::Error {
+                return vec![Event::Error {
                     message: format!("a message has 1 to {MAX_CHAT_CHARS} characters"),
-                });
+                }];
             }
             match store
                 .add_visual_message(session, party, text, client_id, unix_ms())
@@ -263,24 +277,17 @@ async fn handle(
             {
                 Ok(m) => {
                     hub.send(session, To::Both, &chat_event(&m));
-                    None
+                    Vec::new()
                 }
-                Err(e) => Some(Event::Error {
+                Err(e) => vec![Event::Error {
                     message: e.to_string(),
-                }),
+                }],
             }
         }
         Incoming::Signal { data } => {
             hub.send(session, other, &Event::Signal { data });
-            None
+            Vec::new()
         }
-    }
-}
-
-fn own(party: Party) -> To {
-    match party {
-        Party::Operator => To::Operator,
-        Party::Customer => To::Customer,
     }
 }
 

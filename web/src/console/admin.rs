@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::{NewUser, Role, UserError};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{check_csrf, require, unix_ms};
+use super::auth::{AdminPage, SupervisorPage, check_csrf, require, unix_ms};
 use super::{Console, OperatorForm, me};
 
 #[derive(Serialize)]
@@ -79,13 +79,10 @@ pub(super) struct NewUserForm {
 
 pub(super) async fn add_user(
     State(console): State<Arc<Console>>,
+    AdminPage(s): AdminPage,
     headers: HeaderMap,
     Form(f): Form<NewUserForm>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
         return r;
     }
@@ -194,13 +191,10 @@ pub(super) struct NewOperatorForm {
 
 pub(super) async fn add_operator(
     State(console): State<Arc<Console>>,
+    AdminPage(s): AdminPage,
     headers: HeaderMap,
     Form(f): Form<NewOperatorForm>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
         return r;
     }
@@ -232,11 +226,10 @@ pub(super) async fn add_operator(
     }
 }
 
-pub(super) async fn queues(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    let s = match require(&console, &headers, Role::Supervisor).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(super) async fn queues(
+    State(console): State<Arc<Console>>,
+    SupervisorPage(s): SupervisorPage,
+) -> Response {
     let figures = console.telephony.queue_figures().await;
     console.render(
         "admin_queues.html",
@@ -330,13 +323,10 @@ pub(super) struct LicenseForm {
 /// POST /admin/licenses: add a license, top one up, or let a user use one.
 pub(super) async fn change_license(
     State(console): State<Arc<Console>>,
+    AdminPage(s): AdminPage,
     headers: HeaderMap,
     Form(f): Form<LicenseForm>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
         return r;
     }
@@ -378,11 +368,10 @@ pub(super) async fn change_license(
 
 // ---- the outbox --------------------------------------------------------------------
 
-pub(super) async fn outbox(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    let s = match require(&console, &headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(super) async fn outbox(
+    State(console): State<Arc<Console>>,
+    AdminPage(s): AdminPage,
+) -> Response {
     let Ok(messages) = console.store.outbox_messages(100).await else {
         return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
     };
@@ -417,12 +406,8 @@ pub(super) async fn outbox(State(console): State<Arc<Console>>, headers: HeaderM
 /// are not shown.
 pub(super) async fn notifications(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    AdminPage(s): AdminPage,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let n = &console.visual.notify;
     // A gateway URL may carry an API key in its query.
     let sms_url = n.sms.url.split('?').next().unwrap_or("").to_string();

@@ -305,3 +305,26 @@ pub(super) async fn logout(
     );
     r
 }
+
+/// Extractors for handlers: the session, when it may use a route needing that role;
+/// otherwise the login page (not logged in) or a 403 page (logged in, lacking the role).
+macro_rules! role_extractor {
+    ($name:ident, $role:expr) => {
+        pub(super) struct $name(pub WebSession);
+
+        impl FromRequestParts<Arc<Console>> for $name {
+            type Rejection = Response;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                console: &Arc<Console>,
+            ) -> Result<Self, Self::Rejection> {
+                require(console, &parts.headers, $role).await.map($name)
+            }
+        }
+    };
+}
+
+role_extractor!(OperatorPage, Role::Operator);
+role_extractor!(SupervisorPage, Role::Supervisor);
+role_extractor!(AdminPage, Role::Admin);

@@ -8,10 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use hotline_core::callbacks::CallbackError;
-use hotline_core::users::Role;
 
 use super::Console;
-use super::auth::{check_csrf, require, session, unix_ms};
+use super::auth::{OperatorPage, check_csrf, session, unix_ms};
 
 /// How long a claim holds before the entry returns to everyone's list.
 const CLAIM_MS: i64 = 10 * 60 * 1000;
@@ -50,13 +49,10 @@ pub(super) async fn live(State(console): State<Arc<Console>>, headers: HeaderMap
 /// POST /console/callbacks/{id}/claim: this operator calls the customer back.
 pub(super) async fn claim(
     State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, None) {
         return r;
     }

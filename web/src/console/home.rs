@@ -6,10 +6,10 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use hotline_core::users::{Role, WebSession};
+use hotline_core::users::WebSession;
 use serde::Deserialize;
 
-use super::auth::{check_csrf, require, session};
+use super::auth::{OperatorPage, check_csrf, session};
 use super::{Console, me};
 
 /// The states an operator may choose; busy and wrap-up follow calls.
@@ -17,13 +17,9 @@ const CHOOSABLE: [&str; 3] = ["online", "away", "pause"];
 
 pub(super) async fn home(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    OperatorPage(s): OperatorPage,
     Query(q): super::visual::HomeQuery,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     render_home(&console, &s, q.day.as_deref(), minijinja::context! {}).await
 }
 
@@ -59,13 +55,10 @@ pub(super) struct StatusForm {
 
 pub(super) async fn set_status(
     State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
         return r;
     }

@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
 use chrono::{NaiveDate, TimeZone};
 use hotline_core::notify::{Channel, InviteContext, NewMessage, render_invite};
-use hotline_core::users::{Role, WebSession};
+use hotline_core::users::WebSession;
 use hotline_core::visual::{FileKind, InviteChannel, NewVisualSession, VisualError, VisualSession};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{check_csrf, require, unix_ms};
+use super::auth::{OperatorPage, check_csrf, unix_ms};
 use super::{Console, me};
 use crate::visual::{self as hub, Event};
 
@@ -109,13 +109,10 @@ pub(super) struct InviteForm {
 /// the operator to the session page. Refusals come back on the home page, form kept.
 pub(super) async fn create(
     State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Form(f): Form<InviteForm>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
         return r;
     }
@@ -252,13 +249,9 @@ async fn own_session(
 
 pub(super) async fn page(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let v = match own_session(&console, &s, id).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -306,13 +299,9 @@ struct FileJson {
 /// GET /visual/{id}/status: the invite's delivery, the session's state and its files.
 pub(super) async fn status(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let v = match own_session(&console, &s, id).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -361,14 +350,11 @@ pub(super) struct CsrfForm {
 
 pub(super) async fn end(
     State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
         return r;
     }
@@ -387,14 +373,11 @@ pub(super) async fn end(
 /// POST /visual/{id}/snapshots: a still from the live picture (JPEG or PNG body).
 pub(super) async fn snapshot(
     State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&console, &s, &headers, None) {
         return r;
     }
@@ -419,13 +402,9 @@ pub(super) async fn snapshot(
 /// GET /visual/{id}/files/{file}: photos and snapshots, for the session's operator only.
 pub(super) async fn file(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    OperatorPage(s): OperatorPage,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(r) = own_session(&console, &s, id).await {
         return r;
     }
@@ -457,14 +436,11 @@ pub(super) async fn file(
 /// The operator's WebSocket: signalling, chat and events of their own session.
 pub(super) async fn socket(
     State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Path(id): Path<i64>,
     ws: axum::extract::WebSocketUpgrade,
 ) -> Response {
-    let s = match require(&console, &headers, Role::Operator).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     // A page from another site must not open the operator's socket.
     if !super::auth::same_origin(&headers) {
         return console.error_page(StatusCode::FORBIDDEN, "Not from this site.");
