@@ -12,6 +12,8 @@ use crate::call::Calls;
 pub struct ConsoleLink {
     pub calls: Arc<Calls>,
     pub realm: String,
+    /// Outbound calls (click-to-call, callbacks) go through it.
+    pub trunk: Option<crate::config::Trunk>,
 }
 
 impl Telephony for ConsoleLink {
@@ -70,6 +72,24 @@ impl Telephony for ConsoleLink {
             .map_err(|e| e.to_string())?;
             self.calls.operators_changed.notify_one();
             Ok(id)
+        })
+    }
+
+    fn call_customer<'a>(
+        &'a self,
+        operator: &'a str,
+        number: &'a str,
+        _callback: Option<i64>,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            crate::click_to_call::start(
+                self.calls.clone(),
+                self.trunk.clone(),
+                operator.to_string(),
+                number.to_string(),
+            )
+            .await
+            .map_err(|e| e.to_string())
         })
     }
 }

@@ -541,6 +541,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         Arc::new(console_link::ConsoleLink {
             calls: calls.clone(),
             realm: config.realm.clone(),
+            trunk: config.trunk.clone(),
         }),
         hotline_core::users::LoginPolicy::default(),
         config.secure_cookies,

@@ -49,6 +49,16 @@ pub trait Telephony: Send + Sync + 'static {
     fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>>;
     /// A new operator account with a SIP password (only digest HA1s are kept).
     fn add_operator<'a>(&'a self, form: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>>;
+    /// Rings the operator's phone, then the customer through the trunk (the hotline number,
+    /// or the operator's own number, as caller ID). `callback`: the callback-list entry the
+    /// call works off, already claimed by the operator; the call's outcome is recorded on
+    /// it. Returns the call id, or why the call could not start.
+    fn call_customer<'a>(
+        &'a self,
+        operator: &'a str,
+        number: &'a str,
+        callback: Option<i64>,
+    ) -> BoxFuture<'a, Result<String, String>>;
 }
 
 /// The admin's form for an operator's SIP account.
