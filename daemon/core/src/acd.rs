@@ -14,10 +14,17 @@
 //! call, not in wrap-up. Such an operator is *available*.
 //!
 //! # Order within a queue
-//! Caller priority descending (VIP first), then — when the queue has `callbacks_first` —
-//! [`CallerKind::Callback`] before [`CallerKind::Inbound`] of the same priority, then arrival
-//! (FIFO). A ringing caller keeps its place; position 1 is next. Connected callers have left
-//! the queue.
+//! Caller priority descending (VIP first), then the queue's [`CallbackPolicy`] between
+//! [`CallerKind::Callback`] and [`CallerKind::Inbound`] of the same priority: callbacks
+//! first, live callers first, or interleaved by arrival, where a callback's arrival is the
+//! original missed call's (see [`Acd::enqueue_callback`]); then arrival (FIFO). A ringing
+//! caller keeps its place; position 1 is next. Connected callers have left the queue.
+//!
+//! # Room for automatic callbacks
+//! The daemon places a callback only when [`Acd::callback_room`] says a free operator is
+//! there for it: never more callbacks waiting than available members, never more in the
+//! queue (waiting, ringing or connected) than the queue's `callback_max_share` of its
+//! staffed members, and under [`CallbackPolicy::LiveFirst`] none while live callers wait.
 //!
 //! # Distribution
 //! After every input, while some queue's first *waiting* (not ringing) caller has an
@@ -81,6 +88,19 @@ pub enum CallerKind {
     Callback,
 }
 
+/// The order between callbacks and live callers of the same priority (seed 001: callbacks
+/// may be put "at the front of the call logic").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CallbackPolicy {
+    /// Callbacks before every waiting live caller.
+    CallbacksFirst,
+    /// By arrival: a callback counts from the customer's original call.
+    #[default]
+    Interleaved,
+    /// Live callers first; callbacks only take operators nobody waits for.
+    LiveFirst,
+}
+
 /// One operator in a queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -108,8 +128,10 @@ pub struct QueueConfig {
     pub name: String,
     /// An operator listed twice counts once (the first entry).
     pub members: Vec<Member>,
-    /// Callbacks ahead of inbound callers of the same priority.
-    pub callbacks_first: bool,
+    /// How callbacks and live callers of the same priority are ordered.
+    pub callback_policy: CallbackPolicy,
+    /// Percent (1–100) of the staffed members automatic callbacks may occupy at once.
+    pub callback_max_share: u8,
     pub ring_timeout: Duration,
     /// 0: never pause automatically.
     pub max_misses_before_pause: u32,
@@ -125,7 +147,8 @@ impl QueueConfig {
         QueueConfig {
             name: name.into(),
             members: Vec::new(),
-            callbacks_first: false,
+            callback_policy: CallbackPolicy::Interleaved,
+            callback_max_share: 50,
             ring_timeout: DEFAULT_RING_TIMEOUT,
             max_misses_before_pause: DEFAULT_MAX_MISSES,
             wrap_up: DEFAULT_WRAP_UP,
@@ -411,8 +434,10 @@ impl Operator {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct OrderKey {
     priority: Reverse<u8>,
-    /// 0 first: callbacks when the queue has `callbacks_first`, else everyone.
+    /// 0 first: callbacks or live callers by the queue's policy, else everyone.
     class: u8,
+    /// When the caller counts as arrived (a callback: its original call).
+    since: Instant,
     seq: u64,
     caller: CallerId,
 }
@@ -455,11 +480,23 @@ struct Queue {
 }
 
 impl Queue {
-    fn key(&self, id: CallerId, priority: u8, kind: CallerKind, seq: u64) -> OrderKey {
-        let class = u8::from(self.config.callbacks_first && kind == CallerKind::Inbound);
+    fn key(
+        &self,
+        id: CallerId,
+        priority: u8,
+        kind: CallerKind,
+        since: Instant,
+        seq: u64,
+    ) -> OrderKey {
+        let class = match (self.config.callback_policy, kind) {
+            (CallbackPolicy::CallbacksFirst, CallerKind::Inbound) => 1,
+            (CallbackPolicy::LiveFirst, CallerKind::Callback) => 1,
+            _ => 0,
+        };
         OrderKey {
             priority: Reverse(priority),
             class,
+            since,
             seq,
             caller: id,
         }
@@ -531,7 +568,7 @@ impl Acd {
             handled: VecDeque::new(),
         });
         queue.config = config;
-        // Rebuild the order (callbacks_first may have changed).
+        // Rebuild the order (the callback policy may have changed).
         let members: Vec<CallerId> = queue.order.iter().map(|k| k.caller).collect();
         queue.order.clear();
         let mut cancel = Vec::new();
@@ -539,7 +576,7 @@ impl Acd {
             let Some(c) = self.callers.get_mut(&id) else {
                 continue;
             };
-            c.key = queue.key(id, c.priority, c.kind, c.key.seq);
+            c.key = queue.key(id, c.priority, c.kind, c.key.since, c.key.seq);
             queue.order.insert(c.key);
             if let CallerState::Ringing { operator } = &c.state
                 && queue.member(operator).is_none()
@@ -646,6 +683,66 @@ impl Acd {
         self.enqueue_needing(now, caller, queue, priority, kind, None)
     }
 
+    /// An automatic callback enters a queue, ordered as if it had arrived at `since` (the
+    /// customer's original call) when the policy interleaves. Place one only when
+    /// [`Acd::callback_room`] allows.
+    pub fn enqueue_callback(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        queue: &str,
+        priority: u8,
+        since: Instant,
+    ) -> Result<Position, AcdError> {
+        self.enqueue_at(
+            now,
+            caller,
+            queue,
+            priority,
+            CallerKind::Callback,
+            None,
+            since.min(now),
+        )
+    }
+
+    /// How many more automatic callbacks `queue` can take now (see the module doc).
+    pub fn callback_room(&self, queue: &str) -> u32 {
+        let Some(q) = self.queues.get(queue) else {
+            return 0;
+        };
+        let (mut callbacks_waiting, mut callbacks_in, mut live_waiting) = (0u32, 0u32, 0u32);
+        for c in self.callers.values().filter(|c| c.queue == queue) {
+            match (c.kind, &c.state) {
+                (CallerKind::Callback, CallerState::Waiting) => {
+                    callbacks_waiting += 1;
+                    callbacks_in += 1;
+                }
+                (CallerKind::Callback, _) => callbacks_in += 1,
+                (CallerKind::Inbound, CallerState::Waiting) => live_waiting += 1,
+                (CallerKind::Inbound, _) => {}
+            }
+        }
+        let available = u32::try_from(
+            q.config
+                .members
+                .iter()
+                .filter(|m| {
+                    self.operators
+                        .get(&m.operator)
+                        .is_some_and(Operator::available)
+                })
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
+        let share = u32::from(q.config.callback_max_share.clamp(1, 100));
+        let cap = (self.staffed(q) * share).div_ceil(100);
+        let mut free = available.saturating_sub(callbacks_waiting);
+        if q.config.callback_policy == CallbackPolicy::LiveFirst {
+            free = free.saturating_sub(live_waiting);
+        }
+        free.min(cap.saturating_sub(callbacks_in))
+    }
+
     /// [`Acd::enqueue`] for a caller only members with `skill` may take. Callers behind
     /// one whose skill nobody available has are served meanwhile.
     pub fn enqueue_needing(
@@ -656,6 +753,20 @@ impl Acd {
         priority: u8,
         kind: CallerKind,
         skill: Option<&str>,
+    ) -> Result<Position, AcdError> {
+        self.enqueue_at(now, caller, queue, priority, kind, skill, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_at(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        queue: &str,
+        priority: u8,
+        kind: CallerKind,
+        skill: Option<&str>,
+        since: Instant,
     ) -> Result<Position, AcdError> {
         if self.callers.contains_key(&caller) {
             return Err(AcdError::DuplicateCaller(caller));
@@ -675,7 +786,7 @@ impl Acd {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let key = q.key(caller, priority, kind, seq);
+        let key = q.key(caller, priority, kind, since, seq);
         q.order.insert(key);
         self.callers.insert(
             caller,
@@ -1257,12 +1368,13 @@ mod tests {
             order: BTreeSet::new(),
             handled: VecDeque::new(),
         };
-        q.config.callbacks_first = true;
+        q.config.callback_policy = CallbackPolicy::CallbacksFirst;
+        let t = Instant::now();
         let keys = [
-            q.key(CallerId(1), 0, CallerKind::Inbound, 1),
-            q.key(CallerId(2), 0, CallerKind::Callback, 2),
-            q.key(CallerId(3), 7, CallerKind::Inbound, 3),
-            q.key(CallerId(4), 0, CallerKind::Inbound, 0),
+            q.key(CallerId(1), 0, CallerKind::Inbound, t, 1),
+            q.key(CallerId(2), 0, CallerKind::Callback, t, 2),
+            q.key(CallerId(3), 7, CallerKind::Inbound, t, 3),
+            q.key(CallerId(4), 0, CallerKind::Inbound, t, 0),
         ];
         let mut sorted = keys;
         sorted.sort();

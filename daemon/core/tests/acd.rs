@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hotline_core::acd::{
-    Acd, AcdAction, AcdError, CallerId, CallerKind, CallerStatus, LeftQueue, OperatorConfig,
-    OperatorState, OperatorStatus, PauseReason, Position, QueueConfig, QueueFigures, RingFailure,
+    Acd, AcdAction, AcdError, CallbackPolicy, CallerId, CallerKind, CallerStatus, LeftQueue,
+    OperatorConfig, OperatorState, OperatorStatus, PauseReason, Position, QueueConfig,
+    QueueFigures, RingFailure,
 };
 
 const IN: CallerKind = CallerKind::Inbound;
@@ -464,7 +465,7 @@ fn callbacks_first_puts_callbacks_ahead_of_inbound_of_the_same_priority() {
     let t = Instant::now();
     let mut acd = Acd::new();
     let mut q = queue("q", &[]);
-    q.callbacks_first = true;
+    q.callback_policy = CallbackPolicy::CallbacksFirst;
     acd.set_queue(t, q.clone());
     acd.enqueue(t, c(1), "q", 0, IN).unwrap();
     acd.enqueue(t, c(2), "q", 0, CB).unwrap();
@@ -476,13 +477,13 @@ fn callbacks_first_puts_callbacks_ahead_of_inbound_of_the_same_priority() {
         [c(4), c(2), c(5), c(1), c(3)]
     );
     // Without the setting: arrival order within a priority.
-    q.callbacks_first = false;
+    q.callback_policy = CallbackPolicy::Interleaved;
     acd.set_queue(t, q.clone());
     assert_eq!(
         acd.queue_order("q").unwrap(),
         [c(4), c(1), c(2), c(3), c(5)]
     );
-    q.callbacks_first = true;
+    q.callback_policy = CallbackPolicy::CallbacksFirst;
     acd.set_queue(t, q);
     assert_eq!(
         acd.queue_order("q").unwrap(),
@@ -903,7 +904,9 @@ fn churn_1000_callers_100_operators() {
     let mut membership: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for q in QUEUES {
         let mut cfg = QueueConfig::new(q);
-        cfg.callbacks_first = q == "support";
+        if q == "support" {
+            cfg.callback_policy = CallbackPolicy::CallbacksFirst;
+        }
         cfg.max_misses_before_pause = if q == "vip" { 0 } else { 2 };
         cfg.wrap_up = secs(rng.below(15) as u64);
         for (i, op) in ops.iter().enumerate() {
