@@ -155,6 +155,10 @@ pub struct CallbackEntry {
     /// After a failed attempt the entry is off the list until then.
     pub hidden_until_ms: Option<i64>,
     pub done_at_ms: Option<i64>,
+    /// Attempts the automatic callback made.
+    pub auto_attempts: i64,
+    /// The automatic callback doesn't try again before then.
+    pub next_auto_at_ms: Option<i64>,
 }
 
 impl CallbackEntry {
@@ -197,6 +201,25 @@ pub struct CallbackAttempt {
     pub ended_at_ms: Option<i64>,
 }
 
+/// How promised callback times were kept (see [`Store::callback_promise_report`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PromiseReport {
+    /// Called back successfully by the promised time.
+    pub kept: i64,
+    /// Called back successfully, after the promised time.
+    pub late: i64,
+    /// Not called back yet, and the promised time has passed.
+    pub overdue: i64,
+    /// Not called back yet, the promised time still ahead.
+    pub pending: i64,
+    /// Entries without a promise.
+    pub unpromised: i64,
+}
+
+fn truncate_note(n: &str) -> String {
+    n.chars().take(MAX_NOTE_CHARS).collect()
+}
+
 /// Messages are written for the operator's page and can be shown as they are.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -212,6 +235,8 @@ pub enum CallbackError {
     Hidden { until_ms: i64 },
     #[error("this customer has already been called back")]
     Done,
+    #[error("the outcome of that attempt can no longer be changed")]
+    TooLate,
     #[error("{}", not_claimer_message(by.as_deref()))]
     NotClaimer { by: Option<String> },
     #[error(transparent)]
@@ -252,7 +277,7 @@ fn decode_err(what: &str, v: &str) -> sqlx::Error {
 
 const ENTRY_COLUMNS: &str = "id, number, state, queue, source, call_id, call_count, first_at, \
      last_at, promised_at, attempts, last_outcome, claimed_by, claimed_at, claim_expires_at, \
-     hidden_until, done_at";
+     hidden_until, done_at, auto_attempts, next_auto_at";
 
 fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
     let state: String = r.try_get("state")?;
@@ -278,6 +303,8 @@ fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
         claim_expires_at_ms: r.try_get("claim_expires_at")?,
         hidden_until_ms: r.try_get("hidden_until")?,
         done_at_ms: r.try_get("done_at")?,
+        auto_attempts: r.try_get("auto_attempts")?,
+        next_auto_at_ms: r.try_get("next_auto_at")?,
     })
 }
 
@@ -490,6 +517,46 @@ impl Store {
         hide_ms: i64,
         now_ms: i64,
     ) -> Result<CallbackEntry, CallbackError> {
+        self.finish(entry_id, operator, outcome, note, hide_ms, None, now_ms)
+            .await
+    }
+
+    /// [`Store::finish_callback`] for an attempt of the automatic callback: it also counts
+    /// the attempt and holds the next one off for `retry_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_auto_callback(
+        &self,
+        entry_id: i64,
+        claimer: &str,
+        outcome: Outcome,
+        note: Option<&str>,
+        hide_ms: i64,
+        retry_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackEntry, CallbackError> {
+        self.finish(
+            entry_id,
+            claimer,
+            outcome,
+            note,
+            hide_ms,
+            Some(now_ms.saturating_add(retry_ms.max(0))),
+            now_ms,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        entry_id: i64,
+        operator: &str,
+        outcome: Outcome,
+        note: Option<&str>,
+        hide_ms: i64,
+        next_auto_at: Option<i64>,
+        now_ms: i64,
+    ) -> Result<CallbackEntry, CallbackError> {
         check_text("operator name", operator, MAX_OPERATOR_CHARS)?;
         let note = note.map(str::trim).filter(|n| !n.is_empty());
         if let Some(n) = note
@@ -515,6 +582,8 @@ impl Store {
         let row = sqlx::query(
             "UPDATE callback_entries SET state = $3, done_at = $4, hidden_until = $5, \
              attempts = attempts + 1, last_outcome = $6, \
+             auto_attempts = auto_attempts + $7, \
+             next_auto_at = COALESCE($8, next_auto_at), \
              claimed_by = NULL, claimed_at = NULL, claim_expires_at = NULL \
              WHERE id = $1 AND state = 'open' AND claimed_by = $2 \
              RETURNING claim_attempt_id",
@@ -525,6 +594,8 @@ impl Store {
         .bind(done_at)
         .bind(hidden_until)
         .bind(outcome.as_str())
+        .bind(i64::from(next_auto_at.is_some()))
+        .bind(next_auto_at)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -557,6 +628,258 @@ impl Store {
         let entry = entry_from(&row)?;
         tx.commit().await?;
         Ok(entry)
+    }
+
+    /// Gives a claim back without an attempt counted (the call could not start): the
+    /// entry is on the list again at once; the history keeps the attempt with `note`.
+    pub async fn release_callback(
+        &self,
+        entry_id: i64,
+        claimer: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(), CallbackError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "UPDATE callback_entries SET claimed_by = NULL, claimed_at = NULL, \
+             claim_expires_at = NULL WHERE id = $1 AND state = 'open' AND claimed_by = $2 \
+             RETURNING claim_attempt_id",
+        )
+        .bind(entry_id)
+        .bind(claimer)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Err(CallbackError::NotClaimer { by: None });
+        };
+        let attempt: Option<i64> = row.try_get(0)?;
+        if let Some(attempt) = attempt {
+            sqlx::query("UPDATE callback_attempts SET note = $1, ended_at = $2 WHERE id = $3")
+                .bind(truncate_note(note))
+                .bind(now_ms)
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The operator corrects the outcome of their own newest attempt on an entry, within
+    /// `window_ms` of its end: a voicemail that answered was no success (the entry comes
+    /// back after `hide_ms`), or a short call was one (the entry is done). When the number
+    /// is on the list again already (the customer called meanwhile), a reopened entry
+    /// stays closed: the new one stands for it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn correct_callback(
+        &self,
+        entry_id: i64,
+        operator: &str,
+        outcome: Outcome,
+        note: Option<&str>,
+        hide_ms: i64,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackEntry, CallbackError> {
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        let mut tx = self.pool().begin().await?;
+        let newest = sqlx::query(
+            "SELECT id, operator, outcome, ended_at FROM callback_attempts \
+             WHERE entry_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(entry_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(newest) = newest else {
+            tx.rollback().await?;
+            return Err(match self.callback_entry(entry_id).await? {
+                None => CallbackError::NotFound,
+                Some(_) => CallbackError::NotClaimer { by: None },
+            });
+        };
+        let attempt: i64 = newest.try_get("id")?;
+        let by: String = newest.try_get("operator")?;
+        let previous: Option<String> = newest.try_get("outcome")?;
+        let ended: Option<i64> = newest.try_get("ended_at")?;
+        if by != operator {
+            tx.rollback().await?;
+            return Err(CallbackError::NotClaimer { by: Some(by) });
+        }
+        let (Some(_), Some(ended)) = (previous, ended) else {
+            tx.rollback().await?;
+            return Err(CallbackError::Invalid(
+                "this attempt has no outcome yet: finish the call first".into(),
+            ));
+        };
+        if now_ms.saturating_sub(ended) > window_ms {
+            tx.rollback().await?;
+            return Err(CallbackError::TooLate);
+        }
+        sqlx::query(
+            "UPDATE callback_attempts SET outcome = $1, note = COALESCE($2, note) WHERE id = $3",
+        )
+        .bind(outcome.as_str())
+        .bind(note.map(truncate_note))
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
+        )))
+        .bind(entry_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let entry = entry_from(&row)?;
+        if entry.claimed_at(now_ms).is_some() {
+            tx.rollback().await?;
+            return Err(CallbackError::AlreadyClaimed {
+                by: entry.claimed_by.unwrap_or_default(),
+            });
+        }
+        if outcome == Outcome::Success {
+            sqlx::query(
+                "UPDATE callback_entries SET state = 'done', done_at = $2, hidden_until = NULL, \
+                 last_outcome = $3 WHERE id = $1",
+            )
+            .bind(entry_id)
+            .bind(now_ms)
+            .bind(outcome.as_str())
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            let reopen = entry.state == EntryState::Done
+                && sqlx::query(
+                    "SELECT id FROM callback_entries WHERE number = $1 AND state <> 'done'",
+                )
+                .bind(&entry.number)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none();
+            if entry.state == EntryState::Open || reopen {
+                sqlx::query(
+                    "UPDATE callback_entries SET state = 'open', done_at = NULL, \
+                     hidden_until = $2, last_outcome = $3 WHERE id = $1",
+                )
+                .bind(entry_id)
+                .bind(now_ms.saturating_add(hide_ms.max(0)))
+                .bind(outcome.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
+        )))
+        .bind(entry_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let entry = entry_from(&row)?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// The operator's own attempts that ended after `since_ms`, newest first, with their
+    /// entries' numbers: what the console offers to correct.
+    pub async fn recent_callback_attempts(
+        &self,
+        operator: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(CallbackAttempt, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.entry_id, a.operator, a.outcome, a.note, a.started_at, a.ended_at, \
+             e.number FROM callback_attempts a JOIN callback_entries e ON e.id = a.entry_id \
+             WHERE a.operator = $1 AND a.ended_at >= $2 AND a.outcome IS NOT NULL \
+             ORDER BY a.id DESC LIMIT $3",
+        )
+        .bind(operator)
+        .bind(since_ms)
+        .bind(limit.clamp(0, 100))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((attempt_from(r)?, r.try_get("number")?));
+        }
+        Ok(out)
+    }
+
+    /// Open entries of `queue` the automatic callback may dial at `now_ms`: not claimed,
+    /// not hidden, under `max_attempts` automatic attempts and past their retry delay;
+    /// the earliest promise (else the earliest call) first. Claim each before dialling:
+    /// another node may take it first.
+    pub async fn auto_callback_candidates(
+        &self,
+        queue: &str,
+        max_attempts: i64,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<CallbackEntry>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE state = 'open' AND queue = $1 \
+             AND (claimed_by IS NULL OR claim_expires_at <= $2) \
+             AND (hidden_until IS NULL OR hidden_until <= $2) \
+             AND (next_auto_at IS NULL OR next_auto_at <= $2) AND auto_attempts < $3 \
+             ORDER BY COALESCE(promised_at, first_at), id LIMIT $4"
+        )))
+        .bind(queue)
+        .bind(now_ms)
+        .bind(max_attempts)
+        .bind(limit.clamp(0, 1000))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Open entries of `queue` due before `due_ms` (the backlog a new promise waits
+    /// behind).
+    pub async fn callback_backlog(&self, queue: &str, due_ms: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM callback_entries WHERE state = 'open' AND queue = $1 \
+             AND COALESCE(promised_at, first_at) <= $2",
+        )
+        .bind(queue)
+        .bind(due_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// How the promises made to callers were kept, for entries first noted in
+    /// `[from_ms, to_ms)`: called back in time, late, still open past the promise, and
+    /// entries with no promise.
+    pub async fn callback_promise_report(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+    ) -> Result<PromiseReport, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE(SUM(CASE WHEN promised_at IS NOT NULL AND state = 'done' \
+                 AND done_at <= promised_at THEN 1 ELSE 0 END), 0) AS kept, \
+             COALESCE(SUM(CASE WHEN promised_at IS NOT NULL AND state = 'done' \
+                 AND done_at > promised_at THEN 1 ELSE 0 END), 0) AS late, \
+             COALESCE(SUM(CASE WHEN promised_at IS NOT NULL AND state <> 'done' \
+                 AND promised_at < $3 THEN 1 ELSE 0 END), 0) AS overdue, \
+             COALESCE(SUM(CASE WHEN promised_at IS NOT NULL AND state <> 'done' \
+                 AND promised_at >= $3 THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN promised_at IS NULL THEN 1 ELSE 0 END), 0) AS unpromised \
+             FROM callback_entries WHERE first_at >= $1 AND first_at < $2",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(now_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(PromiseReport {
+            kept: row.try_get("kept")?,
+            late: row.try_get("late")?,
+            overdue: row.try_get("overdue")?,
+            pending: row.try_get("pending")?,
+            unpromised: row.try_get("unpromised")?,
+        })
     }
 
     /// Every attempt on an entry, oldest first.

@@ -423,3 +423,229 @@ on_both_databases!(success_removes_for_good, |store: Store| async move {
     assert_eq!(history[0].note.as_deref(), Some("sorted"));
     assert!(store.callback_history(fresh.id).await.unwrap().is_empty());
 });
+
+on_both_databases!(
+    a_released_claim_is_back_at_once_without_an_attempt,
+    |store: Store| async move {
+        let e = note(&store, missed("+36301230001", T0)).await;
+        store.claim_callback(e.id, "anna", CLAIM, T0).await.unwrap();
+        assert!(listed(&store, T0 + 1).await.is_empty());
+        // Only the claimer can give it back.
+        assert!(matches!(
+            store.release_callback(e.id, "bela", "no", T0 + 1).await,
+            Err(CallbackError::NotClaimer { .. })
+        ));
+        store
+            .release_callback(e.id, "anna", "anna's phone is not registered", T0 + 2)
+            .await
+            .unwrap();
+        assert_eq!(listed(&store, T0 + 2).await, [e.id]);
+        let e = store.callback_entry(e.id).await.unwrap().unwrap();
+        assert_eq!((e.attempts, e.hidden_until_ms), (0, None));
+        let h = store.callback_history(e.id).await.unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].outcome, None);
+        assert_eq!(h[0].note.as_deref(), Some("anna's phone is not registered"));
+        // Bela takes it now.
+        store
+            .claim_callback(e.id, "bela", CLAIM, T0 + 3)
+            .await
+            .unwrap();
+    }
+);
+
+on_both_databases!(
+    the_operator_corrects_a_voicemail_success,
+    |store: Store| async move {
+        let e = note(&store, missed("+36301230002", T0)).await;
+        store.claim_callback(e.id, "anna", CLAIM, T0).await.unwrap();
+        let done = store
+            .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, T0 + MIN)
+            .await
+            .unwrap();
+        assert_eq!(done.state, EntryState::Done);
+        // Someone else can't.
+        assert!(matches!(
+            store
+                .correct_callback(e.id, "bela", Outcome::Failed, None, HIDE, HOUR, T0 + MIN)
+                .await,
+            Err(CallbackError::NotClaimer { .. })
+        ));
+        // Anna: it was a voicemail. The entry is open again, hidden for the hide time.
+        let back = store
+            .correct_callback(
+                e.id,
+                "anna",
+                Outcome::NoAnswer,
+                Some("voicemail"),
+                HIDE,
+                HOUR,
+                T0 + 2 * MIN,
+            )
+            .await
+            .unwrap();
+        assert_eq!(back.state, EntryState::Open);
+        assert_eq!(back.hidden_until_ms, Some(T0 + 2 * MIN + HIDE));
+        assert_eq!(back.last_outcome, Some(Outcome::NoAnswer));
+        assert!(listed(&store, T0 + 2 * MIN + HIDE - 1).await.is_empty());
+        assert_eq!(listed(&store, T0 + 2 * MIN + HIDE).await, [e.id]);
+        let h = store.callback_history(e.id).await.unwrap();
+        assert_eq!(h[0].outcome, Some(Outcome::NoAnswer));
+        assert_eq!(h[0].note.as_deref(), Some("voicemail"));
+        // And back to success: done again.
+        let again = store
+            .correct_callback(
+                e.id,
+                "anna",
+                Outcome::Success,
+                None,
+                HIDE,
+                HOUR,
+                T0 + 3 * MIN,
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.state, EntryState::Done);
+        // After the window, no more changes.
+        assert!(matches!(
+            store
+                .correct_callback(
+                    e.id,
+                    "anna",
+                    Outcome::Failed,
+                    None,
+                    HIDE,
+                    HOUR,
+                    T0 + MIN + HOUR + 1
+                )
+                .await,
+            Err(CallbackError::TooLate)
+        ));
+    }
+);
+
+on_both_databases!(
+    a_correction_does_not_make_a_second_open_entry,
+    |store: Store| async move {
+        let e = note(&store, missed("+36301230003", T0)).await;
+        store.claim_callback(e.id, "anna", CLAIM, T0).await.unwrap();
+        store
+            .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, T0 + MIN)
+            .await
+            .unwrap();
+        // The customer calls again: a new entry.
+        let newer = note(&store, missed("+36301230003", T0 + 2 * MIN)).await;
+        assert_ne!(newer.id, e.id);
+        let old = store
+            .correct_callback(
+                e.id,
+                "anna",
+                Outcome::Failed,
+                None,
+                HIDE,
+                HOUR,
+                T0 + 3 * MIN,
+            )
+            .await
+            .unwrap();
+        assert_eq!(old.state, EntryState::Done, "the newer entry stands for it");
+        assert_eq!(listed(&store, T0 + 3 * MIN).await, [newer.id]);
+    }
+);
+
+on_both_databases!(
+    automatic_attempts_retry_after_the_delay_up_to_the_maximum,
+    |store: Store| async move {
+        const AUTO: &str = "Automatic callback";
+        let e = note(&store, missed("+36301230004", T0)).await;
+        let other = note(
+            &store,
+            NewCallbackNote {
+                queue: Some("support"),
+                ..missed("+36301230005", T0)
+            },
+        )
+        .await;
+        let due = |now| {
+            let store = store.clone();
+            async move {
+                store
+                    .auto_callback_candidates("sales", 2, now, 10)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(due(T0).await, [e.id], "only the queue's entries");
+        store.claim_callback(e.id, AUTO, CLAIM, T0).await.unwrap();
+        assert!(due(T0 + 1).await.is_empty(), "claimed");
+        let after = store
+            .finish_auto_callback(e.id, AUTO, Outcome::NoAnswer, None, 0, 10 * MIN, T0 + MIN)
+            .await
+            .unwrap();
+        assert_eq!((after.auto_attempts, after.attempts), (1, 1));
+        assert_eq!(after.next_auto_at_ms, Some(T0 + 11 * MIN));
+        // On the operators' list at once (hide 0), but not due for the scheduler yet.
+        assert_eq!(listed(&store, T0 + MIN).await, [e.id, other.id]);
+        assert!(due(T0 + 11 * MIN - 1).await.is_empty());
+        assert_eq!(due(T0 + 11 * MIN).await, [e.id]);
+        store
+            .claim_callback(e.id, AUTO, CLAIM, T0 + 11 * MIN)
+            .await
+            .unwrap();
+        let after = store
+            .finish_auto_callback(e.id, AUTO, Outcome::Busy, None, 0, 10 * MIN, T0 + 12 * MIN)
+            .await
+            .unwrap();
+        assert_eq!(after.auto_attempts, 2);
+        // The maximum (2) is reached: the scheduler leaves it to the operators.
+        assert!(due(T0 + 99 * MIN).await.is_empty());
+        assert!(listed(&store, T0 + 99 * MIN).await.contains(&e.id));
+        // An operator's attempt doesn't count as automatic.
+        store
+            .claim_callback(e.id, "anna", CLAIM, T0 + 100 * MIN)
+            .await
+            .unwrap();
+        let after = store
+            .finish_callback(e.id, "anna", Outcome::NoAnswer, None, 0, T0 + 101 * MIN)
+            .await
+            .unwrap();
+        assert_eq!((after.auto_attempts, after.attempts), (2, 3));
+    }
+);
+
+on_both_databases!(backlog_and_promise_report, |store: Store| async move {
+    let promised = |number, at, promise| NewCallbackNote {
+        promised_at_ms: promise,
+        ..missed(number, at)
+    };
+    let kept = note(&store, promised("+36301230010", T0, Some(T0 + HOUR))).await;
+    let late = note(&store, promised("+36301230011", T0, Some(T0 + HOUR))).await;
+    let _overdue = note(&store, promised("+36301230012", T0, Some(T0 + HOUR))).await;
+    let _pending = note(&store, promised("+36301230013", T0, Some(T0 + 5 * HOUR))).await;
+    let _none = note(&store, promised("+36301230014", T0, None)).await;
+    let _before = note(&store, promised("+36301230015", T0 - HOUR, None)).await;
+    assert_eq!(store.callback_backlog("sales", T0).await.unwrap(), 2);
+    assert_eq!(store.callback_backlog("sales", T0 + HOUR).await.unwrap(), 5);
+    assert_eq!(
+        store.callback_backlog("support", T0 + HOUR).await.unwrap(),
+        0
+    );
+    for (e, at) in [(&kept, T0 + HOUR), (&late, T0 + HOUR + 1)] {
+        store.claim_callback(e.id, "anna", CLAIM, at).await.unwrap();
+        store
+            .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, at)
+            .await
+            .unwrap();
+    }
+    let r = store
+        .callback_promise_report(T0, T0 + 1, T0 + 2 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.kept, r.late, r.overdue, r.pending, r.unpromised),
+        (1, 1, 1, 1, 1)
+    );
+});

@@ -204,9 +204,12 @@ async fn click_to_call(
             r#"send JSON like {"operator": "anna", "to": "+36301234567"}"#,
         );
     };
-    match crate::click_to_call::start(api.calls.clone(), api.trunk.clone(), body.operator, body.to)
-        .await
-    {
+    let order = crate::click_to_call::Order {
+        operator: body.operator,
+        to: body.to,
+        callback: None,
+    };
+    match crate::click_to_call::start(api.calls.clone(), api.trunk.clone(), order).await {
         Ok(call_id) => (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "call_id": call_id })),

@@ -1,27 +1,21 @@
-//! Click-to-call (T4): ring the operator's phone first; when they answer, dial the
-//! customer through the trunk with the hotline number as caller ID; when the customer
-//! answers, bridge the two. Only the authenticated API starts one: nothing that arrives
-//! over SIP can make Hotline dial out.
+//! Click-to-call (T4) and operators' callbacks from the console: ring the operator's phone
+//! first; when they answer, dial the customer through the trunk with the hotline number
+//! as caller ID; when the customer answers, bridge the two. A call made off a callback
+//! entry records its outcome on the entry (success rule and hide time from the entry's
+//! queue). Only the authenticated API and console start one.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hotline_core::cdr::{CallEnd, CallStart, EndReason};
-use hotline_media::bridge::{Bridge, RtcpRelay, Side};
 use hotline_sip::registrar::Binding;
-use hotline_sip::sdp::{self, Codec, Direction, Negotiated};
-use hotline_sip::{CallHandle, OutgoingCall, Peer, Transport};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::call::{CallEvent, Calls, unix_ms};
+use crate::call::{Calls, unix_ms};
 use crate::config::Trunk;
+use crate::outbound::{self, NotAnswered, Ports, Reached};
 use crate::sip_driver::SipCommand;
-
-/// How long each phone may ring before the attempt is given up.
-const RING_LIMIT: Duration = Duration::from_secs(45);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClickToCallError {
@@ -37,18 +31,27 @@ pub enum ClickToCallError {
     NoPorts,
 }
 
+/// A click-to-call to place.
+pub struct Order {
+    pub operator: String,
+    pub to: String,
+    /// The callback entry this call works off (claimed by `operator`).
+    pub callback: Option<i64>,
+}
+
 /// Checks the request and starts the call; returns its call id (as in the CDR).
 pub async fn start(
     calls: Arc<Calls>,
     trunk: Option<Trunk>,
-    operator: String,
-    to: String,
+    order: Order,
 ) -> Result<String, ClickToCallError> {
     let trunk = trunk.ok_or(ClickToCallError::NoTrunk)?;
+    let to = order.to.trim().to_string();
     let digits = to.strip_prefix('+').unwrap_or(&to);
     if !(3..=20).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
         return Err(ClickToCallError::BadNumber(to));
     }
+    let operator = order.operator;
     let contacts = calls
         .acd
         .ask(|reply| crate::acd_driver::AcdInput::Contacts {
@@ -65,50 +68,37 @@ pub async fn start(
     let a = calls.rtp_ports.bind().ok_or(ClickToCallError::NoPorts)?;
     let b = calls.rtp_ports.bind().ok_or(ClickToCallError::NoPorts)?;
     let call_id = format!("c2c-{:016x}", rand::random::<u64>());
-    tokio::spawn(run(
-        calls,
-        trunk,
+    let call = Placed {
         operator,
         to,
         contact,
-        call_id.clone(),
-        a,
-        b,
-    ));
+        call_id: call_id.clone(),
+        callback: order.callback,
+    };
+    tokio::spawn(run(calls, trunk, call, a, b));
     Ok(call_id)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    calls: Arc<Calls>,
-    trunk: Trunk,
+struct Placed {
     operator: String,
     to: String,
     contact: Binding,
     call_id: String,
-    (a_rtp, a_rtcp): (UdpSocket, UdpSocket),
-    (b_rtp, b_rtcp): (UdpSocket, UdpSocket),
-) {
+    callback: Option<i64>,
+}
+
+async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) {
     let cdr = calls.cdr.start_call(CallStart {
-        call_id: call_id.clone(),
+        call_id: call.call_id.clone(),
         caller: trunk.caller_id.clone(),
-        called: to.clone(),
+        called: call.to.clone(),
         started_at_ms: unix_ms(),
         flow: None,
         flow_version: None,
     });
-    let (reason, answered) = connect(
-        &calls,
-        &trunk,
-        &operator,
-        &to,
-        &contact,
-        &call_id,
-        (&a_rtp, &a_rtcp),
-        (&b_rtp, &b_rtcp),
-    )
-    .await;
-    info!(%call_id, %operator, %to, reason = reason.as_str(), "click-to-call ended");
+    let (reason, answered, reached) = connect(&calls, &trunk, &call, &a, &b).await;
+    info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
+        reason = reason.as_str(), "click-to-call ended");
     if let Some(at) = answered {
         calls.cdr.answered(cdr, at);
     }
@@ -120,177 +110,103 @@ async fn run(
             digits: String::new(),
             path: Vec::new(),
             variables: "{}".to_string(),
-            operator: Some(operator),
+            operator: Some(call.operator.clone()),
         },
     );
+    if let Some(entry) = call.callback {
+        crate::callback_calls::record_attempt(&calls, entry, &call.operator, reached).await;
+    }
 }
 
-/// Both legs up and bridged until one ends; returns why, and when the customer answered.
-#[allow(clippy::too_many_arguments)]
+/// Both legs up and bridged until one ends; returns why, when the customer answered, and
+/// how far the attempt got.
 async fn connect(
     calls: &Calls,
     trunk: &Trunk,
-    operator: &str,
-    to: &str,
-    contact: &Binding,
-    call_id: &str,
-    (a_rtp, a_rtcp): (&UdpSocket, &UdpSocket),
-    (b_rtp, b_rtcp): (&UdpSocket, &UdpSocket),
-) -> (EndReason, Option<i64>) {
+    call: &Placed,
+    a_ports: &Ports,
+    b_ports: &Ports,
+) -> (EndReason, Option<i64>, Reached) {
     let (tx, mut events) = mpsc::channel(64);
     let sip = &calls.sip;
-    let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
-    // The operator's phone gets a plain offer; the customer's leg then gets whatever the
-    // phone chose, so the bridge passes packets through unchanged.
-    let first_offer = Negotiated {
-        remote_rtp: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        codec: Codec::Pcma,
-        payload_type: 8,
-        telephone_event: Some(101),
-        direction: Direction::SendRecv,
-        m_lines: Vec::new(),
+    // The operator's phone shows whom it is about to call.
+    let Some(a) = outbound::invite_operator(
+        calls,
+        &call.contact,
+        &call.to,
+        if call.callback.is_some() {
+            "Callback"
+        } else {
+            "Click-to-call"
+        },
+        &outbound::first_offer(),
+        &a_ports.0,
+        tx.clone(),
+    )
+    .await
+    else {
+        return (
+            EndReason::TransportError,
+            None,
+            Reached::OperatorNotAnswered,
+        );
     };
-    let a_ip = calls.local.toward(contact.peer.addr.ip());
-    let a_call = OutgoingCall {
-        request_uri: contact.uri.clone(),
-        to: contact.peer,
-        // The operator's phone shows whom it is about to call.
-        from_user: to.to_string(),
-        from_display: Some("Click-to-call".into()),
-        sdp: sdp::offer(
-            &first_offer,
-            a_ip,
-            port(a_rtp),
-            rand::random::<u32>().into(),
-            1,
-        ),
-        credentials: None,
-        headers: Vec::new(),
-    };
-    let Some(a) = sip.invite(a_call, tx.clone()).await else {
-        return (EndReason::TransportError, None);
-    };
-    info!(%call_id, %operator, "click-to-call: ringing the operator");
-    let a_answer = match wait_answer(&mut events, a).await {
+    info!(call_id = %call.call_id, operator = %call.operator, "click-to-call: ringing the operator");
+    let a_answer = match outbound::wait_answer(&mut events, a).await {
         Ok(n) => n,
-        Err(reason) => {
+        Err(why) => {
             sip.command(SipCommand::Hangup(a)).await;
-            return (reason, None);
+            let reason = match why {
+                NotAnswered::Broken => EndReason::TransportError,
+                _ => EndReason::Rejected,
+            };
+            return (reason, None, Reached::OperatorNotAnswered);
         }
     };
-
-    let b_ip = calls.local.toward(trunk.address.ip());
-    let b_call = OutgoingCall {
-        request_uri: format!("sip:{to}@{}", trunk.address),
-        to: Peer {
-            transport: Transport::Udp,
-            addr: trunk.address,
-        },
-        from_user: trunk.caller_id.clone(),
-        from_display: None,
-        sdp: sdp::offer(
-            &a_answer,
-            b_ip,
-            port(b_rtp),
-            rand::random::<u32>().into(),
-            1,
-        ),
-        credentials: trunk.credentials.clone(),
-        headers: Vec::new(),
-    };
-    let Some(b) = sip.invite(b_call, tx).await else {
+    let Some(b) = outbound::invite_customer(
+        calls,
+        trunk,
+        &call.to,
+        &trunk.caller_id,
+        &a_answer,
+        &b_ports.0,
+        tx,
+    )
+    .await
+    else {
         sip.command(SipCommand::Hangup(a)).await;
-        return (EndReason::TransportError, None);
+        return (
+            EndReason::TransportError,
+            None,
+            Reached::CustomerNotAnswered(NotAnswered::Broken),
+        );
     };
-    info!(%call_id, %to, "click-to-call: dialling the customer through the trunk");
-    let b_answer = match wait_answer(&mut events, b).await {
+    info!(call_id = %call.call_id, to = %call.to, "click-to-call: dialling the customer through the trunk");
+    let b_answer = match outbound::wait_answer(&mut events, b).await {
         Ok(n) => n,
-        Err(reason) => {
+        Err(why) => {
             sip.command(SipCommand::Hangup(a)).await;
             sip.command(SipCommand::Hangup(b)).await;
-            return (
-                if reason == EndReason::OperatorHangup {
-                    reason
-                } else {
-                    EndReason::Rejected
-                },
-                None,
-            );
+            let reason = if why == NotAnswered::OtherLegEnded {
+                EndReason::OperatorHangup
+            } else {
+                EndReason::Rejected
+            };
+            return (reason, None, Reached::CustomerNotAnswered(why));
         }
     };
-    let answered = Some(unix_ms());
-    info!(%call_id, %operator, %to, "click-to-call: connected");
-
-    let dest = |n: &Negotiated| (!n.is_hold()).then_some(n.remote_rtp);
-    let mut bridge = Bridge::new(dest(&a_answer), dest(&b_answer));
-    let mut shutdown = calls.shutdown.clone();
-    let mut abuf = [0u8; 2048];
-    let mut bbuf = [0u8; 2048];
-    let mut rtcp = RtcpRelay::default();
-    let mut acbuf = [0u8; 1500];
-    let mut bcbuf = [0u8; 1500];
-    let reason = loop {
-        tokio::select! {
-            r = a_rtcp.recv_from(&mut acbuf) => if let Ok((n, from)) = r
-                && let Some(to) = rtcp.forward(Side::A, from, &acbuf[..n]) {
-                let _ = b_rtcp.send_to(&acbuf[..n], to).await;
-            },
-            r = b_rtcp.recv_from(&mut bcbuf) => if let Ok((n, from)) = r
-                && let Some(to) = rtcp.forward(Side::B, from, &bcbuf[..n]) {
-                let _ = a_rtcp.send_to(&bcbuf[..n], to).await;
-            },
-            r = a_rtp.recv_from(&mut abuf) => if let Ok((n, from)) = r
-                && let Some(to) = bridge.forward(Instant::now(), Side::A, from, &abuf[..n]) {
-                let _ = b_rtp.send_to(&abuf[..n], to).await;
-            },
-            r = b_rtp.recv_from(&mut bbuf) => if let Ok((n, from)) = r
-                && let Some(to) = bridge.forward(Instant::now(), Side::B, from, &bbuf[..n]) {
-                let _ = a_rtp.send_to(&bbuf[..n], to).await;
-            },
-            ev = events.recv() => match ev {
-                Some(CallEvent::LegEnded { leg }) if leg == a => {
-                    sip.command(SipCommand::Hangup(b)).await;
-                    break EndReason::OperatorHangup;
-                }
-                Some(CallEvent::LegEnded { leg }) if leg == b => {
-                    sip.command(SipCommand::Hangup(a)).await;
-                    break EndReason::CallerHangup;
-                }
-                None => break EndReason::TransportError,
-                Some(_) => {}
-            },
-            _ = shutdown.changed() => {
-                sip.command(SipCommand::Hangup(a)).await;
-                sip.command(SipCommand::Hangup(b)).await;
-                break EndReason::Shutdown;
-            }
-        }
-    };
-    (reason, answered)
-}
-
-/// Waits for `leg` to answer (its SDP answer) or fail.
-async fn wait_answer(
-    events: &mut mpsc::Receiver<CallEvent>,
-    leg: CallHandle,
-) -> Result<Negotiated, EndReason> {
-    let deadline = tokio::time::sleep(RING_LIMIT);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => return Err(EndReason::Rejected),
-            ev = events.recv() => match ev {
-                Some(CallEvent::LegAnswered { leg: l, sdp }) if l == leg => {
-                    return sdp
-                        .as_deref()
-                        .and_then(|s| sdp::negotiate(s).ok())
-                        .ok_or(EndReason::TransportError);
-                }
-                Some(CallEvent::LegFailed { leg: l, .. }) if l == leg => return Err(EndReason::Rejected),
-                Some(CallEvent::LegEnded { .. }) => return Err(EndReason::OperatorHangup),
-                None => return Err(EndReason::TransportError),
-                Some(_) => {}
-            },
-        }
+    let answered = unix_ms();
+    let since = Instant::now();
+    info!(call_id = %call.call_id, operator = %call.operator, to = %call.to, "click-to-call: connected");
+    let reason = outbound::relay(
+        calls,
+        &mut events,
+        (a, &a_answer, a_ports),
+        (b, &b_answer, b_ports),
+    )
+    .await;
+    if reason == EndReason::TransportError {
+        warn!(call_id = %call.call_id, "click-to-call: the SIP task went away");
     }
+    (reason, Some(answered), Reached::Connected(since.elapsed()))
 }

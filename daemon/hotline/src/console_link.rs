@@ -79,14 +79,17 @@ impl Telephony for ConsoleLink {
         &'a self,
         operator: &'a str,
         number: &'a str,
-        _callback: Option<i64>,
+        callback: Option<i64>,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
             crate::click_to_call::start(
                 self.calls.clone(),
                 self.trunk.clone(),
-                operator.to_string(),
-                number.to_string(),
+                crate::click_to_call::Order {
+                    operator: operator.to_string(),
+                    to: number.to_string(),
+                    callback,
+                },
             )
             .await
             .map_err(|e| e.to_string())

@@ -7,6 +7,7 @@ mod accounts;
 mod acd_driver;
 mod api;
 mod call;
+mod callback_calls;
 mod click_to_call;
 mod config;
 mod console_link;
@@ -15,6 +16,7 @@ mod flows;
 mod metrics;
 mod net;
 mod operator_sync;
+mod outbound;
 mod sip_driver;
 
 use std::path::{Path, PathBuf};

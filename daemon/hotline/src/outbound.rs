@@ -1,0 +1,283 @@
+//! Calls Hotline places itself (click-to-call, callbacks): the legs to an operator's phone
+//! and to a customer through the trunk, waiting for their answers, the two-leg relay, and
+//! what the attempt means for a callback entry. Nothing that arrives over SIP makes Hotline
+//! dial out: only the console, the API and the callback scheduler call these.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hotline_core::callbacks::Outcome;
+use hotline_core::cdr::EndReason;
+use hotline_media::bridge::{Bridge, RtcpRelay, Side};
+use hotline_sip::registrar::Binding;
+use hotline_sip::sdp::{self, Codec, Direction, Negotiated};
+use hotline_sip::{CallHandle, OutgoingCall, Peer, Transport};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::call::{CallEvent, Calls};
+use crate::config::Trunk;
+use crate::sip_driver::SipCommand;
+
+/// How long a phone may ring before the attempt is given up.
+pub const RING_LIMIT: Duration = Duration::from_secs(45);
+
+/// An RTP socket and its RTCP neighbour.
+pub type Ports = (UdpSocket, UdpSocket);
+
+/// The plain offer for the first leg; the second leg then gets whatever the first chose,
+/// so the relay passes packets through unchanged.
+pub fn first_offer() -> Negotiated {
+    Negotiated {
+        remote_rtp: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        codec: Codec::Pcma,
+        payload_type: 8,
+        telephone_event: Some(101),
+        direction: Direction::SendRecv,
+        m_lines: Vec::new(),
+    }
+}
+
+fn port(s: &UdpSocket) -> u16 {
+    s.local_addr().map(|a| a.port()).unwrap_or(0)
+}
+
+/// Rings the operator's phone (its newest registration); `shown` is what its display
+/// shows as the caller.
+pub async fn invite_operator(
+    calls: &Calls,
+    contact: &Binding,
+    shown: &str,
+    display: &str,
+    offer: &Negotiated,
+    rtp: &UdpSocket,
+    events: mpsc::Sender<CallEvent>,
+) -> Option<CallHandle> {
+    let ip = calls.local.toward(contact.peer.addr.ip());
+    let call = OutgoingCall {
+        request_uri: contact.uri.clone(),
+        to: contact.peer,
+        from_user: shown.to_string(),
+        from_display: Some(display.to_string()),
+        sdp: sdp::offer(offer, ip, port(rtp), rand::random::<u32>().into(), 1),
+        credentials: None,
+        headers: Vec::new(),
+    };
+    calls.sip.invite(call, events).await
+}
+
+/// Dials the customer through the trunk, presenting `caller_id`.
+pub async fn invite_customer(
+    calls: &Calls,
+    trunk: &Trunk,
+    to: &str,
+    caller_id: &str,
+    offer: &Negotiated,
+    rtp: &UdpSocket,
+    events: mpsc::Sender<CallEvent>,
+) -> Option<CallHandle> {
+    let ip = calls.local.toward(trunk.address.ip());
+    let call = OutgoingCall {
+        request_uri: format!("sip:{to}@{}", trunk.address),
+        to: Peer {
+            transport: Transport::Udp,
+            addr: trunk.address,
+        },
+        from_user: caller_id.to_string(),
+        from_display: None,
+        sdp: sdp::offer(offer, ip, port(rtp), rand::random::<u32>().into(), 1),
+        credentials: trunk.credentials.clone(),
+        headers: Vec::new(),
+    };
+    calls.sip.invite(call, events).await
+}
+
+/// Why a leg did not answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotAnswered {
+    /// A final SIP status.
+    Status(u16),
+    /// Rang for [`RING_LIMIT`].
+    Timeout,
+    /// Another leg of the call ended meanwhile (the operator hung up while the customer
+    /// rang).
+    OtherLegEnded,
+    /// The SIP task is gone, or the answer had no usable SDP.
+    Broken,
+}
+
+/// Waits for `leg` to answer (with its SDP answer) or fail.
+pub async fn wait_answer(
+    events: &mut mpsc::Receiver<CallEvent>,
+    leg: CallHandle,
+) -> Result<Negotiated, NotAnswered> {
+    let deadline = tokio::time::sleep(RING_LIMIT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return Err(NotAnswered::Timeout),
+            ev = events.recv() => match ev {
+                Some(CallEvent::LegAnswered { leg: l, sdp }) if l == leg => {
+                    return sdp
+                        .as_deref()
+                        .and_then(|s| sdp::negotiate(s).ok())
+                        .ok_or(NotAnswered::Broken);
+                }
+                Some(CallEvent::LegFailed { leg: l, status }) if l == leg => {
+                    return Err(NotAnswered::Status(status));
+                }
+                Some(CallEvent::LegEnded { .. }) => return Err(NotAnswered::OtherLegEnded),
+                None => return Err(NotAnswered::Broken),
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+/// Relays media between the answered legs `a` (operator) and `b` (customer) until one
+/// hangs up or the daemon shuts down; hangs up the other. Returns why it ended.
+pub async fn relay(
+    calls: &Calls,
+    events: &mut mpsc::Receiver<CallEvent>,
+    (a, a_answer, (a_rtp, a_rtcp)): (CallHandle, &Negotiated, &Ports),
+    (b, b_answer, (b_rtp, b_rtcp)): (CallHandle, &Negotiated, &Ports),
+) -> EndReason {
+    let sip = &calls.sip;
+    let dest = |n: &Negotiated| (!n.is_hold()).then_some(n.remote_rtp);
+    let mut bridge = Bridge::new(dest(a_answer), dest(b_answer));
+    let mut shutdown = calls.shutdown.clone();
+    let mut abuf = [0u8; 2048];
+    let mut bbuf = [0u8; 2048];
+    let mut rtcp = RtcpRelay::default();
+    let mut acbuf = [0u8; 1500];
+    let mut bcbuf = [0u8; 1500];
+    loop {
+        tokio::select! {
+            r = a_rtcp.recv_from(&mut acbuf) => if let Ok((n, from)) = r
+                && let Some(to) = rtcp.forward(Side::A, from, &acbuf[..n]) {
+                let _ = b_rtcp.send_to(&acbuf[..n], to).await;
+            },
+            r = b_rtcp.recv_from(&mut bcbuf) => if let Ok((n, from)) = r
+                && let Some(to) = rtcp.forward(Side::B, from, &bcbuf[..n]) {
+                let _ = a_rtcp.send_to(&bcbuf[..n], to).await;
+            },
+            r = a_rtp.recv_from(&mut abuf) => if let Ok((n, from)) = r
+                && let Some(to) = bridge.forward(Instant::now(), Side::A, from, &abuf[..n]) {
+                let _ = b_rtp.send_to(&abuf[..n], to).await;
+            },
+            r = b_rtp.recv_from(&mut bbuf) => if let Ok((n, from)) = r
+                && let Some(to) = bridge.forward(Instant::now(), Side::B, from, &bbuf[..n]) {
+                let _ = a_rtp.send_to(&bbuf[..n], to).await;
+            },
+            ev = events.recv() => match ev {
+                Some(CallEvent::LegEnded { leg }) if leg == a => {
+                    sip.command(SipCommand::Hangup(b)).await;
+                    return EndReason::OperatorHangup;
+                }
+                Some(CallEvent::LegEnded { leg }) if leg == b => {
+                    sip.command(SipCommand::Hangup(a)).await;
+                    return EndReason::CallerHangup;
+                }
+                None => return EndReason::TransportError,
+                Some(_) => {}
+            },
+            _ = shutdown.changed() => {
+                sip.command(SipCommand::Hangup(a)).await;
+                sip.command(SipCommand::Hangup(b)).await;
+                return EndReason::Shutdown;
+            }
+        }
+    }
+}
+
+/// How far a callback attempt got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reached {
+    /// The operator's phone did not answer, so the customer was never dialled.
+    OperatorNotAnswered,
+    /// The customer's leg failed.
+    CustomerNotAnswered(NotAnswered),
+    /// The customer answered and talked to the operator this long.
+    Connected(Duration),
+}
+
+/// What a callback attempt means for its entry: the outcome, a note for the history, and
+/// whether the entry hides for the queue's hide time (only when the customer was dialled:
+/// an operator who missed their own ring shouldn't keep the customer off the list).
+pub fn attempt_outcome(reached: Reached, success_after: Duration) -> (Outcome, String, bool) {
+    match reached {
+        Reached::OperatorNotAnswered => (
+            Outcome::Failed,
+            "the operator's phone did not answer; the customer was not dialled".into(),
+            false,
+        ),
+        Reached::CustomerNotAnswered(why) => {
+            let (outcome, note) = match why {
+                NotAnswered::Status(486 | 600) => (Outcome::Busy, "the customer was busy".into()),
+                NotAnswered::Status(408 | 480 | 487) | NotAnswered::Timeout => {
+                    (Outcome::NoAnswer, "the customer did not answer".into())
+                }
+                NotAnswered::Status(s @ (403 | 404 | 484 | 603)) => {
+                    (Outcome::Rejected, format!("the call was refused ({s})"))
+                }
+                NotAnswered::Status(s) => (Outcome::Failed, format!("the call failed ({s})")),
+                NotAnswered::OtherLegEnded => (
+                    Outcome::Failed,
+                    "the operator hung up before the customer answered".into(),
+                ),
+                NotAnswered::Broken => (Outcome::Failed, "the call could not be set up".into()),
+            };
+            (outcome, note, true)
+        }
+        Reached::Connected(talked) if talked >= success_after => (
+            Outcome::Success,
+            format!("connected for {} s", talked.as_secs()),
+            false,
+        ),
+        Reached::Connected(talked) => (
+            Outcome::Failed,
+            format!(
+                "connected for only {} s (a success needs {} s)",
+                talked.as_secs(),
+                success_after.as_secs()
+            ),
+            true,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEN: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn success_needs_the_connected_seconds() {
+        let at = |s| attempt_outcome(Reached::Connected(Duration::from_millis(s)), TEN);
+        assert_eq!(at(10_000).0, Outcome::Success);
+        assert_eq!(at(9_999).0, Outcome::Failed);
+        assert!(at(9_999).2, "a short call hides the entry");
+        assert!(!at(10_000).2);
+    }
+
+    #[test]
+    fn customer_failures_map_to_outcomes() {
+        let f = |n| attempt_outcome(Reached::CustomerNotAnswered(n), TEN);
+        assert_eq!(f(NotAnswered::Status(486)).0, Outcome::Busy);
+        assert_eq!(f(NotAnswered::Status(600)).0, Outcome::Busy);
+        assert_eq!(f(NotAnswered::Status(480)).0, Outcome::NoAnswer);
+        assert_eq!(f(NotAnswered::Timeout).0, Outcome::NoAnswer);
+        assert_eq!(f(NotAnswered::Status(603)).0, Outcome::Rejected);
+        assert_eq!(f(NotAnswered::Status(503)).0, Outcome::Failed);
+        assert!(f(NotAnswered::Status(486)).2);
+    }
+
+    #[test]
+    fn an_operator_who_missed_the_ring_does_not_hide_the_customer() {
+        let (outcome, note, hide) = attempt_outcome(Reached::OperatorNotAnswered, TEN);
+        assert_eq!(outcome, Outcome::Failed);
+        assert!(!hide);
+        assert!(note.contains("not dialled"));
+    }
+}
