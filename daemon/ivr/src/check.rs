@@ -4,6 +4,7 @@
 //! reaches without a way to key in a number.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::calendar::Calendar;
@@ -67,6 +68,28 @@ pub(crate) fn file_refs(flow: &Flow) -> FileRefs<'_> {
         v.retain(|r| !r.name.is_empty());
     }
     r
+}
+
+/// `queues.toml` against the rest of the set: the calendars callback windows
+/// name.
+pub(crate) fn check_queues(path: &Path, world: &World<'_>, report: &mut CheckReport) {
+    for q in world.queues.values() {
+        let Some(name) = q.callbacks.window.calendar() else {
+            continue;
+        };
+        // A file that exists but did not load has its own errors.
+        if world.calendars.contains_key(name) || world.calendar_files.contains(name) {
+            continue;
+        }
+        let hint = did_you_mean(name, world.calendar_files.iter().map(String::as_str));
+        report.errors.push(FlowError::at(
+            path,
+            q.callbacks.calendar_at,
+            format!(
+                "no calendar named `{name}`{hint}; a calendar is the file calendars/{name}.toml"
+            ),
+        ));
+    }
 }
 
 pub(crate) fn check_flow(flow: &Flow, world: &World<'_>, report: &mut CheckReport) {

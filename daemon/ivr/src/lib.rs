@@ -3,6 +3,8 @@
 //! checks them with the queues, calendars, VIP lists and prompts they use
 //! ([`load_dir`], [`check_dir`]), walks one call through a flow
 //! ([`FlowRun`]) and simulates calls on a virtual clock ([`simulate`]).
+//! Queues carry their callback settings ([`CallbackSettings`]), with the
+//! windows in which auto-callbacks may dial ([`CallbackWindow`]).
 //!
 //! Pure by design: the loader reads files, but the interpreter does no I/O
 //! and never reads the clock — events carry `now`, and the daemon performs
@@ -23,6 +25,7 @@ mod sim;
 mod vars;
 mod vip;
 mod wav;
+pub mod window;
 
 pub use error::{FlowError, Loc};
 pub use load::{CheckReport, FlowSet, check_dir, load_dir};
@@ -31,9 +34,14 @@ pub use model::{
     OfferRule, OfferSet, OfferWhen, Play, Queue, Ref, STEP_TYPES, Schedule, SetVars, Step,
     StepKind, Transfer, TransferTo,
 };
-pub use queues::{QUEUES_FILE, QueueDef};
+pub use queues::{
+    CallbackMode, CallbackPolicy, CallbackSettings, DEFAULT_CALLBACK_MAX_SHARE,
+    DEFAULT_CONFIRM_KEY, DEFAULT_HIDE_AFTER_FAILURE_SECS, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_DELAY_SECS, DEFAULT_SUCCESS_AFTER_SECS, QUEUES_FILE, QueueDef,
+};
 pub use run::{Action, CallContext, FlowRun, QueueStatus, TransferTarget};
 pub use schema::FLOW_SCHEMA_JSON;
 pub use sim::{SimError, SimInput, SimLine, simulate};
 pub use vip::VipList;
 pub use wav::silent_wav;
+pub use window::{CallbackWindow, WindowError, WindowRule};

@@ -12,7 +12,7 @@ use crate::check;
 use crate::error::{FlowError, Loc};
 use crate::model::{Flow, Ref};
 use crate::parse::{LineIndex, parse_flow, valid_prompt_name};
-use crate::queues::{QUEUES_FILE, QueueDef, parse_queues};
+use crate::queues::{CallbackMode, QUEUES_FILE, QueueDef, parse_queues};
 use crate::sha256::{sha256, short_hash};
 use crate::vip::{VipList, load_vip_lists};
 use crate::wav;
@@ -95,6 +95,12 @@ impl FlowSet {
     /// Calendars from `calendars/*.toml`, by file stem.
     pub fn calendars(&self) -> &BTreeMap<String, Arc<Calendar>> {
         &self.calendars
+    }
+
+    /// One calendar by name (file stem), e.g. the one a queue's callback
+    /// window names (`queue.callbacks.window.calendar()`).
+    pub fn calendar(&self, name: &str) -> Option<Arc<Calendar>> {
+        self.calendars.get(name).map(Arc::clone)
     }
 
     /// VIP lists from `vip/*.txt`, by file stem.
@@ -199,6 +205,14 @@ fn load(dir: &Path) -> (Option<FlowSet>, CheckReport) {
     }
     let vip_lists = load_vip_lists(&vip_dir, &mut report.errors, &mut report.warnings);
 
+    // A callback window naming a calendar reads its rules in the calendar's
+    // zone unless it names its own.
+    for q in queues.values_mut() {
+        if let Some(c) = q.callbacks.window.calendar().and_then(|n| calendars.get(n)) {
+            q.callbacks.take_calendar_zone(c);
+        }
+    }
+
     check_across_files(&flows, &mut report.errors);
     let world = check::World {
         queues: &queues,
@@ -211,7 +225,8 @@ fn load(dir: &Path) -> (Option<FlowSet>, CheckReport) {
     for f in &flows {
         check::check_flow(f, &world, &mut report);
     }
-    let prompt_ms = check_prompts(dir, &flows, &mut report.errors);
+    check::check_queues(&queues_path, &world, &mut report);
+    let prompt_ms = check_prompts(dir, &flows, (&queues_path, &queues), &mut report.errors);
 
     for list in [&mut report.errors, &mut report.warnings] {
         list.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
@@ -411,10 +426,16 @@ fn check_across_files(flows: &[Flow], errors: &mut Vec<FlowError>) {
     }
 }
 
-/// Every referenced prompt must exist as `prompts/NAME.wav` in a format the
-/// media engine plays; reported at each place it is referenced. Returns
-/// the play time of each good one.
-fn check_prompts(dir: &Path, flows: &[Flow], errors: &mut Vec<FlowError>) -> BTreeMap<String, u64> {
+/// Every referenced prompt (flows, and queues' callback confirm prompts)
+/// must exist as `prompts/NAME.wav` in a format the media engine plays;
+/// reported at each place it is referenced. Returns the play time of each
+/// good one.
+fn check_prompts(
+    dir: &Path,
+    flows: &[Flow],
+    (queues_path, queues): (&Path, &BTreeMap<String, QueueDef>),
+    errors: &mut Vec<FlowError>,
+) -> BTreeMap<String, u64> {
     let mut checked: HashMap<String, Result<u64, String>> = HashMap::new();
     let mut check = |name: &str| {
         checked
@@ -459,6 +480,20 @@ fn check_prompts(dir: &Path, flows: &[Flow], errors: &mut Vec<FlowError>) -> BTr
                     ));
                 }
             }
+        }
+    }
+    for q in queues.values() {
+        if let CallbackMode::CustomerFirst {
+            confirm_prompt: r, ..
+        } = &q.callbacks.mode
+            && valid_prompt_name(&r.name)
+            && let Err(msg) = check(&r.name)
+        {
+            errors.push(FlowError::at(
+                queues_path,
+                r.at,
+                format!("prompt `{}`: {msg}", r.name),
+            ));
         }
     }
     checked
