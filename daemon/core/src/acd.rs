@@ -45,6 +45,16 @@
 //! answered call resets it too. A ring cancelled because the operator became unavailable or
 //! the caller left is no miss.
 //!
+//! # Direct callers
+//! [`Acd::enqueue_direct`] enters a caller whose call belongs to one operator (direct
+//! callback, PRODUCT C5): when that operator is available at that moment, the caller's
+//! first ring goes to them, ahead of every other offer and whether or not they are a
+//! member of the caller's queue. Otherwise, and after that ring fails or times out, the
+//! caller is an ordinary caller of the queue with the place it got on entry (a failed
+//! direct ring counts like any failed ring: a miss, and that operator is tried last).
+//! [`Acd::set_queue`] on the caller's queue during a direct ring to an operator who is not
+//! a member cancels that ring, as any ring to a non-member; the caller waits on.
+//!
 //! # Expected wait
 //! `expected_wait(position) = position × mean_handling / max(1, staffed)` where
 //! `mean_handling` is the mean handling time (talk time plus the queue's wrap-up) of the
@@ -547,6 +557,10 @@ pub struct Acd {
     callers: BTreeMap<CallerId, Caller>,
     actions: VecDeque<AcdAction>,
     next_seq: u64,
+    /// Set by [`Acd::enqueue_direct`] for the caller it is enqueuing when their operator is
+    /// available: the next offer is that ring (see [`Acd::next_offer`]). Cleared when the
+    /// ring starts or the enqueue fails.
+    direct_next: Option<(CallerId, String)>,
 }
 
 impl Acd {
@@ -703,6 +717,43 @@ impl Acd {
             None,
             since.min(now),
         )
+    }
+
+    /// A caller who called an operator's own number while linked to them (direct
+    /// callback, see [`crate::direct`]) enters `queue`, offered to `operator` first: if
+    /// the operator is available (online, phone registered, no chat, not ringing, in a
+    /// call or in wrap-up) their phone rings at once, before anyone else waiting and
+    /// whether or not they are a member of `queue`. If that ring fails or times out, or
+    /// the operator wasn't available, the caller is an ordinary caller of `queue` with
+    /// the place they got on entry. Otherwise as [`Acd::enqueue_needing`] (an inbound
+    /// caller).
+    pub fn enqueue_direct(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        queue: &str,
+        priority: u8,
+        skill: Option<&str>,
+        operator: &str,
+    ) -> Result<Position, AcdError> {
+        let available = self
+            .operators
+            .get(operator)
+            .is_some_and(Operator::available);
+        if available && !self.callers.contains_key(&caller) {
+            self.direct_next = Some((caller, operator.to_owned()));
+        }
+        let entered =
+            self.enqueue_needing(now, caller, queue, priority, CallerKind::Inbound, skill);
+        // Refused or unknown queue: no ring happened, and none may happen later.
+        if self
+            .direct_next
+            .as_ref()
+            .is_some_and(|(id, _)| *id == caller)
+        {
+            self.direct_next = None;
+        }
+        entered
     }
 
     /// How many more automatic callbacks `queue` can take now (see the module doc).
@@ -1190,6 +1241,17 @@ impl Acd {
 
     /// The best (caller, operator, queue) to ring now, if any.
     fn next_offer(&self) -> Option<(CallerId, String, String)> {
+        // A direct caller rings their operator before anything else, whatever queue.
+        if let Some((id, operator)) = &self.direct_next
+            && let Some(c) = self.callers.get(id)
+            && matches!(c.state, CallerState::Waiting)
+            && self
+                .operators
+                .get(operator)
+                .is_some_and(Operator::available)
+        {
+            return Some((*id, operator.clone(), c.queue.clone()));
+        }
         type Rank = (Reverse<u8>, u64);
         let mut best: Option<(Rank, CallerId, String, String)> = None;
         for (name, q) in &self.queues {
@@ -1254,6 +1316,14 @@ impl Acd {
             .queues
             .get(&queue)
             .map_or(DEFAULT_RING_TIMEOUT, |q| q.config.ring_timeout);
+        if self
+            .direct_next
+            .as_ref()
+            .is_some_and(|(id, _)| *id == caller)
+        {
+            // The direct offer is this one ring; after it the caller is like any other.
+            self.direct_next = None;
+        }
         let Some(c) = self.callers.get_mut(&caller) else {
             return;
         };

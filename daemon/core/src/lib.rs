@@ -9,6 +9,7 @@ pub mod acd;
 pub mod callback;
 pub mod callbacks;
 pub mod cdr;
+pub mod direct;
 pub mod ivr_call;
 pub mod missed;
 pub mod notify;
