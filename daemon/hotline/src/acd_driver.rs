@@ -34,6 +34,16 @@ pub enum AcdInput {
         skill: Option<String>,
         events: mpsc::Sender<CallEvent>,
     },
+    /// A direct callback (PRODUCT C5): as `Enqueue`, offered to `operator` first
+    /// (`Acd::enqueue_direct`).
+    EnqueueDirect {
+        caller: CallerId,
+        queue: String,
+        priority: u8,
+        skill: Option<String>,
+        operator: String,
+        events: mpsc::Sender<CallEvent>,
+    },
     Leave {
         caller: CallerId,
         reply: oneshot::Sender<Option<LeftQueue>>,
@@ -165,6 +175,28 @@ impl State {
                     skill.as_deref(),
                 ) {
                     info!(?caller, %queue, "caller not queued: {e}");
+                }
+            }
+            AcdInput::EnqueueDirect {
+                caller,
+                queue,
+                priority,
+                skill,
+                operator,
+                events,
+            } => {
+                self.callers.insert(caller, events);
+                // An operator without an account is never available: the caller simply
+                // waits in the queue. Errors come back as an Unavailable action too.
+                if let Err(e) = self.acd.enqueue_direct(
+                    now,
+                    caller,
+                    &queue,
+                    priority,
+                    skill.as_deref(),
+                    &operator,
+                ) {
+                    info!(?caller, %queue, %operator, "direct caller not queued: {e}");
                 }
             }
             AcdInput::Leave { caller, reply } => {

@@ -177,7 +177,13 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
     debug!(call_id = %setup.call_id, origin = ?setup.origin, "incoming call");
     let started_at_ms = unix_ms();
     let flows = calls.flows();
-    let flow = flows.set.for_number(&setup.called);
+    // Direct callback (PRODUCT C5): a call to an operator's own number.
+    let direct = direct_call(&calls, &setup).await;
+    let flow = match &direct {
+        Some(d) => flow_for_own_number(&flows, &setup.called, d),
+        None => flows.set.for_number(&setup.called),
+    };
+    let linked = direct.and_then(|d| d.linked);
 
     let cdr = calls.cdr.start_call(CallStart {
         call_id: setup.call_id.clone(),
@@ -197,6 +203,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
                 flows.prompts.clone(),
                 &mut events,
                 cdr,
+                linked.clone(),
             )
             .await
         }
@@ -232,7 +239,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
         warn!(call_id = %setup.call_id, "missed call NOT stored: {e}");
     }
     if let Some(missed) = &outcome.missed {
-        note_on_callback_list(
+        let entry = note_on_callback_list(
             &calls,
             &setup.call_id,
             &setup.caller,
@@ -240,6 +247,21 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
             CallbackSource::Missed,
         )
         .await;
+        // A missed direct call is the linked operator's to return (PRODUCT C5).
+        if let (Some(entry), Some(operator)) = (entry, &linked) {
+            match calls
+                .store
+                .mark_callback_for_operator(entry, operator)
+                .await
+            {
+                Ok(_) => {
+                    info!(call_id = %setup.call_id, %operator, entry, "missed direct call marked for the operator")
+                }
+                Err(e) => {
+                    warn!(call_id = %setup.call_id, %operator, entry, "missed direct call NOT marked: {e}")
+                }
+            }
+        }
     }
     calls.cdr.end_call(
         cdr,
@@ -256,13 +278,14 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
 
 /// Puts the caller on the shared callback list (one entry per number: a repeat caller
 /// updates theirs). Anonymous callers are counted as missed calls but can't be called back.
+/// Returns the entry's id when it is on the list.
 async fn note_on_callback_list(
     calls: &Calls,
     call_id: &str,
     number: &str,
     queue: Option<&str>,
     source: CallbackSource,
-) {
+) -> Option<i64> {
     let note = NewCallbackNote {
         number,
         queue,
@@ -273,10 +296,172 @@ async fn note_on_callback_list(
     };
     match calls.store.note_callback(&note).await {
         Ok(entry) => {
-            info!(%call_id, %number, entry = entry.id, count = entry.count, "on the callback list")
+            info!(%call_id, %number, entry = entry.id, count = entry.count, "on the callback list");
+            Some(entry.id)
         }
-        Err(CallbackError::Anonymous) => {}
-        Err(e) => warn!(%call_id, %number, "NOT on the callback list: {e}"),
+        Err(CallbackError::Anonymous) => None,
+        Err(e) => {
+            warn!(%call_id, %number, "NOT on the callback list: {e}");
+            None
+        }
+    }
+}
+
+/// A call to an operator's own number (direct callback, PRODUCT C5).
+struct DirectCall {
+    /// Whose own number was called.
+    owner: String,
+    /// The caller's link to the owner is in force (used up now if it was for the next
+    /// call only): the call's first queue offers it to this operator first, and a missed
+    /// call is marked for them.
+    linked: Option<String>,
+}
+
+/// Whether the call is to an operator's own number, and to whom it is linked. A store
+/// failure only costs the direct routing: the call goes on as any other.
+async fn direct_call(calls: &Calls, setup: &CallSetup) -> Option<DirectCall> {
+    let owner = match calls.store.own_number_owner(&setup.called).await {
+        Ok(owner) => owner?,
+        Err(e) => {
+            warn!(call_id = %setup.call_id, "direct callback lookup failed; routing as usual: {e}");
+            return None;
+        }
+    };
+    let linked = match calls
+        .store
+        .direct_route(&setup.called, &setup.caller, unix_ms())
+        .await
+    {
+        Ok(route) => route.map(|r| {
+            info!(call_id = %setup.call_id, caller = %setup.caller, operator = %r.operator,
+                  mode = r.mode.number(), "direct callback: offered to the operator first");
+            r.operator
+        }),
+        Err(e) => {
+            warn!(call_id = %setup.call_id, "direct callback lookup failed; routing as usual: {e}");
+            None
+        }
+    };
+    Some(DirectCall { owner, linked })
+}
+
+/// The flow for a call to an operator's own number (documented in ivr-flows/README.md,
+/// "Direct callback"): a flow that lists the number runs as for any call; otherwise the
+/// caller goes straight into the owner's first queue (the first in queues.toml that has
+/// them as a member) with hold music; an owner in no queue gets the default flow.
+fn flow_for_own_number(
+    flows: &LoadedFlows,
+    called: &str,
+    direct: &DirectCall,
+) -> Option<Arc<hotline_ivr::Flow>> {
+    if let Some(flow) = flow_listing(&flows.set, called) {
+        return Some(flow);
+    }
+    match first_queue_of(&flows.set, &direct.owner) {
+        Some(q) => Some(Arc::new(direct_queue_flow(&q.name, &flows.prompts))),
+        None => {
+            warn!(%called, operator = %direct.owner,
+                  "own number of an operator in no queue (queues.toml) and listed by no flow: \
+                   the default flow answers it, if there is one");
+            flows.set.for_number(called)
+        }
+    }
+}
+
+/// The flow whose `numbers` list `number`, as written or in another form of it
+/// (`06 1 234 5601` = `+3612345601`): an own number is stored in canonical form.
+pub(crate) fn flow_listing(set: &FlowSet, number: &str) -> Option<Arc<hotline_ivr::Flow>> {
+    let canonical = hotline_ivr::number::normalize(number).ok();
+    set.flows()
+        .iter()
+        .find(|f| {
+            f.numbers.iter().any(|n| {
+                n.name == number
+                    || canonical.is_some()
+                        && hotline_ivr::number::normalize(&n.name).ok() == canonical
+            })
+        })
+        .cloned()
+}
+
+/// The operator's first queue: the first in queues.toml that has them as a member.
+pub(crate) fn first_queue_of<'a>(
+    set: &'a FlowSet,
+    operator: &str,
+) -> Option<&'a hotline_ivr::QueueDef> {
+    set.queues()
+        .values()
+        .filter(|q| q.members.iter().any(|m| m == operator))
+        .min_by_key(|q| q.at)
+}
+
+/// The built-in flow of an own number no flow lists: wait in `queue` with `hold-music`
+/// (when a flow uses that prompt, so it is loaded) until someone answers; a queue that
+/// can't take the caller ends the call after `no-agent` (when loaded).
+fn direct_queue_flow(queue: &str, prompts: &PromptLibrary) -> hotline_ivr::Flow {
+    use hotline_ivr::{Flow, Hangup, Loc, Queue, Ref, Step, StepKind};
+    let at = Loc::default();
+    let r = |name: &str| Ref {
+        name: name.to_string(),
+        at,
+    };
+    let loaded = |names: &[&str]| -> Vec<Ref> {
+        names
+            .iter()
+            .filter(|n| prompts.contains_key(**n))
+            .map(|n| r(n))
+            .collect()
+    };
+    let wait = Queue {
+        queue: r(queue),
+        priority: 0,
+        skill: None,
+        music: loaded(&["hold-music"]),
+        announce: Vec::new(),
+        announce_every: None,
+        announce_position: None,
+        announce_wait: None,
+        max_wait: None,
+        on_timeout: None,
+        on_unavailable: r("unavailable"),
+        keys: Vec::new(),
+        offers: None,
+        callback: None,
+    };
+    let steps = [
+        ("wait", StepKind::Queue(wait)),
+        (
+            "unavailable",
+            StepKind::Hangup(Hangup {
+                prompts: loaded(&["no-agent"]),
+            }),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, kind)| {
+        (
+            name.to_string(),
+            Step {
+                name: name.to_string(),
+                at,
+                kind,
+            },
+        )
+    })
+    .collect();
+    Flow {
+        name: "direct".to_string(),
+        name_at: at,
+        version: "builtin".to_string(),
+        ring_ms: 0,
+        file: std::path::PathBuf::from("(built in: direct callback)"),
+        numbers: Vec::new(),
+        default: None,
+        start: r("wait"),
+        steps,
+        offers: Default::default(),
+        calendars: Default::default(),
+        vip_lists: Default::default(),
     }
 }
 
@@ -353,6 +538,8 @@ struct Progress {
     callback_left: bool,
     /// RTCP between the legs once bridged.
     rtcp: RtcpRelay,
+    /// Direct callback: the operator the first queue entry is offered to first.
+    direct: Option<String>,
 }
 
 /// Negotiates, answers and runs the flow (and the bridge) until the call ends.
@@ -363,6 +550,7 @@ async fn serve(
     prompts: Arc<PromptLibrary>,
     events: &mut mpsc::Receiver<CallEvent>,
     cdr: CdrRef,
+    direct: Option<String>,
 ) -> Outcome {
     let sip = &calls.sip;
     let negotiated = match negotiate(setup.offer.as_deref()) {
@@ -440,6 +628,7 @@ async fn serve(
         operator: None,
         callback_left: false,
         rtcp: RtcpRelay::default(),
+        direct,
     };
 
     let reason = loop {
@@ -845,17 +1034,27 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
                 skill,
             } => {
                 info!(call_id = %setup.call_id, %queue, priority,
-                      skill = skill.as_deref().unwrap_or("-"), "caller queued");
-                calls
-                    .acd
-                    .send(AcdInput::Enqueue {
+                      skill = skill.as_deref().unwrap_or("-"),
+                      direct = p.direct.as_deref().unwrap_or("-"), "caller queued");
+                // A direct call is offered to its operator first, on its first queue only.
+                let input = match p.direct.take() {
+                    Some(operator) => AcdInput::EnqueueDirect {
+                        caller,
+                        queue: queue.clone(),
+                        priority,
+                        skill,
+                        operator,
+                        events: setup.events_tx.clone(),
+                    },
+                    None => AcdInput::Enqueue {
                         caller,
                         queue: queue.clone(),
                         priority,
                         skill,
                         events: setup.events_tx.clone(),
-                    })
-                    .await;
+                    },
+                };
+                calls.acd.send(input).await;
                 p.was_queued = Some(queue.clone());
                 p.queued = Some(Queued { queue });
             }
@@ -973,5 +1172,95 @@ impl Counts {
         counter!(RTP_PACKETS_RECEIVED).increment(s.packets_received.saturating_sub(self.received));
         self.sent = s.packets_sent;
         self.received = s.packets_received;
+    }
+}
+
+#[cfg(test)]
+mod direct_tests {
+    //! Which flow a call to an operator's own number gets (ivr-flows/README.md, "Direct
+    //! callback"), on the demo flows.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use hotline_ivr::{Action, CallContext, FlowRun, QueueStatus};
+
+    fn demo() -> LoadedFlows {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ivr-flows");
+        crate::flows::load(&dir).unwrap()
+    }
+
+    fn owned_by(owner: &str) -> DirectCall {
+        DirectCall {
+            owner: owner.to_string(),
+            linked: Some(owner.to_string()),
+        }
+    }
+
+    fn actions(run: &mut FlowRun) -> Vec<Action> {
+        std::iter::from_fn(|| run.poll_action()).collect()
+    }
+
+    #[test]
+    fn an_unlisted_own_number_waits_in_the_owners_first_queue() {
+        let flows = demo();
+        // bela is in "sales" and "support"; "support" comes first in queues.toml.
+        let first = first_queue_of(&flows.set, "bela").unwrap();
+        assert_eq!(first.name, "support");
+        let flow = flow_for_own_number(&flows, "+3612345601", &owned_by("bela")).unwrap();
+        assert_eq!(flow.name, "direct");
+        let now = Instant::now();
+        let mut run = FlowRun::new(
+            flow,
+            CallContext {
+                caller: "+36301234567".into(),
+                called: "+3612345601".into(),
+                answered_at: chrono::Utc::now(),
+            },
+        );
+        run.start(now);
+        let got = actions(&mut run);
+        assert!(
+            got.contains(&Action::EnterQueue {
+                queue: "support".into(),
+                priority: 0,
+                skill: None,
+            }),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&Action::PlayLoop {
+                prompts: vec!["hold-music".into()],
+            }),
+            "{got:?}"
+        );
+        // A queue that can't take the caller: `no-agent`, then the call ends.
+        run.on_queue_status(now, QueueStatus::Unavailable);
+        let got = actions(&mut run);
+        assert!(
+            got.contains(&Action::Play {
+                prompts: vec!["no-agent".into()],
+            }),
+            "{got:?}"
+        );
+        run.on_playback_done(now);
+        assert!(actions(&mut run).contains(&Action::Hangup));
+    }
+
+    #[test]
+    fn a_flow_listing_the_number_in_any_form_decides() {
+        let flows = demo();
+        // hotline.toml lists "+3612345678".
+        for called in ["+3612345678", "06 1 234 5678", "0612345678"] {
+            let flow = flow_for_own_number(&flows, called, &owned_by("anna")).unwrap();
+            assert_eq!(flow.name, "hotline", "{called}");
+        }
+    }
+
+    #[test]
+    fn an_owner_in_no_queue_gets_the_default_flow() {
+        let flows = demo();
+        assert!(first_queue_of(&flows.set, "nobody").is_none());
+        let flow = flow_for_own_number(&flows, "+3612345601", &owned_by("nobody")).unwrap();
+        assert!(flow.is_default(), "{}", flow.name);
     }
 }

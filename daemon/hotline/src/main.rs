@@ -63,6 +63,36 @@ enum OperatorCommand {
     },
     /// List operators (name, SIP user, display name, realm, chat capacity).
     List,
+    /// Direct callback: the operator's own number (a number routed to the hotline, shown
+    /// when they call customers) and how long a customer they called stays linked to
+    /// them. Without options, shows the settings; options not given keep their values.
+    Direct {
+        /// The operator (as in `operator add`).
+        name: String,
+        /// The own number: digits, optionally after one leading + (spaces, - allowed).
+        #[arg(long)]
+        number: Option<String>,
+        /// 1: the next call only, within --minutes; 2: any call within --hours; 3: until
+        /// the end of the next working day of --calendar; 4: for --days (on --calendar's
+        /// clock).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=4))]
+        mode: Option<i64>,
+        /// Mode 1's window (1–1440; default 30).
+        #[arg(long)]
+        minutes: Option<i64>,
+        /// Mode 2's window (1–168; default 24).
+        #[arg(long)]
+        hours: Option<i64>,
+        /// Mode 4's length (1–365; default 7).
+        #[arg(long)]
+        days: Option<i64>,
+        /// A calendar of the flows directory (calendars/NAME.toml): needed by modes 3 and 4.
+        #[arg(long)]
+        calendar: Option<String>,
+        /// Turn direct callback off: no own number; the operator's links end.
+        #[arg(long, conflicts_with_all = ["number", "mode", "minutes", "hours", "days", "calendar"])]
+        off: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +292,27 @@ async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Resul
             )
             .await
         }
+        OperatorCommand::Direct {
+            name,
+            number,
+            mode,
+            minutes,
+            hours,
+            days,
+            calendar,
+            off,
+        } => {
+            let change = DirectChange {
+                number,
+                mode,
+                minutes,
+                hours,
+                days,
+                calendar,
+                off,
+            };
+            operator_direct(&store, &config.flows_dir, &name, change).await
+        }
         OperatorCommand::List => match store.operators().await {
             Ok(ops) => {
                 println!("name,sip_user,display_name,realm,chat_capacity");
@@ -282,6 +333,164 @@ async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Resul
     };
     store.close().await;
     result
+}
+
+/// What `operator direct` was asked to change.
+struct DirectChange {
+    number: Option<String>,
+    mode: Option<i64>,
+    minutes: Option<i64>,
+    hours: Option<i64>,
+    days: Option<i64>,
+    calendar: Option<String>,
+    off: bool,
+}
+
+/// `hotline operator direct`: shows or sets an operator's direct-callback settings, and
+/// says how calls to the own number will be routed by the flows on disk.
+async fn operator_direct(
+    store: &Store,
+    flows_dir: &Path,
+    name: &str,
+    c: DirectChange,
+) -> Result<(), String> {
+    use hotline_core::direct::{DirectForm, DirectLengths, DirectMode};
+    let show = |s: &hotline_core::direct::DirectSettings| {
+        println!(
+            "{}: own number {}, mode {} ({}), minutes {}, hours {}, days {}, calendar {}",
+            s.operator,
+            s.own_number,
+            s.mode.number(),
+            s.mode.describe(),
+            s.lengths.minutes,
+            s.lengths.hours,
+            s.lengths.days,
+            s.calendar.as_deref().unwrap_or("-")
+        )
+    };
+    if c.off {
+        let was_on = store
+            .clear_direct_settings(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "direct callback {} for {name}",
+            if was_on {
+                "turned off"
+            } else {
+                "was already off"
+            }
+        );
+        return Ok(());
+    }
+    let current = store
+        .direct_settings(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let unchanged = c.number.is_none()
+        && c.mode.is_none()
+        && c.minutes.is_none()
+        && c.hours.is_none()
+        && c.days.is_none()
+        && c.calendar.is_none();
+    if unchanged {
+        match &current {
+            Some(s) => show(s),
+            None => println!("{name}: direct callback off (no own number)"),
+        }
+        return Ok(());
+    }
+    let base = current.clone();
+    let number = c
+        .number
+        .or_else(|| base.as_ref().map(|s| s.own_number.clone()))
+        .ok_or("--number is needed: the operator has no own number yet")?;
+    let mode = c
+        .mode
+        .or_else(|| base.as_ref().map(|s| s.mode.number()))
+        .ok_or("--mode is needed (1–4): the operator has no settings yet")?;
+    let defaults = base
+        .as_ref()
+        .map_or_else(DirectLengths::default, |s| s.lengths);
+    let lengths = DirectLengths {
+        minutes: c.minutes.unwrap_or(defaults.minutes),
+        hours: c.hours.unwrap_or(defaults.hours),
+        days: c.days.unwrap_or(defaults.days),
+    };
+    let calendar = c
+        .calendar
+        .or_else(|| base.as_ref().and_then(|s| s.calendar.clone()));
+    // The calendar must be one the flows load, or links of modes 3 and 4 would fail.
+    let needs_calendar = DirectMode::from_number(mode).is_some_and(DirectMode::needs_calendar);
+    if let Some(cal) = calendar.as_deref().filter(|_| needs_calendar) {
+        let dir = flows_dir.join("calendars");
+        let known = hotline_ivr::calendar::load_calendars(&dir).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            format!("calendars in {}:\n{}", dir.display(), lines.join("\n"))
+        })?;
+        if !known.contains_key(cal) {
+            let names: Vec<&str> = known.keys().map(String::as_str).collect();
+            return Err(format!(
+                "--calendar {cal:?}: no such calendar in {} (known: {})",
+                dir.display(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+    }
+    let form = DirectForm {
+        own_number: &number,
+        mode,
+        lengths,
+        calendar: calendar.as_deref(),
+    };
+    let saved = store
+        .set_direct_settings(name, &form, call::unix_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    show(&saved);
+    report_direct_routing(flows_dir, &saved.own_number, name);
+    Ok(())
+}
+
+/// Says which flow or queue calls to an own number will get (see ivr-flows/README.md,
+/// "Direct callback"), so a number no flow and no queue can take is caught now.
+fn report_direct_routing(flows_dir: &Path, number: &str, operator: &str) {
+    let set = match hotline_ivr::load_dir(flows_dir) {
+        Ok(set) => set,
+        Err(errors) => {
+            eprintln!(
+                "warning: the flows in {} have {} error(s) (hotline flow check): routing of {number} not checked",
+                flows_dir.display(),
+                errors.len()
+            );
+            return;
+        }
+    };
+    if let Some(flow) = call::flow_listing(&set, number) {
+        println!(
+            "calls to {number} run flow {:?} ({}); its first queue step offers a linked caller to {operator} first",
+            flow.name,
+            flow.file.display()
+        );
+        return;
+    }
+    match (call::first_queue_of(&set, operator), set.for_number(number)) {
+        (Some(q), _) => println!(
+            "calls to {number} go straight to queue {:?}, {operator}'s first queue in queues.toml; a linked caller rings {operator} first",
+            q.name
+        ),
+        (None, Some(default)) => eprintln!(
+            "warning: {operator} is in no queue (queues.toml) and no flow lists {number}: calls to it get the default flow {:?} and never reach {operator} directly; list {number} in a flow with a queue step, or add {operator} to a queue",
+            default.name
+        ),
+        (None, None) => eprintln!(
+            "warning: {operator} is in no queue (queues.toml) and no flow lists {number}: calls to it are refused (404); list {number} in a flow with a queue step, or add {operator} to a queue"
+        ),
+    }
 }
 
 async fn user_cmd(config_path: Option<&Path>, cmd: UserCommand) -> Result<(), String> {
