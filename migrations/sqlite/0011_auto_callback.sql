@@ -3,4 +3,9 @@
 -- on the list for the operators, marked.
 ALTER TABLE callback_entries ADD COLUMN auto_attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE callback_entries ADD COLUMN next_auto_at BIGINT;
-CREATE INDEX callback_entries_auto ON callback_entries (state, queue, next_auto_at);
+-- The widget and the scheduler read open entries in promise order: with 100,000 entries a
+-- sort per read would cost tens of milliseconds.
+CREATE INDEX callback_entries_due ON callback_entries (COALESCE(promised_at, first_at), id)
+    WHERE state = 'open';
+CREATE INDEX callback_entries_queue_due
+    ON callback_entries (queue, COALESCE(promised_at, first_at), id) WHERE state = 'open';
