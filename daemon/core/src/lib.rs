@@ -16,5 +16,6 @@ pub mod notify;
 pub mod operators;
 pub mod phone;
 pub mod store;
+pub mod tasks;
 pub mod users;
 pub mod visual;

@@ -13,6 +13,7 @@ mod admin;
 mod auth;
 mod callbacks;
 mod home;
+mod tasks;
 mod visual;
 
 use std::collections::HashMap;
@@ -157,7 +158,7 @@ impl Console {
     }
 }
 
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
@@ -198,10 +199,14 @@ const TEMPLATES: [(&str, &str); 13] = [
         "customer_gone.html",
         include_str!("../../templates/customer_gone.html"),
     ),
+    (
+        "tasks_widget.html",
+        include_str!("../../templates/tasks_widget.html"),
+    ),
 ];
 
 /// Served from the binary, so `cargo run` needs no files beside it.
-const ASSETS: [(&str, &str, &str); 5] = [
+const ASSETS: [(&str, &str, &str); 6] = [
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -227,6 +232,11 @@ const ASSETS: [(&str, &str, &str); 5] = [
         "text/javascript; charset=utf-8",
         include_str!("../../assets/visual-customer.js"),
     ),
+    (
+        "tasks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/tasks.js"),
+    ),
 ];
 
 pub fn router(console: Arc<Console>) -> Router {
@@ -238,6 +248,12 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/figures/live", get(home::figures_live))
         .route("/console/callbacks/live", get(callbacks::live))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
+        .route("/console/tasks", get(tasks::list).post(tasks::add))
+        .route("/console/tasks/assignees", get(tasks::assignees))
+        .route("/console/tasks/{id}/complete", post(tasks::complete))
+        .route("/console/tasks/{id}/reschedule", post(tasks::reschedule))
+        .route("/console/tasks/{id}/call", post(tasks::call))
+        .route("/console/tasks/{id}/events", get(tasks::events))
         .route("/admin/users", get(admin::users).post(admin::add_user))
         .route(
             "/admin/operators",
