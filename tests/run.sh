@@ -586,6 +586,150 @@ caller_id = "+3612345678"'; then
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_operators"; fi
 
+# --- automatic callbacks -------------------------------------------------------------------
+# The support queue calls missed callers back by itself on weekdays 9–16 when the Hungarian
+# calendar is open; the daemon's clock is set inside or outside that window.
+AUTOCB_CONFIG='[sip]
+digest = ["MD5", "SHA-256"]
+[trunk]
+address = "127.0.0.1:15099"
+caller_id = "+3612345678"'
+add_autocb() {
+  add_operators && cat >>"$DAEMON_DIR/flows/queues.toml" <<'TOML'
+
+[queues.support.callbacks]
+auto = true
+windows = ["* 9-16 * * mon-fri"]
+calendar = "hungary"
+success_after = 1
+retry_delay = 60
+TOML
+}
+listed() { "$HOTLINE" callback-list --config "$DAEMON_DIR/hotline.toml" | grep -q "$1"; }
+
+# Inside the window: the missed caller is called back through the trunk as soon as bela is
+# free: bela's phone rings first, then the customer's, and the entry leaves the list.
+autocb_dials_inside_window() {
+  caller_talks 500 1500 >"$OUT/autocb-missed.log" 2>&1 || { echo "the missed call failed"; return 1; }
+  listed +36209990000 || { echo "the missed call is not on the list"; return 1; }
+  register_phone 1002 bela-secret-2 15082 || { echo "bela could not register"; return 1; }
+  phone customer_answers 0 15099 16070 2000 autocb-customer.log; local customer=$PHONE_PID
+  phone operator_answers 1002 15082 16032 300 autocb-bela.log; local bela=$PHONE_PID
+  sleep 0.5
+  [ "$(operator_state bela online)" = 204 ] || { echo "bela not set online"; return 1; }
+  wait $customer || { echo "the customer's phone failed:"; tail -20 "$OUT/autocb-customer.log"; return 1; }
+  wait $bela || { echo "bela's phone failed:"; tail -20 "$OUT/autocb-bela.log"; return 1; }
+  sleep 0.5
+  ! listed +36209990000 || { echo "still on the list after a successful automatic callback"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *acb-*',+3612345678,+36209990000,'*',bela' ]] || { echo "CDR wrong"; return 1; }
+  grep -q 'auto-callback ended.*outcome="success"\|auto-callback ended.*outcome=success' "$DAEMON_DIR/daemon.log" || { echo "no success in the log"; return 1; }
+}
+
+# Outside the window nothing is dialled, though bela is free: the entry waits on the list.
+autocb_waits_outside_window() {
+  caller_talks 500 1500 >"$OUT/autocb-missed-late.log" 2>&1 || { echo "the missed call failed"; return 1; }
+  register_phone 1002 bela-secret-2 15082 || { echo "bela could not register"; return 1; }
+  [ "$(operator_state bela online)" = 204 ] || { echo "bela not set online"; return 1; }
+  sleep 4
+  listed +36209990000 || { echo "the entry left the list outside the window"; return 1; }
+  ! grep -q 'auto-callback placed' "$DAEMON_DIR/daemon.log" || { echo "dialled outside the window"; return 1; }
+}
+
+if PRESTART=add_autocb start_daemon autocb_in "$AUTOCB_CONFIG" 2026-11-24T10:00:00+01:00; then
+  check autocb_dials_inside_window autocb_dials_inside_window
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_autocb_in"; fi
+if PRESTART=add_autocb start_daemon autocb_out "$AUTOCB_CONFIG" 2026-11-24T20:00:00+01:00; then
+  check autocb_waits_outside_window autocb_waits_outside_window
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_autocb_out"; fi
+
+# Two daemons on one PostgreSQL database, 1,000 entries, auto-callback on in both: every
+# entry is dialled exactly once. Each daemon has ten operators whose phones (one SIPp on
+# one port per daemon) answer at once; the customers (one SIPp behind the shared trunk)
+# answer and hang up after 100 ms.
+autocb_two_nodes_postgres() {
+  local db="hotline_autocb_$$" url pids=() i
+  psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+  url="postgres://postgres@127.0.0.1:5432/$db"
+  local dir=$OUT/autocb_pg; rm -rf "$dir"; mkdir -p "$dir"
+  cp -r "$ROOT/ivr-flows" "$dir/flows"
+  local members; members=$(for i in $(seq -w 1 20); do printf '"op%s",' "$i"; done)
+  cat >>"$dir/flows/queues.toml" <<TOML
+
+[queues.bulk]
+members = [${members%,}]
+wrap_up = 0
+
+[queues.bulk.callbacks]
+auto = true
+windows = ["* * * * *"]
+max_share = 100
+success_after = 0
+TOML
+  for node in a b; do
+    local sip=15260 http=18280 rtp=32000-32999; [ $node = b ] && { sip=15360; http=18380; rtp=33000-33999; }
+    printf '[store]\ndatabase_url = "%s"\n[api]\ntoken = "%s"\n[rtp]\nports = "%s"\n[sip]\ndigest = ["MD5", "SHA-256"]\n[trunk]\naddress = "127.0.0.1:15099"\ncaller_id = "+3612345678"\n' \
+      "$url" "$API_TOKEN" "$rtp" >"$dir/$node.toml"
+  done
+  for i in $(seq -w 1 20); do
+    echo "op-secret-$i" | "$HOTLINE" operator add "op$i" --sip-user "20$i" --password-stdin --config "$dir/a.toml" >/dev/null || return 1
+  done
+  for node in a b; do
+    local sip=15260 http=18280; [ $node = b ] && { sip=15360; http=18380; }
+    HOTLINE_SIP_LISTEN=127.0.0.1:$sip HOTLINE_HTTP_LISTEN=127.0.0.1:$http HOTLINE_STATE_DIR=$dir/state-$node \
+      HOTLINE_FLOWS_DIR=$dir/flows HOTLINE_DATABASE_URL= "$HOTLINE" serve --config "$dir/$node.toml" >"$dir/$node.log" 2>&1 &
+    pids+=($!)
+  done
+  for node in 18280 18380; do
+    for _ in $(seq 1 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$node/healthz")" = 200 ] && break; sleep 0.1; done
+  done
+  local now; now=$(date +%s%3N)
+  psql -q -h 127.0.0.1 -U postgres -d "$db" -c "INSERT INTO callback_entries (number, state, queue, source, call_count, first_at, last_at)
+    SELECT '+3620' || lpad(g::text, 7, '0'), 'open', 'bulk', 'missed', 1, $now - g, $now - g FROM generate_series(1, 1000) g" || return 1
+  # The customers first, then the operators' phones, then the operators go online.
+  sipp -sf "$OUT/customer_answers.xml" -s 0 -i 127.0.0.1 -p 15099 -mi 127.0.0.1 -mp 16170 -m 1000 -d 100 \
+    -nostdin -timeout 300s -timeout_error -trace_stat -stf "$dir/customers.csv" >"$dir/customers.log" 2>&1 &
+  local customers=$!
+  local phones=()
+  for node in a b; do
+    local sip=15260 port=15181 media=16270 first=1; [ $node = b ] && { sip=15360; port=15281; media=16370; first=11; }
+    for i in $(seq -w "$first" $((first + 9))); do
+      sipp -sf "$ROOT/tests/sipp/register.xml" -s "20$i" 127.0.0.1:$sip -i 127.0.0.1 -p $port -m 1 \
+        -au "20$i" -ap "op-secret-$i" -nostdin -timeout 10s -timeout_error >/dev/null 2>&1 || { echo "op$i could not register"; return 1; }
+    done
+    sipp -sf "$OUT/operator_answers.xml" -s op -i 127.0.0.1 -p $port -mi 127.0.0.1 -mp $media -d 0 \
+      -nostdin >"$dir/phones-$node.log" 2>&1 &
+    phones+=($!)
+  done
+  sleep 0.5
+  for i in $(seq -w 1 20); do
+    local http=18280; [ "$i" -gt 10 ] && http=18380
+    curl -s -o /dev/null -X PUT -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
+      -d '{"state":"online"}' "http://127.0.0.1:$http/api/operators/op$i/state"
+  done
+  local start; start=$(date +%s)
+  wait $customers; local customers_status=$?
+  echo "1000 callbacks in $(( $(date +%s) - start )) s; the customers' SIPp exited $customers_status"
+  sleep 2
+  kill "${phones[@]}" "${pids[@]}" 2>/dev/null; wait "${phones[@]}" "${pids[@]}" 2>/dev/null
+  local q="psql -tA -h 127.0.0.1 -U postgres -d $db -c"
+  local dialled distinct done attempts nodes
+  dialled=$($q "SELECT count(*) FROM calls WHERE call_id LIKE 'acb-%'")
+  distinct=$($q "SELECT count(DISTINCT called) FROM calls WHERE call_id LIKE 'acb-%'")
+  done=$($q "SELECT count(*) FROM callback_entries WHERE state = 'done'")
+  attempts=$($q "SELECT count(*) FROM callback_attempts")
+  nodes=$($q "SELECT string_agg(operator || ': ' || n, ', ') FROM (SELECT operator, count(*) n FROM callback_attempts GROUP BY operator) x")
+  echo "calls placed $dialled, distinct numbers $distinct, entries done $done, attempts $attempts; by node: $nodes"
+  psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+  [ "$customers_status" = 0 ] && [ "$dialled" = 1000 ] && [ "$distinct" = 1000 ] && [ "$done" = 1000 ] && [ "$attempts" = 1000 ] &&
+    [ "$(grep -o 'Automatic callback' <<<"$nodes" | wc -l)" = 2 ]
+}
+sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/customer_answers.xml" >"$OUT/customer_answers.xml"
+sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/operator_answers.xml" >"$OUT/operator_answers.xml"
+check autocb_two_nodes_postgres autocb_two_nodes_postgres
+
 if start_daemon cap '[sip]
 max_calls = 2'; then
   check over_the_call_cap over_the_call_cap
@@ -626,6 +770,7 @@ OPERATOR_PASSWORD=anna-web-password-1
 OTHER_PASSWORD=bela-web-password-2
 add_console_users() {
   add_operators &&
+  printf '\n[queues.support.callbacks]\nsuccess_after = 2\nhide_after_failure = 4\n' >>"$DAEMON_DIR/flows/queues.toml" &&
   echo "$ADMIN_PASSWORD" | "$HOTLINE" user add --name admin --role admin --password-stdin --config "$DAEMON_DIR/hotline.toml" &&
   echo "$OPERATOR_PASSWORD" | "$HOTLINE" user add --name anna --display-name "Anna Kovács" --role operator --operator anna --password-stdin --config "$DAEMON_DIR/hotline.toml" &&
   echo "$OTHER_PASSWORD" | "$HOTLINE" user add --name bela --role operator --operator bela --password-stdin --config "$DAEMON_DIR/hotline.toml"
@@ -633,7 +778,7 @@ add_console_users() {
 browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
-    SINK_URL=http://127.0.0.1:$SINK_HTTP \
+    SINK_URL=http://127.0.0.1:$SINK_HTTP SIPP_DIR=$ROOT/tests/sipp PCAPS=$PCAPS \
     node --test --test-reporter=spec "$ROOT/tests/browser/$1"
 }
 if PRESTART=add_console_users start_daemon console "[notify]
@@ -646,12 +791,22 @@ port = $SINK_SMTP
 tls = \"none\"
 from = \"Hotline <hotline@example.org>\"
 [notify.retry]
-first_backoff_ms = 200"; then
-  # A caller gives up in the queue (nobody is online): a missed call for the widget.
-  caller_talks 500 1500 >"$OUT/console-missed-call.log" 2>&1 || echo "the missed call for the widget failed"
+first_backoff_ms = 200
+[sip]
+digest = [\"MD5\", \"SHA-256\"]
+[trunk]
+address = \"127.0.0.1:15099\"
+caller_id = \"+3612345678\"" 2026-11-24T20:00:00+01:00; then
+  # After hours, a caller leaves a callback request in the IVR: an entry for the widget,
+  # with the time Hotline promised. (The flows' clock is set; the console's is not.)
+  after_hours_callback_request >"$OUT/console-callback-request.log" 2>&1 || echo "the callback request for the widget failed"
+  # The operators' phones, for calling customers back from the widget.
+  register_phone 1001 anna-secret-1 15081 >/dev/null || echo "anna's phone could not register"
+  register_phone 1002 bela-secret-2 15082 >/dev/null || echo "bela's phone could not register"
   check browser_callbacks browser_test callbacks.test.mjs
   check browser_console browser_test console.test.mjs
   check browser_visual_session browser_test visual.test.mjs
+  check browser_tasks browser_test tasks.test.mjs
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_console"; fi
 kill $SINKS_PID 2>/dev/null

@@ -121,7 +121,7 @@ test('a visual session from invite to end', async () => {
 
   // No credits: refused, nothing sent.
   await invite(op, { license: 'Empty', caseNumber: 'CLAIM-0', phone: '06 30 616 7347' });
-  assert.match(await op.getByRole('alert').first().innerText(), /no credits left/);
+  assert.match(await op.locator('section[aria-labelledby="invite-h"]').getByRole('alert').innerText(), /no credits left/);
 
   // The real invite.
   await invite(op, { license: 'Gold', caseNumber: 'CLAIM-77', phone: '06 30 616 7347' });
@@ -136,7 +136,7 @@ test('a visual session from invite to end', async () => {
 
   // One active session: a second one is refused, with the way back to the first.
   await invite(op, { license: 'Gold', caseNumber: 'CLAIM-78', phone: '06 20 7737884' });
-  assert.match(await op.getByRole('alert').first().innerText(), /already have an active session/);
+  assert.match(await op.locator('section[aria-labelledby="invite-h"]').getByRole('alert').innerText(), /already have an active session/);
   await op.getByRole('link', { name: 'Back to the active session' }).waitFor();
   // The credit was charged once, for the session that exists.
   await admin.goto(`${BASE}/admin/licenses`);

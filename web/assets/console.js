@@ -1,5 +1,12 @@
-// Live queue figures on the home page, over Server-Sent Events (reconnects by itself).
-const table = document.querySelector('#queue-figures tbody');
+// The home page's live widgets over one WebSocket per tab (/console/live): queue figures,
+// the shared missed-calls list, and the operator's own recent callbacks. The socket
+// reconnects by itself; the server sends a widget whenever it changed.
+
+const figures = document.querySelector('#queue-figures tbody');
+const callbacks = document.querySelector('#callback-list');
+const callbackMessage = document.querySelector('#callback-message');
+const mine = document.querySelector('#my-callbacks tbody');
+const csrf = callbacks?.dataset.csrf ?? '';
 
 function cell(text) {
   const td = document.createElement('td');
@@ -7,73 +14,140 @@ function cell(text) {
   return td;
 }
 
+function emptyRow(text, columns) {
+  const tr = document.createElement('tr');
+  const td = cell(text);
+  td.colSpan = columns;
+  tr.append(td);
+  return tr;
+}
+
 function minutes(secs) {
   return secs < 60 ? `${secs} s` : `${Math.floor(secs / 60)} min ${secs % 60} s`;
 }
 
-if (table) {
-  const events = new EventSource('/console/figures/live');
-  events.addEventListener('queues', (e) => {
-    const queues = JSON.parse(e.data);
-    table.replaceChildren(...queues.map((q) => {
-      const tr = document.createElement('tr');
-      tr.dataset.queue = q.queue;
-      tr.append(cell(q.queue), cell(q.waiting), cell(minutes(q.longest_wait_secs)),
-        cell(q.online), cell(q.busy), cell(q.paused));
-      return tr;
-    }));
-    if (queues.length === 0) {
-      const tr = document.createElement('tr');
-      const td = cell('No queues.');
-      td.colSpan = 6;
-      tr.append(td);
-      table.replaceChildren(tr);
-    }
-  });
+const OUTCOMES = {
+  success: 'reached',
+  no_answer: 'no answer',
+  busy: 'busy',
+  rejected: 'refused',
+  failed: 'failed',
+};
+
+function showFigures(queues) {
+  if (!figures) return;
+  figures.replaceChildren(...queues.map((q) => {
+    const tr = document.createElement('tr');
+    tr.dataset.queue = q.queue;
+    tr.append(cell(q.queue), cell(q.waiting), cell(minutes(q.longest_wait_secs)),
+      cell(q.online), cell(q.busy), cell(q.paused));
+    return tr;
+  }));
+  if (queues.length === 0) figures.replaceChildren(emptyRow('No queues.', 6));
 }
 
-// The missed-calls widget: the same list for every operator, live. "Call back" claims the
-// entry; it leaves everyone's list at once, and a colleague who clicked too is told.
-const callbacks = document.querySelector('#callback-list');
-const callbackMessage = document.querySelector('#callback-message');
-
-if (callbacks) {
+// The missed-calls widget: the same list for every operator. "Call back" claims the entry:
+// it leaves everyone's list at once, the operator's phone rings, then the customer's.
+function showCallbacks(entries) {
+  if (!callbacks) return;
   const body = callbacks.querySelector('tbody');
-  const events = new EventSource('/console/callbacks/live');
-  events.addEventListener('callbacks', (e) => {
-    const entries = JSON.parse(e.data);
-    body.replaceChildren(...entries.map((c) => {
-      const tr = document.createElement('tr');
-      tr.dataset.number = c.number;
-      tr.dataset.id = c.id;
-      const button = document.createElement('button');
-      button.type = 'button';
-      button.textContent = 'Call back';
-      button.addEventListener('click', () => claim(c, button));
-      const action = document.createElement('td');
-      action.append(button);
-      tr.append(cell(c.number), cell(c.count), cell(c.first), cell(c.last), cell(c.queue ?? '—'),
-        cell(c.promised ?? '—'), cell(c.attempts), action);
-      return tr;
-    }));
-    if (entries.length === 0) {
-      const tr = document.createElement('tr');
-      const td = cell('No missed calls.');
-      td.colSpan = 8;
-      tr.append(td);
-      body.replaceChildren(tr);
-    }
+  body.replaceChildren(...entries.map((c) => {
+    const tr = document.createElement('tr');
+    tr.dataset.number = c.number;
+    tr.dataset.id = c.id;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = 'Call back';
+    button.addEventListener('click', () => claim(c, button));
+    const action = document.createElement('td');
+    action.append(button);
+    let attempts = String(c.attempts);
+    if (c.last_outcome) attempts += ` (last: ${OUTCOMES[c.last_outcome] ?? c.last_outcome})`;
+    if (c.auto_attempts > 0) attempts += `, ${c.auto_attempts} automatic`;
+    tr.append(cell(c.number), cell(c.count), cell(c.first), cell(c.last), cell(c.queue ?? '—'),
+      cell(c.promised ?? '—'), cell(attempts), action);
+    return tr;
+  }));
+  if (entries.length === 0) body.replaceChildren(emptyRow('No missed calls.', 8));
+}
+
+async function post(url, body) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
+  const answer = await res.json().catch(() => ({}));
+  return { ok: res.ok, answer };
 }
 
 async function claim(entry, button) {
   button.disabled = true;
-  const res = await fetch(`/console/callbacks/${entry.id}/claim`, {
-    method: 'POST', headers: { 'X-CSRF-Token': callbacks.dataset.csrf },
-  });
-  const answer = await res.json().catch(() => ({}));
-  callbackMessage.textContent = res.ok
-    ? `You are calling back ${answer.number}.`
+  const { ok, answer } = await post(`/console/callbacks/${entry.id}/claim`);
+  callbackMessage.textContent = ok
+    ? `Calling back ${answer.number}: your phone rings first.`
     : (answer.error || 'The entry could not be taken.');
-  if (!res.ok) button.disabled = false;
+  if (!ok) button.disabled = false;
 }
+
+// The operator's own recent callbacks, with their outcome; a voicemail that answered
+// counted as reached can be marked "not reached" (the entry comes back later), and the
+// other way round.
+function showMine(attempts) {
+  if (!mine) return;
+  mine.replaceChildren(...attempts.map((a) => {
+    const tr = document.createElement('tr');
+    tr.dataset.entry = a.entry;
+    const action = document.createElement('td');
+    const button = document.createElement('button');
+    button.type = 'button';
+    const reached = a.outcome === 'success';
+    button.textContent = reached ? 'Not reached (voicemail)' : 'Mark reached';
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      const { ok, answer } = await post(`/console/callbacks/${a.entry}/outcome`,
+        reached ? { outcome: 'no_answer', note: 'voicemail' } : { outcome: 'success' });
+      callbackMessage.textContent = ok
+        ? (reached ? `${a.number} goes back on the list.` : `${a.number} is done.`)
+        : (answer.error || 'The outcome could not be changed.');
+      if (!ok) button.disabled = false;
+    });
+    action.append(button);
+    tr.append(cell(a.number), cell(OUTCOMES[a.outcome] ?? a.outcome), cell(a.note ?? ''),
+      cell(a.ended ?? ''), action);
+    return tr;
+  }));
+  if (attempts.length === 0) mine.replaceChildren(emptyRow('None in the last hour.', 5));
+}
+
+const addForm = document.querySelector('#callback-add');
+addForm?.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const data = new FormData(addForm);
+  const { ok, answer } = await post('/console/callbacks', {
+    number: data.get('number'),
+    queue: data.get('queue') || null,
+  });
+  callbackMessage.textContent = ok
+    ? `${data.get('number')} is on the list.`
+    : (answer.error || 'The number could not be added.');
+  if (ok) addForm.reset();
+});
+
+function connect(delay) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${scheme}://${location.host}/console/live`);
+  ws.addEventListener('open', () => { delay = 500; });
+  ws.addEventListener('message', (e) => {
+    let msg;
+    try { msg = JSON.parse(e.data); } catch { return; }
+    if (msg.type === 'queues') showFigures(msg.data);
+    else if (msg.type === 'callbacks') showCallbacks(msg.data);
+    else if (msg.type === 'mine') showMine(msg.data);
+  });
+  ws.addEventListener('close', () => {
+    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
+  });
+}
+
+if (figures || callbacks) connect(500);

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hotline_core::acd::{
-    Acd, AcdAction, CallerId, CallerKind, LeftQueue, OperatorConfig, OperatorState, OperatorView,
-    QueueConfig, QueueFigures, RingFailure,
+    Acd, AcdAction, CallbackPolicy, CallerId, CallerKind, LeftQueue, OperatorConfig, OperatorState,
+    OperatorView, QueueConfig, QueueFigures, RingFailure,
 };
 use hotline_ivr::QueueDef;
 use hotline_sip::registrar::Binding;
@@ -77,6 +77,27 @@ pub enum AcdInput {
     },
     Operators {
         reply: oneshot::Sender<Vec<(String, OperatorView)>>,
+    },
+    /// An automatic callback enters its queue (see `auto_callback`); `since` is the
+    /// customer's original call, for the interleaved policy.
+    EnqueueCallback {
+        caller: CallerId,
+        queue: String,
+        since: Instant,
+        events: mpsc::Sender<CallEvent>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// The expected wait of the `position`th in line (see `Acd::expected_wait`), with
+    /// the live callers waiting now counted in front.
+    ExpectedWait {
+        queue: String,
+        position: u32,
+        reply: oneshot::Sender<Option<Duration>>,
+    },
+    /// How many more automatic callbacks the queue can take now.
+    CallbackRoom {
+        queue: String,
+        reply: oneshot::Sender<u32>,
     },
     /// An operator's registered phones (click-to-call rings them).
     Contacts {
@@ -176,6 +197,38 @@ impl State {
                 ) {
                     info!(?caller, %queue, "caller not queued: {e}");
                 }
+            }
+            AcdInput::EnqueueCallback {
+                caller,
+                queue,
+                since,
+                events,
+                reply,
+            } => {
+                self.callers.insert(caller, events);
+                let queued = match self.acd.enqueue_callback(now, caller, &queue, 0, since) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        info!(?caller, %queue, "callback not queued: {e}");
+                        self.callers.remove(&caller);
+                        false
+                    }
+                };
+                let _ = reply.send(queued);
+            }
+            AcdInput::ExpectedWait {
+                queue,
+                position,
+                reply,
+            } => {
+                let waiting = self.acd.figures(now, &queue).map_or(0, |f| f.waiting);
+                let _ = reply.send(
+                    self.acd
+                        .expected_wait(&queue, position.saturating_add(waiting)),
+                );
+            }
+            AcdInput::CallbackRoom { queue, reply } => {
+                let _ = reply.send(self.acd.callback_room(&queue));
             }
             AcdInput::EnqueueDirect {
                 caller,
@@ -348,6 +401,12 @@ impl State {
             config.ring_timeout = Duration::from_secs(q.ring_timeout_secs);
             config.max_misses_before_pause = q.max_misses;
             config.wrap_up = Duration::from_secs(q.wrap_up_secs);
+            config.callback_policy = match q.callbacks.policy {
+                hotline_ivr::CallbackPolicy::CallbacksFirst => CallbackPolicy::CallbacksFirst,
+                hotline_ivr::CallbackPolicy::Interleaved => CallbackPolicy::Interleaved,
+                hotline_ivr::CallbackPolicy::LiveFirst => CallbackPolicy::LiveFirst,
+            };
+            config.callback_max_share = q.callbacks.max_share_percent;
             self.acd.set_queue(now, config);
         }
         self.queues = names;

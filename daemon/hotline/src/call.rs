@@ -286,11 +286,16 @@ async fn note_on_callback_list(
     queue: Option<&str>,
     source: CallbackSource,
 ) -> Option<i64> {
+    // A caller who asked for a callback is promised a time (tracked in the promise report).
+    let promised_at_ms = match (source, queue) {
+        (CallbackSource::Ivr, Some(q)) => crate::callback_calls::promise_for(calls, q).await,
+        _ => None,
+    };
     let note = NewCallbackNote {
         number,
         queue,
         source,
-        promised_at_ms: None,
+        promised_at_ms,
         call_id: Some(call_id),
         now_ms: unix_ms(),
     };

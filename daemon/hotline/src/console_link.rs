@@ -95,4 +95,9 @@ impl Telephony for ConsoleLink {
             .map_err(|e| e.to_string())
         })
     }
+
+    fn callback_hide_ms(&self, queue: Option<&str>) -> i64 {
+        let rules = crate::callback_calls::rules_for(&self.calls, queue);
+        i64::try_from(rules.hide_after_failure.as_millis()).unwrap_or(i64::MAX)
+    }
 }

@@ -6,6 +6,7 @@
 mod accounts;
 mod acd_driver;
 mod api;
+mod auto_callback;
 mod call;
 mod callback_calls;
 mod click_to_call;
@@ -162,6 +163,13 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// How promised callback times were kept, for entries first noted in the last N days.
+    CallbackReport {
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+    },
     /// Print the newest missed calls as CSV (newest first).
     Missed {
         #[arg(long, env = "HOTLINE_CONFIG")]
@@ -221,6 +229,9 @@ fn main() -> ExitCode {
             Command::Missed { config, limit } => print_missed(config.as_deref(), limit).await,
             Command::CallbackList { config, limit } => {
                 print_callback_list(config.as_deref(), limit).await
+            }
+            Command::CallbackReport { config, days } => {
+                print_callback_report(config.as_deref(), days).await
             }
             Command::Operator { command, config } => operator_cmd(config.as_deref(), command).await,
             Command::User { command, config } => user_cmd(config.as_deref(), command).await,
@@ -599,6 +610,31 @@ async fn print_callback_list(config_path: Option<&Path>, limit: i64) -> Result<(
     Ok(())
 }
 
+async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<(), String> {
+    if !(1..=3650).contains(&days) {
+        return Err(format!("--days {days}: give 1–3650"));
+    }
+    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let now = call::unix_ms();
+    let report = store
+        .callback_promise_report(now - days * 86_400_000, now + 1, now)
+        .await
+        .map_err(|e| e.to_string());
+    store.close().await;
+    let r = report?;
+    println!("callback promises, entries of the last {days} days:");
+    println!("  kept (called back by the promised time): {}", r.kept);
+    println!("  late (called back after it):             {}", r.late);
+    println!("  overdue (not called back, time passed):  {}", r.overdue);
+    println!("  pending (not called back, time ahead):   {}", r.pending);
+    println!(
+        "  no promise made:                         {}",
+        r.unpromised
+    );
+    Ok(())
+}
+
 async fn print_callbacks(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
@@ -720,6 +756,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         calls.flows_changed.clone(),
         calls.operators_changed.clone(),
     ));
+    tokio::spawn(auto_callback::run(calls.clone(), config.trunk.clone()));
 
     let health = Arc::new(hotline_web::Health::default());
     health.set_sip_bound();

@@ -11,6 +11,10 @@ pub const RTP_PACKETS_RECEIVED: &str = "hotline_rtp_packets_received_total";
 pub const SIP_REQUESTS: &str = "hotline_sip_requests_total";
 pub const SIP_RESPONSES: &str = "hotline_sip_responses_total";
 pub const SIP_PARSE_ERRORS: &str = "hotline_sip_parse_errors_total";
+/// Callback attempts by outcome and by who made them (operator or auto).
+pub const CALLBACK_ATTEMPTS: &str = "hotline_callback_attempts_total";
+/// Successful callbacks of promised entries: kept (by the promised time) or late.
+pub const CALLBACK_PROMISES: &str = "hotline_callback_promises_total";
 
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
@@ -18,6 +22,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("metrics recorder: {e}"))?;
     // Present from the first scrape, so dashboards see zeros rather than gaps.
     gauge!(ACTIVE_CALLS).set(0.0);
+    for result in ["kept", "late"] {
+        counter!(CALLBACK_PROMISES, "result" => result).absolute(0);
+    }
     for reason in EndReason::ALL {
         counter!(CALLS_TOTAL, "reason" => reason.as_str()).absolute(0);
     }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::WebSession;
 use serde::Deserialize;
 
-use super::auth::{OperatorPage, check_csrf, session};
+use super::auth::{OperatorPage, check_csrf};
 use super::{Console, me};
 
 /// The states an operator may choose; busy and wrap-up follow calls.
@@ -79,19 +79,4 @@ pub(super) async fn set_status(
         Ok(()) => Redirect::to("/").into_response(),
         Err(e) => console.error_page(StatusCode::CONFLICT, &e),
     }
-}
-
-/// Server-Sent Events: the queue figures (JSON) whenever they change, checked every second.
-pub(super) async fn figures_live(
-    State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-) -> Response {
-    if session(&console, &headers).await.is_none() {
-        return (StatusCode::UNAUTHORIZED, "log in first").into_response();
-    }
-    let telephony = console.telephony.clone();
-    crate::live_json("queues", move || {
-        let telephony = telephony.clone();
-        async move { telephony.queue_figures().await }
-    })
 }

@@ -13,6 +13,7 @@ mod admin;
 mod auth;
 mod callbacks;
 mod home;
+mod live;
 mod tasks;
 mod visual;
 
@@ -60,6 +61,8 @@ pub trait Telephony: Send + Sync + 'static {
         number: &'a str,
         callback: Option<i64>,
     ) -> BoxFuture<'a, Result<String, String>>;
+    /// How long an entry of `queue` stays off the list after a failed attempt, in ms.
+    fn callback_hide_ms(&self, queue: Option<&str>) -> i64;
 }
 
 /// The admin's form for an operator's SIP account.
@@ -80,6 +83,8 @@ pub struct Console {
     /// Cookies marked Secure: set when the console is served over TLS (a proxy).
     pub secure_cookies: bool,
     pub visual: crate::visual::VisualSettings,
+    /// The home page's live widgets.
+    pub live: live::LiveFeeds,
     templates: Environment<'static>,
     /// Failed logins per client address in the current window, against floods that
     /// try many user names (the per-account lockout is in the store).
@@ -107,6 +112,7 @@ impl Console {
             policy,
             secure_cookies,
             visual,
+            live: live::LiveFeeds::default(),
             templates: env,
             failures: Mutex::new(HashMap::new()),
         }
@@ -245,8 +251,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/console/status", post(home::set_status))
-        .route("/console/figures/live", get(home::figures_live))
-        .route("/console/callbacks/live", get(callbacks::live))
+        .route("/console/live", get(live::socket))
+        .route("/console/callbacks", post(callbacks::add))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
         .route("/console/tasks", get(tasks::list).post(tasks::add))
         .route("/console/tasks/assignees", get(tasks::assignees))
@@ -254,6 +260,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/tasks/{id}/reschedule", post(tasks::reschedule))
         .route("/console/tasks/{id}/call", post(tasks::call))
         .route("/console/tasks/{id}/events", get(tasks::events))
+        .route("/console/callbacks/{id}/outcome", post(callbacks::correct))
         .route("/admin/users", get(admin::users).post(admin::add_user))
         .route(
             "/admin/operators",

@@ -565,6 +565,9 @@ mod tests {
                 self.outcome.clone()
             })
         }
+        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
+            0
+        }
     }
 
     struct Login {

@@ -1,0 +1,469 @@
+//! The automatic callback (C3): for every queue with `auto = true`, while its window is
+//! open (cron rules and calendar, on the flows' clock), the scheduler takes entries off the
+//! shared list and calls the customers back itself, agent-first: the callback enters the
+//! queue like a caller (ordered by the queue's policy against live callers), the queue
+//! rings a free operator, and when they answer the customer is dialled through the trunk.
+//!
+//! - Never more callbacks than free operators, and never more than the queue's share of
+//!   its staffed operators: the queue engine's `callback_room` says how many may start.
+//! - Each entry is claimed first with the same conditional update operators use, under a
+//!   name of this node's own: two daemons on one database never dial one entry, and an
+//!   operator clicking at the same moment is told the automatic callback has it.
+//! - An attempt counts (retry delay, maximum attempts) only when the customer was dialled;
+//!   when no operator took the callback, the claim is given back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotline_core::acd::{CallerId, RingFailure};
+use hotline_core::callbacks::CallbackEntry;
+use hotline_core::cdr::{CallEnd, CallStart, EndReason};
+use hotline_ivr::CallbackMode;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::acd_driver::AcdInput;
+use crate::call::{CallEvent, Calls, unix_ms};
+use crate::callback_calls::{OutcomeRules, rules_for};
+use crate::config::Trunk;
+use crate::outbound::{self, NotAnswered, Ports, Reached};
+use crate::sip_driver::SipCommand;
+
+/// How often the scheduler looks for work.
+const TICK: Duration = Duration::from_secs(1);
+/// How long a claim holds if this node dies mid-call: the entry is back then.
+const CLAIM_MS: i64 = 30 * 60 * 1000;
+/// How long a placed callback may wait for an operator before it is given back.
+const WAIT_FOR_OPERATOR: Duration = Duration::from_secs(120);
+/// Callback callers are numbered apart from SIP call handles.
+const CALLER_BASE: u64 = 1 << 62;
+
+/// This node's name in claims: host and process, so two daemons never share one.
+pub fn claimer_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("Automatic callback ({host}/{})", std::process::id())
+}
+
+/// Runs the scheduler until the daemon stops.
+pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
+    let claimer = claimer_name();
+    let mut next_caller = CALLER_BASE;
+    let mut warned = std::collections::BTreeSet::new();
+    let mut shutdown = calls.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = shutdown.changed() => return,
+        }
+        let flows = calls.flows_now();
+        let now = calls.clock.now();
+        for (name, q) in flows.set.queues() {
+            let settings = &q.callbacks;
+            if !settings.auto {
+                continue;
+            }
+            let Some(trunk) = trunk.as_ref() else {
+                if warned.insert(format!("{name}:trunk")) {
+                    warn!(queue = %name, "auto-callback is on, but no trunk is configured (trunk.address): nothing is dialled");
+                }
+                continue;
+            };
+            if matches!(settings.mode, CallbackMode::CustomerFirst { .. }) {
+                if warned.insert(format!("{name}:mode")) {
+                    warn!(queue = %name, "auto-callback mode customer-first is not available yet: set mode = \"agent-first\"; nothing is dialled for this queue");
+                }
+                continue;
+            }
+            let calendar = settings
+                .window
+                .calendar()
+                .and_then(|c| flows.set.calendar(c));
+            if !settings.auto_allowed(now, calendar.as_deref()) {
+                continue;
+            }
+            let room = calls
+                .acd
+                .ask(|reply| AcdInput::CallbackRoom {
+                    queue: name.clone(),
+                    reply,
+                })
+                .await
+                .unwrap_or(0);
+            if room == 0 {
+                continue;
+            }
+            let now_ms = unix_ms();
+            let candidates = match calls
+                .store
+                .auto_callback_candidates(
+                    name,
+                    i64::from(settings.max_attempts),
+                    now_ms,
+                    i64::from(room) * 2,
+                )
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(queue = %name, "auto-callback: reading the list: {e}");
+                    continue;
+                }
+            };
+            let retry = Duration::from_secs(settings.retry_delay_secs);
+            let mut started = 0;
+            for entry in candidates {
+                if started == room {
+                    break;
+                }
+                let entry = match calls
+                    .store
+                    .claim_callback(entry.id, &claimer, CLAIM_MS, unix_ms())
+                    .await
+                {
+                    Ok(e) => e,
+                    // Another node or an operator took it: the next one.
+                    Err(_) => continue,
+                };
+                next_caller += 1;
+                let caller = CallerId(next_caller);
+                let (tx, rx) = mpsc::channel(64);
+                // The clock the queue engine orders by: the customer's first call, as long
+                // ago as it was.
+                let age = Duration::from_millis(
+                    u64::try_from(unix_ms().saturating_sub(entry.first_at_ms)).unwrap_or(0),
+                );
+                let since = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                let queued = calls
+                    .acd
+                    .ask(|reply| AcdInput::EnqueueCallback {
+                        caller,
+                        queue: name.clone(),
+                        since,
+                        events: tx.clone(),
+                        reply,
+                    })
+                    .await
+                    .unwrap_or(false);
+                if !queued {
+                    give_back(
+                        &calls,
+                        &entry,
+                        &claimer,
+                        "the queue did not take the callback",
+                    )
+                    .await;
+                    continue;
+                }
+                started += 1;
+                info!(queue = %name, entry = entry.id, number = %entry.number, "auto-callback placed");
+                let job = Job {
+                    calls: calls.clone(),
+                    trunk: trunk.clone(),
+                    entry,
+                    claimer: claimer.clone(),
+                    caller,
+                    rules: rules_for(&calls, Some(name)),
+                    retry,
+                };
+                tokio::spawn(job.run(tx, rx));
+            }
+        }
+    }
+}
+
+async fn give_back(calls: &Calls, entry: &CallbackEntry, claimer: &str, why: &str) {
+    if let Err(e) = calls
+        .store
+        .release_callback(entry.id, claimer, why, unix_ms())
+        .await
+    {
+        warn!(
+            entry = entry.id,
+            "auto-callback: giving the entry back: {e}"
+        );
+    }
+}
+
+struct Job {
+    calls: Arc<Calls>,
+    trunk: Trunk,
+    entry: CallbackEntry,
+    claimer: String,
+    caller: CallerId,
+    rules: OutcomeRules,
+    retry: Duration,
+}
+
+/// The operator leg the queue asked for.
+struct Leg {
+    handle: hotline_sip::CallHandle,
+    operator: String,
+    ports: Ports,
+}
+
+impl Job {
+    async fn run(self, tx: mpsc::Sender<CallEvent>, mut events: mpsc::Receiver<CallEvent>) {
+        let calls = &self.calls;
+        let Some((leg, answer)) = self.find_operator(&tx, &mut events).await else {
+            calls
+                .acd
+                .send(AcdInput::Leave {
+                    caller: self.caller,
+                    reply: tokio::sync::oneshot::channel().0,
+                })
+                .await;
+            give_back(
+                calls,
+                &self.entry,
+                &self.claimer,
+                "no operator took the automatic callback",
+            )
+            .await;
+            return;
+        };
+        let call_id = format!("acb-{:016x}", rand::random::<u64>());
+        let cdr = calls.cdr.start_call(CallStart {
+            call_id: call_id.clone(),
+            caller: self.trunk.caller_id.clone(),
+            called: self.entry.number.clone(),
+            started_at_ms: unix_ms(),
+            flow: None,
+            flow_version: None,
+        });
+        let (reason, answered, reached) = self
+            .call_customer(&tx, &mut events, &leg, &answer, &call_id)
+            .await;
+        calls
+            .acd
+            .send(AcdInput::CallEnded {
+                caller: self.caller,
+            })
+            .await;
+        if let Some(at) = answered {
+            calls.cdr.answered(cdr, at);
+        }
+        calls.cdr.end_call(
+            cdr,
+            CallEnd {
+                ended_at_ms: unix_ms(),
+                reason,
+                digits: String::new(),
+                path: Vec::new(),
+                variables: "{}".to_string(),
+                operator: Some(leg.operator.clone()),
+            },
+        );
+        let (outcome, note, hide) = outbound::attempt_outcome(reached, self.rules.success_after);
+        let hide_ms = if hide {
+            millis(self.rules.hide_after_failure)
+        } else {
+            0
+        };
+        let note = format!("{note} (automatic, operator {})", leg.operator);
+        match calls
+            .store
+            .finish_auto_callback(
+                self.entry.id,
+                &self.claimer,
+                outcome,
+                Some(&note),
+                hide_ms,
+                millis(self.retry),
+                unix_ms(),
+            )
+            .await
+        {
+            Ok(e) => {
+                crate::callback_calls::count_attempt(&e, "auto");
+                info!(%call_id, entry = e.id, outcome = outcome.as_str(), auto_attempts = e.auto_attempts, "auto-callback ended")
+            }
+            Err(e) => {
+                warn!(%call_id, entry = self.entry.id, "auto-callback outcome NOT recorded: {e}")
+            }
+        }
+    }
+
+    /// Waits for the queue to ring an operator and for one to answer; `None` when nobody
+    /// did in time or the queue gave the callback up.
+    async fn find_operator(
+        &self,
+        tx: &mpsc::Sender<CallEvent>,
+        events: &mut mpsc::Receiver<CallEvent>,
+    ) -> Option<(Leg, hotline_sip::sdp::Negotiated)> {
+        let calls = &self.calls;
+        let caller = self.caller;
+        let mut leg: Option<Leg> = None;
+        let deadline = tokio::time::sleep(WAIT_FOR_OPERATOR);
+        tokio::pin!(deadline);
+        loop {
+            let ev = tokio::select! {
+                _ = &mut deadline => {
+                    if let Some(l) = leg.take() {
+                        calls.sip.command(SipCommand::Hangup(l.handle)).await;
+                    }
+                    return None;
+                }
+                ev = events.recv() => ev?,
+            };
+            match ev {
+                CallEvent::RingOperator(order) => {
+                    let fail = |failure| AcdInput::RingFailed {
+                        caller,
+                        operator: order.operator.clone(),
+                        failure,
+                    };
+                    let contact = order.contacts.iter().max_by_key(|b| b.expires_at);
+                    let ports = calls.rtp_ports.bind();
+                    let (Some(contact), Some(ports), None) = (contact, ports, leg.as_ref()) else {
+                        calls.acd.send(fail(RingFailure::Unreachable)).await;
+                        continue;
+                    };
+                    let handle = outbound::invite_operator(
+                        calls,
+                        contact,
+                        &self.entry.number,
+                        "Callback",
+                        &outbound::first_offer(),
+                        &ports.0,
+                        tx.clone(),
+                    )
+                    .await;
+                    match handle {
+                        Some(handle) => {
+                            leg = Some(Leg {
+                                handle,
+                                operator: order.operator.clone(),
+                                ports,
+                            });
+                        }
+                        None => calls.acd.send(fail(RingFailure::Unreachable)).await,
+                    }
+                }
+                CallEvent::CancelRing => {
+                    if let Some(l) = leg.take() {
+                        calls.sip.command(SipCommand::Hangup(l.handle)).await;
+                    }
+                }
+                CallEvent::LegFailed { leg: h, status } => {
+                    if let Some(l) = leg.take_if(|l| l.handle == h) {
+                        let failure = match status {
+                            486 | 600 => RingFailure::Busy,
+                            603 => RingFailure::Rejected,
+                            408 | 480 | 487 => RingFailure::NoAnswer,
+                            _ => RingFailure::Unreachable,
+                        };
+                        calls
+                            .acd
+                            .send(AcdInput::RingFailed {
+                                caller,
+                                operator: l.operator,
+                                failure,
+                            })
+                            .await;
+                    }
+                }
+                CallEvent::LegAnswered { leg: h, sdp } => {
+                    let Some(l) = leg.take_if(|l| l.handle == h) else {
+                        calls.sip.command(SipCommand::Hangup(h)).await;
+                        continue;
+                    };
+                    let accepted = calls
+                        .acd
+                        .ask(|reply| AcdInput::RingAnswered {
+                            caller,
+                            operator: l.operator.clone(),
+                            reply,
+                        })
+                        .await
+                        .unwrap_or(false);
+                    let answer = sdp
+                        .as_deref()
+                        .and_then(|s| hotline_sip::sdp::negotiate(s).ok());
+                    match (accepted, answer) {
+                        (true, Some(answer)) => return Some((l, answer)),
+                        (accepted, _) => {
+                            calls.sip.command(SipCommand::Hangup(h)).await;
+                            if accepted {
+                                calls.acd.send(AcdInput::CallEnded { caller }).await;
+                                return None;
+                            }
+                        }
+                    }
+                }
+                CallEvent::QueueStatus(hotline_ivr::QueueStatus::Unavailable) => {
+                    if let Some(l) = leg.take() {
+                        calls.sip.command(SipCommand::Hangup(l.handle)).await;
+                    }
+                    return None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The operator is on the line: dial the customer and bridge them.
+    async fn call_customer(
+        &self,
+        tx: &mpsc::Sender<CallEvent>,
+        events: &mut mpsc::Receiver<CallEvent>,
+        leg: &Leg,
+        operator_answer: &hotline_sip::sdp::Negotiated,
+        call_id: &str,
+    ) -> (EndReason, Option<i64>, Reached) {
+        let calls = &self.calls;
+        let sip = &calls.sip;
+        let Some(ports) = calls.rtp_ports.bind() else {
+            sip.command(SipCommand::Hangup(leg.handle)).await;
+            return (
+                EndReason::Rejected,
+                None,
+                Reached::CustomerNotAnswered(NotAnswered::Broken),
+            );
+        };
+        let Some(b) = outbound::invite_customer(
+            calls,
+            &self.trunk,
+            &self.entry.number,
+            &self.trunk.caller_id,
+            operator_answer,
+            &ports.0,
+            tx.clone(),
+        )
+        .await
+        else {
+            sip.command(SipCommand::Hangup(leg.handle)).await;
+            return (
+                EndReason::TransportError,
+                None,
+                Reached::CustomerNotAnswered(NotAnswered::Broken),
+            );
+        };
+        info!(%call_id, operator = %leg.operator, number = %self.entry.number, "auto-callback: dialling the customer");
+        let answer = match outbound::wait_answer(events, b).await {
+            Ok(n) => n,
+            Err(why) => {
+                sip.command(SipCommand::Hangup(leg.handle)).await;
+                sip.command(SipCommand::Hangup(b)).await;
+                return (EndReason::Rejected, None, Reached::CustomerNotAnswered(why));
+            }
+        };
+        let answered = unix_ms();
+        let since = Instant::now();
+        let reason = outbound::relay(
+            calls,
+            events,
+            (leg.handle, operator_answer, &leg.ports),
+            (b, &answer, &ports),
+        )
+        .await;
+        (reason, Some(answered), Reached::Connected(since.elapsed()))
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
