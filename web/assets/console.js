@@ -64,7 +64,9 @@ function showCallbacks(entries) {
     let attempts = String(c.attempts);
     if (c.last_outcome) attempts += ` (last: ${OUTCOMES[c.last_outcome] ?? c.last_outcome})`;
     if (c.auto_attempts > 0) attempts += `, ${c.auto_attempts} automatic`;
-    tr.append(cell(c.number), cell(c.count), cell(c.first), cell(c.last), cell(c.queue ?? '—'),
+    // A direct-callback customer who missed their operator: say whose it is.
+    const queue = (c.queue ?? '—') + (c.for_operator ? ` (for ${c.for_operator})` : '');
+    tr.append(cell(c.number), cell(c.count), cell(c.first), cell(c.last), cell(queue),
       cell(c.promised ?? '—'), cell(attempts), action);
     return tr;
   }));

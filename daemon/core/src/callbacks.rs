@@ -159,6 +159,9 @@ pub struct CallbackEntry {
     pub auto_attempts: i64,
     /// The automatic callback doesn't try again before then.
     pub next_auto_at_ms: Option<i64>,
+    /// The operator whose direct-callback customer this is (their call came in on the
+    /// operator's own number and was missed).
+    pub for_operator: Option<String>,
 }
 
 impl CallbackEntry {
@@ -277,7 +280,7 @@ fn decode_err(what: &str, v: &str) -> sqlx::Error {
 
 const ENTRY_COLUMNS: &str = "id, number, state, queue, source, call_id, call_count, first_at, \
      last_at, promised_at, attempts, last_outcome, claimed_by, claimed_at, claim_expires_at, \
-     hidden_until, done_at, auto_attempts, next_auto_at";
+     hidden_until, done_at, auto_attempts, next_auto_at, for_operator";
 
 fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
     let state: String = r.try_get("state")?;
@@ -305,6 +308,7 @@ fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
         done_at_ms: r.try_get("done_at")?,
         auto_attempts: r.try_get("auto_attempts")?,
         next_auto_at_ms: r.try_get("next_auto_at")?,
+        for_operator: r.try_get("for_operator")?,
     })
 }
 

@@ -92,6 +92,7 @@ async fn callback_rows(console: &Console) -> Option<String> {
                 "attempts": e.attempts,
                 "auto_attempts": e.auto_attempts,
                 "last_outcome": e.last_outcome.map(|o| o.as_str()),
+                "for_operator": e.for_operator,
             })
         })
         .collect();
