@@ -12,6 +12,7 @@
 mod admin;
 mod auth;
 mod callbacks;
+mod direct;
 mod home;
 mod live;
 mod tasks;
@@ -164,7 +165,7 @@ impl Console {
     }
 }
 
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
@@ -176,6 +177,10 @@ const TEMPLATES: [(&str, &str); 14] = [
     (
         "admin_operators.html",
         include_str!("../../templates/admin_operators.html"),
+    ),
+    (
+        "admin_direct.html",
+        include_str!("../../templates/admin_direct.html"),
     ),
     (
         "admin_queues.html",
@@ -267,6 +272,7 @@ pub fn router(console: Arc<Console>) -> Router {
             get(admin::operators).post(admin::add_operator),
         )
         .route("/admin/queues", get(admin::queues))
+        .route("/admin/direct", get(direct::page).post(direct::save))
         .route(
             "/admin/licenses",
             get(admin::licenses).post(admin::change_license),
