@@ -645,6 +645,42 @@ if PRESTART=add_autocb start_daemon autocb_out "$AUTOCB_CONFIG" 2026-11-24T20:00
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_autocb_out"; fi
 
+# --- direct callback ---------------------------------------------------------------------
+# bela has an own number (06 1 234 5601, next call only): her click-to-call shows it to the
+# customer, and the customer's call back to it rings bela though anna has waited longer.
+add_direct() {
+  add_operators && "$HOTLINE" operator direct bela --number 0612345601 --mode 1 --minutes 30 --config "$DAEMON_DIR/hotline.toml"
+}
+direct_callback_reaches_the_operator() {
+  register_phone 1001 anna-secret-1 15081 || { echo "anna could not register"; return 1; }
+  register_phone 1002 bela-secret-2 15082 || { echo "bela could not register"; return 1; }
+  sed -e "s#@PCAPS@#$PCAPS#g" -e 's#sip:\\+3612345678@#sip:\\+3612345601@#' "$ROOT/tests/sipp/customer_answers.xml" >"$OUT/customer_answers_direct.xml"
+  grep -q '3612345601' "$OUT/customer_answers_direct.xml" || { echo "scenario not rewritten"; return 1; }
+  sipp -sf "$OUT/customer_answers_direct.xml" -s 0 -i 127.0.0.1 -p 15099 -mi 127.0.0.1 -mp 16070 -m 1 -d 1000 \
+    -nostdin -timeout 30s -timeout_error >"$OUT/direct-customer.log" 2>&1 & local customer=$!
+  phone operator_answers 1002 15082 16032 300 direct-bela-1.log; local bela=$PHONE_PID
+  [ "$(operator_state anna online)" = 204 ] || { echo "anna not set online"; return 1; }
+  sleep 0.5
+  local reply; reply=$(curl -s -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"operator":"bela","to":"+36209990000"}' "http://127.0.0.1:$HTTP_PORT/api/calls"); echo "POST /api/calls: $reply"
+  wait $customer || { echo "the customer did not see bela's own number:"; tail -20 "$OUT/direct-customer.log"; return 1; }
+  wait $bela || { echo "bela's phone failed:"; tail -20 "$OUT/direct-bela-1.log"; return 1; }
+  sleep 0.5
+  [ "$(operator_state bela online)" = 204 ] || { echo "bela not set online"; return 1; }
+  # The customer calls bela's number back: bela's phone rings, not anna's (idle longer).
+  phone operator_answers 1002 15082 16032 300 direct-bela-2.log; bela=$PHONE_PID
+  sleep 0.5
+  caller_talks 0612345601 2500 >"$OUT/direct-call-back.log" 2>&1 || { echo "the customer's call failed"; return 1; }
+  wait $bela || { echo "bela's phone did not take the call:"; tail -20 "$OUT/direct-bela-2.log"; return 1; }
+  sleep 0.5
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",+36209990000,0612345601,"*",bela" ]] || { echo "the call did not reach bela"; return 1; }
+}
+if PRESTART=add_direct start_daemon direct "$AUTOCB_CONFIG"; then
+  check direct_callback_reaches_the_operator direct_callback_reaches_the_operator
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_direct"; fi
+
 # Two daemons on one PostgreSQL database, 1,000 entries, auto-callback on in both: every
 # entry is dialled exactly once. Each daemon has ten operators whose phones (one SIPp on
 # one port per daemon) answer at once; the customers (one SIPp behind the shared trunk)

@@ -1,6 +1,6 @@
 //! Click-to-call (T4) and operators' callbacks from the console: ring the operator's phone
 //! first; when they answer, dial the customer through the trunk with the hotline number
-//! as caller ID; when the customer answers, bridge the two. A call made off a callback
+//! (or the operator's own number, see direct callback) as caller ID; when the customer answers, bridge the two. A call made off a callback
 //! entry records its outcome on the entry (success rule and hide time from the entry's
 //! queue). Only the authenticated API and console start one.
 
@@ -88,15 +88,31 @@ struct Placed {
 }
 
 async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) {
+    // An operator with an own number calls from it, and the customer is linked to them
+    // (direct callback): their next call to that number reaches this operator.
+    let flows = calls.flows_now();
+    let caller_id = match calls
+        .store
+        .remember_direct_call(&call.operator, &call.to, unix_ms(), flows.set.calendars())
+        .await
+    {
+        Ok(Some(own)) => own,
+        Ok(None) => trunk.caller_id.clone(),
+        Err(e) => {
+            warn!(call_id = %call.call_id, operator = %call.operator, "direct-callback link not made: {e}");
+            trunk.caller_id.clone()
+        }
+    };
+    drop(flows);
     let cdr = calls.cdr.start_call(CallStart {
         call_id: call.call_id.clone(),
-        caller: trunk.caller_id.clone(),
+        caller: caller_id.clone(),
         called: call.to.clone(),
         started_at_ms: unix_ms(),
         flow: None,
         flow_version: None,
     });
-    let (reason, answered, reached) = connect(&calls, &trunk, &call, &a, &b).await;
+    let (reason, answered, reached) = connect(&calls, &trunk, &caller_id, &call, &a, &b).await;
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
         reason = reason.as_str(), "click-to-call ended");
     if let Some(at) = answered {
@@ -123,6 +139,7 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
 async fn connect(
     calls: &Calls,
     trunk: &Trunk,
+    caller_id: &str,
     call: &Placed,
     a_ports: &Ports,
     b_ports: &Ports,
@@ -163,16 +180,9 @@ async fn connect(
             return (reason, None, Reached::OperatorNotAnswered);
         }
     };
-    let Some(b) = outbound::invite_customer(
-        calls,
-        trunk,
-        &call.to,
-        &trunk.caller_id,
-        &a_answer,
-        &b_ports.0,
-        tx,
-    )
-    .await
+    let Some(b) =
+        outbound::invite_customer(calls, trunk, &call.to, caller_id, &a_answer, &b_ports.0, tx)
+            .await
     else {
         sip.command(SipCommand::Hangup(a)).await;
         return (
