@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::callbacks::CallbackEntry;
-use hotline_core::cdr::{CallEnd, CallStart, EndReason};
+use hotline_core::cdr::{CallStart, EndReason};
 use hotline_ivr::CallbackMode;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -243,20 +243,7 @@ impl Job {
                 caller: self.caller,
             })
             .await;
-        if let Some(at) = answered {
-            calls.cdr.answered(cdr, at);
-        }
-        calls.cdr.end_call(
-            cdr,
-            CallEnd {
-                ended_at_ms: unix_ms(),
-                reason,
-                digits: String::new(),
-                path: Vec::new(),
-                variables: "{}".to_string(),
-                operator: Some(leg.operator.clone()),
-            },
-        );
+        outbound::end_cdr(calls, cdr, answered, reason, &leg.operator);
         let (outcome, note, hide) = outbound::attempt_outcome(reached, self.rules.success_after);
         let hide_ms = if hide {
             millis(self.rules.hide_after_failure)
@@ -350,12 +337,7 @@ impl Job {
                 }
                 CallEvent::LegFailed { leg: h, status } => {
                     if let Some(l) = leg.take_if(|l| l.handle == h) {
-                        let failure = match status {
-                            486 | 600 => RingFailure::Busy,
-                            603 => RingFailure::Rejected,
-                            408 | 480 | 487 => RingFailure::NoAnswer,
-                            _ => RingFailure::Unreachable,
-                        };
+                        let failure = crate::call::ring_failure(status);
                         calls
                             .acd
                             .send(AcdInput::RingFailed {

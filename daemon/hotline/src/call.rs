@@ -900,12 +900,7 @@ async fn on_event(
         }
         CallEvent::LegFailed { leg, status } => {
             if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
-                let failure = match status {
-                    486 | 600 => RingFailure::Busy,
-                    603 => RingFailure::Rejected,
-                    408 | 480 | 487 => RingFailure::NoAnswer,
-                    _ => RingFailure::Unreachable,
-                };
+                let failure = ring_failure(status);
                 info!(call_id = %setup.call_id, operator = %l.operator, status, "operator phone did not answer");
                 calls
                     .acd
@@ -944,6 +939,16 @@ async fn on_event(
         }
     }
     None
+}
+
+/// What an operator phone's final status means to the queue.
+pub fn ring_failure(status: u16) -> RingFailure {
+    match status {
+        486 | 600 => RingFailure::Busy,
+        603 => RingFailure::Rejected,
+        408 | 480 | 487 => RingFailure::NoAnswer,
+        _ => RingFailure::Unreachable,
+    }
 }
 
 /// Places the operator leg the queue asked for, offering the caller's own codec so the

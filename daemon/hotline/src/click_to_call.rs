@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hotline_core::cdr::{CallEnd, CallStart, EndReason};
+use hotline_core::cdr::{CallStart, EndReason};
 use hotline_sip::registrar::Binding;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -115,20 +115,7 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
     let (reason, answered, reached) = connect(&calls, &trunk, &caller_id, &call, &a, &b).await;
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
         reason = reason.as_str(), "click-to-call ended");
-    if let Some(at) = answered {
-        calls.cdr.answered(cdr, at);
-    }
-    calls.cdr.end_call(
-        cdr,
-        CallEnd {
-            ended_at_ms: unix_ms(),
-            reason,
-            digits: String::new(),
-            path: Vec::new(),
-            variables: "{}".to_string(),
-            operator: Some(call.operator.clone()),
-        },
-    );
+    outbound::end_cdr(&calls, cdr, answered, reason, &call.operator);
     if let Some(entry) = call.callback {
         crate::callback_calls::record_attempt(&calls, entry, &call.operator, reached).await;
     }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hotline_core::callbacks::Outcome;
-use hotline_core::cdr::EndReason;
+use hotline_core::cdr::{CallEnd, CdrRef, EndReason};
 use hotline_media::bridge::{Bridge, RtcpRelay, Side};
 use hotline_sip::registrar::Binding;
 use hotline_sip::sdp::{self, Codec, Direction, Negotiated};
@@ -188,6 +188,30 @@ pub async fn relay(
             }
         }
     }
+}
+
+/// Closes the record of a call Hotline placed (no flow: no digits, path or variables).
+pub fn end_cdr(
+    calls: &Calls,
+    cdr: CdrRef,
+    answered_at_ms: Option<i64>,
+    reason: EndReason,
+    operator: &str,
+) {
+    if let Some(at) = answered_at_ms {
+        calls.cdr.answered(cdr, at);
+    }
+    calls.cdr.end_call(
+        cdr,
+        CallEnd {
+            ended_at_ms: crate::call::unix_ms(),
+            reason,
+            digits: String::new(),
+            path: Vec::new(),
+            variables: "{}".to_string(),
+            operator: Some(operator.to_string()),
+        },
+    );
 }
 
 /// How far a callback attempt got.
