@@ -681,6 +681,49 @@ if PRESTART=add_direct start_daemon direct "$AUTOCB_CONFIG"; then
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_direct"; fi
 
+# Customer-first: the customer hears the confirmation prompt and must press 1 before an
+# operator is rung; a customer who doesn't press (an answering machine) never reaches one.
+add_autocb_customer_first() {
+  add_autocb && cat >>"$DAEMON_DIR/flows/queues.toml" <<'TOML'
+mode = "customer-first"
+confirm_prompt = "cb-confirm"
+confirm_key = "1"
+TOML
+}
+autocb_customer_first_confirms() {
+  caller_talks 500 1500 >"$OUT/autocb-cf-missed.log" 2>&1 || { echo "the missed call failed"; return 1; }
+  register_phone 1002 bela-secret-2 15082 || { echo "bela could not register"; return 1; }
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/customer_confirms.xml" >"$OUT/customer_confirms.xml"
+  sipp -sf "$OUT/customer_confirms.xml" -s 0 -i 127.0.0.1 -p 15099 -mi 127.0.0.1 -mp 16070 -m 1 -d 4000 \
+    -nostdin -timeout 60s -timeout_error >"$OUT/autocb-cf-customer.log" 2>&1 & local customer=$!
+  phone operator_answers 1002 15082 16032 300 autocb-cf-bela.log; local bela=$PHONE_PID
+  sleep 0.5
+  [ "$(operator_state bela online)" = 204 ] || { echo "bela not set online"; return 1; }
+  wait $customer || { echo "the customer's phone failed:"; tail -20 "$OUT/autocb-cf-customer.log"; return 1; }
+  wait $bela || { echo "bela's phone failed:"; tail -20 "$OUT/autocb-cf-bela.log"; return 1; }
+  sleep 0.5
+  grep -q 'the customer confirmed' "$DAEMON_DIR/daemon.log" || { echo "no confirmation in the log"; return 1; }
+  ! listed +36209990000 || { echo "still on the list after a confirmed callback"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *acb-*',+3612345678,+36209990000,'*',bela' ]] || { echo "CDR wrong"; return 1; }
+  # The customer calls again and is missed again; this time an answering machine picks up
+  # the callback and presses nothing: bela's phone (no longer listening) must not ring.
+  [ "$(operator_state bela offline)" = 204 ] || { echo "bela not set offline"; return 1; }
+  caller_talks 500 1500 >"$OUT/autocb-cf-missed-2.log" 2>&1 || { echo "the second missed call failed"; return 1; }
+  phone customer_answers 0 15099 16070 2500 autocb-cf-machine.log; customer=$PHONE_PID
+  sleep 0.3
+  [ "$(operator_state bela online)" = 204 ] || { echo "bela not set online again"; return 1; }
+  wait $customer || { echo "the answering machine failed:"; tail -20 "$OUT/autocb-cf-machine.log"; return 1; }
+  sleep 1
+  [ "$(grep -c 'the customer confirmed' "$DAEMON_DIR/daemon.log")" = 1 ] || { echo "the answering machine was put through"; return 1; }
+  grep -q 'auto-callback ended.*no_answer' "$DAEMON_DIR/daemon.log" || { echo "no no_answer outcome in the log"; return 1; }
+  ! listed +36209990000 || { echo "listed during the hide time"; return 1; }
+}
+if PRESTART=add_autocb_customer_first start_daemon autocb_cf "$AUTOCB_CONFIG" 2026-11-24T10:00:00+01:00; then
+  check autocb_customer_first_confirms autocb_customer_first_confirms
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_autocb_cf"; fi
+
 # Two daemons on one PostgreSQL database, 1,000 entries, auto-callback on in both: every
 # entry is dialled exactly once. Each daemon has ten operators whose phones (one SIPp on
 # one port per daemon) answer at once; the customers (one SIPp behind the shared trunk)

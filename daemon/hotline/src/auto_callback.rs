@@ -11,14 +11,22 @@
 //!   operator clicking at the same moment is told the automatic callback has it.
 //! - An attempt counts (retry delay, maximum attempts) only when the customer was dialled;
 //!   when no operator took the callback, the claim is given back.
+//! - Customer-first (`mode = "customer-first"`): the customer is dialled first and hears
+//!   `confirm_prompt`; only when they press `confirm_key` does the callback enter the queue
+//!   for an operator, so an answering machine is never put through. Callbacks being
+//!   confirmed count against the queue's room.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::callbacks::CallbackEntry;
 use hotline_core::cdr::{CallStart, EndReason};
 use hotline_ivr::CallbackMode;
+use hotline_media::{MediaEvent, RtpSession};
+use hotline_sip::sdp::Negotiated;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -53,6 +61,9 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
     let claimer = claimer_name();
     let mut next_caller = CALLER_BASE;
     let mut warned = std::collections::BTreeSet::new();
+    // Per queue: customer-first callbacks dialling or waiting for the key, not yet in the
+    // queue engine.
+    let mut confirming: HashMap<String, Arc<AtomicU32>> = HashMap::new();
     let mut shutdown = calls.shutdown.clone();
     loop {
         tokio::select! {
@@ -72,12 +83,25 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
                 }
                 continue;
             };
-            if matches!(settings.mode, CallbackMode::CustomerFirst { .. }) {
-                if warned.insert(format!("{name}:mode")) {
-                    warn!(queue = %name, "auto-callback mode customer-first is not available yet: set mode = \"agent-first\"; nothing is dialled for this queue");
-                }
-                continue;
-            }
+            let customer_first = match &settings.mode {
+                CallbackMode::AgentFirst => None,
+                CallbackMode::CustomerFirst {
+                    confirm_prompt,
+                    confirm_key,
+                } => match flows.prompts.get(&confirm_prompt.name) {
+                    Some(p) => Some(Confirmation {
+                        prompt: p.clone(),
+                        key: *confirm_key,
+                    }),
+                    None => {
+                        if warned.insert(format!("{name}:prompt")) {
+                            warn!(queue = %name, prompt = %confirm_prompt.name, "auto-callback: the confirmation prompt is not loaded; nothing is dialled");
+                        }
+                        continue;
+                    }
+                },
+            };
+            let confirming_now = confirming.entry(name.clone()).or_default().clone();
             let calendar = settings
                 .window
                 .calendar()
@@ -92,7 +116,8 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
                     reply,
                 })
                 .await
-                .unwrap_or(0);
+                .unwrap_or(0)
+                .saturating_sub(confirming_now.load(Ordering::Relaxed));
             if room == 0 {
                 continue;
             }
@@ -131,6 +156,29 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
                 next_caller += 1;
                 let caller = CallerId(next_caller);
                 let (tx, rx) = mpsc::channel(64);
+                let job = Job {
+                    calls: calls.clone(),
+                    trunk: trunk.clone(),
+                    entry,
+                    claimer: claimer.clone(),
+                    caller,
+                    queue: name.clone(),
+                    rules: rules_for(&calls, Some(name)),
+                    retry,
+                };
+                if let Some(confirmation) = customer_first.clone() {
+                    started += 1;
+                    confirming_now.fetch_add(1, Ordering::Relaxed);
+                    info!(queue = %name, entry = job.entry.id, number = %job.entry.number, "auto-callback placed (customer first)");
+                    tokio::spawn(job.run_customer_first(
+                        tx,
+                        rx,
+                        confirmation,
+                        confirming_now.clone(),
+                    ));
+                    continue;
+                }
+                let entry = &job.entry;
                 // The clock the queue engine orders by: the customer's first call, as long
                 // ago as it was.
                 let age = Duration::from_millis(
@@ -151,7 +199,7 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
                 if !queued {
                     give_back(
                         &calls,
-                        &entry,
+                        entry,
                         &claimer,
                         "the queue did not take the callback",
                     )
@@ -160,15 +208,6 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
                 }
                 started += 1;
                 info!(queue = %name, entry = entry.id, number = %entry.number, "auto-callback placed");
-                let job = Job {
-                    calls: calls.clone(),
-                    trunk: trunk.clone(),
-                    entry,
-                    claimer: claimer.clone(),
-                    caller,
-                    rules: rules_for(&calls, Some(name)),
-                    retry,
-                };
                 tokio::spawn(job.run(tx, rx));
             }
         }
@@ -194,9 +233,20 @@ struct Job {
     entry: CallbackEntry,
     claimer: String,
     caller: CallerId,
+    queue: String,
     rules: OutcomeRules,
     retry: Duration,
 }
+
+/// What a customer-first callback plays, and the key that confirms.
+#[derive(Clone)]
+struct Confirmation {
+    prompt: hotline_media::Prompt,
+    key: char,
+}
+
+/// How long the customer has to press the key after the prompt ends.
+const KEY_WAIT: Duration = Duration::from_secs(10);
 
 /// The operator leg the queue asked for.
 struct Leg {
@@ -208,7 +258,8 @@ struct Leg {
 impl Job {
     async fn run(self, tx: mpsc::Sender<CallEvent>, mut events: mpsc::Receiver<CallEvent>) {
         let calls = &self.calls;
-        let Some((leg, answer)) = self.find_operator(&tx, &mut events).await else {
+        let offer = outbound::first_offer();
+        let Some((leg, answer)) = self.find_operator(&tx, &mut events, &offer).await else {
             calls
                 .acd
                 .send(AcdInput::Leave {
@@ -243,14 +294,23 @@ impl Job {
                 caller: self.caller,
             })
             .await;
-        outbound::end_cdr(calls, cdr, answered, reason, &leg.operator);
+        outbound::end_cdr(calls, cdr, answered, reason, Some(&leg.operator));
+        self.finish(&call_id, reached, Some(&leg.operator)).await;
+    }
+
+    /// Records how the attempt went on the entry.
+    async fn finish(&self, call_id: &str, reached: Reached, operator: Option<&str>) {
+        let calls = &self.calls;
         let (outcome, note, hide) = outbound::attempt_outcome(reached, self.rules.success_after);
         let hide_ms = if hide {
             millis(self.rules.hide_after_failure)
         } else {
             0
         };
-        let note = format!("{note} (automatic, operator {})", leg.operator);
+        let note = match operator {
+            Some(op) => format!("{note} (automatic, operator {op})"),
+            None => format!("{note} (automatic)"),
+        };
         match calls
             .store
             .finish_auto_callback(
@@ -280,7 +340,8 @@ impl Job {
         &self,
         tx: &mpsc::Sender<CallEvent>,
         events: &mut mpsc::Receiver<CallEvent>,
-    ) -> Option<(Leg, hotline_sip::sdp::Negotiated)> {
+        offer: &Negotiated,
+    ) -> Option<(Leg, Negotiated)> {
         let calls = &self.calls;
         let caller = self.caller;
         let mut leg: Option<Leg> = None;
@@ -314,7 +375,7 @@ impl Job {
                         contact,
                         &self.entry.number,
                         "Callback",
-                        &outbound::first_offer(),
+                        offer,
                         &ports.0,
                         tx.clone(),
                     )
@@ -393,7 +454,7 @@ impl Job {
         tx: &mpsc::Sender<CallEvent>,
         events: &mut mpsc::Receiver<CallEvent>,
         leg: &Leg,
-        operator_answer: &hotline_sip::sdp::Negotiated,
+        operator_answer: &Negotiated,
         call_id: &str,
     ) -> (EndReason, Option<i64>, Reached) {
         let calls = &self.calls;
@@ -443,6 +504,188 @@ impl Job {
         )
         .await;
         (reason, Some(answered), Reached::Connected(since.elapsed()))
+    }
+}
+
+impl Job {
+    /// Customer-first: dial the customer, play the confirmation prompt, and only after the
+    /// key enter the queue for an operator.
+    async fn run_customer_first(
+        self,
+        tx: mpsc::Sender<CallEvent>,
+        mut events: mpsc::Receiver<CallEvent>,
+        confirmation: Confirmation,
+        confirming: Arc<AtomicU32>,
+    ) {
+        // Leaves the count of callbacks being confirmed however this ends.
+        struct Confirming(Arc<AtomicU32>);
+        impl Drop for Confirming {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let mut confirming = Some(Confirming(confirming));
+        let calls = &self.calls;
+        let sip = &calls.sip;
+        let Some(ports) = calls.rtp_ports.bind() else {
+            give_back(calls, &self.entry, &self.claimer, "no free RTP port").await;
+            return;
+        };
+        let call_id = format!("acb-{:016x}", rand::random::<u64>());
+        let cdr = calls.cdr.start_call(CallStart {
+            call_id: call_id.clone(),
+            caller: self.trunk.caller_id.clone(),
+            called: self.entry.number.clone(),
+            started_at_ms: unix_ms(),
+            flow: None,
+            flow_version: None,
+        });
+        let end = |answered, reason, operator: Option<&str>| {
+            outbound::end_cdr(calls, cdr, answered, reason, operator)
+        };
+        let b = outbound::invite_customer(
+            calls,
+            &self.trunk,
+            &self.entry.number,
+            &self.trunk.caller_id,
+            &outbound::first_offer(),
+            &ports.0,
+            tx.clone(),
+        )
+        .await;
+        let Some(b) = b else {
+            end(None, EndReason::TransportError, None);
+            self.finish(
+                &call_id,
+                Reached::CustomerNotAnswered(NotAnswered::Broken),
+                None,
+            )
+            .await;
+            return;
+        };
+        info!(%call_id, number = %self.entry.number, "auto-callback: dialling the customer first");
+        let answer = match outbound::wait_answer(&mut events, b).await {
+            Ok(n) => n,
+            Err(why) => {
+                sip.command(SipCommand::Hangup(b)).await;
+                end(None, EndReason::Rejected, None);
+                self.finish(&call_id, Reached::CustomerNotAnswered(why), None)
+                    .await;
+                return;
+            }
+        };
+        let answered = Some(unix_ms());
+        if !confirm(&ports.0, &answer, b, &mut events, &confirmation).await {
+            sip.command(SipCommand::Hangup(b)).await;
+            end(answered, EndReason::FlowHangup, None);
+            self.finish(&call_id, Reached::NotConfirmed, None).await;
+            return;
+        }
+        info!(%call_id, number = %self.entry.number, "auto-callback: the customer confirmed");
+        let age = Duration::from_millis(
+            u64::try_from(unix_ms().saturating_sub(self.entry.first_at_ms)).unwrap_or(0),
+        );
+        let since = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let queued = calls
+            .acd
+            .ask(|reply| AcdInput::EnqueueCallback {
+                caller: self.caller,
+                queue: self.queue.clone(),
+                since,
+                events: tx.clone(),
+                reply,
+            })
+            .await
+            .unwrap_or(false);
+        // In the queue now (or never): it counts there, not here.
+        confirming.take();
+        let found = if queued {
+            self.find_operator(&tx, &mut events, &answer).await
+        } else {
+            None
+        };
+        let Some((leg, operator_answer)) = found else {
+            calls
+                .acd
+                .send(AcdInput::Leave {
+                    caller: self.caller,
+                    reply: tokio::sync::oneshot::channel().0,
+                })
+                .await;
+            sip.command(SipCommand::Hangup(b)).await;
+            end(answered, EndReason::FlowHangup, None);
+            self.finish(&call_id, Reached::NoOperator, None).await;
+            return;
+        };
+        let since = Instant::now();
+        let reason = outbound::relay(
+            calls,
+            &mut events,
+            (leg.handle, &operator_answer, &leg.ports),
+            (b, &answer, &ports),
+        )
+        .await;
+        calls
+            .acd
+            .send(AcdInput::CallEnded {
+                caller: self.caller,
+            })
+            .await;
+        end(answered, reason, Some(&leg.operator));
+        self.finish(
+            &call_id,
+            Reached::Connected(since.elapsed()),
+            Some(&leg.operator),
+        )
+        .await;
+    }
+}
+
+/// Plays the confirmation prompt to the customer on leg `b` and waits for the key (RFC 4733
+/// events) until [`KEY_WAIT`] after the prompt. False when the customer hung up, pressed
+/// nothing or pressed another key only.
+async fn confirm(
+    socket: &tokio::net::UdpSocket,
+    answer: &Negotiated,
+    b: hotline_sip::CallHandle,
+    events: &mut mpsc::Receiver<CallEvent>,
+    confirmation: &Confirmation,
+) -> bool {
+    let start = Instant::now();
+    let mut rtp = RtpSession::new(crate::call::rtp_config(answer), start);
+    rtp.play(start, vec![confirmation.prompt.clone()], 1);
+    // Until the prompt ends, the limit is the prompt's length plus the wait, whatever it is.
+    let mut give_up = start + confirmation.prompt.duration() + KEY_WAIT;
+    let mut buf = [0u8; 2048];
+    loop {
+        while let Some((to, packet)) = rtp.poll_transmit() {
+            let _ = socket.send_to(&packet, to).await;
+        }
+        while let Some(ev) = rtp.poll_event() {
+            match ev {
+                MediaEvent::Dtmf { digit, .. } if digit == confirmation.key => return true,
+                MediaEvent::Dtmf { .. } => {}
+                MediaEvent::PlaybackDone { .. } => give_up = Instant::now() + KEY_WAIT,
+            }
+        }
+        let wake = rtp.poll_timeout().map_or(give_up, |t| t.min(give_up));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if now >= give_up {
+                    return false;
+                }
+                rtp.handle_timeout(now);
+            }
+            r = socket.recv_from(&mut buf) => if let Ok((n, from)) = r {
+                rtp.handle_input(Instant::now(), from, &buf[..n]);
+            },
+            ev = events.recv() => match ev {
+                Some(CallEvent::LegEnded { leg }) if leg == b => return false,
+                None => return false,
+                Some(_) => {}
+            },
+        }
     }
 }
 

@@ -1144,7 +1144,7 @@ fn rtp_destination(n: &Negotiated) -> Option<SocketAddr> {
     (!held).then_some(n.remote_rtp)
 }
 
-fn rtp_config(n: &Negotiated) -> RtpConfig {
+pub(crate) fn rtp_config(n: &Negotiated) -> RtpConfig {
     RtpConfig {
         codec: match n.codec {
             sdp::Codec::Pcmu => Codec::Pcmu,

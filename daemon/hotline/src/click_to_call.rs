@@ -115,7 +115,7 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
     let (reason, answered, reached) = connect(&calls, &trunk, &caller_id, &call, &a, &b).await;
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
         reason = reason.as_str(), "click-to-call ended");
-    outbound::end_cdr(&calls, cdr, answered, reason, &call.operator);
+    outbound::end_cdr(&calls, cdr, answered, reason, Some(&call.operator));
     if let Some(entry) = call.callback {
         crate::callback_calls::record_attempt(&calls, entry, &call.operator, reached).await;
     }

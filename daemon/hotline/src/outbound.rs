@@ -196,7 +196,7 @@ pub fn end_cdr(
     cdr: CdrRef,
     answered_at_ms: Option<i64>,
     reason: EndReason,
-    operator: &str,
+    operator: Option<&str>,
 ) {
     if let Some(at) = answered_at_ms {
         calls.cdr.answered(cdr, at);
@@ -209,7 +209,7 @@ pub fn end_cdr(
             digits: String::new(),
             path: Vec::new(),
             variables: "{}".to_string(),
-            operator: Some(operator.to_string()),
+            operator: operator.map(str::to_string),
         },
     );
 }
@@ -221,6 +221,10 @@ pub enum Reached {
     OperatorNotAnswered,
     /// The customer's leg failed.
     CustomerNotAnswered(NotAnswered),
+    /// The customer answered but did not press the confirmation key (customer-first).
+    NotConfirmed,
+    /// The customer confirmed, but no operator took the call (customer-first).
+    NoOperator,
     /// The customer answered and talked to the operator this long.
     Connected(Duration),
 }
@@ -253,6 +257,16 @@ pub fn attempt_outcome(reached: Reached, success_after: Duration) -> (Outcome, S
             };
             (outcome, note, true)
         }
+        Reached::NotConfirmed => (
+            Outcome::NoAnswer,
+            "the call was answered but the key was not pressed (an answering machine?)".into(),
+            true,
+        ),
+        Reached::NoOperator => (
+            Outcome::Failed,
+            "the customer confirmed, but no operator took the call".into(),
+            false,
+        ),
         Reached::Connected(talked) if talked >= success_after => (
             Outcome::Success,
             format!("connected for {} s", talked.as_secs()),
@@ -295,6 +309,14 @@ mod tests {
         assert_eq!(f(NotAnswered::Status(603)).0, Outcome::Rejected);
         assert_eq!(f(NotAnswered::Status(503)).0, Outcome::Failed);
         assert!(f(NotAnswered::Status(486)).2);
+    }
+
+    #[test]
+    fn customer_first_outcomes() {
+        let (outcome, _, hide) = attempt_outcome(Reached::NotConfirmed, TEN);
+        assert_eq!((outcome, hide), (Outcome::NoAnswer, true));
+        let (outcome, _, hide) = attempt_outcome(Reached::NoOperator, TEN);
+        assert_eq!((outcome, hide), (Outcome::Failed, false));
     }
 
     #[test]
