@@ -1,6 +1,7 @@
 // The missed-calls widget in two operators' browsers at once, with real phones (SIPp) for
-// the operators and the customers behind the trunk. tests/run.sh first has a caller leave
-// a callback request in the IVR (so +36209990000 is on the list, with a promised time),
+// the operators and the customers behind the trunk. tests/run.sh first has a caller take
+// the callback offer while waiting in the queue (so +36209990000 is on the list, with a
+// promised time),
 // registers anna's phone (SIP user
 // 1001 on port 15081) and bela's (1002 on 15082), and gives the support queue a 2 s
 // success rule and a 4 s hide time.
