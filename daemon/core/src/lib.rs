@@ -1,7 +1,7 @@
 //! hotline-core: the contact-center logic between the protocol cores and the web:
 //! the store (sqlx on SQLite/PostgreSQL), call detail records, the IVR call that joins
 //! a caller's RTP session to a flow run, queues (ACD), web users, visual sessions and the
-//! notifications (SMS, e-mail) they send, and the shared callback list. Later: chat.
+//! notifications (SMS, e-mail) they send, the shared callback list, and web chat.
 //!
 //! It owns no sockets and reads no clock in its call logic; the `hotline` binary drives it.
 
@@ -9,6 +9,7 @@ pub mod acd;
 pub mod callback;
 pub mod callbacks;
 pub mod cdr;
+pub mod chat;
 pub mod direct;
 pub mod ivr_call;
 pub mod missed;
