@@ -121,6 +121,13 @@ impl IvrCall {
         self.run_flow(now);
     }
 
+    /// The time computed for the callback the flow just requested (`Request::Callback`):
+    /// `in_ms` from now, `same_day` when still today on the flows' clock.
+    pub fn callback_promise(&mut self, now: Instant, in_ms: u64, same_day: bool) {
+        self.flow.on_callback_promise(now, in_ms, same_day);
+        self.run_flow(now);
+    }
+
     /// The next thing the flow asks of the outside world.
     pub fn poll_request(&mut self) -> Option<Request> {
         self.requests.pop_front()

@@ -246,7 +246,8 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
             missed.queue.as_deref(),
             CallbackSource::Missed,
         )
-        .await;
+        .await
+        .map(|noted| noted.id);
         // A missed direct call is the linked operator's to return (PRODUCT C5).
         if let (Some(entry), Some(operator)) = (entry, &linked) {
             match calls
@@ -276,16 +277,43 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
     );
 }
 
+/// A caller's entry on the shared callback list, as noted.
+struct Noted {
+    id: i64,
+    /// The time promised to a caller who asked for the callback.
+    promised_at_ms: Option<i64>,
+}
+
+/// How far off a promised time is (ms, at least 0) and whether it is still today on the
+/// flows' clock in the queue's callback time zone: what the flow's `promise_computed`
+/// prompts choose by.
+fn promise_distance(calls: &Calls, queue: Option<&str>, promised_at_ms: i64) -> (u64, bool) {
+    let in_ms = u64::try_from(promised_at_ms.saturating_sub(unix_ms())).unwrap_or(0);
+    let tz = queue
+        .and_then(|q| {
+            calls
+                .flows_now()
+                .set
+                .queues()
+                .get(q)
+                .map(|q| q.callbacks.window.time_zone())
+        })
+        .unwrap_or(hotline_ivr::window::DEFAULT_TIME_ZONE);
+    let now = calls.clock.now().with_timezone(&tz);
+    let then = now + chrono::Duration::milliseconds(i64::try_from(in_ms).unwrap_or(i64::MAX));
+    (in_ms, then.date_naive() == now.date_naive())
+}
+
 /// Puts the caller on the shared callback list (one entry per number: a repeat caller
 /// updates theirs). Anonymous callers are counted as missed calls but can't be called back.
-/// Returns the entry's id when it is on the list.
+/// Returns the entry (with the promised time) when it is on the list.
 async fn note_on_callback_list(
     calls: &Calls,
     call_id: &str,
     number: &str,
     queue: Option<&str>,
     source: CallbackSource,
-) -> Option<i64> {
+) -> Option<Noted> {
     // A caller who asked for a callback is promised a time (tracked in the promise report).
     let promised_at_ms = match (source, queue) {
         (CallbackSource::Ivr, Some(q)) => crate::callback_calls::promise_for(calls, q).await,
@@ -302,7 +330,10 @@ async fn note_on_callback_list(
     match calls.store.note_callback(&note).await {
         Ok(entry) => {
             info!(%call_id, %number, entry = entry.id, count = entry.count, "on the callback list");
-            Some(entry.id)
+            Some(Noted {
+                id: entry.id,
+                promised_at_ms,
+            })
         }
         Err(CallbackError::Anonymous) => None,
         Err(e) => {
@@ -1099,7 +1130,7 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
                 match stored {
                     Ok(id) => {
                         info!(call_id = %setup.call_id, %number, id, "callback request recorded");
-                        note_on_callback_list(
+                        let noted = note_on_callback_list(
                             calls,
                             &setup.call_id,
                             &number,
@@ -1107,6 +1138,12 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
                             CallbackSource::Ivr,
                         )
                         .await;
+                        // The flow may say the computed time (its fallback otherwise).
+                        if let Some(promised_at_ms) = noted.and_then(|n| n.promised_at_ms) {
+                            let (in_ms, same_day) =
+                                promise_distance(calls, queue.as_deref(), promised_at_ms);
+                            ivr.callback_promise(Instant::now(), in_ms, same_day);
+                        }
                     }
                     Err(e) => {
                         warn!(call_id = %setup.call_id, %number, "callback request NOT stored: {e}")

@@ -55,8 +55,9 @@ const PROMISE_STEP_MS: i64 = 5 * 60 * 1000;
 
 /// When a new callback request for `queue` can be kept: the open entries due before it
 /// and the live callers waiting, each taking the queue's mean handling time spread over
-/// its staffed operators; with auto-callback on, not before its window opens. Rounded up
-/// to 5 minutes. `None` when the queue is unknown.
+/// its staffed operators; not before the queue's callback window opens (when it has one,
+/// whether Hotline or the operators make the calls). Rounded up to 5 minutes. `None` when
+/// the queue is unknown.
 pub async fn promise_for(calls: &Calls, queue: &str) -> Option<i64> {
     let now_ms = unix_ms();
     let backlog = calls
@@ -78,7 +79,7 @@ pub async fn promise_for(calls: &Calls, queue: &str) -> Option<i64> {
     let mut start_ms = now_ms;
     let flows = calls.flows_now();
     if let Some(q) = flows.set.queues().get(queue)
-        && q.callbacks.auto
+        && !q.callbacks.window.rules().is_empty()
     {
         let window = &q.callbacks.window;
         let calendar = window.calendar().and_then(|c| flows.set.calendar(c));

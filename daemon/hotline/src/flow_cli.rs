@@ -34,6 +34,10 @@ pub enum FlowCommand {
         /// Expected wait (seconds) the queue would announce.
         #[arg(long, default_value_t = 60)]
         expected_wait: u64,
+        /// Minutes until the callback Hotline would promise (steps with promise_computed);
+        /// without it none comes and the fallback is said.
+        #[arg(long)]
+        promise_in: Option<u64>,
         /// The flows directory (default: HOTLINE_FLOWS_DIR or ./ivr-flows).
         #[arg(long)]
         flows: Option<PathBuf>,
@@ -59,6 +63,7 @@ pub fn run(cmd: FlowCommand) -> Result<u8, String> {
             digits,
             queue_wait,
             expected_wait,
+            promise_in,
             flows,
         } => {
             let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
@@ -80,6 +85,7 @@ pub fn run(cmd: FlowCommand) -> Result<u8, String> {
                 digits,
                 queue_wait: queue_wait.map(Duration::from_secs),
                 expected_wait: Duration::from_secs(expected_wait),
+                promise_in: promise_in.map(|m| Duration::from_secs(m.saturating_mul(60))),
             };
             let lines = hotline_ivr::simulate(&set, &input).map_err(|e| e.to_string())?;
             for line in lines {

@@ -220,10 +220,39 @@ pub struct Callback {
     pub readback_prompt: Vec<Ref>,
     /// Tells when to expect the call, unless an offer rule gave its own.
     pub promise: Option<Ref>,
+    /// Tells the time Hotline computed for the call (backlog and operators), unless an
+    /// offer rule gave its own promise; `promise` is the fallback when none comes.
+    pub promise_computed: Option<ComputedPromise>,
     /// The queue the request is for, unless it came from a queue's offer.
     pub queue: Option<Ref>,
     pub next: Ref,
     pub on_fail: Ref,
+}
+
+/// The prompts that say the computed callback time: the first that fits is said.
+#[derive(Debug, Clone)]
+pub struct ComputedPromise {
+    /// Within `soon_minutes` ("within half an hour").
+    pub soon: Ref,
+    pub soon_minutes: u64,
+    /// Later, but on the same day ("later today").
+    pub today: Ref,
+    /// Any later day ("on the next working day").
+    pub later: Ref,
+}
+
+impl ComputedPromise {
+    /// The prompt for a call promised `in_ms` from now (`same_day`: still today on the
+    /// flows' clock).
+    pub fn prompt_for(&self, in_ms: u64, same_day: bool) -> &Ref {
+        if in_ms <= self.soon_minutes.saturating_mul(60_000) {
+            &self.soon
+        } else if same_day {
+            &self.today
+        } else {
+            &self.later
+        }
+    }
 }
 
 /// Record variables and tags on the call.
@@ -532,6 +561,11 @@ impl StepKind {
                 .chain(&c.invalid_prompt)
                 .chain(&c.readback_prompt)
                 .chain(c.promise.as_ref())
+                .chain(
+                    c.promise_computed
+                        .iter()
+                        .flat_map(|p| [&p.soon, &p.today, &p.later]),
+                )
                 .cloned()
                 .collect(),
             StepKind::Transfer(t) => t.prompts.clone(),

@@ -88,7 +88,9 @@ pub enum Action {
     /// or another step, or waited `max_wait`).
     LeaveQueue,
     /// Record a callback request. `number` is canonical (`+36…`);
-    /// `promise` is the prompt that told the caller when to expect the call.
+    /// `promise` is the prompt that told the caller when to expect the call,
+    /// `None` when the step says the computed time: answer with
+    /// [`FlowRun::on_callback_promise`].
     CallbackRequest {
         number: String,
         queue: Option<String>,
@@ -173,7 +175,8 @@ struct OfferContext {
 /// - [`Self::on_digit`] for each DTMF digit;
 /// - [`Self::handle_timeout`] when the deadline passes;
 /// - [`Self::on_queue_status`] after `EnterQueue`, and on every change;
-/// - [`Self::on_transfer_result`] after `Transfer`.
+/// - [`Self::on_transfer_result`] after `Transfer`;
+/// - [`Self::on_callback_promise`] after `CallbackRequest`.
 ///
 /// Digits during an uninterruptible play, a menu's final failure notice or
 /// a goodbye are ignored (but recorded in [`Self::digits`]). During an
@@ -379,6 +382,15 @@ impl FlowRun {
             self.queue_status(now, status);
             self.drive(now);
         }
+    }
+
+    /// The time Hotline computed for the callback just requested: `in_ms` from now,
+    /// `same_day` when that is still today on the flows' clock. A step with
+    /// `promise_computed` says it; otherwise (or once its fallback was said) it is
+    /// ignored.
+    pub fn on_callback_promise(&mut self, now: Instant, in_ms: u64, same_day: bool) {
+        self.on_callback_promise_inner(in_ms, same_day);
+        self.drive(now);
     }
 
     /// The runtime's answer to `Transfer`: `ok` ends the flow's part (no

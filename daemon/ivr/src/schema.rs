@@ -177,16 +177,23 @@ mod tests {
                 "offers" => get(defs, "offer_set"),
                 "offer_rule" => get(defs, "offer_rule"),
                 "caller_rule" => get(defs, "caller_rule"),
+                "promise_computed" => get(defs, "promise_computed"),
                 step => get(defs, &step.replace('.', "_")),
             }
         };
         let mut labels: Vec<&str> = census.keys().copied().collect();
         labels.sort();
-        let mut expected: Vec<String> = ["flow", "offers", "offer_rule", "caller_rule"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(STEP_TYPES.iter().map(|t| format!("step.{t}")))
-            .collect();
+        let mut expected: Vec<String> = [
+            "flow",
+            "offers",
+            "offer_rule",
+            "caller_rule",
+            "promise_computed",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(STEP_TYPES.iter().map(|t| format!("step.{t}")))
+        .collect();
         expected.sort();
         assert_eq!(labels, expected, "every kind of table was read");
         for (label, parser_keys) in &census {

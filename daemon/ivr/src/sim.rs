@@ -4,7 +4,8 @@
 //! The stand-in runtime: a prompt plays for its WAV's length; a queue
 //! reports position 1 and `expected_wait` as soon as the caller enters, and
 //! an operator answers after `queue_wait` (never without it); a transfer
-//! succeeds. The caller presses each `digits` entry at the next point the
+//! succeeds; a callback step that says the computed time is told
+//! `promise_in` (never without it: its fallback is said). The caller presses each `digits` entry at the next point the
 //! flow waits for a key (after a menu's prompt, after the callback step's
 //! question, in a queue when the caller enters or an announcement ends),
 //! one key every 200 ms; `-` lets that point pass.
@@ -33,6 +34,8 @@ pub struct SimInput {
     pub queue_wait: Option<Duration>,
     /// The expected wait the queue reports.
     pub expected_wait: Duration,
+    /// The callback time the stand-in runtime computes; `None`: it tells none.
+    pub promise_in: Option<Duration>,
 }
 
 /// One printed line: milliseconds since the answer, and what happened.
@@ -100,6 +103,7 @@ pub fn simulate(set: &FlowSet, input: &SimInput) -> Result<Vec<SimLine>, SimErro
         answer_at: None,
         status_due: false,
         transfer_due: false,
+        promise_due: false,
         keys: VecDeque::new(),
         next_entry: 0,
         last_epoch: None,
@@ -210,6 +214,8 @@ struct Sim<'a> {
     status_due: bool,
     /// The stand-in runtime owes a transfer result.
     transfer_due: bool,
+    /// The stand-in runtime owes a computed callback time.
+    promise_due: bool,
     /// Keys of the entry being pressed, with when.
     keys: VecDeque<(u64, char)>,
     next_entry: usize,
@@ -272,6 +278,16 @@ impl Sim<'_> {
             } else if self.transfer_due {
                 self.transfer_due = false;
                 run.on_transfer_result(now, true);
+            } else if let (true, Some(promise_in)) = (self.promise_due, self.input.promise_in) {
+                self.promise_due = false;
+                let in_ms = u64::try_from(promise_in.as_millis()).unwrap_or(u64::MAX);
+                let wall_now = self.input.at + Duration::from_millis(self.now);
+                let same_day = (wall_now + promise_in).date_naive() == wall_now.date_naive();
+                self.line(format!(
+                    "the runtime promises the callback in {} min",
+                    in_ms.div_ceil(60_000)
+                ));
+                run.on_callback_promise(now, in_ms, same_day);
             } else {
                 break;
             }
@@ -331,11 +347,14 @@ impl Sim<'_> {
                 number,
                 queue,
                 promise,
-            } => format!(
-                "callback request: {number}, queue {}, promise {}",
-                queue.as_deref().unwrap_or("-"),
-                promise.as_deref().unwrap_or("-")
-            ),
+            } => {
+                self.promise_due = promise.is_none();
+                format!(
+                    "callback request: {number}, queue {}, promise {}",
+                    queue.as_deref().unwrap_or("-"),
+                    promise.as_deref().unwrap_or("(computed)")
+                )
+            }
             Action::Transfer { target } => {
                 self.transfer_due = true;
                 format!("transfer to {}", describe_target(&target))

@@ -295,7 +295,7 @@ fn check_step_ref(cx: &mut Cx<'_>, r: &Ref, defined: &BTreeSet<String>) {
 }
 
 /// Every key the parser accepts, by table label (`flow`, `step.TYPE`,
-/// `offers`, `offer_rule`, `caller_rule`). Read off the parser itself: a
+/// `offers`, `offer_rule`, `caller_rule`, `promise_computed`). Read off the parser itself: a
 /// document with every step type is parsed while [`Fields`] records what
 /// each reader asked for, so the schema test compares against what the
 /// code really accepts.
@@ -306,6 +306,7 @@ pub(crate) fn known_keys() -> BTreeMap<&'static str, Vec<&'static str>> {
         text.push_str(&format!("[steps.{ty}]\ntype = \"{ty}\"\n"));
     }
     text.push_str("[[steps.caller.rules]]\nnext = \"play\"\n");
+    text.push_str("[steps.callback.promise_computed]\n");
     text.push_str("[offers.o]\n[[offers.o.rules]]\noffer = \"never\"\n");
     super::recorder::start();
     let _ = parse_flow(Path::new("x.toml"), &text, String::new());

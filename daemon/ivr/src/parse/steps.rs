@@ -9,8 +9,8 @@ use toml::Spanned;
 use super::{Cx, Fields, Value, is_dtmf};
 use crate::error::Loc;
 use crate::model::{
-    Callback, CallerBranch, CallerMatch, CallerRule, Choice, Goto, Hangup, Menu, Play, Queue, Ref,
-    STEP_TYPES, Schedule, SetVars, Step, StepKind, Transfer, TransferTo,
+    Callback, CallerBranch, CallerMatch, CallerRule, Choice, ComputedPromise, Goto, Hangup, Menu,
+    Play, Queue, Ref, STEP_TYPES, Schedule, SetVars, Step, StepKind, Transfer, TransferTo,
 };
 use crate::number::{self, NumberPattern};
 use crate::parse::flow::BUILTIN_VARIABLES;
@@ -491,6 +491,9 @@ fn read_callback(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>, step: &str) -> Callbac
         .unwrap_or(true);
     let readback_prompt = opt_prompts(cx, f, "readback_prompt");
     let promise = f.get("promise").and_then(|v| cx.prompt(v, "promise"));
+    let promise_computed = f
+        .get("promise_computed")
+        .and_then(|v| read_computed_promise(cx, v, step));
     let queue = f
         .get("queue")
         .and_then(|v| cx.file_name(v, "queue", "queue"));
@@ -538,10 +541,43 @@ fn read_callback(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>, step: &str) -> Callbac
         readback,
         readback_prompt,
         promise,
+        promise_computed,
         queue,
         next,
         on_fail,
     }
+}
+
+/// Default of `promise_computed.soon_minutes`.
+const DEFAULT_SOON_MINUTES: u64 = 30;
+
+/// `[steps.NAME.promise_computed]`: `soon`, `today` and `later` prompts (all three, so
+/// every computed time has words), and `soon_minutes`.
+fn read_computed_promise(cx: &mut Cx<'_>, v: &Value<'_>, step: &str) -> Option<ComputedPromise> {
+    let Some(t) = v.get_ref().as_table() else {
+        cx.wrong_type(v, "promise_computed", "a table");
+        return None;
+    };
+    let at = cx.loc(v.span());
+    let mut f = Fields::new(t, at, format!("`promise_computed` of step `{step}`"))
+        .labeled("promise_computed");
+    let prompt = |cx: &mut Cx<'_>, f: &mut Fields<'_, '_>, key: &'static str| {
+        f.require(cx, key).and_then(|v| cx.prompt(v, key))
+    };
+    let soon = prompt(cx, &mut f, "soon");
+    let today = prompt(cx, &mut f, "today");
+    let later = prompt(cx, &mut f, "later");
+    let soon_minutes = f
+        .get("soon_minutes")
+        .and_then(|v| cx.uint(v, "soon_minutes", 1, 24 * 60))
+        .unwrap_or(DEFAULT_SOON_MINUTES);
+    f.finish(cx);
+    Some(ComputedPromise {
+        soon: soon?,
+        soon_minutes,
+        today: today?,
+        later: later?,
+    })
 }
 
 fn read_set(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>, step: &str) -> SetVars {

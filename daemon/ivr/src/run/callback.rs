@@ -15,7 +15,10 @@ pub(super) struct CallbackRun {
     failures: u32,
     stage: Stage,
     queue: Option<String>,
+    /// The fixed promise (an offer rule's or the step's).
     promise: Option<String>,
+    /// The promise is the computed time (the fixed one is only the fallback).
+    computed: bool,
 }
 
 #[derive(Debug)]
@@ -31,8 +34,26 @@ enum Stage {
     /// The last failure's notice plays; then `on_fail`.
     Failing,
     /// Read-back and promise play; then `next`.
-    Closing,
+    Closing {
+        /// The promise waits for the time Hotline computes (`promise_computed`).
+        computed: Option<AwaitedPromise>,
+    },
 }
+
+/// A computed promise being waited for while the read-back plays.
+#[derive(Debug)]
+struct AwaitedPromise {
+    /// The read-back has finished playing (or there was none).
+    readback_done: bool,
+    /// The prompt chosen from the computed time, once it came.
+    prompt: Option<String>,
+    /// Without a time by then, the fallback prompt is said.
+    until: Instant,
+}
+
+/// How long a computed promise may take before the fallback is said: the caller must
+/// not sit in silence because the store is slow.
+const PROMISE_WAIT: Duration = Duration::from_secs(2);
 
 /// What a key does to a number being keyed in.
 enum Key {
@@ -45,7 +66,10 @@ impl CallbackRun {
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         match &self.stage {
             Stage::Confirm { until } | Stage::Entry { until, .. } => *until,
-            Stage::Failing | Stage::Closing => None,
+            Stage::Closing {
+                computed: Some(a), ..
+            } if a.prompt.is_none() => Some(a.until),
+            Stage::Failing | Stage::Closing { .. } => None,
         }
     }
 
@@ -53,7 +77,7 @@ impl CallbackRun {
         match &self.stage {
             Stage::Confirm { until } => until.is_some(),
             Stage::Entry { until, entry } => until.is_some() && entry.is_empty(),
-            Stage::Failing | Stage::Closing => false,
+            Stage::Failing | Stage::Closing { .. } => false,
         }
     }
 }
@@ -104,23 +128,21 @@ impl FlowRun {
         c: &Callback,
         offer: Option<OfferContext>,
     ) {
-        let (queue, promise) = match offer {
-            Some(o) => (
-                Some(o.queue),
-                o.promise
-                    .or_else(|| c.promise.as_ref().map(|r| r.name.clone())),
-            ),
-            None => (
-                c.queue.as_ref().map(|r| r.name.clone()),
-                c.promise.as_ref().map(|r| r.name.clone()),
-            ),
+        let (queue, rule_promise) = match offer {
+            Some(o) => (Some(o.queue), o.promise),
+            None => (c.queue.as_ref().map(|r| r.name.clone()), None),
         };
+        // An offer rule's promise is a commitment to a kind of caller: it wins over both
+        // the computed time and the step's own promise.
+        let computed = rule_promise.is_none() && c.promise_computed.is_some();
+        let promise = rule_promise.or_else(|| c.promise.as_ref().map(|r| r.name.clone()));
         let mut run = CallbackRun {
             step: step.name.clone(),
             failures: 0,
             stage: Stage::Failing,
             queue,
             promise,
+            computed,
         };
         // A caller ID that is no phone number (withheld, or a SIP name)
         // cannot be called back: only a keyed-in number will do.
@@ -170,9 +192,52 @@ impl FlowRun {
                 self.input_epoch += 1;
             }
             Stage::Failing => self.next = Some(c.on_fail.name.clone()),
-            Stage::Closing => self.next = Some(c.next.name.clone()),
+            Stage::Closing { computed: None } => self.next = Some(c.next.name.clone()),
+            Stage::Closing { computed: Some(a) } => {
+                a.readback_done = true;
+                if let Some(prompt) = a.prompt.take() {
+                    self.say_promise(prompt);
+                }
+            }
             Stage::Confirm { .. } | Stage::Entry { .. } => {}
         }
+    }
+
+    /// The time Hotline computed for the callback just requested: `in_ms` from now,
+    /// `same_day` when that is still today. Ignored unless the step waits for one.
+    pub(super) fn on_callback_promise_inner(&mut self, in_ms: u64, same_day: bool) {
+        let flow = Arc::clone(&self.flow);
+        let Phase::Callback(run) = &mut self.phase else {
+            return;
+        };
+        let Some(c) = callback_of(&flow, &run.step) else {
+            return;
+        };
+        let (Some(computed), Stage::Closing { computed: Some(a) }) =
+            (&c.promise_computed, &mut run.stage)
+        else {
+            return;
+        };
+        if a.prompt.is_some() {
+            return;
+        }
+        let prompt = computed.prompt_for(in_ms, same_day).name.clone();
+        let readback_done = a.readback_done;
+        if !readback_done {
+            a.prompt = Some(prompt.clone());
+        }
+        self.note(|| format!("promised in {} min: {prompt}", in_ms.div_ceil(60_000)));
+        if readback_done {
+            self.say_promise(prompt);
+        }
+    }
+
+    /// Plays the promise; the step then goes on to `next`.
+    fn say_promise(&mut self, prompt: String) {
+        if let Phase::Callback(run) = &mut self.phase {
+            run.stage = Stage::Closing { computed: None };
+        }
+        self.play_names(vec![prompt]);
     }
 
     pub(super) fn callback_digit(&mut self, now: Instant, digit: char) {
@@ -191,7 +256,7 @@ impl FlowRun {
                 if digit == c.own_key {
                     let own = number::normalize(&self.ctx.caller).unwrap_or_default();
                     self.note(|| format!("the caller confirms their own number {own}"));
-                    self.callback_accept(c, own);
+                    self.callback_accept(now, c, own);
                 } else if digit == c.other_key && !c.enter_prompt.is_empty() {
                     self.note(|| "the caller will key in another number".to_owned());
                     if let Phase::Callback(run) = &mut self.phase {
@@ -221,7 +286,7 @@ impl FlowRun {
                     self.push(Action::StopPlayback);
                 }
                 match outcome {
-                    Key::Submit(entry) => self.callback_submit(c, entry),
+                    Key::Submit(entry) => self.callback_submit(now, c, entry),
                     Key::More => {}
                     Key::Bad(so_far) => {
                         self.note(|| format!("key {digit} in a number (after `{so_far}`)"));
@@ -229,7 +294,7 @@ impl FlowRun {
                     }
                 }
             }
-            Stage::Failing | Stage::Closing => {}
+            Stage::Failing | Stage::Closing { .. } => {}
         }
     }
 
@@ -257,18 +322,33 @@ impl FlowRun {
                     self.note(|| "no number keyed in time".to_owned());
                     self.callback_fail(c);
                 } else {
-                    self.callback_submit(c, entry);
+                    self.callback_submit(now, c, entry);
+                }
+            }
+            Stage::Closing { computed: Some(a) } if a.prompt.is_none() && a.until <= now => {
+                // No time came: the step's own promise, else the vaguest computed one.
+                let fallback = run
+                    .promise
+                    .clone()
+                    .or_else(|| c.promise_computed.as_ref().map(|p| p.later.name.clone()));
+                let readback_done = a.readback_done;
+                if !readback_done {
+                    a.prompt = fallback.clone();
+                }
+                self.note(|| "no computed promise in time: the fallback is said".to_owned());
+                if let (true, Some(prompt)) = (readback_done, fallback) {
+                    self.say_promise(prompt);
                 }
             }
             _ => {}
         }
     }
 
-    fn callback_submit(&mut self, c: &Callback, entry: String) {
+    fn callback_submit(&mut self, now: Instant, c: &Callback, entry: String) {
         match validate(c, &entry) {
             Ok(number) => {
                 self.note(|| format!("number {entry} accepted"));
-                self.callback_accept(c, number);
+                self.callback_accept(now, c, number);
             }
             Err(why) => {
                 self.note(|| format!("number refused: {why}"));
@@ -280,18 +360,37 @@ impl FlowRun {
     /// A good number: the request goes out at once (a caller who hangs up
     /// during the read-back still gets the call), then the read-back and
     /// the promise play.
-    fn callback_accept(&mut self, c: &Callback, number: String) {
+    fn callback_accept(&mut self, now: Instant, c: &Callback, number: String) {
         let Phase::Callback(run) = &mut self.phase else {
             return;
         };
         let queue = run.queue.clone();
         let promise = run.promise.clone();
-        run.stage = Stage::Closing;
         let mut prompts = Vec::new();
         if c.readback {
             prompts.extend(names(&c.readback_prompt));
             prompts.extend(number::spoken_digits(&number).chars().map(digit_prompt));
         }
+        if run.computed {
+            // The read-back plays while Hotline computes the time (`on_callback_promise`).
+            run.stage = Stage::Closing {
+                computed: Some(AwaitedPromise {
+                    readback_done: prompts.is_empty(),
+                    prompt: None,
+                    until: now + PROMISE_WAIT,
+                }),
+            };
+            self.push(Action::CallbackRequest {
+                number,
+                queue,
+                promise: None,
+            });
+            if !prompts.is_empty() {
+                self.play_names(prompts);
+            }
+            return;
+        }
+        run.stage = Stage::Closing { computed: None };
         prompts.extend(promise.iter().cloned());
         self.push(Action::CallbackRequest {
             number,
@@ -324,7 +423,7 @@ impl FlowRun {
                     entry.clear();
                     &c.enter_prompt
                 }
-                Stage::Failing | Stage::Closing => return,
+                Stage::Failing | Stage::Closing { .. } => return,
             };
             let prompts: Vec<String> = names(&c.invalid_prompt)
                 .into_iter()
