@@ -1,0 +1,106 @@
+// A company's website for the web chat test (tests/browser/chat.test.mjs): two static
+// pages on another origin than Hotline, each embedding the chat widget the way a customer
+// would paste it:
+//
+//   <script src="HOTLINE/chat/widget.js?site=KEY" async></script>
+//
+//   /             "Demo Shop - Home", with a link to the prices page
+//   /prices.html  "Demo Shop - Prices"
+//
+// Used by the test through startHost(); can also run on its own to try the widget by hand:
+//   BASE_URL=http://127.0.0.1:18080 node tests/browser/chat-host.mjs [port] [site]
+import { createServer } from 'node:http';
+import { pathToFileURL } from 'node:url';
+
+const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page({ title, heading, body, hotline, site }) {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escape(title)}</title>
+<style>
+  body { font: 16px/1.5 Georgia, serif; margin: 0; color: #222; }
+  header { background: #222; color: #fff; padding: 12px 24px; }
+  header a { color: #fff; margin-right: 16px; }
+  main { padding: 24px; max-width: 40em; }
+</style>
+</head>
+<body>
+<header><nav aria-label="Site"><a href="/">Home</a><a href="/prices.html">See our prices</a></nav></header>
+<main>
+<h1>${escape(heading)}</h1>
+${body}
+</main>
+<script src="${escape(hotline)}/chat/widget.js?site=${encodeURIComponent(site)}" async></script>
+</body>
+</html>
+`;
+}
+
+/**
+ * Starts the site on 127.0.0.1:`port`; resolves with { url, close() }.
+ * `hotline`: Hotline's base address (where the widget script comes from); `site`: the chat
+ * site's key in Hotline's config.
+ */
+export function startHost({ port, hotline, site = 'demo' }) {
+  const pages = {
+    '/': page({
+      title: 'Demo Shop - Home',
+      heading: 'Welcome to the Demo Shop',
+      body: '<p>Shoes in every colour. Questions? Chat with us: the button is in the corner.</p>\n'
+        + '<p><a href="/prices.html">See our prices</a></p>',
+      hotline,
+      site,
+    }),
+    '/prices.html': page({
+      title: 'Demo Shop - Prices',
+      heading: 'Prices',
+      body: '<table><tr><th>Red shoes</th><td>49 EUR</td></tr><tr><th>Blue shoes</th><td>52 EUR</td></tr></table>',
+      hotline,
+      site,
+    }),
+  };
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, 'http://host').pathname;
+    const html = pages[path === '/index.html' ? '/' : path];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+    } else if (html) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : html);
+    } else {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', (e) => {
+      reject(e.code === 'EADDRINUSE'
+        ? new Error(`the test site's port 127.0.0.1:${port} is taken (set CHAT_HOST_PORT, and the chat site's allowed_origins to match)`)
+        : e);
+    });
+    server.listen(port, '127.0.0.1', () => {
+      resolve({
+        url: `http://127.0.0.1:${server.address().port}`,
+        close: () => new Promise((done) => {
+          server.closeAllConnections?.();
+          server.close(() => done());
+        }),
+      });
+    });
+  });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const hotline = process.env.BASE_URL || 'http://127.0.0.1:18080';
+  const port = Number(process.argv[2] || process.env.CHAT_HOST_PORT || 18091);
+  const site = process.argv[3] || process.env.CHAT_SITE || 'demo';
+  startHost({ port, hotline, site }).then(({ url }) => {
+    console.log(`demo shop on ${url}, widget from ${hotline} (site ${site})`);
+  }, (e) => {
+    console.error(e.message);
+    process.exit(1);
+  });
+}
