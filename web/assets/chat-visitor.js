@@ -28,7 +28,8 @@ const DEFAULT_COLOUR = '#0b5cad';
 const app = document.getElementById('chat-app');
 const SITE = app.dataset.site || '';
 const SITE_NAME = app.dataset.siteName || '';
-const ORIGINS = (app.dataset.origins || '').split(/\s+/).filter(Boolean);
+// The site's origins, and Hotline's own pages (the server frames it for them too).
+const ORIGINS = (app.dataset.origins || '').split(/\s+/).filter(Boolean).concat(location.origin);
 const HMAC = app.dataset.hmac === '1';
 const EMBEDDED = window.parent !== window;
 const CHAT_KEY = `hotline-chat:${SITE}`;

@@ -1,10 +1,12 @@
 //! hotline-web: the HTTP side of Hotline: the operational endpoints — `GET /healthz` for
 //! load balancers and systemd checks, `GET /metrics` for Prometheus — and the operator
-//! console ([`console`]). Customer pages and the chat widget come here too.
+//! console ([`console`]), the customers' visual-session pages ([`visual`]) and web chat
+//! ([`chat`]).
 //!
 //! It owns no telephony state: what it reports comes in through `Health` and the metrics
 //! renderer the binary hands over.
 
+pub mod chat;
 pub mod console;
 pub mod visual;
 

@@ -38,6 +38,7 @@ struct FileConfig {
     service: ServiceFile,
     web: WebFile,
     notify: hotline_core::notify::NotifyConfig,
+    chat: hotline_web::chat::ChatConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +159,8 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     pub sms_limits: hotline_core::visual::SmsLimits,
     pub notify: hotline_core::notify::NotifyConfig,
+    /// Web chat: the sites that embed the widget, offer timeout, wrap-up categories.
+    pub chat: hotline_web::chat::ChatConfig,
 }
 
 /// The SIP trunk for outbound calls (callbacks, click-to-call).
@@ -438,6 +441,13 @@ impl Config {
                 .sms_per_number_per_day
                 .unwrap_or(default_limits.per_number_per_day),
         };
+        if let Err(message) = file.chat.validate() {
+            return Err(ConfigError::Invalid {
+                setting: "chat",
+                value: String::new(),
+                message,
+            });
+        }
         if let Err(e) = file.notify.validate() {
             return Err(invalid("notify", "(see the message)", &e.to_string()));
         }
@@ -468,6 +478,7 @@ impl Config {
             ice_servers: file.web.ice_servers.unwrap_or_default(),
             sms_limits,
             notify: file.notify,
+            chat: file.chat,
         })
     }
 }

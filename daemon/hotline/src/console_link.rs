@@ -96,6 +96,26 @@ impl Telephony for ConsoleLink {
         })
     }
 
+    fn queue_names(&self) -> Vec<(String, String)> {
+        self.calls
+            .flows_now()
+            .set
+            .queues()
+            .iter()
+            .map(|(name, q)| (name.clone(), q.display_name.clone()))
+            .collect()
+    }
+
+    fn queue_members(&self, queue: &str) -> Vec<String> {
+        self.calls
+            .flows_now()
+            .set
+            .queues()
+            .get(queue)
+            .map(|q| q.members.clone())
+            .unwrap_or_default()
+    }
+
     fn callback_hide_ms(&self, queue: Option<&str>) -> i64 {
         let rules = crate::callback_calls::rules_for(&self.calls, queue);
         i64::try_from(rules.hide_after_failure.as_millis()).unwrap_or(i64::MAX)

@@ -784,17 +784,21 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         time_zone: config.time_zone,
         hub: Default::default(),
     };
-    let console = Arc::new(hotline_web::console::Console::new(
-        store.clone(),
-        Arc::new(console_link::ConsoleLink {
-            calls: calls.clone(),
-            realm: config.realm.clone(),
-            trunk: config.trunk.clone(),
-        }),
-        hotline_core::users::LoginPolicy::default(),
-        config.secure_cookies,
-        visual,
-    ));
+    let console = Arc::new(
+        hotline_web::console::Console::new(
+            store.clone(),
+            Arc::new(console_link::ConsoleLink {
+                calls: calls.clone(),
+                realm: config.realm.clone(),
+                trunk: config.trunk.clone(),
+            }),
+            hotline_core::users::LoginPolicy::default(),
+            config.secure_cookies,
+            visual,
+        )
+        .with_chat(config.chat.clone()),
+    );
+    hotline_web::chat::dispatch::spawn(console.clone());
     let app = app.merge(hotline_web::console::router(console));
     tokio::spawn(async move {
         // The console throttles failed logins per client address.

@@ -12,6 +12,7 @@
 mod admin;
 mod auth;
 mod callbacks;
+mod chat;
 mod direct;
 mod home;
 mod live;
@@ -64,6 +65,14 @@ pub trait Telephony: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<String, String>>;
     /// How long an entry of `queue` stays off the list after a failed attempt, in ms.
     fn callback_hide_ms(&self, queue: Option<&str>) -> i64;
+    /// Every queue's name and display name (chat topics, invite and transfer lists).
+    fn queue_names(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The operators of a queue (who may be offered its chats).
+    fn queue_members(&self, _queue: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The admin's form for an operator's SIP account.
@@ -86,6 +95,8 @@ pub struct Console {
     pub visual: crate::visual::VisualSettings,
     /// The home page's live widgets.
     pub live: live::LiveFeeds,
+    /// Web chat: the sites and the connected sockets.
+    pub chat: crate::chat::ChatSettings,
     templates: Environment<'static>,
     /// Failed logins per client address in the current window, against floods that
     /// try many user names (the per-account lockout is in the store).
@@ -114,13 +125,20 @@ impl Console {
             secure_cookies,
             visual,
             live: live::LiveFeeds::default(),
+            chat: crate::chat::ChatSettings::default(),
             templates: env,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The chat sites and settings (`[chat]`), set before the console is shared.
+    pub fn with_chat(mut self, config: crate::chat::ChatConfig) -> Console {
+        self.chat.config = config;
+        self
+    }
+
     /// A page, or a plain error page when the template fails.
-    fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+    pub(crate) fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
         match self
             .templates
             .get_template(name)
@@ -155,7 +173,7 @@ impl Console {
     }
 
     /// A page that says what went wrong, with the right status.
-    fn error_page(&self, status: StatusCode, message: &str) -> Response {
+    pub(crate) fn error_page(&self, status: StatusCode, message: &str) -> Response {
         let mut r = self.render(
             "error.html",
             minijinja::context! { status => status.as_u16(), message => message },
@@ -165,7 +183,7 @@ impl Console {
     }
 }
 
-const TEMPLATES: [(&str, &str); 15] = [
+const TEMPLATES: [(&str, &str); 18] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
@@ -214,10 +232,22 @@ const TEMPLATES: [(&str, &str); 15] = [
         "tasks_widget.html",
         include_str!("../../templates/tasks_widget.html"),
     ),
+    (
+        "chat_console.html",
+        include_str!("../../templates/chat_console.html"),
+    ),
+    (
+        "chat_visitor.html",
+        include_str!("../../templates/chat_visitor.html"),
+    ),
+    (
+        "admin_canned.html",
+        include_str!("../../templates/admin_canned.html"),
+    ),
 ];
 
 /// Served from the binary, so `cargo run` needs no files beside it.
-const ASSETS: [(&str, &str, &str); 6] = [
+const ASSETS: [(&str, &str, &str); 11] = [
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -248,6 +278,31 @@ const ASSETS: [(&str, &str, &str); 6] = [
         "text/javascript; charset=utf-8",
         include_str!("../../assets/tasks.js"),
     ),
+    (
+        "chat.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/chat.css"),
+    ),
+    (
+        "chat-format.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/chat-format.js"),
+    ),
+    (
+        "chat-visitor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/chat-visitor.js"),
+    ),
+    (
+        "chat-operator.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/chat-operator.js"),
+    ),
+    (
+        "chat-operator.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/chat-operator.css"),
+    ),
 ];
 
 pub fn router(console: Arc<Console>) -> Router {
@@ -266,6 +321,21 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/tasks/{id}/call", post(tasks::call))
         .route("/console/tasks/{id}/events", get(tasks::events))
         .route("/console/callbacks/{id}/outcome", post(callbacks::correct))
+        .route("/console/chat", get(chat::page))
+        .route("/console/chat/ws", get(chat::socket))
+        .route("/console/chat/canned", get(chat::canned))
+        .route("/console/chat/canned/{id}/favourite", post(chat::favourite))
+        .route(
+            "/console/chat/{id}/files",
+            post(chat::upload).layer(DefaultBodyLimit::max(
+                (hotline_core::chat::MAX_FILE_BYTES as usize + 64 * 1024)
+                    * hotline_core::chat::MAX_FILES_PER_MESSAGE,
+            )),
+        )
+        .route("/console/chat/files/{id}", get(chat::download))
+        .route("/admin/canned", get(chat::admin_page).post(chat::admin_add))
+        .route("/admin/canned/{id}", post(chat::admin_update))
+        .route("/admin/canned/{id}/delete", post(chat::admin_delete))
         .route("/admin/users", get(admin::users).post(admin::add_user))
         .route(
             "/admin/operators",
@@ -297,6 +367,7 @@ pub fn router(console: Arc<Console>) -> Router {
                 .layer(DefaultBodyLimit::max(crate::visual::MAX_IMAGE_BYTES)),
         )
         .route("/assets/{name}", get(asset))
+        .merge(crate::chat::router())
         .with_state(console)
 }
 

@@ -1,0 +1,92 @@
+//! The offer loop: each waiting chat, oldest first, is offered to one operator who has
+//! the chat page open on this node, is online (not on a call, not away or paused), is in
+//! the chat's queue (or is the operator it was transferred to), never declined it, and
+//! has room under their capacity, the least loaded first. The store makes the offer one
+//! exclusive update, so two nodes never offer one chat twice or overfill an operator.
+//! Unanswered offers are taken back after `offer_timeout_secs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotline_core::chat::ChatError;
+use serde_json::json;
+
+use super::publish;
+use super::view::chat_view;
+use crate::console::{Console, unix_ms};
+
+/// Also runs this often when nothing wakes it (expiries, other nodes' chats).
+const TICK: Duration = Duration::from_secs(1);
+
+pub fn spawn(console: Arc<Console>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = round(&console).await {
+                tracing::warn!("chat offers: {e}");
+            }
+            tokio::select! {
+                _ = console.chat.hub.dispatch.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    });
+}
+
+async fn round(console: &Console) -> Result<(), ChatError> {
+    let store = &console.store;
+    let hub = &console.chat.hub;
+    let now = unix_ms();
+    for (chat, operator) in store.expire_offers(now).await? {
+        tracing::info!(chat, %operator, "chat offer not answered in time");
+        hub.to_operator(&operator, &json!({ "t": "offer_gone", "chat": chat }));
+        publish(console, chat).await;
+    }
+    let waiting = store.waiting_chats(now).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let mut available = Vec::new();
+    for op in hub.connected_operators() {
+        if console.telephony.operator_status(&op).await.as_deref() == Some("online") {
+            available.push(op);
+        }
+    }
+    if available.is_empty() {
+        return Ok(());
+    }
+    let timeout_ms = i64::try_from(console.chat.config.offer_timeout_secs)
+        .unwrap_or(30)
+        .saturating_mul(1000);
+    for chat in waiting {
+        let members = console.telephony.queue_members(&chat.queue);
+        let declined = store.chat_declines(chat.id).await?;
+        let mut candidates = Vec::new();
+        for op in &available {
+            let eligible = match &chat.for_operator {
+                Some(target) => target == op,
+                None => members.contains(op),
+            };
+            if eligible && !declined.contains(op) {
+                candidates.push((store.chat_load(op).await?, op.clone()));
+            }
+        }
+        candidates.sort();
+        for (_, op) in candidates {
+            let expires = now.saturating_add(timeout_ms);
+            if store.offer_chat(chat.id, &op, now, expires).await? {
+                tracing::info!(chat = chat.id, operator = %op, "chat offered");
+                let Some(offered) = store.chat(chat.id).await? else {
+                    break;
+                };
+                let view = chat_view(console, &offered).await;
+                hub.to_operator(
+                    &op,
+                    &json!({ "t": "offer", "chat": view, "expires_at": expires, "now": now }),
+                );
+                publish(console, chat.id).await;
+                break;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,659 @@
+//! The visitor's side: the widget script, the page in its iframe, starting a chat, the
+//! visitor's socket, attachments and the transcript by e-mail.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use hotline_core::chat::{
+    Audience, Chat, EventKind, NewChat, NewEvent, NewVisitor, Sender, verified_fields,
+};
+use hotline_core::notify::{Channel, NewMessage};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::hub::Push;
+use super::view::{event_frame, state_frame};
+use super::{Site, error_message, publish};
+use crate::console::{Console, unix_ms};
+
+const WIDGET_JS: &str = include_str!("../../assets/chat-widget.js");
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SiteQuery {
+    site: Option<String>,
+}
+
+pub async fn widget_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        WIDGET_JS,
+    )
+        .into_response()
+}
+
+/// A page of this server with the widget on it: the embedded defaults' chat, at once.
+pub async fn demo_page(Query(q): Query<SiteQuery>) -> Response {
+    let site = q.site.unwrap_or_else(|| "demo".into());
+    let site: String = site
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Chat demo</title></head><body><main><h1>A company's website</h1>\
+         <p>The chat button in the corner is Hotline's widget for site <code>{site}</code>.</p>\
+         </main><script src=\"/chat/widget.js?site={site}\" async></script></body></html>"
+    ))
+    .into_response()
+}
+
+fn queues_for(console: &Console, site: &Site) -> Vec<Value> {
+    let names = console.telephony.queue_names();
+    site.queues
+        .iter()
+        .map(|q| {
+            let display = names
+                .iter()
+                .find(|(n, _)| n == q)
+                .map(|(_, d)| d.clone())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| q.clone());
+            json!({ "name": q, "display_name": display })
+        })
+        .collect()
+}
+
+/// The iframe's page. Only the site's own origins (and this server) may frame it.
+pub async fn page(State(console): State<Arc<Console>>, Query(q): Query<SiteQuery>) -> Response {
+    let Some(site) = q.site.as_deref().and_then(|k| console.chat.config.site(k)) else {
+        return (StatusCode::NOT_FOUND, Html("<p>No such chat site.</p>")).into_response();
+    };
+    let mut r = console.render_public(
+        "chat_visitor.html",
+        minijinja::context! {
+            site_key => site.key,
+            site_name => site.name,
+            greeting => site.greeting,
+            colour => site.colour,
+            queues => queues_for(&console, site),
+            hmac_enabled => site.hmac_secret.is_some(),
+            allowed_origins => site.allowed_origins,
+        },
+    );
+    let ancestors = std::iter::once("'self'".to_string())
+        .chain(
+            site.allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_string()),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Ok(v) = format!("frame-ancestors {ancestors}").parse() {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+#[derive(Deserialize)]
+pub struct StartForm {
+    site: String,
+    visitor_key: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    queue: Option<String>,
+    /// What the site passed (`window.hotlineChat`): name, email, customer_id.
+    fields: Option<serde_json::Map<String, Value>>,
+    signature: Option<String>,
+    page_url: Option<String>,
+    page_title: Option<String>,
+}
+
+fn field<'a>(fields: &'a Option<serde_json::Map<String, Value>>, key: &str) -> &'a str {
+    fields
+        .as_ref()
+        .and_then(|f| f.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// The browser and system a User-Agent names, roughly, for the operator's details panel.
+fn browser_and_os(ua: &str) -> (String, String) {
+    let browser = if ua.contains("Edg/") {
+        "Edge"
+    } else if ua.contains("Firefox/") {
+        "Firefox"
+    } else if ua.contains("Chrome/") || ua.contains("Chromium/") {
+        "Chrome"
+    } else if ua.contains("Safari/") {
+        "Safari"
+    } else {
+        "other"
+    };
+    let os = if ua.contains("Android") {
+        "Android"
+    } else if ua.contains("iPhone") || ua.contains("iPad") {
+        "iOS"
+    } else if ua.contains("Windows") {
+        "Windows"
+    } else if ua.contains("Mac OS X") {
+        "macOS"
+    } else if ua.contains("Linux") {
+        "Linux"
+    } else {
+        "other"
+    };
+    (browser.into(), os.into())
+}
+
+/// Starts a chat: the visitor (fields the site signed are verified), the chat in the
+/// chosen queue, its greeting and the page it started on. Returns the visitor's token.
+pub async fn start(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Json(f): Json<StartForm>,
+) -> Response {
+    let Some(site) = console.chat.config.site(&f.site).cloned() else {
+        return json_error(StatusCode::NOT_FOUND, "no such chat site");
+    };
+    let queue = f.queue.clone().unwrap_or_else(|| site.queues[0].clone());
+    if !site.queues.contains(&queue) {
+        return json_error(StatusCode::BAD_REQUEST, "choose one of the topics offered");
+    }
+    let now = unix_ms();
+    // Signed fields win over what was typed: they are what the site vouches for.
+    let (signed_name, signed_email, customer_id) = (
+        field(&f.fields, "name"),
+        field(&f.fields, "email"),
+        field(&f.fields, "customer_id"),
+    );
+    let verified = match (&site.hmac_secret, &f.signature) {
+        (Some(secret), Some(sig)) if !sig.is_empty() => {
+            let v = verified_fields(secret, customer_id, signed_email, signed_name, sig);
+            if v.is_empty() {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "the site's signature does not match these details",
+                );
+            }
+            v
+        }
+        _ => Vec::new(),
+    };
+    let pick = |typed: &str, signed: &str, key: &str| -> Option<String> {
+        let v = if verified.iter().any(|k| k == key) {
+            signed
+        } else {
+            typed
+        };
+        let v = v.trim();
+        (!v.is_empty()).then(|| v.to_string())
+    };
+    let name = pick(&f.name, signed_name, "name");
+    if name.is_none() {
+        return json_error(StatusCode::BAD_REQUEST, "please tell us your name");
+    }
+    let email = pick(&f.email, signed_email, "email");
+    if let Some(e) = &email
+        && let Err(err) = hotline_core::visual::validate_email(e)
+    {
+        return json_error(StatusCode::BAD_REQUEST, err.to_string());
+    }
+    let visitor = NewVisitor {
+        site: site.key.clone(),
+        visitor_key: f.visitor_key.clone(),
+        name,
+        email,
+        phone: None,
+        customer_id: (!customer_id.is_empty()).then(|| customer_id.to_string()),
+        verified,
+        now_ms: now,
+    };
+    let visitor = match console.store.upsert_visitor(&visitor).await {
+        Ok(v) => v,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, error_message(&e)),
+    };
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(500)
+        .collect::<String>();
+    let (browser, os) = browser_and_os(&ua);
+    let page_url = f.page_url.clone().unwrap_or_default();
+    let page_url = if page_url.starts_with("http://") || page_url.starts_with("https://") {
+        page_url
+    } else {
+        String::new()
+    };
+    let new = NewChat {
+        site: site.key.clone(),
+        visitor_id: visitor.id,
+        queue: queue.clone(),
+        topic: String::new(),
+        page_url: page_url.clone(),
+        browser,
+        os,
+        user_agent: ua,
+        now_ms: now,
+    };
+    let (chat, token) = match console.store.create_chat(&new).await {
+        Ok(c) => c,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, error_message(&e)),
+    };
+    if !site.greeting.trim().is_empty() {
+        let greeting = NewEvent::new(EventKind::Greeting, Sender::System, site.greeting.clone());
+        if let Err(e) = console.store.add_chat_event(chat.id, &greeting, now).await {
+            tracing::warn!(chat = chat.id, "greeting not stored: {e}");
+        }
+    }
+    if !page_url.is_empty() {
+        let title = f.page_title.clone().unwrap_or_default();
+        let _ = console
+            .store
+            .add_page_view(visitor.id, Some(chat.id), &page_url, &title, now)
+            .await;
+    }
+    tracing::info!(chat = chat.id, site = %site.key, %queue, "chat started");
+    console.chat.hub.dispatch.notify_one();
+    Json(json!({ "token": token, "chat": { "id": chat.id, "state": chat.state } })).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+    #[serde(default)]
+    after: i64,
+}
+
+async fn chat_of(console: &Console, token: Option<&str>) -> Option<Chat> {
+    console.store.chat_by_token(token?).await.ok().flatten()
+}
+
+pub async fn socket(
+    State(console): State<Arc<Console>>,
+    Query(q): Query<TokenQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let chat = chat_of(&console, q.token.as_deref()).await;
+    ws.on_upgrade(move |mut socket| async move {
+        match chat {
+            Some(chat) => serve(console, chat, q.after, socket).await,
+            None => {
+                // A page that knows the code forgets the chat and shows the form again.
+                let close = CloseFrame {
+                    code: 4404,
+                    reason: "no such chat".into(),
+                };
+                let _ = socket.send(WsMessage::Close(Some(close))).await;
+            }
+        }
+    })
+}
+
+/// What the visitor's page sends.
+#[derive(Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Incoming {
+    Send {
+        client_id: Option<String>,
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        files: Vec<String>,
+    },
+    Answer {
+        client_id: Option<String>,
+        menu_seq: i64,
+        choice: String,
+    },
+    Draft {
+        #[serde(default)]
+        text: String,
+    },
+    End {},
+    Page {
+        url: String,
+        #[serde(default)]
+        title: String,
+    },
+}
+
+async fn send_json(socket: &mut WebSocket, v: &Value) -> bool {
+    socket
+        .send(WsMessage::Text(v.to_string().into()))
+        .await
+        .is_ok()
+}
+
+/// Sends what the visitor has not seen yet (events after `last`, and the state when it
+/// changed). Returns false when the socket is gone.
+async fn catch_up(
+    console: &Console,
+    chat_id: i64,
+    socket: &mut WebSocket,
+    last: &mut i64,
+    state: &mut Value,
+) -> bool {
+    if let Ok(events) = console
+        .store
+        .chat_events(chat_id, *last, Audience::Visitor)
+        .await
+    {
+        for e in &events {
+            if !send_json(socket, &event_frame(e, Audience::Visitor, None)).await {
+                return false;
+            }
+            *last = e.seq;
+        }
+    }
+    if let Ok(Some(chat)) = console.store.chat(chat_id).await {
+        let now = state_frame(console, &chat).await;
+        if now != *state {
+            if !send_json(socket, &now).await {
+                return false;
+            }
+            *state = now;
+        }
+    }
+    true
+}
+
+async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSocket) {
+    let hub = &console.chat.hub;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let me = hub.join_visitor(chat.id, tx);
+    let mut last = after.max(0);
+    let mut state = Value::Null;
+    // A slow tick also catches what another node stored.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    if catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await {
+        loop {
+            tokio::select! {
+                push = rx.recv() => {
+                    let ok = match push {
+                        Some(Push::Wake(_)) => catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await,
+                        Some(Push::Frame(text)) => socket.send(WsMessage::Text(text.into())).await.is_ok(),
+                        None => false,
+                    };
+                    if !ok { break; }
+                }
+                _ = tick.tick() => {
+                    if !catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await { break; }
+                }
+                incoming = socket.recv() => {
+                    let text = match incoming {
+                        Some(Ok(WsMessage::Text(t))) => t,
+                        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => continue,
+                    };
+                    if let Some(reply) = handle(&console, &chat, text.as_str()).await
+                        && !send_json(&mut socket, &reply).await
+                    {
+                        break;
+                    }
+                    if !catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await { break; }
+                }
+            }
+        }
+    }
+    hub.leave_visitor(chat.id, me);
+}
+
+/// Acts on one frame; returns the reply for this socket only (an ack or an error).
+async fn handle(console: &Console, chat: &Chat, text: &str) -> Option<Value> {
+    let store = &console.store;
+    let now = unix_ms();
+    let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
+        return Some(json!({ "t": "error", "message": "unreadable message" }));
+    };
+    let stored = |client_id: Option<String>, r: Result<hotline_core::chat::ChatEvent, _>| match r {
+        Ok(e) => json!({ "t": "ack", "client_id": client_id, "seq": e.seq }),
+        Err(e) => json!({ "t": "error", "client_id": client_id, "message": error_message(&e) }),
+    };
+    match incoming {
+        Incoming::Send {
+            client_id,
+            text,
+            files,
+        } => {
+            let kind = if text.trim().is_empty() && !files.is_empty() {
+                EventKind::Attachment
+            } else {
+                EventKind::Message
+            };
+            let mut event = NewEvent::new(kind, Sender::Visitor, text);
+            if !files.is_empty() {
+                event.data = json!({ "files": files });
+            }
+            event.client_id = client_id.clone();
+            let r = store.add_chat_event(chat.id, &event, now).await;
+            let ok = r.is_ok();
+            let reply = stored(client_id, r);
+            if ok {
+                publish(console, chat.id).await;
+                clear_draft(console, chat.id).await;
+            }
+            Some(reply)
+        }
+        Incoming::Answer {
+            client_id,
+            menu_seq,
+            choice,
+        } => {
+            let mut event = NewEvent::new(EventKind::Answer, Sender::Visitor, choice.clone());
+            event.data = json!({ "menu_seq": menu_seq, "choice": choice });
+            event.client_id = client_id.clone();
+            let r = store.add_chat_event(chat.id, &event, now).await;
+            let ok = r.is_ok();
+            let reply = stored(client_id, r);
+            if ok {
+                publish(console, chat.id).await;
+            }
+            Some(reply)
+        }
+        Incoming::Draft { text } => {
+            // The operators see the draft live; it is never stored.
+            let text: String = text
+                .chars()
+                .take(hotline_core::chat::MAX_MESSAGE_CHARS)
+                .collect();
+            let frame = json!({ "t": "draft", "chat": chat.id, "text": text });
+            for op in open_operators(console, chat.id).await {
+                console.chat.hub.to_operator(&op, &frame);
+            }
+            None
+        }
+        Incoming::End {} => match store.end_chat(chat.id, Sender::Visitor, now).await {
+            Ok(_) => {
+                publish(console, chat.id).await;
+                console.chat.hub.dispatch.notify_one();
+                None
+            }
+            Err(e) => Some(json!({ "t": "error", "message": error_message(&e) })),
+        },
+        Incoming::Page { url, title } => {
+            if let Err(e) = store
+                .add_page_view(chat.visitor_id, Some(chat.id), &url, &title, now)
+                .await
+            {
+                tracing::debug!(chat = chat.id, "page view not kept: {e}");
+            }
+            publish(console, chat.id).await;
+            None
+        }
+    }
+}
+
+async fn open_operators(console: &Console, chat_id: i64) -> Vec<String> {
+    console
+        .store
+        .chat_participants(chat_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.is_open())
+        .map(|p| p.operator)
+        .collect()
+}
+
+async fn clear_draft(console: &Console, chat_id: i64) {
+    let frame = json!({ "t": "draft", "chat": chat_id, "text": "" });
+    for op in open_operators(console, chat_id).await {
+        console.chat.hub.to_operator(&op, &frame);
+    }
+}
+
+pub async fn upload(
+    State(console): State<Arc<Console>>,
+    Query(q): Query<TokenQuery>,
+    multipart: Multipart,
+) -> Response {
+    let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
+        return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
+    };
+    match super::files::receive(&console, chat.id, Sender::Visitor, multipart).await {
+        Ok(files) => Json(super::files::files_json(&files)).into_response(),
+        Err((status, message)) => json_error(status, message),
+    }
+}
+
+pub async fn download(
+    State(console): State<Arc<Console>>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    match console
+        .store
+        .chat_file_for(&id, chat.id, Audience::Visitor)
+        .await
+    {
+        Ok(Some(file)) => super::files::serve(&console, &file).await,
+        _ => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TranscriptForm {
+    email: String,
+}
+
+/// The conversation as the visitor saw it (never private events), as plain text.
+pub async fn transcript_text(console: &Console, chat: &Chat) -> String {
+    let events = console
+        .store
+        .chat_events(chat.id, 0, Audience::Visitor)
+        .await
+        .unwrap_or_default();
+    let tz = console.visual.time_zone;
+    let mut out = String::new();
+    for e in events {
+        let at = chrono::DateTime::from_timestamp_millis(e.created_at_ms)
+            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        let who = match e.from {
+            hotline_core::chat::SenderKind::Visitor => "You".to_string(),
+            _ if e.name.is_empty() => "Hotline".to_string(),
+            _ => e.name.clone(),
+        };
+        let text = match e.kind {
+            EventKind::Join => format!("{who} joined the chat"),
+            EventKind::Leave => format!("{who} left the chat"),
+            EventKind::End => "The chat ended".to_string(),
+            EventKind::Options => {
+                let prompt = e.data.get("prompt").and_then(Value::as_str).unwrap_or("");
+                let choices: Vec<&str> = e
+                    .data
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                format!("{who}: {prompt} [{}]", choices.join(" / "))
+            }
+            _ => {
+                let files: Vec<&str> = e
+                    .data
+                    .get("files")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|f| f.get("name").and_then(Value::as_str))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut line = format!("{who}: {}", e.body);
+                if !files.is_empty() {
+                    line.push_str(&format!(" (files: {})", files.join(", ")));
+                }
+                line
+            }
+        };
+        out.push_str(&format!("[{at}] {text}\n"));
+    }
+    out
+}
+
+/// Queues the transcript e-mail to `to` (through the notification outbox).
+pub async fn send_transcript(console: &Console, chat: &Chat, to: &str) -> Result<(), String> {
+    let to = hotline_core::visual::validate_email(to).map_err(|e| e.to_string())?;
+    let site = console
+        .chat
+        .config
+        .site(&chat.site)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| chat.site.clone());
+    let body = format!(
+        "Your chat with {site}\n\n{}\nThank you for contacting us.\n",
+        transcript_text(console, chat).await
+    );
+    let subject = format!("Your chat with {site}");
+    let related = format!("chat:{}", chat.id);
+    let msg = NewMessage {
+        channel: Channel::Email,
+        to: &to,
+        subject: &subject,
+        body: &body,
+        related: &related,
+        now_ms: unix_ms(),
+    };
+    console.store.enqueue_message(&msg).await.map_err(|e| {
+        tracing::error!(chat = chat.id, "transcript e-mail not stored: {e}");
+        "the e-mail could not be queued; try again".to_string()
+    })?;
+    if let Some(n) = &console.visual.notifier {
+        n.wake();
+    }
+    Ok(())
+}
+
+pub async fn transcript(
+    State(console): State<Arc<Console>>,
+    Query(q): Query<TokenQuery>,
+    Json(f): Json<TranscriptForm>,
+) -> Response {
+    let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
+        return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
+    };
+    match send_transcript(&console, &chat, &f.email).await {
+        Ok(()) => Json(json!({ "sent": true })).into_response(),
+        Err(m) => json_error(StatusCode::BAD_REQUEST, m),
+    }
+}

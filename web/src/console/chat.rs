@@ -1,0 +1,862 @@
+//! The operator's chat window (`/console/chat`): offers and chats over one WebSocket per
+//! tab, canned messages, attachments, and the supervisors' canned-messages page.
+//!
+//! The socket sends a chat's events from the last sequence number the tab saw (its
+//! `hello`), then whatever the store has after that each time the chat is woken (or every
+//! 2 s, for what other nodes stored). Every request frame with a client id is answered
+//! with an `ack` or an `error` carrying it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Redirect, Response};
+use hotline_core::chat::{Audience, ChatError, EventKind, NewEvent, Sender, Target};
+use hotline_core::users::WebSession;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::Console;
+use super::auth::{OperatorPage, SupervisorPage, check_csrf, unix_ms};
+use crate::chat::hub::Push;
+use crate::chat::view::{chat_view, event_frame};
+use crate::chat::{error_message, publish};
+
+/// What the operator works as, from the session (chats need an operator account).
+struct Me {
+    user_id: i64,
+    operator: String,
+    display: String,
+}
+
+fn me_of(s: &WebSession) -> Option<Me> {
+    let operator = s.user.operator.clone()?;
+    let display = if s.user.display_name.trim().is_empty() {
+        s.user.name.clone()
+    } else {
+        s.user.display_name.clone()
+    };
+    Some(Me {
+        user_id: s.user.id,
+        operator,
+        display,
+    })
+}
+
+fn queues_json(console: &Console) -> Vec<Value> {
+    console
+        .telephony
+        .queue_names()
+        .into_iter()
+        .map(|(name, display)| {
+            let display = if display.is_empty() {
+                name.clone()
+            } else {
+                display
+            };
+            json!({ "name": name, "display_name": display })
+        })
+        .collect()
+}
+
+/// The queues the operator is a member of.
+fn my_queues(console: &Console, operator: &str) -> Vec<String> {
+    console
+        .telephony
+        .queue_names()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|q| {
+            console
+                .telephony
+                .queue_members(q)
+                .iter()
+                .any(|m| m == operator)
+        })
+        .collect()
+}
+
+/// GET /console/chat
+pub(super) async fn page(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+) -> Response {
+    let Some(me) = me_of(&s) else {
+        return console.error_page(
+            StatusCode::FORBIDDEN,
+            "Your user is not linked to an operator account, so it cannot take chats. An admin can link it.",
+        );
+    };
+    let users = console.store.users().await.unwrap_or_default();
+    let operators: Vec<Value> = users
+        .iter()
+        .filter_map(|u| {
+            let op = u.operator.as_ref()?;
+            let display = if u.display_name.trim().is_empty() {
+                op.clone()
+            } else {
+                u.display_name.clone()
+            };
+            Some(json!({ "name": op, "display_name": display }))
+        })
+        .collect();
+    let capacity = console
+        .store
+        .operators()
+        .await
+        .ok()
+        .and_then(|ops| ops.into_iter().find(|o| o.name == me.operator))
+        .map_or(3, |o| o.chat_capacity);
+    console.render(
+        "chat_console.html",
+        minijinja::context! {
+            me => super::me(&s),
+            user => json!({ "name": me.operator, "display_name": me.display }),
+            csrf => s.csrf_token,
+            queues => queues_json(&console),
+            operators => operators,
+            wrapup_categories => console.chat.config.wrapup_categories,
+            capacity => capacity,
+        },
+    )
+}
+
+/// GET /console/chat/ws
+pub(super) async fn socket(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !super::auth::same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "not from this site").into_response();
+    }
+    let Some(me) = me_of(&s) else {
+        return (StatusCode::FORBIDDEN, "no operator account").into_response();
+    };
+    ws.on_upgrade(move |socket| serve(console, me, socket))
+}
+
+/// A tab's socket and what it has sent of each of the operator's chats.
+struct Tab {
+    console: Arc<Console>,
+    me: Me,
+    socket: WebSocket,
+    /// Chat id → the last sequence number sent.
+    chats: HashMap<i64, i64>,
+    /// Operators' login names by user id, for the `user` of event frames.
+    names: HashMap<i64, String>,
+}
+
+impl Tab {
+    async fn send(&mut self, v: &Value) -> bool {
+        self.socket
+            .send(WsMessage::Text(v.to_string().into()))
+            .await
+            .is_ok()
+    }
+
+    async fn user_name(&mut self, user_id: Option<i64>) -> Option<String> {
+        let id = user_id?;
+        if let Some(n) = self.names.get(&id) {
+            return Some(n.clone());
+        }
+        let user = self.console.store.user(id).await.ok().flatten()?;
+        let name = user.operator.unwrap_or(user.name);
+        self.names.insert(id, name.clone());
+        Some(name)
+    }
+
+    /// Sends the chat's view and its events after what this tab has.
+    async fn open_chat(&mut self, chat_id: i64, after: i64) -> bool {
+        let Ok(Some(chat)) = self.console.store.chat(chat_id).await else {
+            return true;
+        };
+        let view = chat_view(&self.console, &chat).await;
+        if !self.send(&json!({ "t": "chat", "chat": view })).await {
+            return false;
+        }
+        self.chats.insert(chat_id, after.max(0));
+        self.catch_up(chat_id).await
+    }
+
+    /// Events of a chat this tab shows, after the last it sent. A change of who is in
+    /// it or of its state sends the view again.
+    async fn catch_up(&mut self, chat_id: i64) -> bool {
+        let Some(&last) = self.chats.get(&chat_id) else {
+            return true;
+        };
+        let events = match self
+            .console
+            .store
+            .chat_events(chat_id, last, Audience::Operators)
+            .await
+        {
+            Ok(e) => e,
+            Err(_) => return true,
+        };
+        let mut changed = false;
+        for e in &events {
+            let user = self.user_name(e.user_id).await;
+            if !self
+                .send(&event_frame(e, Audience::Operators, user.as_deref()))
+                .await
+            {
+                return false;
+            }
+            self.chats.insert(chat_id, e.seq);
+            changed |= !matches!(
+                e.kind,
+                EventKind::Message
+                    | EventKind::Answer
+                    | EventKind::Options
+                    | EventKind::Attachment
+                    | EventKind::Greeting
+            );
+        }
+        if changed && let Ok(Some(chat)) = self.console.store.chat(chat_id).await {
+            let view = chat_view(&self.console, &chat).await;
+            return self.send(&json!({ "t": "chat", "chat": view })).await;
+        }
+        true
+    }
+
+    /// Opens chats the operator is in that this tab doesn't show yet (accepted in another
+    /// tab, an invitation taken elsewhere).
+    async fn find_new_chats(&mut self) -> bool {
+        let mine = self
+            .console
+            .store
+            .operator_chats(self.me.user_id)
+            .await
+            .unwrap_or_default();
+        for chat in mine {
+            if !self.chats.contains_key(&chat.id) && !self.open_chat(chat.id, 0).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// After `hello`: the operator's chats from where the tab left off, the offers and
+    /// the invitations waiting for them.
+    async fn hello(&mut self, resume: HashMap<String, i64>) -> bool {
+        let mine = self
+            .console
+            .store
+            .operator_chats(self.me.user_id)
+            .await
+            .unwrap_or_default();
+        for chat in mine {
+            let after = resume.get(&chat.id.to_string()).copied().unwrap_or(0);
+            if !self.open_chat(chat.id, after).await {
+                return false;
+            }
+        }
+        let offers = self
+            .console
+            .store
+            .offered_chats(&self.me.operator)
+            .await
+            .unwrap_or_default();
+        for chat in offers {
+            let view = chat_view(&self.console, &chat).await;
+            let frame = json!({ "t": "offer", "chat": view,
+                                "expires_at": chat.offer_expires_at_ms, "now": unix_ms() });
+            if !self.send(&frame).await {
+                return false;
+            }
+        }
+        let queues = my_queues(&self.console, &self.me.operator);
+        let invites = self
+            .console
+            .store
+            .pending_invites_for(&self.me.operator, &queues)
+            .await
+            .unwrap_or_default();
+        for invite in invites {
+            if !self.send(&json!({ "t": "invite", "invite": invite })).await {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+async fn serve(console: Arc<Console>, me: Me, socket: WebSocket) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let hub_id = console.chat.hub.join_operator(&me.operator, tx);
+    let operator = me.operator.clone();
+    let mut tab = Tab {
+        console: console.clone(),
+        me,
+        socket,
+        chats: HashMap::new(),
+        names: HashMap::new(),
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            push = rx.recv() => {
+                let ok = match push {
+                    Some(Push::Wake(chat)) => {
+                        if tab.chats.contains_key(&chat) { tab.catch_up(chat).await } else { tab.find_new_chats().await }
+                    }
+                    Some(Push::Frame(text)) => tab.socket.send(WsMessage::Text(text.into())).await.is_ok(),
+                    None => false,
+                };
+                if !ok { break; }
+            }
+            _ = tick.tick() => {
+                let ids: Vec<i64> = tab.chats.keys().copied().collect();
+                let mut ok = true;
+                for id in ids {
+                    ok = ok && tab.catch_up(id).await;
+                }
+                if !ok || !tab.find_new_chats().await { break; }
+            }
+            incoming = tab.socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(WsMessage::Text(t))) => t,
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                if !handle(&mut tab, text.as_str()).await { break; }
+            }
+        }
+    }
+    console.chat.hub.leave_operator(&operator, hub_id);
+}
+
+/// A frame from the operator's tab.
+#[derive(Deserialize)]
+struct Incoming {
+    t: String,
+    client_id: Option<String>,
+    chat: Option<i64>,
+    #[serde(default)]
+    resume: HashMap<String, i64>,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
+    prompt: String,
+    #[serde(default)]
+    choices: Vec<String>,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    transcript: bool,
+    operator: Option<String>,
+    queue: Option<String>,
+    invite: Option<i64>,
+    #[serde(default)]
+    accept: bool,
+    add: Option<String>,
+    remove: Option<String>,
+    name: Option<String>,
+    value: Option<String>,
+}
+
+impl Incoming {
+    fn target(&self) -> Option<Target> {
+        match (&self.operator, &self.queue) {
+            (Some(o), _) if !o.is_empty() => Some(Target::Operator(o.clone())),
+            (_, Some(q)) if !q.is_empty() => Some(Target::Queue(q.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Handles one frame; false when the socket is gone.
+async fn handle(tab: &mut Tab, text: &str) -> bool {
+    let Ok(f) = serde_json::from_str::<Incoming>(text) else {
+        return tab
+            .send(&json!({ "t": "error", "message": "unreadable message" }))
+            .await;
+    };
+    if f.t == "hello" {
+        return tab.hello(f.resume.clone()).await;
+    }
+    let Some(chat_id) = f.chat.or(if f.t == "invite_answer" {
+        Some(0)
+    } else {
+        None
+    }) else {
+        return tab
+            .send(&json!({ "t": "error", "client_id": f.client_id, "message": "which chat?" }))
+            .await;
+    };
+    let result = act(tab, &f, chat_id).await;
+    match result {
+        Ok(Some(seq)) => {
+            tab.send(&json!({ "t": "ack", "client_id": f.client_id, "chat": chat_id, "seq": seq }))
+                .await
+        }
+        Ok(None) if f.client_id.is_some() => {
+            tab.send(&json!({ "t": "ack", "client_id": f.client_id, "chat": chat_id }))
+                .await
+        }
+        Ok(None) => true,
+        Err(e) => {
+            tab.send(
+                &json!({ "t": "error", "client_id": f.client_id, "chat": chat_id,
+                               "message": error_message(&e) }),
+            )
+            .await
+        }
+    }
+}
+
+/// Sends the chat's fresh view to every operator in it (details changed: tags, notes,
+/// visitor fields).
+async fn push_view(console: &Console, chat_id: i64) {
+    let Ok(Some(chat)) = console.store.chat(chat_id).await else {
+        return;
+    };
+    let frame = json!({ "t": "chat", "chat": chat_view(console, &chat).await });
+    for p in console
+        .store
+        .chat_participants(chat_id)
+        .await
+        .unwrap_or_default()
+    {
+        if p.is_open() {
+            console.chat.hub.to_operator(&p.operator, &frame);
+        }
+    }
+}
+
+/// Carries out a frame; `Some(seq)` for a stored event.
+async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, ChatError> {
+    let console = tab.console.clone();
+    let store = &console.store;
+    let hub = &console.chat.hub;
+    let now = unix_ms();
+    let me = Sender::Operator {
+        user_id: tab.me.user_id,
+        name: tab.me.display.clone(),
+    };
+    match f.t.as_str() {
+        "accept" => {
+            store
+                .accept_chat(chat_id, &tab.me.operator, tab.me.user_id, now)
+                .await?;
+            tracing::info!(chat = chat_id, operator = %tab.me.operator, "chat accepted");
+            hub.to_operator(
+                &tab.me.operator,
+                &json!({ "t": "offer_gone", "chat": chat_id }),
+            );
+            publish(&console, chat_id).await;
+            tab.open_chat(chat_id, 0).await;
+            Ok(None)
+        }
+        "reject" => {
+            store.reject_chat(chat_id, &tab.me.operator, now).await?;
+            tracing::info!(chat = chat_id, operator = %tab.me.operator, "chat rejected");
+            hub.to_operator(
+                &tab.me.operator,
+                &json!({ "t": "offer_gone", "chat": chat_id }),
+            );
+            hub.dispatch.notify_one();
+            publish(&console, chat_id).await;
+            Ok(None)
+        }
+        "send" | "options" => {
+            let mut event = if f.t == "options" {
+                let mut e = NewEvent::new(EventKind::Options, me, f.prompt.clone());
+                e.data = json!({ "prompt": f.prompt, "choices": f.choices });
+                e
+            } else if f.text.trim().is_empty() && !f.files.is_empty() {
+                NewEvent::new(EventKind::Attachment, me, String::new())
+            } else {
+                NewEvent::new(EventKind::Message, me, f.text.clone())
+            };
+            if !f.files.is_empty() {
+                event.data = json!({ "files": f.files });
+            }
+            event.private = f.private;
+            event.client_id = f.client_id.clone();
+            let stored = store.add_chat_event(chat_id, &event, now).await?;
+            publish(&console, chat_id).await;
+            Ok(Some(stored.seq))
+        }
+        "typing" => {
+            let frame = json!({ "t": "typing", "chat": chat_id, "name": tab.me.display });
+            if !f.private {
+                hub.to_visitor(chat_id, &json!({ "t": "typing", "name": tab.me.display }));
+            }
+            for p in store.chat_participants(chat_id).await.unwrap_or_default() {
+                if p.is_open() && p.operator != tab.me.operator {
+                    hub.to_operator(&p.operator, &frame);
+                }
+            }
+            Ok(None)
+        }
+        "end" => {
+            store.end_chat(chat_id, me, now).await?;
+            publish(&console, chat_id).await;
+            Ok(None)
+        }
+        "wrapup" => {
+            store
+                .wrap_up_chat(chat_id, tab.me.user_id, &f.category, &f.note, now)
+                .await?;
+            if f.transcript
+                && let Some(chat) = store.chat(chat_id).await?
+                && let Some(email) = store.visitor(chat.visitor_id).await?.and_then(|v| v.email)
+                && let Err(m) = crate::chat::visitor_transcript(&console, &chat, &email).await
+            {
+                tracing::warn!(chat = chat_id, "transcript not sent: {m}");
+            }
+            tab.chats.remove(&chat_id);
+            hub.to_operator(&tab.me.operator, &json!({ "t": "closed", "chat": chat_id }));
+            hub.dispatch.notify_one();
+            Ok(None)
+        }
+        "leave" => {
+            store.leave_chat(chat_id, tab.me.user_id, now).await?;
+            tab.chats.remove(&chat_id);
+            hub.to_operator(&tab.me.operator, &json!({ "t": "closed", "chat": chat_id }));
+            publish(&console, chat_id).await;
+            hub.dispatch.notify_one();
+            Ok(None)
+        }
+        "transfer" => {
+            let Some(target) = f.target() else {
+                return Err(ChatError::Invalid("transfer to whom?".into()));
+            };
+            store
+                .transfer_chat(chat_id, tab.me.user_id, target, &f.note, now)
+                .await?;
+            tab.chats.remove(&chat_id);
+            hub.to_operator(&tab.me.operator, &json!({ "t": "closed", "chat": chat_id }));
+            publish(&console, chat_id).await;
+            hub.dispatch.notify_one();
+            Ok(None)
+        }
+        "invite" => {
+            let Some(target) = f.target() else {
+                return Err(ChatError::Invalid("invite whom?".into()));
+            };
+            let invite = store
+                .invite_to_chat(chat_id, tab.me.user_id, target.clone(), now)
+                .await?;
+            let frame = json!({ "t": "invite", "invite": invite });
+            match target {
+                Target::Operator(op) => hub.to_operator(&op, &frame),
+                Target::Queue(q) => {
+                    for op in console.telephony.queue_members(&q) {
+                        if op != tab.me.operator {
+                            hub.to_operator(&op, &frame);
+                        }
+                    }
+                }
+            }
+            publish(&console, chat_id).await;
+            push_view(&console, chat_id).await;
+            Ok(None)
+        }
+        "invite_answer" => {
+            let Some(invite) = f.invite else {
+                return Err(ChatError::Invalid("which invitation?".into()));
+            };
+            let answered = store
+                .answer_invite(invite, &tab.me.operator, tab.me.user_id, f.accept, now)
+                .await?;
+            hub.to_operator(
+                &tab.me.operator,
+                &json!({ "t": "invite_gone", "invite": invite }),
+            );
+            publish(&console, answered.chat_id).await;
+            if f.accept {
+                tab.open_chat(answered.chat_id, 0).await;
+            }
+            push_view(&console, answered.chat_id).await;
+            Ok(None)
+        }
+        "tag" => {
+            if let Some(t) = &f.add {
+                store.add_chat_tag(chat_id, t).await?;
+            } else if let Some(t) = &f.remove {
+                store.remove_chat_tag(chat_id, t).await?;
+            }
+            push_view(&console, chat_id).await;
+            Ok(None)
+        }
+        "note" => {
+            store
+                .add_chat_note(chat_id, tab.me.user_id, &f.text, now)
+                .await?;
+            push_view(&console, chat_id).await;
+            Ok(None)
+        }
+        "field" => {
+            let Some(chat) = store.chat(chat_id).await? else {
+                return Err(ChatError::NotFound);
+            };
+            store
+                .update_visitor_field(
+                    chat.visitor_id,
+                    f.name.as_deref().unwrap_or(""),
+                    f.value.as_deref().unwrap_or(""),
+                )
+                .await?;
+            push_view(&console, chat_id).await;
+            Ok(None)
+        }
+        other => Err(ChatError::Invalid(format!("unknown request {other:?}"))),
+    }
+}
+
+/// Is the user in the chat now (files may be sent and read only then)?
+async fn in_chat(console: &Console, chat_id: i64, user_id: i64) -> bool {
+    console
+        .store
+        .chat_participants(chat_id)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|p| p.user_id == user_id)
+}
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct CannedQuery {
+    #[serde(default)]
+    q: String,
+    chat: Option<i64>,
+}
+
+/// GET /console/chat/canned?q=…&chat=ID: the canned messages for the chat's queue (or
+/// the operator's queues), favourites first.
+pub(super) async fn canned(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    Query(q): Query<CannedQuery>,
+) -> Response {
+    let queues = match q.chat {
+        Some(id) => match console.store.chat(id).await {
+            Ok(Some(c)) => vec![c.queue],
+            _ => Vec::new(),
+        },
+        None => s
+            .user
+            .operator
+            .as_deref()
+            .map(|op| my_queues(&console, op))
+            .unwrap_or_default(),
+    };
+    match console.store.canned_for(s.user.id, &queues, &q.q).await {
+        Ok(list) => Json(json!({ "canned": list })).into_response(),
+        Err(e) => json_error(StatusCode::BAD_REQUEST, error_message(&e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct FavouriteForm {
+    on: bool,
+}
+
+/// POST /console/chat/canned/{id}/favourite
+pub(super) async fn favourite(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(f): Json<FavouriteForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, None) {
+        return r;
+    }
+    match console
+        .store
+        .set_canned_favourite(s.user.id, id, f.on)
+        .await
+    {
+        Ok(_) => Json(json!({ "ok": true })).into_response(),
+        Err(e) => json_error(StatusCode::BAD_REQUEST, error_message(&e)),
+    }
+}
+
+/// POST /console/chat/{id}/files
+pub(super) async fn upload(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    headers: HeaderMap,
+    Path(chat_id): Path<i64>,
+    multipart: Multipart,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, None) {
+        return r;
+    }
+    if !in_chat(&console, chat_id, s.user.id).await {
+        return json_error(StatusCode::FORBIDDEN, "you are not in this chat");
+    }
+    let display = if s.user.display_name.trim().is_empty() {
+        s.user.name.clone()
+    } else {
+        s.user.display_name.clone()
+    };
+    let sender = Sender::Operator {
+        user_id: s.user.id,
+        name: display,
+    };
+    match crate::chat::files::receive(&console, chat_id, sender, multipart).await {
+        Ok(files) => Json(crate::chat::files::files_json(&files)).into_response(),
+        Err((status, message)) => json_error(status, message),
+    }
+}
+
+/// GET /console/chat/files/{id}: for the chat's operators, and supervisors.
+pub(super) async fn download(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(Some(file)) = console.store.chat_file(&id).await else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    let supervisor = s.user.role.allows(hotline_core::users::Role::Supervisor);
+    if !supervisor && !in_chat(&console, file.chat_id, s.user.id).await {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    }
+    crate::chat::files::serve(&console, &file).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct AdminQuery {
+    msg: Option<String>,
+    error: Option<String>,
+}
+
+/// GET /admin/canned: supervisors keep the canned messages.
+pub(super) async fn admin_page(
+    State(console): State<Arc<Console>>,
+    SupervisorPage(s): SupervisorPage,
+    Query(q): Query<AdminQuery>,
+) -> Response {
+    let canned = console.store.all_canned().await.unwrap_or_default();
+    console.render(
+        "admin_canned.html",
+        minijinja::context! {
+            me => super::me(&s),
+            csrf => s.csrf_token,
+            canned => canned,
+            queues => queues_json(&console),
+            message => q.msg,
+            error => q.error,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct CannedForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    queue: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+}
+
+fn back(result: Result<&str, String>) -> Response {
+    let q = match result {
+        Ok(m) => format!("msg={}", urlencode(m)),
+        Err(e) => format!("error={}", urlencode(&e)),
+    };
+    Redirect::to(&format!("/admin/canned?{q}")).into_response()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn queue_of(f: &CannedForm) -> Option<String> {
+    let q = f.queue.trim();
+    (!q.is_empty()).then(|| q.to_string())
+}
+
+/// POST /admin/canned
+pub(super) async fn admin_add(
+    State(console): State<Arc<Console>>,
+    SupervisorPage(s): SupervisorPage,
+    headers: HeaderMap,
+    Form(f): Form<CannedForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    back(
+        console
+            .store
+            .add_canned(queue_of(&f), &f.title, &f.body, s.user.id)
+            .await
+            .map(|_| "Canned message added.")
+            .map_err(|e| error_message(&e)),
+    )
+}
+
+/// POST /admin/canned/{id}
+pub(super) async fn admin_update(
+    State(console): State<Arc<Console>>,
+    SupervisorPage(s): SupervisorPage,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CannedForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    back(
+        console
+            .store
+            .update_canned(id, queue_of(&f), &f.title, &f.body)
+            .await
+            .map(|_| "Canned message saved.")
+            .map_err(|e| error_message(&e)),
+    )
+}
+
+/// POST /admin/canned/{id}/delete
+pub(super) async fn admin_delete(
+    State(console): State<Arc<Console>>,
+    SupervisorPage(s): SupervisorPage,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CannedForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    back(
+        console
+            .store
+            .delete_canned(id)
+            .await
+            .map(|_| "Canned message deleted.")
+            .map_err(|e| error_message(&e)),
+    )
+}
