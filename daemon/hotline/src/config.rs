@@ -638,6 +638,15 @@ mod tests {
             ),
             ("[api]\ntoken = \"short\"\n", "api.token"),
             ("[sip]\nmax_calls = 0\n", "sip.max_calls"),
+            ("[chat]\noffer_timeout_secs = 1\n", "chat.offer_timeout_secs"),
+            (
+                "[[chat.sites]]\nkey = \"a b\"\nname = \"x\"\nqueues = [\"support\"]\n",
+                "chat.sites",
+            ),
+            (
+                "[[chat.sites]]\nkey = \"a\"\nname = \"x\"\nqueues = [\"support\"]\nallowed_origins = [\"example.com\"]\n",
+                "allowed origin",
+            ),
         ] {
             let err = from_toml(text, &env(&[])).unwrap_err().to_string();
             assert!(err.contains(setting), "{text}: {err}");
