@@ -916,7 +916,16 @@ first_backoff_ms = 200
 digest = [\"MD5\", \"SHA-256\"]
 [trunk]
 address = \"127.0.0.1:15099\"
-caller_id = \"+3612345678\"" 2026-11-24T16:30:00+01:00; then
+caller_id = \"+3612345678\"
+[chat]
+offer_timeout_secs = 5
+[[chat.sites]]
+key = \"demo\"
+name = \"Demo shop\"
+queues = [\"support\"]
+greeting = \"Hello from Hotline\"
+allowed_origins = [\"http://127.0.0.1:18091\"]
+hmac_secret = \"test-secret\"" 2026-11-24T16:30:00+01:00; then
   # A caller waiting in the support queue takes the callback offer: an entry for the
   # widget, with the time Hotline promised. (The flows' clock is set; the console's is not.)
   check caller_takes_offer caller_takes_offer
@@ -927,6 +936,7 @@ caller_id = \"+3612345678\"" 2026-11-24T16:30:00+01:00; then
   check browser_console browser_test console.test.mjs
   check browser_visual_session browser_test visual.test.mjs
   check browser_tasks browser_test tasks.test.mjs
+  check browser_chat browser_test chat.test.mjs
   check caller_hears_computed_promise caller_hears_computed_promise
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_console"; fi

@@ -103,6 +103,8 @@ CREATE TABLE chat_events (
     UNIQUE (chat_id, seq),
     UNIQUE (chat_id, client_id)
 );
+-- Each daemon asks every second which chats got events lately (other nodes' too).
+CREATE INDEX chat_events_created ON chat_events (created_at);
 
 -- Invitations of another operator (named, or anyone from a queue): one pending per chat.
 CREATE TABLE chat_invites (

@@ -4,6 +4,10 @@
 //! has room under their capacity, the least loaded first. The store makes the offer one
 //! exclusive update, so two nodes never offer one chat twice or overfill an operator.
 //! Unanswered offers are taken back after `offer_timeout_secs`.
+//!
+//! Beside it runs the tail: one query a second for the chats that got events lately,
+//! whichever node stored them, so sockets here learn of other nodes' events without
+//! each polling the store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +22,32 @@ use crate::console::{Console, unix_ms};
 /// Also runs this often when nothing wakes it (expiries, other nodes' chats).
 const TICK: Duration = Duration::from_secs(1);
 
+/// How far back the tail looks each time (events commit out of id order on PostgreSQL:
+/// a window, not a cursor).
+const TAIL_WINDOW_MS: i64 = 15_000;
+
 pub fn spawn(console: Arc<Console>) {
+    let tail = console.clone();
+    tokio::spawn(async move {
+        let mut seen: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        loop {
+            tokio::time::sleep(TICK).await;
+            let since = unix_ms() - TAIL_WINDOW_MS;
+            match tail.store.recent_chat_activity(since).await {
+                Ok(rows) => {
+                    let mut now_seen = std::collections::HashMap::with_capacity(rows.len());
+                    for (chat, seq) in rows {
+                        if seen.get(&chat).is_none_or(|s| *s < seq) {
+                            publish(&tail, chat).await;
+                        }
+                        now_seen.insert(chat, seq);
+                    }
+                    seen = now_seen;
+                }
+                Err(e) => tracing::warn!("chat tail: {e}"),
+            }
+        }
+    });
     tokio::spawn(async move {
         loop {
             if let Err(e) = round(&console).await {

@@ -380,8 +380,10 @@ async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSoc
     let me = hub.join_visitor(chat.id, tx);
     let mut last = after.max(0);
     let mut state = Value::Null;
-    // A slow tick also catches what another node stored.
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    // Events come by wakes (this node's and the tail's); the place in the queue can move
+    // without an event of this chat, so a waiting visitor's socket looks again now and
+    // then.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
     if catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await {
         loop {
             tokio::select! {
@@ -394,7 +396,8 @@ async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSoc
                     if !ok { break; }
                 }
                 _ = tick.tick() => {
-                    if !catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await { break; }
+                    let waiting = matches!(state.get("state").and_then(Value::as_str), Some("waiting" | "offered"));
+                    if waiting && !catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await { break; }
                 }
                 incoming = socket.recv() => {
                     let text = match incoming {

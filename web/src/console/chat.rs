@@ -2,8 +2,8 @@
 //! tab, canned messages, attachments, and the supervisors' canned-messages page.
 //!
 //! The socket sends a chat's events from the last sequence number the tab saw (its
-//! `hello`), then whatever the store has after that each time the chat is woken (or every
-//! 2 s, for what other nodes stored). Every request frame with a client id is answered
+//! `hello`), then whatever the store has after that each time the chat is woken (by this
+//! node, or by the tail that finds other nodes' events). Every request frame with a client id is answered
 //! with an `ack` or an `error` carrying it.
 
 use std::collections::HashMap;
@@ -298,7 +298,9 @@ async fn serve(console: Arc<Console>, me: Me, socket: WebSocket) {
         chats: HashMap::new(),
         names: HashMap::new(),
     };
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    // Events come by wakes (this node's and the tail's); the tick finds chats this
+    // operator joined elsewhere (another tab, another node).
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tokio::select! {
             push = rx.recv() => {
@@ -312,12 +314,7 @@ async fn serve(console: Arc<Console>, me: Me, socket: WebSocket) {
                 if !ok { break; }
             }
             _ = tick.tick() => {
-                let ids: Vec<i64> = tab.chats.keys().copied().collect();
-                let mut ok = true;
-                for id in ids {
-                    ok = ok && tab.catch_up(id).await;
-                }
-                if !ok || !tab.find_new_chats().await { break; }
+                if !tab.find_new_chats().await { break; }
             }
             incoming = tab.socket.recv() => {
                 let text = match incoming {

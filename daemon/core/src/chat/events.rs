@@ -463,6 +463,23 @@ impl Store {
         Ok(event)
     }
 
+    /// Chats with events stored since `since_ms` (by any node), with their newest
+    /// sequence number: each daemon's one query that finds what other nodes stored.
+    pub async fn recent_chat_activity(&self, since_ms: i64) -> Result<Vec<(i64, i64)>, ChatError> {
+        let rows = sqlx::query(
+            "SELECT chat_id, MAX(seq) AS seq FROM chat_events WHERE created_at >= $1 \
+             GROUP BY chat_id",
+        )
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get::<i64, _>("chat_id")?, r.try_get::<i64, _>("seq")?));
+        }
+        Ok(out)
+    }
+
     /// The chat's events after `after_seq` (0: all) that `audience` may see, in order.
     /// The visitor's page, their transcript and its e-mail all read through here.
     pub async fn chat_events(
