@@ -93,6 +93,22 @@ start_daemon() {
   HOTLINE_TEST_CLOCK=$clock "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
   DAEMON_PID=$!
   DAEMON_DIR=$dir
+  echo $DAEMON_PID >"$dir/pid"
+  # For tests that restart the daemon mid-way (SIGTERM, then the same state and config).
+  cat >"$dir/restart.sh" <<EOS
+#!/usr/bin/env bash
+pid=\$(cat "$dir/pid"); kill -TERM "\$pid"
+for _ in \$(seq 1 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+export HOTLINE_SIP_LISTEN=$HOTLINE_SIP_LISTEN HOTLINE_HTTP_LISTEN=$HOTLINE_HTTP_LISTEN HOTLINE_STATE_DIR=$dir/state HOTLINE_FLOWS_DIR=$dir/flows HOTLINE_DATABASE_URL=$HOTLINE_DATABASE_URL HOTLINE_TEST_CLOCK=$clock
+nohup "$HOTLINE" serve --config "$dir/hotline.toml" >>"$dir/daemon.log" 2>&1 &
+echo \$! >"$dir/pid"
+for _ in \$(seq 1 100); do
+  [ "\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$HTTP_PORT/healthz)" = 200 ] && exit 0
+  sleep 0.1
+done
+echo "the daemon did not come back"; exit 1
+EOS
+  chmod +x "$dir/restart.sh"
   for _ in $(seq 1 100); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz")" = 200 ] && return 0
     kill -0 "$DAEMON_PID" 2>/dev/null || break
@@ -102,8 +118,11 @@ start_daemon() {
 }
 
 stop_daemon() {
-  kill -TERM "$DAEMON_PID" 2>/dev/null
+  # A test may have restarted it: the pid file names the one running now.
+  local now; now=$(cat "$DAEMON_DIR/pid" 2>/dev/null || echo "$DAEMON_PID")
+  kill -TERM "$now" "$DAEMON_PID" 2>/dev/null
   wait "$DAEMON_PID" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$now" 2>/dev/null || break; sleep 0.1; done
 }
 
 # The newest CDR of the daemon in $DAEMON_DIR, as CSV.
@@ -898,6 +917,7 @@ browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
     SINK_URL=http://127.0.0.1:$SINK_HTTP SIPP_DIR=$ROOT/tests/sipp PCAPS=$PCAPS \
+    DAEMON_RESTART=$DAEMON_DIR/restart.sh \
     node --test --test-reporter=spec "$ROOT/tests/browser/$1"
 }
 if PRESTART=add_console_users start_daemon console "timeout_secs = 90
