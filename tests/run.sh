@@ -94,11 +94,15 @@ start_daemon() {
   DAEMON_PID=$!
   DAEMON_DIR=$dir
   echo $DAEMON_PID >"$dir/pid"
-  # For tests that restart the daemon mid-way (SIGTERM, then the same state and config).
+  # For tests that restart the daemon mid-way (SIGTERM, then the same state and config):
+  # restart.sh [stop|start], both without an argument.
   cat >"$dir/restart.sh" <<EOS
 #!/usr/bin/env bash
-pid=\$(cat "$dir/pid"); kill -TERM "\$pid"
-for _ in \$(seq 1 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+if [ "\${1:-}" != start ]; then
+  pid=\$(cat "$dir/pid"); kill -TERM "\$pid"
+  for _ in \$(seq 1 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+  [ "\${1:-}" = stop ] && exit 0
+fi
 export HOTLINE_SIP_LISTEN=$HOTLINE_SIP_LISTEN HOTLINE_HTTP_LISTEN=$HOTLINE_HTTP_LISTEN HOTLINE_STATE_DIR=$dir/state HOTLINE_FLOWS_DIR=$dir/flows HOTLINE_DATABASE_URL=$HOTLINE_DATABASE_URL HOTLINE_TEST_CLOCK=$clock
 nohup "$HOTLINE" serve --config "$dir/hotline.toml" >>"$dir/daemon.log" 2>&1 &
 echo \$! >"$dir/pid"
@@ -917,7 +921,7 @@ browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
     SINK_URL=http://127.0.0.1:$SINK_HTTP SIPP_DIR=$ROOT/tests/sipp PCAPS=$PCAPS \
-    DAEMON_RESTART=$DAEMON_DIR/restart.sh \
+    DAEMON_RESTART=$DAEMON_DIR/restart.sh API_TOKEN=$API_TOKEN \
     node --test --test-reporter=spec "$ROOT/tests/browser/$1"
 }
 if PRESTART=add_console_users start_daemon console "timeout_secs = 90

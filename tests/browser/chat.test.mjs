@@ -45,6 +45,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, truncateSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { startHost } from './chat-host.mjs';
@@ -272,6 +273,20 @@ describe('web chat: a visitor on a company site and two operators', () => {
         });
         assert.ok(res.ok, `${name} could not be set online: ${res.status} ${await res.text()}`);
       }
+    }
+    // A supervisor's canned message for the support queue, kept on the admin page.
+    if (process.env.ADMIN_USER) {
+      const admin = await operator(env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+      await admin.page.goto(`${BASE}/admin/canned`);
+      if (await admin.page.getByText('We are open 8-16 on workdays.').count() === 0) {
+        const add = admin.page.locator('form[action="/admin/canned"]');
+        await add.locator('select[name=queue]').selectOption('support');
+        await add.getByLabel('Title').fill('Opening hours');
+        await add.getByLabel('Text').fill('We are open 8-16 on workdays.');
+        await add.getByRole('button').click();
+        await admin.page.getByText('Canned message added.').waitFor();
+      }
+      await admin.context.close();
     }
     ops.push(await operator(env('OPERATOR_USER'), env('OPERATOR_PASSWORD')));
     ops.push(await operator(env('OTHER_USER'), env('OTHER_PASSWORD')));
@@ -616,6 +631,33 @@ describe('web chat: a visitor on a company site and two operators', () => {
     // And the chat goes on.
     await say(taker, 'Still there?');
     await exactly(fromOperator('Still there?'), 1, 'a message after the reconnect');
+  });
+
+  step('9b. the daemon restarts mid-chat: both sides go on, nothing lost or doubled', async () => {
+    const restart = env('DAEMON_RESTART');
+    const f = chatFrame();
+    execFileSync(restart, ['stop'], { stdio: 'inherit' });
+    await f.locator('#offline').waitFor({ state: 'visible', timeout: 15_000 });
+    // Both write while the daemon is down.
+    await visitorSays('Written while the daemon was down');
+    // The operator's page keeps it until the daemon acknowledges it.
+    await input(taker).fill('Operator wrote while the daemon was down');
+    await input(taker).press('Enter');
+    await sleep(300);
+    execFileSync(restart, ['start'], { stdio: 'inherit' });
+    await f.locator('#offline').waitFor({ state: 'hidden', timeout: 20_000 });
+    await exactly(fromVisitor(taker, 'Written while the daemon was down'), 1,
+      'the visitor’s message from the outage, at the operator');
+    await exactly(fromOperator('Operator wrote while the daemon was down'), 1,
+      'the operator’s message from the outage, at the visitor');
+    await exactly(ownMessage('Written while the daemon was down'), 1, 'the visitor’s own message');
+    await exactly(log(taker).locator('li.from-operator', { hasText: 'Operator wrote while the daemon was down' }), 1,
+      'the operator’s own message from the outage');
+    await exactly(f.locator('#pending li'), 0, 'unsent messages');
+    // Everything from before is still there once.
+    await exactly(fromOperator('Gap message one'), 1, 'an earlier message after the restart');
+    await say(taker, 'Back after the restart');
+    await exactly(fromOperator('Back after the restart'), 1, 'a message after the restart');
   });
 
   step('10. the operator ends and wraps up; the visitor gets the transcript by e-mail', async () => {

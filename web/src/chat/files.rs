@@ -15,7 +15,8 @@ fn dir(console: &Console) -> std::path::PathBuf {
     console.visual.files_dir.join("chat")
 }
 
-/// What a file's bytes are, if we take it: images, PDF, and UTF-8 text.
+/// What a file's bytes are, if we take it: images, PDF, and UTF-8 text (`text/plain`,
+/// served as UTF-8).
 fn sniff(bytes: &[u8]) -> Option<&'static str> {
     if let Some(kind) = infer::get(bytes) {
         return match kind.mime_type() {
@@ -31,7 +32,7 @@ fn sniff(bytes: &[u8]) -> Option<&'static str> {
     let binary = text
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\u{c}'));
-    (!binary).then_some("text/plain; charset=utf-8")
+    (!binary).then_some("text/plain")
 }
 
 type Refusal = (StatusCode, String);
@@ -190,7 +191,14 @@ pub async fn serve(console: &Console, file: &ChatFile) -> Response {
     };
     (
         [
-            (header::CONTENT_TYPE, file.content_type.clone()),
+            (
+                header::CONTENT_TYPE,
+                if file.content_type == "text/plain" {
+                    "text/plain; charset=utf-8".to_string()
+                } else {
+                    file.content_type.clone()
+                },
+            ),
             (header::CONTENT_DISPOSITION, disposition),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
             (header::CACHE_CONTROL, "private, max-age=3600".to_string()),

@@ -168,6 +168,25 @@ pub async fn publish(console: &Console, chat_id: i64) {
     console.chat.hub.wake(chat_id, &operators);
 }
 
+/// Sends the chat's fresh view to every operator in it: details changed that are no
+/// event (tags, notes, visitor fields, pages visited).
+pub async fn push_view(console: &Console, chat_id: i64) {
+    let Ok(Some(chat)) = console.store.chat(chat_id).await else {
+        return;
+    };
+    let frame = serde_json::json!({ "t": "chat", "chat": view::chat_view(console, &chat).await });
+    for p in console
+        .store
+        .chat_participants(chat_id)
+        .await
+        .unwrap_or_default()
+    {
+        if p.is_open() {
+            console.chat.hub.to_operator(&p.operator, &frame);
+        }
+    }
+}
+
 pub fn router() -> Router<Arc<Console>> {
     // Uploads: the limit is checked per file as it streams; this only bounds the request.
     let upload_limit =

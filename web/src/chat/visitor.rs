@@ -497,7 +497,7 @@ async fn handle(console: &Console, chat: &Chat, text: &str) -> Option<Value> {
             {
                 tracing::debug!(chat = chat.id, "page view not kept: {e}");
             }
-            publish(console, chat.id).await;
+            super::push_view(console, chat.id).await;
             None
         }
     }

@@ -24,7 +24,7 @@ use super::Console;
 use super::auth::{OperatorPage, SupervisorPage, check_csrf, unix_ms};
 use crate::chat::hub::Push;
 use crate::chat::view::{chat_view, event_frame};
-use crate::chat::{error_message, publish};
+use crate::chat::{error_message, publish, push_view};
 
 /// What the operator works as, from the session (chats need an operator account).
 struct Me {
@@ -410,25 +410,6 @@ async fn handle(tab: &mut Tab, text: &str) -> bool {
                                "message": error_message(&e) }),
             )
             .await
-        }
-    }
-}
-
-/// Sends the chat's fresh view to every operator in it (details changed: tags, notes,
-/// visitor fields).
-async fn push_view(console: &Console, chat_id: i64) {
-    let Ok(Some(chat)) = console.store.chat(chat_id).await else {
-        return;
-    };
-    let frame = json!({ "t": "chat", "chat": chat_view(console, &chat).await });
-    for p in console
-        .store
-        .chat_participants(chat_id)
-        .await
-        .unwrap_or_default()
-    {
-        if p.is_open() {
-            console.chat.hub.to_operator(&p.operator, &frame);
         }
     }
 }
