@@ -152,10 +152,24 @@ async function operator(user, password) {
 }
 
 const ops = [];
+
+/** Both operators online (with the API token; otherwise whoever runs the test has done it). */
+async function operatorsOnline() {
+  if (!process.env.API_TOKEN) return;
+  for (const name of [env('OPERATOR_USER'), env('OTHER_USER')]) {
+    const res = await fetch(`${BASE}/api/operators/${encodeURIComponent(name)}/state`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${process.env.API_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ state: 'online' }),
+    });
+    assert.ok(res.ok, `${name} could not be set online: ${res.status} ${await res.text()}`);
+  }
+}
 let taker; // the operator who accepted the chat (and does most of the talking)
 let rejecter; // the one who rejected it (invited later)
 let chatId; // the chat's id, from the offer
 let rejectedAt = 0;
+let transferredAt = 0;
 
 const offerTab = (op) => op.page.locator('[role=tab].offer-tab', { hasText: VISITOR });
 const offerPane = (op) => op.page.locator('.offer-pane', { hasText: `Chat offered: ${VISITOR}` });
@@ -264,16 +278,7 @@ describe('web chat: a visitor on a company site and two operators', () => {
 
     // Chats are offered only to operators who are online. With the API token at hand the
     // test says so itself; otherwise whoever runs it has.
-    if (process.env.API_TOKEN) {
-      for (const name of [env('OPERATOR_USER'), env('OTHER_USER')]) {
-        const res = await fetch(`${BASE}/api/operators/${encodeURIComponent(name)}/state`, {
-          method: 'PUT',
-          headers: { Authorization: `Bearer ${process.env.API_TOKEN}`, 'Content-Type': 'application/json' },
-          body: JSON.stringify({ state: 'online' }),
-        });
-        assert.ok(res.ok, `${name} could not be set online: ${res.status} ${await res.text()}`);
-      }
-    }
+    await operatorsOnline();
     // A supervisor's canned message for the support queue, kept on the admin page.
     if (process.env.ADMIN_USER) {
       const admin = await operator(env('ADMIN_USER'), env('ADMIN_PASSWORD'));
@@ -645,6 +650,9 @@ describe('web chat: a visitor on a company site and two operators', () => {
     await input(taker).press('Enter');
     await sleep(300);
     execFileSync(restart, ['start'], { stdio: 'inherit' });
+    // Operator statuses live in the queue engine's memory: after a restart they are
+    // chosen again (the console's status switch does it for people).
+    await operatorsOnline();
     await f.locator('#offline').waitFor({ state: 'hidden', timeout: 20_000 });
     await exactly(fromVisitor(taker, 'Written while the daemon was down'), 1,
       'the visitor’s message from the outage, at the operator');
@@ -658,6 +666,39 @@ describe('web chat: a visitor on a company site and two operators', () => {
     await exactly(fromOperator('Gap message one'), 1, 'an earlier message after the restart');
     await say(taker, 'Back after the restart');
     await exactly(fromOperator('Back after the restart'), 1, 'a message after the restart');
+  });
+
+  step('9c. the colleague leaves; the chat is transferred to them with a note they see', async () => {
+    // The colleague leaves it to the taker (no wrap-up for a colleague who leaves).
+    await pane(rejecter).getByRole('button', { name: 'Leave the chat' }).click();
+    await chatTab(rejecter).waitFor({ state: 'detached', timeout: 15_000 });
+    await log(taker).locator('li', { hasText: 'left the chat' }).waitFor({ timeout: 10_000 });
+
+    // Then the taker transfers the chat to that colleague by name, with a note.
+    const note = 'Wants blue shoes in size 42; check stock.';
+    await pane(taker).getByRole('button', { name: 'Transfer', exact: true }).click();
+    const dialog = taker.page.getByRole('dialog', { name: 'Transfer the chat' });
+    await dialog.waitFor();
+    await dialog.getByLabel('An operator').check();
+    await dialog.locator('select[name=operator]').selectOption(rejecter.user);
+    await dialog.getByLabel('Note for the next operator').fill(note);
+    await dialog.getByRole('button', { name: 'Transfer', exact: true }).click();
+    await chatTab(taker).waitFor({ state: 'detached', timeout: 15_000 });
+
+    // Offered to the colleague only (though they rejected it at first), who sees the note.
+    transferredAt = Date.now();
+    await offerTab(rejecter).waitFor({ timeout: 15_000 });
+    await offerTab(rejecter).click();
+    await offerPane(rejecter).getByRole('button', { name: 'Accept' }).click();
+    await pane(rejecter).waitFor({ timeout: 10_000 });
+    await pane(rejecter).locator('.d-notes', { hasText: note }).waitFor({ timeout: 10_000 });
+    // The conversation so far is there for them, once.
+    await exactly(log(rejecter).locator('li', { hasText: 'Back after the restart' }), 1, 'the history at the new operator');
+    await messages().locator('li.msg-system', { hasText: joined(rejecter) }).last().waitFor({ timeout: 10_000 });
+    // From now on the colleague is the one who talks.
+    [taker, rejecter] = [rejecter, taker];
+    await say(taker, 'I have taken over your chat.');
+    await exactly(fromOperator('I have taken over your chat.'), 1, 'the new operator’s message at the visitor');
   });
 
   step('10. the operator ends and wraps up; the visitor gets the transcript by e-mail', async () => {
@@ -687,14 +728,8 @@ describe('web chat: a visitor on a company site and two operators', () => {
     await messages().locator('li.msg-system', { hasText: /ended the chat/ }).waitFor({ timeout: 10_000 });
     await visitorInput().waitFor({ state: 'hidden' });
 
-    // The colleague owes a wrap-up too.
-    await rejecter.page.locator('.chat-pane .chat-banner', { hasText: /ended the chat|has ended/ }).first().waitFor({ timeout: 10_000 });
-    const theirs = rejecter.page.getByRole('dialog', { name: 'Wrap-up' });
-    if (!(await theirs.isVisible())) await pane(rejecter).getByRole('button', { name: 'Wrap up' }).click();
-    await theirs.waitFor({ timeout: 5_000 });
-    await theirs.getByLabel('Category').selectOption({ index: 0 });
-    await theirs.getByRole('button', { name: 'Save and close the chat' }).click();
-    await chatTab(rejecter).waitFor({ state: 'detached', timeout: 15_000 });
+    // The operator who transferred it left without a wrap-up: no tab of it there.
+    assert.equal(await chatTab(rejecter).count(), 0);
 
     // The visitor asks for the transcript at another address.
     const form = f.locator('#transcript-form');
@@ -714,7 +749,9 @@ describe('web chat: a visitor on a company site and two operators', () => {
     }
 
     // Nobody was offered the chat again, and no markup ever ran.
-    assert.equal(offersTo(rejecter, rejectedAt + 1).length, 0);
+    // Offers: after the rejection, only the one the transfer asked for.
+    assert.equal(offersTo(taker, rejectedAt + 1).filter((r) => r.at < transferredAt - 5_000).length, 0);
+    assert.equal(offersTo(rejecter, transferredAt - 5_000).length, 0);
     assert.deepEqual(dialogs, []);
   });
 });

@@ -751,6 +751,10 @@ function renderHead(c) {
   wrapButton.hidden = !c.ended;
   c.pane.querySelector('.chat-invite').disabled = c.ended || c.closing || Boolean(c.pendingInvite);
   c.pane.querySelector('.chat-transfer').disabled = c.ended || c.closing;
+  // With a colleague in the chat, either may leave it to the other.
+  const leaveButton = c.pane.querySelector('.chat-leave');
+  leaveButton.hidden = c.ended || people.length < 2;
+  leaveButton.disabled = c.closing;
   endButton.disabled = c.closing;
   wrapButton.disabled = c.closing;
   // After the end only private notes to colleagues can be written.
@@ -1097,6 +1101,11 @@ function wireChat(c) {
   q('.chat-wrapup').addEventListener('click', () => openWrapup(c));
   q('.chat-invite').addEventListener('click', () => openInvite(c));
   q('.chat-transfer').addEventListener('click', () => openTransfer(c));
+  q('.chat-leave').addEventListener('click', () => {
+    c.closing = true;
+    renderHead(c);
+    enqueue({ t: 'leave', chat: c.id });
+  });
   // Details: tags and notes.
   const tagForm = q('.tag-form');
   tagForm.addEventListener('submit', (e) => {
