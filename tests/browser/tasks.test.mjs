@@ -111,6 +111,15 @@ test('a task for a queue with two parameters: its author and a colleague see it'
   await form.getByRole('button', { name: 'Add task' }).click();
   await alert(anna).filter({ hasText: 'is not a phone number' }).waitFor({ timeout: 5_000 });
   assert.equal(await row(anna, `Bad number ${RUN}`).count(), 0);
+
+  // A queue anna is not a member of (sales: bela only): its task is not on her list. The
+  // support task added after it shows her list has been read again since.
+  const sales = `Sales lead ${RUN}`;
+  const later = `Support follow-up ${RUN}`;
+  await addTask(bela, { title: sales, number: '+36305550109', assignee: 'queue sales' });
+  await addTask(bela, { title: later, number: '+36305550110', assignee: 'queue support' });
+  await row(anna, later).waitFor({ timeout: 10_000 });
+  assert.equal(await row(anna, sales).count(), 0, 'anna sees a task of a queue she is not in');
 });
 
 test('an overdue task stands out; reschedule moves it, Done takes it off the list', async () => {

@@ -60,7 +60,7 @@ function showCallbacks(entries) {
     button.textContent = 'Call back';
     button.addEventListener('click', () => claim(c, button));
     const action = document.createElement('td');
-    action.append(button);
+    action.append(button, ' ', taskButton(`Call back ${c.number}`, c.number, c.id));
     let attempts = String(c.attempts);
     if (c.last_outcome) attempts += ` (last: ${OUTCOMES[c.last_outcome] ?? c.last_outcome})`;
     if (c.auto_attempts > 0) attempts += `, ${c.auto_attempts} automatic`;
@@ -71,6 +71,19 @@ function showCallbacks(entries) {
     return tr;
   }));
   if (entries.length === 0) body.replaceChildren(emptyRow('No missed calls.', 8));
+}
+
+// "Task": a task for this call, in the tasks widget's add form (to edit, then add).
+function taskButton(title, number, entryId) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'secondary';
+  b.textContent = 'Task';
+  b.setAttribute('aria-label', `Task for ${number}`);
+  b.addEventListener('click', () => window.hotlineTasks?.prefill({
+    title, number, callbackEntryId: String(entryId),
+  }));
+  return b;
 }
 
 async function post(url, body) {
@@ -114,7 +127,7 @@ function showMine(attempts) {
         : (answer.error || 'The outcome could not be changed.');
       if (!ok) button.disabled = false;
     });
-    action.append(button);
+    action.append(button, ' ', taskButton(`Follow up ${a.number}`, a.number, a.entry));
     tr.append(cell(a.number), cell(OUTCOMES[a.outcome] ?? a.outcome), cell(a.note ?? ''),
       cell(a.ended ?? ''), action);
     return tr;

@@ -1,11 +1,10 @@
 //! The tasks widget (PRODUCT C4) as JSON endpoints for `assets/tasks.js`: list, add,
 //! complete, reschedule, history, and call the customer of a task.
 //!
-//! Who sees what: an operator sees the tasks assigned to them, to any queue, to nobody,
-//! and those they created. Queue memberships live in the daemon's flow set, not in the
-//! store, and the console doesn't know them, so every queue's tasks are shown to every
-//! operator ([`Queues::Any`]); the store can narrow it when memberships are at hand.
-//! Actions on a task the operator doesn't see answer 404, as for a task that isn't there.
+//! Who sees what: an operator sees the tasks assigned to them, to the queues they are a
+//! member of (from the daemon's flow set, through `Telephony`), to nobody, and those they
+//! created; supervisors see every queue's. Actions on a task the operator doesn't see
+//! answer 404, as for a task that isn't there.
 //!
 //! Calling a task's customer first claims the task (one conditional update: of two
 //! operators clicking together one wins, the other is told who is calling), then asks the
@@ -156,10 +155,37 @@ async fn queue_names(console: &Console) -> Option<Vec<String>> {
     )
 }
 
+/// The queues whose tasks the user sees: the operator's own queues; `None` for every
+/// queue (supervisors, and a telephony side that names no queues).
+fn task_queues(console: &Console, s: &WebSession) -> Option<Vec<String>> {
+    if s.user.role.allows(hotline_core::users::Role::Supervisor) {
+        return None;
+    }
+    let names = console.telephony.queue_names();
+    if names.is_empty() {
+        return None;
+    }
+    let me = who(s);
+    Some(
+        names
+            .into_iter()
+            .map(|(q, _)| q)
+            .filter(|q| console.telephony.queue_members(q).contains(&me))
+            .collect(),
+    )
+}
+
 /// The task, when this operator sees it; otherwise the 404 a missing task gets.
-async fn visible_task(console: &Console, id: i64, me: &str) -> Result<Task, Response> {
+async fn visible_task(console: &Console, s: &WebSession, id: i64) -> Result<Task, Response> {
+    let me = who(s);
+    let queues = task_queues(console, s);
+    let refs: Vec<&str> = queues.iter().flatten().map(String::as_str).collect();
+    let scope = match &queues {
+        Some(_) => Queues::Only(&refs),
+        None => Queues::Any,
+    };
     match console.store.task(id).await {
-        Ok(Some(t)) if t.visible_to(me, Queues::Any) => Ok(t),
+        Ok(Some(t)) if t.visible_to(&me, scope) => Ok(t),
         Ok(_) => Err(task_refusal(TaskError::NotFound)),
         Err(e) => Err(store_failed(e)),
     }
@@ -183,9 +209,15 @@ pub(super) async fn list(
     let me = who(&s);
     let include_done = q.done.as_deref() == Some("1");
     let now = unix_ms();
+    let queues = task_queues(&console, &s);
+    let refs: Vec<&str> = queues.iter().flatten().map(String::as_str).collect();
+    let scope = match &queues {
+        Some(_) => Queues::Only(&refs),
+        None => Queues::Any,
+    };
     match console
         .store
-        .tasks_for(&me, Queues::Any, include_done, SHOWN)
+        .tasks_for(&me, scope, include_done, SHOWN)
         .await
     {
         Ok(tasks) => Json(json!({
@@ -369,7 +401,7 @@ pub(super) async fn complete(
         Err(r) => return r,
     };
     let me = who(&s);
-    if let Err(r) = visible_task(&console, id, &me).await {
+    if let Err(r) = visible_task(&console, &s, id).await {
         return r;
     }
     let now = unix_ms();
@@ -411,7 +443,7 @@ pub(super) async fn reschedule(
         Err(m) => return refusal(StatusCode::BAD_REQUEST, m),
     };
     let me = who(&s);
-    if let Err(r) = visible_task(&console, id, &me).await {
+    if let Err(r) = visible_task(&console, &s, id).await {
         return r;
     }
     let now = unix_ms();
@@ -437,7 +469,7 @@ pub(super) async fn call(
         return r;
     }
     let me = who(&s);
-    if let Err(r) = visible_task(&console, id, &me).await {
+    if let Err(r) = visible_task(&console, &s, id).await {
         return r;
     }
     let task = match console
@@ -486,8 +518,7 @@ pub(super) async fn events(
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
-    let me = who(&s);
-    if let Err(r) = visible_task(&console, id, &me).await {
+    if let Err(r) = visible_task(&console, &s, id).await {
         return r;
     }
     match console.store.task_events(id).await {
