@@ -78,6 +78,12 @@ pub enum AcdInput {
     Operators {
         reply: oneshot::Sender<Vec<(String, OperatorView)>>,
     },
+    /// The operator's open chats (offered or taken, not wrapped up): with any, no voice
+    /// call is offered to them (PRODUCT Q1).
+    SetChats {
+        operator: String,
+        chats: u8,
+    },
     /// An automatic callback enters its queue (see `auto_callback`); `since` is the
     /// customer's original call, for the interleaved policy.
     EnqueueCallback {
@@ -321,6 +327,11 @@ impl State {
                     .get(&operator)
                     .map(|o| self.bindings.get(&o.sip_user).cloned().unwrap_or_default());
                 let _ = reply.send(contacts);
+            }
+            AcdInput::SetChats { operator, chats } => {
+                if self.operators.contains_key(&operator) {
+                    self.acd.set_chats(now, &operator, chats);
+                }
             }
             AcdInput::Operators { reply } => {
                 let mut names: Vec<&String> = self.operators.keys().collect();

@@ -116,6 +116,19 @@ impl Telephony for ConsoleLink {
             .unwrap_or_default()
     }
 
+    fn set_chat_load<'a>(&'a self, operator: &'a str, chats: i64) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let chats = u8::try_from(chats.max(0)).unwrap_or(u8::MAX);
+            self.calls
+                .acd
+                .send(AcdInput::SetChats {
+                    operator: operator.to_string(),
+                    chats,
+                })
+                .await;
+        })
+    }
+
     fn callback_hide_ms(&self, queue: Option<&str>) -> i64 {
         let rules = crate::callback_calls::rules_for(&self.calls, queue);
         i64::try_from(rules.hide_after_failure.as_millis()).unwrap_or(i64::MAX)

@@ -3,7 +3,8 @@
 //! the chat's queue (or is the operator it was transferred to), never declined it, and
 //! has room under their capacity, the least loaded first. The store makes the offer one
 //! exclusive update, so two nodes never offer one chat twice or overfill an operator.
-//! Unanswered offers are taken back after `offer_timeout_secs`.
+//! Unanswered offers are taken back after `offer_timeout_secs`. Each round also tells the
+//! queues how many chats each connected operator has: with any, no voice call rings them.
 //!
 //! Beside it runs the tail: one query a second for the chats that got events lately,
 //! whichever node stored them, so sockets here learn of other nodes' events without
@@ -65,6 +66,11 @@ async fn round(console: &Console) -> Result<(), ChatError> {
     let store = &console.store;
     let hub = &console.chat.hub;
     let now = unix_ms();
+    // Voice only without another conversation: the queues learn each operator's chats.
+    for op in hub.connected_operators() {
+        let load = store.chat_load(&op).await?;
+        console.telephony.set_chat_load(&op, load).await;
+    }
     for (chat, operator) in store.expire_offers(now).await? {
         tracing::info!(chat, %operator, "chat offer not answered in time");
         hub.to_operator(&operator, &json!({ "t": "offer_gone", "chat": chat }));

@@ -430,6 +430,8 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
                 .accept_chat(chat_id, &tab.me.operator, tab.me.user_id, now)
                 .await?;
             tracing::info!(chat = chat_id, operator = %tab.me.operator, "chat accepted");
+            // The queues learn of the chat at once (no voice call now).
+            hub.dispatch.notify_one();
             hub.to_operator(
                 &tab.me.operator,
                 &json!({ "t": "offer_gone", "chat": chat_id }),

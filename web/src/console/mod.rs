@@ -73,6 +73,10 @@ pub trait Telephony: Send + Sync + 'static {
     fn queue_members(&self, _queue: &str) -> Vec<String> {
         Vec::new()
     }
+    /// The operator's open chats: with any, the queues offer them no voice call.
+    fn set_chat_load<'a>(&'a self, _operator: &'a str, _chats: i64) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The admin's form for an operator's SIP account.
