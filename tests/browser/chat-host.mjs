@@ -6,15 +6,25 @@
 //
 //   /             "Demo Shop - Home", with a link to the prices page
 //   /prices.html  "Demo Shop - Prices"
+//   /account.html a signed-in customer's page: it passes window.hotlineChat with the
+//                 name, e-mail and customer id signed with the site's secret (`secret`)
 //
 // Used by the test through startHost(); can also run on its own to try the widget by hand:
 //   BASE_URL=http://127.0.0.1:18080 node tests/browser/chat-host.mjs [port] [site]
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function page({ title, heading, body, hotline, site }) {
+/** What a site's server puts in the page of a logged-in customer (HMAC-SHA256 in hex over
+ * customer_id, e-mail and name, one per line). */
+export function signedFields(secret, { name, email, customer_id }) {
+  const signature = createHmac('sha256', secret).update(`${customer_id}\n${email}\n${name}`).digest('hex');
+  return { name, email, customer_id, signature };
+}
+
+function page({ title, heading, body, hotline, site, fields = null }) {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -34,7 +44,7 @@ function page({ title, heading, body, hotline, site }) {
 <h1>${escape(heading)}</h1>
 ${body}
 </main>
-<script src="${escape(hotline)}/chat/widget.js?site=${encodeURIComponent(site)}" async></script>
+${fields ? `<script>window.hotlineChat = ${JSON.stringify(fields).replace(/</g, '\\u003c')};</script>\n` : ''}<script src="${escape(hotline)}/chat/widget.js?site=${encodeURIComponent(site)}" async></script>
 </body>
 </html>
 `;
@@ -45,7 +55,7 @@ ${body}
  * `hotline`: Hotline's base address (where the widget script comes from); `site`: the chat
  * site's key in Hotline's config.
  */
-export function startHost({ port, hotline, site = 'demo' }) {
+export function startHost({ port, hotline, site = 'demo', secret = 'test-secret', customer = null }) {
   const pages = {
     '/': page({
       title: 'Demo Shop - Home',
@@ -61,6 +71,16 @@ export function startHost({ port, hotline, site = 'demo' }) {
       body: '<table><tr><th>Red shoes</th><td>49 EUR</td></tr><tr><th>Blue shoes</th><td>52 EUR</td></tr></table>',
       hotline,
       site,
+    }),
+    '/account.html': page({
+      title: 'Demo Shop - My account',
+      heading: 'My account',
+      body: '<p>You are logged in.</p>',
+      hotline,
+      site,
+      fields: signedFields(secret, customer || {
+        name: 'Kata Signed', email: 'kata@example.org', customer_id: 'C-1001',
+      }),
     }),
   };
   const server = createServer((req, res) => {

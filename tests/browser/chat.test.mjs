@@ -754,4 +754,62 @@ describe('web chat: a visitor on a company site and two operators', () => {
     assert.equal(offersTo(rejecter, transferredAt - 5_000).length, 0);
     assert.deepEqual(dialogs, []);
   });
+
+  step('11. a logged-in customer: fields signed by the site show verified; the visitor ends, the operator wraps up; Alt+/ lists the shortcuts', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      watch(page, 'signed visitor');
+      await page.goto(`${host.url}/account.html`);
+      await page.getByRole('button', { name: /^Chat with us/ }).click();
+      const f = page.frameLocator('#hotline-chat-frame');
+      // The site vouches for the name and e-mail: filled in and not to be changed.
+      const name = f.locator('#pc-name');
+      await f.locator('#pc-name-verified').waitFor({ timeout: 10_000 });
+      assert.equal(await name.inputValue(), 'Kata Signed');
+      assert.equal(await name.isEditable(), false, 'a verified name can be changed');
+      assert.equal(await f.locator('#pc-email').inputValue(), 'kata@example.org');
+      await f.locator('#prechat-submit').click();
+
+      // Offered to one of the operators, with the verified marks; accepted.
+      const tabOf = (op) => op.page.locator('[role=tab].offer-tab', { hasText: 'Kata Signed' });
+      const op = await eventually(async () => {
+        for (const o of ops) if (await tabOf(o).count()) return o;
+        return null;
+      }, 'an offer of the signed-in customer', 15_000);
+      await tabOf(op).click();
+      const offer = op.page.locator('.offer-pane', { hasText: 'Chat offered: Kata Signed' });
+      const marks = offer.locator('.offer-verified');
+      await marks.waitFor();
+      assert.match(await marks.innerText(), /🔒/);
+      assert.match(await marks.innerText(), /e-mail|email/i);
+      await offer.getByRole('button', { name: 'Accept' }).click();
+      const thePane = op.page.locator('.chat-pane').filter({ has: op.page.locator('.chat-title', { hasText: 'Kata Signed' }) });
+      await thePane.waitFor({ timeout: 10_000 });
+      await thePane.locator('.verified-mark').first().waitFor({ timeout: 10_000 });
+      assert.ok(await thePane.locator('.verified-mark').count() >= 2, 'name and e-mail are marked verified');
+
+      // The shortcuts overlay (seed 004: Alt+/).
+      await op.page.keyboard.press('Alt+/');
+      const shortcuts = op.page.getByRole('dialog', { name: 'Keyboard shortcuts' });
+      await shortcuts.waitFor({ timeout: 5_000 });
+      assert.match(await shortcuts.innerText(), /Alt\s*\+?\s*E/);
+      await op.page.keyboard.press('Escape');
+      await shortcuts.waitFor({ state: 'hidden', timeout: 5_000 });
+
+      // The visitor ends the chat; the operator is told and asked for the wrap-up.
+      await f.locator('#end-chat').click();
+      await f.locator('#confirm-end-yes').click();
+      await f.locator('#ended-at').waitFor({ timeout: 10_000 });
+      await thePane.locator('.chat-banner', { hasText: /ended the chat|has ended/ }).waitFor({ timeout: 10_000 });
+      const wrap = op.page.getByRole('dialog', { name: 'Wrap-up' });
+      if (!(await wrap.isVisible())) await thePane.getByRole('button', { name: 'Wrap up' }).click();
+      await wrap.waitFor({ timeout: 5_000 });
+      await wrap.getByLabel('Category').selectOption({ index: 0 });
+      await wrap.getByRole('button', { name: 'Save and close the chat' }).click();
+      await op.page.locator('[role=tab]:not(.offer-tab)', { hasText: 'Kata Signed' }).waitFor({ state: 'detached', timeout: 15_000 });
+    } finally {
+      await context.close();
+    }
+  });
 });
