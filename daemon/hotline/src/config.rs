@@ -638,7 +638,10 @@ mod tests {
             ),
             ("[api]\ntoken = \"short\"\n", "api.token"),
             ("[sip]\nmax_calls = 0\n", "sip.max_calls"),
-            ("[chat]\noffer_timeout_secs = 1\n", "chat.offer_timeout_secs"),
+            (
+                "[chat]\noffer_timeout_secs = 1\n",
+                "chat.offer_timeout_secs",
+            ),
             (
                 "[[chat.sites]]\nkey = \"a b\"\nname = \"x\"\nqueues = [\"support\"]\n",
                 "chat.sites",
