@@ -63,6 +63,7 @@ const DEBUG = !!process.env.DEBUG_BROWSER;
 // The daemon keeps chats between runs: a visitor unique to this run keeps them apart.
 const RUN = Date.now().toString(36);
 const VISITOR = `Vera Visitor ${RUN}`;
+const TAG = `shoes-${RUN}`;
 const VISITOR_EMAIL = `vera-${RUN}@example.org`;
 const TRANSCRIPT_EMAIL = `vera-copy-${RUN}@example.org`;
 const PRIVATE = 'internal: check the order';
@@ -695,6 +696,11 @@ describe('web chat: a visitor on a company site and two operators', () => {
     // The conversation so far is there for them, once.
     await exactly(log(rejecter).locator('li', { hasText: 'Back after the restart' }), 1, 'the history at the new operator');
     await messages().locator('li.msg-system', { hasText: joined(rejecter) }).last().waitFor({ timeout: 10_000 });
+    // A tag for the history.
+    const tags = pane(rejecter).locator('.d-tags');
+    await tags.getByLabel('New tag').fill(TAG);
+    await tags.getByRole('button', { name: 'Add tag' }).click();
+    await tags.locator('.tag-list', { hasText: TAG }).waitFor({ timeout: 10_000 });
     // From now on the colleague is the one who talks.
     [taker, rejecter] = [rejecter, taker];
     await say(taker, 'I have taken over your chat.');
@@ -749,6 +755,18 @@ describe('web chat: a visitor on a company site and two operators', () => {
     }
 
     // Nobody was offered the chat again, and no markup ever ran.
+    // The organisation's log: found by its tag, with the private message marked.
+    await taker.page.goto(`${BASE}/console/chat/history?tag=${encodeURIComponent(TAG)}`);
+    const line = taker.page.locator('#chat-history tr', { hasText: VISITOR });
+    await line.waitFor({ timeout: 5_000 });
+    await line.getByRole('link', { name: 'Transcript' }).click();
+    const whispered = taker.page.locator('#transcript li.private', { hasText: PRIVATE });
+    await whispered.waitFor({ timeout: 5_000 });
+    assert.match(await whispered.innerText(), /private/);
+    assert.equal(await taker.page.locator('#transcript li', { hasText: 'Sent as the line dropped' }).count(), 1);
+    await taker.page.goto(`${BASE}/console/chat`);
+    await taker.page.locator('#chat-connection', { hasText: 'Connected.' }).waitFor({ timeout: 10_000 });
+
     // Offers: after the rejection, only the one the transfer asked for.
     assert.equal(offersTo(taker, rejectedAt + 1).filter((r) => r.at < transferredAt - 5_000).length, 0);
     assert.equal(offersTo(rejecter, transferredAt - 5_000).length, 0);

@@ -46,6 +46,7 @@ impl Default for ChatConfig {
                 name: "Hotline demo".into(),
                 queues: vec!["support".into()],
                 greeting: "Hello! Write your question; an operator will answer shortly.".into(),
+                greetings: Default::default(),
                 colour: default_colour(),
                 allowed_origins: Vec::new(),
                 hmac_secret: None,
@@ -73,6 +74,9 @@ pub struct Site {
     /// The automatic first message of every chat.
     #[serde(default)]
     pub greeting: String,
+    /// A queue's own greeting instead (`[chat.sites.greetings] sales = "…"`).
+    #[serde(default)]
+    pub greetings: std::collections::BTreeMap<String, String>,
     #[serde(default = "default_colour")]
     pub colour: String,
     /// Origins (`https://www.example.com`) whose pages may frame the chat; this server's
@@ -86,6 +90,15 @@ pub struct Site {
 
 fn default_colour() -> String {
     "#0b5cad".into()
+}
+
+impl Site {
+    /// The greeting a chat in `queue` starts with (empty: none).
+    pub fn greeting_for(&self, queue: &str) -> &str {
+        self.greetings
+            .get(queue)
+            .map_or(self.greeting.as_str(), String::as_str)
+    }
 }
 
 impl ChatConfig {

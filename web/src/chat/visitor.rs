@@ -256,8 +256,9 @@ pub async fn start(
         Ok(c) => c,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, error_message(&e)),
     };
-    if !site.greeting.trim().is_empty() {
-        let greeting = NewEvent::new(EventKind::Greeting, Sender::System, site.greeting.clone());
+    let greeting = site.greeting_for(&queue);
+    if !greeting.trim().is_empty() {
+        let greeting = NewEvent::new(EventKind::Greeting, Sender::System, greeting);
         if let Err(e) = console.store.add_chat_event(chat.id, &greeting, now).await {
             tracing::warn!(chat = chat.id, "greeting not stored: {e}");
         }

@@ -840,3 +840,96 @@ pub(super) async fn admin_delete(
             .map_err(|e| error_message(&e)),
     )
 }
+
+#[derive(Deserialize)]
+pub(super) struct HistoryQuery {
+    #[serde(default)]
+    tag: String,
+}
+
+/// GET /console/chat/history?tag=…: past chats with a tag (seed 004: tags are kept with the
+/// session and can be filtered).
+pub(super) async fn history(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let tag = q.tag.trim().to_string();
+    let chats = if tag.is_empty() {
+        Vec::new()
+    } else {
+        console
+            .store
+            .chats_with_tag(&tag, 200)
+            .await
+            .unwrap_or_default()
+    };
+    let rows: Vec<Value> = chats
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "started": console.local_time(c.created_at_ms),
+                "visitor_name": c.visitor_name,
+                "queue": c.queue,
+                "operators": c.operators,
+                "tags": c.tags,
+                "state": c.state,
+            })
+        })
+        .collect();
+    console.render(
+        "chat_history.html",
+        minijinja::context! { me => super::me(&s), tag => tag, chats => rows },
+    )
+}
+
+/// GET /console/chat/history/{id}: the whole conversation as the organisation keeps it,
+/// private messages marked.
+pub(super) async fn transcript(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    Path(id): Path<i64>,
+) -> Response {
+    let Ok(Some(chat)) = console.store.chat(id).await else {
+        return console.error_page(StatusCode::NOT_FOUND, "There is no such chat.");
+    };
+    let visitor = console.store.visitor(chat.visitor_id).await.ok().flatten();
+    let tags = console.store.chat_tags(id).await.unwrap_or_default();
+    let events: Vec<Value> = console
+        .store
+        .chat_events(id, 0, Audience::Operators)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let who = match e.from {
+                hotline_core::chat::SenderKind::Visitor => visitor
+                    .as_ref()
+                    .and_then(|v| v.name.clone())
+                    .unwrap_or_else(|| "Visitor".into()),
+                _ if e.name.is_empty() => "Hotline".into(),
+                _ => e.name.clone(),
+            };
+            let text = if e.body.is_empty() {
+                format!("({})", e.kind.as_str())
+            } else {
+                e.body.clone()
+            };
+            json!({ "at": console.local_time(e.created_at_ms), "who": who,
+                    "private": e.private, "text": text })
+        })
+        .collect();
+    console.render(
+        "chat_transcript.html",
+        minijinja::context! {
+            me => super::me(&s),
+            chat => json!({ "id": chat.id, "queue": chat.queue }),
+            visitor_name => visitor.and_then(|v| v.name),
+            started => console.local_time(chat.created_at_ms),
+            ended => chat.ended_at_ms.map(|t| console.local_time(t)),
+            tags => tags,
+            events => events,
+        },
+    )
+}

@@ -166,7 +166,7 @@ impl Console {
     }
 
     /// A time for people, in the console's time zone.
-    fn local_time(&self, ms: i64) -> String {
+    pub(crate) fn local_time(&self, ms: i64) -> String {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| {
                 t.with_timezone(&self.visual.time_zone)
@@ -187,7 +187,7 @@ impl Console {
     }
 }
 
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 20] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
@@ -247,6 +247,14 @@ const TEMPLATES: [(&str, &str); 18] = [
     (
         "admin_canned.html",
         include_str!("../../templates/admin_canned.html"),
+    ),
+    (
+        "chat_history.html",
+        include_str!("../../templates/chat_history.html"),
+    ),
+    (
+        "chat_transcript.html",
+        include_str!("../../templates/chat_transcript.html"),
     ),
 ];
 
@@ -337,6 +345,8 @@ pub fn router(console: Arc<Console>) -> Router {
             )),
         )
         .route("/console/chat/files/{id}", get(chat::download))
+        .route("/console/chat/history", get(chat::history))
+        .route("/console/chat/history/{id}", get(chat::transcript))
         .route("/admin/canned", get(chat::admin_page).post(chat::admin_add))
         .route("/admin/canned/{id}", post(chat::admin_update))
         .route("/admin/canned/{id}/delete", post(chat::admin_delete))
