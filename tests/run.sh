@@ -312,7 +312,9 @@ caller_hears_computed_promise() {
   case "$cdr" in *"main_menu leave_callback goodbye"*) ;; *) echo "unexpected path"; return 1 ;; esac
   python3 "$ROOT/tests/sipp/heard.py" "$cap" $MEDIA_PORT pcma \
     --heard "$ROOT/ivr-flows/prompts/promise-30min.wav" \
-    --not-heard "$ROOT/ivr-flows/prompts/promise-next-workday.wav" "$ROOT/ivr-flows/prompts/promise-today.wav" || return 1
+    --not-heard "$ROOT/ivr-flows/prompts/promise-next-workday.wav" || return 1
+  # (promise-today is not checked: it opens with the same "We will call you back" as
+  # promise-30min, and heard.py also matches a prompt's opening stretch.)
   local entry; entry=$("$HOTLINE" callback-list --config "$DAEMON_DIR/hotline.toml" | grep ',+36209990042,'); echo "entry: $entry"
   local promised; promised=$(echo "$entry" | cut -d, -f8)
   [ -n "$promised" ] && [ "$promised" -gt "$before_ms" ] && [ "$promised" -le $(( before_ms + 30*60*1000 + 60*1000 )) ] ||
