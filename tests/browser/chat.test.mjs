@@ -651,9 +651,8 @@ describe('web chat: a visitor on a company site and two operators', () => {
     await input(taker).press('Enter');
     await sleep(300);
     execFileSync(restart, ['start'], { stdio: 'inherit' });
-    // Operator statuses live in the queue engine's memory: after a restart they are
-    // chosen again (the console's status switch does it for people).
-    await operatorsOnline();
+    // The operators' chosen statuses are kept: nobody sets them online again (step 9c's
+    // offer proves they are).
     await f.locator('#offline').waitFor({ state: 'hidden', timeout: 20_000 });
     await exactly(fromVisitor(taker, 'Written while the daemon was down'), 1,
       'the visitor’s message from the outage, at the operator');

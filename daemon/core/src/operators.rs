@@ -119,4 +119,28 @@ impl Store {
             })
             .collect()
     }
+
+    /// Remembers the state the operator chose (restored when the daemon starts).
+    pub async fn set_operator_chosen_state(
+        &self,
+        name: &str,
+        state: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE operators SET chosen_state = $2 WHERE name = $1")
+            .bind(name)
+            .bind(state)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Each operator's last chosen state (`online`, `away`, `pause`, `offline`).
+    pub async fn operator_chosen_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT name, chosen_state FROM operators ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("chosen_state")?)))
+            .collect()
+    }
 }

@@ -278,3 +278,49 @@ on_both_databases!(missed_calls_are_kept, |store: Store| async move {
     assert_eq!(got[0].waited_ms, 42_000);
     assert_eq!(got[0].queue.as_deref(), Some("support"));
 });
+
+on_both_databases!(
+    an_operators_chosen_state_is_kept_for_a_restart,
+    |store: Store| async move {
+        use hotline_core::operators::NewOperator;
+        let anna = NewOperator {
+            name: "anna",
+            display_name: "",
+            sip_user: "1001",
+            realm: "hotline",
+            ha1_md5: "0123",
+            ha1_sha256: "4567",
+            chat_capacity: 3,
+            created_at_ms: 5,
+        };
+        store.add_operator(&anna).await.unwrap();
+        // Never chosen: offline.
+        assert_eq!(
+            store.operator_chosen_states().await.unwrap(),
+            vec![("anna".to_string(), "offline".to_string())]
+        );
+        assert!(
+            store
+                .set_operator_chosen_state("anna", "online")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .set_operator_chosen_state("anna", "pause")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.operator_chosen_states().await.unwrap(),
+            vec![("anna".to_string(), "pause".to_string())]
+        );
+        // Nobody by that name: nothing kept.
+        assert!(
+            !store
+                .set_operator_chosen_state("zoe", "online")
+                .await
+                .unwrap()
+        );
+    }
+);

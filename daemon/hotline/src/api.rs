@@ -323,14 +323,42 @@ async fn set_state(
             );
         }
     };
-    match set_operator_state(&api.acd, &name, state).await {
+    match set_operator_state(&api.calls, &name, state).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(StatusCode::NOT_FOUND, &e),
     }
 }
 
-/// Sets an operator's chosen state (the API and the console's status switch).
+/// Sets an operator's chosen state (the API and the console's status switch) and keeps it
+/// in the store, so a restart puts the operator back in it.
 pub(crate) async fn set_operator_state(
+    calls: &Calls,
+    operator: &str,
+    state: OperatorState,
+) -> Result<(), String> {
+    apply_operator_state(&calls.acd, operator, state).await?;
+    if let Err(e) = calls
+        .store
+        .set_operator_chosen_state(operator, state_name(state))
+        .await
+    {
+        tracing::warn!(%operator, "chosen state not kept for a restart: {e}");
+    }
+    Ok(())
+}
+
+/// The name an operator state is stored and sent under.
+pub(crate) fn state_name(state: OperatorState) -> &'static str {
+    match state {
+        OperatorState::Online => "online",
+        OperatorState::Away => "away",
+        OperatorState::Pause => "pause",
+        OperatorState::Offline => "offline",
+    }
+}
+
+/// Tells the queue task an operator's chosen state.
+pub(crate) async fn apply_operator_state(
     acd: &AcdHandle,
     operator: &str,
     state: OperatorState,

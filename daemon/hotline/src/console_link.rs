@@ -30,7 +30,7 @@ impl Telephony for ConsoleLink {
                 "offline" => OperatorState::Offline,
                 other => return Err(format!("unknown state {other:?}")),
             };
-            crate::api::set_operator_state(&self.calls.acd, operator, state).await
+            crate::api::set_operator_state(&self.calls, operator, state).await
         })
     }
 

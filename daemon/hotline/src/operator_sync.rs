@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hotline_core::acd::OperatorState;
 use hotline_core::operators::Operator;
 use hotline_sip::Credential;
 use tokio::sync::Notify;
@@ -31,6 +32,9 @@ pub async fn run(
             Ok(ops) if ops != known || first => {
                 apply(&calls, &realm, &known, &ops).await;
                 known = ops;
+                if first {
+                    restore_chosen_states(&calls).await;
+                }
                 first = false;
             }
             Ok(_) => {}
@@ -72,6 +76,31 @@ async fn apply(calls: &Calls, realm: &str, before: &[Operator], now: &[Operator]
     }
     info!(operators = now.len(), "operators loaded");
     configure_queues(calls, now).await;
+}
+
+/// At start, operators are put back in the state they last chose (not everyone offline).
+async fn restore_chosen_states(calls: &Calls) {
+    let states = match calls.store.operator_chosen_states().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("reading operators' chosen states: {e}");
+            return;
+        }
+    };
+    for (name, state) in states {
+        let state = match state.as_str() {
+            "online" => OperatorState::Online,
+            "away" => OperatorState::Away,
+            "pause" => OperatorState::Pause,
+            _ => continue,
+        };
+        match crate::api::apply_operator_state(&calls.acd, &name, state).await {
+            Ok(()) => {
+                info!(operator = %name, state = crate::api::state_name(state), "chosen state restored")
+            }
+            Err(e) => warn!(operator = %name, "chosen state not restored: {e}"),
+        }
+    }
 }
 
 async fn configure_queues(calls: &Calls, ops: &[Operator]) {
