@@ -132,6 +132,23 @@ test('an operator may not open the admin pages; an admin adds a user there', asy
   await add('eve', 'eve-long-password-1');
   await page.getByRole('cell', { name: 'eve', exact: true }).waitFor();
 
+  // An operator's concurrent chats: 1 to 10, changed on the operators page.
+  await page.getByRole('link', { name: 'Operators' }).click();
+  await page.getByRole('heading', { name: 'Operators and their phones' }).waitFor();
+  const capacity = page.getByLabel('Concurrent chats of bela');
+  const form = page.locator('form[action="/admin/operators/bela/capacity"]');
+  await capacity.fill('11');
+  await form.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('alert').filter({ hasText: /1 to 10/ }).waitFor();
+  await page.getByLabel('Concurrent chats of bela').fill('5');
+  await page.locator('form[action="/admin/operators/bela/capacity"]').getByRole('button', { name: 'Save' }).click();
+  await page.waitForURL(`${BASE}/admin/operators`);
+  assert.equal(await page.getByLabel('Concurrent chats of bela').inputValue(), '5');
+  await page.getByLabel('Concurrent chats of bela').fill('3');
+  await page.locator('form[action="/admin/operators/bela/capacity"]').getByRole('button', { name: 'Save' }).click();
+  await page.waitForURL(`${BASE}/admin/operators`);
+  assert.equal(await page.getByLabel('Concurrent chats of bela').inputValue(), '3');
+
   // The notification settings as configured (run.sh: the test's gateway and SMTP server).
   await page.getByRole('link', { name: 'Notifications' }).click();
   await page.getByRole('heading', { name: 'Notification settings' }).waitFor();

@@ -143,4 +143,25 @@ impl Store {
             .map(|r| Ok((r.try_get("name")?, r.try_get("chosen_state")?)))
             .collect()
     }
+
+    /// Changes how many chats the operator may have at once (1–10, admins). False: no
+    /// such operator.
+    pub async fn set_chat_capacity(
+        &self,
+        name: &str,
+        capacity: i64,
+    ) -> Result<bool, OperatorError> {
+        if !(1..=10).contains(&capacity) {
+            return Err(OperatorError::Invalid(format!(
+                "concurrent chats must be 1 to 10, not {capacity}"
+            )));
+        }
+        let r = sqlx::query("UPDATE operators SET chat_capacity = $2 WHERE name = $1")
+            .bind(name)
+            .bind(capacity)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::from)?;
+        Ok(r.rows_affected() > 0)
+    }
 }

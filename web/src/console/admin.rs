@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::{NewUser, Role, UserError};
@@ -223,6 +223,38 @@ pub(super) async fn add_operator(
     match console.telephony.add_operator(&form).await {
         Ok(_) => Redirect::to("/admin/operators").into_response(),
         Err(e) => operators_page(&console, &headers, Some(&e), StatusCode::BAD_REQUEST).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CapacityForm {
+    chat_capacity: String,
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+/// POST /admin/operators/{name}/capacity: how many chats the operator may have at once.
+pub(super) async fn set_capacity(
+    State(console): State<Arc<Console>>,
+    AdminPage(s): AdminPage,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<CapacityForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
+        return r;
+    }
+    let result = match f.chat_capacity.trim().parse::<i64>() {
+        Err(_) => Err("Concurrent chats: a number from 1 to 10.".to_string()),
+        Ok(capacity) => match console.store.set_chat_capacity(&name, capacity).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("There is no operator {name:?}.")),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match result {
+        Ok(()) => Redirect::to("/admin/operators").into_response(),
+        Err(msg) => operators_page(&console, &headers, Some(&msg), StatusCode::BAD_REQUEST).await,
     }
 }
 

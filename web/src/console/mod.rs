@@ -355,6 +355,10 @@ pub fn router(console: Arc<Console>) -> Router {
             "/admin/operators",
             get(admin::operators).post(admin::add_operator),
         )
+        .route(
+            "/admin/operators/{name}/capacity",
+            post(admin::set_capacity),
+        )
         .route("/admin/queues", get(admin::queues))
         .route("/admin/direct", get(direct::page).post(direct::save))
         .route(
