@@ -1036,6 +1036,24 @@ impl Store {
         Ok((n > 0).then_some(n))
     }
 
+    /// Every waiting or offered chat with its state and its place in its queue (1-based,
+    /// oldest first): one query for the visitors' "you are number N".
+    pub async fn queue_positions(&self) -> Result<Vec<(i64, ChatState, i64)>, ChatError> {
+        let rows = sqlx::query(
+            "SELECT id, state, ROW_NUMBER() OVER (PARTITION BY queue ORDER BY created_at, id) \
+             AS position FROM chats WHERE state IN ('waiting', 'offered')",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let state: String = r.try_get("state")?;
+            let state = ChatState::parse(&state).ok_or_else(|| decode_err("state", &state))?;
+            out.push((r.try_get("id")?, state, r.try_get("position")?));
+        }
+        Ok(out)
+    }
+
     /// Chats offered to the operator plus chats they are in and haven't left or wrapped
     /// up.
     pub async fn chat_load(&self, operator: &str) -> Result<i64, ChatError> {

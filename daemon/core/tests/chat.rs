@@ -248,6 +248,16 @@ on_both_databases!(visitors_and_chats, |store: Store| async move {
     assert_eq!(store.queue_position(chat.id).await.unwrap(), Some(1));
     assert_eq!(store.queue_position(second.id).await.unwrap(), Some(2));
     assert_eq!(store.queue_position(elsewhere.id).await.unwrap(), Some(1));
+    // The same for every waiting chat in one query (the offer loop tells visitors).
+    let mut places = store.queue_positions().await.unwrap();
+    places.sort_by_key(|p| p.0);
+    let mut expected = vec![
+        (chat.id, ChatState::Waiting, 1),
+        (second.id, ChatState::Waiting, 2),
+        (elsewhere.id, ChatState::Waiting, 1),
+    ];
+    expected.sort_by_key(|p| p.0);
+    assert_eq!(places, expected);
     let waiting: Vec<i64> = store
         .waiting_chats(T0)
         .await

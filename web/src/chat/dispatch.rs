@@ -6,14 +6,17 @@
 //! Unanswered offers are taken back after `offer_timeout_secs`. Each round also tells the
 //! queues how many chats each connected operator has: with any, no voice call rings them.
 //!
+//! After each round, waiting visitors whose place in the queue changed are told.
+//!
 //! Beside it runs the tail: one query a second for the chats that got events lately,
 //! whichever node stored them, so sockets here learn of other nodes' events without
 //! each polling the store.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_core::chat::ChatError;
+use hotline_core::chat::{ChatError, ChatState};
 use serde_json::json;
 
 use super::publish;
@@ -30,13 +33,13 @@ const TAIL_WINDOW_MS: i64 = 15_000;
 pub fn spawn(console: Arc<Console>) {
     let tail = console.clone();
     tokio::spawn(async move {
-        let mut seen: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        let mut seen: HashMap<i64, i64> = HashMap::new();
         loop {
             tokio::time::sleep(TICK).await;
             let since = unix_ms() - TAIL_WINDOW_MS;
             match tail.store.recent_chat_activity(since).await {
                 Ok(rows) => {
-                    let mut now_seen = std::collections::HashMap::with_capacity(rows.len());
+                    let mut now_seen = HashMap::with_capacity(rows.len());
                     for (chat, seq) in rows {
                         if seen.get(&chat).is_none_or(|s| *s < seq) {
                             publish(&tail, chat).await;
@@ -50,9 +53,13 @@ pub fn spawn(console: Arc<Console>) {
         }
     });
     tokio::spawn(async move {
+        let mut places = HashMap::new();
         loop {
             if let Err(e) = round(&console).await {
                 tracing::warn!("chat offers: {e}");
+            }
+            if let Err(e) = tell_places(&console, &mut places).await {
+                tracing::warn!("chat queue places: {e}");
             }
             tokio::select! {
                 _ = console.chat.hub.dispatch.notified() => {}
@@ -60,6 +67,32 @@ pub fn spawn(console: Arc<Console>) {
             }
         }
     });
+}
+
+/// Tells waiting visitors on this node their place in the queue when it changed (one
+/// query a round, whatever the number of visitors).
+async fn tell_places(
+    console: &Console,
+    told: &mut HashMap<i64, (ChatState, i64)>,
+) -> Result<(), ChatError> {
+    let now: HashMap<i64, (ChatState, i64)> = console
+        .store
+        .queue_positions()
+        .await?
+        .into_iter()
+        .map(|(chat, state, position)| (chat, (state, position)))
+        .collect();
+    for (chat, place) in &now {
+        if told.get(chat) != Some(place) {
+            let (state, position) = place;
+            console.chat.hub.to_visitor(
+                *chat,
+                &json!({ "t": "state", "state": state, "position": position }),
+            );
+        }
+    }
+    *told = now;
+    Ok(())
 }
 
 async fn round(console: &Console) -> Result<(), ChatError> {

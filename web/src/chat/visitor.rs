@@ -381,10 +381,8 @@ async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSoc
     let me = hub.join_visitor(chat.id, tx);
     let mut last = after.max(0);
     let mut state = Value::Null;
-    // Events come by wakes (this node's and the tail's); the place in the queue can move
-    // without an event of this chat, so a waiting visitor's socket looks again now and
-    // then.
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
+    // Events come by wakes (this node's and the tail's), the place in the queue from the
+    // offer loop: the socket itself never polls.
     if catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await {
         loop {
             tokio::select! {
@@ -395,10 +393,6 @@ async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSoc
                         None => false,
                     };
                     if !ok { break; }
-                }
-                _ = tick.tick() => {
-                    let waiting = matches!(state.get("state").and_then(Value::as_str), Some("waiting" | "offered"));
-                    if waiting && !catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await { break; }
                 }
                 incoming = socket.recv() => {
                     let text = match incoming {
