@@ -363,14 +363,16 @@ async fn catch_up(
             *last = e.seq;
         }
     }
-    if let Ok(Some(chat)) = console.store.chat(chat_id).await {
+    // The state when it changed; the place in the queue is read only then (the offer loop
+    // tells later moves), so a message costs no ranking of the waiting chats.
+    if let Ok(Some(chat)) = console.store.chat(chat_id).await
+        && state.get("state") != Some(&serde_json::json!(chat.state))
+    {
         let now = state_frame(console, &chat).await;
-        if now != *state {
-            if !send_json(socket, &now).await {
-                return false;
-            }
-            *state = now;
+        if !send_json(socket, &now).await {
+            return false;
         }
+        *state = now;
     }
     true
 }
