@@ -63,7 +63,10 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL with NORMAL sync: durable across a crash of the daemon (only
                         // a power cut can lose the newest commits), and one fsync per
-                        // checkpoint instead of per call record write.
+                        // checkpoint instead of per call record write. The URL alone left
+                        // files in rollback-journal mode, so it is asked for here (an
+                        // in-memory database answers "memory" and stays so).
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA journal_mode = WAL").await?;
                         sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
                     }
                     Ok(())

@@ -324,3 +324,23 @@ on_both_databases!(
         );
     }
 );
+
+/// A SQLite file is in WAL mode (one fsync per checkpoint, readers beside the writer),
+/// not the rollback journal the URL alone leaves it in.
+#[tokio::test]
+async fn a_sqlite_file_is_in_wal_mode() {
+    use sqlx::Row;
+    let dir = std::env::temp_dir().join(format!("hotline-wal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/hotline.db?mode=rwc", dir.display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let row = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let mode: String = row.try_get(0).unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
