@@ -5,33 +5,34 @@
 # chat site ("bench", queue "support", a greeting), and runs tests/bench/chat_ws.mjs
 # against it (Node with the `ws` package, installed in tests/bench by npm ci):
 #
-#   - CONNS (10000) chats through POST /chat/start, then one visitor WebSocket per chat,
-#     held HOLD_SECS (30) s; held = still open then and answering a ping;
+#   - CONNS (10000) chats through POST /chat/start (chats/s), then one visitor WebSocket
+#     per chat (progress every tenth: where the daemon falls behind shows there; opening
+#     stops after OPEN_MAX_SECS=300 s or OPEN_FAIL_MAX failures), held HOLD_SECS (30) s;
+#     held = still open then and answering a ping within 30 s;
 #   - daemon RSS (/proc/PID/status VmRSS) before the first socket and with all open, and
 #     per connection;
 #   - messages delivered per second: SENDERS (200) visitors, each sending its next
 #     message when the last one's ack came, for TPUT_SECS (10) s; delivered = the
 #     message back at its sender as an event (stored in the store, then pushed);
 #   - end-to-end latency (send -> own event) at a paced RATE (1000) msg/s over the
-#     SENDERS chats for LAT_SECS (15) s: p50/p99/max;
-#   - the two message parts with all CONNS sockets open, then again with only the
-#     senders' (QUIET=0 skips the second round).
+#     SENDERS chats for LAT_SECS (15) s: p50/p99/max (sending stops, marked OVERLOADED,
+#     once 2 s worth of messages are in flight);
+#   - the two message parts with all sockets open, then again with only the senders'
+#     (QUIET=0 skips the second round).
 #
-# No operator is online, so every chat stays "waiting" (visitors may write then); their
-# places in the queue are ranked by the offer loop once a second. The client and the
-# daemon share the machine's cores: the client's CPU is printed beside the daemon's.
-# The store as the daemon makes it: SQLite (one pooled connection) in the journal mode
-# sqlx leaves it in, which is DELETE (rollback journal): with synchronous = NORMAL every
-# commit waits for fsyncs. BENCH_WAL=1: afterwards the same once more on a database file
-# this script creates in WAL mode before the daemon starts (the mode is kept in the file;
-# what the store's comment intends). BENCH_PG=1: then once more with the daemon on
-# PostgreSQL (postgres://postgres@127.0.0.1:5432/test, a fresh schema dropped afterwards;
-# PG_URL overrides the database). With more than one run, all in one table at the end.
+# No operator is online, so every chat stays "waiting" (visitors may write then), and the
+# offer loop ranks all of them each round (their places in the queue). The client and the
+# daemon share the machine's cores: the client's CPU is printed beside the daemon's (and
+# PostgreSQL's). The store as the daemon makes it: SQLite (one pooled connection, WAL; the
+# journal mode of the file is printed afterwards). BENCH_PG=1: then once more with the
+# daemon on PostgreSQL (postgres://postgres@127.0.0.1:5432/test, a fresh schema dropped
+# afterwards; PG_URL overrides the database), and both runs in one table at the end.
 # The machine may be shared: before each run the script waits up to QUIET_WAIT (300) s
 # for other processes to use at most DISTURBED_PCT (25) % of one core, and each part
 # prints what other processes took meanwhile (marked DISTURBED above that).
 # Other knobs (environment): START_CONC=50 OPEN_CONC=100 MSG_BYTES=64, BUILD=1 (0: use
-# target/release/hotline as it is), HTTP_PORT=14080 SIP_PORT=14060.
+# target/release/hotline as it is), HTTP_PORT=14080 SIP_PORT=14060; see chat_ws.mjs.
+# A quick look: CONNS=1000 HOLD_SECS=10 tests/bench/chat_ws.sh (a few minutes).
 # Logs, state and the figures as JSON: tests/bench/out/chat_ws/ (call_path.sh wipes
 # tests/bench/out when it starts). Shares call_path.sh's lock: one benchmark at a time.
 set -uo pipefail
@@ -46,7 +47,6 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 
 BUILD=${BUILD:-1}
 BENCH_PG=${BENCH_PG:-0}
-BENCH_WAL=${BENCH_WAL:-0}
 QUIET_WAIT=${QUIET_WAIT:-300}
 export DISTURBED_PCT=${DISTURBED_PCT:-25}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -92,7 +92,6 @@ need_pkg curl curl
 need_pkg node nodejs
 need_pkg npm npm
 [ "$BENCH_PG" = 1 ] && need_pkg psql postgresql-client
-[ "$BENCH_WAL" = 1 ] && need_pkg python3 python3
 
 # CONNS sockets at each end (the daemon's and the client's, separate processes), plus
 # the store, the listeners and the HTTP requests.
@@ -125,17 +124,12 @@ echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" 
 # `env` without any HOTLINE_* variable of the caller's environment.
 read -ra CLEAN_ENV <<<"env $(env | awk -F= '/^HOTLINE_/ {printf "-u %s ", $1}')"
 
-# start_daemon NAME DATABASE_URL [wal]: a Hotline on loopback with its own state dir, the
-# example flows plus the test flows (as tests/run.sh's start_daemon), and the bench site;
-# with "wal", its SQLite file is created in WAL mode first.
+# start_daemon NAME DATABASE_URL: a Hotline on loopback with its own state dir, the
+# example flows plus the test flows (as tests/run.sh's start_daemon), and the bench site.
 start_daemon() {
-  local name=$1 db=$2 wal=${3:-}
+  local name=$1 db=$2
   local dir=$OUT/$name
-  mkdir -p "$dir/state"
-  if [ -n "$wal" ]; then
-    python3 -c 'import sqlite3, sys; print("journal_mode", sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL").fetchone()[0])' \
-      "$dir/state/hotline.db" >/dev/null || return 1
-  fi
+  mkdir -p "$dir"
   cp -r "$ROOT/ivr-flows" "$dir/flows"
   cp "$ROOT"/tests/sipp/flows/*.toml "$dir/flows/"
   cat >"$dir/hotline.toml" <<EOF
@@ -204,13 +198,13 @@ journal_mode() {
     "$DAEMON_DIR/state/hotline.db" 2>/dev/null || echo "?"
 }
 
-# run NAME DATABASE_URL [wal]: one daemon, one client run; the figures in $OUT/NAME.json.
+# run NAME DATABASE_URL: one daemon, one client run; the figures in $OUT/NAME.json.
 run() {
-  local name=$1 db=$2 wal=${3:-} rc
+  local name=$1 db=$2 rc
   say "$name"
   node "$BENCH/chat_ws.mjs" --wait-quiet "$QUIET_WAIT"
-  start_daemon "$name" "$db" "$wal" || return 1
-  echo "daemon pid $DAEMON_PID on 127.0.0.1:$HTTP_PORT, store ${db:-SQLite in ${DAEMON_DIR#"$ROOT"/}/state}${wal:+ (created in WAL mode)}"
+  start_daemon "$name" "$db" || return 1
+  echo "daemon pid $DAEMON_PID on 127.0.0.1:$HTTP_PORT, store ${db:-SQLite in ${DAEMON_DIR#"$ROOT"/}/state}"
   BASE_URL="http://127.0.0.1:$HTTP_PORT" SITE=bench DAEMON_PID=$DAEMON_PID LABEL=$name \
     RESULT_FILE="$OUT/$name.json" node "$BENCH/chat_ws.mjs" &
   local client=$!
@@ -220,16 +214,13 @@ run() {
   [ "$rc" = 0 ] || echo "   the client failed (exit $rc)"
   kill -0 "$DAEMON_PID" 2>/dev/null || echo "   the daemon is gone: $(tail -n 5 "$DAEMON_DIR/daemon.log")"
   stop_daemon
-  [ -z "$db" ] && command -v python3 >/dev/null && echo "   SQLite journal mode of the file afterwards: $(journal_mode)"
+  [ -z "$db" ] && command -v python3 >/dev/null && echo "   SQLite journal mode of the file: $(journal_mode)"
   daemon_report
   return "$rc"
 }
 
 results=()
 run sqlite "" && results+=("$OUT/sqlite.json")
-if [ "$BENCH_WAL" = 1 ]; then
-  run sqlite-wal "" wal && results+=("$OUT/sqlite-wal.json")
-fi
 
 if [ "$BENCH_PG" = 1 ]; then
   PG_DB=${PG_URL##*/}; PG_DB=${PG_DB%%\?*}
