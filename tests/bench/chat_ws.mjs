@@ -17,15 +17,17 @@
 //  4. throughput, all sockets still open: SENDERS of them send as fast as their acks come
 //     back (one message in flight each) for TPUT_SECS; delivered = the sender's own
 //     message coming back to it as an event (stored, woken, read, sent) within the window;
-//  5. latency, all sockets still open: RATE messages per second, paced, spread round-robin
-//     over the SENDERS chats, for LAT_SECS (the first second not counted); latency = from
-//     the client's send to the arrival of its own event (the push path), and to its ack;
+//  5. latency, all sockets still open: for each rate of RATES, that many messages per
+//     second, paced, spread round-robin over the SENDERS chats, for LAT_SECS (the first
+//     second not counted); latency = from the client's send to the arrival of its own
+//     event (the push path), and to its ack. A rate that overloads the daemon (2 s worth of
+//     messages in flight) is stopped there and marked OVERLOADED; higher ones are skipped;
 //  6. with QUIET=1 (default): every socket but the SENDERS' closed, the daemon given up to
 //     120 s to work off what is left (it and PostgreSQL below 20 % CPU), then 4 and 5 again.
 //
 // Knobs (environment): BASE_URL (http://127.0.0.1:14080), SITE (bench), CONNS (10000),
 // START_CONC (50), OPEN_CONC (100), HOLD_SECS (30), SENDERS (200), TPUT_SECS (10),
-// RATE (1000), LAT_SECS (15), QUIET (1), MSG_BYTES (64), OPEN_FAIL_MAX (2 % of CONNS, at
+// RATES ("500 1000"; the highest is the target's), LAT_SECS (15), QUIET (1), MSG_BYTES (64), OPEN_FAIL_MAX (2 % of CONNS, at
 // least 200) and OPEN_MAX_SECS (300): opening stops after that many sockets failed to open
 // (30 s without their state frame) or after that long, DAEMON_PID (for RSS and CPU from
 // /proc), RESULT_FILE (the figures as JSON), LABEL (printed).
@@ -53,7 +55,14 @@ const OPEN_CONC = Math.max(1, num('OPEN_CONC', 100));
 const HOLD_SECS = num('HOLD_SECS', 30);
 const SENDERS = Math.max(1, Math.min(num('SENDERS', 200), CONNS));
 const TPUT_SECS = num('TPUT_SECS', 10);
-const RATE = Math.max(1, num('RATE', 1000));
+const RATES = (process.env.RATES || process.env.RATE || '500 1000')
+  .split(/[\s,]+/)
+  .filter(Boolean)
+  .map(Number)
+  .filter((r) => Number.isFinite(r) && r > 0)
+  .sort((a, b) => a - b);
+if (!RATES.length) throw new Error('RATES holds no rate');
+const RATE = RATES[RATES.length - 1];
 const LAT_SECS = Math.max(2, num('LAT_SECS', 15));
 const QUIET = num('QUIET', 1) > 0;
 const OPEN_FAIL_MAX = Math.max(1, num('OPEN_FAIL_MAX', Math.max(200, Math.round(CONNS * 0.02))));
@@ -472,6 +481,18 @@ async function latency(senders, rate, secs, title) {
   return { rate, sent: ph.sent, missing, stopped_at: ph.stoppedAt, latency: s, ack: a, max_send_lag_ms: ph.maxLag, cpu: ph.cpu };
 }
 
+/** The paced part at each of RATES, lowest first, until one overloads the daemon. The
+ * highest rate run is `latency`; all are in `latencies`. */
+async function latencies(senders, title) {
+  const all = [];
+  for (const rate of RATES) {
+    const r = await latency(senders, rate, LAT_SECS, title);
+    all.push(r);
+    if (r.stopped_at !== null) break;
+  }
+  return { latency: all.find((r) => r.rate === RATE) ?? all[all.length - 1], latencies: all };
+}
+
 // --- the run ----------------------------------------------------------------------------
 async function main() {
   const result = { label: LABEL, conns_target: CONNS, senders: SENDERS, rate: RATE };
@@ -633,7 +654,7 @@ async function main() {
   result.loaded = {
     open: held.length,
     throughput: await throughput(senders, TPUT_SECS, all),
-    latency: await latency(senders, RATE, LAT_SECS, all),
+    ...(await latencies(senders, all)),
   };
 
   // 6. and with only the senders' sockets
@@ -663,7 +684,7 @@ async function main() {
     result.quiet = {
       open: senders.length,
       throughput: await throughput(senders, TPUT_SECS, few),
-      latency: await latency(senders, RATE, LAT_SECS, few),
+      ...(await latencies(senders, few)),
     };
   }
   result.counters = counters;
@@ -692,10 +713,18 @@ function summary(inputs) {
     rows.push([`msg/s delivered (${what})`, (r) => fmt(r[key]?.throughput?.msgs_per_sec, 0)]);
     rows.push([`  p50/p99 ms at that load`, (r) =>
       r[key] ? `${fmt(r[key].throughput.latency.p50, 1)} / ${fmt(r[key].throughput.latency.p99, 1)}` : '-']);
-    rows.push([`at ${runs[0].rate} msg/s p50/p99/max ms (${what})`, (r) =>
-      r[key] ? `${r[key].latency.stopped_at !== null && r[key].latency.stopped_at !== undefined ? 'OVERLOADED ' : ''}` +
-        `${fmt(r[key].latency.latency.p50, 1)} / ${fmt(r[key].latency.latency.p99, 1)} / ${fmt(r[key].latency.latency.max, 0)}` : '-']);
-    rows.push([`  never came back`, (r) => (r[key] ? `${r[key].throughput.missing + r[key].latency.missing}` : '-')]);
+    const rates = [...new Set(runs.flatMap((r) => (r[key]?.latencies ?? (r[key] ? [r[key].latency] : [])).map((l) => l.rate)))]
+      .sort((a, b) => a - b);
+    for (const rate of rates) {
+      rows.push([`at ${rate} msg/s p50/p99/max ms (${what})`, (r) => {
+        const l = (r[key]?.latencies ?? (r[key] ? [r[key].latency] : [])).find((x) => x.rate === rate);
+        if (!l) return r[key] ? 'not run' : '-';
+        return `${l.stopped_at !== null && l.stopped_at !== undefined ? 'OVERLOADED ' : ''}` +
+          `${fmt(l.latency.p50, 1)} / ${fmt(l.latency.p99, 1)} / ${fmt(l.latency.max, 0)}`;
+      }]);
+    }
+    rows.push([`  never came back`, (r) => (r[key]
+      ? `${r[key].throughput.missing + (r[key].latencies ?? [r[key].latency]).reduce((a, l) => a + l.missing, 0)}` : '-')]);
   }
   const w0 = Math.max(...rows.map(([k]) => k.length));
   const widths = runs.map((r) => Math.max(col(r).length, ...rows.map(([, f]) => String(f(r)).length)));
@@ -710,7 +739,8 @@ function summary(inputs) {
   log('\ntargets (issue 7):');
   for (const r of runs) {
     const p99 = r.loaded?.latency?.latency?.p99;
-    const kept = r.loaded?.latency && r.loaded.latency.stopped_at === null && r.loaded.latency.missing === 0;
+    const kept = r.loaded?.latency && r.loaded.latency.rate === r.rate && r.loaded.latency.stopped_at === null &&
+      r.loaded.latency.missing === 0;
     const heldOk = (r.hold?.held ?? 0) >= r.conns_target;
     log(`  ${col(r)}: ${r.conns_target} connections held: ${r.hold?.held ?? '-'} -> ${heldOk ? 'met' : 'NOT met'}; ` +
       `p99 < 50 ms at ${r.rate} msg/s (all open): ${fmt(p99, 1)} ms${kept ? '' : ' (the rate was not kept up)'} -> ${kept && p99 < 50 ? 'met' : 'NOT met'}` +

@@ -14,9 +14,9 @@
 #   - messages delivered per second: SENDERS (200) visitors, each sending its next
 #     message when the last one's ack came, for TPUT_SECS (10) s; delivered = the
 #     message back at its sender as an event (stored in the store, then pushed);
-#   - end-to-end latency (send -> own event) at a paced RATE (1000) msg/s over the
-#     SENDERS chats for LAT_SECS (15) s: p50/p99/max (sending stops, marked OVERLOADED,
-#     once 2 s worth of messages are in flight);
+#   - end-to-end latency (send -> own event) at paced rates, RATES ("500 1000") msg/s,
+#     over the SENDERS chats for LAT_SECS (15) s each: p50/p99/max (sending stops, marked
+#     OVERLOADED, once 2 s worth of messages are in flight; higher rates are skipped then);
 #   - the two message parts with all sockets open, then again with only the senders'
 #     (QUIET=0 skips the second round).
 #
@@ -26,7 +26,8 @@
 # PostgreSQL's). The store as the daemon makes it: SQLite (one pooled connection, WAL; the
 # journal mode of the file is printed afterwards). BENCH_PG=1: then once more with the
 # daemon on PostgreSQL (postgres://postgres@127.0.0.1:5432/test, a fresh schema dropped
-# afterwards; PG_URL overrides the database), and both runs in one table at the end.
+# afterwards; PG_URL overrides the database), and both runs in one table at the end
+# (BENCH_SQLITE=0 BENCH_PG=1: PostgreSQL only).
 # The machine may be shared: before each run the script waits up to QUIET_WAIT (300) s
 # for other processes to use at most DISTURBED_PCT (25) % of one core, and each part
 # prints what other processes took meanwhile (marked DISTURBED above that).
@@ -47,6 +48,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 
 BUILD=${BUILD:-1}
 BENCH_PG=${BENCH_PG:-0}
+BENCH_SQLITE=${BENCH_SQLITE:-1}
 QUIET_WAIT=${QUIET_WAIT:-300}
 export DISTURBED_PCT=${DISTURBED_PCT:-25}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -57,7 +59,7 @@ HTTP_PORT=${HTTP_PORT:-14080}
 SIP_PORT=${SIP_PORT:-14060}
 RTP_PORTS=14100-14199
 export CONNS=${CONNS:-10000} HOLD_SECS=${HOLD_SECS:-30} SENDERS=${SENDERS:-200} \
-  TPUT_SECS=${TPUT_SECS:-10} RATE=${RATE:-1000} LAT_SECS=${LAT_SECS:-15} QUIET=${QUIET:-1}
+  TPUT_SECS=${TPUT_SECS:-10} RATES=${RATES:-${RATE:-500 1000}} LAT_SECS=${LAT_SECS:-15} QUIET=${QUIET:-1}
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -220,7 +222,7 @@ run() {
 }
 
 results=()
-run sqlite "" && results+=("$OUT/sqlite.json")
+[ "$BENCH_SQLITE" = 1 ] && run sqlite "" && results+=("$OUT/sqlite.json")
 
 if [ "$BENCH_PG" = 1 ]; then
   PG_DB=${PG_URL##*/}; PG_DB=${PG_DB%%\?*}
