@@ -109,6 +109,20 @@ pub enum EventKind {
     End,
     Greeting,
 }
+impl EventKind {
+    /// Said in the conversation; every other kind changes who is in the chat or its state.
+    pub fn is_conversation(self) -> bool {
+        matches!(
+            self,
+            EventKind::Message
+                | EventKind::Answer
+                | EventKind::Options
+                | EventKind::Attachment
+                | EventKind::Greeting
+        )
+    }
+}
+
 text_enum!(EventKind {
     Message => "message",
     Join => "join",
@@ -991,7 +1005,7 @@ impl Store {
     }
 
     pub async fn chat(&self, id: i64) -> Result<Option<Chat>, ChatError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.reader().acquire().await?;
         Ok(chat_in(&mut conn, id).await?)
     }
 
@@ -1001,7 +1015,7 @@ impl Store {
         if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
             return Ok(None);
         }
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.reader().acquire().await?;
         let mut chats = chats_where(&mut conn, "c.token_hash = $1", chat_token_hash(token)).await?;
         Ok(chats.pop())
     }
@@ -1030,7 +1044,7 @@ impl Store {
              AND (c.created_at < me.created_at OR (c.created_at = me.created_at AND c.id <= me.id))",
         )
         .bind(chat_id)
-        .fetch_one(self.pool())
+        .fetch_one(self.reader())
         .await?;
         let n: i64 = row.try_get(0)?;
         Ok((n > 0).then_some(n))
@@ -1043,7 +1057,7 @@ impl Store {
             "SELECT id, state, ROW_NUMBER() OVER (PARTITION BY queue ORDER BY created_at, id) \
              AS position FROM chats WHERE state IN ('waiting', 'offered')",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -1093,7 +1107,7 @@ impl Store {
              WHERE p.chat_id = $1 ORDER BY p.id",
         )
         .bind(chat_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         let participants = rows
             .iter()
@@ -1112,6 +1126,23 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok(participants)
+    }
+
+    /// The operators a chat's news goes to: those still in it and the one it is offered
+    /// to (one query: this runs for every message).
+    pub async fn chat_listeners(&self, chat_id: i64) -> Result<Vec<String>, ChatError> {
+        let rows = sqlx::query(
+            "SELECT operator FROM chat_participants \
+             WHERE chat_id = $1 AND left_at IS NULL AND wrapped_up_at IS NULL \
+             UNION SELECT offered_to FROM chats WHERE id = $1 AND offered_to IS NOT NULL",
+        )
+        .bind(chat_id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     /// Operators who won't be offered the chat again (rejected, let it expire, or

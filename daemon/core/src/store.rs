@@ -44,6 +44,10 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// For the hot reads (chat events, a chat's row, who is in it): on a SQLite file a
+    /// few more connections, which WAL lets read while the one writer writes, so pushing
+    /// a message never queues behind the next message's transaction. Elsewhere `pool`.
+    reads: AnyPool,
     backend: Backend,
 }
 
@@ -58,6 +62,9 @@ impl Store {
         let max = if backend == Backend::Sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            // A SQLite file doesn't go away under an open connection: no ping before each
+            // use (it is a round trip to the connection's thread per query).
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -78,7 +85,25 @@ impl Store {
                 url: redact(url),
                 source,
             })?;
-        Ok(Store { pool, backend })
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let reads = if backend == Backend::Sqlite && !in_memory {
+            // Opened when first used, after the writer made the file WAL and migrated it.
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .test_before_acquire(false)
+                .connect_lazy(url)
+                .map_err(|source| StoreError::Connect {
+                    url: redact(url),
+                    source,
+                })?
+        } else {
+            pool.clone()
+        };
+        Ok(Store {
+            pool,
+            reads,
+            backend,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -93,11 +118,17 @@ impl Store {
         &self.pool
     }
 
+    /// The pool for reads that need no transaction (see `reads`).
+    pub fn reader(&self) -> &AnyPool {
+        &self.reads
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 }

@@ -1687,3 +1687,38 @@ on_both_databases!(tags_notes_pages_and_past_chats, |store: Store| async move {
         Err(ChatError::Invalid(_))
     ));
 });
+
+// The operators a chat's news is pushed to: the one it is offered to, then those in it,
+// never one who left.
+on_both_databases!(chat_listeners, |store: Store| async move {
+    let anna = agent(&store, "anna", 3).await;
+    let bela = agent(&store, "bela", 3).await;
+    let c = waiting_chat(&store, "sales", T0).await;
+    assert!(store.chat_listeners(c.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .offer_chat(c.id, "anna", T0, T0 + 30 * SEC)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.chat_listeners(c.id).await.unwrap(), vec!["anna"]);
+    store
+        .accept_chat(c.id, "anna", anna, T0 + SEC)
+        .await
+        .unwrap();
+    assert_eq!(store.chat_listeners(c.id).await.unwrap(), vec!["anna"]);
+    store
+        .invite_to_chat(c.id, anna, Target::Operator("bela".into()), T0 + 2 * SEC)
+        .await
+        .unwrap();
+    let invite = store.pending_invite(c.id).await.unwrap().unwrap();
+    store
+        .answer_invite(invite.id, "bela", bela, true, T0 + 3 * SEC)
+        .await
+        .unwrap();
+    let mut both = store.chat_listeners(c.id).await.unwrap();
+    both.sort();
+    assert_eq!(both, vec!["anna", "bela"]);
+    store.leave_chat(c.id, anna, T0 + 4 * SEC).await.unwrap();
+    assert_eq!(store.chat_listeners(c.id).await.unwrap(), vec!["bela"]);
+});

@@ -163,22 +163,14 @@ pub fn error_message(e: &ChatError) -> String {
 
 /// Tells everyone concerned that the chat has news: its visitor's sockets, and the
 /// operators in it or offered it.
-pub async fn publish(console: &Console, chat_id: i64) {
-    let mut operators = Vec::new();
-    if let Ok(parts) = console.store.chat_participants(chat_id).await {
-        operators.extend(
-            parts
-                .into_iter()
-                .filter(|p| p.is_open())
-                .map(|p| p.operator),
-        );
-    }
-    if let Ok(Some(chat)) = console.store.chat(chat_id).await
-        && let Some(op) = chat.offered_to
-    {
-        operators.push(op);
-    }
+pub async fn publish(console: &Console, chat_id: i64) -> Vec<String> {
+    let operators = console
+        .store
+        .chat_listeners(chat_id)
+        .await
+        .unwrap_or_default();
     console.chat.hub.wake(chat_id, &operators);
+    operators
 }
 
 /// Sends the chat's fresh view to every operator in it: details changed that are no

@@ -351,6 +351,9 @@ async fn catch_up(
     last: &mut i64,
     state: &mut Value,
 ) -> bool {
+    // The chat's row is read first time and after events that change its state (a join,
+    // an end, a transfer): plain messages cost one query.
+    let mut changed = state.is_null();
     if let Ok(events) = console
         .store
         .chat_events(chat_id, *last, Audience::Visitor)
@@ -361,11 +364,13 @@ async fn catch_up(
                 return false;
             }
             *last = e.seq;
+            changed |= !e.kind.is_conversation();
         }
     }
     // The state when it changed; the place in the queue is read only then (the offer loop
     // tells later moves), so a message costs no ranking of the waiting chats.
-    if let Ok(Some(chat)) = console.store.chat(chat_id).await
+    if changed
+        && let Ok(Some(chat)) = console.store.chat(chat_id).await
         && state.get("state") != Some(&serde_json::json!(chat.state))
     {
         let now = state_frame(console, &chat).await;
@@ -402,12 +407,12 @@ async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSoc
                         Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                         Some(Ok(_)) => continue,
                     };
+                    // What it stored comes back by the wake its publish sent this socket too.
                     if let Some(reply) = handle(&console, &chat, text.as_str()).await
                         && !send_json(&mut socket, &reply).await
                     {
                         break;
                     }
-                    if !catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await { break; }
                 }
             }
         }
@@ -446,8 +451,11 @@ async fn handle(console: &Console, chat: &Chat, text: &str) -> Option<Value> {
             let ok = r.is_ok();
             let reply = stored(client_id, r);
             if ok {
-                publish(console, chat.id).await;
-                clear_draft(console, chat.id).await;
+                // The draft became the message: gone at the operators.
+                let frame = json!({ "t": "draft", "chat": chat.id, "text": "" });
+                for op in publish(console, chat.id).await {
+                    console.chat.hub.to_operator(&op, &frame);
+                }
             }
             Some(reply)
         }
@@ -474,7 +482,12 @@ async fn handle(console: &Console, chat: &Chat, text: &str) -> Option<Value> {
                 .take(hotline_core::chat::MAX_MESSAGE_CHARS)
                 .collect();
             let frame = json!({ "t": "draft", "chat": chat.id, "text": text });
-            for op in open_operators(console, chat.id).await {
+            for op in console
+                .store
+                .chat_listeners(chat.id)
+                .await
+                .unwrap_or_default()
+            {
                 console.chat.hub.to_operator(&op, &frame);
             }
             None
@@ -497,25 +510,6 @@ async fn handle(console: &Console, chat: &Chat, text: &str) -> Option<Value> {
             super::push_view(console, chat.id).await;
             None
         }
-    }
-}
-
-async fn open_operators(console: &Console, chat_id: i64) -> Vec<String> {
-    console
-        .store
-        .chat_participants(chat_id)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p.is_open())
-        .map(|p| p.operator)
-        .collect()
-}
-
-async fn clear_draft(console: &Console, chat_id: i64) {
-    let frame = json!({ "t": "draft", "chat": chat_id, "text": "" });
-    for op in open_operators(console, chat_id).await {
-        console.chat.hub.to_operator(&op, &frame);
     }
 }
 

@@ -209,14 +209,7 @@ impl Tab {
                 return false;
             }
             self.chats.insert(chat_id, e.seq);
-            changed |= !matches!(
-                e.kind,
-                EventKind::Message
-                    | EventKind::Answer
-                    | EventKind::Options
-                    | EventKind::Attachment
-                    | EventKind::Greeting
-            );
+            changed |= !e.kind.is_conversation();
         }
         if changed && let Ok(Some(chat)) = self.console.store.chat(chat_id).await {
             let view = chat_view(&self.console, &chat).await;

@@ -352,15 +352,9 @@ impl Store {
             _ => return invalid(format!("{} events aren't added here", ev.kind.as_str())),
         }
 
-        // A resend usually finds its event here, even after the chat ended.
-        if let Some(c) = &ev.client_id {
-            let mut conn = self.pool().acquire().await?;
-            if let Some(e) = event_by_client_id(&mut conn, chat_id, c).await? {
-                return Ok(e);
-            }
-        }
         let mut tx = self.pool().begin().await?;
-        // The chat's row first, so a concurrent resend waits and then sees ours.
+        // The chat's row first, so a concurrent resend waits and then sees ours (and a
+        // resend finds its event even after the chat ended).
         let state = lock_chat(&mut tx, chat_id).await?;
         if let Some(c) = &ev.client_id
             && let Some(e) = event_by_client_id(&mut tx, chat_id, c).await?
@@ -471,7 +465,7 @@ impl Store {
              GROUP BY chat_id",
         )
         .bind(since_ms)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -495,7 +489,7 @@ impl Store {
         )))
         .bind(chat_id)
         .bind(after_seq)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         Ok(rows.iter().map(event_from).collect::<Result<_, _>>()?)
     }

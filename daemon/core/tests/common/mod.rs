@@ -1,5 +1,5 @@
-//! What every store test file shares: a migrated SQLite store and a PostgreSQL store in
-//! a throwaway schema, and `on_both_databases!` that runs a test body on each.
+//! What every store test file shares: a migrated store in a throwaway SQLite file and a
+//! PostgreSQL store in a throwaway schema, and `on_both_databases!` that runs a test body on each.
 //!
 //! PostgreSQL comes from `HOTLINE_TEST_POSTGRES_URL` (default the local `test` database);
 //! each test works in a schema of its own that it drops afterwards. An unreachable
@@ -34,6 +34,17 @@ pub async fn postgres_store() -> (Store, String) {
     (Store::connect(&url).await.unwrap(), schema)
 }
 
+/// A migrated store in a fresh SQLite file, as the daemon has it (WAL, one writer and
+/// the readers beside it), and the directory to remove afterwards.
+pub async fn sqlite_store() -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hotline-test-{:016x}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/hotline.db?mode=rwc", dir.display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, dir)
+}
+
 pub async fn drop_schema(schema: &str) {
     let admin = Store::connect(&postgres_url()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
@@ -64,9 +75,10 @@ macro_rules! on_both_databases {
 
             #[tokio::test]
             async fn sqlite() {
-                let store = Store::connect("sqlite::memory:").await.unwrap();
-                store.migrate().await.unwrap();
+                let (store, dir) = $crate::common::sqlite_store().await;
                 ($body)(store.clone()).await;
+                store.close().await;
+                let _ = std::fs::remove_dir_all(&dir);
             }
 
             #[tokio::test]
