@@ -968,6 +968,44 @@ hmac_secret = \"test-secret\"" 2026-11-24T16:30:00+01:00; then
 else failed=$((failed + 1)); echo "FAIL daemon_start_console"; fi
 kill $SINKS_PID 2>/dev/null
 
+# Web chat on two daemons sharing one PostgreSQL database: anna's console on node A,
+# bela's on node B, each with room for one chat; visitors on both nodes' demo pages.
+chat_two_nodes_postgres() {
+  local db="hotline_chat_$$" url pids=() node
+  psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" || return 1
+  url="postgres://postgres@127.0.0.1:5432/$db"
+  local dir=$OUT/chat_pg; rm -rf "$dir"; mkdir -p "$dir"
+  for node in a b; do
+    local rtp=34000-34099; [ $node = b ] && rtp=34100-34199
+    printf '[store]\ndatabase_url = "%s"\n[api]\ntoken = "%s"\n[rtp]\nports = "%s"\n[chat]\noffer_timeout_secs = 10\n' \
+      "$url" "$API_TOKEN" "$rtp" >"$dir/$node.toml"
+  done
+  local cfg=(--config "$dir/a.toml")
+  { echo "anna-secret-1" | "$HOTLINE" operator add anna --sip-user 1001 --chat-capacity 1 --password-stdin "${cfg[@]}" &&
+    echo "bela-secret-2" | "$HOTLINE" operator add bela --sip-user 1002 --chat-capacity 1 --password-stdin "${cfg[@]}" &&
+    echo "$OPERATOR_PASSWORD" | "$HOTLINE" user add --name anna --role operator --operator anna --password-stdin "${cfg[@]}" &&
+    echo "$OTHER_PASSWORD" | "$HOTLINE" user add --name bela --role operator --operator bela --password-stdin "${cfg[@]}"
+  } >"$dir/setup.log" 2>&1 || { cat "$dir/setup.log"; return 1; }
+  for node in a b; do
+    local sip=15460 http=18480; [ $node = b ] && { sip=15560; http=18580; }
+    HOTLINE_SIP_LISTEN=127.0.0.1:$sip HOTLINE_HTTP_LISTEN=127.0.0.1:$http HOTLINE_STATE_DIR=$dir/state-$node \
+      HOTLINE_FLOWS_DIR=$ROOT/ivr-flows HOTLINE_DATABASE_URL= "$HOTLINE" serve --config "$dir/$node.toml" >"$dir/$node.log" 2>&1 &
+    pids+=($!)
+  done
+  for http in 18480 18580; do
+    for _ in $(seq 1 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/healthz")" = 200 ] && break; sleep 0.1; done
+  done
+  BASE_A=http://127.0.0.1:18480 BASE_B=http://127.0.0.1:18580 API_TOKEN=$API_TOKEN \
+    OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
+    node --test --test-reporter=spec "$ROOT/tests/browser/chat-nodes.test.mjs"
+  local status=$?
+  kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null
+  psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+  [ $status = 0 ] || { echo "node A:"; tail -20 "$dir/a.log"; echo "node B:"; tail -20 "$dir/b.log"; }
+  return $status
+}
+check browser_chat_two_nodes_postgres chat_two_nodes_postgres
+
 echo
 [ $unit_status = 0 ] || echo "unit tests: FAILED (see above)"
 echo "sipp and browser checks: $passed passed, $failed failed"
