@@ -753,6 +753,17 @@ describe('web chat: a visitor on a company site and two operators', () => {
       assert.equal(text.split('Sent as the line dropped').length - 1, 1, `${to}: ${text}`);
     }
 
+    // A few copies at most (the wrap-up's counts): a third goes out, a fourth is refused
+    // in the page.
+    const third = `vera-third-${RUN}@example.org`;
+    await form.getByLabel('E-mail me the transcript').fill(third);
+    await form.getByRole('button', { name: 'Send' }).click();
+    await f.locator('#tr-status', { hasText: `The transcript is on its way to ${third}.` }).waitFor({ timeout: 10_000 });
+    await form.getByLabel('E-mail me the transcript').fill(`vera-fourth-${RUN}@example.org`);
+    await form.getByRole('button', { name: 'Send' }).click();
+    await f.locator('#tr-status', { hasText: /sent 3 times already; no more copies can be sent/ }).waitFor({ timeout: 10_000 });
+    await mailTo(third);
+
     // Nobody was offered the chat again, and no markup ever ran.
     // The organisation's log: found by its tag, with the private message marked.
     await taker.page.goto(`${BASE}/console/chat/history?tag=${encodeURIComponent(TAG)}`);

@@ -1024,7 +1024,7 @@ impl Store {
     /// comes back or it is transferred). `_now_ms` is unused: offers that have run out are
     /// put back by [`Store::expire_offers`], which also says whom to tell.
     pub async fn waiting_chats(&self, _now_ms: i64) -> Result<Vec<Chat>, ChatError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.reader().acquire().await?;
         Ok(chats_where(
             &mut conn,
             "c.state = $1",
@@ -1073,6 +1073,21 @@ impl Store {
     pub async fn chat_load(&self, operator: &str) -> Result<i64, ChatError> {
         let mut conn = self.pool().acquire().await?;
         Ok(load_in(&mut conn, operator).await?)
+    }
+
+    /// The operator's load (as `chat_load`) and their capacity (0 for no such operator):
+    /// the offer loop skips operators without room before it reads the waiting chats.
+    pub async fn chat_room(&self, operator: &str) -> Result<(i64, i64), ChatError> {
+        let mut conn = self.reader().acquire().await?;
+        let capacity = match sqlx::query("SELECT chat_capacity FROM operators WHERE name = $1")
+            .bind(operator)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
+            Some(row) => row.try_get(0)?,
+            None => 0,
+        };
+        Ok((load_in(&mut conn, operator).await?, capacity))
     }
 
     /// Chats the user is in and hasn't left or wrapped up (their console's tabs).
@@ -1151,7 +1166,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT operator FROM chat_declines WHERE chat_id = $1 ORDER BY operator")
                 .bind(chat_id)
-                .fetch_all(self.pool())
+                .fetch_all(self.reader())
                 .await?;
         Ok(rows
             .iter()

@@ -75,6 +75,11 @@ impl Store {
                         // in-memory database answers "memory" and stays so).
                         sqlx::Executor::execute(&mut *conn, "PRAGMA journal_mode = WAL").await?;
                         sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                        // Checkpoints (copying the WAL into the file, with its fsyncs) are
+                        // made beside the writer by `checkpoints`, not inside its commits,
+                        // where they held up every write for tens of milliseconds.
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA wal_autocheckpoint = 0")
+                            .await?;
                     }
                     Ok(())
                 })
@@ -88,14 +93,16 @@ impl Store {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let reads = if backend == Backend::Sqlite && !in_memory {
             // Opened when first used, after the writer made the file WAL and migrated it.
-            AnyPoolOptions::new()
+            let reads = AnyPoolOptions::new()
                 .max_connections(4)
                 .test_before_acquire(false)
                 .connect_lazy(url)
                 .map_err(|source| StoreError::Connect {
                     url: redact(url),
                     source,
-                })?
+                })?;
+            tokio::spawn(checkpoints(reads.clone()));
+            reads
         } else {
             pool.clone()
         };
@@ -127,9 +134,32 @@ impl Store {
         self.backend
     }
 
+    /// After `close` (the daemon is stopping): background loops end quietly.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     pub async fn close(&self) {
         self.reads.close().await;
         self.pool.close().await;
+    }
+}
+
+/// Copies a SQLite file's WAL into the database twice a second from a reader connection
+/// (PASSIVE: the writer goes on meanwhile), until the store is closed. The writer then
+/// starts the WAL over, so it stays a few megabytes.
+async fn checkpoints(reads: AnyPool) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !reads.is_closed() {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&reads)
+            .await
+            && !reads.is_closed()
+        {
+            tracing::warn!("SQLite checkpoint: {e}");
+        }
     }
 }
 

@@ -34,7 +34,8 @@ pub fn spawn(console: Arc<Console>) {
     let tail = console.clone();
     tokio::spawn(async move {
         let mut seen: HashMap<i64, i64> = HashMap::new();
-        loop {
+        // Both loops end with the store (the daemon is stopping).
+        while !tail.store.is_closed() {
             tokio::time::sleep(TICK).await;
             let since = unix_ms() - TAIL_WINDOW_MS;
             match tail.store.recent_chat_activity(since).await {
@@ -48,17 +49,22 @@ pub fn spawn(console: Arc<Console>) {
                     }
                     seen = now_seen;
                 }
-                Err(e) => tracing::warn!("chat tail: {e}"),
+                Err(e) if !tail.store.is_closed() => tracing::warn!("chat tail: {e}"),
+                Err(_) => {}
             }
         }
     });
     tokio::spawn(async move {
         let mut places = HashMap::new();
-        loop {
-            if let Err(e) = round(&console).await {
+        while !console.store.is_closed() {
+            if let Err(e) = round(&console).await
+                && !console.store.is_closed()
+            {
                 tracing::warn!("chat offers: {e}");
             }
-            if let Err(e) = tell_places(&console, &mut places).await {
+            if let Err(e) = tell_places(&console, &mut places).await
+                && !console.store.is_closed()
+            {
                 tracing::warn!("chat queue places: {e}");
             }
             tokio::select! {
@@ -99,50 +105,60 @@ async fn round(console: &Console) -> Result<(), ChatError> {
     let store = &console.store;
     let hub = &console.chat.hub;
     let now = unix_ms();
-    // Voice only without another conversation: the queues learn each operator's chats.
-    for op in hub.connected_operators() {
-        let load = store.chat_load(&op).await?;
-        console.telephony.set_chat_load(&op, load).await;
-    }
     for (chat, operator) in store.expire_offers(now).await? {
         tracing::info!(chat, %operator, "chat offer not answered in time");
         hub.to_operator(&operator, &json!({ "t": "offer_gone", "chat": chat }));
         publish(console, chat).await;
     }
-    let waiting = store.waiting_chats(now).await?;
-    if waiting.is_empty() {
-        return Ok(());
-    }
-    let mut available = Vec::new();
+    // Who could take a chat now: online here, with room. (Voice only without another
+    // conversation: the queues learn each operator's chats on the way.)
+    let mut open = Vec::new(); // (load, capacity, operator)
     for op in hub.connected_operators() {
-        if console.telephony.operator_status(&op).await.as_deref() == Some("online") {
-            available.push(op);
+        let (load, capacity) = store.chat_room(&op).await?;
+        console.telephony.set_chat_load(&op, load).await;
+        if load < capacity
+            && console.telephony.operator_status(&op).await.as_deref() == Some("online")
+        {
+            open.push((load, capacity, op));
         }
     }
-    if available.is_empty() {
+    if open.is_empty() {
+        // However long the queue, nobody can take a chat: it isn't read.
         return Ok(());
     }
     let timeout_ms = i64::try_from(console.chat.config.offer_timeout_secs)
         .unwrap_or(30)
         .saturating_mul(1000);
-    for chat in waiting {
+    for chat in store.waiting_chats(now).await? {
+        if open.is_empty() {
+            break;
+        }
         let members = console.telephony.queue_members(&chat.queue);
-        let declined = store.chat_declines(chat.id).await?;
-        let mut candidates = Vec::new();
-        for op in &available {
-            let eligible = match &chat.for_operator {
+        let mut candidates: Vec<(i64, String)> = open
+            .iter()
+            .filter(|(_, _, op)| match &chat.for_operator {
                 Some(target) => target == op,
                 None => members.contains(op),
-            };
-            if eligible && !declined.contains(op) {
-                candidates.push((store.chat_load(op).await?, op.clone()));
-            }
+            })
+            .map(|(load, _, op)| (*load, op.clone()))
+            .collect();
+        if candidates.is_empty() {
+            continue;
         }
+        let declined = store.chat_declines(chat.id).await?;
+        candidates.retain(|(_, op)| !declined.contains(op));
+        // Least loaded first.
         candidates.sort();
         for (_, op) in candidates {
             let expires = now.saturating_add(timeout_ms);
             if store.offer_chat(chat.id, &op, now, expires).await? {
                 tracing::info!(chat = chat.id, operator = %op, "chat offered");
+                if let Some(i) = open.iter().position(|(_, _, o)| *o == op) {
+                    open[i].0 += 1;
+                    if open[i].0 >= open[i].1 {
+                        open.remove(i);
+                    }
+                }
                 let Some(offered) = store.chat(chat.id).await? else {
                     break;
                 };

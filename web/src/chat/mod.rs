@@ -161,6 +161,18 @@ pub fn error_message(e: &ChatError) -> String {
     }
 }
 
+/// A chat socket's buffers: chat frames are small, and with thousands of waiting visitors
+/// the 128 KiB read buffer tungstenite starts with per socket is most of the daemon's
+/// memory. A frame carries at most a message (`MAX_MESSAGE_CHARS`) in JSON; anything far
+/// bigger is refused (the default would take 64 MiB).
+pub fn chat_socket(ws: axum::extract::WebSocketUpgrade) -> axum::extract::WebSocketUpgrade {
+    const MAX_FRAME: usize = 64 * 1024;
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+}
+
 /// Tells everyone concerned that the chat has news: its visitor's sockets, and the
 /// operators in it or offered it.
 pub async fn publish(console: &Console, chat_id: i64) -> Vec<String> {

@@ -292,7 +292,7 @@ pub async fn socket(
     ws: WebSocketUpgrade,
 ) -> Response {
     let chat = chat_of(&console, q.token.as_deref()).await;
-    ws.on_upgrade(move |mut socket| async move {
+    super::chat_socket(ws).on_upgrade(move |mut socket| async move {
         match chat {
             Some(chat) => serve(console, chat, q.after, socket).await,
             None => {
@@ -638,6 +638,9 @@ pub async fn send_transcript(console: &Console, chat: &Chat, to: &str) -> Result
     Ok(())
 }
 
+/// Transcript e-mails one chat may ask for.
+const MAX_TRANSCRIPTS_PER_CHAT: usize = 3;
+
 pub async fn transcript(
     State(console): State<Arc<Console>>,
     Query(q): Query<TokenQuery>,
@@ -646,6 +649,22 @@ pub async fn transcript(
     let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
         return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
     };
+    // A chat token must not make Hotline a mail cannon: a few copies per chat, counted in
+    // the outbox (so across nodes and restarts), the operator's wrap-up copy included.
+    let sent = console
+        .store
+        .messages_related(&format!("chat:{}", chat.id))
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if sent >= MAX_TRANSCRIPTS_PER_CHAT {
+        return json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "This chat's transcript has been sent {sent} times already; no more copies can be sent."
+            ),
+        );
+    }
     match send_transcript(&console, &chat, &f.email).await {
         Ok(()) => Json(json!({ "sent": true })).into_response(),
         Err(m) => json_error(StatusCode::BAD_REQUEST, m),

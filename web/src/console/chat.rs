@@ -138,7 +138,7 @@ pub(super) async fn socket(
     let Some(me) = me_of(&s) else {
         return (StatusCode::FORBIDDEN, "no operator account").into_response();
     };
-    ws.on_upgrade(move |socket| serve(console, me, socket))
+    crate::chat::chat_socket(ws).on_upgrade(move |socket| serve(console, me, socket))
 }
 
 /// A tab's socket and what it has sent of each of the operator's chats.
