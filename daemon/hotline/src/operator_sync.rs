@@ -27,7 +27,8 @@ pub async fn run(
 ) {
     let mut known: Vec<Operator> = Vec::new();
     let mut first = true;
-    loop {
+    // Ends with the store (the daemon is stopping).
+    while !calls.store.is_closed() {
         match calls.store.operators().await {
             Ok(ops) if ops != known || first => {
                 apply(&calls, &realm, &known, &ops).await;
@@ -38,7 +39,8 @@ pub async fn run(
                 first = false;
             }
             Ok(_) => {}
-            Err(e) => warn!("reading operators: {e}"),
+            Err(e) if !calls.store.is_closed() => warn!("reading operators: {e}"),
+            Err(_) => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

@@ -81,6 +81,36 @@ pub(super) async fn lock_chat(
     Ok(ChatState::parse(&state).ok_or_else(|| decode_err("state", &state))?)
 }
 
+/// What `add_chat_event` learns in its first statement, which also locks the chat's row.
+struct Locked {
+    state: ChatState,
+    /// The chat's next sequence number, taken (a rollback gives it back).
+    seq: i64,
+    visitor_name: Option<String>,
+}
+
+/// Locks the chat's row for the transaction and takes its next sequence number, with the
+/// chat's state and the visitor's name: one statement for what a message needs most.
+async fn lock_chat_taking_seq(conn: &mut AnyConnection, chat_id: i64) -> Result<Locked, ChatError> {
+    let row = sqlx::query(
+        "UPDATE chats SET last_seq = last_seq + 1 WHERE id = $1 \
+         RETURNING state, last_seq, \
+         (SELECT v.name FROM chat_visitors v WHERE v.id = chats.visitor_id) AS visitor_name",
+    )
+    .bind(chat_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Err(ChatError::NotFound);
+    };
+    let state: String = row.try_get(0)?;
+    Ok(Locked {
+        state: ChatState::parse(&state).ok_or_else(|| decode_err("state", &state))?,
+        seq: row.try_get(1)?,
+        visitor_name: row.try_get(2)?,
+    })
+}
+
 /// Stores an event with the chat's next sequence number. The caller holds the chat's
 /// lock (see `lock_chat`).
 pub(super) async fn insert_event(
@@ -94,7 +124,17 @@ pub(super) async fn insert_event(
             .bind(chat_id)
             .fetch_one(&mut *conn)
             .await?;
-    let seq: i64 = row.try_get(0)?;
+    insert_event_numbered(conn, chat_id, row.try_get(0)?, d, now_ms).await
+}
+
+/// Stores an event under a sequence number already taken from the chat's row.
+async fn insert_event_numbered(
+    conn: &mut AnyConnection,
+    chat_id: i64,
+    seq: i64,
+    d: &Draft<'_>,
+    now_ms: i64,
+) -> Result<ChatEvent, sqlx::Error> {
     let data = if d.data.is_null() {
         json!({})
     } else {
@@ -354,12 +394,13 @@ impl Store {
 
         let mut tx = self.pool().begin().await?;
         // The chat's row first, so a concurrent resend waits and then sees ours (and a
-        // resend finds its event even after the chat ended).
-        let state = lock_chat(&mut tx, chat_id).await?;
+        // resend finds its event even after the chat ended). Every return before the
+        // commit rolls back, giving the sequence number back.
+        let locked = lock_chat_taking_seq(&mut tx, chat_id).await?;
+        let state = locked.state;
         if let Some(c) = &ev.client_id
             && let Some(e) = event_by_client_id(&mut tx, chat_id, c).await?
         {
-            // Rolled back: the sequence number is not spent.
             return Ok(e);
         }
         if state == ChatState::Ended && !(ev.private && from == SenderKind::Operator) {
@@ -424,10 +465,14 @@ impl Store {
         if !listed.is_empty() {
             data = json!({ "files": listed });
         }
-        let name = sender_name(&mut tx, chat_id, &ev.sender).await?;
-        let event = insert_event(
+        let name = match &ev.sender {
+            Sender::Visitor => locked.visitor_name.unwrap_or_default(),
+            other => sender_name(&mut tx, chat_id, other).await?,
+        };
+        let event = insert_event_numbered(
             &mut tx,
             chat_id,
+            locked.seq,
             &Draft {
                 kind: ev.kind,
                 from,
