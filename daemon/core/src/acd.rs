@@ -211,6 +211,29 @@ pub enum OperatorState {
     Offline,
 }
 
+impl OperatorState {
+    /// The name it is chosen, stored and sent under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorState::Online => "online",
+            OperatorState::Away => "away",
+            OperatorState::Pause => "pause",
+            OperatorState::Offline => "offline",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<OperatorState> {
+        [
+            OperatorState::Online,
+            OperatorState::Away,
+            OperatorState::Pause,
+            OperatorState::Offline,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
 /// The state shown for an operator: the chosen one, unless a voice call or its wrap-up
 /// takes precedence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -1413,6 +1436,19 @@ impl Acd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_states_by_name() {
+        for name in ["online", "away", "pause", "offline"] {
+            assert_eq!(
+                OperatorState::parse(name).map(OperatorState::as_str),
+                Some(name)
+            );
+        }
+        // Busy and wrap-up follow calls; nobody chooses them.
+        assert_eq!(OperatorState::parse("busy"), None);
+        assert_eq!(OperatorState::parse("Online"), None);
+    }
 
     #[test]
     fn estimate_is_position_times_mean_over_staffed() {

@@ -309,19 +309,14 @@ async fn set_state(
             r#"send JSON like {"state": "online"} (online, away, pause, offline)"#,
         );
     };
-    let state = match body.state.as_str() {
-        "online" => OperatorState::Online,
-        "away" => OperatorState::Away,
-        "pause" => OperatorState::Pause,
-        "offline" => OperatorState::Offline,
-        other => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "unknown state {other:?}: use online, away, pause or offline (busy and wrap-up follow calls)"
-                ),
-            );
-        }
+    let Some(state) = OperatorState::parse(&body.state) else {
+        let other = &body.state;
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "unknown state {other:?}: use online, away, pause or offline (busy and wrap-up follow calls)"
+            ),
+        );
     };
     match set_operator_state(&api.calls, &name, state).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -339,22 +334,12 @@ pub(crate) async fn set_operator_state(
     apply_operator_state(&calls.acd, operator, state).await?;
     if let Err(e) = calls
         .store
-        .set_operator_chosen_state(operator, state_name(state))
+        .set_operator_chosen_state(operator, state.as_str())
         .await
     {
         tracing::warn!(%operator, "chosen state not kept for a restart: {e}");
     }
     Ok(())
-}
-
-/// The name an operator state is stored and sent under.
-pub(crate) fn state_name(state: OperatorState) -> &'static str {
-    match state {
-        OperatorState::Online => "online",
-        OperatorState::Away => "away",
-        OperatorState::Pause => "pause",
-        OperatorState::Offline => "offline",
-    }
 }
 
 /// Tells the queue task an operator's chosen state.

@@ -23,12 +23,8 @@ impl Telephony for ConsoleLink {
         state: &'a str,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let state = match state {
-                "online" => OperatorState::Online,
-                "away" => OperatorState::Away,
-                "pause" => OperatorState::Pause,
-                "offline" => OperatorState::Offline,
-                other => return Err(format!("unknown state {other:?}")),
+            let Some(state) = OperatorState::parse(state) else {
+                return Err(format!("unknown state {state:?}"));
             };
             crate::api::set_operator_state(&self.calls, operator, state).await
         })

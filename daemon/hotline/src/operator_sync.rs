@@ -90,15 +90,14 @@ async fn restore_chosen_states(calls: &Calls) {
         }
     };
     for (name, state) in states {
-        let state = match state.as_str() {
-            "online" => OperatorState::Online,
-            "away" => OperatorState::Away,
-            "pause" => OperatorState::Pause,
-            _ => continue,
+        // Offline is where everyone starts anyway.
+        let Some(state) = OperatorState::parse(&state).filter(|s| *s != OperatorState::Offline)
+        else {
+            continue;
         };
         match crate::api::apply_operator_state(&calls.acd, &name, state).await {
             Ok(()) => {
-                info!(operator = %name, state = crate::api::state_name(state), "chosen state restored")
+                info!(operator = %name, state = state.as_str(), "chosen state restored")
             }
             Err(e) => warn!(operator = %name, "chosen state not restored: {e}"),
         }
