@@ -17,13 +17,8 @@ say() { printf '\n== %s\n' "$*"; }
 trap 'kill $(jobs -p) 2>/dev/null' EXIT
 
 # --- 1. what the tests need -------------------------------------------------------------
-apt_updated=
-need_pkg() { # command package
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  command -v "$1" >/dev/null 2>&1 || { echo "could not install $2"; exit 1; }
-}
+# need_pkg (shared with tests/bench/)
+. "$ROOT/tests/lib.sh"
 say "tools"
 need_pkg sipp sip-tester
 need_pkg tcpdump tcpdump

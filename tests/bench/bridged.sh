@@ -123,13 +123,8 @@ stop_pid() { # pid [signal]: stop a process of ours and reap it
 }
 
 # --- tools and build --------------------------------------------------------------------
-apt_updated=
-need_pkg() { # command package
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [ -z "$apt_updated" ]; then apt-get update -qq >/dev/null; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  command -v "$1" >/dev/null 2>&1 || { echo "could not install $2"; exit 1; }
-}
+# need_pkg (shared with tests/run.sh)
+. "$ROOT/tests/lib.sh"
 need_pkg sipp sip-tester
 need_pkg curl curl
 need_pkg python3 python3
