@@ -66,6 +66,31 @@ check() { # name, then the command that must succeed
   fi
 }
 
+# The README's first command exactly as printed, from the top of the checkout: the daemon on
+# its embedded defaults answers /healthz on 8080 and a call to 100 on 5060 (the README's
+# "Then call it"). A second binary in the workspace once broke `cargo run` here.
+readme_first_command() {
+  local cmd; cmd=$(awk '/^## The two commands/{f=1;next} f && /^    [a-z]/{sub(/^    /,""); print; exit}' "$ROOT/README.md")
+  echo "the README's first command: $cmd"
+  [ -n "$cmd" ] || return 1
+  # cargo run replaces itself with the daemon, so $! is the daemon.
+  (cd "$ROOT" && exec $cmd) >"$OUT/readme-serve.log" 2>&1 &
+  local pid=$! healthy=
+  for _ in $(seq 1 600); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/healthz)" = 200 ] && { healthy=1; break; }
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.2
+  done
+  local rc=1
+  if [ -n "$healthy" ]; then
+    sipp -sn uac 127.0.0.1:5060 -s 100 -m 1 -d 1000 -p 15079 -mp 16090 -nostdin -timeout 20s -timeout_error && rc=0
+  else
+    echo "not healthy on 127.0.0.1:8080:"; tail -20 "$OUT/readme-serve.log"
+  fi
+  kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+  return $rc
+}
+
 API_TOKEN=test-token-0123456789abcdef
 SIP_PORT=15060
 HTTP_PORT=18080
@@ -587,6 +612,8 @@ drain_on_sigterm() {
   IFS=, read -r _ _ _ _ _ _ _ reason _ <<<"$cdr"
   [ "$reason" = shutdown ]
 }
+
+check readme_first_command readme_first_command
 
 if start_daemon main; then
   check options_udp sipp_run "$ROOT/tests/sipp/options.xml" 100 -m 1
