@@ -13,6 +13,8 @@ pub struct Operator {
     pub realm: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    /// The digest algorithm the phone is challenged with: "MD5" or "SHA-256".
+    pub sip_digest: String,
     pub chat_capacity: i64,
     pub created_at_ms: i64,
 }
@@ -24,6 +26,7 @@ pub struct NewOperator<'a> {
     pub realm: &'a str,
     pub ha1_md5: &'a str,
     pub ha1_sha256: &'a str,
+    pub sip_digest: SipDigest,
     pub chat_capacity: i64,
     pub created_at_ms: i64,
 }
@@ -36,6 +39,35 @@ pub enum OperatorError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The digest algorithm an operator's phone is challenged with (PRODUCT T3): MD5, which
+/// every phone answers, unless SHA-256 (RFC 8760) is chosen for the account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SipDigest {
+    #[default]
+    Md5,
+    Sha256,
+}
+
+impl SipDigest {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipDigest::Md5 => "MD5",
+            SipDigest::Sha256 => "SHA-256",
+        }
+    }
+
+    /// "MD5", "SHA-256" (any case, "sha256" too).
+    pub fn parse(s: &str) -> Result<SipDigest, OperatorError> {
+        match s.to_ascii_uppercase().as_str() {
+            "MD5" => Ok(SipDigest::Md5),
+            "SHA-256" | "SHA256" => Ok(SipDigest::Sha256),
+            _ => Err(OperatorError::Invalid(format!(
+                "digest {s:?}: use MD5 or SHA-256"
+            ))),
+        }
+    }
 }
 
 /// Names and SIP users are what admins type and phones send: keep them plain.
@@ -74,7 +106,8 @@ impl Store {
         }
         let row = sqlx::query(
             "INSERT INTO operators (name, display_name, sip_user, realm, ha1_md5, ha1_sha256, \
-             chat_capacity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             chat_capacity, created_at, sip_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
         )
         .bind(op.name)
         .bind(op.display_name)
@@ -84,6 +117,7 @@ impl Store {
         .bind(op.ha1_sha256)
         .bind(op.chat_capacity)
         .bind(op.created_at_ms)
+        .bind(op.sip_digest.as_str())
         .fetch_one(self.pool())
         .await
         // A concurrent add of the same name loses on the UNIQUE constraint.
@@ -98,8 +132,8 @@ impl Store {
 
     pub async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, display_name, sip_user, realm, ha1_md5, ha1_sha256, chat_capacity, \
-             created_at FROM operators ORDER BY name",
+            "SELECT id, name, display_name, sip_user, realm, ha1_md5, ha1_sha256, sip_digest, \
+             chat_capacity, created_at FROM operators ORDER BY name",
         )
         .fetch_all(self.pool())
         .await?;
@@ -113,6 +147,7 @@ impl Store {
                     realm: r.try_get("realm")?,
                     ha1_md5: r.try_get("ha1_md5")?,
                     ha1_sha256: r.try_get("ha1_sha256")?,
+                    sip_digest: r.try_get("sip_digest")?,
                     chat_capacity: r.try_get("chat_capacity")?,
                     created_at_ms: r.try_get("created_at")?,
                 })
@@ -162,6 +197,17 @@ impl Store {
             .execute(self.pool())
             .await
             .map_err(StoreError::from)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Chooses the digest algorithm the operator's phone is challenged with. False: no
+    /// such operator.
+    pub async fn set_sip_digest(&self, name: &str, digest: SipDigest) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE operators SET sip_digest = $2 WHERE name = $1")
+            .bind(name)
+            .bind(digest.as_str())
+            .execute(self.pool())
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 }

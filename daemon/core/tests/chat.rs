@@ -33,6 +33,7 @@ async fn operator(store: &Store, name: &str, capacity: i64) {
             realm: "hotline",
             ha1_md5: "x",
             ha1_sha256: "y",
+            sip_digest: Default::default(),
             chat_capacity: capacity,
             created_at_ms: T0,
         })

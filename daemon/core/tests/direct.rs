@@ -65,6 +65,7 @@ async fn add_operator(store: &Store, name: &str) {
             realm: "hotline",
             ha1_md5: "x",
             ha1_sha256: "y",
+            sip_digest: Default::default(),
             chat_capacity: 3,
             created_at_ms: T0,
         })

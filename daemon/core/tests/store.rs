@@ -212,6 +212,7 @@ on_both_databases!(
             realm: "hotline",
             ha1_md5: "0123",
             ha1_sha256: "4567",
+            sip_digest: Default::default(),
             chat_capacity: 3,
             created_at_ms: 5,
         };
@@ -255,6 +256,22 @@ on_both_databases!(
             (ops[0].ha1_md5.as_str(), ops[0].ha1_sha256.as_str()),
             ("0123", "4567")
         );
+        // MD5 unless chosen; SHA-256 per account.
+        assert_eq!(ops[0].sip_digest, "MD5");
+        use hotline_core::operators::SipDigest;
+        assert!(
+            store
+                .set_sip_digest("anna", SipDigest::Sha256)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_sip_digest("nobody", SipDigest::Sha256)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.operators().await.unwrap()[0].sip_digest, "SHA-256");
     }
 );
 
@@ -290,6 +307,7 @@ on_both_databases!(
             realm: "hotline",
             ha1_md5: "0123",
             ha1_sha256: "4567",
+            sip_digest: Default::default(),
             chat_capacity: 3,
             created_at_ms: 5,
         };

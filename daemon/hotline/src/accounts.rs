@@ -1,6 +1,6 @@
 //! Creating operator accounts, for `hotline operator add` and the admin API alike.
 
-use hotline_core::operators::{NewOperator, OperatorError};
+use hotline_core::operators::{NewOperator, OperatorError, SipDigest};
 use hotline_core::store::Store;
 use hotline_sip::Algorithm;
 
@@ -11,6 +11,8 @@ pub struct OperatorForm<'a> {
     pub sip_user: &'a str,
     pub display_name: &'a str,
     pub chat_capacity: i64,
+    /// The digest algorithm the phone is challenged with.
+    pub sip_digest: SipDigest,
     /// The SIP password; only its digest HA1s are stored.
     pub password: &'a str,
 }
@@ -32,6 +34,7 @@ pub async fn create_operator(store: &Store, form: &OperatorForm<'_>) -> Result<i
         realm: form.realm,
         ha1_md5: &ha1(Algorithm::Md5),
         ha1_sha256: &ha1(Algorithm::Sha256),
+        sip_digest: form.sip_digest,
         chat_capacity: form.chat_capacity,
         created_at_ms: crate::call::unix_ms(),
     };

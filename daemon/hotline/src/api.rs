@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use hotline_core::acd::{OperatorState, OperatorStatus};
-use hotline_core::operators::OperatorError;
+use hotline_core::operators::{OperatorError, SipDigest};
 use serde::{Deserialize, Serialize};
 
 use crate::acd_driver::{AcdHandle, AcdInput};
@@ -222,7 +222,9 @@ async fn click_to_call(
                 }
                 ClickToCallError::BadNumber(_) => StatusCode::BAD_REQUEST,
                 ClickToCallError::UnknownOperator(_) => StatusCode::NOT_FOUND,
-                ClickToCallError::NotRegistered(_) => StatusCode::CONFLICT,
+                ClickToCallError::NotRegistered(_) | ClickToCallError::Busy(_) => {
+                    StatusCode::CONFLICT
+                }
             };
             error(status, &e.to_string())
         }
@@ -238,6 +240,8 @@ struct NewOperatorBody {
     /// Concurrent chats, 1–10 (default 3).
     chat_capacity: Option<i64>,
     sip_password: String,
+    /// "MD5" (default) or "SHA-256": the one digest challenge the phone gets.
+    digest: Option<String>,
 }
 
 /// POST /api/operators: a new operator account; 201 with its id. The SIP password is
@@ -256,8 +260,13 @@ async fn add_operator(
             r#"send JSON like {"name": "anna", "sip_password": "…", "display_name": "Anna", "sip_user": "anna", "chat_capacity": 3}"#,
         );
     };
+    let sip_digest = match body.digest.as_deref().map(SipDigest::parse).transpose() {
+        Ok(d) => d.unwrap_or_default(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
     let form = crate::accounts::OperatorForm {
         realm: &api.realm,
+        sip_digest,
         name: &body.name,
         sip_user: body.sip_user.as_deref().unwrap_or(&body.name),
         display_name: body.display_name.as_deref().unwrap_or(&body.name),

@@ -71,7 +71,8 @@ struct SipFile {
     trusted: Option<Vec<String>>,
     max_calls: Option<usize>,
     rate_per_source: Option<u32>,
-    digest: Option<Vec<String>>,
+    /// Removed (per account now); still read so old files start, with a warning.
+    digest: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,8 +146,6 @@ pub struct Config {
     pub max_calls: usize,
     /// SIP requests per second from one source address (bursts of twice that).
     pub rate_per_source: u32,
-    /// Digest algorithms challenged, most preferred first.
-    pub digest: Vec<hotline_sip::Algorithm>,
     pub trunk: Option<Trunk>,
     /// Bearer token for the HTTP API until web login exists; `None`: the API is off.
     pub api_token: Option<String>,
@@ -329,26 +328,12 @@ impl Config {
         if max_calls == 0 {
             return Err(invalid("sip.max_calls", "0", "must be at least 1"));
         }
-        let mut digest = Vec::new();
-        for name in file
-            .sip
-            .digest
-            .unwrap_or_else(|| vec!["SHA-256".into(), "MD5".into()])
-        {
-            digest.push(match name.to_ascii_uppercase().as_str() {
-                "SHA-256" => hotline_sip::Algorithm::Sha256,
-                "MD5" => hotline_sip::Algorithm::Md5,
-                _ => {
-                    return Err(invalid(
-                        "sip.digest",
-                        &name,
-                        "use \"SHA-256\" and/or \"MD5\"",
-                    ));
-                }
-            });
-        }
-        if digest.is_empty() {
-            return Err(invalid("sip.digest", "[]", "name at least one algorithm"));
+        if file.sip.digest.is_some() {
+            // Removed: one challenge per account now (some phones fail on two).
+            tracing::warn!(
+                "sip.digest is no longer used: each operator account has its digest algorithm \
+                 (MD5 unless set: hotline operator digest NAME sha-256)"
+            );
         }
         let rate_per_source = file.sip.rate_per_source.unwrap_or(20);
         if rate_per_source == 0 {
@@ -469,7 +454,6 @@ impl Config {
             trusted,
             max_calls,
             rate_per_source,
-            digest,
             trunk,
             api_token,
             secure_cookies: file.http.secure_cookies.unwrap_or(false),

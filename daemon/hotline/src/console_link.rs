@@ -61,6 +61,7 @@ impl Telephony for ConsoleLink {
                     sip_user: &form.sip_user,
                     display_name: &form.display_name,
                     chat_capacity: form.chat_capacity.unwrap_or(3),
+                    sip_digest: Default::default(),
                     password: &form.sip_password,
                 },
             )

@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use hotline_core::operators::SipDigest;
 use hotline_core::store::{Store, redact};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -58,12 +59,18 @@ enum OperatorCommand {
         /// Concurrent chats (1–10).
         #[arg(long, default_value_t = 3)]
         chat_capacity: i64,
+        /// The digest algorithm the phone is challenged with: MD5 (every phone) or SHA-256.
+        #[arg(long, default_value = "MD5")]
+        digest: String,
         /// Read the SIP password from standard input (required: never on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// List operators (name, SIP user, display name, realm, chat capacity).
+    /// List operators (name, SIP user, display name, realm, chat capacity, digest).
     List,
+    /// Choose the digest algorithm the operator's phone is challenged with (the only
+    /// challenge it gets): MD5, which every phone answers, or SHA-256 (RFC 8760).
+    Digest { name: String, algorithm: String },
     /// Direct callback: the operator's own number (a number routed to the hotline, shown
     /// when they call customers) and how long a customer they called stays linked to
     /// them. Without options, shows the settings; options not given keep their values.
@@ -291,18 +298,34 @@ async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Resul
             sip_user,
             display_name,
             chat_capacity,
+            digest,
             password_stdin: _,
-        } => {
-            add_operator(
-                &store,
-                &config.realm,
-                &name,
-                &sip_user,
-                &display_name,
-                chat_capacity,
-            )
-            .await
-        }
+        } => match SipDigest::parse(&digest) {
+            Ok(sip_digest) => {
+                add_operator(
+                    &store,
+                    &config.realm,
+                    &name,
+                    &sip_user,
+                    &display_name,
+                    chat_capacity,
+                    sip_digest,
+                )
+                .await
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        OperatorCommand::Digest { name, algorithm } => match SipDigest::parse(&algorithm) {
+            Ok(d) => match store.set_sip_digest(&name, d).await {
+                Ok(true) => {
+                    println!("{name}'s phone is challenged with {}", d.as_str());
+                    Ok(())
+                }
+                Ok(false) => Err(format!("no operator named {name:?}")),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        },
         OperatorCommand::Direct {
             name,
             number,
@@ -326,15 +349,16 @@ async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Resul
         }
         OperatorCommand::List => match store.operators().await {
             Ok(ops) => {
-                println!("name,sip_user,display_name,realm,chat_capacity");
+                println!("name,sip_user,display_name,realm,chat_capacity,digest");
                 for o in ops {
                     println!(
-                        "{},{},{},{},{}",
+                        "{},{},{},{},{},{}",
                         o.name,
                         o.sip_user,
                         hotline_core::cdr::csv_field(&o.display_name),
                         o.realm,
-                        o.chat_capacity
+                        o.chat_capacity,
+                        o.sip_digest
                     );
                 }
                 Ok(())
@@ -545,6 +569,7 @@ async fn add_operator(
     sip_user: &str,
     display_name: &str,
     chat_capacity: i64,
+    sip_digest: SipDigest,
 ) -> Result<(), String> {
     let mut password = String::new();
     std::io::stdin()
@@ -559,6 +584,7 @@ async fn add_operator(
             sip_user,
             display_name,
             chat_capacity,
+            sip_digest,
             password,
         },
     )
@@ -693,7 +719,6 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         advertised: std::net::SocketAddr::new(local.primary(), sip_port),
         user_agent: format!("Hotline/{}", env!("CARGO_PKG_VERSION")),
         realm: config.realm.clone(),
-        digest_algorithms: config.digest.clone(),
         trusted_sources: config.trusted.clone(),
         max_calls: Some(config.max_calls),
         rate_limit: Some(hotline_sip::RateLimit {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hotline_core::acd::OperatorState;
-use hotline_core::operators::Operator;
+use hotline_core::operators::{Operator, SipDigest};
 use hotline_sip::Credential;
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -63,9 +63,18 @@ async fn apply(calls: &Calls, realm: &str, before: &[Operator], now: &[Operator]
     }
     for op in now {
         // HA1 binds the password to a realm: a changed realm needs the passwords set again.
+        let algorithm = match SipDigest::parse(&op.sip_digest) {
+            Ok(SipDigest::Sha256) => hotline_sip::Algorithm::Sha256,
+            Ok(SipDigest::Md5) => hotline_sip::Algorithm::Md5,
+            Err(e) => {
+                warn!(operator = %op.name, "{e}; MD5 challenged");
+                hotline_sip::Algorithm::Md5
+            }
+        };
         let credential = (op.realm == realm).then(|| Credential {
             ha1_md5: op.ha1_md5.clone(),
             ha1_sha256: op.ha1_sha256.clone(),
+            algorithm,
         });
         if credential.is_none() {
             warn!(operator = %op.name, stored = %op.realm, configured = %realm,

@@ -64,20 +64,30 @@ pub fn ha1(algorithm: Algorithm, user: &str, realm: &str, password: &str) -> Str
 }
 
 /// A SIP user's digest secrets as the daemon stores them: HA1 per
-/// algorithm (hex, computed with the endpoint's realm), never the password.
+/// algorithm (hex, computed with the endpoint's realm), never the password,
+/// and the one algorithm the account is challenged with and must answer in.
+/// One challenge per account: some phones (libre/baresip 1.0) fail a whole
+/// challenge set when any algorithm in it is unknown to them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    pub algorithm: Algorithm,
 }
 
 impl Credential {
-    /// Both HA1s from a password (for tests and the CLI).
+    /// Both HA1s from a password (for tests and the CLI); MD5 challenged.
     pub fn from_password(user: &str, realm: &str, password: &str) -> Credential {
         Credential {
             ha1_md5: ha1(Algorithm::Md5, user, realm, password),
             ha1_sha256: ha1(Algorithm::Sha256, user, realm, password),
+            algorithm: Algorithm::Md5,
         }
+    }
+
+    /// The same secrets, challenged with `algorithm` instead.
+    pub fn with_algorithm(self, algorithm: Algorithm) -> Credential {
+        Credential { algorithm, ..self }
     }
 }
 

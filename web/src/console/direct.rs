@@ -314,6 +314,7 @@ mod tests {
                     realm: "hotline",
                     ha1_md5: "x",
                     ha1_sha256: "y",
+                    sip_digest: Default::default(),
                     chat_capacity: 3,
                     created_at_ms: 0,
                 })

@@ -627,6 +627,7 @@ mod tests {
                     realm: "hotline",
                     ha1_md5: "x",
                     ha1_sha256: "x",
+                    sip_digest: Default::default(),
                     chat_capacity: 3,
                     created_at_ms: now,
                 })

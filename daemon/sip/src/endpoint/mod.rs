@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::auth::{Algorithm, Credential};
+use crate::auth::Credential;
 use crate::dialog::{Dialog, DialogId};
 use crate::limits::{FailureThrottle, IpNet, RateLimit, RateLimiter};
 use crate::msg::{
@@ -71,9 +71,6 @@ pub struct EndpointConfig {
     pub min_expires: u32,
     pub max_expires: u32,
     pub default_expires: u32,
-    /// Algorithms challenged, in order of preference (RFC 8760 §2.4). Phones that can
-    /// only answer the first challenge and know only MD5 need MD5 first.
-    pub digest_algorithms: Vec<Algorithm>,
 }
 
 impl Default for EndpointConfig {
@@ -98,7 +95,6 @@ impl Default for EndpointConfig {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
-            digest_algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
     }
 }

@@ -81,7 +81,7 @@ impl Endpoint {
         let user = match self.authenticate(now, source, req, "Authorization") {
             AuthResult::Authenticated(user) => user,
             AuthResult::Challenge { stale } => {
-                let reply = self.challenge(now, 401, stale);
+                let reply = self.challenge(now, 401, stale, e.to.uri.user());
                 self.respond(now, key, reply);
                 return;
             }

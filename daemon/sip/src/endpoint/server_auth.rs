@@ -172,7 +172,13 @@ impl Endpoint {
                 _ => None,
             },
         };
-        let (algorithm, ha1, known) = match (algorithm, self.credentials.get(&cred.username)) {
+        // Only the algorithm the account is challenged with: an account set to SHA-256
+        // must not be reachable through its MD5 HA1.
+        let account = self
+            .credentials
+            .get(&cred.username)
+            .filter(|c| Some(c.algorithm) == algorithm);
+        let (algorithm, ha1, known) = match (algorithm, account) {
             (Some(Algorithm::Md5), Some(c)) => {
                 (Algorithm::Md5, c.ha1_md5.to_ascii_lowercase(), true)
             }
@@ -217,10 +223,16 @@ impl Endpoint {
         }
     }
 
-    /// A 401 (REGISTER) or 407 (INVITE) with one challenge per configured algorithm,
-    /// in the configured order (SHA-256 first by default, RFC 8760 §2.4), sharing one
-    /// fresh nonce.
-    pub(super) fn challenge(&mut self, now: Instant, status: u16, stale: bool) -> Reply {
+    /// A 401 (REGISTER) or 407 (INVITE) with one challenge: in the algorithm of the
+    /// account `user` names (the To user of a REGISTER, the From user of an INVITE),
+    /// MD5 for anyone else, so an unknown user looks like a default account.
+    pub(super) fn challenge(
+        &mut self,
+        now: Instant,
+        status: u16,
+        stale: bool,
+        user: Option<&str>,
+    ) -> Reply {
         self.stats.auth_challenges += 1;
         let nonce = self.nonces.issue(now);
         let name = if status == 401 {
@@ -228,19 +240,18 @@ impl Endpoint {
         } else {
             "Proxy-Authenticate"
         };
-        let mut reply = Reply::new(status);
-        for alg in self.cfg.digest_algorithms.clone() {
-            let mut value = format!(
-                "Digest realm={}, nonce=\"{nonce}\", opaque=\"{}\", algorithm={}, qop=\"auth\"",
-                quote(&self.cfg.realm),
-                self.nonces.opaque,
-                alg.as_str()
-            );
-            if stale {
-                value.push_str(", stale=true");
-            }
-            reply = reply.header(name, value);
+        let algorithm = user
+            .and_then(|u| self.credentials.get(u))
+            .map_or(Algorithm::Md5, |c| c.algorithm);
+        let mut value = format!(
+            "Digest realm={}, nonce=\"{nonce}\", opaque=\"{}\", algorithm={}, qop=\"auth\"",
+            quote(&self.cfg.realm),
+            self.nonces.opaque,
+            algorithm.as_str()
+        );
+        if stale {
+            value.push_str(", stale=true");
         }
-        reply
+        Reply::new(status).header(name, value)
     }
 }

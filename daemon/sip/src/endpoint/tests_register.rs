@@ -34,9 +34,15 @@ fn registrar_with(cfg: EndpointConfig) -> Endpoint {
         trusted_sources: vec!["192.0.2.1".parse().unwrap()],
         ..cfg
     });
-    for (user, password) in [("alice", "secret"), ("bob", "hunter2")] {
-        ep.set_credentials(user, Some(Credential::from_password(user, REALM, password)));
-    }
+    // alice's account is set to SHA-256; bob's has the default, MD5.
+    ep.set_credentials(
+        "alice",
+        Some(Credential::from_password("alice", REALM, "secret").with_algorithm(Algorithm::Sha256)),
+    );
+    ep.set_credentials(
+        "bob",
+        Some(Credential::from_password("bob", REALM, "hunter2")),
+    );
     ep
 }
 
@@ -190,17 +196,15 @@ fn register_is_challenged_then_bound() {
     assert_eq!(status(&out[0]), 401);
     assert_eq!(out[0].to, phone(), "rport: back to the NAT mapping");
     let challenges = headers_of(&out[0], "WWW-Authenticate");
-    assert_eq!(challenges.len(), 2);
-    assert!(
-        challenges[0].contains("algorithm=SHA-256"),
-        "SHA-256 first (RFC 8760 §2.4)"
+    assert_eq!(
+        challenges.len(),
+        1,
+        "one challenge: the account's algorithm"
     );
-    assert!(challenges[1].contains("algorithm=MD5"));
+    assert!(challenges[0].contains("algorithm=SHA-256"));
     let sha = challenge_of(&out[0], "WWW-Authenticate", Algorithm::Sha256);
-    let md5 = challenge_of(&out[0], "WWW-Authenticate", Algorithm::Md5);
     assert_eq!(sha.realm, REALM);
     assert!(sha.qop_auth && !sha.stale && sha.opaque.is_some());
-    assert_eq!(sha.nonce, md5.nonce, "one nonce for both");
     assert_eq!(sha.nonce.len(), 32, "128 bits in hex");
     assert!(events(&mut ep).is_empty());
 
@@ -248,6 +252,44 @@ fn shape(t: &Transmit) -> (u16, String, Vec<String>) {
     (r.status, r.reason, names)
 }
 
+/// Phones like baresip 1.0 fail a challenge set holding an algorithm they don't know: each
+/// account gets one challenge, MD5 unless SHA-256 was chosen for it, and must answer in it.
+#[test]
+fn each_account_gets_one_challenge_in_its_own_algorithm() {
+    let t0 = Instant::now();
+    let mut ep = registrar();
+    for (user, alg) in [
+        ("bob", "MD5"),
+        ("alice", "SHA-256"),
+        ("mallory", "MD5"), // unknown: looks like a default account
+    ] {
+        ep.handle_input(t0, phone(), &Reg::new(user, 1).bytes());
+        let out = sent(&mut ep);
+        let challenges = headers_of(&out[0], "WWW-Authenticate");
+        assert_eq!(challenges.len(), 1, "{user}: {challenges:?}");
+        assert!(
+            challenges[0].contains(&format!("algorithm={alg},")),
+            "{user}: {challenges:?}"
+        );
+    }
+    // bob answers in MD5 and registers.
+    let c = challenged(&mut ep, t0, &Reg::new("bob", 1), Algorithm::Md5);
+    let reg = Reg::new("bob", 2).authed(digest(&c, "bob", "hunter2", "REGISTER", DOMAIN_URI, 1));
+    ep.handle_input(t0, phone(), &reg.bytes());
+    assert_eq!(statuses(&mut ep), [200]);
+    // alice's account is SHA-256: her right password in MD5 is refused.
+    let sha = challenged(&mut ep, t0, &Reg::new("alice", 1), Algorithm::Sha256);
+    let md5 = Challenge {
+        algorithm: Algorithm::Md5,
+        ..sha
+    };
+    let reg =
+        Reg::new("alice", 2).authed(digest(&md5, "alice", "secret", "REGISTER", DOMAIN_URI, 1));
+    ep.handle_input(t0, phone(), &reg.bytes());
+    assert_eq!(statuses(&mut ep), [403]);
+    assert!(ep.bindings("alice").is_empty());
+}
+
 #[test]
 fn wrong_password_and_unknown_user_get_the_same_403() {
     let t0 = Instant::now();
@@ -259,7 +301,7 @@ fn wrong_password_and_unknown_user_get_the_same_403() {
     let wrong = sent(&mut ep);
 
     // An unknown user is challenged exactly like a known one...
-    let c2 = challenged(&mut ep, t0, &Reg::new("mallory", 1), Algorithm::Sha256);
+    let c2 = challenged(&mut ep, t0, &Reg::new("mallory", 1), Algorithm::Md5);
     assert_eq!((c2.realm.as_str(), c2.qop_auth), (REALM, true));
     let unknown =
         Reg::new("mallory", 2).authed(digest(&c2, "mallory", "guess", "REGISTER", DOMAIN_URI, 1));
@@ -743,7 +785,7 @@ fn untrusted_invites_must_authenticate_as_an_operator() {
     ep.handle_input(t0, phone(), &operator_invite("z9hG4bKop1", 1, None));
     let out = sent(&mut ep);
     assert_eq!(status(&out[0]), 407);
-    assert_eq!(headers_of(&out[0], "Proxy-Authenticate").len(), 2);
+    assert_eq!(headers_of(&out[0], "Proxy-Authenticate").len(), 1);
     assert!(events(&mut ep).is_empty());
     // The ACK to the 407 belongs to its transaction.
     let mut ack = Req::in_dialog("ACK", &to_tag(&out[0]).unwrap(), 1);

@@ -242,7 +242,7 @@ impl Endpoint {
             match self.authenticate(now, source, req, "Proxy-Authorization") {
                 AuthResult::Authenticated(user) => Origin::Operator(user),
                 AuthResult::Challenge { stale } => {
-                    let reply = self.challenge(now, 407, stale);
+                    let reply = self.challenge(now, 407, stale, e.from.uri.user());
                     self.respond(now, key, reply);
                     return;
                 }
