@@ -191,7 +191,6 @@ EOF
 [sip]
 listen = "127.0.0.1:$SIP_PORT"
 max_calls = 10000
-digest = ["MD5", "SHA-256"]
 [api]
 token = "$API_TOKEN"
 [rtp]

@@ -392,14 +392,29 @@ pub enum AcdError {
     NotRinging(CallerId),
     #[error("chat capacity {0} outside 1..=10")]
     InvalidCapacity(u8),
+    #[error("{0} is on another call")]
+    OperatorBusy(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Activity {
     Idle,
-    Ringing { caller: CallerId, deadline: Instant },
-    InCall { caller: CallerId },
-    WrapUp { until: Instant },
+    Ringing {
+        caller: CallerId,
+        deadline: Instant,
+    },
+    InCall {
+        caller: CallerId,
+    },
+    /// A call the operator placed or took outside the queues (click-to-call, a callback
+    /// from the list or a task, a direct callback): `wrap_up` follows it.
+    Outbound {
+        call: CallerId,
+        wrap_up: Duration,
+    },
+    WrapUp {
+        until: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -433,7 +448,7 @@ impl Operator {
 
     fn current_status(&self) -> OperatorStatus {
         match self.activity {
-            Activity::InCall { .. } => OperatorStatus::Busy,
+            Activity::InCall { .. } | Activity::Outbound { .. } => OperatorStatus::Busy,
             Activity::WrapUp { .. } => OperatorStatus::WrapUp,
             Activity::Idle | Activity::Ringing { .. } => self.chosen.into(),
         }
@@ -1015,6 +1030,68 @@ impl Acd {
         self.settle(now);
     }
 
+    /// The operator starts a call of their own outside the queues (PRODUCT Q1: every
+    /// conversation makes them busy): no queued call rings them until
+    /// [`Acd::outbound_ended`] plus `queue`'s wrap-up (without one, the shortest of their
+    /// queues'). Refused
+    /// while their phone rings for a queued caller or they are in another call; allowed
+    /// in wrap-up, which it ends.
+    pub fn outbound_started(
+        &mut self,
+        now: Instant,
+        operator: &str,
+        call: CallerId,
+        queue: Option<&str>,
+    ) -> Result<(), AcdError> {
+        // The named queue's wrap-up, else the shortest of the operator's queues.
+        let wrap_up = match queue.and_then(|q| self.queues.get(q)) {
+            Some(q) => q.config.wrap_up,
+            None => self
+                .queues
+                .values()
+                .filter(|q| q.member(operator).is_some())
+                .map(|q| q.config.wrap_up)
+                .min()
+                .unwrap_or(DEFAULT_WRAP_UP),
+        };
+        let op = self.operator_mut(operator);
+        match op.activity {
+            Activity::Idle | Activity::WrapUp { .. } => {}
+            _ => return Err(AcdError::OperatorBusy(operator.to_owned())),
+        }
+        op.activity = Activity::Outbound { call, wrap_up };
+        op.touch(now);
+        self.settle(now);
+        Ok(())
+    }
+
+    /// The operator's own call `call` ended: wrap-up, then back to their chosen state.
+    pub fn outbound_ended(&mut self, now: Instant, operator: &str, call: CallerId) {
+        let Some(op) = self.operators.get_mut(operator) else {
+            return;
+        };
+        let Activity::Outbound {
+            call: current,
+            wrap_up,
+        } = op.activity
+        else {
+            return;
+        };
+        if current != call {
+            return;
+        }
+        op.activity = if wrap_up.is_zero() {
+            Activity::Idle
+        } else {
+            Activity::WrapUp {
+                until: later(now, wrap_up),
+            }
+        };
+        op.idle_since = Some(now);
+        op.touch(now);
+        self.settle(now);
+    }
+
     /// Adds a handling time to a queue's estimate (e.g. primed from recent CDRs at start).
     pub fn record_handling(&mut self, queue: &str, handling: Duration) {
         if let Some(q) = self.queues.get_mut(queue) {
@@ -1164,7 +1241,9 @@ impl Acd {
             chat_capacity: op.config.chat_capacity,
             ringing: op.ringing(),
             call: match op.activity {
-                Activity::InCall { caller } => Some(caller),
+                Activity::InCall { caller } | Activity::Outbound { call: caller, .. } => {
+                    Some(caller)
+                }
                 _ => None,
             },
         })

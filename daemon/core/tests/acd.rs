@@ -405,6 +405,62 @@ fn wrap_up_ends_at_exactly_wrap_up_and_the_next_caller_rings() {
     );
 }
 
+/// PRODUCT Q1: an operator on a call of their own (click-to-call, a callback from the list)
+/// is busy to the queues: the waiting caller rings the other member, and only reaches
+/// the first one after their call and its wrap-up.
+#[test]
+fn an_operator_on_an_outbound_call_gets_no_queued_call() {
+    let t = Instant::now();
+    let mut acd = Acd::new();
+    let mut q = queue("q", &["a", "b"]);
+    q.wrap_up = secs(10);
+    acd.set_queue(t, q);
+    online(&mut acd, t, "a");
+    online(&mut acd, t + secs(1), "b");
+    acd.outbound_started(t + secs(2), "a", c(100), Some("q"))
+        .unwrap();
+    let view = acd.operator_view("a").unwrap();
+    assert_eq!(
+        (view.state, view.call),
+        (OperatorStatus::Busy, Some(c(100)))
+    );
+    // a has been idle longer, yet the caller rings b.
+    acd.enqueue(t + secs(3), c(1), "q", 0, IN).unwrap();
+    assert_eq!(events(&mut acd), [ring(1, "b", "q")]);
+    acd.ring_answered(t + secs(4), c(1), "b").unwrap();
+    drain(&mut acd);
+    // Both busy: the next caller waits.
+    acd.enqueue(t + secs(4), c(2), "q", 0, IN).unwrap();
+    assert!(
+        events(&mut acd).is_empty(),
+        "a is on their own call, b on c1"
+    );
+    // A second call of a's own, or another's ring, is refused while the first is on.
+    assert_eq!(
+        acd.outbound_started(t + secs(5), "a", c(101), None),
+        Err(AcdError::OperatorBusy("a".into()))
+    );
+    // Someone else's call id does not end a's call.
+    acd.outbound_ended(t + secs(6), "a", c(999));
+    assert_eq!(acd.operator_view("a").unwrap().state, OperatorStatus::Busy);
+    acd.outbound_ended(t + secs(20), "a", c(100));
+    assert_eq!(
+        acd.operator_view("a").unwrap().state,
+        OperatorStatus::WrapUp
+    );
+    assert_eq!(acd.poll_timeout(), Some(t + secs(30)));
+    acd.handle_timeout(t + secs(30) - ms(1));
+    assert!(events(&mut acd).is_empty());
+    acd.handle_timeout(t + secs(30));
+    assert_eq!(events(&mut acd), [ring(2, "a", "q")]);
+    // From wrap-up an operator may call out (the wrap-up ends).
+    acd.ring_answered(t + secs(31), c(2), "a").unwrap();
+    acd.call_ended(t + secs(40), c(2));
+    acd.outbound_started(t + secs(41), "a", c(102), None)
+        .unwrap();
+    assert_eq!(acd.operator_view("a").unwrap().state, OperatorStatus::Busy);
+}
+
 #[test]
 fn going_offline_during_a_call_applies_after_the_wrap_up() {
     let t = Instant::now();

@@ -105,6 +105,19 @@ pub enum AcdInput {
         queue: String,
         reply: oneshot::Sender<u32>,
     },
+    /// The operator starts a call of their own (click-to-call, a callback from the list
+    /// or a task, a direct callback): busy to the queues until `OutboundEnded`.
+    /// `Err` says why not (another call on).
+    OutboundStarted {
+        operator: String,
+        call: CallerId,
+        queue: Option<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    OutboundEnded {
+        operator: String,
+        call: CallerId,
+    },
     /// An operator's registered phones (click-to-call rings them).
     Contacts {
         operator: String,
@@ -327,6 +340,21 @@ impl State {
                     .get(&operator)
                     .map(|o| self.bindings.get(&o.sip_user).cloned().unwrap_or_default());
                 let _ = reply.send(contacts);
+            }
+            AcdInput::OutboundStarted {
+                operator,
+                call,
+                queue,
+                reply,
+            } => {
+                let started = self
+                    .acd
+                    .outbound_started(now, &operator, call, queue.as_deref())
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(started);
+            }
+            AcdInput::OutboundEnded { operator, call } => {
+                self.acd.outbound_ended(now, &operator, call);
             }
             AcdInput::SetChats { operator, chats } => {
                 if self.operators.contains_key(&operator) {

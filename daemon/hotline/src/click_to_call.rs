@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use hotline_core::acd::CallerId;
 use hotline_core::cdr::{CallStart, EndReason};
 use hotline_sip::registrar::Binding;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::acd_driver::AcdInput;
 use crate::call::{Calls, unix_ms};
 use crate::config::Trunk;
 use crate::outbound::{self, NotAnswered, Ports, Reached};
@@ -29,6 +31,8 @@ pub enum ClickToCallError {
     NotRegistered(String),
     #[error("no free RTP port")]
     NoPorts,
+    #[error("{0} is on another call")]
+    Busy(String),
 }
 
 /// A click-to-call to place.
@@ -54,7 +58,7 @@ pub async fn start(
     let operator = order.operator;
     let contacts = calls
         .acd
-        .ask(|reply| crate::acd_driver::AcdInput::Contacts {
+        .ask(|reply| AcdInput::Contacts {
             operator: operator.clone(),
             reply,
         })
@@ -68,12 +72,38 @@ pub async fn start(
     let a = calls.rtp_ports.bind().ok_or(ClickToCallError::NoPorts)?;
     let b = calls.rtp_ports.bind().ok_or(ClickToCallError::NoPorts)?;
     let call_id = format!("c2c-{:016x}", rand::random::<u64>());
+    // Busy to the queues from now until the call and its wrap-up are over (PRODUCT Q1):
+    // the wrap-up of the callback entry's queue, else the shortest of the operator's.
+    let queue = match order.callback {
+        Some(entry) => calls
+            .store
+            .callback_entry(entry)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|e| e.queue),
+        None => None,
+    };
+    let key = CallerId(rand::random());
+    let started = calls
+        .acd
+        .ask(|reply| AcdInput::OutboundStarted {
+            operator: operator.clone(),
+            call: key,
+            queue,
+            reply,
+        })
+        .await;
+    if !matches!(started, Some(Ok(()))) {
+        return Err(ClickToCallError::Busy(operator));
+    }
     let call = Placed {
         operator,
         to,
         contact,
         call_id: call_id.clone(),
         callback: order.callback,
+        key,
     };
     tokio::spawn(run(calls, trunk, call, a, b));
     Ok(call_id)
@@ -85,6 +115,8 @@ struct Placed {
     contact: Binding,
     call_id: String,
     callback: Option<i64>,
+    /// The operator's busy mark in the queue engine.
+    key: CallerId,
 }
 
 async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) {
@@ -116,6 +148,13 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
         reason = reason.as_str(), "click-to-call ended");
     outbound::end_cdr(&calls, cdr, answered, reason, Some(&call.operator));
+    calls
+        .acd
+        .send(AcdInput::OutboundEnded {
+            operator: call.operator.clone(),
+            call: call.key,
+        })
+        .await;
     if let Some(entry) = call.callback {
         crate::callback_calls::record_attempt(&calls, entry, &call.operator, reached).await;
     }
