@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What did the caller hear? Reads a tcpdump capture of the daemon's RTP towards the
-caller, joins the payloads in sequence order, and checks which prompts are in it.
+caller, joins the payloads of each source (SSRC) in capture order, and checks which
+prompts are in any of them.
 
 usage: heard.py CAPTURE.pcap MEDIA_PORT CODEC(pcma|pcmu) --heard a.wav|b.pcap ... --not-heard c.wav ...
                [--dtmf DIGITS]
@@ -47,8 +48,8 @@ def rtp_payloads(path, dst_port):
         if len(rtp) < 12 or rtp[0] >> 6 != 2:
             continue
         cc = rtp[0] & 0x0F
-        seq = struct.unpack(">H", rtp[2:4])[0]
-        packets.append((seq, rtp[1] & 0x7F, rtp[12 + 4 * cc:]))
+        ssrc = struct.unpack(">I", rtp[8:12])[0]
+        packets.append((ssrc, rtp[1] & 0x7F, rtp[12 + 4 * cc:]))
     return packets
 
 
@@ -104,20 +105,24 @@ def main():
     if not audio_packets:
         print(f"heard: no RTP with payload type {pt} to port {port} in {cap}")
         return 1
-    # Sequence order, unwrapping the 16-bit counter from the first packet.
-    first = audio_packets[0][0]
-    audio_packets.sort(key=lambda p: (p[0] - first) % 65536)
-    stream = b"".join(p[2] for p in audio_packets)
-    print(f"heard: {len(audio_packets)} packets, {len(stream) / 8000:.2f} s of audio")
+    # One stream per source (the IVR's prompts and music, each phone relayed through
+    # Hotline), in capture order: on loopback nothing is reordered, and a phone that
+    # replays the same pcap twice (same sequence numbers) stays in order.
+    streams = {}
+    for ssrc, _, payload in audio_packets:
+        streams.setdefault(ssrc, []).append(payload)
+    streams = [b"".join(s) for s in streams.values()]
+    total = sum(len(s) for s in streams)
+    print(f"heard: {len(audio_packets)} packets, {total / 8000:.2f} s of audio from {len(streams)} sources")
     ok = True
     for w in heard:
-        if any(chunk in stream for chunk in expected(w, codec)):
+        if any(chunk in stream for chunk in expected(w, codec) for stream in streams):
             print(f"heard: {w}: heard")
         else:
             print(f"heard: {w}: NOT heard, but should have been")
             ok = False
     for w in not_heard:
-        if any(chunk in stream for chunk in expected(w, codec)):
+        if any(chunk in stream for chunk in expected(w, codec) for stream in streams):
             print(f"heard: {w}: heard, but should not have been")
             ok = False
         else:

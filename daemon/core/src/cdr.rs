@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::store::{Store, StoreError};
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, AnyConnection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
@@ -85,6 +85,106 @@ pub struct CallEnd {
     pub variables: String,
     /// The operator who took the call.
     pub operator: Option<String>,
+    /// What happened after the IVR: queue, wait, hold, the operators' legs.
+    pub service: Service,
+}
+
+/// A call's time in queues and with operators, for reporting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// The queue the caller last waited in.
+    pub queue: Option<String>,
+    /// From entering the queue to an operator's answer (or to leaving unanswered).
+    pub wait_ms: Option<i64>,
+    /// Time the caller spent on hold (the operator's hold, with music).
+    pub hold_ms: i64,
+    /// Everyone the call was offered to, in order.
+    pub legs: Vec<CallLeg>,
+}
+
+/// One operator's phone (or outside number) the call was offered to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallLeg {
+    pub operator: Option<String>,
+    /// An outside number the call went to (a transfer out through the trunk).
+    pub number: Option<String>,
+    pub rang_at_ms: i64,
+    pub answered_at_ms: Option<i64>,
+    pub ended_at_ms: i64,
+    pub outcome: LegOutcome,
+    pub hold_ms: i64,
+    /// Where this leg's operator transferred the caller (an operator, queue or number).
+    pub transferred_to: Option<String>,
+}
+
+/// How a leg ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LegOutcome {
+    /// Answered: the two talked.
+    Answered,
+    NoAnswer,
+    Busy,
+    Rejected,
+    Unreachable,
+    /// The ring was stopped (the caller left, the ring timeout, another operator).
+    Cancelled,
+}
+
+impl LegOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegOutcome::Answered => "answered",
+            LegOutcome::NoAnswer => "no_answer",
+            LegOutcome::Busy => "busy",
+            LegOutcome::Rejected => "rejected",
+            LegOutcome::Unreachable => "unreachable",
+            LegOutcome::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> LegOutcome {
+        [
+            LegOutcome::Answered,
+            LegOutcome::NoAnswer,
+            LegOutcome::Busy,
+            LegOutcome::Rejected,
+            LegOutcome::Unreachable,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+        .unwrap_or(LegOutcome::Cancelled)
+    }
+}
+
+impl CallLeg {
+    /// "bela answered ring 0.8s talk 35.0s hold 4.0s to cili", for the CSV.
+    pub fn summary(&self) -> String {
+        let secs = |ms: i64| format!("{:.1}s", ms as f64 / 1000.0);
+        let who = self
+            .operator
+            .as_deref()
+            .or(self.number.as_deref())
+            .unwrap_or("?");
+        let rang_until = self.answered_at_ms.unwrap_or(self.ended_at_ms);
+        let mut s = format!(
+            "{who} {} ring {}",
+            self.outcome.as_str(),
+            secs(rang_until - self.rang_at_ms)
+        );
+        if let Some(a) = self.answered_at_ms {
+            s.push_str(&format!(
+                " talk {}",
+                secs(self.ended_at_ms - a - self.hold_ms)
+            ));
+        }
+        if self.hold_ms > 0 {
+            s.push_str(&format!(" hold {}", secs(self.hold_ms)));
+        }
+        if let Some(to) = &self.transferred_to {
+            s.push_str(&format!(" to {to}"));
+        }
+        s
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,9 +205,18 @@ pub struct CallRecord {
     /// Variables and tags the flow set, as a JSON object.
     pub variables: String,
     pub operator: Option<String>,
+    pub service: Service,
+    pub wrapup_category: Option<String>,
+    pub wrapup_note: Option<String>,
+    /// The recording's file name (issue 12).
+    pub recording: Option<String>,
 }
 
-pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path,variables,operator";
+/// The first 14 columns are the original ones (scripts read them by position); then the
+/// times as ISO 8601 and `duration`/`billsec` in seconds as Asterisk's Master.csv has them
+/// (billsec: from the answer), the queue, wait and hold, the legs (`; `-separated), the
+/// wrap-up and the recording.
+pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path,variables,operator,start,answer,end,duration,billsec,queue,wait_ms,hold_ms,transfers,legs,wrapup_category,wrapup_note,recording";
 
 impl CallRecord {
     /// One CSV line (RFC 4180 quoting), columns as in `CSV_HEADER`.
@@ -128,9 +237,51 @@ impl CallRecord {
             csv_field(&self.path),
             csv_field(&self.variables),
             csv_field(self.operator.as_deref().unwrap_or("")),
+            iso(Some(self.started_at_ms)),
+            iso(self.answered_at_ms),
+            iso(self.ended_at_ms),
+            opt(self
+                .ended_at_ms
+                .map(|e| (e - self.started_at_ms).max(0) / 1000)),
+            opt(self
+                .ended_at_ms
+                .zip(self.answered_at_ms)
+                .map(|(e, a)| (e - a).max(0) / 1000)),
+            csv_field(self.service.queue.as_deref().unwrap_or("")),
+            opt(self.service.wait_ms),
+            self.service.hold_ms.to_string(),
+            self.transfers().to_string(),
+            csv_field(
+                &self
+                    .service
+                    .legs
+                    .iter()
+                    .map(CallLeg::summary)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            csv_field(self.wrapup_category.as_deref().unwrap_or("")),
+            csv_field(self.wrapup_note.as_deref().unwrap_or("")),
+            csv_field(self.recording.as_deref().unwrap_or("")),
         ]
         .join(",")
     }
+
+    /// How many times an operator passed the caller on.
+    pub fn transfers(&self) -> usize {
+        self.service
+            .legs
+            .iter()
+            .filter(|l| l.transferred_to.is_some())
+            .count()
+    }
+}
+
+/// Unix ms as ISO 8601 in UTC with milliseconds; empty for none.
+fn iso(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
 }
 
 /// Quotes a field when it holds a comma, quote or line break; caller IDs come from the
@@ -153,7 +304,8 @@ pub fn csv_field(v: &str) -> String {
 macro_rules! select_call {
     () => {
         "SELECT id, call_id, caller, called, started_at, answered_at, ended_at, \
-         end_reason, digits, flow, flow_version, path, variables, operator FROM calls"
+         end_reason, digits, flow, flow_version, path, variables, operator, queue, wait_ms, \
+         hold_ms, wrapup_category, wrapup_note, recording FROM calls"
     };
 }
 
@@ -169,7 +321,9 @@ impl Store {
 
     /// Completes the record; a call already finished keeps its first end.
     pub async fn finish_call(&self, id: i64, end: &CallEnd) -> Result<(), StoreError> {
-        Ok(finish_call(self.pool(), id, end).await?)
+        let mut tx = self.pool().begin().await?;
+        finish_call(&mut tx, id, end).await?;
+        Ok(tx.commit().await?)
     }
 
     /// Closes records left open by a crash, so none stays "in progress" forever.
@@ -191,16 +345,83 @@ impl Store {
         .bind(call_id)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| record(&r)).transpose()
+        match row {
+            Some(r) => Ok(Some(self.with_legs(record(&r)?).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The newest calls first.
     pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
-        let rows = sqlx::query(concat!(select_call!(), " ORDER BY id DESC LIMIT $1"))
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(record).collect()
+        self.calls_between(None, None, limit).await
+    }
+
+    /// The newest calls first that started in `[since, until)` (unix ms; open ends).
+    pub async fn calls_between(
+        &self,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            select_call!(),
+            " WHERE started_at >= $1 AND started_at < $2 ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(since_ms.unwrap_or(i64::MIN))
+        .bind(until_ms.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut calls = Vec::with_capacity(rows.len());
+        for r in &rows {
+            calls.push(self.with_legs(record(r)?).await?);
+        }
+        Ok(calls)
+    }
+
+    /// The operator's wrap-up of a voice call: a category and a note.
+    pub async fn set_call_wrapup(
+        &self,
+        call_id: &str,
+        category: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET wrapup_category = $2, wrapup_note = $3 WHERE id = \
+             (SELECT max(id) FROM calls WHERE call_id = $1)",
+        )
+        .bind(call_id)
+        .bind(category)
+        .bind(note)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn with_legs(&self, mut call: CallRecord) -> Result<CallRecord, StoreError> {
+        let rows = sqlx::query(
+            "SELECT operator, number, rang_at, answered_at, ended_at, outcome, hold_ms, \
+             transferred_to FROM call_legs WHERE call = $1 ORDER BY seq",
+        )
+        .bind(call.id)
+        .fetch_all(self.pool())
+        .await?;
+        call.service.legs = rows
+            .iter()
+            .map(|r| {
+                Ok(CallLeg {
+                    operator: r.try_get("operator")?,
+                    number: r.try_get("number")?,
+                    rang_at_ms: r.try_get("rang_at")?,
+                    answered_at_ms: r.try_get("answered_at")?,
+                    ended_at_ms: r.try_get("ended_at")?,
+                    outcome: LegOutcome::parse(&r.try_get::<String, _>("outcome")?),
+                    hold_ms: r.try_get("hold_ms")?,
+                    transferred_to: r.try_get("transferred_to")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(call)
     }
 }
 
@@ -236,14 +457,11 @@ async fn set_call_answered<'e>(
     Ok(())
 }
 
-async fn finish_call<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    id: i64,
-    end: &CallEnd,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+async fn finish_call(ex: &mut AnyConnection, id: i64, end: &CallEnd) -> Result<(), sqlx::Error> {
+    let finished = sqlx::query(
         "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4, \
-         variables = $5, operator = $6 WHERE id = $7 AND ended_at IS NULL",
+         variables = $5, operator = $6, queue = $7, wait_ms = $8, hold_ms = $9 \
+         WHERE id = $10 AND ended_at IS NULL",
     )
     .bind(end.ended_at_ms)
     .bind(end.reason.as_str())
@@ -251,9 +469,35 @@ async fn finish_call<'e>(
     .bind(end.path.join(" "))
     .bind(&end.variables)
     .bind(&end.operator)
+    .bind(&end.service.queue)
+    .bind(end.service.wait_ms)
+    .bind(end.service.hold_ms)
     .bind(id)
-    .execute(ex)
+    .execute(&mut *ex)
     .await?;
+    // A second end (a late BYE) adds no legs either.
+    if finished.rows_affected() == 0 {
+        return Ok(());
+    }
+    for (seq, leg) in end.service.legs.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO call_legs (call, seq, operator, number, rang_at, answered_at, \
+             ended_at, outcome, hold_ms, transferred_to) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(id)
+        .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+        .bind(&leg.operator)
+        .bind(&leg.number)
+        .bind(leg.rang_at_ms)
+        .bind(leg.answered_at_ms)
+        .bind(leg.ended_at_ms)
+        .bind(leg.outcome.as_str())
+        .bind(leg.hold_ms)
+        .bind(&leg.transferred_to)
+        .execute(&mut *ex)
+        .await?;
+    }
     Ok(())
 }
 
@@ -364,7 +608,11 @@ async fn write_batch(store: &Store, ids: &mut HashMap<CdrRef, i64>, writes: &[Cd
         }
     }
     for w in writes {
-        if let Err(e) = write_one(store.pool(), ids, w).await {
+        let written = match store.pool().acquire().await {
+            Ok(mut conn) => write_one(&mut conn, ids, w).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             error!("call record lost: {e}: {}", describe(w));
         }
     }
@@ -382,14 +630,11 @@ async fn write_in_transaction(
     tx.commit().await
 }
 
-async fn write_one<'c, C>(
-    conn: C,
+async fn write_one(
+    conn: &mut AnyConnection,
     ids: &mut HashMap<CdrRef, i64>,
     write: &CdrWrite,
-) -> Result<(), sqlx::Error>
-where
-    C: Executor<'c, Database = Any>,
-{
+) -> Result<(), sqlx::Error> {
     match write {
         CdrWrite::Start(r, call) => {
             ids.insert(*r, insert_call(conn, call).await?);
@@ -437,6 +682,15 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
         path: r.try_get("path")?,
         variables: r.try_get("variables")?,
         operator: r.try_get("operator")?,
+        service: Service {
+            queue: r.try_get("queue")?,
+            wait_ms: r.try_get("wait_ms")?,
+            hold_ms: r.try_get("hold_ms")?,
+            legs: Vec::new(),
+        },
+        wrapup_category: r.try_get("wrapup_category")?,
+        wrapup_note: r.try_get("wrapup_note")?,
+        recording: r.try_get("recording")?,
     })
 }
 

@@ -57,6 +57,9 @@ pub struct IvrCall {
     on_hold: bool,
     /// Connected to an operator: media flows through the bridge, not through us.
     bridged: bool,
+    /// What played while the caller waited (the queue's music): played again while the
+    /// operator holds the bridged call.
+    music: Vec<Prompt>,
     hangup: Option<Hangup>,
     missing_prompts: Vec<String>,
 }
@@ -82,6 +85,7 @@ impl IvrCall {
             heard_at: now,
             on_hold: false,
             bridged: false,
+            music: Vec::new(),
             hangup: None,
             missing_prompts: Vec::new(),
         }
@@ -146,8 +150,30 @@ impl IvrCall {
     /// The caller is now talking to an operator through a bridge: stop playing, and leave
     /// dead-call detection to whoever watches the bridge.
     pub fn set_bridged(&mut self, now: Instant) {
+        if let Some((_, music)) = &self.looping {
+            self.music = music.clone();
+        }
         self.stop_playing(now);
         self.bridged = true;
+    }
+
+    /// The operator holds the bridged call (`true`) or takes it back: the caller hears
+    /// the music they waited with (the `fallback` prompt when there was none) meanwhile,
+    /// and the driver sends what [`IvrCall::poll_transmit`] gives instead of the bridge's.
+    pub fn set_operator_hold(&mut self, now: Instant, held: bool, fallback: &str) {
+        self.stop_playing(now);
+        if !held {
+            return;
+        }
+        if self.music.is_empty() {
+            self.music = self.resolve(vec![fallback.to_string()]);
+        }
+        if !self.music.is_empty() {
+            let token = self.next_token();
+            let music = self.music.clone();
+            self.rtp.play(now, music.clone(), token);
+            self.looping = Some((token, music));
+        }
     }
 
     /// Where the caller's media goes (SDP address, or where their RTP comes from).

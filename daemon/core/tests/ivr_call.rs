@@ -270,3 +270,39 @@ fn a_held_call_is_not_dead() {
     assert_eq!(call.hangup(), None);
     assert_eq!(heard.len(), before, "nothing is sent while held");
 }
+
+/// T6: the operator holds the bridged call; the caller hears hold music from that very
+/// millisecond, paced every 20 ms, and nothing after the operator takes the call back.
+#[test]
+fn operator_hold_plays_music_to_the_caller_until_resumed() {
+    let t0 = Instant::now();
+    set_now(t0);
+    let (mut call, prompts) = new_call(Duration::ZERO, t0);
+    call.start(t0);
+    let mut heard = Vec::new();
+    run_until(&mut call, t0, 500, &mut heard);
+    // Bridged: the IVR falls silent (the bridge carries the operator's audio).
+    let bridged = t0 + Duration::from_millis(500);
+    set_now(bridged);
+    call.set_bridged(bridged);
+    heard.clear();
+    run_until(&mut call, t0, 1000, &mut heard);
+    assert!(heard.is_empty(), "nothing from the IVR while bridged");
+    // The operator holds at 1000 ms and resumes at 3000 ms.
+    let hold = t0 + Duration::from_millis(1000);
+    set_now(hold);
+    call.set_operator_hold(hold, true, "hold-music");
+    run_until(&mut call, t0, 2990, &mut heard);
+    let resume = t0 + Duration::from_millis(3000);
+    set_now(resume);
+    call.set_operator_hold(resume, false, "hold-music");
+    run_until(&mut call, t0, 6000, &mut heard);
+    assert_eq!(heard.first().map(|h| h.at_ms), Some(1000));
+    // The packet due at the resume itself still goes (RtpSession::stop sends what is due).
+    assert_eq!(heard.last().map(|h| h.at_ms), Some(3000));
+    assert_eq!(heard.len(), 101, "2 s of 20 ms packets");
+    assert!(heard.windows(2).all(|w| w[1].at_ms - w[0].at_ms == 20));
+    let music = prompt_bytes(&prompts, "hold-music");
+    assert_eq!(audio(&heard), music[..audio(&heard).len()]);
+    assert!(heard[0].marker, "a new talkspurt");
+}

@@ -35,6 +35,7 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
                 path: path.clone(),
                 variables: r#"{"lang":"hu"}"#.into(),
                 operator: Some("anna".into()),
+                service: Default::default(),
             },
         )
         .await
@@ -50,6 +51,7 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
                 path: Vec::new(),
                 variables: "{}".into(),
                 operator: None,
+                service: Default::default(),
             },
         )
         .await
@@ -106,6 +108,7 @@ on_both_databases!(
                     path: vec!["greeting".into()],
                     variables: "{}".into(),
                     operator: None,
+                    service: Default::default(),
                 },
             );
         }
@@ -170,6 +173,7 @@ on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
                 path: Vec::new(),
                 variables: "{}".into(),
                 operator: None,
+                service: Default::default(),
             },
         )
         .await
@@ -362,3 +366,117 @@ async fn a_sqlite_file_is_in_wal_mode() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// What happened after the IVR (T6, S3): the queue, wait and hold, every leg with its ring
+// and talk time and who transferred to whom; the CSV shows it as Master.csv admins read it.
+on_both_databases!(call_legs_round_trip, |store: Store| async move {
+    use hotline_core::cdr::{CallLeg, LegOutcome, Service};
+    let t = 1_700_000_000_000;
+    let id = store
+        .insert_call(&CallStart {
+            call_id: "legs@192.0.2.1".into(),
+            caller: "+36301234567".into(),
+            called: "500".into(),
+            started_at_ms: t,
+            flow: Some("queue-test".into()),
+            flow_version: Some("v1".into()),
+        })
+        .await
+        .unwrap();
+    store.set_call_answered(id, t + 100).await.unwrap();
+    let leg = |operator: &str, rang: i64, answered: Option<i64>, ended: i64, outcome| CallLeg {
+        operator: Some(operator.into()),
+        number: None,
+        rang_at_ms: t + rang,
+        answered_at_ms: answered.map(|a| t + a),
+        ended_at_ms: t + ended,
+        outcome,
+        hold_ms: 0,
+        transferred_to: None,
+    };
+    let service = Service {
+        queue: Some("support".into()),
+        wait_ms: Some(7_000),
+        hold_ms: 4_000,
+        legs: vec![
+            leg("anna", 1_000, None, 6_000, LegOutcome::NoAnswer),
+            CallLeg {
+                hold_ms: 4_000,
+                transferred_to: Some("cili".into()),
+                ..leg("bela", 6_000, Some(8_000), 38_000, LegOutcome::Answered)
+            },
+            leg("cili", 38_000, Some(39_000), 61_000, LegOutcome::Answered),
+        ],
+    };
+    let end = CallEnd {
+        ended_at_ms: t + 61_000,
+        reason: EndReason::CallerHangup,
+        digits: String::new(),
+        path: vec!["wait".into()],
+        variables: "{}".into(),
+        operator: Some("cili".into()),
+        service: service.clone(),
+    };
+    store.finish_call(id, &end).await.unwrap();
+    // A late second end adds nothing.
+    store.finish_call(id, &end).await.unwrap();
+    assert!(
+        store
+            .set_call_wrapup(
+                "legs@192.0.2.1",
+                Some("billing"),
+                Some("asked for a refund")
+            )
+            .await
+            .unwrap()
+    );
+    let rec = store
+        .call_by_call_id("legs@192.0.2.1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.service, service);
+    assert_eq!(rec.transfers(), 1);
+    assert_eq!(rec.wrapup_category.as_deref(), Some("billing"));
+    let csv = rec.to_csv();
+    let tail: Vec<&str> = csv.split(',').skip(14).collect();
+    assert_eq!(
+        tail,
+        [
+            "2023-11-14T22:13:20.000Z",
+            "2023-11-14T22:13:20.100Z",
+            "2023-11-14T22:14:21.000Z",
+            "61",
+            "60",
+            "support",
+            "7000",
+            "4000",
+            "1",
+            "anna no_answer ring 5.0s; bela answered ring 2.0s talk 26.0s hold 4.0s to cili; \
+             cili answered ring 1.0s talk 22.0s",
+            "billing",
+            "asked for a refund",
+            "",
+        ]
+    );
+    assert_eq!(
+        hotline_core::cdr::CSV_HEADER.split(',').count(),
+        csv.split(',').count()
+    );
+    // --since/--until pick by start.
+    assert_eq!(
+        store
+            .calls_between(Some(t), Some(t + 1), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .calls_between(Some(t + 1), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+});

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
-use hotline_core::cdr::{CallEnd, CallStart, CdrLog, CdrRef, EndReason};
+use hotline_core::cdr::{
+    CallEnd, CallLeg, CallStart, CdrLog, CdrRef, EndReason, LegOutcome, Service,
+};
 use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
 use hotline_core::missed::{MissedReason, NewMissedCall};
 use hotline_core::store::Store;
@@ -30,6 +32,9 @@ use crate::acd_driver::{AcdHandle, AcdInput, RingOrder};
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::net::{LocalAddress, RtpPorts};
 use crate::sip_driver::{SipCommand, SipHandle};
+
+/// Played to a held caller whose queue step had no music.
+const HOLD_MUSIC: &str = "hold-music";
 
 /// What the SIP task and the queue task tell a call.
 pub enum CallEvent {
@@ -273,6 +278,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
             path: outcome.path,
             variables: outcome.variables,
             operator: outcome.operator,
+            service: outcome.service,
         },
     );
 }
@@ -510,6 +516,7 @@ struct Outcome {
     /// The operator the caller talked to.
     operator: Option<String>,
     missed: Option<Missed>,
+    service: Service,
 }
 
 /// A caller nobody answered and who left no callback request: they waited in a queue,
@@ -532,6 +539,7 @@ impl Outcome {
             variables: "{}".to_string(),
             operator: None,
             missed: None,
+            service: Service::default(),
         }
     }
 }
@@ -555,6 +563,10 @@ struct OperatorLeg {
     local_port: u16,
     local_ip: std::net::IpAddr,
     sdp_version: u64,
+    rang_at_ms: i64,
+    answered_at_ms: Option<i64>,
+    /// Time this operator held the caller.
+    hold: Duration,
 }
 
 /// Where the caller stands with the queue.
@@ -576,6 +588,61 @@ struct Progress {
     rtcp: RtcpRelay,
     /// Direct callback: the operator the first queue entry is offered to first.
     direct: Option<String>,
+    /// When the caller last entered a queue (the wait runs until an operator answers).
+    queued_at: Option<Instant>,
+    wait: Option<Duration>,
+    /// Since when the operator holds the caller (music plays).
+    held_since: Option<Instant>,
+    /// The operator legs that are over, for the call record.
+    legs: Vec<CallLeg>,
+}
+
+impl Progress {
+    /// Files the leg under the call record.
+    fn close_leg(&mut self, leg: OperatorLeg, outcome: LegOutcome, now: Instant) {
+        let mut hold = leg.hold;
+        if outcome == LegOutcome::Answered
+            && let Some(since) = self.held_since.take()
+        {
+            hold += now.saturating_duration_since(since);
+        }
+        self.legs.push(CallLeg {
+            operator: Some(leg.operator),
+            number: None,
+            rang_at_ms: leg.rang_at_ms,
+            answered_at_ms: leg.answered_at_ms,
+            ended_at_ms: unix_ms(),
+            outcome,
+            hold_ms: millis(hold),
+            transferred_to: None,
+        });
+    }
+
+    fn service(&self) -> Service {
+        Service {
+            queue: self.was_queued.clone(),
+            wait_ms: self
+                .wait
+                .or_else(|| self.queued_at.map(|q| q.elapsed()))
+                .filter(|_| self.was_queued.is_some())
+                .map(millis),
+            hold_ms: self.legs.iter().map(|l| l.hold_ms).sum(),
+            legs: self.legs.clone(),
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn leg_outcome(failure: RingFailure) -> LegOutcome {
+    match failure {
+        RingFailure::NoAnswer => LegOutcome::NoAnswer,
+        RingFailure::Rejected => LegOutcome::Rejected,
+        RingFailure::Busy => LegOutcome::Busy,
+        RingFailure::Unreachable => LegOutcome::Unreachable,
+    }
 }
 
 /// Negotiates, answers and runs the flow (and the bridge) until the call ends.
@@ -665,9 +732,17 @@ async fn serve(
         callback_left: false,
         rtcp: RtcpRelay::default(),
         direct,
+        queued_at: None,
+        wait: None,
+        held_since: None,
+        legs: Vec::new(),
     };
 
     let reason = loop {
+        if p.held_since.is_some() {
+            // The operator holds: the queue's music goes to the caller.
+            send_due(&socket, &mut ivr).await;
+        }
         if p.bridge.is_none() {
             answer_requests(calls, setup, &mut ivr, &mut p).await;
             send_due(&socket, &mut ivr).await;
@@ -713,6 +788,8 @@ async fn serve(
                 if let Ok((n, from)) = r
                     && let Some(bridge) = &mut p.bridge
                     && let Some(to) = bridge.forward(Instant::now(), Side::B, from, &leg_buf[..n])
+                    // On hold the caller hears our music, not what the phone sends.
+                    && p.held_since.is_none()
                 {
                     let _ = socket.send_to(&leg_buf[..n], to).await;
                 }
@@ -766,10 +843,14 @@ async fn serve(
     rtp_reported.report(&ivr);
 
     // Whatever ended the call: the operator leg goes too, and the queue learns of it.
-    if let Some(leg) = p.leg.take()
-        && reason != EndReason::OperatorHangup
-    {
+    if let Some(leg) = p.leg.take() {
         sip.command(SipCommand::Hangup(leg.handle)).await;
+        let outcome = if p.bridge.is_some() {
+            LegOutcome::Answered
+        } else {
+            LegOutcome::Cancelled
+        };
+        p.close_leg(leg, outcome, Instant::now());
     }
     let mut missed = None;
     if p.operator.is_some() {
@@ -819,6 +900,7 @@ async fn serve(
             waited: Duration::ZERO,
         });
     }
+    let service = p.service();
     Outcome {
         reason,
         digits: ivr.digits().to_string(),
@@ -826,6 +908,7 @@ async fn serve(
         variables: serde_json::to_string(ivr.variables()).unwrap_or_else(|_| "{}".into()),
         operator: p.operator,
         missed,
+        service,
     }
 }
 
@@ -887,6 +970,7 @@ async fn on_event(
             {
                 debug!(call_id = %setup.call_id, operator = %leg.operator, "ring cancelled");
                 sip.command(SipCommand::Hangup(leg.handle)).await;
+                p.close_leg(leg, LegOutcome::Cancelled, now);
             }
         }
         CallEvent::LegAnswered { leg, sdp } => {
@@ -914,7 +998,9 @@ async fn on_event(
             let (true, Some(remote)) = (accepted, remote) else {
                 warn!(call_id = %setup.call_id, %operator, accepted, "operator answer not usable; hanging up that leg");
                 sip.command(SipCommand::Hangup(leg)).await;
-                p.leg = None;
+                if let Some(l) = p.leg.take() {
+                    p.close_leg(l, LegOutcome::Cancelled, now);
+                }
                 if accepted {
                     calls.acd.send(AcdInput::CallEnded { caller }).await;
                     return Some(EndReason::TransportError);
@@ -926,6 +1012,10 @@ async fn on_event(
             p.bridge = Some(Bridge::new(ivr.rtp_destination(), remote));
             p.bridged_at = Some(now);
             p.queued = None;
+            p.wait = p.queued_at.map(|q| now.saturating_duration_since(q));
+            if let Some(l) = p.leg.as_mut() {
+                l.answered_at_ms = Some(unix_ms());
+            }
             info!(call_id = %setup.call_id, %operator, "caller connected to operator");
             p.operator = Some(operator);
         }
@@ -933,19 +1023,26 @@ async fn on_event(
             if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
                 let failure = ring_failure(status);
                 info!(call_id = %setup.call_id, operator = %l.operator, status, "operator phone did not answer");
+                let operator = l.operator.clone();
+                p.close_leg(l, leg_outcome(failure), now);
                 calls
                     .acd
                     .send(AcdInput::RingFailed {
                         caller,
-                        operator: l.operator,
+                        operator,
                         failure,
                     })
                     .await;
             }
         }
         CallEvent::LegEnded { leg } => {
-            if p.leg.as_ref().is_some_and(|l| l.handle == leg) {
-                p.leg = None;
+            if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
+                let outcome = if p.bridge.is_some() {
+                    LegOutcome::Answered
+                } else {
+                    LegOutcome::Cancelled
+                };
+                p.close_leg(l, outcome, now);
                 if p.bridge.is_some() {
                     sip.command(SipCommand::Hangup(setup.handle)).await;
                     return Some(EndReason::OperatorHangup);
@@ -957,7 +1054,19 @@ async fn on_event(
                 match negotiate(offer.as_deref()) {
                     Ok(n) => {
                         if let Some(bridge) = &mut p.bridge {
-                            bridge.set_remote(Side::B, rtp_destination(&n));
+                            let remote = rtp_destination(&n);
+                            bridge.set_remote(Side::B, remote);
+                            // sendonly/inactive from the operator's phone: hold (T6).
+                            let held = remote.is_none();
+                            if held != p.held_since.is_some() {
+                                info!(call_id = %setup.call_id, operator = %l.operator,
+                                      held, "operator hold");
+                                ivr.set_operator_hold(now, held, HOLD_MUSIC);
+                                match p.held_since.take() {
+                                    Some(since) => l.hold += now.saturating_duration_since(since),
+                                    None => p.held_since = Some(now),
+                                }
+                            }
                         }
                         l.sdp_version += 1;
                         let answer =
@@ -1054,6 +1163,9 @@ async fn ring_operator(
     };
     info!(call_id = %setup.call_id, operator = %order.operator, "ringing operator");
     p.leg = Some(OperatorLeg {
+        rang_at_ms: unix_ms(),
+        answered_at_ms: None,
+        hold: Duration::ZERO,
         handle,
         operator: order.operator,
         rtp,
@@ -1096,6 +1208,7 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
                     },
                 };
                 calls.acd.send(input).await;
+                p.queued_at = Some(Instant::now());
                 p.was_queued = Some(queue.clone());
                 p.queued = Some(Queued { queue });
             }
@@ -1107,6 +1220,7 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
                         .await;
                     if let Some(leg) = p.leg.take() {
                         calls.sip.command(SipCommand::Hangup(leg.handle)).await;
+                        p.close_leg(leg, LegOutcome::Cancelled, Instant::now());
                     }
                 }
             }

@@ -184,13 +184,21 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
-    /// Print the newest call detail records as CSV (newest first).
+    /// Print the newest call detail records as CSV (newest first): times in ms and ISO
+    /// 8601, duration and billsec (seconds, as Asterisk's Master.csv), queue, wait, hold,
+    /// transfers, every operator leg, wrap-up.
     Calls {
         #[arg(long, env = "HOTLINE_CONFIG")]
         config: Option<PathBuf>,
         /// How many records.
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// Calls that started at or after this time (RFC 3339, or a date: its midnight UTC).
+        #[arg(long, value_parser = parse_instant)]
+        since: Option<i64>,
+        /// Calls that started before this time (RFC 3339, or a date: its midnight UTC).
+        #[arg(long, value_parser = parse_instant)]
+        until: Option<i64>,
     },
 }
 
@@ -230,7 +238,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => serve(config.as_deref()).await,
             Command::Migrate { config } => migrate(config.as_deref()).await,
-            Command::Calls { config, limit } => print_calls(config.as_deref(), limit).await,
+            Command::Calls {
+                config,
+                limit,
+                since,
+                until,
+            } => print_calls(config.as_deref(), limit, since, until).await,
             Command::Callbacks { config, limit } => print_callbacks(config.as_deref(), limit).await,
             Command::Flow { .. } => Ok(()),
             Command::Missed { config, limit } => print_missed(config.as_deref(), limit).await,
@@ -277,10 +290,32 @@ async fn migrate(config_path: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
-async fn print_calls(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
+/// `--since`/`--until`: RFC 3339, or a date meaning its midnight UTC; as unix ms.
+fn parse_instant(v: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp_millis());
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+        .ok_or_else(|| {
+            format!("{v:?}: use RFC 3339 (2026-12-24T10:00:00+01:00) or a date (2026-12-24)")
+        })
+}
+
+async fn print_calls(
+    config_path: Option<&Path>,
+    limit: i64,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
-    let calls = store.recent_calls(limit).await.map_err(|e| e.to_string())?;
+    let calls = store
+        .calls_between(since, until, limit)
+        .await
+        .map_err(|e| e.to_string())?;
     store.close().await;
     println!("{}", hotline_core::cdr::CSV_HEADER);
     for c in calls {

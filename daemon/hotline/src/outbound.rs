@@ -210,6 +210,7 @@ pub fn end_cdr(
             path: Vec::new(),
             variables: "{}".to_string(),
             operator: operator.map(str::to_string),
+            service: Default::default(),
         },
     );
 }
