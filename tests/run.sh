@@ -564,6 +564,83 @@ operator_holds_music() {
   [[ "$cdr" == *"anna answered ring "*" hold 4."*"s"* ]] || { echo "anna's leg lacks the hold"; return 1; }
 }
 
+# IVR transfer steps (T6), on the test flows 502-505 (tests/sipp/flows/transfer-*.toml).
+# 502: "transferring", then the support queue: anna (bela paused) answers; the CDR has the
+# step, the queue and anna's leg.
+ivr_transfer_to_queue() {
+  sleep 1.5 # wrap-up after the last call
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  tcpdump -i lo -U -w "$OUT/xfer_queue_caller.pcap" "udp and dst port $MEDIA_PORT" 2>/dev/null & local td=$!
+  sleep 0.5
+  phone operator_answers 1001 15081 16030 300 xfer-queue-anna.log; local anna=$PHONE_PID
+  caller_talks 502 8000; local rc=$?
+  wait $anna; local anna_rc=$?
+  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  [ $rc = 0 ] && [ $anna_rc = 0 ] || { echo "caller $rc, anna $anna_rc:"; tail -20 "$OUT/xfer-queue-anna.log"; return 1; }
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/xfer_queue_caller.pcap" $MEDIA_PORT pcma \
+    --heard "$ROOT/ivr-flows/prompts/transferring.wav" "$PCAPS/g711a.pcap" || return 1
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",to_support,"*",anna,"*",support,"*"anna answered ring"* ]] || { echo "CDR lacks the transfer, the queue or anna's leg"; return 1; }
+}
+
+# 503: straight to bela while she can take a call (anna is never rung); once bela is
+# paused the transfer fails and the flow says no-agent.
+ivr_transfer_to_operator() {
+  sleep 1.5
+  local rings_before; rings_before=$(grep -c 'ringing operator' "$DAEMON_DIR/daemon.log")
+  phone operator_answers 1002 15082 16040 300 xfer-op-bela.log; local bela=$PHONE_PID
+  caller_talks 503 3000 || { echo "caller failed"; return 1; }
+  wait $bela || { echo "bela's phone failed:"; tail -20 "$OUT/xfer-op-bela.log"; return 1; }
+  local rings; rings=$(grep 'ringing operator' "$DAEMON_DIR/daemon.log" | tail -n +$((rings_before + 1)))
+  echo "$rings"
+  [ "$(echo "$rings" | wc -l)" = 1 ] && [[ "$rings" == *"operator=bela"* ]] || { echo "expected exactly one ring, bela's"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",to_bela,"*",bela,"*",support,"*"bela answered ring"* ]] || { echo "CDR lacks bela, her queue or her leg"; return 1; }
+  sleep 1.5
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  caller_talks 503 3000 >"$OUT/xfer-op-paused.log" 2>&1; local rc=$?
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",to_bela sorry,"* && "$cdr" == *",flow_hangup,"* ]] || { echo "a paused bela did not fail the transfer"; return 1; }
+  grep -q 'transfer failed: bela cannot take a call now' "$DAEMON_DIR/daemon.log"
+}
+
+# 504: "transferring", then an outside number through the trunk (as the trunk dials it);
+# caller and customer hear each other; the CDR has the number's leg. 505: a premium-rate
+# number the dial plan blocks: nothing reaches the trunk, the caller hears no-agent.
+ivr_transfer_to_number() {
+  sleep 0.5
+  tcpdump -i lo -U -w "$OUT/xfer_num_caller.pcap" "udp and dst port $MEDIA_PORT" 2>/dev/null & local td1=$!
+  tcpdump -i lo -U -w "$OUT/xfer_num_customer.pcap" "udp and dst port 16070" 2>/dev/null & local td2=$!
+  sleep 0.5
+  phone operator_answers 0 15099 16070 500 xfer-num-customer.log; local customer=$PHONE_PID
+  caller_talks 504 9000; local rc=$?
+  wait $customer; local customer_rc=$?
+  sleep 0.3; kill -INT $td1 $td2; wait $td1 $td2 2>/dev/null
+  [ $rc = 0 ] && [ $customer_rc = 0 ] || { echo "caller $rc, customer $customer_rc:"; tail -20 "$OUT/xfer-num-customer.log"; return 1; }
+  grep -q 'INVITE sip:+36305550100@' "$OUT/xfer-num-customer.log" || grep -q 'transferring.*External("+36305550100")' "$DAEMON_DIR/daemon.log" || { echo "the trunk was not asked for +36305550100"; return 1; }
+  echo "the caller heard:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/xfer_num_caller.pcap" $MEDIA_PORT pcma \
+    --heard "$ROOT/ivr-flows/prompts/transferring.wav" "$PCAPS/g711a.pcap" || return 1
+  echo "the customer heard:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/xfer_num_customer.pcap" 16070 pcma --heard "$PCAPS/g711a.pcap" || return 1
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",to_mobile,"*"+36305550100 answered ring"* ]] || { echo "CDR lacks the number's leg"; return 1; }
+  # The blocked number: nothing reaches the trunk.
+  python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",15099)); s.settimeout(5)
+try:
+    d,a=s.recvfrom(65535); open(sys.argv[1],"wb").write(d)
+except socket.timeout: pass' "$OUT/trunk-premium" &
+  local trunk=$!
+  sleep 0.3
+  caller_talks 505 3000 >"$OUT/xfer-premium.log" 2>&1
+  wait $trunk
+  [ ! -s "$OUT/trunk-premium" ] || { echo "the premium number reached the trunk!"; return 1; }
+  cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",to_premium sorry,"* ]] && grep -q 'blocked by the dial plan' "$DAEMON_DIR/daemon.log"
+}
+
 # The admin API creates an operator whose phone can register at once.
 operator_added_by_api() {
   local api="http://127.0.0.1:$HTTP_PORT/api/operators" code reply
@@ -721,6 +798,9 @@ caller_id = "+3612345678"'; then
   check click_to_call click_to_call
   check busy_on_own_call busy_on_own_call
   check operator_holds_music operator_holds_music
+  check ivr_transfer_to_queue ivr_transfer_to_queue
+  check ivr_transfer_to_operator ivr_transfer_to_operator
+  check ivr_transfer_to_number ivr_transfer_to_number
   check operator_added_by_api operator_added_by_api
   check dtmf_through_bridge dtmf_through_bridge
   check operator_hangs_up_first operator_hangs_up_first

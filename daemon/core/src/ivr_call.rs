@@ -157,12 +157,16 @@ impl IvrCall {
         self.bridged = true;
     }
 
-    /// The operator holds the bridged call (`true`) or takes it back: the caller hears
-    /// the music they waited with (the `fallback` prompt when there was none) meanwhile,
-    /// and the driver sends what [`IvrCall::poll_transmit`] gives instead of the bridge's.
-    pub fn set_operator_hold(&mut self, now: Instant, held: bool, fallback: &str) {
+    /// Hold music on (`true`) or off, outside the flow: while the operator holds the
+    /// bridged call (the driver then sends what [`IvrCall::poll_transmit`] gives instead
+    /// of the bridge's), or while a transfer out of the flow waits. The caller hears the
+    /// music they waited with, or the `fallback` prompt when there was none.
+    pub fn hold_music(&mut self, now: Instant, on: bool, fallback: &str) {
+        if let Some((_, music)) = &self.looping {
+            self.music = music.clone();
+        }
         self.stop_playing(now);
-        if !held {
+        if !on {
             return;
         }
         if self.music.is_empty() {

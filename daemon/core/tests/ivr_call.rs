@@ -291,11 +291,11 @@ fn operator_hold_plays_music_to_the_caller_until_resumed() {
     // The operator holds at 1000 ms and resumes at 3000 ms.
     let hold = t0 + Duration::from_millis(1000);
     set_now(hold);
-    call.set_operator_hold(hold, true, "hold-music");
+    call.hold_music(hold, true, "hold-music");
     run_until(&mut call, t0, 2990, &mut heard);
     let resume = t0 + Duration::from_millis(3000);
     set_now(resume);
-    call.set_operator_hold(resume, false, "hold-music");
+    call.hold_music(resume, false, "hold-music");
     run_until(&mut call, t0, 6000, &mut heard);
     assert_eq!(heard.first().map(|h| h.at_ms), Some(1000));
     // The packet due at the resume itself still goes (RtpSession::stop sends what is due).

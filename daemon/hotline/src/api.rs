@@ -220,7 +220,10 @@ async fn click_to_call(
                 ClickToCallError::NoTrunk | ClickToCallError::NoPorts => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
-                ClickToCallError::BadNumber(_) => StatusCode::BAD_REQUEST,
+                ClickToCallError::Refused(hotline_ivr::dialplan::Refusal::NotANumber(..)) => {
+                    StatusCode::BAD_REQUEST
+                }
+                ClickToCallError::Refused(_) => StatusCode::FORBIDDEN,
                 ClickToCallError::UnknownOperator(_) => StatusCode::NOT_FOUND,
                 ClickToCallError::NotRegistered(_) | ClickToCallError::Busy(_) => {
                     StatusCode::CONFLICT

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hotline_core::acd::{CallerId, RingFailure};
+use hotline_core::acd::{CallerId, OperatorStatus, RingFailure};
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
 use hotline_core::cdr::{
@@ -17,7 +17,7 @@ use hotline_core::cdr::{
 use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
 use hotline_core::missed::{MissedReason, NewMissedCall};
 use hotline_core::store::Store;
-use hotline_ivr::FlowSet;
+use hotline_ivr::{FlowSet, TransferTarget};
 use hotline_media::Codec;
 use hotline_media::bridge::{Bridge, RtcpRelay, Side};
 use hotline_media::rtp::RtpConfig;
@@ -101,6 +101,8 @@ pub struct Calls {
     pub active: AtomicUsize,
     pub acd: AcdHandle,
     pub clock: WallClock,
+    /// Outside numbers (transfers) are dialled through it, after its dial plan.
+    pub trunk: Option<crate::config::Trunk>,
     /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
     pub flows_changed: Arc<tokio::sync::Notify>,
     /// Woken when an operator account was added, so the store is read again at once.
@@ -555,7 +557,11 @@ fn sip_end_reason(r: hotline_sip::EndReason) -> EndReason {
 /// The operator's phone this call placed: ringing, then bridged once answered.
 struct OperatorLeg {
     handle: CallHandle,
+    /// The operator rung, or the outside number dialled when `external`.
     operator: String,
+    /// An outside number through the trunk (an IVR transfer), not an operator's phone:
+    /// the queue engine knows nothing of it.
+    external: bool,
     rtp: UdpSocket,
     /// RTCP is relayed between the legs once bridged (and always read, so reports never
     /// pile up in the socket).
@@ -595,6 +601,18 @@ struct Progress {
     held_since: Option<Instant>,
     /// The operator legs that are over, for the call record.
     legs: Vec<CallLeg>,
+    /// A transfer out of the flow, until its first answer.
+    transfer: Option<PendingTransfer>,
+}
+
+/// A transfer out of the flow (T6) waiting to know whether it worked; the flow hears
+/// the result and goes on (`on_fail`) or leaves the call.
+enum PendingTransfer {
+    /// Queued (in a queue, or an operator's first queue offered to them first): the
+    /// queue's first word on the caller decides.
+    Queue,
+    /// An outside number ringing, until its answer or `deadline`.
+    External { deadline: Instant },
 }
 
 impl Progress {
@@ -606,9 +624,14 @@ impl Progress {
         {
             hold += now.saturating_duration_since(since);
         }
+        let (operator, number) = if leg.external {
+            (None, Some(leg.operator))
+        } else {
+            (Some(leg.operator), None)
+        };
         self.legs.push(CallLeg {
-            operator: Some(leg.operator),
-            number: None,
+            operator,
+            number,
             rang_at_ms: leg.rang_at_ms,
             answered_at_ms: leg.answered_at_ms,
             ended_at_ms: unix_ms(),
@@ -736,6 +759,7 @@ async fn serve(
         wait: None,
         held_since: None,
         legs: Vec::new(),
+        transfer: None,
     };
 
     let reason = loop {
@@ -744,7 +768,7 @@ async fn serve(
             send_due(&socket, &mut ivr).await;
         }
         if p.bridge.is_none() {
-            answer_requests(calls, setup, &mut ivr, &mut p).await;
+            answer_requests(calls, setup, &negotiated, &mut ivr, &mut p).await;
             send_due(&socket, &mut ivr).await;
             for name in ivr.take_missing_prompts() {
                 warn!(call_id = %setup.call_id, prompt = %name, "prompt not loaded; skipped");
@@ -765,11 +789,20 @@ async fn serve(
             let heard = b.last_received(Side::A).max(p.bridged_at)?;
             (!calls.rtp_timeout.is_zero()).then(|| heard + calls.rtp_timeout)
         });
-        let wake = [ivr.poll_timeout(), bridge_dead_at, Some(next_report)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(next_report);
+        let transfer_deadline = match p.transfer {
+            Some(PendingTransfer::External { deadline }) => Some(deadline),
+            _ => None,
+        };
+        let wake = [
+            ivr.poll_timeout(),
+            bridge_dead_at,
+            transfer_deadline,
+            Some(next_report),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(next_report);
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
@@ -827,6 +860,16 @@ async fn serve(
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                 let now = Instant::now();
                 ivr.handle_timeout(now);
+                if transfer_deadline.is_some_and(|t| t <= now)
+                    && let Some(leg) = p.leg.take_if(|l| l.external)
+                {
+                    info!(call_id = %setup.call_id, number = %leg.operator, "transfer: no answer");
+                    sip.command(SipCommand::Hangup(leg.handle)).await;
+                    p.close_leg(leg, LegOutcome::NoAnswer, now);
+                    p.transfer = None;
+                    ivr.hold_music(now, false, HOLD_MUSIC);
+                    ivr.transfer_result(now, false);
+                }
                 if bridge_dead_at.is_some_and(|t| t <= now) {
                     info!(call_id = %setup.call_id, "no RTP from the caller in the bridged call");
                     sip.command(SipCommand::Hangup(setup.handle)).await;
@@ -958,15 +1001,30 @@ async fn on_event(
             Err(status) => sip.command(SipCommand::Reject(setup.handle, status)).await,
         },
         CallEvent::QueueStatus(status) => {
-            if matches!(status, hotline_ivr::QueueStatus::Unavailable) {
+            let unavailable = matches!(status, hotline_ivr::QueueStatus::Unavailable);
+            if unavailable {
                 p.queued = None;
             }
-            ivr.queue_status(now, status);
+            if matches!(p.transfer, Some(PendingTransfer::Queue)) {
+                // The queue's first word on a transferred caller decides the transfer.
+                p.transfer = None;
+                if unavailable {
+                    ivr.hold_music(now, false, HOLD_MUSIC);
+                }
+                ivr.transfer_result(now, !unavailable);
+            } else if unavailable && ivr.flow_finished() && p.bridge.is_none() {
+                // A transferred caller whose queue closed: nobody will take the call.
+                info!(call_id = %setup.call_id, "the queue the caller was transferred to closed");
+                sip.command(SipCommand::Hangup(setup.handle)).await;
+                return Some(EndReason::FlowHangup);
+            } else {
+                ivr.queue_status(now, status);
+            }
         }
         CallEvent::RingOperator(order) => ring_operator(calls, setup, negotiated, p, order).await,
         CallEvent::CancelRing => {
             if p.bridge.is_none()
-                && let Some(leg) = p.leg.take()
+                && let Some(leg) = p.leg.take_if(|l| !l.external)
             {
                 debug!(call_id = %setup.call_id, operator = %leg.operator, "ring cancelled");
                 sip.command(SipCommand::Hangup(leg.handle)).await;
@@ -982,6 +1040,10 @@ async fn on_event(
             }
             let l = p.leg.as_ref()?;
             let operator = l.operator.clone();
+            if l.external {
+                answer_external(calls, setup, sdp.as_deref(), ivr, p, now).await;
+                return None;
+            }
             let accepted = calls
                 .acd
                 .ask(|reply| AcdInput::RingAnswered {
@@ -1022,6 +1084,14 @@ async fn on_event(
         CallEvent::LegFailed { leg, status } => {
             if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
                 let failure = ring_failure(status);
+                if l.external {
+                    info!(call_id = %setup.call_id, number = %l.operator, status, "transfer: the number did not answer");
+                    p.close_leg(l, leg_outcome(failure), now);
+                    p.transfer = None;
+                    ivr.hold_music(now, false, HOLD_MUSIC);
+                    ivr.transfer_result(now, false);
+                    return None;
+                }
                 info!(call_id = %setup.call_id, operator = %l.operator, status, "operator phone did not answer");
                 let operator = l.operator.clone();
                 p.close_leg(l, leg_outcome(failure), now);
@@ -1061,7 +1131,7 @@ async fn on_event(
                             if held != p.held_since.is_some() {
                                 info!(call_id = %setup.call_id, operator = %l.operator,
                                       held, "operator hold");
-                                ivr.set_operator_hold(now, held, HOLD_MUSIC);
+                                ivr.hold_music(now, held, HOLD_MUSIC);
                                 match p.held_since.take() {
                                     Some(since) => l.hold += now.saturating_duration_since(since),
                                     None => p.held_since = Some(now),
@@ -1079,6 +1149,141 @@ async fn on_event(
         }
     }
     None
+}
+
+/// The outside number a flow transferred to answered: the caller is bridged to it and
+/// leaves the flow; an answer without usable media fails the transfer.
+async fn answer_external(
+    calls: &Calls,
+    setup: &CallSetup,
+    sdp: Option<&str>,
+    ivr: &mut IvrCall,
+    p: &mut Progress,
+    now: Instant,
+) {
+    p.transfer = None;
+    ivr.hold_music(now, false, HOLD_MUSIC);
+    let remote = sdp
+        .and_then(|s| sdp::negotiate(s).ok())
+        .map(|n| rtp_destination(&n));
+    let Some(remote) = remote else {
+        if let Some(l) = p.leg.take() {
+            warn!(call_id = %setup.call_id, number = %l.operator, "transfer: answer without usable SDP");
+            calls.sip.command(SipCommand::Hangup(l.handle)).await;
+            p.close_leg(l, LegOutcome::Unreachable, now);
+        }
+        ivr.transfer_result(now, false);
+        return;
+    };
+    ivr.transfer_result(now, true);
+    ivr.set_bridged(now);
+    p.bridge = Some(Bridge::new(ivr.rtp_destination(), remote));
+    p.bridged_at = Some(now);
+    if let Some(l) = p.leg.as_mut() {
+        l.answered_at_ms = Some(unix_ms());
+        info!(call_id = %setup.call_id, number = %l.operator, "caller connected to the outside number");
+    }
+}
+
+/// Starts a transfer out of the flow (T6): to a queue (the caller joins it), to an
+/// operator (offered to them first, in their first queue; refused when they can't take
+/// a call now), or to an outside number through the trunk (after the dial plan).
+/// `Err` says why it can't be done, and the flow takes its `on_fail`.
+async fn start_transfer(
+    calls: &Calls,
+    setup: &CallSetup,
+    negotiated: &Negotiated,
+    p: &mut Progress,
+    target: &TransferTarget,
+) -> Result<PendingTransfer, String> {
+    let caller = CallerId(setup.handle.0);
+    let flows = calls.flows_now();
+    let input = match target {
+        TransferTarget::Queue(queue) => {
+            if !flows.set.queues().contains_key(queue) {
+                return Err(format!("no queue {queue:?}"));
+            }
+            AcdInput::Enqueue {
+                caller,
+                queue: queue.clone(),
+                priority: 0,
+                skill: None,
+                events: setup.events_tx.clone(),
+            }
+        }
+        TransferTarget::Operator(operator) => {
+            let queue = first_queue_of(&flows.set, operator)
+                .ok_or_else(|| format!("{operator} is in no queue"))?
+                .name
+                .clone();
+            let views = calls
+                .acd
+                .ask(|reply| AcdInput::Operators { reply })
+                .await
+                .unwrap_or_default();
+            let free = views.iter().any(|(name, v)| {
+                name == operator
+                    && v.state == OperatorStatus::Online
+                    && v.reachable
+                    && v.ringing.is_none()
+                    && v.call.is_none()
+                    && v.chats == 0
+            });
+            if !free {
+                return Err(format!("{operator} cannot take a call now"));
+            }
+            AcdInput::EnqueueDirect {
+                caller,
+                queue,
+                priority: 0,
+                skill: None,
+                operator: operator.clone(),
+                events: setup.events_tx.clone(),
+            }
+        }
+        TransferTarget::External(number) => {
+            let trunk = calls.trunk.as_ref().ok_or("no trunk is configured")?;
+            let number = trunk.dialplan.check(number).map_err(|e| e.to_string())?;
+            let (rtp, rtcp) = calls.rtp_ports.bind().ok_or("no free RTP port")?;
+            let local_port = rtp.local_addr().map_err(|e| e.to_string())?.port();
+            let handle = crate::outbound::invite_customer(
+                calls,
+                trunk,
+                &number,
+                &trunk.caller_id,
+                negotiated,
+                &rtp,
+                setup.events_tx.clone(),
+            )
+            .await
+            .ok_or("the trunk leg could not be placed")?;
+            p.leg = Some(OperatorLeg {
+                handle,
+                operator: number,
+                external: true,
+                rtp,
+                rtcp,
+                local_port,
+                local_ip: calls.local.toward(trunk.address.ip()),
+                sdp_version: 1,
+                rang_at_ms: unix_ms(),
+                answered_at_ms: None,
+                hold: Duration::ZERO,
+            });
+            return Ok(PendingTransfer::External {
+                deadline: Instant::now() + crate::outbound::RING_LIMIT,
+            });
+        }
+    };
+    let queue = match &input {
+        AcdInput::Enqueue { queue, .. } | AcdInput::EnqueueDirect { queue, .. } => queue.clone(),
+        _ => String::new(),
+    };
+    calls.acd.send(input).await;
+    p.queued_at = Some(Instant::now());
+    p.was_queued = Some(queue.clone());
+    p.queued = Some(Queued { queue });
+    Ok(PendingTransfer::Queue)
 }
 
 /// What an operator phone's final status means to the queue.
@@ -1163,6 +1368,7 @@ async fn ring_operator(
     };
     info!(call_id = %setup.call_id, operator = %order.operator, "ringing operator");
     p.leg = Some(OperatorLeg {
+        external: false,
         rang_at_ms: unix_ms(),
         answered_at_ms: None,
         hold: Duration::ZERO,
@@ -1177,7 +1383,13 @@ async fn ring_operator(
 }
 
 /// Answers what the flow asks of the outside world.
-async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p: &mut Progress) {
+async fn answer_requests(
+    calls: &Calls,
+    setup: &CallSetup,
+    negotiated: &Negotiated,
+    ivr: &mut IvrCall,
+    p: &mut Progress,
+) {
     let caller = CallerId(setup.handle.0);
     while let Some(request) = ivr.poll_request() {
         match request {
@@ -1265,10 +1477,19 @@ async fn answer_requests(calls: &Calls, setup: &CallSetup, ivr: &mut IvrCall, p:
                 }
             }
             Request::Transfer(target) => {
-                // Transfers out of the IVR need outbound legs to operators and the trunk
-                // wired to flows; until then the flow's `on_fail` branch tells the caller.
-                warn!(call_id = %setup.call_id, ?target, "transfer not available yet; flow takes its failure branch");
-                ivr.transfer_result(Instant::now(), false);
+                let started = start_transfer(calls, setup, negotiated, p, &target).await;
+                let now = Instant::now();
+                match started {
+                    Ok(pending) => {
+                        info!(call_id = %setup.call_id, ?target, "transferring");
+                        p.transfer = Some(pending);
+                        ivr.hold_music(now, true, HOLD_MUSIC);
+                    }
+                    Err(why) => {
+                        info!(call_id = %setup.call_id, ?target, "transfer failed: {why}; the flow's on_fail");
+                        ivr.transfer_result(now, false);
+                    }
+                }
             }
         }
     }

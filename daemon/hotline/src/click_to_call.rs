@@ -23,8 +23,8 @@ use crate::sip_driver::SipCommand;
 pub enum ClickToCallError {
     #[error("no trunk is configured (trunk.address), so Hotline cannot call out")]
     NoTrunk,
-    #[error("{0:?} is not a phone number: digits with an optional leading +, 3–20 of them")]
-    BadNumber(String),
+    #[error(transparent)]
+    Refused(#[from] hotline_ivr::dialplan::Refusal),
     #[error("no operator named {0:?}")]
     UnknownOperator(String),
     #[error("{0}'s phone is not registered")]
@@ -50,11 +50,7 @@ pub async fn start(
     order: Order,
 ) -> Result<String, ClickToCallError> {
     let trunk = trunk.ok_or(ClickToCallError::NoTrunk)?;
-    let to = order.to.trim().to_string();
-    let digits = to.strip_prefix('+').unwrap_or(&to);
-    if !(3..=20).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(ClickToCallError::BadNumber(to));
-    }
+    let to = trunk.dialplan.check(&order.to)?;
     let operator = order.operator;
     let contacts = calls
         .acd

@@ -30,6 +30,7 @@ pub enum ConfigError {
 struct FileConfig {
     sip: SipFile,
     trunk: TrunkFile,
+    dialplan: DialplanFile,
     api: ApiFile,
     rtp: RtpFile,
     http: HttpFile,
@@ -82,6 +83,14 @@ struct TrunkFile {
     username: Option<String>,
     password: Option<String>,
     caller_id: Option<String>,
+}
+
+/// `[dialplan]`: what Hotline may dial through the trunk (see hotline_ivr::dialplan).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DialplanFile {
+    allow: Option<Vec<String>>,
+    block: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +156,8 @@ pub struct Config {
     /// SIP requests per second from one source address (bursts of twice that).
     pub rate_per_source: u32,
     pub trunk: Option<Trunk>,
+    /// `[dialplan]`, also in `trunk` (what `flow check` checks transfers against).
+    pub dialplan: hotline_ivr::dialplan::DialPlan,
     /// Bearer token for the HTTP API until web login exists; `None`: the API is off.
     pub api_token: Option<String>,
     /// Console cookies marked Secure (the console is reached over HTTPS, via a proxy).
@@ -169,6 +180,8 @@ pub struct Trunk {
     pub credentials: Option<(String, String)>,
     /// The hotline number presented as caller ID.
     pub caller_id: String,
+    /// What may be dialled through it (`[dialplan]`): every outbound leg checks it.
+    pub dialplan: hotline_ivr::dialplan::DialPlan,
 }
 
 /// Where settings come from besides the file, so tests can pass their own.
@@ -346,6 +359,19 @@ impl Config {
             file.trunk.address,
             "",
         );
+        let dialplan = {
+            let strings = |list: &[&str]| list.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+            let allow = file
+                .dialplan
+                .allow
+                .unwrap_or_else(|| strings(hotline_ivr::dialplan::DEFAULT_ALLOW));
+            let block = file
+                .dialplan
+                .block
+                .unwrap_or_else(|| strings(hotline_ivr::dialplan::DEFAULT_BLOCK));
+            hotline_ivr::dialplan::DialPlan::new(&allow, &block)
+                .map_err(|e| invalid("dialplan", "", &e))?
+        };
         let trunk = if v.is_empty() {
             None
         } else {
@@ -379,6 +405,7 @@ impl Config {
                 address,
                 credentials,
                 caller_id,
+                dialplan: dialplan.clone(),
             })
         };
 
@@ -455,6 +482,7 @@ impl Config {
             max_calls,
             rate_per_source,
             trunk,
+            dialplan,
             api_token,
             secure_cookies: file.http.secure_cookies.unwrap_or(false),
             public_url,

@@ -6,13 +6,18 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use crate::config::{Config, ProcessEnv};
+
 #[derive(Subcommand)]
 pub enum FlowCommand {
     /// Check every flow, calendar, VIP list and prompt; errors as file:line:col.
     /// Exit status 1 when there is any error (warnings alone exit 0).
     Check {
-        /// The flows directory (default: HOTLINE_FLOWS_DIR or ./ivr-flows).
+        /// The flows directory (default: the config's flows.dir).
         path: Option<PathBuf>,
+        /// Settings file (flows.dir, and the dial plan transfers are checked against).
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Walk a call through the flows on a virtual clock and print what happens.
     Simulate {
@@ -38,24 +43,34 @@ pub enum FlowCommand {
         /// without it none comes and the fallback is said.
         #[arg(long)]
         promise_in: Option<u64>,
-        /// The flows directory (default: HOTLINE_FLOWS_DIR or ./ivr-flows).
+        /// The flows directory (default: the config's flows.dir).
         #[arg(long)]
         flows: Option<PathBuf>,
+        /// Settings file (flows.dir, and the dial plan transfers go through).
+        #[arg(long, env = "HOTLINE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Print the JSON Schema of flow files (for editors: see ivr-flows/README.md).
     Schema,
 }
 
-fn flows_dir(given: Option<PathBuf>) -> PathBuf {
-    given
-        .or_else(|| std::env::var_os("HOTLINE_FLOWS_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("./ivr-flows"))
+/// The flows directory and the dial plan: the given directory, else the config's.
+fn settings(
+    given: Option<PathBuf>,
+    config: Option<&Path>,
+) -> Result<(PathBuf, hotline_ivr::dialplan::DialPlan), String> {
+    let config = Config::load(config, &ProcessEnv).map_err(|e| e.to_string())?;
+    let plan = config.trunk.map(|t| t.dialplan).unwrap_or(config.dialplan);
+    Ok((given.unwrap_or(config.flows_dir), plan))
 }
 
 /// Returns the process exit status.
 pub fn run(cmd: FlowCommand) -> Result<u8, String> {
     match cmd {
-        FlowCommand::Check { path } => Ok(check(&flows_dir(path))),
+        FlowCommand::Check { path, config } => {
+            let (dir, plan) = settings(path, config.as_deref())?;
+            Ok(check(&dir, &plan))
+        }
         FlowCommand::Simulate {
             called,
             caller,
@@ -65,11 +80,12 @@ pub fn run(cmd: FlowCommand) -> Result<u8, String> {
             expected_wait,
             promise_in,
             flows,
+            config,
         } => {
             let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
                 format!("--at {at:?}: {e}; use RFC 3339, e.g. 2026-12-24T10:00:00+01:00")
             })?;
-            let dir = flows_dir(flows);
+            let (dir, dial_plan) = settings(flows, config.as_deref())?;
             let set = hotline_ivr::load_dir(&dir).map_err(|errors| {
                 let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
                 format!(
@@ -86,6 +102,7 @@ pub fn run(cmd: FlowCommand) -> Result<u8, String> {
                 queue_wait: queue_wait.map(Duration::from_secs),
                 expected_wait: Duration::from_secs(expected_wait),
                 promise_in: promise_in.map(|m| Duration::from_secs(m.saturating_mul(60))),
+                dial_plan,
             };
             let lines = hotline_ivr::simulate(&set, &input).map_err(|e| e.to_string())?;
             for line in lines {
@@ -100,8 +117,15 @@ pub fn run(cmd: FlowCommand) -> Result<u8, String> {
     }
 }
 
-fn check(dir: &Path) -> u8 {
-    let report = hotline_ivr::check_dir(dir);
+fn check(dir: &Path, plan: &hotline_ivr::dialplan::DialPlan) -> u8 {
+    let mut report = hotline_ivr::check_dir(dir);
+    if report.errors.is_empty()
+        && let Ok(set) = hotline_ivr::load_dir(dir)
+    {
+        report
+            .warnings
+            .extend(hotline_ivr::dialplan::transfer_warnings(&set, plan));
+    }
     for e in &report.errors {
         println!("{e}");
     }

@@ -798,6 +798,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         active: Default::default(),
         acd,
         clock,
+        trunk: config.trunk.clone(),
         flows_changed: Default::default(),
         operators_changed: Default::default(),
     });

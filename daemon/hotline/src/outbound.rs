@@ -76,6 +76,14 @@ pub async fn invite_customer(
     rtp: &UdpSocket,
     events: mpsc::Sender<CallEvent>,
 ) -> Option<CallHandle> {
+    // Nothing leaves through the trunk without passing the dial plan (T5).
+    let to = match trunk.dialplan.check(to) {
+        Ok(number) => number,
+        Err(refusal) => {
+            tracing::warn!(%caller_id, "not dialled: {refusal}");
+            return None;
+        }
+    };
     let ip = calls.local.toward(trunk.address.ip());
     let call = OutgoingCall {
         request_uri: format!("sip:{to}@{}", trunk.address),

@@ -12,6 +12,7 @@
 
 pub mod calendar;
 mod check;
+pub mod dialplan;
 mod error;
 mod load;
 mod model;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::load::FlowSet;
-use crate::run::{Action, CallContext, FlowRun, QueueStatus, describe_target};
+use crate::run::{Action, CallContext, FlowRun, QueueStatus, TransferTarget, describe_target};
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct SimInput {
     pub expected_wait: Duration,
     /// The callback time the stand-in runtime computes; `None`: it tells none.
     pub promise_in: Option<Duration>,
+    /// The daemon's dial plan: a transfer to a number it refuses fails, as in the daemon.
+    pub dial_plan: crate::dialplan::DialPlan,
 }
 
 /// One printed line: milliseconds since the answer, and what happened.
@@ -102,7 +104,7 @@ pub fn simulate(set: &FlowSet, input: &SimInput) -> Result<Vec<SimLine>, SimErro
         playback_end: None,
         answer_at: None,
         status_due: false,
-        transfer_due: false,
+        transfer_due: None,
         promise_due: false,
         keys: VecDeque::new(),
         next_entry: 0,
@@ -213,7 +215,8 @@ struct Sim<'a> {
     /// The stand-in queue owes its first status.
     status_due: bool,
     /// The stand-in runtime owes a transfer result.
-    transfer_due: bool,
+    /// A transfer was asked for: whether it works.
+    transfer_due: Option<bool>,
     /// The stand-in runtime owes a computed callback time.
     promise_due: bool,
     /// Keys of the entry being pressed, with when.
@@ -275,9 +278,8 @@ impl Sim<'_> {
                         expected_wait: wait,
                     },
                 );
-            } else if self.transfer_due {
-                self.transfer_due = false;
-                run.on_transfer_result(now, true);
+            } else if let Some(ok) = self.transfer_due.take() {
+                run.on_transfer_result(now, ok);
             } else if let (true, Some(promise_in)) = (self.promise_due, self.input.promise_in) {
                 self.promise_due = false;
                 let in_ms = u64::try_from(promise_in.as_millis()).unwrap_or(u64::MAX);
@@ -356,8 +358,17 @@ impl Sim<'_> {
                 )
             }
             Action::Transfer { target } => {
-                self.transfer_due = true;
-                format!("transfer to {}", describe_target(&target))
+                let refused = match &target {
+                    TransferTarget::External(n) => self.input.dial_plan.check(n).err(),
+                    _ => None,
+                };
+                self.transfer_due = Some(refused.is_none());
+                match refused {
+                    Some(why) => {
+                        format!("transfer to {}: refused, {why}", describe_target(&target))
+                    }
+                    None => format!("transfer to {}", describe_target(&target)),
+                }
             }
             Action::SetVariable { name, value } => format!("set {name} = {value}"),
         };

@@ -32,6 +32,7 @@ fn input(called: &str, caller: &str, at: &str, digits: &str) -> SimInput {
         queue_wait: None,
         expected_wait: Duration::from_secs(60),
         promise_in: None,
+        dial_plan: Default::default(),
     }
 }
 
