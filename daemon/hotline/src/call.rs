@@ -60,6 +60,12 @@ pub enum CallEvent {
         leg: CallHandle,
         offer: Option<String>,
     },
+    /// The operator's phone asks to transfer the caller (REFER): answer it with
+    /// `SipCommand::ReferReply`.
+    LegRefer {
+        leg: CallHandle,
+        target: hotline_sip::ReferTarget,
+    },
     /// From the queue: where the caller stands, or that nobody can take the call.
     QueueStatus(hotline_ivr::QueueStatus),
     /// From the queue: ring this operator's phone.
@@ -603,6 +609,9 @@ struct Progress {
     legs: Vec<CallLeg>,
     /// A transfer out of the flow, until its first answer.
     transfer: Option<PendingTransfer>,
+    /// Digits and steps of the flow a phone's transfer to a flow number replaced.
+    earlier_digits: String,
+    earlier_path: Vec<String>,
 }
 
 /// A transfer out of the flow (T6) waiting to know whether it worked; the flow hears
@@ -618,6 +627,17 @@ enum PendingTransfer {
 impl Progress {
     /// Files the leg under the call record.
     fn close_leg(&mut self, leg: OperatorLeg, outcome: LegOutcome, now: Instant) {
+        self.close_leg_to(leg, outcome, now, None);
+    }
+
+    /// Files the leg of an operator who transferred the caller to `to`.
+    fn close_leg_to(
+        &mut self,
+        leg: OperatorLeg,
+        outcome: LegOutcome,
+        now: Instant,
+        to: Option<String>,
+    ) {
         let mut hold = leg.hold;
         if outcome == LegOutcome::Answered
             && let Some(since) = self.held_since.take()
@@ -637,7 +657,7 @@ impl Progress {
             ended_at_ms: unix_ms(),
             outcome,
             hold_ms: millis(hold),
-            transferred_to: None,
+            transferred_to: to,
         });
     }
 
@@ -760,6 +780,8 @@ async fn serve(
         held_since: None,
         legs: Vec::new(),
         transfer: None,
+        earlier_digits: String::new(),
+        earlier_path: Vec::new(),
     };
 
     let reason = loop {
@@ -868,7 +890,10 @@ async fn serve(
                     p.close_leg(leg, LegOutcome::NoAnswer, now);
                     p.transfer = None;
                     ivr.hold_music(now, false, HOLD_MUSIC);
-                    ivr.transfer_result(now, false);
+                    if transfer_outcome(&mut ivr, now, false) {
+                        sip.command(SipCommand::Hangup(setup.handle)).await;
+                        break EndReason::FlowHangup;
+                    }
                 }
                 if bridge_dead_at.is_some_and(|t| t <= now) {
                     info!(call_id = %setup.call_id, "no RTP from the caller in the bridged call");
@@ -946,8 +971,8 @@ async fn serve(
     let service = p.service();
     Outcome {
         reason,
-        digits: ivr.digits().to_string(),
-        path: ivr.path().to_vec(),
+        digits: p.earlier_digits + ivr.digits(),
+        path: [p.earlier_path, ivr.path().to_vec()].concat(),
         variables: serde_json::to_string(ivr.variables()).unwrap_or_else(|_| "{}".into()),
         operator: p.operator,
         missed,
@@ -1011,7 +1036,11 @@ async fn on_event(
                 if unavailable {
                     ivr.hold_music(now, false, HOLD_MUSIC);
                 }
-                ivr.transfer_result(now, !unavailable);
+                if transfer_outcome(ivr, now, !unavailable) {
+                    info!(call_id = %setup.call_id, "the transfer failed: nobody can take the caller");
+                    sip.command(SipCommand::Hangup(setup.handle)).await;
+                    return Some(EndReason::FlowHangup);
+                }
             } else if unavailable && ivr.flow_finished() && p.bridge.is_none() {
                 // A transferred caller whose queue closed: nobody will take the call.
                 info!(call_id = %setup.call_id, "the queue the caller was transferred to closed");
@@ -1089,7 +1118,10 @@ async fn on_event(
                     p.close_leg(l, leg_outcome(failure), now);
                     p.transfer = None;
                     ivr.hold_music(now, false, HOLD_MUSIC);
-                    ivr.transfer_result(now, false);
+                    if transfer_outcome(ivr, now, false) {
+                        sip.command(SipCommand::Hangup(setup.handle)).await;
+                        return Some(EndReason::FlowHangup);
+                    }
                     return None;
                 }
                 info!(call_id = %setup.call_id, operator = %l.operator, status, "operator phone did not answer");
@@ -1118,6 +1150,9 @@ async fn on_event(
                     return Some(EndReason::OperatorHangup);
                 }
             }
+        }
+        CallEvent::LegRefer { leg, target } => {
+            return blind_transfer(calls, setup, negotiated, ivr, p, leg, target, now).await;
         }
         CallEvent::LegReInvite { leg, offer } => {
             if let Some(l) = p.leg.as_mut().filter(|l| l.handle == leg) {
@@ -1151,6 +1186,202 @@ async fn on_event(
     None
 }
 
+/// Tells the flow how its transfer went; `true` when there is no flow to go on (a phone's
+/// transfer) and the transfer failed, so the call must end.
+fn transfer_outcome(ivr: &mut IvrCall, now: Instant, ok: bool) -> bool {
+    if ivr.flow_finished() {
+        return !ok;
+    }
+    ivr.transfer_result(now, ok);
+    false
+}
+
+/// Where a phone's REFER sends the caller.
+enum ReferTo {
+    /// Another operator, a queue or an outside number, as an IVR transfer does.
+    Transfer(TransferTarget),
+    /// A number a flow answers: the caller goes through that flow from its start.
+    Flow(Arc<hotline_ivr::Flow>, String),
+}
+
+/// A blind transfer from the connected operator's phone (REFER, RFC 3515): the target is
+/// an operator's SIP user, a number a flow answers, or an outside number the dial plan
+/// allows. Anything else is refused (404 unknown, 403 forbidden, 480 an operator who
+/// can't take a call now, 501 attended transfer). On 202 the operator's leg ends (after a
+/// NOTIFY) and the caller hears music until the target answers.
+#[allow(clippy::too_many_arguments)]
+async fn blind_transfer(
+    calls: &Calls,
+    setup: &CallSetup,
+    negotiated: &Negotiated,
+    ivr: &mut IvrCall,
+    p: &mut Progress,
+    leg: CallHandle,
+    target: hotline_sip::ReferTarget,
+    now: Instant,
+) -> Option<EndReason> {
+    let sip = &calls.sip;
+    let refuse = |status: u16, why: String| async move {
+        info!(call_id = %setup.call_id, status, "transfer refused: {why}");
+        sip.command(SipCommand::ReferReply(leg, status)).await;
+    };
+    let connected = p
+        .leg
+        .as_ref()
+        .is_some_and(|l| l.handle == leg && !l.external && p.bridge.is_some());
+    if !connected {
+        refuse(
+            403,
+            "only the connected operator's phone may transfer".into(),
+        )
+        .await;
+        return None;
+    }
+    if target.replaces.is_some() {
+        refuse(
+            501,
+            "attended transfer (Replaces) is not supported yet".into(),
+        )
+        .await;
+        return None;
+    }
+    let to = match resolve_refer(calls, &target).await {
+        Ok(to) => to,
+        Err((status, why)) => {
+            refuse(status, why).await;
+            return None;
+        }
+    };
+    let (transferrer, description) = match &to {
+        ReferTo::Transfer(t) => (
+            p.leg
+                .as_ref()
+                .map(|l| l.operator.clone())
+                .unwrap_or_default(),
+            hotline_ivr::describe_target(t),
+        ),
+        ReferTo::Flow(_, number) => (
+            p.leg
+                .as_ref()
+                .map(|l| l.operator.clone())
+                .unwrap_or_default(),
+            format!("number {number}"),
+        ),
+    };
+    if let ReferTo::Transfer(TransferTarget::Operator(op)) = &to
+        && *op == transferrer
+    {
+        refuse(403, format!("{op} cannot transfer to themselves")).await;
+        return None;
+    }
+    if let ReferTo::Transfer(TransferTarget::Operator(op)) = &to
+        && !operator_free(calls, op).await
+    {
+        refuse(480, format!("{op} cannot take a call now")).await;
+        return None;
+    }
+    // Go ahead: the operator hears the transfer is under way, and leaves the call.
+    sip.command(SipCommand::ReferReply(leg, 202)).await;
+    sip.command(SipCommand::ReferNotify(leg, 100, false)).await;
+    sip.command(SipCommand::ReferNotify(leg, 200, true)).await;
+    let caller = CallerId(setup.handle.0);
+    if let Some(old) = p.leg.take() {
+        sip.command(SipCommand::Hangup(old.handle)).await;
+        p.close_leg_to(old, LegOutcome::Answered, now, Some(description.clone()));
+    }
+    p.bridge = None;
+    p.bridged_at = None;
+    calls.acd.send(AcdInput::CallEnded { caller }).await;
+    info!(call_id = %setup.call_id, operator = %transferrer, to = %description, "blind transfer");
+    match to {
+        ReferTo::Flow(flow, number) => {
+            // The caller starts over in that flow, as if they had dialled it.
+            p.earlier_digits.push_str(ivr.digits());
+            p.earlier_path.extend(ivr.path().iter().cloned());
+            let context = hotline_ivr::CallContext {
+                caller: setup.caller.clone(),
+                called: number,
+                answered_at: calls.clock.now(),
+            };
+            *ivr = IvrCall::new(
+                flow,
+                context,
+                calls.flows_now().prompts.clone(),
+                rtp_config(negotiated),
+                calls.rtp_timeout,
+                now,
+            );
+            ivr.start(now);
+        }
+        ReferTo::Transfer(t) => {
+            ivr.hold_music(now, true, HOLD_MUSIC);
+            match start_transfer(calls, setup, negotiated, p, &t).await {
+                Ok(pending) => p.transfer = Some(pending),
+                Err(why) => {
+                    warn!(call_id = %setup.call_id, "the transfer failed after it was accepted: {why}");
+                    sip.command(SipCommand::Hangup(setup.handle)).await;
+                    return Some(EndReason::FlowHangup);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The REFER's target: an operator by SIP user, a number a flow answers, or an outside
+/// number the dial plan allows; else the status that refuses it.
+async fn resolve_refer(
+    calls: &Calls,
+    target: &hotline_sip::ReferTarget,
+) -> Result<ReferTo, (u16, String)> {
+    let user = target
+        .user
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or((404, format!("{} names nobody", target.uri)))?;
+    let operators = calls
+        .store
+        .operators()
+        .await
+        .map_err(|e| (500, format!("reading operators: {e}")))?;
+    if let Some(op) = operators.iter().find(|o| o.sip_user == user) {
+        return Ok(ReferTo::Transfer(TransferTarget::Operator(op.name.clone())));
+    }
+    if let Some(flow) = flow_listing(&calls.flows_now().set, user) {
+        return Ok(ReferTo::Flow(flow, user.to_string()));
+    }
+    if hotline_ivr::number::normalize(user).is_err() {
+        return Err((404, format!("no operator or number {user:?}")));
+    }
+    let trunk = calls
+        .trunk
+        .as_ref()
+        .ok_or((404, format!("{user}: no trunk to call it through")))?;
+    let number = trunk
+        .dialplan
+        .check(user)
+        .map_err(|e| (e.sip_status(), e.to_string()))?;
+    Ok(ReferTo::Transfer(TransferTarget::External(number)))
+}
+
+/// Whether the operator can take a call now: online, a phone registered, not ringing,
+/// in a call or in a chat.
+async fn operator_free(calls: &Calls, operator: &str) -> bool {
+    let views = calls
+        .acd
+        .ask(|reply| AcdInput::Operators { reply })
+        .await
+        .unwrap_or_default();
+    views.iter().any(|(name, v)| {
+        name == operator
+            && v.state == OperatorStatus::Online
+            && v.reachable
+            && v.ringing.is_none()
+            && v.call.is_none()
+            && v.chats == 0
+    })
+}
+
 /// The outside number a flow transferred to answered: the caller is bridged to it and
 /// leaves the flow; an answer without usable media fails the transfer.
 async fn answer_external(
@@ -1172,10 +1403,12 @@ async fn answer_external(
             calls.sip.command(SipCommand::Hangup(l.handle)).await;
             p.close_leg(l, LegOutcome::Unreachable, now);
         }
-        ivr.transfer_result(now, false);
+        // A phone's transfer has no flow to go on with: the caller stays in silence
+        // until they hang up (rare: an answer without SDP).
+        transfer_outcome(ivr, now, false);
         return;
     };
-    ivr.transfer_result(now, true);
+    transfer_outcome(ivr, now, true);
     ivr.set_bridged(now);
     p.bridge = Some(Bridge::new(ivr.rtp_destination(), remote));
     p.bridged_at = Some(now);
@@ -1216,20 +1449,7 @@ async fn start_transfer(
                 .ok_or_else(|| format!("{operator} is in no queue"))?
                 .name
                 .clone();
-            let views = calls
-                .acd
-                .ask(|reply| AcdInput::Operators { reply })
-                .await
-                .unwrap_or_default();
-            let free = views.iter().any(|(name, v)| {
-                name == operator
-                    && v.state == OperatorStatus::Online
-                    && v.reachable
-                    && v.ringing.is_none()
-                    && v.call.is_none()
-                    && v.chats == 0
-            });
-            if !free {
+            if !operator_free(calls, operator).await {
                 return Err(format!("{operator} cannot take a call now"));
             }
             AcdInput::EnqueueDirect {

@@ -186,6 +186,11 @@ pub async fn relay(
                     sip.command(SipCommand::Hangup(a)).await;
                     return EndReason::CallerHangup;
                 }
+                // Transfers of click-to-calls and callbacks are not built yet: the phone
+                // is told so rather than left waiting.
+                Some(CallEvent::LegRefer { leg, .. }) => {
+                    sip.command(SipCommand::ReferReply(leg, 501)).await;
+                }
                 None => return EndReason::TransportError,
                 Some(_) => {}
             },

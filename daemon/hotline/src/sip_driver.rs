@@ -42,6 +42,11 @@ pub enum SipCommand {
     Answer(CallHandle, String),
     Reject(CallHandle, u16),
     Hangup(CallHandle),
+    /// The final answer to a REFER from the call's phone (202, or a refusal).
+    ReferReply(CallHandle, u16),
+    /// How the transfer a REFER asked for goes (a NOTIFY): a SIP status, and whether
+    /// it is the last word.
+    ReferNotify(CallHandle, u16, bool),
     Drain,
     /// Place an outgoing call (an operator's phone, the trunk); its events go to `owner`
     /// as leg events.
@@ -244,6 +249,8 @@ pub async fn run(
                         SipCommand::Answer(call, sdp) => endpoint.answer(now, call, &sdp),
                         SipCommand::Reject(call, status) => endpoint.reject(now, call, status),
                         SipCommand::Hangup(call) => endpoint.hangup(now, call),
+                        SipCommand::ReferReply(call, status) => endpoint.refer_reply(now, call, status),
+                        SipCommand::ReferNotify(call, status, done) => endpoint.refer_notify(now, call, status, done),
                         SipCommand::Drain => endpoint.set_draining(true),
                         SipCommand::Invite { call, owner, reply } => {
                             let handle = endpoint.invite(now, *call);
@@ -269,6 +276,17 @@ pub async fn run(
             }
         }
 
+        while let Some(event) = endpoint.poll_event() {
+            // Only an operator's phone may transfer its caller (T6): a REFER from the
+            // caller's side is refused here.
+            if let Event::Refer { call, .. } = &event
+                && !is_leg(&routes, *call)
+            {
+                endpoint.refer_reply(Instant::now(), *call, 403);
+                continue;
+            }
+            dispatch(event, &mut routes, &calls, &registrations);
+        }
         while let Some(t) = endpoint.poll_transmit() {
             match t.to.transport {
                 Transport::Udp => {
@@ -287,14 +305,16 @@ pub async fn run(
             }
         }
 
-        while let Some(event) = endpoint.poll_event() {
-            dispatch(event, &mut routes, &calls, &registrations);
-        }
         // Call tasks that finished on their own (flow hangup) dropped their receivers.
         if routes.len() > 64 && routes.len() > 2 * endpoint.active_calls() {
             routes.retain(|_, r| !r.tx.is_closed());
         }
     }
+}
+
+/// Whether `call` is a leg a call task placed (an operator's phone, the trunk).
+fn is_leg(routes: &HashMap<CallHandle, Route>, call: CallHandle) -> bool {
+    routes.get(&call).is_some_and(|r| r.leg)
 }
 
 fn dispatch(
@@ -303,8 +323,6 @@ fn dispatch(
     calls: &Arc<Calls>,
     registrations: &mpsc::Sender<Registration>,
 ) {
-    let is_leg =
-        |routes: &HashMap<CallHandle, Route>, call| routes.get(&call).is_some_and(|r| r.leg);
     match event {
         Event::IncomingCall {
             call,
@@ -363,6 +381,9 @@ fn dispatch(
             };
             forward(routes, call, event);
             routes.remove(&call);
+        }
+        Event::Refer { call, target } => {
+            forward(routes, call, CallEvent::LegRefer { leg: call, target });
         }
         Event::OutgoingProgress { call, .. } => {
             forward(routes, call, CallEvent::LegProgress);

@@ -40,7 +40,7 @@ pub use queues::{
     DEFAULT_CONFIRM_KEY, DEFAULT_HIDE_AFTER_FAILURE_SECS, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETRY_DELAY_SECS, DEFAULT_SUCCESS_AFTER_SECS, QUEUES_FILE, QueueDef,
 };
-pub use run::{Action, CallContext, FlowRun, QueueStatus, TransferTarget};
+pub use run::{Action, CallContext, FlowRun, QueueStatus, TransferTarget, describe_target};
 pub use schema::FLOW_SCHEMA_JSON;
 pub use sim::{SimError, SimInput, SimLine, simulate};
 pub use vip::VipList;

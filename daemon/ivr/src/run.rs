@@ -865,7 +865,7 @@ fn is_dtmf_event(c: char) -> bool {
     c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')
 }
 
-pub(crate) fn describe_target(t: &TransferTarget) -> String {
+pub fn describe_target(t: &TransferTarget) -> String {
     match t {
         TransferTarget::Operator(o) => format!("operator {o}"),
         TransferTarget::Queue(q) => format!("queue {q}"),

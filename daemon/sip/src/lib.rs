@@ -17,8 +17,8 @@ pub mod transaction;
 
 pub use auth::{Algorithm, Credential, ha1};
 pub use endpoint::{
-    CallHandle, EndReason, Endpoint, EndpointConfig, Event, Origin, OutgoingCall, SipStats,
-    Transmit,
+    CallHandle, EndReason, Endpoint, EndpointConfig, Event, Origin, OutgoingCall, ReferTarget,
+    SipStats, Transmit,
 };
 pub use limits::{IpNet, RateLimit};
 pub use registrar::Binding;

@@ -9,6 +9,7 @@
 //! queued as [`Transmit`], every happening as [`Event`]; `poll_timeout` says
 //! when to call `handle_timeout`.
 
+mod refer;
 mod register;
 mod reply;
 mod server_auth;
@@ -19,6 +20,8 @@ mod uas;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+pub use refer::ReferTarget;
 
 use crate::auth::Credential;
 use crate::dialog::{Dialog, DialogId};
@@ -171,6 +174,12 @@ pub enum Event {
         call: CallHandle,
         digit: char,
         duration_ms: Option<u32>,
+    },
+    /// A REFER inside the call (RFC 3515): transfer the other side of the call to
+    /// `target`. Answer with `refer_reply`, report with `refer_notify`.
+    Refer {
+        call: CallHandle,
+        target: ReferTarget,
     },
     /// Also for calls we placed, once answered.
     CallEnded {
@@ -355,6 +364,8 @@ struct Call {
     /// The daemon hung up while a 2xx waited for its ACK: BYE follows the
     /// ACK (§15), and no more events are reported.
     hung_up: bool,
+    /// A REFER waiting for the daemon's `refer_reply`.
+    pending_refer: Option<ServerKey>,
 }
 
 impl Deadline for Call {

@@ -690,3 +690,65 @@ fn calls_over_tcp_say_so() {
         "no timer A over TCP, only B"
     );
 }
+
+/// T6: the phone we called (an operator's) sends REFER: the endpoint reports the target
+/// and waits for the daemon's answer; a 202 is followed by NOTIFYs with the transfer's
+/// progress as `message/sipfrag`. A REFER without Refer-To, or a second one while the
+/// first waits, is refused.
+#[test]
+fn a_refer_from_the_far_end_is_reported_answered_and_notified() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, inv) = answered(&mut ep, t0, call());
+    let refer = |cseq: u32, refer_to: &str| {
+        String::from_utf8(from_callee(&inv, "REFER", "callee1", cseq))
+            .unwrap()
+            .replace(
+                "Content-Length: 0\r\n",
+                &format!("{refer_to}Content-Length: 0\r\n"),
+            )
+    };
+    ep.handle_input(at(t0, 1000), trunk(), refer(1, "").as_bytes());
+    assert_eq!(statuses(&mut ep), [400]);
+    // Compact form, and an attended transfer's Replaces in the URI.
+    let attended = "r: <sip:1002@192.0.2.100?Replaces=abc%40host%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n";
+    ep.handle_input(at(t0, 1100), trunk(), refer(2, attended).as_bytes());
+    assert!(sent(&mut ep).is_empty(), "the daemon answers");
+    assert_eq!(
+        events(&mut ep),
+        [Event::Refer {
+            call,
+            target: ReferTarget {
+                uri: "sip:1002@192.0.2.100".into(),
+                user: Some("1002".into()),
+                replaces: Some("abc@host;to-tag=1;from-tag=2".into()),
+            }
+        }]
+    );
+    ep.handle_input(
+        at(t0, 1200),
+        trunk(),
+        refer(3, "Refer-To: <sip:1003@192.0.2.100>\r\n").as_bytes(),
+    );
+    assert_eq!(statuses(&mut ep), [491]);
+    ep.refer_reply(at(t0, 1300), call, 202);
+    assert_eq!(statuses(&mut ep), [202]);
+    ep.refer_notify(at(t0, 1400), call, 100, false);
+    ep.refer_notify(at(t0, 1500), call, 200, true);
+    let notifies = requests(&mut ep);
+    assert_eq!(notifies.len(), 2);
+    for (n, (state, body)) in notifies.iter().zip([
+        ("active;expires=60", "SIP/2.0 100 Trying\r\n"),
+        ("terminated;reason=noresource", "SIP/2.0 200 OK\r\n"),
+    ]) {
+        assert_eq!(n.method, Method::Notify);
+        assert_eq!(n.uri.as_str(), CALLEE_CONTACT, "to the remote target");
+        assert_eq!(n.headers.get("Event"), Some("refer"));
+        assert_eq!(n.headers.get("Subscription-State"), Some(state));
+        assert_eq!(
+            n.headers.get("Content-Type"),
+            Some("message/sipfrag;version=2.0")
+        );
+        assert_eq!(String::from_utf8_lossy(&n.body), body);
+    }
+}

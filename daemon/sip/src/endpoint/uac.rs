@@ -346,6 +346,7 @@ impl Endpoint {
                         pending: None,
                         unacked: None,
                         hung_up: false,
+                        pending_refer: None,
                     },
                 );
                 self.events.push_back(Event::OutgoingAnswered {

@@ -222,6 +222,7 @@ impl Endpoint {
             Method::Bye => self.on_bye(now, handle, key),
             Method::Invite => self.on_reinvite(now, handle, key, req, e),
             Method::Info => self.on_info(now, handle, key, req),
+            Method::Refer => self.on_refer(now, handle, key, req),
             Method::Options => {
                 self.respond(now, key, options_reply());
             }
@@ -305,6 +306,7 @@ impl Endpoint {
             pending,
             unacked: None,
             hung_up: false,
+            pending_refer: None,
         };
         self.calls.insert(handle, call);
         self.events.push_back(Event::IncomingCall {
