@@ -641,6 +641,54 @@ except socket.timeout: pass' "$OUT/trunk-premium" &
   [[ "$cdr" == *",to_premium sorry,"* ]] && grep -q 'blocked by the dial plan' "$DAEMON_DIR/daemon.log"
 }
 
+# Blind transfer from a phone (REFER): anna takes a queued caller and transfers them to
+# bela's SIP user 1002; she gets 202 and the NOTIFYs (100, 200), then BYE; bela's phone
+# rings, answers and hears the caller; the CDR has both legs and who transferred to whom.
+phone_blind_transfer() {
+  sleep 1.5 # wrap-up after the last call
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/operator_transfers.xml" >"$OUT/operator_transfers.xml"
+  sipp -sf "$OUT/operator_transfers.xml" -s 1001 -key target 1002 -i 127.0.0.1 -p 15081 -mi 127.0.0.1 -mp 16030 \
+    -m 1 -d 0 -nostdin -timeout 30s -timeout_error -trace_msg -message_file "$OUT/refer-anna-messages.log" >"$OUT/refer-anna.log" 2>&1 & local anna=$!
+  phone operator_answers 1002 15082 16040 300 refer-bela.log; local bela=$PHONE_PID
+  tcpdump -i lo -U -w "$OUT/refer_bela.pcap" "udp and dst port 16040" 2>/dev/null & local td=$!
+  sleep 0.5
+  caller_talks 500 9000 >"$OUT/refer-caller.log" 2>&1 & local caller=$!
+  sleep 1 # anna has answered; bela comes back, idle, before anna transfers
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  wait $caller; local rc=$?
+  wait $anna; local anna_rc=$?
+  wait $bela; local bela_rc=$?
+  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  [ $rc = 0 ] || { echo "the caller failed:"; tail -20 "$OUT/refer-caller.log"; return 1; }
+  [ $anna_rc = 0 ] || { echo "anna's transfer failed:"; tail -30 "$OUT/refer-anna.log"; return 1; }
+  [ $bela_rc = 0 ] || { echo "bela's phone failed:"; tail -20 "$OUT/refer-bela.log"; return 1; }
+  grep 'blind transfer\|caller connected to operator' "$DAEMON_DIR/daemon.log" | tail -3
+  grep 'caller connected to operator' "$DAEMON_DIR/daemon.log" | tail -1 | grep -q 'operator=bela' || { echo "not connected to bela"; return 1; }
+  echo "bela heard:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/refer_bela.pcap" 16040 pcma --heard "$PCAPS/g711a.pcap" || return 1
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",bela,"*",1,anna answered ring "*" to operator bela; bela answered ring "* ]] || { echo "CDR lacks the transfer"; return 1; }
+}
+
+# Transfers a phone may not make: to a user nobody has (404), to a premium-rate number
+# the dial plan blocks (403). The caller stays with anna until she hangs up.
+phone_transfer_refused() {
+  sleep 1.5
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/operator_transfer_refused.xml" >"$OUT/operator_transfer_refused.xml"
+  sipp -sf "$OUT/operator_transfer_refused.xml" -s 1001 -i 127.0.0.1 -p 15081 -mi 127.0.0.1 -mp 16030 \
+    -m 1 -d 0 -nostdin -timeout 30s -timeout_error >"$OUT/refer-refused-anna.log" 2>&1 & local anna=$!
+  SIPP_PORT=15077 sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 500 -m 1; local rc=$?
+  wait $anna; local anna_rc=$?
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  [ $anna_rc = 0 ] || { echo "anna's phone did not get 404 and 403:"; tail -30 "$OUT/refer-refused-anna.log"; return 1; }
+  [ $rc = 0 ] || { echo "the caller got no BYE"; return 1; }
+  grep 'transfer refused' "$DAEMON_DIR/daemon.log" | tail -2
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",operator_hangup,"*",anna,"* && "$cdr" != *" to "* ]]
+}
+
 # The admin API creates an operator whose phone can register at once.
 operator_added_by_api() {
   local api="http://127.0.0.1:$HTTP_PORT/api/operators" code reply
@@ -801,6 +849,8 @@ caller_id = "+3612345678"'; then
   check ivr_transfer_to_queue ivr_transfer_to_queue
   check ivr_transfer_to_operator ivr_transfer_to_operator
   check ivr_transfer_to_number ivr_transfer_to_number
+  check phone_blind_transfer phone_blind_transfer
+  check phone_transfer_refused phone_transfer_refused
   check operator_added_by_api operator_added_by_api
   check dtmf_through_bridge dtmf_through_bridge
   check operator_hangs_up_first operator_hangs_up_first

@@ -1103,7 +1103,11 @@ async fn on_event(
             p.bridge = Some(Bridge::new(ivr.rtp_destination(), remote));
             p.bridged_at = Some(now);
             p.queued = None;
-            p.wait = p.queued_at.map(|q| now.saturating_duration_since(q));
+            // The wait until the first answer (a transferred caller's later waits are in
+            // the legs).
+            if p.wait.is_none() {
+                p.wait = p.queued_at.map(|q| now.saturating_duration_since(q));
+            }
             if let Some(l) = p.leg.as_mut() {
                 l.answered_at_ms = Some(unix_ms());
             }

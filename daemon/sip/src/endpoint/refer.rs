@@ -31,16 +31,15 @@ impl Endpoint {
     ) {
         let values: Vec<&str> = req.headers.get_all("Refer-To").collect();
         let target = match values.as_slice() {
-            [one] => NameAddr::parse(one, false).ok(),
-            _ => None,
+            [one] => NameAddr::parse(one, false).map_err(|_| "Bad Refer-To"),
+            _ => Err("Exactly one Refer-To needed"),
         };
-        let Some(target) = target else {
-            self.respond(
-                now,
-                key,
-                Reply::new(400).reason("Exactly one Refer-To needed"),
-            );
-            return;
+        let target = match target {
+            Ok(t) => t,
+            Err(why) => {
+                self.respond(now, key, Reply::new(400).reason(why));
+                return;
+            }
         };
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
