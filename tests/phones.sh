@@ -505,3 +505,49 @@ _linphone_answers_queued_call() {
   echo "bela's phone recorded:"
   phones_heard "$OUT/linphone-bela/received.wav" --heard "$PCAPS/g711a.pcap" --not-heard "$voice"
 }
+
+# T6 with real phones: anna (baresip) takes a queued caller and transfers them with
+# baresip's own `transfer` command (a blind REFER to bela's SIP user); bela's phone, a
+# second baresip, rings and answers; the caller hears bela and bela hears the caller.
+baresip_blind_transfer() {
+  _baresip_blind_transfer; local rc=$?
+  baresip_stop baresip-anna
+  baresip_stop baresip-bela
+  return $rc
+}
+_baresip_blind_transfer() {
+  local anna_voice=$OUT/anna-voice.wav bela_voice=$OUT/bela-voice.wav
+  phones_make_voice "$anna_voice" 1 || return 1
+  phones_make_voice "$bela_voice" 3 || return 1
+  [ "$(operator_state anna offline)" = 204 ] && [ "$(operator_state bela offline)" = 204 ] || return 1
+  baresip_phone baresip-anna 1001 anna-secret-1 15601 15610 35000-35099 "$anna_voice" || return 1
+  baresip_phone baresip-bela 1002 bela-secret-2 15603 15612 35200-35299 "$bela_voice" || return 1
+  operator_registered anna 10 && operator_registered bela 10 || return 1
+  [ "$(operator_state anna online)" = 204 ] || return 1
+  tcpdump -i lo -U -w "$OUT/xfer_caller.pcap" "udp and dst port $MEDIA_PORT" 2>/dev/null & local td1=$!
+  tcpdump -i lo -U -w "$OUT/xfer_bela.pcap" "udp and dst portrange 35200-35299" 2>/dev/null & local td2=$!
+  sleep 0.5
+  caller_talks 500 12000 >"$OUT/baresip-xfer-caller.log" 2>&1 & local caller=$!
+  sleep 2 # anna's baresip answers at once; bela comes online, idle, before the transfer
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  sleep 0.5
+  baresip_cmd 15610 transfer "sip:1002@127.0.0.1:$SIP_PORT" || { echo "baresip refused the transfer command"; return 1; }
+  wait $caller; local rc=$?
+  sleep 0.3; kill -INT $td1 $td2; wait $td1 $td2 2>/dev/null
+  [ $rc = 0 ] || { echo "the caller failed:"; tail -20 "$OUT/baresip-xfer-caller.log"; return 1; }
+  grep 'blind transfer\|caller connected to operator' "$DAEMON_DIR/daemon.log" | tail -3
+  grep -q 'blind transfer.*operator=anna to=operator bela' "$DAEMON_DIR/daemon.log" || { echo "no blind transfer from anna to bela"; return 1; }
+  grep 'caller connected to operator' "$DAEMON_DIR/daemon.log" | tail -1 | grep -q 'operator=bela' || { echo "not connected to bela"; return 1; }
+  grep -q 'Call established' "$OUT/baresip-bela/baresip.log" || { echo "bela's baresip did not answer"; return 1; }
+  for _ in $(seq 1 20); do grep -q 'Call with .* terminated' "$OUT/baresip-bela/baresip.log" && break; sleep 0.1; done
+  local cdr; cdr=$(last_call_fields operator transfers legs); echo "CDR: $cdr"
+  [[ "$cdr" == "bela 1 anna answered ring "*" to operator bela; bela answered ring "* ]] || { echo "CDR lacks the transfer"; return 1; }
+  echo "the caller heard bela:"
+  phones_heard "$OUT/xfer_caller.pcap:$MEDIA_PORT" --heard "$bela_voice" || return 1
+  echo "bela's phone got the caller:"
+  phones_heard "$OUT/xfer_bela.pcap" --heard "$PCAPS/g711a.pcap" || return 1
+  local dump; dump=$(baresip_dump baresip-bela dec)
+  [ -n "$dump" ] || { echo "bela's baresip dumped nothing"; return 1; }
+  echo "bela's phone decoded:"
+  phones_heard "$dump" --heard "$PCAPS/g711a.pcap"
+}

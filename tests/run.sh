@@ -865,6 +865,7 @@ else failed=$((failed + 1)); echo "FAIL daemon_start_operators"; fi
 if PRESTART=add_operators start_daemon phones; then
   check baresip_answers_queued_call baresip_answers_queued_call
   check linphone_answers_queued_call linphone_answers_queued_call
+  check baresip_blind_transfer baresip_blind_transfer
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_phones"; fi
 
