@@ -355,7 +355,7 @@ fn an_expired_nonce_gets_a_stale_challenge() {
     ));
     ep.handle_input(at(t0, 300_002), phone(), &reg.bytes());
     let out = sent(&mut ep);
-    assert!(challenge_of(&out[0], "WWW-Authenticate", Algorithm::Md5).stale);
+    assert!(challenge_of(&out[0], "WWW-Authenticate", Algorithm::Sha256).stale);
 }
 
 #[test]
@@ -384,8 +384,12 @@ fn nonce_counts_must_increase_and_nonces_stay_with_their_user() {
     lower.contacts.clear();
     ep.handle_input(at(t0, 3000), phone(), &lower.bytes());
     assert_eq!(statuses(&mut ep), [401]);
-    // bob can't use alice's nonce, even with his own right password.
-    let bob = Reg::new("bob", 1).authed(digest(&c, "bob", "hunter2", "REGISTER", DOMAIN_URI, 9));
+    // bob can't use alice's nonce, even with his own right password (in his MD5).
+    let md5 = Challenge {
+        algorithm: Algorithm::Md5,
+        ..c.clone()
+    };
+    let bob = Reg::new("bob", 1).authed(digest(&md5, "bob", "hunter2", "REGISTER", DOMAIN_URI, 9));
     ep.handle_input(at(t0, 4000), phone(), &bob.bytes());
     assert_eq!(statuses(&mut ep), [401]);
     assert!(ep.bindings("bob").is_empty());
@@ -684,7 +688,7 @@ fn failed_authentications_throttle_the_source() {
     // Five wrong answers at t0 + i s.
     for i in 0..5u32 {
         let now = at(t0, u64::from(i) * 1000);
-        let c = challenged(&mut ep, now, &Reg::new("alice", 10 * i + 1), Algorithm::Md5);
+        let c = challenged(&mut ep, now, &Reg::new("alice", 10 * i + 1), Algorithm::Sha256);
         let reg = Reg::new("alice", 10 * i + 2)
             .authed(digest(&c, "alice", "nope", "REGISTER", DOMAIN_URI, 1));
         ep.handle_input(now, phone(), &reg.bytes());
