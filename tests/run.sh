@@ -1138,7 +1138,7 @@ add_console_users() {
 browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
-    SINK_URL=http://127.0.0.1:$SINK_HTTP SIPP_DIR=$ROOT/tests/sipp PCAPS=$PCAPS \
+    SINK_URL=http://127.0.0.1:$SINK_HTTP SIPP_DIR=$ROOT/tests/sipp PCAPS=$PCAPS SIP_ADDR=127.0.0.1:$SIP_PORT \
     DAEMON_RESTART=$DAEMON_DIR/restart.sh API_TOKEN=$API_TOKEN \
     node --test --test-reporter=spec "$ROOT/tests/browser/$1"
 }
@@ -1176,11 +1176,22 @@ hmac_secret = \"test-secret\"" 2026-11-24T16:30:00+01:00; then
   check browser_console browser_test console.test.mjs
   check browser_visual_session browser_test visual.test.mjs
   check browser_tasks browser_test tasks.test.mjs
+  check browser_call_panel browser_test calls.test.mjs
+  check console_transfer_recorded console_transfer_recorded
   check browser_chat browser_test chat.test.mjs
   check caller_hears_computed_promise caller_hears_computed_promise
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_console"; fi
 kill $SINKS_PID 2>/dev/null
+
+# The call the call panel test held and transferred: anna's leg held and sent on to bela,
+# bela's leg answered; the call's hold time counts the hold.
+console_transfer_recorded() {
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  local hold; hold=$(echo "$cdr" | python3 -c 'import csv,sys; r=next(csv.reader(sys.stdin)); print(r[21])')
+  [ "$hold" -ge 1500 ] || { echo "hold_ms $hold, expected about 2000"; return 1; }
+  [[ "$cdr" == *",bela,"*",1,anna answered ring "*" hold "*" to operator bela; bela answered ring "* ]]
+}
 
 # Web chat on two daemons sharing one PostgreSQL database: anna's console on node A,
 # bela's on node B, each with room for one chat; visitors on both nodes' demo pages.

@@ -2,6 +2,8 @@
 // the shared missed-calls list, and the operator's own recent callbacks. The socket
 // reconnects by itself; the server sends a widget whenever it changed.
 
+import { showCall } from './call-panel.js';
+
 const figures = document.querySelector('#queue-figures tbody');
 const callbacks = document.querySelector('#callback-list');
 const callbackMessage = document.querySelector('#callback-message');
@@ -60,7 +62,16 @@ function showCallbacks(entries) {
     button.textContent = 'Call back';
     button.addEventListener('click', () => claim(c, button));
     const action = document.createElement('td');
-    action.append(button, ' ', taskButton(`Call back ${c.number}`, c.number, c.id));
+    if (c.undialable) {
+      // The dial plan refuses the number (premium rate, abroad): shown, never dialled.
+      const why = document.createElement('span');
+      why.className = 'undialable';
+      why.textContent = 'cannot be dialled';
+      why.title = c.undialable;
+      action.append(why, ' ', taskButton(`About ${c.number}`, c.number, c.id));
+    } else {
+      action.append(button, ' ', taskButton(`Call back ${c.number}`, c.number, c.id));
+    }
     let attempts = String(c.attempts);
     if (c.last_outcome) attempts += ` (last: ${OUTCOMES[c.last_outcome] ?? c.last_outcome})`;
     if (c.auto_attempts > 0) attempts += `, ${c.auto_attempts} automatic`;
@@ -159,6 +170,7 @@ function connect(delay) {
     if (msg.type === 'queues') showFigures(msg.data);
     else if (msg.type === 'callbacks') showCallbacks(msg.data);
     else if (msg.type === 'mine') showMine(msg.data);
+    else if (msg.type === 'call') showCall(msg.data);
   });
   ws.addEventListener('close', () => {
     setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);

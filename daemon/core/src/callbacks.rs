@@ -162,6 +162,8 @@ pub struct CallbackEntry {
     /// The operator whose direct-callback customer this is (their call came in on the
     /// operator's own number and was missed).
     pub for_operator: Option<String>,
+    /// Why the dial plan refuses the number (T5): listed, never dialled automatically.
+    pub undialable: Option<String>,
 }
 
 impl CallbackEntry {
@@ -280,7 +282,7 @@ fn decode_err(what: &str, v: &str) -> sqlx::Error {
 
 const ENTRY_COLUMNS: &str = "id, number, state, queue, source, call_id, call_count, first_at, \
      last_at, promised_at, attempts, last_outcome, claimed_by, claimed_at, claim_expires_at, \
-     hidden_until, done_at, auto_attempts, next_auto_at, for_operator";
+     hidden_until, done_at, auto_attempts, next_auto_at, for_operator, undialable";
 
 fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
     let state: String = r.try_get("state")?;
@@ -309,6 +311,7 @@ fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
         auto_attempts: r.try_get("auto_attempts")?,
         next_auto_at_ms: r.try_get("next_auto_at")?,
         for_operator: r.try_get("for_operator")?,
+        undialable: r.try_get("undialable")?,
     })
 }
 
@@ -378,6 +381,17 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(entry_from(&row)?)
+    }
+
+    /// Marks the entry's number as one the dial plan refuses (`why`), or dialable again
+    /// (`None`): automatic callbacks pass it by, the widget says so.
+    pub async fn mark_undialable(&self, id: i64, why: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE callback_entries SET undialable = $2 WHERE id = $1")
+            .bind(id)
+            .bind(why)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     pub async fn callback_entry(&self, id: i64) -> Result<Option<CallbackEntry>, StoreError> {
@@ -825,6 +839,7 @@ impl Store {
              AND (claimed_by IS NULL OR claim_expires_at <= $2) \
              AND (hidden_until IS NULL OR hidden_until <= $2) \
              AND (next_auto_at IS NULL OR next_auto_at <= $2) AND auto_attempts < $3 \
+             AND undialable IS NULL \
              ORDER BY COALESCE(promised_at, first_at), id LIMIT $4"
         )))
         .bind(queue)

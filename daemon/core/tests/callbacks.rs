@@ -649,3 +649,52 @@ on_both_databases!(backlog_and_promise_report, |store: Store| async move {
         (1, 1, 1, 1, 1)
     );
 });
+
+// T5: a number the dial plan refuses stays on the list, marked, and automatic callbacks
+// pass it by; marked dialable again, it is a candidate like any other.
+on_both_databases!(
+    undialable_numbers_are_listed_but_never_dialled_by_themselves,
+    |store: Store| async move {
+        let entry = note(
+            &store,
+            NewCallbackNote {
+                number: "+3690123456",
+                queue: Some("support"),
+                source: CallbackSource::Missed,
+                promised_at_ms: None,
+                call_id: Some("c-premium"),
+                now_ms: 1_000,
+            },
+        )
+        .await;
+        store
+            .mark_undialable(
+                entry.id,
+                Some("+3690123456 is blocked by the dial plan (+3690.)"),
+            )
+            .await
+            .unwrap();
+        let listed = store.callback_list(2_000, 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            listed[0].undialable.as_deref(),
+            Some("+3690123456 is blocked by the dial plan (+3690.)")
+        );
+        assert!(
+            store
+                .auto_callback_candidates("support", 3, 2_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.mark_undialable(entry.id, None).await.unwrap();
+        assert_eq!(
+            store
+                .auto_callback_candidates("support", 3, 2_000, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);

@@ -81,8 +81,8 @@ fn deny(api: &Api, headers: &HeaderMap) -> Option<Response> {
 
 #[derive(Serialize)]
 pub(crate) struct QueueFiguresJson {
-    queue: String,
-    waiting: u32,
+    pub(crate) queue: String,
+    pub(crate) waiting: u32,
     longest_wait_secs: u64,
     online: u32,
     busy: u32,

@@ -3,6 +3,7 @@
 //! caller, the queue task tells it which operator to ring: it places that leg, and once
 //! the operator answers, bridges the two legs' media. It writes the CDR and missed calls.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -60,6 +61,8 @@ pub enum CallEvent {
         leg: CallHandle,
         offer: Option<String>,
     },
+    /// The operator's console: hold, resume, transfer.
+    Console(ConsoleControl),
     /// The operator's phone asks to transfer the caller (REFER): answer it with
     /// `SipCommand::ReferReply`.
     LegRefer {
@@ -72,6 +75,34 @@ pub enum CallEvent {
     RingOperator(RingOrder),
     /// From the queue: stop ringing (timeout, or the operator became unavailable).
     CancelRing,
+}
+
+/// What the operator's console asks of their connected call; the reply says whether it
+/// was done, or why not.
+pub enum ConsoleControl {
+    Hold {
+        held: bool,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    Transfer {
+        to: TransferTarget,
+        note: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// An operator's connected call, for their console's call panel and its buttons.
+#[derive(Clone)]
+pub struct ConnectedCall {
+    pub call_id: String,
+    pub caller: String,
+    pub queue: Option<String>,
+    pub since_ms: i64,
+    pub held: bool,
+    /// Who transferred the caller here, and their note.
+    pub note: Option<(String, String)>,
+    /// The call's own task, for the console's buttons.
+    pub control: mpsc::Sender<CallEvent>,
 }
 
 pub struct CallSetup {
@@ -109,6 +140,8 @@ pub struct Calls {
     pub clock: WallClock,
     /// Outside numbers (transfers) are dialled through it, after its dial plan.
     pub trunk: Option<crate::config::Trunk>,
+    /// Each operator's connected call (the console's call panel).
+    pub connected: std::sync::Mutex<HashMap<String, ConnectedCall>>,
     /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
     pub flows_changed: Arc<tokio::sync::Notify>,
     /// Woken when an operator account was added, so the store is read again at once.
@@ -144,6 +177,40 @@ impl WallClock {
 }
 
 impl Calls {
+    fn connected_calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectedCall>> {
+        match self.connected.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The operator's connected call, if any.
+    pub fn operator_call(&self, operator: &str) -> Option<ConnectedCall> {
+        self.connected_calls().get(operator).cloned()
+    }
+
+    fn operator_joined(&self, operator: &str, call: ConnectedCall) {
+        self.connected_calls().insert(operator.to_string(), call);
+    }
+
+    /// The operator's part in call `call_id` is over.
+    fn operator_left(&self, operator: &str, call_id: &str) {
+        let mut calls = self.connected_calls();
+        if calls.get(operator).is_some_and(|c| c.call_id == call_id) {
+            calls.remove(operator);
+        }
+    }
+
+    fn operator_held(&self, operator: &str, call_id: &str, held: bool) {
+        if let Some(c) = self
+            .connected_calls()
+            .get_mut(operator)
+            .filter(|c| c.call_id == call_id)
+        {
+            c.held = held;
+        }
+    }
+
     pub fn active_calls(&self) -> usize {
         self.active.load(Ordering::Acquire)
     }
@@ -344,6 +411,25 @@ async fn note_on_callback_list(
     match calls.store.note_callback(&note).await {
         Ok(entry) => {
             info!(%call_id, %number, entry = entry.id, count = entry.count, "on the callback list");
+            // A number the dial plan refuses stays listed, marked, and is never dialled
+            // by itself (T5).
+            let refused = calls
+                .trunk
+                .as_ref()
+                .and_then(|t| t.dialplan.check(number).err())
+                .map(|e| e.to_string());
+            if refused != entry.undialable {
+                if let Some(why) = &refused {
+                    info!(%call_id, %number, entry = entry.id, "cannot be dialled: {why}");
+                }
+                if let Err(e) = calls
+                    .store
+                    .mark_undialable(entry.id, refused.as_deref())
+                    .await
+                {
+                    warn!(%call_id, entry = entry.id, "marking the number undialable: {e}");
+                }
+            }
             Some(Noted {
                 id: entry.id,
                 promised_at_ms,
@@ -609,6 +695,8 @@ struct Progress {
     legs: Vec<CallLeg>,
     /// A transfer out of the flow, until its first answer.
     transfer: Option<PendingTransfer>,
+    /// Who transferred the caller from the console, and their note for the next operator.
+    transfer_note: Option<(String, String)>,
     /// Digits and steps of the flow a phone's transfer to a flow number replaced.
     earlier_digits: String,
     earlier_path: Vec<String>,
@@ -780,6 +868,7 @@ async fn serve(
         held_since: None,
         legs: Vec::new(),
         transfer: None,
+        transfer_note: None,
         earlier_digits: String::new(),
         earlier_path: Vec::new(),
     };
@@ -831,7 +920,10 @@ async fn serve(
                     let now = Instant::now();
                     match (&mut p.bridge, &p.leg) {
                         (Some(bridge), Some(leg)) => {
-                            if let Some(to) = bridge.forward(now, Side::A, from, &buf[..n]) {
+                            // On hold the operator hears nothing (the console's hold too).
+                            if let Some(to) = bridge.forward(now, Side::A, from, &buf[..n])
+                                && p.held_since.is_none()
+                            {
                                 let _ = leg.rtp.send_to(&buf[..n], to).await;
                             }
                         }
@@ -913,6 +1005,7 @@ async fn serve(
     // Whatever ended the call: the operator leg goes too, and the queue learns of it.
     if let Some(leg) = p.leg.take() {
         sip.command(SipCommand::Hangup(leg.handle)).await;
+        calls.operator_left(&leg.operator, &setup.call_id);
         let outcome = if p.bridge.is_some() {
             LegOutcome::Answered
         } else {
@@ -1112,6 +1205,18 @@ async fn on_event(
                 l.answered_at_ms = Some(unix_ms());
             }
             info!(call_id = %setup.call_id, %operator, "caller connected to operator");
+            calls.operator_joined(
+                &operator,
+                ConnectedCall {
+                    call_id: setup.call_id.clone(),
+                    caller: setup.caller.clone(),
+                    queue: p.was_queued.clone(),
+                    since_ms: unix_ms(),
+                    held: false,
+                    note: p.transfer_note.take(),
+                    control: setup.events_tx.clone(),
+                },
+            );
             p.operator = Some(operator);
         }
         CallEvent::LegFailed { leg, status } => {
@@ -1143,6 +1248,7 @@ async fn on_event(
         }
         CallEvent::LegEnded { leg } => {
             if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
+                calls.operator_left(&l.operator, &setup.call_id);
                 let outcome = if p.bridge.is_some() {
                     LegOutcome::Answered
                 } else {
@@ -1155,6 +1261,23 @@ async fn on_event(
                 }
             }
         }
+        CallEvent::Console(ConsoleControl::Hold { held, reply }) => {
+            let connected = p.bridge.is_some() && p.leg.as_ref().is_some_and(|l| !l.external);
+            if connected {
+                set_hold(calls, setup, ivr, p, held, now);
+            }
+            let _ = reply.send(if connected {
+                Ok(())
+            } else {
+                Err("The call is not connected to you.".into())
+            });
+        }
+        CallEvent::Console(ConsoleControl::Transfer { to, note, reply }) => {
+            let (answer, ended) =
+                console_transfer(calls, setup, negotiated, ivr, p, to, note, now).await;
+            let _ = reply.send(answer);
+            return ended;
+        }
         CallEvent::LegRefer { leg, target } => {
             return blind_transfer(calls, setup, negotiated, ivr, p, leg, target, now).await;
         }
@@ -1162,25 +1285,16 @@ async fn on_event(
             if let Some(l) = p.leg.as_mut().filter(|l| l.handle == leg) {
                 match negotiate(offer.as_deref()) {
                     Ok(n) => {
-                        if let Some(bridge) = &mut p.bridge {
-                            let remote = rtp_destination(&n);
-                            bridge.set_remote(Side::B, remote);
-                            // sendonly/inactive from the operator's phone: hold (T6).
-                            let held = remote.is_none();
-                            if held != p.held_since.is_some() {
-                                info!(call_id = %setup.call_id, operator = %l.operator,
-                                      held, "operator hold");
-                                ivr.hold_music(now, held, HOLD_MUSIC);
-                                match p.held_since.take() {
-                                    Some(since) => l.hold += now.saturating_duration_since(since),
-                                    None => p.held_since = Some(now),
-                                }
-                            }
-                        }
                         l.sdp_version += 1;
                         let answer =
                             sdp::answer(&n, l.local_ip, l.local_port, session_id, l.sdp_version);
                         sip.command(SipCommand::Answer(leg, answer)).await;
+                        if let Some(bridge) = &mut p.bridge {
+                            let remote = rtp_destination(&n);
+                            bridge.set_remote(Side::B, remote);
+                            // sendonly/inactive from the operator's phone: hold (T6).
+                            set_hold(calls, setup, ivr, p, remote.is_none(), now);
+                        }
                     }
                     Err(status) => sip.command(SipCommand::Reject(leg, status)).await,
                 }
@@ -1256,47 +1370,125 @@ async fn blind_transfer(
             return None;
         }
     };
-    let (transferrer, description) = match &to {
-        ReferTo::Transfer(t) => (
-            p.leg
-                .as_ref()
-                .map(|l| l.operator.clone())
-                .unwrap_or_default(),
-            hotline_ivr::describe_target(t),
-        ),
-        ReferTo::Flow(_, number) => (
-            p.leg
-                .as_ref()
-                .map(|l| l.operator.clone())
-                .unwrap_or_default(),
-            format!("number {number}"),
-        ),
-    };
-    if let ReferTo::Transfer(TransferTarget::Operator(op)) = &to
-        && *op == transferrer
+    if let ReferTo::Transfer(t) = &to
+        && let Err((status, why)) = check_target(calls, p, t).await
     {
-        refuse(403, format!("{op} cannot transfer to themselves")).await;
-        return None;
-    }
-    if let ReferTo::Transfer(TransferTarget::Operator(op)) = &to
-        && !operator_free(calls, op).await
-    {
-        refuse(480, format!("{op} cannot take a call now")).await;
+        refuse(status, why).await;
         return None;
     }
     // Go ahead: the operator hears the transfer is under way, and leaves the call.
     sip.command(SipCommand::ReferReply(leg, 202)).await;
     sip.command(SipCommand::ReferNotify(leg, 100, false)).await;
     sip.command(SipCommand::ReferNotify(leg, 200, true)).await;
+    move_caller(calls, setup, negotiated, ivr, p, to, None, now).await
+}
+
+/// A transfer from the operator's console (the call panel): to an operator, a queue or a
+/// number, with a note for whoever takes the caller. `Err` tells the page why not.
+#[allow(clippy::too_many_arguments)]
+async fn console_transfer(
+    calls: &Calls,
+    setup: &CallSetup,
+    negotiated: &Negotiated,
+    ivr: &mut IvrCall,
+    p: &mut Progress,
+    to: TransferTarget,
+    note: String,
+    now: Instant,
+) -> (Result<(), String>, Option<EndReason>) {
+    let Some(operator) = p
+        .leg
+        .as_ref()
+        .filter(|l| !l.external && p.bridge.is_some())
+        .map(|l| l.operator.clone())
+    else {
+        return (Err("The call is not connected to you.".into()), None);
+    };
+    if let Err((_, why)) = check_target(calls, p, &to).await {
+        return (Err(why), None);
+    }
+    let note = (!note.is_empty()).then(|| (operator, note));
+    let ended = move_caller(
+        calls,
+        setup,
+        negotiated,
+        ivr,
+        p,
+        ReferTo::Transfer(to),
+        note,
+        now,
+    )
+    .await;
+    (Ok(()), ended)
+}
+
+/// Whether the caller can be sent to `to` now: an operator who isn't the one transferring
+/// and can take a call, a queue that exists, a number the dial plan allows. `Err` has the
+/// SIP status a REFER gets and the reason.
+async fn check_target(
+    calls: &Calls,
+    p: &Progress,
+    to: &TransferTarget,
+) -> Result<(), (u16, String)> {
+    match to {
+        TransferTarget::Operator(op) => {
+            if p.leg.as_ref().is_some_and(|l| l.operator == *op) {
+                return Err((403, format!("{op} cannot transfer to themselves")));
+            }
+            if !operator_free(calls, op).await {
+                return Err((480, format!("{op} cannot take a call now")));
+            }
+        }
+        TransferTarget::Queue(q) => {
+            if !calls.flows_now().set.queues().contains_key(q) {
+                return Err((404, format!("no queue {q:?}")));
+            }
+        }
+        TransferTarget::External(number) => {
+            let trunk = calls
+                .trunk
+                .as_ref()
+                .ok_or((404, "no trunk is configured".to_string()))?;
+            trunk
+                .dialplan
+                .check(number)
+                .map_err(|e| (e.sip_status(), e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a bridged caller on (a blind transfer, from the phone or the console): the
+/// operator's leg ends (filed with where the caller went), the operator goes to wrap-up,
+/// and the caller hears music until the target answers, or starts over in a flow.
+#[allow(clippy::too_many_arguments)]
+async fn move_caller(
+    calls: &Calls,
+    setup: &CallSetup,
+    negotiated: &Negotiated,
+    ivr: &mut IvrCall,
+    p: &mut Progress,
+    to: ReferTo,
+    note: Option<(String, String)>,
+    now: Instant,
+) -> Option<EndReason> {
+    let sip = &calls.sip;
+    let description = match &to {
+        ReferTo::Transfer(t) => hotline_ivr::describe_target(t),
+        ReferTo::Flow(_, number) => format!("number {number}"),
+    };
     let caller = CallerId(setup.handle.0);
+    set_hold(calls, setup, ivr, p, false, now);
     if let Some(old) = p.leg.take() {
+        info!(call_id = %setup.call_id, operator = %old.operator, to = %description, "blind transfer");
         sip.command(SipCommand::Hangup(old.handle)).await;
-        p.close_leg_to(old, LegOutcome::Answered, now, Some(description.clone()));
+        calls.operator_left(&old.operator, &setup.call_id);
+        p.close_leg_to(old, LegOutcome::Answered, now, Some(description));
     }
     p.bridge = None;
     p.bridged_at = None;
+    p.transfer_note = note;
     calls.acd.send(AcdInput::CallEnded { caller }).await;
-    info!(call_id = %setup.call_id, operator = %transferrer, to = %description, "blind transfer");
     match to {
         ReferTo::Flow(flow, number) => {
             // The caller starts over in that flow, as if they had dialled it.
@@ -1330,6 +1522,29 @@ async fn blind_transfer(
         }
     }
     None
+}
+
+/// The operator holds the call (from the phone's re-INVITE or the console) or takes it
+/// back: the caller hears the queue's music meanwhile, and nothing passes the bridge.
+fn set_hold(
+    calls: &Calls,
+    setup: &CallSetup,
+    ivr: &mut IvrCall,
+    p: &mut Progress,
+    held: bool,
+    now: Instant,
+) {
+    if held == p.held_since.is_some() || p.bridge.is_none() {
+        return;
+    }
+    let Some(l) = p.leg.as_mut() else { return };
+    info!(call_id = %setup.call_id, operator = %l.operator, held, "operator hold");
+    ivr.hold_music(now, held, HOLD_MUSIC);
+    match p.held_since.take() {
+        Some(since) => l.hold += now.saturating_duration_since(since),
+        None => p.held_since = Some(now),
+    }
+    calls.operator_held(&l.operator, &setup.call_id, held);
 }
 
 /// The REFER's target: an operator by SIP user, a number a flow answers, or an outside

@@ -4,10 +4,13 @@
 use std::sync::Arc;
 
 use hotline_core::acd::OperatorState;
+use hotline_ivr::TransferTarget;
+use hotline_web::console::calls::{CallControl, TransferTo};
 use hotline_web::console::{BoxFuture, OperatorForm, Telephony};
 
 use crate::acd_driver::AcdInput;
-use crate::call::Calls;
+use crate::api::status_name;
+use crate::call::{CallEvent, Calls, ConsoleControl};
 
 pub struct ConsoleLink {
     pub calls: Arc<Calls>,
@@ -123,6 +126,87 @@ impl Telephony for ConsoleLink {
                     chats,
                 })
                 .await;
+        })
+    }
+
+    fn operator_call<'a>(&'a self, operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {
+        Box::pin(async move {
+            let call = self.calls.operator_call(operator)?;
+            // Where the caller could go: the other operators with their state, the queues
+            // with their waiting callers (as seed 004's transfer dialog shows them).
+            let operators = self
+                .calls
+                .acd
+                .ask(|reply| AcdInput::Operators { reply })
+                .await
+                .unwrap_or_default();
+            let figures = crate::api::figures_json(&self.calls.acd)
+                .await
+                .unwrap_or_default();
+            let flows = self.calls.flows_now();
+            let mut targets: Vec<serde_json::Value> = operators
+                .iter()
+                .filter(|(name, _)| name != operator)
+                .map(|(name, v)| {
+                    serde_json::json!({
+                        "value": format!("operator:{name}"),
+                        "label": format!("{name} ({})", status_name(v.state)),
+                    })
+                })
+                .collect();
+            targets.extend(flows.set.queues().iter().map(|(name, q)| {
+                let waiting = figures
+                    .iter()
+                    .find(|f| f.queue == *name)
+                    .map_or(0, |f| f.waiting);
+                serde_json::json!({
+                    "value": format!("queue:{name}"),
+                    "label": format!("{} queue ({waiting} waiting)", q.display_name),
+                })
+            }));
+            Some(serde_json::json!({
+                "call_id": call.call_id,
+                "caller": call.caller,
+                "queue": call.queue,
+                "since_ms": call.since_ms,
+                "held": call.held,
+                "note": call.note.as_ref().map(|(_, n)| n),
+                "note_from": call.note.as_ref().map(|(by, _)| by),
+                "targets": targets,
+            }))
+        })
+    }
+
+    fn call_control<'a>(
+        &'a self,
+        operator: &'a str,
+        control: CallControl,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let call = self
+                .calls
+                .operator_call(operator)
+                .ok_or("You are not in a call.")?;
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let control = match control {
+                CallControl::Hold(held) => ConsoleControl::Hold { held, reply },
+                CallControl::Transfer { to, note } => ConsoleControl::Transfer {
+                    to: match to {
+                        TransferTo::Operator(o) => TransferTarget::Operator(o),
+                        TransferTo::Queue(q) => TransferTarget::Queue(q),
+                        TransferTo::Number(n) => TransferTarget::External(n),
+                    },
+                    note,
+                    reply,
+                },
+            };
+            call.control
+                .send(CallEvent::Console(control))
+                .await
+                .map_err(|_| "The call has just ended.".to_string())?;
+            answer
+                .await
+                .map_err(|_| "The call has just ended.".to_string())?
         })
     }
 

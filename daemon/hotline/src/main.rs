@@ -799,6 +799,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         acd,
         clock,
         trunk: config.trunk.clone(),
+        connected: Default::default(),
         flows_changed: Default::default(),
         operators_changed: Default::default(),
     });

@@ -93,6 +93,7 @@ async fn callback_rows(console: &Console) -> Option<String> {
                 "auto_attempts": e.auto_attempts,
                 "last_outcome": e.last_outcome.map(|o| o.as_str()),
                 "for_operator": e.for_operator,
+                "undialable": e.undialable,
             })
         })
         .collect();
@@ -120,6 +121,11 @@ async fn my_attempts(console: &Console, operator: &str) -> Option<String> {
         })
         .collect();
     serde_json::to_string(&serde_json::json!({ "type": "mine", "data": rows })).ok()
+}
+
+/// The operator's call panel (see calls.rs); `null` without a call.
+fn call_frame(call: Option<serde_json::Value>) -> String {
+    serde_json::json!({ "type": "call", "data": call }).to_string()
 }
 
 async fn figures(console: &Console) -> Option<String> {
@@ -151,6 +157,8 @@ async fn serve(console: Arc<Console>, operator: String, mut socket: WebSocket) {
     feed.mark_changed();
     let mut last_figures = String::new();
     let mut last_mine = String::new();
+    // The page starts with "No call".
+    let mut last_call = call_frame(None);
     let mut tick = tokio::time::interval(TICK);
     loop {
         let mut out = Vec::new();
@@ -172,6 +180,11 @@ async fn serve(console: Arc<Console>, operator: String, mut socket: WebSocket) {
                 }
             }
             _ = tick.tick() => {
+                let call = call_frame(console.telephony.operator_call(&operator).await);
+                if call != last_call {
+                    last_call.clone_from(&call);
+                    out.push(call);
+                }
                 if let Some(f) = figures(&console).await
                     && f != last_figures
                 {

@@ -12,6 +12,7 @@
 mod admin;
 mod auth;
 mod callbacks;
+pub mod calls;
 mod chat;
 mod direct;
 mod home;
@@ -76,6 +77,19 @@ pub trait Telephony: Send + Sync + 'static {
     /// The operator's open chats: with any, the queues offer them no voice call.
     fn set_chat_load<'a>(&'a self, _operator: &'a str, _chats: i64) -> BoxFuture<'a, ()> {
         Box::pin(async {})
+    }
+    /// The operator's connected call for the call panel, as JSON (`call_id`, `caller`,
+    /// `queue`, `since_ms`, `held`, `note`, `note_from`, `targets`), or `None`.
+    fn operator_call<'a>(&'a self, _operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {
+        Box::pin(async { None })
+    }
+    /// Holds, resumes or transfers the operator's connected call.
+    fn call_control<'a>(
+        &'a self,
+        _operator: &'a str,
+        _control: calls::CallControl,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("calls are not controlled from here".to_string()) })
     }
 }
 
@@ -259,7 +273,12 @@ const TEMPLATES: [(&str, &str); 20] = [
 ];
 
 /// Served from the binary, so `cargo run` needs no files beside it.
-const ASSETS: [(&str, &str, &str); 11] = [
+const ASSETS: [(&str, &str, &str); 12] = [
+    (
+        "call-panel.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/call-panel.js"),
+    ),
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -324,6 +343,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/logout", post(auth::logout))
         .route("/console/status", post(home::set_status))
         .route("/console/live", get(live::socket))
+        .route("/console/call/hold", post(calls::hold))
+        .route("/console/call/transfer", post(calls::transfer))
         .route("/console/callbacks", post(callbacks::add))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
         .route("/console/tasks", get(tasks::list).post(tasks::add))

@@ -688,7 +688,12 @@ fn failed_authentications_throttle_the_source() {
     // Five wrong answers at t0 + i s.
     for i in 0..5u32 {
         let now = at(t0, u64::from(i) * 1000);
-        let c = challenged(&mut ep, now, &Reg::new("alice", 10 * i + 1), Algorithm::Sha256);
+        let c = challenged(
+            &mut ep,
+            now,
+            &Reg::new("alice", 10 * i + 1),
+            Algorithm::Sha256,
+        );
         let reg = Reg::new("alice", 10 * i + 2)
             .authed(digest(&c, "alice", "nope", "REGISTER", DOMAIN_URI, 1));
         ep.handle_input(now, phone(), &reg.bytes());

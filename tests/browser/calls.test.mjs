@@ -1,0 +1,123 @@
+// The call panel on the operator's home page (PRODUCT T6 from the console), with real
+// phones (SIPp) for the operators and the caller. tests/run.sh has registered anna's phone
+// (SIP user 1001 on port 15081) and bela's (1002 on 15082), and passes SIP_ADDR.
+//
+// A caller queues for support; anna's phone answers. Her console shows the caller. She
+// holds (the caller hears the queue's music) and resumes, then transfers the caller to
+// bela with a note: bela's phone rings and answers, bela's console shows the caller and
+// anna's note, and anna's panel is empty again. run.sh then reads the call record.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL;
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (tests/run.sh sets it)`);
+  return v;
+};
+
+let browser;
+const work = mkdtempSync(join(tmpdir(), 'hotline-calls-'));
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function logIn(user, password) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(`${BASE}/`);
+  return page;
+}
+
+function sipp(scenario, args) {
+  const text = readFileSync(join(env('SIPP_DIR'), scenario), 'utf8')
+    .replaceAll('@PCAPS@', env('PCAPS'));
+  const file = join(work, scenario.replace('.in', ''));
+  writeFileSync(file, text);
+  const child = spawn('sipp', ['-sf', file, ...args, '-nostdin', '-timeout', '60s', '-timeout_error'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, output })));
+}
+
+// An operator's phone answering one call after `ms`, until the BYE.
+const phone = (user, port, mediaPort, ms) => sipp('operator_answers.xml', ['-s', user,
+  '-i', '127.0.0.1', '-p', String(port), '-mi', '127.0.0.1', '-mp', String(mediaPort),
+  '-m', '1', '-d', String(ms)]);
+
+async function setStatus(page, state) {
+  await page.getByRole('button', { name: state, exact: true }).click();
+  await page.getByRole('heading', { name: 'My status' }).waitFor();
+  assert.equal(await page.locator('#my-status').innerText(), state);
+}
+
+test('the operator sees the caller, holds, and transfers them to a colleague with a note', async () => {
+  const anna = await logIn(env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  const bela = await logIn(env('OTHER_USER'), env('OTHER_PASSWORD'));
+  await setStatus(bela, 'pause');
+  await setStatus(anna, 'online');
+  const annaPanel = anna.locator('#my-call');
+  const belaPanel = bela.locator('#my-call');
+  assert.match(await annaPanel.innerText(), /No call/);
+
+  const annasPhone = phone('1001', 15081, 16030, 300);
+  const belasPhone = phone('1002', 15082, 16040, 300);
+  const caller = sipp('caller_talks.xml.in', ['-s', '500', env('SIP_ADDR'), '-i', '127.0.0.1',
+    '-p', '15078', '-mi', '127.0.0.1', '-mp', '16080', '-m', '1', '-d', '16000']);
+
+  // Answered: anna's panel shows who is calling and from which queue.
+  await annaPanel.getByText('+36209990000').waitFor({ timeout: 15_000 });
+  assert.match(await annaPanel.innerText(), /support/);
+
+  // Hold and resume from the console.
+  await annaPanel.getByRole('button', { name: 'Hold' }).click();
+  await annaPanel.getByText('On hold').waitFor({ timeout: 5_000 });
+  await anna.waitForTimeout(2_000);
+  await annaPanel.getByRole('button', { name: 'Resume' }).click();
+  await annaPanel.getByRole('button', { name: 'Hold' }).waitFor({ timeout: 5_000 });
+
+  // bela becomes free; anna picks her (her state is shown) and adds a note.
+  await setStatus(bela, 'online');
+  const target = annaPanel.getByLabel('Transfer to');
+  await anna.waitForFunction(() => [...document.querySelectorAll('#transfer-to option')]
+    .some((o) => o.value === 'operator:bela' && /online/.test(o.textContent)), null, { timeout: 10_000 });
+  await target.selectOption('operator:bela');
+  await annaPanel.getByLabel('Note for the colleague').fill('Wants a refund for order 4711');
+  await annaPanel.getByRole('button', { name: 'Transfer' }).click();
+
+  // bela's phone answers: her panel shows the caller and anna's note; anna's is empty.
+  await belaPanel.getByText('+36209990000').waitFor({ timeout: 15_000 });
+  await belaPanel.getByText('Wants a refund for order 4711').waitFor({ timeout: 5_000 });
+  assert.match(await belaPanel.innerText(), /from anna/);
+  await annaPanel.getByText('No call').waitFor({ timeout: 5_000 });
+
+  const [callerDone, annaDone, belaDone] = await Promise.all([caller, annasPhone, belasPhone]);
+  assert.equal(callerDone.code, 0, `the caller: ${callerDone.output.slice(-2000)}`);
+  assert.equal(annaDone.code, 0, `anna's phone: ${annaDone.output.slice(-2000)}`);
+  assert.equal(belaDone.code, 0, `bela's phone: ${belaDone.output.slice(-2000)}`);
+  await belaPanel.getByText('No call').waitFor({ timeout: 5_000 });
+  // bela's wrap-up (the support queue's) ends before the chat test offers her chats.
+  await bela.waitForTimeout(2_000);
+  await anna.context().close();
+  await bela.context().close();
+});

@@ -1,0 +1,106 @@
+// The operator's call panel (home page): who is on the line, since when and from which
+// queue, a note a colleague left with a transfer, Hold/Resume, and a transfer to an
+// operator (with their state), a queue (with its waiting callers) or a number. The live
+// socket (console.js) hands it each change of the call; the buttons post to
+// /console/call/*. A form being filled in survives the updates.
+
+const panel = document.querySelector('#my-call');
+const csrf = panel?.dataset.csrf ?? '';
+let shownCall = null;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+async function post(url, body) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json().catch(() => ({}));
+  return { ok: res.ok, error: answer.error };
+}
+
+function clock(sinceMs) {
+  const secs = Math.max(0, Math.floor((Date.now() - sinceMs) / 1000));
+  return `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+}
+
+let timer = null;
+
+function build(call) {
+  const message = el('p', { role: 'status', id: 'call-message' });
+  const who = el('p', { class: 'caller' }, el('strong', { text: call.caller }),
+    call.queue ? ` from the ${call.queue} queue` : '', ' · ', el('span', { id: 'call-clock' }));
+  const note = call.note
+    ? el('p', { class: 'transfer-note' }, `Transferred from ${call.note_from}: `,
+      el('q', { text: call.note }))
+    : '';
+  const state = el('p', { id: 'call-state' });
+  const hold = el('button', { type: 'button', id: 'call-hold' });
+  hold.addEventListener('click', async () => {
+    hold.disabled = true;
+    const { ok, error } = await post('/console/call/hold', { held: hold.dataset.held !== 'true' });
+    message.textContent = ok ? '' : (error || 'The call could not be held.');
+    hold.disabled = false;
+  });
+  const select = el('select', { id: 'transfer-to', name: 'to' });
+  const number = el('input', { id: 'transfer-number', name: 'number', type: 'tel',
+    placeholder: '+36 30 123 4567', autocomplete: 'off' });
+  const noteInput = el('input', { id: 'transfer-note', name: 'note', maxlength: '500' });
+  const form = el('form', { id: 'transfer-form', class: 'inline' },
+    el('label', { for: 'transfer-to', text: 'Transfer to' }), select,
+    el('label', { for: 'transfer-number', text: 'or number' }), number,
+    el('label', { for: 'transfer-note', text: 'Note for the colleague' }), noteInput,
+    el('button', { type: 'submit', text: 'Transfer' }));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const typed = number.value.trim();
+    const to = typed ? `number:${typed}` : select.value;
+    if (!to) { message.textContent = 'Choose an operator or a queue, or type a number.'; return; }
+    const { ok, error } = await post('/console/call/transfer', { to, note: noteInput.value });
+    message.textContent = ok ? 'Transferring…' : (error || 'The transfer failed.');
+  });
+  panel.replaceChildren(who, note, state, el('p', {}, hold), form, message);
+  clearInterval(timer);
+  timer = setInterval(() => {
+    const c = panel.querySelector('#call-clock');
+    if (c && shownCall) c.textContent = clock(shownCall.since_ms);
+  }, 1000);
+}
+
+function update(call) {
+  panel.querySelector('#call-clock').textContent = clock(call.since_ms);
+  panel.querySelector('#call-state').textContent = call.held
+    ? 'On hold: the caller hears music.' : '';
+  const hold = panel.querySelector('#call-hold');
+  hold.dataset.held = String(call.held);
+  hold.textContent = call.held ? 'Resume' : 'Hold';
+  const select = panel.querySelector('#transfer-to');
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '', text: 'Choose…' }), ...call.targets.map((t) => {
+    const o = el('option', { value: t.value, text: t.label });
+    if (t.value === chosen) o.selected = true;
+    return o;
+  }));
+}
+
+export function showCall(call) {
+  if (!panel) return;
+  if (!call) {
+    shownCall = null;
+    clearInterval(timer);
+    panel.replaceChildren(el('p', { text: 'No call.' }));
+    return;
+  }
+  if (!shownCall || shownCall.call_id !== call.call_id || shownCall.operator_leg !== call.operator_leg) build(call);
+  shownCall = call;
+  update(call);
+}

@@ -1,0 +1,167 @@
+//! The operator's call panel on the home page (PRODUCT T6 from the console): who is on
+//! the line, hold and resume, and a transfer to an operator, a queue or a number with a
+//! note the receiver's panel shows. The live socket pushes the panel (`type: "call"`,
+//! see live.rs); these are its buttons.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::Console;
+use super::auth::{OperatorPage, check_csrf};
+
+/// What the console asks of the operator's connected call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallControl {
+    /// Hold (`true`: the caller hears the queue's music, the operator nothing) or resume.
+    Hold(bool),
+    /// Hand the caller on; the note goes to whoever takes them.
+    Transfer { to: TransferTo, note: String },
+}
+
+/// Where the console sends a caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferTo {
+    Operator(String),
+    Queue(String),
+    /// As typed; the dial plan decides.
+    Number(String),
+}
+
+/// Longest note a transfer carries.
+const MAX_NOTE: usize = 500;
+
+impl TransferTo {
+    /// `operator:NAME`, `queue:NAME` or `number:TEXT`, as the panel's form sends them.
+    fn parse(value: &str) -> Option<TransferTo> {
+        let (kind, what) = value.split_once(':')?;
+        let what = what.trim();
+        if what.is_empty() {
+            return None;
+        }
+        match kind {
+            "operator" => Some(TransferTo::Operator(what.to_string())),
+            "queue" => Some(TransferTo::Queue(what.to_string())),
+            "number" => Some(TransferTo::Number(what.to_string())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct HoldBody {
+    held: bool,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TransferBody {
+    to: String,
+    #[serde(default)]
+    note: String,
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// The operator account behind the page, or the answer that says there is none.
+fn operator(s: &hotline_core::users::WebSession) -> Result<&str, Response> {
+    s.user.operator.as_deref().ok_or_else(|| {
+        refused(
+            StatusCode::CONFLICT,
+            "Your user is not linked to an operator account, so it has no calls.",
+        )
+    })
+}
+
+async fn control(console: &Console, operator: &str, control: CallControl) -> Response {
+    match console.telephony.call_control(operator, control).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => refused(StatusCode::CONFLICT, &e),
+    }
+}
+
+/// POST /console/call/hold `{"held": true|false}`.
+pub(super) async fn hold(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    headers: HeaderMap,
+    body: Option<Json<HoldBody>>,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, None) {
+        return r;
+    }
+    let who = match operator(&s) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            r#"send {"held": true} or {"held": false}"#,
+        );
+    };
+    control(&console, who, CallControl::Hold(body.held)).await
+}
+
+/// POST /console/call/transfer `{"to": "operator:bela" | "queue:sales" | "number:…",
+/// "note": "…"}`.
+pub(super) async fn transfer(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    headers: HeaderMap,
+    body: Option<Json<TransferBody>>,
+) -> Response {
+    if let Err(r) = check_csrf(&console, &s, &headers, None) {
+        return r;
+    }
+    let who = match operator(&s) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Choose whom to transfer the caller to.",
+        );
+    };
+    let Some(to) = TransferTo::parse(&body.to) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Choose an operator or a queue, or type a number.",
+        );
+    };
+    let note = body.note.trim();
+    if note.chars().count() > MAX_NOTE {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            &format!("The note is too long: at most {MAX_NOTE} characters."),
+        );
+    }
+    let note = note.to_string();
+    control(&console, who, CallControl::Transfer { to, note }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_targets_as_the_form_sends_them() {
+        assert_eq!(
+            TransferTo::parse("operator:bela"),
+            Some(TransferTo::Operator("bela".into()))
+        );
+        assert_eq!(
+            TransferTo::parse("number: 06 30 555 0100"),
+            Some(TransferTo::Number("06 30 555 0100".into()))
+        );
+        assert_eq!(TransferTo::parse("queue:"), None);
+        assert_eq!(TransferTo::parse("bela"), None);
+        assert_eq!(TransferTo::parse("pbx:1"), None);
+    }
+}
