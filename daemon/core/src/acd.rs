@@ -757,6 +757,33 @@ impl Acd {
         )
     }
 
+    /// A caller transferred into `queue` (by the flow, a phone or the console) keeps their
+    /// place in time and their class (PRODUCT T6): ordered as if they had arrived at
+    /// `since`, their first queue entry, with the `priority` they had there.
+    pub fn enqueue_transferred(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        queue: &str,
+        priority: u8,
+        since: Instant,
+    ) -> Result<Position, AcdError> {
+        let since = since.min(now);
+        let position = self.enqueue_at(
+            now,
+            caller,
+            queue,
+            priority,
+            CallerKind::Inbound,
+            None,
+            since,
+        )?;
+        if let Some(c) = self.callers.get_mut(&caller) {
+            c.arrived = since;
+        }
+        Ok(position)
+    }
+
     /// A caller who called an operator's own number while linked to them (direct
     /// callback, see [`crate::direct`]) enters `queue`, offered to `operator` first: if
     /// the operator is available (online, phone registered, no chat, not ringing, in a

@@ -625,7 +625,7 @@ async fn write_in_transaction(
 ) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     for w in writes {
-        write_one(&mut *tx, ids, w).await?;
+        write_one(&mut tx, ids, w).await?;
     }
     tx.commit().await
 }

@@ -461,6 +461,27 @@ fn an_operator_on_an_outbound_call_gets_no_queued_call() {
     assert_eq!(acd.operator_view("a").unwrap().state, OperatorStatus::Busy);
 }
 
+/// T6: a caller transferred into a queue keeps their original arrival and class: they go
+/// ahead of a caller who came later, and a VIP stays ahead of the default class.
+#[test]
+fn a_transferred_caller_keeps_their_arrival_and_class() {
+    let t = Instant::now();
+    let mut acd = Acd::new();
+    acd.set_queue(t, queue("sales", &["b"]));
+    // c2 arrived in sales at 30 s; c1 had arrived in support at 0 s and is transferred
+    // to sales at 60 s; c3, a VIP of support, is transferred at 61 s.
+    acd.enqueue(t + secs(30), c(2), "sales", 0, IN).unwrap();
+    acd.enqueue_transferred(t + secs(60), c(1), "sales", 0, t)
+        .unwrap();
+    acd.enqueue_transferred(t + secs(61), c(3), "sales", 5, t + secs(50))
+        .unwrap();
+    assert_eq!(acd.queue_order("sales"), Some(vec![c(3), c(1), c(2)]));
+    let f = acd.figures(t + secs(61), "sales").unwrap();
+    assert_eq!(f.longest_wait, secs(61), "c1 has waited since 0 s");
+    online(&mut acd, t + secs(62), "b");
+    assert_eq!(events(&mut acd), [ring(3, "b", "sales")]);
+}
+
 #[test]
 fn going_offline_during_a_call_applies_after_the_wrap_up() {
     let t = Instant::now();

@@ -44,6 +44,14 @@ pub enum AcdInput {
         operator: String,
         events: mpsc::Sender<CallEvent>,
     },
+    /// A transferred caller (`Acd::enqueue_transferred`): their first arrival and class.
+    EnqueueTransferred {
+        caller: CallerId,
+        queue: String,
+        priority: u8,
+        since: Instant,
+        events: mpsc::Sender<CallEvent>,
+    },
     Leave {
         caller: CallerId,
         reply: oneshot::Sender<Option<LeftQueue>>,
@@ -269,6 +277,22 @@ impl State {
                     &operator,
                 ) {
                     info!(?caller, %queue, %operator, "direct caller not queued: {e}");
+                }
+            }
+            AcdInput::EnqueueTransferred {
+                caller,
+                queue,
+                priority,
+                since,
+                events,
+            } => {
+                self.callers.insert(caller, events);
+                // Errors come back as an Unavailable action too.
+                if let Err(e) = self
+                    .acd
+                    .enqueue_transferred(now, caller, &queue, priority, since)
+                {
+                    info!(?caller, %queue, "transferred caller not queued: {e}");
                 }
             }
             AcdInput::Leave { caller, reply } => {

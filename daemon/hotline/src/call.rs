@@ -688,6 +688,9 @@ struct Progress {
     direct: Option<String>,
     /// When the caller last entered a queue (the wait runs until an operator answers).
     queued_at: Option<Instant>,
+    /// When and in which class the caller first entered a queue: a transfer to a queue
+    /// keeps both.
+    first_queued: Option<(Instant, u8)>,
     wait: Option<Duration>,
     /// Since when the operator holds the caller (music plays).
     held_since: Option<Instant>,
@@ -864,6 +867,7 @@ async fn serve(
         rtcp: RtcpRelay::default(),
         direct,
         queued_at: None,
+        first_queued: None,
         wait: None,
         held_since: None,
         legs: Vec::new(),
@@ -1407,7 +1411,7 @@ async fn console_transfer(
     if let Err((_, why)) = check_target(calls, p, &to).await {
         return (Err(why), None);
     }
-    let note = (!note.is_empty()).then(|| (operator, note));
+    let note = (!note.is_empty()).then_some((operator, note));
     let ended = move_caller(
         calls,
         setup,
@@ -1655,11 +1659,13 @@ async fn start_transfer(
             if !flows.set.queues().contains_key(queue) {
                 return Err(format!("no queue {queue:?}"));
             }
-            AcdInput::Enqueue {
+            // The caller keeps their first arrival and class (T6).
+            let (since, priority) = *p.first_queued.get_or_insert((Instant::now(), 0));
+            AcdInput::EnqueueTransferred {
                 caller,
                 queue: queue.clone(),
-                priority: 0,
-                skill: None,
+                priority,
+                since,
                 events: setup.events_tx.clone(),
             }
         }
@@ -1715,7 +1721,9 @@ async fn start_transfer(
         }
     };
     let queue = match &input {
-        AcdInput::Enqueue { queue, .. } | AcdInput::EnqueueDirect { queue, .. } => queue.clone(),
+        AcdInput::EnqueueTransferred { queue, .. } | AcdInput::EnqueueDirect { queue, .. } => {
+            queue.clone()
+        }
         _ => String::new(),
     };
     calls.acd.send(input).await;
@@ -1860,6 +1868,7 @@ async fn answer_requests(
                 };
                 calls.acd.send(input).await;
                 p.queued_at = Some(Instant::now());
+                p.first_queued.get_or_insert((Instant::now(), priority));
                 p.was_queued = Some(queue.clone());
                 p.queued = Some(Queued { queue });
             }
