@@ -1185,12 +1185,12 @@ else failed=$((failed + 1)); echo "FAIL daemon_start_console"; fi
 kill $SINKS_PID 2>/dev/null
 
 # The call the call panel test held and transferred: anna's leg held and sent on to bela,
-# bela's leg answered; the call's hold time counts the hold.
+# bela's leg answered; the call's hold time counts the hold; anna's wrap-up is kept.
 console_transfer_recorded() {
   local cdr; cdr=$(last_call); echo "CDR: $cdr"
   local hold; hold=$(echo "$cdr" | python3 -c 'import csv,sys; r=next(csv.reader(sys.stdin)); print(r[21])')
   [ "$hold" -ge 1500 ] || { echo "hold_ms $hold, expected about 2000"; return 1; }
-  [[ "$cdr" == *",bela,"*",1,anna answered ring "*" hold "*" to operator bela; bela answered ring "* ]]
+  [[ "$cdr" == *",bela,"*",1,anna answered ring "*" hold "*" to operator bela; bela answered ring "*',Complaint,"refund promised, sent on to billing",'* ]]
 }
 
 # Web chat on two daemons sharing one PostgreSQL database: anna's console on node A,

@@ -5,7 +5,8 @@
 // A caller queues for support; anna's phone answers. Her console shows the caller. She
 // holds (the caller hears the queue's music) and resumes, then transfers the caller to
 // bela with a note: bela's phone rings and answers, bela's console shows the caller and
-// anna's note, and anna's panel is empty again. run.sh then reads the call record.
+// anna's note, and anna's panel offers the wrap-up, which she saves. run.sh then reads
+// the call record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -110,6 +111,24 @@ test('the operator sees the caller, holds, and transfers them to a colleague wit
   await belaPanel.getByText('Wants a refund for order 4711').waitFor({ timeout: 5_000 });
   assert.match(await belaPanel.innerText(), /from anna/);
   await annaPanel.getByText('No call').waitFor({ timeout: 5_000 });
+
+  // anna wraps up her part: a category and a note for the call record.
+  await annaPanel.getByLabel('Category').selectOption('Complaint');
+  await annaPanel.getByLabel('Wrap-up note').fill('refund promised, sent on to billing');
+  await annaPanel.getByRole('button', { name: 'Save wrap-up' }).click();
+  await annaPanel.getByText('Wrap-up saved.').waitFor({ timeout: 5_000 });
+  // A call her panel never showed is not hers to wrap up.
+  const stranger = await anna.evaluate(async () => {
+    const csrf = document.querySelector('#my-call').dataset.csrf;
+    const res = await fetch('/console/call/wrapup', {
+      method: 'POST',
+      headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ call_id: 'someone-elses-call', category: 'Order' }),
+    });
+    return { status: res.status, body: await res.json() };
+  });
+  assert.equal(stranger.status, 403);
+  assert.match(stranger.body.error, /not one of your calls/);
 
   const [callerDone, annaDone, belaDone] = await Promise.all([caller, annasPhone, belasPhone]);
   assert.equal(callerDone.code, 0, `the caller: ${callerDone.output.slice(-2000)}`);

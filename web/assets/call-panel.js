@@ -92,15 +92,36 @@ function update(call) {
   }));
 }
 
+// After the call: its wrap-up (a category, as for chats, and a note) for the call record.
+function wrapup(call) {
+  const select = el('select', { id: 'wrapup-category', name: 'category' });
+  select.innerHTML = document.querySelector('#wrapup-categories')?.innerHTML ?? '';
+  const note = el('textarea', { id: 'wrapup-note', name: 'note', rows: '2', maxlength: '2000' });
+  const message = el('p', { role: 'status' });
+  const form = el('form', { id: 'wrapup-form' },
+    el('p', {}, 'Wrap-up of the call with ', el('strong', { text: call.caller })),
+    el('label', { for: 'wrapup-category', text: 'Category' }), select,
+    el('label', { for: 'wrapup-note', text: 'Wrap-up note' }), note,
+    el('button', { type: 'submit', text: 'Save wrap-up' }), message);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const { ok, error } = await post('/console/call/wrapup',
+      { call_id: call.call_id, category: select.value, note: note.value });
+    message.textContent = ok ? 'Wrap-up saved.' : (error || 'The wrap-up could not be saved.');
+  });
+  return form;
+}
+
 export function showCall(call) {
   if (!panel) return;
   if (!call) {
+    const ended = shownCall;
     shownCall = null;
     clearInterval(timer);
-    panel.replaceChildren(el('p', { text: 'No call.' }));
+    panel.replaceChildren(el('p', { text: 'No call.' }), ended ? wrapup(ended) : '');
     return;
   }
-  if (!shownCall || shownCall.call_id !== call.call_id || shownCall.operator_leg !== call.operator_leg) build(call);
+  if (!shownCall || shownCall.call_id !== call.call_id) build(call);
   shownCall = call;
   update(call);
 }

@@ -463,6 +463,19 @@ impl Operator {
         }
     }
 
+    /// A call ended at `now`: wrap-up for `wrap_up` (none: idle at once); idle since now.
+    fn conversation_ended(&mut self, now: Instant, wrap_up: Duration) {
+        self.activity = if wrap_up.is_zero() {
+            Activity::Idle
+        } else {
+            Activity::WrapUp {
+                until: later(now, wrap_up),
+            }
+        };
+        self.idle_since = Some(now);
+        self.touch(now);
+    }
+
     fn staffed(&self) -> bool {
         self.chosen == OperatorState::Online && self.reachable
     }
@@ -1044,15 +1057,7 @@ impl Acd {
         if let Some(op) = self.operators.get_mut(&operator)
             && op.activity == (Activity::InCall { caller })
         {
-            op.activity = if wrap_up.is_zero() {
-                Activity::Idle
-            } else {
-                Activity::WrapUp {
-                    until: later(now, wrap_up),
-                }
-            };
-            op.idle_since = Some(now);
-            op.touch(now);
+            op.conversation_ended(now, wrap_up);
         }
         self.settle(now);
     }
@@ -1107,15 +1112,7 @@ impl Acd {
         if current != call {
             return;
         }
-        op.activity = if wrap_up.is_zero() {
-            Activity::Idle
-        } else {
-            Activity::WrapUp {
-                until: later(now, wrap_up),
-            }
-        };
-        op.idle_since = Some(now);
-        op.touch(now);
+        op.conversation_ended(now, wrap_up);
         self.settle(now);
     }
 

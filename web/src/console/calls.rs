@@ -58,6 +58,14 @@ pub(super) struct HoldBody {
 }
 
 #[derive(Deserialize)]
+pub(super) struct WrapupBody {
+    call_id: String,
+    category: String,
+    #[serde(default)]
+    note: String,
+}
+
+#[derive(Deserialize)]
 pub(super) struct TransferBody {
     to: String,
     #[serde(default)]
@@ -68,8 +76,14 @@ fn refused(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-/// The operator account behind the page, or the answer that says there is none.
-fn operator(s: &hotline_core::users::WebSession) -> Result<&str, Response> {
+/// The operator account behind a button the page sent (CSRF checked), or the answer
+/// that refuses it.
+fn operator<'s>(
+    console: &Console,
+    s: &'s hotline_core::users::WebSession,
+    headers: &HeaderMap,
+) -> Result<&'s str, Response> {
+    check_csrf(console, s, headers, None)?;
     s.user.operator.as_deref().ok_or_else(|| {
         refused(
             StatusCode::CONFLICT,
@@ -92,10 +106,7 @@ pub(super) async fn hold(
     headers: HeaderMap,
     body: Option<Json<HoldBody>>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
-    let who = match operator(&s) {
+    let who = match operator(&console, &s, &headers) {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -116,10 +127,7 @@ pub(super) async fn transfer(
     headers: HeaderMap,
     body: Option<Json<TransferBody>>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
-    let who = match operator(&s) {
+    let who = match operator(&console, &s, &headers) {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -144,6 +152,61 @@ pub(super) async fn transfer(
     }
     let note = note.to_string();
     control(&console, who, CallControl::Transfer { to, note }).await
+}
+
+/// Longest wrap-up note.
+const MAX_WRAPUP_NOTE: usize = 2000;
+
+/// POST /console/call/wrapup `{"call_id", "category", "note"}`: the operator's wrap-up of
+/// a call their panel showed (as for chats: a category from `chat.wrapup_categories`),
+/// kept in the call's record.
+pub(super) async fn wrapup(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    headers: HeaderMap,
+    body: Option<Json<WrapupBody>>,
+) -> Response {
+    let who = match operator(&console, &s, &headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return refused(StatusCode::BAD_REQUEST, "Choose a category.");
+    };
+    if !console
+        .chat
+        .config
+        .wrapup_categories
+        .contains(&body.category)
+    {
+        return refused(StatusCode::BAD_REQUEST, "Choose one of the categories.");
+    }
+    let note = body.note.trim();
+    if note.chars().count() > MAX_WRAPUP_NOTE {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            &format!("The note is too long: at most {MAX_WRAPUP_NOTE} characters."),
+        );
+    }
+    if !console.live.was_shown(who, &body.call_id) {
+        return refused(StatusCode::FORBIDDEN, "That is not one of your calls.");
+    }
+    let note = (!note.is_empty()).then_some(note);
+    match console
+        .store
+        .set_call_wrapup(&body.call_id, Some(&body.category), note)
+        .await
+    {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => refused(StatusCode::NOT_FOUND, "No such call."),
+        Err(e) => {
+            tracing::warn!(call_id = %body.call_id, "storing a wrap-up: {e}");
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database failed; try again.",
+            )
+        }
+    }
 }
 
 #[cfg(test)]

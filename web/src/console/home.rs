@@ -41,6 +41,7 @@ pub(super) async fn render_home(
             status => status,
             states => CHOOSABLE,
             visual => super::visual::home_context(console, s, day).await,
+            wrapup_categories => &console.chat.config.wrapup_categories,
             form => form,
         },
     )

@@ -31,11 +31,43 @@ pub(super) const CORRECTION_WINDOW_MS: i64 = 60 * 60 * 1000;
 #[derive(Default)]
 pub struct LiveFeeds {
     callbacks: OnceLock<watch::Receiver<Arc<String>>>,
+    /// The calls each operator's call panel showed lately (newest last): the ones they
+    /// may wrap up.
+    shown_calls: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
     /// Wakes the poller after a change made here.
     changed: Arc<Notify>,
 }
 
+/// Calls an operator may still wrap up, at most.
+const WRAPPABLE: usize = 10;
+
 impl LiveFeeds {
+    /// The operator's panel showed call `call_id`.
+    fn shown(&self, operator: &str, call_id: &str) {
+        let mut shown = match self.shown_calls.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let calls = shown.entry(operator.to_string()).or_default();
+        if !calls.iter().any(|c| c == call_id) {
+            calls.push(call_id.to_string());
+            if calls.len() > WRAPPABLE {
+                calls.remove(0);
+            }
+        }
+    }
+
+    /// Whether the operator's panel showed call `call_id` (so they may wrap it up).
+    pub fn was_shown(&self, operator: &str, call_id: &str) -> bool {
+        let shown = match self.shown_calls.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        shown
+            .get(operator)
+            .is_some_and(|calls| calls.iter().any(|c| c == call_id))
+    }
+
     /// The list changed on this node: read it again now.
     pub fn callbacks_changed(&self) {
         self.changed.notify_one();
@@ -180,7 +212,11 @@ async fn serve(console: Arc<Console>, operator: String, mut socket: WebSocket) {
                 }
             }
             _ = tick.tick() => {
-                let call = call_frame(console.telephony.operator_call(&operator).await);
+                let call = console.telephony.operator_call(&operator).await;
+                if let Some(id) = call.as_ref().and_then(|c| c["call_id"].as_str()) {
+                    console.live.shown(&operator, id);
+                }
+                let call = call_frame(call);
                 if call != last_call {
                     last_call.clone_from(&call);
                     out.push(call);

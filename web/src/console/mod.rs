@@ -345,6 +345,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/live", get(live::socket))
         .route("/console/call/hold", post(calls::hold))
         .route("/console/call/transfer", post(calls::transfer))
+        .route("/console/call/wrapup", post(calls::wrapup))
         .route("/console/callbacks", post(callbacks::add))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
         .route("/console/tasks", get(tasks::list).post(tasks::add))
