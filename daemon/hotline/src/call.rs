@@ -1447,6 +1447,18 @@ async fn check_target(
             if !calls.flows_now().set.queues().contains_key(q) {
                 return Err((404, format!("no queue {q:?}")));
             }
+            // A queue with nobody online (free or busy) would only hang the caller up.
+            let figures = calls
+                .acd
+                .ask(|reply| AcdInput::Figures { reply })
+                .await
+                .unwrap_or_default();
+            let staffed = figures
+                .iter()
+                .any(|(name, f)| name == q && f.online + f.busy > 0);
+            if !staffed {
+                return Err((480, format!("nobody in the {q} queue can take calls now")));
+            }
         }
         TransferTarget::External(number) => {
             let trunk = calls
