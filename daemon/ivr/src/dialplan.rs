@@ -193,25 +193,44 @@ impl DialPlan {
     }
 }
 
-/// Transfer steps to numbers `plan` refuses, as warnings at the number (`flow check`):
-/// the daemon would take their `on_fail` on every call.
+/// Transfer steps the daemon would fail on every call, as warnings at their target
+/// (`flow check`): to a number `plan` refuses, or to an operator in no queue (an
+/// operator is rung in their first queue).
 pub fn transfer_warnings(set: &crate::FlowSet, plan: &DialPlan) -> Vec<crate::FlowError> {
     let mut found = Vec::new();
     for flow in set.flows() {
         for step in flow.steps.values() {
-            if let crate::StepKind::Transfer(t) = &step.kind
-                && let crate::TransferTo::External(written, _) = &t.to
-                && let Err(why) = plan.check(&written.name)
-            {
-                found.push(crate::FlowError::at(
-                    flow.file.clone(),
-                    written.at,
-                    format!(
-                        "step `{}` transfers to {why}: the call always takes `on_fail` ({})",
-                        step.name, t.on_fail.name
-                    ),
-                ));
-            }
+            let crate::StepKind::Transfer(t) = &step.kind else {
+                continue;
+            };
+            let (at, why) = match &t.to {
+                crate::TransferTo::External(written, _) => match plan.check(&written.name) {
+                    Err(why) => (written.at, why.to_string()),
+                    Ok(_) => continue,
+                },
+                crate::TransferTo::Operator(op) => {
+                    let in_a_queue = set
+                        .queues()
+                        .values()
+                        .any(|q| q.members.iter().any(|m| *m == op.name));
+                    if in_a_queue {
+                        continue;
+                    }
+                    (
+                        op.at,
+                        format!("{}, who is in no queue of queues.toml", op.name),
+                    )
+                }
+                crate::TransferTo::Queue(_) => continue,
+            };
+            found.push(crate::FlowError::at(
+                flow.file.clone(),
+                at,
+                format!(
+                    "step `{}` transfers to {why}: the call always takes `on_fail` ({})",
+                    step.name, t.on_fail.name
+                ),
+            ));
         }
     }
     found.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));

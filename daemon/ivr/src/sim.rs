@@ -358,9 +358,19 @@ impl Sim<'_> {
                 )
             }
             Action::Transfer { target } => {
+                // What the daemon refuses whoever is online: a number the dial plan
+                // forbids, an operator in no queue.
                 let refused = match &target {
-                    TransferTarget::External(n) => self.input.dial_plan.check(n).err(),
-                    _ => None,
+                    TransferTarget::External(n) => {
+                        self.input.dial_plan.check(n).err().map(|e| e.to_string())
+                    }
+                    TransferTarget::Operator(o) => (!self
+                        .set
+                        .queues()
+                        .values()
+                        .any(|q| q.members.iter().any(|m| m == o)))
+                    .then(|| format!("{o} is in no queue")),
+                    TransferTarget::Queue(_) => None,
                 };
                 self.transfer_due = Some(refused.is_none());
                 match refused {

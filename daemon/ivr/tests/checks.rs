@@ -448,3 +448,79 @@ type = "hangup"
         ]
     );
 }
+
+/// Transfers the daemon would fail on every call, warned at their target: a number the
+/// dial plan refuses, an operator in no queue. `flow simulate` fails them the same way.
+#[test]
+fn transfers_that_always_fail_are_warned_and_simulated_as_failing() {
+    let t = TempFlows::new("check-transfer");
+    t.prompts(&["bye"])
+        .file("queues.toml", "[queues.support]\nmembers = [\"anna\"]\n")
+        .flow(
+            "x.toml",
+            r#"name = "x"
+numbers = ["5"]
+start = "premium"
+
+[steps.premium]
+type = "transfer"
+number = "06 90 123 456"
+on_fail = "nobody"
+
+[steps.nobody]
+type = "transfer"
+operator = "zoltan"
+on_fail = "anna"
+
+[steps.anna]
+type = "transfer"
+operator = "anna"
+on_fail = "bye"
+
+[steps.bye]
+type = "hangup"
+prompts = ["bye"]
+"#,
+        );
+    let set = load_dir(t.path()).unwrap();
+    let plan = hotline_ivr::dialplan::DialPlan::default();
+    let dir = format!("{}/", t.path().display());
+    let warned: Vec<String> = hotline_ivr::dialplan::transfer_warnings(&set, &plan)
+        .iter()
+        .map(|e| e.to_string().replace(&dir, ""))
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "x.toml:7:10: step `premium` transfers to +3690123456 is blocked by the dial plan (+3690.): the call always takes `on_fail` (nobody)",
+            "x.toml:12:12: step `nobody` transfers to zoltan, who is in no queue of queues.toml: the call always takes `on_fail` (anna)",
+        ]
+    );
+    let lines = hotline_ivr::simulate(
+        &set,
+        &hotline_ivr::SimInput {
+            called: "5".into(),
+            caller: "+36209990000".into(),
+            at: chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00+01:00").unwrap(),
+            digits: Vec::new(),
+            queue_wait: None,
+            expected_wait: std::time::Duration::from_secs(60),
+            promise_in: None,
+            dial_plan: plan,
+        },
+    )
+    .unwrap();
+    let text: Vec<String> = lines.iter().map(|l| l.text.clone()).collect();
+    assert!(
+        text.iter().any(|l| l.contains("transfer failed → nobody")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter().any(|l| l.contains("transfer failed → anna")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter().any(|l| l.contains("transfer succeeded")),
+        "{text:#?}"
+    );
+}
