@@ -209,10 +209,7 @@ pub fn transfer_warnings(set: &crate::FlowSet, plan: &DialPlan) -> Vec<crate::Fl
                     Ok(_) => continue,
                 },
                 crate::TransferTo::Operator(op) => {
-                    let in_a_queue = set
-                        .queues()
-                        .values()
-                        .any(|q| q.members.iter().any(|m| *m == op.name));
+                    let in_a_queue = set.queues().values().any(|q| q.members.contains(&op.name));
                     if in_a_queue {
                         continue;
                     }
