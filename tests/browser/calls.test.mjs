@@ -66,9 +66,16 @@ const phone = (user, port, mediaPort, ms) => sipp('operator_answers.xml', ['-s',
   '-i', '127.0.0.1', '-p', String(port), '-mi', '127.0.0.1', '-mp', String(mediaPort),
   '-m', '1', '-d', String(ms)]);
 
+// Chooses a state; a call still ending (its wrap-up) shows as busy or wrap-up a moment
+// longer, so the page is read again until the chosen state shows.
 async function setStatus(page, state) {
   await page.getByRole('button', { name: state, exact: true }).click();
-  await page.getByRole('heading', { name: 'My status' }).waitFor();
+  for (let i = 0; i < 30; i += 1) {
+    await page.getByRole('heading', { name: 'My status' }).waitFor();
+    if (await page.locator('#my-status').innerText() === state) return;
+    await page.waitForTimeout(500);
+    await page.goto(`${BASE}/`);
+  }
   assert.equal(await page.locator('#my-status').innerText(), state);
 }
 

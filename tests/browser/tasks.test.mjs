@@ -12,6 +12,8 @@
 // (daemon/core/tests/tasks.rs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE_URL;
@@ -47,6 +49,16 @@ async function logIn(user, password) {
   await page.waitForURL(`${BASE}/`);
   await page.getByRole('heading', { name: 'Tasks' }).waitFor();
   return page;
+}
+
+// An operator's phone (SIPp on the port it registered from) that declines one call: a
+// call this test starts ends at once, so the operator is not kept busy by it.
+function decliningPhone(user, port) {
+  const child = spawn('sipp', ['-sf', join(env('SIPP_DIR'), 'operator_rejects.xml'), '-s', user,
+    '-i', '127.0.0.1', '-p', String(port), '-m', '1', '-nostdin', '-timeout', '20s'],
+  { stdio: 'ignore' });
+  const done = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  return { done, stop: () => child.kill() };
 }
 
 const row = (page, title) => page.locator(`#task-list tr[data-title="${title}"]`);
@@ -180,6 +192,7 @@ test('two operators click Call on one task together: one claim at a time', async
   for (const p of [anna, bela]) {
     await p.evaluate(() => { for (const m of document.querySelectorAll('#task-message, #task-error')) m.textContent = ''; });
   }
+  const phones = { anna: decliningPhone('1001', 15081), bela: decliningPhone('1002', 15082) };
   await Promise.all([anna, bela].map((p) => row(p, title).getByRole('button', { name: /^Call / }).click()));
   const said = async (page) => {
     const shown = page.locator('#task-message:not(:empty), #task-error:not(:empty)');
@@ -205,8 +218,13 @@ test('two operators click Call on one task together: one claim at a time', async
     assert.equal(conflict[0], `${winner} is already calling this customer.`);
     const claims = (await events()).filter((e) => e.kind === 'claimed');
     assert.deepEqual(claims.map((e) => e.operator), [winner]);
+    // The winner's phone declines: the call ends, and nobody stays busy with it.
+    assert.equal(await phones[winner].done, 0, `${winner}'s phone got no call`);
+    phones[winner === 'anna' ? 'bela' : 'anna'].stop();
     return;
   }
+  phones.anna.stop();
+  phones.bela.stop();
   // No call can start (no trunk): the winner of each claim gave it back at once.
   assert.ok(notStarted.length >= 1, `${answers}`);
   // More clicks, as fast as they come, from both operators.
