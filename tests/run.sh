@@ -1135,6 +1135,15 @@ add_console_users() {
   echo "$OPERATOR_PASSWORD" | "$HOTLINE" user add --name anna --display-name "Anna Kovács" --role operator --operator anna --password-stdin --config "$DAEMON_DIR/hotline.toml" &&
   echo "$OTHER_PASSWORD" | "$HOTLINE" user add --name bela --role operator --operator bela --password-stdin --config "$DAEMON_DIR/hotline.toml"
 }
+# The call the call panel test held and transferred: anna's leg held and sent on to bela,
+# bela's leg answered; the call's hold time counts the hold; anna's wrap-up is kept.
+console_transfer_recorded() {
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  local hold; hold=$(echo "$cdr" | python3 -c 'import csv,sys; r=next(csv.reader(sys.stdin)); print(r[21])')
+  [ "$hold" -ge 1500 ] || { echo "hold_ms $hold, expected about 2000"; return 1; }
+  [[ "$cdr" == *",bela,"*",1,anna answered ring "*" hold "*" to operator bela; bela answered ring "*',Complaint,"refund promised, sent on to billing",'* ]]
+}
+
 browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
@@ -1183,15 +1192,6 @@ hmac_secret = \"test-secret\"" 2026-11-24T16:30:00+01:00; then
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_console"; fi
 kill $SINKS_PID 2>/dev/null
-
-# The call the call panel test held and transferred: anna's leg held and sent on to bela,
-# bela's leg answered; the call's hold time counts the hold; anna's wrap-up is kept.
-console_transfer_recorded() {
-  local cdr; cdr=$(last_call); echo "CDR: $cdr"
-  local hold; hold=$(echo "$cdr" | python3 -c 'import csv,sys; r=next(csv.reader(sys.stdin)); print(r[21])')
-  [ "$hold" -ge 1500 ] || { echo "hold_ms $hold, expected about 2000"; return 1; }
-  [[ "$cdr" == *",bela,"*",1,anna answered ring "*" hold "*" to operator bela; bela answered ring "*',Complaint,"refund promised, sent on to billing",'* ]]
-}
 
 # Web chat on two daemons sharing one PostgreSQL database: anna's console on node A,
 # bela's on node B, each with room for one chat; visitors on both nodes' demo pages.
