@@ -671,6 +671,28 @@ phone_blind_transfer() {
   [[ "$cdr" == *",bela,"*",1,anna answered ring "*" to operator bela; bela answered ring "* ]] || { echo "CDR lacks the transfer"; return 1; }
 }
 
+# A REFER to a number a flow answers (500, the queue-test flow): the caller starts over
+# in that flow, queues for support again, and bela (anna is in wrap-up) takes them.
+phone_transfer_to_flow_number() {
+  sleep 1.5 # wrap-up after the last call
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/operator_transfers.xml" >"$OUT/operator_transfers.xml"
+  sipp -sf "$OUT/operator_transfers.xml" -s 1001 -key target 500 -i 127.0.0.1 -p 15081 -mi 127.0.0.1 -mp 16030 \
+    -m 1 -d 0 -nostdin -timeout 30s -timeout_error >"$OUT/refer-flow-anna.log" 2>&1 & local anna=$!
+  phone operator_answers 1002 15082 16040 300 refer-flow-bela.log; local bela=$PHONE_PID
+  sleep 0.5
+  caller_talks 500 7000 >"$OUT/refer-flow-caller.log" 2>&1 & local caller=$!
+  sleep 1
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  wait $caller; local rc=$?
+  wait $anna; local anna_rc=$?
+  wait $bela; local bela_rc=$?
+  [ $rc = 0 ] && [ $anna_rc = 0 ] && [ $bela_rc = 0 ] || { echo "caller $rc, anna $anna_rc, bela $bela_rc"; tail -20 "$OUT/refer-flow-anna.log"; return 1; }
+  grep -q 'blind transfer.*operator=anna to=number 500' "$DAEMON_DIR/daemon.log" || { echo "no transfer to number 500"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",wait wait,"*",bela,"*"anna answered ring "*" to number 500; bela answered ring "* ]] || { echo "CDR lacks the second run of the flow or the legs"; return 1; }
+}
+
 # Transfers a phone may not make: to a user nobody has (404), to a premium-rate number
 # the dial plan blocks (403). The caller stays with anna until she hangs up.
 phone_transfer_refused() {
@@ -850,6 +872,7 @@ caller_id = "+3612345678"'; then
   check ivr_transfer_to_operator ivr_transfer_to_operator
   check ivr_transfer_to_number ivr_transfer_to_number
   check phone_blind_transfer phone_blind_transfer
+  check phone_transfer_to_flow_number phone_transfer_to_flow_number
   check phone_transfer_refused phone_transfer_refused
   check operator_added_by_api operator_added_by_api
   check dtmf_through_bridge dtmf_through_bridge
