@@ -13,44 +13,19 @@
 //    doesn't answer: the entry is gone for the hide time, then back in both lists with
 //    the attempt shown.
 // 3. anna marks her first callback a voicemail: it comes back too.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { BASE, env, chromiumForTests, logInNewPage } from './lib.mjs';
 
-const BASE = process.env.BASE_URL;
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (tests/run.sh sets it)`);
-  return v;
-};
-
-let browser;
+const getBrowser = chromiumForTests();
 const work = mkdtempSync(join(tmpdir(), 'hotline-cb-'));
 
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
-
 async function logIn(user, password) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${BASE}/login`);
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(`${BASE}/`);
+  const page = await logInNewPage(getBrowser(), user, password);
   return page;
 }
 

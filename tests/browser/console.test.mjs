@@ -2,30 +2,11 @@
 // tests/run.sh starts a daemon and passes its address and the users it created:
 //   BASE_URL, ADMIN_USER/ADMIN_PASSWORD (admin), OPERATOR_USER/OPERATOR_PASSWORD (works as
 //   operator anna).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { BASE, env, chromiumForTests } from './lib.mjs';
 
-const BASE = process.env.BASE_URL;
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (tests/run.sh sets it)`);
-  return v;
-};
-
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const getBrowser = chromiumForTests();
 
 async function logIn(page, user, password) {
   await page.goto(`${BASE}/`);
@@ -36,7 +17,7 @@ async function logIn(page, user, password) {
 }
 
 test('a wrong password is refused with a message; the right one opens the home page', async () => {
-  const context = await browser.newContext();
+  const context = await getBrowser().newContext();
   const page = await context.newPage();
   await logIn(page, env('OPERATOR_USER'), 'not-the-password');
   await page.getByRole('alert').waitFor();
@@ -56,7 +37,7 @@ test('a wrong password is refused with a message; the right one opens the home p
 });
 
 test('the operator sets a status and sees the queue figures live', async () => {
-  const context = await browser.newContext();
+  const context = await getBrowser().newContext();
   const page = await context.newPage();
   await logIn(page, env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
   await page.getByRole('heading', { name: 'My status' }).waitFor();
@@ -83,7 +64,7 @@ test('the operator sets a status and sees the queue figures live', async () => {
 });
 
 test('a form posted without the CSRF token is refused', async () => {
-  const context = await browser.newContext();
+  const context = await getBrowser().newContext();
   const page = await context.newPage();
   await logIn(page, env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
   await page.getByRole('heading', { name: 'My status' }).waitFor();
@@ -102,7 +83,7 @@ test('a form posted without the CSRF token is refused', async () => {
 });
 
 test('an operator may not open the admin pages; an admin adds a user there', async () => {
-  const opContext = await browser.newContext();
+  const opContext = await getBrowser().newContext();
   const opPage = await opContext.newPage();
   await logIn(opPage, env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
   await opPage.getByRole('heading', { name: 'My status' }).waitFor();
@@ -111,7 +92,7 @@ test('an operator may not open the admin pages; an admin adds a user there', asy
   assert.match(await opPage.getByRole('alert').innerText(), /admin role/);
   await opContext.close();
 
-  const context = await browser.newContext();
+  const context = await getBrowser().newContext();
   const page = await context.newPage();
   await logIn(page, env('ADMIN_USER'), env('ADMIN_PASSWORD'));
   await page.getByRole('link', { name: 'Users' }).click();
@@ -165,7 +146,7 @@ test('an operator may not open the admin pages; an admin adds a user there', asy
 });
 
 test('repeated failed logins lock the account for a while', async () => {
-  const context = await browser.newContext();
+  const context = await getBrowser().newContext();
   const page = await context.newPage();
   for (let i = 0; i < 5; i++) {
     await logIn(page, 'eve', 'wrong-password-x');

@@ -10,43 +10,19 @@
 // say the call started and the other who is calling. The race with a held claim is also
 // tested over HTTP (web/src/console/tasks.rs) and in the store on both databases
 // (daemon/core/tests/tasks.rs).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { BASE, env, chromiumForTests, logInNewPage } from './lib.mjs';
 
-const BASE = process.env.BASE_URL;
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (tests/run.sh sets it)`);
-  return v;
-};
 // Tasks stay in the daemon's store: names unique to this run keep reruns apart.
 const RUN = Date.now().toString(36);
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const getBrowser = chromiumForTests();
 
 async function logIn(user, password) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${BASE}/login`);
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(`${BASE}/`);
+  const page = await logInNewPage(getBrowser(), user, password);
   await page.getByRole('heading', { name: 'Tasks' }).waitFor();
   return page;
 }
