@@ -1,55 +1,79 @@
 #!/usr/bin/env bash
-# Bridged-call benchmark for Hotline (not part of tests/run.sh). Loopback only.
+# Bridged-call benchmark (not part of tests/run.sh). Loopback only. Two relays, measured the
+# same way: Hotline, and rtpengine (Debian's rtpengine-daemon, userspace only) as a peer.
 #
-# For each N in NS, a fresh Hotline whose one queue ("support") has N operators, and a
-# flow that puts callers to 500 straight into it (with hold music). The N operators are
-# added through the API of a daemon of their own, stopped before the measured one starts
-# on the same store (every addition reloads all operators; at 500 that leaves a daemon
-# ~11 MiB bigger than one started on the full store). Their phones register from one SIPp
-# (bridged/register.xml) and are set online. Then one SIPp answers for all of them
-# (bridged/operator.xml, RING_MS of ringing) and N callers (bridged/caller.xml) come at
-# SETUP_RATE calls/s and stay. Every call is bridged, 4 RTP streams per call:
-# caller->Hotline, Hotline->operator, operator->Hotline, Hotline->caller.
+# For each N in NS and each relay in RELAYS, RUNS times, interleaved (run 1: N=500 Hotline,
+# N=500 rtpengine, N=1000 Hotline, ...; every other run starts with the other relay), a
+# round of N bridged calls. 4 RTP streams per call: caller->relay, relay->operator,
+# operator->relay, relay->caller.
 #
+# Hotline: a fresh daemon whose one queue ("support") has N operators, and a flow that puts
+# callers to 500 straight into it (with hold music). The N operators are added through the
+# API of a daemon of their own, stopped before the measured one starts on the same store
+# (every addition reloads all operators; at 500 that leaves a daemon ~11 MiB bigger than one
+# started on the full store). Their phones register from one SIPp (bridged/register.xml)
+# and are set online. Then one SIPp answers for all of them (bridged/operator.xml, RING_MS of
+# ringing) and N callers (bridged/caller.xml) come at SETUP_RATE calls/s and stay.
 # SIPp sends no RTP. Both ends' SDP point at the media driver, `rtp-meter --bridge`: it
 # learns each caller leg from the hold music Hotline sends it, plays a 20 ms PCMA-sized
 # stream to it, learns the operator leg when that stream comes out on the operator side,
 # plays the operator's stream back; a distinct SSRC per stream, the send time in the
-# payload (see the bridge module in rtp-meter/src/main.rs). Once all N calls are bridged
-# (the API's busy = N, and the driver gets both directions of N calls), two windows of
-# METER_SECS each (after WARMUP_SECS), calls and media unchanged:
+# payload (see the bridge module in rtp-meter/src/main.rs).
+#
+# rtpengine: a fresh `rtpengine --table=-1` (no kernel module: every packet goes through
+# its userspace threads; --num-threads as RTPENGINE_THREADS, else its default, one per
+# core), foreground, on 127.0.0.1, its RTP ports in the same range Hotline uses, its ng
+# control protocol (bencode over UDP) on NG_PORT. No SIP: bridged/rtpengine_calls.py sets
+# up the N calls at SETUP_RATE as a SIP proxy would, an "offer" with the caller's SDP and an
+# "answer" with the operator's, both SDPs pointing at the same driver ports as Hotline's
+# callers and phones do; from the SDPs rtpengine returns it writes each call's two
+# rtpengine addresses (where the caller sends, where the operator sends) to a file, and the
+# driver, `rtp-meter --bridge --legs-file`, plays both streams of every call to them: the
+# same packets, slots and measurements, only the legs are told instead of learnt. At the
+# end the calls are deleted ("delete") and rtpengine stopped.
+#
+# Once all N calls are bridged (Hotline: the API's busy = N; rtpengine: N calls set up; and
+# for both, the driver gets both directions of N calls), two windows of METER_SECS each
+# (after WARMUP_SECS), calls and media unchanged:
 #
 #   window 1: the driver records, per received stream, the packet interval and loss
 #     (receive times taken right after recv, so the driver's own scheduling delay is in
 #     them, as with call_path.sh's meter) and each packet's send->receive time on its own
 #     clock (from right before its send to right after its receive: the relay, two
-#     loopback deliveries and the driver's own scheduling). Hotline's CPU (% of one core)
-#     and RSS come from /proc. RSS per call = (RSS at the end of the window - RSS before
-#     the first call, with the N operators registered and online) / N.
+#     loopback deliveries and the driver's own scheduling). The relay's CPU (% of one core,
+#     all its threads) and RSS come from /proc. RSS per call = (RSS at the end of the window
+#     - the relay's RSS before the first call) / N; for Hotline "before the first call" is
+#     with the N operators registered and online, for rtpengine a second after its start.
 #   window 2, the same with tcpdump on lo: relay latency = for each packet, the capture
-#     time of the copy Hotline sent on minus the capture time of the packet it got,
-#     matched by SSRC and sequence number (Hotline passes packets through unchanged).
+#     time of the copy the relay sent on minus the capture time of the packet it got,
+#     matched by SSRC and sequence number (both relays pass packets through unchanged).
 #     Both are kernel timestamps taken at the same point (the packet entering loopback's
 #     receive path, in the sending process's context), so the figure is everything from
-#     the driver's send to Hotline's send: the kernel delivering the packet to Hotline's
-#     socket, the wait there, Hotline waking up, reading, forwarding, and its send up to
-#     loopback. Nothing is subtracted. Only about CAPTURE_CALLS of the N calls are
+#     the driver's send to the relay's send: the kernel delivering the packet to the
+#     relay's socket, the wait there, the relay waking up, reading, forwarding, and its send
+#     up to loopback. Nothing is subtracted. Only about CAPTURE_CALLS of the N calls are
 #     captured (a BPF filter on the SSRC), so tcpdump's own work is the same at every N;
 #     but the kernel runs the filter for every packet, in the senders' time, so window 2
-#     costs Hotline a little more than window 1 (both windows' figures are printed).
+#     costs the relay a little more than window 1 (both windows' figures are printed).
 #
-# Both latency figures are upper bounds of what the relay adds when nobody watches; the
-# target line takes the lower one. Prints a final table and the target: 500 bridged calls
-# on 2 cores, relay adding < 1 ms p99 (met: all 500 bridged, p99 < 1 ms, nothing lost).
+# Both latency figures are upper bounds of what the relay adds when nobody watches. Prints
+# every round, then per relay and N the median of its runs, the ratios Hotline/rtpengine,
+# and the targets: 1,000 bridged calls on this machine with Hotline adding < 1 ms p99 (the
+# lower of the two bounds; all bridged, nothing lost), and Hotline's relay-added p99 (capture)
+# no worse than rtpengine's at every N while its KiB per call is smaller.
 # Logs, captures, stats and state: tests/bench/out/bridged/ (call_path.sh wipes
 # tests/bench/out when it starts).
-# Knobs (environment): NS="100 250 500" SETUP_RATE=100 RING_MS=300 METER_SECS=12
-#   WARMUP_SECS=1 SETTLE_SECS=15 (longest wait for all calls to be bridged after the last
-#   call was placed), RETRIES=2 and DISTURBED_PCT=25 (a round in one of whose windows
-#   other processes took more than that % of one core runs again), QUIET_WAIT=300
-#   (before a round, wait up to that many seconds for other processes to calm down to
-#   DISTURBED_PCT), METER_NICE=0, CAPTURE_CALLS=50, KEEP_PCAP=0 (1: keep the captures),
-#   BUILD=1 (0: use target/release/{hotline,rtp-meter} as they are), and the ports below.
+# Knobs (environment): NS="500 1000" RELAYS="hotline rtpengine" RUNS=3 SETUP_RATE=100
+#   RING_MS=300 METER_SECS=12 WARMUP_SECS=1 SETTLE_SECS=15 (longest wait for all calls to
+#   be bridged after the last call was placed), RETRIES=2 and DISTURBED_PCT=25 (a round in
+#   one of whose windows other processes took more than that % of one core runs again; the
+#   least disturbed attempt counts), QUIET_WAIT=300 (before a round, wait up to that many
+#   seconds for other processes to calm down to DISTURBED_PCT), METER_NICE=0,
+#   CAPTURE_CALLS=50, KEEP_PCAP=0 (1: keep the captures), BUILD=1 (0: use the binaries as
+#   they are), HOTLINE_BIN and METER_BIN (default target/release/{hotline,rtp-meter}; BUILD=1
+#   builds those defaults), RTPENGINE_BIN (default: rtpengine on the PATH; installed from
+#   rtpengine-daemon when missing), RTPENGINE_THREADS (default: rtpengine's own), and the
+#   ports below (NG_PORT=19300: rtpengine's control).
 # Shares call_path.sh's lock (/tmp/hotline-call-path.lock) and Hotline RTP range: never
 # both at once.
 set -uo pipefail
@@ -62,7 +86,9 @@ exec 9>/tmp/hotline-call-path.lock
 flock -n 9 || { echo "bridged.sh: another benchmark run is in progress (lock /tmp/hotline-call-path.lock)"; exit 1; }
 rm -rf "$OUT" && mkdir -p "$OUT"
 
-NS=${NS:-"100 250 500"}
+NS=${NS:-"500 1000"}
+RELAYS=${RELAYS:-"hotline rtpengine"}
+RUNS=${RUNS:-3}
 SETUP_RATE=${SETUP_RATE:-100}
 RING_MS=${RING_MS:-300}
 METER_SECS=${METER_SECS:-12}
@@ -75,10 +101,15 @@ QUIET_WAIT=${QUIET_WAIT:-300}
 KEEP_PCAP=${KEEP_PCAP:-0}
 CAPTURE_CALLS=${CAPTURE_CALLS:-50}
 BUILD=${BUILD:-1}
+RTPENGINE_THREADS=${RTPENGINE_THREADS:-}
 API_TOKEN=bench-token-bridged-0001
-# Hotline's RTP range is 20000-29999 (as in call_path.sh); nothing else may live there.
-# The fixed ports are below the kernel's ephemeral range (32768-60999) and apart from
-# call_path.sh's (17060-17400) and tests/run.sh's (15060-16070, 18080, 31000-31999).
+for relay in $RELAYS; do
+  case $relay in hotline|rtpengine) ;; *) echo "RELAYS: hotline and/or rtpengine, not $relay"; exit 2;; esac
+done
+# The relays' RTP range is 20000-29999 (Hotline's, as in call_path.sh; rtpengine gets the
+# same one, they never run at once); nothing else may live there. The fixed ports are
+# below the kernel's ephemeral range (32768-60999) and apart from call_path.sh's
+# (17060-17400) and tests/run.sh's (15060-16070, 18080, 31000-31999).
 RTP_PORTS=20000-29999
 SIP_PORT=${SIP_PORT:-19060}            # Hotline SIP
 HTTP_PORT=${HTTP_PORT:-19080}          # Hotline HTTP (API, /metrics)
@@ -89,6 +120,7 @@ CALLERS_SIPP_MEDIA=${CALLERS_SIPP_MEDIA:-19140}
 REG_SIPP_MEDIA=${REG_SIPP_MEDIA:-19160}
 CALLER_MEDIA=${CALLER_MEDIA:-19200}    # media driver: where every caller's SDP points
 OPERATOR_MEDIA=${OPERATOR_MEDIA:-19202} # media driver: where every operator phone's SDP points
+NG_PORT=${NG_PORT:-19300}              # rtpengine's ng control (UDP)
 API=http://127.0.0.1:$HTTP_PORT
 
 say() { printf '\n== %s\n' "$*"; }
@@ -129,23 +161,32 @@ need_pkg sipp sip-tester
 need_pkg curl curl
 need_pkg python3 python3
 need_pkg tcpdump tcpdump
+has_relay() { [[ " $RELAYS " == *" $1 "* ]]; }
+RTPENGINE=${RTPENGINE_BIN:-rtpengine}
+if has_relay rtpengine; then
+  [ -n "${RTPENGINE_BIN:-}" ] || need_pkg rtpengine rtpengine-daemon
+  command -v "$RTPENGINE" >/dev/null || { echo "RTPENGINE_BIN=$RTPENGINE is not a command"; exit 1; }
+fi
 
-# Each call holds four sockets in the daemon (RTP and RTCP of both legs).
+# Each call holds four sockets in the relay (RTP and RTCP of both legs).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-HOTLINE=$ROOT/target/release/hotline
-METER=$ROOT/target/release/rtp-meter
+HOTLINE=${HOTLINE_BIN:-$ROOT/target/release/hotline}
+METER=${METER_BIN:-$ROOT/target/release/rtp-meter}
 if [ "$BUILD" = 1 ]; then
   say "build"
   cargo build --release -p hotline -p hotline-rtp-meter || exit 1
-else
-  [ -x "$HOTLINE" ] && [ -x "$METER" ] || { echo "BUILD=0, but $HOTLINE or $METER is missing"; exit 1; }
 fi
+[ -x "$HOTLINE" ] || ! has_relay hotline || { echo "$HOTLINE is missing (BUILD=$BUILD)"; exit 1; }
+[ -x "$METER" ] || { echo "$METER is missing (BUILD=$BUILD)"; exit 1; }
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 CORES=$(nproc)
 
 echo "machine: $CORES cores, $(uname -r); $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1); ulimit -n $(ulimit -n)"
-echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)'); hotline built $(date -r "$HOTLINE" '+%F %T')$([ "$BUILD" = 1 ] || echo ' (BUILD=0: not rebuilt)')"
+echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty tree)')"
+has_relay hotline && echo "hotline: $HOTLINE, built $(date -r "$HOTLINE" '+%F %T')$([ "$BUILD" = 1 ] || echo ' (BUILD=0: not rebuilt)')"
+echo "rtp-meter: $METER, built $(date -r "$METER" '+%F %T')"
+has_relay rtpengine && echo "rtpengine: $(command -v "$RTPENGINE"), $("$RTPENGINE" --version 2>&1 | head -1), userspace only (--table=-1), threads: ${RTPENGINE_THREADS:-its default}"
 
 # --- the daemon -------------------------------------------------------------------------
 # `env` without any HOTLINE_* variable of the caller's environment.
@@ -382,14 +423,138 @@ driver_window() {
   return 1
 }
 
-# --- one round --------------------------------------------------------------------------
-# round N NAME: N bridged calls; its directory is $OUT/NAME, its result $OUT/NAME/result.json.
-round() {
+# --- the two windows (both relays) ------------------------------------------------------
+# window_one and window_two run inside a round and use its locals (bash's locals are
+# visible to the functions it calls): $dir, $N, $driver_pid, $RELAY_PID and OTHERS_OURS
+# (our other processes of the round: not "other processes").
+#
+# window_one: the driver measures; the script notes what else ran. Sets wsecs, other_pct.
+window_one() {
+  proc_ticks >"$dir/procs0"
+  local w0 w1 others
+  w0=$(now_s)
+  touch "$dir/start1"
+  driver_window 1
+  w1=$(now_s)
+  proc_ticks >"$dir/procs1"
+  wsecs=$(python3 -c "print($w1 - $w0)")
+  others=$(top_others "$dir/procs0" "$dir/procs1" "$wsecs" "$RELAY_PID" "$driver_pid" "${OTHERS_OURS[@]}" $$)
+  other_pct=${others%%$'\t'*}
+  grep -v '^{' "$dir/driver.out" | sed 's/^/   /'
+  note "CPU in the window, % of one core: all other processes $other_pct (busiest: ${others#*$'\t'})"
+}
+
+# window_two: the same with tcpdump: relay latency. Only about CAPTURE_CALLS calls are
+# captured (those whose index, in the SSRC, divides by k), so that what tcpdump costs
+# does not grow with N. Sets cap_json, k, td_cpu, cap_other_pct.
+window_two() {
+  local pcap=$dir/relay.pcap td_pid c0 c1 cap_others
+  cap_json=$dir/capture.json td_cpu=0
+  rm -f "$cap_json"
+  k=$(( N / CAPTURE_CALLS )); [ "$k" -ge 1 ] || k=1
+  tcpdump -i lo -n -s 80 -B 16384 --time-stamp-precision=nano -w "$pcap" \
+    "udp and (port $CALLER_MEDIA or port $OPERATOR_MEDIA) and (udp[16:4] & 0xffffff) % $k = 0" \
+    2>"$dir/tcpdump.err" &
+  td_pid=$!
+  PIDS+=("$td_pid")
+  for _ in $(seq 1 50); do grep -q listening "$dir/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+  proc_ticks >"$dir/procs2"
+  c0=$(now_s)
+  touch "$dir/start2"
+  driver_window 2
+  c1=$(now_s)
+  proc_ticks >"$dir/procs3"
+  cap_others=$(top_others "$dir/procs2" "$dir/procs3" "$(python3 -c "print($c1 - $c0)")" \
+    "$RELAY_PID" "$driver_pid" "${OTHERS_OURS[@]}" "$td_pid" $$)
+  cap_other_pct=${cap_others%%$'\t'*}
+  td_cpu=$(pct_of_core 0 "$(cpu_ticks "$td_pid")" "$(python3 -c "print($c1 - $c0)")")
+  stop_pid "$td_pid" INT
+  touch "$dir/stop"
+  grep -v '^{' "$dir/driver.out" | tail -n +2 | sed 's/^/   /'
+  note "capture of 1 call in ${k}: $(grep -E 'captured|dropped by kernel' "$dir/tcpdump.err" | paste -sd, | sed 's/,/, /g'); CPU, % of one core: tcpdump ${td_cpu}, all other processes $cap_other_pct (busiest: ${cap_others#*$'\t'})"
+  if python3 "$BENCH/relay_latency.py" "$pcap" --driver-ports "$CALLER_MEDIA,$OPERATOR_MEDIA" \
+      --rtp-range "$RTP_PORTS" >"$cap_json" 2>"$dir/relay_latency.err"; then
+    python3 - "$cap_json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+f = lambda q: "p50 %.3f p99 %.3f p99.9 %.3f max %.3f ms" % (q["p50_ms"], q["p99_ms"], q["p999_ms"], q["max_ms"]) if q["n"] else "-"
+print("   relay latency (capture, %.1f s, %d packets matched of %d in; lost in the relay %d): %s" % (
+    c["capture_s"], c["matched"], c["in_packets"], c["lost_in_relay"], f(c["latency"])))
+print("     caller->operator %s; operator->caller %s" % (f(c["latency_to_operator"]), f(c["latency_to_caller"])))
+print("     intervals by kernel time: into the relay %s; out of the relay %s" % (f(c["interval_in"]), f(c["interval_out"])))
+print("     100 ms slices with a packet over 1 ms: %d of %d; worst: %s" % (c["slices_over_1ms"], c["slices"],
+      ", ".join("at %.1f s max %.2f ms (%d packets over 1 ms)" % (w["at_s"], w["max_ms"], w["over_1ms"]) for w in c["worst_slices"])))
+PY
+  else
+    note "capture analysis failed: $(head -c 300 "$dir/relay_latency.err")"
+  fi
+  [ "$KEEP_PCAP" = 1 ] || rm -f "$pcap"
+}
+
+# start_driver [ARG...]: the media driver, bound before anything is sent to it, with 4 MiB
+# receive buffers (rmem_default, set around its start only) so that a moment without the
+# CPU is not counted as loss. Sets driver_pid; 1 when it did not start.
+start_driver() {
+  [ -n "$RMEM_SAVED" ] && echo 4194304 >"$RMEM_FILE" 2>/dev/null
+  nice -n "$METER_NICE" "$METER" --bridge --caller-port "$CALLER_MEDIA" --operator-port "$OPERATOR_MEDIA" \
+    --start-file "$dir/start1" --start-file "$dir/start2" --stop-file "$dir/stop" --status-file "$dir/driver.status" \
+    --warmup "$WARMUP_SECS" --seconds "$METER_SECS" --max-wait 600 --pid "$RELAY_PID" \
+    --clk-tck "$CLK_TCK" --label "$name" "$@" >"$dir/driver.out" 2>"$dir/driver.err" &
+  driver_pid=$!
+  PIDS+=("$driver_pid")
+  local _
+  for _ in $(seq 1 50); do grep -q listening "$dir/driver.err" 2>/dev/null && break; sleep 0.1; done
+  [ -n "$RMEM_SAVED" ] && echo "$RMEM_SAVED" >"$RMEM_FILE" 2>/dev/null
+  if ! kill -0 "$driver_pid" 2>/dev/null; then
+    note "the media driver did not start: $(head -c 300 "$dir/driver.err")"
+    forget "$driver_pid"
+    return 1
+  fi
+}
+
+# driver_both: how many calls the driver gets both directions of (its status file).
+driver_both() {
+  local b; b=$(awk '{print $4}' "$dir/driver.status" 2>/dev/null); echo "${b:-0}"
+}
+
+# write_result KEY=VALUE...: the round's result.json, from the driver's lines, the
+# capture's analysis and the round's figures (Python keyword arguments).
+write_result() {
+  local extra; extra=$(IFS=,; echo "$*")
+  python3 - "$dir/driver.out" "$cap_json" >"$dir/result.json" <<EOF
+import json, sys
+def load(path):
+    try:
+        for line in open(path):
+            if line.startswith("{"):
+                return json.loads(line)
+    except (OSError, ValueError):
+        pass
+    return None
+def lines(path):
+    try:
+        return [json.loads(l) for l in open(path) if l.startswith("{")]
+    except (OSError, ValueError):
+        return []
+got = lines(sys.argv[1])
+m = got[0] if got else {"error": "no driver result"}
+m["with_capture"] = got[1] if len(got) > 1 else None
+m.update(n=$N, capture=load(sys.argv[2]), window_other_cpu_pct=${other_pct:-0},
+         capture_other_cpu_pct=${cap_other_pct:-0}, other_cpu_pct=max(${other_pct:-0}, ${cap_other_pct:-0}),
+         tcpdump_cpu_pct=${td_cpu:-0}, capture_every=${k:-0}, $extra)
+print(json.dumps(m))
+EOF
+}
+
+# --- a Hotline round --------------------------------------------------------------------
+# round_hotline N NAME: N bridged calls through Hotline; its directory is $OUT/NAME, its
+# result $OUT/NAME/result.json.
+round_hotline() {
   local N=$1 name=$2
   local dir=$OUT/$name
-  local fail_json="{\"n\":$N,\"other_cpu_pct\":0"
+  local fail_json="{\"relay\":\"hotline\",\"n\":$N,\"other_cpu_pct\":0"
   echo
-  echo "-- N=$N${name#n$N}"
+  echo "-- Hotline, N=$N (${name})"
   # The operator accounts go in through the API of a daemon of their own: each one added
   # makes the daemon reload every operator, and what that leaves in its heap should not
   # count as the calls' memory. The measured daemon then starts on the same store.
@@ -404,6 +569,7 @@ round() {
   if [ "$added" != 1 ] || ! start_daemon "$name" "$N"; then
     echo "$fail_json,\"error\":\"operators could not be added or the daemon did not start\"}" >"$dir/result.json"; return
   fi
+  RELAY_PID=$DAEMON_PID
   local rss_start; rss_start=$(rss_kib "$DAEMON_PID")
 
   # Phones registered and operators online.
@@ -446,21 +612,9 @@ for i in range(1, n + 1):
   sleep 1
   local idle; idle=$(rss_kib "$DAEMON_PID")
 
-  # The media driver binds first. Its sockets get 4 MiB receive buffers (rmem_default,
-  # set around its start only), so a moment without the CPU is not counted as loss.
-  local stop_file=$dir/stop status_file=$dir/driver.status
-  [ -n "$RMEM_SAVED" ] && echo 4194304 >"$RMEM_FILE" 2>/dev/null
-  nice -n "$METER_NICE" "$METER" --bridge --caller-port "$CALLER_MEDIA" --operator-port "$OPERATOR_MEDIA" \
-    --start-file "$dir/start1" --start-file "$dir/start2" --stop-file "$stop_file" --status-file "$status_file" \
-    --warmup "$WARMUP_SECS" --seconds "$METER_SECS" --max-wait 600 --pid "$DAEMON_PID" \
-    --clk-tck "$CLK_TCK" --label "$name" >"$dir/driver.out" 2>"$dir/driver.err" &
-  local driver_pid=$!
-  PIDS+=("$driver_pid")
-  for _ in $(seq 1 50); do grep -q listening "$dir/driver.err" 2>/dev/null && break; sleep 0.1; done
-  [ -n "$RMEM_SAVED" ] && echo "$RMEM_SAVED" >"$RMEM_FILE" 2>/dev/null
-  if ! kill -0 "$driver_pid" 2>/dev/null; then
-    note "the media driver did not start: $(head -c 300 "$dir/driver.err")"
-    forget "$driver_pid"; stop_pid "$phones_pid"; stop_daemon
+  local driver_pid
+  if ! start_driver; then
+    stop_pid "$phones_pid"; stop_daemon
     echo "$fail_json,\"error\":\"media driver could not start\",\"retry\":true}" >"$dir/result.json"; return
   fi
 
@@ -479,84 +633,29 @@ for i in range(1, n + 1):
 
   # Wait until every call is bridged: the queue has N busy operators and the driver gets
   # both directions of N calls.
-  local busy=0 both=0 status= deadline=$((SECONDS + ramp + SETTLE_SECS))
+  local busy=0 both=0 deadline=$((SECONDS + ramp + SETTLE_SECS))
   while [ "$SECONDS" -lt "$deadline" ]; do
     st=$(ops status "$API" "$API_TOKEN")
     busy=$(field busy "$st"); busy=${busy:-0}
-    status=$(cat "$status_file" 2>/dev/null)
-    both=$(awk '{print $4}' <<<"$status"); both=${both:-0}
+    both=$(driver_both)
     [ "$busy" -ge "$N" ] && [ "$both" -ge "$N" ] && break
     kill -0 "$callers_pid" 2>/dev/null || break
     sleep 0.25
   done
   local t_up; t_up=$(python3 -c "print('%.1f' % ($(now_s) - $t_start))")
   local connected; connected=$(grep -c 'caller connected to operator' "$DAEMON_DIR/daemon.log")
-  note "after ${t_up}s: $st; driver: ${status:-no status}; 'caller connected to operator' logged $connected times"
+  note "after ${t_up}s: $st; driver: $(cat "$dir/driver.status" 2>/dev/null || echo no status); 'caller connected to operator' logged $connected times"
   [ "$busy" -ge "$N" ] && [ "$both" -ge "$N" ] || note "NOT all $N calls bridged (busy $busy, media both ways $both)"
 
-  # Window 1: the driver measures; the script notes what else ran.
-  proc_ticks >"$dir/procs0"
-  local callers_t0 phones_t0 w0 w1
-  callers_t0=$(cpu_ticks "$callers_pid"); phones_t0=$(cpu_ticks "$phones_pid"); w0=$(now_s)
-  touch "$dir/start1"
-  driver_window 1
-  w1=$(now_s)
-  proc_ticks >"$dir/procs1"
-  local callers_cpu phones_cpu wsecs others other_pct
-  wsecs=$(python3 -c "print($w1 - $w0)")
+  local OTHERS_OURS=("$callers_pid" "$phones_pid")
+  local wsecs other_pct cap_json k td_cpu cap_other_pct callers_t0 phones_t0 callers_cpu phones_cpu
+  callers_t0=$(cpu_ticks "$callers_pid"); phones_t0=$(cpu_ticks "$phones_pid")
+  window_one
   callers_cpu=$(pct_of_core "$callers_t0" "$(cpu_ticks "$callers_pid")" "$wsecs")
   phones_cpu=$(pct_of_core "$phones_t0" "$(cpu_ticks "$phones_pid")" "$wsecs")
-  others=$(top_others "$dir/procs0" "$dir/procs1" "$wsecs" "$DAEMON_PID" "$driver_pid" "$callers_pid" "$phones_pid" $$)
-  other_pct=${others%%$'\t'*}
-  grep -v '^{' "$dir/driver.out" | sed 's/^/   /'
   st=$(ops status "$API" "$API_TOKEN")
-  note "at the end of the window: $st"
-  note "CPU in the window, % of one core: SIPp callers $callers_cpu, SIPp phones $phones_cpu, all other processes $other_pct (busiest: ${others#*$'\t'})"
-
-  # Window 2, the same with tcpdump: relay latency. Only about CAPTURE_CALLS calls are
-  # captured (those whose index, in the SSRC, divides by k), so that what tcpdump costs
-  # does not grow with N.
-  local pcap=$dir/relay.pcap cap_json=$dir/capture.json td_pid c0 c1 td_cpu=0
-  rm -f "$cap_json"
-  local k=$(( N / CAPTURE_CALLS )); [ "$k" -ge 1 ] || k=1
-  tcpdump -i lo -n -s 80 -B 16384 --time-stamp-precision=nano -w "$pcap" \
-    "udp and (port $CALLER_MEDIA or port $OPERATOR_MEDIA) and (udp[16:4] & 0xffffff) % $k = 0" \
-    2>"$dir/tcpdump.err" &
-  td_pid=$!
-  PIDS+=("$td_pid")
-  for _ in $(seq 1 50); do grep -q listening "$dir/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
-  proc_ticks >"$dir/procs2"
-  c0=$(now_s)
-  touch "$dir/start2"
-  driver_window 2
-  c1=$(now_s)
-  proc_ticks >"$dir/procs3"
-  local cap_others cap_other_pct
-  cap_others=$(top_others "$dir/procs2" "$dir/procs3" "$(python3 -c "print($c1 - $c0)")" \
-    "$DAEMON_PID" "$driver_pid" "$callers_pid" "$phones_pid" "$td_pid" $$)
-  cap_other_pct=${cap_others%%$'\t'*}
-  td_cpu=$(pct_of_core 0 "$(cpu_ticks "$td_pid")" "$(python3 -c "print($c1 - $c0)")")
-  stop_pid "$td_pid" INT
-  touch "$stop_file"
-  grep -v '^{' "$dir/driver.out" | tail -n +2 | sed 's/^/   /'
-  note "capture of 1 call in ${k}: $(grep -E 'captured|dropped by kernel' "$dir/tcpdump.err" | paste -sd, | sed 's/,/, /g'); CPU, % of one core: tcpdump ${td_cpu}, all other processes $cap_other_pct (busiest: ${cap_others#*$'\t'})"
-  if python3 "$BENCH/relay_latency.py" "$pcap" --driver-ports "$CALLER_MEDIA,$OPERATOR_MEDIA" \
-      --rtp-range "$RTP_PORTS" >"$cap_json" 2>"$dir/relay_latency.err"; then
-    python3 - "$cap_json" <<'EOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-f = lambda q: "p50 %.3f p99 %.3f p99.9 %.3f max %.3f ms" % (q["p50_ms"], q["p99_ms"], q["p999_ms"], q["max_ms"]) if q["n"] else "-"
-print("   relay latency (capture, %.1f s, %d packets matched of %d in; lost in the relay %d): %s" % (
-    c["capture_s"], c["matched"], c["in_packets"], c["lost_in_relay"], f(c["latency"])))
-print("     caller->operator %s; operator->caller %s" % (f(c["latency_to_operator"]), f(c["latency_to_caller"])))
-print("     intervals by kernel time: into Hotline %s; out of Hotline %s" % (f(c["interval_in"]), f(c["interval_out"])))
-print("     100 ms slices with a packet over 1 ms: %d of %d; worst: %s" % (c["slices_over_1ms"], c["slices"],
-      ", ".join("at %.1f s max %.2f ms (%d packets over 1 ms)" % (w["at_s"], w["max_ms"], w["over_1ms"]) for w in c["worst_slices"])))
-EOF
-  else
-    note "capture analysis failed: $(head -c 300 "$dir/relay_latency.err")"
-  fi
-  [ "$KEEP_PCAP" = 1 ] || rm -f "$pcap"
+  note "at the end of the window: $st; CPU, % of one core: SIPp callers $callers_cpu, SIPp phones $phones_cpu"
+  window_two
   stop_pid "$driver_pid"
   local rss_end; rss_end=$(rss_kib "$DAEMON_PID")
 
@@ -587,33 +686,99 @@ EOF
   stop_daemon
   daemon_report
 
-  python3 - "$dir/driver.out" "$cap_json" >"$dir/result.json" <<EOF
-import json, sys
-def load(path):
-    try:
-        for line in open(path):
-            if line.startswith("{"):
-                return json.loads(line)
-    except (OSError, ValueError):
-        pass
-    return None
-def lines(path):
-    try:
-        return [json.loads(l) for l in open(path) if l.startswith("{")]
-    except (OSError, ValueError):
-        return []
-got = lines(sys.argv[1])
-m = got[0] if got else {"error": "no driver result"}
-m["with_capture"] = got[1] if len(got) > 1 else None
-m.update(n=$N, capture=load(sys.argv[2]), rss_start_kib=$rss_start, idle_rss_kib=$idle,
-         rss_after_capture_kib=${rss_end:-0}, api_busy=$busy, logged_connected=$connected,
-         callers_ok="$callers_ok", callers_failed="$callers_failed", phones_ok="$S_OK",
-         phones_failed="$S_FAILED", active_after=${left:-0}, callers_cpu_pct=${callers_cpu:-0},
-         phones_cpu_pct=${phones_cpu:-0}, window_other_cpu_pct=${other_pct:-0},
-         capture_other_cpu_pct=${cap_other_pct:-0}, other_cpu_pct=max(${other_pct:-0}, ${cap_other_pct:-0}),
-         tcpdump_cpu_pct=${td_cpu:-0}, capture_every=$k, status_after="""$st""")
-print(json.dumps(m))
+  write_result "relay='hotline'" "run=$RUN" "rss_start_kib=$rss_start" "idle_rss_kib=$idle" \
+    "rss_after_capture_kib=${rss_end:-0}" "api_busy=$busy" "logged_connected=$connected" \
+    "callers_ok='$callers_ok'" "callers_failed='$callers_failed'" "phones_ok='$S_OK'" \
+    "phones_failed='$S_FAILED'" "active_after=${left:-0}" "callers_cpu_pct=${callers_cpu:-0}" \
+    "phones_cpu_pct=${phones_cpu:-0}" "status_after='''$st'''"
+}
+
+# --- an rtpengine round -----------------------------------------------------------------
+# round_rtpengine N NAME: the same N calls through rtpengine, set up over ng.
+round_rtpengine() {
+  local N=$1 name=$2
+  local dir=$OUT/$name
+  local fail_json="{\"relay\":\"rtpengine\",\"n\":$N,\"other_cpu_pct\":0"
+  mkdir -p "$dir"
+  echo
+  echo "-- rtpengine, N=$N (${name})"
+  local ng=127.0.0.1:$NG_PORT calls="python3 $BENCH/rtpengine_calls.py"
+  if $calls ping "$ng" >/dev/null 2>&1; then
+    note "something already answers ng on $ng (an older rtpengine?); not starting one"
+    echo "$fail_json,\"error\":\"ng port in use\"}" >"$dir/result.json"; return
+  fi
+  # Userspace only (--table=-1), in the foreground, its log on stderr; no config file; RTP
+  # on loopback in the relays' range; a deleted call's ports free at once.
+  "$RTPENGINE" --config-file=none --table=-1 --foreground --log-stderr \
+    --interface=127.0.0.1 --listen-ng="$ng" --port-min="${RTP_PORTS%-*}" --port-max="${RTP_PORTS#*-}" \
+    --delete-delay=0 --timeout=600 ${RTPENGINE_THREADS:+--num-threads="$RTPENGINE_THREADS"} \
+    >"$dir/rtpengine.log" 2>&1 &
+  RELAY_PID=$!
+  PIDS+=("$RELAY_PID")
+  local _ up=0
+  for _ in $(seq 1 50); do
+    $calls ping "$ng" >/dev/null 2>&1 && { up=1; break; }
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ "$up" != 1 ]; then
+    note "rtpengine did not answer ng: $(tail -c 300 "$dir/rtpengine.log")"
+    stop_pid "$RELAY_PID"
+    echo "$fail_json,\"error\":\"rtpengine did not start\",\"retry\":true}" >"$dir/result.json"; return
+  fi
+  note "rtpengine pid $RELAY_PID, $(ls "/proc/$RELAY_PID/task" | wc -l) threads"
+  local rss_start; rss_start=$(rss_kib "$RELAY_PID")
+  sleep 1
+  local idle; idle=$(rss_kib "$RELAY_PID")
+
+  local driver_pid
+  if ! start_driver --legs-file "$dir/legs.txt"; then
+    stop_pid "$RELAY_PID"
+    echo "$fail_json,\"error\":\"media driver could not start\",\"retry\":true}" >"$dir/result.json"; return
+  fi
+  # The calls, at SETUP_RATE: offer + answer each; then the driver reads their legs.
+  local t_start; t_start=$(now_s)
+  $calls setup "$ng" "$N" "127.0.0.1:$CALLER_MEDIA" "127.0.0.1:$OPERATOR_MEDIA" "$dir/legs.txt" \
+    "$SETUP_RATE" >"$dir/setup.out" 2>&1
+  local set_up; set_up=$(wc -l <"$dir/legs.txt" 2>/dev/null || echo 0)
+  note "$(head -c 400 "$dir/setup.out")"
+  local both=0 deadline=$((SECONDS + SETTLE_SECS))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    both=$(driver_both)
+    [ "$both" -ge "$N" ] && break
+    kill -0 "$driver_pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  note "after $(python3 -c "print('%.1f' % ($(now_s) - $t_start))")s: $set_up calls set up; driver: $(cat "$dir/driver.status" 2>/dev/null || echo no status)"
+  [ "$set_up" -ge "$N" ] && [ "$both" -ge "$N" ] || note "NOT all $N calls bridged (set up $set_up, media both ways $both)"
+
+  local OTHERS_OURS=()
+  local wsecs other_pct cap_json k td_cpu cap_other_pct
+  window_one
+  window_two
+  stop_pid "$driver_pid"
+  local rss_end; rss_end=$(rss_kib "$RELAY_PID")
+  $calls delete "$ng" "$N" >"$dir/delete.out" 2>&1
+  note "$(head -c 300 "$dir/delete.out")"
+  stop_pid "$RELAY_PID"
+  python3 - "$dir/rtpengine.log" "${dir#"$ROOT"/}/rtpengine.log" <<'EOF'
+import collections, re, sys
+levels, example, lines = collections.Counter(), {}, 0
+for line in open(sys.argv[1], errors="replace"):
+    lines += 1
+    m = re.search(r"\b(WARNING|ERR|ERROR|CRIT|ALERT|EMERG)\b", line)
+    if m:
+        levels[m.group(1)] += 1
+        example.setdefault(m.group(1), line.strip()[:200])
+print("   rtpengine log: %d lines, %s (%s)" % (lines, ", ".join("%s %d" % kv for kv in levels.items()) or
+      "no warnings or errors", sys.argv[2]))
+for k, v in example.items():
+    print("      e.g. %s" % v)
 EOF
+
+  write_result "relay='rtpengine'" "run=$RUN" "rss_start_kib=$rss_start" "idle_rss_kib=$idle" \
+    "rss_after_capture_kib=${rss_end:-0}" "api_busy=$set_up" "callers_ok='$set_up'" \
+    "callers_failed='$((N - set_up))'" "phones_ok='$set_up'" "phones_failed='0'" "active_after=0"
 }
 
 # --- the rounds -------------------------------------------------------------------------
@@ -636,110 +801,36 @@ wait_quiet() {
     sleep 3; waited=$((waited + 5))
   done
 }
-say "bridged calls: N in ($NS), $SETUP_RATE calls/s, two ${METER_SECS}s windows (the second one with a capture)"
+say "bridged calls: relays ($RELAYS), N in ($NS), $RUNS run(s) interleaved, $SETUP_RATE calls/s, two ${METER_SECS}s windows (the second one with a capture)"
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
-for N in $NS; do
-  best= best_other=
-  for try in $(seq 1 $((RETRIES + 1))); do
-    name=n$N; [ "$try" -gt 1 ] && name=n$N.try$try
-    wait_quiet
-    round "$N" "$name"
-    other=$(python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(999 if r.get("retry") else int(float(r.get("other_cpu_pct", 0))))' "$OUT/$name/result.json" 2>/dev/null || echo 0)
-    if [ -z "$best" ] || [ "$other" -lt "$best_other" ]; then best=$name best_other=$other; fi
-    [ "$other" -le "$DISTURBED_PCT" ] && break
-    if [ "$try" -le "$RETRIES" ]; then
-      if [ "$other" = 999 ]; then note "the round could not run; running N=$N again in 5 s"; sleep 5
-      else note "other processes took ${other}% of one core in this window; running N=$N again"; fi
-    fi
+for RUN in $(seq 1 "$RUNS"); do
+  # Every other run starts with the other relay, so neither always goes first.
+  order=$RELAYS
+  [ $((RUN % 2)) = 0 ] && order=$(tr ' ' '\n' <<<"$RELAYS" | grep . | tac | paste -sd' ')
+  for N in $NS; do
+    for relay in $order; do
+      best= best_other=
+      for try in $(seq 1 $((RETRIES + 1))); do
+        name=$relay-n$N-run$RUN; [ "$try" -gt 1 ] && name=$name.try$try
+        wait_quiet
+        "round_$relay" "$N" "$name"
+        other=$(python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(999 if r.get("retry") else int(float(r.get("other_cpu_pct", 0))))' "$OUT/$name/result.json" 2>/dev/null || echo 0)
+        if [ -z "$best" ] || [ "$other" -lt "$best_other" ]; then best=$name best_other=$other; fi
+        [ "$other" -le "$DISTURBED_PCT" ] && break
+        if [ "$try" -le "$RETRIES" ]; then
+          if [ "$other" = 999 ]; then note "the round could not run; running it again in 5 s"; sleep 5
+          else note "other processes took ${other}% of one core in this window; running it again"; fi
+        fi
+      done
+      python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); r.setdefault("relay", sys.argv[2]); r.setdefault("run", int(sys.argv[3])); r["round"] = sys.argv[4]; print(json.dumps(r))' \
+        "$OUT/$best/result.json" "$relay" "$RUN" "$best" >>"$RESULTS"
+    done
   done
-  cat "$OUT/$best/result.json" >>"$RESULTS"
 done
 
 # --- summary ----------------------------------------------------------------------------
 say "results"
-CORES=$CORES DISTURBED_PCT=$DISTURBED_PCT python3 - "$RESULTS" <<'EOF'
-import json, os, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-cores = int(os.environ["CORES"])
-fmt = "%5s %9s  %-22s %-22s %-22s %6s %8s %9s %13s"
-print(fmt % ("N", "bridged", "relay added, ms", "send->receive, ms", "interval at rcvr, ms", "CPU %", "RSS MiB", "KiB/call", "lost"))
-print(fmt % ("", "", "(capture) p50/p99/max", "(driver) p50/p99/max", "p50 / p99 / max", "", "", "", ""))
-notes, target = [], None
-three = lambda q, a, b, c: "%.3f / %.3f / %.2f" % (q[a], q[b], q[c])
-ms2 = lambda v: "-" if v is None else "%.2f" % v
-for r in rows:
-    n = r["n"]
-    if "packets" not in r:
-        print(fmt % (n, "-", "-", "-", "-", "-", "-", "-", "-") + "   " + r.get("error", "?"))
-        continue
-    bridged = min(r.get("api_busy", 0), r.get("calls_both_ways", 0))
-    cap = r.get("capture") or {}
-    lat = cap.get("latency") or {}
-    w2 = r.get("with_capture") or {}
-    lat_s = three(lat, "p50_ms", "p99_ms", "max_ms") if lat.get("n") else "-"
-    e2e_s = three(r, "transit_p50_ms", "transit_p99_ms", "transit_max_ms")
-    iv_s = "%.2f / %.2f / %.2f" % (r["interval_p50_ms"], r["interval_p99_ms"], r["interval_max_ms"])
-    rss = r.get("pid_rss_kib") or 0
-    per_call = (rss - r["idle_rss_kib"]) / n if rss else float("nan")
-    cpu = r.get("pid_cpu_pct")
-    lost_relay = cap.get("lost_in_relay", 0) if cap else 0
-    # Relayed packets per second: what the driver received in the window.
-    pps = r["packets"] / r["window_s"] if r.get("window_s") else 0
-    per_packet_us = lambda pct: (pct or 0) / 100 * 1e6 / pps if pps else float("nan")
-    print(fmt % (n, "%d/%d" % (bridged, n), lat_s, e2e_s, iv_s, "-" if cpu is None else "%.0f" % cpu,
-                 "%.1f" % (rss / 1024), "%.1f" % per_call, "%d/%d" % (r["lost"], r["expected"])))
-    notes.append(
-        "N=%d: streams received %d of %d; the driver sent up to %.3f ms late (p99; max %.2f); intervals by kernel time "
-        "(capture) out of Hotline p99 %s ms, into it %s ms; CPU %% of one core: driver %.0f, SIPp %s+%s, other processes %s; "
-        "CPU per relayed packet: Hotline %.1f us, the driver %.1f us (it sends one and receives one: the same work in "
-        "every run, so it shows how fast the machine was); RSS idle %.1f MiB (at the start, before the phones registered: %.1f)"
-        % (n, r["streams"], 2 * n, r["send_late_p99_ms"], r["send_late_max_ms"],
-           ms2((cap.get("interval_out") or {}).get("p99_ms")), ms2((cap.get("interval_in") or {}).get("p99_ms")),
-           r.get("meter_cpu_pct") or 0, r.get("callers_cpu_pct"), r.get("phones_cpu_pct"),
-           r.get("window_other_cpu_pct"), per_packet_us(cpu), per_packet_us(r.get("meter_cpu_pct")),
-           r["idle_rss_kib"] / 1024, r["rss_start_kib"] / 1024))
-    if w2:
-        notes.append(
-            "N=%d: window 2, with tcpdump capturing 1 call in %s (%s packets matched, %s lost in the relay): driver "
-            "send->receive p50 %.3f p99 %.3f max %.2f ms (window 1: p99 %.3f); daemon CPU %.0f%% (window 1: %.0f%%); tcpdump %s%%, "
-            "other processes %s%%; lost %d/%d"
-            % (n, r.get("capture_every"), cap.get("matched"), lost_relay, w2["transit_p50_ms"], w2["transit_p99_ms"],
-               w2["transit_max_ms"], r["transit_p99_ms"], w2.get("pid_cpu_pct") or 0, cpu or 0, r.get("tcpdump_cpu_pct"),
-               r.get("capture_other_cpu_pct"), w2["lost"], w2["expected"]))
-    if r.get("misrouted") or r.get("duplicates") or r.get("seq_jumps"):
-        notes.append("N=%d: misrouted %d, duplicates %d, sequence jumps %d" % (n, r["misrouted"], r["duplicates"], r["seq_jumps"]))
-    if r["lost"] or lost_relay:
-        notes.append("N=%d: lost %d at the driver (its sockets dropped %s; system-wide UDP receive-buffer errors %s, "
-                     "send-buffer errors %s, backlog drops %s), %d in the relay (capture)"
-                     % (n, r["lost"], r.get("meter_socket_drops"), r.get("sys_udp_rcvbuf_errors"),
-                        r.get("sys_udp_sndbuf_errors"), r.get("sys_backlog_drops"), lost_relay))
-    if str(r.get("callers_failed")) != "0" or str(r.get("phones_failed")) != "0" or r.get("active_after"):
-        notes.append("N=%d: SIPp callers failed %s, phones failed %s, active calls after the hang-ups %s"
-                     % (n, r.get("callers_failed"), r.get("phones_failed"), r.get("active_after")))
-    if float(r.get("other_cpu_pct") or 0) > int(os.environ.get("DISTURBED_PCT", 25)):
-        notes.append("N=%d: other processes took %s%% of one core in window 1, %s%% in window 2: figures disturbed"
-                     % (n, r.get("window_other_cpu_pct"), r.get("capture_other_cpu_pct")))
-    if n == 500:
-        target = (bridged, lat.get("p99_ms"), r["transit_p99_ms"], r["lost"] + lost_relay + (w2.get("lost") or 0))
-print()
-for line in notes:
-    print("  note: " + line)
-print()
-print("relay added: capture time of the packet Hotline sent minus that of the packet it got (kernel timestamps, window 2,")
-print("  with tcpdump). send->receive: the driver's own clock from before its send to after its receive (window 1, no")
-print("  capture): the relay plus two loopback deliveries plus the driver's scheduling. Both are upper bounds of what the")
-print("  relay adds unobserved; the target takes the lower one.")
-if target is None:
-    print("target: 500 bridged calls on 2 cores, relay adding < 1 ms p99: not measured (no N=500 round)")
-else:
-    bridged, p99_cap, p99_e2e, lost = target
-    bound = min(x for x in (p99_cap, p99_e2e) if x is not None)
-    ok = bridged == 500 and bound < 1.0 and lost == 0
-    print("target: 500 bridged calls on 2 cores, relay adding < 1 ms p99: %d bridged, p99 at most %.3f ms (capture %s, "
-          "send->receive %.3f), %d lost, %d cores -> %s%s"
-          % (bridged, bound, "-" if p99_cap is None else "%.3f" % p99_cap, p99_e2e, lost, cores,
-             "met" if ok else "NOT met", "" if cores == 2 else " (this machine does not have 2 cores)"))
-EOF
+CORES=$CORES DISTURBED_PCT=$DISTURBED_PCT python3 "$BENCH/summary.py" "$RESULTS" | tee "$OUT/summary.txt"
 echo
-echo "details: tests/bench/out/bridged/ (daemon logs, SIPp stats and errors, driver output, results.jsonl)"
+echo "details: tests/bench/out/bridged/ (daemon and rtpengine logs, SIPp stats and errors, driver output, results.jsonl, summary.txt)"

@@ -479,11 +479,17 @@ fn ms(us: u64) -> f64 {
 /// sequence number, and packets of one call that came out of another call's leg. The
 /// sender records how late it sent each packet against its schedule (one 20 ms cycle in
 /// 250 µs slots; the streams are spread over the slots).
+///
+/// With `--legs-file` nothing is learnt: a relay set up by its control protocol (rtpengine's
+/// ng offer/answer, tests/bench/bridged/rtpengine_calls.py) has told us both of each
+/// call's relay addresses, the file lists them, and both streams of every call start as soon
+/// as the file is read. The rest (packets, slots, measurements) is the same.
 mod bridge {
     use super::{
         ErrorKind, ExitCode, Instant, IpAddr, Ipv4Addr, PathBuf, SocketAddr, UdpSocket,
         cpu_percent, json_opt, json_str, ms, ms_to_us, rss_kib, secs, snapshot, socket_drops,
     };
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
     use std::sync::mpsc;
     use std::thread;
@@ -509,6 +515,11 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
   --clk-tck N            kernel clock ticks per second for /proc CPU times (default 100)
   --ptime-ms MS          packet interval (default 20)
   --payload-bytes N      RTP payload size (default 160, PCMA at 20 ms)
+  --legs-file PATH       don't learn the relay's legs: wait for PATH (up to --max-wait),
+                         one line per call \"INDEX CALLER_LEG OPERATOR_LEG\" (IP:PORT of
+                         the relay's port the caller sends to, and of the one the operator
+                         sends to), and play both streams of every call at once. \"calls
+                         both ways\" then counts calls whose two streams both came back
   --label TEXT           copied into the JSON line
 ";
 
@@ -542,6 +553,7 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
         clk_tck: u64,
         ptime_us: u64,
         payload: usize,
+        legs_file: Option<PathBuf>,
         label: String,
     }
 
@@ -560,6 +572,7 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
             clk_tck: 100,
             ptime_us: 20_000,
             payload: 160,
+            legs_file: None,
             label: String::new(),
         };
         let mut it = list.iter();
@@ -585,6 +598,7 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
                 "--clk-tck" => args.clk_tck = value.parse().map_err(|_| bad("a number"))?,
                 "--ptime-ms" => args.ptime_us = ms_to_us(value).ok_or_else(|| bad("ms"))?,
                 "--payload-bytes" => args.payload = value.parse().map_err(|_| bad("a number"))?,
+                "--legs-file" => args.legs_file = Some(PathBuf::from(value)),
                 "--label" => args.label.clone_from(value),
                 _ => return Err(format!("unknown option {flag}")),
             }
@@ -690,6 +704,9 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
         operators: AtomicU64,
         to_operators: AtomicU64,
         to_callers: AtomicU64,
+        /// With --legs-file: per call, bit 1 once its caller stream came out on the
+        /// operator side, bit 2 once its operator stream came out on the caller side.
+        seen: Mutex<Vec<u8>>,
     }
 
     impl Shared {
@@ -703,6 +720,20 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
         }
         fn nanos(&self, t: Instant) -> u64 {
             u64::try_from(t.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        }
+        /// A told call's stream came back for the first time: `operators` counts the calls
+        /// with both streams back.
+        fn first_back(&self, call: usize, operator_side: bool) {
+            let bit = if operator_side { 1 } else { 2 };
+            let Ok(mut seen) = self.seen.lock() else {
+                return;
+            };
+            if let Some(s) = seen.get_mut(call) {
+                *s |= bit;
+                if *s == 3 {
+                    self.operators.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -739,6 +770,8 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
     /// socket the callers'.
     struct Rx {
         operator_side: bool,
+        /// The legs came from --legs-file: nothing is learnt.
+        told: bool,
         /// Source port (a relay leg) → call index.
         port_map: Vec<u32>,
         next_call: u32,
@@ -760,6 +793,7 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
         fn new(operator_side: bool) -> Rx {
             Rx {
                 operator_side,
+                told: false,
                 port_map: vec![NONE; 65536],
                 next_call: 0,
                 streams: Vec::with_capacity(8192),
@@ -801,7 +835,12 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
             if !ours || ssrc & TAG_MASK != wanted_tag {
                 // The caller side: anything from a new relay port is a new call (the relay
                 // plays hold music to it first). The rest is not ours.
-                if !self.operator_side && leg == NONE && !ours && self.next_call <= INDEX_MASK {
+                if !self.told
+                    && !self.operator_side
+                    && leg == NONE
+                    && !ours
+                    && self.next_call <= INDEX_MASK
+                {
                     let call = self.next_call;
                     self.next_call += 1;
                     self.port_map[port] = call;
@@ -818,7 +857,7 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
             let call = ssrc & INDEX_MASK;
             let mut learnt = None;
             if leg == NONE {
-                if self.operator_side {
+                if self.operator_side && !self.told {
                     // The operator leg of this call: its operator stream goes there.
                     self.port_map[port] = call;
                     sh.operators.fetch_add(1, Ordering::Relaxed);
@@ -857,6 +896,9 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
             }
             let st = &mut self.streams[call];
             let Some(last) = st.last_arrival else {
+                if self.told {
+                    sh.first_back(call, self.operator_side);
+                }
                 *st = RxStream {
                     last_arrival: Some(now),
                     last_seq: seq,
@@ -1078,6 +1120,53 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
         }
     }
 
+    /// `--legs-file`: waits for it (the control script renames it into place when it is
+    /// complete), then `(call, caller leg, operator leg)` per line.
+    fn read_legs(
+        path: &PathBuf,
+        max_wait: Duration,
+    ) -> Result<Vec<(u32, SocketAddr, SocketAddr)>, String> {
+        let since = Instant::now();
+        while !path.exists() {
+            if since.elapsed() > max_wait {
+                return Err(format!(
+                    "{} did not appear within --max-wait",
+                    path.display()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mut legs = Vec::new();
+        for (no, line) in text.lines().enumerate() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.is_empty() || f[0].starts_with('#') {
+                continue;
+            }
+            let bad = || {
+                format!(
+                    "{}:{}: \"INDEX IP:PORT IP:PORT\" expected",
+                    path.display(),
+                    no + 1
+                )
+            };
+            let [call, c, o] = f.as_slice() else {
+                return Err(bad());
+            };
+            let call: u32 = call.parse().map_err(|_| bad())?;
+            if call > INDEX_MASK {
+                return Err(bad());
+            }
+            legs.push((
+                call,
+                c.parse().map_err(|_| bad())?,
+                o.parse().map_err(|_| bad())?,
+            ));
+        }
+        Ok(legs)
+    }
+
     fn bind(ip: IpAddr, port: u16) -> Result<UdpSocket, String> {
         let s = UdpSocket::bind(SocketAddr::new(ip, port))
             .map_err(|e| format!("binding {ip}:{port}: {e}"))?;
@@ -1126,7 +1215,45 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
             operators: AtomicU64::new(0),
             to_operators: AtomicU64::new(0),
             to_callers: AtomicU64::new(0),
+            seen: Mutex::new(Vec::new()),
         };
+        // The relay's legs, when we are told them: both receivers know every leg's port
+        // and the sender gets both streams of every call now.
+        let mut rxs = [Rx::new(false), Rx::new(true)];
+        let mut told = Vec::new();
+        if let Some(path) = &args.legs_file {
+            let legs = match read_legs(path, args.max_wait) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("rtp-meter --bridge: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for rx in &mut rxs {
+                rx.told = true;
+            }
+            for &(call, caller_leg, operator_leg) in &legs {
+                rxs[0].port_map[usize::from(caller_leg.port())] = call;
+                rxs[1].port_map[usize::from(operator_leg.port())] = call;
+                for (operator_side, to) in [(false, caller_leg), (true, operator_leg)] {
+                    told.push(Learnt {
+                        call,
+                        operator_side,
+                        to,
+                    });
+                }
+            }
+            let calls = legs.iter().map(|l| l.0 as usize + 1).max().unwrap_or(0);
+            if let Ok(mut seen) = sh.seen.lock() {
+                *seen = vec![0; calls];
+            }
+            sh.callers.store(legs.len() as u64, Ordering::Relaxed);
+            eprintln!(
+                "rtp-meter --bridge: {} calls' legs read from {}",
+                legs.len(),
+                path.display()
+            );
+        }
         // A stream that delivered under 90 % of a full window's packets is short.
         #[allow(
             clippy::cast_possible_truncation,
@@ -1140,9 +1267,13 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
 
         let pid = args.pid.map(|p| p.to_string());
         thread::scope(|scope| {
-            for (sock, operator_side) in [(&c_sock, false), (&o_sock, true)] {
+            for l in told.drain(..) {
+                let _ = learn_tx.send(l);
+            }
+            let [c_rx, o_rx] = rxs;
+            for (sock, rx) in [(&c_sock, c_rx), (&o_sock, o_rx)] {
                 let (sh, learn, done) = (&sh, learn_tx.clone(), rx_done_tx.clone());
-                scope.spawn(move || run_rx(sock, Rx::new(operator_side), sh, &learn, &done, full));
+                scope.spawn(move || run_rx(sock, rx, sh, &learn, &done, full));
             }
             {
                 let (sh, done, socks) = (&sh, tx_done_tx.clone(), (&c_sock, &o_sock));
@@ -1342,6 +1473,7 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
                 operators: AtomicU64::new(0),
                 to_operators: AtomicU64::new(0),
                 to_callers: AtomicU64::new(0),
+                seen: Mutex::new(Vec::new()),
             }
         }
 
@@ -1418,6 +1550,44 @@ rtp-meter --bridge: plays and measures both ends of bridged calls (see the sourc
             );
             assert_eq!(sh.callers.load(Ordering::Relaxed), 2);
             assert_eq!(sh.operators.load(Ordering::Relaxed), 1);
+        }
+
+        #[test]
+        fn told_legs_are_not_learnt_and_count_calls_both_ways() {
+            let sh = shared(MEASURING);
+            if let Ok(mut seen) = sh.seen.lock() {
+                *seen = vec![0; 2];
+            }
+            let t0 = Instant::now();
+            let mut c = Rx::new(false);
+            let mut o = Rx::new(true);
+            for rx in [&mut c, &mut o] {
+                rx.told = true;
+            }
+            c.port_map[30000] = 0;
+            o.port_map[30002] = 0;
+            // Something foreign from an unknown port is no new call.
+            let mut music = ours(0x1234_5678, 1);
+            music[12..16].copy_from_slice(b"\xD5\xD5\xD5\xD5");
+            assert!(c.packet(&music, addr(30010), t0, &sh).is_none());
+            assert_eq!(c.t.foreign, 1);
+            // Call 0's caller stream from its operator leg: no learning.
+            assert!(
+                o.packet(&ours(CALLER_TAG, 1), addr(30002), t0, &sh)
+                    .is_none()
+            );
+            assert_eq!(sh.operators.load(Ordering::Relaxed), 0, "one way only");
+            // Call 1's caller stream from an unknown port: misrouted, not learnt.
+            assert!(
+                o.packet(&ours(CALLER_TAG | 1, 1), addr(30006), t0, &sh)
+                    .is_none()
+            );
+            assert_eq!(o.t.misrouted, 1);
+            assert!(
+                c.packet(&ours(OPERATOR_TAG, 1), addr(30000), t0, &sh)
+                    .is_none()
+            );
+            assert_eq!(sh.operators.load(Ordering::Relaxed), 1, "call 0 both ways");
         }
 
         #[test]
