@@ -1062,6 +1062,31 @@ impl Acd {
         self.settle(now);
     }
 
+    /// An attended transfer joined `from`'s connected operator to the caller `to` (whose
+    /// own connected call ended first): the operator's conversation goes on under `to`,
+    /// with its start and wrap-up unchanged. Nothing happens unless `from` is connected
+    /// and `to` is unknown to the engine.
+    pub fn rekey(&mut self, from: CallerId, to: CallerId) -> bool {
+        let connected = self
+            .callers
+            .get(&from)
+            .is_some_and(|c| matches!(c.state, CallerState::Connected { .. }));
+        if !connected || self.callers.contains_key(&to) {
+            return false;
+        }
+        let Some(c) = self.callers.remove(&from) else {
+            return false;
+        };
+        if let CallerState::Connected { operator, .. } = &c.state
+            && let Some(op) = self.operators.get_mut(operator)
+            && op.activity == (Activity::InCall { caller: from })
+        {
+            op.activity = Activity::InCall { caller: to };
+        }
+        self.callers.insert(to, c);
+        true
+    }
+
     /// The operator starts a call of their own outside the queues (PRODUCT Q1: every
     /// conversation makes them busy): no queued call rings them until
     /// [`Acd::outbound_ended`] plus `queue`'s wrap-up (without one, the shortest of their

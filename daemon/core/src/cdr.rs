@@ -32,10 +32,13 @@ pub enum EndReason {
     Shutdown,
     /// The transport failed (e.g. the TCP connection closed).
     TransportError,
+    /// An operator's consultation call whose other party an attended transfer joined
+    /// with the transferred caller (RFC 3891 Replaces).
+    Replaced,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 9] = [
+    pub const ALL: [EndReason; 10] = [
         EndReason::CallerHangup,
         EndReason::FlowHangup,
         EndReason::OperatorHangup,
@@ -45,6 +48,7 @@ impl EndReason {
         EndReason::Rejected,
         EndReason::Shutdown,
         EndReason::TransportError,
+        EndReason::Replaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +62,7 @@ impl EndReason {
             EndReason::Rejected => "rejected",
             EndReason::Shutdown => "shutdown",
             EndReason::TransportError => "transport_error",
+            EndReason::Replaced => "replaced",
         }
     }
 }

@@ -69,6 +69,13 @@ pub enum AcdInput {
     CallEnded {
         caller: CallerId,
     },
+    /// An attended transfer: `from`'s connected operator talks with `to` now, whose
+    /// events go to `events` (see `Acd::rekey`).
+    Rekey {
+        from: CallerId,
+        to: CallerId,
+        events: mpsc::Sender<CallEvent>,
+    },
     Registration(Registration),
     /// Queues from the flow set (start, reload) and operators from the store.
     Configure {
@@ -320,6 +327,12 @@ impl State {
             AcdInput::CallEnded { caller } => {
                 self.acd.call_ended(now, caller);
                 self.callers.remove(&caller);
+            }
+            AcdInput::Rekey { from, to, events } => {
+                if self.acd.rekey(from, to) {
+                    self.callers.remove(&from);
+                    self.callers.insert(to, events);
+                }
             }
             AcdInput::Registration(r) => {
                 let reachable = !r.contacts.is_empty();

@@ -1,7 +1,8 @@
-//! One task per inbound call: picks the flow, negotiates media, answers, then drives the
-//! sans-IO `IvrCall` with the RTP socket, SIP events and timers. When the flow queues the
-//! caller, the queue task tells it which operator to ring: it places that leg, and once
-//! the operator answers, bridges the two legs' media. It writes the CDR and missed calls.
+//! One task per inbound call: picks the flow, then drives the call's sans-IO
+//! `CallSession` (hotline-core) with the sockets, SIP events, queue orders, the console's
+//! buttons and timers, and carries out what it asks: SIP commands, queue inputs, legs to
+//! place, transfer targets to look up, callback requests to store. It writes the CDR and
+//! missed calls when the session is over.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,20 +10,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hotline_core::acd::{CallerId, OperatorStatus, RingFailure};
+use hotline_core::acd::{CallerId, OperatorStatus};
+use hotline_core::call_session::{
+    CALLER, CallSession, Check, Destination, HandedLeg, LegId, LocalMedia, Outcome, Output, Port,
+    QueueOut, Refusal, SessionSetup, SipOut,
+};
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
-use hotline_core::cdr::{
-    CallEnd, CallLeg, CallStart, CdrLog, CdrRef, EndReason, LegOutcome, Service,
-};
-use hotline_core::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
-use hotline_core::missed::{MissedReason, NewMissedCall};
+use hotline_core::cdr::{CallEnd, CallStart, CdrLog, CdrRef, EndReason};
+use hotline_core::ivr_call::PromptLibrary;
+use hotline_core::missed::NewMissedCall;
 use hotline_core::store::Store;
 use hotline_ivr::{FlowSet, TransferTarget};
 use hotline_media::Codec;
-use hotline_media::bridge::{Bridge, RtcpRelay, Side};
 use hotline_media::rtp::RtpConfig;
-use hotline_sip::sdp::{self, Negotiated, SdpError};
+use hotline_sip::sdp::{self, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall, Peer};
 use metrics::{counter, gauge};
 use tokio::net::UdpSocket;
@@ -33,9 +35,6 @@ use crate::acd_driver::{AcdHandle, AcdInput, RingOrder};
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::net::{LocalAddress, RtpPorts};
 use crate::sip_driver::{SipCommand, SipHandle};
-
-/// Played to a held caller whose queue step had no music.
-const HOLD_MUSIC: &str = "hold-music";
 
 /// What the SIP task and the queue task tell a call.
 pub enum CallEvent {
@@ -75,6 +74,11 @@ pub enum CallEvent {
     RingOperator(RingOrder),
     /// From the queue: stop ringing (timeout, or the operator became unavailable).
     CancelRing,
+    /// From another call: an attended transfer takes this consultation call's other
+    /// party over (`CallSession::hand_over`), with the leg's handle and sockets.
+    HandOver {
+        reply: tokio::sync::oneshot::Sender<Option<(HandedLeg, LegIo)>>,
+    },
 }
 
 /// What the operator's console asks of their connected call; the reply says whether it
@@ -89,6 +93,14 @@ pub enum ConsoleControl {
         note: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+}
+
+/// An inbound call in progress, as an attended transfer finds it.
+pub struct Dialog {
+    events: mpsc::Sender<CallEvent>,
+    caller: CallerId,
+    /// A consultation call: the operator whose phone placed it.
+    placed_by: Option<String>,
 }
 
 /// An operator's connected call, for their console's call panel and its buttons.
@@ -142,6 +154,8 @@ pub struct Calls {
     pub trunk: Option<crate::config::Trunk>,
     /// Each operator's connected call (the console's call panel).
     pub connected: std::sync::Mutex<HashMap<String, ConnectedCall>>,
+    /// Inbound calls in progress by SIP Call-ID, for an attended transfer's Replaces.
+    pub dialogs: std::sync::Mutex<HashMap<String, Dialog>>,
     /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
     pub flows_changed: Arc<tokio::sync::Notify>,
     /// Woken when an operator account was added, so the store is read again at once.
@@ -177,6 +191,10 @@ impl WallClock {
 }
 
 impl Calls {
+    fn dialogs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Dialog>> {
+        self.dialogs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn connected_calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectedCall>> {
         match self.connected.lock() {
             Ok(g) => g,
@@ -259,11 +277,22 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
     let flows = calls.flows();
     // Direct callback (PRODUCT C5): a call to an operator's own number.
     let direct = direct_call(&calls, &setup).await;
-    let flow = match &direct {
-        Some(d) => flow_for_own_number(&flows, &setup.called, d),
-        None => flows.set.for_number(&setup.called),
+    // An operator's phone calling a colleague's SIP user: a consultation (T6).
+    let consult = consultation(&calls, &setup).await;
+    let flow = match (&consult, &direct) {
+        (Some((_, to)), _) => Some(Arc::new(consult_flow(to))),
+        (None, Some(d)) => flow_for_own_number(&flows, &setup.called, d),
+        (None, None) => flows.set.for_number(&setup.called),
     };
     let linked = direct.and_then(|d| d.linked);
+    calls.dialogs().insert(
+        setup.call_id.clone(),
+        Dialog {
+            events: setup.events_tx.clone(),
+            caller: CallerId(setup.handle.0),
+            placed_by: consult.map(|(by, _)| by),
+        },
+    );
 
     let cdr = calls.cdr.start_call(CallStart {
         call_id: setup.call_id.clone(),
@@ -344,6 +373,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
             }
         }
     }
+    calls.dialogs().remove(&setup.call_id);
     calls.cdr.end_call(
         cdr,
         CallEnd {
@@ -535,7 +565,7 @@ pub(crate) fn first_queue_of<'a>(
 /// (when a flow uses that prompt, so it is loaded) until someone answers; a queue that
 /// can't take the caller ends the call after `no-agent` (when loaded).
 fn direct_queue_flow(queue: &str, prompts: &PromptLibrary) -> hotline_ivr::Flow {
-    use hotline_ivr::{Flow, Hangup, Loc, Queue, Ref, Step, StepKind};
+    use hotline_ivr::{Hangup, Loc, Queue, Ref, StepKind};
     let at = Loc::default();
     let r = |name: &str| Ref {
         name: name.to_string(),
@@ -564,78 +594,19 @@ fn direct_queue_flow(queue: &str, prompts: &PromptLibrary) -> hotline_ivr::Flow 
         offers: None,
         callback: None,
     };
-    let steps = [
-        ("wait", StepKind::Queue(wait)),
-        (
-            "unavailable",
-            StepKind::Hangup(Hangup {
-                prompts: loaded(&["no-agent"]),
-            }),
-        ),
-    ]
-    .into_iter()
-    .map(|(name, kind)| {
-        (
-            name.to_string(),
-            Step {
-                name: name.to_string(),
-                at,
-                kind,
-            },
-        )
-    })
-    .collect();
-    Flow {
-        name: "direct".to_string(),
-        name_at: at,
-        version: "builtin".to_string(),
-        ring_ms: 0,
-        file: std::path::PathBuf::from("(built in: direct callback)"),
-        numbers: Vec::new(),
-        default: None,
-        start: r("wait"),
-        steps,
-        offers: Default::default(),
-        calendars: Default::default(),
-        vip_lists: Default::default(),
-    }
-}
-
-struct Outcome {
-    reason: EndReason,
-    digits: String,
-    path: Vec<String>,
-    /// Variables the flow set, as a JSON object.
-    variables: String,
-    /// The operator the caller talked to.
-    operator: Option<String>,
-    missed: Option<Missed>,
-    service: Service,
-}
-
-/// A caller nobody answered and who left no callback request: they waited in a queue,
-/// or the flow marked the call (`missed` variable, e.g. outside hours).
-struct Missed {
-    queue: Option<String>,
-    reason: MissedReason,
-    waited: Duration,
-}
-
-impl Outcome {
-    fn rejected() -> Outcome {
-        Outcome::bare(EndReason::Rejected)
-    }
-    fn bare(reason: EndReason) -> Outcome {
-        Outcome {
-            reason,
-            digits: String::new(),
-            path: Vec::new(),
-            variables: "{}".to_string(),
-            operator: None,
-            missed: None,
-            service: Service::default(),
-        }
-    }
+    builtin_flow(
+        "direct",
+        "(built in: direct callback)",
+        vec![
+            ("wait", StepKind::Queue(wait)),
+            (
+                "unavailable",
+                StepKind::Hangup(Hangup {
+                    prompts: loaded(&["no-agent"]),
+                }),
+            ),
+        ],
+    )
 }
 
 fn sip_end_reason(r: hotline_sip::EndReason) -> EndReason {
@@ -646,140 +617,83 @@ fn sip_end_reason(r: hotline_sip::EndReason) -> EndReason {
     }
 }
 
-/// The operator's phone this call placed: ringing, then bridged once answered.
-struct OperatorLeg {
+/// A leg the session placed, as the driver keeps it: its SIP handle and sockets.
+pub struct LegIo {
+    id: LegId,
     handle: CallHandle,
-    /// The operator rung, or the outside number dialled when `external`.
-    operator: String,
-    /// An outside number through the trunk (an IVR transfer), not an operator's phone:
-    /// the queue engine knows nothing of it.
-    external: bool,
     rtp: UdpSocket,
-    /// RTCP is relayed between the legs once bridged (and always read, so reports never
-    /// pile up in the socket).
     rtcp: UdpSocket,
-    local_port: u16,
-    local_ip: std::net::IpAddr,
-    sdp_version: u64,
-    rang_at_ms: i64,
-    answered_at_ms: Option<i64>,
-    /// Time this operator held the caller.
-    hold: Duration,
 }
 
-/// Where the caller stands with the queue.
-struct Queued {
-    queue: String,
+/// The driver's side of one call: the caller's sockets, the legs', and the console's
+/// pending transfer answer.
+struct CallIo {
+    caller_rtp: UdpSocket,
+    caller_rtcp: UdpSocket,
+    legs: Vec<LegIo>,
+    console_reply: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// The consultation call whose operator an attended transfer handed over: the queue
+    /// engine moves their conversation here (`QueueOut::Rekey`).
+    rekey_from: Option<CallerId>,
 }
 
-/// Everything a call keeps while it runs, beyond the IVR itself.
-struct Progress {
-    queued: Option<Queued>,
-    /// Queues the caller was ever in, and whether anyone answered.
-    was_queued: Option<String>,
-    leg: Option<OperatorLeg>,
-    bridge: Option<Bridge>,
-    bridged_at: Option<Instant>,
-    operator: Option<String>,
-    callback_left: bool,
-    /// RTCP between the legs once bridged.
-    rtcp: RtcpRelay,
-    /// Direct callback: the operator the first queue entry is offered to first.
-    direct: Option<String>,
-    /// When the caller last entered a queue (the wait runs until an operator answers).
-    queued_at: Option<Instant>,
-    /// When and in which class the caller first entered a queue: a transfer to a queue
-    /// keeps both.
-    first_queued: Option<(Instant, u8)>,
-    wait: Option<Duration>,
-    /// Since when the operator holds the caller (music plays).
-    held_since: Option<Instant>,
-    /// The operator legs that are over, for the call record.
-    legs: Vec<CallLeg>,
-    /// A transfer out of the flow, until its first answer.
-    transfer: Option<PendingTransfer>,
-    /// Who transferred the caller from the console, and their note for the next operator.
-    transfer_note: Option<(String, String)>,
-    /// Digits and steps of the flow a phone's transfer to a flow number replaced.
-    earlier_digits: String,
-    earlier_path: Vec<String>,
-}
-
-/// A transfer out of the flow (T6) waiting to know whether it worked; the flow hears
-/// the result and goes on (`on_fail`) or leaves the call.
-enum PendingTransfer {
-    /// Queued (in a queue, or an operator's first queue offered to them first): the
-    /// queue's first word on the caller decides.
-    Queue,
-    /// An outside number ringing, until its answer or `deadline`.
-    External { deadline: Instant },
-}
-
-impl Progress {
-    /// Files the leg under the call record.
-    fn close_leg(&mut self, leg: OperatorLeg, outcome: LegOutcome, now: Instant) {
-        self.close_leg_to(leg, outcome, now, None);
-    }
-
-    /// Files the leg of an operator who transferred the caller to `to`.
-    fn close_leg_to(
-        &mut self,
-        leg: OperatorLeg,
-        outcome: LegOutcome,
-        now: Instant,
-        to: Option<String>,
-    ) {
-        let mut hold = leg.hold;
-        if outcome == LegOutcome::Answered
-            && let Some(since) = self.held_since.take()
-        {
-            hold += now.saturating_duration_since(since);
-        }
-        let (operator, number) = if leg.external {
-            (None, Some(leg.operator))
-        } else {
-            (Some(leg.operator), None)
-        };
-        self.legs.push(CallLeg {
-            operator,
-            number,
-            rang_at_ms: leg.rang_at_ms,
-            answered_at_ms: leg.answered_at_ms,
-            ended_at_ms: unix_ms(),
-            outcome,
-            hold_ms: millis(hold),
-            transferred_to: to,
-        });
-    }
-
-    fn service(&self) -> Service {
-        Service {
-            queue: self.was_queued.clone(),
-            wait_ms: self
-                .wait
-                .or_else(|| self.queued_at.map(|q| q.elapsed()))
-                .filter(|_| self.was_queued.is_some())
-                .map(millis),
-            hold_ms: self.legs.iter().map(|l| l.hold_ms).sum(),
-            legs: self.legs.clone(),
+impl CallIo {
+    fn socket(&self, port: Port) -> Option<&UdpSocket> {
+        match port {
+            Port::Rtp(CALLER) => Some(&self.caller_rtp),
+            Port::Rtcp(CALLER) => Some(&self.caller_rtcp),
+            Port::Rtp(id) => self.legs.iter().find(|l| l.id == id).map(|l| &l.rtp),
+            Port::Rtcp(id) => self.legs.iter().find(|l| l.id == id).map(|l| &l.rtcp),
         }
     }
-}
 
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+    fn handle(&self, setup: &CallSetup, leg: LegId) -> Option<CallHandle> {
+        if leg == CALLER {
+            return Some(setup.handle);
+        }
+        self.legs.iter().find(|l| l.id == leg).map(|l| l.handle)
+    }
 
-fn leg_outcome(failure: RingFailure) -> LegOutcome {
-    match failure {
-        RingFailure::NoAnswer => LegOutcome::NoAnswer,
-        RingFailure::Rejected => LegOutcome::Rejected,
-        RingFailure::Busy => LegOutcome::Busy,
-        RingFailure::Unreachable => LegOutcome::Unreachable,
+    fn leg_of(&self, handle: CallHandle) -> Option<LegId> {
+        self.legs.iter().find(|l| l.handle == handle).map(|l| l.id)
+    }
+
+    /// Forgets a leg whose dialog is over (its ports are free again).
+    fn drop_leg(&mut self, leg: LegId) {
+        self.legs.retain(|l| l.id != leg);
+    }
+
+    fn take_leg(&mut self, leg: LegId) -> Option<LegIo> {
+        let i = self.legs.iter().position(|l| l.id == leg)?;
+        Some(self.legs.swap_remove(i))
     }
 }
 
-/// Negotiates, answers and runs the flow (and the bridge) until the call ends.
+/// The next datagram on any leg's socket; never, without legs.
+async fn recv_legs(legs: &[LegIo], buf: &mut [u8]) -> (Port, usize, SocketAddr) {
+    std::future::poll_fn(|cx| {
+        for l in legs {
+            for (port, socket) in [(Port::Rtp(l.id), &l.rtp), (Port::Rtcp(l.id), &l.rtcp)] {
+                loop {
+                    let mut read = tokio::io::ReadBuf::new(buf);
+                    match socket.poll_recv_from(cx, &mut read) {
+                        std::task::Poll::Ready(Ok(from)) => {
+                            return std::task::Poll::Ready((port, read.filled().len(), from));
+                        }
+                        // An ICMP error from an earlier send: read on.
+                        std::task::Poll::Ready(Err(_)) => continue,
+                        std::task::Poll::Pending => break,
+                    }
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Answers the call and runs its session (the flow, the queue, the operator's leg and
+/// the bridge) until it ends.
 async fn serve(
     calls: &Calls,
     setup: &CallSetup,
@@ -790,532 +704,708 @@ async fn serve(
     direct: Option<String>,
 ) -> Outcome {
     let sip = &calls.sip;
-    let negotiated = match negotiate(setup.offer.as_deref()) {
-        Ok(n) => n,
-        Err(status) => {
-            sip.command(SipCommand::Reject(setup.handle, status)).await;
-            return Outcome::rejected();
-        }
-    };
-    let Some((socket, rtcp)) = calls.rtp_ports.bind() else {
+    let Some((caller_rtp, caller_rtcp)) = calls.rtp_ports.bind() else {
         warn!(call_id = %setup.call_id, "no free RTP port in the configured range");
         sip.command(SipCommand::Reject(setup.handle, 503)).await;
         return Outcome::rejected();
     };
-    let local_port = match socket.local_addr() {
-        Ok(a) => a.port(),
-        Err(_) => {
-            sip.command(SipCommand::Reject(setup.handle, 500)).await;
-            return Outcome::rejected();
-        }
+    let Ok(local_port) = caller_rtp.local_addr().map(|a| a.port()) else {
+        sip.command(SipCommand::Reject(setup.handle, 500)).await;
+        return Outcome::rejected();
     };
-
-    if flow.ring_ms > 0 {
-        sip.command(SipCommand::Ringing(setup.handle)).await;
-        let ring = tokio::time::sleep(Duration::from_millis(flow.ring_ms));
-        tokio::pin!(ring);
-        loop {
-            tokio::select! {
-                _ = &mut ring => break,
-                ev = events.recv() => match ev {
-                    Some(CallEvent::Cancelled) | None => return Outcome::bare(EndReason::Cancelled),
-                    Some(CallEvent::Ended(r)) => return Outcome::bare(sip_end_reason(r)),
-                    Some(_) => {}
-                },
-            }
-        }
-    }
-
-    let local_ip = calls.local.toward(setup.source.addr.ip());
-    let session_id = rand::random::<u32>().into();
-    let mut sdp_version = 1;
-    let answer = sdp::answer(&negotiated, local_ip, local_port, session_id, sdp_version);
-    sip.command(SipCommand::Answer(setup.handle, answer)).await;
     let now = Instant::now();
-    calls.cdr.answered(cdr, unix_ms());
-
-    let context = hotline_ivr::CallContext {
-        caller: setup.caller.clone(),
-        called: setup.called.clone(),
-        answered_at: calls.clock.now(),
-    };
-    let mut ivr = IvrCall::new(
-        flow,
-        context,
-        prompts,
-        rtp_config(&negotiated),
-        calls.rtp_timeout,
+    let mut session = CallSession::new(
         now,
+        SessionSetup {
+            call_id: setup.call_id.clone(),
+            caller: setup.caller.clone(),
+            called: setup.called.clone(),
+            flow,
+            prompts,
+            offer: setup.offer.clone(),
+            media: LocalMedia {
+                ip: calls.local.toward(setup.source.addr.ip()),
+                port: local_port,
+            },
+            sdp_session: rand::random::<u32>().into(),
+            rtp_timeout: calls.rtp_timeout,
+            flow_clock: calls.clock.now(),
+            unix_ms: unix_ms(),
+            direct,
+            ssrc: rand::random(),
+            initial_seq: rand::random(),
+            initial_timestamp: rand::random(),
+        },
     );
-    ivr.start(now);
-    let caller_id = CallerId(setup.handle.0);
+    let mut io = CallIo {
+        caller_rtp,
+        caller_rtcp,
+        legs: Vec::new(),
+        console_reply: None,
+        rekey_from: None,
+    };
     let mut shutdown = calls.shutdown.clone();
     let mut rtp_reported = Counts::default();
     let mut next_report = now + Duration::from_secs(1);
     let mut buf = [0u8; 2048];
-    let mut leg_buf = [0u8; 2048];
     let mut rtcp_buf = [0u8; 1500];
-    let mut leg_rtcp_buf = [0u8; 1500];
-    let mut p = Progress {
-        queued: None,
-        was_queued: None,
-        leg: None,
-        bridge: None,
-        bridged_at: None,
-        operator: None,
-        callback_left: false,
-        rtcp: RtcpRelay::default(),
-        direct,
-        queued_at: None,
-        first_queued: None,
-        wait: None,
-        held_since: None,
-        legs: Vec::new(),
-        transfer: None,
-        transfer_note: None,
-        earlier_digits: String::new(),
-        earlier_path: Vec::new(),
-    };
-
-    let reason = loop {
-        if p.held_since.is_some() {
-            // The operator holds: the queue's music goes to the caller.
-            send_due(&socket, &mut ivr).await;
-        }
-        if p.bridge.is_none() {
-            answer_requests(calls, setup, &negotiated, &mut ivr, &mut p).await;
-            send_due(&socket, &mut ivr).await;
-            for name in ivr.take_missing_prompts() {
-                warn!(call_id = %setup.call_id, prompt = %name, "prompt not loaded; skipped");
-            }
-            if let Some(h) = ivr.hangup() {
-                sip.command(SipCommand::Hangup(setup.handle)).await;
-                break match h {
-                    Hangup::FlowEnded => EndReason::FlowHangup,
-                    Hangup::RtpTimeout => EndReason::RtpTimeout,
-                };
-            }
+    let mut leg_buf = [0u8; 2048];
+    loop {
+        carry_out(calls, setup, cdr, &mut session, &mut io).await;
+        if session.ended().is_some() {
+            break;
         }
         if *shutdown.borrow() {
-            sip.command(SipCommand::Hangup(setup.handle)).await;
-            break EndReason::Shutdown;
+            session.shutdown(Instant::now());
+            continue;
         }
-        let bridge_dead_at = p.bridge.as_ref().and_then(|b| {
-            let heard = b.last_received(Side::A).max(p.bridged_at)?;
-            (!calls.rtp_timeout.is_zero()).then(|| heard + calls.rtp_timeout)
-        });
-        let transfer_deadline = match p.transfer {
-            Some(PendingTransfer::External { deadline }) => Some(deadline),
-            _ => None,
-        };
-        let wake = [
-            ivr.poll_timeout(),
-            bridge_dead_at,
-            transfer_deadline,
-            Some(next_report),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(next_report);
+        let wake = session
+            .poll_timeout()
+            .map_or(next_report, |t| t.min(next_report));
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    let now = Instant::now();
-                    match (&mut p.bridge, &p.leg) {
-                        (Some(bridge), Some(leg)) => {
-                            // On hold the operator hears nothing (the console's hold too).
-                            if let Some(to) = bridge.forward(now, Side::A, from, &buf[..n])
-                                && p.held_since.is_none()
-                            {
-                                let _ = leg.rtp.send_to(&buf[..n], to).await;
-                            }
-                        }
-                        _ => ivr.handle_rtp(now, from, &buf[..n]),
-                    }
-                }
-            }
-            r = recv_leg(p.leg.as_ref().map(|l| &l.rtp), &mut leg_buf) => {
+            r = io.caller_rtp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r
-                    && let Some(bridge) = &mut p.bridge
-                    && let Some(to) = bridge.forward(Instant::now(), Side::B, from, &leg_buf[..n])
-                    // On hold the caller hears our music, not what the phone sends.
-                    && p.held_since.is_none()
+                    && let Some((port, to)) =
+                        session.handle_datagram(Instant::now(), Port::Rtp(CALLER), from, &buf[..n])
+                    && let Some(socket) = io.socket(port)
                 {
-                    let _ = socket.send_to(&leg_buf[..n], to).await;
+                    let _ = socket.send_to(&buf[..n], to).await;
                 }
             }
-            // RTCP is not interpreted, but it shows the caller is still there (e.g. on hold).
-            // Bridged, it goes to where the operator's phone sends its own RTCP from.
-            r = rtcp.recv_from(&mut rtcp_buf) => {
+            r = io.caller_rtcp.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, from)) = r
                     && hotline_media::rtp::is_rtcp(&rtcp_buf[..n])
+                    && let Some((port, to)) =
+                        session.handle_datagram(Instant::now(), Port::Rtcp(CALLER), from, &rtcp_buf[..n])
+                    && let Some(socket) = io.socket(port)
                 {
-                    match (&p.bridge, &p.leg) {
-                        (Some(_), Some(leg)) => {
-                            if let Some(to) = p.rtcp.forward(Side::A, from, &rtcp_buf[..n]) {
-                                let _ = leg.rtcp.send_to(&rtcp_buf[..n], to).await;
-                            }
-                        }
-                        _ => ivr.handle_rtp(Instant::now(), from, &rtcp_buf[..n]),
-                    }
+                    let _ = socket.send_to(&rtcp_buf[..n], to).await;
                 }
             }
-            r = recv_leg(p.leg.as_ref().map(|l| &l.rtcp), &mut leg_rtcp_buf) => {
-                if let Ok((n, from)) = r
-                    && p.bridge.is_some()
-                    && let Some(to) = p.rtcp.forward(Side::B, from, &leg_rtcp_buf[..n])
+            (port, n, from) = recv_legs(&io.legs, &mut leg_buf) => {
+                let data = &leg_buf[..n];
+                let rtcp_ok = !matches!(port, Port::Rtcp(_)) || hotline_media::rtp::is_rtcp(data);
+                if rtcp_ok
+                    && let Some((port, to)) = session.handle_datagram(Instant::now(), port, from, data)
+                    && let Some(socket) = io.socket(port)
                 {
-                    let _ = rtcp.send_to(&leg_rtcp_buf[..n], to).await;
+                    let _ = socket.send_to(data, to).await;
                 }
             }
             ev = events.recv() => {
-                let Some(ev) = ev else { break EndReason::TransportError };
-                if let Some(reason) = on_event(calls, setup, ev, &negotiated, &mut ivr, &mut p, (local_ip, local_port, session_id, &mut sdp_version)).await {
-                    break reason;
+                let now = Instant::now();
+                match ev {
+                    Some(ev) => on_event(calls, setup, &mut session, &mut io, ev, now).await,
+                    None => session.caller_ended(now, EndReason::TransportError),
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                 let now = Instant::now();
-                ivr.handle_timeout(now);
-                if transfer_deadline.is_some_and(|t| t <= now)
-                    && let Some(leg) = p.leg.take_if(|l| l.external)
-                {
-                    info!(call_id = %setup.call_id, number = %leg.operator, "transfer: no answer");
-                    sip.command(SipCommand::Hangup(leg.handle)).await;
-                    p.close_leg(leg, LegOutcome::NoAnswer, now);
-                    p.transfer = None;
-                    ivr.hold_music(now, false, HOLD_MUSIC);
-                    if transfer_outcome(&mut ivr, now, false) {
-                        sip.command(SipCommand::Hangup(setup.handle)).await;
-                        break EndReason::FlowHangup;
-                    }
-                }
-                if bridge_dead_at.is_some_and(|t| t <= now) {
-                    info!(call_id = %setup.call_id, "no RTP from the caller in the bridged call");
-                    sip.command(SipCommand::Hangup(setup.handle)).await;
-                    break EndReason::RtpTimeout;
-                }
+                session.handle_timeout(now);
                 if now >= next_report {
-                    rtp_reported.report(&ivr);
+                    rtp_reported.report(session.rtp_stats());
                     next_report = now + Duration::from_secs(1);
                 }
             }
             _ = shutdown.changed() => {}
         }
-    };
-    rtp_reported.report(&ivr);
-
-    // Whatever ended the call: the operator leg goes too, and the queue learns of it.
-    if let Some(leg) = p.leg.take() {
-        sip.command(SipCommand::Hangup(leg.handle)).await;
-        calls.operator_left(&leg.operator, &setup.call_id);
-        let outcome = if p.bridge.is_some() {
-            LegOutcome::Answered
-        } else {
-            LegOutcome::Cancelled
-        };
-        p.close_leg(leg, outcome, Instant::now());
     }
-    let mut missed = None;
-    if p.operator.is_some() {
-        calls
-            .acd
-            .send(AcdInput::CallEnded { caller: caller_id })
-            .await;
-    } else if let Some(q) = p.queued.take() {
-        let left = calls
-            .acd
-            .ask(|reply| AcdInput::Leave {
-                caller: caller_id,
-                reply,
-            })
-            .await
-            .flatten();
-        if !p.callback_left {
-            missed = Some(Missed {
-                queue: Some(q.queue),
-                reason: MissedReason::Abandoned,
-                waited: left.map(|l| l.waited).unwrap_or_default(),
-            });
-        }
-    } else if let Some(queue) = p.was_queued.take()
-        && p.operator.is_none()
-        && !p.callback_left
-    {
-        // Left the queue without an operator (maximum wait) and asked for no callback.
-        missed = Some(Missed {
-            queue: Some(queue),
-            reason: MissedReason::MaxWait,
-            waited: Duration::ZERO,
-        });
-    }
-    // The flow marks calls it wants kept as missed (e.g. outside hours).
-    if missed.is_none()
-        && p.operator.is_none()
-        && !p.callback_left
-        && ivr
-            .variables()
-            .get("missed")
-            .is_some_and(|v| v == "outside_hours")
-    {
-        missed = Some(Missed {
-            queue: None,
-            reason: MissedReason::OutsideHours,
-            waited: Duration::ZERO,
-        });
-    }
-    let service = p.service();
-    Outcome {
-        reason,
-        digits: p.earlier_digits + ivr.digits(),
-        path: [p.earlier_path, ivr.path().to_vec()].concat(),
-        variables: serde_json::to_string(ivr.variables()).unwrap_or_else(|_| "{}".into()),
-        operator: p.operator,
-        missed,
-        service,
-    }
+    rtp_reported.report(session.rtp_stats());
+    session.into_outcome()
 }
 
-/// A datagram from one of the operator leg's sockets; never, without a leg.
-async fn recv_leg(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match socket {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// One event from the SIP task or the queue; `Some` when the call is over.
+/// One event from the SIP task, the queue or the console, for the session.
 async fn on_event(
     calls: &Calls,
     setup: &CallSetup,
+    session: &mut CallSession,
+    io: &mut CallIo,
     ev: CallEvent,
-    negotiated: &Negotiated,
-    ivr: &mut IvrCall,
-    p: &mut Progress,
-    (local_ip, local_port, session_id, sdp_version): (std::net::IpAddr, u16, u64, &mut u64),
-) -> Option<EndReason> {
-    let sip = &calls.sip;
-    let caller = CallerId(setup.handle.0);
-    let now = Instant::now();
+    now: Instant,
+) {
     match ev {
         CallEvent::Acked | CallEvent::LegProgress => {}
-        CallEvent::Cancelled => return Some(EndReason::Cancelled),
-        CallEvent::Ended(r) => return Some(sip_end_reason(r)),
-        CallEvent::Dtmf(d) => {
-            if p.bridge.is_none() {
-                ivr.handle_sip_dtmf(now, d);
+        CallEvent::Cancelled => session.caller_cancelled(now),
+        CallEvent::Ended(r) => session.caller_ended(now, sip_end_reason(r)),
+        CallEvent::Dtmf(d) => session.caller_dtmf(now, d),
+        CallEvent::ReInvite(offer) => session.caller_reinvite(now, offer.as_deref()),
+        CallEvent::QueueStatus(status) => session.queue_status(now, status),
+        CallEvent::RingOperator(order) => {
+            if let Some(leg) = session.ring_operator(now, &order.operator) {
+                match ring_operator(calls, setup, session, leg, &order).await {
+                    Some((leg_io, media)) => {
+                        io.legs.push(leg_io);
+                        session.leg_placed(now, leg, media);
+                    }
+                    None => session.leg_not_placed(now, leg),
+                }
             }
         }
-        CallEvent::ReInvite(offer) => match negotiate(offer.as_deref()) {
-            Ok(n) => {
-                *sdp_version += 1;
-                match &mut p.bridge {
-                    Some(bridge) => bridge.set_remote(Side::A, rtp_destination(&n)),
-                    None => ivr.set_remote(now, rtp_destination(&n)),
-                }
-                let answer = sdp::answer(&n, local_ip, local_port, session_id, *sdp_version);
-                sip.command(SipCommand::Answer(setup.handle, answer)).await;
-            }
-            Err(status) => sip.command(SipCommand::Reject(setup.handle, status)).await,
+        CallEvent::CancelRing => session.cancel_ring(now),
+        CallEvent::LegAnswered { leg, sdp } => match io.leg_of(leg) {
+            Some(id) => session.leg_answered(now, id, sdp.as_deref()),
+            // A late answer from a leg that is over: that phone is not wanted now.
+            None => calls.sip.command(SipCommand::Hangup(leg)).await,
         },
-        CallEvent::QueueStatus(status) => {
-            let unavailable = matches!(status, hotline_ivr::QueueStatus::Unavailable);
-            if unavailable {
-                p.queued = None;
-            }
-            if matches!(p.transfer, Some(PendingTransfer::Queue)) {
-                // The queue's first word on a transferred caller decides the transfer.
-                p.transfer = None;
-                if unavailable {
-                    ivr.hold_music(now, false, HOLD_MUSIC);
-                }
-                if transfer_outcome(ivr, now, !unavailable) {
-                    info!(call_id = %setup.call_id, "the transfer failed: nobody can take the caller");
-                    sip.command(SipCommand::Hangup(setup.handle)).await;
-                    return Some(EndReason::FlowHangup);
-                }
-            } else if unavailable && ivr.flow_finished() && p.bridge.is_none() {
-                // A transferred caller whose queue closed: nobody will take the call.
-                info!(call_id = %setup.call_id, "the queue the caller was transferred to closed");
-                sip.command(SipCommand::Hangup(setup.handle)).await;
-                return Some(EndReason::FlowHangup);
-            } else {
-                ivr.queue_status(now, status);
+        CallEvent::LegFailed { leg, status } => {
+            if let Some(id) = io.leg_of(leg) {
+                io.drop_leg(id);
+                session.leg_failed(now, id, status);
             }
         }
-        CallEvent::RingOperator(order) => ring_operator(calls, setup, negotiated, p, order).await,
-        CallEvent::CancelRing => {
-            if p.bridge.is_none()
-                && let Some(leg) = p.leg.take_if(|l| !l.external)
-            {
-                debug!(call_id = %setup.call_id, operator = %leg.operator, "ring cancelled");
-                sip.command(SipCommand::Hangup(leg.handle)).await;
-                p.close_leg(leg, LegOutcome::Cancelled, now);
+        CallEvent::LegEnded { leg } => {
+            if let Some(id) = io.leg_of(leg) {
+                io.drop_leg(id);
+                session.leg_ended(now, id);
             }
         }
-        CallEvent::LegAnswered { leg, sdp } => {
-            let ours = p.leg.as_ref().is_some_and(|l| l.handle == leg) && p.bridge.is_none();
-            if !ours {
-                // A late answer from a ring that is over: that phone is not wanted now.
-                sip.command(SipCommand::Hangup(leg)).await;
-                return None;
+        CallEvent::LegReInvite { leg, offer } => {
+            if let Some(id) = io.leg_of(leg) {
+                session.leg_reinvite(now, id, offer.as_deref());
             }
-            let l = p.leg.as_ref()?;
-            let operator = l.operator.clone();
-            if l.external {
-                answer_external(calls, setup, sdp.as_deref(), ivr, p, now).await;
-                return None;
+        }
+        CallEvent::LegRefer { leg, target } => match io.leg_of(leg) {
+            Some(id) => session.leg_refer(now, id, target),
+            None => calls.sip.command(SipCommand::ReferReply(leg, 403)).await,
+        },
+        CallEvent::Console(ConsoleControl::Hold { held, reply }) => {
+            let _ = reply.send(session.console_hold(now, held));
+        }
+        CallEvent::Console(ConsoleControl::Transfer { to, note, reply }) => {
+            io.console_reply = Some(reply);
+            session.console_transfer(now, to, note);
+        }
+        CallEvent::HandOver { reply } => {
+            let handed = session
+                .hand_over(now)
+                .and_then(|h| io.take_leg(h.leg).map(|l| (h, l)));
+            let _ = reply.send(handed);
+        }
+    }
+}
+
+/// Does what the session asks, until it asks nothing more; some answers go straight back.
+async fn carry_out(
+    calls: &Calls,
+    setup: &CallSetup,
+    cdr: CdrRef,
+    session: &mut CallSession,
+    io: &mut CallIo,
+) {
+    let caller = CallerId(setup.handle.0);
+    loop {
+        while let Some((port, to, packet)) = session.poll_transmit() {
+            // A send error (ICMP unreachable from an earlier packet) must not end the
+            // call; dead-call detection does that.
+            if let Some(socket) = io.socket(port) {
+                let _ = socket.send_to(&packet, to).await;
             }
-            let accepted = calls
-                .acd
-                .ask(|reply| AcdInput::RingAnswered {
-                    caller,
-                    operator: operator.clone(),
-                    reply,
-                })
-                .await
-                .unwrap_or(false);
-            let remote = sdp
-                .as_deref()
-                .and_then(|s| sdp::negotiate(s).ok())
-                .map(|n| rtp_destination(&n));
-            let (true, Some(remote)) = (accepted, remote) else {
-                warn!(call_id = %setup.call_id, %operator, accepted, "operator answer not usable; hanging up that leg");
-                sip.command(SipCommand::Hangup(leg)).await;
-                if let Some(l) = p.leg.take() {
-                    p.close_leg(l, LegOutcome::Cancelled, now);
+        }
+        let Some(out) = session.poll_output() else {
+            return;
+        };
+        match out {
+            Output::Sip(out) => sip_out(calls, setup, io, out).await,
+            Output::Queue(out) => {
+                let input = match out {
+                    QueueOut::Enqueue {
+                        queue,
+                        priority,
+                        skill,
+                        first: Some(operator),
+                    } => AcdInput::EnqueueDirect {
+                        caller,
+                        queue,
+                        priority,
+                        skill,
+                        operator,
+                        events: setup.events_tx.clone(),
+                    },
+                    QueueOut::Enqueue {
+                        queue,
+                        priority,
+                        skill,
+                        first: None,
+                    } => AcdInput::Enqueue {
+                        caller,
+                        queue,
+                        priority,
+                        skill,
+                        events: setup.events_tx.clone(),
+                    },
+                    QueueOut::EnqueueTransferred {
+                        queue,
+                        priority,
+                        since,
+                    } => AcdInput::EnqueueTransferred {
+                        caller,
+                        queue,
+                        priority,
+                        since,
+                        events: setup.events_tx.clone(),
+                    },
+                    QueueOut::Leave => {
+                        let (reply, _) = tokio::sync::oneshot::channel();
+                        AcdInput::Leave { caller, reply }
+                    }
+                    QueueOut::RingAnswered { leg, operator } => {
+                        let accepted = calls
+                            .acd
+                            .ask(|reply| AcdInput::RingAnswered {
+                                caller,
+                                operator,
+                                reply,
+                            })
+                            .await
+                            .unwrap_or(false);
+                        session.ring_accepted(Instant::now(), leg, accepted);
+                        continue;
+                    }
+                    QueueOut::RingFailed { operator, failure } => AcdInput::RingFailed {
+                        caller,
+                        operator,
+                        failure,
+                    },
+                    QueueOut::CallEnded => AcdInput::CallEnded { caller },
+                    QueueOut::Rekey => {
+                        let Some(from) = io.rekey_from.take() else {
+                            continue;
+                        };
+                        AcdInput::Rekey {
+                            from,
+                            to: caller,
+                            events: setup.events_tx.clone(),
+                        }
+                    }
+                };
+                calls.acd.send(input).await;
+            }
+            Output::Answered { at_ms } => calls.cdr.answered(cdr, at_ms),
+            Output::PlaceExternal { leg, number } => {
+                match place_external(calls, setup, session, leg, &number).await {
+                    Some((leg_io, media)) => {
+                        io.legs.push(leg_io);
+                        session.leg_placed(Instant::now(), leg, media);
+                    }
+                    None => session.leg_not_placed(Instant::now(), leg),
                 }
-                if accepted {
-                    calls.acd.send(AcdInput::CallEnded { caller }).await;
-                    return Some(EndReason::TransportError);
+            }
+            Output::Check(check) => {
+                let result = check_transfer(calls, check).await;
+                session.target_checked(Instant::now(), result);
+            }
+            Output::Callback {
+                number,
+                queue,
+                promise,
+            } => {
+                let promised = store_callback_request(calls, setup, &number, queue, promise).await;
+                if let Some((in_ms, same_day)) = promised {
+                    session.callback_promise(Instant::now(), in_ms, same_day);
                 }
-                return None;
-            };
-            ivr.queue_status(now, hotline_ivr::QueueStatus::Connected);
-            ivr.set_bridged(now);
-            p.bridge = Some(Bridge::new(ivr.rtp_destination(), remote));
-            p.bridged_at = Some(now);
-            p.queued = None;
-            // The wait until the first answer (a transferred caller's later waits are in
-            // the legs).
-            if p.wait.is_none() {
-                p.wait = p.queued_at.map(|q| now.saturating_duration_since(q));
             }
-            if let Some(l) = p.leg.as_mut() {
-                l.answered_at_ms = Some(unix_ms());
-            }
-            info!(call_id = %setup.call_id, %operator, "caller connected to operator");
-            calls.operator_joined(
+            Output::Connected {
+                operator,
+                queue,
+                note,
+            } => calls.operator_joined(
                 &operator,
                 ConnectedCall {
                     call_id: setup.call_id.clone(),
                     caller: setup.caller.clone(),
-                    queue: p.was_queued.clone(),
+                    queue,
                     since_ms: unix_ms(),
                     held: false,
-                    note: p.transfer_note.take(),
+                    note,
                     control: setup.events_tx.clone(),
                 },
-            );
-            p.operator = Some(operator);
-        }
-        CallEvent::LegFailed { leg, status } => {
-            if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
-                let failure = ring_failure(status);
-                if l.external {
-                    info!(call_id = %setup.call_id, number = %l.operator, status, "transfer: the number did not answer");
-                    p.close_leg(l, leg_outcome(failure), now);
-                    p.transfer = None;
-                    ivr.hold_music(now, false, HOLD_MUSIC);
-                    if transfer_outcome(ivr, now, false) {
-                        sip.command(SipCommand::Hangup(setup.handle)).await;
-                        return Some(EndReason::FlowHangup);
-                    }
-                    return None;
-                }
-                info!(call_id = %setup.call_id, operator = %l.operator, status, "operator phone did not answer");
-                let operator = l.operator.clone();
-                p.close_leg(l, leg_outcome(failure), now);
-                calls
-                    .acd
-                    .send(AcdInput::RingFailed {
-                        caller,
-                        operator,
-                        failure,
-                    })
-                    .await;
-            }
-        }
-        CallEvent::LegEnded { leg } => {
-            if let Some(l) = p.leg.take_if(|l| l.handle == leg) {
-                calls.operator_left(&l.operator, &setup.call_id);
-                let outcome = if p.bridge.is_some() {
-                    LegOutcome::Answered
-                } else {
-                    LegOutcome::Cancelled
-                };
-                p.close_leg(l, outcome, now);
-                if p.bridge.is_some() {
-                    sip.command(SipCommand::Hangup(setup.handle)).await;
-                    return Some(EndReason::OperatorHangup);
-                }
-            }
-        }
-        CallEvent::Console(ConsoleControl::Hold { held, reply }) => {
-            let connected = p.bridge.is_some() && p.leg.as_ref().is_some_and(|l| !l.external);
-            if connected {
-                set_hold(calls, setup, ivr, p, held, now);
-            }
-            let _ = reply.send(if connected {
-                Ok(())
-            } else {
-                Err("The call is not connected to you.".into())
-            });
-        }
-        CallEvent::Console(ConsoleControl::Transfer { to, note, reply }) => {
-            let (answer, ended) =
-                console_transfer(calls, setup, negotiated, ivr, p, to, note, now).await;
-            let _ = reply.send(answer);
-            return ended;
-        }
-        CallEvent::LegRefer { leg, target } => {
-            return blind_transfer(calls, setup, negotiated, ivr, p, leg, target, now).await;
-        }
-        CallEvent::LegReInvite { leg, offer } => {
-            if let Some(l) = p.leg.as_mut().filter(|l| l.handle == leg) {
-                match negotiate(offer.as_deref()) {
-                    Ok(n) => {
-                        l.sdp_version += 1;
-                        let answer =
-                            sdp::answer(&n, l.local_ip, l.local_port, session_id, l.sdp_version);
-                        sip.command(SipCommand::Answer(leg, answer)).await;
-                        if let Some(bridge) = &mut p.bridge {
-                            let remote = rtp_destination(&n);
-                            bridge.set_remote(Side::B, remote);
-                            // sendonly/inactive from the operator's phone: hold (T6).
-                            set_hold(calls, setup, ivr, p, remote.is_none(), now);
+            ),
+            Output::Held { operator, held } => calls.operator_held(&operator, &setup.call_id, held),
+            Output::Disconnected { operator } => calls.operator_left(&operator, &setup.call_id),
+            Output::Replace { dialog, from } => match take_over(calls, &dialog, &from).await {
+                Ok((handed, leg_io, other)) => {
+                    // The leg's SIP events come here from now on.
+                    calls
+                        .sip
+                        .command(SipCommand::Reroute {
+                            call: leg_io.handle,
+                            owner: setup.events_tx.clone(),
+                        })
+                        .await;
+                    match session.replaced(Instant::now(), Ok(handed)) {
+                        Some(id) => {
+                            io.legs.push(LegIo { id, ..leg_io });
+                            io.rekey_from = Some(other);
                         }
+                        None => calls.sip.command(SipCommand::Hangup(leg_io.handle)).await,
                     }
-                    Err(status) => sip.command(SipCommand::Reject(leg, status)).await,
+                }
+                Err(refusal) => {
+                    session.replaced(Instant::now(), Err(refusal));
+                }
+            },
+            Output::ConsoleReply(answer) => {
+                if let Some(reply) = io.console_reply.take() {
+                    let _ = reply.send(answer);
                 }
             }
         }
     }
-    None
 }
 
-/// Tells the flow how its transfer went; `true` when there is no flow to go on (a phone's
-/// transfer) and the transfer failed, so the call must end.
-fn transfer_outcome(ivr: &mut IvrCall, now: Instant, ok: bool) -> bool {
-    if ivr.flow_finished() {
-        return !ok;
+async fn sip_out(calls: &Calls, setup: &CallSetup, io: &mut CallIo, out: SipOut) {
+    let sip = &calls.sip;
+    let command = |leg: LegId| io.handle(setup, leg);
+    match out {
+        SipOut::Ringing => sip.command(SipCommand::Ringing(setup.handle)).await,
+        SipOut::Answer { leg, sdp } => {
+            if let Some(h) = command(leg) {
+                sip.command(SipCommand::Answer(h, sdp)).await;
+            }
+        }
+        SipOut::Reject { leg, status } => {
+            if let Some(h) = command(leg) {
+                sip.command(SipCommand::Reject(h, status)).await;
+            }
+        }
+        SipOut::Hangup { leg } => {
+            if let Some(h) = command(leg) {
+                sip.command(SipCommand::Hangup(h)).await;
+            }
+            io.drop_leg(leg);
+        }
+        SipOut::ReferReply { leg, status } => {
+            if let Some(h) = command(leg) {
+                sip.command(SipCommand::ReferReply(h, status)).await;
+            }
+        }
+        SipOut::ReferNotify { leg, status, last } => {
+            if let Some(h) = command(leg) {
+                sip.command(SipCommand::ReferNotify(h, status, last)).await;
+            }
+        }
     }
-    ivr.transfer_result(now, ok);
-    false
+}
+
+/// Stores the flow's callback request and puts the caller on the shared list; the promised
+/// time, when there is one, as the session wants it (ms from now, still today).
+async fn store_callback_request(
+    calls: &Calls,
+    setup: &CallSetup,
+    number: &str,
+    queue: Option<String>,
+    promise: Option<String>,
+) -> Option<(u64, bool)> {
+    let stored = calls
+        .store
+        .insert_callback_request(&NewCallbackRequest {
+            number,
+            queue: queue.as_deref(),
+            promise: promise.as_deref(),
+            source: RequestSource::Ivr,
+            call_id: Some(&setup.call_id),
+            requested_at_ms: unix_ms(),
+        })
+        .await;
+    match stored {
+        Ok(id) => {
+            info!(call_id = %setup.call_id, %number, id, "callback request recorded");
+            let noted = note_on_callback_list(
+                calls,
+                &setup.call_id,
+                number,
+                queue.as_deref(),
+                CallbackSource::Ivr,
+            )
+            .await;
+            // The flow may say the computed time (its fallback otherwise).
+            let promised_at_ms = noted.and_then(|n| n.promised_at_ms)?;
+            Some(promise_distance(calls, queue.as_deref(), promised_at_ms))
+        }
+        Err(e) => {
+            warn!(call_id = %setup.call_id, %number, "callback request NOT stored: {e}");
+            None
+        }
+    }
+}
+
+/// Places the operator leg the queue asked for, offering the caller's own codec so the
+/// bridge needs no transcoding. `None`: the phone can't be rung (the queue hears
+/// "unreachable" and tries someone else).
+async fn ring_operator(
+    calls: &Calls,
+    setup: &CallSetup,
+    session: &CallSession,
+    leg: LegId,
+    order: &RingOrder,
+) -> Option<(LegIo, LocalMedia)> {
+    // The most recent registration of the phone.
+    let contact = order.contacts.iter().max_by_key(|b| b.expires_at)?;
+    let Some((rtp, rtcp)) = calls.rtp_ports.bind() else {
+        warn!(call_id = %setup.call_id, "no free RTP port for the operator leg");
+        return None;
+    };
+    let media = LocalMedia {
+        ip: calls.local.toward(contact.peer.addr.ip()),
+        port: rtp.local_addr().ok()?.port(),
+    };
+    let offer = sdp::offer(
+        session.caller_media(),
+        media.ip,
+        media.port,
+        rand::random::<u32>().into(),
+        1,
+    );
+    let call = OutgoingCall {
+        request_uri: contact.uri.clone(),
+        to: contact.peer,
+        // The operator's phone shows who is calling.
+        from_user: setup.caller.clone(),
+        from_display: None,
+        sdp: offer,
+        credentials: None,
+        headers: Vec::new(),
+    };
+    let handle = calls.sip.invite(call, setup.events_tx.clone()).await?;
+    Some((
+        LegIo {
+            id: leg,
+            handle,
+            rtp,
+            rtcp,
+        },
+        media,
+    ))
+}
+
+/// Dials the outside number a transfer goes to, through the trunk.
+async fn place_external(
+    calls: &Calls,
+    setup: &CallSetup,
+    session: &CallSession,
+    leg: LegId,
+    number: &str,
+) -> Option<(LegIo, LocalMedia)> {
+    let trunk = calls.trunk.as_ref()?;
+    let (rtp, rtcp) = calls.rtp_ports.bind()?;
+    let media = LocalMedia {
+        ip: calls.local.toward(trunk.address.ip()),
+        port: rtp.local_addr().ok()?.port(),
+    };
+    let handle = crate::outbound::invite_customer(
+        calls,
+        trunk,
+        number,
+        &trunk.caller_id,
+        session.caller_media(),
+        &rtp,
+        setup.events_tx.clone(),
+    )
+    .await?;
+    Some((
+        LegIo {
+            id: leg,
+            handle,
+            rtp,
+            rtcp,
+        },
+        media,
+    ))
+}
+
+/// Where a transfer sends the caller, and whether it may now: an operator who isn't the
+/// one transferring and can take a call (in their first queue), a queue that exists (and,
+/// for a phone's or the console's transfer, has someone online), a number the dial plan
+/// allows, or (a REFER) a number a flow answers.
+async fn check_transfer(calls: &Calls, check: Check) -> Result<Destination, Refusal> {
+    let (target, from) = match check {
+        Check::Refer { target, from } => match resolve_refer(calls, &target).await? {
+            ReferTo::Flow(flow, number) => {
+                return Ok(Destination::Flow {
+                    flow,
+                    prompts: calls.flows_now().prompts.clone(),
+                    number,
+                });
+            }
+            ReferTo::Transfer(t) => (t, Some(from)),
+        },
+        Check::Console { to, from } => (to, Some(from)),
+        Check::Flow(to) => (to, None),
+    };
+    match target {
+        TransferTarget::Operator(op) => {
+            if from.as_deref() == Some(op.as_str()) {
+                return Err((403, format!("{op} cannot transfer to themselves")));
+            }
+            let queue = first_queue_of(&calls.flows_now().set, &op)
+                .map(|q| q.name.clone())
+                .ok_or_else(|| (404, format!("{op} is in no queue")))?;
+            if !operator_free(calls, &op).await {
+                return Err((480, format!("{op} cannot take a call now")));
+            }
+            Ok(Destination::Operator {
+                operator: op,
+                queue,
+            })
+        }
+        TransferTarget::Queue(q) => {
+            if !calls.flows_now().set.queues().contains_key(&q) {
+                return Err((404, format!("no queue {q:?}")));
+            }
+            if from.is_some() {
+                // A queue with nobody online (free or busy) would only hang the caller up.
+                let figures = calls
+                    .acd
+                    .ask(|reply| AcdInput::Figures { reply })
+                    .await
+                    .unwrap_or_default();
+                let staffed = figures
+                    .iter()
+                    .any(|(name, f)| *name == q && f.online + f.busy > 0);
+                if !staffed {
+                    return Err((480, format!("nobody in the {q} queue can take calls now")));
+                }
+            }
+            Ok(Destination::Queue(q))
+        }
+        TransferTarget::External(number) => {
+            let trunk = calls
+                .trunk
+                .as_ref()
+                .ok_or((404, "no trunk is configured".to_string()))?;
+            let number = trunk
+                .dialplan
+                .check(&number)
+                .map_err(|e| (e.sip_status(), e.to_string()))?;
+            Ok(Destination::External(number))
+        }
+    }
+}
+
+/// An attended transfer: the consultation call `dialog` that `operator`'s phone placed
+/// hands its other party over. `Err` has the REFER's refusal.
+async fn take_over(
+    calls: &Calls,
+    dialog: &str,
+    operator: &str,
+) -> Result<(HandedLeg, LegIo, CallerId), Refusal> {
+    let (events, other) = {
+        let dialogs = calls.dialogs();
+        let d = dialogs
+            .get(dialog)
+            .ok_or_else(|| (481, format!("no call {dialog} to replace")))?;
+        if d.placed_by.as_deref() != Some(operator) {
+            return Err((
+                403,
+                format!("call {dialog} is not {operator}'s consultation"),
+            ));
+        }
+        (d.events.clone(), d.caller)
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    events
+        .send(CallEvent::HandOver { reply })
+        .await
+        .map_err(|_| (481, format!("call {dialog} is over")))?;
+    let handed = tokio::time::timeout(Duration::from_secs(2), answer)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .ok_or_else(|| (481, format!("nobody to take over in call {dialog}")))?;
+    Ok((handed.0, handed.1, other))
+}
+
+/// A call from an operator's phone to a colleague's SIP user (the first step of an
+/// attended transfer): who calls, and whom.
+async fn consultation(calls: &Calls, setup: &CallSetup) -> Option<(String, String)> {
+    let hotline_sip::Origin::Operator(user) = &setup.origin else {
+        return None;
+    };
+    let operators = match calls.store.operators().await {
+        Ok(ops) => ops,
+        Err(e) => {
+            warn!(call_id = %setup.call_id, "reading operators: {e}");
+            return None;
+        }
+    };
+    let by = operators.iter().find(|o| o.sip_user == *user)?;
+    let to = operators
+        .iter()
+        .find(|o| o.sip_user == setup.called && o.name != by.name)?;
+    info!(call_id = %setup.call_id, from = %by.name, to = %to.name, "consultation call");
+    Some((by.name.clone(), to.name.clone()))
+}
+
+/// The built-in flow of a consultation call: ring the colleague (offered to them first,
+/// in their first queue), with hold music meanwhile; if they can't take it, hang up.
+fn consult_flow(operator: &str) -> hotline_ivr::Flow {
+    use hotline_ivr::{Hangup, Loc, Ref, StepKind, Transfer, TransferTo};
+    let at = Loc::default();
+    let r = |name: &str| Ref {
+        name: name.to_string(),
+        at,
+    };
+    builtin_flow(
+        "consult",
+        "(built in: consultation call)",
+        vec![
+            (
+                "ring",
+                StepKind::Transfer(Transfer {
+                    to: TransferTo::Operator(r(operator)),
+                    prompts: Vec::new(),
+                    on_fail: r("end"),
+                }),
+            ),
+            (
+                "end",
+                StepKind::Hangup(Hangup {
+                    prompts: Vec::new(),
+                }),
+            ),
+        ],
+    )
+}
+
+/// A flow of the daemon's own (not from a file): `steps` in order, the first is the start.
+fn builtin_flow(
+    name: &str,
+    file: &str,
+    steps: Vec<(&str, hotline_ivr::StepKind)>,
+) -> hotline_ivr::Flow {
+    let at = hotline_ivr::Loc::default();
+    let start = hotline_ivr::Ref {
+        name: steps.first().map_or("", |(n, _)| n).to_string(),
+        at,
+    };
+    let steps = steps
+        .into_iter()
+        .map(|(name, kind)| {
+            (
+                name.to_string(),
+                hotline_ivr::Step {
+                    name: name.to_string(),
+                    at,
+                    kind,
+                },
+            )
+        })
+        .collect();
+    hotline_ivr::Flow {
+        name: name.to_string(),
+        name_at: at,
+        version: "builtin".to_string(),
+        ring_ms: 0,
+        file: std::path::PathBuf::from(file),
+        numbers: Vec::new(),
+        default: None,
+        start,
+        steps,
+        offers: Default::default(),
+        calendars: Default::default(),
+        vip_lists: Default::default(),
+    }
 }
 
 /// Where a phone's REFER sends the caller.
@@ -1324,243 +1414,6 @@ enum ReferTo {
     Transfer(TransferTarget),
     /// A number a flow answers: the caller goes through that flow from its start.
     Flow(Arc<hotline_ivr::Flow>, String),
-}
-
-/// A blind transfer from the connected operator's phone (REFER, RFC 3515): the target is
-/// an operator's SIP user, a number a flow answers, or an outside number the dial plan
-/// allows. Anything else is refused (404 unknown, 403 forbidden, 480 an operator who
-/// can't take a call now, 501 attended transfer). On 202 the operator's leg ends (after a
-/// NOTIFY) and the caller hears music until the target answers.
-#[allow(clippy::too_many_arguments)]
-async fn blind_transfer(
-    calls: &Calls,
-    setup: &CallSetup,
-    negotiated: &Negotiated,
-    ivr: &mut IvrCall,
-    p: &mut Progress,
-    leg: CallHandle,
-    target: hotline_sip::ReferTarget,
-    now: Instant,
-) -> Option<EndReason> {
-    let sip = &calls.sip;
-    let refuse = |status: u16, why: String| async move {
-        info!(call_id = %setup.call_id, status, "transfer refused: {why}");
-        sip.command(SipCommand::ReferReply(leg, status)).await;
-    };
-    let connected = p
-        .leg
-        .as_ref()
-        .is_some_and(|l| l.handle == leg && !l.external && p.bridge.is_some());
-    if !connected {
-        refuse(
-            403,
-            "only the connected operator's phone may transfer".into(),
-        )
-        .await;
-        return None;
-    }
-    if target.replaces.is_some() {
-        refuse(
-            501,
-            "attended transfer (Replaces) is not supported yet".into(),
-        )
-        .await;
-        return None;
-    }
-    let to = match resolve_refer(calls, &target).await {
-        Ok(to) => to,
-        Err((status, why)) => {
-            refuse(status, why).await;
-            return None;
-        }
-    };
-    if let ReferTo::Transfer(t) = &to
-        && let Err((status, why)) = check_target(calls, p, t).await
-    {
-        refuse(status, why).await;
-        return None;
-    }
-    // Go ahead: the operator hears the transfer is under way, and leaves the call.
-    sip.command(SipCommand::ReferReply(leg, 202)).await;
-    sip.command(SipCommand::ReferNotify(leg, 100, false)).await;
-    sip.command(SipCommand::ReferNotify(leg, 200, true)).await;
-    move_caller(calls, setup, negotiated, ivr, p, to, None, now).await
-}
-
-/// A transfer from the operator's console (the call panel): to an operator, a queue or a
-/// number, with a note for whoever takes the caller. `Err` tells the page why not.
-#[allow(clippy::too_many_arguments)]
-async fn console_transfer(
-    calls: &Calls,
-    setup: &CallSetup,
-    negotiated: &Negotiated,
-    ivr: &mut IvrCall,
-    p: &mut Progress,
-    to: TransferTarget,
-    note: String,
-    now: Instant,
-) -> (Result<(), String>, Option<EndReason>) {
-    let Some(operator) = p
-        .leg
-        .as_ref()
-        .filter(|l| !l.external && p.bridge.is_some())
-        .map(|l| l.operator.clone())
-    else {
-        return (Err("The call is not connected to you.".into()), None);
-    };
-    if let Err((_, why)) = check_target(calls, p, &to).await {
-        return (Err(why), None);
-    }
-    let note = (!note.is_empty()).then_some((operator, note));
-    let ended = move_caller(
-        calls,
-        setup,
-        negotiated,
-        ivr,
-        p,
-        ReferTo::Transfer(to),
-        note,
-        now,
-    )
-    .await;
-    (Ok(()), ended)
-}
-
-/// Whether the caller can be sent to `to` now: an operator who isn't the one transferring
-/// and can take a call, a queue that exists, a number the dial plan allows. `Err` has the
-/// SIP status a REFER gets and the reason.
-async fn check_target(
-    calls: &Calls,
-    p: &Progress,
-    to: &TransferTarget,
-) -> Result<(), (u16, String)> {
-    match to {
-        TransferTarget::Operator(op) => {
-            if p.leg.as_ref().is_some_and(|l| l.operator == *op) {
-                return Err((403, format!("{op} cannot transfer to themselves")));
-            }
-            if !operator_free(calls, op).await {
-                return Err((480, format!("{op} cannot take a call now")));
-            }
-        }
-        TransferTarget::Queue(q) => {
-            if !calls.flows_now().set.queues().contains_key(q) {
-                return Err((404, format!("no queue {q:?}")));
-            }
-            // A queue with nobody online (free or busy) would only hang the caller up.
-            let figures = calls
-                .acd
-                .ask(|reply| AcdInput::Figures { reply })
-                .await
-                .unwrap_or_default();
-            let staffed = figures
-                .iter()
-                .any(|(name, f)| name == q && f.online + f.busy > 0);
-            if !staffed {
-                return Err((480, format!("nobody in the {q} queue can take calls now")));
-            }
-        }
-        TransferTarget::External(number) => {
-            let trunk = calls
-                .trunk
-                .as_ref()
-                .ok_or((404, "no trunk is configured".to_string()))?;
-            trunk
-                .dialplan
-                .check(number)
-                .map_err(|e| (e.sip_status(), e.to_string()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Moves a bridged caller on (a blind transfer, from the phone or the console): the
-/// operator's leg ends (filed with where the caller went), the operator goes to wrap-up,
-/// and the caller hears music until the target answers, or starts over in a flow.
-#[allow(clippy::too_many_arguments)]
-async fn move_caller(
-    calls: &Calls,
-    setup: &CallSetup,
-    negotiated: &Negotiated,
-    ivr: &mut IvrCall,
-    p: &mut Progress,
-    to: ReferTo,
-    note: Option<(String, String)>,
-    now: Instant,
-) -> Option<EndReason> {
-    let sip = &calls.sip;
-    let description = match &to {
-        ReferTo::Transfer(t) => hotline_ivr::describe_target(t),
-        ReferTo::Flow(_, number) => format!("number {number}"),
-    };
-    let caller = CallerId(setup.handle.0);
-    set_hold(calls, setup, ivr, p, false, now);
-    if let Some(old) = p.leg.take() {
-        info!(call_id = %setup.call_id, operator = %old.operator, to = %description, "blind transfer");
-        sip.command(SipCommand::Hangup(old.handle)).await;
-        calls.operator_left(&old.operator, &setup.call_id);
-        p.close_leg_to(old, LegOutcome::Answered, now, Some(description));
-    }
-    p.bridge = None;
-    p.bridged_at = None;
-    p.transfer_note = note;
-    calls.acd.send(AcdInput::CallEnded { caller }).await;
-    match to {
-        ReferTo::Flow(flow, number) => {
-            // The caller starts over in that flow, as if they had dialled it.
-            p.earlier_digits.push_str(ivr.digits());
-            p.earlier_path.extend(ivr.path().iter().cloned());
-            let context = hotline_ivr::CallContext {
-                caller: setup.caller.clone(),
-                called: number,
-                answered_at: calls.clock.now(),
-            };
-            *ivr = IvrCall::new(
-                flow,
-                context,
-                calls.flows_now().prompts.clone(),
-                rtp_config(negotiated),
-                calls.rtp_timeout,
-                now,
-            );
-            ivr.start(now);
-        }
-        ReferTo::Transfer(t) => {
-            ivr.hold_music(now, true, HOLD_MUSIC);
-            match start_transfer(calls, setup, negotiated, p, &t).await {
-                Ok(pending) => p.transfer = Some(pending),
-                Err(why) => {
-                    warn!(call_id = %setup.call_id, "the transfer failed after it was accepted: {why}");
-                    sip.command(SipCommand::Hangup(setup.handle)).await;
-                    return Some(EndReason::FlowHangup);
-                }
-            }
-        }
-    }
-    None
-}
-
-/// The operator holds the call (from the phone's re-INVITE or the console) or takes it
-/// back: the caller hears the queue's music meanwhile, and nothing passes the bridge.
-fn set_hold(
-    calls: &Calls,
-    setup: &CallSetup,
-    ivr: &mut IvrCall,
-    p: &mut Progress,
-    held: bool,
-    now: Instant,
-) {
-    if held == p.held_since.is_some() || p.bridge.is_none() {
-        return;
-    }
-    let Some(l) = p.leg.as_mut() else { return };
-    info!(call_id = %setup.call_id, operator = %l.operator, held, "operator hold");
-    ivr.hold_music(now, held, HOLD_MUSIC);
-    match p.held_since.take() {
-        Some(since) => l.hold += now.saturating_duration_since(since),
-        None => p.held_since = Some(now),
-    }
-    calls.operator_held(&l.operator, &setup.call_id, held);
 }
 
 /// The REFER's target: an operator by SIP user, a number a flow answers, or an outside
@@ -1617,365 +1470,9 @@ async fn operator_free(calls: &Calls, operator: &str) -> bool {
     })
 }
 
-/// The outside number a flow transferred to answered: the caller is bridged to it and
-/// leaves the flow; an answer without usable media fails the transfer.
-async fn answer_external(
-    calls: &Calls,
-    setup: &CallSetup,
-    sdp: Option<&str>,
-    ivr: &mut IvrCall,
-    p: &mut Progress,
-    now: Instant,
-) {
-    p.transfer = None;
-    ivr.hold_music(now, false, HOLD_MUSIC);
-    let remote = sdp
-        .and_then(|s| sdp::negotiate(s).ok())
-        .map(|n| rtp_destination(&n));
-    let Some(remote) = remote else {
-        if let Some(l) = p.leg.take() {
-            warn!(call_id = %setup.call_id, number = %l.operator, "transfer: answer without usable SDP");
-            calls.sip.command(SipCommand::Hangup(l.handle)).await;
-            p.close_leg(l, LegOutcome::Unreachable, now);
-        }
-        // A phone's transfer has no flow to go on with: the caller stays in silence
-        // until they hang up (rare: an answer without SDP).
-        transfer_outcome(ivr, now, false);
-        return;
-    };
-    transfer_outcome(ivr, now, true);
-    ivr.set_bridged(now);
-    p.bridge = Some(Bridge::new(ivr.rtp_destination(), remote));
-    p.bridged_at = Some(now);
-    if let Some(l) = p.leg.as_mut() {
-        l.answered_at_ms = Some(unix_ms());
-        info!(call_id = %setup.call_id, number = %l.operator, "caller connected to the outside number");
-    }
-}
+pub use hotline_core::call_session::ring_failure;
 
-/// Starts a transfer out of the flow (T6): to a queue (the caller joins it), to an
-/// operator (offered to them first, in their first queue; refused when they can't take
-/// a call now), or to an outside number through the trunk (after the dial plan).
-/// `Err` says why it can't be done, and the flow takes its `on_fail`.
-async fn start_transfer(
-    calls: &Calls,
-    setup: &CallSetup,
-    negotiated: &Negotiated,
-    p: &mut Progress,
-    target: &TransferTarget,
-) -> Result<PendingTransfer, String> {
-    let caller = CallerId(setup.handle.0);
-    let flows = calls.flows_now();
-    let input = match target {
-        TransferTarget::Queue(queue) => {
-            if !flows.set.queues().contains_key(queue) {
-                return Err(format!("no queue {queue:?}"));
-            }
-            // The caller keeps their first arrival and class (T6).
-            let (since, priority) = *p.first_queued.get_or_insert((Instant::now(), 0));
-            AcdInput::EnqueueTransferred {
-                caller,
-                queue: queue.clone(),
-                priority,
-                since,
-                events: setup.events_tx.clone(),
-            }
-        }
-        TransferTarget::Operator(operator) => {
-            let queue = first_queue_of(&flows.set, operator)
-                .ok_or_else(|| format!("{operator} is in no queue"))?
-                .name
-                .clone();
-            if !operator_free(calls, operator).await {
-                return Err(format!("{operator} cannot take a call now"));
-            }
-            AcdInput::EnqueueDirect {
-                caller,
-                queue,
-                priority: 0,
-                skill: None,
-                operator: operator.clone(),
-                events: setup.events_tx.clone(),
-            }
-        }
-        TransferTarget::External(number) => {
-            let trunk = calls.trunk.as_ref().ok_or("no trunk is configured")?;
-            let number = trunk.dialplan.check(number).map_err(|e| e.to_string())?;
-            let (rtp, rtcp) = calls.rtp_ports.bind().ok_or("no free RTP port")?;
-            let local_port = rtp.local_addr().map_err(|e| e.to_string())?.port();
-            let handle = crate::outbound::invite_customer(
-                calls,
-                trunk,
-                &number,
-                &trunk.caller_id,
-                negotiated,
-                &rtp,
-                setup.events_tx.clone(),
-            )
-            .await
-            .ok_or("the trunk leg could not be placed")?;
-            p.leg = Some(OperatorLeg {
-                handle,
-                operator: number,
-                external: true,
-                rtp,
-                rtcp,
-                local_port,
-                local_ip: calls.local.toward(trunk.address.ip()),
-                sdp_version: 1,
-                rang_at_ms: unix_ms(),
-                answered_at_ms: None,
-                hold: Duration::ZERO,
-            });
-            return Ok(PendingTransfer::External {
-                deadline: Instant::now() + crate::outbound::RING_LIMIT,
-            });
-        }
-    };
-    let queue = match &input {
-        AcdInput::EnqueueTransferred { queue, .. } | AcdInput::EnqueueDirect { queue, .. } => {
-            queue.clone()
-        }
-        _ => String::new(),
-    };
-    calls.acd.send(input).await;
-    p.queued_at = Some(Instant::now());
-    p.was_queued = Some(queue.clone());
-    p.queued = Some(Queued { queue });
-    Ok(PendingTransfer::Queue)
-}
-
-/// What an operator phone's final status means to the queue.
-pub fn ring_failure(status: u16) -> RingFailure {
-    match status {
-        486 | 600 => RingFailure::Busy,
-        603 => RingFailure::Rejected,
-        408 | 480 | 487 => RingFailure::NoAnswer,
-        _ => RingFailure::Unreachable,
-    }
-}
-
-/// Places the operator leg the queue asked for, offering the caller's own codec so the
-/// bridge needs no transcoding. Failures go back to the queue, which tries someone else.
-async fn ring_operator(
-    calls: &Calls,
-    setup: &CallSetup,
-    negotiated: &Negotiated,
-    p: &mut Progress,
-    order: RingOrder,
-) {
-    let caller = CallerId(setup.handle.0);
-    let fail = |operator: String, failure| AcdInput::RingFailed {
-        caller,
-        operator,
-        failure,
-    };
-    if p.leg.is_some() || p.bridge.is_some() {
-        calls
-            .acd
-            .send(fail(order.operator, RingFailure::Busy))
-            .await;
-        return;
-    }
-    // The most recent registration of the phone.
-    let Some(contact) = order.contacts.iter().max_by_key(|b| b.expires_at) else {
-        calls
-            .acd
-            .send(fail(order.operator, RingFailure::Unreachable))
-            .await;
-        return;
-    };
-    let Some((rtp, rtcp)) = calls.rtp_ports.bind() else {
-        warn!(call_id = %setup.call_id, "no free RTP port for the operator leg");
-        calls
-            .acd
-            .send(fail(order.operator, RingFailure::Unreachable))
-            .await;
-        return;
-    };
-    let Ok(local_port) = rtp.local_addr().map(|a| a.port()) else {
-        calls
-            .acd
-            .send(fail(order.operator, RingFailure::Unreachable))
-            .await;
-        return;
-    };
-    let local_ip = calls.local.toward(contact.peer.addr.ip());
-    let offer = sdp::offer(
-        negotiated,
-        local_ip,
-        local_port,
-        rand::random::<u32>().into(),
-        1,
-    );
-    let call = OutgoingCall {
-        request_uri: contact.uri.clone(),
-        to: contact.peer,
-        // The operator's phone shows who is calling.
-        from_user: setup.caller.clone(),
-        from_display: None,
-        sdp: offer,
-        credentials: None,
-        headers: Vec::new(),
-    };
-    let Some(handle) = calls.sip.invite(call, setup.events_tx.clone()).await else {
-        calls
-            .acd
-            .send(fail(order.operator, RingFailure::Unreachable))
-            .await;
-        return;
-    };
-    info!(call_id = %setup.call_id, operator = %order.operator, "ringing operator");
-    p.leg = Some(OperatorLeg {
-        external: false,
-        rang_at_ms: unix_ms(),
-        answered_at_ms: None,
-        hold: Duration::ZERO,
-        handle,
-        operator: order.operator,
-        rtp,
-        rtcp,
-        local_port,
-        local_ip,
-        sdp_version: 1,
-    });
-}
-
-/// Answers what the flow asks of the outside world.
-async fn answer_requests(
-    calls: &Calls,
-    setup: &CallSetup,
-    negotiated: &Negotiated,
-    ivr: &mut IvrCall,
-    p: &mut Progress,
-) {
-    let caller = CallerId(setup.handle.0);
-    while let Some(request) = ivr.poll_request() {
-        match request {
-            Request::EnterQueue {
-                queue,
-                priority,
-                skill,
-            } => {
-                info!(call_id = %setup.call_id, %queue, priority,
-                      skill = skill.as_deref().unwrap_or("-"),
-                      direct = p.direct.as_deref().unwrap_or("-"), "caller queued");
-                // A direct call is offered to its operator first, on its first queue only.
-                let input = match p.direct.take() {
-                    Some(operator) => AcdInput::EnqueueDirect {
-                        caller,
-                        queue: queue.clone(),
-                        priority,
-                        skill,
-                        operator,
-                        events: setup.events_tx.clone(),
-                    },
-                    None => AcdInput::Enqueue {
-                        caller,
-                        queue: queue.clone(),
-                        priority,
-                        skill,
-                        events: setup.events_tx.clone(),
-                    },
-                };
-                calls.acd.send(input).await;
-                p.queued_at = Some(Instant::now());
-                p.first_queued.get_or_insert((Instant::now(), priority));
-                p.was_queued = Some(queue.clone());
-                p.queued = Some(Queued { queue });
-            }
-            Request::LeaveQueue => {
-                if p.queued.take().is_some() {
-                    let _ = calls
-                        .acd
-                        .ask(|reply| AcdInput::Leave { caller, reply })
-                        .await;
-                    if let Some(leg) = p.leg.take() {
-                        calls.sip.command(SipCommand::Hangup(leg.handle)).await;
-                        p.close_leg(leg, LegOutcome::Cancelled, Instant::now());
-                    }
-                }
-            }
-            Request::Callback {
-                number,
-                queue,
-                promise,
-            } => {
-                p.callback_left = true;
-                let stored = calls
-                    .store
-                    .insert_callback_request(&NewCallbackRequest {
-                        number: &number,
-                        queue: queue.as_deref(),
-                        promise: promise.as_deref(),
-                        source: RequestSource::Ivr,
-                        call_id: Some(&setup.call_id),
-                        requested_at_ms: unix_ms(),
-                    })
-                    .await;
-                match stored {
-                    Ok(id) => {
-                        info!(call_id = %setup.call_id, %number, id, "callback request recorded");
-                        let noted = note_on_callback_list(
-                            calls,
-                            &setup.call_id,
-                            &number,
-                            queue.as_deref(),
-                            CallbackSource::Ivr,
-                        )
-                        .await;
-                        // The flow may say the computed time (its fallback otherwise).
-                        if let Some(promised_at_ms) = noted.and_then(|n| n.promised_at_ms) {
-                            let (in_ms, same_day) =
-                                promise_distance(calls, queue.as_deref(), promised_at_ms);
-                            ivr.callback_promise(Instant::now(), in_ms, same_day);
-                        }
-                    }
-                    Err(e) => {
-                        warn!(call_id = %setup.call_id, %number, "callback request NOT stored: {e}")
-                    }
-                }
-            }
-            Request::Transfer(target) => {
-                let started = start_transfer(calls, setup, negotiated, p, &target).await;
-                let now = Instant::now();
-                match started {
-                    Ok(pending) => {
-                        info!(call_id = %setup.call_id, ?target, "transferring");
-                        p.transfer = Some(pending);
-                        ivr.hold_music(now, true, HOLD_MUSIC);
-                    }
-                    Err(why) => {
-                        info!(call_id = %setup.call_id, ?target, "transfer failed: {why}; the flow's on_fail");
-                        ivr.transfer_result(now, false);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// SDP offer → what we answer with, or the SIP status that refuses it.
-fn negotiate(offer: Option<&str>) -> Result<Negotiated, u16> {
-    // Late offer (INVITE without SDP) is not supported yet: 488 says so.
-    let offer = offer.ok_or(488u16)?;
-    sdp::negotiate(offer).map_err(|e| match e {
-        SdpError::NoCommonCodec => 488,
-        _ => 400,
-    })
-}
-
-/// Where to send RTP: nowhere while the peer holds the call (c=0.0.0.0, sendonly, inactive).
-fn rtp_destination(n: &Negotiated) -> Option<SocketAddr> {
-    let held = n.remote_rtp.ip().is_unspecified()
-        || n.remote_rtp.port() == 0
-        || matches!(
-            n.direction,
-            sdp::Direction::SendOnly | sdp::Direction::Inactive
-        );
-    (!held).then_some(n.remote_rtp)
-}
-
+/// The RTP session of a leg that answered with `n` (an outbound call's own media).
 pub(crate) fn rtp_config(n: &Negotiated) -> RtpConfig {
     RtpConfig {
         codec: match n.codec {
@@ -1984,19 +1481,11 @@ pub(crate) fn rtp_config(n: &Negotiated) -> RtpConfig {
         },
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event,
-        remote: rtp_destination(n),
+        remote: hotline_core::call_session::rtp_destination(n),
         symmetric: true,
         ssrc: rand::random(),
         initial_seq: rand::random(),
         initial_timestamp: rand::random(),
-    }
-}
-
-async fn send_due(socket: &UdpSocket, ivr: &mut IvrCall) {
-    while let Some((to, packet)) = ivr.poll_transmit() {
-        // A send error (ICMP unreachable from an earlier packet) must not end the call;
-        // dead-call detection does that.
-        let _ = socket.send_to(&packet, to).await;
     }
 }
 
@@ -2008,8 +1497,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn report(&mut self, ivr: &IvrCall) {
-        let s = ivr.rtp_stats();
+    fn report(&mut self, s: hotline_media::rtp::RtpStats) {
         counter!(RTP_PACKETS_SENT).increment(s.packets_sent.saturating_sub(self.sent));
         counter!(RTP_PACKETS_RECEIVED).increment(s.packets_received.saturating_sub(self.received));
         self.sent = s.packets_sent;

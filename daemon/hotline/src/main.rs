@@ -800,6 +800,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         clock,
         trunk: config.trunk.clone(),
         connected: Default::default(),
+        dialogs: Default::default(),
         flows_changed: Default::default(),
         operators_changed: Default::default(),
     });

@@ -57,6 +57,11 @@ pub enum SipCommand {
     },
     /// An operator's SIP account (HA1s for the realm), or its removal.
     SetCredentials(String, Option<Credential>),
+    /// A leg moves to another call (an attended transfer): its events go to `owner` now.
+    Reroute {
+        call: CallHandle,
+        owner: mpsc::Sender<CallEvent>,
+    },
 }
 
 /// An operator's phone bindings changed (registered, expired, removed).
@@ -258,6 +263,11 @@ pub async fn run(
                             let _ = reply.send(handle);
                         }
                         SipCommand::SetCredentials(user, cred) => endpoint.set_credentials(&user, cred),
+                        SipCommand::Reroute { call, owner } => {
+                            if let Some(route) = routes.get_mut(&call) {
+                                route.tx = owner;
+                            }
+                        }
                     },
                 }
             }

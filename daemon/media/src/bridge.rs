@@ -117,6 +117,14 @@ impl Bridge {
     }
 
     /// When `side` last sent anything, for dead-call detection.
+    /// Where `side`'s media goes now (its SDP address, or where its RTP came from).
+    pub fn remote(&self, side: Side) -> Option<SocketAddr> {
+        match side {
+            Side::A => self.a.destination(),
+            Side::B => self.b.destination(),
+        }
+    }
+
     pub fn last_received(&self, side: Side) -> Option<Instant> {
         match side {
             Side::A => self.a.last_received,

@@ -1,0 +1,1719 @@
+//! One inbound call from its INVITE to its end, sans-IO: the IVR run, the queue, the
+//! operator's leg and the bridge between them, hold, transfers, and what the call record
+//! and the missed-call list get. The daemon's call task owns the sockets and the SIP, queue
+//! and store handles; it feeds the session events, datagrams and timer firings with `now`,
+//! and carries out what [`CallSession::poll_output`] and [`CallSession::poll_transmit`]
+//! return. Tests drive it on a virtual clock.
+//!
+//! Legs are numbered by the session: [`CALLER`] is the caller's dialog, every leg the call
+//! places (an operator's phone, an outside number) gets the next [`LegId`]. The driver maps
+//! them to its SIP handles and sockets. Media never leaves the session's view: a datagram
+//! comes in on a [`Port`], and the session says where it goes on (the bridge) or consumes
+//! it (the IVR's RTP session).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use hotline_ivr::{CallContext, Flow, QueueStatus, TransferTarget};
+use hotline_media::Codec;
+use hotline_media::bridge::{Bridge, RtcpRelay, Side};
+use hotline_media::rtp::{RtpConfig, RtpStats};
+use hotline_sip::sdp::{self, Negotiated, SdpError};
+use tracing::{debug, info, warn};
+
+use crate::acd::RingFailure;
+use crate::cdr::{CallLeg, EndReason, LegOutcome, Service};
+use crate::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
+use crate::missed::MissedReason;
+
+/// Played to a held caller whose queue step had no music.
+pub const HOLD_MUSIC: &str = "hold-music";
+
+/// How long an outside number a transfer dialled may ring.
+pub const EXTERNAL_RING_LIMIT: Duration = Duration::from_secs(60);
+
+/// A dialog of the call: the caller's, or a leg the call placed.
+pub type LegId = u32;
+
+/// The caller's own dialog and media ports.
+pub const CALLER: LegId = 0;
+
+/// A media port of the call: a leg's RTP or RTCP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Port {
+    Rtp(LegId),
+    Rtcp(LegId),
+}
+
+/// Where a leg's media is received (the address in our SDP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalMedia {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// What the session needs to start.
+pub struct SessionSetup {
+    pub call_id: String,
+    pub caller: String,
+    pub called: String,
+    pub flow: Arc<Flow>,
+    pub prompts: Arc<PromptLibrary>,
+    /// The caller's SDP offer (`None`: late offer, refused).
+    pub offer: Option<String>,
+    /// Where the caller's media is received.
+    pub media: LocalMedia,
+    /// The SDP session id of our answers.
+    pub sdp_session: u64,
+    /// No RTP from the caller for this long ends the call (zero: never).
+    pub rtp_timeout: Duration,
+    /// The flows' wall clock at `now` (their calendars and schedules use it).
+    pub flow_clock: DateTime<Utc>,
+    /// Unix time at `now`, in ms (call records).
+    pub unix_ms: i64,
+    /// Direct callback: the operator the first queue entry is offered to first.
+    pub direct: Option<String>,
+    /// Our RTP stream to the caller (tests fix it; the daemon takes random values).
+    pub ssrc: u32,
+    pub initial_seq: u16,
+    pub initial_timestamp: u32,
+}
+
+/// What the session asks of the world, in order.
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    Sip(SipOut),
+    Queue(QueueOut),
+    /// The caller was answered (the call record's answer time, unix ms).
+    Answered {
+        at_ms: i64,
+    },
+    /// Dial an outside number for a transfer: place the leg and answer with
+    /// [`CallSession::leg_placed`] or [`CallSession::leg_not_placed`].
+    PlaceExternal {
+        leg: LegId,
+        number: String,
+    },
+    /// Find out where a transfer goes and whether it may go there now; answer with
+    /// [`CallSession::target_checked`].
+    Check(Check),
+    /// The flow took a callback request: store it and answer with
+    /// [`CallSession::callback_promise`] when a time was promised.
+    Callback {
+        number: String,
+        queue: Option<String>,
+        promise: Option<String>,
+    },
+    /// The operator's console: they are connected to this caller now (with the queue
+    /// and the note of whoever transferred the caller to them)…
+    Connected {
+        operator: String,
+        queue: Option<String>,
+        note: Option<(String, String)>,
+    },
+    /// …hold or resume…
+    Held {
+        operator: String,
+        held: bool,
+    },
+    /// …or no longer.
+    Disconnected {
+        operator: String,
+    },
+    /// The answer to a console transfer ([`CallSession::console_transfer`]).
+    ConsoleReply(Result<(), String>),
+    /// An attended transfer (REFER with Replaces): find `from`'s consultation call
+    /// `dialog` (its SIP Call-ID), take its other party over with
+    /// [`CallSession::hand_over`] there, and answer with [`CallSession::replaced`].
+    Replace {
+        dialog: String,
+        from: String,
+    },
+}
+
+/// The other party of a consultation call, handed to the call whose caller an attended
+/// transfer joins them with. The driver moves the leg's SIP handle and sockets along.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HandedLeg {
+    /// The leg in the call that hands it over.
+    pub leg: LegId,
+    pub operator: String,
+    /// Where its media goes.
+    pub remote: Option<SocketAddr>,
+    pub media: LocalMedia,
+    pub sdp_version: u64,
+    pub rang_at_ms: i64,
+    pub answered_at_ms: Option<i64>,
+}
+
+/// SIP on one of the call's dialogs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SipOut {
+    /// 180 to the caller.
+    Ringing,
+    /// 200 with this SDP: to the INVITE or a re-INVITE.
+    Answer { leg: LegId, sdp: String },
+    /// A final refusal of the INVITE or re-INVITE.
+    Reject { leg: LegId, status: u16 },
+    /// BYE, or CANCEL while a leg rings.
+    Hangup { leg: LegId },
+    /// The final answer to a REFER.
+    ReferReply { leg: LegId, status: u16 },
+    /// A NOTIFY on the REFER's progress (`last`: its final word).
+    ReferNotify { leg: LegId, status: u16, last: bool },
+}
+
+/// What the queue engine is told about the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum QueueOut {
+    Enqueue {
+        queue: String,
+        priority: u8,
+        skill: Option<String>,
+        /// Offered to this operator first (direct callback, transfer to an operator).
+        first: Option<String>,
+    },
+    /// A transferred caller keeps their first arrival and class.
+    EnqueueTransferred {
+        queue: String,
+        priority: u8,
+        since: Instant,
+    },
+    Leave,
+    /// The operator's phone answered: ask the engine and tell the session with
+    /// [`CallSession::ring_accepted`].
+    RingAnswered {
+        leg: LegId,
+        operator: String,
+    },
+    RingFailed {
+        operator: String,
+        failure: RingFailure,
+    },
+    /// The connected call is over (the operator goes to wrap-up).
+    CallEnded,
+    /// The operator an attended transfer handed over talks with this caller now (after
+    /// `CallEnded` of the operator who transferred).
+    Rekey,
+}
+
+/// A transfer target to look up: who or what is behind it, and whether the caller can
+/// go there now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    /// A REFER's target (an operator's SIP user, a number a flow answers, an outside
+    /// number the dial plan allows).
+    Refer {
+        target: hotline_sip::ReferTarget,
+        /// The operator transferring (a transfer to themselves is refused).
+        from: String,
+    },
+    /// A transfer from the operator's console.
+    Console { to: TransferTarget, from: String },
+    /// The flow's `transfer` step.
+    Flow(TransferTarget),
+}
+
+/// Where a checked transfer sends the caller.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Queue(String),
+    /// Offered to the operator first, in `queue` (their first).
+    Operator {
+        operator: String,
+        queue: String,
+    },
+    /// An outside number, as the dial plan writes it.
+    External(String),
+    /// A number a flow answers: the caller starts over in that flow.
+    Flow {
+        flow: Arc<Flow>,
+        prompts: Arc<PromptLibrary>,
+        number: String,
+    },
+}
+
+impl Destination {
+    /// As the log writes it.
+    fn log_form(&self) -> String {
+        match self {
+            Destination::Queue(q) => format!("Queue({q:?})"),
+            Destination::Operator { operator, .. } => format!("Operator({operator:?})"),
+            Destination::External(n) => format!("External({n:?})"),
+            Destination::Flow { number, .. } => format!("Flow({number:?})"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Destination::Queue(q) => format!("queue {q}"),
+            Destination::Operator { operator, .. } => format!("operator {operator}"),
+            Destination::External(n) | Destination::Flow { number: n, .. } => {
+                format!("number {n}")
+            }
+        }
+    }
+}
+
+/// A refused transfer: the SIP status a REFER gets, and why (for the log and the console).
+pub type Refusal = (u16, String);
+
+/// What the call record and the missed-call list get when the call is over.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reason: EndReason,
+    pub digits: String,
+    pub path: Vec<String>,
+    /// Variables the flow set, as a JSON object.
+    pub variables: String,
+    /// The operator the caller last talked to.
+    pub operator: Option<String>,
+    pub missed: Option<Missed>,
+    pub service: Service,
+}
+
+impl Outcome {
+    /// A call refused before its session started (no flow, no media port).
+    pub fn rejected() -> Outcome {
+        Outcome {
+            reason: EndReason::Rejected,
+            digits: String::new(),
+            path: Vec::new(),
+            variables: "{}".into(),
+            operator: None,
+            missed: None,
+            service: Service::default(),
+        }
+    }
+}
+
+/// A caller nobody answered and who left no callback request: they waited in a queue,
+/// or the flow marked the call (`missed` variable, e.g. outside hours).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Missed {
+    pub queue: Option<String>,
+    pub reason: MissedReason,
+    pub waited: Duration,
+}
+
+/// Who a leg reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Party {
+    Operator(String),
+    Number(String),
+}
+
+impl Party {
+    fn name(&self) -> &str {
+        match self {
+            Party::Operator(n) | Party::Number(n) => n,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum LegState {
+    /// The driver is placing it (an outside number).
+    Placing,
+    Ringing,
+    /// Answered; the queue engine is asked whether the ring still stands. `remote`: the
+    /// answer's media (`None`: no usable SDP; `Some(None)`: answered on hold).
+    Accepting {
+        remote: Option<Option<SocketAddr>>,
+    },
+    /// Bridged with the caller.
+    Talking,
+}
+
+/// A leg the call placed.
+struct Leg {
+    id: LegId,
+    party: Party,
+    state: LegState,
+    media: Option<LocalMedia>,
+    sdp_version: u64,
+    rang_at_ms: i64,
+    answered_at_ms: Option<i64>,
+    /// Time this party held the caller.
+    hold: Duration,
+    /// An outside number's ring ends here.
+    deadline: Option<Instant>,
+}
+
+impl Leg {
+    /// A leg the driver is about to place.
+    fn placing(id: LegId, party: Party, rang_at_ms: i64) -> Leg {
+        Leg {
+            id,
+            party,
+            state: LegState::Placing,
+            media: None,
+            sdp_version: 1,
+            rang_at_ms,
+            answered_at_ms: None,
+            hold: Duration::ZERO,
+            deadline: None,
+        }
+    }
+}
+
+/// Where the call stands with its caller.
+enum Phase {
+    /// Ringing before the answer (the flow's `ring_ms`).
+    Ringing {
+        until: Instant,
+    },
+    /// Answered: the flow, the queue, operators.
+    Answered,
+    Over(EndReason),
+}
+
+/// A transfer out of the flow (T6) waiting to know whether it worked; the flow hears the
+/// result and goes on (`on_fail`), or leaves the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PendingTransfer {
+    /// Queued: the queue's first word on the caller decides.
+    Queue,
+    /// An outside number ringing.
+    External,
+}
+
+/// A check the driver is looking up.
+enum Checking {
+    Refer {
+        leg: LegId,
+    },
+    /// An attended transfer's consultation call.
+    Replace {
+        leg: LegId,
+    },
+    Console {
+        note: Option<(String, String)>,
+    },
+    Flow,
+}
+
+pub struct CallSession {
+    call_id: String,
+    caller: String,
+    prompts: Arc<PromptLibrary>,
+    negotiated: Negotiated,
+    media: LocalMedia,
+    sdp_session: u64,
+    sdp_version: u64,
+    rtp_timeout: Duration,
+    /// The clocks at `started`: the session reads no clock of its own.
+    started: Instant,
+    flow_clock: DateTime<Utc>,
+    unix_ms: i64,
+    ssrc: u32,
+    initial_seq: u16,
+    initial_timestamp: u32,
+    phase: Phase,
+    /// The flow, until answered; replaced when a transfer starts the caller over.
+    pending_flow: Option<(Arc<Flow>, String)>,
+    ivr: Option<IvrCall>,
+    next_leg: LegId,
+    /// The operator's phone (ringing or talking), or an outside number.
+    leg: Option<Leg>,
+    bridge: Option<Bridge>,
+    rtcp: RtcpRelay,
+    bridged_at: Option<Instant>,
+    held_since: Option<Instant>,
+    /// The queue the caller waits in now.
+    queued: Option<String>,
+    /// The queue the caller last waited in, answered or not.
+    was_queued: Option<String>,
+    queued_at: Option<Instant>,
+    /// When and in which class the caller first entered a queue: a transfer keeps both.
+    first_queued: Option<(Instant, u8)>,
+    wait: Option<Duration>,
+    direct: Option<String>,
+    /// The operator who last took the caller.
+    operator: Option<String>,
+    /// Connected to an operator now (the queue engine counts them busy).
+    in_call: bool,
+    callback_left: bool,
+    transfer: Option<PendingTransfer>,
+    checking: Option<Checking>,
+    /// Who transferred the caller from the console, and their note for the next operator.
+    transfer_note: Option<(String, String)>,
+    earlier_digits: String,
+    earlier_path: Vec<String>,
+    legs: Vec<CallLeg>,
+    outputs: VecDeque<Output>,
+}
+
+impl CallSession {
+    /// A new inbound call: refused at once if its offer can't be answered, else ringing
+    /// (the flow's `ring_ms`) or answered.
+    pub fn new(now: Instant, setup: SessionSetup) -> CallSession {
+        let negotiated = negotiate(setup.offer.as_deref());
+        let mut s = CallSession {
+            call_id: setup.call_id,
+            caller: setup.caller,
+            prompts: setup.prompts,
+            negotiated: negotiated.clone().unwrap_or_else(|_| placeholder_media()),
+            media: setup.media,
+            sdp_session: setup.sdp_session,
+            sdp_version: 1,
+            rtp_timeout: setup.rtp_timeout,
+            started: now,
+            flow_clock: setup.flow_clock,
+            unix_ms: setup.unix_ms,
+            ssrc: setup.ssrc,
+            initial_seq: setup.initial_seq,
+            initial_timestamp: setup.initial_timestamp,
+            phase: Phase::Answered,
+            pending_flow: None,
+            ivr: None,
+            next_leg: CALLER + 1,
+            leg: None,
+            bridge: None,
+            rtcp: RtcpRelay::default(),
+            bridged_at: None,
+            held_since: None,
+            queued: None,
+            was_queued: None,
+            queued_at: None,
+            first_queued: None,
+            wait: None,
+            direct: setup.direct,
+            operator: None,
+            in_call: false,
+            callback_left: false,
+            transfer: None,
+            checking: None,
+            transfer_note: None,
+            earlier_digits: String::new(),
+            earlier_path: Vec::new(),
+            legs: Vec::new(),
+            outputs: VecDeque::new(),
+        };
+        if let Err(status) = negotiated {
+            s.sip(SipOut::Reject {
+                leg: CALLER,
+                status,
+            });
+            s.phase = Phase::Over(EndReason::Rejected);
+            return s;
+        }
+        let ring = Duration::from_millis(setup.flow.ring_ms);
+        s.pending_flow = Some((setup.flow, setup.called));
+        if ring.is_zero() {
+            s.answer(now);
+        } else {
+            s.sip(SipOut::Ringing);
+            s.phase = Phase::Ringing { until: now + ring };
+        }
+        s
+    }
+
+    // ---- what the driver reads ---------------------------------------------------
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// RTP the session sends itself (prompts, music), always from the caller's port.
+    pub fn poll_transmit(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)> {
+        let (to, packet) = self.ivr.as_mut()?.poll_transmit()?;
+        Some((Port::Rtp(CALLER), to, packet))
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Over(_) => return None,
+            Phase::Ringing { until } => return Some(until),
+            Phase::Answered => {}
+        }
+        [
+            self.ivr.as_ref().and_then(IvrCall::poll_timeout),
+            self.bridge_dead_at(),
+            self.leg.as_ref().and_then(|l| l.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Why the call ended, once it has; the driver then drains the outputs and finishes
+    /// with [`CallSession::into_outcome`].
+    pub fn ended(&self) -> Option<EndReason> {
+        match self.phase {
+            Phase::Over(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The caller's negotiated media: the codec every leg is offered, so the bridge needs
+    /// no transcoding.
+    pub fn caller_media(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
+    pub fn rtp_stats(&self) -> RtpStats {
+        self.ivr
+            .as_ref()
+            .map(IvrCall::rtp_stats)
+            .unwrap_or_default()
+    }
+
+    /// The connected operator, if any (and whether they hold the caller).
+    pub fn connected(&self) -> Option<(&str, bool)> {
+        let leg = self.leg.as_ref()?;
+        match (&leg.party, &leg.state) {
+            (Party::Operator(op), LegState::Talking) => Some((op, self.held_since.is_some())),
+            _ => None,
+        }
+    }
+
+    // ---- the caller's dialog -------------------------------------------------------
+
+    /// CANCEL before the answer.
+    pub fn caller_cancelled(&mut self, now: Instant) {
+        self.finish(now, EndReason::Cancelled, false);
+    }
+
+    /// The caller's dialog ended (BYE, no ACK, transport).
+    pub fn caller_ended(&mut self, now: Instant, reason: EndReason) {
+        self.finish(now, reason, false);
+    }
+
+    /// A digit by SIP INFO.
+    pub fn caller_dtmf(&mut self, now: Instant, digit: char) {
+        if self.bridge.is_none()
+            && let Some(ivr) = self.ivr.as_mut()
+        {
+            ivr.handle_sip_dtmf(now, digit);
+        }
+        self.settle(now);
+    }
+
+    /// A re-INVITE from the caller (new address, hold).
+    pub fn caller_reinvite(&mut self, now: Instant, offer: Option<&str>) {
+        if !matches!(self.phase, Phase::Answered) {
+            return;
+        }
+        match negotiate(offer) {
+            Ok(n) => {
+                let remote = rtp_destination(&n);
+                match (&mut self.bridge, &mut self.ivr) {
+                    (Some(bridge), _) => bridge.set_remote(Side::A, remote),
+                    (None, Some(ivr)) => ivr.set_remote(now, remote),
+                    (None, None) => {}
+                }
+                self.sdp_version += 1;
+                let sdp = sdp::answer(
+                    &n,
+                    self.media.ip,
+                    self.media.port,
+                    self.sdp_session,
+                    self.sdp_version,
+                );
+                self.sip(SipOut::Answer { leg: CALLER, sdp });
+            }
+            Err(status) => self.sip(SipOut::Reject {
+                leg: CALLER,
+                status,
+            }),
+        }
+        self.settle(now);
+    }
+
+    /// The daemon stops: the caller is hung up.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.finish(now, EndReason::Shutdown, true);
+    }
+
+    // ---- media -----------------------------------------------------------------------
+
+    /// A datagram on one of the call's ports; `Some` is where to send it on unchanged.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        port: Port,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Option<(Port, SocketAddr)> {
+        let leg = self
+            .leg
+            .as_ref()
+            .filter(|l| l.state == LegState::Talking)
+            .map(|l| l.id);
+        let held = self.held_since.is_some();
+        match (port, leg, &mut self.bridge) {
+            (Port::Rtp(CALLER), Some(leg), Some(bridge)) => {
+                // On hold the operator hears nothing.
+                let to = bridge.forward(now, Side::A, from, data)?;
+                (!held).then_some((Port::Rtp(leg), to))
+            }
+            (Port::Rtp(l), Some(leg), Some(bridge)) if l == leg => {
+                // On hold the caller hears our music, not what the phone sends.
+                let to = bridge.forward(now, Side::B, from, data)?;
+                (!held).then_some((Port::Rtp(CALLER), to))
+            }
+            // RTCP is not interpreted; bridged, it goes to where the other side sends its
+            // own RTCP from.
+            (Port::Rtcp(CALLER), Some(leg), Some(_)) => {
+                let to = self.rtcp.forward(Side::A, from, data)?;
+                Some((Port::Rtcp(leg), to))
+            }
+            (Port::Rtcp(l), Some(leg), Some(_)) if l == leg => {
+                let to = self.rtcp.forward(Side::B, from, data)?;
+                Some((Port::Rtcp(CALLER), to))
+            }
+            // Unbridged, the caller's RTP (and RTCP: it shows the caller is still there,
+            // e.g. on hold) goes to the IVR.
+            (Port::Rtp(CALLER) | Port::Rtcp(CALLER), _, None) => {
+                if let Some(ivr) = self.ivr.as_mut() {
+                    ivr.handle_rtp(now, from, data);
+                }
+                self.settle(now);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    // ---- timers ------------------------------------------------------------------------
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Over(_) => return,
+            Phase::Ringing { until } => {
+                if until <= now {
+                    self.answer(now);
+                }
+                return;
+            }
+            Phase::Answered => {}
+        }
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.handle_timeout(now);
+        }
+        if let Some(leg) = self
+            .leg
+            .take_if(|l| l.deadline.is_some_and(|d| d <= now) && l.state != LegState::Talking)
+        {
+            info!(call_id = %self.call_id, number = %leg.party.name(), "transfer: no answer");
+            self.sip(SipOut::Hangup { leg: leg.id });
+            self.close_leg(leg, LegOutcome::NoAnswer, now, None);
+            self.transfer_failed(now);
+        }
+        if self.bridge_dead_at().is_some_and(|t| t <= now) {
+            info!(call_id = %self.call_id, "no RTP from the caller in the bridged call");
+            self.finish(now, EndReason::RtpTimeout, true);
+            return;
+        }
+        self.settle(now);
+    }
+
+    // ---- the queue ---------------------------------------------------------------------
+
+    /// Where the caller stands in the queue, or that nobody can take the call.
+    pub fn queue_status(&mut self, now: Instant, status: QueueStatus) {
+        let unavailable = matches!(status, QueueStatus::Unavailable);
+        if unavailable {
+            self.queued = None;
+        }
+        let flow_over = self.ivr.as_ref().is_none_or(IvrCall::flow_finished);
+        if self.transfer == Some(PendingTransfer::Queue) {
+            // The queue's first word on a transferred caller decides the transfer.
+            self.transfer = None;
+            if unavailable {
+                self.music(now, false);
+                self.transfer_result(now, false);
+            } else {
+                self.transfer_result(now, true);
+            }
+        } else if unavailable && flow_over && self.bridge.is_none() {
+            info!(call_id = %self.call_id, "the queue the caller was transferred to closed");
+            self.finish(now, EndReason::FlowHangup, true);
+            return;
+        } else if let Some(ivr) = self.ivr.as_mut() {
+            ivr.queue_status(now, status);
+        }
+        self.settle(now);
+    }
+
+    /// The queue engine asks to ring `operator`'s phone. `Some` is the new leg, which the
+    /// driver places and reports with [`CallSession::leg_placed`] (or
+    /// [`CallSession::leg_not_placed`]); `None` when the caller can't take a ring now (the
+    /// engine hears "busy").
+    pub fn ring_operator(&mut self, now: Instant, operator: &str) -> Option<LegId> {
+        if self.leg.is_some() || self.bridge.is_some() || !matches!(self.phase, Phase::Answered) {
+            self.queue(QueueOut::RingFailed {
+                operator: operator.to_string(),
+                failure: RingFailure::Busy,
+            });
+            return None;
+        }
+        let id = self.new_leg_id();
+        info!(call_id = %self.call_id, %operator, "ringing operator");
+        self.leg = Some(Leg::placing(
+            id,
+            Party::Operator(operator.to_string()),
+            self.unix_ms(now),
+        ));
+        Some(id)
+    }
+
+    /// The queue engine stopped the ring (its timeout, the operator went away).
+    pub fn cancel_ring(&mut self, now: Instant) {
+        if let Some(leg) = self.leg.take_if(|l| {
+            matches!(l.party, Party::Operator(_))
+                && matches!(l.state, LegState::Placing | LegState::Ringing)
+        }) {
+            debug!(call_id = %self.call_id, operator = %leg.party.name(), "ring cancelled");
+            self.sip(SipOut::Hangup { leg: leg.id });
+            self.close_leg(leg, LegOutcome::Cancelled, now, None);
+        }
+        self.settle(now);
+    }
+
+    /// The engine's answer to [`QueueOut::RingAnswered`]: the caller is connected, or the
+    /// ring was over and that phone is hung up.
+    pub fn ring_accepted(&mut self, now: Instant, leg: LegId, accepted: bool) {
+        let Some(l) = self
+            .leg
+            .take_if(|l| l.id == leg && matches!(l.state, LegState::Accepting { .. }))
+        else {
+            return;
+        };
+        let LegState::Accepting { remote } = l.state else {
+            return;
+        };
+        let (true, Some(remote)) = (accepted, remote) else {
+            warn!(call_id = %self.call_id, operator = %l.party.name(), accepted,
+                  "operator answer not usable; hanging up that leg");
+            self.sip(SipOut::Hangup { leg });
+            self.close_leg(l, LegOutcome::Cancelled, now, None);
+            if accepted {
+                // The engine counts them connected: the call can't go on without media.
+                self.queue(QueueOut::CallEnded);
+                self.finish(now, EndReason::TransportError, true);
+            }
+            return;
+        };
+        let operator = l.party.name().to_string();
+        self.leg = Some(l);
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.queue_status(now, QueueStatus::Connected);
+        }
+        self.bridge_leg(now, remote);
+        self.queued = None;
+        // The wait until the first answer (a transferred caller's later waits are in
+        // the legs).
+        if self.wait.is_none() {
+            self.wait = self.queued_at.map(|q| now.saturating_duration_since(q));
+        }
+        info!(call_id = %self.call_id, %operator, "caller connected to operator");
+        self.in_call = true;
+        self.outputs.push_back(Output::Connected {
+            operator: operator.clone(),
+            queue: self.was_queued.clone(),
+            note: self.transfer_note.take(),
+        });
+        self.operator = Some(operator);
+        self.settle(now);
+    }
+
+    // ---- the legs the call placed -----------------------------------------------------
+
+    /// The driver placed the leg (the INVITE is out); `media` is where its RTP comes in.
+    pub fn leg_placed(&mut self, now: Instant, leg: LegId, media: LocalMedia) {
+        if let Some(l) = self
+            .leg
+            .as_mut()
+            .filter(|l| l.id == leg && l.state == LegState::Placing)
+        {
+            l.state = LegState::Ringing;
+            l.media = Some(media);
+            if matches!(l.party, Party::Number(_)) {
+                l.deadline = Some(now + EXTERNAL_RING_LIMIT);
+            }
+        }
+    }
+
+    /// The driver could not place the leg (no registration, no port, no trunk).
+    pub fn leg_not_placed(&mut self, now: Instant, leg: LegId) {
+        self.leg_failed(now, leg, 503);
+    }
+
+    /// The leg answered with this SDP.
+    pub fn leg_answered(&mut self, now: Instant, leg: LegId, answer: Option<&str>) {
+        let ours = self
+            .leg
+            .as_ref()
+            .is_some_and(|l| l.id == leg && l.state == LegState::Ringing);
+        if !ours {
+            // A late answer from a ring that is over: that phone is not wanted now.
+            self.sip(SipOut::Hangup { leg });
+            return;
+        }
+        let remote = answer
+            .and_then(|s| sdp::negotiate(s).ok())
+            .map(|n| rtp_destination(&n));
+        let Some(l) = self.leg.as_mut() else { return };
+        match l.party.clone() {
+            Party::Operator(operator) => {
+                l.state = LegState::Accepting { remote };
+                self.queue(QueueOut::RingAnswered { leg, operator });
+            }
+            Party::Number(number) => {
+                self.transfer = None;
+                self.music(now, false);
+                match remote {
+                    Some(remote) => {
+                        info!(call_id = %self.call_id, %number, "caller connected to the outside number");
+                        self.transfer_result(now, true);
+                        self.bridge_leg(now, remote);
+                    }
+                    None => {
+                        warn!(call_id = %self.call_id, %number, "transfer: answer without usable SDP");
+                        self.sip(SipOut::Hangup { leg });
+                        if let Some(l) = self.leg.take() {
+                            self.close_leg(l, LegOutcome::Unreachable, now, None);
+                        }
+                        self.transfer_result(now, false);
+                    }
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// The leg's INVITE failed with `status`.
+    pub fn leg_failed(&mut self, now: Instant, leg: LegId, status: u16) {
+        let Some(l) = self
+            .leg
+            .take_if(|l| l.id == leg && l.state != LegState::Talking)
+        else {
+            return;
+        };
+        let failure = ring_failure(status);
+        match l.party.clone() {
+            Party::Number(number) => {
+                info!(call_id = %self.call_id, %number, status, "transfer: the number did not answer");
+                self.close_leg(l, leg_outcome(failure), now, None);
+                self.transfer_failed(now);
+            }
+            Party::Operator(operator) => {
+                info!(call_id = %self.call_id, %operator, status, "operator phone did not answer");
+                self.close_leg(l, leg_outcome(failure), now, None);
+                self.queue(QueueOut::RingFailed { operator, failure });
+            }
+        }
+        self.settle(now);
+    }
+
+    /// The leg's dialog ended (BYE from the phone or the number).
+    pub fn leg_ended(&mut self, now: Instant, leg: LegId) {
+        let Some(l) = self.leg.take_if(|l| l.id == leg) else {
+            return;
+        };
+        let talking = l.state == LegState::Talking;
+        if let Party::Operator(op) = &l.party {
+            self.outputs.push_back(Output::Disconnected {
+                operator: op.clone(),
+            });
+        }
+        let outcome = if talking {
+            LegOutcome::Answered
+        } else {
+            LegOutcome::Cancelled
+        };
+        self.close_leg(l, outcome, now, None);
+        if talking {
+            self.finish(now, EndReason::OperatorHangup, true);
+        } else {
+            self.settle(now);
+        }
+    }
+
+    /// A re-INVITE on the leg: a new address, or hold (`sendonly`/`inactive`).
+    pub fn leg_reinvite(&mut self, now: Instant, leg: LegId, offer: Option<&str>) {
+        let Some(l) = self.leg.as_mut().filter(|l| l.id == leg) else {
+            return;
+        };
+        match negotiate(offer) {
+            Ok(n) => {
+                l.sdp_version += 1;
+                let media = l.media.unwrap_or(self.media);
+                let sdp = sdp::answer(&n, media.ip, media.port, self.sdp_session, l.sdp_version);
+                self.sip(SipOut::Answer { leg, sdp });
+                if let Some(bridge) = &mut self.bridge {
+                    let remote = rtp_destination(&n);
+                    bridge.set_remote(Side::B, remote);
+                    // sendonly/inactive from the operator's phone: hold (T6).
+                    self.set_hold(now, remote.is_none());
+                }
+            }
+            Err(status) => self.sip(SipOut::Reject { leg, status }),
+        }
+        self.settle(now);
+    }
+
+    /// A REFER on the leg: a blind transfer (RFC 3515), or an attended one whose
+    /// `Replaces` (RFC 3891) names the operator's consultation call. Only the connected
+    /// operator's phone may transfer.
+    pub fn leg_refer(&mut self, _now: Instant, leg: LegId, target: hotline_sip::ReferTarget) {
+        let from = self
+            .connected()
+            .map(|(op, _)| op.to_string())
+            .filter(|_| self.leg.as_ref().is_some_and(|l| l.id == leg));
+        let refusal = match (&from, &self.checking) {
+            (None, _) => Some((403, "only the connected operator's phone may transfer")),
+            (Some(_), Some(_)) => Some((491, "another transfer is being checked")),
+            _ => None,
+        };
+        if let Some((status, why)) = refusal {
+            info!(call_id = %self.call_id, status, "transfer refused: {why}");
+            self.sip(SipOut::ReferReply { leg, status });
+            return;
+        }
+        let Some(from) = from else { return };
+        if let Some(replaces) = &target.replaces {
+            // `call-id;to-tag=…;from-tag=…`: the Call-ID names the consultation call.
+            let dialog = replaces.split(';').next().unwrap_or("").trim().to_string();
+            if dialog.is_empty() {
+                info!(call_id = %self.call_id, "transfer refused: Replaces names no call");
+                self.sip(SipOut::ReferReply { leg, status: 400 });
+                return;
+            }
+            self.checking = Some(Checking::Replace { leg });
+            self.outputs.push_back(Output::Replace { dialog, from });
+            return;
+        }
+        self.checking = Some(Checking::Refer { leg });
+        self.outputs
+            .push_back(Output::Check(Check::Refer { target, from }));
+    }
+
+    // ---- the console -------------------------------------------------------------------
+
+    /// Hold or resume from the operator's console.
+    pub fn console_hold(&mut self, now: Instant, held: bool) -> Result<(), String> {
+        if self.connected().is_none() {
+            return Err("The call is not connected to you.".into());
+        }
+        self.set_hold(now, held);
+        self.settle(now);
+        Ok(())
+    }
+
+    /// A transfer from the operator's console, with a note for whoever takes the caller.
+    /// The answer comes as [`Output::ConsoleReply`].
+    pub fn console_transfer(&mut self, _now: Instant, to: TransferTarget, note: String) {
+        let Some(from) = self.connected().map(|(op, _)| op.to_string()) else {
+            self.outputs.push_back(Output::ConsoleReply(Err(
+                "The call is not connected to you.".into(),
+            )));
+            return;
+        };
+        if self.checking.is_some() {
+            self.outputs.push_back(Output::ConsoleReply(Err(
+                "Another transfer is under way.".into()
+            )));
+            return;
+        }
+        let note = (!note.is_empty()).then(|| (from.clone(), note));
+        self.checking = Some(Checking::Console { note });
+        self.outputs
+            .push_back(Output::Check(Check::Console { to, from }));
+    }
+
+    // ---- what the driver found out ---------------------------------------------------
+
+    /// The answer to [`Output::Check`].
+    pub fn target_checked(&mut self, now: Instant, result: Result<Destination, Refusal>) {
+        let Some(checking) = self.checking.take() else {
+            return;
+        };
+        match checking {
+            Checking::Flow => match result {
+                Ok(dest) => {
+                    info!(call_id = %self.call_id, "transferring to {}", dest.log_form());
+                    self.music(now, true);
+                    self.start_transfer(now, dest);
+                }
+                Err((_, why)) => {
+                    info!(call_id = %self.call_id, "transfer failed: {why}; the flow's on_fail");
+                    self.transfer_result(now, false);
+                }
+            },
+            // Not the answer it waits for: that comes with `replaced`.
+            Checking::Replace { leg } => self.checking = Some(Checking::Replace { leg }),
+            Checking::Refer { leg } => match result {
+                Ok(dest) if self.connected().is_some() => {
+                    // Go ahead: the operator hears the transfer is under way, and leaves.
+                    self.sip(SipOut::ReferReply { leg, status: 202 });
+                    self.sip(SipOut::ReferNotify {
+                        leg,
+                        status: 100,
+                        last: false,
+                    });
+                    self.sip(SipOut::ReferNotify {
+                        leg,
+                        status: 200,
+                        last: true,
+                    });
+                    self.move_caller(now, dest, None);
+                }
+                Ok(_) => {}
+                Err((status, why)) => {
+                    info!(call_id = %self.call_id, status, "transfer refused: {why}");
+                    self.sip(SipOut::ReferReply { leg, status });
+                }
+            },
+            Checking::Console { note } => match result {
+                Ok(dest) if self.connected().is_some() => {
+                    self.outputs.push_back(Output::ConsoleReply(Ok(())));
+                    self.move_caller(now, dest, note);
+                }
+                Ok(_) => self.outputs.push_back(Output::ConsoleReply(Err(
+                    "The call is not connected to you.".into(),
+                ))),
+                Err((_, why)) => self.outputs.push_back(Output::ConsoleReply(Err(why))),
+            },
+        }
+        self.settle(now);
+    }
+
+    /// The consultation call hands its other party over to the call an attended
+    /// transfer joins them with: the leg leaves this session (no BYE, the operator stays
+    /// busy), and this call ends, hanging up its caller (the transferring operator's
+    /// consultation dialog). `None` when nobody is connected here.
+    pub fn hand_over(&mut self, now: Instant) -> Option<HandedLeg> {
+        let talking = self
+            .leg
+            .as_ref()
+            .is_some_and(|l| l.state == LegState::Talking && matches!(l.party, Party::Operator(_)));
+        if !talking || self.ended().is_some() {
+            return None;
+        }
+        let remote = self.bridge.as_ref().and_then(|b| b.remote(Side::B));
+        let leg = self.leg.take()?;
+        let operator = leg.party.name().to_string();
+        let handed = HandedLeg {
+            leg: leg.id,
+            operator: operator.clone(),
+            remote,
+            media: leg.media.unwrap_or(self.media),
+            sdp_version: leg.sdp_version,
+            rang_at_ms: leg.rang_at_ms,
+            answered_at_ms: leg.answered_at_ms,
+        };
+        info!(call_id = %self.call_id, %operator, "handed over to the transferred caller");
+        self.outputs.push_back(Output::Disconnected {
+            operator: operator.clone(),
+        });
+        self.close_leg(
+            leg,
+            LegOutcome::Answered,
+            now,
+            Some("the transferred caller".into()),
+        );
+        self.bridge = None;
+        // The conversation goes on in the other call: the queue engine moves it there.
+        self.in_call = false;
+        self.finish(now, EndReason::Replaced, true);
+        Some(handed)
+    }
+
+    /// The answer to [`Output::Replace`]: the consultation call's other party, whom the
+    /// caller is now bridged with (the transferring operator's leg ends), or why not.
+    /// `Some` is the new leg, to which the driver attaches the handed-over sockets.
+    pub fn replaced(&mut self, now: Instant, result: Result<HandedLeg, Refusal>) -> Option<LegId> {
+        let Some(Checking::Replace { leg }) = self.checking.take() else {
+            return None;
+        };
+        let handed = match result {
+            Ok(h) => h,
+            Err((status, why)) => {
+                info!(call_id = %self.call_id, status, "attended transfer refused: {why}");
+                self.sip(SipOut::ReferReply { leg, status });
+                return None;
+            }
+        };
+        self.sip(SipOut::ReferReply { leg, status: 202 });
+        self.sip(SipOut::ReferNotify {
+            leg,
+            status: 100,
+            last: false,
+        });
+        self.sip(SipOut::ReferNotify {
+            leg,
+            status: 200,
+            last: true,
+        });
+        self.set_hold(now, false);
+        let description = format!("operator {} (attended)", handed.operator);
+        if let Some(old) = self.leg.take() {
+            info!(call_id = %self.call_id, operator = %old.party.name(), to = %description, "attended transfer");
+            self.sip(SipOut::Hangup { leg: old.id });
+            if let Party::Operator(op) = &old.party {
+                self.outputs.push_back(Output::Disconnected {
+                    operator: op.clone(),
+                });
+            }
+            self.close_leg(old, LegOutcome::Answered, now, Some(description));
+        }
+        if std::mem::take(&mut self.in_call) {
+            self.queue(QueueOut::CallEnded);
+        }
+        let id = self.new_leg_id();
+        let operator = handed.operator;
+        self.leg = Some(Leg {
+            id,
+            party: Party::Operator(operator.clone()),
+            state: LegState::Talking,
+            media: Some(handed.media),
+            sdp_version: handed.sdp_version,
+            rang_at_ms: handed.rang_at_ms,
+            answered_at_ms: handed.answered_at_ms,
+            hold: Duration::ZERO,
+            deadline: None,
+        });
+        let caller = self.ivr.as_ref().and_then(IvrCall::rtp_destination);
+        self.bridge = Some(Bridge::new(caller, handed.remote));
+        self.rtcp = RtcpRelay::default();
+        self.bridged_at = Some(now);
+        self.queue(QueueOut::Rekey);
+        self.in_call = true;
+        self.outputs.push_back(Output::Connected {
+            operator: operator.clone(),
+            queue: self.was_queued.clone(),
+            note: None,
+        });
+        self.operator = Some(operator);
+        self.settle(now);
+        Some(id)
+    }
+
+    /// The callback request was stored with a promised time: in `in_ms`, and whether that
+    /// is still today (what the flow's `promise_computed` prompts choose by).
+    pub fn callback_promise(&mut self, now: Instant, in_ms: u64, same_day: bool) {
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.callback_promise(now, in_ms, same_day);
+        }
+        self.settle(now);
+    }
+
+    /// What the call record and the missed-call list get; after [`CallSession::ended`].
+    pub fn into_outcome(mut self) -> Outcome {
+        let reason = self.ended().unwrap_or(EndReason::TransportError);
+        let (digits, path, variables) = match &self.ivr {
+            Some(ivr) => (
+                self.earlier_digits.clone() + ivr.digits(),
+                [std::mem::take(&mut self.earlier_path), ivr.path().to_vec()].concat(),
+                serde_json::to_string(ivr.variables()).unwrap_or_else(|_| "{}".into()),
+            ),
+            None => (String::new(), Vec::new(), "{}".into()),
+        };
+        let missed = self.missed();
+        let service = Service {
+            queue: self.was_queued.clone(),
+            wait_ms: self.wait.filter(|_| self.was_queued.is_some()).map(millis),
+            hold_ms: self.legs.iter().map(|l| l.hold_ms).sum(),
+            legs: std::mem::take(&mut self.legs),
+        };
+        Outcome {
+            reason,
+            digits,
+            path,
+            variables,
+            operator: self.operator,
+            missed,
+            service,
+        }
+    }
+
+    // ---- inside --------------------------------------------------------------------------
+
+    fn sip(&mut self, out: SipOut) {
+        self.outputs.push_back(Output::Sip(out));
+    }
+
+    fn queue(&mut self, out: QueueOut) {
+        self.outputs.push_back(Output::Queue(out));
+    }
+
+    fn new_leg_id(&mut self) -> LegId {
+        let id = self.next_leg;
+        self.next_leg += 1;
+        id
+    }
+
+    fn unix_ms(&self, now: Instant) -> i64 {
+        self.unix_ms + millis(now.saturating_duration_since(self.started))
+    }
+
+    fn flow_clock(&self, now: Instant) -> DateTime<Utc> {
+        let since = now.saturating_duration_since(self.started);
+        self.flow_clock + chrono::Duration::from_std(since).unwrap_or_default()
+    }
+
+    fn rtp_config(&self) -> RtpConfig {
+        RtpConfig {
+            codec: match self.negotiated.codec {
+                sdp::Codec::Pcmu => Codec::Pcmu,
+                sdp::Codec::Pcma => Codec::Pcma,
+            },
+            payload_type: self.negotiated.payload_type,
+            telephone_event_pt: self.negotiated.telephone_event,
+            remote: rtp_destination(&self.negotiated),
+            symmetric: true,
+            ssrc: self.ssrc,
+            initial_seq: self.initial_seq,
+            initial_timestamp: self.initial_timestamp,
+        }
+    }
+
+    /// Answers the caller and starts the flow.
+    fn answer(&mut self, now: Instant) {
+        self.phase = Phase::Answered;
+        let sdp = sdp::answer(
+            &self.negotiated,
+            self.media.ip,
+            self.media.port,
+            self.sdp_session,
+            self.sdp_version,
+        );
+        self.sip(SipOut::Answer { leg: CALLER, sdp });
+        self.outputs.push_back(Output::Answered {
+            at_ms: self.unix_ms(now),
+        });
+        if let Some((flow, called)) = self.pending_flow.take() {
+            self.start_flow(now, flow, called);
+        }
+        self.settle(now);
+    }
+
+    /// The caller (re)starts in `flow`, as if they had dialled `called`.
+    fn start_flow(&mut self, now: Instant, flow: Arc<Flow>, called: String) {
+        if let Some(old) = &self.ivr {
+            self.earlier_digits.push_str(old.digits());
+            self.earlier_path.extend(old.path().iter().cloned());
+        }
+        let context = CallContext {
+            caller: self.caller.clone(),
+            called,
+            answered_at: self.flow_clock(now),
+        };
+        let mut ivr = IvrCall::new(
+            flow,
+            context,
+            self.prompts.clone(),
+            self.rtp_config(),
+            self.rtp_timeout,
+            now,
+        );
+        ivr.start(now);
+        self.ivr = Some(ivr);
+    }
+
+    /// After every input: answers what the flow asks, and ends the call when it says so.
+    fn settle(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Answered) || self.bridge.is_some() {
+            return;
+        }
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        for name in ivr.take_missing_prompts() {
+            warn!(call_id = %self.call_id, prompt = %name, "prompt not loaded; skipped");
+        }
+        let mut requests = Vec::new();
+        while let Some(r) = ivr.poll_request() {
+            requests.push(r);
+        }
+        let hangup = ivr.hangup();
+        for r in requests {
+            self.flow_request(now, r);
+        }
+        if let Some(h) = hangup {
+            let reason = match h {
+                Hangup::FlowEnded => EndReason::FlowHangup,
+                Hangup::RtpTimeout => EndReason::RtpTimeout,
+            };
+            self.finish(now, reason, true);
+        }
+    }
+
+    fn flow_request(&mut self, now: Instant, request: Request) {
+        match request {
+            Request::EnterQueue {
+                queue,
+                priority,
+                skill,
+            } => {
+                let first = self.direct.take();
+                info!(call_id = %self.call_id, %queue, priority,
+                      skill = skill.as_deref().unwrap_or("-"),
+                      direct = first.as_deref().unwrap_or("-"), "caller queued");
+                self.queue(QueueOut::Enqueue {
+                    queue: queue.clone(),
+                    priority,
+                    skill,
+                    first,
+                });
+                self.first_queued.get_or_insert((now, priority));
+                self.now_queued(now, queue);
+            }
+            Request::LeaveQueue => {
+                if self.queued.take().is_some() {
+                    self.queue(QueueOut::Leave);
+                    if let Some(leg) = self.leg.take() {
+                        self.sip(SipOut::Hangup { leg: leg.id });
+                        self.close_leg(leg, LegOutcome::Cancelled, now, None);
+                    }
+                }
+            }
+            Request::Callback {
+                number,
+                queue,
+                promise,
+            } => {
+                self.callback_left = true;
+                self.outputs.push_back(Output::Callback {
+                    number,
+                    queue,
+                    promise,
+                });
+            }
+            Request::Transfer(target) => {
+                if self.checking.is_some() {
+                    self.transfer_result(now, false);
+                    return;
+                }
+                self.checking = Some(Checking::Flow);
+                self.outputs.push_back(Output::Check(Check::Flow(target)));
+            }
+        }
+    }
+
+    fn now_queued(&mut self, now: Instant, queue: String) {
+        self.queued_at = Some(now);
+        self.was_queued = Some(queue.clone());
+        self.queued = Some(queue);
+    }
+
+    /// Bridges the caller with the leg, whose media comes from `remote`.
+    fn bridge_leg(&mut self, now: Instant, remote: Option<SocketAddr>) {
+        let caller = self.ivr.as_ref().and_then(IvrCall::rtp_destination);
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.set_bridged(now);
+        }
+        self.bridge = Some(Bridge::new(caller, remote));
+        self.rtcp = RtcpRelay::default();
+        self.bridged_at = Some(now);
+        let at = self.unix_ms(now);
+        if let Some(l) = self.leg.as_mut() {
+            l.state = LegState::Talking;
+            l.answered_at_ms = Some(at);
+            l.deadline = None;
+        }
+    }
+
+    fn bridge_dead_at(&self) -> Option<Instant> {
+        let bridge = self.bridge.as_ref()?;
+        let heard = bridge.last_received(Side::A).max(self.bridged_at)?;
+        (!self.rtp_timeout.is_zero()).then(|| heard + self.rtp_timeout)
+    }
+
+    /// Hold music on or off (a transfer waiting, the operator's hold).
+    fn music(&mut self, now: Instant, on: bool) {
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.hold_music(now, on, HOLD_MUSIC);
+        }
+    }
+
+    /// The operator holds the call or takes it back: the caller hears the queue's music
+    /// meanwhile, and nothing passes the bridge.
+    fn set_hold(&mut self, now: Instant, held: bool) {
+        if held == self.held_since.is_some() || self.bridge.is_none() {
+            return;
+        }
+        let Some(l) = self.leg.as_mut() else { return };
+        let operator = l.party.name().to_string();
+        let is_operator = matches!(l.party, Party::Operator(_));
+        info!(call_id = %self.call_id, %operator, held, "operator hold");
+        match self.held_since.take() {
+            Some(since) => l.hold += now.saturating_duration_since(since),
+            None => self.held_since = Some(now),
+        }
+        self.music(now, held);
+        if is_operator {
+            self.outputs.push_back(Output::Held { operator, held });
+        }
+    }
+
+    /// Tells the flow how its transfer went; with no flow to go on (a phone's or the
+    /// console's transfer), a failed transfer ends the call.
+    fn transfer_result(&mut self, now: Instant, ok: bool) {
+        let flow_over = self.ivr.as_ref().is_none_or(IvrCall::flow_finished);
+        if flow_over {
+            if !ok {
+                info!(call_id = %self.call_id, "the transfer failed: nobody can take the caller");
+                self.finish(now, EndReason::FlowHangup, true);
+            }
+            return;
+        }
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.transfer_result(now, ok);
+        }
+    }
+
+    fn transfer_failed(&mut self, now: Instant) {
+        self.transfer = None;
+        self.music(now, false);
+        self.transfer_result(now, false);
+    }
+
+    /// Moves a bridged caller on (a blind transfer, from the phone or the console): the
+    /// operator's leg ends (filed with where the caller went), the operator goes to
+    /// wrap-up, and the caller hears music until the target answers, or starts over in
+    /// a flow.
+    fn move_caller(&mut self, now: Instant, to: Destination, note: Option<(String, String)>) {
+        let description = to.describe();
+        self.set_hold(now, false);
+        if let Some(old) = self.leg.take() {
+            info!(call_id = %self.call_id, operator = %old.party.name(), to = %description, "blind transfer");
+            self.sip(SipOut::Hangup { leg: old.id });
+            if let Party::Operator(op) = &old.party {
+                self.outputs.push_back(Output::Disconnected {
+                    operator: op.clone(),
+                });
+            }
+            self.close_leg(old, LegOutcome::Answered, now, Some(description));
+        }
+        self.bridge = None;
+        self.bridged_at = None;
+        self.transfer_note = note;
+        if std::mem::take(&mut self.in_call) {
+            self.queue(QueueOut::CallEnded);
+        }
+        if let Destination::Flow {
+            flow,
+            prompts,
+            number,
+        } = to
+        {
+            self.prompts = prompts;
+            self.start_flow(now, flow, number);
+            return;
+        }
+        self.music(now, true);
+        self.start_transfer(now, to);
+    }
+
+    /// Starts a checked transfer: to a queue (the caller joins it, keeping their first
+    /// arrival and class), to an operator (offered to them first, in their first queue),
+    /// or to an outside number (the driver dials it).
+    fn start_transfer(&mut self, now: Instant, to: Destination) {
+        match to {
+            Destination::Queue(queue) => {
+                let (since, priority) = *self.first_queued.get_or_insert((now, 0));
+                self.queue(QueueOut::EnqueueTransferred {
+                    queue: queue.clone(),
+                    priority,
+                    since,
+                });
+                self.now_queued(now, queue);
+                self.transfer = Some(PendingTransfer::Queue);
+            }
+            Destination::Operator { operator, queue } => {
+                self.queue(QueueOut::Enqueue {
+                    queue: queue.clone(),
+                    priority: 0,
+                    skill: None,
+                    first: Some(operator),
+                });
+                self.now_queued(now, queue);
+                self.transfer = Some(PendingTransfer::Queue);
+            }
+            Destination::External(number) => {
+                let id = self.new_leg_id();
+                self.leg = Some(Leg::placing(
+                    id,
+                    Party::Number(number.clone()),
+                    self.unix_ms(now),
+                ));
+                self.transfer = Some(PendingTransfer::External);
+                self.outputs
+                    .push_back(Output::PlaceExternal { leg: id, number });
+            }
+            Destination::Flow {
+                flow,
+                prompts,
+                number,
+            } => {
+                self.music(now, false);
+                self.prompts = prompts;
+                self.start_flow(now, flow, number);
+            }
+        }
+    }
+
+    /// Files the leg under the call record.
+    fn close_leg(&mut self, leg: Leg, outcome: LegOutcome, now: Instant, to: Option<String>) {
+        let mut hold = leg.hold;
+        if outcome == LegOutcome::Answered
+            && let Some(since) = self.held_since.take()
+        {
+            hold += now.saturating_duration_since(since);
+        }
+        let (operator, number) = match leg.party {
+            Party::Operator(op) => (Some(op), None),
+            Party::Number(n) => (None, Some(n)),
+        };
+        self.legs.push(CallLeg {
+            operator,
+            number,
+            rang_at_ms: leg.rang_at_ms,
+            answered_at_ms: leg.answered_at_ms,
+            ended_at_ms: self.unix_ms(now),
+            outcome,
+            hold_ms: millis(hold),
+            transferred_to: to,
+        });
+    }
+
+    /// The call is over: whatever is still up goes, and the queue learns of it.
+    fn finish(&mut self, now: Instant, reason: EndReason, hang_up_caller: bool) {
+        if matches!(self.phase, Phase::Over(_)) {
+            return;
+        }
+        let answered = matches!(self.phase, Phase::Answered);
+        self.phase = Phase::Over(reason);
+        if hang_up_caller && answered {
+            self.sip(SipOut::Hangup { leg: CALLER });
+        }
+        if self.wait.is_none() {
+            self.wait = self.queued_at.map(|q| now.saturating_duration_since(q));
+        }
+        if let Some(leg) = self.leg.take() {
+            self.sip(SipOut::Hangup { leg: leg.id });
+            let talking = leg.state == LegState::Talking;
+            if let (Party::Operator(op), true) = (&leg.party, talking) {
+                self.outputs.push_back(Output::Disconnected {
+                    operator: op.clone(),
+                });
+            }
+            let outcome = if talking {
+                LegOutcome::Answered
+            } else {
+                LegOutcome::Cancelled
+            };
+            self.close_leg(leg, outcome, now, None);
+        }
+        if std::mem::take(&mut self.in_call) {
+            self.queue(QueueOut::CallEnded);
+        } else if self.queued.is_some() {
+            self.queue(QueueOut::Leave);
+        }
+        if let Some(checking) = self.checking.take() {
+            match checking {
+                Checking::Console { .. } => self
+                    .outputs
+                    .push_back(Output::ConsoleReply(Err("The call ended.".into()))),
+                Checking::Refer { leg } | Checking::Replace { leg } => {
+                    self.sip(SipOut::ReferReply { leg, status: 487 })
+                }
+                Checking::Flow => {}
+            }
+        }
+    }
+
+    /// Whether the call goes on the missed-call list, and why.
+    fn missed(&self) -> Option<Missed> {
+        if self.operator.is_some() || self.callback_left {
+            return None;
+        }
+        if let Some(queue) = &self.queued {
+            return Some(Missed {
+                queue: Some(queue.clone()),
+                reason: MissedReason::Abandoned,
+                waited: self.wait.unwrap_or_default(),
+            });
+        }
+        if let Some(queue) = &self.was_queued {
+            // Left the queue without an operator (maximum wait).
+            return Some(Missed {
+                queue: Some(queue.clone()),
+                reason: MissedReason::MaxWait,
+                waited: Duration::ZERO,
+            });
+        }
+        // The flow marks calls it wants kept as missed (e.g. outside hours).
+        let outside_hours = self
+            .ivr
+            .as_ref()
+            .and_then(|ivr| ivr.variables().get("missed"))
+            .is_some_and(|v| v == "outside_hours");
+        outside_hours.then_some(Missed {
+            queue: None,
+            reason: MissedReason::OutsideHours,
+            waited: Duration::ZERO,
+        })
+    }
+}
+
+/// SDP offer → what we answer with, or the SIP status that refuses it.
+pub fn negotiate(offer: Option<&str>) -> Result<Negotiated, u16> {
+    // Late offer (INVITE without SDP) is not supported yet: 488 says so.
+    let offer = offer.ok_or(488u16)?;
+    sdp::negotiate(offer).map_err(|e| match e {
+        SdpError::NoCommonCodec => 488,
+        _ => 400,
+    })
+}
+
+/// Where to send RTP: nowhere while the peer holds the call (c=0.0.0.0, sendonly, inactive).
+pub fn rtp_destination(n: &Negotiated) -> Option<SocketAddr> {
+    let held = n.remote_rtp.ip().is_unspecified()
+        || n.remote_rtp.port() == 0
+        || matches!(
+            n.direction,
+            sdp::Direction::SendOnly | sdp::Direction::Inactive
+        );
+    (!held).then_some(n.remote_rtp)
+}
+
+/// Media of a call refused before its offer was understood (never used for RTP).
+fn placeholder_media() -> Negotiated {
+    Negotiated {
+        remote_rtp: SocketAddr::from(([0, 0, 0, 0], 0)),
+        codec: sdp::Codec::Pcmu,
+        payload_type: 0,
+        telephone_event: None,
+        direction: sdp::Direction::Inactive,
+        m_lines: Vec::new(),
+    }
+}
+
+/// What an operator phone's final status means to the queue.
+pub fn ring_failure(status: u16) -> RingFailure {
+    match status {
+        486 | 600 => RingFailure::Busy,
+        603 => RingFailure::Rejected,
+        408 | 480 | 487 => RingFailure::NoAnswer,
+        _ => RingFailure::Unreachable,
+    }
+}
+
+fn leg_outcome(failure: RingFailure) -> LegOutcome {
+    match failure {
+        RingFailure::NoAnswer => LegOutcome::NoAnswer,
+        RingFailure::Rejected => LegOutcome::Rejected,
+        RingFailure::Busy => LegOutcome::Busy,
+        RingFailure::Unreachable => LegOutcome::Unreachable,
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

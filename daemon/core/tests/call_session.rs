@@ -1,0 +1,1072 @@
+//! The call session in a world without sockets: one caller, the real queue engine (`Acd`)
+//! and operators' phones that answer, ignore or refuse as scripted, all on one virtual
+//! clock. Queue, ring timeout, answer, hold, transfers and hang-up from either side are
+//! checked to the millisecond. The SIPp checks in tests/run.sh are the end-to-end proof.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotline_core::acd::{Acd, AcdAction, CallerId, OperatorConfig, OperatorState, QueueConfig};
+use hotline_core::call_session::{
+    CALLER, CallSession, Check, Destination, LegId, LocalMedia, Outcome, Output, Port, QueueOut,
+    Refusal, SessionSetup, SipOut,
+};
+use hotline_core::cdr::{EndReason, LegOutcome};
+use hotline_core::ivr_call::PromptLibrary;
+use hotline_core::missed::MissedReason;
+use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
+
+const CALLER_RTP: &str = "192.0.2.10:4000";
+const ID: CallerId = CallerId(1);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A phone's RTP address: each operator and number has its own.
+fn phone_rtp(who: &str) -> SocketAddr {
+    match who {
+        "anna" => addr("192.0.2.21:5000"),
+        "bela" => addr("192.0.2.22:5000"),
+        _ => addr("192.0.2.99:5000"),
+    }
+}
+
+fn sdp_offer(at: SocketAddr, direction: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n",
+        ip = at.ip(),
+        port = at.port()
+    )
+}
+
+/// An RTP packet (PCMA) with this sequence number.
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p.extend([0xd5; 160]);
+    p
+}
+
+/// Flows for the world: 500 waits in `support` with hold music; 600 transfers to the
+/// `sales` queue, 601 to operator bela, 700 to an outside number; each fails to `bye`.
+fn flows() -> (FlowSet, Arc<PromptLibrary>) {
+    let dir = std::env::temp_dir().join(format!(
+        "hotline-world-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ivr-flows/prompts");
+    for p in ["hold-music", "goodbye"] {
+        std::fs::copy(
+            examples.join(format!("{p}.wav")),
+            dir.join("prompts").join(format!("{p}.wav")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("queues.toml"),
+        "[queues.support]\nmembers = [\"anna\", \"bela\"]\n\
+         [queues.sales]\nmembers = [\"bela\"]\n",
+    )
+    .unwrap();
+    let flow = |name: &str, number: &str, first: &str| {
+        format!(
+            "name = \"{name}\"\nnumbers = [\"{number}\"]\nring_ms = 0\nstart = \"go\"\n\
+             [steps.go]\n{first}\n\
+             [steps.bye]\ntype = \"hangup\"\nprompts = [\"goodbye\"]\n"
+        )
+    };
+    let files = [
+        (
+            "wait",
+            flow(
+                "wait",
+                "500",
+                "type = \"queue\"\nqueue = \"support\"\nmusic = \"hold-music\"\non_unavailable = \"bye\"",
+            ),
+        ),
+        (
+            "to-sales",
+            flow(
+                "to-sales",
+                "600",
+                "type = \"transfer\"\nqueue = \"sales\"\non_fail = \"bye\"",
+            ),
+        ),
+        (
+            "to-bela",
+            flow(
+                "to-bela",
+                "601",
+                "type = \"transfer\"\noperator = \"bela\"\non_fail = \"bye\"",
+            ),
+        ),
+        (
+            "out",
+            flow(
+                "out",
+                "700",
+                "type = \"transfer\"\nnumber = \"+36 1 555 0100\"\non_fail = \"bye\"",
+            ),
+        ),
+    ];
+    for (file, text) in files {
+        std::fs::write(dir.join(format!("{file}.toml")), text).unwrap();
+    }
+    let set = hotline_ivr::load_dir(&dir).unwrap();
+    let mut prompts = PromptLibrary::new();
+    for name in set.prompt_names() {
+        let p = hotline_media::wav::load_prompt(&set.prompt_path(&name)).unwrap();
+        prompts.insert(name, p);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (set, Arc::new(prompts))
+}
+
+/// What a phone does when it rings.
+#[derive(Clone, Copy)]
+enum Phone {
+    AnswersAfter(u64),
+    Refuses(u64, u16),
+    Ignores,
+}
+
+/// Something a phone does at a set time.
+enum Due {
+    Answer(LegId, String),
+    Fail(LegId, u16),
+}
+
+struct World {
+    t0: Instant,
+    now: Instant,
+    s: CallSession,
+    acd: Acd,
+    /// Every leg the session placed, and whom it rang.
+    legs: HashMap<LegId, String>,
+    phones: HashMap<String, Phone>,
+    due: Vec<(Instant, Due)>,
+    /// What happened, as "ms what".
+    log: Vec<String>,
+    /// When each packet the session itself sent the caller (prompts, music) left.
+    to_caller: Vec<u64>,
+    /// Whether a transfer target may be used, as the daemon's lookup would say.
+    online_for_transfer: bool,
+}
+
+impl World {
+    fn new(number: &str) -> World {
+        let (set, prompts) = flows();
+        let t0 = Instant::now();
+        let mut acd = Acd::new();
+        for (name, def) in set.queues() {
+            let mut q = QueueConfig::new(name.clone());
+            for (i, m) in def.members.iter().enumerate() {
+                q = q.with_member(m.clone(), u8::try_from(i).unwrap());
+            }
+            acd.set_queue(t0, q);
+        }
+        for op in ["anna", "bela"] {
+            acd.set_operator(op, OperatorConfig::default()).unwrap();
+            acd.set_state(t0, op, OperatorState::Online);
+            acd.set_reachable(t0, op, true);
+        }
+        let s = CallSession::new(
+            t0,
+            SessionSetup {
+                call_id: "world".into(),
+                caller: "+36301234567".into(),
+                called: number.into(),
+                flow: set.for_number(number).unwrap(),
+                prompts,
+                offer: Some(sdp_offer(addr(CALLER_RTP), "sendrecv")),
+                media: LocalMedia {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    port: 20000,
+                },
+                sdp_session: 7,
+                rtp_timeout: Duration::ZERO,
+                flow_clock: chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+01:00")
+                    .unwrap()
+                    .to_utc(),
+                unix_ms: 1_000_000,
+                direct: None,
+                ssrc: 1,
+                initial_seq: 1,
+                initial_timestamp: 0,
+            },
+        );
+        World {
+            t0,
+            now: t0,
+            s,
+            acd,
+            legs: HashMap::new(),
+            phones: HashMap::new(),
+            due: Vec::new(),
+            log: Vec::new(),
+            to_caller: Vec::new(),
+            online_for_transfer: true,
+        }
+    }
+
+    fn ms(&self) -> u64 {
+        u64::try_from((self.now - self.t0).as_millis()).unwrap()
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+
+    fn note(&mut self, what: String) {
+        let line = format!("{} {what}", self.ms());
+        self.log.push(line);
+    }
+
+    fn phone(mut self, who: &str, behaviour: Phone) -> World {
+        self.phones.insert(who.into(), behaviour);
+        self
+    }
+
+    /// Carries out everything the session and the queue engine ask, at `now`.
+    fn pump(&mut self) {
+        loop {
+            while let Some((port, to, _)) = self.s.poll_transmit() {
+                assert_eq!((port, to), (Port::Rtp(CALLER), addr(CALLER_RTP)));
+                let ms = self.ms();
+                self.to_caller.push(ms);
+            }
+            if let Some(out) = self.s.poll_output() {
+                self.carry_out(out);
+                continue;
+            }
+            if let Some(action) = self.acd.poll_action() {
+                self.queue_action(action);
+                continue;
+            }
+            return;
+        }
+    }
+
+    fn carry_out(&mut self, out: Output) {
+        let now = self.now;
+        match out {
+            Output::Sip(SipOut::Answer { leg, .. }) => self.note(format!("answer {leg}")),
+            Output::Sip(s) => self.note(format!("{s:?}")),
+            Output::Queue(QueueOut::Enqueue {
+                queue,
+                priority,
+                first,
+                ..
+            }) => {
+                self.note(format!("enqueue {queue} first={first:?}"));
+                let _ = match first {
+                    Some(op) => self
+                        .acd
+                        .enqueue_direct(now, ID, &queue, priority, None, &op),
+                    None => self.acd.enqueue_needing(
+                        now,
+                        ID,
+                        &queue,
+                        priority,
+                        hotline_core::acd::CallerKind::Inbound,
+                        None,
+                    ),
+                };
+            }
+            Output::Queue(QueueOut::EnqueueTransferred {
+                queue,
+                priority,
+                since,
+            }) => {
+                self.note(format!("enqueue {queue} transferred"));
+                let _ = self
+                    .acd
+                    .enqueue_transferred(now, ID, &queue, priority, since);
+            }
+            Output::Queue(QueueOut::Leave) => {
+                self.note("leave".into());
+                self.acd.leave(now, ID);
+            }
+            Output::Queue(QueueOut::RingAnswered { leg, operator }) => {
+                let ok = self.acd.ring_answered(now, ID, &operator).is_ok();
+                self.s.ring_accepted(now, leg, ok);
+            }
+            Output::Queue(QueueOut::RingFailed { operator, failure }) => {
+                self.note(format!("ring failed {operator} {failure:?}"));
+                let _ = self.acd.ring_failed(now, ID, &operator, failure);
+            }
+            Output::Queue(QueueOut::CallEnded) => {
+                self.note("call ended".into());
+                self.acd.call_ended(now, ID);
+            }
+            Output::Queue(QueueOut::Rekey) => self.note("rekey".into()),
+            Output::Answered { at_ms } => self.note(format!("answered at {at_ms}")),
+            Output::PlaceExternal { leg, number } => {
+                self.note(format!("dial {number}"));
+                self.place(leg, number);
+            }
+            Output::Check(check) => {
+                let result = self.resolve(&check);
+                self.s.target_checked(now, result);
+            }
+            Output::Callback { number, .. } => self.note(format!("callback {number}")),
+            Output::Connected { operator, note, .. } => {
+                self.note(format!("connected {operator} note={note:?}"))
+            }
+            Output::Held { operator, held } => self.note(format!("held {operator} {held}")),
+            Output::Disconnected { operator } => self.note(format!("disconnected {operator}")),
+            Output::ConsoleReply(r) => self.note(format!("console {r:?}")),
+            // The test hands the consultation call's party over itself.
+            Output::Replace { dialog, from } => self.note(format!("replace {dialog} from {from}")),
+        }
+    }
+
+    /// The daemon's lookup, for the targets these tests use.
+    fn resolve(&self, check: &Check) -> Result<Destination, Refusal> {
+        let target = match check {
+            Check::Refer { target, .. } => match target.user.as_deref() {
+                Some("1002") => TransferTarget::Operator("bela".into()),
+                Some("600") => TransferTarget::Queue("sales".into()),
+                _ => return Err((404, "nobody".into())),
+            },
+            Check::Console { to, .. } | Check::Flow(to) => to.clone(),
+        };
+        if !self.online_for_transfer {
+            return Err((480, "cannot take a call now".into()));
+        }
+        Ok(match target {
+            TransferTarget::Operator(op) => Destination::Operator {
+                operator: op,
+                queue: "sales".into(),
+            },
+            TransferTarget::Queue(q) => Destination::Queue(q),
+            TransferTarget::External(n) => Destination::External(n),
+        })
+    }
+
+    fn queue_action(&mut self, action: AcdAction) {
+        let now = self.now;
+        match action {
+            AcdAction::Ring { operator, .. } => {
+                self.note(format!("ring {operator}"));
+                if let Some(leg) = self.s.ring_operator(now, &operator) {
+                    self.place(leg, operator);
+                }
+            }
+            AcdAction::CancelRing { operator, .. } => {
+                self.note(format!("cancel ring {operator}"));
+                self.s.cancel_ring(now);
+            }
+            AcdAction::Waiting {
+                position,
+                expected_wait,
+                ..
+            } => self.s.queue_status(
+                now,
+                QueueStatus::Waiting {
+                    position,
+                    expected_wait,
+                },
+            ),
+            AcdAction::Unavailable { .. } => {
+                self.note("unavailable".into());
+                self.s.queue_status(now, QueueStatus::Unavailable);
+            }
+            AcdAction::Connected { .. } | AcdAction::OperatorPaused { .. } => {}
+        }
+    }
+
+    /// The INVITE is out: the phone does what its script says.
+    fn place(&mut self, leg: LegId, who: String) {
+        self.s.leg_placed(
+            self.now,
+            leg,
+            LocalMedia {
+                ip: "192.0.2.1".parse().unwrap(),
+                port: 20002 + u16::try_from(leg).unwrap() * 2,
+            },
+        );
+        match self.phones.get(&who).copied().unwrap_or(Phone::Ignores) {
+            Phone::AnswersAfter(ms) => self.due.push((
+                self.now + Duration::from_millis(ms),
+                Due::Answer(leg, who.clone()),
+            )),
+            Phone::Refuses(ms, status) => self
+                .due
+                .push((self.now + Duration::from_millis(ms), Due::Fail(leg, status))),
+            Phone::Ignores => {}
+        }
+        self.legs.insert(leg, who);
+    }
+
+    /// Runs the world until `ms` after the call came in.
+    fn run_until(&mut self, ms: u64) {
+        let until = self.at(ms);
+        loop {
+            self.pump();
+            let next = [
+                self.s.poll_timeout(),
+                self.acd.poll_timeout(),
+                self.due.iter().map(|(t, _)| *t).min(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let Some(next) = next.filter(|t| *t <= until) else {
+                self.now = until;
+                self.pump();
+                return;
+            };
+            self.now = next.max(self.now);
+            let now = self.now;
+            if self.acd.poll_timeout().is_some_and(|t| t <= now) {
+                self.acd.handle_timeout(now);
+            }
+            if self.s.poll_timeout().is_some_and(|t| t <= now) {
+                self.s.handle_timeout(now);
+            }
+            let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.due)
+                .into_iter()
+                .partition(|(t, _)| *t <= now);
+            self.due = later;
+            for (_, due) in ready {
+                match due {
+                    Due::Answer(leg, who) => {
+                        let sdp = sdp_offer(phone_rtp(&who), "sendrecv");
+                        self.s.leg_answered(now, leg, Some(&sdp));
+                    }
+                    Due::Fail(leg, status) => self.s.leg_failed(now, leg, status),
+                }
+                self.pump();
+            }
+        }
+    }
+
+    /// Something happens at `ms`: the world runs until then first.
+    fn at_ms(&mut self, ms: u64, f: impl FnOnce(&mut CallSession, Instant)) {
+        self.run_until(ms);
+        f(&mut self.s, self.now);
+        self.pump();
+    }
+
+    fn leg_of(&self, who: &str) -> LegId {
+        *self
+            .legs
+            .iter()
+            .filter(|(_, w)| *w == who)
+            .map(|(l, _)| l)
+            .max()
+            .unwrap()
+    }
+
+    /// Lines of the log that start with one of `prefixes` (after the time).
+    fn events(&self, of: &[&str]) -> Vec<String> {
+        self.log
+            .iter()
+            .filter(|l| {
+                let what = l.split_once(' ').map_or("", |(_, w)| w);
+                of.iter().any(|p| what.starts_with(p))
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn outcome(self) -> Outcome {
+        assert!(self.s.ended().is_some(), "the call is over");
+        self.s.into_outcome()
+    }
+
+    /// The caller's RTP reaches the operator's phone (`Some(leg)`), or nobody.
+    fn caller_speaks(&mut self, seq: u16) -> Option<(Port, SocketAddr)> {
+        self.s
+            .handle_datagram(self.now, Port::Rtp(CALLER), addr(CALLER_RTP), &rtp(seq))
+    }
+
+    /// Packets the session sent the caller in [from, to) ms.
+    fn caller_heard(&self, from: u64, to: u64) -> Vec<u64> {
+        self.to_caller
+            .iter()
+            .copied()
+            .filter(|t| (from..to).contains(t))
+            .collect()
+    }
+}
+
+#[test]
+fn queued_caller_rings_an_operator_who_answers_and_the_caller_hangs_up() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(3000));
+    w.at_ms(10_000, |s, now| {
+        s.caller_ended(now, EndReason::CallerHangup)
+    });
+    assert_eq!(
+        w.log,
+        [
+            "0 answer 0",
+            "0 answered at 1000000",
+            "0 enqueue support first=None",
+            "0 ring anna",
+            "3000 connected anna note=None",
+            "10000 Hangup { leg: 1 }",
+            "10000 disconnected anna",
+            "10000 call ended",
+        ]
+    );
+    // Hold music while waiting, at 20 ms pacing; nothing from us once bridged.
+    let waiting = w.caller_heard(0, 3000);
+    assert_eq!(waiting.len(), 150);
+    assert!(waiting.windows(2).all(|p| p[1] - p[0] == 20));
+    // (The tick due at 3000 ms went out just before the answer of the same ms.)
+    assert!(w.caller_heard(3001, 10_000).is_empty());
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::CallerHangup);
+    assert_eq!(o.operator.as_deref(), Some("anna"));
+    assert_eq!(o.missed, None);
+    assert_eq!(o.service.queue.as_deref(), Some("support"));
+    assert_eq!(o.service.wait_ms, Some(3000));
+    let [leg] = &o.service.legs[..] else { panic!() };
+    assert_eq!(
+        (leg.rang_at_ms, leg.answered_at_ms, leg.ended_at_ms),
+        (1_000_000, Some(1_003_000), 1_010_000)
+    );
+    assert_eq!(leg.outcome, LegOutcome::Answered);
+}
+
+#[test]
+fn bridged_media_passes_both_ways_unchanged() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(999);
+    // Before the answer, the caller's RTP is the IVR's.
+    assert_eq!(w.caller_speaks(1), None);
+    w.run_until(1000);
+    let leg = w.leg_of("anna");
+    assert_eq!(
+        w.caller_speaks(2),
+        Some((Port::Rtp(leg), phone_rtp("anna")))
+    );
+    let back =
+        w.s.handle_datagram(w.now, Port::Rtp(leg), phone_rtp("anna"), &rtp(9));
+    assert_eq!(back, Some((Port::Rtp(CALLER), addr(CALLER_RTP))));
+    // A stranger's packets on the operator's port after latching still go to the
+    // caller (symmetric RTP latches on the first), but never on a port of no leg.
+    assert_eq!(
+        w.s.handle_datagram(w.now, Port::Rtp(leg + 1), phone_rtp("x"), &rtp(1)),
+        None
+    );
+}
+
+#[test]
+fn an_unanswered_ring_times_out_to_the_next_operator_at_exactly_20_s() {
+    let mut w = World::new("500")
+        .phone("anna", Phone::Ignores)
+        .phone("bela", Phone::AnswersAfter(1500));
+    w.at_ms(30_000, |s, now| {
+        s.caller_ended(now, EndReason::CallerHangup)
+    });
+    assert_eq!(
+        w.events(&["ring", "cancel", "Hangup", "connected"]),
+        [
+            "0 ring anna",
+            "20000 cancel ring anna",
+            "20000 Hangup { leg: 1 }",
+            "20000 ring bela",
+            "21500 connected bela note=None",
+            "30000 Hangup { leg: 2 }",
+        ]
+    );
+    let o = w.outcome();
+    assert_eq!(o.service.wait_ms, Some(21_500));
+    let outcomes: Vec<_> = o
+        .service
+        .legs
+        .iter()
+        .map(|l| (l.operator.clone().unwrap(), l.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("anna".to_string(), LegOutcome::Cancelled),
+            ("bela".to_string(), LegOutcome::Answered)
+        ]
+    );
+}
+
+#[test]
+fn a_busy_phone_sends_the_caller_to_the_next_operator_at_once() {
+    let mut w = World::new("500")
+        .phone("anna", Phone::Refuses(700, 486))
+        .phone("bela", Phone::AnswersAfter(300));
+    w.run_until(5000);
+    assert_eq!(
+        w.events(&["ring", "connected"]),
+        [
+            "0 ring anna",
+            "700 ring failed anna Busy",
+            "700 ring bela",
+            "1000 connected bela note=None"
+        ]
+    );
+}
+
+#[test]
+fn operator_hold_plays_music_to_the_caller_and_counts_hold_time() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    let leg = w.leg_of("anna");
+    let hold = sdp_offer(phone_rtp("anna"), "sendonly");
+    w.at_ms(5000, |s, now| s.leg_reinvite(now, leg, Some(&hold)));
+    // Held: the operator hears nothing of the caller.
+    assert_eq!(w.caller_speaks(3), None);
+    let resume = sdp_offer(phone_rtp("anna"), "sendrecv");
+    w.at_ms(8000, |s, now| s.leg_reinvite(now, leg, Some(&resume)));
+    assert!(w.caller_speaks(4).is_some());
+    w.at_ms(12_000, |s, now| s.leg_ended(now, leg));
+    assert_eq!(
+        w.events(&["held", "answer 1", "Hangup", "call ended"]),
+        [
+            "5000 answer 1",
+            "5000 held anna true",
+            "8000 answer 1",
+            "8000 held anna false",
+            "12000 Hangup { leg: 0 }",
+            "12000 call ended",
+        ]
+    );
+    // Music from 5000 to 8000 (its tick of that ms went out before the resume), every
+    // 20 ms; none before (bridged at 1000) or after.
+    let music = w.caller_heard(1001, 12_001);
+    assert_eq!(music.first(), Some(&5000));
+    assert_eq!(music.last(), Some(&8000));
+    assert_eq!(music.len(), 151);
+    assert!(music.windows(2).all(|p| p[1] - p[0] == 20));
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::OperatorHangup);
+    assert_eq!(o.service.hold_ms, 3000);
+}
+
+#[test]
+fn console_hold_is_refused_until_the_call_is_connected() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(500);
+    assert!(w.s.console_hold(w.now, true).is_err());
+    w.run_until(1000);
+    assert_eq!(w.s.console_hold(w.now, true), Ok(()));
+    assert_eq!(w.s.connected(), Some(("anna", true)));
+}
+
+#[test]
+fn a_refer_from_the_operator_moves_the_caller_to_bela_who_answers() {
+    let mut w = World::new("500")
+        .phone("anna", Phone::AnswersAfter(1000))
+        .phone("bela", Phone::AnswersAfter(2000));
+    w.run_until(1000);
+    let anna = w.leg_of("anna");
+    let target = hotline_sip::ReferTarget {
+        uri: "sip:1002@hotline".into(),
+        user: Some("1002".into()),
+        replaces: None,
+    };
+    w.at_ms(4000, |s, now| s.leg_refer(now, anna, target));
+    w.at_ms(9000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    assert_eq!(
+        w.log[4..],
+        [
+            "1000 connected anna note=None",
+            "4000 ReferReply { leg: 1, status: 202 }",
+            "4000 ReferNotify { leg: 1, status: 100, last: false }",
+            "4000 ReferNotify { leg: 1, status: 200, last: true }",
+            "4000 Hangup { leg: 1 }",
+            "4000 disconnected anna",
+            "4000 call ended",
+            "4000 enqueue sales first=Some(\"bela\")",
+            "4000 ring bela",
+            "6000 connected bela note=None",
+            "9000 Hangup { leg: 2 }",
+            "9000 disconnected bela",
+            "9000 call ended",
+        ]
+    );
+    // The caller heard music while bela's phone rang.
+    assert_eq!(w.caller_heard(4000, 6000).len(), 100);
+    let o = w.outcome();
+    assert_eq!(o.operator.as_deref(), Some("bela"));
+    assert_eq!(
+        o.service.wait_ms,
+        Some(1000),
+        "the wait until the first answer"
+    );
+    let legs: Vec<_> = o
+        .service
+        .legs
+        .iter()
+        .map(|l| {
+            (
+                l.operator.clone().unwrap(),
+                l.answered_at_ms,
+                l.ended_at_ms,
+                l.transferred_to.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            (
+                "anna".to_string(),
+                Some(1_001_000),
+                1_004_000,
+                Some("operator bela".to_string())
+            ),
+            ("bela".to_string(), Some(1_006_000), 1_009_000, None),
+        ]
+    );
+}
+
+#[test]
+fn refers_are_refused_with_the_right_status() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    let refer = |user: &str, replaces: Option<&str>| hotline_sip::ReferTarget {
+        uri: format!("sip:{user}@hotline"),
+        user: Some(user.into()),
+        replaces: replaces.map(Into::into),
+    };
+    // Ringing, not yet connected: only the connected operator may transfer.
+    w.at_ms(500, |s, now| s.leg_refer(now, 1, refer("1002", None)));
+    w.run_until(1000);
+    // A Replaces that names no call.
+    w.at_ms(1100, |s, now| {
+        s.leg_refer(now, 1, refer("1002", Some(";to-tag=1;from-tag=2")))
+    });
+    w.at_ms(1200, |s, now| s.leg_refer(now, 1, refer("555", None)));
+    w.online_for_transfer = false;
+    w.at_ms(1300, |s, now| s.leg_refer(now, 1, refer("1002", None)));
+    assert_eq!(
+        w.events(&["ReferReply"]),
+        [
+            "500 ReferReply { leg: 1, status: 403 }",
+            "1100 ReferReply { leg: 1, status: 400 }",
+            "1200 ReferReply { leg: 1, status: 404 }",
+            "1300 ReferReply { leg: 1, status: 480 }",
+        ]
+    );
+    // Still connected to anna.
+    assert_eq!(w.s.connected(), Some(("anna", false)));
+}
+
+#[test]
+fn a_console_transfer_to_a_queue_keeps_the_note_for_the_next_operator() {
+    let mut w = World::new("500")
+        .phone("anna", Phone::AnswersAfter(1000))
+        .phone("bela", Phone::AnswersAfter(500));
+    w.run_until(2000);
+    w.at_ms(2000, |s, now| {
+        s.console_transfer(
+            now,
+            TransferTarget::Queue("sales".into()),
+            "wants a refund".into(),
+        )
+    });
+    w.run_until(3000);
+    assert_eq!(
+        w.events(&["console", "enqueue", "connected"]),
+        [
+            "0 enqueue support first=None",
+            "1000 connected anna note=None",
+            "2000 console Ok(())",
+            "2000 enqueue sales transferred",
+            "2500 connected bela note=Some((\"anna\", \"wants a refund\"))",
+        ]
+    );
+}
+
+#[test]
+fn the_operator_hanging_up_ends_the_call_for_the_caller() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    let anna = w.leg_of("anna");
+    w.at_ms(7000, |s, now| s.leg_ended(now, anna));
+    assert_eq!(
+        w.log[w.log.len() - 3..],
+        [
+            "7000 disconnected anna",
+            "7000 Hangup { leg: 0 }",
+            "7000 call ended"
+        ]
+    );
+    assert_eq!(w.outcome().reason, EndReason::OperatorHangup);
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_waiting_is_a_missed_call_with_their_wait() {
+    let mut w = World::new("500");
+    w.at_ms(12_345, |s, now| {
+        s.caller_ended(now, EndReason::CallerHangup)
+    });
+    assert_eq!(
+        w.events(&["leave", "Hangup"]),
+        ["12345 Hangup { leg: 1 }", "12345 leave"]
+    );
+    let o = w.outcome();
+    assert_eq!(
+        o.missed,
+        Some(hotline_core::call_session::Missed {
+            queue: Some("support".into()),
+            reason: MissedReason::Abandoned,
+            waited: Duration::from_millis(12_345),
+        })
+    );
+    assert_eq!(o.service.wait_ms, Some(12_345));
+}
+
+#[test]
+fn the_flow_transfer_to_a_queue_nobody_can_take_goes_to_on_fail() {
+    let mut w = World::new("600");
+    // Nobody in sales (bela) is online.
+    w.acd.set_state(w.now, "bela", OperatorState::Offline);
+    let mut q = QueueConfig::new("sales").with_member("bela", 1);
+    q.refuse_when_nobody = true;
+    w.acd.set_queue(w.now, q);
+    w.run_until(60_000);
+    assert_eq!(
+        w.events(&["enqueue", "unavailable", "Hangup"])[..2],
+        ["0 enqueue sales transferred", "0 unavailable"]
+    );
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::FlowHangup);
+    assert_eq!(o.path, ["go", "bye"]);
+}
+
+#[test]
+fn the_flow_transfer_to_an_operator_rings_them_first() {
+    let mut w = World::new("601").phone("bela", Phone::AnswersAfter(4000));
+    w.run_until(5000);
+    assert_eq!(
+        w.events(&["enqueue", "ring", "connected"]),
+        [
+            "0 enqueue sales first=Some(\"bela\")",
+            "0 ring bela",
+            "4000 connected bela note=None"
+        ]
+    );
+}
+
+#[test]
+fn an_outside_number_that_never_answers_fails_the_transfer_after_60_s() {
+    let mut w = World::new("700");
+    w.run_until(70_000);
+    assert_eq!(
+        w.events(&["dial", "Hangup"])[..2],
+        ["0 dial +3615550100", "60000 Hangup { leg: 1 }"]
+    );
+    let o = w.outcome();
+    assert_eq!(o.path, ["go", "bye"]);
+    assert_eq!(o.service.legs[0].number.as_deref(), Some("+3615550100"));
+    assert_eq!(o.service.legs[0].outcome, LegOutcome::NoAnswer);
+}
+
+#[test]
+fn an_outside_number_that_answers_is_bridged_and_leaves_the_flow() {
+    let mut w = World::new("700").phone("+3615550100", Phone::AnswersAfter(8000));
+    w.run_until(8000);
+    let leg = w.leg_of("+3615550100");
+    assert_eq!(
+        w.caller_speaks(1),
+        Some((Port::Rtp(leg), phone_rtp("+3615550100")))
+    );
+    // Music while it rang, silence from us after.
+    assert_eq!(w.caller_heard(0, 8000).len(), 400);
+    w.at_ms(20_000, |s, now| s.leg_ended(now, leg));
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::OperatorHangup);
+    assert_eq!(o.path, ["go"]);
+    assert_eq!(o.operator, None);
+}
+
+#[test]
+fn a_cancel_while_ringing_before_the_answer_needs_no_bye() {
+    let (set, prompts) = flows();
+    let mut flow = (*set.for_number("500").unwrap()).clone();
+    flow.ring_ms = 2000;
+    let t0 = Instant::now();
+    let mut s = CallSession::new(
+        t0,
+        SessionSetup {
+            call_id: "ring".into(),
+            caller: "+36301234567".into(),
+            called: "500".into(),
+            flow: Arc::new(flow),
+            prompts,
+            offer: Some(sdp_offer(addr(CALLER_RTP), "sendrecv")),
+            media: LocalMedia {
+                ip: "192.0.2.1".parse().unwrap(),
+                port: 20000,
+            },
+            sdp_session: 7,
+            rtp_timeout: Duration::ZERO,
+            flow_clock: chrono::Utc::now(),
+            unix_ms: 0,
+            direct: None,
+            ssrc: 1,
+            initial_seq: 1,
+            initial_timestamp: 0,
+        },
+    );
+    assert_eq!(s.poll_output(), Some(Output::Sip(SipOut::Ringing)));
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_millis(2000)));
+    s.caller_cancelled(t0 + Duration::from_millis(1500));
+    assert_eq!(s.poll_output(), None);
+    assert_eq!(s.ended(), Some(EndReason::Cancelled));
+}
+
+#[test]
+fn an_offer_without_a_common_codec_is_refused_with_488() {
+    let (set, prompts) = flows();
+    let t0 = Instant::now();
+    let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+                 m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let mut s = CallSession::new(
+        t0,
+        SessionSetup {
+            call_id: "g729".into(),
+            caller: "+36301234567".into(),
+            called: "500".into(),
+            flow: set.for_number("500").unwrap(),
+            prompts,
+            offer: Some(offer.into()),
+            media: LocalMedia {
+                ip: "192.0.2.1".parse().unwrap(),
+                port: 20000,
+            },
+            sdp_session: 7,
+            rtp_timeout: Duration::ZERO,
+            flow_clock: chrono::Utc::now(),
+            unix_ms: 0,
+            direct: None,
+            ssrc: 1,
+            initial_seq: 1,
+            initial_timestamp: 0,
+        },
+    );
+    assert_eq!(
+        s.poll_output(),
+        Some(Output::Sip(SipOut::Reject {
+            leg: CALLER,
+            status: 488
+        }))
+    );
+    assert_eq!(s.ended(), Some(EndReason::Rejected));
+}
+
+#[test]
+fn an_attended_transfer_joins_the_caller_with_the_colleague_anna_consulted() {
+    // The caller talks with anna, who holds them and calls bela (a consultation call:
+    // the built-in flow rings bela, as the "601" flow does here).
+    let mut x = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    x.run_until(1000);
+    let anna = x.leg_of("anna");
+    let hold = sdp_offer(phone_rtp("anna"), "sendonly");
+    x.at_ms(2000, |s, now| s.leg_reinvite(now, anna, Some(&hold)));
+    let mut y = World::new("601").phone("bela", Phone::AnswersAfter(1500));
+    y.run_until(1500);
+    let bela = y.leg_of("bela");
+    assert_eq!(y.s.connected(), Some(("bela", false)));
+    // anna's phone: REFER with Replaces naming the consultation dialog.
+    let target = hotline_sip::ReferTarget {
+        uri: "sip:1002@hotline".into(),
+        user: Some("1002".into()),
+        replaces: Some("consult-1;to-tag=h1;from-tag=a1".into()),
+    };
+    x.at_ms(5000, |s, now| s.leg_refer(now, anna, target));
+    assert_eq!(x.log.last().unwrap(), "5000 replace consult-1 from anna");
+    y.run_until(3500);
+    let handed = y.s.hand_over(y.now).unwrap();
+    assert_eq!((handed.leg, handed.operator.as_str()), (bela, "bela"));
+    assert_eq!(handed.remote, Some(phone_rtp("bela")));
+    y.pump();
+    // The consultation call ends: anna's consultation dialog is hung up, bela's is not,
+    // and bela stays busy (no "call ended" to the queue engine).
+    assert_eq!(
+        y.log[y.log.len() - 2..],
+        ["3500 disconnected bela", "3500 Hangup { leg: 0 }"]
+    );
+    assert_eq!(y.s.ended(), Some(EndReason::Replaced));
+    let joined = x.s.replaced(x.now, Ok(handed)).unwrap();
+    x.pump();
+    assert_eq!(
+        x.log[x.log.len() - 9..],
+        [
+            "5000 ReferReply { leg: 1, status: 202 }",
+            "5000 ReferNotify { leg: 1, status: 100, last: false }",
+            "5000 ReferNotify { leg: 1, status: 200, last: true }",
+            "5000 held anna false",
+            "5000 Hangup { leg: 1 }",
+            "5000 disconnected anna",
+            "5000 call ended",
+            "5000 rekey",
+            "5000 connected bela note=None",
+        ]
+    );
+    // The caller's voice reaches bela's phone; the music stopped.
+    assert_eq!(
+        x.caller_speaks(7),
+        Some((Port::Rtp(joined), phone_rtp("bela")))
+    );
+    assert!(x.caller_heard(5001, 9000).is_empty());
+    x.at_ms(9000, |s, now| s.leg_ended(now, joined));
+    let o = x.outcome();
+    assert_eq!(o.reason, EndReason::OperatorHangup);
+    assert_eq!(o.operator.as_deref(), Some("bela"));
+    let legs: Vec<_> = o
+        .service
+        .legs
+        .iter()
+        .map(|l| {
+            (
+                l.operator.clone().unwrap(),
+                l.hold_ms,
+                l.transferred_to.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            (
+                "anna".to_string(),
+                3000,
+                Some("operator bela (attended)".to_string())
+            ),
+            ("bela".to_string(), 0, None),
+        ]
+    );
+}
+
+#[test]
+fn an_attended_transfer_to_a_call_that_is_gone_is_refused_and_anna_keeps_the_caller() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    let anna = w.leg_of("anna");
+    let target = hotline_sip::ReferTarget {
+        uri: "sip:1002@hotline".into(),
+        user: Some("1002".into()),
+        replaces: Some("gone;to-tag=h1;from-tag=a1".into()),
+    };
+    w.at_ms(3000, |s, now| s.leg_refer(now, anna, target));
+    assert_eq!(w.s.replaced(w.now, Err((481, "no call gone".into()))), None);
+    w.pump();
+    assert_eq!(
+        w.log.last().unwrap(),
+        "3000 ReferReply { leg: 1, status: 481 }"
+    );
+    assert_eq!(w.s.connected(), Some(("anna", false)));
+}
