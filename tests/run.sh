@@ -894,6 +894,7 @@ if PRESTART=add_operators start_daemon phones; then
   check baresip_answers_queued_call baresip_answers_queued_call
   check linphone_answers_queued_call linphone_answers_queued_call
   check baresip_blind_transfer baresip_blind_transfer
+  check linphone_attended_transfer linphone_attended_transfer
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_phones"; fi
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hotline_ivr::{CallContext, Flow, QueueStatus, TransferTarget};
 use hotline_media::Codec;
-use hotline_media::bridge::{Bridge, RtcpRelay, Side};
+use hotline_media::bridge::{Bridge, RtcpRelay, Side, Translation};
 use hotline_media::rtp::{RtpConfig, RtpStats};
 use hotline_sip::sdp::{self, Negotiated, SdpError};
 use tracing::{debug, info, warn};
@@ -147,7 +147,12 @@ pub struct HandedLeg {
     pub sdp_version: u64,
     pub rang_at_ms: i64,
     pub answered_at_ms: Option<i64>,
+    /// Its codec, payload type and telephone-event payload type.
+    pub format: Format,
 }
+
+/// A leg's negotiated audio: codec, payload type, telephone-event payload type.
+pub type Format = (Codec, u8, Option<u8>);
 
 /// SIP on one of the call's dialogs.
 #[derive(Debug, PartialEq, Eq)]
@@ -341,6 +346,9 @@ struct Leg {
     hold: Duration,
     /// An outside number's ring ends here.
     deadline: Option<Instant>,
+    /// A leg negotiated apart from the caller (handed over by an attended transfer):
+    /// caller → leg and leg → caller rewrites.
+    translation: Option<(Translation, Translation)>,
 }
 
 impl Leg {
@@ -356,6 +364,7 @@ impl Leg {
             answered_at_ms: None,
             hold: Duration::ZERO,
             deadline: None,
+            translation: None,
         }
     }
 }
@@ -632,28 +641,35 @@ impl CallSession {
     // ---- media -----------------------------------------------------------------------
 
     /// A datagram on one of the call's ports; `Some` is where to send it on unchanged.
+    /// A leg negotiated apart from the caller gets the packet rewritten in place first.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         port: Port,
         from: SocketAddr,
-        data: &[u8],
+        data: &mut [u8],
     ) -> Option<(Port, SocketAddr)> {
-        let leg = self
+        let (leg, translation) = self
             .leg
             .as_ref()
             .filter(|l| l.state == LegState::Talking)
-            .map(|l| l.id);
+            .map_or((None, None), |l| (Some(l.id), l.translation));
         let held = self.held_since.is_some();
         match (port, leg, &mut self.bridge) {
             (Port::Rtp(CALLER), Some(leg), Some(bridge)) => {
                 // On hold the operator hears nothing.
                 let to = bridge.forward(now, Side::A, from, data)?;
+                if let Some((to_leg, _)) = translation {
+                    to_leg.apply(data);
+                }
                 (!held).then_some((Port::Rtp(leg), to))
             }
             (Port::Rtp(l), Some(leg), Some(bridge)) if l == leg => {
                 // On hold the caller hears our music, not what the phone sends.
                 let to = bridge.forward(now, Side::B, from, data)?;
+                if let Some((_, to_caller)) = translation {
+                    to_caller.apply(data);
+                }
                 (!held).then_some((Port::Rtp(CALLER), to))
             }
             // RTCP is not interpreted; bridged, it goes to where the other side sends its
@@ -1107,6 +1123,8 @@ impl CallSession {
             sdp_version: leg.sdp_version,
             rang_at_ms: leg.rang_at_ms,
             answered_at_ms: leg.answered_at_ms,
+            // Its leg was offered exactly this call's codec.
+            format: self.format(),
         };
         info!(call_id = %self.call_id, %operator, "handed over to the transferred caller");
         self.outputs.push_back(Output::Disconnected {
@@ -1178,6 +1196,8 @@ impl CallSession {
             answered_at_ms: handed.answered_at_ms,
             hold: Duration::ZERO,
             deadline: None,
+            translation: Translation::between(self.format(), handed.format)
+                .zip(Translation::between(handed.format, self.format())),
         });
         let caller = self.ivr.as_ref().and_then(IvrCall::rtp_destination);
         self.bridge = Some(Bridge::new(caller, handed.remote));
@@ -1258,12 +1278,18 @@ impl CallSession {
         self.flow_clock + chrono::Duration::from_std(since).unwrap_or_default()
     }
 
+    /// The caller's negotiated audio.
+    fn format(&self) -> Format {
+        (
+            media_codec(self.negotiated.codec),
+            self.negotiated.payload_type,
+            self.negotiated.telephone_event,
+        )
+    }
+
     fn rtp_config(&self) -> RtpConfig {
         RtpConfig {
-            codec: match self.negotiated.codec {
-                sdp::Codec::Pcmu => Codec::Pcmu,
-                sdp::Codec::Pcma => Codec::Pcma,
-            },
+            codec: media_codec(self.negotiated.codec),
             payload_type: self.negotiated.payload_type,
             telephone_event_pt: self.negotiated.telephone_event,
             remote: rtp_destination(&self.negotiated),
@@ -1692,6 +1718,13 @@ fn placeholder_media() -> Negotiated {
         telephone_event: None,
         direction: sdp::Direction::Inactive,
         m_lines: Vec::new(),
+    }
+}
+
+fn media_codec(c: sdp::Codec) -> Codec {
+    match c {
+        sdp::Codec::Pcmu => Codec::Pcmu,
+        sdp::Codec::Pcma => Codec::Pcma,
     }
 }
 

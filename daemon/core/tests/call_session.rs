@@ -490,7 +490,7 @@ impl World {
     /// The caller's RTP reaches the operator's phone (`Some(leg)`), or nobody.
     fn caller_speaks(&mut self, seq: u16) -> Option<(Port, SocketAddr)> {
         self.s
-            .handle_datagram(self.now, Port::Rtp(CALLER), addr(CALLER_RTP), &rtp(seq))
+            .handle_datagram(self.now, Port::Rtp(CALLER), addr(CALLER_RTP), &mut rtp(seq))
     }
 
     /// Packets the session sent the caller in [from, to) ms.
@@ -555,12 +555,12 @@ fn bridged_media_passes_both_ways_unchanged() {
         Some((Port::Rtp(leg), phone_rtp("anna")))
     );
     let back =
-        w.s.handle_datagram(w.now, Port::Rtp(leg), phone_rtp("anna"), &rtp(9));
+        w.s.handle_datagram(w.now, Port::Rtp(leg), phone_rtp("anna"), &mut rtp(9));
     assert_eq!(back, Some((Port::Rtp(CALLER), addr(CALLER_RTP))));
     // A stranger's packets on the operator's port after latching still go to the
     // caller (symmetric RTP latches on the first), but never on a port of no leg.
     assert_eq!(
-        w.s.handle_datagram(w.now, Port::Rtp(leg + 1), phone_rtp("x"), &rtp(1)),
+        w.s.handle_datagram(w.now, Port::Rtp(leg + 1), phone_rtp("x"), &mut rtp(1)),
         None
     );
 }

@@ -766,7 +766,7 @@ async fn serve(
             r = io.caller_rtp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r
                     && let Some((port, to)) =
-                        session.handle_datagram(Instant::now(), Port::Rtp(CALLER), from, &buf[..n])
+                        session.handle_datagram(Instant::now(), Port::Rtp(CALLER), from, &mut buf[..n])
                     && let Some(socket) = io.socket(port)
                 {
                     let _ = socket.send_to(&buf[..n], to).await;
@@ -776,14 +776,14 @@ async fn serve(
                 if let Ok((n, from)) = r
                     && hotline_media::rtp::is_rtcp(&rtcp_buf[..n])
                     && let Some((port, to)) =
-                        session.handle_datagram(Instant::now(), Port::Rtcp(CALLER), from, &rtcp_buf[..n])
+                        session.handle_datagram(Instant::now(), Port::Rtcp(CALLER), from, &mut rtcp_buf[..n])
                     && let Some(socket) = io.socket(port)
                 {
                     let _ = socket.send_to(&rtcp_buf[..n], to).await;
                 }
             }
             (port, n, from) = recv_legs(&io.legs, &mut leg_buf) => {
-                let data = &leg_buf[..n];
+                let data = &mut leg_buf[..n];
                 let rtcp_ok = !matches!(port, Port::Rtcp(_)) || hotline_media::rtp::is_rtcp(data);
                 if rtcp_ok
                     && let Some((port, to)) = session.handle_datagram(Instant::now(), port, from, data)
@@ -1317,11 +1317,10 @@ async fn take_over(
 }
 
 /// A call from an operator's phone to a colleague's SIP user (the first step of an
-/// attended transfer): who calls, and whom.
+/// attended transfer): who calls, and whom. The phone is known by its digest login, or
+/// (from a trusted address, which is not challenged) by its From user sent from where
+/// that operator's phone is registered.
 async fn consultation(calls: &Calls, setup: &CallSetup) -> Option<(String, String)> {
-    let hotline_sip::Origin::Operator(user) = &setup.origin else {
-        return None;
-    };
     let operators = match calls.store.operators().await {
         Ok(ops) => ops,
         Err(e) => {
@@ -1329,10 +1328,29 @@ async fn consultation(calls: &Calls, setup: &CallSetup) -> Option<(String, Strin
             return None;
         }
     };
-    let by = operators.iter().find(|o| o.sip_user == *user)?;
-    let to = operators
-        .iter()
-        .find(|o| o.sip_user == setup.called && o.name != by.name)?;
+    let to = operators.iter().find(|o| o.sip_user == setup.called)?;
+    let by = match &setup.origin {
+        hotline_sip::Origin::Operator(user) => operators.iter().find(|o| o.sip_user == *user)?,
+        hotline_sip::Origin::Trunk => {
+            let by = operators.iter().find(|o| o.sip_user == setup.caller)?;
+            let contacts = calls
+                .acd
+                .ask(|reply| AcdInput::Contacts {
+                    operator: by.name.clone(),
+                    reply,
+                })
+                .await
+                .flatten()
+                .unwrap_or_default();
+            contacts
+                .iter()
+                .any(|b| b.peer.addr == setup.source.addr)
+                .then_some(by)?
+        }
+    };
+    if by.name == to.name {
+        return None;
+    }
     info!(call_id = %setup.call_id, from = %by.name, to = %to.name, "consultation call");
     Some((by.name.clone(), to.name.clone()))
 }

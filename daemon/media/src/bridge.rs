@@ -2,12 +2,15 @@
 //!
 //! Hotline offers the second leg the codec and payload types the first leg negotiated,
 //! so packets (audio, RFC 4733 DTMF, RTCP) pass through as they are: no transcoding and
-//! no header rewriting, which keeps the added latency to one socket hop. Each leg learns
+//! no header rewriting, which keeps the added latency to one socket hop. Only legs
+//! negotiated apart (an attended transfer) need a [`Translation`] between G.711 laws. Each leg learns
 //! its peer's real address from the first valid RTP it sends (symmetric RTP, for NAT).
 //! Sans-IO: the driver owns both sockets and asks where to forward each datagram.
 
 use std::net::SocketAddr;
 use std::time::Instant;
+
+use crate::Codec;
 
 /// One side of the bridge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,6 +275,106 @@ mod tests {
             b.forward(t0, Side::B, addr("192.0.2.2:6000"), &pkt),
             Some(addr("192.0.2.1:4000")),
             "A not latched to its RTCP port"
+        );
+    }
+}
+
+/// How one leg's RTP must change to suit the other leg, when their codecs were negotiated
+/// apart (an attended transfer joins a caller with a colleague reached by a consultation
+/// call in another G.711 law): the audio payload type and law, and the telephone-event
+/// payload type. Both laws take one byte per sample, so packets change in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub from: (Codec, u8),
+    pub to: (Codec, u8),
+    /// telephone-event payload types (RFC 4733), from → to.
+    pub events: Option<(u8, u8)>,
+}
+
+impl Translation {
+    /// What turns `from`'s packets into `to`'s; `None` when they already agree.
+    pub fn between(
+        from: (Codec, u8, Option<u8>),
+        to: (Codec, u8, Option<u8>),
+    ) -> Option<Translation> {
+        let events = match (from.2, to.2) {
+            (Some(f), Some(t)) if f != t => Some((f, t)),
+            _ => None,
+        };
+        ((from.0, from.1) != (to.0, to.1) || events.is_some()).then_some(Translation {
+            from: (from.0, from.1),
+            to: (to.0, to.1),
+            events,
+        })
+    }
+
+    /// Rewrites one RTP packet in place; anything else is left alone.
+    pub fn apply(&self, packet: &mut [u8]) {
+        if packet.len() < 12 || packet[0] >> 6 != 2 {
+            return;
+        }
+        let pt = packet[1] & 0x7f;
+        let marker = packet[1] & 0x80;
+        if let Some((from, to)) = self.events
+            && pt == from
+        {
+            packet[1] = marker | to;
+            return;
+        }
+        if pt != self.from.1 {
+            return;
+        }
+        packet[1] = marker | self.to.1;
+        let mut start = 12 + 4 * usize::from(packet[0] & 0x0f);
+        if packet[0] & 0x10 != 0 && packet.len() >= start + 4 {
+            let words = u16::from_be_bytes([packet[start + 2], packet[start + 3]]);
+            start += 4 + 4 * usize::from(words);
+        }
+        let mut end = packet.len();
+        if packet[0] & 0x20 != 0 {
+            end = end.saturating_sub(usize::from(packet[end - 1]));
+        }
+        if start >= end || self.from.0 == self.to.0 {
+            return;
+        }
+        let convert: fn(u8) -> u8 = match self.from.0 {
+            Codec::Pcmu => |b| crate::g711::linear_to_alaw(crate::g711::ulaw_to_linear(b)),
+            Codec::Pcma => |b| crate::g711::linear_to_ulaw(crate::g711::alaw_to_linear(b)),
+        };
+        for b in &mut packet[start..end] {
+            *b = convert(*b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod translation_tests {
+    use super::*;
+
+    #[test]
+    fn pcmu_becomes_pcma_with_its_payload_type_and_events_keep_their_marker() {
+        let t = Translation::between((Codec::Pcmu, 0, Some(101)), (Codec::Pcma, 8, Some(96)))
+            .expect("they differ");
+        let silence_u = crate::g711::linear_to_ulaw(0);
+        let mut audio = vec![0x80, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        audio.extend([silence_u; 160]);
+        t.apply(&mut audio);
+        assert_eq!(audio[1], 0x80 | 8, "marker kept, PT 8");
+        assert!(
+            audio[12..]
+                .iter()
+                .all(|b| *b == crate::g711::linear_to_alaw(0))
+        );
+        let mut event = vec![0x80, 101, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 5, 0x80, 0, 160];
+        t.apply(&mut event);
+        assert_eq!(
+            &event[1..],
+            &[96, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 5, 0x80, 0, 160]
+        );
+        // The same codec and payload types: nothing to do.
+        assert_eq!(
+            Translation::between((Codec::Pcma, 8, Some(101)), (Codec::Pcma, 8, Some(101))),
+            None
         );
     }
 }
