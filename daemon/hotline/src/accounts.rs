@@ -36,7 +36,7 @@ pub async fn create_operator(store: &Store, form: &OperatorForm<'_>) -> Result<i
         ha1_sha256: &ha1(Algorithm::Sha256),
         sip_digest: form.sip_digest,
         chat_capacity: form.chat_capacity,
-        created_at_ms: crate::call::unix_ms(),
+        created_at_ms: crate::context::unix_ms(),
     };
     store.add_operator(&op).await
 }

@@ -6,167 +6,19 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hotline_core::acd::{
-    Acd, AcdAction, CallbackPolicy, CallerId, CallerKind, LeftQueue, OperatorConfig, OperatorState,
-    OperatorView, QueueConfig, QueueFigures, RingFailure,
+    Acd, AcdAction, CallbackPolicy, CallerId, CallerKind, OperatorConfig, QueueConfig,
 };
 use hotline_ivr::QueueDef;
 use hotline_sip::registrar::Binding;
 use metrics::gauge;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::call::CallEvent;
-use crate::sip_driver::Registration;
-
-/// An operator as the queue task knows them: name and SIP user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OperatorAccount {
-    pub name: String,
-    pub sip_user: String,
-    pub chat_capacity: u8,
-}
-
-pub enum AcdInput {
-    Enqueue {
-        caller: CallerId,
-        queue: String,
-        priority: u8,
-        skill: Option<String>,
-        events: mpsc::Sender<CallEvent>,
-    },
-    /// A direct callback (PRODUCT C5): as `Enqueue`, offered to `operator` first
-    /// (`Acd::enqueue_direct`).
-    EnqueueDirect {
-        caller: CallerId,
-        queue: String,
-        priority: u8,
-        skill: Option<String>,
-        operator: String,
-        events: mpsc::Sender<CallEvent>,
-    },
-    /// A transferred caller (`Acd::enqueue_transferred`): their first arrival and class.
-    EnqueueTransferred {
-        caller: CallerId,
-        queue: String,
-        priority: u8,
-        since: Instant,
-        events: mpsc::Sender<CallEvent>,
-    },
-    Leave {
-        caller: CallerId,
-        reply: oneshot::Sender<Option<LeftQueue>>,
-    },
-    RingAnswered {
-        caller: CallerId,
-        operator: String,
-        reply: oneshot::Sender<bool>,
-    },
-    RingFailed {
-        caller: CallerId,
-        operator: String,
-        failure: RingFailure,
-    },
-    CallEnded {
-        caller: CallerId,
-    },
-    /// An attended transfer: `from`'s connected operator talks with `to` now, whose
-    /// events go to `events` (see `Acd::rekey`).
-    Rekey {
-        from: CallerId,
-        to: CallerId,
-        events: mpsc::Sender<CallEvent>,
-    },
-    Registration(Registration),
-    /// Queues from the flow set (start, reload) and operators from the store.
-    Configure {
-        queues: Vec<QueueDef>,
-        operators: Vec<OperatorAccount>,
-    },
-    SetState {
-        operator: String,
-        state: OperatorState,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    Figures {
-        reply: oneshot::Sender<Vec<(String, QueueFigures)>>,
-    },
-    Operators {
-        reply: oneshot::Sender<Vec<(String, OperatorView)>>,
-    },
-    /// The operator's open chats (offered or taken, not wrapped up): with any, no voice
-    /// call is offered to them (PRODUCT Q1).
-    SetChats {
-        operator: String,
-        chats: u8,
-    },
-    /// An automatic callback enters its queue (see `auto_callback`); `since` is the
-    /// customer's original call, for the interleaved policy.
-    EnqueueCallback {
-        caller: CallerId,
-        queue: String,
-        since: Instant,
-        events: mpsc::Sender<CallEvent>,
-        reply: oneshot::Sender<bool>,
-    },
-    /// The expected wait of the `position`th in line (see `Acd::expected_wait`), with
-    /// the live callers waiting now counted in front.
-    ExpectedWait {
-        queue: String,
-        position: u32,
-        reply: oneshot::Sender<Option<Duration>>,
-    },
-    /// How many more automatic callbacks the queue can take now.
-    CallbackRoom {
-        queue: String,
-        reply: oneshot::Sender<u32>,
-    },
-    /// The operator starts a call of their own (click-to-call, a callback from the list
-    /// or a task, a direct callback): busy to the queues until `OutboundEnded`.
-    /// `Err` says why not (another call on).
-    OutboundStarted {
-        operator: String,
-        call: CallerId,
-        queue: Option<String>,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    OutboundEnded {
-        operator: String,
-        call: CallerId,
-    },
-    /// An operator's registered phones (click-to-call rings them).
-    Contacts {
-        operator: String,
-        reply: oneshot::Sender<Option<Vec<Binding>>>,
-    },
-}
-
-#[derive(Clone)]
-pub struct AcdHandle(mpsc::Sender<AcdInput>);
-
-impl AcdHandle {
-    pub async fn send(&self, input: AcdInput) {
-        // The queue task outlives the calls; a send error only happens at exit.
-        let _ = self.0.send(input).await;
-    }
-
-    /// Asks and waits for the answer; `None` if the task is gone.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> AcdInput) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx)).await;
-        rx.await.ok()
-    }
-}
+use crate::actors::{AcdHandle, AcdInput, CallEvent, OperatorAccount, RingOrder};
 
 pub fn channel() -> (AcdHandle, mpsc::Receiver<AcdInput>) {
     let (tx, rx) = mpsc::channel(4096);
     (AcdHandle(tx), rx)
-}
-
-/// What a call task is told to do about its operator leg.
-#[derive(Debug)]
-pub struct RingOrder {
-    pub operator: String,
-    pub contacts: Vec<Binding>,
 }
 
 struct State {

@@ -15,10 +15,10 @@ use hotline_core::acd::{OperatorState, OperatorStatus};
 use hotline_core::operators::{OperatorError, SipDigest};
 use serde::{Deserialize, Serialize};
 
-use crate::acd_driver::{AcdHandle, AcdInput};
-use crate::call::Calls;
+use crate::actors::{AcdHandle, AcdInput};
 use crate::click_to_call::ClickToCallError;
 use crate::config::Trunk;
+use crate::context::Calls;
 
 #[derive(Clone)]
 struct Api {

@@ -30,12 +30,13 @@ use hotline_sip::sdp::Negotiated;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::acd_driver::AcdInput;
-use crate::call::{CallEvent, Calls, unix_ms};
+use crate::actors::AcdInput;
+use crate::actors::CallEvent;
+use crate::actors::SipCommand;
 use crate::callback_calls::{OutcomeRules, rules_for};
 use crate::config::Trunk;
+use crate::context::{Calls, unix_ms};
 use crate::outbound::{self, NotAnswered, Ports, Reached};
-use crate::sip_driver::SipCommand;
 
 /// How often the scheduler looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -398,7 +399,7 @@ impl Job {
                 }
                 CallEvent::LegFailed { leg: h, status } => {
                     if let Some(l) = leg.take_if(|l| l.handle == h) {
-                        let failure = crate::call::ring_failure(status);
+                        let failure = hotline_core::call_session::ring_failure(status);
                         calls
                             .acd
                             .send(AcdInput::RingFailed {
@@ -652,7 +653,7 @@ async fn confirm(
     confirmation: &Confirmation,
 ) -> bool {
     let start = Instant::now();
-    let mut rtp = RtpSession::new(crate::call::rtp_config(answer), start);
+    let mut rtp = RtpSession::new(crate::outbound::rtp_config(answer), start);
     rtp.play(start, vec![confirmation.prompt.clone()], 1);
     // Until the prompt ends, the limit is the prompt's length plus the wait, whatever it is.
     let mut give_up = start + confirmation.prompt.duration() + KEY_WAIT;

@@ -4,11 +4,10 @@
 //! place, transfer targets to look up, callback requests to store. It writes the CDR and
 //! missed calls when the session is over.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, OperatorStatus};
 use hotline_core::call_session::{
@@ -17,240 +16,20 @@ use hotline_core::call_session::{
 };
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
-use hotline_core::cdr::{CallEnd, CallStart, CdrLog, CdrRef, EndReason};
+use hotline_core::cdr::{CallEnd, CallStart, CdrRef, EndReason};
 use hotline_core::ivr_call::PromptLibrary;
 use hotline_core::missed::NewMissedCall;
-use hotline_core::store::Store;
 use hotline_ivr::{FlowSet, TransferTarget};
-use hotline_media::Codec;
-use hotline_media::rtp::RtpConfig;
-use hotline_sip::sdp::{self, Negotiated};
-use hotline_sip::{CallHandle, OutgoingCall, Peer};
+use hotline_sip::sdp;
+use hotline_sip::{CallHandle, OutgoingCall};
 use metrics::{counter, gauge};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::acd_driver::{AcdHandle, AcdInput, RingOrder};
+use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl, LegIo, RingOrder, SipCommand};
+use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, unix_ms};
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
-use crate::net::{LocalAddress, RtpPorts};
-use crate::sip_driver::{SipCommand, SipHandle};
-
-/// What the SIP task and the queue task tell a call.
-pub enum CallEvent {
-    Acked,
-    Cancelled,
-    ReInvite(Option<String>),
-    Dtmf(char),
-    Ended(hotline_sip::EndReason),
-    /// The operator leg this call placed (ringing: hold music goes on meanwhile).
-    LegProgress,
-    LegAnswered {
-        leg: CallHandle,
-        sdp: Option<String>,
-    },
-    LegFailed {
-        leg: CallHandle,
-        status: u16,
-    },
-    LegEnded {
-        leg: CallHandle,
-    },
-    LegReInvite {
-        leg: CallHandle,
-        offer: Option<String>,
-    },
-    /// The operator's console: hold, resume, transfer.
-    Console(ConsoleControl),
-    /// The operator's phone asks to transfer the caller (REFER): answer it with
-    /// `SipCommand::ReferReply`.
-    LegRefer {
-        leg: CallHandle,
-        target: hotline_sip::ReferTarget,
-    },
-    /// From the queue: where the caller stands, or that nobody can take the call.
-    QueueStatus(hotline_ivr::QueueStatus),
-    /// From the queue: ring this operator's phone.
-    RingOperator(RingOrder),
-    /// From the queue: stop ringing (timeout, or the operator became unavailable).
-    CancelRing,
-    /// From another call: an attended transfer takes this consultation call's other
-    /// party over (`CallSession::hand_over`), with the leg's handle and sockets.
-    HandOver {
-        reply: tokio::sync::oneshot::Sender<Option<(HandedLeg, LegIo)>>,
-    },
-}
-
-/// What the operator's console asks of their connected call; the reply says whether it
-/// was done, or why not.
-pub enum ConsoleControl {
-    Hold {
-        held: bool,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
-    Transfer {
-        to: TransferTarget,
-        note: String,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// An inbound call in progress, as an attended transfer finds it.
-pub struct Dialog {
-    events: mpsc::Sender<CallEvent>,
-    caller: CallerId,
-    /// A consultation call: the operator whose phone placed it.
-    placed_by: Option<String>,
-}
-
-/// An operator's connected call, for their console's call panel and its buttons.
-#[derive(Clone)]
-pub struct ConnectedCall {
-    pub call_id: String,
-    pub caller: String,
-    pub queue: Option<String>,
-    pub since_ms: i64,
-    pub held: bool,
-    /// Who transferred the caller here, and their note.
-    pub note: Option<(String, String)>,
-    /// The call's own task, for the console's buttons.
-    pub control: mpsc::Sender<CallEvent>,
-}
-
-pub struct CallSetup {
-    pub handle: CallHandle,
-    pub call_id: String,
-    pub caller: String,
-    pub called: String,
-    pub offer: Option<String>,
-    pub source: Peer,
-    pub origin: hotline_sip::Origin,
-    /// This call's own event channel, for the legs it places.
-    pub events_tx: mpsc::Sender<CallEvent>,
-}
-
-/// Flows and their prompts, swapped whole on reload; a call keeps the set it started with.
-pub struct LoadedFlows {
-    pub set: FlowSet,
-    pub prompts: Arc<PromptLibrary>,
-}
-
-/// What every call task shares.
-pub struct Calls {
-    pub store: Store,
-    /// Call records, written off the call path.
-    pub cdr: CdrLog,
-    pub flows: RwLock<Arc<LoadedFlows>>,
-    pub sip: SipHandle,
-    pub rtp_ports: RtpPorts,
-    pub local: LocalAddress,
-    pub rtp_timeout: Duration,
-    /// Becomes true when the drain time is over: calls still up get BYE.
-    pub shutdown: watch::Receiver<bool>,
-    pub active: AtomicUsize,
-    pub acd: AcdHandle,
-    pub clock: WallClock,
-    /// Outside numbers (transfers) are dialled through it, after its dial plan.
-    pub trunk: Option<crate::config::Trunk>,
-    /// Each operator's connected call (the console's call panel).
-    pub connected: std::sync::Mutex<HashMap<String, ConnectedCall>>,
-    /// Inbound calls in progress by SIP Call-ID, for an attended transfer's Replaces.
-    pub dialogs: std::sync::Mutex<HashMap<String, Dialog>>,
-    /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
-    pub flows_changed: Arc<tokio::sync::Notify>,
-    /// Woken when an operator account was added, so the store is read again at once.
-    pub operators_changed: Arc<tokio::sync::Notify>,
-}
-
-/// The wall clock flows see (schedules, offers). Tests may start it at a chosen moment
-/// (`HOTLINE_TEST_CLOCK`) so a call takes the workday, holiday or after-hours branch
-/// whenever the test runs; it then advances in real time.
-pub struct WallClock {
-    start: Option<(chrono::DateTime<chrono::Utc>, Instant)>,
-}
-
-impl WallClock {
-    pub fn real() -> WallClock {
-        WallClock { start: None }
-    }
-
-    pub fn starting_at(at: chrono::DateTime<chrono::Utc>) -> WallClock {
-        WallClock {
-            start: Some((at, Instant::now())),
-        }
-    }
-
-    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        match self.start {
-            None => chrono::Utc::now(),
-            Some((at, since)) => {
-                at + chrono::Duration::from_std(since.elapsed()).unwrap_or_default()
-            }
-        }
-    }
-}
-
-impl Calls {
-    fn dialogs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Dialog>> {
-        self.dialogs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn connected_calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectedCall>> {
-        match self.connected.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// The operator's connected call, if any.
-    pub fn operator_call(&self, operator: &str) -> Option<ConnectedCall> {
-        self.connected_calls().get(operator).cloned()
-    }
-
-    fn operator_joined(&self, operator: &str, call: ConnectedCall) {
-        self.connected_calls().insert(operator.to_string(), call);
-    }
-
-    /// The operator's part in call `call_id` is over.
-    fn operator_left(&self, operator: &str, call_id: &str) {
-        let mut calls = self.connected_calls();
-        if calls.get(operator).is_some_and(|c| c.call_id == call_id) {
-            calls.remove(operator);
-        }
-    }
-
-    fn operator_held(&self, operator: &str, call_id: &str, held: bool) {
-        if let Some(c) = self
-            .connected_calls()
-            .get_mut(operator)
-            .filter(|c| c.call_id == call_id)
-        {
-            c.held = held;
-        }
-    }
-
-    pub fn active_calls(&self) -> usize {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// The flow set new calls get.
-    pub fn flows_now(&self) -> Arc<LoadedFlows> {
-        self.flows()
-    }
-
-    fn flows(&self) -> Arc<LoadedFlows> {
-        match self.flows.read() {
-            Ok(f) => f.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
-
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// Counts the call as active for the task's life, whatever way it ends.
 struct ActiveGuard<'a>(&'a Calls);
@@ -615,14 +394,6 @@ fn sip_end_reason(r: hotline_sip::EndReason) -> EndReason {
         hotline_sip::EndReason::AckTimeout => EndReason::NoAck,
         hotline_sip::EndReason::TransportError => EndReason::TransportError,
     }
-}
-
-/// A leg the session placed, as the driver keeps it: its SIP handle and sockets.
-pub struct LegIo {
-    id: LegId,
-    handle: CallHandle,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
 }
 
 /// The driver's side of one call: the caller's sockets, the legs', and the console's
@@ -1486,25 +1257,6 @@ async fn operator_free(calls: &Calls, operator: &str) -> bool {
             && v.call.is_none()
             && v.chats == 0
     })
-}
-
-pub use hotline_core::call_session::ring_failure;
-
-/// The RTP session of a leg that answered with `n` (an outbound call's own media).
-pub(crate) fn rtp_config(n: &Negotiated) -> RtpConfig {
-    RtpConfig {
-        codec: match n.codec {
-            sdp::Codec::Pcmu => Codec::Pcmu,
-            sdp::Codec::Pcma => Codec::Pcma,
-        },
-        payload_type: n.payload_type,
-        telephone_event_pt: n.telephone_event,
-        remote: hotline_core::call_session::rtp_destination(n),
-        symmetric: true,
-        ssrc: rand::random(),
-        initial_seq: rand::random(),
-        initial_timestamp: rand::random(),
-    }
 }
 
 /// RTP counters already added to the metrics, so each report adds only the difference.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hotline_core::callbacks::{CallbackEntry, CallbackError};
 use tracing::{info, warn};
 
-use crate::call::{Calls, unix_ms};
+use crate::context::{Calls, unix_ms};
 use crate::outbound::{Reached, attempt_outcome};
 
 /// When an attempt counts as a success, and how long a failed entry stays off the list.
@@ -69,7 +69,7 @@ pub async fn promise_for(calls: &Calls, queue: &str) -> Option<i64> {
     let position = u32::try_from(backlog).unwrap_or(u32::MAX).saturating_add(1);
     let wait = calls
         .acd
-        .ask(|reply| crate::acd_driver::AcdInput::ExpectedWait {
+        .ask(|reply| crate::actors::AcdInput::ExpectedWait {
             queue: queue.to_string(),
             position,
             reply,

@@ -13,11 +13,11 @@ use hotline_sip::registrar::Binding;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::acd_driver::AcdInput;
-use crate::call::{Calls, unix_ms};
+use crate::actors::AcdInput;
+use crate::actors::SipCommand;
 use crate::config::Trunk;
+use crate::context::{Calls, unix_ms};
 use crate::outbound::{self, NotAnswered, Ports, Reached};
-use crate::sip_driver::SipCommand;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClickToCallError {

@@ -8,9 +8,10 @@ use hotline_ivr::TransferTarget;
 use hotline_web::console::calls::{CallControl, TransferTo};
 use hotline_web::console::{BoxFuture, OperatorForm, Telephony};
 
-use crate::acd_driver::AcdInput;
+use crate::actors::AcdInput;
+use crate::actors::{CallEvent, ConsoleControl};
 use crate::api::status_name;
-use crate::call::{CallEvent, Calls, ConsoleControl};
+use crate::context::Calls;
 
 pub struct ConsoleLink {
     pub calls: Arc<Calls>,

@@ -11,7 +11,7 @@ use notify_debouncer_full::notify::RecursiveMode;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::call::{Calls, LoadedFlows};
+use crate::context::{Calls, LoadedFlows};
 
 /// Loads every flow and the prompts they name; every problem is reported, one per line.
 pub fn load(dir: &Path) -> Result<LoadedFlows, String> {

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod acd_driver;
+mod actors;
 mod api;
 mod auto_callback;
 mod call;
@@ -12,6 +13,7 @@ mod callback_calls;
 mod click_to_call;
 mod config;
 mod console_link;
+mod context;
 mod flow_cli;
 mod flows;
 mod metrics;
@@ -31,8 +33,8 @@ use hotline_core::store::{Store, redact};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::call::Calls;
 use crate::config::{Config, ProcessEnv};
+use crate::context::Calls;
 
 #[derive(Parser)]
 #[command(
@@ -518,7 +520,7 @@ async fn operator_direct(
         calendar: calendar.as_deref(),
     };
     let saved = store
-        .set_direct_settings(name, &form, call::unix_ms())
+        .set_direct_settings(name, &form, context::unix_ms())
         .await
         .map_err(|e| e.to_string())?;
     show(&saved);
@@ -587,7 +589,7 @@ async fn user_cmd(config_path: Option<&Path>, cmd: UserCommand) -> Result<(), St
             role,
             password,
             operator: operator.as_deref(),
-            now_ms: call::unix_ms(),
+            now_ms: context::unix_ms(),
         })
         .await
         .map_err(|e| e.to_string());
@@ -648,7 +650,7 @@ async fn print_callback_list(config_path: Option<&Path>, limit: i64) -> Result<(
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
     let list = store
-        .callback_list(call::unix_ms(), limit)
+        .callback_list(context::unix_ms(), limit)
         .await
         .map_err(|e| e.to_string());
     store.close().await;
@@ -677,7 +679,7 @@ async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<
     }
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
-    let now = call::unix_ms();
+    let now = context::unix_ms();
     let report = store
         .callback_promise_report(now - days * 86_400_000, now + 1, now)
         .await
@@ -717,7 +719,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
 
     let store = open_store(&config).await?;
     let closed = store
-        .close_abandoned_calls(call::unix_ms())
+        .close_abandoned_calls(context::unix_ms())
         .await
         .map_err(|e| e.to_string())?;
     if closed > 0 {
@@ -768,9 +770,9 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
             let at = chrono::DateTime::parse_from_rfc3339(&v)
                 .map_err(|e| format!("setting HOTLINE_TEST_CLOCK: {e} (got {v:?}; RFC 3339)"))?;
             warn!(start = %at, "HOTLINE_TEST_CLOCK is set: flows see a shifted clock (tests only)");
-            call::WallClock::starting_at(at.to_utc())
+            context::WallClock::starting_at(at.to_utc())
         }
-        _ => call::WallClock::real(),
+        _ => context::WallClock::real(),
     };
     let (sip, sip_inputs) = sip_driver::channel();
     let (acd, acd_inputs) = acd_driver::channel();
@@ -781,7 +783,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     tokio::spawn(async move {
         while let Some(r) = registered.recv().await {
             acd_for_registrations
-                .send(acd_driver::AcdInput::Registration(r))
+                .send(actors::AcdInput::Registration(r))
                 .await;
         }
     });
@@ -806,11 +808,15 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     });
     let udp = sockets.udp.clone();
     sip_driver::spawn_readers(sockets, sip.clone());
+    let call_context = calls.clone();
+    let spawn_call: actors::CallSpawner = Box::new(move |setup, events| {
+        tokio::spawn(call::run(call_context.clone(), setup, events));
+    });
     let sip_task = tokio::spawn(sip_driver::run(
         endpoint,
         udp,
         sip_inputs,
-        calls.clone(),
+        spawn_call,
         registrations,
     ));
     tokio::spawn(operator_sync::run(
@@ -881,7 +887,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     // Drain: refuse new calls, let calls in progress finish, then BYE the rest.
     health.set_draining();
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
-    sip.command(sip_driver::SipCommand::Drain).await;
+    sip.command(actors::SipCommand::Drain).await;
     let drain_until = Instant::now() + config.drain_timeout;
     info!(
         active = calls.active_calls(),

@@ -13,9 +13,9 @@ use hotline_sip::Credential;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::acd_driver::{AcdInput, OperatorAccount};
-use crate::call::Calls;
-use crate::sip_driver::SipCommand;
+use crate::actors::SipCommand;
+use crate::actors::{AcdInput, OperatorAccount};
+use crate::context::Calls;
 
 const EVERY: Duration = Duration::from_secs(5);
 

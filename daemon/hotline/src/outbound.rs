@@ -15,9 +15,10 @@ use hotline_sip::{CallHandle, OutgoingCall, Peer, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::call::{CallEvent, Calls};
+use crate::actors::CallEvent;
+use crate::actors::SipCommand;
 use crate::config::Trunk;
-use crate::sip_driver::SipCommand;
+use crate::context::Calls;
 
 /// How long a phone may ring before the attempt is given up.
 pub const RING_LIMIT: Duration = Duration::from_secs(45);
@@ -217,7 +218,7 @@ pub fn end_cdr(
     calls.cdr.end_call(
         cdr,
         CallEnd {
-            ended_at_ms: crate::call::unix_ms(),
+            ended_at_ms: crate::context::unix_ms(),
             reason,
             digits: String::new(),
             path: Vec::new(),
@@ -295,6 +296,23 @@ pub fn attempt_outcome(reached: Reached, success_after: Duration) -> (Outcome, S
             ),
             true,
         ),
+    }
+}
+
+/// The RTP session of a leg that answered with `n` (an outbound call's own media).
+pub(crate) fn rtp_config(n: &Negotiated) -> hotline_media::rtp::RtpConfig {
+    hotline_media::rtp::RtpConfig {
+        codec: match n.codec {
+            sdp::Codec::Pcmu => hotline_media::Codec::Pcmu,
+            sdp::Codec::Pcma => hotline_media::Codec::Pcma,
+        },
+        payload_type: n.payload_type,
+        telephone_event_pt: n.telephone_event,
+        remote: hotline_core::call_session::rtp_destination(n),
+        symmetric: true,
+        ssrc: rand::random(),
+        initial_seq: rand::random(),
+        initial_timestamp: rand::random(),
     }
 }
 

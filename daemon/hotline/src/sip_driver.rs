@@ -9,94 +9,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline_sip::auth::Credential;
-use hotline_sip::registrar::Binding;
-use hotline_sip::{CallHandle, Endpoint, Event, OutgoingCall, Peer, Transport};
+use hotline_sip::{CallHandle, Endpoint, Event, Peer, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::call::{CallEvent, Calls};
-
-/// What reaches the SIP task.
-pub enum SipInput {
-    /// A UDP datagram, or one whole message framed from a TCP stream.
-    Message {
-        from: Peer,
-        data: Vec<u8>,
-    },
-    TcpOpened {
-        peer: SocketAddr,
-        writer: mpsc::Sender<Vec<u8>>,
-    },
-    TcpClosed {
-        peer: SocketAddr,
-    },
-    Command(SipCommand),
-}
-
-/// What a call task asks of the endpoint.
-pub enum SipCommand {
-    Ringing(CallHandle),
-    Answer(CallHandle, String),
-    Reject(CallHandle, u16),
-    Hangup(CallHandle),
-    /// The final answer to a REFER from the call's phone (202, or a refusal).
-    ReferReply(CallHandle, u16),
-    /// How the transfer a REFER asked for goes (a NOTIFY): a SIP status, and whether
-    /// it is the last word.
-    ReferNotify(CallHandle, u16, bool),
-    Drain,
-    /// Place an outgoing call (an operator's phone, the trunk); its events go to `owner`
-    /// as leg events.
-    Invite {
-        call: Box<OutgoingCall>,
-        owner: mpsc::Sender<CallEvent>,
-        reply: oneshot::Sender<CallHandle>,
-    },
-    /// An operator's SIP account (HA1s for the realm), or its removal.
-    SetCredentials(String, Option<Credential>),
-    /// A leg moves to another call (an attended transfer): its events go to `owner` now.
-    Reroute {
-        call: CallHandle,
-        owner: mpsc::Sender<CallEvent>,
-    },
-}
-
-/// An operator's phone bindings changed (registered, expired, removed).
-#[derive(Clone, Debug)]
-pub struct Registration {
-    pub user: String,
-    pub contacts: Vec<Binding>,
-}
-
-/// The handle call tasks use to reach the SIP task.
-#[derive(Clone)]
-pub struct SipHandle(mpsc::Sender<SipInput>);
-
-impl SipHandle {
-    pub async fn command(&self, cmd: SipCommand) {
-        // The SIP task outlives every call; a send error only happens at exit.
-        let _ = self.0.send(SipInput::Command(cmd)).await;
-    }
-
-    /// Places an outgoing call whose events go to `owner`; `None` if the SIP task is gone.
-    pub async fn invite(
-        &self,
-        call: OutgoingCall,
-        owner: mpsc::Sender<CallEvent>,
-    ) -> Option<CallHandle> {
-        let (reply, handle) = oneshot::channel();
-        self.command(SipCommand::Invite {
-            call: Box::new(call),
-            owner,
-            reply,
-        })
-        .await;
-        handle.await.ok()
-    }
-}
+use crate::actors::{
+    CallEvent, CallSetup, CallSpawner, Registration, SipCommand, SipHandle, SipInput,
+};
 
 /// Where a call's events go: the task of the inbound call, or of the call that placed
 /// this outgoing leg.
@@ -227,7 +148,7 @@ pub async fn run(
     mut endpoint: Endpoint,
     udp: Arc<UdpSocket>,
     mut inputs: mpsc::Receiver<SipInput>,
-    calls: Arc<Calls>,
+    spawn_call: CallSpawner,
     registrations: mpsc::Sender<Registration>,
 ) {
     let mut tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
@@ -295,7 +216,7 @@ pub async fn run(
                 endpoint.refer_reply(Instant::now(), *call, 403);
                 continue;
             }
-            dispatch(event, &mut routes, &calls, &registrations);
+            dispatch(event, &mut routes, &spawn_call, &registrations);
         }
         while let Some(t) = endpoint.poll_transmit() {
             match t.to.transport {
@@ -330,7 +251,7 @@ fn is_leg(routes: &HashMap<CallHandle, Route>, call: CallHandle) -> bool {
 fn dispatch(
     event: Event,
     routes: &mut HashMap<CallHandle, Route>,
-    calls: &Arc<Calls>,
+    spawn_call: &CallSpawner,
     registrations: &mpsc::Sender<Registration>,
 ) {
     match event {
@@ -352,7 +273,7 @@ fn dispatch(
                     leg: false,
                 },
             );
-            let setup = crate::call::CallSetup {
+            let setup = CallSetup {
                 handle: call,
                 call_id,
                 caller,
@@ -362,7 +283,7 @@ fn dispatch(
                 origin,
                 events_tx: tx,
             };
-            tokio::spawn(crate::call::run(calls.clone(), setup, rx));
+            spawn_call(setup, rx);
         }
         Event::CallAcked { call } => forward(routes, call, CallEvent::Acked),
         Event::CallCancelled { call } => {

@@ -1,0 +1,164 @@
+//! What every call task (and the API) shares: the store, the flows, the SIP and queue
+//! handles, the clock, and the registries of connected calls and dialogs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hotline_core::acd::CallerId;
+use hotline_core::cdr::CdrLog;
+use hotline_core::ivr_call::PromptLibrary;
+use hotline_core::store::Store;
+use hotline_ivr::FlowSet;
+use tokio::sync::{mpsc, watch};
+
+use crate::actors::{AcdHandle, CallEvent, SipHandle};
+use crate::net::{LocalAddress, RtpPorts};
+
+/// An inbound call in progress, as an attended transfer finds it.
+pub struct Dialog {
+    pub events: mpsc::Sender<CallEvent>,
+    pub caller: CallerId,
+    /// A consultation call: the operator whose phone placed it.
+    pub placed_by: Option<String>,
+}
+
+/// An operator's connected call, for their console's call panel and its buttons.
+#[derive(Clone)]
+pub struct ConnectedCall {
+    pub call_id: String,
+    pub caller: String,
+    pub queue: Option<String>,
+    pub since_ms: i64,
+    pub held: bool,
+    /// Who transferred the caller here, and their note.
+    pub note: Option<(String, String)>,
+    /// The call's own task, for the console's buttons.
+    pub control: mpsc::Sender<CallEvent>,
+}
+
+/// Flows and their prompts, swapped whole on reload; a call keeps the set it started with.
+pub struct LoadedFlows {
+    pub set: FlowSet,
+    pub prompts: Arc<PromptLibrary>,
+}
+
+/// What every call task shares.
+pub struct Calls {
+    pub store: Store,
+    /// Call records, written off the call path.
+    pub cdr: CdrLog,
+    pub flows: RwLock<Arc<LoadedFlows>>,
+    pub sip: SipHandle,
+    pub rtp_ports: RtpPorts,
+    pub local: LocalAddress,
+    pub rtp_timeout: Duration,
+    /// Becomes true when the drain time is over: calls still up get BYE.
+    pub shutdown: watch::Receiver<bool>,
+    pub active: AtomicUsize,
+    pub acd: AcdHandle,
+    pub clock: WallClock,
+    /// Outside numbers (transfers) are dialled through it, after its dial plan.
+    pub trunk: Option<crate::config::Trunk>,
+    /// Each operator's connected call (the console's call panel).
+    pub connected: std::sync::Mutex<HashMap<String, ConnectedCall>>,
+    /// Inbound calls in progress by SIP Call-ID, for an attended transfer's Replaces.
+    pub dialogs: std::sync::Mutex<HashMap<String, Dialog>>,
+    /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
+    pub flows_changed: Arc<tokio::sync::Notify>,
+    /// Woken when an operator account was added, so the store is read again at once.
+    pub operators_changed: Arc<tokio::sync::Notify>,
+}
+
+/// The wall clock flows see (schedules, offers). Tests may start it at a chosen moment
+/// (`HOTLINE_TEST_CLOCK`) so a call takes the workday, holiday or after-hours branch
+/// whenever the test runs; it then advances in real time.
+pub struct WallClock {
+    start: Option<(chrono::DateTime<chrono::Utc>, Instant)>,
+}
+
+impl WallClock {
+    pub fn real() -> WallClock {
+        WallClock { start: None }
+    }
+
+    pub fn starting_at(at: chrono::DateTime<chrono::Utc>) -> WallClock {
+        WallClock {
+            start: Some((at, Instant::now())),
+        }
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match self.start {
+            None => chrono::Utc::now(),
+            Some((at, since)) => {
+                at + chrono::Duration::from_std(since.elapsed()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+impl Calls {
+    pub(crate) fn dialogs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Dialog>> {
+        self.dialogs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn connected_calls(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, ConnectedCall>> {
+        match self.connected.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The operator's connected call, if any.
+    pub fn operator_call(&self, operator: &str) -> Option<ConnectedCall> {
+        self.connected_calls().get(operator).cloned()
+    }
+
+    pub(crate) fn operator_joined(&self, operator: &str, call: ConnectedCall) {
+        self.connected_calls().insert(operator.to_string(), call);
+    }
+
+    /// The operator's part in call `call_id` is over.
+    pub(crate) fn operator_left(&self, operator: &str, call_id: &str) {
+        let mut calls = self.connected_calls();
+        if calls.get(operator).is_some_and(|c| c.call_id == call_id) {
+            calls.remove(operator);
+        }
+    }
+
+    pub(crate) fn operator_held(&self, operator: &str, call_id: &str, held: bool) {
+        if let Some(c) = self
+            .connected_calls()
+            .get_mut(operator)
+            .filter(|c| c.call_id == call_id)
+        {
+            c.held = held;
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// The flow set new calls get.
+    pub fn flows_now(&self) -> Arc<LoadedFlows> {
+        self.flows()
+    }
+
+    pub(crate) fn flows(&self) -> Arc<LoadedFlows> {
+        match self.flows.read() {
+            Ok(f) => f.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
