@@ -1136,6 +1136,8 @@ if start_daemon drain "timeout_secs = 0
 [service]
 drain_secs = 2"; then
   check drain_on_sigterm drain_on_sigterm
+  # The check ends the daemon itself; when it failed early (or ONLY skipped it), this does.
+  stop_daemon
 else
   failed=$((failed + 1)); echo "FAIL daemon_start_drain"
 fi

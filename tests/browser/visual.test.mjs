@@ -192,6 +192,8 @@ test('a visual session from invite to end', async () => {
   });
   assert.ok(spread > 40, `the picture has content (brightness spread ${spread})`);
   assert.match(await op.locator('#session-state').innerText(), /Live/);
+  // With the session's page open, anna is with the customer: busy to the queues (Q1).
+  assert.equal(await annaVisualSessions(1), 1, 'the open session page counts');
 
   // Chat both ways; what a user types is shown as text, never as markup.
   await op.getByLabel('Message').fill('Hello, please show me the damage.');
@@ -227,6 +229,7 @@ test('a visual session from invite to end', async () => {
   // The operator ends the session; the customer's page says so.
   await op.getByRole('button', { name: 'End session' }).click();
   await op.waitForURL(`${BASE}/`);
+  assert.equal(await annaVisualSessions(0), 0, 'the page is closed: anna takes calls again');
   await customer.getByRole('heading', { name: 'The session has ended' }).waitFor({ timeout: 10_000 });
 
   // The table lists it, newest first, with the customer and the license.
@@ -265,3 +268,16 @@ test('a visual session from invite to end', async () => {
   await opContext.close();
   await adminContext.close();
 });
+
+/// anna's `visual_sessions` in the API's operator list, once it is `want` (or after 5 s).
+async function annaVisualSessions(want) {
+  let last;
+  for (let i = 0; i < 50; i += 1) {
+    const res = await fetch(`${BASE}/api/operators`, { headers: { Authorization: `Bearer ${env('API_TOKEN')}` } });
+    const anna = (await res.json()).find((o) => o.name === 'anna');
+    last = anna?.visual_sessions;
+    if (last === want) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return last;
+}

@@ -125,9 +125,27 @@ struct Room {
 pub struct Hub {
     rooms: Mutex<HashMap<i64, Room>>,
     next: std::sync::atomic::AtomicU64,
+    /// Per operator, the session pages they have open on this node.
+    open_pages: Mutex<HashMap<String, u8>>,
 }
 
 impl Hub {
+    /// The operator opened (`true`) or closed a session's page; how many they have open.
+    pub fn operator_page(&self, operator: &str, opened: bool) -> u8 {
+        let mut pages = self.open_pages.lock().unwrap_or_else(|e| e.into_inner());
+        let n = pages.entry(operator.to_string()).or_default();
+        *n = if opened {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        };
+        let open = *n;
+        if open == 0 {
+            pages.remove(operator);
+        }
+        open
+    }
+
     pub fn send(&self, session: i64, to: To, event: &Event) {
         let Ok(text) = serde_json::to_string(event) else {
             return;

@@ -365,6 +365,8 @@ pub struct OperatorView {
     pub misses: u32,
     pub reachable: bool,
     pub chats: u8,
+    /// Visual sessions whose page the operator has open.
+    pub visual_sessions: u8,
     pub chat_capacity: u8,
     /// The caller the phone rings for.
     pub ringing: Option<CallerId>,
@@ -423,6 +425,7 @@ struct Operator {
     chosen: OperatorState,
     reachable: bool,
     chats: u8,
+    visual_sessions: u8,
     activity: Activity,
     /// End of the last call or the moment of going online, whichever is later.
     idle_since: Option<Instant>,
@@ -438,6 +441,7 @@ impl Operator {
             chosen: OperatorState::Offline,
             reachable: false,
             chats: 0,
+            visual_sessions: 0,
             activity: Activity::Idle,
             idle_since: None,
             status: OperatorStatus::Offline,
@@ -481,7 +485,10 @@ impl Operator {
     }
 
     fn available(&self) -> bool {
-        self.staffed() && self.chats == 0 && self.activity == Activity::Idle
+        self.staffed()
+            && self.chats == 0
+            && self.visual_sessions == 0
+            && self.activity == Activity::Idle
     }
 
     fn ringing(&self) -> Option<CallerId> {
@@ -726,6 +733,18 @@ impl Acd {
         op.chats = active_chats;
         op.touch(now);
         if active_chats > 0 {
+            self.cancel_operator_ring(operator);
+        }
+        self.settle(now);
+    }
+
+    /// The visual sessions (seed 001's screen sharing with a customer) whose page the
+    /// operator has open: with any, no voice call is offered to them (PRODUCT Q1).
+    pub fn set_visual_sessions(&mut self, now: Instant, operator: &str, open: u8) {
+        let op = self.operator_mut(operator);
+        op.visual_sessions = open;
+        op.touch(now);
+        if open > 0 {
             self.cancel_operator_ring(operator);
         }
         self.settle(now);
@@ -1287,6 +1306,7 @@ impl Acd {
             misses: op.misses,
             reachable: op.reachable,
             chats: op.chats,
+            visual_sessions: op.visual_sessions,
             chat_capacity: op.config.chat_capacity,
             ringing: op.ringing(),
             call: match op.activity {

@@ -1171,3 +1171,22 @@ fn churn_1000_callers_100_operators() {
     assert!(w.pauses > 0);
     assert!(max_waiting > 50, "the queues never grew: {max_waiting}");
 }
+
+#[test]
+fn an_operator_with_a_visual_session_page_open_gets_no_call() {
+    let t = Instant::now();
+    let mut acd = Acd::new();
+    acd.set_queue(t, queue("q", &["anna", "bela"]));
+    online(&mut acd, t, "anna");
+    online(&mut acd, t + secs(1), "bela");
+    drain(&mut acd);
+    // anna, idle the longest, is with a customer in a visual session.
+    acd.set_visual_sessions(t + secs(2), "anna", 1);
+    acd.enqueue(t + secs(3), c(1), "q", 0, IN).unwrap();
+    assert_eq!(events(&mut acd), [ring(1, "bela", "q")]);
+    assert_eq!(acd.operator_view("anna").unwrap().visual_sessions, 1);
+    // The page is closed: the next caller rings anna.
+    acd.set_visual_sessions(t + secs(4), "anna", 0);
+    acd.enqueue(t + secs(5), c(2), "q", 0, IN).unwrap();
+    assert_eq!(events(&mut acd), [ring(2, "anna", "q")]);
+}

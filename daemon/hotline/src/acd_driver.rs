@@ -245,6 +245,11 @@ impl State {
             AcdInput::OutboundEnded { operator, call } => {
                 self.acd.outbound_ended(now, &operator, call);
             }
+            AcdInput::SetVisualSessions { operator, open } => {
+                if self.operators.contains_key(&operator) {
+                    self.acd.set_visual_sessions(now, &operator, open);
+                }
+            }
             AcdInput::SetChats { operator, chats } => {
                 if self.operators.contains_key(&operator) {
                     self.acd.set_chats(now, &operator, chats);

@@ -261,6 +261,12 @@ pub enum AcdInput {
         operator: String,
         chats: u8,
     },
+    /// The visual sessions whose page the operator has open: with any, no voice call
+    /// is offered to them (PRODUCT Q1).
+    SetVisualSessions {
+        operator: String,
+        open: u8,
+    },
     /// An automatic callback enters its queue (see `auto_callback`); `since` is the
     /// customer's original call, for the interleaved policy.
     EnqueueCallback {

@@ -143,6 +143,8 @@ struct OperatorJson {
     queues: Vec<String>,
     phone_registered: bool,
     missed_rings: u32,
+    /// Visual sessions whose page the operator has open (busy to the queues meanwhile).
+    visual_sessions: u8,
 }
 
 pub(crate) fn status_name(s: OperatorStatus) -> &'static str {
@@ -176,6 +178,7 @@ async fn operators(State(api): State<Api>, headers: HeaderMap) -> Response {
             queues: v.queues,
             phone_registered: v.reachable,
             missed_rings: v.misses,
+            visual_sessions: v.visual_sessions,
         })
         .collect();
     Json(body).into_response()

@@ -1256,6 +1256,7 @@ async fn operator_free(calls: &Calls, operator: &str) -> bool {
             && v.ringing.is_none()
             && v.call.is_none()
             && v.chats == 0
+            && v.visual_sessions == 0
     })
 }
 

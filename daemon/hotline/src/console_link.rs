@@ -130,6 +130,18 @@ impl Telephony for ConsoleLink {
         })
     }
 
+    fn set_visual_load<'a>(&'a self, operator: &'a str, open: u8) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.calls
+                .acd
+                .send(AcdInput::SetVisualSessions {
+                    operator: operator.to_string(),
+                    open,
+                })
+                .await;
+        })
+    }
+
     fn operator_call<'a>(&'a self, operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {
         Box::pin(async move {
             let call = self.calls.operator_call(operator)?;

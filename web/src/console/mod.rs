@@ -78,6 +78,11 @@ pub trait Telephony: Send + Sync + 'static {
     fn set_chat_load<'a>(&'a self, _operator: &'a str, _chats: i64) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+    /// The visual sessions whose page the operator has open: with any, the queues offer
+    /// them no voice call.
+    fn set_visual_load<'a>(&'a self, _operator: &'a str, _open: u8) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
     /// The operator's connected call for the call panel, as JSON (`call_id`, `caller`,
     /// `queue`, `since_ms`, `held`, `note`, `note_from`, `targets`), or `None`.
     fn operator_call<'a>(&'a self, _operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {

@@ -452,8 +452,24 @@ pub(super) async fn socket(
     if !v.is_open_at(unix_ms()) {
         return console.error_page(StatusCode::GONE, "This session has ended.");
     }
-    ws.on_upgrade(move |socket| {
-        hub::serve_socket(console, id, hotline_core::visual::Party::Operator, socket)
+    // While the page is open the operator is with the customer: busy to the queues (Q1).
+    let operator = s.user.operator.clone();
+    ws.on_upgrade(move |socket| async move {
+        if let Some(op) = &operator {
+            let open = console.visual.hub.operator_page(op, true);
+            console.telephony.set_visual_load(op, open).await;
+        }
+        hub::serve_socket(
+            console.clone(),
+            id,
+            hotline_core::visual::Party::Operator,
+            socket,
+        )
+        .await;
+        if let Some(op) = &operator {
+            let open = console.visual.hub.operator_page(op, false);
+            console.telephony.set_visual_load(op, open).await;
+        }
     })
 }
 
