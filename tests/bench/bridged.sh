@@ -56,7 +56,10 @@
 #     but the kernel runs the filter for every packet, in the senders' time, so window 2
 #     costs the relay a little more than window 1 (both windows' figures are printed).
 #
-# Both latency figures are upper bounds of what the relay adds when nobody watches. Prints
+# Both latency figures are upper bounds of what the relay adds when nobody watches. A round
+# is marked saturated when the driver sent over 5 ms late (p99) or the machine was over 90%
+# busy: the relay, the driver and the rest shared too few cores, and its latencies are mostly
+# the wait for one (on 2 cores the driver alone takes ~80% of one at N=500). Prints
 # every round, then per relay and N the median of its runs, the ratios Hotline/rtpengine,
 # and the targets: 1,000 bridged calls on this machine with Hotline adding < 1 ms p99 (the
 # lower of the two bounds; all bridged, nothing lost), and Hotline's relay-added p99 (capture)

@@ -43,6 +43,10 @@ def figures(r):
         "lost": r["lost"] + (cap.get("lost_in_relay", 0) if cap else 0) + ((r.get("with_capture") or {}).get("lost") or 0),
         "expected": r["expected"],
         "meter_cpu": r.get("meter_cpu_pct"),
+        "machine_cpu": r.get("machine_cpu_pct"),
+        # The driver could not keep its schedule: the machine ran out of CPU, and the
+        # latencies measure waiting for a core more than the relay's own work.
+        "saturated": r["send_late_p99_ms"] > 5 or (r.get("machine_cpu_pct") or 0) > 90 * max(cores, 1),
         "other": float(r.get("other_cpu_pct") or 0),
         "pps": r["packets"] / r["window_s"] if r.get("window_s") else 0,
         "raw": r,
@@ -71,12 +75,15 @@ for r in rows:
     per_packet = lambda pct: (pct or 0) / 100 * 1e6 / f["pps"] if f["pps"] else float("nan")
     notes.append(
         "%s N=%d run %s: streams received %d of %d; the driver sent up to %.3f ms late (p99; max %.2f); CPU %% of "
-        "one core: driver %.0f, other processes %s (window 2: %s), tcpdump %s; relay CPU in window 2 %s%%; CPU per "
-        "relayed packet: relay %.1f us, driver %.1f us; idle RSS %.1f MiB"
+        "one core: machine %s of %d, driver %.0f, other processes %s (window 2: %s), tcpdump %s; relay CPU in window "
+        "2 %s%%; CPU per relayed packet: relay %.1f us, driver %.1f us; idle RSS %.1f MiB%s"
         % (f["relay"], f["n"], f["run"], raw["streams"], 2 * f["n"], raw["send_late_p99_ms"], raw["send_late_max_ms"],
+           "-" if f["machine_cpu"] is None else "%.0f" % f["machine_cpu"], 100 * cores,
            f["meter_cpu"] or 0, raw.get("window_other_cpu_pct"), raw.get("capture_other_cpu_pct"),
            raw.get("tcpdump_cpu_pct"), "-" if f["cpu_w2"] is None else "%.0f" % f["cpu_w2"],
-           per_packet(f["cpu"]), per_packet(f["meter_cpu"]), f["idle_mib"]))
+           per_packet(f["cpu"]), per_packet(f["meter_cpu"]), f["idle_mib"],
+           "; SATURATED: the driver could not keep its 20 ms schedule, the machine was out of CPU"
+           if f["saturated"] else ""))
     if raw.get("misrouted") or raw.get("duplicates") or raw.get("seq_jumps"):
         notes.append("%s N=%d run %s: misrouted %d, duplicates %d, sequence jumps %d"
                      % (f["relay"], f["n"], f["run"], raw["misrouted"], raw["duplicates"], raw["seq_jumps"]))
@@ -104,10 +111,10 @@ def med(fs, key):
 
 medians = {}
 print()
-print("medians of the runs, per relay and N (p99 range over the runs in brackets):")
-mfmt = "%-9s %5s %4s %9s  %-24s %-24s %6s %8s %8s %8s"
+print("medians of the runs, per relay and N (p99 range over the runs in brackets; bridged: the worst run):")
+mfmt = "%-9s %5s %4s %9s  %-24s %-24s %6s %8s %8s %14s %10s"
 print(mfmt % ("relay", "N", "runs", "bridged", "relay added p99, ms", "send->receive p99, ms", "CPU %", "RSS MiB",
-              "KiB/call", "lost"))
+              "KiB/call", "lost", "saturated"))
 rng = lambda fs, key: "[%.3f-%.3f]" % (min(f[key] for f in fs), max(f[key] for f in fs)) \
     if all(f[key] is not None for f in fs) else ""
 for (relay, n), fs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -120,7 +127,7 @@ for (relay, n), fs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])
                   "%.3f %s" % (m["drv_p99"], rng(fs, "drv_p99")),
                   "-" if m["cpu"] is None else "%.0f" % m["cpu"], "%.1f" % m["rss_mib"],
                   "-" if m["kib_call"] is None else "%.1f" % m["kib_call"],
-                  "%d (all runs)" % m["lost_total"]))
+                  "%d (all runs)" % m["lost_total"], "%d of %d" % (sum(f["saturated"] for f in fs), len(fs))))
 
 ns = sorted({n for (_, n) in medians})
 if any(("hotline", n) in medians and ("rtpengine", n) in medians for n in ns):
@@ -141,7 +148,8 @@ print("relay added: capture time of the packet the relay sent minus that of the 
 print("  window 2, with tcpdump). send->receive: the driver's own clock from before its send to after its receive")
 print("  (window 1, no capture): the relay plus two loopback deliveries plus the driver's scheduling. Both are upper")
 print("  bounds of what the relay adds unobserved. CPU: % of one core, all the relay's threads, window 1. KiB/call:")
-print("  (RSS at the end of window 1 - RSS before the first call) / N.")
+print("  (RSS at the end of window 1 - RSS before the first call) / N. saturated: rounds in which the driver sent")
+print("  more than 5 ms late (p99) or the machine was over 90% busy: their latencies are mostly waiting for a core.")
 h = medians.get(("hotline", 1000))
 if h is None:
     print("target: 1,000 bridged calls through Hotline, < 1 ms p99: not measured (no N=1000 Hotline round)")
