@@ -23,10 +23,12 @@
 # at SIPp's idle media ports): this measures signalling, queueing and the transfer itself.
 #
 # Per step: REFERs sent, answered 202 and refused (by code), NOTIFY 200s, BYEs from Hotline,
-# transfers whose target answered, transfers per second achieved (202s per second over
-# the steady part of the step, from SIPp's -trace_logs with its ms clock, and the same for
-# the targets' answers), REFER->202 and 202->target-answered times, failed calls per SIPp
-# (callers, first and second phones) and why, Hotline's CPU (% of one core, mean over the
+# transfers whose target answered (and targets whose ringing was cancelled because the
+# caller had left), calls Hotline never ended although their caller's BYE was answered,
+# transfers per second achieved (202s per second over the steady part of the step, from
+# the phones' SIPp -trace_logs with Unix times, and the same for the targets' answers),
+# REFER->202 and 202->target-answered times, failed calls per SIPp (callers, first and
+# second phones) and why, Hotline's CPU (% of one core, mean over the
 # steady part and the busiest second; sampled every second from /proc) and RSS, the three
 # SIPps' CPU, the daemon log's WARN/ERROR lines and "transfer refused" reasons, and the
 # call records (calls with a transfer, end reasons). Prints a table and the goal: 100
@@ -34,14 +36,19 @@
 # Operators are sized from the highest rate unless set: a first operator is busy about
 # RING_MS + TALK_MS per call, a second one about CALLER_SECS; FIRST_OPS defaults to
 # 3 x max(R), SECOND_OPS to (CALLER_SECS + 3) x max(R) (so a target's next transfer comes
-# CALLER_SECS + 3 s after its last one).
+# CALLER_SECS + 3 s after its last one). Fewer operators cost Hotline less per transfer
+# (it looks at every operator for each REFER); e.g. FIRST_OPS=200 SECOND_OPS=200
+# CALLER_SECS=3 is enough for 100/s when the transfers keep up.
 # Logs, SIPp stats and logs, the daemon's log and state: tests/bench/out/transfers/.
 # Knobs (environment): RATES="25 50 100" STEP_SECS=30 CALLER_SECS=6 RING_MS=300
 #   TALK_MS=1000 BYE_WAIT_MS=3000 FIRST_OPS SECOND_OPS SETTLE_SECS=60 (longest wait for a
 #   step's calls to end), PERF_SECS=0 (N: profile Hotline with perf for N s in each step's
-#   steady part; perf.txt and perf-callers.txt in the step's directory), BUILD=1 (0: use the binary as it is), HOTLINE_BIN (default
-#   target/release/hotline; BUILD=1 builds that default), SIP_PORT=35060 HTTP_PORT=38080
-#   RTP_PORTS=10000-14999 and the SIPp ports below.
+#   steady part; perf.txt and perf-callers.txt in the step's directory), QUIET_WAIT=300 and
+#   DISTURBED_PCT=25 (before a step, wait up to QUIET_WAIT s for other processes to use at
+#   most DISTURBED_PCT % of one core; what they used during the step is printed), BUILD=1
+#   (0: use the binary as it is), HOTLINE_BIN (default target/release/hotline; BUILD=1
+#   builds that default), SIP_PORT=35060 HTTP_PORT=38080 RTP_PORTS=10000-14999 and the SIPp
+#   ports below.
 # Shares call_path.sh's and bridged.sh's lock (/tmp/hotline-call-path.lock): they all
 # want the two cores to themselves.
 set -uo pipefail
@@ -60,6 +67,8 @@ RING_MS=${RING_MS:-300}
 TALK_MS=${TALK_MS:-1000}
 BYE_WAIT_MS=${BYE_WAIT_MS:-3000}
 SETTLE_SECS=${SETTLE_SECS:-60}
+QUIET_WAIT=${QUIET_WAIT:-300}
+DISTURBED_PCT=${DISTURBED_PCT:-25}
 BUILD=${BUILD:-1}
 MAX_RATE=$(tr ' ' '\n' <<<"$RATES" | grep . | sort -n | tail -1)
 FIRST_OPS=${FIRST_OPS:-$((3 * MAX_RATE))}
@@ -278,6 +287,23 @@ sed -e "s/@RING_MS@/$RING_MS/g" -e "s/@TALK_MS@/$TALK_MS/g" -e "s/@BYE_WAIT_MS@/
 sleep 1
 IDLE_RSS=$(rss_kib "$DAEMON_PID")
 
+# Before a step: wait (up to QUIET_WAIT s) until the machine, Hotline idling aside, is
+# at most DISTURBED_PCT % of one core busy over 2 s.
+machine_busy() { awk 'NR == 1 {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+wait_quiet() {
+  local waited=0 b0 b1 h0 h1 pct
+  while :; do
+    b0=$(machine_busy); h0=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$DAEMON_PID/stat")
+    sleep 2
+    b1=$(machine_busy); h1=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$DAEMON_PID/stat")
+    pct=$(( ((b1 - b0) - (h1 - h0)) * 100 / CLK_TCK / 2 ))
+    [ "$pct" -le "$DISTURBED_PCT" ] && break
+    if [ "$waited" -ge "$QUIET_WAIT" ]; then note "the machine is still busy (${pct}% of one core); going ahead"; break; fi
+    [ "$waited" = 0 ] && note "waiting for the machine to be quiet (${pct}% of one core)"
+    sleep 3; waited=$((waited + 5))
+  done
+}
+
 # --- one step ---------------------------------------------------------------------------
 # step R: R callers a second for STEP_SECS; writes $OUT/rR/result.json.
 step() {
@@ -285,6 +311,7 @@ step() {
   mkdir -p "$dir"
   echo
   echo "-- $R transfers/s offered, $((R * STEP_SECS)) callers"
+  wait_quiet
   local daemon_lines; daemon_lines=$(wc -l <"$DIR/daemon.log")
   sipp -sf "$BENCH/second.xml" -i 127.0.0.1 -p "$SECOND_PORT" -mi 127.0.0.1 -mp "$SECOND_MEDIA" \
     -d "$RING_MS" -l 10000 -nostdin -trace_stat -stf "$dir/second.csv" -fd 1 \
@@ -314,9 +341,12 @@ def ticks(p):
         return None
     r = s[s.rfind(")") + 2:].split()
     return int(r[11]) + int(r[12])
+def machine():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(f) - f[3] - f[4]
 while True:
     t = time.time()
-    print("%.3f\t%s" % (t, "\t".join(str(ticks(p)) for p in pids)), flush=True)
+    print("%.3f\t%s\t%d" % (t, "\t".join(str(ticks(p)) for p in pids), machine()), flush=True)
     if ticks(pids[0]) is None:
         break
     time.sleep(max(0.0, 1.0 - (time.time() - t)))
