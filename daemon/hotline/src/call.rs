@@ -434,6 +434,28 @@ impl CallIo {
         self.legs.retain(|l| l.id != leg);
     }
 
+    /// The leg the session asked for is out (its sockets kept here), or could not be.
+    fn placed(
+        &mut self,
+        session: &mut CallSession,
+        now: Instant,
+        leg: LegId,
+        placed: Option<(CallHandle, UdpSocket, UdpSocket, LocalMedia)>,
+    ) {
+        match placed {
+            Some((handle, rtp, rtcp, media)) => {
+                self.legs.push(LegIo {
+                    id: leg,
+                    handle,
+                    rtp,
+                    rtcp,
+                });
+                session.leg_placed(now, leg, media);
+            }
+            None => session.leg_not_placed(now, leg),
+        }
+    }
+
     fn take_leg(&mut self, leg: LegId) -> Option<LegIo> {
         let i = self.legs.iter().position(|l| l.id == leg)?;
         Some(self.legs.swap_remove(i))
@@ -603,13 +625,8 @@ async fn on_event(
         CallEvent::QueueStatus(status) => session.queue_status(now, status),
         CallEvent::RingOperator(order) => {
             if let Some(leg) = session.ring_operator(now, &order.operator) {
-                match ring_operator(calls, setup, session, leg, &order).await {
-                    Some((leg_io, media)) => {
-                        io.legs.push(leg_io);
-                        session.leg_placed(now, leg, media);
-                    }
-                    None => session.leg_not_placed(now, leg),
-                }
+                let placed = ring_operator(calls, setup, session, &order).await;
+                io.placed(session, now, leg, placed);
             }
         }
         CallEvent::CancelRing => session.cancel_ring(now),
@@ -753,13 +770,8 @@ async fn carry_out(
             }
             Output::Answered { at_ms } => calls.cdr.answered(cdr, at_ms),
             Output::PlaceExternal { leg, number } => {
-                match place_external(calls, setup, session, leg, &number).await {
-                    Some((leg_io, media)) => {
-                        io.legs.push(leg_io);
-                        session.leg_placed(Instant::now(), leg, media);
-                    }
-                    None => session.leg_not_placed(Instant::now(), leg),
-                }
+                let placed = place_external(calls, setup, session, &number).await;
+                io.placed(session, Instant::now(), leg, placed);
             }
             Output::Check(check) => {
                 let result = check_transfer(calls, check).await;
@@ -907,9 +919,8 @@ async fn ring_operator(
     calls: &Calls,
     setup: &CallSetup,
     session: &CallSession,
-    leg: LegId,
     order: &RingOrder,
-) -> Option<(LegIo, LocalMedia)> {
+) -> Option<(CallHandle, UdpSocket, UdpSocket, LocalMedia)> {
     // The most recent registration of the phone.
     let contact = order.contacts.iter().max_by_key(|b| b.expires_at)?;
     let Some((rtp, rtcp)) = calls.rtp_ports.bind() else {
@@ -938,15 +949,7 @@ async fn ring_operator(
         headers: Vec::new(),
     };
     let handle = calls.sip.invite(call, setup.events_tx.clone()).await?;
-    Some((
-        LegIo {
-            id: leg,
-            handle,
-            rtp,
-            rtcp,
-        },
-        media,
-    ))
+    Some((handle, rtp, rtcp, media))
 }
 
 /// Dials the outside number a transfer goes to, through the trunk.
@@ -954,9 +957,8 @@ async fn place_external(
     calls: &Calls,
     setup: &CallSetup,
     session: &CallSession,
-    leg: LegId,
     number: &str,
-) -> Option<(LegIo, LocalMedia)> {
+) -> Option<(CallHandle, UdpSocket, UdpSocket, LocalMedia)> {
     let trunk = calls.trunk.as_ref()?;
     let (rtp, rtcp) = calls.rtp_ports.bind()?;
     let media = LocalMedia {
@@ -973,15 +975,7 @@ async fn place_external(
         setup.events_tx.clone(),
     )
     .await?;
-    Some((
-        LegIo {
-            id: leg,
-            handle,
-            rtp,
-            rtcp,
-        },
-        media,
-    ))
+    Some((handle, rtp, rtcp, media))
 }
 
 /// Where a transfer sends the caller, and whether it may now: an operator who isn't the
@@ -1092,6 +1086,10 @@ async fn take_over(
 /// (from a trusted address, which is not challenged) by its From user sent from where
 /// that operator's phone is registered.
 async fn consultation(calls: &Calls, setup: &CallSetup) -> Option<(String, String)> {
+    // A number a flow lists is the flow's: no store read on the way of ordinary calls.
+    if flow_listing(&calls.flows_now().set, &setup.called).is_some() {
+        return None;
+    }
     let operators = match calls.store.operators().await {
         Ok(ops) => ops,
         Err(e) => {
