@@ -518,6 +518,35 @@ click_to_call() {
   echo "the customer heard:"; python3 "$ROOT/tests/sipp/heard.py" "$OUT/c2c_customer.pcap" 16070 pcma --heard "$PCAPS/g711a.pcap"
 }
 
+# A click-to-call runs like any inbound call once both sides answer (one driver): anna's
+# phone answers, the customer answers, anna transfers them blind to bela (REFER), and bela
+# hears the customer. The record keeps both legs.
+click_to_call_transfer() {
+  local api="http://127.0.0.1:$HTTP_PORT/api/calls"
+  sleep 1.5 # wrap-up after the last call
+  sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/operator_transfers.xml" >"$OUT/operator_transfers.xml"
+  sipp -sf "$OUT/operator_transfers.xml" -s 1001 -key target 1002 -i 127.0.0.1 -p 15081 -mi 127.0.0.1 -mp 16030 \
+    -m 1 -d 300 -nostdin -timeout 30s -timeout_error >"$OUT/c2c-refer-anna.log" 2>&1 & local anna=$!
+  phone operator_answers 1002 15082 16040 300 c2c-refer-bela.log; local bela=$PHONE_PID
+  phone customer_answers 0 15099 16070 8000 c2c-refer-customer.log; local customer=$PHONE_PID
+  tcpdump -i lo -U -w "$OUT/c2c_refer_bela.pcap" "udp and dst port 16040" 2>/dev/null & local td=$!
+  sleep 0.5
+  local reply; reply=$(curl -s -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"operator":"anna","to":"+36301234567"}' "$api"); echo "POST /api/calls: $reply"
+  [[ "$reply" == *'"call_id":"c2c-'* ]] || { kill $anna $bela $customer $td 2>/dev/null; return 1; }
+  wait $customer; local rc=$?
+  wait $anna; local anna_rc=$?
+  wait $bela; local bela_rc=$?
+  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  [ $rc = 0 ] || { echo "the customer's phone failed:"; tail -20 "$OUT/c2c-refer-customer.log"; return 1; }
+  [ $anna_rc = 0 ] || { echo "anna's transfer failed:"; tail -30 "$OUT/c2c-refer-anna.log"; return 1; }
+  [ $bela_rc = 0 ] || { echo "bela's phone failed:"; tail -20 "$OUT/c2c-refer-bela.log"; return 1; }
+  echo "bela heard the customer:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/c2c_refer_bela.pcap" 16040 pcma --heard "$PCAPS/g711a.pcap" || return 1
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *c2c-*",bela,"*"anna answered ring "*" to operator bela; bela answered ring "* ]] || { echo "CDR lacks the transfer"; return 1; }
+}
+
 # Busy means busy (Q1): while anna is on a call of her own (a click-to-call, as a callback
 # from the console or a task is), a queued caller rings bela only, and a second call of
 # anna's own is refused.
@@ -873,6 +902,7 @@ caller_id = "+3612345678"'; then
   check click_to_call click_to_call
   check busy_on_own_call busy_on_own_call
   check operator_holds_music operator_holds_music
+  check click_to_call_transfer click_to_call_transfer
   check ivr_transfer_to_queue ivr_transfer_to_queue
   check ivr_transfer_to_operator ivr_transfer_to_operator
   check ivr_transfer_to_number ivr_transfer_to_number

@@ -1,4 +1,5 @@
-//! One inbound call from its INVITE to its end, sans-IO: the IVR run, the queue, the
+//! One call, sans-IO: an inbound call from its INVITE, or a call Hotline placed from its
+//! customer's answer ([`CallSession::placed`]), to its end. The IVR run, the queue, the
 //! operator's leg and the bridge between them, hold, transfers, and what the call record
 //! and the missed-call list get. The daemon's call task owns the sockets and the SIP, queue
 //! and store handles; it feeds the session events, datagrams and timer firings with `now`,
@@ -80,6 +81,50 @@ pub struct SessionSetup {
     pub ssrc: u32,
     pub initial_seq: u16,
     pub initial_timestamp: u32,
+}
+
+/// A call Hotline placed (click-to-call, a callback): the customer's dialog, answered,
+/// is the session's caller dialog ([`CALLER`]). Then the operator's leg, answered as
+/// well, is bridged at once, or a flow runs first (a customer-first callback's
+/// confirmation). From there on it is a call like any other: hold, transfers, the record.
+pub struct PlacedSetup {
+    pub call_id: String,
+    /// The customer's number.
+    pub customer: String,
+    pub prompts: Arc<PromptLibrary>,
+    /// The customer's answer to our offer.
+    pub answer: Negotiated,
+    /// Where the customer's media is received.
+    pub media: LocalMedia,
+    /// The SDP session id and version of our offer (answers to re-INVITEs go on from
+    /// them).
+    pub sdp_session: u64,
+    pub sdp_version: u64,
+    /// The queue the call is for, when it is a queue's callback.
+    pub queue: Option<String>,
+    pub rtp_timeout: Duration,
+    pub flow_clock: DateTime<Utc>,
+    pub unix_ms: i64,
+    pub ssrc: u32,
+    pub initial_seq: u16,
+    pub initial_timestamp: u32,
+    pub start: PlacedStart,
+}
+
+/// How a placed call goes on once the customer answered.
+pub enum PlacedStart {
+    /// The operator's leg answered first: bridged now. `outbound`: the queue engine has
+    /// the operator on a call of their own (click-to-call), ended with
+    /// [`QueueOut::OutboundEnded`]; else it connected them to this call as a queued
+    /// caller (an agent-first callback), ended with [`QueueOut::CallEnded`].
+    Operator { leg: HandedLeg, outbound: bool },
+    /// The flow runs; its queue step enters the queue as a callback, ordered as if it
+    /// had arrived at `callback_since` (the customer's first call).
+    Flow {
+        flow: Arc<Flow>,
+        called: String,
+        callback_since: Instant,
+    },
 }
 
 /// What the session asks of the world, in order.
@@ -198,8 +243,19 @@ pub enum QueueOut {
         operator: String,
         failure: RingFailure,
     },
+    /// A callback enters the queue (the engine's callback room counts it), ordered as
+    /// if it had arrived at `since`. Nobody queued it if the engine refuses: tell the
+    /// session with [`QueueStatus::Unavailable`].
+    EnqueueCallback {
+        queue: String,
+        since: Instant,
+    },
     /// The connected call is over (the operator goes to wrap-up).
     CallEnded,
+    /// The operator's own call (click-to-call) is over: wrap-up, as after `CallEnded`.
+    OutboundEnded {
+        operator: String,
+    },
     /// The operator an attended transfer handed over talks with this caller now (after
     /// `CallEnded` of the operator who transferred).
     Rekey,
@@ -390,6 +446,15 @@ enum PendingTransfer {
     External,
 }
 
+/// How the queue engine counts the connected operator busy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Conversation {
+    /// Connected to this call as a queued caller.
+    Queued,
+    /// On a call of their own that this is (click-to-call).
+    Outbound(String),
+}
+
 /// A check the driver is looking up.
 enum Checking {
     Refer {
@@ -403,6 +468,23 @@ enum Checking {
         note: Option<(String, String)>,
     },
     Flow,
+}
+
+/// What every session starts from, inbound or placed.
+struct Basics {
+    call_id: String,
+    caller: String,
+    prompts: Arc<PromptLibrary>,
+    negotiated: Negotiated,
+    media: LocalMedia,
+    sdp_session: u64,
+    sdp_version: u64,
+    rtp_timeout: Duration,
+    flow_clock: DateTime<Utc>,
+    unix_ms: i64,
+    ssrc: u32,
+    initial_seq: u16,
+    initial_timestamp: u32,
 }
 
 pub struct CallSession {
@@ -443,8 +525,10 @@ pub struct CallSession {
     direct: Option<String>,
     /// The operator who last took the caller.
     operator: Option<String>,
-    /// Connected to an operator now (the queue engine counts them busy).
-    in_call: bool,
+    /// Connected to an operator now (the queue engine counts them busy), and how.
+    in_call: Option<Conversation>,
+    /// A callback's queue entry keeps the customer's first call as its arrival.
+    callback_since: Option<Instant>,
     callback_left: bool,
     transfer: Option<PendingTransfer>,
     checking: Option<Checking>,
@@ -461,47 +545,25 @@ impl CallSession {
     /// (the flow's `ring_ms`) or answered.
     pub fn new(now: Instant, setup: SessionSetup) -> CallSession {
         let negotiated = negotiate(setup.offer.as_deref());
-        let mut s = CallSession {
-            call_id: setup.call_id,
-            caller: setup.caller,
-            prompts: setup.prompts,
-            negotiated: negotiated.clone().unwrap_or_else(|_| placeholder_media()),
-            media: setup.media,
-            sdp_session: setup.sdp_session,
-            sdp_version: 1,
-            rtp_timeout: setup.rtp_timeout,
-            started: now,
-            flow_clock: setup.flow_clock,
-            unix_ms: setup.unix_ms,
-            ssrc: setup.ssrc,
-            initial_seq: setup.initial_seq,
-            initial_timestamp: setup.initial_timestamp,
-            phase: Phase::Answered,
-            pending_flow: None,
-            ivr: None,
-            next_leg: CALLER + 1,
-            leg: None,
-            bridge: None,
-            rtcp: RtcpRelay::default(),
-            bridged_at: None,
-            held_since: None,
-            queued: None,
-            was_queued: None,
-            queued_at: None,
-            first_queued: None,
-            wait: None,
-            direct: setup.direct,
-            operator: None,
-            in_call: false,
-            callback_left: false,
-            transfer: None,
-            checking: None,
-            transfer_note: None,
-            earlier_digits: String::new(),
-            earlier_path: Vec::new(),
-            legs: Vec::new(),
-            outputs: VecDeque::new(),
-        };
+        let mut s = CallSession::with(
+            now,
+            Basics {
+                call_id: setup.call_id,
+                caller: setup.caller,
+                prompts: setup.prompts,
+                negotiated: negotiated.clone().unwrap_or_else(|_| placeholder_media()),
+                media: setup.media,
+                sdp_session: setup.sdp_session,
+                sdp_version: 1,
+                rtp_timeout: setup.rtp_timeout,
+                flow_clock: setup.flow_clock,
+                unix_ms: setup.unix_ms,
+                ssrc: setup.ssrc,
+                initial_seq: setup.initial_seq,
+                initial_timestamp: setup.initial_timestamp,
+            },
+        );
+        s.direct = setup.direct;
         if let Err(status) = negotiated {
             s.sip(SipOut::Reject {
                 leg: CALLER,
@@ -519,6 +581,120 @@ impl CallSession {
             s.phase = Phase::Ringing { until: now + ring };
         }
         s
+    }
+
+    /// A call Hotline placed, once its customer answered (see [`PlacedSetup`]). `Some`
+    /// is the operator's leg, to which the driver attaches that leg's SIP handle and
+    /// sockets.
+    pub fn placed(now: Instant, setup: PlacedSetup) -> (CallSession, Option<LegId>) {
+        let mut s = CallSession::with(
+            now,
+            Basics {
+                call_id: setup.call_id,
+                caller: setup.customer,
+                prompts: setup.prompts,
+                negotiated: setup.answer,
+                media: setup.media,
+                sdp_session: setup.sdp_session,
+                sdp_version: setup.sdp_version,
+                rtp_timeout: setup.rtp_timeout,
+                flow_clock: setup.flow_clock,
+                unix_ms: setup.unix_ms,
+                ssrc: setup.ssrc,
+                initial_seq: setup.initial_seq,
+                initial_timestamp: setup.initial_timestamp,
+            },
+        );
+        s.was_queued = setup.queue;
+        s.outputs.push_back(Output::Answered {
+            at_ms: s.unix_ms(now),
+        });
+        match setup.start {
+            PlacedStart::Operator { leg, outbound } => {
+                // No flow runs, but the customer's RTP session is there for hold music.
+                let context = CallContext {
+                    caller: s.caller.clone(),
+                    called: String::new(),
+                    answered_at: s.flow_clock(now),
+                };
+                let mut ivr = IvrCall::new(
+                    Arc::new(Flow::builtin("placed", Vec::new())),
+                    context,
+                    s.prompts.clone(),
+                    s.rtp_config(),
+                    s.rtp_timeout,
+                    now,
+                );
+                ivr.skip_flow(now);
+                ivr.set_bridged(now);
+                s.ivr = Some(ivr);
+                let operator = leg.operator.clone();
+                info!(call_id = %s.call_id, %operator, customer = %s.caller, "placed call connected");
+                let id = s.adopt(now, leg);
+                s.in_call = Some(if outbound {
+                    Conversation::Outbound(operator)
+                } else {
+                    Conversation::Queued
+                });
+                (s, Some(id))
+            }
+            PlacedStart::Flow {
+                flow,
+                called,
+                callback_since,
+            } => {
+                s.callback_since = Some(callback_since);
+                s.start_flow(now, flow, called);
+                s.settle(now);
+                (s, None)
+            }
+        }
+    }
+
+    /// A session in its first state: answered, nothing else yet.
+    fn with(now: Instant, b: Basics) -> CallSession {
+        CallSession {
+            call_id: b.call_id,
+            caller: b.caller,
+            prompts: b.prompts,
+            negotiated: b.negotiated,
+            media: b.media,
+            sdp_session: b.sdp_session,
+            sdp_version: b.sdp_version,
+            rtp_timeout: b.rtp_timeout,
+            started: now,
+            flow_clock: b.flow_clock,
+            unix_ms: b.unix_ms,
+            ssrc: b.ssrc,
+            initial_seq: b.initial_seq,
+            initial_timestamp: b.initial_timestamp,
+            phase: Phase::Answered,
+            pending_flow: None,
+            ivr: None,
+            next_leg: CALLER + 1,
+            leg: None,
+            bridge: None,
+            rtcp: RtcpRelay::default(),
+            bridged_at: None,
+            held_since: None,
+            queued: None,
+            was_queued: None,
+            queued_at: None,
+            first_queued: None,
+            wait: None,
+            direct: None,
+            operator: None,
+            in_call: None,
+            callback_since: None,
+            callback_left: false,
+            transfer: None,
+            checking: None,
+            transfer_note: None,
+            earlier_digits: String::new(),
+            earlier_path: Vec::new(),
+            legs: Vec::new(),
+            outputs: VecDeque::new(),
+        }
     }
 
     // ---- what the driver reads ---------------------------------------------------
@@ -828,7 +1004,7 @@ impl CallSession {
             self.wait = self.queued_at.map(|q| now.saturating_duration_since(q));
         }
         info!(call_id = %self.call_id, %operator, "caller connected to operator");
-        self.in_call = true;
+        self.in_call = Some(Conversation::Queued);
         self.outputs.push_back(Output::Connected {
             operator: operator.clone(),
             queue: self.was_queued.clone(),
@@ -1138,7 +1314,7 @@ impl CallSession {
         );
         self.bridge = None;
         // The conversation goes on in the other call: the queue engine moves it there.
-        self.in_call = false;
+        self.in_call = None;
         self.finish(now, EndReason::Replaced, true);
         Some(handed)
     }
@@ -1181,9 +1357,17 @@ impl CallSession {
             }
             self.close_leg(old, LegOutcome::Answered, now, Some(description));
         }
-        if std::mem::take(&mut self.in_call) {
-            self.queue(QueueOut::CallEnded);
-        }
+        self.end_conversation();
+        self.queue(QueueOut::Rekey);
+        let id = self.adopt(now, handed);
+        self.in_call = Some(Conversation::Queued);
+        self.settle(now);
+        Some(id)
+    }
+
+    /// Bridges the caller with an answered leg from elsewhere (a consultation call's
+    /// party, the operator of a placed call); the console hears they are connected.
+    fn adopt(&mut self, now: Instant, handed: HandedLeg) -> LegId {
         let id = self.new_leg_id();
         let operator = handed.operator;
         self.leg = Some(Leg {
@@ -1203,16 +1387,13 @@ impl CallSession {
         self.bridge = Some(Bridge::new(caller, handed.remote));
         self.rtcp = RtcpRelay::default();
         self.bridged_at = Some(now);
-        self.queue(QueueOut::Rekey);
-        self.in_call = true;
         self.outputs.push_back(Output::Connected {
             operator: operator.clone(),
             queue: self.was_queued.clone(),
             note: None,
         });
         self.operator = Some(operator);
-        self.settle(now);
-        Some(id)
+        id
     }
 
     /// The callback request was stored with a promised time: in `in_ms`, and whether that
@@ -1376,6 +1557,16 @@ impl CallSession {
                 priority,
                 skill,
             } => {
+                if let Some(since) = self.callback_since.take() {
+                    info!(call_id = %self.call_id, %queue, "the customer confirmed; callback queued");
+                    self.queue(QueueOut::EnqueueCallback {
+                        queue: queue.clone(),
+                        since,
+                    });
+                    self.first_queued.get_or_insert((since, priority));
+                    self.now_queued(now, queue);
+                    return;
+                }
                 let first = self.direct.take();
                 info!(call_id = %self.call_id, %queue, priority,
                       skill = skill.as_deref().unwrap_or("-"),
@@ -1418,6 +1609,17 @@ impl CallSession {
                 self.checking = Some(Checking::Flow);
                 self.outputs.push_back(Output::Check(Check::Flow(target)));
             }
+        }
+    }
+
+    /// The connected operator's conversation is over for the queue engine: wrap-up.
+    fn end_conversation(&mut self) {
+        match self.in_call.take() {
+            Some(Conversation::Queued) => self.queue(QueueOut::CallEnded),
+            Some(Conversation::Outbound(operator)) => {
+                self.queue(QueueOut::OutboundEnded { operator })
+            }
+            None => {}
         }
     }
 
@@ -1519,9 +1721,7 @@ impl CallSession {
         self.bridge = None;
         self.bridged_at = None;
         self.transfer_note = note;
-        if std::mem::take(&mut self.in_call) {
-            self.queue(QueueOut::CallEnded);
-        }
+        self.end_conversation();
         if let Destination::Flow {
             flow,
             prompts,
@@ -1636,8 +1836,8 @@ impl CallSession {
             };
             self.close_leg(leg, outcome, now, None);
         }
-        if std::mem::take(&mut self.in_call) {
-            self.queue(QueueOut::CallEnded);
+        if self.in_call.is_some() {
+            self.end_conversation();
         } else if self.queued.is_some() {
             self.queue(QueueOut::Leave);
         }
@@ -1688,6 +1888,60 @@ impl CallSession {
     }
 }
 
+/// The flow of a customer-first callback (C3): the customer hears `prompt` and presses
+/// `key` (three tries), then waits in `queue` with hold music for at most `max_wait`;
+/// anything else ends the call.
+pub fn confirmation_flow(prompt: &str, key: char, queue: &str, max_wait: Duration) -> Flow {
+    use hotline_ivr::{Choice, Hangup as HangupStep, Loc, Menu, Queue, Ref, StepKind};
+    let at = Loc::default();
+    let r = |name: &str| Ref {
+        name: name.to_string(),
+        at,
+    };
+    let menu = Menu {
+        prompts: vec![r(prompt)],
+        timeout_ms: 10_000,
+        retries: 2,
+        invalid_prompts: vec![r(prompt)],
+        timeout_prompts: None,
+        choices: vec![Choice {
+            digits: key.to_string(),
+            at,
+            target: r("wait"),
+        }],
+        on_fail: r("end"),
+    };
+    let wait = Queue {
+        queue: r(queue),
+        priority: 0,
+        skill: None,
+        music: vec![r(HOLD_MUSIC)],
+        announce: Vec::new(),
+        announce_every: None,
+        announce_position: None,
+        announce_wait: None,
+        max_wait: Some(max_wait.as_secs()),
+        on_timeout: Some(r("end")),
+        on_unavailable: r("end"),
+        keys: Vec::new(),
+        offers: None,
+        callback: None,
+    };
+    Flow::builtin(
+        "callback-confirmation",
+        vec![
+            ("confirm", StepKind::Menu(menu)),
+            ("wait", StepKind::Queue(wait)),
+            (
+                "end",
+                StepKind::Hangup(HangupStep {
+                    prompts: Vec::new(),
+                }),
+            ),
+        ],
+    )
+}
+
 /// SDP offer → what we answer with, or the SIP status that refuses it.
 pub fn negotiate(offer: Option<&str>) -> Result<Negotiated, u16> {
     // Late offer (INVITE without SDP) is not supported yet: 488 says so.
@@ -1710,6 +1964,11 @@ pub fn rtp_destination(n: &Negotiated) -> Option<SocketAddr> {
 }
 
 /// Media of a call refused before its offer was understood (never used for RTP).
+/// The audio a leg negotiated, as [`HandedLeg::format`] wants it.
+pub fn format_of(n: &Negotiated) -> Format {
+    (media_codec(n.codec), n.payload_type, n.telephone_event)
+}
+
 fn placeholder_media() -> Negotiated {
     Negotiated {
         remote_rtp: SocketAddr::from(([0, 0, 0, 0], 0)),

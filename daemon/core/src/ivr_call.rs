@@ -98,6 +98,13 @@ impl IvrCall {
         self.run_flow(now);
     }
 
+    /// The call goes on without running its flow (a call Hotline placed and connected):
+    /// the flow's part counts as over.
+    pub fn skip_flow(&mut self, now: Instant) {
+        self.heard_at = now;
+        self.flow.skip(now);
+    }
+
     /// A datagram on the call's RTP port.
     pub fn handle_rtp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.rtp.handle_input(now, from, data);

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use hotline_core::acd::{Acd, AcdAction, CallerId, OperatorConfig, OperatorState, QueueConfig};
 use hotline_core::call_session::{
-    CALLER, CallSession, Check, Destination, LegId, LocalMedia, Outcome, Output, Port, QueueOut,
-    Refusal, SessionSetup, SipOut,
+    CALLER, CallSession, Check, Destination, HandedLeg, LegId, LocalMedia, Outcome, Output,
+    PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
 };
 use hotline_core::cdr::{EndReason, LegOutcome};
 use hotline_core::ivr_call::PromptLibrary;
@@ -220,6 +220,59 @@ impl World {
         }
     }
 
+    /// A call Hotline placed, its customer answered at 0 (at [`CALLER_RTP`]).
+    fn placed(start: PlacedStart) -> World {
+        let (set, prompts) = flows();
+        let mut w = World::new("500");
+        let (s, _) = CallSession::placed(
+            w.t0,
+            PlacedSetup {
+                call_id: "placed".into(),
+                customer: "+36301234567".into(),
+                prompts,
+                answer: hotline_sip::sdp::negotiate(&sdp_offer(addr(CALLER_RTP), "sendrecv"))
+                    .unwrap(),
+                media: LocalMedia {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    port: 20000,
+                },
+                sdp_session: 7,
+                sdp_version: 1,
+                queue: None,
+                rtp_timeout: Duration::ZERO,
+                flow_clock: chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+01:00")
+                    .unwrap()
+                    .to_utc(),
+                unix_ms: 1_000_000,
+                ssrc: 1,
+                initial_seq: 1,
+                initial_timestamp: 0,
+                start,
+            },
+        );
+        drop(set);
+        w.s = s;
+        w.log.clear();
+        w
+    }
+
+    /// anna's phone answered the click-to-call at 0 (her leg is 1).
+    fn anna_answered() -> HandedLeg {
+        HandedLeg {
+            leg: 0,
+            operator: "anna".into(),
+            remote: Some(phone_rtp("anna")),
+            media: LocalMedia {
+                ip: "192.0.2.1".parse().unwrap(),
+                port: 20002,
+            },
+            sdp_version: 1,
+            rang_at_ms: 999_000,
+            answered_at_ms: Some(1_000_000),
+            format: (hotline_media::Codec::Pcma, 8, Some(101)),
+        }
+    }
+
     fn ms(&self) -> u64 {
         u64::try_from((self.now - self.t0).as_millis()).unwrap()
     }
@@ -311,6 +364,17 @@ impl World {
                 self.acd.call_ended(now, ID);
             }
             Output::Queue(QueueOut::Rekey) => self.note("rekey".into()),
+            Output::Queue(QueueOut::OutboundEnded { operator }) => {
+                self.note(format!("outbound ended {operator}"));
+                self.acd.outbound_ended(now, &operator, ID);
+            }
+            Output::Queue(QueueOut::EnqueueCallback { queue, since }) => {
+                let ago = (now - since).as_secs();
+                self.note(format!("enqueue callback {queue} since -{ago}s"));
+                if self.acd.enqueue_callback(now, ID, &queue, 0, since).is_err() {
+                    self.s.queue_status(now, QueueStatus::Unavailable);
+                }
+            }
             Output::Answered { at_ms } => self.note(format!("answered at {at_ms}")),
             Output::PlaceExternal { leg, number } => {
                 self.note(format!("dial {number}"));
@@ -1069,4 +1133,153 @@ fn an_attended_transfer_to_a_call_that_is_gone_is_refused_and_anna_keeps_the_cal
         "3000 ReferReply { leg: 1, status: 481 }"
     );
     assert_eq!(w.s.connected(), Some(("anna", false)));
+}
+
+#[test]
+fn a_click_to_call_holds_with_music_and_transfers_the_customer_to_bela() {
+    let mut w = World::placed(PlacedStart::Operator {
+        leg: World::anna_answered(),
+        outbound: true,
+    })
+    .phone("bela", Phone::AnswersAfter(2000));
+    w.acd.outbound_started(w.t0, "anna", ID, None).unwrap();
+    w.run_until(0);
+    // Bridged from the start: the customer's voice reaches anna's phone.
+    assert_eq!(
+        w.caller_speaks(1),
+        Some((Port::Rtp(1), phone_rtp("anna")))
+    );
+    let hold = sdp_offer(phone_rtp("anna"), "sendonly");
+    w.at_ms(2000, |s, now| s.leg_reinvite(now, 1, Some(&hold)));
+    let resume = sdp_offer(phone_rtp("anna"), "sendrecv");
+    w.at_ms(4000, |s, now| s.leg_reinvite(now, 1, Some(&resume)));
+    let target = hotline_sip::ReferTarget {
+        uri: "sip:1002@hotline".into(),
+        user: Some("1002".into()),
+        replaces: None,
+    };
+    w.at_ms(6000, |s, now| s.leg_refer(now, 1, target));
+    w.at_ms(10_000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    assert_eq!(
+        w.events(&[
+            "answered", "connected", "held", "Refer", "Hangup", "disconnected", "outbound",
+            "enqueue", "ring", "call ended"
+        ]),
+        [
+            "0 answered at 1000000",
+            "0 connected anna note=None",
+            "2000 held anna true",
+            "4000 held anna false",
+            "6000 ReferReply { leg: 1, status: 202 }",
+            "6000 ReferNotify { leg: 1, status: 100, last: false }",
+            "6000 ReferNotify { leg: 1, status: 200, last: true }",
+            "6000 Hangup { leg: 1 }",
+            "6000 disconnected anna",
+            "6000 outbound ended anna",
+            "6000 enqueue sales first=Some(\"bela\")",
+            "6000 ring bela",
+            "8000 connected bela note=None",
+            "10000 Hangup { leg: 2 }",
+            "10000 disconnected bela",
+            "10000 call ended",
+        ]
+    );
+    // Music while anna held (2000..4000) and while bela's phone rang (6000..8000).
+    assert_eq!(w.caller_heard(1, 5000).len(), 101);
+    assert_eq!(w.caller_heard(6000, 8000).len(), 100);
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::CallerHangup);
+    assert_eq!(o.operator.as_deref(), Some("bela"));
+    assert_eq!(o.service.hold_ms, 2000);
+    let legs: Vec<_> = o
+        .service
+        .legs
+        .iter()
+        .map(|l| (l.operator.clone().unwrap(), l.transferred_to.clone()))
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            ("anna".to_string(), Some("operator bela".to_string())),
+            ("bela".to_string(), None),
+        ]
+    );
+}
+
+#[test]
+fn a_click_to_call_ends_anna_s_own_call_when_either_side_hangs_up() {
+    let mut w = World::placed(PlacedStart::Operator {
+        leg: World::anna_answered(),
+        outbound: true,
+    });
+    w.acd.outbound_started(w.t0, "anna", ID, None).unwrap();
+    w.at_ms(3000, |s, now| s.leg_ended(now, 1));
+    assert_eq!(
+        w.events(&["Hangup", "disconnected", "outbound", "call ended"]),
+        [
+            "3000 disconnected anna",
+            "3000 Hangup { leg: 0 }",
+            "3000 outbound ended anna",
+        ]
+    );
+    assert_eq!(w.outcome().reason, EndReason::OperatorHangup);
+}
+
+fn customer_first(w: &mut World) {
+    let flow = hotline_core::call_session::confirmation_flow(
+        "goodbye",
+        '1',
+        "support",
+        Duration::from_secs(120),
+    );
+    let since = w.t0.checked_sub(Duration::from_secs(600)).unwrap();
+    *w = World::placed(PlacedStart::Flow {
+        flow: Arc::new(flow),
+        called: "callback".into(),
+        callback_since: since,
+    })
+    .phone("anna", Phone::AnswersAfter(1500));
+}
+
+#[test]
+fn a_customer_first_callback_queues_only_after_the_key_and_keeps_its_first_call_time() {
+    let mut w = World::new("500");
+    customer_first(&mut w);
+    w.run_until(2000);
+    // The confirmation prompt plays from 0; nobody is rung before the key.
+    assert!(!w.caller_heard(0, 2000).is_empty());
+    assert!(w.events(&["ring"]).is_empty());
+    w.at_ms(3000, |s, now| s.caller_dtmf(now, '1'));
+    w.run_until(6000);
+    assert_eq!(
+        w.events(&["enqueue", "ring", "connected"]),
+        [
+            "3000 enqueue callback support since -603s",
+            "3000 ring anna",
+            "4500 connected anna note=None",
+        ]
+    );
+    w.at_ms(9000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    let o = w.outcome();
+    assert_eq!(o.operator.as_deref(), Some("anna"));
+    assert_eq!(o.service.queue.as_deref(), Some("support"));
+}
+
+#[test]
+fn a_customer_first_callback_without_the_key_is_hung_up_and_never_queued() {
+    let mut w = World::new("500");
+    customer_first(&mut w);
+    // Another key is not the confirmation: the prompt plays again.
+    w.at_ms(1000, |s, now| s.caller_dtmf(now, '5'));
+    w.run_until(120_000);
+    assert!(w.events(&["enqueue", "ring"]).is_empty());
+    assert_eq!(
+        w.events(&["Hangup"]).len(),
+        1,
+        "the customer is hung up: {:?}",
+        w.log
+    );
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::FlowHangup);
+    assert_eq!(o.operator, None);
 }

@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, RingFailure};
+use hotline_core::call_session::PlacedStart;
 use hotline_core::callbacks::CallbackEntry;
 use hotline_core::cdr::{CallStart, EndReason};
 use hotline_ivr::CallbackMode;
-use hotline_media::{MediaEvent, RtpSession};
 use hotline_sip::sdp::Negotiated;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -33,6 +33,7 @@ use tracing::{info, warn};
 use crate::actors::AcdInput;
 use crate::actors::CallEvent;
 use crate::actors::SipCommand;
+use crate::call::PlacedCall;
 use crate::callback_calls::{OutcomeRules, rules_for};
 use crate::config::Trunk;
 use crate::context::{Calls, unix_ms};
@@ -90,8 +91,8 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
                     confirm_prompt,
                     confirm_key,
                 } => match flows.prompts.get(&confirm_prompt.name) {
-                    Some(p) => Some(Confirmation {
-                        prompt: p.clone(),
+                    Some(_) => Some(Confirmation {
+                        prompt: confirm_prompt.name.clone(),
                         key: *confirm_key,
                     }),
                     None => {
@@ -242,17 +243,17 @@ struct Job {
 /// What a customer-first callback plays, and the key that confirms.
 #[derive(Clone)]
 struct Confirmation {
-    prompt: hotline_media::Prompt,
+    /// The prompt's name (checked to be loaded).
+    prompt: String,
     key: char,
 }
-
-/// How long the customer has to press the key after the prompt ends.
-const KEY_WAIT: Duration = Duration::from_secs(10);
 
 /// The operator leg the queue asked for.
 struct Leg {
     handle: hotline_sip::CallHandle,
     operator: String,
+    contact: hotline_sip::registrar::Binding,
+    rang_at_ms: i64,
     ports: Ports,
 }
 
@@ -286,17 +287,30 @@ impl Job {
             flow: None,
             flow_version: None,
         });
-        let (reason, answered, reached) = self
-            .call_customer(&tx, &mut events, &leg, &answer, &call_id)
+        let operator = leg.operator.clone();
+        let placed = self
+            .call_customer(tx, &mut events, leg, &answer, &call_id)
             .await;
-        calls
-            .acd
-            .send(AcdInput::CallEnded {
-                caller: self.caller,
-            })
-            .await;
-        outbound::end_cdr(calls, cdr, answered, reason, Some(&leg.operator));
-        self.finish(&call_id, reached, Some(&leg.operator)).await;
+        let reached = match placed {
+            Ok(placed) => {
+                let since = Instant::now();
+                let outcome = crate::call::serve_placed(calls, placed, &mut events, cdr).await;
+                // The session ended the operator's conversation in the queue engine.
+                crate::call::end_record(calls, cdr, outcome, unix_ms());
+                Reached::Connected(since.elapsed())
+            }
+            Err((reason, reached)) => {
+                calls
+                    .acd
+                    .send(AcdInput::CallEnded {
+                        caller: self.caller,
+                    })
+                    .await;
+                outbound::end_cdr(calls, cdr, None, reason, Some(&operator));
+                reached
+            }
+        };
+        self.finish(&call_id, reached, Some(&operator)).await;
     }
 
     /// Records how the attempt went on the entry.
@@ -386,6 +400,8 @@ impl Job {
                             leg = Some(Leg {
                                 handle,
                                 operator: order.operator.clone(),
+                                contact: contact.clone(),
+                                rang_at_ms: unix_ms(),
                                 ports,
                             });
                         }
@@ -449,26 +465,26 @@ impl Job {
         }
     }
 
-    /// The operator is on the line: dial the customer and bridge them.
+    /// The operator is on the line: dial the customer; once they answer, the call to run.
+    /// `Err`: why it ended before, and how far the attempt got.
     async fn call_customer(
         &self,
-        tx: &mpsc::Sender<CallEvent>,
+        tx: mpsc::Sender<CallEvent>,
         events: &mut mpsc::Receiver<CallEvent>,
-        leg: &Leg,
+        leg: Leg,
         operator_answer: &Negotiated,
         call_id: &str,
-    ) -> (EndReason, Option<i64>, Reached) {
+    ) -> Result<PlacedCall, (EndReason, Reached)> {
         let calls = &self.calls;
         let sip = &calls.sip;
         let Some(ports) = calls.rtp_ports.bind() else {
             sip.command(SipCommand::Hangup(leg.handle)).await;
-            return (
+            return Err((
                 EndReason::Rejected,
-                None,
                 Reached::CustomerNotAnswered(NotAnswered::Broken),
-            );
+            ));
         };
-        let Some(b) = outbound::invite_customer(
+        let Some((b, sdp_session)) = outbound::invite_customer(
             calls,
             &self.trunk,
             &self.entry.number,
@@ -480,11 +496,10 @@ impl Job {
         .await
         else {
             sip.command(SipCommand::Hangup(leg.handle)).await;
-            return (
+            return Err((
                 EndReason::TransportError,
-                None,
                 Reached::CustomerNotAnswered(NotAnswered::Broken),
-            );
+            ));
         };
         info!(%call_id, operator = %leg.operator, number = %self.entry.number, "auto-callback: dialling the customer");
         let answer = match outbound::wait_answer(events, b).await {
@@ -492,19 +507,48 @@ impl Job {
             Err(why) => {
                 sip.command(SipCommand::Hangup(leg.handle)).await;
                 sip.command(SipCommand::Hangup(b)).await;
-                return (EndReason::Rejected, None, Reached::CustomerNotAnswered(why));
+                return Err((EndReason::Rejected, Reached::CustomerNotAnswered(why)));
             }
         };
-        let answered = unix_ms();
-        let since = Instant::now();
-        let reason = outbound::relay(
+        let operator_leg = outbound::answered_leg(
             calls,
-            events,
-            (leg.handle, operator_answer, &leg.ports),
-            (b, &answer, &ports),
+            &leg.operator,
+            &leg.contact,
+            &leg.ports.0,
+            operator_answer,
+            leg.rang_at_ms,
+        );
+        Ok(PlacedCall {
+            setup: self.customer_dialog(b, call_id, tx),
+            key: self.caller,
+            ports,
+            answer,
+            sdp_session,
+            queue: Some(self.queue.clone()),
+            start: PlacedStart::Operator {
+                leg: operator_leg,
+                outbound: false,
+            },
+            operator: Some((leg.handle, leg.ports)),
+            until_queued: None,
+        })
+    }
+
+    /// The customer's dialog, for the call driver.
+    fn customer_dialog(
+        &self,
+        handle: hotline_sip::CallHandle,
+        call_id: &str,
+        tx: mpsc::Sender<CallEvent>,
+    ) -> crate::actors::CallSetup {
+        outbound::customer_dialog(
+            handle,
+            call_id,
+            &self.entry.number,
+            &self.trunk.caller_id,
+            &self.trunk,
+            tx,
         )
-        .await;
-        (reason, Some(answered), Reached::Connected(since.elapsed()))
     }
 }
 
@@ -525,7 +569,7 @@ impl Job {
                 self.0.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        let mut confirming = Some(Confirming(confirming));
+        let confirming = Confirming(confirming);
         let calls = &self.calls;
         let sip = &calls.sip;
         let Some(ports) = calls.rtp_ports.bind() else {
@@ -554,7 +598,7 @@ impl Job {
             tx.clone(),
         )
         .await;
-        let Some(b) = b else {
+        let Some((b, sdp_session)) = b else {
             end(None, EndReason::TransportError, None);
             self.finish(
                 &call_id,
@@ -575,119 +619,53 @@ impl Job {
                 return;
             }
         };
-        let answered = Some(unix_ms());
-        if !confirm(&ports.0, &answer, b, &mut events, &confirmation).await {
-            sip.command(SipCommand::Hangup(b)).await;
-            end(answered, EndReason::FlowHangup, None);
-            self.finish(&call_id, Reached::NotConfirmed, None).await;
-            return;
-        }
-        info!(%call_id, number = %self.entry.number, "auto-callback: the customer confirmed");
+        info!(%call_id, number = %self.entry.number, "auto-callback: the customer answered; asking for the key");
+        // The queue engine orders the callback by the customer's first call.
         let age = Duration::from_millis(
             u64::try_from(unix_ms().saturating_sub(self.entry.first_at_ms)).unwrap_or(0),
         );
         let since = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        let queued = calls
-            .acd
-            .ask(|reply| AcdInput::EnqueueCallback {
-                caller: self.caller,
-                queue: self.queue.clone(),
-                since,
-                events: tx.clone(),
-                reply,
-            })
-            .await
-            .unwrap_or(false);
-        // In the queue now (or never): it counts there, not here.
-        confirming.take();
-        let found = if queued {
-            self.find_operator(&tx, &mut events, &answer).await
-        } else {
-            None
+        let flow = hotline_core::call_session::confirmation_flow(
+            &confirmation.prompt,
+            confirmation.key,
+            &self.queue,
+            WAIT_FOR_OPERATOR,
+        );
+        let placed = PlacedCall {
+            setup: self.customer_dialog(b, &call_id, tx),
+            key: self.caller,
+            ports,
+            answer,
+            sdp_session,
+            queue: None,
+            start: PlacedStart::Flow {
+                flow: Arc::new(flow),
+                called: self.entry.number.clone(),
+                callback_since: since,
+            },
+            operator: None,
+            // In the queue, it counts there, not as being confirmed.
+            until_queued: Some(Box::new(confirming)),
         };
-        let Some((leg, operator_answer)) = found else {
-            calls
-                .acd
-                .send(AcdInput::Leave {
-                    caller: self.caller,
-                    reply: tokio::sync::oneshot::channel().0,
-                })
-                .await;
-            sip.command(SipCommand::Hangup(b)).await;
-            end(answered, EndReason::FlowHangup, None);
-            self.finish(&call_id, Reached::NoOperator, None).await;
-            return;
+        let outcome = crate::call::serve_placed(calls, placed, &mut events, cdr).await;
+        let operator = outcome.operator.clone();
+        let reached = match (&operator, &outcome.service.queue) {
+            (Some(_), _) => Reached::Connected(talk_time(&outcome.service.legs)),
+            (None, Some(_)) => Reached::NoOperator,
+            (None, None) => Reached::NotConfirmed,
         };
-        let since = Instant::now();
-        let reason = outbound::relay(
-            calls,
-            &mut events,
-            (leg.handle, &operator_answer, &leg.ports),
-            (b, &answer, &ports),
-        )
-        .await;
-        calls
-            .acd
-            .send(AcdInput::CallEnded {
-                caller: self.caller,
-            })
-            .await;
-        end(answered, reason, Some(&leg.operator));
-        self.finish(
-            &call_id,
-            Reached::Connected(since.elapsed()),
-            Some(&leg.operator),
-        )
-        .await;
+        crate::call::end_record(calls, cdr, outcome, unix_ms());
+        self.finish(&call_id, reached, operator.as_deref()).await;
     }
 }
 
-/// Plays the confirmation prompt to the customer on leg `b` and waits for the key (RFC 4733
-/// events) until [`KEY_WAIT`] after the prompt. False when the customer hung up, pressed
-/// nothing or pressed another key only.
-async fn confirm(
-    socket: &tokio::net::UdpSocket,
-    answer: &Negotiated,
-    b: hotline_sip::CallHandle,
-    events: &mut mpsc::Receiver<CallEvent>,
-    confirmation: &Confirmation,
-) -> bool {
-    let start = Instant::now();
-    let mut rtp = RtpSession::new(crate::outbound::rtp_config(answer), start);
-    rtp.play(start, vec![confirmation.prompt.clone()], 1);
-    // Until the prompt ends, the limit is the prompt's length plus the wait, whatever it is.
-    let mut give_up = start + confirmation.prompt.duration() + KEY_WAIT;
-    let mut buf = [0u8; 2048];
-    loop {
-        while let Some((to, packet)) = rtp.poll_transmit() {
-            let _ = socket.send_to(&packet, to).await;
-        }
-        while let Some(ev) = rtp.poll_event() {
-            match ev {
-                MediaEvent::Dtmf { digit, .. } if digit == confirmation.key => return true,
-                MediaEvent::Dtmf { .. } => {}
-                MediaEvent::PlaybackDone { .. } => give_up = Instant::now() + KEY_WAIT,
-            }
-        }
-        let wake = rtp.poll_timeout().map_or(give_up, |t| t.min(give_up));
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {
-                let now = Instant::now();
-                if now >= give_up {
-                    return false;
-                }
-                rtp.handle_timeout(now);
-            }
-            r = socket.recv_from(&mut buf) => if let Ok((n, from)) = r {
-                rtp.handle_input(Instant::now(), from, &buf[..n]);
-            },
-            ev = events.recv() => match ev {
-                Some(CallEvent::LegEnded { leg }) if leg == b => return false,
-                None => return false,
-                Some(_) => {}
-            },
-        }
-    }
+/// How long the customer talked with operators, over every leg that answered.
+fn talk_time(legs: &[hotline_core::cdr::CallLeg]) -> Duration {
+    let ms: i64 = legs
+        .iter()
+        .filter_map(|l| l.answered_at_ms.map(|a| l.ended_at_ms.saturating_sub(a)))
+        .sum();
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 fn millis(d: Duration) -> i64 {

@@ -3,6 +3,9 @@
 //! buttons and timers, and carries out what it asks: SIP commands, queue inputs, legs to
 //! place, transfer targets to look up, callback requests to store. It writes the CDR and
 //! missed calls when the session is over.
+//!
+//! Calls Hotline places (click-to-call, callbacks) run on the same driver once their
+//! customer answers ([`serve_placed`]): one media loop for every call.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, OperatorStatus};
 use hotline_core::call_session::{
-    CALLER, CallSession, Check, Destination, HandedLeg, LegId, LocalMedia, Outcome, Output, Port,
-    QueueOut, Refusal, SessionSetup, SipOut,
+    CALLER, CallSession, Check, Destination, HandedLeg, LegId, LocalMedia, Outcome, Output,
+    PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
 };
 use hotline_core::callback::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
 use hotline_core::cdr::{CallEnd, CallStart, CdrRef, EndReason};
 use hotline_core::ivr_call::PromptLibrary;
 use hotline_core::missed::NewMissedCall;
-use hotline_ivr::{FlowSet, TransferTarget};
-use hotline_sip::sdp;
+use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
+use hotline_sip::sdp::{self, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall};
 use metrics::{counter, gauge};
 use tokio::net::UdpSocket;
@@ -29,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl, LegIo, RingOrder, SipCommand};
 use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, unix_ms};
+use crate::outbound::Ports;
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 
 /// Counts the call as active for the task's life, whatever way it ends.
@@ -153,6 +157,11 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
         }
     }
     calls.dialogs().remove(&setup.call_id);
+    end_record(&calls, cdr, outcome, ended_at_ms);
+}
+
+/// Closes the call's record with what the session found.
+pub fn end_record(calls: &Calls, cdr: CdrRef, outcome: Outcome, ended_at_ms: i64) {
     calls.cdr.end_call(
         cdr,
         CallEnd {
@@ -399,9 +408,14 @@ fn sip_end_reason(r: hotline_sip::EndReason) -> EndReason {
 /// The driver's side of one call: the caller's sockets, the legs', and the console's
 /// pending transfer answer.
 struct CallIo {
+    /// The queue engine's name for the call.
+    key: CallerId,
     caller_rtp: UdpSocket,
     caller_rtcp: UdpSocket,
     legs: Vec<LegIo>,
+    /// Dropped when the call enters a queue (a customer-first callback stops counting as
+    /// being confirmed then).
+    until_queued: Option<Box<dyn Send + Sync>>,
     console_reply: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
     /// The consultation call whose operator an attended transfer handed over: the queue
     /// engine moves their conversation here (`QueueOut::Rekey`).
@@ -409,6 +423,18 @@ struct CallIo {
 }
 
 impl CallIo {
+    fn new(key: CallerId, (caller_rtp, caller_rtcp): Ports) -> CallIo {
+        CallIo {
+            key,
+            caller_rtp,
+            caller_rtcp,
+            legs: Vec::new(),
+            until_queued: None,
+            console_reply: None,
+            rekey_from: None,
+        }
+    }
+
     fn socket(&self, port: Port) -> Option<&UdpSocket> {
         match port {
             Port::Rtp(CALLER) => Some(&self.caller_rtp),
@@ -507,7 +533,7 @@ async fn serve(
         return Outcome::rejected();
     };
     let now = Instant::now();
-    let mut session = CallSession::new(
+    let session = CallSession::new(
         now,
         SessionSetup {
             call_id: setup.call_id.clone(),
@@ -530,13 +556,98 @@ async fn serve(
             initial_timestamp: rand::random(),
         },
     );
-    let mut io = CallIo {
-        caller_rtp,
-        caller_rtcp,
-        legs: Vec::new(),
-        console_reply: None,
-        rekey_from: None,
+    let io = CallIo::new(CallerId(setup.handle.0), (caller_rtp, caller_rtcp));
+    drive(calls, setup, cdr, session, io, events).await
+}
+
+/// A call Hotline placed, once its customer answered (see [`serve_placed`]).
+pub struct PlacedCall {
+    /// The customer's dialog, as an inbound caller's would be.
+    pub setup: CallSetup,
+    /// The queue engine's name for the call.
+    pub key: CallerId,
+    /// The customer's RTP and RTCP sockets.
+    pub ports: Ports,
+    /// The customer's answer to our offer, and our offer's SDP session id.
+    pub answer: Negotiated,
+    pub sdp_session: u64,
+    /// The queue whose callback this is.
+    pub queue: Option<String>,
+    pub start: PlacedStart,
+    /// The operator's answered leg (with [`PlacedStart::Operator`]): its dialog and
+    /// sockets.
+    pub operator: Option<(CallHandle, Ports)>,
+    /// Dropped when the call enters a queue.
+    pub until_queued: Option<Box<dyn Send + Sync>>,
+}
+
+/// Runs a call Hotline placed, from its customer's answer to its end, on the inbound
+/// calls' driver: hold with music, transfers and the record work the same.
+pub async fn serve_placed(
+    calls: &Calls,
+    placed: PlacedCall,
+    events: &mut mpsc::Receiver<CallEvent>,
+    cdr: CdrRef,
+) -> Outcome {
+    let PlacedCall {
+        setup,
+        key,
+        ports,
+        answer,
+        sdp_session,
+        queue,
+        start,
+        operator,
+        until_queued,
+    } = placed;
+    let media = LocalMedia {
+        ip: calls.local.toward(setup.source.addr.ip()),
+        port: ports.0.local_addr().map(|a| a.port()).unwrap_or(0),
     };
+    let (session, leg) = CallSession::placed(
+        Instant::now(),
+        PlacedSetup {
+            call_id: setup.call_id.clone(),
+            customer: setup.caller.clone(),
+            prompts: calls.flows_now().prompts.clone(),
+            answer,
+            media,
+            sdp_session,
+            sdp_version: 1,
+            queue,
+            rtp_timeout: calls.rtp_timeout,
+            flow_clock: calls.clock.now(),
+            unix_ms: unix_ms(),
+            ssrc: rand::random(),
+            initial_seq: rand::random(),
+            initial_timestamp: rand::random(),
+            start,
+        },
+    );
+    let mut io = CallIo::new(key, ports);
+    io.until_queued = until_queued;
+    if let (Some(id), Some((handle, (rtp, rtcp)))) = (leg, operator) {
+        io.legs.push(LegIo {
+            id,
+            handle,
+            rtp,
+            rtcp,
+        });
+    }
+    drive(calls, &setup, cdr, session, io, events).await
+}
+
+/// The one media loop: feeds the session datagrams, events and timer firings until the
+/// call is over, and carries out what it asks.
+async fn drive(
+    calls: &Calls,
+    setup: &CallSetup,
+    cdr: CdrRef,
+    mut session: CallSession,
+    mut io: CallIo,
+    events: &mut mpsc::Receiver<CallEvent>,
+) -> Outcome {
+    let now = Instant::now();
     let mut shutdown = calls.shutdown.clone();
     let mut rtp_reported = Counts::default();
     let mut next_report = now + Duration::from_secs(1);
@@ -616,6 +727,19 @@ async fn on_event(
     ev: CallEvent,
     now: Instant,
 ) {
+    // A call Hotline placed: its customer's dialog is an outgoing leg to the SIP task.
+    let ev = match ev {
+        CallEvent::LegEnded { leg } if leg == setup.handle => {
+            CallEvent::Ended(hotline_sip::EndReason::RemoteBye)
+        }
+        CallEvent::LegReInvite { leg, offer } if leg == setup.handle => CallEvent::ReInvite(offer),
+        CallEvent::LegAnswered { leg, .. } | CallEvent::LegFailed { leg, .. }
+            if leg == setup.handle =>
+        {
+            return;
+        }
+        ev => ev,
+    };
     match ev {
         CallEvent::Acked | CallEvent::LegProgress => {}
         CallEvent::Cancelled => session.caller_cancelled(now),
@@ -680,7 +804,7 @@ async fn carry_out(
     session: &mut CallSession,
     io: &mut CallIo,
 ) {
-    let caller = CallerId(setup.handle.0);
+    let caller = io.key;
     loop {
         while let Some((port, to, packet)) = session.poll_transmit() {
             // A send error (ICMP unreachable from an earlier packet) must not end the
@@ -695,6 +819,14 @@ async fn carry_out(
         match out {
             Output::Sip(out) => sip_out(calls, setup, io, out).await,
             Output::Queue(out) => {
+                if matches!(
+                    out,
+                    QueueOut::Enqueue { .. }
+                        | QueueOut::EnqueueTransferred { .. }
+                        | QueueOut::EnqueueCallback { .. }
+                ) {
+                    io.until_queued = None;
+                }
                 let input = match out {
                     QueueOut::Enqueue {
                         queue,
@@ -754,7 +886,28 @@ async fn carry_out(
                         operator,
                         failure,
                     },
+                    QueueOut::EnqueueCallback { queue, since } => {
+                        let queued = calls
+                            .acd
+                            .ask(|reply| AcdInput::EnqueueCallback {
+                                caller,
+                                queue,
+                                since,
+                                events: setup.events_tx.clone(),
+                                reply,
+                            })
+                            .await
+                            .unwrap_or(false);
+                        if !queued {
+                            session.queue_status(Instant::now(), QueueStatus::Unavailable);
+                        }
+                        continue;
+                    }
                     QueueOut::CallEnded => AcdInput::CallEnded { caller },
+                    QueueOut::OutboundEnded { operator } => AcdInput::OutboundEnded {
+                        operator,
+                        call: caller,
+                    },
                     QueueOut::Rekey => {
                         let Some(from) = io.rekey_from.take() else {
                             continue;
@@ -965,7 +1118,7 @@ async fn place_external(
         ip: calls.local.toward(trunk.address.ip()),
         port: rtp.local_addr().ok()?.port(),
     };
-    let handle = crate::outbound::invite_customer(
+    let (handle, _) = crate::outbound::invite_customer(
         calls,
         trunk,
         number,

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hotline_core::acd::CallerId;
+use hotline_core::call_session::PlacedStart;
 use hotline_core::cdr::{CallStart, EndReason};
 use hotline_sip::registrar::Binding;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::actors::AcdInput;
-use crate::actors::SipCommand;
+use crate::actors::{AcdInput, CallEvent, SipCommand};
+use crate::call::PlacedCall;
 use crate::config::Trunk;
 use crate::context::{Calls, unix_ms};
 use crate::outbound::{self, NotAnswered, Ports, Reached};
@@ -140,34 +141,50 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
         flow: None,
         flow_version: None,
     });
-    let (reason, answered, reached) = connect(&calls, &trunk, &caller_id, &call, &a, &b).await;
+    let (tx, mut events) = mpsc::channel(64);
+    let (reason, reached) = match connect(&calls, &trunk, &caller_id, &call, (a, b), tx, &mut events)
+        .await
+    {
+        Ok(placed) => {
+            let since = Instant::now();
+            let outcome = crate::call::serve_placed(&calls, placed, &mut events, cdr).await;
+            let reason = outcome.reason;
+            // The session told the queue engine when the operator's part ended.
+            crate::call::end_record(&calls, cdr, outcome, unix_ms());
+            (reason, Reached::Connected(since.elapsed()))
+        }
+        Err((reason, reached)) => {
+            outbound::end_cdr(&calls, cdr, None, reason, Some(&call.operator));
+            calls
+                .acd
+                .send(AcdInput::OutboundEnded {
+                    operator: call.operator.clone(),
+                    call: call.key,
+                })
+                .await;
+            (reason, reached)
+        }
+    };
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
         reason = reason.as_str(), "click-to-call ended");
-    outbound::end_cdr(&calls, cdr, answered, reason, Some(&call.operator));
-    calls
-        .acd
-        .send(AcdInput::OutboundEnded {
-            operator: call.operator.clone(),
-            call: call.key,
-        })
-        .await;
     if let Some(entry) = call.callback {
         crate::callback_calls::record_attempt(&calls, entry, &call.operator, reached).await;
     }
 }
 
-/// Both legs up and bridged until one ends; returns why, when the customer answered, and
-/// how far the attempt got.
+/// Rings the operator, then the customer; once both answered, the call to run. `Err`:
+/// why it ended before, and how far the attempt got.
 async fn connect(
     calls: &Calls,
     trunk: &Trunk,
     caller_id: &str,
     call: &Placed,
-    a_ports: &Ports,
-    b_ports: &Ports,
-) -> (EndReason, Option<i64>, Reached) {
-    let (tx, mut events) = mpsc::channel(64);
+    (a_ports, b_ports): (Ports, Ports),
+    tx: mpsc::Sender<CallEvent>,
+    events: &mut mpsc::Receiver<CallEvent>,
+) -> Result<PlacedCall, (EndReason, Reached)> {
     let sip = &calls.sip;
+    let rang_at_ms = unix_ms();
     // The operator's phone shows whom it is about to call.
     let Some(a) = outbound::invite_operator(
         calls,
@@ -184,14 +201,10 @@ async fn connect(
     )
     .await
     else {
-        return (
-            EndReason::TransportError,
-            None,
-            Reached::OperatorNotAnswered,
-        );
+        return Err((EndReason::TransportError, Reached::OperatorNotAnswered));
     };
     info!(call_id = %call.call_id, operator = %call.operator, "click-to-call: ringing the operator");
-    let a_answer = match outbound::wait_answer(&mut events, a).await {
+    let a_answer = match outbound::wait_answer(events, a).await {
         Ok(n) => n,
         Err(why) => {
             sip.command(SipCommand::Hangup(a)).await;
@@ -199,22 +212,36 @@ async fn connect(
                 NotAnswered::Broken => EndReason::TransportError,
                 _ => EndReason::Rejected,
             };
-            return (reason, None, Reached::OperatorNotAnswered);
+            return Err((reason, Reached::OperatorNotAnswered));
         }
     };
-    let Some(b) =
-        outbound::invite_customer(calls, trunk, &call.to, caller_id, &a_answer, &b_ports.0, tx)
-            .await
+    let operator_leg = outbound::answered_leg(
+        calls,
+        &call.operator,
+        &call.contact,
+        &a_ports.0,
+        &a_answer,
+        rang_at_ms,
+    );
+    let Some((b, sdp_session)) = outbound::invite_customer(
+        calls,
+        trunk,
+        &call.to,
+        caller_id,
+        &a_answer,
+        &b_ports.0,
+        tx.clone(),
+    )
+    .await
     else {
         sip.command(SipCommand::Hangup(a)).await;
-        return (
+        return Err((
             EndReason::TransportError,
-            None,
             Reached::CustomerNotAnswered(NotAnswered::Broken),
-        );
+        ));
     };
     info!(call_id = %call.call_id, to = %call.to, "click-to-call: dialling the customer through the trunk");
-    let b_answer = match outbound::wait_answer(&mut events, b).await {
+    let b_answer = match outbound::wait_answer(events, b).await {
         Ok(n) => n,
         Err(why) => {
             sip.command(SipCommand::Hangup(a)).await;
@@ -224,21 +251,22 @@ async fn connect(
             } else {
                 EndReason::Rejected
             };
-            return (reason, None, Reached::CustomerNotAnswered(why));
+            return Err((reason, Reached::CustomerNotAnswered(why)));
         }
     };
-    let answered = unix_ms();
-    let since = Instant::now();
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to, "click-to-call: connected");
-    let reason = outbound::relay(
-        calls,
-        &mut events,
-        (a, &a_answer, a_ports),
-        (b, &b_answer, b_ports),
-    )
-    .await;
-    if reason == EndReason::TransportError {
-        warn!(call_id = %call.call_id, "click-to-call: the SIP task went away");
-    }
-    (reason, Some(answered), Reached::Connected(since.elapsed()))
+    Ok(PlacedCall {
+        setup: outbound::customer_dialog(b, &call.call_id, &call.to, caller_id, trunk, tx),
+        key: call.key,
+        ports: b_ports,
+        answer: b_answer,
+        sdp_session,
+        queue: None,
+        start: PlacedStart::Operator {
+            leg: operator_leg,
+            outbound: true,
+        },
+        operator: Some((a, a_ports)),
+        until_queued: None,
+    })
 }

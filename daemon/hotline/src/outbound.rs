@@ -1,22 +1,22 @@
 //! Calls Hotline places itself (click-to-call, callbacks): the legs to an operator's phone
-//! and to a customer through the trunk, waiting for their answers, the two-leg relay, and
-//! what the attempt means for a callback entry. Nothing that arrives over SIP makes Hotline
+//! and to a customer through the trunk, waiting for their answers, and what the attempt
+//! means for a callback entry. Once both answered, the call driver (`call.rs`) runs the
+//! call like any other. Nothing that arrives over SIP makes Hotline
 //! dial out: only the console, the API and the callback scheduler call these.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hotline_core::callbacks::Outcome;
 use hotline_core::cdr::{CallEnd, CdrRef, EndReason};
-use hotline_media::bridge::{Bridge, RtcpRelay, Side};
+use hotline_core::call_session::{self, HandedLeg, LocalMedia};
 use hotline_sip::registrar::Binding;
 use hotline_sip::sdp::{self, Codec, Direction, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall, Peer, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::actors::CallEvent;
-use crate::actors::SipCommand;
+use crate::actors::{CallEvent, CallSetup};
 use crate::config::Trunk;
 use crate::context::Calls;
 
@@ -76,7 +76,7 @@ pub async fn invite_customer(
     offer: &Negotiated,
     rtp: &UdpSocket,
     events: mpsc::Sender<CallEvent>,
-) -> Option<CallHandle> {
+) -> Option<(CallHandle, u64)> {
     // Nothing leaves through the trunk without passing the dial plan (T5).
     let to = match trunk.dialplan.check(to) {
         Ok(number) => number,
@@ -86,6 +86,7 @@ pub async fn invite_customer(
         }
     };
     let ip = calls.local.toward(trunk.address.ip());
+    let session = rand::random::<u32>().into();
     let call = OutgoingCall {
         request_uri: format!("sip:{to}@{}", trunk.address),
         to: Peer {
@@ -94,11 +95,12 @@ pub async fn invite_customer(
         },
         from_user: caller_id.to_string(),
         from_display: None,
-        sdp: sdp::offer(offer, ip, port(rtp), rand::random::<u32>().into(), 1),
+        sdp: sdp::offer(offer, ip, port(rtp), session, 1),
         credentials: trunk.credentials.clone(),
         headers: Vec::new(),
     };
-    calls.sip.invite(call, events).await
+    let handle = calls.sip.invite(call, events).await?;
+    Some((handle, session))
 }
 
 /// Why a leg did not answer.
@@ -143,64 +145,51 @@ pub async fn wait_answer(
     }
 }
 
-/// Relays media between the answered legs `a` (operator) and `b` (customer) until one
-/// hangs up or the daemon shuts down; hangs up the other. Returns why it ended.
-pub async fn relay(
+/// The operator's answered leg of a call Hotline placed, for the call session to adopt.
+pub fn answered_leg(
     calls: &Calls,
-    events: &mut mpsc::Receiver<CallEvent>,
-    (a, a_answer, (a_rtp, a_rtcp)): (CallHandle, &Negotiated, &Ports),
-    (b, b_answer, (b_rtp, b_rtcp)): (CallHandle, &Negotiated, &Ports),
-) -> EndReason {
-    let sip = &calls.sip;
-    let dest = |n: &Negotiated| (!n.is_hold()).then_some(n.remote_rtp);
-    let mut bridge = Bridge::new(dest(a_answer), dest(b_answer));
-    let mut shutdown = calls.shutdown.clone();
-    let mut abuf = [0u8; 2048];
-    let mut bbuf = [0u8; 2048];
-    let mut rtcp = RtcpRelay::default();
-    let mut acbuf = [0u8; 1500];
-    let mut bcbuf = [0u8; 1500];
-    loop {
-        tokio::select! {
-            r = a_rtcp.recv_from(&mut acbuf) => if let Ok((n, from)) = r
-                && let Some(to) = rtcp.forward(Side::A, from, &acbuf[..n]) {
-                let _ = b_rtcp.send_to(&acbuf[..n], to).await;
-            },
-            r = b_rtcp.recv_from(&mut bcbuf) => if let Ok((n, from)) = r
-                && let Some(to) = rtcp.forward(Side::B, from, &bcbuf[..n]) {
-                let _ = a_rtcp.send_to(&bcbuf[..n], to).await;
-            },
-            r = a_rtp.recv_from(&mut abuf) => if let Ok((n, from)) = r
-                && let Some(to) = bridge.forward(Instant::now(), Side::A, from, &abuf[..n]) {
-                let _ = b_rtp.send_to(&abuf[..n], to).await;
-            },
-            r = b_rtp.recv_from(&mut bbuf) => if let Ok((n, from)) = r
-                && let Some(to) = bridge.forward(Instant::now(), Side::B, from, &bbuf[..n]) {
-                let _ = a_rtp.send_to(&bbuf[..n], to).await;
-            },
-            ev = events.recv() => match ev {
-                Some(CallEvent::LegEnded { leg }) if leg == a => {
-                    sip.command(SipCommand::Hangup(b)).await;
-                    return EndReason::OperatorHangup;
-                }
-                Some(CallEvent::LegEnded { leg }) if leg == b => {
-                    sip.command(SipCommand::Hangup(a)).await;
-                    return EndReason::CallerHangup;
-                }
-                // Transfers of click-to-calls and callbacks are not built yet: the phone
-                // is told so rather than left waiting.
-                Some(CallEvent::LegRefer { leg, .. }) => {
-                    sip.command(SipCommand::ReferReply(leg, 501)).await;
-                }
-                None => return EndReason::TransportError,
-                Some(_) => {}
-            },
-            _ = shutdown.changed() => {
-                sip.command(SipCommand::Hangup(a)).await;
-                sip.command(SipCommand::Hangup(b)).await;
-                return EndReason::Shutdown;
-            }
-        }
+    operator: &str,
+    contact: &Binding,
+    rtp: &UdpSocket,
+    answer: &Negotiated,
+    rang_at_ms: i64,
+) -> HandedLeg {
+    HandedLeg {
+        leg: 0,
+        operator: operator.to_string(),
+        remote: call_session::rtp_destination(answer),
+        media: LocalMedia {
+            ip: calls.local.toward(contact.peer.addr.ip()),
+            port: port(rtp),
+        },
+        sdp_version: 1,
+        rang_at_ms,
+        answered_at_ms: Some(crate::context::unix_ms()),
+        format: call_session::format_of(answer),
+    }
+}
+
+/// The customer's dialog of a call Hotline placed, as the call driver takes a caller's.
+pub fn customer_dialog(
+    handle: CallHandle,
+    call_id: &str,
+    customer: &str,
+    shown: &str,
+    trunk: &Trunk,
+    events: mpsc::Sender<CallEvent>,
+) -> CallSetup {
+    CallSetup {
+        handle,
+        call_id: call_id.to_string(),
+        caller: customer.to_string(),
+        called: shown.to_string(),
+        offer: None,
+        source: Peer {
+            transport: Transport::Udp,
+            addr: trunk.address,
+        },
+        origin: hotline_sip::Origin::Trunk,
+        events_tx: events,
     }
 }
 
@@ -299,22 +288,6 @@ pub fn attempt_outcome(reached: Reached, success_after: Duration) -> (Outcome, S
     }
 }
 
-/// The RTP session of a leg that answered with `n` (an outbound call's own media).
-pub(crate) fn rtp_config(n: &Negotiated) -> hotline_media::rtp::RtpConfig {
-    hotline_media::rtp::RtpConfig {
-        codec: match n.codec {
-            sdp::Codec::Pcmu => hotline_media::Codec::Pcmu,
-            sdp::Codec::Pcma => hotline_media::Codec::Pcma,
-        },
-        payload_type: n.payload_type,
-        telephone_event_pt: n.telephone_event,
-        remote: hotline_core::call_session::rtp_destination(n),
-        symmetric: true,
-        ssrc: rand::random(),
-        initial_seq: rand::random(),
-        initial_timestamp: rand::random(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -59,6 +59,38 @@ impl Flow {
     pub fn is_default(&self) -> bool {
         self.default.is_some()
     }
+
+    /// A flow of the daemon's own, not from a file: `steps` in order, the first is the
+    /// start.
+    pub fn builtin(name: &str, steps: Vec<(&str, StepKind)>) -> Flow {
+        let at = Loc::default();
+        let start = Ref::new(steps.first().map_or("", |(n, _)| *n), at);
+        let steps = steps
+            .into_iter()
+            .map(|(name, kind)| {
+                let step = Step {
+                    name: name.to_string(),
+                    at,
+                    kind,
+                };
+                (name.to_string(), step)
+            })
+            .collect();
+        Flow {
+            name: name.to_string(),
+            name_at: at,
+            version: "builtin".to_string(),
+            ring_ms: 0,
+            file: PathBuf::from(format!("(built in: {name})")),
+            numbers: Vec::new(),
+            default: None,
+            start,
+            steps,
+            offers: BTreeMap::new(),
+            calendars: BTreeMap::new(),
+            vip_lists: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

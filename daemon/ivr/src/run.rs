@@ -393,6 +393,15 @@ impl FlowRun {
         self.drive(now);
     }
 
+    /// The flow is not run at all: the call reached its operator without one (a call
+    /// Hotline placed). Its part counts as over, as after a transfer.
+    pub fn skip(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::NotStarted) {
+            self.started = Some(now);
+            self.phase = Phase::Handed;
+        }
+    }
+
     /// The runtime's answer to `Transfer`: `ok` ends the flow's part (no
     /// `Hangup` follows); a failure goes to the step's `on_fail`.
     pub fn on_transfer_result(&mut self, now: Instant, ok: bool) {
