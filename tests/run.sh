@@ -1205,6 +1205,20 @@ console_transfer_recorded() {
   [[ "$cdr" == *",bela,"*",1,anna answered ring "*" hold "*" to operator bela; bela answered ring "*',Complaint,"refund promised, sent on to billing",'* ]]
 }
 
+# The consult-then-complete transfer from the call panel (consult.test.mjs): bela's phone
+# receives the caller's key press after the transfer, and the record has the legs.
+browser_consult() {
+  tcpdump -i lo -U -w "$OUT/consult_bela.pcap" "udp and dst port 16040" 2>/dev/null & local td=$!
+  sleep 0.5
+  browser_test consult.test.mjs; local rc=$?
+  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  [ $rc = 0 ] || return 1
+  echo "bela heard the caller's 5:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/consult_bela.pcap" 16040 pcma --dtmf 5 || return 1
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",bela,"*"anna answered ring "*" hold "*" to operator bela (consulted); bela answered "* ]] || { echo "CDR lacks the consulted transfer"; return 1; }
+}
+
 browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
@@ -1248,6 +1262,7 @@ hmac_secret = \"test-secret\"" 2026-11-24T16:30:00+01:00; then
   check browser_tasks browser_test tasks.test.mjs
   check browser_call_panel browser_test calls.test.mjs
   check console_transfer_recorded console_transfer_recorded
+  check browser_consult_transfer browser_consult
   check browser_chat browser_test chat.test.mjs
   check caller_hears_computed_promise caller_hears_computed_promise
   stop_daemon

@@ -9,49 +9,21 @@
 // the call record.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BASE, env, chromiumForTests, logInNewPage } from './lib.mjs';
+import {
+  env, chromiumForTests, logInNewPage, operatorPhone, setStatus, sipp as sippIn,
+} from './lib.mjs';
 
 const getBrowser = chromiumForTests();
 const work = mkdtempSync(join(tmpdir(), 'hotline-calls-'));
+const sipp = (...args) => sippIn(work, ...args);
+const phone = (...args) => operatorPhone(work, ...args);
 
 async function logIn(user, password) {
   const page = await logInNewPage(getBrowser(), user, password);
   return page;
-}
-
-function sipp(scenario, args) {
-  const text = readFileSync(join(env('SIPP_DIR'), scenario), 'utf8')
-    .replaceAll('@PCAPS@', env('PCAPS'));
-  const file = join(work, scenario.replace('.in', ''));
-  writeFileSync(file, text);
-  const child = spawn('sipp', ['-sf', file, ...args, '-nostdin', '-timeout', '60s', '-timeout_error'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d) => { output += d; });
-  child.stderr.on('data', (d) => { output += d; });
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, output })));
-}
-
-// An operator's phone answering one call after `ms`, until the BYE.
-const phone = (user, port, mediaPort, ms) => sipp('operator_answers.xml', ['-s', user,
-  '-i', '127.0.0.1', '-p', String(port), '-mi', '127.0.0.1', '-mp', String(mediaPort),
-  '-m', '1', '-d', String(ms)]);
-
-// Chooses a state; a call still ending (its wrap-up) shows as busy or wrap-up a moment
-// longer, so the page is read again until the chosen state shows.
-async function setStatus(page, state) {
-  await page.getByRole('button', { name: state, exact: true }).click();
-  for (let i = 0; i < 30; i += 1) {
-    await page.getByRole('heading', { name: 'My status' }).waitFor();
-    if (await page.locator('#my-status').innerText() === state) return;
-    await page.waitForTimeout(500);
-    await page.goto(`${BASE}/`);
-  }
-  assert.equal(await page.locator('#my-status').innerText(), state);
 }
 
 test('the operator sees the caller, holds, and transfers them to a colleague with a note', async () => {

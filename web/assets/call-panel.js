@@ -1,6 +1,8 @@
 // The operator's call panel (home page): who is on the line, since when and from which
 // queue, a note a colleague left with a transfer, Hold/Resume, and a transfer to an
-// operator (with their state), a queue (with its waiting callers) or a number. The live
+// operator (with their state), a queue (with its waiting callers) or a number: at once,
+// or after consulting the operator or number while the caller hears music (then
+// Complete transfer, or Back to the caller). The live
 // socket (console.js) hands it each change of the call; the buttons post to
 // /console/call/*. A form being filled in survives the updates.
 
@@ -59,16 +61,20 @@ function build(call) {
     el('label', { for: 'transfer-to', text: 'Transfer to' }), select,
     el('label', { for: 'transfer-number', text: 'or number' }), number,
     el('label', { for: 'transfer-note', text: 'Note for the colleague' }), noteInput,
-    el('button', { type: 'submit', text: 'Transfer' }));
+    el('button', { type: 'submit', value: 'blind', text: 'Transfer' }),
+    el('button', { type: 'submit', value: 'consult', text: 'Consult first' }));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    const consult = e.submitter?.value === 'consult';
     const typed = number.value.trim();
     const to = typed ? `number:${typed}` : select.value;
     if (!to) { message.textContent = 'Choose an operator or a queue, or type a number.'; return; }
-    const { ok, error } = await post('/console/call/transfer', { to, note: noteInput.value });
-    message.textContent = ok ? 'Transferring…' : (error || 'The transfer failed.');
+    const { ok, error } = await post('/console/call/transfer', { to, note: noteInput.value, consult });
+    if (ok) message.textContent = consult ? '' : 'Transferring…';
+    else message.textContent = error || 'The transfer failed.';
   });
-  panel.replaceChildren(who, note, state, el('p', {}, hold), form, message);
+  const consult = el('div', { id: 'call-consult' });
+  panel.replaceChildren(who, note, state, el('p', {}, hold), form, consult, message);
   clearInterval(timer);
   timer = setInterval(() => {
     const c = panel.querySelector('#call-clock');
@@ -83,6 +89,7 @@ function update(call) {
   const hold = panel.querySelector('#call-hold');
   hold.dataset.held = String(call.held);
   hold.textContent = call.held ? 'Resume' : 'Hold';
+  showConsult(call.consult);
   const select = panel.querySelector('#transfer-to');
   const chosen = select.value;
   select.replaceChildren(el('option', { value: '', text: 'Choose…' }), ...call.targets.map((t) => {
@@ -90,6 +97,32 @@ function update(call) {
     if (t.value === chosen) o.selected = true;
     return o;
   }));
+}
+
+// The consultation under way: whom, and the buttons that end it; or how it ended.
+function showConsult(consult) {
+  const area = panel.querySelector('#call-consult');
+  const message = panel.querySelector('#call-message');
+  const key = JSON.stringify(consult ?? null);
+  if (area.dataset.shown === key) return;
+  area.dataset.shown = key;
+  if (!consult) { area.replaceChildren(); return; }
+  if (consult.ended) { area.replaceChildren(el('p', { text: consult.ended })); return; }
+  const end = (complete, label) => {
+    const b = el('button', { type: 'button', text: label });
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      const { ok, error } = await post('/console/call/consult', { complete });
+      message.textContent = ok ? (complete ? 'Transferred.' : '') : (error || 'That did not work.');
+      b.disabled = false;
+    });
+    return b;
+  };
+  const status = consult.talking
+    ? `Talking with ${consult.with}. The caller hears music.`
+    : `Calling ${consult.with}… The caller hears music.`;
+  area.replaceChildren(el('p', { class: 'consult', text: status }),
+    el('p', {}, end(true, 'Complete transfer'), ' ', end(false, 'Back to the caller')));
 }
 
 // After the call: its wrap-up (a category, as for chats, and a note) for the call record.

@@ -168,8 +168,22 @@ pub enum Output {
     Disconnected {
         operator: String,
     },
-    /// The answer to a console transfer ([`CallSession::console_transfer`]).
+    /// The answer to a console transfer ([`CallSession::console_transfer`]) or
+    /// consultation ([`CallSession::console_consult`]).
     ConsoleReply(Result<(), String>),
+    /// Ring an operator's phone outside the queues (a console consultation): mark them
+    /// busy to the queue engine under this call (ended with [`QueueOut::OutboundEnded`]),
+    /// place the leg and answer with [`CallSession::leg_placed`] or
+    /// [`CallSession::leg_not_placed`] (they can't take a call now).
+    PlaceOperator {
+        leg: LegId,
+        operator: String,
+    },
+    /// The operator's console consultation, as their panel shows it.
+    Consulting {
+        operator: String,
+        state: ConsultState,
+    },
     /// An attended transfer (REFER with Replaces): find `from`'s consultation call
     /// `dialog` (its SIP Call-ID), take its other party over with
     /// [`CallSession::hand_over`] there, and answer with [`CallSession::replaced`].
@@ -177,6 +191,17 @@ pub enum Output {
         dialog: String,
         from: String,
     },
+}
+
+/// Where an operator's consultation from the console stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsultState {
+    /// Their phone rings (`with`: whom).
+    Ringing { with: String },
+    /// They talk; the caller hears music.
+    Talking { with: String },
+    /// Over without a transfer: the operator has the caller back (why, for the panel).
+    Ended { message: String },
 }
 
 /// The other party of a consultation call, handed to the call whose caller an attended
@@ -455,6 +480,25 @@ enum Conversation {
     Outbound(String),
 }
 
+/// A consultation from the console (T6): the caller holds (music) while the operator talks
+/// with a colleague or a number on a second leg; then the caller goes to them (complete)
+/// or back to the operator (cancel).
+struct Consult {
+    leg: Leg,
+    /// The operator's leg and the consulted one, once it answered.
+    bridge: Option<Bridge>,
+    /// The operator's note for whoever takes the caller.
+    note: Option<(String, String)>,
+}
+
+/// What happened to the consulted leg.
+enum ConsultEvent<'a> {
+    Placed(LocalMedia),
+    Answered(Option<&'a str>),
+    Failed(u16),
+    Ended,
+}
+
 /// A check the driver is looking up.
 enum Checking {
     Refer {
@@ -465,6 +509,10 @@ enum Checking {
         leg: LegId,
     },
     Console {
+        note: Option<(String, String)>,
+    },
+    /// A consultation the console asked for.
+    Consult {
         note: Option<(String, String)>,
     },
     Flow,
@@ -510,6 +558,8 @@ pub struct CallSession {
     next_leg: LegId,
     /// The operator's phone (ringing or talking), or an outside number.
     leg: Option<Leg>,
+    /// The connected operator's consultation from the console.
+    consult: Option<Consult>,
     bridge: Option<Bridge>,
     rtcp: RtcpRelay,
     bridged_at: Option<Instant>,
@@ -673,6 +723,7 @@ impl CallSession {
             ivr: None,
             next_leg: CALLER + 1,
             leg: None,
+            consult: None,
             bridge: None,
             rtcp: RtcpRelay::default(),
             bridged_at: None,
@@ -719,6 +770,7 @@ impl CallSession {
             self.ivr.as_ref().and_then(IvrCall::poll_timeout),
             self.bridge_dead_at(),
             self.leg.as_ref().and_then(|l| l.deadline),
+            self.consult.as_ref().and_then(|c| c.leg.deadline),
         ]
         .into_iter()
         .flatten()
@@ -825,6 +877,32 @@ impl CallSession {
         from: SocketAddr,
         data: &mut [u8],
     ) -> Option<(Port, SocketAddr)> {
+        // Consulting: the operator's phone and the consulted one hear each other.
+        if let Some(c) = self.consult.as_mut()
+            && let Some(cb) = c.bridge.as_mut()
+            && let Some(main) = self.leg.as_ref().filter(|l| l.state == LegState::Talking)
+        {
+            // The consulted leg was offered the caller's codec.
+            let translation = main.translation;
+            match port {
+                Port::Rtp(l) if l == main.id => {
+                    let to = cb.forward(now, Side::A, from, data)?;
+                    if let Some((_, to_caller)) = translation {
+                        to_caller.apply(data);
+                    }
+                    return Some((Port::Rtp(c.leg.id), to));
+                }
+                Port::Rtp(l) if l == c.leg.id => {
+                    let to = cb.forward(now, Side::B, from, data)?;
+                    if let Some((to_leg, _)) = translation {
+                        to_leg.apply(data);
+                    }
+                    return Some((Port::Rtp(main.id), to));
+                }
+                Port::Rtcp(l) if l == c.leg.id || l == main.id => return None,
+                _ => {}
+            }
+        }
         let (leg, translation) = self
             .leg
             .as_ref()
@@ -895,6 +973,15 @@ impl CallSession {
             self.sip(SipOut::Hangup { leg: leg.id });
             self.close_leg(leg, LegOutcome::NoAnswer, now, None);
             self.transfer_failed(now);
+        }
+        if let Some(c) = self
+            .consult
+            .take_if(|c| c.leg.deadline.is_some_and(|d| d <= now))
+        {
+            let with = c.leg.party.name().to_string();
+            info!(call_id = %self.call_id, %with, "consultation: no answer");
+            self.sip(SipOut::Hangup { leg: c.leg.id });
+            self.drop_consult(now, c.leg, format!("{with} did not answer."));
         }
         if self.bridge_dead_at().is_some_and(|t| t <= now) {
             info!(call_id = %self.call_id, "no RTP from the caller in the bridged call");
@@ -1018,6 +1105,9 @@ impl CallSession {
 
     /// The driver placed the leg (the INVITE is out); `media` is where its RTP comes in.
     pub fn leg_placed(&mut self, now: Instant, leg: LegId, media: LocalMedia) {
+        if self.consult_leg_event(now, leg, ConsultEvent::Placed(media)) {
+            return;
+        }
         if let Some(l) = self
             .leg
             .as_mut()
@@ -1038,6 +1128,10 @@ impl CallSession {
 
     /// The leg answered with this SDP.
     pub fn leg_answered(&mut self, now: Instant, leg: LegId, answer: Option<&str>) {
+        if self.consult_leg_event(now, leg, ConsultEvent::Answered(answer)) {
+            self.settle(now);
+            return;
+        }
         let ours = self
             .leg
             .as_ref()
@@ -1081,6 +1175,10 @@ impl CallSession {
 
     /// The leg's INVITE failed with `status`.
     pub fn leg_failed(&mut self, now: Instant, leg: LegId, status: u16) {
+        if self.consult_leg_event(now, leg, ConsultEvent::Failed(status)) {
+            self.settle(now);
+            return;
+        }
         let Some(l) = self
             .leg
             .take_if(|l| l.id == leg && l.state != LegState::Talking)
@@ -1105,6 +1203,10 @@ impl CallSession {
 
     /// The leg's dialog ended (BYE from the phone or the number).
     pub fn leg_ended(&mut self, now: Instant, leg: LegId) {
+        if self.consult_leg_event(now, leg, ConsultEvent::Ended) {
+            self.settle(now);
+            return;
+        }
         let Some(l) = self.leg.take_if(|l| l.id == leg) else {
             return;
         };
@@ -1129,6 +1231,27 @@ impl CallSession {
 
     /// A re-INVITE on the leg: a new address, or hold (`sendonly`/`inactive`).
     pub fn leg_reinvite(&mut self, now: Instant, leg: LegId, offer: Option<&str>) {
+        if let Some(c) = self.consult.as_mut().filter(|c| c.leg.id == leg) {
+            match negotiate(offer) {
+                Ok(n) => {
+                    c.leg.sdp_version += 1;
+                    let media = c.leg.media.unwrap_or(self.media);
+                    let sdp = sdp::answer(
+                        &n,
+                        media.ip,
+                        media.port,
+                        self.sdp_session,
+                        c.leg.sdp_version,
+                    );
+                    if let Some(cb) = c.bridge.as_mut() {
+                        cb.set_remote(Side::B, rtp_destination(&n));
+                    }
+                    self.sip(SipOut::Answer { leg, sdp });
+                }
+                Err(status) => self.sip(SipOut::Reject { leg, status }),
+            }
+            return;
+        }
         let Some(l) = self.leg.as_mut().filter(|l| l.id == leg) else {
             return;
         };
@@ -1161,6 +1284,9 @@ impl CallSession {
         let refusal = match (&from, &self.checking) {
             (None, _) => Some((403, "only the connected operator's phone may transfer")),
             (Some(_), Some(_)) => Some((491, "another transfer is being checked")),
+            (Some(_), None) if self.consult.is_some() => {
+                Some((491, "a consultation from the console is under way"))
+            }
             _ => None,
         };
         if let Some((status, why)) = refusal {
@@ -1193,6 +1319,9 @@ impl CallSession {
         if self.connected().is_none() {
             return Err("The call is not connected to you.".into());
         }
+        if self.consult.is_some() {
+            return Err("Complete or cancel the consultation first.".into());
+        }
         self.set_hold(now, held);
         self.settle(now);
         Ok(())
@@ -1207,7 +1336,7 @@ impl CallSession {
             )));
             return;
         };
-        if self.checking.is_some() {
+        if self.checking.is_some() || self.consult.is_some() {
             self.outputs.push_back(Output::ConsoleReply(Err(
                 "Another transfer is under way.".into()
             )));
@@ -1217,6 +1346,214 @@ impl CallSession {
         self.checking = Some(Checking::Console { note });
         self.outputs
             .push_back(Output::Check(Check::Console { to, from }));
+    }
+
+    /// A consultation from the console: the caller holds (music) while the operator's
+    /// phone is joined with `to`'s (an operator, rung outside the queues, or a number);
+    /// [`CallSession::console_end_consult`] then completes or cancels it. The answer
+    /// comes as [`Output::ConsoleReply`], the progress as [`Output::Consulting`].
+    pub fn console_consult(&mut self, _now: Instant, to: TransferTarget, note: String) {
+        let refusal = match (&to, self.connected()) {
+            (_, None) => Some("The call is not connected to you."),
+            (TransferTarget::Queue(_), _) => {
+                Some("A queue takes a transfer without consultation only.")
+            }
+            _ if self.checking.is_some() || self.consult.is_some() => {
+                Some("Another transfer is under way.")
+            }
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            self.outputs
+                .push_back(Output::ConsoleReply(Err(why.to_string())));
+            return;
+        }
+        let Some(from) = self.connected().map(|(op, _)| op.to_string()) else {
+            return;
+        };
+        let note = (!note.is_empty()).then(|| (from.clone(), note));
+        self.checking = Some(Checking::Consult { note });
+        self.outputs
+            .push_back(Output::Check(Check::Console { to, from }));
+    }
+
+    /// Completes the console consultation (the caller goes to the consulted party, and
+    /// the operator's leg ends) or cancels it (the operator has the caller back).
+    pub fn console_end_consult(&mut self, now: Instant, complete: bool) -> Result<(), String> {
+        let Some(consult) = self.consult.take() else {
+            return Err("There is no consultation to end.".into());
+        };
+        if !complete {
+            info!(call_id = %self.call_id, with = %consult.leg.party.name(), "consultation cancelled");
+            self.sip(SipOut::Hangup {
+                leg: consult.leg.id,
+            });
+            self.drop_consult(now, consult.leg, "Back with the caller.".into());
+            self.settle(now);
+            return Ok(());
+        }
+        if consult.leg.state != LegState::Talking {
+            let who = consult.leg.party.name().to_string();
+            self.consult = Some(consult);
+            return Err(format!("{who} has not answered yet."));
+        }
+        if self.leg.is_none() {
+            return Err("The call is not connected to you.".into());
+        }
+        let remote = consult.bridge.as_ref().and_then(|b| b.remote(Side::B));
+        let to = consult.leg.party.clone();
+        let description = match &to {
+            Party::Operator(op) => format!("operator {op} (consulted)"),
+            Party::Number(n) => format!("number {n} (consulted)"),
+        };
+        self.hand_off(now, "consult transfer", description);
+        self.end_conversation();
+        self.music(now, false);
+        let mut leg = consult.leg;
+        leg.deadline = None;
+        self.leg = Some(leg);
+        let caller = self.ivr.as_ref().and_then(IvrCall::rtp_destination);
+        self.bridge = Some(Bridge::new(caller, remote));
+        self.rtcp = RtcpRelay::default();
+        self.bridged_at = Some(now);
+        match to {
+            Party::Operator(operator) => {
+                self.in_call = Some(Conversation::Outbound(operator.clone()));
+                self.outputs.push_back(Output::Connected {
+                    operator: operator.clone(),
+                    queue: self.was_queued.clone(),
+                    note: consult.note,
+                });
+                self.operator = Some(operator);
+            }
+            Party::Number(_) => {}
+        }
+        self.settle(now);
+        Ok(())
+    }
+
+    /// The consultation is over without a transfer: the consulted operator is free again,
+    /// and the operator has the caller back.
+    fn drop_consult(&mut self, now: Instant, leg: Leg, message: String) {
+        if let Party::Operator(operator) = &leg.party {
+            self.queue(QueueOut::OutboundEnded {
+                operator: operator.clone(),
+            });
+        }
+        if let Some(operator) = self.connected().map(|(op, _)| op.to_string()) {
+            self.outputs.push_back(Output::Consulting {
+                operator,
+                state: ConsultState::Ended { message },
+            });
+        }
+        self.set_hold(now, false);
+    }
+
+    /// Starts the checked consultation: the caller holds, and the other leg is placed.
+    fn start_consult(&mut self, now: Instant, to: Destination, note: Option<(String, String)>) {
+        let (party, place) = match to {
+            Destination::Operator { operator, .. } => {
+                let id = self.new_leg_id();
+                let place = Output::PlaceOperator {
+                    leg: id,
+                    operator: operator.clone(),
+                };
+                (Party::Operator(operator), (id, place))
+            }
+            Destination::External(number) => {
+                let id = self.new_leg_id();
+                let place = Output::PlaceExternal {
+                    leg: id,
+                    number: number.clone(),
+                };
+                (Party::Number(number), (id, place))
+            }
+            Destination::Queue(_) | Destination::Flow { .. } => {
+                self.outputs.push_back(Output::ConsoleReply(Err(
+                    "Only an operator or a number can be consulted.".into(),
+                )));
+                return;
+            }
+        };
+        let (id, place) = place;
+        let with = party.name().to_string();
+        info!(call_id = %self.call_id, %with, "consultation");
+        self.outputs.push_back(Output::ConsoleReply(Ok(())));
+        self.set_hold(now, true);
+        let mut leg = Leg::placing(id, party, self.unix_ms(now));
+        leg.deadline = Some(now + EXTERNAL_RING_LIMIT);
+        self.consult = Some(Consult {
+            leg,
+            bridge: None,
+            note,
+        });
+        if let Some(operator) = self.connected().map(|(op, _)| op.to_string()) {
+            self.outputs.push_back(Output::Consulting {
+                operator,
+                state: ConsultState::Ringing { with },
+            });
+        }
+        self.outputs.push_back(place);
+    }
+
+    /// The consulted leg's events; `false` when `leg` is not the consulted one.
+    fn consult_leg_event(&mut self, now: Instant, leg: LegId, event: ConsultEvent) -> bool {
+        if self.consult.as_ref().is_none_or(|c| c.leg.id != leg) {
+            return false;
+        }
+        let Some(mut c) = self.consult.take() else {
+            return false;
+        };
+        let with = c.leg.party.name().to_string();
+        match event {
+            ConsultEvent::Placed(media) => {
+                if c.leg.state == LegState::Placing {
+                    c.leg.state = LegState::Ringing;
+                    c.leg.media = Some(media);
+                }
+            }
+            ConsultEvent::Answered(answer) if c.leg.state == LegState::Ringing => {
+                let remote = answer
+                    .and_then(|s| sdp::negotiate(s).ok())
+                    .map(|n| rtp_destination(&n));
+                let Some(remote) = remote else {
+                    self.sip(SipOut::Hangup { leg });
+                    self.drop_consult(now, c.leg, format!("{with} answered without usable audio."));
+                    return true;
+                };
+                info!(call_id = %self.call_id, %with, "consulted party answered");
+                let operator_remote = self.bridge.as_ref().and_then(|b| b.remote(Side::B));
+                c.leg.state = LegState::Talking;
+                c.leg.answered_at_ms = Some(self.unix_ms(now));
+                c.leg.deadline = None;
+                c.bridge = Some(Bridge::new(operator_remote, remote));
+                if let Some(operator) = self.connected().map(|(op, _)| op.to_string()) {
+                    self.outputs.push_back(Output::Consulting {
+                        operator,
+                        state: ConsultState::Talking { with },
+                    });
+                }
+            }
+            // A late or repeated answer: that leg is not wanted twice.
+            ConsultEvent::Answered(_) => {}
+            ConsultEvent::Failed(status) => {
+                info!(call_id = %self.call_id, %with, status, "the consulted party did not answer");
+                let message = match status {
+                    503 => format!("{with} cannot take a call now."),
+                    408 => format!("{with} did not answer."),
+                    _ => format!("{with} did not answer ({status})."),
+                };
+                self.drop_consult(now, c.leg, message);
+                return true;
+            }
+            ConsultEvent::Ended => {
+                info!(call_id = %self.call_id, %with, "the consulted party hung up");
+                self.drop_consult(now, c.leg, format!("{with} hung up."));
+                return true;
+            }
+        }
+        self.consult = Some(c);
+        true
     }
 
     // ---- what the driver found out ---------------------------------------------------
@@ -1261,6 +1598,13 @@ impl CallSession {
                     info!(call_id = %self.call_id, status, "transfer refused: {why}");
                     self.sip(SipOut::ReferReply { leg, status });
                 }
+            },
+            Checking::Consult { note } => match result {
+                Ok(dest) if self.connected().is_some() => self.start_consult(now, dest, note),
+                Ok(_) => self.outputs.push_back(Output::ConsoleReply(Err(
+                    "The call is not connected to you.".into(),
+                ))),
+                Err((_, why)) => self.outputs.push_back(Output::ConsoleReply(Err(why))),
             },
             Checking::Console { note } => match result {
                 Ok(dest) if self.connected().is_some() => {
@@ -1347,16 +1691,7 @@ impl CallSession {
         });
         self.set_hold(now, false);
         let description = format!("operator {} (attended)", handed.operator);
-        if let Some(old) = self.leg.take() {
-            info!(call_id = %self.call_id, operator = %old.party.name(), to = %description, "attended transfer");
-            self.sip(SipOut::Hangup { leg: old.id });
-            if let Party::Operator(op) = &old.party {
-                self.outputs.push_back(Output::Disconnected {
-                    operator: op.clone(),
-                });
-            }
-            self.close_leg(old, LegOutcome::Answered, now, Some(description));
-        }
+        self.hand_off(now, "attended transfer", description);
         self.end_conversation();
         self.queue(QueueOut::Rekey);
         let id = self.adopt(now, handed);
@@ -1706,18 +2041,8 @@ impl CallSession {
     /// wrap-up, and the caller hears music until the target answers, or starts over in
     /// a flow.
     fn move_caller(&mut self, now: Instant, to: Destination, note: Option<(String, String)>) {
-        let description = to.describe();
         self.set_hold(now, false);
-        if let Some(old) = self.leg.take() {
-            info!(call_id = %self.call_id, operator = %old.party.name(), to = %description, "blind transfer");
-            self.sip(SipOut::Hangup { leg: old.id });
-            if let Party::Operator(op) = &old.party {
-                self.outputs.push_back(Output::Disconnected {
-                    operator: op.clone(),
-                });
-            }
-            self.close_leg(old, LegOutcome::Answered, now, Some(description));
-        }
+        self.hand_off(now, "blind transfer", to.describe());
         self.bridge = None;
         self.bridged_at = None;
         self.transfer_note = note;
@@ -1784,6 +2109,20 @@ impl CallSession {
         }
     }
 
+    /// The connected leg ends because its caller moves on (`how`, to `to`): BYE, the
+    /// console hears it, and the leg is filed with where the caller went.
+    fn hand_off(&mut self, now: Instant, how: &str, to: String) {
+        let Some(old) = self.leg.take() else { return };
+        info!(call_id = %self.call_id, operator = %old.party.name(), %to, "{how}");
+        self.sip(SipOut::Hangup { leg: old.id });
+        if let Party::Operator(op) = &old.party {
+            self.outputs.push_back(Output::Disconnected {
+                operator: op.clone(),
+            });
+        }
+        self.close_leg(old, LegOutcome::Answered, now, Some(to));
+    }
+
     /// Files the leg under the call record.
     fn close_leg(&mut self, leg: Leg, outcome: LegOutcome, now: Instant, to: Option<String>) {
         let mut hold = leg.hold;
@@ -1821,6 +2160,12 @@ impl CallSession {
         if self.wait.is_none() {
             self.wait = self.queued_at.map(|q| now.saturating_duration_since(q));
         }
+        if let Some(c) = self.consult.take() {
+            self.sip(SipOut::Hangup { leg: c.leg.id });
+            if let Party::Operator(operator) = c.leg.party {
+                self.queue(QueueOut::OutboundEnded { operator });
+            }
+        }
         if let Some(leg) = self.leg.take() {
             self.sip(SipOut::Hangup { leg: leg.id });
             let talking = leg.state == LegState::Talking;
@@ -1843,7 +2188,7 @@ impl CallSession {
         }
         if let Some(checking) = self.checking.take() {
             match checking {
-                Checking::Console { .. } => self
+                Checking::Console { .. } | Checking::Consult { .. } => self
                     .outputs
                     .push_back(Output::ConsoleReply(Err("The call ended.".into()))),
                 Checking::Refer { leg } | Checking::Replace { leg } => {

@@ -85,6 +85,32 @@ pub fn validate_name(what: &str, v: &str) -> Result<(), OperatorError> {
     }
 }
 
+/// `SELECT` of an operator's columns, then `$rest` (a literal, as sqlx wants its SQL).
+macro_rules! select_operators {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, name, display_name, sip_user, realm, ha1_md5, ha1_sha256, sip_digest, \
+             chat_capacity, created_at FROM operators ",
+            $rest
+        )
+    };
+}
+
+fn operator_from_row(r: &sqlx::any::AnyRow) -> Result<Operator, StoreError> {
+    Ok(Operator {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        display_name: r.try_get("display_name")?,
+        sip_user: r.try_get("sip_user")?,
+        realm: r.try_get("realm")?,
+        ha1_md5: r.try_get("ha1_md5")?,
+        ha1_sha256: r.try_get("ha1_sha256")?,
+        sip_digest: r.try_get("sip_digest")?,
+        chat_capacity: r.try_get("chat_capacity")?,
+        created_at_ms: r.try_get("created_at")?,
+    })
+}
+
 impl Store {
     pub async fn add_operator(&self, op: &NewOperator<'_>) -> Result<i64, OperatorError> {
         validate_name("name", op.name)?;
@@ -131,28 +157,23 @@ impl Store {
     }
 
     pub async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, display_name, sip_user, realm, ha1_md5, ha1_sha256, sip_digest, \
-             chat_capacity, created_at FROM operators ORDER BY name",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Operator {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    display_name: r.try_get("display_name")?,
-                    sip_user: r.try_get("sip_user")?,
-                    realm: r.try_get("realm")?,
-                    ha1_md5: r.try_get("ha1_md5")?,
-                    ha1_sha256: r.try_get("ha1_sha256")?,
-                    sip_digest: r.try_get("sip_digest")?,
-                    chat_capacity: r.try_get("chat_capacity")?,
-                    created_at_ms: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(select_operators!("ORDER BY name"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(operator_from_row).collect()
+    }
+
+    /// The operator whose phone logs in as `sip_user` (one indexed read: a REFER's or a
+    /// phone call's target is looked up on the call path).
+    pub async fn operator_by_sip_user(
+        &self,
+        sip_user: &str,
+    ) -> Result<Option<Operator>, StoreError> {
+        let row = sqlx::query(select_operators!("WHERE sip_user = $1"))
+            .bind(sip_user)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(operator_from_row).transpose()
     }
 
     /// Remembers the state the operator chose (restored when the daemon starts).

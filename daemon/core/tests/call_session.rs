@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline_core::acd::{Acd, AcdAction, CallerId, OperatorConfig, OperatorState, QueueConfig};
+use hotline_core::acd::{
+    Acd, AcdAction, CallerId, OperatorConfig, OperatorState, OperatorStatus, QueueConfig,
+};
 use hotline_core::call_session::{
     CALLER, CallSession, Check, Destination, HandedLeg, LegId, LocalMedia, Outcome, Output,
     PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
@@ -371,7 +373,11 @@ impl World {
             Output::Queue(QueueOut::EnqueueCallback { queue, since }) => {
                 let ago = (now - since).as_secs();
                 self.note(format!("enqueue callback {queue} since -{ago}s"));
-                if self.acd.enqueue_callback(now, ID, &queue, 0, since).is_err() {
+                if self
+                    .acd
+                    .enqueue_callback(now, ID, &queue, 0, since)
+                    .is_err()
+                {
                     self.s.queue_status(now, QueueStatus::Unavailable);
                 }
             }
@@ -391,6 +397,16 @@ impl World {
             Output::Held { operator, held } => self.note(format!("held {operator} {held}")),
             Output::Disconnected { operator } => self.note(format!("disconnected {operator}")),
             Output::ConsoleReply(r) => self.note(format!("console {r:?}")),
+            Output::PlaceOperator { leg, operator } => {
+                self.note(format!("place operator {operator}"));
+                match self.acd.outbound_started(now, &operator, ID, None) {
+                    Ok(()) => self.place(leg, operator),
+                    Err(_) => self.s.leg_not_placed(now, leg),
+                }
+            }
+            Output::Consulting { operator, state } => {
+                self.note(format!("consulting {operator} {state:?}"))
+            }
             // The test hands the consultation call's party over itself.
             Output::Replace { dialog, from } => self.note(format!("replace {dialog} from {from}")),
         }
@@ -1145,10 +1161,7 @@ fn a_click_to_call_holds_with_music_and_transfers_the_customer_to_bela() {
     w.acd.outbound_started(w.t0, "anna", ID, None).unwrap();
     w.run_until(0);
     // Bridged from the start: the customer's voice reaches anna's phone.
-    assert_eq!(
-        w.caller_speaks(1),
-        Some((Port::Rtp(1), phone_rtp("anna")))
-    );
+    assert_eq!(w.caller_speaks(1), Some((Port::Rtp(1), phone_rtp("anna"))));
     let hold = sdp_offer(phone_rtp("anna"), "sendonly");
     w.at_ms(2000, |s, now| s.leg_reinvite(now, 1, Some(&hold)));
     let resume = sdp_offer(phone_rtp("anna"), "sendrecv");
@@ -1159,11 +1172,21 @@ fn a_click_to_call_holds_with_music_and_transfers_the_customer_to_bela() {
         replaces: None,
     };
     w.at_ms(6000, |s, now| s.leg_refer(now, 1, target));
-    w.at_ms(10_000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    w.at_ms(10_000, |s, now| {
+        s.caller_ended(now, EndReason::CallerHangup)
+    });
     assert_eq!(
         w.events(&[
-            "answered", "connected", "held", "Refer", "Hangup", "disconnected", "outbound",
-            "enqueue", "ring", "call ended"
+            "answered",
+            "connected",
+            "held",
+            "Refer",
+            "Hangup",
+            "disconnected",
+            "outbound",
+            "enqueue",
+            "ring",
+            "call ended"
         ]),
         [
             "0 answered at 1000000",
@@ -1282,4 +1305,164 @@ fn a_customer_first_callback_without_the_key_is_hung_up_and_never_queued() {
     let o = w.outcome();
     assert_eq!(o.reason, EndReason::FlowHangup);
     assert_eq!(o.operator, None);
+}
+
+/// anna has the caller from 1000; at 3000 she consults bela from the console.
+fn anna_consults_bela(bela: Phone) -> World {
+    let mut w = World::new("500")
+        .phone("anna", Phone::AnswersAfter(1000))
+        .phone("bela", bela);
+    w.run_until(1000);
+    w.at_ms(3000, |s, now| {
+        s.console_consult(
+            now,
+            TransferTarget::Operator("bela".into()),
+            "Wants a refund".into(),
+        )
+    });
+    w
+}
+
+#[test]
+fn a_console_consultation_completes_to_bela_with_the_note() {
+    let mut w = anna_consults_bela(Phone::AnswersAfter(2000));
+    w.run_until(6000);
+    // anna and bela hear each other; the caller hears music, and neither of them.
+    let anna = w.leg_of("anna");
+    let bela = w.leg_of("bela");
+    let now = w.now;
+    assert_eq!(
+        w.s.handle_datagram(now, Port::Rtp(anna), phone_rtp("anna"), &mut rtp(10)),
+        Some((Port::Rtp(bela), phone_rtp("bela")))
+    );
+    assert_eq!(
+        w.s.handle_datagram(now, Port::Rtp(bela), phone_rtp("bela"), &mut rtp(11)),
+        Some((Port::Rtp(anna), phone_rtp("anna")))
+    );
+    assert_eq!(w.caller_speaks(12), None);
+    // bela is busy to the queues meanwhile.
+    assert_eq!(
+        w.acd.operator_view("bela").map(|v| v.state),
+        Some(OperatorStatus::Busy)
+    );
+    w.at_ms(8000, |s, now| {
+        assert_eq!(s.console_end_consult(now, true), Ok(()))
+    });
+    assert_eq!(
+        w.caller_speaks(13),
+        Some((Port::Rtp(bela), phone_rtp("bela")))
+    );
+    w.at_ms(10_000, |s, now| {
+        s.caller_ended(now, EndReason::CallerHangup)
+    });
+    assert_eq!(
+        w.events(&[
+            "console",
+            "held",
+            "consulting",
+            "place",
+            "Hangup",
+            "disconnected",
+            "call ended",
+            "outbound",
+            "connected"
+        ]),
+        [
+            "1000 connected anna note=None",
+            "3000 console Ok(())",
+            "3000 held anna true",
+            "3000 consulting anna Ringing { with: \"bela\" }",
+            "3000 place operator bela",
+            "5000 consulting anna Talking { with: \"bela\" }",
+            "8000 Hangup { leg: 1 }",
+            "8000 disconnected anna",
+            "8000 call ended",
+            "8000 connected bela note=Some((\"anna\", \"Wants a refund\"))",
+            "10000 Hangup { leg: 2 }",
+            "10000 disconnected bela",
+            "10000 outbound ended bela",
+        ]
+    );
+    // Music from the hold at 3000 until the transfer at 8000, every 20 ms.
+    assert_eq!(w.caller_heard(3000, 8001).len(), 251);
+    let o = w.outcome();
+    assert_eq!(o.operator.as_deref(), Some("bela"));
+    assert_eq!(o.service.hold_ms, 5000);
+    let legs: Vec<_> = o
+        .service
+        .legs
+        .iter()
+        .map(|l| (l.operator.clone().unwrap(), l.transferred_to.clone()))
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            (
+                "anna".to_string(),
+                Some("operator bela (consulted)".to_string())
+            ),
+            ("bela".to_string(), None),
+        ]
+    );
+}
+
+#[test]
+fn a_cancelled_consultation_gives_anna_the_caller_back_and_frees_bela() {
+    let mut w = anna_consults_bela(Phone::AnswersAfter(2000));
+    w.run_until(6000);
+    assert!(
+        w.s.console_hold(w.now, false).is_err(),
+        "no resume mid-consultation"
+    );
+    w.at_ms(7000, |s, now| {
+        assert_eq!(s.console_end_consult(now, false), Ok(()))
+    });
+    let anna = w.leg_of("anna");
+    assert_eq!(
+        w.caller_speaks(20),
+        Some((Port::Rtp(anna), phone_rtp("anna")))
+    );
+    assert_ne!(
+        w.acd.operator_view("bela").map(|v| v.state),
+        Some(OperatorStatus::Busy)
+    );
+    assert_eq!(
+        w.events(&["Hangup", "outbound", "consulting anna Ended", "held"]),
+        [
+            "3000 held anna true",
+            "7000 Hangup { leg: 2 }",
+            "7000 outbound ended bela",
+            "7000 consulting anna Ended { message: \"Back with the caller.\" }",
+            "7000 held anna false",
+        ]
+    );
+    assert_eq!(w.s.connected(), Some(("anna", false)));
+}
+
+#[test]
+fn a_consultation_bela_refuses_ends_with_a_message_and_anna_keeps_the_caller() {
+    let mut w = anna_consults_bela(Phone::Refuses(1500, 486));
+    w.run_until(6000);
+    assert_eq!(
+        w.events(&["consulting anna Ended", "held anna false"]),
+        [
+            "4500 consulting anna Ended { message: \"bela did not answer (486).\" }",
+            "4500 held anna false",
+        ]
+    );
+    assert_eq!(w.s.connected(), Some(("anna", false)));
+    assert!(w.s.console_end_consult(w.now, true).is_err());
+}
+
+#[test]
+fn a_consultation_to_a_queue_is_refused() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    w.at_ms(2000, |s, now| {
+        s.console_consult(now, TransferTarget::Queue("sales".into()), String::new())
+    });
+    assert_eq!(
+        w.log.last().unwrap(),
+        "2000 console Err(\"A queue takes a transfer without consultation only.\")"
+    );
 }

@@ -255,6 +255,9 @@ impl State {
                     self.acd.set_chats(now, &operator, chats);
                 }
             }
+            AcdInput::Operator { name, reply } => {
+                let _ = reply.send(self.acd.operator_view(&name));
+            }
             AcdInput::Operators { reply } => {
                 let mut names: Vec<&String> = self.operators.keys().collect();
                 names.sort();

@@ -75,6 +75,16 @@ pub enum ConsoleControl {
         note: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// Consult `to` first (the caller holds), then complete or cancel with `EndConsult`.
+    Consult {
+        to: TransferTarget,
+        note: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    EndConsult {
+        complete: bool,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 pub struct CallSetup {
@@ -254,6 +264,11 @@ pub enum AcdInput {
     },
     Operators {
         reply: oneshot::Sender<Vec<(String, OperatorView)>>,
+    },
+    /// One operator's view (a transfer's check: no copy of every operator per call).
+    Operator {
+        name: String,
+        reply: oneshot::Sender<Option<OperatorView>>,
     },
     /// The operator's open chats (offered or taken, not wrapped up): with any, no voice
     /// call is offered to them (PRODUCT Q1).

@@ -32,8 +32,8 @@ use tracing::{debug, info, warn};
 
 use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl, LegIo, RingOrder, SipCommand};
 use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, unix_ms};
-use crate::outbound::Ports;
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
+use crate::outbound::Ports;
 
 /// Counts the call as active for the task's life, whatever way it ends.
 struct ActiveGuard<'a>(&'a Calls);
@@ -654,6 +654,10 @@ async fn drive(
     let mut buf = [0u8; 2048];
     let mut rtcp_buf = [0u8; 1500];
     let mut leg_buf = [0u8; 2048];
+    // One timer for the call's life, moved only when the session's next timeout moves:
+    // a bridged call wakes per packet, and a new timer per packet costs the relay.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(next_report));
+    tokio::pin!(timer);
     loop {
         carry_out(calls, setup, cdr, &mut session, &mut io).await;
         if session.ended().is_some() {
@@ -663,9 +667,14 @@ async fn drive(
             session.shutdown(Instant::now());
             continue;
         }
-        let wake = session
-            .poll_timeout()
-            .map_or(next_report, |t| t.min(next_report));
+        let wake = tokio::time::Instant::from_std(
+            session
+                .poll_timeout()
+                .map_or(next_report, |t| t.min(next_report)),
+        );
+        if timer.deadline() != wake {
+            timer.as_mut().reset(wake);
+        }
         tokio::select! {
             r = io.caller_rtp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r
@@ -703,7 +712,7 @@ async fn drive(
                     None => session.caller_ended(now, EndReason::TransportError),
                 }
             }
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+            _ = &mut timer => {
                 let now = Instant::now();
                 session.handle_timeout(now);
                 if now >= next_report {
@@ -786,6 +795,13 @@ async fn on_event(
         CallEvent::Console(ConsoleControl::Transfer { to, note, reply }) => {
             io.console_reply = Some(reply);
             session.console_transfer(now, to, note);
+        }
+        CallEvent::Console(ConsoleControl::Consult { to, note, reply }) => {
+            io.console_reply = Some(reply);
+            session.console_consult(now, to, note);
+        }
+        CallEvent::Console(ConsoleControl::EndConsult { complete, reply }) => {
+            let _ = reply.send(session.console_end_consult(now, complete));
         }
         CallEvent::HandOver { reply } => {
             let handed = session
@@ -922,6 +938,13 @@ async fn carry_out(
                 calls.acd.send(input).await;
             }
             Output::Answered { at_ms } => calls.cdr.answered(cdr, at_ms),
+            Output::PlaceOperator { leg, operator } => {
+                let placed = place_operator(calls, setup, session, io.key, &operator).await;
+                io.placed(session, Instant::now(), leg, placed);
+            }
+            Output::Consulting { operator, state } => {
+                calls.operator_consulting(&operator, &setup.call_id, state)
+            }
             Output::PlaceExternal { leg, number } => {
                 let placed = place_external(calls, setup, session, &number).await;
                 io.placed(session, Instant::now(), leg, placed);
@@ -953,6 +976,7 @@ async fn carry_out(
                     since_ms: unix_ms(),
                     held: false,
                     note,
+                    consult: None,
                     control: setup.events_tx.clone(),
                 },
             ),
@@ -1105,6 +1129,45 @@ async fn ring_operator(
     Some((handle, rtp, rtcp, media))
 }
 
+/// Rings an operator's phone outside the queues (a consultation from the console): they
+/// are busy to the queues under this call from now on. `None`: they can't take a call
+/// now, or their phone can't be rung.
+async fn place_operator(
+    calls: &Calls,
+    setup: &CallSetup,
+    session: &CallSession,
+    key: CallerId,
+    operator: &str,
+) -> Option<(CallHandle, UdpSocket, UdpSocket, LocalMedia)> {
+    let started = calls
+        .acd
+        .ask(|reply| AcdInput::OutboundStarted {
+            operator: operator.to_string(),
+            call: key,
+            queue: None,
+            reply,
+        })
+        .await;
+    if !matches!(started, Some(Ok(()))) {
+        info!(call_id = %setup.call_id, %operator, "consultation: the operator is busy");
+        return None;
+    }
+    let contacts = calls
+        .acd
+        .ask(|reply| AcdInput::Contacts {
+            operator: operator.to_string(),
+            reply,
+        })
+        .await
+        .flatten()
+        .unwrap_or_default();
+    let order = RingOrder {
+        operator: operator.to_string(),
+        contacts,
+    };
+    ring_operator(calls, setup, session, &order).await
+}
+
 /// Dials the outside number a transfer goes to, through the trunk.
 async fn place_external(
     calls: &Calls,
@@ -1243,18 +1306,20 @@ async fn consultation(calls: &Calls, setup: &CallSetup) -> Option<(String, Strin
     if flow_listing(&calls.flows_now().set, &setup.called).is_some() {
         return None;
     }
-    let operators = match calls.store.operators().await {
-        Ok(ops) => ops,
-        Err(e) => {
-            warn!(call_id = %setup.call_id, "reading operators: {e}");
-            return None;
+    let by_user = |user: String| async move {
+        match calls.store.operator_by_sip_user(&user).await {
+            Ok(op) => op,
+            Err(e) => {
+                warn!(call_id = %setup.call_id, "reading operators: {e}");
+                None
+            }
         }
     };
-    let to = operators.iter().find(|o| o.sip_user == setup.called)?;
+    let to = by_user(setup.called.clone()).await?;
     let by = match &setup.origin {
-        hotline_sip::Origin::Operator(user) => operators.iter().find(|o| o.sip_user == *user)?,
+        hotline_sip::Origin::Operator(user) => by_user(user.clone()).await?,
         hotline_sip::Origin::Trunk => {
-            let by = operators.iter().find(|o| o.sip_user == setup.caller)?;
+            let by = by_user(setup.caller.clone()).await?;
             let contacts = calls
                 .acd
                 .ask(|reply| AcdInput::Contacts {
@@ -1367,13 +1432,13 @@ async fn resolve_refer(
         .as_deref()
         .filter(|u| !u.is_empty())
         .ok_or((404, format!("{} names nobody", target.uri)))?;
-    let operators = calls
+    let operator = calls
         .store
-        .operators()
+        .operator_by_sip_user(user)
         .await
         .map_err(|e| (500, format!("reading operators: {e}")))?;
-    if let Some(op) = operators.iter().find(|o| o.sip_user == user) {
-        return Ok(ReferTo::Transfer(TransferTarget::Operator(op.name.clone())));
+    if let Some(op) = operator {
+        return Ok(ReferTo::Transfer(TransferTarget::Operator(op.name)));
     }
     if let Some(flow) = flow_listing(&calls.flows_now().set, user) {
         return Ok(ReferTo::Flow(flow, user.to_string()));
@@ -1395,14 +1460,16 @@ async fn resolve_refer(
 /// Whether the operator can take a call now: online, a phone registered, not ringing,
 /// in a call or in a chat.
 async fn operator_free(calls: &Calls, operator: &str) -> bool {
-    let views = calls
+    let view = calls
         .acd
-        .ask(|reply| AcdInput::Operators { reply })
+        .ask(|reply| AcdInput::Operator {
+            name: operator.to_string(),
+            reply,
+        })
         .await
-        .unwrap_or_default();
-    views.iter().any(|(name, v)| {
-        name == operator
-            && v.state == OperatorStatus::Online
+        .flatten();
+    view.is_some_and(|v| {
+        v.state == OperatorStatus::Online
             && v.reachable
             && v.ringing.is_none()
             && v.call.is_none()

@@ -142,29 +142,28 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
         flow_version: None,
     });
     let (tx, mut events) = mpsc::channel(64);
-    let (reason, reached) = match connect(&calls, &trunk, &caller_id, &call, (a, b), tx, &mut events)
-        .await
-    {
-        Ok(placed) => {
-            let since = Instant::now();
-            let outcome = crate::call::serve_placed(&calls, placed, &mut events, cdr).await;
-            let reason = outcome.reason;
-            // The session told the queue engine when the operator's part ended.
-            crate::call::end_record(&calls, cdr, outcome, unix_ms());
-            (reason, Reached::Connected(since.elapsed()))
-        }
-        Err((reason, reached)) => {
-            outbound::end_cdr(&calls, cdr, None, reason, Some(&call.operator));
-            calls
-                .acd
-                .send(AcdInput::OutboundEnded {
-                    operator: call.operator.clone(),
-                    call: call.key,
-                })
-                .await;
-            (reason, reached)
-        }
-    };
+    let (reason, reached) =
+        match connect(&calls, &trunk, &caller_id, &call, (a, b), tx, &mut events).await {
+            Ok(placed) => {
+                let since = Instant::now();
+                let outcome = crate::call::serve_placed(&calls, placed, &mut events, cdr).await;
+                let reason = outcome.reason;
+                // The session told the queue engine when the operator's part ended.
+                crate::call::end_record(&calls, cdr, outcome, unix_ms());
+                (reason, Reached::Connected(since.elapsed()))
+            }
+            Err((reason, reached)) => {
+                outbound::end_cdr(&calls, cdr, None, reason, Some(&call.operator));
+                calls
+                    .acd
+                    .send(AcdInput::OutboundEnded {
+                        operator: call.operator.clone(),
+                        call: call.key,
+                    })
+                    .await;
+                (reason, reached)
+            }
+        };
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
         reason = reason.as_str(), "click-to-call ended");
     if let Some(entry) = call.callback {

@@ -1,6 +1,7 @@
 //! What the web console asks of the telephony side: operator states, queue figures and
 //! new operator accounts, answered from the queue task and the store.
 
+use hotline_core::call_session::ConsultState;
 use std::sync::Arc;
 
 use hotline_core::acd::OperatorState;
@@ -185,6 +186,11 @@ impl Telephony for ConsoleLink {
                 "held": call.held,
                 "note": call.note.as_ref().map(|(_, n)| n),
                 "note_from": call.note.as_ref().map(|(by, _)| by),
+                "consult": call.consult.as_ref().map(|c| match c {
+                    ConsultState::Ringing { with } => serde_json::json!({ "with": with, "talking": false }),
+                    ConsultState::Talking { with } => serde_json::json!({ "with": with, "talking": true }),
+                    ConsultState::Ended { message } => serde_json::json!({ "ended": message }),
+                }),
                 "targets": targets,
             }))
         })
@@ -203,15 +209,19 @@ impl Telephony for ConsoleLink {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let control = match control {
                 CallControl::Hold(held) => ConsoleControl::Hold { held, reply },
-                CallControl::Transfer { to, note } => ConsoleControl::Transfer {
-                    to: match to {
+                CallControl::Transfer { to, note, consult } => {
+                    let to = match to {
                         TransferTo::Operator(o) => TransferTarget::Operator(o),
                         TransferTo::Queue(q) => TransferTarget::Queue(q),
                         TransferTo::Number(n) => TransferTarget::External(n),
-                    },
-                    note,
-                    reply,
-                },
+                    };
+                    if consult {
+                        ConsoleControl::Consult { to, note, reply }
+                    } else {
+                        ConsoleControl::Transfer { to, note, reply }
+                    }
+                }
+                CallControl::EndConsult(complete) => ConsoleControl::EndConsult { complete, reply },
             };
             call.control
                 .send(CallEvent::Console(control))

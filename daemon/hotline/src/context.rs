@@ -1,6 +1,7 @@
 //! What every call task (and the API) shares: the store, the flows, the SIP and queue
 //! handles, the clock, and the registries of connected calls and dialogs.
 
+use hotline_core::call_session::ConsultState;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -34,6 +35,8 @@ pub struct ConnectedCall {
     pub held: bool,
     /// Who transferred the caller here, and their note.
     pub note: Option<(String, String)>,
+    /// The operator's consultation from the console, as their panel shows it.
+    pub consult: Option<ConsultState>,
     /// The call's own task, for the console's buttons.
     pub control: mpsc::Sender<CallEvent>,
 }
@@ -127,6 +130,16 @@ impl Calls {
         let mut calls = self.connected_calls();
         if calls.get(operator).is_some_and(|c| c.call_id == call_id) {
             calls.remove(operator);
+        }
+    }
+
+    pub(crate) fn operator_consulting(&self, operator: &str, call_id: &str, state: ConsultState) {
+        if let Some(c) = self
+            .connected_calls()
+            .get_mut(operator)
+            .filter(|c| c.call_id == call_id)
+        {
+            c.consult = Some(state);
         }
     }
 

@@ -7,9 +7,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use hotline_core::call_session::{self, HandedLeg, LocalMedia};
 use hotline_core::callbacks::Outcome;
 use hotline_core::cdr::{CallEnd, CdrRef, EndReason};
-use hotline_core::call_session::{self, HandedLeg, LocalMedia};
 use hotline_sip::registrar::Binding;
 use hotline_sip::sdp::{self, Codec, Direction, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall, Peer, Transport};
@@ -287,7 +287,6 @@ pub fn attempt_outcome(reached: Reached, success_after: Duration) -> (Outcome, S
         ),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

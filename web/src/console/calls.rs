@@ -1,6 +1,7 @@
 //! The operator's call panel on the home page (PRODUCT T6 from the console): who is on
 //! the line, hold and resume, and a transfer to an operator, a queue or a number with a
-//! note the receiver's panel shows. The live socket pushes the panel (`type: "call"`,
+//! note the receiver's panel shows: at once (blind), or after consulting the operator or
+//! number while the caller holds, then completed or cancelled. The live socket pushes the panel (`type: "call"`,
 //! see live.rs); these are its buttons.
 
 use std::sync::Arc;
@@ -19,8 +20,16 @@ use super::auth::{OperatorPage, check_csrf};
 pub enum CallControl {
     /// Hold (`true`: the caller hears the queue's music, the operator nothing) or resume.
     Hold(bool),
-    /// Hand the caller on; the note goes to whoever takes them.
-    Transfer { to: TransferTo, note: String },
+    /// Hand the caller on; the note goes to whoever takes them. `consult`: talk with
+    /// them first while the caller holds.
+    Transfer {
+        to: TransferTo,
+        note: String,
+        consult: bool,
+    },
+    /// Complete the consultation (`true`: the caller goes to the consulted party) or
+    /// cancel it (the operator has the caller back).
+    EndConsult(bool),
 }
 
 /// Where the console sends a caller.
@@ -70,6 +79,13 @@ pub(super) struct TransferBody {
     to: String,
     #[serde(default)]
     note: String,
+    #[serde(default)]
+    consult: bool,
+}
+
+#[derive(Deserialize)]
+pub(super) struct EndConsultBody {
+    complete: bool,
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {
@@ -120,7 +136,7 @@ pub(super) async fn hold(
 }
 
 /// POST /console/call/transfer `{"to": "operator:bela" | "queue:sales" | "number:…",
-/// "note": "…"}`.
+/// "note": "…", "consult": false}`.
 pub(super) async fn transfer(
     State(console): State<Arc<Console>>,
     OperatorPage(s): OperatorPage,
@@ -151,7 +167,29 @@ pub(super) async fn transfer(
         );
     }
     let note = note.to_string();
-    control(&console, who, CallControl::Transfer { to, note }).await
+    let consult = body.consult;
+    control(&console, who, CallControl::Transfer { to, note, consult }).await
+}
+
+/// POST /console/call/consult `{"complete": true|false}`: completes the consultation
+/// (the caller goes to the consulted party) or cancels it.
+pub(super) async fn end_consult(
+    State(console): State<Arc<Console>>,
+    OperatorPage(s): OperatorPage,
+    headers: HeaderMap,
+    body: Option<Json<EndConsultBody>>,
+) -> Response {
+    let who = match operator(&console, &s, &headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            r#"send {"complete": true} or {"complete": false}"#,
+        );
+    };
+    control(&console, who, CallControl::EndConsult(body.complete)).await
 }
 
 /// Longest wrap-up note.

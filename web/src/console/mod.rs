@@ -84,7 +84,7 @@ pub trait Telephony: Send + Sync + 'static {
         Box::pin(async {})
     }
     /// The operator's connected call for the call panel, as JSON (`call_id`, `caller`,
-    /// `queue`, `since_ms`, `held`, `note`, `note_from`, `targets`), or `None`.
+    /// `queue`, `since_ms`, `held`, `note`, `note_from`, `consult`, `targets`), or `None`.
     fn operator_call<'a>(&'a self, _operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {
         Box::pin(async { None })
     }
@@ -350,6 +350,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/live", get(live::socket))
         .route("/console/call/hold", post(calls::hold))
         .route("/console/call/transfer", post(calls::transfer))
+        .route("/console/call/consult", post(calls::end_consult))
         .route("/console/call/wrapup", post(calls::wrapup))
         .route("/console/callbacks", post(callbacks::add))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
