@@ -581,6 +581,8 @@ pub struct CallSession {
     callback_since: Option<Instant>,
     callback_left: bool,
     transfer: Option<PendingTransfer>,
+    /// A failed transfer already sent the caller back to their queue.
+    sent_back: bool,
     checking: Option<Checking>,
     /// Who transferred the caller from the console, and their note for the next operator.
     transfer_note: Option<(String, String)>,
@@ -739,6 +741,7 @@ impl CallSession {
             callback_since: None,
             callback_left: false,
             transfer: None,
+            sent_back: false,
             checking: None,
             transfer_note: None,
             earlier_digits: String::new(),
@@ -2014,11 +2017,19 @@ impl CallSession {
         }
     }
 
-    /// Tells the flow how its transfer went; with no flow to go on (a phone's or the
-    /// console's transfer), a failed transfer ends the call.
+    /// Tells the flow how its transfer went. With no flow to go on (a phone's or the
+    /// console's transfer), a caller whose transfer failed goes back to the queue they
+    /// came from, once, keeping their place in time; else the call ends.
     fn transfer_result(&mut self, now: Instant, ok: bool) {
         let flow_over = self.ivr.as_ref().is_none_or(IvrCall::flow_finished);
         if flow_over {
+            if let Some(queue) = self.was_queued.clone().filter(|_| !ok && !self.sent_back) {
+                info!(call_id = %self.call_id, %queue, "the transfer failed: the caller goes back to their queue");
+                self.sent_back = true;
+                self.music(now, true);
+                self.start_transfer(now, Destination::Queue(queue));
+                return;
+            }
             if !ok {
                 info!(call_id = %self.call_id, "the transfer failed: nobody can take the caller");
                 self.finish(now, EndReason::FlowHangup, true);

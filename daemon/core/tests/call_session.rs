@@ -1466,3 +1466,34 @@ fn a_consultation_to_a_queue_is_refused() {
         "2000 console Err(\"A queue takes a transfer without consultation only.\")"
     );
 }
+
+#[test]
+fn a_caller_whose_transfer_fails_goes_back_to_their_queue() {
+    let mut w = World::new("500")
+        .phone("anna", Phone::AnswersAfter(1000))
+        .phone("+36 1 555 0100", Phone::Refuses(3000, 486))
+        .phone("bela", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    w.at_ms(2000, |s, now| {
+        s.console_transfer(
+            now,
+            TransferTarget::External("+36 1 555 0100".into()),
+            String::new(),
+        )
+    });
+    w.run_until(8000);
+    assert_eq!(
+        w.events(&["dial", "enqueue", "ring", "connected"]),
+        [
+            "0 enqueue support first=None",
+            "0 ring anna",
+            "1000 connected anna note=None",
+            "2000 dial +36 1 555 0100",
+            "5000 enqueue support transferred",
+            "5000 ring bela",
+            "6000 connected bela note=None",
+        ]
+    );
+    // Music from the transfer until bela answered.
+    assert_eq!(w.caller_heard(2000, 6000).len(), 200);
+}
