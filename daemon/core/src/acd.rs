@@ -1453,6 +1453,30 @@ impl Acd {
 
     /// The longest-idle available member not yet tried by the caller in this round (all
     /// available members when each has been tried).
+    /// The member of `queue` whom its next caller would ring now (the longest idle, then
+    /// by priority), other than `except`: whom a consultation with the queue reaches.
+    pub fn free_member(&self, queue: &str, except: &str) -> Option<String> {
+        let q = self.queues.get(queue)?;
+        q.config
+            .members
+            .iter()
+            .filter(|m| m.operator != except)
+            .filter_map(|m| {
+                self.operators
+                    .get(&m.operator)
+                    .filter(|op| op.available())
+                    .map(|op| (m, op))
+            })
+            .min_by(|(ma, a), (mb, b)| {
+                (a.idle_since, ma.priority, &ma.operator).cmp(&(
+                    b.idle_since,
+                    mb.priority,
+                    &mb.operator,
+                ))
+            })
+            .map(|(m, _)| m.operator.clone())
+    }
+
     fn pick_operator(&self, q: &Queue, c: &Caller) -> Option<String> {
         let available: Vec<(&Member, &Operator)> = q
             .config

@@ -299,6 +299,8 @@ pub enum Check {
     },
     /// A transfer from the operator's console.
     Console { to: TransferTarget, from: String },
+    /// A consultation from the console: a queue means its free member now (not `from`).
+    Consult { to: TransferTarget, from: String },
     /// The flow's `transfer` step.
     Flow(TransferTarget),
 }
@@ -1356,11 +1358,8 @@ impl CallSession {
     /// [`CallSession::console_end_consult`] then completes or cancels it. The answer
     /// comes as [`Output::ConsoleReply`], the progress as [`Output::Consulting`].
     pub fn console_consult(&mut self, _now: Instant, to: TransferTarget, note: String) {
-        let refusal = match (&to, self.connected()) {
-            (_, None) => Some("The call is not connected to you."),
-            (TransferTarget::Queue(_), _) => {
-                Some("A queue takes a transfer without consultation only.")
-            }
+        let refusal = match self.connected() {
+            None => Some("The call is not connected to you."),
             _ if self.checking.is_some() || self.consult.is_some() => {
                 Some("Another transfer is under way.")
             }
@@ -1377,7 +1376,7 @@ impl CallSession {
         let note = (!note.is_empty()).then(|| (from.clone(), note));
         self.checking = Some(Checking::Consult { note });
         self.outputs
-            .push_back(Output::Check(Check::Console { to, from }));
+            .push_back(Output::Check(Check::Consult { to, from }));
     }
 
     /// Completes the console consultation (the caller goes to the consulted party, and

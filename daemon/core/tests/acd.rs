@@ -1190,3 +1190,22 @@ fn an_operator_with_a_visual_session_page_open_gets_no_call() {
     acd.enqueue(t + secs(5), c(2), "q", 0, IN).unwrap();
     assert_eq!(events(&mut acd), [ring(2, "anna", "q")]);
 }
+
+#[test]
+fn a_consultation_with_a_queue_reaches_its_longest_idle_free_member_but_not_the_asker() {
+    let t = Instant::now();
+    let mut acd = Acd::new();
+    acd.set_queue(t, queue("q", &["a", "b", "c"]));
+    online(&mut acd, t, "a");
+    online(&mut acd, t + secs(1), "b");
+    online(&mut acd, t + secs(2), "c");
+    assert_eq!(acd.free_member("q", "x").as_deref(), Some("a"));
+    // a asks: the next longest idle.
+    assert_eq!(acd.free_member("q", "a").as_deref(), Some("b"));
+    // a rings for a caller: not free.
+    acd.enqueue(t + secs(3), c(1), "q", 0, IN).unwrap();
+    assert_eq!(events(&mut acd), [ring(1, "a", "q")]);
+    assert_eq!(acd.free_member("q", "x").as_deref(), Some("b"));
+    assert_eq!(acd.free_member("q", "b").as_deref(), Some("c"));
+    assert_eq!(acd.free_member("nobody's", "a"), None);
+}

@@ -420,7 +420,12 @@ impl World {
                 Some("600") => TransferTarget::Queue("sales".into()),
                 _ => return Err((404, "nobody".into())),
             },
-            Check::Console { to, .. } | Check::Flow(to) => to.clone(),
+            // sales' free member is bela.
+            Check::Consult {
+                to: TransferTarget::Queue(_),
+                ..
+            } => TransferTarget::Operator("bela".into()),
+            Check::Console { to, .. } | Check::Consult { to, .. } | Check::Flow(to) => to.clone(),
         };
         if !self.online_for_transfer {
             return Err((480, "cannot take a call now".into()));
@@ -1455,15 +1460,22 @@ fn a_consultation_bela_refuses_ends_with_a_message_and_anna_keeps_the_caller() {
 }
 
 #[test]
-fn a_consultation_to_a_queue_is_refused() {
-    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+fn a_consultation_with_a_queue_reaches_its_free_member() {
+    let mut w = World::new("500")
+        .phone("anna", Phone::AnswersAfter(1000))
+        .phone("bela", Phone::AnswersAfter(500));
     w.run_until(1000);
     w.at_ms(2000, |s, now| {
         s.console_consult(now, TransferTarget::Queue("sales".into()), String::new())
     });
+    w.run_until(3000);
     assert_eq!(
-        w.log.last().unwrap(),
-        "2000 console Err(\"A queue takes a transfer without consultation only.\")"
+        w.events(&["place", "consulting"]),
+        [
+            "2000 consulting anna Ringing { with: \"bela\" }",
+            "2000 place operator bela",
+            "2500 consulting anna Talking { with: \"bela\" }",
+        ]
     );
 }
 

@@ -255,6 +255,13 @@ impl State {
                     self.acd.set_chats(now, &operator, chats);
                 }
             }
+            AcdInput::FreeMember {
+                queue,
+                except,
+                reply,
+            } => {
+                let _ = reply.send(self.acd.free_member(&queue, &except));
+            }
             AcdInput::Operator { name, reply } => {
                 let _ = reply.send(self.acd.operator_view(&name));
             }

@@ -265,6 +265,12 @@ pub enum AcdInput {
     Operators {
         reply: oneshot::Sender<Vec<(String, OperatorView)>>,
     },
+    /// Who in `queue` a consultation reaches now (not `except`).
+    FreeMember {
+        queue: String,
+        except: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
     /// One operator's view (a transfer's check: no copy of every operator per call).
     Operator {
         name: String,

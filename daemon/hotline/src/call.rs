@@ -1211,6 +1211,29 @@ async fn check_transfer(calls: &Calls, check: Check) -> Result<Destination, Refu
             ReferTo::Transfer(t) => (t, Some(from)),
         },
         Check::Console { to, from } => (to, Some(from)),
+        // A consultation with a queue reaches whoever it would ring now.
+        Check::Consult {
+            to: TransferTarget::Queue(q),
+            from,
+        } => {
+            let free = calls
+                .acd
+                .ask(|reply| AcdInput::FreeMember {
+                    queue: q.clone(),
+                    except: from.clone(),
+                    reply,
+                })
+                .await
+                .flatten()
+                .ok_or_else(|| {
+                    (
+                        480,
+                        format!("Nobody in the {q} queue is free to consult now."),
+                    )
+                })?;
+            (TransferTarget::Operator(free), Some(from))
+        }
+        Check::Consult { to, from } => (to, Some(from)),
         Check::Flow(to) => (to, None),
     };
     match target {
