@@ -1160,6 +1160,21 @@ impl Acd {
         self.settle(now);
     }
 
+    /// The operator's own call `call` ended before they talked (a consultation they never
+    /// answered): free at once, without wrap-up, keeping their place in the longest-idle
+    /// order.
+    pub fn outbound_cancelled(&mut self, now: Instant, operator: &str, call: CallerId) {
+        let Some(op) = self.operators.get_mut(operator) else {
+            return;
+        };
+        if !matches!(op.activity, Activity::Outbound { call: current, .. } if current == call) {
+            return;
+        }
+        op.activity = Activity::Idle;
+        op.touch(now);
+        self.settle(now);
+    }
+
     /// Adds a handling time to a queue's estimate (e.g. primed from recent CDRs at start).
     pub fn record_handling(&mut self, queue: &str, handling: Duration) {
         if let Some(q) = self.queues.get_mut(queue) {

@@ -281,6 +281,11 @@ pub enum QueueOut {
     OutboundEnded {
         operator: String,
     },
+    /// An operator rung outside the queues (a consultation) never talked: free again at
+    /// once, keeping their place in the longest-idle order.
+    OutboundCancelled {
+        operator: String,
+    },
     /// The operator an attended transfer handed over talks with this caller now (after
     /// `CallEnded` of the operator who transferred).
     Rekey,
@@ -583,8 +588,9 @@ pub struct CallSession {
     callback_since: Option<Instant>,
     callback_left: bool,
     transfer: Option<PendingTransfer>,
-    /// A failed transfer already sent the caller back to their queue.
-    sent_back: bool,
+    /// Where a failed phone or console transfer sends the caller back: the queue they
+    /// waited in before it (taken once).
+    return_queue: Option<String>,
     checking: Option<Checking>,
     /// Who transferred the caller from the console, and their note for the next operator.
     transfer_note: Option<(String, String)>,
@@ -743,7 +749,7 @@ impl CallSession {
             callback_since: None,
             callback_left: false,
             transfer: None,
-            sent_back: false,
+            return_queue: None,
             checking: None,
             transfer_note: None,
             earlier_digits: String::new(),
@@ -1269,8 +1275,17 @@ impl CallSession {
                 if let Some(bridge) = &mut self.bridge {
                     let remote = rtp_destination(&n);
                     bridge.set_remote(Side::B, remote);
-                    // sendonly/inactive from the operator's phone: hold (T6).
-                    self.set_hold(now, remote.is_none());
+                    match self.consult.as_mut() {
+                        // Consulting, the caller stays held whatever the phone does; its
+                        // new address is the consultation's too.
+                        Some(c) => {
+                            if let Some(cb) = c.bridge.as_mut() {
+                                cb.set_remote(Side::A, remote);
+                            }
+                        }
+                        // sendonly/inactive from the operator's phone: hold (T6).
+                        None => self.set_hold(now, remote.is_none()),
+                    }
                 }
             }
             Err(status) => self.sip(SipOut::Reject { leg, status }),
@@ -1382,6 +1397,9 @@ impl CallSession {
     /// Completes the console consultation (the caller goes to the consulted party, and
     /// the operator's leg ends) or cancels it (the operator has the caller back).
     pub fn console_end_consult(&mut self, now: Instant, complete: bool) -> Result<(), String> {
+        if self.leg.is_none() {
+            return Err("The call is not connected to you.".into());
+        }
         let Some(consult) = self.consult.take() else {
             return Err("There is no consultation to end.".into());
         };
@@ -1399,9 +1417,6 @@ impl CallSession {
             self.consult = Some(consult);
             return Err(format!("{who} has not answered yet."));
         }
-        if self.leg.is_none() {
-            return Err("The call is not connected to you.".into());
-        }
         let remote = consult.bridge.as_ref().and_then(|b| b.remote(Side::B));
         let to = consult.leg.party.clone();
         let description = match &to {
@@ -1414,7 +1429,7 @@ impl CallSession {
         let mut leg = consult.leg;
         leg.deadline = None;
         self.leg = Some(leg);
-        let caller = self.ivr.as_ref().and_then(IvrCall::rtp_destination);
+        let caller = self.caller_address();
         self.bridge = Some(Bridge::new(caller, remote));
         self.rtcp = RtcpRelay::default();
         self.bridged_at = Some(now);
@@ -1437,11 +1452,7 @@ impl CallSession {
     /// The consultation is over without a transfer: the consulted operator is free again,
     /// and the operator has the caller back.
     fn drop_consult(&mut self, now: Instant, leg: Leg, message: String) {
-        if let Party::Operator(operator) = &leg.party {
-            self.queue(QueueOut::OutboundEnded {
-                operator: operator.clone(),
-            });
-        }
+        self.free_consulted(&leg);
         if let Some(operator) = self.connected().map(|(op, _)| op.to_string()) {
             self.outputs.push_back(Output::Consulting {
                 operator,
@@ -1449,6 +1460,18 @@ impl CallSession {
             });
         }
         self.set_hold(now, false);
+    }
+
+    /// The consulted operator is no longer busy under this call: wrap-up if they talked.
+    fn free_consulted(&mut self, leg: &Leg) {
+        if let Party::Operator(operator) = &leg.party {
+            let operator = operator.clone();
+            self.queue(if leg.state == LegState::Talking {
+                QueueOut::OutboundEnded { operator }
+            } else {
+                QueueOut::OutboundCancelled { operator }
+            });
+        }
     }
 
     /// Starts the checked consultation: the caller holds, and the other leg is placed.
@@ -1702,6 +1725,14 @@ impl CallSession {
         Some(id)
     }
 
+    /// Where the caller's media goes: as the bridge learnt it, else as the IVR knows it.
+    fn caller_address(&self) -> Option<SocketAddr> {
+        self.bridge
+            .as_ref()
+            .and_then(|b| b.remote(Side::A))
+            .or_else(|| self.ivr.as_ref().and_then(IvrCall::rtp_destination))
+    }
+
     /// Bridges the caller with an answered leg from elsewhere (a consultation call's
     /// party, the operator of a placed call); the console hears they are connected.
     fn adopt(&mut self, now: Instant, handed: HandedLeg) -> LegId {
@@ -1720,7 +1751,7 @@ impl CallSession {
             translation: Translation::between(self.format(), handed.format)
                 .zip(Translation::between(handed.format, self.format())),
         });
-        let caller = self.ivr.as_ref().and_then(IvrCall::rtp_destination);
+        let caller = self.caller_address();
         self.bridge = Some(Bridge::new(caller, handed.remote));
         self.rtcp = RtcpRelay::default();
         self.bridged_at = Some(now);
@@ -2022,9 +2053,11 @@ impl CallSession {
     fn transfer_result(&mut self, now: Instant, ok: bool) {
         let flow_over = self.ivr.as_ref().is_none_or(IvrCall::flow_finished);
         if flow_over {
-            if let Some(queue) = self.was_queued.clone().filter(|_| !ok && !self.sent_back) {
+            if ok {
+                self.return_queue = None;
+            }
+            if let Some(queue) = self.return_queue.take().filter(|_| !ok) {
                 info!(call_id = %self.call_id, %queue, "the transfer failed: the caller goes back to their queue");
-                self.sent_back = true;
                 self.music(now, true);
                 self.start_transfer(now, Destination::Queue(queue));
                 return;
@@ -2053,7 +2086,11 @@ impl CallSession {
     fn move_caller(&mut self, now: Instant, to: Destination, note: Option<(String, String)>) {
         self.set_hold(now, false);
         self.hand_off(now, "blind transfer", to.describe());
+        self.return_queue = self.was_queued.clone();
         self.bridge = None;
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.set_unbridged(now);
+        }
         self.bridged_at = None;
         self.transfer_note = note;
         self.end_conversation();
@@ -2172,9 +2209,7 @@ impl CallSession {
         }
         if let Some(c) = self.consult.take() {
             self.sip(SipOut::Hangup { leg: c.leg.id });
-            if let Party::Operator(operator) = c.leg.party {
-                self.queue(QueueOut::OutboundEnded { operator });
-            }
+            self.free_consulted(&c.leg);
         }
         if let Some(leg) = self.leg.take() {
             self.sip(SipOut::Hangup { leg: leg.id });

@@ -164,6 +164,13 @@ impl IvrCall {
         self.bridged = true;
     }
 
+    /// The bridge is gone (the caller was transferred on): dead-call detection watches
+    /// the caller again, from `now`.
+    pub fn set_unbridged(&mut self, now: Instant) {
+        self.bridged = false;
+        self.heard_at = now;
+    }
+
     /// Hold music on (`true`) or off, outside the flow: while the operator holds the
     /// bridged call (the driver then sends what [`IvrCall::poll_transmit`] gives instead
     /// of the bridge's), or while a transfer out of the flow waits. The caller hears the

@@ -370,6 +370,10 @@ impl World {
                 self.note(format!("outbound ended {operator}"));
                 self.acd.outbound_ended(now, &operator, ID);
             }
+            Output::Queue(QueueOut::OutboundCancelled { operator }) => {
+                self.note(format!("outbound cancelled {operator}"));
+                self.acd.outbound_cancelled(now, &operator, ID);
+            }
             Output::Queue(QueueOut::EnqueueCallback { queue, since }) => {
                 let ago = (now - since).as_secs();
                 self.note(format!("enqueue callback {queue} since -{ago}s"));
@@ -1508,4 +1512,42 @@ fn a_caller_whose_transfer_fails_goes_back_to_their_queue() {
     );
     // Music from the transfer until bela answered.
     assert_eq!(w.caller_heard(2000, 6000).len(), 200);
+}
+
+#[test]
+fn a_caller_transferred_to_a_queue_that_turns_them_away_goes_back_to_their_own() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    // Nobody in sales (bela) is online, and sales refuses callers then.
+    w.acd.set_state(w.now, "bela", OperatorState::Offline);
+    let mut q = QueueConfig::new("sales").with_member("bela", 1);
+    q.refuse_when_nobody = true;
+    w.acd.set_queue(w.now, q);
+    w.at_ms(2000, |s, now| {
+        s.console_transfer(now, TransferTarget::Queue("sales".into()), String::new())
+    });
+    w.run_until(3000);
+    assert_eq!(
+        w.events(&["enqueue", "unavailable"]),
+        [
+            "0 enqueue support first=None",
+            "2000 enqueue sales transferred",
+            "2000 unavailable",
+            "2000 enqueue support transferred",
+        ]
+    );
+    assert!(w.s.ended().is_none(), "the caller waits in support again");
+}
+
+#[test]
+fn a_consulted_operator_who_never_answered_is_free_at_once_without_wrap_up() {
+    let mut w = anna_consults_bela(Phone::Ignores);
+    w.at_ms(5000, |s, now| {
+        assert_eq!(s.console_end_consult(now, false), Ok(()))
+    });
+    assert_eq!(w.events(&["outbound"]), ["5000 outbound cancelled bela"]);
+    assert_eq!(
+        w.acd.operator_view("bela").map(|v| v.state),
+        Some(OperatorStatus::Online)
+    );
 }

@@ -242,6 +242,9 @@ impl State {
                     .map_err(|e| e.to_string());
                 let _ = reply.send(started);
             }
+            AcdInput::OutboundCancelled { operator, call } => {
+                self.acd.outbound_cancelled(now, &operator, call);
+            }
             AcdInput::OutboundEnded { operator, call } => {
                 self.acd.outbound_ended(now, &operator, call);
             }

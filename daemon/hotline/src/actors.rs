@@ -318,6 +318,11 @@ pub enum AcdInput {
         queue: Option<String>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// An operator rung outside the queues never talked (see `Acd::outbound_cancelled`).
+    OutboundCancelled {
+        operator: String,
+        call: CallerId,
+    },
     OutboundEnded {
         operator: String,
         call: CallerId,

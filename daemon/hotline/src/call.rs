@@ -924,6 +924,10 @@ async fn carry_out(
                         operator,
                         call: caller,
                     },
+                    QueueOut::OutboundCancelled { operator } => AcdInput::OutboundCancelled {
+                        operator,
+                        call: caller,
+                    },
                     QueueOut::Rekey => {
                         let Some(from) = io.rekey_from.take() else {
                             continue;

@@ -154,11 +154,20 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
             }
             Err((reason, reached)) => {
                 outbound::end_cdr(&calls, cdr, None, reason, Some(&call.operator));
+                // An operator whose phone never answered is free at once, no wrap-up.
+                let (operator, key) = (call.operator.clone(), call.key);
                 calls
                     .acd
-                    .send(AcdInput::OutboundEnded {
-                        operator: call.operator.clone(),
-                        call: call.key,
+                    .send(if reached == Reached::OperatorNotAnswered {
+                        AcdInput::OutboundCancelled {
+                            operator,
+                            call: key,
+                        }
+                    } else {
+                        AcdInput::OutboundEnded {
+                            operator,
+                            call: key,
+                        }
                     })
                     .await;
                 (reason, reached)
