@@ -47,6 +47,9 @@ test('the operator consults a colleague, then completes the transfer', async () 
   await annaPanel.getByRole('button', { name: 'Consult first' }).click();
   await annaPanel.getByText('Calling bela').waitFor({ timeout: 5_000 });
   assert.match(await annaPanel.innerText(), /On hold/);
+  // While bela's phone rings there is nothing to complete, and no second transfer.
+  assert.equal(await annaPanel.getByRole('button', { name: 'Complete transfer' }).count(), 0);
+  assert.ok(await annaPanel.getByRole('button', { name: 'Transfer', exact: true }).isDisabled());
   await annaPanel.getByText('Talking with bela').waitFor({ timeout: 10_000 });
   // bela's console does not show the caller while she only talks with anna.
   assert.match(await belaPanel.innerText(), /No call/);

@@ -106,6 +106,9 @@ function showConsult(consult) {
   const key = JSON.stringify(consult ?? null);
   if (area.dataset.shown === key) return;
   area.dataset.shown = key;
+  // No second transfer while one is under way.
+  const busy = Boolean(consult && !consult.ended);
+  panel.querySelectorAll('#transfer-form button').forEach((b) => { b.disabled = busy; });
   if (!consult) { area.replaceChildren(); return; }
   if (consult.ended) { area.replaceChildren(el('p', { text: consult.ended })); return; }
   const end = (complete, label) => {
@@ -121,8 +124,11 @@ function showConsult(consult) {
   const status = consult.talking
     ? `Talking with ${consult.with}. The caller hears music.`
     : `Calling ${consult.with}… The caller hears music.`;
-  area.replaceChildren(el('p', { class: 'consult', text: status }),
-    el('p', {}, end(true, 'Complete transfer'), ' ', end(false, 'Back to the caller')));
+  // The caller can go to them once they answered.
+  const buttons = consult.talking
+    ? [end(true, 'Complete transfer'), ' ', end(false, 'Back to the caller')]
+    : [end(false, 'Back to the caller')];
+  area.replaceChildren(el('p', { class: 'consult', text: status }), el('p', {}, ...buttons));
 }
 
 // After the call: its wrap-up (a category, as for chats, and a note) for the call record.
