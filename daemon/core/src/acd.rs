@@ -1472,10 +1472,25 @@ impl Acd {
     /// by priority), other than `except`: whom a consultation with the queue reaches.
     pub fn free_member(&self, queue: &str, except: &str) -> Option<String> {
         let q = self.queues.get(queue)?;
-        q.config
-            .members
-            .iter()
-            .filter(|m| m.operator != except)
+        self.longest_idle(q.config.members.iter().filter(|m| m.operator != except))
+    }
+
+    fn pick_operator(&self, q: &Queue, c: &Caller) -> Option<String> {
+        let eligible = || {
+            q.config
+                .members
+                .iter()
+                .filter(|m| c.skill.as_ref().is_none_or(|s| m.skills.contains(s)))
+        };
+        // Members not yet tried for this caller first; then anyone.
+        self.longest_idle(eligible().filter(|m| !c.tried.contains(&m.operator)))
+            .or_else(|| self.longest_idle(eligible()))
+    }
+
+    /// Of `members`, the available operator idle longest (ties: member priority, then
+    /// name).
+    fn longest_idle<'m>(&self, members: impl Iterator<Item = &'m Member>) -> Option<String> {
+        members
             .filter_map(|m| {
                 self.operators
                     .get(&m.operator)
@@ -1490,35 +1505,6 @@ impl Acd {
                 ))
             })
             .map(|(m, _)| m.operator.clone())
-    }
-
-    fn pick_operator(&self, q: &Queue, c: &Caller) -> Option<String> {
-        let available: Vec<(&Member, &Operator)> = q
-            .config
-            .members
-            .iter()
-            .filter(|m| c.skill.as_ref().is_none_or(|s| m.skills.contains(s)))
-            .filter_map(|m| {
-                self.operators
-                    .get(&m.operator)
-                    .filter(|op| op.available())
-                    .map(|op| (m, op))
-            })
-            .collect();
-        let best = |untried: bool| {
-            available
-                .iter()
-                .filter(|(m, _)| !untried || !c.tried.contains(&m.operator))
-                .min_by(|(ma, a), (mb, b)| {
-                    (a.idle_since, ma.priority, &ma.operator).cmp(&(
-                        b.idle_since,
-                        mb.priority,
-                        &mb.operator,
-                    ))
-                })
-                .map(|(m, _)| m.operator.clone())
-        };
-        best(true).or_else(|| best(false))
     }
 
     fn start_ring(&mut self, now: Instant, caller: CallerId, operator: String, queue: String) {
