@@ -115,6 +115,26 @@ async fn control(console: &Console, operator: &str, control: CallControl) -> Res
     }
 }
 
+/// A call-panel button whose body only picks one of two ways (`usage` says how): the
+/// operator behind the page asks their call for `control(body)`.
+async fn button<B>(
+    console: &Console,
+    s: &hotline_core::users::WebSession,
+    headers: &HeaderMap,
+    body: Option<Json<B>>,
+    usage: &str,
+    control_of: impl FnOnce(B) -> CallControl,
+) -> Response {
+    let who = match operator(console, s, headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return refused(StatusCode::BAD_REQUEST, usage);
+    };
+    control(console, who, control_of(body)).await
+}
+
 /// POST /console/call/hold `{"held": true|false}`.
 pub(super) async fn hold(
     State(console): State<Arc<Console>>,
@@ -122,17 +142,11 @@ pub(super) async fn hold(
     headers: HeaderMap,
     body: Option<Json<HoldBody>>,
 ) -> Response {
-    let who = match operator(&console, &s, &headers) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let Some(Json(body)) = body else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            r#"send {"held": true} or {"held": false}"#,
-        );
-    };
-    control(&console, who, CallControl::Hold(body.held)).await
+    let usage = r#"send {"held": true} or {"held": false}"#;
+    button(&console, &s, &headers, body, usage, |b| {
+        CallControl::Hold(b.held)
+    })
+    .await
 }
 
 /// POST /console/call/transfer `{"to": "operator:bela" | "queue:sales" | "number:…",
@@ -179,17 +193,11 @@ pub(super) async fn end_consult(
     headers: HeaderMap,
     body: Option<Json<EndConsultBody>>,
 ) -> Response {
-    let who = match operator(&console, &s, &headers) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let Some(Json(body)) = body else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            r#"send {"complete": true} or {"complete": false}"#,
-        );
-    };
-    control(&console, who, CallControl::EndConsult(body.complete)).await
+    let usage = r#"send {"complete": true} or {"complete": false}"#;
+    button(&console, &s, &headers, body, usage, |b| {
+        CallControl::EndConsult(b.complete)
+    })
+    .await
 }
 
 /// Longest wrap-up note.
