@@ -197,6 +197,60 @@ caller_presses() { # template digit expected-step other-step
     --not-heard "$ROOT/ivr-flows/prompts/$other.wav"
 }
 
+# A spoofed RFC 4733 '1' from another port of the caller's host, sent in the menu before
+# the caller's own '2', is no key press: the caller hears support, not sales.
+spoofed_digit_ignored() {
+  local welcome; welcome=$(prompt_ms "$ROOT/ivr-flows/prompts/welcome.wav")
+  (
+    line=$(timeout 15 tcpdump -i lo -nn -l -c 1 "udp and dst port $MEDIA_PORT" 2>/dev/null)
+    port=$(sed -nE "s/.* 127\.0\.0\.1\.([0-9]+) > 127\.0\.0\.1\.$MEDIA_PORT:.*/\1/p" <<<"$line")
+    [ -n "$port" ] || { echo "no RTP from the daemon seen: $line"; exit 1; }
+    sleep "$(( welcome + 300 ))e-3"
+    python3 "$ROOT/tests/sipp/spoof_dtmf.py" 127.0.0.1 "$port" 1
+  ) &
+  local spoofer=$!
+  caller_presses caller_presses_digit 2 support sales; local rc=$?
+  wait $spoofer || { echo "the spoofer did not send"; return 1; }
+  return $rc
+}
+
+# SIP over TCP: a peer that starts a message and never finishes it is cut off after
+# sip.tcp_message_timeout_secs (2 here), and says so in the security log.
+sip_tcp_slow_message_cut() {
+  python3 - "$SIP_PORT" <<'PY' || return 1
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1")
+start = time.monotonic()
+s.settimeout(8)
+try:
+    while True:
+        time.sleep(0.5)
+        s.sendall(b"1")  # a byte now and then, never the end of the header
+except (BrokenPipeError, ConnectionResetError, socket.timeout):
+    pass
+took = time.monotonic() - start
+print(f"closed after {took:.1f} s")
+sys.exit(0 if 1.5 <= took <= 4 else 1)
+PY
+  grep -F 'security: sip tcp timeout reason="no whole message in time" from=127.0.0.1' "$DAEMON_DIR/daemon.log"
+}
+
+# A wrong SIP password is a line in the security log and a counter in /metrics.
+sip_auth_failure_logged() {
+  grep -E 'security: sip auth failed user="1001" (repeated=[0-9]+ )?from=127\.0\.0\.1' "$DAEMON_DIR/daemon.log" || return 1
+  # The SIP task exports its counters once a second.
+  local m
+  for _ in $(seq 1 30); do
+    m=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics") || return 1
+    echo "$m" | grep -Eq '^hotline_sip_auth_failures_total [1-9]' && break
+    sleep 0.1
+  done
+  echo "$m" | grep -E '^hotline_sip_(auth_failures|auth_challenges|auth_throttled|rate_limited|calls_over_limit|stray_responses)_total'
+  echo "$m" | grep -Eq '^hotline_sip_auth_failures_total [1-9]' &&
+  echo "$m" | grep -Eq '^hotline_sip_calls_over_limit_total 0'
+}
+
 cancelled() {
   sipp_run "$ROOT/tests/sipp/cancel_before_answer.xml" 200 -m 1 || return 1
   sleep 0.3
@@ -850,7 +904,8 @@ drain_on_sigterm() {
 
 check readme_first_command readme_first_command
 
-if start_daemon main; then
+if start_daemon main '[sip]
+tcp_message_timeout_secs = 2'; then
   check options_udp sipp_run "$ROOT/tests/sipp/options.xml" 100 -m 1
   check options_tcp sipp_run "$ROOT/tests/sipp/options.xml" 100 -m 1 -t t1
   check uac_udp_10_calls sipp_run uac 100 -m 10 -r 5 -d 1500
@@ -858,6 +913,8 @@ if start_daemon main; then
   check caller_presses_1_hears_sales caller_presses caller_presses_digit 1 sales support
   check caller_presses_2_hears_support caller_presses caller_presses_digit 2 support sales
   check sip_info_2_hears_support caller_presses caller_info_digit 2 support sales
+  check spoofed_digit_ignored spoofed_digit_ignored
+  check sip_tcp_slow_message_cut sip_tcp_slow_message_cut
   check cancel_before_answer cancelled
   check hold_and_resume held_and_resumed
   check reload_on_sighup reload_on_sighup
@@ -898,6 +955,7 @@ caller_id = "+3612345678"'; then
   check caller_gives_up_while_ringing caller_gives_up_while_ringing
   check ring_no_answer_goes_to_next ring_no_answer_goes_to_next
   check wrong_password_refused wrong_password_refused
+  check sip_auth_failure_logged sip_auth_failure_logged
   check toll_fraud_refused toll_fraud_refused
   check click_to_call click_to_call
   check busy_on_own_call busy_on_own_call
@@ -1148,6 +1206,39 @@ TOML
 sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/customer_answers.xml" >"$OUT/customer_answers.xml"
 sed "s#@PCAPS@#$PCAPS#g" "$ROOT/tests/sipp/operator_answers.xml" >"$OUT/operator_answers.xml"
 check autocb_two_nodes_postgres autocb_two_nodes_postgres
+
+# kill -9 in the middle of 200 calls: after the restart every call has its record, ended
+# as daemon_lost (the daemon writes a call's row when it arrives, journals what the
+# database can't take, and closes its own open rows when it starts again).
+long_flow() {
+  local prompts; prompts=$(printf '"hold-music", %.0s' $(seq 1 20))
+  printf 'name = "long"\nnumbers = ["601"]\nstart = "music"\n[steps.music]\ntype = "play"\nprompts = [%s]\nnext = "bye"\n[steps.bye]\ntype = "hangup"\n' \
+    "${prompts%, }" >"$DAEMON_DIR/flows/long.toml"
+}
+records_survive_kill_9() {
+  sipp -sn uac -s 601 127.0.0.1:$SIP_PORT -i 127.0.0.1 -p $SIPP_PORT -m 200 -r 50 -d 90000 -l 200 \
+    -nostdin -timeout 40s >"$OUT/crash-sipp.log" 2>&1 &
+  local sipp_pid=$! active=0
+  for _ in $(seq 1 150); do
+    active=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | sed -nE 's/^hotline_active_calls ([0-9]+).*/\1/p')
+    [ "${active:-0}" -ge 200 ] && break
+    sleep 0.1
+  done
+  echo "active calls at the kill: $active"
+  kill -9 "$(cat "$DAEMON_DIR/pid")"
+  kill "$sipp_pid" 2>/dev/null; wait "$sipp_pid" 2>/dev/null
+  [ "${active:-0}" -ge 200 ] || return 1
+  "$DAEMON_DIR/restart.sh" start || return 1
+  local rows; rows=$("$HOTLINE" calls --config "$DAEMON_DIR/hotline.toml" --limit 1000 | awk -F, '$4 == "601"')
+  local total lost
+  total=$(grep -c . <<<"$rows"); lost=$(awk -F, '$8 == "daemon_lost"' <<<"$rows" | grep -c .)
+  echo "records of calls to 601: $total, ended daemon_lost: $lost"
+  [ "$total" = 200 ] && [ "$lost" = 200 ]
+}
+if PRESTART=long_flow start_daemon crash; then
+  check records_survive_kill_9 records_survive_kill_9
+  stop_daemon
+else failed=$((failed + 1)); echo "FAIL daemon_start_crash"; fi
 
 if start_daemon cap '[sip]
 max_calls = 2'; then

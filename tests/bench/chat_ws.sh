@@ -141,6 +141,10 @@ key = "bench"
 name = "Chat benchmark"
 queues = ["support"]
 greeting = "Hello! Write your question; an operator will answer shortly."
+
+# Every benchmark visitor comes from 127.0.0.1: the per-address limits would stop it.
+[chat.limits]
+enabled = false
 EOF
   if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$HTTP_PORT/healthz"; then
     echo "something already answers on 127.0.0.1:$HTTP_PORT (an older daemon?); not starting $name"

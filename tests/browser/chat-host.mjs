@@ -7,21 +7,29 @@
 //   /             "Demo Shop - Home", with a link to the prices page
 //   /prices.html  "Demo Shop - Prices"
 //   /account.html a signed-in customer's page: it passes window.hotlineChat with the
-//                 name, e-mail and customer id signed with the site's secret (`secret`)
+//                 name, e-mail and customer id, the visitor key and the time, signed with
+//                 the site's secret (`secret`), fresh on every request
 //
 // Used by the test through startHost(); can also run on its own to try the widget by hand:
 //   BASE_URL=http://127.0.0.1:18080 node tests/browser/chat-host.mjs [port] [site]
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** What a site's server puts in the page of a logged-in customer (HMAC-SHA256 in hex over
- * customer_id, e-mail and name, one per line). */
+/** What a site's server puts in the page of a logged-in customer: HMAC-SHA256 in hex over
+ * visitor_key, timestamp (Unix seconds, now), customer_id, e-mail and name, one per line.
+ * The visitor key is the site's own name for this customer (here a hash of the customer
+ * id); the widget chats under it. Hotline refuses a signature older than
+ * chat.signature_max_age_secs or made for another visitor key. */
 export function signedFields(secret, { name, email, customer_id }) {
-  const signature = createHmac('sha256', secret).update(`${customer_id}\n${email}\n${name}`).digest('hex');
-  return { name, email, customer_id, signature };
+  const visitor_key = createHash('sha256').update(`demo-shop:${customer_id}`).digest('hex').slice(0, 32);
+  const timestamp = Math.floor(Date.now() / 1000);
+  const signature = createHmac('sha256', secret)
+    .update(`${visitor_key}\n${timestamp}\n${customer_id}\n${email}\n${name}`)
+    .digest('hex');
+  return { name, email, customer_id, visitor_key, timestamp, signature };
 }
 
 function page({ title, heading, body, hotline, site, fields = null }) {
@@ -72,20 +80,21 @@ export function startHost({ port, hotline, site = 'demo', secret = 'test-secret'
       hotline,
       site,
     }),
-    '/account.html': page({
-      title: 'Demo Shop - My account',
-      heading: 'My account',
-      body: '<p>You are logged in.</p>',
-      hotline,
-      site,
-      fields: signedFields(secret, customer || {
-        name: 'Kata Signed', email: 'kata@example.org', customer_id: 'C-1001',
-      }),
-    }),
   };
+  // Signed when served, as a site's server does (the signature carries the time).
+  const accountPage = () => page({
+    title: 'Demo Shop - My account',
+    heading: 'My account',
+    body: '<p>You are logged in.</p>',
+    hotline,
+    site,
+    fields: signedFields(secret, customer || {
+      name: 'Kata Signed', email: 'kata@example.org', customer_id: 'C-1001',
+    }),
+  });
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://host').pathname;
-    const html = pages[path === '/index.html' ? '/' : path];
+    const html = path === '/account.html' ? accountPage() : pages[path === '/index.html' ? '/' : path];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
     } else if (html) {

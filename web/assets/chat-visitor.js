@@ -987,8 +987,11 @@ function upload(files) {
         json = JSON.parse(xhr.responseText);
       } catch (e) { /* not JSON */ }
       if (xhr.status >= 200 && xhr.status < 300 && json && Array.isArray(json.files)) resolve(json.files);
+      // The server's own words first (a file too large, the chat's quota, too many uploads).
+      else if (json && (json.error || json.message)) reject(new Error(json.error || json.message));
       else if (xhr.status === 413) reject(new Error('The files are too large to send.'));
-      else reject(new Error((json && (json.error || json.message)) || `The files could not be sent (${xhr.status}).`));
+      else if (xhr.status === 429) reject(new Error('Too many uploads right now. Please try again in a minute.'));
+      else reject(new Error(`The files could not be sent (${xhr.status}).`));
     };
     xhr.onerror = () => reject(new Error('The files could not be sent: no connection. Try again in a moment.'));
     xhr.send(body);
@@ -1078,7 +1081,8 @@ async function startChat() {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({
         site: SITE,
-        visitor_key: visitorKey(),
+        // A signed-in customer's site names the visitor key it signed for.
+        visitor_key: (fields && typeof fields.visitor_key === 'string' && fields.visitor_key) || visitorKey(),
         name,
         email,
         queue: ui.queue ? ui.queue.value : null,

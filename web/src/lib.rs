@@ -7,8 +7,12 @@
 //! renderer the binary hands over.
 
 pub mod chat;
+pub mod client_ip;
 pub mod console;
+pub mod server;
 pub mod visual;
+
+pub use client_ip::{ClientIp, TrustedProxies};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,16 +8,25 @@
 //!
 //! The relay is in memory, per node: both browsers of a session must reach the same node
 //! (sticky sessions behind a load balancer).
+//!
+//! The sockets take frames as chat's do ([`crate::chat::chat_socket`]: 64 KiB at most) and
+//! at the same rates per socket as a chat visitor's per address (`[chat.limits]`): chat
+//! messages (and resync requests) as `messages`, WebRTC signalling as `drafts`. A photo
+//! upload's link is checked before a byte of its body is read.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use hotline_core::notify::{NotifierHandle, NotifyConfig};
 use hotline_core::store::Store;
 use hotline_core::visual::{FileKind, Party, SmsLimits, VisualSession};
@@ -207,6 +216,50 @@ impl Hub {
     }
 }
 
+/// A socket's frames per minute, as [`crate::chat::limits`] allows a chat visitor's
+/// address: no limit when the limits are off or a budget is 0.
+struct FrameBudget {
+    messages: Option<DefaultDirectRateLimiter>,
+    signals: Option<DefaultDirectRateLimiter>,
+    clock: DefaultClock,
+}
+
+impl FrameBudget {
+    fn new(limits: &crate::chat::limits::LimitsConfig) -> FrameBudget {
+        let budget = |per_minute: u32| {
+            NonZeroU32::new(per_minute)
+                .filter(|_| limits.enabled)
+                .map(|n| RateLimiter::direct(Quota::per_minute(n)))
+        };
+        FrameBudget {
+            messages: budget(limits.messages.per_address),
+            signals: budget(limits.drafts.per_address),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one frame of the kind, or says how long to wait.
+    fn take(&self, signal: bool) -> Result<(), String> {
+        let limiter = if signal {
+            &self.signals
+        } else {
+            &self.messages
+        };
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now()).as_secs().max(1);
+            let what = if signal {
+                "connection updates"
+            } else {
+                "messages"
+            };
+            format!("Too many {what}: please wait {wait} s and try again.")
+        })
+    }
+}
+
 /// Relays one browser's WebSocket until it closes or the session ends.
 pub async fn serve_socket(
     console: Arc<Console>,
@@ -215,6 +268,7 @@ pub async fn serve_socket(
     mut socket: WebSocket,
 ) {
     let hub = &console.visual.hub;
+    let budget = FrameBudget::new(&console.chat.config.limits);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let me = hub.join(session, party, tx);
     hub.send(session, To::Both, &hub.presence(session));
@@ -236,7 +290,7 @@ pub async fn serve_socket(
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
-                let replies = handle(&console, session, party, other, text.as_str()).await;
+                let replies = handle(&console, &budget, session, party, other, text.as_str()).await;
                 let mut gone = false;
                 for reply in replies {
                     if let Ok(json) = serde_json::to_string(&reply)
@@ -259,6 +313,7 @@ pub async fn serve_socket(
 /// Acts on one message from a browser; returns what only that browser should hear.
 async fn handle(
     console: &Console,
+    budget: &FrameBudget,
     session: i64,
     party: Party,
     other: To,
@@ -271,6 +326,9 @@ async fn handle(
             message: "unreadable message".into(),
         }];
     };
+    if let Err(message) = budget.take(matches!(incoming, Incoming::Signal { .. })) {
+        return vec![Event::Error { message }];
+    }
     match incoming {
         Incoming::Hello { after } => {
             // Missed messages, each as it would have come live, to this browser only.
@@ -444,32 +502,270 @@ pub async fn customer_socket(
             Err(e) => tracing::warn!(session = v.id, "marking joined: {e}"),
         }
     }
-    ws.on_upgrade(move |socket| serve_socket(console, v.id, Party::Customer, socket))
+    crate::chat::chat_socket(ws)
+        .on_upgrade(move |socket| serve_socket(console, v.id, Party::Customer, socket))
 }
 
-pub async fn customer_photo(
-    State(console): State<Arc<Console>>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(v) = by_token(&console, &token).await else {
-        return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
+/// The picture an upload carries, read only now (after its link or session was checked)
+/// and at most [`MAX_IMAGE_BYTES`]; a larger one is refused as it arrives.
+pub async fn read_image(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(serde_json::json!({ "error": "the picture is larger than 20 MB" })),
+        )
+            .into_response()
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|l| l.to_str().ok())
         .and_then(|l| l.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_IMAGE_BYTES) {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Json(serde_json::json!({ "error": "the picture is larger than 20 MB" })),
-        )
-            .into_response();
+        return Err(too_large());
     }
+    axum::body::to_bytes(body, MAX_IMAGE_BYTES)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// POST /v/{token}/photos: the link is checked before the body is read, so an unknown
+/// link costs no upload.
+pub async fn customer_photo(
+    State(console): State<Arc<Console>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(v) = by_token(&console, &token).await else {
+        return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
+    };
+    let body = match read_image(&headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     match save_image(&console.store, &console.visual, &v, FileKind::Photo, &body).await {
         // The customer learns that it arrived, not where it is kept.
         Ok(_) => (StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))).into_response(),
         Err((status, msg)) => (status, Json(serde_json::json!({ "error": msg }))).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::Router;
+    use axum::http::Request;
+    use futures_util::{SinkExt, StreamExt};
+    use hotline_core::users::{LoginPolicy, NewUser, Role};
+    use hotline_core::visual::{InviteChannel, NewVisualSession};
+    use tokio_tungstenite::tungstenite::Message;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::console::{BoxFuture, OperatorForm, Telephony};
+
+    struct NoTelephony;
+
+    impl Telephony for NoTelephony {
+        fn set_operator_state<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
+            Box::pin(async { None })
+        }
+        fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
+            Box::pin(async { None })
+        }
+        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
+            Box::pin(async { Err("not here".into()) })
+        }
+        fn call_customer<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: Option<i64>,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            Box::pin(async { Err("not here".into()) })
+        }
+        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
+            0
+        }
+    }
+
+    /// The console's routes and an open session's link token.
+    async fn setup() -> (Router, String) {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let now = unix_ms();
+        let user = store
+            .add_user(&NewUser {
+                name: "anna",
+                display_name: "Anna",
+                role: Role::Operator,
+                password: "a-long-password",
+                operator: None,
+                now_ms: now,
+            })
+            .await
+            .unwrap();
+        let license = store.add_license("Main", 10, now).await.unwrap();
+        store.grant_license(user, license).await.unwrap();
+        let created = store
+            .create_visual_session(&NewVisualSession {
+                operator_user_id: user,
+                license_id: license,
+                channel: InviteChannel::Email,
+                email: Some("customer@example.com".into()),
+                now_ms: now,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let visual = VisualSettings {
+            public_url: "http://127.0.0.1".into(),
+            notify: Default::default(),
+            notifier: None,
+            files_dir: std::env::temp_dir().join(format!("hotline-visual-{now}")),
+            ice_servers_json: "[]".into(),
+            sms_limits: Default::default(),
+            time_zone: chrono_tz::Europe::Budapest,
+            hub: Default::default(),
+        };
+        let console = Arc::new(Console::new(
+            store,
+            Arc::new(NoTelephony),
+            LoginPolicy::default(),
+            false,
+            visual,
+        ));
+        (crate::console::router(console), created.token)
+    }
+
+    /// A body that notes whether anyone read it.
+    fn watched_body(read: Arc<AtomicBool>, bytes: usize) -> Body {
+        let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+        let chunks = bytes.div_ceil(chunk.len());
+        let stream = futures_util::stream::iter(0..chunks).map(move |_| {
+            read.store(true, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(chunk.clone())
+        });
+        Body::from_stream(stream)
+    }
+
+    #[tokio::test]
+    async fn a_photo_for_an_unknown_link_is_refused_unread() {
+        let (app, token) = setup().await;
+        let read = Arc::new(AtomicBool::new(false));
+        let req = Request::post("/v/not-a-link/photos")
+            .header("content-type", "image/png")
+            .body(watched_body(read.clone(), 1024 * 1024))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert!(!read.load(Ordering::SeqCst), "the body was read");
+
+        // A good link with too big a picture (no length given): refused as it arrives.
+        let req = Request::post(format!("/v/{token}/photos"))
+            .body(watched_body(read.clone(), MAX_IMAGE_BYTES + 128 * 1024))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+        // And a real picture arrives.
+        let png = [
+            0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+        ];
+        let req = Request::post(format!("/v/{token}/photos"))
+            .body(Body::from(png.to_vec()))
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+
+    type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+    async fn customer_socket(app: Router, token: &str) -> Ws {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/v/{token}/ws"), stream)
+            .await
+            .unwrap();
+        ws
+    }
+
+    /// The next text frame, or None when the server closed the socket.
+    async fn next_text(ws: &mut Ws) -> Option<serde_json::Value> {
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+                .await
+                .expect("no answer within 5 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn visual_sockets_take_frames_as_chat_does() {
+        let (app, token) = setup().await;
+        let mut ws = customer_socket(app.clone(), &token).await;
+        // Presence comes first.
+        assert_eq!(next_text(&mut ws).await.unwrap()["type"], "presence");
+        // A frame far bigger than any message or offer: the socket is closed.
+        let big = json_signal(100 * 1024);
+        ws.send(Message::Text(big.into())).await.unwrap();
+        assert_eq!(next_text(&mut ws).await, None, "a 100 KiB frame was taken");
+
+        // Messages at the chat visitor's rate (30 a minute): the 31st is refused.
+        let mut ws = customer_socket(app, &token).await;
+        let mut refused = None;
+        for i in 0..31 {
+            let frame = serde_json::json!({ "type": "chat", "text": format!("m{i}") });
+            ws.send(Message::Text(frame.to_string().into()))
+                .await
+                .unwrap();
+            loop {
+                let v = next_text(&mut ws).await.unwrap();
+                match v["type"].as_str() {
+                    Some("chat") => break,
+                    Some("error") => {
+                        refused = Some((i, v));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (i, v) = refused.expect("no message was refused");
+        assert_eq!(i, 30, "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Too many messages"),
+            "{v}"
+        );
+    }
+
+    fn json_signal(bytes: usize) -> String {
+        serde_json::json!({ "type": "signal", "data": { "sdp": "x".repeat(bytes) } }).to_string()
     }
 }

@@ -939,11 +939,15 @@ impl CallSession {
             }
             // RTCP is not interpreted; bridged, it goes to where the other side sends its
             // own RTCP from.
-            (Port::Rtcp(CALLER), Some(leg), Some(_)) => {
+            // Only from the hosts the bridge hears, so a stranger cannot learn where the
+            // other side's reports go.
+            (Port::Rtcp(CALLER), Some(leg), Some(bridge)) if bridge.hears(Side::A, from, true) => {
                 let to = self.rtcp.forward(Side::A, from, data)?;
                 Some((Port::Rtcp(leg), to))
             }
-            (Port::Rtcp(l), Some(leg), Some(_)) if l == leg => {
+            (Port::Rtcp(l), Some(leg), Some(bridge))
+                if l == leg && bridge.hears(Side::B, from, true) =>
+            {
                 let to = self.rtcp.forward(Side::B, from, data)?;
                 Some((Port::Rtcp(CALLER), to))
             }
@@ -1429,8 +1433,7 @@ impl CallSession {
         let mut leg = consult.leg;
         leg.deadline = None;
         self.leg = Some(leg);
-        let caller = self.caller_address();
-        self.bridge = Some(Bridge::new(caller, remote));
+        self.bridge = Some(self.caller_bridge(remote));
         self.rtcp = RtcpRelay::default();
         self.bridged_at = Some(now);
         match to {
@@ -1726,6 +1729,21 @@ impl CallSession {
     }
 
     /// Where the caller's media goes: as the bridge learnt it, else as the IVR knows it.
+    /// A bridge from the caller to `remote`. Where the caller's media was already
+    /// latched (heard by the IVR or an earlier bridge), the new bridge starts latched
+    /// there: a fresh latch would let whoever sends first take the caller's side.
+    fn caller_bridge(&self, remote: Option<SocketAddr>) -> Bridge {
+        let mut bridge = Bridge::new(self.caller_address(), remote);
+        let latched = match &self.bridge {
+            Some(b) => b.latched(Side::A),
+            None => self.ivr.as_ref().and_then(IvrCall::rtp_latched),
+        };
+        if let Some(addr) = latched {
+            bridge.set_latched(Side::A, addr);
+        }
+        bridge
+    }
+
     fn caller_address(&self) -> Option<SocketAddr> {
         self.bridge
             .as_ref()
@@ -1751,8 +1769,7 @@ impl CallSession {
             translation: Translation::between(self.format(), handed.format)
                 .zip(Translation::between(handed.format, self.format())),
         });
-        let caller = self.caller_address();
-        self.bridge = Some(Bridge::new(caller, handed.remote));
+        self.bridge = Some(self.caller_bridge(handed.remote));
         self.rtcp = RtcpRelay::default();
         self.bridged_at = Some(now);
         self.outputs.push_back(Output::Connected {
@@ -1999,11 +2016,11 @@ impl CallSession {
 
     /// Bridges the caller with the leg, whose media comes from `remote`.
     fn bridge_leg(&mut self, now: Instant, remote: Option<SocketAddr>) {
-        let caller = self.ivr.as_ref().and_then(IvrCall::rtp_destination);
+        let bridge = self.caller_bridge(remote);
         if let Some(ivr) = self.ivr.as_mut() {
             ivr.set_bridged(now);
         }
-        self.bridge = Some(Bridge::new(caller, remote));
+        self.bridge = Some(bridge);
         self.rtcp = RtcpRelay::default();
         self.bridged_at = Some(now);
         let at = self.unix_ms(now);

@@ -435,6 +435,31 @@ impl Store {
         claim_ms: i64,
         now_ms: i64,
     ) -> Result<CallbackEntry, CallbackError> {
+        self.claim(entry_id, operator, claim_ms, now_ms, true).await
+    }
+
+    /// Takes an entry to start a call on it, as [`Store::claim_callback`] but only when no
+    /// claim holds, the claimer's own included: of a double click, two tabs or two nodes
+    /// exactly one starts the call (one conditional `UPDATE`); the others get
+    /// `AlreadyClaimed`.
+    pub async fn claim_callback_once(
+        &self,
+        entry_id: i64,
+        claimer: &str,
+        claim_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackEntry, CallbackError> {
+        self.claim(entry_id, claimer, claim_ms, now_ms, false).await
+    }
+
+    async fn claim(
+        &self,
+        entry_id: i64,
+        operator: &str,
+        claim_ms: i64,
+        now_ms: i64,
+        extend_own: bool,
+    ) -> Result<CallbackEntry, CallbackError> {
         check_text("operator name", operator, MAX_OPERATOR_CHARS)?;
         if claim_ms <= 0 {
             return Err(CallbackError::Invalid(format!(
@@ -454,13 +479,15 @@ impl Store {
                  claimed_by = $2, claim_expires_at = $4 \
                  WHERE id = $1 AND state = 'open' \
                  AND (hidden_until IS NULL OR hidden_until <= $3) \
-                 AND (claimed_by IS NULL OR claim_expires_at <= $3 OR claimed_by = $2) \
+                 AND (claimed_by IS NULL OR claim_expires_at <= $3 \
+                      OR (claimed_by = $2 AND $5 = 1)) \
                  RETURNING claim_attempt_id",
             )
             .bind(entry_id)
             .bind(operator)
             .bind(now_ms)
             .bind(expires)
+            .bind(i64::from(extend_own))
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else {

@@ -1,18 +1,30 @@
 //! Call detail records: one row per call, written when the call starts and completed when
 //! it ends. Calls hand their records to `CdrLog`, which writes them off the call path.
+//!
+//! Nothing is lost on the way (issue 15): every write is keyed by the record's own key and
+//! idempotent, so it may be written again safely. When the database fails or is too slow,
+//! the writes go to a journal file in the state directory (JSON lines, fsync'd) and are
+//! replayed when it works again, and at the next start. A call is answered only once its
+//! start row is durable (in the database or in the journal); at start-up the rows of this
+//! node's calls that never got their end (the daemon was killed) end as `daemon_lost`.
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::io::{BufRead, Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, warn};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
 
 /// Why a call ended, as stored in `calls.end_reason` and counted in metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// The caller sent BYE.
     CallerHangup,
@@ -35,10 +47,13 @@ pub enum EndReason {
     /// An operator's consultation call whose other party an attended transfer joined
     /// with the transferred caller (RFC 3891 Replaces).
     Replaced,
+    /// The daemon died (killed, crashed) before the call's end was written; the next
+    /// start closed the record.
+    DaemonLost,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 10] = [
+    pub const ALL: [EndReason; 11] = [
         EndReason::CallerHangup,
         EndReason::FlowHangup,
         EndReason::OperatorHangup,
@@ -49,6 +64,7 @@ impl EndReason {
         EndReason::Shutdown,
         EndReason::TransportError,
         EndReason::Replaced,
+        EndReason::DaemonLost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,12 +79,13 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::TransportError => "transport_error",
             EndReason::Replaced => "replaced",
+            EndReason::DaemonLost => "daemon_lost",
         }
     }
 }
 
 /// What is known when the INVITE arrives.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallStart {
     pub call_id: String,
     pub caller: String,
@@ -79,7 +96,7 @@ pub struct CallStart {
 }
 
 /// What is known when the call is over.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEnd {
     pub ended_at_ms: i64,
     pub reason: EndReason,
@@ -95,7 +112,7 @@ pub struct CallEnd {
 }
 
 /// A call's time in queues and with operators, for reporting.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     /// The queue the caller last waited in.
     pub queue: Option<String>,
@@ -108,7 +125,7 @@ pub struct Service {
 }
 
 /// One operator's phone (or outside number) the call was offered to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallLeg {
     pub operator: Option<String>,
     /// An outside number the call went to (a transfer out through the trunk).
@@ -123,7 +140,8 @@ pub struct CallLeg {
 }
 
 /// How a leg ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LegOutcome {
     /// Answered: the two talked.
     Answered,
@@ -331,12 +349,17 @@ impl Store {
         Ok(tx.commit().await?)
     }
 
-    /// Closes records left open by a crash, so none stays "in progress" forever.
-    pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
+    /// Closes the records this node left open when it died (killed, crashed): they end
+    /// at `now_ms` as `daemon_lost`. Other nodes' calls sharing the database are theirs
+    /// to close; rows from before nodes were recorded (no node) are closed too. Call it at
+    /// start-up, before any call and after the journal was replayed.
+    pub async fn close_lost_calls(&self, node: &str, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE calls SET ended_at = $1, end_reason = 'shutdown' WHERE ended_at IS NULL",
+            "UPDATE calls SET ended_at = $1, end_reason = 'daemon_lost' \
+             WHERE ended_at IS NULL AND (node = $2 OR node IS NULL)",
         )
         .bind(now_ms)
+        .bind(node)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -463,20 +486,14 @@ async fn set_call_answered<'e>(
 }
 
 async fn finish_call(ex: &mut AnyConnection, id: i64, end: &CallEnd) -> Result<(), sqlx::Error> {
-    let finished = sqlx::query(
-        "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4, \
-         variables = $5, operator = $6, queue = $7, wait_ms = $8, hold_ms = $9 \
-         WHERE id = $10 AND ended_at IS NULL",
+    let finished = bind_end(
+        sqlx::query(
+            "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4, \
+             variables = $5, operator = $6, queue = $7, wait_ms = $8, hold_ms = $9 \
+             WHERE id = $10 AND ended_at IS NULL",
+        ),
+        end,
     )
-    .bind(end.ended_at_ms)
-    .bind(end.reason.as_str())
-    .bind(&end.digits)
-    .bind(end.path.join(" "))
-    .bind(&end.variables)
-    .bind(&end.operator)
-    .bind(&end.service.queue)
-    .bind(end.service.wait_ms)
-    .bind(end.service.hold_ms)
     .bind(id)
     .execute(&mut *ex)
     .await?;
@@ -484,7 +501,26 @@ async fn finish_call(ex: &mut AnyConnection, id: i64, end: &CallEnd) -> Result<(
     if finished.rows_affected() == 0 {
         return Ok(());
     }
-    for (seq, leg) in end.service.legs.iter().enumerate() {
+    insert_legs(ex, id, &end.service.legs).await
+}
+
+fn bind_end<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    end: &'q CallEnd,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    q.bind(end.ended_at_ms)
+        .bind(end.reason.as_str())
+        .bind(&end.digits)
+        .bind(end.path.join(" "))
+        .bind(&end.variables)
+        .bind(&end.operator)
+        .bind(&end.service.queue)
+        .bind(end.service.wait_ms)
+        .bind(end.service.hold_ms)
+}
+
+async fn insert_legs(ex: &mut AnyConnection, id: i64, legs: &[CallLeg]) -> Result<(), sqlx::Error> {
+    for (seq, leg) in legs.iter().enumerate() {
         sqlx::query(
             "INSERT INTO call_legs (call, seq, operator, number, rang_at, answered_at, \
              ended_at, outcome, hold_ms, transferred_to) \
@@ -506,25 +542,381 @@ async fn finish_call(ex: &mut AnyConnection, id: i64, end: &CallEnd) -> Result<(
     Ok(())
 }
 
-/// A call's record in the `CdrLog`, before the database has given it an id.
+/// Carries out one queued write. Each is idempotent, so a write whose commit may or may
+/// not have happened (a timeout) is safely written again from the journal: a start
+/// already there is left alone, and an end lands only on a record without one (or one
+/// closed as `daemon_lost` at a restart, which the real end replaces).
+async fn apply(ex: &mut AnyConnection, write: &CdrWrite) -> Result<(), sqlx::Error> {
+    match write {
+        CdrWrite::Start { key, node, call } => {
+            sqlx::query(
+                "INSERT INTO calls (call_id, caller, called, started_at, flow, flow_version, \
+                 record_key, node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (record_key) DO NOTHING",
+            )
+            .bind(&call.call_id)
+            .bind(&call.caller)
+            .bind(&call.called)
+            .bind(call.started_at_ms)
+            .bind(&call.flow)
+            .bind(&call.flow_version)
+            .bind(key)
+            .bind(node)
+            .execute(&mut *ex)
+            .await?;
+        }
+        CdrWrite::Answered { key, at_ms } => {
+            sqlx::query("UPDATE calls SET answered_at = $1 WHERE record_key = $2")
+                .bind(at_ms)
+                .bind(key)
+                .execute(&mut *ex)
+                .await?;
+        }
+        CdrWrite::End { key, end } => {
+            let row = bind_end(
+                sqlx::query(
+                    "UPDATE calls SET ended_at = $1, end_reason = $2, digits = $3, path = $4, \
+                     variables = $5, operator = $6, queue = $7, wait_ms = $8, hold_ms = $9 \
+                     WHERE record_key = $10 \
+                     AND (ended_at IS NULL OR end_reason = 'daemon_lost') RETURNING id",
+                ),
+                end,
+            )
+            .bind(key)
+            .fetch_optional(&mut *ex)
+            .await?;
+            if let Some(row) = row {
+                let id: i64 = row.try_get(0)?;
+                // A daemon_lost record has no legs, but clear them anyway so a
+                // replayed end can never double them.
+                sqlx::query("DELETE FROM call_legs WHERE call = $1")
+                    .bind(id)
+                    .execute(&mut *ex)
+                    .await?;
+                insert_legs(ex, id, &end.service.legs).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One change to a call's record, as queued, journaled and replayed; the record's key
+/// (unique per call, made by [`CdrLog`]) names the row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CdrWrite {
+    Start {
+        key: String,
+        /// The node whose calls this is ([`node_id`]), for closing lost calls.
+        node: String,
+        call: CallStart,
+    },
+    Answered {
+        key: String,
+        at_ms: i64,
+    },
+    End {
+        key: String,
+        end: CallEnd,
+    },
+}
+
+impl CdrWrite {
+    fn describe(&self) -> String {
+        match self {
+            CdrWrite::Start { key, call, .. } => format!(
+                "start of {} ({key}) from {} to {}",
+                call.call_id, call.caller, call.called
+            ),
+            CdrWrite::Answered { key, at_ms } => format!("answer of {key} at {at_ms}"),
+            CdrWrite::End { key, end } => {
+                format!(
+                    "end of {key} at {} ({})",
+                    end.ended_at_ms,
+                    end.reason.as_str()
+                )
+            }
+        }
+    }
+}
+
+/// Why the sink did not take a batch.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    /// The database may take it later (down, restarting, busy, a lost connection); if
+    /// not, the write itself is wrong and is set aside on its own.
+    pub transient: bool,
+    pub message: String,
+}
+
+impl From<sqlx::Error> for SinkError {
+    fn from(e: sqlx::Error) -> Self {
+        SinkError {
+            transient: is_transient(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Errors that say nothing about the write: the database was unreachable, busy or going
+/// away. Anything else (a constraint, a value it refuses) would fail again.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            if code.len() == 5 {
+                // PostgreSQL's SQLSTATE: connection (08), resources (53), shutdown or
+                // cancel (57), serialization and deadlock (40), system (58).
+                ["08", "53", "57", "40", "58"]
+                    .iter()
+                    .any(|p| code.starts_with(p))
+            } else {
+                // SQLite's (extended) result code: BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+                code.parse::<i64>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// Where call records go: the store, or a test's stand-in.
+pub trait CdrSink: Send + Sync + 'static {
+    /// Writes all of `writes` in one transaction, or none of them.
+    fn write_all(&self, writes: &[CdrWrite]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+impl CdrSink for Store {
+    async fn write_all(&self, writes: &[CdrWrite]) -> Result<(), SinkError> {
+        let mut tx = self.pool().begin().await?;
+        for w in writes {
+            apply(&mut tx, w).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// This node's name in call records, kept in the state directory (`node-id`) so that a
+/// restarted daemon knows its own unfinished calls from other nodes' sharing the
+/// database. Made (random) on first use.
+pub fn node_id(state_dir: &Path) -> std::io::Result<String> {
+    let path = state_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(state_dir)?;
+    let id = format!("{:016x}", rand::random::<u64>());
+    let mut f = std::fs::File::create(&path)?;
+    f.write_all(format!("{id}\n").as_bytes())?;
+    f.sync_all()?;
+    Ok(id)
+}
+
+/// How call records are kept.
+#[derive(Clone, Debug)]
+pub struct CdrOptions {
+    /// The journal (`cdr-journal.jsonl`) and the writes the database refused
+    /// (`cdr-rejected.jsonl`) are kept here: the daemon's state directory.
+    pub dir: PathBuf,
+    /// See [`node_id`].
+    pub node: String,
+    /// Writes waiting for the writer at most; a call handing over one more waits.
+    pub queue: usize,
+    /// A batch not written within this counts as failed and goes to the journal.
+    pub write_timeout: Duration,
+    /// How soon the journal is tried against the database once it holds writes; the
+    /// wait doubles while the database stays away, up to 12 times this.
+    pub retry_every: Duration,
+}
+
+impl CdrOptions {
+    pub fn new(dir: impl Into<PathBuf>, node: impl Into<String>) -> CdrOptions {
+        CdrOptions {
+            dir: dir.into(),
+            node: node.into(),
+            queue: 8192,
+            write_timeout: Duration::from_secs(5),
+            retry_every: Duration::from_secs(5),
+        }
+    }
+
+    fn journal(&self) -> Journal {
+        Journal {
+            path: self.dir.join(JOURNAL_FILE),
+            rejected: self.dir.join(REJECTED_FILE),
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+}
+
+pub const JOURNAL_FILE: &str = "cdr-journal.jsonl";
+pub const REJECTED_FILE: &str = "cdr-rejected.jsonl";
+
+/// Writes waiting for the database, in order, one JSON object per line.
+struct Journal {
+    path: PathBuf,
+    /// Writes the database refused for themselves (not for being down): kept for a human.
+    rejected: PathBuf,
+    /// One appender at a time (the writer, or a call after the writer stopped).
+    lock: std::sync::Mutex<()>,
+}
+
+impl Journal {
+    /// Appends the writes and syncs them to disk.
+    fn append(&self, writes: &[CdrWrite]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for w in writes {
+            let line = serde_json::to_string(w).map_err(std::io::Error::other)?;
+            text.push_str(&line);
+            text.push('\n');
+        }
+        self.append_text(&self.path, &text)
+    }
+
+    fn append_text(&self, path: &Path, text: &str) -> std::io::Result<()> {
+        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        // A line torn by a crash mid-write must not swallow the next one.
+        let mut last = [0u8; 1];
+        if f.metadata()?.len() > 0 {
+            f.seek(std::io::SeekFrom::End(-1))?;
+            f.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                f.write_all(b"\n")?;
+            }
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_data()
+    }
+
+    /// The journaled writes in order, and lines that don't parse (a write torn by a
+    /// crash in the middle of it).
+    fn read(&self) -> std::io::Result<(Vec<CdrWrite>, Vec<String>)> {
+        let f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut writes = Vec::new();
+        let mut bad = Vec::new();
+        for line in std::io::BufReader::new(f).split(b'\n') {
+            let line = line?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<CdrWrite>(&line) {
+                Ok(w) => writes.push(w),
+                Err(_) => bad.push(String::from_utf8_lossy(&line).into_owned()),
+            }
+        }
+        Ok((writes, bad))
+    }
+
+    fn holds_writes(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
+    }
+
+    fn clear(&self) -> std::io::Result<()> {
+        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keeps a write the database refused, with why, where an admin finds it.
+    fn reject(&self, what: &str, why: &str) {
+        let line = serde_json::json!({ "write": what, "error": why }).to_string();
+        match self.append_text(&self.rejected, &format!("{line}\n")) {
+            Ok(()) => error!(
+                file = %self.rejected.display(),
+                "the database refused a call record write ({why}); it is kept in the file"
+            ),
+            Err(e) => error!(
+                "the database refused a call record write ({why}) and it could not be kept \
+                 in {}: {e}: {what}",
+                self.rejected.display()
+            ),
+        }
+    }
+}
+
+/// What start-up recovery did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Writes replayed from the journal.
+    pub replayed: usize,
+    /// Records closed as `daemon_lost`.
+    pub lost: u64,
+}
+
+/// At start-up, before any call: replays what an earlier run left in the journal, then
+/// closes this node's records that never got their end as `daemon_lost`. When the
+/// journal can't be replayed now, it is left for the writer and nothing is closed (the
+/// ends may be in it).
+pub async fn recover(
+    store: &Store,
+    options: &CdrOptions,
+    now_ms: i64,
+) -> Result<Recovered, SinkError> {
+    let journal = Arc::new(options.journal());
+    let mut writer = Writer::new(store.clone(), journal, options);
+    let replayed = writer.replay().await?;
+    let lost = store
+        .close_lost_calls(&options.node, now_ms)
+        .await
+        .map_err(|e| SinkError {
+            transient: true,
+            message: e.to_string(),
+        })?;
+    Ok(Recovered { replayed, lost })
+}
+
+/// A call's record in the `CdrLog`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CdrRef(u64);
 
-enum CdrWrite {
-    Start(CdrRef, CallStart),
-    Answered(CdrRef, i64),
-    End(CdrRef, CallEnd),
-    Flushed(oneshot::Sender<()>),
+enum Queued {
+    /// A write, and who waits until it is durable (in the database or the journal).
+    Write(Box<CdrWrite>, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
 }
 
-/// Writes call records off the call path. A call never waits for the database: it hands
-/// its start, answer and end to one writer task, which writes whatever has queued up in
-/// one transaction. Under load that is one commit for hundreds of writes instead of three
-/// per call, each waiting its turn for SQLite's single writer.
+/// Writes call records off the call path, through a bounded queue to one writer task,
+/// which writes whatever has queued up in one transaction: under load one commit for
+/// hundreds of writes instead of three per call. When the database fails or is slower
+/// than `write_timeout`, the writes go to the journal, which is replayed first once the
+/// database takes writes again. A write the database refuses for itself is kept in
+/// `cdr-rejected.jsonl`; no write is ever dropped with only a log line.
 #[derive(Clone)]
 pub struct CdrLog {
-    tx: mpsc::UnboundedSender<CdrWrite>,
+    tx: mpsc::Sender<Queued>,
+    /// This process start: the first part of every record key.
+    run: Arc<str>,
+    node: Arc<str>,
     next: Arc<AtomicU64>,
+    /// For writes handed over after the writer stopped.
+    journal: Arc<Journal>,
 }
 
 /// Writes per transaction at most, so one commit never grows without bound.
@@ -532,142 +924,323 @@ const MAX_BATCH: usize = 512;
 
 impl CdrLog {
     /// Starts the writer task on the current tokio runtime.
-    pub fn start(store: Store) -> CdrLog {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_records(store, rx));
+    pub fn start<S: CdrSink>(sink: S, options: CdrOptions) -> CdrLog {
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let journal = Arc::new(options.journal());
+        let writer = Writer::new(sink, journal.clone(), &options);
+        tokio::spawn(writer.run(rx));
         CdrLog {
             tx,
+            run: format!("{:016x}", rand::random::<u64>()).into(),
+            node: options.node.into(),
             next: Arc::new(AtomicU64::new(1)),
+            journal,
         }
     }
 
-    /// Opens the record of a call; answer and end refer to it by the returned reference.
-    pub fn start_call(&self, call: CallStart) -> CdrRef {
+    fn key(&self, r: CdrRef) -> String {
+        format!("{}-{}", self.run, r.0)
+    }
+
+    /// Opens the record of a call and returns once its row is durable (written, or in
+    /// the journal), so a call that was answered always has a record after a crash.
+    /// Answer and end refer to it by the returned reference.
+    pub async fn start_call(&self, call: CallStart) -> CdrRef {
         let r = CdrRef(self.next.fetch_add(1, Ordering::Relaxed));
-        self.send(CdrWrite::Start(r, call));
+        let (done, durable) = oneshot::channel();
+        let write = CdrWrite::Start {
+            key: self.key(r),
+            node: self.node.to_string(),
+            call,
+        };
+        if self.send(Queued::Write(Box::new(write), Some(done))).await {
+            let _ = durable.await;
+        }
         r
     }
 
-    pub fn answered(&self, call: CdrRef, answered_at_ms: i64) {
-        self.send(CdrWrite::Answered(call, answered_at_ms));
+    pub async fn answered(&self, call: CdrRef, answered_at_ms: i64) {
+        let write = CdrWrite::Answered {
+            key: self.key(call),
+            at_ms: answered_at_ms,
+        };
+        self.send(Queued::Write(Box::new(write), None)).await;
     }
 
-    pub fn end_call(&self, call: CdrRef, end: CallEnd) {
-        self.send(CdrWrite::End(call, end));
+    pub async fn end_call(&self, call: CdrRef, end: CallEnd) {
+        let write = CdrWrite::End {
+            key: self.key(call),
+            end,
+        };
+        self.send(Queued::Write(Box::new(write), None)).await;
     }
 
-    /// Waits until everything handed over so far is written (or reported lost).
+    /// Waits until everything handed over so far is written or journaled.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        self.send(CdrWrite::Flushed(done));
-        let _ = wait.await;
-    }
-
-    fn send(&self, write: CdrWrite) {
-        if self.tx.send(write).is_err() {
-            error!("call record lost: the CDR writer has stopped");
+        if self.send(Queued::Flush(done)).await {
+            let _ = wait.await;
         }
     }
-}
 
-async fn write_records(store: Store, mut rx: mpsc::UnboundedReceiver<CdrWrite>) {
-    // Database ids of the calls still open.
-    let mut ids: HashMap<CdrRef, i64> = HashMap::new();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut flushed = Vec::new();
-        let writes: Vec<CdrWrite> = batch
-            .drain(..)
-            .filter_map(|w| match w {
-                CdrWrite::Flushed(done) => {
-                    flushed.push(done);
-                    None
+    /// Queues; false when the writer is gone, in which case the write is journaled here
+    /// (the next start replays it).
+    async fn send(&self, q: Queued) -> bool {
+        match self.tx.send(q).await {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(Queued::Write(w, _))) => {
+                let journal = self.journal.clone();
+                let what = w.describe();
+                let appended = tokio::task::spawn_blocking(move || journal.append(&[*w])).await;
+                match appended {
+                    Ok(Ok(())) => warn!("the CDR writer has stopped; journaled the {what}"),
+                    Ok(Err(e)) => error!(
+                        "call record lost: the CDR writer has stopped and the journal failed ({e}): {what}"
+                    ),
+                    Err(e) => error!(
+                        "call record lost: the CDR writer has stopped and the journal failed ({e}): {what}"
+                    ),
                 }
-                w => Some(w),
-            })
-            .collect();
-        write_batch(&store, &mut ids, &writes).await;
-        for done in flushed {
-            let _ = done.send(());
+                false
+            }
+            Err(_) => false,
         }
     }
 }
 
-/// Writes in one transaction; when that fails (database restarting, one bad row), retries
-/// once after a pause, then write by write so one bad record costs only itself.
-async fn write_batch(store: &Store, ids: &mut HashMap<CdrRef, i64>, writes: &[CdrWrite]) {
-    if writes.is_empty() {
-        return;
+/// The writer task's state.
+struct Writer<S> {
+    sink: S,
+    journal: Arc<Journal>,
+    write_timeout: Duration,
+    retry_every: Duration,
+    /// The wait before the next try while the database stays away.
+    retry_wait: Duration,
+    /// The journal holds writes (they come before anything new).
+    journaled: bool,
+    /// Writes that neither the database nor the journal took (the disk failed too),
+    /// after the journal's and before anything new.
+    held: Vec<CdrWrite>,
+    /// When the backlog is tried against the database next.
+    next_retry: Instant,
+}
+
+impl<S: CdrSink> Writer<S> {
+    fn new(sink: S, journal: Arc<Journal>, options: &CdrOptions) -> Writer<S> {
+        Writer {
+            sink,
+            journaled: journal.holds_writes(),
+            journal,
+            write_timeout: options.write_timeout,
+            retry_every: options.retry_every,
+            retry_wait: options.retry_every,
+            held: Vec::new(),
+            next_retry: Instant::now(),
+        }
     }
-    for attempt in 0..2 {
-        let mut new_ids = ids.clone();
-        match write_in_transaction(store, &mut new_ids, writes).await {
+
+    fn backlog(&self) -> bool {
+        self.journaled || !self.held.is_empty()
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let got = if self.backlog() {
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                    _ = tokio::time::sleep_until(self.next_retry) => {
+                        self.drain().await;
+                        continue;
+                    }
+                }
+            } else {
+                rx.recv_many(&mut batch, MAX_BATCH).await
+            };
+            if got == 0 {
+                break;
+            }
+            let mut writes = Vec::with_capacity(batch.len());
+            let mut waiting = Vec::new();
+            for q in batch.drain(..) {
+                match q {
+                    Queued::Write(w, done) => {
+                        writes.push(*w);
+                        waiting.extend(done);
+                    }
+                    Queued::Flush(done) => waiting.push(done),
+                }
+            }
+            self.take(writes).await;
+            for done in waiting {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Writes new writes to the database, or after the backlog into the journal.
+    async fn take(&mut self, writes: Vec<CdrWrite>) {
+        if writes.is_empty() {
+            return;
+        }
+        if self.backlog() && Instant::now() >= self.next_retry {
+            self.drain().await;
+        }
+        if self.backlog() {
+            self.spill(writes).await;
+            return;
+        }
+        if let Err(unwritten) = self.write(writes).await {
+            self.spill(unwritten).await;
+        }
+    }
+
+    /// Writes in one transaction within the timeout. When the database refuses the batch
+    /// for what is in it, write by write, setting aside the ones it refuses. Returns what
+    /// is left unwritten (in order) when the database fails.
+    async fn write(&self, writes: Vec<CdrWrite>) -> Result<(), Vec<CdrWrite>> {
+        match self.write_within(&writes).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.transient => {
+                warn!(
+                    writes = writes.len(),
+                    "writing call records failed, journaling them: {e}"
+                );
+                return Err(writes);
+            }
+            Err(e) => warn!(
+                writes = writes.len(),
+                "writing call records: {e}; writing them one by one"
+            ),
+        }
+        for (i, w) in writes.iter().enumerate() {
+            match self.write_within(std::slice::from_ref(w)).await {
+                Ok(()) => {}
+                Err(e) if !e.transient => self.journal.reject(&w.describe(), &e.message),
+                Err(e) => {
+                    warn!("writing call records failed, journaling them: {e}");
+                    return Err(writes[i..].to_vec());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_within(&self, writes: &[CdrWrite]) -> Result<(), SinkError> {
+        match tokio::time::timeout(self.write_timeout, self.sink.write_all(writes)).await {
+            Ok(done) => done,
+            Err(_) => Err(SinkError {
+                transient: true,
+                message: format!(
+                    "the database took longer than {} ms",
+                    self.write_timeout.as_millis()
+                ),
+            }),
+        }
+    }
+
+    /// Puts writes after the backlog: into the journal, or held in memory when the disk
+    /// fails too.
+    async fn spill(&mut self, writes: Vec<CdrWrite>) {
+        if !self.backlog() {
+            warn!(
+                file = %self.journal.path.display(),
+                "call records go to the journal until the database takes them"
+            );
+            self.retry_wait = self.retry_every;
+            self.next_retry = Instant::now() + self.retry_wait;
+        }
+        self.held.extend(writes);
+        let journal = self.journal.clone();
+        let held = self.held.clone();
+        let appended = tokio::task::spawn_blocking(move || journal.append(&held))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match appended {
             Ok(()) => {
-                *ids = new_ids;
+                self.held.clear();
+                self.journaled = true;
+            }
+            Err(e) => error!(
+                writes = self.held.len(),
+                "neither the database nor the journal ({}) takes call records: {e}; \
+                 they are kept in memory and tried again",
+                self.journal.path.display()
+            ),
+        }
+    }
+
+    /// Tries the backlog against the database: the journal, then what is held. A quick
+    /// look first, so a database that hangs holds the queue (and the calls waiting for
+    /// their start to be durable) for a second at most, and less often as it stays away.
+    async fn drain(&mut self) {
+        let probe_timeout = self.write_timeout.min(Duration::from_secs(1));
+        let probe = tokio::time::timeout(probe_timeout, self.sink.write_all(&[])).await;
+        if !matches!(probe, Ok(Ok(()))) {
+            self.back_off();
+            return;
+        }
+        if self.journaled {
+            match self.replay().await {
+                Ok(0) => {}
+                Ok(n) => info!(writes = n, "call records replayed from the journal"),
+                Err(e) => {
+                    warn!("the journal of call records waits for the database: {e}");
+                    self.back_off();
+                    return;
+                }
+            }
+        }
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            if let Err(unwritten) = self.write(held).await {
+                self.spill(unwritten).await;
+                self.back_off();
                 return;
             }
-            Err(e) => {
-                warn!(attempt, writes = writes.len(), "writing call records: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.retry_wait = self.retry_every;
+    }
+
+    fn back_off(&mut self) {
+        self.retry_wait = (self.retry_wait * 2).min(self.retry_every * 12);
+        self.next_retry = Instant::now() + self.retry_wait;
+    }
+
+    /// Writes the journal to the database and removes it; the number of writes.
+    async fn replay(&mut self) -> Result<usize, SinkError> {
+        let journal = self.journal.clone();
+        let read = tokio::task::spawn_blocking(move || journal.read()).await;
+        let io = |e: String| SinkError {
+            transient: true,
+            message: format!("reading the journal: {e}"),
+        };
+        let (writes, torn) = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(io(e.to_string())),
+            Err(e) => return Err(io(e.to_string())),
+        };
+        for chunk in writes.chunks(MAX_BATCH) {
+            if self.write(chunk.to_vec()).await.is_err() {
+                return Err(SinkError {
+                    transient: true,
+                    message: "the database does not take the journal yet".into(),
+                });
             }
         }
-    }
-    for w in writes {
-        let written = match store.pool().acquire().await {
-            Ok(mut conn) => write_one(&mut conn, ids, w).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            error!("call record lost: {e}: {}", describe(w));
+        for line in torn {
+            self.journal
+                .reject(&line, "an unreadable line in the journal");
         }
-    }
-}
-
-async fn write_in_transaction(
-    store: &Store,
-    ids: &mut HashMap<CdrRef, i64>,
-    writes: &[CdrWrite],
-) -> Result<(), sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
-    for w in writes {
-        write_one(&mut tx, ids, w).await?;
-    }
-    tx.commit().await
-}
-
-async fn write_one(
-    conn: &mut AnyConnection,
-    ids: &mut HashMap<CdrRef, i64>,
-    write: &CdrWrite,
-) -> Result<(), sqlx::Error> {
-    match write {
-        CdrWrite::Start(r, call) => {
-            ids.insert(*r, insert_call(conn, call).await?);
+        let journal = self.journal.clone();
+        match tokio::task::spawn_blocking(move || journal.clear()).await {
+            Ok(Ok(())) => {}
+            // Replaying it again is harmless: every write is idempotent.
+            Ok(Err(e)) => warn!("removing the replayed journal: {e}"),
+            Err(e) => warn!("removing the replayed journal: {e}"),
         }
-        CdrWrite::Answered(r, at) => match ids.get(r) {
-            Some(id) => set_call_answered(conn, *id, *at).await?,
-            None => warn!("call answered whose record was never written"),
-        },
-        CdrWrite::End(r, end) => match ids.remove(r) {
-            Some(id) => finish_call(conn, id, end).await?,
-            None => warn!(
-                reason = end.reason.as_str(),
-                "call ended whose record was never written"
-            ),
-        },
-        CdrWrite::Flushed(_) => {}
-    }
-    Ok(())
-}
-
-fn describe(write: &CdrWrite) -> String {
-    match write {
-        CdrWrite::Start(_, c) => {
-            format!("start of {} from {} to {}", c.call_id, c.caller, c.called)
-        }
-        CdrWrite::Answered(_, at) => format!("answer at {at}"),
-        CdrWrite::End(_, e) => format!("end at {} ({})", e.ended_at_ms, e.reason.as_str()),
-        CdrWrite::Flushed(_) => "flush".to_string(),
+        self.journaled = false;
+        Ok(writes.len())
     }
 }
 
@@ -701,7 +1274,305 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::csv_field;
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A database that can be down, slow, or refuse one record for itself.
+    #[derive(Clone, Default)]
+    struct FakeSink(Arc<Mutex<FakeState>>);
+
+    #[derive(Default)]
+    struct FakeState {
+        down: bool,
+        slow: bool,
+        refuse_key: Option<String>,
+        written: Vec<CdrWrite>,
+    }
+
+    impl FakeSink {
+        fn set(&self, f: impl FnOnce(&mut FakeState)) {
+            f(&mut self.0.lock().unwrap());
+        }
+        fn written(&self) -> Vec<CdrWrite> {
+            self.0.lock().unwrap().written.clone()
+        }
+    }
+
+    impl CdrSink for FakeSink {
+        async fn write_all(&self, writes: &[CdrWrite]) -> Result<(), SinkError> {
+            let slow = self.0.lock().unwrap().slow;
+            if slow {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            let mut state = self.0.lock().unwrap();
+            if state.down {
+                return Err(SinkError {
+                    transient: true,
+                    message: "connection refused".into(),
+                });
+            }
+            if let Some(k) = &state.refuse_key
+                && writes.iter().any(|w| key_of(w) == k)
+            {
+                return Err(SinkError {
+                    transient: false,
+                    message: "value too long".into(),
+                });
+            }
+            state.written.extend(writes.iter().cloned());
+            Ok(())
+        }
+    }
+
+    fn key_of(w: &CdrWrite) -> &str {
+        match w {
+            CdrWrite::Start { key, .. }
+            | CdrWrite::Answered { key, .. }
+            | CdrWrite::End { key, .. } => key,
+        }
+    }
+
+    fn temp_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("hotline-cdr-unit-{:016x}", rand::random::<u64>()))
+    }
+
+    fn options(dir: &Path) -> CdrOptions {
+        CdrOptions {
+            write_timeout: Duration::from_millis(200),
+            retry_every: Duration::from_millis(50),
+            ..CdrOptions::new(dir, "node-a")
+        }
+    }
+
+    fn start(i: i64) -> CallStart {
+        CallStart {
+            call_id: format!("c{i}"),
+            caller: format!("+3630000000{i}"),
+            called: "100".into(),
+            started_at_ms: 1000 + i,
+            flow: None,
+            flow_version: None,
+        }
+    }
+
+    fn end(at: i64) -> CallEnd {
+        CallEnd {
+            ended_at_ms: at,
+            reason: EndReason::CallerHangup,
+            digits: String::new(),
+            path: Vec::new(),
+            variables: "{}".into(),
+            operator: None,
+            service: Service {
+                legs: vec![CallLeg {
+                    operator: Some("anna".into()),
+                    number: None,
+                    rang_at_ms: 1,
+                    answered_at_ms: Some(2),
+                    ended_at_ms: 3,
+                    outcome: LegOutcome::Answered,
+                    hold_ms: 0,
+                    transferred_to: None,
+                }],
+                ..Default::default()
+            },
+        }
+    }
+
+    async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    fn journal_lines(dir: &Path) -> Vec<CdrWrite> {
+        std::fs::read_to_string(dir.join(JOURNAL_FILE))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_database_that_is_down_gets_the_records_from_the_journal_when_back() {
+        let dir = temp_dir();
+        let sink = FakeSink::default();
+        sink.set(|s| s.down = true);
+        let log = CdrLog::start(sink.clone(), options(&dir));
+        // The start returns although the database is down: it is in the journal.
+        let a = log.start_call(start(1)).await;
+        let b = log.start_call(start(2)).await;
+        log.answered(a, 1500).await;
+        log.end_call(a, end(2000)).await;
+        log.flush().await;
+        let journaled = journal_lines(&dir);
+        assert_eq!(journaled.len(), 4, "{journaled:?}");
+        assert!(
+            matches!(&journaled[0], CdrWrite::Start { call, node, .. } if call.call_id == "c1" && node == "node-a")
+        );
+        assert!(matches!(&journaled[3], CdrWrite::End { end, .. } if end.service.legs.len() == 1));
+        assert!(sink.written().is_empty());
+        // Writes while the journal holds some go after them, in order.
+        log.end_call(b, end(2500)).await;
+        log.flush().await;
+        assert_eq!(journal_lines(&dir).len(), 5);
+
+        sink.set(|s| s.down = false);
+        eventually("the journal replayed", || sink.written().len() == 5).await;
+        let written = sink.written();
+        assert_eq!(written[..4], journaled[..], "in the order handed over");
+        assert!(
+            matches!(&written[4], CdrWrite::End { key, end } if *key == log.key(b) && end.ended_at_ms == 2500)
+        );
+        eventually("the journal removed", || !dir.join(JOURNAL_FILE).exists()).await;
+        // And new writes go straight to the database again.
+        let c = log.start_call(start(3)).await;
+        log.end_call(c, end(3000)).await;
+        log.flush().await;
+        assert_eq!(sink.written().len(), 7);
+        assert!(!dir.join(JOURNAL_FILE).exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_slow_database_counts_as_failed() {
+        let dir = temp_dir();
+        let sink = FakeSink::default();
+        sink.set(|s| s.slow = true);
+        let log = CdrLog::start(sink.clone(), options(&dir));
+        let began = std::time::Instant::now();
+        let a = log.start_call(start(1)).await;
+        log.end_call(a, end(2000)).await;
+        log.flush().await;
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+        assert_eq!(journal_lines(&dir).len(), 2);
+        sink.set(|s| s.slow = false);
+        eventually("the journal replayed", || sink.written().len() == 2).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_write_the_database_refuses_is_set_aside_and_the_others_written() {
+        let dir = temp_dir();
+        let sink = FakeSink::default();
+        let log = CdrLog::start(sink.clone(), options(&dir));
+        sink.set(|s| s.refuse_key = Some(format!("{}-2", log.run)));
+        let _a = log.start_call(start(1)).await;
+        let _b = log.start_call(start(2)).await;
+        let _c = log.start_call(start(3)).await;
+        log.flush().await;
+        let ids: Vec<_> = sink
+            .written()
+            .iter()
+            .map(|w| key_of(w).to_string())
+            .collect();
+        assert_eq!(ids, [format!("{}-1", log.run), format!("{}-3", log.run)]);
+        let rejected = std::fs::read_to_string(dir.join(REJECTED_FILE)).unwrap();
+        assert!(rejected.contains("start of c2"), "{rejected}");
+        assert!(rejected.contains("value too long"), "{rejected}");
+        assert!(!dir.join(JOURNAL_FILE).exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_journal_left_by_an_earlier_run_is_replayed_and_a_torn_line_kept() {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let earlier = CdrWrite::End {
+            key: "0123-7".into(),
+            end: end(99),
+        };
+        let text = format!(
+            "{}\n{{\"op\":\"start\",\"key\":\"01",
+            serde_json::to_string(&earlier).unwrap()
+        );
+        std::fs::write(dir.join(JOURNAL_FILE), text).unwrap();
+        let sink = FakeSink::default();
+        sink.set(|s| s.down = true);
+        let log = CdrLog::start(sink.clone(), options(&dir));
+        // Journaled after the torn line: it must not be glued to it.
+        let new = log.start_call(start(5)).await;
+        log.flush().await;
+        sink.set(|s| s.down = false);
+        // No new write needed: the writer tries its backlog by itself.
+        eventually("the old journal replayed", || sink.written().len() == 2).await;
+        let written = sink.written();
+        assert_eq!(written[0], earlier);
+        assert!(matches!(&written[1], CdrWrite::Start { key, .. } if *key == log.key(new)));
+        eventually("the journal removed", || !dir.join(JOURNAL_FILE).exists()).await;
+        let rejected = std::fs::read_to_string(dir.join(REJECTED_FILE)).unwrap();
+        assert!(rejected.contains("unreadable line"), "{rejected}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded() {
+        let dir = temp_dir();
+        let sink = FakeSink::default();
+        sink.set(|s| s.slow = true);
+        let log = CdrLog::start(
+            sink.clone(),
+            CdrOptions {
+                queue: 2,
+                write_timeout: Duration::from_secs(60),
+                ..options(&dir)
+            },
+        );
+        let sent = Arc::new(AtomicU64::new(0));
+        let sender = {
+            let (log, sent) = (log.clone(), sent.clone());
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    log.answered(CdrRef(1), i).await;
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // One batch (at most the queue's size) in the stuck database, two queued: the
+        // rest wait their turn.
+        let sent = sent.load(Ordering::SeqCst);
+        assert!((3..=4).contains(&sent), "{sent} sent");
+        sender.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_node_keeps_its_id() {
+        let dir = temp_dir();
+        let first = node_id(&dir).unwrap();
+        assert_eq!(first.len(), 16);
+        assert_eq!(node_id(&dir).unwrap(), first);
+        assert_ne!(node_id(&temp_dir()).unwrap(), first);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn writes_are_json_lines_with_an_op() {
+        let w = CdrWrite::Answered {
+            key: "ab-1".into(),
+            at_ms: 5,
+        };
+        let line = serde_json::to_string(&w).unwrap();
+        assert_eq!(line, r#"{"op":"answered","key":"ab-1","at_ms":5}"#);
+        let e = serde_json::to_value(CdrWrite::End {
+            key: "ab-1".into(),
+            end: end(9),
+        })
+        .unwrap();
+        assert_eq!(e["end"]["reason"], "caller_hangup");
+        assert_eq!(e["end"]["service"]["legs"][0]["outcome"], "answered");
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_defused() {

@@ -25,12 +25,18 @@ use sqlx::{AnyConnection, Row};
 
 use crate::store::{Store, StoreError};
 
+mod abuse;
+mod access;
 mod details;
 mod events;
 mod routing;
 mod sign;
 
-pub use sign::{canonical_signed_fields, sign_visitor, verified_fields, verify_signature};
+pub use abuse::AbandonedChat;
+pub use sign::{
+    MAX_SIGNATURE_CLOCK_SKEW_S, SignatureError, SignedVisitor, canonical_signed_fields,
+    sign_visitor, verified_fields, verify_signature,
+};
 
 /// Longest message (and note, canned body, wrap-up note), in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
@@ -322,6 +328,9 @@ pub enum ChatError {
     /// The state changed under the caller (HTTP 409 with the message).
     #[error("{0}")]
     Conflict(String),
+    /// The chat's files would pass its quota (HTTP 413 with the message).
+    #[error("{0}")]
+    OverQuota(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -199,6 +199,11 @@ impl IvrCall {
         self.rtp.destination()
     }
 
+    /// Where the caller's media was latched, if it was.
+    pub fn rtp_latched(&self) -> Option<SocketAddr> {
+        self.rtp.latched()
+    }
+
     /// A re-INVITE: new address, or hold (`None`). Silence is expected while held.
     pub fn set_remote(&mut self, now: Instant, remote: Option<SocketAddr>) {
         self.on_hold = remote.is_none();

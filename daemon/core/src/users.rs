@@ -1,14 +1,21 @@
 //! People who log in to the web console: argon2id passwords, roles, browser sessions with
-//! their CSRF token, and an account lockout after repeated failed logins.
+//! their CSRF token, and lockouts after repeated failed logins (per account and address,
+//! then per account; see [`LoginPolicy`]).
 //!
 //! A session cookie holds a random token; only its SHA-256 is stored, so a copy of the
-//! database can't be used to log in. Password hashing and checking are slow on purpose
-//! and run on tokio's blocking threads.
+//! database can't be used to log in. Password hashing and checking are slow on purpose:
+//! new hashes run on tokio's blocking threads, login checks on the few threads of
+//! [`PasswordChecks`], which bounds their number and memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::store::{Store, StoreError};
 
@@ -79,23 +86,186 @@ impl From<sqlx::Error> for UserError {
 }
 
 /// How logins are throttled and how long a session lasts.
-#[derive(Clone, Copy, Debug)]
+///
+/// Failed logins are counted per (account name, client address) and per account name,
+/// in windows of `lockout_ms`; unknown names are counted exactly like existing ones, so
+/// the answers say nothing about which accounts exist. An attempt is counted before its
+/// password is checked, so parallel guesses can't slip past the limit.
+#[derive(Clone, Debug)]
 pub struct LoginPolicy {
-    /// Failed logins in a row that lock the account.
+    /// Failed logins to one account from one address that make that address wait.
     pub max_failures: i64,
+    /// Failed logins to one account from all addresses together that lock the account:
+    /// higher, so a stranger alone can't lock an admin out.
+    pub max_account_failures: i64,
+    /// The counting window, and so the longest wait once locked.
     pub lockout_ms: i64,
     pub session_ms: i64,
+    /// The argon2 work every login shares: one per daemon.
+    pub checks: Arc<PasswordChecks>,
 }
 
 impl Default for LoginPolicy {
     fn default() -> Self {
         LoginPolicy {
             max_failures: 5,
+            max_account_failures: 50,
             lockout_ms: 15 * 60 * 1000,
             session_ms: 12 * 3600 * 1000,
+            checks: PasswordChecks::for_this_machine(PasswordChecks::DEFAULT_WAIT),
         }
     }
 }
+
+/// Bounds argon2: each check takes ~19 MiB for its run, so only `concurrent` run at
+/// once; others queue for at most `wait`, then are refused ([`LoginError::Busy`]). Memory
+/// stays bounded whatever the burst. It also counts the checks (metrics and tests).
+///
+/// The checks run on `concurrent` threads of their own rather than tokio's blocking
+/// pool: the allocator keeps a freed 19 MiB block in the arena of the thread that used
+/// it, so hashing on whichever of the pool's threads is free would leave one such block
+/// per thread that ever hashed. Here there are at most `concurrent`.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+    /// To the hashing threads; they end when it is dropped.
+    jobs: std::sync::mpsc::Sender<Check>,
+    counts: Arc<CheckCounts>,
+}
+
+#[derive(Debug, Default)]
+struct CheckCounts {
+    checked: AtomicU64,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// One password check for a hashing thread. The slot goes when the check is done, even
+/// if the login that asked for it has gone meanwhile.
+struct Check {
+    hash: Option<String>,
+    password: String,
+    _slot: OwnedSemaphorePermit,
+    answer: tokio::sync::oneshot::Sender<bool>,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Check")
+    }
+}
+
+impl PasswordChecks {
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+    /// `concurrent` checks at once (0 refuses every login: tests).
+    pub fn new(concurrent: usize, wait: Duration) -> Arc<PasswordChecks> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Check>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let counts = Arc::new(CheckCounts::default());
+        for i in 0..concurrent {
+            let queue = queue.clone();
+            let counts = counts.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("hotline-argon2-{i}"))
+                .spawn(move || hashing_thread(&queue, &counts));
+            if let Err(e) = spawned {
+                // Fewer threads: the checks queue longer; the slots still bound them.
+                tracing::error!("starting a password-check thread: {e}");
+            }
+        }
+        Arc::new(PasswordChecks {
+            slots: Arc::new(Semaphore::new(concurrent)),
+            wait,
+            jobs,
+            counts,
+        })
+    }
+
+    /// One check per CPU core.
+    pub fn for_this_machine(wait: Duration) -> Arc<PasswordChecks> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PasswordChecks::new(cores, wait)
+    }
+
+    /// Passwords checked with argon2 so far (including the stand-in for unknown names).
+    pub fn checked(&self) -> u64 {
+        self.counts.checked.load(Ordering::Relaxed)
+    }
+
+    /// The most checks that ever ran at once.
+    pub fn peak(&self) -> usize {
+        self.counts.peak.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `wait`) for a free slot; `None`: none came.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Checks `password` against `hash`, or against the stand-in hash when the account
+    /// does not exist, so both cost the same.
+    async fn verify(
+        &self,
+        slot: OwnedSemaphorePermit,
+        hash: Option<String>,
+        password: String,
+    ) -> bool {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let check = Check {
+            hash,
+            password,
+            _slot: slot,
+            answer,
+        };
+        if self.jobs.send(check).is_err() {
+            return false;
+        }
+        answered.await.unwrap_or(false)
+    }
+}
+
+fn hashing_thread(
+    queue: &std::sync::Mutex<std::sync::mpsc::Receiver<Check>>,
+    counts: &CheckCounts,
+) {
+    loop {
+        // The lock is held only while waiting for the next check, not while hashing.
+        let next = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        let Ok(check) = next else {
+            return;
+        };
+        let running = counts.running.fetch_add(1, Ordering::Relaxed) + 1;
+        counts.peak.fetch_max(running, Ordering::Relaxed);
+        counts.checked.fetch_add(1, Ordering::Relaxed);
+        let exists = check.hash.is_some();
+        let hash = check.hash.as_deref().unwrap_or(DUMMY_HASH);
+        let matches = PasswordHash::new(hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(check.password.as_bytes(), &parsed)
+                .is_ok()
+        });
+        counts.running.fetch_sub(1, Ordering::Relaxed);
+        let _ = check.answer.send(matches && exists);
+    }
+}
+
+/// An argon2id hash with `Argon2::default()`'s parameters of a password nobody has: what
+/// a login for an unknown name is checked against (see the test that holds it to the
+/// defaults).
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$mBjDt+U+gU9Ovmo2r1DOSw$hVuA1dg/qlNSJSfCza4+NUO8nHUnrt58Cl7Scfkl7ok";
+
+/// The address key of the account-wide failure count (never an IP address).
+const ANY_ADDRESS: &str = "*";
+/// Longer names can't exist; the count's key is cut so junk names stay small.
+const MAX_NAME_KEY: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -104,6 +274,9 @@ pub enum LoginError {
     BadCredentials,
     #[error("too many failed logins: try again in {minutes} minutes")]
     Locked { minutes: i64 },
+    /// Every password check is taken and the queue's wait ran out.
+    #[error("the server is busy checking other logins: try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -170,18 +343,6 @@ async fn hash_password(password: String) -> Result<String, UserError> {
     })
     .await
     .map_err(|e| UserError::Invalid(format!("password hash: {e}")))?
-}
-
-async fn password_matches(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
 }
 
 fn user_from(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
@@ -264,8 +425,7 @@ impl Store {
         row.as_ref().map(user_from).transpose()
     }
 
-    /// Checks the password and opens a session. Failed logins in a row lock the account
-    /// for a while; an unknown name is answered exactly like a wrong password.
+    /// Checks the password and opens a session, for a client whose address is unknown.
     pub async fn login(
         &self,
         name: &str,
@@ -273,43 +433,66 @@ impl Store {
         now_ms: i64,
         policy: &LoginPolicy,
     ) -> Result<LoggedIn, LoginError> {
-        let row = sqlx::query(
-            "SELECT id, password_hash, failed_logins, locked_until FROM users WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else {
-            // Hashing costs what checking would, so the answer's timing says nothing.
-            let _ = hash_password(password.to_string()).await;
+        self.login_from(name, password, "", now_ms, policy).await
+    }
+
+    /// Checks the password of a login from `client` (its address) and opens a session.
+    ///
+    /// The attempt is counted first (one atomic statement per count), then the password
+    /// is checked: of any number of parallel attempts only `max_failures` per address
+    /// and `max_account_failures` per account reach argon2. An unknown name is counted
+    /// and checked (against a stand-in hash) exactly like a known one.
+    pub async fn login_from(
+        &self,
+        name: &str,
+        password: &str,
+        client: &str,
+        now_ms: i64,
+        policy: &LoginPolicy,
+    ) -> Result<LoggedIn, LoginError> {
+        let key: String = name.chars().take(MAX_NAME_KEY).collect();
+        let client = if client == ANY_ADDRESS { "" } else { client };
+        let (count, window_start) = self.count_attempt(&key, client, now_ms, policy).await?;
+        let locked = |window_start: i64| LoginError::Locked {
+            minutes: (window_start + policy.lockout_ms - now_ms + 59_999).max(0) / 60_000,
+        };
+        if count > policy.max_failures {
+            return Err(locked(window_start));
+        }
+        let (count, window_start) = self
+            .count_attempt(&key, ANY_ADDRESS, now_ms, policy)
+            .await?;
+        if count > policy.max_account_failures {
+            return Err(locked(window_start));
+        }
+        let Some(slot) = policy.checks.slot().await else {
+            // Not checked, so not a failure: give the attempt back.
+            self.uncount_attempt(&key, client).await?;
+            self.uncount_attempt(&key, ANY_ADDRESS).await?;
+            return Err(LoginError::Busy);
+        };
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        let (id, hash) = match &row {
+            Some(row) => (
+                Some(row.try_get::<i64, _>("id")?),
+                Some(row.try_get::<String, _>("password_hash")?),
+            ),
+            None => (None, None),
+        };
+        let matches = policy.checks.verify(slot, hash, password.to_string()).await;
+        let Some(id) = id.filter(|_| matches) else {
             return Err(LoginError::BadCredentials);
         };
-        let id: i64 = row.try_get("id")?;
-        let hash: String = row.try_get("password_hash")?;
-        let locked_until: Option<i64> = row.try_get("locked_until")?;
-        if let Some(until) = locked_until.filter(|u| *u > now_ms) {
-            return Err(LoginError::Locked {
-                minutes: (until - now_ms + 59_999) / 60_000,
-            });
-        }
-        if !password_matches(hash, password.to_string()).await {
-            // One statement, so concurrent failures all count.
-            sqlx::query(
-                "UPDATE users SET failed_logins = failed_logins + 1, \
-                 locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
-                 WHERE id = $3",
-            )
-            .bind(policy.max_failures)
-            .bind(now_ms + policy.lockout_ms)
-            .bind(id)
+        // This address starts afresh; the account's count loses this (good) attempt.
+        sqlx::query("DELETE FROM login_failures WHERE name = $1 AND address = $2")
+            .bind(&key)
+            .bind(client)
             .execute(self.pool())
             .await?;
-            return Err(LoginError::BadCredentials);
-        }
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        self.uncount_attempt(&key, ANY_ADDRESS).await?;
         let token = random_token();
         let csrf_token = random_token();
         let expires_at_ms = now_ms + policy.session_ms;
@@ -333,6 +516,69 @@ impl Store {
                 expires_at_ms,
             },
         })
+    }
+
+    /// Counts one attempt for (`name`, `address`) in one statement and returns the count
+    /// in the current window and the window's start. A window older than `lockout_ms`
+    /// starts again at one.
+    async fn count_attempt(
+        &self,
+        name: &str,
+        address: &str,
+        now_ms: i64,
+        policy: &LoginPolicy,
+    ) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO login_failures (name, address, failures, window_start) \
+             VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (name, address) DO UPDATE SET \
+             failures = CASE WHEN login_failures.window_start <= $4 THEN 1 \
+                        ELSE login_failures.failures + 1 END, \
+             window_start = CASE WHEN login_failures.window_start <= $5 THEN $6 \
+                            ELSE login_failures.window_start END \
+             RETURNING failures, window_start",
+        )
+        .bind(name)
+        .bind(address)
+        .bind(now_ms)
+        .bind(now_ms - policy.lockout_ms)
+        .bind(now_ms - policy.lockout_ms)
+        .bind(now_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get("failures")?, row.try_get("window_start")?))
+    }
+
+    /// Takes back one counted attempt that was not a failure.
+    async fn uncount_attempt(&self, name: &str, address: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE login_failures SET failures = failures - 1 \
+             WHERE name = $1 AND address = $2 AND failures > 0",
+        )
+        .bind(name)
+        .bind(address)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes sessions that have expired and failure counts whose window is over;
+    /// returns how many sessions went.
+    pub async fn purge_expired_logins(
+        &self,
+        now_ms: i64,
+        policy: &LoginPolicy,
+    ) -> Result<u64, StoreError> {
+        let sessions = sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")
+            .bind(now_ms - policy.lockout_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(sessions)
     }
 
     /// The session a cookie's token opens, if it is still valid.
@@ -369,5 +615,24 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A login for an unknown name must cost what a real check costs: the stand-in hash
+    /// has the parameters new hashes get.
+    #[test]
+    fn the_stand_in_hash_has_the_default_parameters() {
+        let dummy = PasswordHash::new(DUMMY_HASH).unwrap();
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        let real = Argon2::default()
+            .hash_password(b"a-long-password", &salt)
+            .unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
     }
 }

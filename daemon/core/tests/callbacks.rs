@@ -698,3 +698,48 @@ on_both_databases!(
         );
     }
 );
+
+on_both_databases!(
+    a_double_click_claims_to_call_once,
+    |store: Store| async move {
+        let e = note(&store, missed("+36305555000", T0)).await;
+        // Two tabs (or a double click) of the same operator, at the same moment.
+        let tries: Vec<_> = (0..2)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.claim_callback_once(e.id, "anna", CLAIM, T0).await },
+                )
+            })
+            .collect();
+        let mut won = 0;
+        for t in tries {
+            match t.await.unwrap() {
+                Ok(entry) => {
+                    won += 1;
+                    assert_eq!(entry.claimed_by.as_deref(), Some("anna"));
+                }
+                Err(CallbackError::AlreadyClaimed { by }) => assert_eq!(by, "anna"),
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(won, 1, "exactly one claim starts a call");
+        // A later click while the call is on is refused too, and so is another operator.
+        for who in ["anna", "bela"] {
+            let again = store
+                .claim_callback_once(e.id, who, CLAIM, T0 + MIN)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&again, CallbackError::AlreadyClaimed { by } if by == "anna"),
+                "{again}"
+            );
+        }
+        assert_eq!(store.callback_history(e.id).await.unwrap().len(), 1);
+        // The claim lapses: the entry may be taken to call again.
+        store
+            .claim_callback_once(e.id, "anna", CLAIM, T0 + CLAIM)
+            .await
+            .unwrap();
+    }
+);

@@ -11,9 +11,9 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotline_core::chat::{
-    Audience, Chat, ChatError, ChatState, EventKind, InviteState, NewChat, NewChatFile, NewEvent,
-    NewVisitor, Sender, SenderKind, Target, Visitor, new_file_id, sign_visitor, verified_fields,
-    verify_signature,
+    Audience, Chat, ChatError, ChatState, EventKind, InviteState, MAX_SIGNATURE_CLOCK_SKEW_S,
+    NewChat, NewChatFile, NewEvent, NewVisitor, Sender, SenderKind, SignatureError, SignedVisitor,
+    Target, Visitor, new_file_id, sign_visitor, verified_fields, verify_signature,
 };
 use hotline_core::operators::NewOperator;
 use hotline_core::store::Store;
@@ -1286,8 +1286,15 @@ on_both_databases!(canned_favourites_first, |store: Store| async move {
 
 on_both_databases!(verified_fields_are_locked, |store: Store| async move {
     let secret = "s3cret";
-    let sig = sign_visitor(secret, "C-77", "anna@example.com", "Anna Kovács");
-    let verified = verified_fields(secret, "C-77", "anna@example.com", "Anna Kovács", &sig);
+    let fields = SignedVisitor {
+        visitor_key: "signed",
+        timestamp_s: T0 / 1000,
+        customer_id: "C-77",
+        email: "anna@example.com",
+        name: "Anna Kovács",
+    };
+    let sig = sign_visitor(secret, &fields);
+    let verified = verified_fields(secret, &fields, "signed", &sig, T0, DAY_S).unwrap();
     assert_eq!(verified, ["customer_id", "email", "name"]);
     let v = store
         .upsert_visitor(&NewVisitor {
@@ -1364,52 +1371,108 @@ on_both_databases!(verified_fields_are_locked, |store: Store| async move {
     }
 });
 
+const DAY_S: i64 = 24 * 3600;
+
 #[test]
 fn signatures() {
-    let sig = sign_visitor("k", "C-1", "a@example.com", "Anna");
+    let f = SignedVisitor {
+        visitor_key: "vk-1",
+        timestamp_s: T0 / 1000,
+        customer_id: "C-1",
+        email: "a@example.com",
+        name: "Anna",
+    };
+    let check = |f: &SignedVisitor, key: &str, sig: &str, now_ms: i64| {
+        verify_signature("k", f, key, sig, now_ms, DAY_S)
+    };
+    let sig = sign_visitor("k", &f);
     assert_eq!(sig.len(), 64);
-    assert!(verify_signature("k", "C-1", "a@example.com", "Anna", &sig));
-    assert!(verify_signature(
-        "k",
-        "C-1",
-        "a@example.com",
-        "Anna",
-        &sig.to_uppercase()
-    ));
-    assert!(!verify_signature("k", "C-1", "a@example.com", "Anne", &sig));
-    assert!(!verify_signature("k", "C-2", "a@example.com", "Anna", &sig));
-    assert!(!verify_signature(
-        "other",
-        "C-1",
-        "a@example.com",
-        "Anna",
-        &sig
-    ));
-    assert!(!verify_signature("", "C-1", "a@example.com", "Anna", &sig));
-    assert!(!verify_signature(
-        "k",
-        "C-1",
-        "a@example.com",
-        "Anna",
-        &sig[..62]
-    ));
-    assert!(!verify_signature("k", "C-1", "a@example.com", "Anna", "zz"));
-    assert!(!verify_signature("k", "C-1", "a@example.com", "Anna", ""));
-    // The fields can't be shifted between each other: the separator is part of it.
-    assert!(!verify_signature(
-        "k",
-        "C-1\na@example.com",
-        "",
-        "Anna",
-        &sig
-    ));
-    // Absent fields sign as empty; only present ones count as verified.
-    let partial = sign_visitor("k", "", "a@example.com", "");
+    assert_eq!(check(&f, "vk-1", &sig, T0), Ok(()));
+    assert_eq!(check(&f, "vk-1", &sig.to_uppercase(), T0), Ok(()));
+    let changed = |g: fn(&mut SignedVisitor)| {
+        let mut other = f;
+        g(&mut other);
+        other
+    };
+    for other in [
+        changed(|f| f.name = "Anne"),
+        changed(|f| f.customer_id = "C-2"),
+        changed(|f| f.timestamp_s += 1),
+    ] {
+        assert_eq!(
+            check(&other, other.visitor_key, &sig, T0),
+            Err(SignatureError::Mismatch)
+        );
+    }
     assert_eq!(
-        verified_fields("k", "", "a@example.com", "", &partial),
+        verify_signature("other", &f, "vk-1", &sig, T0, DAY_S),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify_signature("", &f, "vk-1", &sig, T0, DAY_S),
+        Err(SignatureError::NoSecret)
+    );
+    assert_eq!(
+        check(&f, "vk-1", &sig[..62], T0),
+        Err(SignatureError::Malformed)
+    );
+    assert_eq!(check(&f, "vk-1", "zz", T0), Err(SignatureError::Malformed));
+    assert_eq!(check(&f, "vk-1", "", T0), Err(SignatureError::Malformed));
+    // The fields can't be shifted between each other: the separator is part of it.
+    let shifted = changed(|f| {
+        f.customer_id = "C-1\na@example.com";
+        f.email = "";
+    });
+    assert_eq!(
+        check(&shifted, "vk-1", &sig, T0),
+        Err(SignatureError::Mismatch)
+    );
+    // Another visitor's signature: refused, whether the fields name the other key...
+    assert_eq!(
+        check(&f, "vk-2", &sig, T0),
+        Err(SignatureError::OtherVisitor)
+    );
+    // ...or were re-labelled with this visitor's key (the key is inside the HMAC).
+    let relabelled = changed(|f| f.visitor_key = "vk-2");
+    assert_eq!(
+        check(&relabelled, "vk-2", &sig, T0),
+        Err(SignatureError::Mismatch)
+    );
+    // Old signatures are refused after the maximum age, and so are ones from the future
+    // beyond a little clock skew.
+    let age = |s: i64| T0 + s * 1000;
+    assert_eq!(check(&f, "vk-1", &sig, age(DAY_S)), Ok(()));
+    assert_eq!(
+        check(&f, "vk-1", &sig, age(DAY_S + 1)),
+        Err(SignatureError::Expired)
+    );
+    assert_eq!(
+        verify_signature("k", &f, "vk-1", &sig, age(3601), 3600),
+        Err(SignatureError::Expired)
+    );
+    assert_eq!(
+        check(&f, "vk-1", &sig, age(-MAX_SIGNATURE_CLOCK_SKEW_S)),
+        Ok(())
+    );
+    assert_eq!(
+        check(&f, "vk-1", &sig, age(-MAX_SIGNATURE_CLOCK_SKEW_S - 1)),
+        Err(SignatureError::FromTheFuture)
+    );
+    // Absent fields sign as empty; only present ones count as verified.
+    let partial = SignedVisitor {
+        customer_id: "",
+        name: "",
+        ..f
+    };
+    let partial_sig = sign_visitor("k", &partial);
+    assert_eq!(
+        verified_fields("k", &partial, "vk-1", &partial_sig, T0, DAY_S).unwrap(),
         ["email"]
     );
-    assert!(verified_fields("k", "", "a@example.com", "", &sig).is_empty());
+    assert_eq!(
+        verified_fields("k", &partial, "vk-1", &sig, T0, DAY_S),
+        Err(SignatureError::Mismatch)
+    );
 }
 
 on_both_databases!(option_menus_and_answers, |store: Store| async move {
@@ -1723,3 +1786,178 @@ on_both_databases!(chat_listeners, |store: Store| async move {
     store.leave_chat(c.id, anna, T0 + 4 * SEC).await.unwrap();
     assert_eq!(store.chat_listeners(c.id).await.unwrap(), vec!["bela"]);
 });
+
+const MIN: i64 = 60 * SEC;
+
+on_both_databases!(abandoned_waiting_chats_end, |store: Store| async move {
+    operator(&store, "anna", 3).await;
+    let anna = agent(&store, "bela", 3).await;
+    let never = waiting_chat(&store, "sales", T0).await;
+    let seen = waiting_chat(&store, "sales", T0).await;
+    let offered = waiting_chat(&store, "sales", T0).await;
+    assert!(
+        store
+            .offer_chat(offered.id, "anna", T0 + SEC, T0 + 10 * MIN)
+            .await
+            .unwrap()
+    );
+    let active = active_chat(&store, "bela", anna).await;
+    // The second visitor's socket was open four minutes in; ended chats aren't touched.
+    store
+        .touch_chat_visitors(&[seen.id, 999_999], T0 + 4 * MIN)
+        .await
+        .unwrap();
+    // Nothing is gone for five minutes yet.
+    assert!(
+        store
+            .end_abandoned_chats(T0 + 5 * MIN - 5 * MIN, T0 + 5 * MIN)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let now = T0 + 6 * MIN;
+    let mut ended = store.end_abandoned_chats(now - 5 * MIN, now).await.unwrap();
+    ended.sort_by_key(|a| a.chat_id);
+    assert_eq!(
+        ended,
+        [
+            hotline_core::chat::AbandonedChat {
+                chat_id: never.id,
+                offered_to: None
+            },
+            hotline_core::chat::AbandonedChat {
+                chat_id: offered.id,
+                offered_to: Some("anna".into())
+            },
+        ]
+    );
+    for id in [never.id, offered.id] {
+        let c = state(&store, id).await;
+        assert_eq!(c.state, ChatState::Ended);
+        assert_eq!(c.ended_by, Some(SenderKind::System));
+        assert_eq!(c.offered_to, None);
+        let events = store.chat_events(id, 0, Audience::Visitor).await.unwrap();
+        let end = events.last().unwrap();
+        assert_eq!(end.kind, EventKind::End);
+        assert_eq!(end.data, json!({ "by": "system", "reason": "abandoned" }));
+    }
+    // The offered operator's place is free again.
+    assert_eq!(store.chat_load("anna").await.unwrap(), 0);
+    assert_eq!(state(&store, seen.id).await.state, ChatState::Waiting);
+    assert_eq!(state(&store, active.id).await.state, ChatState::Active);
+    // Run again: nothing more; later the second one goes too.
+    assert!(
+        store
+            .end_abandoned_chats(now - 5 * MIN, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = T0 + 9 * MIN + 1;
+    let ended = store
+        .end_abandoned_chats(later - 5 * MIN, later)
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].chat_id, seen.id);
+    assert_eq!(state(&store, active.id).await.state, ChatState::Active);
+    assert!(store.queue_positions().await.unwrap().is_empty());
+});
+
+on_both_databases!(transcript_count_is_atomic, |store: Store| async move {
+    let c = waiting_chat(&store, "sales", T0).await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let id = c.id;
+        set.spawn(async move { store.count_chat_transcript(id, Some(3)).await.unwrap() });
+    }
+    let counted = set.join_all().await.into_iter().filter(|c| *c).count();
+    assert_eq!(counted, 3);
+    assert_eq!(store.chat_transcripts_sent(c.id).await.unwrap(), 3);
+    // Without a limit (the operator's copy) it always counts; a copy not queued is given
+    // back.
+    assert!(store.count_chat_transcript(c.id, None).await.unwrap());
+    assert_eq!(store.chat_transcripts_sent(c.id).await.unwrap(), 4);
+    store.uncount_chat_transcript(c.id).await.unwrap();
+    assert_eq!(store.chat_transcripts_sent(c.id).await.unwrap(), 3);
+    assert!(!store.count_chat_transcript(c.id, Some(3)).await.unwrap());
+    assert!(matches!(
+        store.count_chat_transcript(999_999, Some(3)).await,
+        Err(ChatError::NotFound)
+    ));
+});
+
+on_both_databases!(
+    chat_file_quota_and_unsent_files,
+    |store: Store| async move {
+        let c = waiting_chat(&store, "sales", T0).await;
+        let file = |size: i64, now_ms: i64| NewChatFile {
+            id: new_file_id(),
+            chat_id: c.id,
+            name: "photo.jpg".into(),
+            content_type: "image/jpeg".into(),
+            size,
+            private: false,
+            uploaded_by: Sender::Visitor,
+            now_ms,
+        };
+        let quota = 10 * 1024 * 1024;
+        let sent = store
+            .add_chat_file_within(&file(6 * 1024 * 1024, T0), quota)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .add_chat_file_within(&file(5 * 1024 * 1024, T0), quota)
+                .await,
+            Err(ChatError::OverQuota(m)) if m.contains("10 MB")
+        ));
+        let unsent = store
+            .add_chat_file_within(&file(4 * 1024 * 1024, T0 + MIN), quota)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.chat_files_bytes(c.id).await.unwrap(),
+            10 * 1024 * 1024
+        );
+        // Parallel uploads can't pass the quota together: the chat's lock counts them.
+        let other = waiting_chat(&store, "sales", T0).await;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let store = store.clone();
+            let f = NewChatFile {
+                chat_id: other.id,
+                ..file(3 * 1024 * 1024, T0)
+            };
+            set.spawn(async move { store.add_chat_file_within(&f, quota).await.is_ok() });
+        }
+        let took = set.join_all().await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(took, 3);
+        // Sent in a message: kept; never sent and an hour old: removed.
+        store
+            .add_chat_event(
+                c.id,
+                &NewEvent {
+                    data: json!({ "files": [sent.id] }),
+                    ..NewEvent::new(EventKind::Attachment, Sender::Visitor, "")
+                },
+                T0 + 2 * MIN,
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .remove_unsent_chat_files(T0 + MIN)
+                .await
+                .unwrap()
+                .iter()
+                .all(|id| *id != unsent.id && *id != sent.id)
+        );
+        let removed = store.remove_unsent_chat_files(T0 + 61 * MIN).await.unwrap();
+        assert!(removed.contains(&unsent.id));
+        assert!(!removed.contains(&sent.id));
+        assert!(store.chat_file(&unsent.id).await.unwrap().is_none());
+        assert!(store.chat_file(&sent.id).await.unwrap().is_some());
+    }
+);

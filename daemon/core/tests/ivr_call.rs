@@ -306,3 +306,69 @@ fn operator_hold_plays_music_to_the_caller_until_resumed() {
     assert_eq!(audio(&heard), music[..audio(&heard).len()]);
     assert!(heard[0].marker, "a new talkspurt");
 }
+
+/// Digits spoofed from another port of the caller's host, during the menu.
+fn spoofed_digit_packets() -> Vec<Vec<u8>> {
+    digit_packets(&DigitSend {
+        payload_type: 101,
+        ssrc: 0xBAD,
+        first_seq: 7,
+        timestamp: 160_000,
+        digit: '1',
+        duration_ms: 100,
+        volume: 10,
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_spoofed_digit_from_another_port_does_not_choose_a_branch() {
+    let t0 = Instant::now();
+    set_now(t0);
+    let (mut call, prompts) = new_call(Duration::ZERO, t0);
+    call.start(t0);
+    let mut heard = Vec::new();
+    // The caller's phone sends nothing before: even unlatched, another port of the
+    // host its SDP named is not the caller.
+    let greeting_ms = (prompts["welcome"].encoded(Codec::Pcma).len().div_ceil(160) * 20) as u64;
+    let mut t = greeting_ms + 1000;
+    run_until(&mut call, t0, t - 1, &mut heard);
+    let spoofer: SocketAddr = "192.0.2.10:4002".parse().unwrap();
+    for p in &spoofed_digit_packets() {
+        run_until(&mut call, t0, t, &mut heard);
+        let now = t0 + Duration::from_millis(t);
+        set_now(now);
+        call.handle_rtp(now, spoofer, p);
+        t += 20;
+    }
+    run_until(&mut call, t0, t + 2_000, &mut heard);
+    assert_eq!(call.digits(), "", "the spoofed key was taken");
+    assert_eq!(call.path(), ["greeting", "main_menu"]);
+    assert_eq!(call.hangup(), None);
+}
+
+#[test]
+fn packets_from_another_source_do_not_keep_a_dead_call_alive() {
+    let t0 = Instant::now();
+    set_now(t0);
+    let (mut call, _) = new_call(Duration::from_secs(2), t0);
+    call.start(t0);
+    let mut heard = Vec::new();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    let pkt = |seq| hotline_media::rtp::build_packet(8, false, seq, 0, 0xCAFE, &[0xD5; 160]);
+    call.handle_rtp(t0, caller, &pkt(1));
+    // The caller falls silent at 0 ms; a stranger keeps sending from elsewhere.
+    let mut t = 20;
+    while t < 3_000 && call.hangup().is_none() {
+        run_until(&mut call, t0, t, &mut heard);
+        let now = t0 + Duration::from_millis(t);
+        set_now(now);
+        call.handle_rtp(now, "198.51.100.9:4000".parse().unwrap(), &pkt(t as u16));
+        t += 20;
+    }
+    assert_eq!(call.hangup(), Some(Hangup::RtpTimeout));
+    assert!(
+        t <= 2_020,
+        "hung up at {t} ms, 2000 ms after the caller's last packet"
+    );
+}

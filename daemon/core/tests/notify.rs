@@ -1109,3 +1109,123 @@ fn every_setting_has_a_default() {
     assert!(notify_section("[notify]\nmodus = \"send\"").is_err());
     assert!(notify_section("[notify.email]\ntls = \"ssl\"").is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// Gateways that answer errors with 200 OK, and the retention of old messages (issue 15)
+
+on_both_databases!(
+    a_200_whose_body_says_error_is_a_failure,
+    |store: Store| async move {
+        let error = r#"{"status":"error","message":"invalid API key"}"#;
+        // The gateway answers its first request 200 with an error body, then accepts.
+        let (url, gw) = gateway(1, 200, error).await;
+        let mut config = send_config(&format!("{url}/sms"));
+        config.sms.error_body_regex = r#""status"\s*:\s*"error""#.into();
+        let notifier = Notifier::start(store.clone(), config).unwrap();
+        let id = notifier
+            .enqueue(&sms("+36301234567", "hello", "visual:1"))
+            .await
+            .unwrap();
+        let sent = wait_for(&store, id, MessageStatus::Sent).await;
+        assert_eq!(
+            sent.attempts, 2,
+            "the 200 with the error body was a failure"
+        );
+        assert_eq!(gw.requests().len(), 2);
+        notifier.stop().await;
+
+        // Without the setting, a 200 is a success whatever it says (the default).
+        let (url, gw) = gateway(1, 200, error).await;
+        let notifier = Notifier::start(store.clone(), send_config(&format!("{url}/sms"))).unwrap();
+        let id = notifier
+            .enqueue(&sms("+36301234567", "hello", "visual:2"))
+            .await
+            .unwrap();
+        let sent = wait_for(&store, id, MessageStatus::Sent).await;
+        assert_eq!(sent.attempts, 1);
+        assert_eq!(gw.requests().len(), 1);
+        notifier.stop().await;
+    }
+);
+
+on_both_databases!(
+    a_200_error_is_recorded_with_the_body,
+    |store: Store| async move {
+        let (url, _gw) = gateway(100, 200, "ERR: 21 no credit").await;
+        let mut config = send_config(&format!("{url}/sms"));
+        config.sms.error_body_regex = "^ERR".into();
+        config.retry.max_attempts = 2;
+        let notifier = Notifier::start(store.clone(), config).unwrap();
+        let id = notifier
+            .enqueue(&sms("+36301234567", "hello", "visual:3"))
+            .await
+            .unwrap();
+        let failed = wait_for(&store, id, MessageStatus::Failed).await;
+        let why = failed.last_error.unwrap();
+        assert!(why.contains("ERR: 21 no credit"), "{why}");
+        assert!(why.contains("error_body_regex"), "{why}");
+        notifier.stop().await;
+    }
+);
+
+on_both_databases!(old_messages_are_purged, |store: Store| async move {
+    let now = now_ms();
+    let day = 24 * 3600 * 1000;
+    let mut ids = Vec::new();
+    for (status, age_days) in [
+        ("sent", 40),
+        ("failed", 40),
+        ("outbox", 40),
+        ("sent", 5),
+        ("queued", 40),
+    ] {
+        let id = store
+            .enqueue_message(&sms("+36301234567", "a link", "visual:9"))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE outbox SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now - age_days * day)
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // The notifier purges when it starts (and every hour), by notify.retention_days.
+    let config = NotifyConfig {
+        retention_days: 30,
+        poll_ms: 50,
+        ..NotifyConfig::default()
+    };
+    let notifier = Notifier::start(store.clone(), config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.message(ids[0]).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "never purged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    notifier.stop().await;
+    let left: Vec<bool> = {
+        let mut v = Vec::new();
+        for id in &ids {
+            v.push(store.message(*id).await.unwrap().is_some());
+        }
+        v
+    };
+    // Old sent, failed and kept messages are gone; a recent one stays, and so does one
+    // still waiting to be sent (outbox mode keeps it now, as of today).
+    assert_eq!(left, [false, false, false, true, true]);
+    assert_eq!(store.purge_messages(now_ms() + 1).await.unwrap(), 2);
+    assert_eq!(NotifyConfig::default().retention_days, 30);
+});
+
+#[test]
+fn a_bad_error_body_regex_is_named() {
+    let mut c = send_config("https://gateway.example/sms");
+    c.sms.error_body_regex = "(unclosed".into();
+    let e = c.validate().unwrap_err();
+    assert!(
+        e.to_string().starts_with("notify.sms.error_body_regex: "),
+        "{e}"
+    );
+}

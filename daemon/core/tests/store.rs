@@ -5,7 +5,7 @@
 #[macro_use]
 mod common;
 
-use hotline_core::cdr::{CallEnd, CallStart, CdrLog, EndReason};
+use hotline_core::cdr::{CallEnd, CallStart, CdrLog, CdrOptions, EndReason};
 use hotline_core::store::Store;
 
 on_both_databases!(call_record_round_trip, |store: Store| async move {
@@ -80,24 +80,33 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
 on_both_databases!(
     cdr_log_writes_off_the_call_path,
     |store: Store| async move {
-        let log = CdrLog::start(store.clone());
+        let dir = std::env::temp_dir().join(format!("hotline-cdr-{}", rand::random::<u64>()));
+        let log = CdrLog::start(store.clone(), CdrOptions::new(&dir, "node-a"));
         // Many calls interleaved, as under load: every record must come out whole.
-        let refs: Vec<_> = (0..300)
+        let starts: Vec<_> = (0..300)
             .map(|i| {
-                log.start_call(CallStart {
-                    call_id: format!("load-{i}"),
-                    caller: format!("+3630{i:07}"),
-                    called: "100".into(),
-                    started_at_ms: 1000 + i,
-                    flow: Some("main".into()),
-                    flow_version: Some("v1".into()),
+                let log = log.clone();
+                tokio::spawn(async move {
+                    log.start_call(CallStart {
+                        call_id: format!("load-{i}"),
+                        caller: format!("+3630{i:07}"),
+                        called: "100".into(),
+                        started_at_ms: 1000 + i,
+                        flow: Some("main".into()),
+                        flow_version: Some("v1".into()),
+                    })
+                    .await
                 })
             })
             .collect();
+        let mut refs = Vec::new();
+        for s in starts {
+            refs.push(s.await.unwrap());
+        }
         for (i, r) in refs.iter().enumerate() {
             let i = i as i64;
             if i % 2 == 0 {
-                log.answered(*r, 2000 + i);
+                log.answered(*r, 2000 + i).await;
             }
             log.end_call(
                 *r,
@@ -110,9 +119,11 @@ on_both_databases!(
                     operator: None,
                     service: Default::default(),
                 },
-            );
+            )
+            .await;
         }
         log.flush().await;
+        assert!(!dir.exists(), "nothing journaled while the database works");
         let all = store.recent_calls(1000).await.unwrap();
         assert_eq!(all.len(), 300);
         let rec = store.call_by_call_id("load-42").await.unwrap().unwrap();
@@ -190,11 +201,11 @@ on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
         .await
         .unwrap();
     // After a crash, the open record is closed at the next start.
-    assert_eq!(store.close_abandoned_calls(99).await.unwrap(), 1);
+    assert_eq!(store.close_lost_calls("node-a", 99).await.unwrap(), 1);
     let recent = store.recent_calls(10).await.unwrap();
     assert_eq!(recent.len(), 2);
     assert_eq!(recent[0].call_id, "c2", "newest first");
-    assert_eq!(recent[0].end_reason.as_deref(), Some("shutdown"));
+    assert_eq!(recent[0].end_reason.as_deref(), Some("daemon_lost"));
     assert_eq!(recent[0].ended_at_ms, Some(99));
     assert_eq!(recent[1].answered_at_ms, None);
     assert_eq!(recent[1].end_reason.as_deref(), Some("cancelled"));

@@ -48,14 +48,11 @@ const WAIT_FOR_OPERATOR: Duration = Duration::from_secs(120);
 /// Callback callers are numbered apart from SIP call handles.
 const CALLER_BASE: u64 = 1 << 62;
 
-/// This node's name in claims: host and process, so two daemons never share one.
+/// This process's name in claims, random per start: two daemons never share one, and a
+/// restarted daemon (in a container, with the same host name and PID) never takes its
+/// predecessor's claims for its own.
 pub fn claimer_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("Automatic callback ({host}/{})", std::process::id())
+    format!("Automatic callback ({:016x})", rand::random::<u64>())
 }
 
 /// Runs the scheduler until the daemon stops.
@@ -148,7 +145,7 @@ pub async fn run(calls: Arc<Calls>, trunk: Option<Trunk>) {
                 }
                 let entry = match calls
                     .store
-                    .claim_callback(entry.id, &claimer, CLAIM_MS, unix_ms())
+                    .claim_callback_once(entry.id, &claimer, CLAIM_MS, unix_ms())
                     .await
                 {
                     Ok(e) => e,
@@ -279,14 +276,17 @@ impl Job {
             return;
         };
         let call_id = format!("acb-{:016x}", rand::random::<u64>());
-        let cdr = calls.cdr.start_call(CallStart {
-            call_id: call_id.clone(),
-            caller: self.trunk.caller_id.clone(),
-            called: self.entry.number.clone(),
-            started_at_ms: unix_ms(),
-            flow: None,
-            flow_version: None,
-        });
+        let cdr = calls
+            .cdr
+            .start_call(CallStart {
+                call_id: call_id.clone(),
+                caller: self.trunk.caller_id.clone(),
+                called: self.entry.number.clone(),
+                started_at_ms: unix_ms(),
+                flow: None,
+                flow_version: None,
+            })
+            .await;
         let operator = leg.operator.clone();
         let placed = self
             .call_customer(tx, &mut events, leg, &answer, &call_id)
@@ -296,7 +296,7 @@ impl Job {
                 let since = Instant::now();
                 let outcome = crate::call::serve_placed(calls, placed, &mut events, cdr).await;
                 // The session ended the operator's conversation in the queue engine.
-                crate::call::end_record(calls, cdr, outcome, unix_ms());
+                crate::call::end_record(calls, cdr, outcome, unix_ms()).await;
                 Reached::Connected(since.elapsed())
             }
             Err((reason, reached)) => {
@@ -306,7 +306,7 @@ impl Job {
                         caller: self.caller,
                     })
                     .await;
-                outbound::end_cdr(calls, cdr, None, reason, Some(&operator));
+                outbound::end_cdr(calls, cdr, None, reason, Some(&operator)).await;
                 reached
             }
         };
@@ -577,17 +577,18 @@ impl Job {
             return;
         };
         let call_id = format!("acb-{:016x}", rand::random::<u64>());
-        let cdr = calls.cdr.start_call(CallStart {
-            call_id: call_id.clone(),
-            caller: self.trunk.caller_id.clone(),
-            called: self.entry.number.clone(),
-            started_at_ms: unix_ms(),
-            flow: None,
-            flow_version: None,
-        });
-        let end = |answered, reason, operator: Option<&str>| {
-            outbound::end_cdr(calls, cdr, answered, reason, operator)
-        };
+        let cdr = calls
+            .cdr
+            .start_call(CallStart {
+                call_id: call_id.clone(),
+                caller: self.trunk.caller_id.clone(),
+                called: self.entry.number.clone(),
+                started_at_ms: unix_ms(),
+                flow: None,
+                flow_version: None,
+            })
+            .await;
+        let end = |answered, reason| outbound::end_cdr(calls, cdr, answered, reason, None);
         let b = outbound::invite_customer(
             calls,
             &self.trunk,
@@ -599,7 +600,7 @@ impl Job {
         )
         .await;
         let Some((b, sdp_session)) = b else {
-            end(None, EndReason::TransportError, None);
+            end(None, EndReason::TransportError).await;
             self.finish(
                 &call_id,
                 Reached::CustomerNotAnswered(NotAnswered::Broken),
@@ -613,7 +614,7 @@ impl Job {
             Ok(n) => n,
             Err(why) => {
                 sip.command(SipCommand::Hangup(b)).await;
-                end(None, EndReason::Rejected, None);
+                end(None, EndReason::Rejected).await;
                 self.finish(&call_id, Reached::CustomerNotAnswered(why), None)
                     .await;
                 return;
@@ -654,7 +655,7 @@ impl Job {
             (None, Some(_)) => Reached::NoOperator,
             (None, None) => Reached::NotConfirmed,
         };
-        crate::call::end_record(calls, cdr, outcome, unix_ms());
+        crate::call::end_record(calls, cdr, outcome, unix_ms()).await;
         self.finish(&call_id, reached, operator.as_deref()).await;
     }
 }
@@ -670,4 +671,16 @@ fn talk_time(legs: &[hotline_core::cdr::CallLeg]) -> Duration {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_claimer_is_new_at_every_start() {
+        // Host name and PID repeat across restarts (PID 1 in a container): the name must not.
+        let a = super::claimer_name();
+        let b = super::claimer_name();
+        assert_ne!(a, b);
+        assert!(a.starts_with("Automatic callback ("), "{a}");
+    }
 }

@@ -77,14 +77,17 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
         },
     );
 
-    let cdr = calls.cdr.start_call(CallStart {
-        call_id: setup.call_id.clone(),
-        caller: setup.caller.clone(),
-        called: setup.called.clone(),
-        started_at_ms,
-        flow: flow.as_ref().map(|f| f.name.clone()),
-        flow_version: flow.as_ref().map(|f| f.version.clone()),
-    });
+    let cdr = calls
+        .cdr
+        .start_call(CallStart {
+            call_id: setup.call_id.clone(),
+            caller: setup.caller.clone(),
+            called: setup.called.clone(),
+            started_at_ms,
+            flow: flow.as_ref().map(|f| f.name.clone()),
+            flow_version: flow.as_ref().map(|f| f.version.clone()),
+        })
+        .await;
 
     let outcome = match flow {
         Some(flow) => {
@@ -157,23 +160,26 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
         }
     }
     calls.dialogs().remove(&setup.call_id);
-    end_record(&calls, cdr, outcome, ended_at_ms);
+    end_record(&calls, cdr, outcome, ended_at_ms).await;
 }
 
 /// Closes the call's record with what the session found.
-pub fn end_record(calls: &Calls, cdr: CdrRef, outcome: Outcome, ended_at_ms: i64) {
-    calls.cdr.end_call(
-        cdr,
-        CallEnd {
-            ended_at_ms,
-            reason: outcome.reason,
-            digits: outcome.digits,
-            path: outcome.path,
-            variables: outcome.variables,
-            operator: outcome.operator,
-            service: outcome.service,
-        },
-    );
+pub async fn end_record(calls: &Calls, cdr: CdrRef, outcome: Outcome, ended_at_ms: i64) {
+    calls
+        .cdr
+        .end_call(
+            cdr,
+            CallEnd {
+                ended_at_ms,
+                reason: outcome.reason,
+                digits: outcome.digits,
+                path: outcome.path,
+                variables: outcome.variables,
+                operator: outcome.operator,
+                service: outcome.service,
+            },
+        )
+        .await;
 }
 
 /// A caller's entry on the shared callback list, as noted.
@@ -941,7 +947,7 @@ async fn carry_out(
                 };
                 calls.acd.send(input).await;
             }
-            Output::Answered { at_ms } => calls.cdr.answered(cdr, at_ms),
+            Output::Answered { at_ms } => calls.cdr.answered(cdr, at_ms).await,
             Output::PlaceOperator { leg, operator } => {
                 let placed = place_operator(calls, setup, session, io.key, &operator).await;
                 io.placed(session, Instant::now(), leg, placed);

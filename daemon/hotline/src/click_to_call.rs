@@ -133,14 +133,17 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
         }
     };
     drop(flows);
-    let cdr = calls.cdr.start_call(CallStart {
-        call_id: call.call_id.clone(),
-        caller: caller_id.clone(),
-        called: call.to.clone(),
-        started_at_ms: unix_ms(),
-        flow: None,
-        flow_version: None,
-    });
+    let cdr = calls
+        .cdr
+        .start_call(CallStart {
+            call_id: call.call_id.clone(),
+            caller: caller_id.clone(),
+            called: call.to.clone(),
+            started_at_ms: unix_ms(),
+            flow: None,
+            flow_version: None,
+        })
+        .await;
     let (tx, mut events) = mpsc::channel(64);
     let (reason, reached) =
         match connect(&calls, &trunk, &caller_id, &call, (a, b), tx, &mut events).await {
@@ -149,11 +152,11 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
                 let outcome = crate::call::serve_placed(&calls, placed, &mut events, cdr).await;
                 let reason = outcome.reason;
                 // The session told the queue engine when the operator's part ended.
-                crate::call::end_record(&calls, cdr, outcome, unix_ms());
+                crate::call::end_record(&calls, cdr, outcome, unix_ms()).await;
                 (reason, Reached::Connected(since.elapsed()))
             }
             Err((reason, reached)) => {
-                outbound::end_cdr(&calls, cdr, None, reason, Some(&call.operator));
+                outbound::end_cdr(&calls, cdr, None, reason, Some(&call.operator)).await;
                 // An operator whose phone never answered is free at once, no wrap-up.
                 let (operator, key) = (call.operator.clone(), call.key);
                 calls

@@ -72,6 +72,10 @@ struct SipFile {
     trusted: Option<Vec<String>>,
     max_calls: Option<usize>,
     rate_per_source: Option<u32>,
+    tcp_max_connections: Option<usize>,
+    tcp_max_per_address: Option<usize>,
+    tcp_message_timeout_secs: Option<u64>,
+    tcp_idle_timeout_secs: Option<u64>,
     /// Removed (per account now); still read so old files start, with a warning.
     digest: Option<toml::Value>,
 }
@@ -111,6 +115,12 @@ struct RtpFile {
 struct HttpFile {
     listen: Option<String>,
     secure_cookies: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+    login_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +165,8 @@ pub struct Config {
     pub max_calls: usize,
     /// SIP requests per second from one source address (bursts of twice that).
     pub rate_per_source: u32,
+    /// SIP over TCP: connection caps and timeouts.
+    pub sip_tcp: crate::sip_tcp::TcpLimits,
     pub trunk: Option<Trunk>,
     /// `[dialplan]`, also in `trunk` (what `flow check` checks transfers against).
     pub dialplan: hotline_ivr::dialplan::DialPlan,
@@ -162,6 +174,13 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Console cookies marked Secure (the console is reached over HTTPS, via a proxy).
     pub secure_cookies: bool,
+    /// Proxies (IP or CIDR) whose `X-Forwarded-For` gives the client's address.
+    pub trusted_proxies: Vec<hotline_sip::IpNet>,
+    /// Open HTTP connections (WebSockets included), in all and per address, and the time
+    /// a request head may take and a request body may send nothing.
+    pub http_limits: hotline_web::server::HttpLimits,
+    /// How long a login waits for a free password check before it gets 429.
+    pub login_wait: Duration,
     /// How customers' phones reach the console: the invite links start with it.
     pub public_url: String,
     /// Dates on the console's pages.
@@ -352,6 +371,33 @@ impl Config {
         if rate_per_source == 0 {
             return Err(invalid("sip.rate_per_source", "0", "must be at least 1"));
         }
+        let tcp_default = crate::sip_tcp::TcpLimits::default();
+        let at_least_one = |key: &'static str, v: Option<u64>, default: u64| match v {
+            Some(0) => Err(invalid(key, "0", "must be at least 1")),
+            v => Ok(v.unwrap_or(default)),
+        };
+        let sip_tcp = crate::sip_tcp::TcpLimits {
+            max_connections: at_least_one(
+                "sip.tcp_max_connections",
+                file.sip.tcp_max_connections.map(|v| v as u64),
+                tcp_default.max_connections as u64,
+            )? as usize,
+            max_per_address: at_least_one(
+                "sip.tcp_max_per_address",
+                file.sip.tcp_max_per_address.map(|v| v as u64),
+                tcp_default.max_per_address as u64,
+            )? as usize,
+            message_timeout: Duration::from_secs(at_least_one(
+                "sip.tcp_message_timeout_secs",
+                file.sip.tcp_message_timeout_secs,
+                tcp_default.message_timeout.as_secs(),
+            )?),
+            idle_timeout: Duration::from_secs(at_least_one(
+                "sip.tcp_idle_timeout_secs",
+                file.sip.tcp_idle_timeout_secs,
+                tcp_default.idle_timeout.as_secs(),
+            )?),
+        };
 
         let (name, v) = pick(
             "HOTLINE_TRUNK_ADDRESS",
@@ -464,6 +510,70 @@ impl Config {
             return Err(invalid("notify", "(see the message)", &e.to_string()));
         }
 
+        let mut trusted_proxies = Vec::new();
+        for v in file.http.trusted_proxies.unwrap_or_default() {
+            trusted_proxies.push(v.parse::<hotline_sip::IpNet>().map_err(|_| {
+                invalid(
+                    "http.trusted_proxies",
+                    &v,
+                    "expected an IP or CIDR, e.g. 127.0.0.1 or 10.0.0.0/8",
+                )
+            })?);
+        }
+        let default_http = hotline_web::server::HttpLimits::default();
+        let max_connections = file
+            .http
+            .max_connections
+            .unwrap_or(default_http.max_connections);
+        if max_connections == 0 {
+            return Err(invalid("http.max_connections", "0", "must be at least 1"));
+        }
+        let header_read_timeout_secs = file
+            .http
+            .header_read_timeout_secs
+            .unwrap_or(default_http.header_read_timeout.as_secs());
+        if header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "http.header_read_timeout_secs",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let max_connections_per_address = file
+            .http
+            .max_connections_per_address
+            .unwrap_or(default_http.max_connections_per_address);
+        if max_connections_per_address == 0 {
+            return Err(invalid(
+                "http.max_connections_per_address",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let body_read_timeout_secs = file
+            .http
+            .body_read_timeout_secs
+            .unwrap_or(default_http.body_read_timeout.as_secs());
+        if body_read_timeout_secs == 0 {
+            return Err(invalid(
+                "http.body_read_timeout_secs",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let http_limits = hotline_web::server::HttpLimits {
+            max_connections,
+            max_connections_per_address,
+            header_read_timeout: Duration::from_secs(header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(body_read_timeout_secs),
+            trusted_proxies: hotline_web::TrustedProxies::new(trusted_proxies.clone()),
+        };
+        let login_wait = Duration::from_secs(
+            file.http
+                .login_wait_secs
+                .unwrap_or(hotline_core::users::PasswordChecks::DEFAULT_WAIT.as_secs()),
+        );
+
         let rtp_timeout = Duration::from_secs(file.rtp.timeout_secs.unwrap_or(30));
         let drain_timeout = Duration::from_secs(file.service.drain_secs.unwrap_or(30));
 
@@ -481,10 +591,14 @@ impl Config {
             trusted,
             max_calls,
             rate_per_source,
+            sip_tcp,
             trunk,
             dialplan,
             api_token,
             secure_cookies: file.http.secure_cookies.unwrap_or(false),
+            trusted_proxies,
+            http_limits,
+            login_wait,
             public_url,
             time_zone,
             ice_servers: file.web.ice_servers.unwrap_or_default(),
@@ -651,6 +765,23 @@ mod tests {
             ("[api]\ntoken = \"short\"\n", "api.token"),
             ("[sip]\nmax_calls = 0\n", "sip.max_calls"),
             (
+                "[http]\ntrusted_proxies = [\"proxy.example\"]\n",
+                "http.trusted_proxies",
+            ),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            (
+                "[http]\nheader_read_timeout_secs = 0\n",
+                "http.header_read_timeout_secs",
+            ),
+            (
+                "[http]\nmax_connections_per_address = 0\n",
+                "http.max_connections_per_address",
+            ),
+            (
+                "[http]\nbody_read_timeout_secs = 0\n",
+                "http.body_read_timeout_secs",
+            ),
+            (
                 "[chat]\noffer_timeout_secs = 1\n",
                 "chat.offer_timeout_secs",
             ),
@@ -667,6 +798,44 @@ mod tests {
             assert!(err.contains(setting), "{text}: {err}");
             assert!(!err.contains("short"), "a token must not be echoed: {err}");
         }
+    }
+
+    #[test]
+    fn http_limits_and_trusted_proxies() {
+        let defaults = from_toml("", &env(&[])).unwrap();
+        assert!(defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.http_limits.max_connections, 1024);
+        assert_eq!(
+            defaults.http_limits.header_read_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(defaults.http_limits.max_connections_per_address, 64);
+        assert_eq!(
+            defaults.http_limits.body_read_timeout,
+            Duration::from_secs(30)
+        );
+        assert_eq!(defaults.login_wait, Duration::from_secs(5));
+        let c = from_toml(
+            "[http]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\nmax_connections = 50\n\
+             max_connections_per_address = 7\nheader_read_timeout_secs = 3\n\
+             body_read_timeout_secs = 4\nlogin_wait_secs = 2\n",
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(c.trusted_proxies[0].contains("127.0.0.1".parse().unwrap()));
+        assert!(c.trusted_proxies[1].contains("10.9.8.7".parse().unwrap()));
+        assert!(!c.trusted_proxies[1].contains("11.0.0.1".parse().unwrap()));
+        assert_eq!(c.http_limits.max_connections, 50);
+        assert_eq!(c.http_limits.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.http_limits.max_connections_per_address, 7);
+        assert_eq!(c.http_limits.body_read_timeout, Duration::from_secs(4));
+        // The proxies are exempt from the per-address cap.
+        assert!(
+            c.http_limits
+                .trusted_proxies
+                .contains("10.1.1.1".parse().unwrap())
+        );
+        assert_eq!(c.login_wait, Duration::from_secs(2));
     }
 
     #[test]

@@ -98,6 +98,14 @@ impl Telephony for ConsoleLink {
         })
     }
 
+    fn check_dialable(&self, number: &str) -> Result<String, String> {
+        // Without a trunk nothing is dialled at all; the call attempt says so.
+        match &self.trunk {
+            Some(trunk) => trunk.dialplan.check(number).map_err(|e| e.to_string()),
+            None => Ok(number.to_string()),
+        }
+    }
+
     fn queue_names(&self) -> Vec<(String, String)> {
         self.calls
             .flows_now()

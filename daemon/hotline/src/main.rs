@@ -20,7 +20,9 @@ mod metrics;
 mod net;
 mod operator_sync;
 mod outbound;
+mod security;
 mod sip_driver;
+mod sip_tcp;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -718,12 +720,31 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let prometheus = metrics::install()?;
 
     let store = open_store(&config).await?;
-    let closed = store
-        .close_abandoned_calls(context::unix_ms())
-        .await
-        .map_err(|e| e.to_string())?;
-    if closed > 0 {
-        warn!("closed {closed} call records left open by an earlier run");
+    // Call records: the journal of an earlier run goes in first, then this node's calls
+    // that a crash left without an end are closed as daemon_lost.
+    let node = hotline_core::cdr::node_id(&config.state_dir).map_err(|e| {
+        format!(
+            "the node id in the state directory {} (setting store.state_dir): {e}",
+            config.state_dir.display()
+        )
+    })?;
+    let cdr_options = hotline_core::cdr::CdrOptions::new(&config.state_dir, node);
+    match hotline_core::cdr::recover(&store, &cdr_options, context::unix_ms()).await {
+        Ok(r) => {
+            if r.replayed > 0 {
+                info!(
+                    writes = r.replayed,
+                    "call records replayed from the journal"
+                );
+            }
+            if r.lost > 0 {
+                warn!(
+                    "closed {} call records left open by an earlier run as daemon_lost",
+                    r.lost
+                );
+            }
+        }
+        Err(e) => warn!("call records: the journal is replayed later: {e}"),
     }
     let flows = flows::load(&config.flows_dir)
         .map_err(|e| format!("flows in {}:\n{e}", config.flows_dir.display()))?;
@@ -790,7 +811,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let calls = Arc::new(Calls {
         store: store.clone(),
-        cdr: hotline_core::cdr::CdrLog::start(store.clone()),
+        cdr: hotline_core::cdr::CdrLog::start(store.clone(), cdr_options),
         flows: RwLock::new(Arc::new(flows)),
         sip: sip.clone(),
         rtp_ports: net::RtpPorts::new(config.sip_listen.ip(), config.rtp_ports),
@@ -807,7 +828,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         operators_changed: Default::default(),
     });
     let udp = sockets.udp.clone();
-    sip_driver::spawn_readers(sockets, sip.clone());
+    sip_driver::spawn_readers(sockets, sip.clone(), config.sip_tcp);
     let call_context = calls.clone();
     let spawn_call: actors::CallSpawner = Box::new(move |setup, events| {
         tokio::spawn(call::run(call_context.clone(), setup, events));
@@ -861,7 +882,11 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
                 realm: config.realm.clone(),
                 trunk: config.trunk.clone(),
             }),
-            hotline_core::users::LoginPolicy::default(),
+            // One set of password-check slots for every login (argon2 is bounded).
+            hotline_core::users::LoginPolicy {
+                checks: hotline_core::users::PasswordChecks::for_this_machine(config.login_wait),
+                ..Default::default()
+            },
             config.secure_cookies,
             visual,
         )
@@ -869,13 +894,17 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     );
     hotline_web::chat::dispatch::spawn(console.clone());
     let app = app.merge(hotline_web::console::router(console));
-    tokio::spawn(async move {
-        // The console throttles failed logins per client address.
-        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        if let Err(e) = axum::serve(http, service).await {
-            error!("http server: {e}");
-        }
-    });
+    // Client addresses (login throttles, chat limits, the security log) come from
+    // `hotline_web::ClientIp`: the TCP peer, or X-Forwarded-For from a trusted proxy.
+    let app = app.layer(axum::Extension(hotline_web::TrustedProxies::new(
+        config.trusted_proxies.clone(),
+    )));
+    // Not axum::serve: it has no header-read timeout or connection cap (slowloris).
+    tokio::spawn(hotline_web::server::serve(
+        http,
+        app,
+        config.http_limits.clone(),
+    ));
 
     info!(sip = %config.sip_listen, sip_port, http = %config.http_listen,
           database = %redact(&config.database_url), "hotline ready");

@@ -11,6 +11,13 @@ pub const RTP_PACKETS_RECEIVED: &str = "hotline_rtp_packets_received_total";
 pub const SIP_REQUESTS: &str = "hotline_sip_requests_total";
 pub const SIP_RESPONSES: &str = "hotline_sip_responses_total";
 pub const SIP_PARSE_ERRORS: &str = "hotline_sip_parse_errors_total";
+/// The SIP endpoint's security counters: what fail2ban and alerts watch.
+pub const SIP_AUTH_CHALLENGES: &str = "hotline_sip_auth_challenges_total";
+pub const SIP_AUTH_FAILURES: &str = "hotline_sip_auth_failures_total";
+pub const SIP_AUTH_THROTTLED: &str = "hotline_sip_auth_throttled_total";
+pub const SIP_RATE_LIMITED: &str = "hotline_sip_rate_limited_total";
+pub const SIP_CALLS_OVER_LIMIT: &str = "hotline_sip_calls_over_limit_total";
+pub const SIP_STRAY_RESPONSES: &str = "hotline_sip_stray_responses_total";
 /// Callback attempts by outcome and by who made them (operator or auto).
 pub const CALLBACK_ATTEMPTS: &str = "hotline_callback_attempts_total";
 /// Successful callbacks of promised entries: kept (by the promised time) or late.
@@ -48,4 +55,10 @@ pub fn export_sip_stats(stats: &hotline_sip::SipStats) {
         counter!(SIP_RESPONSES, "direction" => "out", "class" => class.clone()).absolute(*n);
     }
     counter!(SIP_PARSE_ERRORS).absolute(stats.parse_errors);
+    counter!(SIP_AUTH_CHALLENGES).absolute(stats.auth_challenges);
+    counter!(SIP_AUTH_FAILURES).absolute(stats.auth_failures);
+    counter!(SIP_AUTH_THROTTLED).absolute(stats.auth_throttled);
+    counter!(SIP_RATE_LIMITED).absolute(stats.rate_limited);
+    counter!(SIP_CALLS_OVER_LIMIT).absolute(stats.calls_over_limit);
+    counter!(SIP_STRAY_RESPONSES).absolute(stats.stray_responses);
 }

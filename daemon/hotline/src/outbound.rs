@@ -194,7 +194,7 @@ pub fn customer_dialog(
 }
 
 /// Closes the record of a call Hotline placed (no flow: no digits, path or variables).
-pub fn end_cdr(
+pub async fn end_cdr(
     calls: &Calls,
     cdr: CdrRef,
     answered_at_ms: Option<i64>,
@@ -202,20 +202,23 @@ pub fn end_cdr(
     operator: Option<&str>,
 ) {
     if let Some(at) = answered_at_ms {
-        calls.cdr.answered(cdr, at);
+        calls.cdr.answered(cdr, at).await;
     }
-    calls.cdr.end_call(
-        cdr,
-        CallEnd {
-            ended_at_ms: crate::context::unix_ms(),
-            reason,
-            digits: String::new(),
-            path: Vec::new(),
-            variables: "{}".to_string(),
-            operator: operator.map(str::to_string),
-            service: Default::default(),
-        },
-    );
+    calls
+        .cdr
+        .end_call(
+            cdr,
+            CallEnd {
+                ended_at_ms: crate::context::unix_ms(),
+                reason,
+                digits: String::new(),
+                path: Vec::new(),
+                variables: "{}".to_string(),
+                operator: operator.map(str::to_string),
+                service: Default::default(),
+            },
+        )
+        .await;
 }
 
 /// How far a callback attempt got.

@@ -4,16 +4,15 @@
 //! One task owns the `Endpoint`, so SIP state needs no locks. Socket readers and call
 //! tasks talk to it over one channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotline_sip::{CallHandle, Endpoint, Event, Peer, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::actors::{
     CallEvent, CallSetup, CallSpawner, Registration, SipCommand, SipHandle, SipInput,
@@ -51,7 +50,7 @@ pub fn channel() -> (SipHandle, mpsc::Receiver<SipInput>) {
 }
 
 /// Starts the socket readers; they stop when the SIP task is gone.
-pub fn spawn_readers(sockets: SipSockets, sip: SipHandle) {
+pub fn spawn_readers(sockets: SipSockets, sip: SipHandle, tcp_limits: crate::sip_tcp::TcpLimits) {
     let udp = sockets.udp.clone();
     let tx = sip.0.clone();
     tokio::spawn(async move {
@@ -75,72 +74,42 @@ pub fn spawn_readers(sockets: SipSockets, sip: SipHandle) {
             }
         }
     });
-    let tx = sip.0;
-    tokio::spawn(async move {
-        loop {
-            match sockets.tcp.accept().await {
-                Ok((stream, peer)) => {
-                    tokio::spawn(tcp_connection(stream, peer, tx.clone()));
-                }
-                Err(e) => {
-                    warn!("sip tcp accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    });
+    tokio::spawn(crate::sip_tcp::accept_loop(sockets.tcp, tcp_limits, sip.0));
 }
 
-async fn tcp_connection(stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<SipInput>) {
-    let (mut reader, mut writer) = stream.into_split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
-    if tx
-        .send(SipInput::TcpOpened {
-            peer,
-            writer: out_tx,
-        })
-        .await
-        .is_err()
-    {
-        return;
+/// Registration changes on their way to the queue task. Each carries a user's whole
+/// set of bindings, so only the latest per user matters: while the queue task is busy
+/// they wait here, one per user, and none is dropped.
+#[derive(Debug, Default)]
+struct RegistrationOutbox {
+    waiting: BTreeMap<String, Vec<hotline_sip::Binding>>,
+}
+
+impl RegistrationOutbox {
+    fn push(&mut self, user: String, contacts: Vec<hotline_sip::Binding>) {
+        self.waiting.insert(user, contacts);
     }
-    let write_task = tokio::spawn(async move {
-        while let Some(data) = out_rx.recv().await {
-            if writer.write_all(&data).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut framer = hotline_sip::msg::StreamFramer::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    'read: loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        framer.push(&buf[..n]);
-        loop {
-            match framer.next_message() {
-                Ok(Some(data)) => {
-                    let from = Peer {
-                        transport: Transport::Tcp,
-                        addr: peer,
-                    };
-                    if tx.send(SipInput::Message { from, data }).await.is_err() {
-                        break 'read;
-                    }
+
+    /// Sends what the channel takes now.
+    fn flush(&mut self, tx: &mpsc::Sender<Registration>) {
+        while let Some((user, contacts)) = self.waiting.pop_first() {
+            match tx.try_reserve() {
+                Ok(permit) => permit.send(Registration { user, contacts }),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    self.waiting.insert(user, contacts);
+                    return;
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    // A stream we can't frame can't be resynchronised: close it.
-                    info!("sip tcp {peer}: {e}; closing");
-                    break 'read;
+                Err(mpsc::error::TrySendError::Closed(())) => {
+                    self.waiting.clear();
+                    return;
                 }
             }
         }
     }
-    write_task.abort();
-    let _ = tx.send(SipInput::TcpClosed { peer }).await;
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
 }
 
 /// The SIP task: owns the endpoint until the input channel closes.
@@ -152,6 +121,7 @@ pub async fn run(
     registrations: mpsc::Sender<Registration>,
 ) {
     let mut tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut registered = RegistrationOutbox::default();
     let mut routes: HashMap<CallHandle, Route> = HashMap::new();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let far_future = Duration::from_secs(3600);
@@ -195,6 +165,12 @@ pub async fn run(
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                 endpoint.handle_timeout(Instant::now());
             }
+            permit = registrations.reserve(), if !registered.is_empty() => {
+                // The queue task has room again.
+                drop(permit);
+                registered.flush(&registrations);
+                continue;
+            }
             _ = stats_tick.tick() => {
                 let stats = endpoint.stats();
                 crate::metrics::export_sip_stats(stats);
@@ -216,8 +192,9 @@ pub async fn run(
                 endpoint.refer_reply(Instant::now(), *call, 403);
                 continue;
             }
-            dispatch(event, &mut routes, &spawn_call, &registrations);
+            dispatch(event, &mut routes, &spawn_call, &mut registered);
         }
+        registered.flush(&registrations);
         while let Some(t) = endpoint.poll_transmit() {
             match t.to.transport {
                 Transport::Udp => {
@@ -252,9 +229,21 @@ fn dispatch(
     event: Event,
     routes: &mut HashMap<CallHandle, Route>,
     spawn_call: &CallSpawner,
-    registrations: &mpsc::Sender<Registration>,
+    registered: &mut RegistrationOutbox,
 ) {
     match event {
+        Event::Security(e) => {
+            let details = e.user.map(|u| format!("user={u:?}")).unwrap_or_default();
+            let details = match e.kind {
+                hotline_sip::SecurityKind::CallRefused(status) => {
+                    format!("{details} status={status}")
+                        .trim_start()
+                        .to_string()
+                }
+                _ => details,
+            };
+            crate::security::log(e.kind.as_str(), e.from, &details);
+        }
         Event::IncomingCall {
             call,
             call_id,
@@ -326,14 +315,7 @@ fn dispatch(
             forward(routes, call, CallEvent::LegFailed { leg: call, status });
             routes.remove(&call);
         }
-        Event::Registered { user, contacts } => {
-            if registrations
-                .try_send(Registration { user, contacts })
-                .is_err()
-            {
-                warn!("registration update dropped: the queue task is busy or gone");
-            }
-        }
+        Event::Registered { user, contacts } => registered.push(user, contacts),
     }
 }
 
@@ -342,5 +324,60 @@ fn forward(routes: &mut HashMap<CallHandle, Route>, call: CallHandle, event: Cal
         && route.tx.try_send(event).is_err()
     {
         debug!("call {call:?}: task gone or busy, event dropped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(uri: &str) -> hotline_sip::Binding {
+        hotline_sip::Binding {
+            uri: uri.into(),
+            peer: Peer {
+                transport: Transport::Udp,
+                addr: "192.0.2.1:5060".parse().unwrap(),
+            },
+            expires_at: Instant::now(),
+            instance: None,
+            reg_id: None,
+        }
+    }
+
+    #[test]
+    fn registration_changes_wait_for_a_busy_queue_task_and_none_is_lost() {
+        // The queue task is busy: its channel is full.
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(Registration {
+            user: "earlier".into(),
+            contacts: vec![],
+        })
+        .unwrap();
+        let mut outbox = RegistrationOutbox::default();
+        outbox.push("anna".into(), vec![binding("sip:anna@10.0.0.1")]);
+        outbox.push("bela".into(), vec![binding("sip:bela@10.0.0.2")]);
+        // Anna's phone moved before the queue task got the first change: only the
+        // latest set matters.
+        outbox.push("anna".into(), vec![binding("sip:anna@10.0.0.9")]);
+        outbox.flush(&tx);
+        assert!(!outbox.is_empty(), "kept while the channel is full");
+        let mut got = Vec::new();
+        while !outbox.is_empty() || !rx.is_empty() {
+            if let Ok(r) = rx.try_recv() {
+                got.push((
+                    r.user,
+                    r.contacts.iter().map(|b| b.uri.clone()).collect::<Vec<_>>(),
+                ));
+            }
+            outbox.flush(&tx);
+        }
+        assert_eq!(
+            got,
+            [
+                ("earlier".to_string(), vec![]),
+                ("anna".to_string(), vec!["sip:anna@10.0.0.9".to_string()]),
+                ("bela".to_string(), vec!["sip:bela@10.0.0.2".to_string()]),
+            ]
+        );
     }
 }

@@ -4,7 +4,10 @@
 //! so packets (audio, RFC 4733 DTMF, RTCP) pass through as they are: no transcoding and
 //! no header rewriting, which keeps the added latency to one socket hop. Only legs
 //! negotiated apart (an attended transfer) need a [`Translation`] between G.711 laws. Each leg learns
-//! its peer's real address from the first valid RTP it sends (symmetric RTP, for NAT).
+//! its peer's real address from the first valid RTP it sends (symmetric RTP, for NAT);
+//! from then on only that address and the SDP's are heard (RTCP: their hosts), so a
+//! spoofed packet is neither forwarded nor taken as a sign of life. Before the latch
+//! another host is heard only when the SDP's address is private (a NAT).
 //! Sans-IO: the driver owns both sockets and asks where to forward each datagram.
 
 use std::net::SocketAddr;
@@ -25,12 +28,16 @@ pub struct BridgeStats {
     pub forwarded_b_to_a: u64,
     /// Datagrams that were not RTP/RTCP, or had nowhere to go (peer address unknown or held).
     pub dropped: u64,
+    /// Datagrams from a source that is not the leg's peer, ignored.
+    pub foreign: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Leg {
     /// Where this leg's peer receives: from SDP, then latched to where it sends from.
     remote: Option<SocketAddr>,
+    /// The SDP's address, heard from even after a latch elsewhere.
+    sdp: Option<SocketAddr>,
     latched: bool,
     /// Held legs (re-INVITE sendonly/inactive) get nothing.
     held: bool,
@@ -39,8 +46,10 @@ struct Leg {
 
 impl Leg {
     fn new(remote: Option<SocketAddr>) -> Leg {
+        let remote = remote.filter(|a| !a.ip().is_unspecified() && a.port() != 0);
         Leg {
-            remote: remote.filter(|a| !a.ip().is_unspecified() && a.port() != 0),
+            remote,
+            sdp: remote,
             latched: false,
             held: false,
             last_received: None,
@@ -49,6 +58,20 @@ impl Leg {
 
     fn destination(&self) -> Option<SocketAddr> {
         if self.held { None } else { self.remote }
+    }
+
+    /// Whether `from` may be this leg's peer: the latched or the SDP's address (RTCP:
+    /// their hosts); before the latch also another host when the SDP's address is a
+    /// private one (the peer is behind a NAT).
+    fn heard_from(&self, from: SocketAddr, rtcp: bool) -> bool {
+        if [self.remote, self.sdp]
+            .into_iter()
+            .flatten()
+            .any(|peer| peer == from || (rtcp && peer.ip() == from.ip()))
+        {
+            return true;
+        }
+        !self.latched && self.sdp.is_none_or(|a| crate::behind_nat(a.ip()))
     }
 }
 
@@ -87,9 +110,14 @@ impl Bridge {
             self.stats.dropped += 1;
             return None;
         }
+        let rtcp = crate::rtp::is_rtcp(data);
+        if !this.heard_from(from, rtcp) {
+            self.stats.foreign += 1;
+            return None;
+        }
         this.last_received = Some(now);
         // Symmetric RTP: the first packet tells us where this peer really is.
-        if !this.latched && !crate::rtp::is_rtcp(data) {
+        if !this.latched && !rtcp {
             this.remote = Some(from);
             this.latched = true;
         }
@@ -125,6 +153,34 @@ impl Bridge {
         match side {
             Side::A => self.a.destination(),
             Side::B => self.b.destination(),
+        }
+    }
+
+    /// `side`'s peer is known to send from `addr` (it was latched before this bridge).
+    pub fn set_latched(&mut self, side: Side, addr: SocketAddr) {
+        let leg = match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        };
+        leg.remote = Some(addr);
+        leg.latched = true;
+    }
+
+    /// Where `side`'s peer was latched, if it was.
+    pub fn latched(&self, side: Side) -> Option<SocketAddr> {
+        let leg = match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        };
+        leg.latched.then_some(leg.remote).flatten()
+    }
+
+    /// Whether `from` may send as `side`'s peer (see the module docs); for the RTCP of a
+    /// bridged pair, which comes on other sockets.
+    pub fn hears(&self, side: Side, from: SocketAddr, rtcp: bool) -> bool {
+        match side {
+            Side::A => self.a.heard_from(from, rtcp),
+            Side::B => self.b.heard_from(from, rtcp),
         }
     }
 
@@ -203,12 +259,10 @@ mod tests {
     #[test]
     fn forwards_both_ways_unchanged_to_the_sdp_addresses_then_latches() {
         let t0 = Instant::now();
-        let mut b = Bridge::new(
-            Some(addr("192.0.2.1:4000")),
-            Some(addr("198.51.100.7:5000")),
-        );
+        let mut b = Bridge::new(Some(addr("10.0.0.1:4000")), Some(addr("198.51.100.7:5000")));
         let pkt = build_packet(8, false, 1, 160, 42, &[0xD5; 160]);
-        // Caller behind NAT sends from another port: its packets go to the operator's SDP
+        // Caller behind NAT (its SDP names a private address) sends from its router's
+        // address: its packets go to the operator's SDP
         // address, and from now on the operator's packets go back to where they came from.
         assert_eq!(
             b.forward(t0, Side::A, addr("203.0.113.9:61000"), &pkt),
@@ -221,6 +275,65 @@ mod tests {
         assert_eq!(b.stats().forwarded_a_to_b, 1);
         assert_eq!(b.stats().forwarded_b_to_a, 1);
         assert_eq!(b.last_received(Side::A), Some(t0));
+    }
+
+    #[test]
+    fn after_the_latch_other_sources_are_ignored() {
+        let t0 = Instant::now();
+        let mut b = Bridge::new(Some(addr("10.0.0.1:4000")), Some(addr("198.51.100.7:5000")));
+        let pkt = build_packet(8, false, 1, 160, 42, &[0xD5; 160]);
+        // The caller behind NAT latches A.
+        assert!(
+            b.forward(t0, Side::A, addr("203.0.113.9:61000"), &pkt)
+                .is_some()
+        );
+        // Someone else, even on the caller's host: not forwarded, not a sign of life.
+        let later = t0 + std::time::Duration::from_secs(5);
+        for from in ["203.0.113.9:61002", "192.0.2.99:4000"] {
+            assert_eq!(b.forward(later, Side::A, addr(from), &pkt), None);
+        }
+        assert_eq!(b.last_received(Side::A), Some(t0));
+        assert_eq!(b.stats().foreign, 2);
+        // The SDP's address and the latched one are still heard, and the B side's
+        // packets still go to the latched address.
+        assert!(
+            b.forward(later, Side::A, addr("10.0.0.1:4000"), &pkt)
+                .is_some()
+        );
+        assert_eq!(
+            b.forward(later, Side::B, addr("198.51.100.7:5000"), &pkt),
+            Some(addr("203.0.113.9:61000"))
+        );
+        assert!(b.hears(Side::A, addr("203.0.113.9:61001"), true));
+        assert!(!b.hears(Side::A, addr("203.0.113.66:61001"), true));
+    }
+
+    #[test]
+    fn a_public_sdp_address_is_the_only_one_heard() {
+        let t0 = Instant::now();
+        let mut b = Bridge::new(
+            Some(addr("192.0.2.1:4000")),
+            Some(addr("198.51.100.7:5000")),
+        );
+        let pkt = build_packet(8, false, 1, 160, 42, &[0xD5; 160]);
+        // Before the caller's first packet: neither another host nor another port.
+        for from in ["203.0.113.9:61000", "192.0.2.1:4002"] {
+            assert_eq!(b.forward(t0, Side::A, addr(from), &pkt), None, "{from}");
+        }
+        assert_eq!(b.last_received(Side::A), None);
+        assert!(
+            b.forward(t0, Side::A, addr("192.0.2.1:4000"), &pkt)
+                .is_some()
+        );
+        // Started latched (the IVR heard the caller): nobody else either.
+        let mut b = Bridge::new(Some(addr("10.0.0.1:4000")), Some(addr("198.51.100.7:5000")));
+        b.set_latched(Side::A, addr("203.0.113.9:61000"));
+        assert_eq!(b.forward(t0, Side::A, addr("203.0.113.77:1"), &pkt), None);
+        assert_eq!(b.latched(Side::A), Some(addr("203.0.113.9:61000")));
+        assert_eq!(
+            b.forward(t0, Side::B, addr("198.51.100.7:5000"), &pkt),
+            Some(addr("203.0.113.9:61000"))
+        );
     }
 
     #[test]

@@ -103,3 +103,49 @@ mod tests {
         assert_eq!(g711::alaw_to_linear(Codec::Pcma.silence()), 8);
     }
 }
+
+/// Whether a peer whose SDP names `ip` is behind a NAT, so that its media may come from
+/// another (its router's) address: private, shared (CGNAT), link-local and unique-local
+/// addresses, and none at all.
+pub fn behind_nat(ip: std::net::IpAddr) -> bool {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod nat_tests {
+    #[test]
+    fn private_addresses_are_behind_a_nat_public_ones_are_not() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.9",
+            "192.168.1.20",
+            "100.64.0.1",
+            "169.254.3.4",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(super::behind_nat(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "192.0.2.10",
+            "203.0.113.5",
+            "127.0.0.1",
+            "100.128.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!super::behind_nat(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

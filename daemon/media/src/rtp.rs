@@ -38,6 +38,16 @@
 //! latches the destination to its source address, overriding the SDP one
 //! (NAT). The latch is then fixed until [`RtpSession::set_remote`] gives a
 //! new address, after which the next packet latches again.
+//!
+//! # Sources
+//!
+//! Only the peer is heard: the SDP's address, or once latched the latched one
+//! (RTCP: the same IP, any port). Before the latch another host may speak (and
+//! latch) only when the SDP named a private address: that phone is behind a NAT
+//! and sends from its router's. A phone whose SDP names a public address said
+//! exactly where it sends from.
+//! Datagrams from anywhere else are counted in `packets_foreign` and otherwise
+//! ignored, so a spoofed packet neither dials a digit nor keeps a dead call alive.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -93,6 +103,8 @@ pub struct RtpStats {
     pub packets_invalid: u64,
     /// RTCP datagrams (rtcp-mux), counted but otherwise ignored.
     pub rtcp_received: u64,
+    /// Datagrams from a source that is not the peer (see the module docs), ignored.
+    pub packets_foreign: u64,
 }
 
 enum Item {
@@ -209,6 +221,11 @@ impl RtpSession {
         }
     }
 
+    /// The peer's address learnt from its packets (symmetric RTP), if any.
+    pub fn latched(&self) -> Option<SocketAddr> {
+        self.latched
+    }
+
     /// Where packets go now, if anywhere.
     pub fn destination(&self) -> Option<SocketAddr> {
         if self.on_hold {
@@ -221,6 +238,11 @@ impl RtpSession {
     /// counted and otherwise ignored.
     pub fn handle_input(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.dtmf.handle_timeout(now);
+        if !self.is_from_peer(from, is_rtcp(data)) {
+            self.stats.packets_foreign += 1;
+            self.drain_digits();
+            return;
+        }
         if is_rtcp(data) {
             self.stats.rtcp_received += 1;
             self.last_received = Some(now);
@@ -250,6 +272,28 @@ impl RtpSession {
             self.stats.packets_invalid += 1;
         }
         self.drain_digits();
+    }
+
+    /// Whether `from` may be the peer: the latched or the SDP's address; before a latch
+    /// also another host, but only when the SDP's address is one a NAT hides (a private
+    /// address), since then the peer sends from its router's. RTCP comes from another
+    /// port of the same host, so for it the IP is enough.
+    fn is_from_peer(&self, from: SocketAddr, rtcp: bool) -> bool {
+        let known = [self.latched, self.sdp_remote];
+        if known
+            .into_iter()
+            .flatten()
+            .any(|peer| peer == from || (rtcp && peer.ip() == from.ip()))
+        {
+            return true;
+        }
+        if !self.cfg.symmetric {
+            return self.sdp_remote.is_none();
+        }
+        self.latched.is_none()
+            && self
+                .sdp_remote
+                .is_none_or(|sdp| crate::behind_nat(sdp.ip()))
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -25,7 +25,7 @@ fn session(t0: Instant) -> RtpSession {
             codec: Codec::Pcmu,
             payload_type: 0,
             telephone_event_pt: Some(101),
-            remote: Some("192.0.2.10:4000".parse().unwrap()),
+            remote: Some(peer()),
             symmetric: false,
             ssrc: 1,
             initial_seq: 0,
@@ -307,4 +307,52 @@ fn digits_arrive_during_playback() {
     assert_eq!(sent, 8);
     // Back to plain pacing: no DTMF timer is pending.
     assert_eq!(s.poll_timeout(), Some(t0 + ms(160)));
+}
+
+#[test]
+fn digits_from_another_source_are_ignored() {
+    let t0 = Instant::now();
+    // Symmetric, as calls run; the caller's SDP names a private address (behind NAT), so
+    // its first packet, from the router's address, latches.
+    let mut s = RtpSession::new(
+        RtpConfig {
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+            remote: Some("10.0.0.10:4000".parse().unwrap()),
+            symmetric: true,
+            ssrc: 1,
+            initial_seq: 0,
+            initial_timestamp: 0,
+        },
+        t0,
+    );
+    let audio = build_packet(0, false, 1, 0, PEER_SSRC, &[0xFF; 160]);
+    s.handle_input(t0, peer(), &audio);
+    assert_eq!(s.destination(), Some(peer()));
+    // The same host, another port: a spoofed digit, and an RTP keep-alive.
+    let spoofer: SocketAddr = "203.0.113.5:31002".parse().unwrap();
+    let mut t = t0 + ms(20);
+    let spoofed = digit(10, 800, '5', 100);
+    for p in &spoofed {
+        s.handle_input(t, spoofer, p);
+        t += ms(20);
+    }
+    s.handle_timeout(t + END_TIMEOUT + ms(20));
+    assert_eq!(digits(&mut s), vec![]);
+    assert_eq!(
+        s.last_received(),
+        Some(t0),
+        "a spoofed packet kept the call alive"
+    );
+    assert_eq!(s.stats().packets_foreign, spoofed.len() as u64);
+    // The SDP's address is still the peer's, and so is the latched one.
+    feed(&mut s, t, &digit(20, 1600, '7', 100));
+    assert_eq!(digits(&mut s), vec![('7', 100)]);
+    // RTCP from the peer's host (its RTCP port) is heard; from another host it is not.
+    let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 1];
+    let before = s.stats().rtcp_received;
+    s.handle_input(t, "203.0.113.5:31001".parse().unwrap(), &rr);
+    s.handle_input(t, "198.51.100.66:31001".parse().unwrap(), &rr);
+    assert_eq!(s.stats().rtcp_received, before + 1);
 }

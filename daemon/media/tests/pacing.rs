@@ -516,14 +516,17 @@ fn symmetric_latches_on_first_packet() {
     let t0 = Instant::now();
     let mut cfg = config(Codec::Pcmu);
     cfg.symmetric = true;
+    // The phone is behind a NAT: its SDP names a private address.
+    let private: SocketAddr = "10.0.0.10:4000".parse().unwrap();
+    cfg.remote = Some(private);
     let mut s = RtpSession::new(cfg, t0);
     let nat: SocketAddr = "203.0.113.5:31000".parse().unwrap();
     let other: SocketAddr = "203.0.113.6:32000".parse().unwrap();
-    assert_eq!(s.destination(), Some(remote()));
+    assert_eq!(s.destination(), Some(private));
     // Garbage and payload types not negotiated don't latch.
     s.handle_input(t0, other, b"hello");
     s.handle_input(t0, other, &rtp_from_peer(13, 1));
-    assert_eq!(s.destination(), Some(remote()));
+    assert_eq!(s.destination(), Some(private));
     s.handle_input(t0, nat, &rtp_from_peer(0, 2));
     assert_eq!(s.destination(), Some(nat));
     // Later packets from elsewhere don't move it.
@@ -532,7 +535,7 @@ fn symmetric_latches_on_first_packet() {
     s.play(t0, vec![silence_prompt(160)], 1);
     assert_eq!(drain(&mut s)[0].to, nat);
     // A re-INVITE's address applies, and the next packet latches again.
-    let moved: SocketAddr = "198.51.100.1:6000".parse().unwrap();
+    let moved: SocketAddr = "192.168.7.1:6000".parse().unwrap();
     s.set_remote(Some(moved));
     assert_eq!(s.destination(), Some(moved));
     s.handle_input(t0, other, &rtp_from_peer(0, 4));
@@ -555,6 +558,23 @@ fn symmetric_learns_unknown_remote() {
 }
 
 #[test]
+fn a_public_sdp_address_is_the_only_source_before_the_latch() {
+    let t0 = Instant::now();
+    let mut cfg = config(Codec::Pcmu);
+    cfg.symmetric = true;
+    let mut s = RtpSession::new(cfg, t0);
+    // remote() is public: another host, or another port of it, is not the phone.
+    for from in ["203.0.113.5:31000", "192.0.2.10:4002"] {
+        s.handle_input(t0, from.parse().unwrap(), &rtp_from_peer(0, 1));
+    }
+    assert_eq!(s.destination(), Some(remote()));
+    assert_eq!(s.last_received(), None);
+    assert_eq!(s.stats().packets_foreign, 2);
+    s.handle_input(t0, remote(), &rtp_from_peer(0, 2));
+    assert_eq!(s.last_received(), Some(t0));
+}
+
+#[test]
 fn not_symmetric_ignores_source() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(Codec::Pcmu), t0);
@@ -570,7 +590,7 @@ fn not_symmetric_ignores_source() {
 fn input_counts_and_liveness() {
     let t0 = Instant::now();
     let mut s = RtpSession::new(config(Codec::Pcmu), t0);
-    let peer: SocketAddr = "203.0.113.5:31000".parse().unwrap();
+    let peer = remote();
     assert_eq!(s.last_received(), None);
     s.handle_input(t0 + ms(1), peer, b"");
     s.handle_input(t0 + ms(2), peer, &[0x80; 11]);
@@ -596,7 +616,7 @@ fn random_garbage_never_panics() {
     let mut cfg = config(Codec::Pcmu);
     cfg.symmetric = true;
     let mut s = RtpSession::new(cfg, t0);
-    let peer: SocketAddr = "203.0.113.5:31000".parse().unwrap();
+    let peer = remote();
     let mut rng = StdRng::seed_from_u64(1);
     for i in 0..20_000u64 {
         let len = rng.random_range(0..64);

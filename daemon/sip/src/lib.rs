@@ -18,7 +18,7 @@ pub mod transaction;
 pub use auth::{Algorithm, Credential, ha1};
 pub use endpoint::{
     CallHandle, EndReason, Endpoint, EndpointConfig, Event, Origin, OutgoingCall, ReferTarget,
-    SipStats, Transmit,
+    SecurityEvent, SecurityKind, SipStats, Transmit,
 };
 pub use limits::{IpNet, RateLimit};
 pub use registrar::Binding;

@@ -211,13 +211,59 @@ struct Failures {
     blocked_until: Option<Instant>,
 }
 
-/// Failed authentications per source: `limit` failures within `window`
-/// block the source for `window`.
+impl Failures {
+    fn new(now: Instant) -> Failures {
+        Failures {
+            window_start: now,
+            count: 0,
+            blocked_until: None,
+        }
+    }
+
+    fn is_blocked(&self, now: Instant) -> bool {
+        self.blocked_until.is_some_and(|until| now < until)
+    }
+
+    /// Counts one failure; true when it is the one that blocks for `window`.
+    fn add(&mut self, now: Instant, limit: u32, window: Duration) -> bool {
+        let expired = now.saturating_duration_since(self.window_start) >= window
+            && self.blocked_until.is_none_or(|u| now >= u);
+        if expired {
+            *self = Failures::new(now);
+        }
+        self.count = self.count.saturating_add(1);
+        if self.count >= limit && self.blocked_until.is_none() {
+            self.blocked_until = Some(now + window);
+            return true;
+        }
+        false
+    }
+
+    fn is_over(&self, now: Instant, window: Duration) -> bool {
+        now.saturating_duration_since(self.window_start) >= window && !self.is_blocked(now)
+    }
+}
+
+/// Account names longer than this are cut in the throttle's keys.
+const ACCOUNT_KEY_LEN: usize = 64;
+/// Failures from one address, all accounts together, that block the address: many
+/// times one account's, so the phones behind an office's NAT don't lock each other out,
+/// but one host can't spray guesses over thousands of account names.
+const ADDRESS_FACTOR: u32 = 10;
+
+/// Failed authentications per source address and account: `limit` failures
+/// within `window` block that account from that address for `window`. Keyed by
+/// both, so one phone's failures lock out neither the other phones behind the
+/// same NAT nor that account elsewhere. An address with `ADDRESS_FACTOR` times as
+/// many failures over all accounts is blocked as a whole. (A blind spoofer can't
+/// add failures in someone else's name: only answers to challenges sent to that
+/// address count; see `server_auth`.)
 #[derive(Debug)]
 pub(crate) struct FailureThrottle {
     limit: u32,
     window: Duration,
-    sources: HashMap<IpAddr, Failures>,
+    sources: HashMap<(IpAddr, String), Failures>,
+    addresses: HashMap<IpAddr, Failures>,
     last_sweep: Option<Instant>,
 }
 
@@ -227,44 +273,66 @@ impl FailureThrottle {
             limit,
             window,
             sources: HashMap::new(),
+            addresses: HashMap::new(),
             last_sweep: None,
         }
     }
 
-    pub(crate) fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.sources
-            .get(&ip.to_canonical())
-            .and_then(|f| f.blocked_until)
-            .is_some_and(|until| now < until)
+    fn key(ip: IpAddr, account: &str) -> (IpAddr, String) {
+        let cut = account
+            .char_indices()
+            .nth(ACCOUNT_KEY_LEN)
+            .map_or(account, |(i, _)| &account[..i]);
+        (ip.to_canonical(), cut.to_string())
     }
 
-    pub(crate) fn record_failure(&mut self, ip: IpAddr, now: Instant) {
-        let ip = ip.to_canonical();
-        if !self.sources.contains_key(&ip) && self.sources.len() >= TABLE_CAP {
-            self.sweep(now);
-            if self.sources.len() >= TABLE_CAP {
-                return;
+    /// The address as a whole: an IPv6 host has a /64 of its own.
+    fn host(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
             }
+            v4 => v4,
         }
-        let window = self.window;
-        let f = self.sources.entry(ip).or_insert(Failures {
-            window_start: now,
-            count: 0,
-            blocked_until: None,
-        });
-        let expired = now.saturating_duration_since(f.window_start) >= window
-            && f.blocked_until.is_none_or(|u| now >= u);
-        if expired {
-            *f = Failures {
-                window_start: now,
-                count: 0,
-                blocked_until: None,
-            };
+    }
+
+    pub(crate) fn is_blocked(&self, ip: IpAddr, account: &str, now: Instant) -> bool {
+        let address = self.addresses.get(&Self::host(ip));
+        let source = self.sources.get(&Self::key(ip, account));
+        address.is_some_and(|f| f.is_blocked(now)) || source.is_some_and(|f| f.is_blocked(now))
+    }
+
+    /// Records a failure; true when it is the one that blocks (the account from this
+    /// address, or the whole address).
+    pub(crate) fn record_failure(&mut self, ip: IpAddr, account: &str, now: Instant) -> bool {
+        let key = Self::key(ip, account);
+        let ip = Self::host(ip);
+        let full = (!self.sources.contains_key(&key) && self.sources.len() >= TABLE_CAP)
+            || (!self.addresses.contains_key(&ip) && self.addresses.len() >= TABLE_CAP);
+        if full {
+            self.sweep(now);
         }
-        f.count = f.count.saturating_add(1);
-        if f.count >= self.limit {
-            f.blocked_until = Some(now + window);
+        let (limit, window) = (self.limit, self.window);
+        let mut blocked = false;
+        // A full table still counts the address as a whole when it can, so filling the
+        // table with made-up names doesn't switch the throttle off for that host.
+        if self.addresses.contains_key(&ip) || self.addresses.len() < TABLE_CAP {
+            let f = self
+                .addresses
+                .entry(ip)
+                .or_insert_with(|| Failures::new(now));
+            blocked |= f.add(now, limit.saturating_mul(ADDRESS_FACTOR), window);
         }
+        if self.sources.contains_key(&key) || self.sources.len() < TABLE_CAP {
+            let f = self
+                .sources
+                .entry(key)
+                .or_insert_with(|| Failures::new(now));
+            blocked |= f.add(now, limit, window);
+        }
+        blocked
     }
 
     /// Forgets sources whose window and block are over.
@@ -277,10 +345,8 @@ impl FailureThrottle {
         }
         self.last_sweep = Some(now);
         let window = self.window;
-        self.sources.retain(|_, f| {
-            now.saturating_duration_since(f.window_start) < window
-                || f.blocked_until.is_some_and(|u| now < u)
-        });
+        self.sources.retain(|_, f| !f.is_over(now, window));
+        self.addresses.retain(|_, f| !f.is_over(now, window));
     }
 
     #[cfg(test)]
@@ -345,7 +411,7 @@ mod tests {
         for i in 0..(TABLE_CAP as u32 + 100) {
             let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
             r.allow(a, t0);
-            th.record_failure(a, t0);
+            th.record_failure(a, "alice", t0);
         }
         assert_eq!(r.len(), TABLE_CAP);
         assert_eq!(th.len(), TABLE_CAP);
@@ -353,7 +419,7 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         assert!(r.allow(ip("192.0.2.200"), later));
         assert_eq!(r.len(), 1);
-        th.record_failure(ip("192.0.2.200"), t0 + Duration::from_secs(61));
+        th.record_failure(ip("192.0.2.200"), "alice", t0 + Duration::from_secs(61));
         assert_eq!(th.len(), 1);
     }
 
@@ -363,18 +429,78 @@ mod tests {
         let s = |n| t0 + Duration::from_secs(n);
         let mut th = FailureThrottle::new(3, Duration::from_secs(60));
         let a = ip("192.0.2.1");
-        th.record_failure(a, s(0));
-        th.record_failure(a, s(10));
-        assert!(!th.is_blocked(a, s(10)));
-        th.record_failure(a, s(20));
-        assert!(th.is_blocked(a, s(20)));
-        assert!(th.is_blocked(a, s(79)));
-        assert!(!th.is_blocked(a, s(80)));
+        assert!(!th.record_failure(a, "alice", s(0)));
+        assert!(!th.record_failure(a, "alice", s(10)));
+        assert!(!th.is_blocked(a, "alice", s(10)));
+        assert!(th.record_failure(a, "alice", s(20)), "the blocking failure");
+        assert!(th.is_blocked(a, "alice", s(20)));
+        assert!(th.is_blocked(a, "alice", s(79)));
+        assert!(!th.is_blocked(a, "alice", s(80)));
         // Failures spread over more than a window don't add up.
         let b = ip("192.0.2.2");
-        th.record_failure(b, s(0));
-        th.record_failure(b, s(30));
-        th.record_failure(b, s(61));
-        assert!(!th.is_blocked(b, s(61)));
+        th.record_failure(b, "alice", s(0));
+        th.record_failure(b, "alice", s(30));
+        th.record_failure(b, "alice", s(61));
+        assert!(!th.is_blocked(b, "alice", s(61)));
+    }
+
+    #[test]
+    fn a_blocked_account_blocks_neither_its_neighbours_nor_itself_elsewhere() {
+        let t0 = Instant::now();
+        let mut th = FailureThrottle::new(3, Duration::from_secs(60));
+        let office = ip("198.51.100.1");
+        for _ in 0..3 {
+            th.record_failure(office, "anna", t0);
+        }
+        assert!(th.is_blocked(office, "anna", t0));
+        assert!(
+            !th.is_blocked(office, "bela", t0),
+            "another phone behind the NAT"
+        );
+        assert!(
+            !th.is_blocked(ip("192.0.2.7"), "anna", t0),
+            "anna from home"
+        );
+    }
+
+    #[test]
+    fn one_host_spraying_many_accounts_is_blocked_as_a_whole() {
+        let t0 = Instant::now();
+        let mut th = FailureThrottle::new(3, Duration::from_secs(60));
+        let host = ip("203.0.113.66");
+        // One wrong guess each for 29 names: no account is blocked yet...
+        for i in 0..29 {
+            assert!(!th.record_failure(host, &format!("user{i}"), t0));
+        }
+        assert!(!th.is_blocked(host, "anna", t0));
+        // ...the 30th (10 times one account's limit) blocks the host for every name.
+        assert!(th.record_failure(host, "user29", t0));
+        assert!(th.is_blocked(host, "anna", t0));
+        assert!(!th.is_blocked(ip("198.51.100.1"), "anna", t0));
+    }
+
+    #[test]
+    fn a_full_table_still_counts_the_host() {
+        let t0 = Instant::now();
+        let mut th = FailureThrottle::new(5, Duration::from_secs(60));
+        let host = ip("203.0.113.66");
+        // Earlier hosts' failures (one each) fill the per-account table...
+        for i in 0..TABLE_CAP as u32 - 1 {
+            th.record_failure(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), "x", t0);
+        }
+        // ...and a host sprays made-up names: blocked all the same, at 50.
+        let blocked: Vec<bool> = (0..50)
+            .map(|i| th.record_failure(host, &format!("made-up-{i}"), t0))
+            .collect();
+        assert_eq!(blocked.iter().position(|b| *b), Some(49));
+        assert!(th.is_blocked(host, "anna", t0));
+        // IPv6: the whole /64 is one host.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut th = FailureThrottle::new(5, Duration::from_secs(60));
+        for i in 0..50 {
+            th.record_failure(v6(&format!("2001:db8:1:2::{i:x}")), &format!("n{i}"), t0);
+        }
+        assert!(th.is_blocked(v6("2001:db8:1:2:ffff::1"), "anna", t0));
+        assert!(!th.is_blocked(v6("2001:db8:1:3::1"), "anna", t0));
     }
 }

@@ -245,6 +245,41 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_that_changes_the_contact_is_a_change() {
+        let t0 = Instant::now();
+        let mut r = Registrar::default();
+        let outbound = |uri| {
+            Update::Contacts(vec![ContactUpdate {
+                instance: Some("<urn:uuid:00000000-0000-1000-8000-000a95a0e128>".into()),
+                reg_id: Some(1),
+                ..contact(uri, 60)
+            }])
+        };
+        assert_eq!(
+            r.apply(t0, "a", peer(1), "cid", 1, &outbound("sip:a@10.0.0.2")),
+            Ok(true)
+        );
+        assert_eq!(
+            r.apply(t0, "a", peer(1), "cid", 2, &outbound("sip:a@10.0.0.2")),
+            Ok(false)
+        );
+        // The phone moved (a new address on the same instance): reported, and the old
+        // contact is gone.
+        assert_eq!(
+            r.apply(t0, "a", peer(1), "cid", 3, &outbound("sip:a@10.0.0.9:5070")),
+            Ok(true)
+        );
+        let now = r.bindings("a");
+        assert_eq!(now.len(), 1);
+        assert_eq!(now[0].uri, "sip:a@10.0.0.9:5070");
+        // The same contact from another source (NAT rebinding) is a change too.
+        assert_eq!(
+            r.apply(t0, "a", peer(7), "cid", 4, &outbound("sip:a@10.0.0.9:5070")),
+            Ok(true)
+        );
+    }
+
+    #[test]
     fn add_refresh_remove_and_ordering() {
         let t0 = Instant::now();
         let mut r = Registrar::default();

@@ -31,6 +31,7 @@ const TICK: Duration = Duration::from_secs(1);
 const TAIL_WINDOW_MS: i64 = 15_000;
 
 pub fn spawn(console: Arc<Console>) {
+    super::sweep::spawn(console.clone());
     let tail = console.clone();
     tokio::spawn(async move {
         let mut seen: HashMap<i64, i64> = HashMap::new();

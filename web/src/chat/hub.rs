@@ -78,6 +78,14 @@ impl ChatHub {
         }
     }
 
+    /// Chats whose visitor has a socket open on this node.
+    pub fn visitor_chats(&self) -> Vec<i64> {
+        self.visitors
+            .lock()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Operators with the chat page open on this node.
     pub fn connected_operators(&self) -> Vec<String> {
         self.operators

@@ -10,15 +10,23 @@
 pub mod dispatch;
 pub mod files;
 pub mod hub;
+pub mod limits;
+pub mod sweep;
 pub mod view;
 mod visitor;
 
+#[cfg(test)]
+mod tests;
+
 pub use visitor::send_transcript as visitor_transcript;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 use hotline_core::chat::{ChatError, MAX_FILE_BYTES, MAX_FILES_PER_MESSAGE};
 use serde::Deserialize;
@@ -34,6 +42,17 @@ pub struct ChatConfig {
     pub offer_timeout_secs: u64,
     /// What an operator may choose when wrapping up a chat.
     pub wrapup_categories: Vec<String>,
+    /// Requests per minute per client address and per site (`[chat.limits]`).
+    pub limits: limits::LimitsConfig,
+    /// A waiting (or offered) chat whose visitor has had no socket open for this long
+    /// ends by itself.
+    pub abandon_waiting_after_secs: u64,
+    /// All files of one chat together, in MiB.
+    pub files_quota_mb: u64,
+    /// Files uploaded but never sent in a message are removed after this.
+    pub unsent_files_after_secs: u64,
+    /// Signed visitor fields older than this are refused.
+    pub signature_max_age_secs: u64,
 }
 
 impl Default for ChatConfig {
@@ -58,6 +77,11 @@ impl Default for ChatConfig {
                 "Complaint".into(),
                 "Other".into(),
             ],
+            limits: limits::LimitsConfig::default(),
+            abandon_waiting_after_secs: 300,
+            files_quota_mb: 50,
+            unsent_files_after_secs: 3600,
+            signature_max_age_secs: 24 * 3600,
         }
     }
 }
@@ -83,7 +107,8 @@ pub struct Site {
     /// own pages always may.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// Signs verified visitor fields (HMAC-SHA256 over `customer_id\nemail\nname`).
+    /// Signs verified visitor fields (HMAC-SHA256 over
+    /// `visitor_key\ntimestamp\ncustomer_id\nemail\nname`, see `hotline_core::chat`).
     #[serde(default)]
     pub hmac_secret: Option<String>,
 }
@@ -106,10 +131,45 @@ impl ChatConfig {
         self.sites.iter().find(|s| s.key == key)
     }
 
+    pub fn files_quota_bytes(&self) -> i64 {
+        i64::try_from(self.files_quota_mb)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1024 * 1024)
+    }
+
+    fn secs_ms(secs: u64) -> i64 {
+        i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
+    }
+
+    pub fn abandon_waiting_after_ms(&self) -> i64 {
+        Self::secs_ms(self.abandon_waiting_after_secs)
+    }
+
+    pub fn unsent_files_after_ms(&self) -> i64 {
+        Self::secs_ms(self.unsent_files_after_secs)
+    }
+
+    pub fn signature_max_age_s(&self) -> i64 {
+        i64::try_from(self.signature_max_age_secs).unwrap_or(i64::MAX)
+    }
+
     /// Problems that must stop start-up, as messages naming the setting.
     pub fn validate(&self) -> Result<(), String> {
         if !(5..=600).contains(&self.offer_timeout_secs) {
             return Err("chat.offer_timeout_secs must be 5–600".into());
+        }
+        // The sweep refreshes connected visitors every SWEEP_EVERY: well below this.
+        if !(60..=86_400).contains(&self.abandon_waiting_after_secs) {
+            return Err("chat.abandon_waiting_after_secs must be 60–86400".into());
+        }
+        if !(1..=100_000).contains(&self.files_quota_mb) {
+            return Err("chat.files_quota_mb must be 1–100000".into());
+        }
+        if !(60..=30 * 86_400).contains(&self.unsent_files_after_secs) {
+            return Err("chat.unsent_files_after_secs must be 60–2592000".into());
+        }
+        if !(60..=30 * 86_400).contains(&self.signature_max_age_secs) {
+            return Err("chat.signature_max_age_secs must be 60–2592000".into());
         }
         for s in &self.sites {
             let ok_key = !s.key.is_empty()
@@ -148,6 +208,90 @@ impl ChatConfig {
 pub struct ChatSettings {
     pub config: ChatConfig,
     pub hub: hub::ChatHub,
+    /// Visitor sockets open per chat, capped at [`MAX_VISITOR_SOCKETS_PER_CHAT`].
+    pub visitor_sockets: VisitorSockets,
+    /// Made from `config.limits` when first used (the config is set after `default`).
+    limiters: OnceLock<limits::ChatLimiters>,
+}
+
+impl ChatSettings {
+    pub fn limiters(&self) -> &limits::ChatLimiters {
+        self.limiters
+            .get_or_init(|| limits::ChatLimiters::new(&self.config.limits))
+    }
+}
+
+/// Visitor sockets one chat may have open on this node: a few tabs or devices of one
+/// visitor. Without a cap one chat token could hold sockets (and connections of the
+/// server's cap) without end.
+pub const MAX_VISITOR_SOCKETS_PER_CHAT: usize = 5;
+
+/// Open visitor sockets per chat. A slot is taken before the upgrade, so a burst can't
+/// pass the cap, and is given back when the socket's task ends (or the upgrade fails).
+#[derive(Clone, Default)]
+pub struct VisitorSockets(Arc<Mutex<HashMap<i64, usize>>>);
+
+/// One open visitor socket of a chat.
+pub struct VisitorSocketSlot {
+    open: VisitorSockets,
+    chat: i64,
+}
+
+impl VisitorSockets {
+    /// A slot for another socket of `chat`, or `None` when it has `max` open.
+    pub fn take(&self, chat: i64, max: usize) -> Option<VisitorSocketSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(chat).or_default();
+        if *n >= max {
+            if *n == 0 {
+                open.remove(&chat);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(VisitorSocketSlot {
+            open: self.clone(),
+            chat,
+        })
+    }
+
+    /// Sockets of `chat` open now.
+    pub fn open(&self, chat: i64) -> usize {
+        let open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&chat).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for VisitorSocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.chat) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.chat);
+            }
+        }
+    }
+}
+
+/// The visitor's address, for the rate limits: the shared [`crate::ClientIp`] (the TCP
+/// peer, or behind a proxy in `http.trusted_proxies` the address it saw). Without connect
+/// info (the router called directly) all share the unspecified address.
+pub fn client_ip(parts: &Parts) -> IpAddr {
+    crate::ClientIp::from_parts(parts)
+        .0
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// [`client_ip`] as an extractor.
+pub struct VisitorIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for VisitorIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(VisitorIp(client_ip(parts)))
+    }
 }
 
 /// A refusal as the sockets and the JSON endpoints show it.
@@ -159,6 +303,18 @@ pub fn error_message(e: &ChatError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A request over a rate limit: 429 with the message as JSON (`{"error": …}`, what the
+/// widget shows) and `Retry-After`.
+pub fn too_many(r: &limits::Refusal) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, r.retry_after_s.to_string())],
+        axum::Json(serde_json::json!({ "error": r.message })),
+    )
+        .into_response()
 }
 
 /// A chat socket's buffers: chat frames are small, and with thousands of waiting visitors

@@ -1,6 +1,7 @@
 //! The visitor's side: the widget script, the page in its iframe, starting a chat, the
 //! visitor's socket, attachments and the transcript by e-mail.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,7 +10,8 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use hotline_core::chat::{
-    Audience, Chat, EventKind, NewChat, NewEvent, NewVisitor, Sender, verified_fields,
+    Audience, Chat, ChatError, EventKind, NewChat, NewEvent, NewVisitor, Sender, SignedVisitor,
+    verified_fields,
 };
 use hotline_core::notify::{Channel, NewMessage};
 use serde::Deserialize;
@@ -17,8 +19,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::hub::Push;
+use super::limits::Action;
 use super::view::{event_frame, state_frame};
-use super::{Site, error_message, publish};
+use super::{Site, VisitorIp, error_message, publish, too_many};
 use crate::console::{Console, unix_ms};
 
 const WIDGET_JS: &str = include_str!("../../assets/chat-widget.js");
@@ -116,7 +119,8 @@ pub struct StartForm {
     #[serde(default)]
     email: String,
     queue: Option<String>,
-    /// What the site passed (`window.hotlineChat`): name, email, customer_id.
+    /// What the site passed (`window.hotlineChat`): name, email, customer_id, and with a
+    /// signature the visitor key and timestamp it signed.
     fields: Option<serde_json::Map<String, Value>>,
     signature: Option<String>,
     page_url: Option<String>,
@@ -129,6 +133,15 @@ fn field<'a>(fields: &'a Option<serde_json::Map<String, Value>>, key: &str) -> &
         .and_then(|f| f.get(key))
         .and_then(Value::as_str)
         .unwrap_or("")
+}
+
+/// The site's signing time: Unix seconds, as a number or a string of digits (0: none).
+fn timestamp_field(fields: &Option<serde_json::Map<String, Value>>) -> i64 {
+    match fields.as_ref().and_then(|f| f.get("timestamp")) {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// The browser and system a User-Agent names, roughly, for the operator's details panel.
@@ -164,12 +177,16 @@ fn browser_and_os(ua: &str) -> (String, String) {
 /// chosen queue, its greeting and the page it started on. Returns the visitor's token.
 pub async fn start(
     State(console): State<Arc<Console>>,
+    VisitorIp(ip): VisitorIp,
     headers: HeaderMap,
     Json(f): Json<StartForm>,
 ) -> Response {
     let Some(site) = console.chat.config.site(&f.site).cloned() else {
         return json_error(StatusCode::NOT_FOUND, "no such chat site");
     };
+    if let Err(r) = console.chat.limiters().check(Action::Start, ip, &site.key) {
+        return too_many(&r);
+    }
     let queue = f.queue.clone().unwrap_or_else(|| site.queues[0].clone());
     if !site.queues.contains(&queue) {
         return json_error(StatusCode::BAD_REQUEST, "choose one of the topics offered");
@@ -183,14 +200,33 @@ pub async fn start(
     );
     let verified = match (&site.hmac_secret, &f.signature) {
         (Some(secret), Some(sig)) if !sig.is_empty() => {
-            let v = verified_fields(secret, customer_id, signed_email, signed_name, sig);
-            if v.is_empty() {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "the site's signature does not match these details",
-                );
+            // The key the site signed for; without one, this request's (which the site
+            // can't have signed: refused as a mismatch).
+            let signed_key = match field(&f.fields, "visitor_key") {
+                "" => f.visitor_key.as_str(),
+                k => k,
+            };
+            let signed = SignedVisitor {
+                visitor_key: signed_key,
+                timestamp_s: timestamp_field(&f.fields),
+                customer_id,
+                email: signed_email,
+                name: signed_name,
+            };
+            match verified_fields(
+                secret,
+                &signed,
+                &f.visitor_key,
+                sig,
+                now,
+                console.chat.config.signature_max_age_s(),
+            ) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::info!(site = %site.key, "signed visitor fields refused: {e}");
+                    return json_error(StatusCode::BAD_REQUEST, e.to_string());
+                }
             }
-            v
         }
         _ => Vec::new(),
     };
@@ -288,13 +324,39 @@ async fn chat_of(console: &Console, token: Option<&str>) -> Option<Chat> {
 
 pub async fn socket(
     State(console): State<Arc<Console>>,
+    VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let chat = chat_of(&console, q.token.as_deref()).await;
+    // A few tabs of one visitor; more are refused before the upgrade (the page's socket
+    // retries with backoff and gets in when another tab closes).
+    let slot = match &chat {
+        Some(chat) => {
+            let max = super::MAX_VISITOR_SOCKETS_PER_CHAT;
+            match console.chat.visitor_sockets.take(chat.id, max) {
+                Some(slot) => Some(slot),
+                None => {
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [(header::RETRY_AFTER, "5")],
+                        Json(json!({
+                            "error": format!(
+                                "This chat is already open in {max} windows; close one of them and try again."
+                            )
+                        })),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        None => None,
+    };
     super::chat_socket(ws).on_upgrade(move |mut socket| async move {
+        // Held until the socket's task ends.
+        let _slot = slot;
         match chat {
-            Some(chat) => serve(console, chat, q.after, socket).await,
+            Some(chat) => serve(console, chat, ip, q.after, socket).await,
             None => {
                 // A page that knows the code forgets the chat and shows the form again.
                 let close = CloseFrame {
@@ -382,7 +444,7 @@ async fn catch_up(
     true
 }
 
-async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSocket) {
+async fn serve(console: Arc<Console>, chat: Chat, ip: IpAddr, after: i64, mut socket: WebSocket) {
     let hub = &console.chat.hub;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let me = hub.join_visitor(chat.id, tx);
@@ -408,7 +470,7 @@ async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSoc
                         Some(Ok(_)) => continue,
                     };
                     // What it stored comes back by the wake its publish sent this socket too.
-                    if let Some(reply) = handle(&console, &chat, text.as_str()).await
+                    if let Some(reply) = handle(&console, &chat, ip, text.as_str()).await
                         && !send_json(&mut socket, &reply).await
                     {
                         break;
@@ -420,13 +482,38 @@ async fn serve(console: Arc<Console>, chat: Chat, after: i64, mut socket: WebSoc
     hub.leave_visitor(chat.id, me);
 }
 
-/// Acts on one frame; returns the reply for this socket only (an ack or an error).
-async fn handle(console: &Console, chat: &Chat, text: &str) -> Option<Value> {
+/// Acts on one frame; returns the reply for this socket only (an ack or an error). A
+/// frame over the address's or the site's rate limit is answered with an error frame
+/// (the widget shows its message; a send keeps its client id) and not acted on.
+pub(super) async fn handle(
+    console: &Console,
+    chat: &Chat,
+    ip: IpAddr,
+    text: &str,
+) -> Option<Value> {
     let store = &console.store;
     let now = unix_ms();
     let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
         return Some(json!({ "t": "error", "message": "unreadable message" }));
     };
+    let (action, client_id) = match &incoming {
+        Incoming::Send { client_id, .. } | Incoming::Answer { client_id, .. } => {
+            (Some(Action::Message), client_id.clone())
+        }
+        Incoming::Draft { .. } => (Some(Action::Draft), None),
+        Incoming::Page { .. } => (Some(Action::PageView), None),
+        Incoming::End {} => (None, None),
+    };
+    if let Some(action) = action
+        && let Err(r) = console.chat.limiters().check(action, ip, &chat.site)
+    {
+        let mut frame =
+            json!({ "t": "error", "message": r.message, "retry_after": r.retry_after_s });
+        if let Some(c) = client_id {
+            frame["client_id"] = json!(c);
+        }
+        return Some(frame);
+    }
     let stored = |client_id: Option<String>, r: Result<hotline_core::chat::ChatEvent, _>| match r {
         Ok(e) => json!({ "t": "ack", "client_id": client_id, "seq": e.seq }),
         Err(e) => json!({ "t": "error", "client_id": client_id, "message": error_message(&e) }),
@@ -515,12 +602,21 @@ async fn handle(console: &Console, chat: &Chat, text: &str) -> Option<Value> {
 
 pub async fn upload(
     State(console): State<Arc<Console>>,
+    VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     multipart: Multipart,
 ) -> Response {
     let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
         return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
     };
+    // Before a byte of the body is read.
+    if let Err(r) = console
+        .chat
+        .limiters()
+        .check(Action::Upload, ip, &chat.site)
+    {
+        return too_many(&r);
+    }
     match super::files::receive(&console, chat.id, Sender::Visitor, multipart).await {
         Ok(files) => Json(super::files::files_json(&files)).into_response(),
         Err((status, message)) => json_error(status, message),
@@ -605,9 +701,19 @@ pub async fn transcript_text(console: &Console, chat: &Chat) -> String {
     out
 }
 
-/// Queues the transcript e-mail to `to` (through the notification outbox).
+/// Queues the operator's copy of the transcript to `to` (the wrap-up's "send the
+/// transcript"): counted with the visitor's, never refused by the count.
 pub async fn send_transcript(console: &Console, chat: &Chat, to: &str) -> Result<(), String> {
     let to = hotline_core::visual::validate_email(to).map_err(|e| e.to_string())?;
+    if let Err(e) = console.store.count_chat_transcript(chat.id, None).await {
+        return Err(error_message(&e));
+    }
+    queue_transcript(console, chat, &to).await
+}
+
+/// Queues the transcript e-mail to `to` (through the notification outbox); a copy that
+/// could not be queued is given back to the chat's count.
+async fn queue_transcript(console: &Console, chat: &Chat, to: &str) -> Result<(), String> {
     let site = console
         .chat
         .config
@@ -622,51 +728,70 @@ pub async fn send_transcript(console: &Console, chat: &Chat, to: &str) -> Result
     let related = format!("chat:{}", chat.id);
     let msg = NewMessage {
         channel: Channel::Email,
-        to: &to,
+        to,
         subject: &subject,
         body: &body,
         related: &related,
         now_ms: unix_ms(),
     };
-    console.store.enqueue_message(&msg).await.map_err(|e| {
+    if let Err(e) = console.store.enqueue_message(&msg).await {
         tracing::error!(chat = chat.id, "transcript e-mail not stored: {e}");
-        "the e-mail could not be queued; try again".to_string()
-    })?;
+        let _ = console.store.uncount_chat_transcript(chat.id).await;
+        return Err("the e-mail could not be queued; try again".to_string());
+    }
     if let Some(n) = &console.visual.notifier {
         n.wake();
     }
     Ok(())
 }
 
-/// Transcript e-mails one chat may ask for.
-const MAX_TRANSCRIPTS_PER_CHAT: usize = 3;
+/// Transcript e-mails one chat may ask for (the operator's wrap-up copy counts too).
+pub const MAX_TRANSCRIPTS_PER_CHAT: i64 = 3;
 
 pub async fn transcript(
     State(console): State<Arc<Console>>,
+    VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     Json(f): Json<TranscriptForm>,
 ) -> Response {
     let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
         return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
     };
-    // A chat token must not make Hotline a mail cannon: a few copies per chat, counted in
-    // the outbox (so across nodes and restarts), the operator's wrap-up copy included.
-    let sent = console
-        .store
-        .messages_related(&format!("chat:{}", chat.id))
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0);
-    if sent >= MAX_TRANSCRIPTS_PER_CHAT {
-        return json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "This chat's transcript has been sent {sent} times already; no more copies can be sent."
-            ),
-        );
+    if let Err(r) = console
+        .chat
+        .limiters()
+        .check(Action::Transcript, ip, &chat.site)
+    {
+        return too_many(&r);
     }
-    match send_transcript(&console, &chat, &f.email).await {
+    let to = match hotline_core::visual::validate_email(&f.email) {
+        Ok(to) => to,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    // A chat token must not make Hotline a mail cannon: a few copies per chat, counted in
+    // the chat's row by one conditional update (so across nodes, restarts and parallel
+    // requests).
+    match console
+        .store
+        .count_chat_transcript(chat.id, Some(MAX_TRANSCRIPTS_PER_CHAT))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "This chat's transcript has been sent {MAX_TRANSCRIPTS_PER_CHAT} times already; no more copies can be sent."
+                ),
+            );
+        }
+        Err(ChatError::NotFound) => {
+            return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, error_message(&e)),
+    }
+    match queue_transcript(&console, &chat, &to).await {
         Ok(()) => Json(json!({ "sent": true })).into_response(),
-        Err(m) => json_error(StatusCode::BAD_REQUEST, m),
+        Err(m) => json_error(StatusCode::SERVICE_UNAVAILABLE, m),
     }
 }

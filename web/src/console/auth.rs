@@ -5,12 +5,12 @@
 //! whose Origin is another site is refused as well. The login form, which has no session
 //! yet, uses a double-submit cookie.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Form;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,33 +19,21 @@ use hotline_core::users::{LoginError, Role, WebSession, random_token};
 use serde::Deserialize;
 
 use super::Console;
+use crate::ClientIp;
 
 const SESSION_COOKIE: &str = "hl_session";
 const LOGIN_COOKIE: &str = "hl_login";
-/// Failed logins from one address within `IP_WINDOW_MS` before it must wait.
+/// Failed logins from one address within `IP_WINDOW_MS` before it must wait (against
+/// floods that try many names; the per-account limits are in the store).
 const IP_MAX_FAILURES: u32 = 20;
 const IP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// Expired sessions and stale failure counts are deleted on a login at most this often.
+const PURGE_EVERY_MS: i64 = 60 * 1000;
 
 pub fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// The client's address when the server was started with connect info.
-pub(super) struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
-    }
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -147,12 +135,37 @@ pub(super) struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only a path on this site, never another site (`//evil`, `https://…`).
+/// Only a path on this site, never another site: `/` and then not a second `/` or `\\`
+/// (`//evil.example` is another site to a browser), only visible ASCII (browsers drop
+/// tabs and newlines, so `/<TAB>/evil.example` would be `//evil.example` to them), no
+/// backslash anywhere and none of these in percent-encoded form. Anything else: `/`.
 fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/",
-    }
+    let Some(n) = next else {
+        return "/";
+    };
+    let local = n.starts_with('/')
+        && !n[1..].starts_with(['/', '\\'])
+        && n.len() <= 2048
+        && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        && !hides_a_dangerous_byte(n);
+    if local { n } else { "/" }
+}
+
+/// A `%XX` for a control character or a backslash, or a `%2F` right after the first
+/// slash: harmless to a browser, but not to everything that may decode it once more.
+fn hides_a_dangerous_byte(n: &str) -> bool {
+    let b = n.as_bytes();
+    let hex = |j: usize| b.get(j).and_then(|c| char::from(*c).to_digit(16));
+    b.iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'%')
+        .any(|(i, _)| {
+            let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
+                return false;
+            };
+            let byte = hi * 16 + lo;
+            byte < 0x20 || byte == 0x7f || byte == 0x5c || (i == 1 && byte == 0x2f)
+        })
 }
 
 pub(super) async fn login_page(
@@ -192,7 +205,7 @@ pub(super) struct LoginForm {
 
 pub(super) async fn login(
     State(console): State<Arc<Console>>,
-    ClientIp(ip): ClientIp,
+    client: ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -207,9 +220,14 @@ pub(super) async fn login(
         );
     }
     let now = unix_ms();
-    if let Some(ip) = ip
-        && too_many_failures(&console, ip, now)
+    purge_now_and_then(&console, now).await;
+    let name = f.name.trim();
+    // Counted before the check, like the store's per-account counts: a parallel burst
+    // from one address can't get more than its share checked.
+    if let Some(ip) = client.0
+        && !reserve_ip_attempt(&console, ip, now)
     {
+        log_refusal(name, client, "throttled");
         return login_form(
             &console,
             &next,
@@ -217,13 +235,20 @@ pub(super) async fn login(
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    match console
+    let address = client.0.map(|ip| ip.to_string()).unwrap_or_default();
+    let result = console
         .store
-        .login(f.name.trim(), &f.password, now, &console.policy)
-        .await
+        .login_from(name, &f.password, &address, now, &console.policy)
+        .await;
+    // Only a wrong password counts against the address: the rest never reached argon2.
+    if !matches!(result, Err(LoginError::BadCredentials))
+        && let Some(ip) = client.0
     {
+        release_ip_attempt(&console, ip);
+    }
+    match result {
         Ok(logged_in) => {
-            tracing::info!(user = %logged_in.session.user.name, "logged in");
+            tracing::info!(user = %logged_in.session.user.name, from = %client, "logged in");
             let max_age = (logged_in.session.expires_at_ms - now) / 1000;
             let mut r = Redirect::to(&next).into_response();
             let h = r.headers_mut();
@@ -247,32 +272,94 @@ pub(super) async fn login(
             )
         }
         Err(e) => {
-            if let Some(ip) = ip {
-                count_failure(&console, ip, now);
-            }
-            tracing::info!(name = %f.name, "login refused: {e}");
-            login_form(
-                &console,
-                &next,
-                Some(&e.to_string()),
-                StatusCode::UNAUTHORIZED,
-            )
+            let (reason, status) = match e {
+                LoginError::Locked { .. } => ("locked", StatusCode::TOO_MANY_REQUESTS),
+                LoginError::Busy => ("busy", StatusCode::TOO_MANY_REQUESTS),
+                _ => ("bad_credentials", StatusCode::UNAUTHORIZED),
+            };
+            log_refusal(name, client, reason);
+            login_form(&console, &next, Some(&e.to_string()), status)
         }
     }
 }
 
-fn too_many_failures(console: &Console, ip: IpAddr, now: i64) -> bool {
-    let Ok(map) = console.failures.lock() else {
-        return false;
-    };
-    map.get(&ip)
-        .is_some_and(|(n, since)| now - since < IP_WINDOW_MS && *n >= IP_MAX_FAILURES)
+/// The security log's line for a refused login, one per refusal, for fail2ban:
+/// `security: login refused user=<name> from=<address> reason=<reason>`. The name is
+/// cut to the characters a user name may have (others become `?`), so a name can't
+/// forge a second `from=` or a line break.
+fn refusal_line(name: &str, client: ClientIp, reason: &str) -> String {
+    let name: String = name
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    format!("security: login refused user={name} from={client} reason={reason}")
 }
 
-fn count_failure(console: &Console, ip: IpAddr, now: i64) {
-    if let Ok(mut map) = console.failures.lock() {
-        map.retain(|_, (_, since)| now - *since < IP_WINDOW_MS);
-        map.entry(ip).or_insert((0, now)).0 += 1;
+fn log_refusal(name: &str, client: ClientIp, reason: &str) {
+    tracing::warn!(target: "hotline::security", "{}", refusal_line(name, client, reason));
+}
+
+/// Deletes expired sessions and stale failure counts, at most once per `PURGE_EVERY_MS`.
+async fn purge_now_and_then(console: &Console, now: i64) {
+    let last = console.last_purge_ms.load(Ordering::Relaxed);
+    if now - last < PURGE_EVERY_MS
+        || console
+            .last_purge_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    match console
+        .store
+        .purge_expired_logins(now, &console.policy)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!("purged {n} expired web sessions"),
+        Err(e) => tracing::warn!("purging expired web sessions: {e}"),
+    }
+}
+
+/// The address the per-address count is kept for: IPv6 clients by their /64, as one
+/// host usually has a whole /64 to pick addresses from.
+fn throttle_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(network))
+        }
+        v4 => v4,
+    }
+}
+
+/// Counts one attempt from `ip`; `false`: it has had its `IP_MAX_FAILURES` in this window.
+fn reserve_ip_attempt(console: &Console, ip: IpAddr, now: i64) -> bool {
+    let Ok(mut map) = console.failures.lock() else {
+        return true;
+    };
+    map.retain(|_, (_, since)| now - *since < IP_WINDOW_MS);
+    let (count, _) = map.entry(throttle_key(ip)).or_insert((0, now));
+    if *count >= IP_MAX_FAILURES {
+        return false;
+    }
+    *count += 1;
+    true
+}
+
+/// Gives back an attempt that was not a failure.
+fn release_ip_attempt(console: &Console, ip: IpAddr) {
+    if let Ok(mut map) = console.failures.lock()
+        && let Some((count, _)) = map.get_mut(&throttle_key(ip))
+    {
+        *count = count.saturating_sub(1);
     }
 }
 
@@ -328,3 +415,277 @@ macro_rules! role_extractor {
 role_extractor!(OperatorPage, Role::Operator);
 role_extractor!(SupervisorPage, Role::Supervisor);
 role_extractor!(AdminPage, Role::Admin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::{BoxFuture, OperatorForm, Telephony};
+    use axum::body::Body;
+    use axum::extract::connect_info::ConnectInfo;
+    use axum::http::Request;
+    use hotline_core::store::Store;
+    use hotline_core::users::{LoginPolicy, NewUser, PasswordChecks};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    /// Telephony is not used by the login.
+    struct NoPhones;
+
+    impl Telephony for NoPhones {
+        fn set_operator_state<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
+            Box::pin(async { None })
+        }
+        fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
+            Box::pin(async { None })
+        }
+        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
+            Box::pin(async { Err("not here".into()) })
+        }
+        fn call_customer<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: Option<i64>,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            Box::pin(async { Err("not here".into()) })
+        }
+        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
+            0
+        }
+    }
+
+    const PASSWORD: &str = "admin-long-password";
+
+    async fn fixture(policy: LoginPolicy) -> (Store, axum::Router) {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .add_user(&NewUser {
+                name: "admin",
+                display_name: "",
+                role: hotline_core::users::Role::Admin,
+                password: PASSWORD,
+                operator: None,
+                now_ms: unix_ms(),
+            })
+            .await
+            .unwrap();
+        let visual = crate::visual::VisualSettings {
+            public_url: "http://localhost".into(),
+            notify: Default::default(),
+            notifier: None,
+            files_dir: std::env::temp_dir(),
+            ice_servers_json: "[]".into(),
+            sms_limits: Default::default(),
+            time_zone: chrono_tz::Europe::Budapest,
+            hub: Default::default(),
+        };
+        let console = Arc::new(Console::new(
+            store.clone(),
+            Arc::new(NoPhones),
+            policy,
+            false,
+            visual,
+        ));
+        (store, crate::console::router(console))
+    }
+
+    fn form_value(v: &str) -> String {
+        v.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    /// A login POST from `peer` with the double-submit cookie; the status, the
+    /// Location and the page.
+    async fn post_login(
+        app: &axum::Router,
+        peer: &str,
+        password: &str,
+        next: &str,
+    ) -> (StatusCode, Option<String>, String) {
+        let body = format!(
+            "_csrf=t0k&name=admin&password={}&next={}",
+            form_value(password),
+            form_value(next)
+        );
+        let mut req = Request::post("/login")
+            .header(header::COOKIE, "hl_login=t0k")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let r = app.clone().oneshot(req).await.unwrap();
+        let status = r.status();
+        let location = r
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, location, String::from_utf8_lossy(&bytes).into())
+    }
+
+    #[test]
+    fn next_must_be_a_path_on_this_site() {
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/a\\b",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+            "/\n/evil.example",
+            "/ok\u{7f}",
+            "/caf\u{e9}",
+            "/a b",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        for good in [
+            "/",
+            "/admin/users",
+            "/console/chat?x=1&y=%20z",
+            "/https://x",
+        ] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[tokio::test]
+    async fn a_login_goes_only_to_local_paths() {
+        let (_, app) = fixture(LoginPolicy::default()).await;
+        let (status, location, _) =
+            post_login(&app, "192.0.2.1:4000", PASSWORD, "/\t/evil.example").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.as_deref(), Some("/"));
+        let (_, location, _) = post_login(&app, "192.0.2.1:4000", PASSWORD, "/admin/users").await;
+        assert_eq!(location.as_deref(), Some("/admin/users"));
+        // The form keeps only a safe `next` too.
+        let req = Request::get("/login?next=%2F%2Fevil.example")
+            .body(Body::empty())
+            .unwrap();
+        let r = app.clone().oneshot(req).await.unwrap();
+        let page = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        let page = String::from_utf8_lossy(&page);
+        assert!(page.contains(r#"name="next" value="&#x2f;""#), "{page}");
+    }
+
+    #[tokio::test]
+    async fn sixty_parallel_guesses_from_one_address_check_five() {
+        let policy = LoginPolicy {
+            checks: PasswordChecks::new(2, Duration::from_secs(60)),
+            ..LoginPolicy::default()
+        };
+        let checks = policy.checks.clone();
+        let (_, app) = fixture(policy).await;
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                post_login(&app, "203.0.113.5:4000", &format!("wrong-{i}"), "/").await
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            let (status, _, page) = t.await.unwrap();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let page = page.to_lowercase();
+                assert!(page.contains("too many failed logins"), "{page}");
+            }
+            statuses.push(status);
+        }
+        let count = |s| statuses.iter().filter(|x| **x == s).count();
+        assert_eq!(checks.checked(), 5);
+        assert_eq!(count(StatusCode::UNAUTHORIZED), 5);
+        assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 55);
+        // The right password now waits too; from another address it works.
+        let (status, _, _) = post_login(&app, "203.0.113.5:4000", PASSWORD, "/").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let (status, _, _) = post_login(&app, "198.51.100.1:4000", PASSWORD, "/").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+
+    #[tokio::test]
+    async fn a_login_that_waits_too_long_gets_429_with_a_message() {
+        let policy = LoginPolicy {
+            checks: PasswordChecks::new(0, Duration::from_millis(50)),
+            ..LoginPolicy::default()
+        };
+        let (_, app) = fixture(policy).await;
+        let (status, _, page) = post_login(&app, "192.0.2.1:4000", PASSWORD, "/").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            page.contains("the server is busy checking other logins: try again in a moment"),
+            "{page}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_login_purges_expired_sessions() {
+        let (store, app) = fixture(LoginPolicy::default()).await;
+        let short = LoginPolicy {
+            session_ms: 1,
+            ..LoginPolicy::default()
+        };
+        let old = store
+            .login("admin", PASSWORD, unix_ms() - 10_000, &short)
+            .await
+            .unwrap();
+        // At time 0 every stored session would still be valid: `None` means deleted.
+        assert!(store.web_session(&old.token, 0).await.unwrap().is_some());
+        // Even a failed login sweeps.
+        let (status, _, _) = post_login(&app, "192.0.2.1:4000", "wrong-password", "/").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(store.web_session(&old.token, 0).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn the_refusal_line_is_stable_and_unforgeable() {
+        let from = ClientIp(Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(
+            refusal_line("admin", from, "bad_credentials"),
+            "security: login refused user=admin from=203.0.113.5 reason=bad_credentials"
+        );
+        assert_eq!(
+            refusal_line("x from=10.0.0.1\nsecurity: y", from, "locked"),
+            "security: login refused user=x?from?10.0.0.1?security??y from=203.0.113.5 reason=locked"
+        );
+        assert_eq!(
+            refusal_line("", ClientIp(None), "busy"),
+            "security: login refused user= from=unknown reason=busy"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_throttled_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(throttle_key(a), throttle_key(b));
+        assert_ne!(throttle_key(a), throttle_key(c));
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(throttle_key(v4), v4);
+    }
+}

@@ -60,12 +60,20 @@ pub(super) async fn claim(
         return r;
     }
     let who = operator_of(&s);
+    // A fresh claim only: a double click or a second tab must not start a second call
+    // (which would fail as busy and then give the first call's claim away).
     let entry = match console
         .store
-        .claim_callback(id, &who, CLAIM_MS, unix_ms())
+        .claim_callback_once(id, &who, CLAIM_MS, unix_ms())
         .await
     {
         Ok(e) => e,
+        Err(CallbackError::AlreadyClaimed { by }) if by == who => {
+            return refusal(
+                StatusCode::CONFLICT,
+                "You are already calling this customer back.",
+            );
+        }
         Err(e) => return store_refusal(e),
     };
     console.live.callbacks_changed();
@@ -193,11 +201,30 @@ pub(super) async fn add(
             "Give the number as digits with an optional leading +, 3–20 of them.",
         );
     }
+    // Nothing goes on the list that Hotline may not dial (issue 8's dial plan).
+    if let Err(why) = console.telephony.check_dialable(number) {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            format!("This number cannot be called back: {why}."),
+        );
+    }
     let queue = body
         .queue
         .as_deref()
         .map(str::trim)
         .filter(|q| !q.is_empty());
+    if let Some(q) = queue
+        && !console
+            .telephony
+            .queue_names()
+            .iter()
+            .any(|(name, _)| name == q)
+    {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            format!("There is no queue {q:?}; leave the queue empty or name one that exists."),
+        );
+    }
     let note = NewCallbackNote {
         number,
         queue,
@@ -216,5 +243,244 @@ pub(super) async fn add(
                 .into_response()
         }
         Err(e) => store_refusal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+
+    use std::sync::Mutex;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use hotline_core::callbacks::{CallbackSource, NewCallbackNote};
+    use hotline_core::store::Store;
+    use hotline_core::users::{LoginPolicy, NewUser, Role};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::console::{BoxFuture, OperatorForm, Telephony};
+
+    /// Telephony with one queue, a dial plan that refuses premium numbers (+3690…), and
+    /// calls that take a moment to start.
+    #[derive(Default)]
+    struct FakeTelephony {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Telephony for FakeTelephony {
+        fn set_operator_state<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
+            Box::pin(async { None })
+        }
+        fn queue_figures(&self) -> BoxFuture<'_, Option<Value>> {
+            Box::pin(async { None })
+        }
+        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
+            Box::pin(async { Err("not here".into()) })
+        }
+        fn call_customer<'a>(
+            &'a self,
+            _operator: &'a str,
+            number: &'a str,
+            _callback: Option<i64>,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                self.calls.lock().unwrap().push(number.to_string());
+                Ok("c2c-1".into())
+            })
+        }
+        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
+            0
+        }
+        fn check_dialable(&self, number: &str) -> Result<String, String> {
+            if number.starts_with("+3690") {
+                Err(format!("{number} is blocked by the dial plan (+3690.)"))
+            } else {
+                Ok(number.to_string())
+            }
+        }
+        fn queue_names(&self) -> Vec<(String, String)> {
+            vec![("support".into(), "Support".into())]
+        }
+    }
+
+    struct Setup {
+        app: Router,
+        store: Store,
+        telephony: Arc<FakeTelephony>,
+        cookie: String,
+        csrf: String,
+    }
+
+    async fn setup() -> Setup {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let now = unix_ms();
+        store
+            .add_user(&NewUser {
+                name: "anna",
+                display_name: "anna",
+                role: Role::Operator,
+                password: "a-long-password",
+                operator: Some("anna"),
+                now_ms: now,
+            })
+            .await
+            .unwrap();
+        let policy = LoginPolicy::default();
+        let login = store
+            .login("anna", "a-long-password", now, &policy)
+            .await
+            .unwrap();
+        let telephony = Arc::new(FakeTelephony::default());
+        let visual = crate::visual::VisualSettings {
+            public_url: "http://127.0.0.1".into(),
+            notify: Default::default(),
+            notifier: None,
+            files_dir: std::env::temp_dir(),
+            ice_servers_json: "[]".into(),
+            sms_limits: Default::default(),
+            time_zone: chrono_tz::Europe::Budapest,
+            hub: Default::default(),
+        };
+        let console = Arc::new(Console::new(
+            store.clone(),
+            telephony.clone(),
+            policy,
+            false,
+            visual,
+        ));
+        Setup {
+            app: super::super::router(console),
+            store,
+            telephony,
+            cookie: format!("hl_session={}", login.token),
+            csrf: login.session.csrf_token,
+        }
+    }
+
+    async fn post(s: &Setup, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf)
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let res = s.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_double_click_starts_one_call() {
+        let s = setup().await;
+        let entry = s
+            .store
+            .note_callback(&NewCallbackNote {
+                number: "+36301234567",
+                queue: Some("support"),
+                source: CallbackSource::Missed,
+                promised_at_ms: None,
+                call_id: None,
+                now_ms: unix_ms(),
+            })
+            .await
+            .unwrap();
+        let uri = format!("/console/callbacks/{}/claim", entry.id);
+        let (a, b) = tokio::join!(post(&s, &uri, None), post(&s, &uri, None));
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::CONFLICT],
+            "{a:?} {b:?}"
+        );
+        let refused = if a.0 == StatusCode::CONFLICT {
+            a.1
+        } else {
+            b.1
+        };
+        assert_eq!(
+            refused["error"],
+            "You are already calling this customer back."
+        );
+        assert_eq!(s.telephony.calls.lock().unwrap().len(), 1);
+        // The one call keeps its claim: the entry stays off the list.
+        let e = s.store.callback_entry(entry.id).await.unwrap().unwrap();
+        assert_eq!(e.claimed_by.as_deref(), Some("anna"));
+    }
+
+    #[tokio::test]
+    async fn numbers_go_on_the_list_for_queues_that_exist_and_if_dialable() {
+        let s = setup().await;
+        let (status, body) = post(
+            &s,
+            "/console/callbacks",
+            Some(json!({ "number": "+36 30 123 4567", "queue": "no-such-queue" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("no queue \"no-such-queue\""),
+            "{body}"
+        );
+        let (status, body) = post(
+            &s,
+            "/console/callbacks",
+            Some(json!({ "number": "+36 90 123 456", "queue": "support" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("blocked by the dial plan"),
+            "{body}"
+        );
+        assert!(
+            s.store
+                .callback_list(unix_ms(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (status, body) = post(
+            &s,
+            "/console/callbacks",
+            Some(json!({ "number": "+36 30 123 4567", "queue": "support" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, _) = post(
+            &s,
+            "/console/callbacks",
+            Some(json!({ "number": "+36 30 123 4568" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "no queue is fine");
+        assert_eq!(s.store.callback_list(unix_ms(), 10).await.unwrap().len(), 2);
     }
 }

@@ -407,8 +407,39 @@ async fn handle(tab: &mut Tab, text: &str) -> bool {
     }
 }
 
+/// Frames that change or reach into a chat without a store call that checks who sends
+/// them: only an operator in the chat may (issue 15).
+const IN_CHAT_ONLY: [&str; 4] = ["tag", "note", "field", "typing"];
+
+/// Refuses a frame the operator may not send: the frames above for a chat they are not
+/// in, and accepting an invitation to a queue they are not a member of.
+async fn check_access(
+    console: &Console,
+    me: &Me,
+    f: &Incoming,
+    chat_id: i64,
+) -> Result<(), ChatError> {
+    if IN_CHAT_ONLY.contains(&f.t.as_str())
+        && !console.store.is_in_chat(chat_id, me.user_id).await?
+    {
+        return Err(ChatError::Conflict("you are not in this chat".into()));
+    }
+    if f.t == "invite_answer"
+        && f.accept
+        && let Some(invite) = f.invite
+        && let Some(queue) = console.store.invite_queue(invite).await?
+        && !my_queues(console, &me.operator).contains(&queue)
+    {
+        return Err(ChatError::Conflict(format!(
+            "this invitation is for the {queue} queue, and you are not one of its operators"
+        )));
+    }
+    Ok(())
+}
+
 /// Carries out a frame; `Some(seq)` for a stored event.
 async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, ChatError> {
+    check_access(&tab.console, &tab.me, f, chat_id).await?;
     let console = tab.console.clone();
     let store = &console.store;
     let hub = &console.chat.hub;
@@ -840,8 +871,23 @@ pub(super) struct HistoryQuery {
     tag: String,
 }
 
+/// Supervisors (and admins) read every chat's history; operators theirs (issue 15).
+fn sees_every_chat(s: &WebSession) -> bool {
+    s.user.role.allows(hotline_core::users::Role::Supervisor)
+}
+
+/// The queues of the user's operator account (none without one).
+fn queues_of(console: &Console, s: &WebSession) -> Vec<String> {
+    s.user
+        .operator
+        .as_deref()
+        .map(|op| my_queues(console, op))
+        .unwrap_or_default()
+}
+
 /// GET /console/chat/history?tag=…: past chats with a tag (seed 004: tags are kept with the
-/// session and can be filtered).
+/// session and can be filtered). Operators see the chats they took part in and those of
+/// their queues; supervisors all.
 pub(super) async fn history(
     State(console): State<Arc<Console>>,
     OperatorPage(s): OperatorPage,
@@ -850,10 +896,16 @@ pub(super) async fn history(
     let tag = q.tag.trim().to_string();
     let chats = if tag.is_empty() {
         Vec::new()
-    } else {
+    } else if sees_every_chat(&s) {
         console
             .store
             .chats_with_tag(&tag, 200)
+            .await
+            .unwrap_or_default()
+    } else {
+        console
+            .store
+            .chats_with_tag_for(&tag, 200, s.user.id, &queues_of(&console, &s))
             .await
             .unwrap_or_default()
     };
@@ -887,6 +939,24 @@ pub(super) async fn transcript(
     let Ok(Some(chat)) = console.store.chat(id).await else {
         return console.error_page(StatusCode::NOT_FOUND, "There is no such chat.");
     };
+    if !sees_every_chat(&s) {
+        match console
+            .store
+            .chat_visible_to(id, s.user.id, &queues_of(&console, &s))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return console.error_page(
+                    StatusCode::FORBIDDEN,
+                    "This chat is not yours to read: operators see the chats they took part in and those of their queues.",
+                );
+            }
+            Err(e) => {
+                return console.error_page(StatusCode::SERVICE_UNAVAILABLE, &error_message(&e));
+            }
+        }
+    }
     let visitor = console.store.visitor(chat.visitor_id).await.ok().flatten();
     let tags = console.store.chat_tags(id).await.unwrap_or_default();
     let events: Vec<Value> = console
@@ -925,4 +995,355 @@ pub(super) async fn transcript(
             events => events,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+
+    use std::net::SocketAddr;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use hotline_core::chat::{Chat, NewChat, NewVisitor, Target};
+    use hotline_core::operators::NewOperator;
+    use hotline_core::store::Store;
+    use hotline_core::users::{LoginPolicy, NewUser, Role};
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::console::{BoxFuture, OperatorForm, Telephony};
+
+    /// Two queues: anna takes sales, bela support.
+    struct FakeTelephony;
+
+    impl Telephony for FakeTelephony {
+        fn set_operator_state<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
+            Box::pin(async { None })
+        }
+        fn queue_figures(&self) -> BoxFuture<'_, Option<Value>> {
+            Box::pin(async { None })
+        }
+        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
+            Box::pin(async { Err("not here".into()) })
+        }
+        fn call_customer<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: Option<i64>,
+        ) -> BoxFuture<'a, Result<String, String>> {
+            Box::pin(async { Err("not here".into()) })
+        }
+        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
+            0
+        }
+        fn queue_names(&self) -> Vec<(String, String)> {
+            vec![
+                ("sales".into(), "Sales".into()),
+                ("support".into(), "Support".into()),
+            ]
+        }
+        fn queue_members(&self, queue: &str) -> Vec<String> {
+            match queue {
+                "sales" => vec!["anna".into()],
+                "support" => vec!["bela".into()],
+                _ => Vec::new(),
+            }
+        }
+    }
+
+    struct Login {
+        user_id: i64,
+        cookie: String,
+    }
+
+    struct Setup {
+        app: Router,
+        store: Store,
+        anna: Login,
+        bela: Login,
+        sara: Login,
+    }
+
+    async fn setup() -> Setup {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let now = unix_ms();
+        let policy = LoginPolicy::default();
+        let mut logins = Vec::new();
+        for (name, role) in [
+            ("anna", Role::Operator),
+            ("bela", Role::Operator),
+            ("sara", Role::Supervisor),
+        ] {
+            let operator = (role == Role::Operator).then_some(name);
+            if let Some(op) = operator {
+                store
+                    .add_operator(&NewOperator {
+                        name: op,
+                        display_name: op,
+                        sip_user: op,
+                        realm: "hotline",
+                        ha1_md5: "x",
+                        ha1_sha256: "x",
+                        sip_digest: Default::default(),
+                        chat_capacity: 3,
+                        created_at_ms: now,
+                    })
+                    .await
+                    .unwrap();
+            }
+            let user_id = store
+                .add_user(&NewUser {
+                    name,
+                    display_name: name,
+                    role,
+                    password: "a-long-password",
+                    operator,
+                    now_ms: now,
+                })
+                .await
+                .unwrap();
+            let l = store
+                .login(name, "a-long-password", now, &policy)
+                .await
+                .unwrap();
+            logins.push(Login {
+                user_id,
+                cookie: format!("hl_session={}", l.token),
+            });
+        }
+        let visual = crate::visual::VisualSettings {
+            public_url: "http://127.0.0.1".into(),
+            notify: Default::default(),
+            notifier: None,
+            files_dir: std::env::temp_dir(),
+            ice_servers_json: "[]".into(),
+            sms_limits: Default::default(),
+            time_zone: chrono_tz::Europe::Budapest,
+            hub: Default::default(),
+        };
+        let console = Arc::new(Console::new(
+            store.clone(),
+            Arc::new(FakeTelephony),
+            policy,
+            false,
+            visual,
+        ));
+        let sara = logins.pop().unwrap();
+        let bela = logins.pop().unwrap();
+        let anna = logins.pop().unwrap();
+        Setup {
+            app: super::super::router(console),
+            store,
+            anna,
+            bela,
+            sara,
+        }
+    }
+
+    async fn chat(store: &Store, queue: &str, key: &str) -> Chat {
+        let v = store
+            .upsert_visitor(&NewVisitor {
+                site: "demo".into(),
+                visitor_key: key.into(),
+                name: Some("Béla".into()),
+                now_ms: unix_ms(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store
+            .create_chat(&NewChat {
+                site: "demo".into(),
+                visitor_id: v.id,
+                queue: queue.into(),
+                topic: "Order".into(),
+                now_ms: unix_ms(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .0
+    }
+
+    /// A chat `operator` accepted.
+    async fn taken(store: &Store, queue: &str, key: &str, operator: &str, user_id: i64) -> Chat {
+        let c = chat(store, queue, key).await;
+        let now = unix_ms();
+        assert!(
+            store
+                .offer_chat(c.id, operator, now, now + 30_000)
+                .await
+                .unwrap()
+        );
+        store
+            .accept_chat(c.id, operator, user_id, now)
+            .await
+            .unwrap()
+    }
+
+    async fn get(s: &Setup, who: &Login, uri: &str) -> (StatusCode, String) {
+        let req = Request::builder()
+            .uri(uri)
+            .header("cookie", &who.cookie)
+            .body(Body::empty())
+            .unwrap();
+        let res = s.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn operators_read_their_chats_and_their_queues_supervisors_all() {
+        let s = setup().await;
+        let belas = taken(&s.store, "support", "v1", "bela", s.bela.user_id).await;
+        let sales = chat(&s.store, "sales", "v2").await;
+        for c in [&belas, &sales] {
+            s.store.add_chat_tag(c.id, "vip").await.unwrap();
+        }
+        let link = |c: &Chat| format!("/console/chat/history/{}\"", c.id);
+        let (status, page) = get(&s, &s.anna, "/console/chat/history?tag=vip").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(&link(&sales)), "sales is anna's queue");
+        assert!(
+            !page.contains(&link(&belas)),
+            "bela's support chat is not hers"
+        );
+        let (_, page) = get(&s, &s.sara, "/console/chat/history?tag=vip").await;
+        assert!(page.contains(&link(&sales)) && page.contains(&link(&belas)));
+
+        let (status, page) = get(&s, &s.anna, &format!("/console/chat/history/{}", belas.id)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(page.contains("not yours to read"), "{page}");
+        for (who, chat) in [(&s.anna, &sales), (&s.bela, &belas), (&s.sara, &belas)] {
+            let (status, _) = get(&s, who, &format!("/console/chat/history/{}", chat.id)).await;
+            assert_eq!(status, StatusCode::OK, "chat {}", chat.id);
+        }
+    }
+
+    type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+    /// The console served on a loopback port, and a tab's socket for `who`.
+    async fn tab(s: &Setup, who: &Login) -> Ws {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = s.app.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        let mut req = format!("ws://{addr}/console/chat/ws")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("cookie", who.cookie.parse().unwrap());
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+        ws
+    }
+
+    /// Sends a frame and returns the answer carrying its client id.
+    async fn ask(ws: &mut Ws, mut frame: Value) -> Value {
+        use futures_util::{SinkExt, StreamExt};
+        frame["client_id"] = json!("c1");
+        ws.send(tungstenite::Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let tungstenite::Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["client_id"] == "c1" {
+                    return v;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_an_operator_in_the_chat_tags_notes_edits_and_types() {
+        let s = setup().await;
+        let belas = taken(&s.store, "support", "v1", "bela", s.bela.user_id).await;
+        let mut anna = tab(&s, &s.anna).await;
+        for frame in [
+            json!({ "t": "tag", "chat": belas.id, "add": "spam" }),
+            json!({ "t": "note", "chat": belas.id, "text": "rude customer" }),
+            json!({ "t": "field", "chat": belas.id, "name": "name", "value": "Mallory" }),
+            json!({ "t": "typing", "chat": belas.id }),
+        ] {
+            let answer = ask(&mut anna, frame.clone()).await;
+            assert_eq!(answer["t"], "error", "{frame} → {answer}");
+            assert_eq!(answer["message"], "you are not in this chat");
+        }
+        // Nothing changed.
+        assert!(s.store.chat_tags(belas.id).await.unwrap().is_empty());
+        assert!(s.store.chat_notes(belas.id).await.unwrap().is_empty());
+        let visitor = s.store.visitor(belas.visitor_id).await.unwrap().unwrap();
+        assert_eq!(visitor.name.as_deref(), Some("Béla"));
+
+        // Bela, who is in it, may.
+        let mut bela = tab(&s, &s.bela).await;
+        let answer = ask(
+            &mut bela,
+            json!({ "t": "tag", "chat": belas.id, "add": "vip" }),
+        )
+        .await;
+        assert_eq!(answer["t"], "ack", "{answer}");
+        assert_eq!(s.store.chat_tags(belas.id).await.unwrap(), ["vip"]);
+    }
+
+    #[tokio::test]
+    async fn a_queue_invitation_is_taken_only_by_the_queues_operators() {
+        let s = setup().await;
+        let belas = taken(&s.store, "support", "v1", "bela", s.bela.user_id).await;
+        // Bela asks the support queue (his own) for help: anna is not in it.
+        let invite = s
+            .store
+            .invite_to_chat(
+                belas.id,
+                s.bela.user_id,
+                Target::Queue("support".into()),
+                unix_ms(),
+            )
+            .await
+            .unwrap();
+        let mut anna = tab(&s, &s.anna).await;
+        let answer = ask(
+            &mut anna,
+            json!({ "t": "invite_answer", "invite": invite.id, "accept": true }),
+        )
+        .await;
+        assert_eq!(answer["t"], "error", "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("support queue"),
+            "{answer}"
+        );
+        assert!(!s.store.is_in_chat(belas.id, s.anna.user_id).await.unwrap());
+        let pending = s.store.pending_invite(belas.id).await.unwrap();
+        assert_eq!(pending.map(|i| i.id), Some(invite.id), "still waiting");
+    }
 }

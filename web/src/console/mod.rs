@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -66,6 +67,11 @@ pub trait Telephony: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<String, String>>;
     /// How long an entry of `queue` stays off the list after a failed attempt, in ms.
     fn callback_hide_ms(&self, queue: Option<&str>) -> i64;
+    /// Whether the dial plan lets Hotline dial `number` (the number as it would be
+    /// dialled), or why not: numbers operators put on the callback list must pass it.
+    fn check_dialable(&self, number: &str) -> Result<String, String> {
+        Ok(number.to_string())
+    }
     /// Every queue's name and display name (chat topics, invite and transfer lists).
     fn queue_names(&self) -> Vec<(String, String)> {
         Vec::new()
@@ -124,6 +130,8 @@ pub struct Console {
     /// Failed logins per client address in the current window, against floods that
     /// try many user names (the per-account lockout is in the store).
     failures: Mutex<HashMap<IpAddr, (u32, i64)>>,
+    /// When a login last purged expired sessions (unix ms).
+    last_purge_ms: AtomicI64,
 }
 
 impl Console {
@@ -151,6 +159,7 @@ impl Console {
             chat: crate::chat::ChatSettings::default(),
             templates: env,
             failures: Mutex::new(HashMap::new()),
+            last_purge_ms: AtomicI64::new(0),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Form;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
@@ -376,13 +376,18 @@ pub(super) async fn snapshot(
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Err(r) = check_csrf(&console, &s, &headers, None) {
         return r;
     }
+    // The session is checked before the body is read.
     let v = match own_session(&console, &s, id).await {
         Ok(v) => v,
+        Err(r) => return r,
+    };
+    let body = match hub::read_image(&headers, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     match hub::save_image(
@@ -454,7 +459,7 @@ pub(super) async fn socket(
     }
     // While the page is open the operator is with the customer: busy to the queues (Q1).
     let operator = s.user.operator.clone();
-    ws.on_upgrade(move |socket| async move {
+    crate::chat::chat_socket(ws).on_upgrade(move |socket| async move {
         if let Some(op) = &operator {
             let open = console.visual.hub.operator_page(op, true);
             console.telephony.set_visual_load(op, open).await;

@@ -17,7 +17,7 @@ use super::{
 use crate::store::Store;
 
 /// Lists are capped so one call can't read a whole table.
-const MAX_LIST: i64 = 1000;
+pub(super) const MAX_LIST: i64 = 1000;
 const VISITOR_CHATS: i64 = 100;
 
 fn check_tag(tag: &str) -> Result<String, ChatError> {
@@ -109,7 +109,7 @@ fn check_canned(
 
 /// Builds list lines for the chats in `rows` (which carry the chat and visitor columns),
 /// with their operators and tags, keeping the rows' order.
-async fn summaries(
+pub(super) async fn summaries(
     conn: &mut AnyConnection,
     rows: &[AnyRow],
 ) -> Result<Vec<ChatSummary>, sqlx::Error> {
@@ -169,7 +169,7 @@ async fn summaries(
     Ok(list)
 }
 
-const SUMMARY_SELECT: &str = "SELECT c.id, c.site, c.queue, c.topic, c.state, c.visitor_id, \
+pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.site, c.queue, c.topic, c.state, c.visitor_id, \
      v.name AS visitor_name, c.created_at, c.ended_at \
      FROM chats c JOIN chat_visitors v ON v.id = c.visitor_id";
 
@@ -617,6 +617,17 @@ impl Store {
     /// uploads can't be private; an operator must be in the chat. After the end only an
     /// operator's private file is taken.
     pub async fn add_chat_file(&self, f: &NewChatFile) -> Result<ChatFile, ChatError> {
+        self.add_chat_file_within(f, i64::MAX).await
+    }
+
+    /// As [`Store::add_chat_file`], refused with `OverQuota` when the chat's files would
+    /// then have more than `quota_bytes` (counted under the chat's lock, so parallel
+    /// uploads can't pass it together).
+    pub async fn add_chat_file_within(
+        &self,
+        f: &NewChatFile,
+        quota_bytes: i64,
+    ) -> Result<ChatFile, ChatError> {
         if !is_file_id(&f.id) {
             return invalid("a file id is 32 lower-case hex digits");
         }
@@ -667,6 +678,19 @@ impl Store {
                 Some((false, _)) => {}
                 _ => return conflict("you are not in this chat"),
             }
+        }
+        let used: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM chat_files WHERE chat_id = $1",
+        )
+        .bind(f.chat_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        if used.saturating_add(f.size) > quota_bytes {
+            return Err(ChatError::OverQuota(format!(
+                "this chat's files may have at most {} MB together",
+                quota_bytes / 1024 / 1024
+            )));
         }
         let sender_name = sender_name(&mut tx, f.chat_id, &f.uploaded_by).await?;
         let user_id = match &f.uploaded_by {

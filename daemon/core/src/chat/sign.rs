@@ -1,50 +1,76 @@
-//! Visitor fields signed by the site: HMAC-SHA256 (RFC 2104) over
-//! `customer_id\nemail\nname` with the site's secret, in hex.
+//! Visitor fields signed by the site: HMAC-SHA256 (RFC 2104, the `hmac` crate over the
+//! workspace's `sha2`) with the site's secret, in hex, over
 //!
-//! HMAC is written out here over the `sha2` the workspace already has (the `hmac` crate
-//! in the lock file is built for another `digest` version); the tests hold it to the RFC
-//! 4231 vectors. The signature is compared in constant time.
+//! ```text
+//! visitor_key \n timestamp \n customer_id \n email \n name
+//! ```
+//!
+//! `timestamp` is when the site signed, in Unix seconds (decimal). The visitor key and the
+//! time are inside the HMAC, so a signature copied from one customer's page neither works
+//! for another visitor nor for longer than the site's maximum age. Comparison is constant
+//! time (`Mac::verify_slice`).
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::{VisitorField, hex};
 
-const BLOCK: usize = 64;
+type HmacSha256 = Hmac<Sha256>;
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        let digest = Sha256::digest(key);
-        for (slot, b) in k.iter_mut().zip(digest.iter()) {
-            *slot = *b;
-        }
-    } else {
-        for (slot, b) in k.iter_mut().zip(key) {
-            *slot = *b;
-        }
-    }
-    let inner = Sha256::new()
-        .chain_update(k.map(|b| b ^ 0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(k.map(|b| b ^ 0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+/// How far ahead of our clock a site's timestamp may be (its server's clock may run a
+/// little fast); anything later is refused, or a signature could be made to last forever.
+pub const MAX_SIGNATURE_CLOCK_SKEW_S: i64 = 300;
+
+/// What the site vouches for, with the visitor key it is for and when it signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignedVisitor<'a> {
+    pub visitor_key: &'a str,
+    /// Unix seconds.
+    pub timestamp_s: i64,
+    pub customer_id: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
 }
 
-/// What the site signs: `customer_id\nemail\nname` (absent fields are empty).
-pub fn canonical_signed_fields(customer_id: &str, email: &str, name: &str) -> String {
-    format!("{customer_id}\n{email}\n{name}")
+/// Why signed fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the site has no secret to check signatures with")]
+    NoSecret,
+    #[error("the site's signature is not 64 hex digits")]
+    Malformed,
+    #[error("the site's signature does not match these details")]
+    Mismatch,
+    #[error("the site's signature has expired; reload the page")]
+    Expired,
+    #[error("the site's signature is dated in the future; check the site's clock")]
+    FromTheFuture,
+    #[error("the site's signature is for another visitor")]
+    OtherVisitor,
+}
+
+/// The message the site signs: `visitor_key\ntimestamp\ncustomer_id\nemail\nname` (absent
+/// fields are empty).
+pub fn canonical_signed_fields(f: &SignedVisitor<'_>) -> String {
+    format!(
+        "{}\n{}\n{}\n{}\n{}",
+        f.visitor_key, f.timestamp_s, f.customer_id, f.email, f.name
+    )
+}
+
+fn mac(secret: &str, f: &SignedVisitor<'_>) -> Result<HmacSha256, SignatureError> {
+    // HMAC takes a key of any length (longer ones are hashed first): this never fails.
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| SignatureError::NoSecret)?;
+    mac.update(canonical_signed_fields(f).as_bytes());
+    Ok(mac)
 }
 
 /// The signature a site computes (hex, lower case); for the demo site and tests.
-pub fn sign_visitor(secret: &str, customer_id: &str, email: &str, name: &str) -> String {
-    hex(&hmac_sha256(
-        secret.as_bytes(),
-        canonical_signed_fields(customer_id, email, name).as_bytes(),
-    ))
+pub fn sign_visitor(secret: &str, f: &SignedVisitor<'_>) -> String {
+    mac(secret, f)
+        .map(|m| hex(&m.finalize().into_bytes()))
+        .unwrap_or_default()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -66,94 +92,116 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Equal lengths are compared without an early exit, so the time taken doesn't tell how
-/// much of a forged signature was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
-/// Whether `signature_hex` is the site's HMAC-SHA256 of the fields. A site without a
-/// secret verifies nothing.
+/// Checks `signature_hex` against the site's secret for `visitor_key` (the key the
+/// request is for) at `now_ms`: the HMAC must match and the timestamp be at most
+/// `max_age_s` old (and not from the future). A site without a secret verifies nothing.
 pub fn verify_signature(
     secret: &str,
-    customer_id: &str,
-    email: &str,
-    name: &str,
+    f: &SignedVisitor<'_>,
+    visitor_key: &str,
     signature_hex: &str,
-) -> bool {
+    now_ms: i64,
+    max_age_s: i64,
+) -> Result<(), SignatureError> {
     if secret.is_empty() {
-        return false;
+        return Err(SignatureError::NoSecret);
     }
-    let Some(given) = unhex(signature_hex.trim()) else {
-        return false;
-    };
-    let expected = hmac_sha256(
-        secret.as_bytes(),
-        canonical_signed_fields(customer_id, email, name).as_bytes(),
-    );
-    constant_time_eq(&expected, &given)
+    let given = unhex(signature_hex.trim()).ok_or(SignatureError::Malformed)?;
+    if given.len() != 32 {
+        return Err(SignatureError::Malformed);
+    }
+    if f.visitor_key != visitor_key {
+        return Err(SignatureError::OtherVisitor);
+    }
+    mac(secret, f)?
+        .verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)?;
+    // The time is checked after the HMAC: only the site's own timestamps are judged.
+    let now_s = now_ms.div_euclid(1000);
+    if f.timestamp_s > now_s.saturating_add(MAX_SIGNATURE_CLOCK_SKEW_S) {
+        return Err(SignatureError::FromTheFuture);
+    }
+    if now_s.saturating_sub(f.timestamp_s) > max_age_s {
+        return Err(SignatureError::Expired);
+    }
+    Ok(())
 }
 
 /// The fields to mark verified in [`super::NewVisitor::verified`]: the non-empty ones
-/// when the signature holds, none otherwise.
+/// when the signature holds.
 pub fn verified_fields(
     secret: &str,
-    customer_id: &str,
-    email: &str,
-    name: &str,
+    f: &SignedVisitor<'_>,
+    visitor_key: &str,
     signature_hex: &str,
-) -> Vec<String> {
-    if !verify_signature(secret, customer_id, email, name, signature_hex) {
-        return Vec::new();
-    }
-    [
-        (VisitorField::CustomerId, customer_id),
-        (VisitorField::Email, email),
-        (VisitorField::Name, name),
+    now_ms: i64,
+    max_age_s: i64,
+) -> Result<Vec<String>, SignatureError> {
+    verify_signature(secret, f, visitor_key, signature_hex, now_ms, max_age_s)?;
+    Ok([
+        (VisitorField::CustomerId, f.customer_id),
+        (VisitorField::Email, f.email),
+        (VisitorField::Name, f.name),
     ]
     .into_iter()
     .filter(|(_, v)| !v.trim().is_empty())
-    .map(|(f, _)| f.as_str().to_string())
-    .collect()
+    .map(|(field, _)| field.as_str().to_string())
+    .collect())
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+
     use super::*;
+
+    fn hmac_hex(key: &[u8], message: &[u8]) -> String {
+        let mut m = HmacSha256::new_from_slice(key).unwrap();
+        m.update(message);
+        hex(&m.finalize().into_bytes())
+    }
 
     #[test]
     fn rfc_4231_vectors() {
         // Test case 2.
         assert_eq!(
-            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            hmac_hex(b"Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        // Test case 1: a 20-byte key.
-        assert_eq!(
-            hex(&hmac_sha256(&[0x0b; 20], b"Hi There")),
-            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
         // Test case 6: a key longer than the block is hashed first.
         assert_eq!(
-            hex(&hmac_sha256(
+            hmac_hex(
                 &[0xaa; 131],
                 b"Test Using Larger Than Block-Size Key - Hash Key First"
-            )),
+            ),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
 
     #[test]
-    fn hex_round_trip() {
+    fn the_signed_message_is_documented_one() {
+        let f = SignedVisitor {
+            visitor_key: "vk-1",
+            timestamp_s: 1_700_000_000,
+            customer_id: "C-1",
+            email: "a@example.com",
+            name: "Anna",
+        };
+        assert_eq!(
+            canonical_signed_fields(&f),
+            "vk-1\n1700000000\nC-1\na@example.com\nAnna"
+        );
+        // What a site computes with any HMAC library over that text.
+        assert_eq!(
+            sign_visitor("k", &f),
+            hmac_hex(b"k", b"vk-1\n1700000000\nC-1\na@example.com\nAnna")
+        );
+    }
+
+    #[test]
+    fn hex_decoding() {
         assert_eq!(unhex("00ff10Ab"), Some(vec![0, 255, 16, 171]));
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -66,6 +66,8 @@ enum SendError {
     NotConfigured(&'static str),
     #[error("the gateway answered {status}: {body}")]
     Gateway { status: u16, body: String },
+    #[error("the gateway answered {status} with an error (notify.sms.error_body_regex): {body}")]
+    GatewayErrorBody { status: u16, body: String },
     #[error("HTTP: {0}")]
     Http(String),
     #[error("SMTP: {0}")]
@@ -122,6 +124,9 @@ pub struct NotifyConfig {
     pub timeout_secs: u64,
     /// Milliseconds between looks for messages queued by other nodes or due for a retry.
     pub poll_ms: u64,
+    /// Days a message is kept once nothing more happens to it (sent, failed, kept in the
+    /// outbox); then it is deleted with the link it carries. 0: kept for ever.
+    pub retention_days: u32,
     pub sms: SmsConfig,
     pub email: EmailConfig,
     pub templates: TemplatesConfig,
@@ -134,6 +139,7 @@ impl Default for NotifyConfig {
             mode: NotifyMode::Outbox,
             timeout_secs: 30,
             poll_ms: 1000,
+            retention_days: 30,
             sms: SmsConfig::default(),
             email: EmailConfig::default(),
             templates: TemplatesConfig::default(),
@@ -171,6 +177,10 @@ pub struct SmsConfig {
     /// The request body; empty sends none (e.g. for a GET gateway with a templated URL).
     pub body: String,
     pub content_type: String,
+    /// For gateways that answer an error with 200 OK: a regular expression that, found in
+    /// a 2xx answer's body, makes the send a failure (retried like any other). Empty: any
+    /// 2xx is success.
+    pub error_body_regex: String,
 }
 
 impl Default for SmsConfig {
@@ -181,6 +191,7 @@ impl Default for SmsConfig {
             headers: BTreeMap::new(),
             body: DEFAULT_SMS_BODY.to_string(),
             content_type: "application/json".to_string(),
+            error_body_regex: String::new(),
         }
     }
 }
@@ -198,6 +209,7 @@ impl fmt::Debug for SmsConfig {
             .field("headers", &headers)
             .field("body", &self.body)
             .field("content_type", &self.content_type)
+            .field("error_body_regex", &self.error_body_regex)
             .finish()
     }
 }
@@ -692,6 +704,20 @@ impl Store {
         rows.iter().map(message).collect()
     }
 
+    /// Deletes the messages nothing more will happen to (sent, failed, kept in the
+    /// outbox) last changed before `before_ms`: their links are secrets that outlive
+    /// their use. Returns how many went.
+    pub async fn purge_messages(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE status IN ('sent', 'failed', 'outbox') \
+             AND updated_at < $1",
+        )
+        .bind(before_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Queues a failed or kept (outbox) message again with fresh attempts (an admin's
     /// "send again"). False if it is not in one of those states.
     pub async fn requeue_message(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
@@ -854,6 +880,9 @@ async fn finish(
 
 /// Messages claimed in one go; they are sent concurrently.
 const BATCH: i64 = 8;
+/// How often old messages are purged (`retention_days`).
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const DAY_MS: i64 = 24 * 3600 * 1000;
 /// A pause after a database error, and the shortest wait between passes.
 const MIN_WAIT: Duration = Duration::from_millis(5);
 
@@ -964,7 +993,21 @@ async fn run(
     let poll = Duration::from_millis(config.poll_ms);
     let claims = AtomicU64::new(1);
     let config = Arc::new(config);
+    let mut next_purge = tokio::time::Instant::now();
     while !shared.stopping.load(Ordering::SeqCst) {
+        if config.retention_days > 0 && tokio::time::Instant::now() >= next_purge {
+            next_purge = tokio::time::Instant::now() + PURGE_EVERY;
+            let before = now_ms().saturating_sub(i64::from(config.retention_days) * DAY_MS);
+            match store.purge_messages(before).await {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    messages = n,
+                    days = config.retention_days,
+                    "old messages purged (notify.retention_days)"
+                ),
+                Err(e) => warn!("purging old messages: {e}"),
+            }
+        }
         let next = match &senders {
             None => match keep_all_in_outbox(&store, now_ms()).await {
                 Ok(n) => {

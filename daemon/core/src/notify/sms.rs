@@ -1,5 +1,7 @@
 //! SMS through an HTTP gateway: one request per message, URL and body rendered from the
-//! `[notify.sms]` templates with `to` and `text`. Any answer but 2xx is a failure.
+//! `[notify.sms]` templates with `to` and `text`. Any answer but 2xx is a failure, and so
+//! is a 2xx whose body matches `error_body_regex` (gateways that report errors in a
+//! 200 OK, such as `{"status": "error", …}` or `ERR: …`).
 
 use std::time::Duration;
 
@@ -11,6 +13,8 @@ use super::{NotifyError, SendError, SmsConfig, config_error, error_chain, templa
 
 /// How much of a failed answer is kept as the reason.
 const REASON_BYTES: usize = 200;
+/// How much of a 2xx answer is searched for `error_body_regex`.
+const SEARCHED_BYTES: usize = 64 * 1024;
 
 pub(super) struct SmsSender {
     client: reqwest::Client,
@@ -19,6 +23,7 @@ pub(super) struct SmsSender {
     content_type: Option<HeaderValue>,
     url: String,
     body: String,
+    error_body: Option<regex::Regex>,
 }
 
 /// Checks `[notify.sms]`; the templates are rendered with sample values.
@@ -26,6 +31,7 @@ pub(super) fn validate(c: &SmsConfig) -> Result<(), NotifyError> {
     parse_method(&c.method)?;
     headers(c)?;
     content_type(c)?;
+    error_body(c)?;
     let env = template_env();
     let sample = context! { to => "+36301234567", text => "Sample text" };
     super::render(&env, "notify.sms.body", &c.body, &sample)?;
@@ -73,6 +79,16 @@ fn content_type(c: &SmsConfig) -> Result<Option<HeaderValue>, NotifyError> {
         .map_err(|_| config_error("notify.sms.content_type", "not a valid header value"))
 }
 
+/// The compiled `error_body_regex`; none if empty.
+fn error_body(c: &SmsConfig) -> Result<Option<regex::Regex>, NotifyError> {
+    if c.error_body_regex.is_empty() {
+        return Ok(None);
+    }
+    regex::Regex::new(&c.error_body_regex)
+        .map(Some)
+        .map_err(|e| config_error("notify.sms.error_body_regex", e.to_string()))
+}
+
 fn parse_url(url: &str) -> Result<Url, String> {
     let parsed = Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     match parsed.scheme() {
@@ -98,6 +114,7 @@ impl SmsSender {
             content_type: content_type(c)?,
             url: c.url.clone(),
             body: c.body.clone(),
+            error_body: error_body(c)?,
         })
     }
 
@@ -137,23 +154,47 @@ impl SmsSender {
             .map_err(|e| SendError::Http(error_chain(&e.without_url())))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            let Some(error_body) = &self.error_body else {
+                return Ok(());
+            };
+            let answer = read_some(&mut response, SEARCHED_BYTES).await;
+            let answer = String::from_utf8_lossy(&answer);
+            return match error_body.find(&answer) {
+                None => Ok(()),
+                Some(_) => Err(SendError::GatewayErrorBody {
+                    status: status.as_u16(),
+                    body: reason(answer.as_bytes()),
+                }),
+            };
         }
-        let mut answer = Vec::new();
-        while answer.len() < REASON_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        answer.truncate(REASON_BYTES);
-        let answer = String::from_utf8_lossy(&answer)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>();
+        let answer = read_some(&mut response, REASON_BYTES).await;
         Err(SendError::Gateway {
             status: status.as_u16(),
-            body: answer.trim().to_string(),
+            body: reason(&answer),
         })
     }
+}
+
+/// The start of an answer's body, at most `limit` bytes.
+async fn read_some(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut answer = Vec::new();
+    while answer.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    answer.truncate(limit);
+    answer
+}
+
+/// An answer's body as a stored reason: short, one line.
+fn reason(answer: &[u8]) -> String {
+    let cut = &answer[..answer.len().min(REASON_BYTES)];
+    String::from_utf8_lossy(cut)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
 }

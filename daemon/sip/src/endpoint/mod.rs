@@ -40,6 +40,9 @@ use server_auth::NonceStore;
 use timed::{Deadline, TimedMap};
 use uac::{ClientInviteTx, ClientTx, Uac};
 
+/// Over the per-source rate: the bucket refills within seconds.
+const RETRY_AFTER_RATE: &str = "5";
+
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
     /// host:port written into Via and Contact.
@@ -143,6 +146,8 @@ pub struct Transmit {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// A refusal worth a line in the security log (fail2ban reads it).
+    Security(SecurityEvent),
     IncomingCall {
         call: CallHandle,
         call_id: String,
@@ -220,6 +225,42 @@ pub enum EndReason {
     /// Not produced by the endpoint yet: the driver has no way to report a
     /// transport failure to it.
     TransportError,
+}
+
+/// A refused or failed request, by source; the daemon logs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityEvent {
+    pub kind: SecurityKind,
+    pub from: std::net::IpAddr,
+    /// The account the request spoke for, when known.
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityKind {
+    /// A wrong digest response (or an unknown user) to one of our challenges.
+    AuthFailed,
+    /// That failure blocked the account from this address for the throttle's window.
+    AuthBlocked,
+    /// A request from an address and account that is blocked.
+    AuthThrottled,
+    /// Over the per-source request rate.
+    RateLimited,
+    /// An INVITE refused with this status (403 failed authentication, 503 over the cap).
+    CallRefused(u16),
+}
+
+impl SecurityKind {
+    /// The word in the log line.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SecurityKind::AuthFailed => "sip auth failed",
+            SecurityKind::AuthBlocked => "sip auth blocked",
+            SecurityKind::AuthThrottled => "sip auth throttled",
+            SecurityKind::RateLimited => "sip rate limited",
+            SecurityKind::CallRefused(_) => "sip call refused",
+        }
+    }
 }
 
 /// Counters the daemon exports. Method labels are the standard method
@@ -659,10 +700,20 @@ impl Endpoint {
             return true;
         }
         self.stats.rate_limited += 1;
+        self.security(SecurityKind::RateLimited, ip, None);
         if matches!(req.method, Method::Invite | Method::Register) {
-            self.reply_stateless(source, req, Reply::new(503));
+            self.reply_stateless(
+                source,
+                req,
+                Reply::new(503).header("Retry-After", RETRY_AFTER_RATE),
+            );
         }
         false
+    }
+
+    fn security(&mut self, kind: SecurityKind, from: std::net::IpAddr, user: Option<String>) {
+        self.events
+            .push_back(Event::Security(SecurityEvent { kind, from, user }));
     }
 
     fn new_server_tx(&mut self, key: ServerKey, request: Request, source: Peer, e: &Essentials) {

@@ -81,7 +81,7 @@ impl Endpoint {
         let user = match self.authenticate(now, source, req, "Authorization") {
             AuthResult::Authenticated(user) => user,
             AuthResult::Challenge { stale } => {
-                let reply = self.challenge(now, 401, stale, e.to.uri.user());
+                let reply = self.challenge(now, 401, stale, e.to.uri.user(), source.addr.ip());
                 self.respond(now, key, reply);
                 return;
             }

@@ -6,10 +6,11 @@
 //! cost the same and get the same 403 as a wrong password.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::reply::Reply;
-use super::{Endpoint, Peer};
+use super::{Endpoint, Peer, SecurityKind};
 use crate::auth::{
     Algorithm, Credentials, DigestInput, constant_time_eq, parse_auth_values, parse_nc, quote,
     response,
@@ -33,6 +34,8 @@ struct NonceEntry {
     last_nc: u32,
     /// The user the nonce was first used by; nobody else may use it.
     user: Option<String>,
+    /// Where the challenge went: only an answer from there proves it was read.
+    issued_to: IpAddr,
 }
 
 #[derive(Debug)]
@@ -63,7 +66,7 @@ impl NonceStore {
     }
 
     /// A fresh nonce: 128 random bits from the thread's CSPRNG.
-    fn issue(&mut self, now: Instant) -> String {
+    fn issue(&mut self, now: Instant, to: IpAddr) -> String {
         while let Some((issued, nonce)) = self.order.front() {
             let expired = now.saturating_duration_since(*issued) >= self.lifetime;
             if !expired && self.order.len() < NONCE_CAP {
@@ -79,10 +82,19 @@ impl NonceStore {
                 issued: now,
                 last_nc: 0,
                 user: None,
+                issued_to: to.to_canonical(),
             },
         );
         self.order.push_back((now, nonce.clone()));
         nonce
+    }
+
+    /// Whether we issued `nonce` to `from` and it has not expired.
+    fn issued(&self, now: Instant, nonce: &str, from: IpAddr) -> bool {
+        self.entries.get(nonce).is_some_and(|e| {
+            e.issued_to == from.to_canonical()
+                && now.saturating_duration_since(e.issued) < self.lifetime
+        })
     }
 
     /// Uses `nonce` with count `nc` for `user` (whose response was right).
@@ -99,6 +111,17 @@ impl NonceStore {
         entry.user = Some(user.to_string());
         NonceCheck::Valid
     }
+}
+
+/// The account a request without usable credentials names: a REGISTER's To
+/// user, anything else's From user.
+fn claimed_account(req: &Request) -> Option<String> {
+    let addr = if req.method == crate::msg::Method::Register {
+        req.headers.to_addr()
+    } else {
+        req.headers.from_addr()
+    };
+    addr.ok()?.uri.user().map(str::to_string)
 }
 
 /// What a request's credentials are worth.
@@ -126,19 +149,32 @@ impl Endpoint {
         header: &str,
     ) -> AuthResult {
         let ip = source.addr.ip();
-        if self.throttle.is_blocked(ip, now) {
-            self.stats.auth_throttled += 1;
-            return AuthResult::Forbidden;
-        }
-        let Some(cred) = req
+        let cred = req
             .headers
             .get_all(header)
             .flat_map(parse_auth_values)
             .filter_map(|v| Credentials::from_value(&v))
-            .find(|c| c.realm == self.cfg.realm)
-        else {
+            .find(|c| c.realm == self.cfg.realm);
+        // The account the request speaks for: its credentials', else the one it names.
+        let account = cred
+            .as_ref()
+            .map(|c| c.username.clone())
+            .or_else(|| claimed_account(req))
+            .unwrap_or_default();
+        if self.throttle.is_blocked(ip, &account, now) {
+            self.stats.auth_throttled += 1;
+            self.security(SecurityKind::AuthThrottled, ip, Some(account));
+            return AuthResult::Forbidden;
+        }
+        let Some(cred) = cred else {
             return AuthResult::Challenge { stale: false };
         };
+        // Only an answer to a challenge we sent to this address counts as a failure: a
+        // blind spoofer using someone else's address never saw their nonce, so it cannot
+        // run up anyone's failures there.
+        if !self.nonces.issued(now, &cred.nonce, ip) {
+            return AuthResult::Challenge { stale: true };
+        }
         match self.verify(req, &cred) {
             Some(nc) => {
                 let opaque_ok = cred
@@ -155,7 +191,10 @@ impl Endpoint {
             }
             None => {
                 self.stats.auth_failures += 1;
-                self.throttle.record_failure(ip, now);
+                self.security(SecurityKind::AuthFailed, ip, Some(cred.username.clone()));
+                if self.throttle.record_failure(ip, &cred.username, now) {
+                    self.security(SecurityKind::AuthBlocked, ip, Some(cred.username));
+                }
                 AuthResult::Forbidden
             }
         }
@@ -232,9 +271,10 @@ impl Endpoint {
         status: u16,
         stale: bool,
         user: Option<&str>,
+        to: IpAddr,
     ) -> Reply {
         self.stats.auth_challenges += 1;
-        let nonce = self.nonces.issue(now);
+        let nonce = self.nonces.issue(now, to);
         let name = if status == 401 {
             "WWW-Authenticate"
         } else {

@@ -167,8 +167,24 @@ pub(super) fn statuses(ep: &mut Endpoint) -> Vec<u16> {
     sent(ep).iter().map(status).collect()
 }
 
+/// The events for calls and registrations (security events are dropped: see
+/// [`security_events`]).
 pub(super) fn events(ep: &mut Endpoint) -> Vec<Event> {
-    std::iter::from_fn(|| ep.poll_event()).collect()
+    std::iter::from_fn(|| ep.poll_event())
+        .filter(|e| !matches!(e, Event::Security(_)))
+        .collect()
+}
+
+/// The security events, as (kind, source address, account).
+pub(super) fn security_events(
+    ep: &mut Endpoint,
+) -> Vec<(super::SecurityKind, String, Option<String>)> {
+    std::iter::from_fn(|| ep.poll_event())
+        .filter_map(|e| match e {
+            Event::Security(s) => Some((s.kind, s.from.to_string(), s.user)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Fires every timer up to `until_ms`; returns what went out, with when.

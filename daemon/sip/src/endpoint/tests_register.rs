@@ -155,6 +155,14 @@ fn challenged(ep: &mut Endpoint, now: Instant, reg: &Reg, alg: Algorithm) -> Cha
     challenge_of(&out[0], "WWW-Authenticate", alg)
 }
 
+/// The challenge `from` gets for `reg` (alice's account: SHA-256).
+fn challenged_from(ep: &mut Endpoint, now: Instant, from: Peer, reg: &Reg) -> Challenge {
+    ep.handle_input(now, from, &reg.bytes());
+    let out = sent(ep);
+    assert_eq!(status(&out[0]), 401);
+    challenge_of(&out[0], "WWW-Authenticate", Algorithm::Sha256)
+}
+
 /// A full registration of alice at `now`; returns the challenge (for later
 /// nonce-counts) and the 200.
 fn register_alice(ep: &mut Endpoint, now: Instant, expires: Option<u32>) -> (Challenge, Transmit) {
@@ -339,10 +347,12 @@ fn an_expired_nonce_gets_a_stale_challenge() {
             .iter()
             .all(|h| h.ends_with(", stale=true"))
     );
-    // A wrong password on an expired nonce is still just wrong.
+    // A wrong password on an expired nonce is only challenged again: just as a nonce
+    // we never issued, it is no proof the sender saw our challenge.
     reg = Reg::new("alice", 4).authed(digest(&c, "alice", "guess", "REGISTER", DOMAIN_URI, 3));
     ep.handle_input(at(t0, 300_000), phone(), &reg.bytes());
-    assert_eq!(statuses(&mut ep), [403]);
+    assert_eq!(statuses(&mut ep), [401]);
+    assert_eq!(ep.stats().auth_failures, 0);
     // The new nonce works.
     reg = Reg::new("alice", 5).authed(digest(&fresh, "alice", "secret", "REGISTER", DOMAIN_URI, 1));
     ep.handle_input(at(t0, 300_001), phone(), &reg.bytes());
@@ -585,6 +595,15 @@ fn instance_and_reg_id_are_kept_and_identify_the_device() {
     reg.branch = "z9hG4bKinst2".into();
     reg.auth = Some(digest(&c, "alice", "secret", "REGISTER", DOMAIN_URI, 2));
     ep.handle_input(at(t0, 10), from_ip("203.0.113.11"), &reg.bytes());
+    // The nonce was sent to the old address: challenged again there, then accepted.
+    let out = sent(&mut ep);
+    assert_eq!(status(&out[0]), 401);
+    let fresh = challenge_of(&out[0], "WWW-Authenticate", Algorithm::Sha256);
+    assert!(fresh.stale);
+    reg.cseq = 2;
+    reg.branch = "z9hG4bKinst3".into();
+    reg.auth = Some(digest(&fresh, "alice", "secret", "REGISTER", DOMAIN_URI, 1));
+    ep.handle_input(at(t0, 10), from_ip("203.0.113.11"), &reg.bytes());
     assert_eq!(statuses(&mut ep), [200]);
     let bindings = ep.bindings("alice");
     assert_eq!(bindings.len(), 1);
@@ -682,6 +701,51 @@ fn removing_a_user_drops_their_bindings() {
 }
 
 #[test]
+fn answers_to_challenges_we_never_sent_are_no_failures() {
+    // A blind spoofer (using an office's address) never sees our nonces: its guesses
+    // are challenged again and count against nobody.
+    let t0 = Instant::now();
+    let mut ep = registrar();
+    let c = challenged(&mut ep, t0, &Reg::new("alice", 1), Algorithm::Sha256);
+    let forged = Challenge {
+        nonce: "0123456789abcdef0123456789abcdef".into(),
+        ..c.clone()
+    };
+    for i in 0..10u32 {
+        let reg = Reg::new("alice", 10 + i)
+            .authed(digest(&forged, "alice", "guess", "REGISTER", DOMAIN_URI, 1));
+        ep.handle_input(at(t0, u64::from(i)), phone(), &reg.bytes());
+        assert_eq!(statuses(&mut ep), [401], "guess {i}");
+    }
+    // Nor is a nonce the spoofer got at its own address, replayed as the office's.
+    let own = challenged_from(
+        &mut ep,
+        t0,
+        from_ip("198.51.100.66"),
+        &Reg::new("alice", 50),
+    );
+    for i in 0..10u32 {
+        let reg = Reg::new("alice", 60 + i).authed(digest(
+            &own,
+            "alice",
+            "guess",
+            "REGISTER",
+            DOMAIN_URI,
+            1 + i,
+        ));
+        ep.handle_input(at(t0, 100 + u64::from(i)), phone(), &reg.bytes());
+        assert_eq!(statuses(&mut ep), [401], "replayed guess {i}");
+    }
+    assert_eq!(ep.stats().auth_failures, 0);
+    assert!(security_events(&mut ep).is_empty());
+    // The phone itself still registers.
+    let reg =
+        Reg::new("alice", 30).authed(digest(&c, "alice", "secret", "REGISTER", DOMAIN_URI, 1));
+    ep.handle_input(at(t0, 20), phone(), &reg.bytes());
+    assert_eq!(statuses(&mut ep), [200]);
+}
+
+#[test]
 fn failed_authentications_throttle_the_source() {
     let t0 = Instant::now();
     let mut ep = registrar();
@@ -709,7 +773,28 @@ fn failed_authentications_throttle_the_source() {
             headers_of(&out[0], "WWW-Authenticate").is_empty(),
         )
     };
+    let security = security_events(&mut ep);
+    let ip = phone().addr.ip().to_string();
+    let alice = Some("alice".to_string());
+    assert_eq!(
+        security
+            .iter()
+            .filter(|e| e.0 == SecurityKind::AuthFailed)
+            .count(),
+        5
+    );
+    assert_eq!(
+        security.last(),
+        Some(&(SecurityKind::AuthBlocked, ip.clone(), alice.clone()))
+    );
     assert_eq!(blocked(&mut ep, 5000, 100), (403, true));
+    assert_eq!(
+        security_events(&mut ep),
+        [(SecurityKind::AuthThrottled, ip, alice)]
+    );
+    // Another phone behind the same address (an office's NAT) is not locked out.
+    ep.handle_input(at(t0, 5000), phone(), &Reg::new("bob", 1).bytes());
+    assert_eq!(statuses(&mut ep), [401]);
     assert_eq!(blocked(&mut ep, 63_999, 101), (403, true));
     // Another address isn't affected.
     ep.handle_input(
@@ -754,7 +839,16 @@ fn the_rate_limit_answers_503_or_drops() {
     ep.handle_input(t0, phone(), &options(3));
     assert!(sent(&mut ep).is_empty(), "over the limit: dropped");
     ep.handle_input(t0, phone(), &Reg::new("alice", 1).bytes());
-    assert_eq!(statuses(&mut ep), [503]);
+    let out = sent(&mut ep);
+    assert_eq!(status(&out[0]), 503);
+    assert_eq!(headers_of(&out[0], "Retry-After"), ["5"]);
+    let limited = security_events(&mut ep);
+    assert!(!limited.is_empty());
+    assert!(
+        limited
+            .iter()
+            .all(|e| e.0 == SecurityKind::RateLimited && e.1 == phone().addr.ip().to_string())
+    );
     let mut inv = Req::invite();
     inv.branch = "z9hG4bKlimited".into();
     ep.handle_input(t0, phone(), &inv.bytes());
@@ -873,8 +967,17 @@ fn max_calls_answers_503_beyond_the_cap() {
     second.branch = "z9hG4bKsecond".into();
     second.call_id = "call-2@192.0.2.1";
     ep.handle_input(t0, udp(), &second.bytes());
-    assert_eq!(statuses(&mut ep), [503]);
-    assert!(events(&mut ep).is_empty());
+    let out = sent(&mut ep);
+    assert_eq!(status(&out[0]), 503);
+    assert_eq!(headers_of(&out[0], "Retry-After"), ["10"]);
+    assert_eq!(
+        security_events(&mut ep),
+        [(
+            SecurityKind::CallRefused(503),
+            udp().addr.ip().to_string(),
+            None
+        )]
+    );
     assert_eq!(ep.stats().calls_over_limit, 1);
     // Once the first call is over there is room again.
     ep.reject(t0, call, 486);

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use super::reply::Reply;
 use super::server_auth::AuthResult;
-use super::{Call, CallHandle, EndReason, Endpoint, Event, Origin, Pending, Unacked, our_via};
+use super::{
+    Call, CallHandle, EndReason, Endpoint, Event, Origin, Pending, SecurityKind, Unacked, our_via,
+};
 use crate::Peer;
 use crate::dialog::{Dialog, DialogId};
 use crate::msg::{Contact, Essentials, Headers, MediaType, Method, Request, Scheme, multipart};
@@ -18,6 +20,8 @@ const ACCEPT: &str = "application/sdp";
 pub(super) const SUPPORTED: &[&str] = &[];
 /// Seconds a draining endpoint asks callers to wait.
 const RETRY_AFTER_DRAINING: &str = "30";
+/// Over `max_calls`: calls end within minutes; try again shortly.
+const RETRY_AFTER_BUSY: &str = "10";
 
 fn options_reply() -> Reply {
     Reply::new(200)
@@ -243,11 +247,14 @@ impl Endpoint {
             match self.authenticate(now, source, req, "Proxy-Authorization") {
                 AuthResult::Authenticated(user) => Origin::Operator(user),
                 AuthResult::Challenge { stale } => {
-                    let reply = self.challenge(now, 407, stale, e.from.uri.user());
+                    let reply =
+                        self.challenge(now, 407, stale, e.from.uri.user(), source.addr.ip());
                     self.respond(now, key, reply);
                     return;
                 }
                 AuthResult::Forbidden => {
+                    let user = e.from.uri.user().map(str::to_string);
+                    self.security(SecurityKind::CallRefused(403), source.addr.ip(), user);
                     self.respond(now, key, Reply::new(403));
                     return;
                 }
@@ -274,7 +281,12 @@ impl Endpoint {
             .is_some_and(|max| self.inbound_calls() >= max)
         {
             self.stats.calls_over_limit += 1;
-            self.respond(now, key, Reply::new(503));
+            self.security(SecurityKind::CallRefused(503), source.addr.ip(), None);
+            self.respond(
+                now,
+                key,
+                Reply::new(503).header("Retry-After", RETRY_AFTER_BUSY),
+            );
             return;
         }
         let Some(tx) = self.server_txs.get_mut(key) else {
