@@ -264,6 +264,9 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$mBjDt+U+gU9Ovmo2r1DOSw$
 
 /// The address key of the account-wide failure count (never an IP address).
 const ANY_ADDRESS: &str = "*";
+/// How long an address an account logged in from stays exempt from the account-wide
+/// lockout.
+const KNOWN_ADDRESS_MS: i64 = 90 * 24 * 3600 * 1000;
 /// Longer names can't exist; the count's key is cut so junk names stay small.
 const MAX_NAME_KEY: usize = 64;
 
@@ -459,16 +462,23 @@ impl Store {
         if count > policy.max_failures {
             return Err(locked(window_start));
         }
-        let (count, window_start) = self
-            .count_attempt(&key, ANY_ADDRESS, now_ms, policy)
-            .await?;
-        if count > policy.max_account_failures {
-            return Err(locked(window_start));
+        // Where the account logged in lately, the account-wide count neither applies nor
+        // grows: strangers elsewhere can't lock the owner out there.
+        let known = !client.is_empty() && self.is_known_address(&key, client, now_ms).await?;
+        if !known {
+            let (count, window_start) = self
+                .count_attempt(&key, ANY_ADDRESS, now_ms, policy)
+                .await?;
+            if count > policy.max_account_failures {
+                return Err(locked(window_start));
+            }
         }
         let Some(slot) = policy.checks.slot().await else {
             // Not checked, so not a failure: give the attempt back.
             self.uncount_attempt(&key, client).await?;
-            self.uncount_attempt(&key, ANY_ADDRESS).await?;
+            if !known {
+                self.uncount_attempt(&key, ANY_ADDRESS).await?;
+            }
             return Err(LoginError::Busy);
         };
         let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
@@ -492,7 +502,20 @@ impl Store {
             .bind(client)
             .execute(self.pool())
             .await?;
-        self.uncount_attempt(&key, ANY_ADDRESS).await?;
+        if !known {
+            self.uncount_attempt(&key, ANY_ADDRESS).await?;
+        }
+        if !client.is_empty() {
+            sqlx::query(
+                "INSERT INTO login_known (name, address, last_login) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name, address) DO UPDATE SET last_login = $3",
+            )
+            .bind(&key)
+            .bind(client)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?;
+        }
         let token = random_token();
         let csrf_token = random_token();
         let expires_at_ms = now_ms + policy.session_ms;
@@ -550,6 +573,24 @@ impl Store {
     }
 
     /// Takes back one counted attempt that was not a failure.
+    /// Whether `name` logged in from `address` within [`KNOWN_ADDRESS_MS`].
+    async fn is_known_address(
+        &self,
+        name: &str,
+        address: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS known FROM login_known WHERE name = $1 AND address = $2 AND last_login > $3",
+        )
+        .bind(name)
+        .bind(address)
+        .bind(now_ms - KNOWN_ADDRESS_MS)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
     async fn uncount_attempt(&self, name: &str, address: &str) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE login_failures SET failures = failures - 1 \
@@ -569,6 +610,10 @@ impl Store {
         now_ms: i64,
         policy: &LoginPolicy,
     ) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM login_known WHERE last_login <= $1")
+            .bind(now_ms - KNOWN_ADDRESS_MS)
+            .execute(self.pool())
+            .await?;
         let sessions = sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
             .bind(now_ms)
             .execute(self.pool())

@@ -164,10 +164,18 @@ struct World {
     to_caller: Vec<u64>,
     /// Whether a transfer target may be used, as the daemon's lookup would say.
     online_for_transfer: bool,
+    /// The caller's media address in its offer (packets to the caller go there, or
+    /// where its media was latched).
+    caller_sdp: SocketAddr,
 }
 
 impl World {
     fn new(number: &str) -> World {
+        World::with_caller_sdp(number, addr(CALLER_RTP))
+    }
+
+    /// A call whose offer names `caller_sdp` as the caller's media address.
+    fn with_caller_sdp(number: &str, caller_sdp: SocketAddr) -> World {
         let (set, prompts) = flows();
         let t0 = Instant::now();
         let mut acd = Acd::new();
@@ -191,7 +199,7 @@ impl World {
                 called: number.into(),
                 flow: set.for_number(number).unwrap(),
                 prompts,
-                offer: Some(sdp_offer(addr(CALLER_RTP), "sendrecv")),
+                offer: Some(sdp_offer(caller_sdp, "sendrecv")),
                 media: LocalMedia {
                     ip: "192.0.2.1".parse().unwrap(),
                     port: 20000,
@@ -219,6 +227,7 @@ impl World {
             log: Vec::new(),
             to_caller: Vec::new(),
             online_for_transfer: true,
+            caller_sdp,
         }
     }
 
@@ -297,7 +306,11 @@ impl World {
     fn pump(&mut self) {
         loop {
             while let Some((port, to, _)) = self.s.poll_transmit() {
-                assert_eq!((port, to), (Port::Rtp(CALLER), addr(CALLER_RTP)));
+                assert_eq!(port, Port::Rtp(CALLER));
+                assert!(
+                    to == addr(CALLER_RTP) || self.caller_sdp != addr(CALLER_RTP),
+                    "sent to {to}"
+                );
                 let ms = self.ms();
                 self.to_caller.push(ms);
             }
@@ -651,6 +664,37 @@ fn bridged_media_passes_both_ways_unchanged() {
     assert_eq!(
         w.s.handle_datagram(w.now, Port::Rtp(leg + 1), phone_rtp("x"), &mut rtp(1)),
         None
+    );
+}
+
+#[test]
+fn the_bridge_keeps_the_caller_latched_where_the_ivr_heard_them() {
+    // The caller is behind two NATs (its SDP names a private address, its router's is a
+    // carrier's shared one); the IVR heard it from the router's address.
+    let router = addr("100.64.0.9:61000");
+    let mut w = World::with_caller_sdp("500", addr("10.0.0.5:4000"))
+        .phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(500);
+    assert_eq!(
+        w.s.handle_datagram(w.now, Port::Rtp(CALLER), router, &mut rtp(1)),
+        None,
+        "the IVR's"
+    );
+    w.run_until(1000);
+    let leg = w.leg_of("anna");
+    // Bridged: a stranger sending first on the caller's side takes nothing...
+    assert_eq!(
+        w.s.handle_datagram(w.now, Port::Rtp(CALLER), addr("198.51.100.66:7000"), &mut rtp(2)),
+        None
+    );
+    // ...the caller is heard, and the operator's media goes to the router's address.
+    assert_eq!(
+        w.s.handle_datagram(w.now, Port::Rtp(CALLER), router, &mut rtp(3)),
+        Some((Port::Rtp(leg), phone_rtp("anna")))
+    );
+    assert_eq!(
+        w.s.handle_datagram(w.now, Port::Rtp(leg), phone_rtp("anna"), &mut rtp(9)),
+        Some((Port::Rtp(CALLER), router))
     );
 }
 

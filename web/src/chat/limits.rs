@@ -62,7 +62,7 @@ impl Default for LimitsConfig {
     fn default() -> LimitsConfig {
         LimitsConfig {
             enabled: true,
-            start: Limit::new(5, 60),
+            start: Limit::new(5, 300),
             messages: Limit::new(30, 1200),
             page_views: Limit::new(30, 1200),
             drafts: Limit::new(240, 6000),

@@ -235,7 +235,8 @@ pub(super) async fn login(
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    let address = client.0.map(|ip| ip.to_string()).unwrap_or_default();
+    // The store counts per address as this throttle does: an IPv6 client by its /64.
+    let address = client.0.map(|ip| throttle_key(ip).to_string()).unwrap_or_default();
     let result = console
         .store
         .login_from(name, &f.password, &address, now, &console.policy)
