@@ -132,6 +132,10 @@ start_daemon() {
   cat >"$dir/hotline.toml" <<EOF
 [rtp]
 ports = "$RTP_PORTS"
+# 10,000 sockets from 127.0.0.1: above the connection caps a real server keeps.
+[http]
+max_connections = 20000
+max_connections_per_address = 20000
 [service]
 drain_secs = 1
 [chat]

@@ -523,9 +523,18 @@ pub async fn read_image(headers: &HeaderMap, body: Body) -> Result<Bytes, Respon
     if declared.is_some_and(|n| n > MAX_IMAGE_BYTES) {
         return Err(too_large());
     }
+    // With its length declared (as browsers do) and within the limit, a body that fails
+    // stopped coming (the body timeout, a dropped connection): not a size problem.
     axum::body::to_bytes(body, MAX_IMAGE_BYTES)
         .await
-        .map_err(|_| too_large())
+        .map_err(|_| match declared {
+            Some(_) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": "the upload stopped before the picture was complete" })),
+            )
+                .into_response(),
+            None => too_large(),
+        })
 }
 
 /// POST /v/{token}/photos: the link is checked before the body is read, so an unknown

@@ -820,7 +820,7 @@ fn the_settings_are_checked() {
     // The defaults the README and the shipped config state.
     let d = LimitsConfig::default();
     assert!(d.enabled);
-    assert_eq!((d.start.per_address, d.start.per_site), (5, 60));
+    assert_eq!((d.start.per_address, d.start.per_site), (5, 300));
     assert_eq!((d.messages.per_address, d.messages.per_site), (30, 1200));
     assert_eq!(
         (d.page_views.per_address, d.page_views.per_site),
