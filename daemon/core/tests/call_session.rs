@@ -684,7 +684,12 @@ fn the_bridge_keeps_the_caller_latched_where_the_ivr_heard_them() {
     let leg = w.leg_of("anna");
     // Bridged: a stranger sending first on the caller's side takes nothing...
     assert_eq!(
-        w.s.handle_datagram(w.now, Port::Rtp(CALLER), addr("198.51.100.66:7000"), &mut rtp(2)),
+        w.s.handle_datagram(
+            w.now,
+            Port::Rtp(CALLER),
+            addr("198.51.100.66:7000"),
+            &mut rtp(2)
+        ),
         None
     );
     // ...the caller is heard, and the operator's media goes to the router's address.

@@ -236,7 +236,10 @@ pub(super) async fn login(
         );
     }
     // The store counts per address as this throttle does: an IPv6 client by its /64.
-    let address = client.0.map(|ip| throttle_key(ip).to_string()).unwrap_or_default();
+    let address = client
+        .0
+        .map(|ip| throttle_key(ip).to_string())
+        .unwrap_or_default();
     let result = console
         .store
         .login_from(name, &f.password, &address, now, &console.policy)
