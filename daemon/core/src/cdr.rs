@@ -4,9 +4,11 @@
 //! Nothing is lost on the way (issue 15): every write is keyed by the record's own key and
 //! idempotent, so it may be written again safely. When the database fails or is too slow,
 //! the writes go to a journal file in the state directory (JSON lines, fsync'd) and are
-//! replayed when it works again, and at the next start. A call is answered only once its
-//! start row is durable (in the database or in the journal); at start-up the rows of this
-//! node's calls that never got their end (the daemon was killed) end as `daemon_lost`.
+//! replayed when it works again (a chunk at a time, beside new writes, which go to a fresh
+//! journal meanwhile), and at the next start. A call is answered only once its start row
+//! is durable (in the database or in the journal); at start-up, or once the database is
+//! back if it was down then, the rows of this node's earlier calls that never got their
+//! end (the daemon was killed) end as `daemon_lost`.
 
 use std::future::Future;
 use std::io::{BufRead, Read as _, Seek as _, Write as _};
@@ -323,6 +325,11 @@ pub fn csv_field(v: &str) -> String {
     }
 }
 
+/// How old an open record without a node (written by a version before nodes were
+/// recorded) must be before any node closes it as `daemon_lost`: a day, longer than any
+/// call, so a rolling upgrade never closes a call still going on a node not yet upgraded.
+pub const LEGACY_OPEN_CALL_MS: i64 = 24 * 3600 * 1000;
+
 /// The columns of `CallRecord`, as a literal so queries built on it stay literals.
 macro_rules! select_call {
     () => {
@@ -350,16 +357,44 @@ impl Store {
     }
 
     /// Closes the records this node left open when it died (killed, crashed): they end
-    /// at `now_ms` as `daemon_lost`. Other nodes' calls sharing the database are theirs
-    /// to close; rows from before nodes were recorded (no node) are closed too. Call it at
-    /// start-up, before any call and after the journal was replayed.
+    /// at `now_ms` as `daemon_lost`. Call it at start-up, before any call of this run and
+    /// after the journal was replayed (see [`Store::close_lost_calls_of_earlier_runs`]
+    /// for later). Only rows of this node are closed: other nodes' calls sharing the
+    /// database are theirs to close. Rows without a node come from a version before
+    /// nodes were recorded, maybe a node still running it during a rolling upgrade, so
+    /// they are closed only once they started more than [`LEGACY_OPEN_CALL_MS`] ago: no
+    /// live call lasts that long.
     pub async fn close_lost_calls(&self, node: &str, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE calls SET ended_at = $1, end_reason = 'daemon_lost' \
-             WHERE ended_at IS NULL AND (node = $2 OR node IS NULL)",
+             WHERE ended_at IS NULL AND (node = $2 OR (node IS NULL AND started_at < $3))",
         )
         .bind(now_ms)
         .bind(node)
+        .bind(now_ms.saturating_sub(LEGACY_OPEN_CALL_MS))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// [`Store::close_lost_calls`] once calls of this run (`this_run`, the first part of
+    /// their record keys) may have begun: those are left alone.
+    pub async fn close_lost_calls_of_earlier_runs(
+        &self,
+        node: &str,
+        this_run: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET ended_at = $1, end_reason = 'daemon_lost' \
+             WHERE ended_at IS NULL AND ((node = $2 AND record_key NOT LIKE $4) \
+             OR (node IS NULL AND started_at < $3))",
+        )
+        .bind(now_ms)
+        .bind(node)
+        .bind(now_ms.saturating_sub(LEGACY_OPEN_CALL_MS))
+        // Run ids are hex: nothing in them is special to LIKE.
+        .bind(format!("{this_run}-%"))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -545,8 +580,10 @@ async fn insert_legs(ex: &mut AnyConnection, id: i64, legs: &[CallLeg]) -> Resul
 /// Carries out one queued write. Each is idempotent, so a write whose commit may or may
 /// not have happened (a timeout) is safely written again from the journal: a start
 /// already there is left alone, and an end lands only on a record without one (or one
-/// closed as `daemon_lost` at a restart, which the real end replaces).
-async fn apply(ex: &mut AnyConnection, write: &CdrWrite) -> Result<(), sqlx::Error> {
+/// closed as `daemon_lost` at a restart, which the real end replaces). An answer or end
+/// whose call has no record at all (its start was refused) fails for itself, so it goes
+/// to the rejected file beside its start rather than vanishing.
+async fn apply(ex: &mut AnyConnection, write: &CdrWrite) -> Result<(), SinkError> {
     match write {
         CdrWrite::Start { key, node, call } => {
             sqlx::query(
@@ -566,11 +603,14 @@ async fn apply(ex: &mut AnyConnection, write: &CdrWrite) -> Result<(), sqlx::Err
             .await?;
         }
         CdrWrite::Answered { key, at_ms } => {
-            sqlx::query("UPDATE calls SET answered_at = $1 WHERE record_key = $2")
+            let done = sqlx::query("UPDATE calls SET answered_at = $1 WHERE record_key = $2")
                 .bind(at_ms)
                 .bind(key)
                 .execute(&mut *ex)
                 .await?;
+            if done.rows_affected() == 0 {
+                return Err(no_record());
+            }
         }
         CdrWrite::End { key, end } => {
             let row = bind_end(
@@ -594,10 +634,28 @@ async fn apply(ex: &mut AnyConnection, write: &CdrWrite) -> Result<(), sqlx::Err
                     .execute(&mut *ex)
                     .await?;
                 insert_legs(ex, id, &end.service.legs).await?;
+            } else {
+                // Ended already (a late BYE, an end replayed after an unknown outcome):
+                // nothing to do. No record at all: its start never made it.
+                let known = sqlx::query("SELECT 1 FROM calls WHERE record_key = $1")
+                    .bind(key)
+                    .fetch_optional(&mut *ex)
+                    .await?;
+                if known.is_none() {
+                    return Err(no_record());
+                }
             }
         }
     }
     Ok(())
+}
+
+fn no_record() -> SinkError {
+    SinkError {
+        transient: false,
+        message: "the call has no record: its start was refused (see it in this file) or lost"
+            .into(),
+    }
 }
 
 /// One change to a call's record, as queued, journaled and replayed; the record's key
@@ -691,6 +749,19 @@ fn is_transient(e: &sqlx::Error) -> bool {
 pub trait CdrSink: Send + Sync + 'static {
     /// Writes all of `writes` in one transaction, or none of them.
     fn write_all(&self, writes: &[CdrWrite]) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Closes this node's records that runs before `this_run` left open, as
+    /// `daemon_lost` (see [`Store::close_lost_calls_of_earlier_runs`]); how many. A sink
+    /// that keeps no records has none.
+    fn close_lost_of_earlier_runs(
+        &self,
+        node: &str,
+        this_run: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64, SinkError>> + Send {
+        let _ = (node, this_run, now_ms);
+        async { Ok(0) }
+    }
 }
 
 impl CdrSink for Store {
@@ -701,6 +772,21 @@ impl CdrSink for Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn close_lost_of_earlier_runs(
+        &self,
+        node: &str,
+        this_run: &str,
+        now_ms: i64,
+    ) -> Result<u64, SinkError> {
+        // Tried again until it works, whatever the error.
+        self.close_lost_calls_of_earlier_runs(node, this_run, now_ms)
+            .await
+            .map_err(|e| SinkError {
+                transient: true,
+                message: e.to_string(),
+            })
     }
 }
 
@@ -754,6 +840,7 @@ impl CdrOptions {
     fn journal(&self) -> Journal {
         Journal {
             path: self.dir.join(JOURNAL_FILE),
+            replaying: self.dir.join(REPLAYING_FILE),
             rejected: self.dir.join(REJECTED_FILE),
             lock: std::sync::Mutex::new(()),
         }
@@ -761,11 +848,16 @@ impl CdrOptions {
 }
 
 pub const JOURNAL_FILE: &str = "cdr-journal.jsonl";
+/// The journal while it is replayed into the database; new writes go to a fresh
+/// `JOURNAL_FILE` meanwhile, so they are durable at once however long the replay takes.
+pub const REPLAYING_FILE: &str = "cdr-journal.jsonl.replaying";
 pub const REJECTED_FILE: &str = "cdr-rejected.jsonl";
 
-/// Writes waiting for the database, in order, one JSON object per line.
+/// Writes waiting for the database, in order, one JSON object per line: first those in
+/// the replaying file, then those in the journal.
 struct Journal {
     path: PathBuf,
+    replaying: PathBuf,
     /// Writes the database refused for themselves (not for being down): kept for a human.
     rejected: PathBuf,
     /// One appender at a time (the writer, or a call after the writer stopped).
@@ -807,38 +899,59 @@ impl Journal {
         f.sync_data()
     }
 
-    /// The journaled writes in order, and lines that don't parse (a write torn by a
-    /// crash in the middle of it).
-    fn read(&self) -> std::io::Result<(Vec<CdrWrite>, Vec<String>)> {
-        let f = match std::fs::File::open(&self.path) {
+    /// Up to `max` writes of the file at `path` from byte `offset` on, where they end,
+    /// and whether the file ended there. A line that does not parse (a write torn by a
+    /// crash in the middle of it) is set aside in the rejected file as it is met, so it
+    /// is kept there once.
+    fn read_chunk(
+        &self,
+        path: &Path,
+        offset: u64,
+        max: usize,
+    ) -> std::io::Result<(Vec<CdrWrite>, u64, bool)> {
+        let mut f = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Vec::new(), Vec::new()));
+                return Ok((Vec::new(), offset, true));
             }
             Err(e) => return Err(e),
         };
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut reader = std::io::BufReader::new(f);
         let mut writes = Vec::new();
-        let mut bad = Vec::new();
-        for line in std::io::BufReader::new(f).split(b'\n') {
-            let line = line?;
+        let mut end = offset;
+        let mut line = Vec::new();
+        while writes.len() < max {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            end += n as u64;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match serde_json::from_slice::<CdrWrite>(&line) {
                 Ok(w) => writes.push(w),
-                Err(_) => bad.push(String::from_utf8_lossy(&line).into_owned()),
+                Err(_) => self.reject(
+                    String::from_utf8_lossy(&line).trim_end(),
+                    "an unreadable line in the journal",
+                ),
             }
         }
-        Ok((writes, bad))
+        let eof = reader.fill_buf()?.is_empty();
+        Ok((writes, end, eof))
     }
 
-    fn holds_writes(&self) -> bool {
-        std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
-    }
-
-    fn clear(&self) -> std::io::Result<()> {
+    /// Makes the journal the replaying file; the next append starts a fresh journal.
+    fn rotate(&self) -> std::io::Result<()> {
         let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        match std::fs::remove_file(&self.path) {
+        std::fs::rename(&self.path, &self.replaying)
+    }
+
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -861,6 +974,10 @@ impl Journal {
     }
 }
 
+fn holds_writes(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+}
+
 /// What start-up recovery did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -870,26 +987,27 @@ pub struct Recovered {
     pub lost: u64,
 }
 
-/// At start-up, before any call: replays what an earlier run left in the journal, then
-/// closes this node's records that never got their end as `daemon_lost`. When the
-/// journal can't be replayed now, it is left for the writer and nothing is closed (the
-/// ends may be in it).
+/// Before any call: replays what an earlier run left in the journal, then closes this
+/// node's records that never got their end as `daemon_lost`. When the journal can't be
+/// replayed now, it is left and nothing is closed (the ends may be in it). The daemon
+/// uses [`CdrLog::start_recovered`], whose writer finishes both later.
 pub async fn recover(
     store: &Store,
     options: &CdrOptions,
     now_ms: i64,
 ) -> Result<Recovered, SinkError> {
+    let lost = LostCalls {
+        node: options.node.clone(),
+        run: new_run_id(),
+        at_ms: now_ms,
+    };
     let journal = Arc::new(options.journal());
-    let mut writer = Writer::new(store.clone(), journal, options);
-    let replayed = writer.replay().await?;
-    let lost = store
-        .close_lost_calls(&options.node, now_ms)
-        .await
-        .map_err(|e| SinkError {
-            transient: true,
-            message: e.to_string(),
-        })?;
-    Ok(Recovered { replayed, lost })
+    let mut writer = Writer::new(store.clone(), journal, options, Some(lost));
+    writer.recover().await
+}
+
+fn new_run_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// A call's record in the `CdrLog`.
@@ -905,9 +1023,11 @@ enum Queued {
 /// Writes call records off the call path, through a bounded queue to one writer task,
 /// which writes whatever has queued up in one transaction: under load one commit for
 /// hundreds of writes instead of three per call. When the database fails or is slower
-/// than `write_timeout`, the writes go to the journal, which is replayed first once the
-/// database takes writes again. A write the database refuses for itself is kept in
-/// `cdr-rejected.jsonl`; no write is ever dropped with only a log line.
+/// than `write_timeout`, the writes go to the journal. Once the database takes writes
+/// again the journal is replayed a chunk at a time beside new writes, which go to a fresh
+/// journal until the replay has caught up: a call never waits for the replay. A write
+/// the database refuses for itself is kept in `cdr-rejected.jsonl`; no write is ever
+/// dropped with only a log line.
 #[derive(Clone)]
 pub struct CdrLog {
     tx: mpsc::Sender<Queued>,
@@ -923,19 +1043,50 @@ pub struct CdrLog {
 const MAX_BATCH: usize = 512;
 
 impl CdrLog {
-    /// Starts the writer task on the current tokio runtime.
+    /// Starts the writer task on the current tokio runtime. It replays what an earlier
+    /// run left in the journal, then closes this node's calls of earlier runs left open
+    /// as `daemon_lost`, both beside new writes.
     pub fn start<S: CdrSink>(sink: S, options: CdrOptions) -> CdrLog {
+        let (log, writer, rx) = CdrLog::parts(sink, options);
+        tokio::spawn(writer.run(rx));
+        log
+    }
+
+    /// [`CdrLog::start`], after replaying the journal of an earlier run and closing its
+    /// lost calls here, so that both are done before the first call when the database
+    /// takes them. When it does not, the error says why and the writer does both as soon
+    /// as it does.
+    pub async fn start_recovered<S: CdrSink>(
+        sink: S,
+        options: CdrOptions,
+    ) -> (CdrLog, Result<Recovered, SinkError>) {
+        let (log, mut writer, rx) = CdrLog::parts(sink, options);
+        let recovered = writer.recover().await;
+        tokio::spawn(writer.run(rx));
+        (log, recovered)
+    }
+
+    fn parts<S: CdrSink>(
+        sink: S,
+        options: CdrOptions,
+    ) -> (CdrLog, Writer<S>, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let journal = Arc::new(options.journal());
-        let writer = Writer::new(sink, journal.clone(), &options);
-        tokio::spawn(writer.run(rx));
-        CdrLog {
+        let run = new_run_id();
+        let lost = LostCalls {
+            node: options.node.clone(),
+            run: run.clone(),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let writer = Writer::new(sink, journal.clone(), &options, Some(lost));
+        let log = CdrLog {
             tx,
-            run: format!("{:016x}", rand::random::<u64>()).into(),
+            run: run.into(),
             node: options.node.into(),
             next: Arc::new(AtomicU64::new(1)),
             journal,
-        }
+        };
+        (log, writer, rx)
     }
 
     fn key(&self, r: CdrRef) -> String {
@@ -1008,97 +1159,21 @@ impl CdrLog {
     }
 }
 
-/// The writer task's state.
-struct Writer<S> {
+/// What the writer and its replay tasks share: the database side.
+struct Db<S> {
     sink: S,
     journal: Arc<Journal>,
     write_timeout: Duration,
-    retry_every: Duration,
-    /// The wait before the next try while the database stays away.
-    retry_wait: Duration,
-    /// The journal holds writes (they come before anything new).
-    journaled: bool,
-    /// Writes that neither the database nor the journal took (the disk failed too),
-    /// after the journal's and before anything new.
-    held: Vec<CdrWrite>,
-    /// When the backlog is tried against the database next.
-    next_retry: Instant,
 }
 
-impl<S: CdrSink> Writer<S> {
-    fn new(sink: S, journal: Arc<Journal>, options: &CdrOptions) -> Writer<S> {
-        Writer {
-            sink,
-            journaled: journal.holds_writes(),
-            journal,
-            write_timeout: options.write_timeout,
-            retry_every: options.retry_every,
-            retry_wait: options.retry_every,
-            held: Vec::new(),
-            next_retry: Instant::now(),
-        }
-    }
-
-    fn backlog(&self) -> bool {
-        self.journaled || !self.held.is_empty()
-    }
-
-    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        loop {
-            let got = if self.backlog() {
-                tokio::select! {
-                    n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-                    _ = tokio::time::sleep_until(self.next_retry) => {
-                        self.drain().await;
-                        continue;
-                    }
-                }
-            } else {
-                rx.recv_many(&mut batch, MAX_BATCH).await
-            };
-            if got == 0 {
-                break;
-            }
-            let mut writes = Vec::with_capacity(batch.len());
-            let mut waiting = Vec::new();
-            for q in batch.drain(..) {
-                match q {
-                    Queued::Write(w, done) => {
-                        writes.push(*w);
-                        waiting.extend(done);
-                    }
-                    Queued::Flush(done) => waiting.push(done),
-                }
-            }
-            self.take(writes).await;
-            for done in waiting {
-                let _ = done.send(());
-            }
-        }
-    }
-
-    /// Writes new writes to the database, or after the backlog into the journal.
-    async fn take(&mut self, writes: Vec<CdrWrite>) {
-        if writes.is_empty() {
-            return;
-        }
-        if self.backlog() && Instant::now() >= self.next_retry {
-            self.drain().await;
-        }
-        if self.backlog() {
-            self.spill(writes).await;
-            return;
-        }
-        if let Err(unwritten) = self.write(writes).await {
-            self.spill(unwritten).await;
-        }
-    }
-
+impl<S: CdrSink> Db<S> {
     /// Writes in one transaction within the timeout. When the database refuses the batch
     /// for what is in it, write by write, setting aside the ones it refuses. Returns what
-    /// is left unwritten (in order) when the database fails.
+    /// is left unwritten (in order, without the ones set aside) when the database fails.
     async fn write(&self, writes: Vec<CdrWrite>) -> Result<(), Vec<CdrWrite>> {
+        if writes.is_empty() {
+            return Ok(());
+        }
         match self.write_within(&writes).await {
             Ok(()) => return Ok(()),
             Err(e) if e.transient => {
@@ -1127,15 +1202,201 @@ impl<S: CdrSink> Writer<S> {
     }
 
     async fn write_within(&self, writes: &[CdrWrite]) -> Result<(), SinkError> {
-        match tokio::time::timeout(self.write_timeout, self.sink.write_all(writes)).await {
+        let write = self.sink.write_all(writes);
+        match tokio::time::timeout(self.write_timeout, write).await {
             Ok(done) => done,
-            Err(_) => Err(SinkError {
-                transient: true,
-                message: format!(
-                    "the database took longer than {} ms",
-                    self.write_timeout.as_millis()
-                ),
+            Err(_) => Err(self.too_slow()),
+        }
+    }
+
+    async fn close_lost(&self, lost: &LostCalls) -> Result<u64, SinkError> {
+        let close = self
+            .sink
+            .close_lost_of_earlier_runs(&lost.node, &lost.run, lost.at_ms);
+        match tokio::time::timeout(self.write_timeout, close).await {
+            Ok(done) => done,
+            Err(_) => Err(self.too_slow()),
+        }
+    }
+
+    fn too_slow(&self) -> SinkError {
+        SinkError {
+            transient: true,
+            message: format!(
+                "the database took longer than {} ms",
+                self.write_timeout.as_millis()
+            ),
+        }
+    }
+}
+
+/// This node's calls of earlier runs to close as `daemon_lost`.
+#[derive(Clone, Debug)]
+struct LostCalls {
+    node: String,
+    /// This run, whose calls are left alone.
+    run: String,
+    at_ms: i64,
+}
+
+/// Writes read from a journal file and not yet in the database.
+struct Chunk {
+    writes: Vec<CdrWrite>,
+    from: Source,
+    /// Where the chunk ends in its file.
+    end: u64,
+    /// Nothing followed it in the file when it was read.
+    eof: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The replaying file, which nothing is appended to.
+    Replaying,
+    /// The journal, read in place while the database had not yet taken any of it; with
+    /// the count of appends to it when the chunk was read.
+    Journal { appends: u64 },
+}
+
+/// A database job the writer runs in a task of its own beside taking new writes.
+enum Done {
+    Written(Result<(), Vec<CdrWrite>>),
+    Closed(Result<u64, SinkError>),
+    /// The task panicked.
+    Failed(String),
+}
+
+/// The writer task's state. The backlog, in order: the replaying file (its chunk read
+/// and not yet written first), the journal, and what neither the database nor the disk
+/// took (held in memory).
+struct Writer<S> {
+    db: Arc<Db<S>>,
+    journal: Arc<Journal>,
+    retry_every: Duration,
+    /// The wait before the next try while the database stays away.
+    retry_wait: Duration,
+    /// When the backlog is tried against the database next.
+    next_retry: Instant,
+    /// The replaying file exists; the writes before this byte offset are written.
+    replaying: Option<u64>,
+    /// The next writes of the backlog, read from a file and not yet written.
+    pending: Option<Chunk>,
+    /// The journal holds writes.
+    journaled: bool,
+    /// Where the unwritten part of the journal starts (0 unless it could not be renamed).
+    journal_offset: u64,
+    /// Appends to the journal: tells whether it grew after a chunk was read from it.
+    appends: u64,
+    /// Writes that neither the database nor the journal took (the disk failed too),
+    /// after the journal's and before anything new.
+    held: Vec<CdrWrite>,
+    /// This node's calls of earlier runs, to close once the backlog (which may hold
+    /// their ends) is written; `None` once done.
+    lost: Option<LostCalls>,
+    /// Writes replayed since the backlog began, for the log.
+    replayed: usize,
+}
+
+impl<S: CdrSink> Writer<S> {
+    fn new(
+        sink: S,
+        journal: Arc<Journal>,
+        options: &CdrOptions,
+        lost: Option<LostCalls>,
+    ) -> Writer<S> {
+        Writer {
+            db: Arc::new(Db {
+                sink,
+                journal: journal.clone(),
+                write_timeout: options.write_timeout,
             }),
+            // A replay cut short by a crash goes on from its start: writes are idempotent.
+            replaying: journal.replaying.exists().then_some(0),
+            journaled: holds_writes(&journal.path),
+            journal,
+            retry_every: options.retry_every,
+            retry_wait: options.retry_every,
+            next_retry: Instant::now(),
+            pending: None,
+            journal_offset: 0,
+            appends: 0,
+            held: Vec::new(),
+            lost,
+            replayed: 0,
+        }
+    }
+
+    fn backlog(&self) -> bool {
+        self.replaying.is_some()
+            || self.pending.is_some()
+            || self.journaled
+            || !self.held.is_empty()
+    }
+
+    fn has_work(&self) -> bool {
+        self.backlog() || self.lost.is_some()
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // One database job at a time (a chunk of the backlog, closing lost calls) runs
+        // beside taking new writes, so a long replay never holds a call up.
+        let mut job: Option<tokio::task::JoinHandle<Done>> = None;
+        loop {
+            if job.is_none() && self.has_work() && Instant::now() >= self.next_retry {
+                job = self.next_job().await;
+            }
+            let retry = job.is_none() && self.has_work();
+            let retry_at = self.next_retry;
+            tokio::select! {
+                got = rx.recv_many(&mut batch, MAX_BATCH) => {
+                    if got == 0 {
+                        break;
+                    }
+                    self.serve(&mut batch).await;
+                }
+                done = finished(&mut job) => {
+                    job = None;
+                    self.job_done(done).await;
+                }
+                _ = tokio::time::sleep_until(retry_at), if retry => {}
+            }
+        }
+        // A job still running finishes by itself; what it writes is in a file anyway.
+        self.stop().await;
+    }
+
+    /// Takes a batch off the queue and answers who waits for it.
+    async fn serve(&mut self, batch: &mut Vec<Queued>) {
+        let mut writes = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::new();
+        for q in batch.drain(..) {
+            match q {
+                Queued::Write(w, done) => {
+                    writes.push(*w);
+                    waiting.extend(done);
+                }
+                Queued::Flush(done) => waiting.push(done),
+            }
+        }
+        self.take(writes).await;
+        for done in waiting {
+            let _ = done.send(());
+        }
+    }
+
+    /// Writes new writes to the database, or while there is a backlog into the journal
+    /// after it: durable at once, and in the database after the backlog.
+    async fn take(&mut self, writes: Vec<CdrWrite>) {
+        if writes.is_empty() {
+            return;
+        }
+        if self.backlog() {
+            self.spill(writes).await;
+            return;
+        }
+        if let Err(unwritten) = self.db.write(writes).await {
+            self.spill(unwritten).await;
         }
     }
 
@@ -1160,6 +1421,7 @@ impl<S: CdrSink> Writer<S> {
             Ok(()) => {
                 self.held.clear();
                 self.journaled = true;
+                self.appends += 1;
             }
             Err(e) => error!(
                 writes = self.held.len(),
@@ -1170,36 +1432,199 @@ impl<S: CdrSink> Writer<S> {
         }
     }
 
-    /// Tries the backlog against the database: the journal, then what is held. A quick
-    /// look first, so a database that hangs holds the queue (and the calls waiting for
-    /// their start to be durable) for a second at most, and less often as it stays away.
-    async fn drain(&mut self) {
-        let probe_timeout = self.write_timeout.min(Duration::from_secs(1));
-        let probe = tokio::time::timeout(probe_timeout, self.sink.write_all(&[])).await;
-        if !matches!(probe, Ok(Ok(()))) {
-            self.back_off();
-            return;
+    /// Starts the next database job, or does it here when nothing may pass it: the last
+    /// chunk of the backlog (new writes then go straight to the database again), and the
+    /// writes held in memory.
+    async fn next_job(&mut self) -> Option<tokio::task::JoinHandle<Done>> {
+        if !self.backlog() {
+            let lost = self.lost.clone()?;
+            let db = self.db.clone();
+            return Some(tokio::spawn(async move {
+                Done::Closed(db.close_lost(&lost).await)
+            }));
         }
-        if self.journaled {
-            match self.replay().await {
-                Ok(0) => {}
-                Ok(n) => info!(writes = n, "call records replayed from the journal"),
-                Err(e) => {
-                    warn!("the journal of call records waits for the database: {e}");
+        if let Err(e) = self.load_chunk().await {
+            warn!("reading the journal of call records: {e}; tried again later");
+            self.back_off();
+            return None;
+        }
+        let Some(chunk) = &self.pending else {
+            // Only writes the disk did not take are left.
+            let held = std::mem::take(&mut self.held);
+            match self.db.write(held).await {
+                Ok(()) => self.caught_up(),
+                Err(unwritten) => {
+                    self.held = unwritten;
                     self.back_off();
-                    return;
                 }
             }
+            return None;
+        };
+        let writes = chunk.writes.clone();
+        let last = chunk.eof
+            && match chunk.from {
+                Source::Replaying => !self.journaled,
+                Source::Journal { appends } => appends == self.appends,
+            };
+        if last || writes.is_empty() {
+            let written = self.db.write(writes).await;
+            self.chunk_written(written).await;
+            return None;
         }
-        if !self.held.is_empty() {
-            let held = std::mem::take(&mut self.held);
-            if let Err(unwritten) = self.write(held).await {
-                self.spill(unwritten).await;
-                self.back_off();
-                return;
+        let db = self.db.clone();
+        Some(tokio::spawn(async move {
+            Done::Written(db.write(writes).await)
+        }))
+    }
+
+    /// Reads the next chunk of the backlog from its file, unless one waits.
+    async fn load_chunk(&mut self) -> Result<(), String> {
+        if self.pending.is_some() {
+            return Ok(());
+        }
+        let (path, offset, from) = match self.replaying {
+            Some(offset) => (self.journal.replaying.clone(), offset, Source::Replaying),
+            None if self.journaled => (
+                self.journal.path.clone(),
+                self.journal_offset,
+                Source::Journal {
+                    appends: self.appends,
+                },
+            ),
+            None => return Ok(()),
+        };
+        let journal = self.journal.clone();
+        let read =
+            tokio::task::spawn_blocking(move || journal.read_chunk(&path, offset, MAX_BATCH)).await;
+        let (writes, end, eof) = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
+        };
+        self.pending = Some(Chunk {
+            writes,
+            from,
+            end,
+            eof,
+        });
+        Ok(())
+    }
+
+    /// Moves on after the pending chunk was written, or keeps what is left of it (not
+    /// what was set aside as refused, so that is kept in the rejected file once). False
+    /// when the backlog did not move on.
+    async fn chunk_written(&mut self, written: Result<(), Vec<CdrWrite>>) -> bool {
+        let Some(chunk) = self.pending.take() else {
+            return true;
+        };
+        if let Err(unwritten) = written {
+            self.pending = Some(Chunk {
+                writes: unwritten,
+                ..chunk
+            });
+            self.back_off();
+            return false;
+        }
+        self.replayed += chunk.writes.len();
+        let journal = self.journal.clone();
+        let moved_on = match chunk.from {
+            Source::Replaying if chunk.eof => {
+                let done =
+                    tokio::task::spawn_blocking(move || journal.remove(&journal.replaying)).await;
+                self.replaying = Some(chunk.end);
+                match flatten(done) {
+                    Ok(()) => {
+                        self.replaying = None;
+                        true
+                    }
+                    Err(e) => {
+                        warn!("removing the replayed journal: {e}");
+                        false
+                    }
+                }
             }
+            Source::Replaying => {
+                self.replaying = Some(chunk.end);
+                true
+            }
+            Source::Journal { appends } => {
+                self.journal_offset = chunk.end;
+                let whole = chunk.eof && appends == self.appends;
+                let done = tokio::task::spawn_blocking(move || {
+                    if whole {
+                        journal.remove(&journal.path)
+                    } else {
+                        // The database takes writes again: the rest is replayed from the
+                        // replaying file while new writes go to a fresh journal.
+                        journal.rotate()
+                    }
+                })
+                .await;
+                match flatten(done) {
+                    Ok(()) if whole => {
+                        self.journaled = false;
+                        self.journal_offset = 0;
+                        true
+                    }
+                    Ok(()) => {
+                        self.replaying = Some(chunk.end);
+                        self.journaled = false;
+                        self.journal_offset = 0;
+                        true
+                    }
+                    Err(e) => {
+                        // Read on in place from where it got to.
+                        warn!("moving on in the journal of call records: {e}");
+                        !whole
+                    }
+                }
+            }
+        };
+        if !moved_on {
+            self.back_off();
+            return false;
         }
         self.retry_wait = self.retry_every;
+        self.next_retry = Instant::now();
+        if !self.backlog() {
+            self.caught_up();
+        }
+        true
+    }
+
+    fn caught_up(&mut self) {
+        info!(
+            writes = self.replayed,
+            "call records replayed from the journal; new ones go to the database again"
+        );
+        self.replayed = 0;
+        self.retry_wait = self.retry_every;
+        self.next_retry = Instant::now();
+    }
+
+    async fn job_done(&mut self, done: Done) {
+        match done {
+            Done::Written(written) => {
+                self.chunk_written(written).await;
+            }
+            Done::Closed(Ok(closed)) => {
+                self.lost = None;
+                if closed > 0 {
+                    warn!(
+                        records = closed,
+                        "closed the call records an earlier run left open as daemon_lost"
+                    );
+                }
+            }
+            Done::Closed(Err(e)) => {
+                warn!("closing the call records an earlier run left open: {e}; tried again later");
+                self.back_off();
+            }
+            Done::Failed(e) => {
+                error!("a call record task failed: {e}; tried again later");
+                self.back_off();
+            }
+        }
     }
 
     fn back_off(&mut self) {
@@ -1207,41 +1632,65 @@ impl<S: CdrSink> Writer<S> {
         self.next_retry = Instant::now() + self.retry_wait;
     }
 
-    /// Writes the journal to the database and removes it; the number of writes.
-    async fn replay(&mut self) -> Result<usize, SinkError> {
-        let journal = self.journal.clone();
-        let read = tokio::task::spawn_blocking(move || journal.read()).await;
-        let io = |e: String| SinkError {
-            transient: true,
-            message: format!("reading the journal: {e}"),
-        };
-        let (writes, torn) = match read {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(io(e.to_string())),
-            Err(e) => return Err(io(e.to_string())),
-        };
-        for chunk in writes.chunks(MAX_BATCH) {
-            if self.write(chunk.to_vec()).await.is_err() {
+    /// Replays the whole backlog here, then closes this node's lost calls: the
+    /// start-up recovery. Stops at the first failure, leaving the rest for [`Writer::run`].
+    async fn recover(&mut self) -> Result<Recovered, SinkError> {
+        let mut replayed = 0;
+        while self.backlog() {
+            self.load_chunk().await.map_err(|e| SinkError {
+                transient: true,
+                message: format!("reading the journal: {e}"),
+            })?;
+            let Some(chunk) = &self.pending else {
+                break;
+            };
+            let writes = chunk.writes.clone();
+            let n = writes.len();
+            let written = self.db.write(writes).await;
+            if !self.chunk_written(written).await {
                 return Err(SinkError {
                     transient: true,
                     message: "the database does not take the journal yet".into(),
                 });
             }
+            replayed += n;
         }
-        for line in torn {
-            self.journal
-                .reject(&line, "an unreadable line in the journal");
+        let mut lost = 0;
+        if let Some(calls) = self.lost.clone() {
+            lost = self.db.close_lost(&calls).await?;
+            self.lost = None;
         }
-        let journal = self.journal.clone();
-        match tokio::task::spawn_blocking(move || journal.clear()).await {
-            Ok(Ok(())) => {}
-            // Replaying it again is harmless: every write is idempotent.
-            Ok(Err(e)) => warn!("removing the replayed journal: {e}"),
-            Err(e) => warn!("removing the replayed journal: {e}"),
-        }
-        self.journaled = false;
-        Ok(writes.len())
+        Ok(Recovered { replayed, lost })
     }
+
+    /// What is held in memory goes to the journal for the next start.
+    async fn stop(mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let what: Vec<String> = held.iter().map(CdrWrite::describe).collect();
+        let journal = self.journal.clone();
+        let appended = tokio::task::spawn_blocking(move || journal.append(&held)).await;
+        if let Err(e) = flatten(appended) {
+            error!(
+                "call records lost: the writer stopped and the journal ({}) failed: {e}: {}",
+                self.journal.path.display(),
+                what.join("; ")
+            );
+        }
+    }
+}
+
+async fn finished(job: &mut Option<tokio::task::JoinHandle<Done>>) -> Done {
+    match job {
+        Some(task) => task.await.unwrap_or_else(|e| Done::Failed(e.to_string())),
+        None => std::future::pending().await,
+    }
+}
+
+fn flatten(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), std::io::Error> {
+    r.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
 }
 
 fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
@@ -1287,8 +1736,14 @@ mod tests {
     struct FakeState {
         down: bool,
         slow: bool,
+        /// How long every write takes.
+        delay: Duration,
         refuse_key: Option<String>,
+        /// Fails (as a database going away) the first write holding this key.
+        fail_once_key: Option<String>,
         written: Vec<CdrWrite>,
+        /// Each close of lost calls: node, run, and how many writes were in by then.
+        closed: Vec<(String, String, usize)>,
     }
 
     impl FakeSink {
@@ -1302,10 +1757,14 @@ mod tests {
 
     impl CdrSink for FakeSink {
         async fn write_all(&self, writes: &[CdrWrite]) -> Result<(), SinkError> {
-            let slow = self.0.lock().unwrap().slow;
+            let (slow, delay) = {
+                let state = self.0.lock().unwrap();
+                (state.slow, state.delay)
+            };
             if slow {
                 tokio::time::sleep(Duration::from_secs(60)).await;
             }
+            tokio::time::sleep(delay).await;
             let mut state = self.0.lock().unwrap();
             if state.down {
                 return Err(SinkError {
@@ -1321,8 +1780,37 @@ mod tests {
                     message: "value too long".into(),
                 });
             }
+            if let Some(k) = state.fail_once_key.clone()
+                && writes.iter().any(|w| key_of(w) == k)
+            {
+                state.fail_once_key = None;
+                return Err(SinkError {
+                    transient: true,
+                    message: "connection reset".into(),
+                });
+            }
             state.written.extend(writes.iter().cloned());
             Ok(())
+        }
+
+        async fn close_lost_of_earlier_runs(
+            &self,
+            node: &str,
+            this_run: &str,
+            _now_ms: i64,
+        ) -> Result<u64, SinkError> {
+            let mut state = self.0.lock().unwrap();
+            if state.down {
+                return Err(SinkError {
+                    transient: true,
+                    message: "connection refused".into(),
+                });
+            }
+            let written = state.written.len();
+            state
+                .closed
+                .push((node.to_string(), this_run.to_string(), written));
+            Ok(0)
         }
     }
 
@@ -1381,14 +1869,41 @@ mod tests {
         }
     }
 
-    async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
-        for _ in 0..200 {
+    async fn eventually(what: &str, ok: impl FnMut() -> bool) {
+        eventually_within(Duration::from_secs(2), what, ok).await;
+    }
+
+    async fn eventually_within(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
             if ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("never happened: {what}");
+    }
+
+    /// A journal as an earlier run (`0123`) left it: the starts of its calls 1..=n.
+    fn earlier_journal(dir: &Path, n: i64) -> Vec<CdrWrite> {
+        std::fs::create_dir_all(dir).unwrap();
+        let writes: Vec<_> = (1..=n)
+            .map(|i| CdrWrite::Start {
+                key: format!("0123-{i}"),
+                node: "node-a".into(),
+                call: start(i),
+            })
+            .collect();
+        let text: String = writes
+            .iter()
+            .map(|w| serde_json::to_string(w).unwrap() + "\n")
+            .collect();
+        std::fs::write(dir.join(JOURNAL_FILE), text).unwrap();
+        writes
+    }
+
+    fn no_journal(dir: &Path) -> bool {
+        !dir.join(JOURNAL_FILE).exists() && !dir.join(REPLAYING_FILE).exists()
     }
 
     fn journal_lines(dir: &Path) -> Vec<CdrWrite> {
@@ -1430,13 +1945,13 @@ mod tests {
         assert!(
             matches!(&written[4], CdrWrite::End { key, end } if *key == log.key(b) && end.ended_at_ms == 2500)
         );
-        eventually("the journal removed", || !dir.join(JOURNAL_FILE).exists()).await;
+        eventually("the journal removed", || no_journal(&dir)).await;
         // And new writes go straight to the database again.
         let c = log.start_call(start(3)).await;
         log.end_call(c, end(3000)).await;
         log.flush().await;
         assert_eq!(sink.written().len(), 7);
-        assert!(!dir.join(JOURNAL_FILE).exists());
+        assert!(no_journal(&dir));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1512,6 +2027,169 @@ mod tests {
         eventually("the journal removed", || !dir.join(JOURNAL_FILE).exists()).await;
         let rejected = std::fs::read_to_string(dir.join(REJECTED_FILE)).unwrap();
         assert!(rejected.contains("unreadable line"), "{rejected}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_long_replay_does_not_hold_up_new_calls() {
+        let dir = temp_dir();
+        let earlier = earlier_journal(&dir, 5000);
+        let sink = FakeSink::default();
+        // Ten chunks of 512 at 250 ms each: the replay takes 2.5 s at least.
+        sink.set(|s| s.delay = Duration::from_millis(250));
+        let log = CdrLog::start(
+            sink.clone(),
+            CdrOptions {
+                write_timeout: Duration::from_secs(5),
+                ..options(&dir)
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut new = Vec::new();
+        for i in 0..3 {
+            let began = std::time::Instant::now();
+            new.push(log.start_call(start(100 + i)).await);
+            let took = began.elapsed();
+            assert!(
+                took < Duration::from_millis(1000),
+                "a new call waited {took:?} for the replay"
+            );
+        }
+        assert!(
+            sink.written().len() < earlier.len(),
+            "the replay was still going on"
+        );
+        eventually_within(Duration::from_secs(30), "everything written", || {
+            sink.written().len() == earlier.len() + 3
+        })
+        .await;
+        // The journal of the earlier run first, then the new writes, in order.
+        let written = sink.written();
+        assert_eq!(written[..earlier.len()], earlier[..]);
+        for (w, r) in written[earlier.len()..].iter().zip(&new) {
+            assert!(matches!(w, CdrWrite::Start { key, .. } if *key == log.key(*r)));
+        }
+        eventually("the journals removed", || no_journal(&dir)).await;
+        // Caught up: new writes go straight to the database again.
+        log.start_call(start(200)).await;
+        assert_eq!(sink.written().len(), earlier.len() + 4);
+        assert!(no_journal(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_new_write_is_journaled_behind_a_replay_and_written_after_it() {
+        // The database comes back while the journal holds writes of calls going on: a
+        // call's end journaled during the replay lands after its start.
+        let dir = temp_dir();
+        let sink = FakeSink::default();
+        sink.set(|s| s.down = true);
+        let log = CdrLog::start(sink.clone(), options(&dir));
+        // More than a chunk, handed over at once as under load.
+        let starting: Vec<_> = (0..700)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.start_call(start(i)).await })
+            })
+            .collect();
+        let mut calls = Vec::new();
+        for s in starting {
+            calls.push(s.await.unwrap());
+        }
+        sink.set(|s| {
+            s.down = false;
+            s.delay = Duration::from_millis(100);
+        });
+        // Let the replay begin, then end every call while it goes on.
+        eventually("the replay began", || !sink.written().is_empty()).await;
+        for (i, c) in calls.iter().enumerate() {
+            log.end_call(*c, end(5000 + i as i64)).await;
+        }
+        log.flush().await;
+        eventually_within(Duration::from_secs(30), "everything written", || {
+            sink.written().len() == 1400
+        })
+        .await;
+        let written = sink.written();
+        for (i, c) in calls.iter().enumerate() {
+            let key = log.key(*c);
+            let at = |start: bool| {
+                written
+                    .iter()
+                    .position(|w| match w {
+                        CdrWrite::Start { key: k, .. } => start && *k == key,
+                        CdrWrite::End { key: k, .. } => !start && *k == key,
+                        CdrWrite::Answered { .. } => false,
+                    })
+                    .unwrap()
+            };
+            assert!(
+                at(true) < at(false),
+                "call {i}: its end came before its start"
+            );
+        }
+        eventually("the journals removed", || no_journal(&dir)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn lost_calls_are_closed_once_the_database_is_back() {
+        let dir = temp_dir();
+        earlier_journal(&dir, 2);
+        let sink = FakeSink::default();
+        sink.set(|s| s.down = true);
+        let (log, recovered) = CdrLog::start_recovered(sink.clone(), options(&dir)).await;
+        assert!(recovered.is_err(), "the database is down at start");
+        log.start_call(start(7)).await;
+        log.flush().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(sink.0.lock().unwrap().closed.is_empty());
+        sink.set(|s| s.down = false);
+        eventually("the lost calls closed", || {
+            !sink.0.lock().unwrap().closed.is_empty()
+        })
+        .await;
+        // Once, for this node, sparing this run's calls, after the journal (which may
+        // hold the ends of the earlier run's calls) was written.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let closed = sink.0.lock().unwrap().closed.clone();
+        assert_eq!(closed, [("node-a".to_string(), log.run.to_string(), 3)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn lost_calls_are_closed_at_start_when_the_database_works() {
+        let dir = temp_dir();
+        earlier_journal(&dir, 2);
+        let sink = FakeSink::default();
+        let (log, recovered) = CdrLog::start_recovered(sink.clone(), options(&dir)).await;
+        assert_eq!(recovered.unwrap().replayed, 2);
+        let closed = sink.0.lock().unwrap().closed.clone();
+        assert_eq!(closed, [("node-a".to_string(), log.run.to_string(), 2)]);
+        assert!(no_journal(&dir));
+        log.start_call(start(7)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(sink.0.lock().unwrap().closed.len(), 1, "closed once");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_replay_that_fails_part_way_sets_each_refused_write_aside_once() {
+        let dir = temp_dir();
+        let earlier = earlier_journal(&dir, 3);
+        let sink = FakeSink::default();
+        // The second is refused for itself; the database goes away once after it.
+        sink.set(|s| {
+            s.refuse_key = Some("0123-2".into());
+            s.fail_once_key = Some("0123-3".into());
+        });
+        let _log = CdrLog::start(sink.clone(), options(&dir));
+        eventually("the rest written", || sink.written().len() == 2).await;
+        eventually("the journal removed", || no_journal(&dir)).await;
+        assert_eq!(sink.written(), [earlier[0].clone(), earlier[2].clone()]);
+        let rejected = std::fs::read_to_string(dir.join(REJECTED_FILE)).unwrap();
+        assert_eq!(rejected.lines().count(), 1, "{rejected}");
+        assert!(rejected.contains("0123-2"), "{rejected}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

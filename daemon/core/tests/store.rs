@@ -5,7 +5,14 @@
 #[macro_use]
 mod common;
 
-use hotline_core::cdr::{CallEnd, CallStart, CdrLog, CdrOptions, EndReason};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hotline_core::cdr::{
+    CallEnd, CallStart, CdrLog, CdrOptions, CdrSink, CdrWrite, EndReason, LEGACY_OPEN_CALL_MS,
+    REJECTED_FILE, SinkError,
+};
 use hotline_core::store::Store;
 
 on_both_databases!(call_record_round_trip, |store: Store| async move {
@@ -200,16 +207,237 @@ on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
         })
         .await
         .unwrap();
-    // After a crash, the open record is closed at the next start.
-    assert_eq!(store.close_lost_calls("node-a", 99).await.unwrap(), 1);
+    // The open record has no node: a version before nodes wrote it, maybe a node not yet
+    // upgraded whose call goes on. It is closed only once older than any call lasts.
+    assert_eq!(store.close_lost_calls("node-a", 99).await.unwrap(), 0);
+    let later = 30 + LEGACY_OPEN_CALL_MS + 1;
+    assert_eq!(store.close_lost_calls("node-a", later).await.unwrap(), 1);
     let recent = store.recent_calls(10).await.unwrap();
     assert_eq!(recent.len(), 2);
     assert_eq!(recent[0].call_id, "c2", "newest first");
     assert_eq!(recent[0].end_reason.as_deref(), Some("daemon_lost"));
-    assert_eq!(recent[0].ended_at_ms, Some(99));
+    assert_eq!(recent[0].ended_at_ms, Some(later));
     assert_eq!(recent[1].answered_at_ms, None);
     assert_eq!(recent[1].end_reason.as_deref(), Some("cancelled"));
 });
+
+fn cdr_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hotline-cdr-{}", rand::random::<u64>()))
+}
+
+fn cdr_options(dir: &std::path::Path) -> CdrOptions {
+    CdrOptions {
+        write_timeout: Duration::from_secs(2),
+        retry_every: Duration::from_millis(50),
+        ..CdrOptions::new(dir, "node-a")
+    }
+}
+
+fn call_start(call_id: &str, at: i64) -> CallStart {
+    CallStart {
+        call_id: call_id.into(),
+        caller: "+36301234567".into(),
+        called: "100".into(),
+        started_at_ms: at,
+        flow: None,
+        flow_version: None,
+    }
+}
+
+fn call_end(at: i64) -> CallEnd {
+    CallEnd {
+        ended_at_ms: at,
+        reason: EndReason::CallerHangup,
+        digits: String::new(),
+        path: Vec::new(),
+        variables: "{}".into(),
+        operator: None,
+        service: Default::default(),
+    }
+}
+
+/// The store behind a switch that makes it fail like a database that is down.
+#[derive(Clone)]
+struct DownThenUp {
+    store: Store,
+    down: Arc<AtomicBool>,
+}
+
+impl DownThenUp {
+    fn refused(&self) -> Option<SinkError> {
+        self.down.load(Ordering::SeqCst).then(|| SinkError {
+            transient: true,
+            message: "connection refused".into(),
+        })
+    }
+}
+
+impl CdrSink for DownThenUp {
+    async fn write_all(&self, writes: &[CdrWrite]) -> Result<(), SinkError> {
+        match self.refused() {
+            Some(e) => Err(e),
+            None => self.store.write_all(writes).await,
+        }
+    }
+
+    async fn close_lost_of_earlier_runs(
+        &self,
+        node: &str,
+        this_run: &str,
+        now_ms: i64,
+    ) -> Result<u64, SinkError> {
+        match self.refused() {
+            Some(e) => Err(e),
+            None => {
+                self.store
+                    .close_lost_of_earlier_runs(node, this_run, now_ms)
+                    .await
+            }
+        }
+    }
+}
+
+on_both_databases!(
+    lost_calls_are_closed_once_the_database_is_back,
+    |store: Store| async move {
+        let now = chrono::Utc::now().timestamp_millis();
+        // Open records: a call of this node's earlier run (killed), another node's
+        // call, and two of a version before nodes: one going on (a node not yet
+        // upgraded), one left for more than a day.
+        let start = |key: &str, node: &str, id: &str| CdrWrite::Start {
+            key: key.into(),
+            node: node.into(),
+            call: call_start(id, now - 60_000),
+        };
+        store
+            .write_all(&[
+                start("0123-1", "node-a", "earlier"),
+                start("4567-1", "node-b", "other-node"),
+            ])
+            .await
+            .unwrap();
+        store
+            .insert_call(&call_start("old-version-live", now - 60_000))
+            .await
+            .unwrap();
+        store
+            .insert_call(&call_start(
+                "old-version-stale",
+                now - LEGACY_OPEN_CALL_MS - 60_000,
+            ))
+            .await
+            .unwrap();
+
+        // The database is down when the daemon starts: nothing can be closed yet.
+        let dir = cdr_dir();
+        let down = Arc::new(AtomicBool::new(true));
+        let sink = DownThenUp {
+            store: store.clone(),
+            down: down.clone(),
+        };
+        let (log, recovered) = CdrLog::start_recovered(sink, cdr_options(&dir)).await;
+        assert!(recovered.is_err());
+        // A call of this run, journaled meanwhile.
+        log.start_call(call_start("this-run", now)).await;
+        log.flush().await;
+
+        down.store(false, Ordering::SeqCst);
+        let reason = |id: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .call_by_call_id(id)
+                    .await
+                    .unwrap()
+                    .and_then(|c| c.end_reason)
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reason("earlier").await.is_none() {
+            assert!(Instant::now() < deadline, "the lost call never closed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(reason("earlier").await.as_deref(), Some("daemon_lost"));
+        assert_eq!(
+            reason("old-version-stale").await.as_deref(),
+            Some("daemon_lost")
+        );
+        // Written before the close (the journal goes first), and left alone by it.
+        assert!(store.call_by_call_id("this-run").await.unwrap().is_some());
+        assert_eq!(reason("this-run").await, None);
+        assert_eq!(reason("other-node").await, None);
+        assert_eq!(reason("old-version-live").await, None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+);
+
+/// The store, refusing (for itself) the start of one call.
+#[derive(Clone)]
+struct RefusingOneStart {
+    store: Store,
+    call_id: &'static str,
+}
+
+impl CdrSink for RefusingOneStart {
+    async fn write_all(&self, writes: &[CdrWrite]) -> Result<(), SinkError> {
+        let refused = writes
+            .iter()
+            .any(|w| matches!(w, CdrWrite::Start { call, .. } if call.call_id == self.call_id));
+        if refused {
+            return Err(SinkError {
+                transient: false,
+                message: "value too long".into(),
+            });
+        }
+        self.store.write_all(writes).await
+    }
+}
+
+on_both_databases!(
+    the_answer_and_end_of_a_refused_start_are_kept_beside_it,
+    |store: Store| async move {
+        let dir = cdr_dir();
+        let sink = RefusingOneStart {
+            store: store.clone(),
+            call_id: "refused",
+        };
+        let log = CdrLog::start(sink, cdr_options(&dir));
+        let refused = log.start_call(call_start("refused", 10)).await;
+        log.answered(refused, 15).await;
+        log.end_call(refused, call_end(20)).await;
+        let fine = log.start_call(call_start("fine", 30)).await;
+        log.end_call(fine, call_end(40)).await;
+        log.flush().await;
+        let rejected = std::fs::read_to_string(dir.join(REJECTED_FILE)).unwrap();
+        let lines: Vec<&str> = rejected.lines().collect();
+        assert_eq!(lines.len(), 3, "{rejected}");
+        assert!(lines[0].contains("start of refused"), "{rejected}");
+        assert!(lines[1].contains("answer of"), "{rejected}");
+        assert!(
+            lines[2].contains("end of") && lines[2].contains("no record"),
+            "{rejected}"
+        );
+        assert!(store.call_by_call_id("refused").await.unwrap().is_none());
+        let fine = store.call_by_call_id("fine").await.unwrap().unwrap();
+        assert_eq!(fine.ended_at_ms, Some(40));
+        // An end written twice (replayed after an unknown outcome) is no refusal.
+        let again = CdrWrite::End {
+            key: "0123-9".into(),
+            end: call_end(60),
+        };
+        store
+            .write_all(&[CdrWrite::Start {
+                key: "0123-9".into(),
+                node: "node-a".into(),
+                call: call_start("twice", 50),
+            }])
+            .await
+            .unwrap();
+        store.write_all(std::slice::from_ref(&again)).await.unwrap();
+        store.write_all(std::slice::from_ref(&again)).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+);
 
 on_both_databases!(migrations_are_idempotent, |store: Store| async move {
     store.migrate().await.unwrap();

@@ -721,7 +721,8 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
 
     let store = open_store(&config).await?;
     // Call records: the journal of an earlier run goes in first, then this node's calls
-    // that a crash left without an end are closed as daemon_lost.
+    // that a crash left without an end are closed as daemon_lost; when the database does
+    // not take them now, the writer does both once it does.
     let node = hotline_core::cdr::node_id(&config.state_dir).map_err(|e| {
         format!(
             "the node id in the state directory {} (setting store.state_dir): {e}",
@@ -729,14 +730,10 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         )
     })?;
     let cdr_options = hotline_core::cdr::CdrOptions::new(&config.state_dir, node);
-    match hotline_core::cdr::recover(&store, &cdr_options, context::unix_ms()).await {
+    let (cdr, recovered) =
+        hotline_core::cdr::CdrLog::start_recovered(store.clone(), cdr_options).await;
+    match recovered {
         Ok(r) => {
-            if r.replayed > 0 {
-                info!(
-                    writes = r.replayed,
-                    "call records replayed from the journal"
-                );
-            }
             if r.lost > 0 {
                 warn!(
                     "closed {} call records left open by an earlier run as daemon_lost",
@@ -744,7 +741,10 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
                 );
             }
         }
-        Err(e) => warn!("call records: the journal is replayed later: {e}"),
+        Err(e) => warn!(
+            "call records: the journal is replayed and calls lost by an earlier run are \
+             closed once the database takes writes: {e}"
+        ),
     }
     let flows = flows::load(&config.flows_dir)
         .map_err(|e| format!("flows in {}:\n{e}", config.flows_dir.display()))?;
@@ -811,7 +811,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let calls = Arc::new(Calls {
         store: store.clone(),
-        cdr: hotline_core::cdr::CdrLog::start(store.clone(), cdr_options),
+        cdr,
         flows: RwLock::new(Arc::new(flows)),
         sip: sip.clone(),
         rtp_ports: net::RtpPorts::new(config.sip_listen.ip(), config.rtp_ports),

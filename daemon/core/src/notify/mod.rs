@@ -124,8 +124,8 @@ pub struct NotifyConfig {
     pub timeout_secs: u64,
     /// Milliseconds between looks for messages queued by other nodes or due for a retry.
     pub poll_ms: u64,
-    /// Days a message is kept once nothing more happens to it (sent, failed, kept in the
-    /// outbox); then it is deleted with the link it carries. 0: kept for ever.
+    /// Days a sent message is kept; then it is deleted with the link it carries. Failed
+    /// and kept (outbox) messages stay until an admin sends them again. 0: kept for ever.
     pub retention_days: u32,
     pub sms: SmsConfig,
     pub email: EmailConfig,
@@ -704,17 +704,14 @@ impl Store {
         rows.iter().map(message).collect()
     }
 
-    /// Deletes the messages nothing more will happen to (sent, failed, kept in the
-    /// outbox) last changed before `before_ms`: their links are secrets that outlive
-    /// their use. Returns how many went.
+    /// Deletes the sent messages last changed before `before_ms`: their links are
+    /// secrets that outlive their use. Failed and kept (outbox) ones stay, for an admin
+    /// may still send them again. Returns how many went.
     pub async fn purge_messages(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM outbox WHERE status IN ('sent', 'failed', 'outbox') \
-             AND updated_at < $1",
-        )
-        .bind(before_ms)
-        .execute(self.pool())
-        .await?;
+        let done = sqlx::query("DELETE FROM outbox WHERE status = 'sent' AND updated_at < $1")
+            .bind(before_ms)
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -1003,7 +1000,7 @@ async fn run(
                 Ok(n) => info!(
                     messages = n,
                     days = config.retention_days,
-                    "old messages purged (notify.retention_days)"
+                    "old sent messages purged (notify.retention_days)"
                 ),
                 Err(e) => warn!("purging old messages: {e}"),
             }
