@@ -112,6 +112,8 @@ run_target() {
   echo $? >"$OUT/run-$t.rc"
 }
 
+# Crashes are counted from this run's artifacts only (earlier ones stay for reference).
+touch "$OUT/started"
 running=0
 for t in $TARGETS; do
   run_target "$t" &
@@ -128,7 +130,7 @@ for t in $TARGETS; do
   execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -1)
   rate=$(sed -nE 's/^stat::average_exec_per_sec: *([0-9]+)/\1/p' "$log" | tail -1)
   corpus=$(find "$FUZZ/corpus/$t" -type f | wc -l)
-  crashes=$(find "$FUZZ/artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
+  crashes=$(find "$FUZZ/artifacts/$t" -type f -newer "$OUT/started" \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
   total_crashes=$((total_crashes + crashes))
   rc=$(cat "$OUT/run-$t.rc" 2>/dev/null || echo '?')
   result=ok; [ "$rc" = 0 ] || result="exit $rc (see $log)"

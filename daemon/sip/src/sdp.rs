@@ -221,8 +221,10 @@ fn parse_m(value: &str) -> Result<Media<'_>, SdpError> {
     let port = port
         .parse::<u16>()
         .map_err(|_| SdpError::Malformed("bad m= port"))?;
-    if media.is_empty() || proto.is_empty() || fmts.is_empty() || fmts.iter().any(|f| f.is_empty())
-    {
+    // Tokens are visible characters (RFC 8866 §9): rejected m-lines are echoed in our
+    // answer, and a control character there would break (or add) lines in it.
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
+    if !token(media) || !token(proto) || fmts.is_empty() || !fmts.iter().all(|f| token(f)) {
         return Err(SdpError::Malformed("bad m= line"));
     }
     Ok(Media {
@@ -462,6 +464,10 @@ a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\nm=video 0 RTP/AVP 31\r\n"
             OFFER.replace("s=-\r\n", ""),
             OFFER.replace("m=video", "m =video"),
             OFFER.replace("o=alice", "x"),
+            // Found by the sdp fuzz target: a carriage return inside a format, which our
+            // answer echoed on its rejected m-line.
+            OFFER.replace("m=video 51372 RTP/AVP 31", "m=video 51372 RTP/AVP \r31"),
+            OFFER.replace("m=video 51372 RTP/AVP 31", "m=vid\teo 51372 RTP/AVP 31"),
             "garbage".to_string(),
             String::new(),
         ] {

@@ -47,6 +47,8 @@ pub enum SignatureError {
     FromTheFuture,
     #[error("the site's signature is for another visitor")]
     OtherVisitor,
+    #[error("signed details may not contain line breaks")]
+    LineBreak,
 }
 
 /// The message the site signs: `visitor_key\ntimestamp\ncustomer_id\nemail\nname` (absent
@@ -113,6 +115,14 @@ pub fn verify_signature(
     if f.visitor_key != visitor_key {
         return Err(SignatureError::OtherVisitor);
     }
+    // The fields are joined by line breaks: one inside a field would let ("a\nb", "") and
+    // ("a", "b\n") share a signature.
+    if [f.visitor_key, f.customer_id, f.email, f.name]
+        .iter()
+        .any(|v| v.contains(['\n', '\r']))
+    {
+        return Err(SignatureError::LineBreak);
+    }
     mac(secret, f)?
         .verify_slice(&given)
         .map_err(|_| SignatureError::Mismatch)?;
@@ -159,6 +169,34 @@ mod tests {
         let mut m = HmacSha256::new_from_slice(key).unwrap();
         m.update(message);
         hex(&m.finalize().into_bytes())
+    }
+
+    #[test]
+    fn a_line_break_in_a_field_is_refused_even_when_signed() {
+        let now_ms = 1_800_000_000_000;
+        let shifted = SignedVisitor {
+            visitor_key: "v1",
+            timestamp_s: now_ms / 1000,
+            customer_id: "42",
+            email: "a@example.org\nMallory",
+            name: "",
+        };
+        let sig = sign_visitor("secret", &shifted);
+        assert_eq!(
+            verify_signature("secret", &shifted, "v1", &sig, now_ms, 86_400),
+            Err(SignatureError::LineBreak)
+        );
+        // It would verify the fields split differently too.
+        let split = SignedVisitor {
+            email: "a@example.org",
+            name: "Mallory\n",
+            ..shifted
+        };
+        assert_eq!(sign_visitor("secret", &split), sig, "the ambiguity itself");
+        assert_eq!(
+            verify_signature("secret", &split, "v1", &sig, now_ms, 86_400),
+            Err(SignatureError::LineBreak)
+        );
     }
 
     #[test]
