@@ -575,39 +575,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::console::{BoxFuture, OperatorForm, Telephony};
-
-    struct NoTelephony;
-
-    impl Telephony for NoTelephony {
-        fn set_operator_state<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-        ) -> BoxFuture<'a, Result<(), String>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
-            Box::pin(async { None })
-        }
-        fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
-            Box::pin(async { None })
-        }
-        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
-            Box::pin(async { Err("not here".into()) })
-        }
-        fn call_customer<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-            _: Option<i64>,
-        ) -> BoxFuture<'a, Result<String, String>> {
-            Box::pin(async { Err("not here".into()) })
-        }
-        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
-            0
-        }
-    }
+    use crate::console::NoPhones;
 
     /// The console's routes and an open session's link token.
     async fn setup() -> (Router, String) {
@@ -650,7 +618,7 @@ mod tests {
         };
         let console = Arc::new(Console::new(
             store,
-            Arc::new(NoTelephony),
+            Arc::new(NoPhones),
             LoginPolicy::default(),
             false,
             visual,

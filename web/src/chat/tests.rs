@@ -22,39 +22,7 @@ use tower::ServiceExt;
 
 use super::ChatConfig;
 use super::limits::{Limit, LimitsConfig};
-use crate::console::{BoxFuture, Console, OperatorForm, Telephony, unix_ms};
-
-struct NoTelephony;
-
-impl Telephony for NoTelephony {
-    fn set_operator_state<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
-        Box::pin(async { None })
-    }
-    fn queue_figures(&self) -> BoxFuture<'_, Option<Value>> {
-        Box::pin(async { None })
-    }
-    fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
-        Box::pin(async { Err("not here".into()) })
-    }
-    fn call_customer<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: Option<i64>,
-    ) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async { Err("not here".into()) })
-    }
-    fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
-        0
-    }
-}
+use crate::console::{Console, NoPhones, unix_ms};
 
 struct Setup {
     app: Router,
@@ -104,7 +72,7 @@ async fn setup(config: ChatConfig) -> Setup {
     let console = Arc::new(
         Console::new(
             store,
-            Arc::new(NoTelephony),
+            Arc::new(NoPhones),
             LoginPolicy::default(),
             false,
             visual,
