@@ -167,14 +167,7 @@ async fn serve_connection(
 
 /// The client as a whole, for the per-address cap: an IPv6 host has a /64 of its own.
 fn host(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mut o = v6.octets();
-            o[8..].fill(0);
-            IpAddr::V6(o.into())
-        }
-        v4 => v4,
-    }
+    hotline_sip::limits::source_host(ip)
 }
 
 /// Open connections per client host; an entry exists only while the host has one open.

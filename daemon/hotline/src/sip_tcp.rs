@@ -113,14 +113,7 @@ impl Drop for Slot {
 
 /// The peer as a whole: an IPv6 host has a /64 of its own.
 fn host(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mut o = v6.octets();
-            o[8..].fill(0);
-            IpAddr::V6(o.into())
-        }
-        v4 => v4,
-    }
+    hotline_sip::limits::source_host(ip)
 }
 
 /// Accepts connections until the SIP task is gone.

@@ -8,6 +8,19 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+/// A source as a whole, for per-source limits: an IPv4 address (IPv4-mapped IPv6 too),
+/// or an IPv6 /64, since one IPv6 host usually has a whole /64 to pick addresses from.
+pub fn source_host(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::V6(o.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// An address block: `192.0.2.0/24`, `2001:db8::/32`, or one address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct IpNet {
@@ -286,16 +299,8 @@ impl FailureThrottle {
         (ip.to_canonical(), cut.to_string())
     }
 
-    /// The address as a whole: an IPv6 host has a /64 of its own.
     fn host(ip: IpAddr) -> IpAddr {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                let mut o = v6.octets();
-                o[8..].fill(0);
-                IpAddr::V6(o.into())
-            }
-            v4 => v4,
-        }
+        source_host(ip)
     }
 
     pub(crate) fn is_blocked(&self, ip: IpAddr, account: &str, now: Instant) -> bool {

@@ -8,7 +8,7 @@
 //! flood the log while fail2ban still sees a steady line.
 
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -138,16 +138,7 @@ pub struct Refusal {
 /// The address a budget is kept for: IPv4 as it is, IPv6 by its /64 (one subscriber's
 /// network has a whole /64 to hop around in), an IPv4-mapped IPv6 address as IPv4.
 pub fn limit_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
+    hotline_sip::limits::source_host(ip)
 }
 
 fn keyed<K: Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {

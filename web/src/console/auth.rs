@@ -5,7 +5,7 @@
 //! whose Origin is another site is refused as well. The login form, which has no session
 //! yet, uses a double-submit cookie.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -335,13 +335,7 @@ async fn purge_now_and_then(console: &Console, now: i64) {
 /// The address the per-address count is kept for: IPv6 clients by their /64, as one
 /// host usually has a whole /64 to pick addresses from.
 fn throttle_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let network = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(network))
-        }
-        v4 => v4,
-    }
+    hotline_sip::limits::source_host(ip)
 }
 
 /// Counts one attempt from `ip`; `false`: it has had its `IP_MAX_FAILURES` in this window.
