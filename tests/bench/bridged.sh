@@ -72,7 +72,8 @@
 #   one of whose windows other processes took more than that % of one core runs again; the
 #   least disturbed attempt counts), QUIET_WAIT=300 (before a round, wait up to that many
 #   seconds for other processes to calm down to DISTURBED_PCT), METER_NICE=0,
-#   CAPTURE_CALLS=50, KEEP_PCAP=0 (1: keep the captures), BUILD=1 (0: use the binaries as
+#   CAPTURE_CALLS=50, KEEP_PCAP=0 (1: keep the captures), RELAY_THREADS (Hotline's
+#   rtp.relay_threads; default its own, one per core; 0: each call's task relays), BUILD=1 (0: use the binaries as
 #   they are), HOTLINE_BIN and METER_BIN (default target/release/{hotline,rtp-meter}; BUILD=1
 #   builds those defaults), RTPENGINE_BIN (default: rtpengine on the PATH; installed from
 #   rtpengine-daemon when missing), RTPENGINE_THREADS (default: rtpengine's own), and the
@@ -240,6 +241,7 @@ token = "$API_TOKEN"
 [rtp]
 ports = "$RTP_PORTS"
 timeout_secs = 0
+${RELAY_THREADS:+relay_threads = $RELAY_THREADS}
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
 [store]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hotline_ivr::{CallContext, Flow, QueueStatus, TransferTarget};
 use hotline_media::Codec;
-use hotline_media::bridge::{Bridge, RtcpRelay, Side, Translation};
+use hotline_media::bridge::{self, Bridge, Relay, RtcpRelay, Side, Translation};
 use hotline_media::rtp::{RtpConfig, RtpStats};
 use hotline_sip::sdp::{self, Negotiated, SdpError};
 use tracing::{debug, info, warn};
@@ -788,6 +788,44 @@ impl CallSession {
         .min()
     }
 
+    /// The bridged media, for a relay thread to run while the call is plainly bridged:
+    /// an operator or number talking with the caller, not held, no consultation, nothing
+    /// left to send. `None` otherwise. The driver gives the session no other input until
+    /// it has given the media back with [`CallSession::return_media`]; the session's
+    /// [`CallSession::poll_timeout`] from before the loan stays valid meanwhile (a later
+    /// packet only moves dead-call detection later).
+    pub fn lend_media(&mut self) -> Option<(LegId, Relay)> {
+        let leg = self.leg.as_ref().filter(|l| l.state == LegState::Talking)?;
+        if !matches!(self.phase, Phase::Answered)
+            || self.held_since.is_some()
+            || self.consult.is_some()
+            || !self.outputs.is_empty()
+        {
+            return None;
+        }
+        let (id, translation) = (leg.id, leg.translation);
+        let bridge = self.bridge.take()?;
+        Some((
+            id,
+            Relay {
+                bridge,
+                rtcp: std::mem::take(&mut self.rtcp),
+                translation,
+            },
+        ))
+    }
+
+    /// The SIP Call-ID of the caller's dialog, for the driver's log lines.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The media [`CallSession::lend_media`] lent, as the relay thread left it.
+    pub fn return_media(&mut self, relay: Relay) {
+        self.bridge = Some(relay.bridge);
+        self.rtcp = relay.rtcp;
+    }
+
     /// Why the call ended, once it has; the driver then drains the outputs and finishes
     /// with [`CallSession::into_outcome`].
     pub fn ended(&self) -> Option<EndReason> {
@@ -920,40 +958,33 @@ impl CallSession {
             .filter(|l| l.state == LegState::Talking)
             .map_or((None, None), |l| (Some(l.id), l.translation));
         let held = self.held_since.is_some();
-        match (port, leg, &mut self.bridge) {
-            (Port::Rtp(CALLER), Some(leg), Some(bridge)) => {
-                // On hold the operator hears nothing.
-                let to = bridge.forward(now, Side::A, from, data)?;
-                if let Some((to_leg, _)) = translation {
-                    to_leg.apply(data);
-                }
-                (!held).then_some((Port::Rtp(leg), to))
-            }
-            (Port::Rtp(l), Some(leg), Some(bridge)) if l == leg => {
-                // On hold the caller hears our music, not what the phone sends.
-                let to = bridge.forward(now, Side::B, from, data)?;
-                if let Some((_, to_caller)) = translation {
-                    to_caller.apply(data);
-                }
-                (!held).then_some((Port::Rtp(CALLER), to))
-            }
-            // RTCP is not interpreted; bridged, it goes to where the other side sends its
-            // own RTCP from.
-            // Only from the hosts the bridge hears, so a stranger cannot learn where the
-            // other side's reports go.
-            (Port::Rtcp(CALLER), Some(leg), Some(bridge)) if bridge.hears(Side::A, from, true) => {
-                let to = self.rtcp.forward(Side::A, from, data)?;
-                Some((Port::Rtcp(leg), to))
-            }
-            (Port::Rtcp(l), Some(leg), Some(bridge))
-                if l == leg && bridge.hears(Side::B, from, true) =>
-            {
-                let to = self.rtcp.forward(Side::B, from, data)?;
-                Some((Port::Rtcp(CALLER), to))
+        // Which bridge side the datagram came from, and the socket it goes out on.
+        let route = match (port, leg) {
+            (Port::Rtp(CALLER), Some(leg)) => Some((Side::A, false, Port::Rtp(leg))),
+            (Port::Rtcp(CALLER), Some(leg)) => Some((Side::A, true, Port::Rtcp(leg))),
+            (Port::Rtp(l), Some(leg)) if l == leg => Some((Side::B, false, Port::Rtp(CALLER))),
+            (Port::Rtcp(l), Some(leg)) if l == leg => Some((Side::B, true, Port::Rtcp(CALLER))),
+            _ => None,
+        };
+        match (route, &mut self.bridge) {
+            (Some((side, rtcp, other)), Some(bridge)) => {
+                let to = bridge::forward(
+                    bridge,
+                    &mut self.rtcp,
+                    translation.as_ref(),
+                    now,
+                    side,
+                    rtcp,
+                    from,
+                    data,
+                )?;
+                // On hold no RTP passes (the caller hears our music), but the bridge
+                // still learns who is alive.
+                (!held || rtcp).then_some((other, to))
             }
             // Unbridged, the caller's RTP (and RTCP: it shows the caller is still there,
             // e.g. on hold) goes to the IVR.
-            (Port::Rtp(CALLER) | Port::Rtcp(CALLER), _, None) => {
+            (_, None) if matches!(port, Port::Rtp(CALLER) | Port::Rtcp(CALLER)) => {
                 if let Some(ivr) = self.ivr.as_mut() {
                     ivr.handle_rtp(now, from, data);
                 }

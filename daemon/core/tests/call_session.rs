@@ -22,6 +22,7 @@ use hotline_core::cdr::{EndReason, LegOutcome};
 use hotline_core::ivr_call::PromptLibrary;
 use hotline_core::missed::MissedReason;
 use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
+use hotline_media::bridge::Side;
 
 const CALLER_RTP: &str = "192.0.2.10:4000";
 const ID: CallerId = CallerId(1);
@@ -176,6 +177,15 @@ impl World {
 
     /// A call whose offer names `caller_sdp` as the caller's media address.
     fn with_caller_sdp(number: &str, caller_sdp: SocketAddr) -> World {
+        World::build(number, caller_sdp, Duration::ZERO)
+    }
+
+    /// A call ended by dead-call detection after `rtp_timeout` without RTP.
+    fn with_rtp_timeout(number: &str, rtp_timeout: Duration) -> World {
+        World::build(number, addr(CALLER_RTP), rtp_timeout)
+    }
+
+    fn build(number: &str, caller_sdp: SocketAddr, rtp_timeout: Duration) -> World {
         let (set, prompts) = flows();
         let t0 = Instant::now();
         let mut acd = Acd::new();
@@ -205,7 +215,7 @@ impl World {
                     port: 20000,
                 },
                 sdp_session: 7,
-                rtp_timeout: Duration::ZERO,
+                rtp_timeout,
                 flow_clock: chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+01:00")
                     .unwrap()
                     .to_utc(),
@@ -665,6 +675,63 @@ fn bridged_media_passes_both_ways_unchanged() {
         w.s.handle_datagram(w.now, Port::Rtp(leg + 1), phone_rtp("x"), &mut rtp(1)),
         None
     );
+}
+
+#[test]
+fn a_plainly_bridged_call_lends_its_media_and_dead_call_detection_still_holds() {
+    let mut w = World::with_rtp_timeout("500", Duration::from_secs(30))
+        .phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    let anna = w.leg_of("anna");
+    // Nothing heard since the bridge at 1000: dead at 31,000 unless the caller speaks.
+    let due = w.s.poll_timeout();
+    assert_eq!(due, Some(w.at(31_000)));
+    let (leg, mut relay) = w.s.lend_media().expect("plainly bridged");
+    assert_eq!(leg, anna);
+    // On the relay thread: the same forwarding as the session's own.
+    let caller = addr(CALLER_RTP);
+    assert_eq!(
+        relay.forward(w.at(20_000), Side::A, false, caller, &mut rtp(2)),
+        Some(phone_rtp("anna"))
+    );
+    assert_eq!(
+        relay.forward(w.at(20_000), Side::B, false, phone_rtp("anna"), &mut rtp(3)),
+        Some(caller)
+    );
+    // RTCP from a stranger learns nothing; the phone's is held until the caller's
+    // side has sent its own.
+    let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    let stranger = addr("198.51.100.66:7001");
+    assert_eq!(
+        relay.forward(w.at(20_000), Side::B, true, stranger, &mut rtcp.clone()),
+        None
+    );
+    // Back in the session when the old deadline comes: the caller spoke at 20,000, so
+    // the call lives on, now to 50,000.
+    w.s.return_media(relay);
+    w.run_until(31_000);
+    assert!(w.s.ended().is_none());
+    assert_eq!(w.s.poll_timeout(), Some(w.at(50_000)));
+    w.run_until(50_000);
+    assert_eq!(w.s.ended(), Some(EndReason::RtpTimeout));
+}
+
+#[test]
+fn held_or_consulting_calls_keep_their_media() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(500);
+    assert!(w.s.lend_media().is_none(), "in the flow");
+    w.run_until(1000);
+    let leg = w.leg_of("anna");
+    let hold = sdp_offer(phone_rtp("anna"), "sendonly");
+    w.at_ms(5000, |s, now| s.leg_reinvite(now, leg, Some(&hold)));
+    assert!(w.s.lend_media().is_none(), "held");
+    let resume = sdp_offer(phone_rtp("anna"), "sendrecv");
+    w.at_ms(8000, |s, now| s.leg_reinvite(now, leg, Some(&resume)));
+    let (_, relay) = w.s.lend_media().expect("resumed");
+    w.s.return_media(relay);
+    w.run_until(8000);
+    assert!(w.caller_speaks(4).is_some());
 }
 
 #[test]

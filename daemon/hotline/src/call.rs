@@ -34,6 +34,7 @@ use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl, LegIo, RingO
 use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, unix_ms};
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::outbound::Ports;
+use crate::relay::{Lent, RelayThreads};
 
 /// Counts the call as active for the task's life, whatever way it ends.
 struct ActiveGuard<'a>(&'a Calls);
@@ -416,9 +417,11 @@ fn sip_end_reason(r: hotline_sip::EndReason) -> EndReason {
 struct CallIo {
     /// The queue engine's name for the call.
     key: CallerId,
-    caller_rtp: UdpSocket,
-    caller_rtcp: UdpSocket,
+    /// The caller's RTP and RTCP sockets; away while lent.
+    caller: Option<Ports>,
     legs: Vec<LegIo>,
+    /// The bridged call's sockets and media, on a relay thread.
+    lent: Option<LentMedia>,
     /// Dropped when the call enters a queue (a customer-first callback stops counting as
     /// being confirmed then).
     until_queued: Option<Box<dyn Send + Sync>>,
@@ -429,12 +432,12 @@ struct CallIo {
 }
 
 impl CallIo {
-    fn new(key: CallerId, (caller_rtp, caller_rtcp): Ports) -> CallIo {
+    fn new(key: CallerId, caller: Ports) -> CallIo {
         CallIo {
             key,
-            caller_rtp,
-            caller_rtcp,
+            caller: Some(caller),
             legs: Vec::new(),
+            lent: None,
             until_queued: None,
             console_reply: None,
             rekey_from: None,
@@ -443,8 +446,8 @@ impl CallIo {
 
     fn socket(&self, port: Port) -> Option<&UdpSocket> {
         match port {
-            Port::Rtp(CALLER) => Some(&self.caller_rtp),
-            Port::Rtcp(CALLER) => Some(&self.caller_rtcp),
+            Port::Rtp(CALLER) => self.caller.as_ref().map(|c| &c.0),
+            Port::Rtcp(CALLER) => self.caller.as_ref().map(|c| &c.1),
             Port::Rtp(id) => self.legs.iter().find(|l| l.id == id).map(|l| &l.rtp),
             Port::Rtcp(id) => self.legs.iter().find(|l| l.id == id).map(|l| &l.rtcp),
         }
@@ -454,11 +457,23 @@ impl CallIo {
         if leg == CALLER {
             return Some(setup.handle);
         }
-        self.legs.iter().find(|l| l.id == leg).map(|l| l.handle)
+        self.leg_handles()
+            .find(|(id, _)| *id == leg)
+            .map(|(_, handle)| handle)
     }
 
     fn leg_of(&self, handle: CallHandle) -> Option<LegId> {
-        self.legs.iter().find(|l| l.handle == handle).map(|l| l.id)
+        self.leg_handles()
+            .find(|(_, h)| *h == handle)
+            .map(|(id, _)| id)
+    }
+
+    /// Every leg's SIP handle, the lent one's too.
+    fn leg_handles(&self) -> impl Iterator<Item = (LegId, CallHandle)> + '_ {
+        self.legs
+            .iter()
+            .map(|l| (l.id, l.handle))
+            .chain(self.lent.as_ref().map(|m| (m.leg, m.handle)))
     }
 
     /// Forgets a leg whose dialog is over (its ports are free again).
@@ -491,6 +506,98 @@ impl CallIo {
     fn take_leg(&mut self, leg: LegId) -> Option<LegIo> {
         let i = self.legs.iter().position(|l| l.id == leg)?;
         Some(self.legs.swap_remove(i))
+    }
+
+    /// Lends a plainly bridged call's sockets and media to a relay thread, when the
+    /// session can spare them (see [`crate::relay`]).
+    fn lend(&mut self, threads: &Arc<RelayThreads>, session: &mut CallSession, now: Instant) {
+        if self.lent.is_some() || self.caller.is_none() {
+            return;
+        }
+        let Some((leg, media)) = session.lend_media() else {
+            return;
+        };
+        let (Some(l), Some(caller)) = (self.take_leg(leg), self.caller.take()) else {
+            session.return_media(media);
+            return;
+        };
+        let handle = l.handle;
+        let on_thread = match [caller.0, caller.1, l.rtp, l.rtcp].map(UdpSocket::into_std) {
+            [Ok(a), Ok(b), Ok(c), Ok(d)] => threads.lend([a, b, c, d], media),
+            _ => None,
+        };
+        if on_thread.is_none() {
+            // Never seen: the sockets could not leave tokio, or the thread is gone.
+            warn!(call_id = %session.call_id(), "RTP relay thread: lending failed; the call ends");
+            session.caller_ended(now, EndReason::TransportError);
+        }
+        self.lent = Some(LentMedia {
+            on_thread,
+            leg,
+            handle,
+        });
+    }
+
+    /// Takes the lent sockets and media back into the session before it gets any other
+    /// input. Should that fail, the call ends.
+    async fn reclaim(&mut self, session: &mut CallSession) {
+        let Some(lent) = self.lent.take() else {
+            return;
+        };
+        let back = match lent.on_thread {
+            Some(on_thread) => on_thread.reclaim().await,
+            None => None,
+        };
+        let Some(([a, b, c, d], media)) = back else {
+            self.lent = Some(LentMedia {
+                on_thread: None,
+                ..lent
+            });
+            if session.ended().is_none() {
+                warn!(call_id = %session.call_id(), "RTP relay thread: the media did not come back; the call ends");
+                session.caller_ended(Instant::now(), EndReason::TransportError);
+            }
+            return;
+        };
+        session.return_media(media);
+        match [a, b, c, d].map(UdpSocket::from_std) {
+            [Ok(a), Ok(b), Ok(c), Ok(d)] => {
+                self.caller = Some((a, b));
+                self.legs.push(LegIo {
+                    id: lent.leg,
+                    handle: lent.handle,
+                    rtp: c,
+                    rtcp: d,
+                });
+            }
+            _ => {
+                self.lent = Some(LentMedia {
+                    on_thread: None,
+                    ..lent
+                });
+                warn!(call_id = %session.call_id(), "RTP relay thread: the sockets cannot rejoin tokio; the call ends");
+                session.caller_ended(Instant::now(), EndReason::TransportError);
+            }
+        }
+    }
+}
+
+/// A bridged call's media on a relay thread, and the leg whose sockets went with it.
+struct LentMedia {
+    /// `None` once lost (never seen; the call then ends).
+    on_thread: Option<Lent>,
+    leg: LegId,
+    handle: CallHandle,
+}
+
+/// The next datagram on `socket`; never, without one.
+async fn recv_on(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -673,16 +780,25 @@ async fn drive(
             session.shutdown(Instant::now());
             continue;
         }
-        let wake = tokio::time::Instant::from_std(
-            session
-                .poll_timeout()
-                .map_or(next_report, |t| t.min(next_report)),
-        );
+        let timeout = session.poll_timeout();
+        if let Some(threads) = &calls.relay {
+            io.lend(threads, &mut session, Instant::now());
+            if session.ended().is_some() {
+                continue;
+            }
+        }
+        // Lent, the session's own timers are all that can need it (the RTP report has
+        // nothing new).
+        let wake = tokio::time::Instant::from_std(match (&io.lent, timeout) {
+            (Some(_), Some(t)) => t,
+            (Some(_), None) => Instant::now() + Duration::from_secs(3600),
+            (None, t) => t.map_or(next_report, |t| t.min(next_report)),
+        });
         if timer.deadline() != wake {
             timer.as_mut().reset(wake);
         }
         tokio::select! {
-            r = io.caller_rtp.recv_from(&mut buf) => {
+            r = recv_on(io.caller.as_ref().map(|c| &c.0), &mut buf) => {
                 if let Ok((n, from)) = r
                     && let Some((port, to)) =
                         session.handle_datagram(Instant::now(), Port::Rtp(CALLER), from, &mut buf[..n])
@@ -691,7 +807,7 @@ async fn drive(
                     let _ = socket.send_to(&buf[..n], to).await;
                 }
             }
-            r = io.caller_rtcp.recv_from(&mut rtcp_buf) => {
+            r = recv_on(io.caller.as_ref().map(|c| &c.1), &mut rtcp_buf) => {
                 if let Ok((n, from)) = r
                     && hotline_media::rtp::is_rtcp(&rtcp_buf[..n])
                     && let Some((port, to)) =
@@ -712,6 +828,7 @@ async fn drive(
                 }
             }
             ev = events.recv() => {
+                io.reclaim(&mut session).await;
                 let now = Instant::now();
                 match ev {
                     Some(ev) => on_event(calls, setup, &mut session, &mut io, ev, now).await,
@@ -719,6 +836,7 @@ async fn drive(
                 }
             }
             _ = &mut timer => {
+                io.reclaim(&mut session).await;
                 let now = Instant::now();
                 session.handle_timeout(now);
                 if now >= next_report {
@@ -726,7 +844,7 @@ async fn drive(
                     next_report = now + Duration::from_secs(1);
                 }
             }
-            _ = shutdown.changed() => {}
+            _ = shutdown.changed() => io.reclaim(&mut session).await,
         }
     }
     rtp_reported.report(session.rtp_stats());

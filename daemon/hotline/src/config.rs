@@ -108,6 +108,7 @@ struct ApiFile {
 struct RtpFile {
     ports: Option<String>,
     timeout_secs: Option<u64>,
+    relay_threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +156,8 @@ pub struct Config {
     pub rtp_ports: (u16, u16),
     /// No RTP from the caller for this long ends the call; zero turns detection off.
     pub rtp_timeout: Duration,
+    /// Threads that relay plainly bridged calls' media; 0: each call's own task does.
+    pub relay_threads: usize,
     /// How long calls in progress may go on after SIGTERM before they get BYE.
     pub drain_timeout: Duration,
     /// Digest realm for operators' phones; their stored HA1 values are bound to it.
@@ -575,6 +578,9 @@ impl Config {
         );
 
         let rtp_timeout = Duration::from_secs(file.rtp.timeout_secs.unwrap_or(30));
+        let relay_threads = file.rtp.relay_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         let drain_timeout = Duration::from_secs(file.service.drain_secs.unwrap_or(30));
 
         Ok(Config {
@@ -586,6 +592,7 @@ impl Config {
             flows_dir,
             rtp_ports,
             rtp_timeout,
+            relay_threads,
             drain_timeout,
             realm,
             trusted,

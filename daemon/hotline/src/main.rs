@@ -20,6 +20,7 @@ mod metrics;
 mod net;
 mod operator_sync;
 mod outbound;
+mod relay;
 mod security;
 mod sip_driver;
 mod sip_tcp;
@@ -809,6 +810,13 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         }
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let relay = match config.relay_threads {
+        0 => None,
+        n => Some(
+            relay::RelayThreads::start(n)
+                .map_err(|e| format!("starting the RTP relay threads: {e}"))?,
+        ),
+    };
     let calls = Arc::new(Calls {
         store: store.clone(),
         cdr,
@@ -817,6 +825,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         rtp_ports: net::RtpPorts::new(config.sip_listen.ip(), config.rtp_ports),
         local,
         rtp_timeout: config.rtp_timeout,
+        relay,
         shutdown: shutdown_rx,
         active: Default::default(),
         acd,

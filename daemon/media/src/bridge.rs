@@ -196,6 +196,71 @@ impl Bridge {
     }
 }
 
+/// A bridged call's media between its two legs' sockets: the bridge, the RTCP relay and,
+/// when the legs' codecs were negotiated apart, the law translation. The call session
+/// runs it, and lends it whole to a relay thread while the call is plainly bridged.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pub bridge: Bridge,
+    pub rtcp: RtcpRelay,
+    /// (side A's packets towards B, side B's towards A).
+    pub translation: Option<(Translation, Translation)>,
+}
+
+impl Relay {
+    /// A datagram on `side`'s RTP socket (`rtcp` false) or RTCP socket, from `from`:
+    /// where to send it on the other side's socket of the same kind (rewritten in place
+    /// when translated), or `None` to drop it.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        side: Side,
+        rtcp: bool,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) -> Option<SocketAddr> {
+        forward(
+            &mut self.bridge,
+            &mut self.rtcp,
+            self.translation.as_ref(),
+            now,
+            side,
+            rtcp,
+            from,
+            data,
+        )
+    }
+}
+
+/// [`Relay::forward`] on borrowed parts, for the call session, which keeps them apart.
+/// RTCP only from the hosts the bridge hears, so a stranger cannot learn where the other
+/// side's reports go; it is not interpreted.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    bridge: &mut Bridge,
+    rtcp_relay: &mut RtcpRelay,
+    translation: Option<&(Translation, Translation)>,
+    now: Instant,
+    side: Side,
+    rtcp: bool,
+    from: SocketAddr,
+    data: &mut [u8],
+) -> Option<SocketAddr> {
+    if rtcp {
+        if !bridge.hears(side, from, true) {
+            return None;
+        }
+        return rtcp_relay.forward(side, from, data);
+    }
+    let to = bridge.forward(now, side, from, data)?;
+    match (translation, side) {
+        (Some((a_to_b, _)), Side::A) => a_to_b.apply(data),
+        (Some((_, b_to_a)), Side::B) => b_to_a.apply(data),
+        (None, _) => {}
+    }
+    Some(to)
+}
+
 /// RTP or RTCP version 2 with at least a fixed header; anything else is not forwarded.
 fn is_rtp_or_rtcp(data: &[u8]) -> bool {
     data.len() >= 12 && data[0] >> 6 == 2
