@@ -500,6 +500,21 @@ operator_bridged() {
     --heard "$PCAPS/g711a.pcap" --not-heard "$ROOT/ivr-flows/prompts/hold-music.wav"
 }
 
+# After anna answered a queued caller: the call histograms an admin alerts on count it, and
+# every metric has its HELP line.
+call_histograms_exposed() {
+  local m; m=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics") || return 1
+  echo "$m" | grep -E '^hotline_(queue_wait|ring|talk)_seconds_count|^hotline_build_info'
+  echo "$m" | grep -Eq '^hotline_queue_wait_seconds_count\{queue="support",outcome="answered"\} [1-9]' &&
+  echo "$m" | grep -Eq '^hotline_ring_seconds_count\{outcome="answered"\} [1-9]' &&
+  echo "$m" | grep -Eq '^hotline_talk_seconds_bucket\{queue="support",le="\+Inf"\} [1-9]' &&
+  echo "$m" | grep -q '^hotline_build_info{version="' || return 1
+  local help type
+  help=$(echo "$m" | grep -c '^# HELP hotline_'); type=$(echo "$m" | grep -c '^# TYPE hotline_')
+  echo "HELP lines $help, TYPE lines $type"
+  [ "$help" = "$type" ] && [ "$help" -gt 20 ]
+}
+
 # The caller gives up while anna's phone rings: the phone gets CANCEL; a missed call is kept.
 caller_gives_up_while_ringing() {
   sleep 1.5 # anna's wrap-up after the last call
@@ -860,6 +875,38 @@ skill_routes_to_member_who_has_it() {
   grep 'caller queued' "$DAEMON_DIR/daemon.log" | tail -1 | grep -q 'skill=.\?english'
 }
 
+# The live view from a shell, as `asterisk -rx "core show channels"`: `hotline show calls`
+# lists the caller talking with anna; `hotline hangup` ends the call with BYE to both
+# phones; a second hangup of it says there is no such call.
+live_view_and_hangup() {
+  local c=(--config "$DAEMON_DIR/hotline.toml")
+  [ "$(stat -c %a "$DAEMON_DIR/state/control.sock")" = 660 ] || { echo "the control socket is not 0660"; return 1; }
+  [ "$(operator_state bela pause)" = 204 ] || return 1
+  sleep 1.5 # wrap-up after the last call
+  phone operator_answers 1001 15081 16030 300 live-anna.log; local anna=$PHONE_PID
+  SIPP_PORT=15077 sipp_run "$ROOT/tests/sipp/daemon_hangs_up.xml" 500 -m 1 >"$OUT/live-caller.log" 2>&1 &
+  local caller=$!
+  for _ in $(seq 1 50); do
+    "$HOTLINE" show calls "${c[@]}" >"$OUT/live-calls.txt" 2>&1
+    grep -q "talking with anna" "$OUT/live-calls.txt" && break
+    sleep 0.2
+  done
+  cat "$OUT/live-calls.txt"
+  [ "$(operator_state bela online)" = 204 ] || return 1
+  grep -q "talking with anna" "$OUT/live-calls.txt" && grep -qx "1 active call" "$OUT/live-calls.txt" ||
+    { echo "show calls does not list one call talking with anna"; return 1; }
+  local id
+  id=$("$HOTLINE" show calls --json "${c[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["call_id"])') || return 1
+  "$HOTLINE" hangup "$id" "${c[@]}" || { echo "hangup $id failed"; return 1; }
+  wait $caller || { echo "the caller got no BYE"; tail -20 "$OUT/live-caller.log"; return 1; }
+  wait $anna || { echo "anna's phone got no BYE"; tail -20 "$OUT/live-anna.log"; return 1; }
+  local cdr; cdr=$(last_call); echo "CDR: $cdr"
+  [[ "$cdr" == *",operator_hangup,"* && "$cdr" == *",anna,"* ]] || return 1
+  "$HOTLINE" hangup "$id" "${c[@]}" 2>"$OUT/live-hangup2.err"; local rc=$?
+  cat "$OUT/live-hangup2.err"
+  [ $rc = 1 ] && grep -q "no call $id" "$OUT/live-hangup2.err"
+}
+
 over_the_call_cap() {
   sipp_run uac 100 -m 2 -l 2 -r 10 -d 4000 >"$OUT/cap-calls.log" 2>&1 &
   local two=$!
@@ -952,6 +999,7 @@ max_calls = 50
 address = "127.0.0.1:15099"
 caller_id = "+3612345678"'; then
   check operator_bridged operator_bridged
+  check call_histograms_exposed call_histograms_exposed
   check caller_gives_up_while_ringing caller_gives_up_while_ringing
   check ring_no_answer_goes_to_next ring_no_answer_goes_to_next
   check wrong_password_refused wrong_password_refused
@@ -971,6 +1019,7 @@ caller_id = "+3612345678"'; then
   check dtmf_through_bridge dtmf_through_bridge
   check operator_hangs_up_first operator_hangs_up_first
   check skill_routes_to_member_who_has_it skill_routes_to_member_who_has_it
+  check live_view_and_hangup live_view_and_hangup
   stop_daemon
 else failed=$((failed + 1)); echo "FAIL daemon_start_operators"; fi
 
@@ -1397,6 +1446,12 @@ chat_two_nodes_postgres() {
   return $status
 }
 check browser_chat_two_nodes_postgres chat_two_nodes_postgres
+
+# The Debian package as an admin installs it: cargo-deb builds it from the release binary;
+# it is installed here, its files, conffiles, user and unit (systemd-analyze security,
+# offline) checked, the installed daemon started as its user, then purged. Last, so the
+# installed /etc/hotline/hotline.toml never becomes another check's default settings.
+check debian_package "$ROOT/tests/package.sh"
 
 echo
 [ $unit_status = 0 ] || echo "unit tests: FAILED (see above)"

@@ -22,6 +22,8 @@
 //!
 //! Each request carries `ConnectInfo<SocketAddr>` as axum's own serve gives it, so
 //! [`crate::ClientIp`] and `ConnectInfo` extractors keep working.
+//!
+//! Every request is logged once under the target `http_access` ([`with_access_log`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -33,8 +35,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::State;
 use axum::extract::connect_info::ConnectInfo;
 use axum::http::Request;
+use axum::middleware::Next;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -44,7 +49,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
-use crate::TrustedProxies;
+use crate::{ClientIp, TrustedProxies};
 
 /// `[http]` limits of the server.
 #[derive(Clone, Debug)]
@@ -82,6 +87,7 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` for ever.
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
+    let app = with_access_log(app, limits.trusted_proxies.clone());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_address = Arc::new(OpenPerAddress::default());
     loop {
@@ -131,6 +137,49 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
             limits.header_read_timeout,
             limits.body_read_timeout,
         ));
+    }
+}
+
+/// Logs each request of `app` once its response head is ready (a WebSocket at its 101):
+/// method, path, status, milliseconds and the client (behind `trusted` proxies, the
+/// address they saw), at INFO under the target `http_access`; `/healthz` and `/metrics`,
+/// polled by machines, at DEBUG. The query string is left out: it can carry tokens.
+pub fn with_access_log(app: Router, trusted: TrustedProxies) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(trusted, access_log))
+}
+
+async fn access_log(
+    State(trusted): State<TrustedProxies>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = loggable_path(req.uri().path());
+    let client = match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => ClientIp(Some(trusted.client(peer.ip(), req.headers()))),
+        None => ClientIp(None),
+    };
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if path == "/healthz" || path == "/metrics" {
+        tracing::debug!(target: "http_access", %method, %path, status, ms, %client, "request");
+    } else {
+        tracing::info!(target: "http_access", %method, %path, status, ms, %client, "request");
+    }
+    response
+}
+
+/// The path as logged: a visual session's link (`/v/{token}`) is the customer's key to
+/// it, so the token is left out.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/v/") {
+        Some(rest) => match rest.find('/') {
+            Some(i) => format!("/v/{{token}}{}", &rest[i..]),
+            None => "/v/{token}".into(),
+        },
+        None => path.into(),
     }
 }
 
@@ -522,6 +571,122 @@ mod tests {
         };
         assert!(over.log);
         assert!(table.take(ip("2001:db8:1:3::1"), 1, now).is_ok());
+    }
+
+    /// Captures events as `LEVEL target: field=value …` lines.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    struct Fields(String);
+
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let meta = event.metadata();
+            let mut fields = Fields(format!("{} {}:", meta.level(), meta.target()));
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    impl Capture {
+        fn access_lines(&self) -> Vec<String> {
+            let lines = std::mem::take(&mut *self.0.lock().unwrap());
+            lines
+                .into_iter()
+                .filter(|l| l.contains(" http_access:"))
+                .collect()
+        }
+    }
+
+    async fn request(app: &Router, method: &str, uri: &str, peer: &str, xff: Option<&str>) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(xff) = xff {
+            req = req.header("x-forwarded-for", xff);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        let _ = app.clone().oneshot(req).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_request_is_one_access_line_without_its_query_string() {
+        let capture = Capture::default();
+        let _guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(capture.clone()));
+        let app = Router::new()
+            .route("/console/status", post(|| async { "ok" }))
+            .route("/v/{token}", get(|| async { "page" }))
+            .route("/healthz", get(|| async { "ok" }));
+        let app = with_access_log(app, TrustedProxies::new(vec!["10.0.0.1".parse().unwrap()]));
+
+        request(
+            &app,
+            "POST",
+            "/console/status?token=s3cret",
+            "203.0.113.5:4000",
+            None,
+        )
+        .await;
+        let lines = capture.access_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert!(line.starts_with("INFO http_access:"), "{line}");
+        for part in [
+            "method=POST",
+            "path=/console/status ",
+            "status=200",
+            "ms=",
+            "client=203.0.113.5",
+        ] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+        assert!(!line.contains("s3cret") && !line.contains('?'), "{line}");
+
+        // Behind a trusted proxy, the client it saw; a 404 is logged too.
+        request(&app, "GET", "/nope", "10.0.0.1:4000", Some("198.51.100.7")).await;
+        let lines = capture.access_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("client=198.51.100.7"), "{lines:?}");
+        assert!(lines[0].contains("status=404"), "{lines:?}");
+
+        // A visual session's token is its key: not logged.
+        request(&app, "GET", "/v/secret-token", "203.0.113.5:4000", None).await;
+        let lines = capture.access_lines();
+        assert!(lines[0].contains("path=/v/{token} "), "{lines:?}");
+        assert!(!lines[0].contains("secret-token"), "{lines:?}");
+
+        // Health checks are polled all day: DEBUG only.
+        request(&app, "GET", "/healthz", "127.0.0.1:4000", None).await;
+        let lines = capture.access_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("DEBUG http_access:"), "{lines:?}");
+    }
+
+    #[test]
+    fn loggable_paths_leave_out_visual_tokens_only() {
+        assert_eq!(loggable_path("/v/abc"), "/v/{token}");
+        assert_eq!(loggable_path("/v/abc/ws"), "/v/{token}/ws");
+        assert_eq!(loggable_path("/visual/12/ws"), "/visual/12/ws");
+        assert_eq!(loggable_path("/console"), "/console");
     }
 
     #[tokio::test]

@@ -915,6 +915,26 @@ impl CallSession {
         self.finish(now, EndReason::Shutdown, true);
     }
 
+    /// An admin ends the call (`hotline hangup`): every party gets BYE (a caller not
+    /// answered yet, 480). The record says the operator hung up when one was talking with
+    /// the caller, else that the daemon did (as a flow's hangup step).
+    pub fn hang_up(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Over(_)) {
+            return;
+        }
+        if matches!(self.phase, Phase::Ringing { .. }) {
+            self.sip(SipOut::Reject {
+                leg: CALLER,
+                status: 480,
+            });
+        }
+        let reason = match self.connected() {
+            Some(_) => EndReason::OperatorHangup,
+            None => EndReason::FlowHangup,
+        };
+        self.finish(now, reason, true);
+    }
+
     // ---- media -----------------------------------------------------------------------
 
     /// A datagram on one of the call's ports; `Some` is where to send it on unchanged.

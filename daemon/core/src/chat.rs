@@ -38,6 +38,11 @@ pub use sign::{
     sign_visitor, verified_fields, verify_signature,
 };
 
+/// Histogram (seconds): from a chat's start to the first message an operator wrote the
+/// visitor, recorded once per chat when that message is stored. The daemon describes it
+/// and sets its buckets.
+pub const FIRST_RESPONSE_METRIC: &str = "hotline_chat_first_response_seconds";
+
 /// Longest message (and note, canned body, wrap-up note), in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 pub const MAX_FILES_PER_MESSAGE: usize = 5;
@@ -1042,6 +1047,17 @@ impl Store {
         .await?)
     }
 
+    /// Chats not ended (waiting, offered, active), oldest first: `hotline show chats`.
+    pub async fn open_chats(&self) -> Result<Vec<Chat>, ChatError> {
+        let mut conn = self.reader().acquire().await?;
+        Ok(chats_where(
+            &mut conn,
+            "c.state <> $1",
+            ChatState::Ended.as_str().to_string(),
+        )
+        .await?)
+    }
+
     /// The chat's place (1-based) among the waiting and offered chats of its queue; None
     /// once it is active or ended.
     pub async fn queue_position(&self, chat_id: i64) -> Result<Option<i64>, ChatError> {
@@ -1073,6 +1089,24 @@ impl Store {
             let state: String = r.try_get("state")?;
             let state = ChatState::parse(&state).ok_or_else(|| decode_err("state", &state))?;
             out.push((r.try_get("id")?, state, r.try_get("position")?));
+        }
+        Ok(out)
+    }
+
+    /// Open chats by queue and state (waiting, offered, active), for the `/metrics`
+    /// gauges; pairs with none are left out.
+    pub async fn chat_counts(&self) -> Result<Vec<(String, ChatState, i64)>, ChatError> {
+        let rows = sqlx::query(
+            "SELECT queue, state, COUNT(*) FROM chats \
+             WHERE state IN ('waiting', 'offered', 'active') GROUP BY queue, state",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let state: String = r.try_get(1)?;
+            let state = ChatState::parse(&state).ok_or_else(|| decode_err("state", &state))?;
+            out.push((r.try_get(0)?, state, r.try_get(2)?));
         }
         Ok(out)
     }

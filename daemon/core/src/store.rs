@@ -21,6 +21,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database: {0}")]
     Query(#[from] sqlx::Error),
+    /// `open_existing`: the SQLite file is not there.
+    #[error("no database at {url}")]
+    Missing { url: String },
+    /// `open_existing`: the database has no Hotline schema (never migrated).
+    #[error("no Hotline schema in {url}")]
+    NotMigrated { url: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +119,34 @@ impl Store {
         })
     }
 
+    /// Opens a database that `migrate` made before, creating and migrating nothing: for
+    /// commands that only read. A SQLite URL's `mode=rwc` is dropped, so a missing file is
+    /// [`StoreError::Missing`] instead of a new empty database.
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        // For messages: no password, no query (`?mode=rwc`).
+        let shown = redact(url.split('?').next().unwrap_or(url));
+        let url = if Backend::from_url(url)? == Backend::Sqlite {
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if !in_memory && !options.get_filename().is_file() {
+                return Err(StoreError::Missing { url: shown });
+            }
+            without_create(url)
+        } else {
+            url.to_string()
+        };
+        let store = Store::connect(&url).await?;
+        if sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(store.pool())
+            .await
+            .is_err()
+        {
+            store.close().await;
+            return Err(StoreError::NotMigrated { url: shown });
+        }
+        Ok(store)
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
@@ -163,6 +197,20 @@ async fn checkpoints(reads: AnyPool) {
     }
 }
 
+/// A SQLite URL with `mode=rwc` (create when missing) turned into `mode=rw`.
+fn without_create(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|p| if p == "mode=rwc" { "mode=rw" } else { p })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Keeps passwords out of logs and error messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -193,6 +241,47 @@ mod tests {
             "postgres://hl:***@db/hotline"
         );
         assert_eq!(redact("sqlite://var/h.db"), "sqlite://var/h.db");
+    }
+
+    #[test]
+    fn existing_databases_are_not_created() {
+        assert_eq!(
+            without_create("sqlite://./var/hotline.db?mode=rwc"),
+            "sqlite://./var/hotline.db?mode=rw"
+        );
+        assert_eq!(without_create("sqlite://h.db"), "sqlite://h.db");
+    }
+
+    #[tokio::test]
+    async fn open_existing_neither_creates_nor_migrates() {
+        let dir =
+            std::env::temp_dir().join(format!("hotline-store-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hotline.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let err = Store::open_existing(&url).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("no database at sqlite://{}", file.display())
+        );
+        assert!(
+            !file.exists(),
+            "a read-only open created {}",
+            file.display()
+        );
+
+        // A file that was never migrated is not migrated by it either.
+        let store = Store::connect(&url).await.unwrap();
+        store.close().await;
+        let err = Store::open_existing(&url).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotMigrated { .. }), "{err}");
+
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        store.close().await;
+        let store = Store::open_existing(&url).await.unwrap();
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1012,6 +1012,42 @@ fn the_operator_hanging_up_ends_the_call_for_the_caller() {
 }
 
 #[test]
+fn an_admin_hangup_byes_the_caller_and_the_operator_as_if_the_operator_hung_up() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.run_until(1000);
+    let anna = w.leg_of("anna");
+    w.at_ms(4000, |s, now| s.hang_up(now));
+    let mut byes = w.events(&["Hangup", "disconnected", "call ended"]);
+    byes.sort();
+    assert_eq!(
+        byes,
+        [
+            "4000 Hangup { leg: 0 }".to_string(),
+            format!("4000 Hangup {{ leg: {anna} }}"),
+            "4000 call ended".to_string(),
+            "4000 disconnected anna".to_string(),
+        ]
+    );
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::OperatorHangup);
+    assert_eq!(o.operator.as_deref(), Some("anna"));
+    assert_eq!(o.missed, None);
+}
+
+#[test]
+fn an_admin_hangup_of_a_waiting_caller_is_the_daemon_s_and_a_missed_call() {
+    let mut w = World::new("500");
+    w.at_ms(3000, |s, now| s.hang_up(now));
+    assert_eq!(
+        w.events(&["Hangup { leg: 0 }", "leave"]),
+        ["3000 Hangup { leg: 0 }", "3000 leave"]
+    );
+    let o = w.outcome();
+    assert_eq!(o.reason, EndReason::FlowHangup);
+    assert_eq!(o.missed.map(|m| m.reason), Some(MissedReason::Abandoned));
+}
+
+#[test]
 fn a_caller_who_hangs_up_while_waiting_is_a_missed_call_with_their_wait() {
     let mut w = World::new("500");
     w.at_ms(12_345, |s, now| {
@@ -1097,13 +1133,13 @@ fn an_outside_number_that_answers_is_bridged_and_leaves_the_flow() {
     assert_eq!(o.operator, None);
 }
 
-#[test]
-fn a_cancel_while_ringing_before_the_answer_needs_no_bye() {
+/// A call to 500 whose flow rings 2 s before answering, at its start.
+fn ringing_session() -> (Instant, CallSession) {
     let (set, prompts) = flows();
     let mut flow = (*set.for_number("500").unwrap()).clone();
     flow.ring_ms = 2000;
     let t0 = Instant::now();
-    let mut s = CallSession::new(
+    let s = CallSession::new(
         t0,
         SessionSetup {
             call_id: "ring".into(),
@@ -1126,11 +1162,36 @@ fn a_cancel_while_ringing_before_the_answer_needs_no_bye() {
             initial_timestamp: 0,
         },
     );
+    (t0, s)
+}
+
+#[test]
+fn a_cancel_while_ringing_before_the_answer_needs_no_bye() {
+    let (t0, mut s) = ringing_session();
     assert_eq!(s.poll_output(), Some(Output::Sip(SipOut::Ringing)));
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_millis(2000)));
     s.caller_cancelled(t0 + Duration::from_millis(1500));
     assert_eq!(s.poll_output(), None);
     assert_eq!(s.ended(), Some(EndReason::Cancelled));
+}
+
+#[test]
+fn an_admin_hangup_while_ringing_before_the_answer_refuses_the_call_with_480() {
+    let (t0, mut s) = ringing_session();
+    assert_eq!(s.poll_output(), Some(Output::Sip(SipOut::Ringing)));
+    s.hang_up(t0 + Duration::from_millis(500));
+    assert_eq!(
+        s.poll_output(),
+        Some(Output::Sip(SipOut::Reject {
+            leg: CALLER,
+            status: 480
+        }))
+    );
+    assert_eq!(s.poll_output(), None);
+    assert_eq!(s.ended(), Some(EndReason::FlowHangup));
+    // Once over, another hang-up does nothing.
+    s.hang_up(t0 + Duration::from_millis(600));
+    assert_eq!(s.poll_output(), None);
 }
 
 #[test]

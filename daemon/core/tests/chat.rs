@@ -1962,3 +1962,31 @@ on_both_databases!(
         assert!(store.chat_file(&sent.id).await.unwrap().is_some());
     }
 );
+
+on_both_databases!(
+    open_chats_are_every_chat_not_ended,
+    |store: Store| async move {
+        let anna = agent(&store, "anna", 3).await;
+        let waiting = waiting_chat(&store, "support", T0).await;
+        let active = active_chat(&store, "anna", anna).await;
+        let ended = waiting_chat(&store, "sales", T0 + SEC).await;
+        store
+            .end_chat(ended.id, Sender::Visitor, T0 + 2 * SEC)
+            .await
+            .unwrap();
+        let open: Vec<(i64, ChatState)> = store
+            .open_chats()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| (c.id, c.state))
+            .collect();
+        assert_eq!(
+            open,
+            [
+                (waiting.id, ChatState::Waiting),
+                (active.id, ChatState::Active)
+            ]
+        );
+    }
+);

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::actors::{AcdHandle, AcdInput, CallEvent, OperatorAccount, RingOrder};
+use crate::metrics::{QUEUE_LONGEST_WAIT, QUEUE_OPERATORS, QUEUE_WAITING};
 
 pub fn channel() -> (AcdHandle, mpsc::Receiver<AcdInput>) {
     let (tx, rx) = mpsc::channel(4096);
@@ -413,17 +414,15 @@ impl State {
         for q in &self.queues {
             if let Some(f) = self.acd.figures(now, q) {
                 let q = q.clone();
-                gauge!("hotline_queue_waiting", "queue" => q.clone()).set(f64::from(f.waiting));
-                gauge!("hotline_queue_longest_wait_seconds", "queue" => q.clone())
-                    .set(f.longest_wait.as_secs_f64());
-                gauge!("hotline_queue_operators", "queue" => q.clone(), "state" => "online")
+                gauge!(QUEUE_WAITING, "queue" => q.clone()).set(f64::from(f.waiting));
+                gauge!(QUEUE_LONGEST_WAIT, "queue" => q.clone()).set(f.longest_wait.as_secs_f64());
+                gauge!(QUEUE_OPERATORS, "queue" => q.clone(), "state" => "online")
                     .set(f64::from(f.online));
-                gauge!("hotline_queue_operators", "queue" => q.clone(), "state" => "busy")
+                gauge!(QUEUE_OPERATORS, "queue" => q.clone(), "state" => "busy")
                     .set(f64::from(f.busy));
-                gauge!("hotline_queue_operators", "queue" => q.clone(), "state" => "paused")
+                gauge!(QUEUE_OPERATORS, "queue" => q.clone(), "state" => "paused")
                     .set(f64::from(f.paused));
-                gauge!("hotline_queue_operators", "queue" => q, "state" => "away")
-                    .set(f64::from(f.away));
+                gauge!(QUEUE_OPERATORS, "queue" => q, "state" => "away").set(f64::from(f.away));
             }
         }
     }

@@ -85,6 +85,10 @@ pub enum ConsoleControl {
         complete: bool,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// End the call, every party getting BYE (`hotline hangup`, see control.rs).
+    Hangup {
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 pub struct CallSetup {

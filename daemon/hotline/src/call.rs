@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl, LegIo, RingOrder, SipCommand};
 use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, unix_ms};
+use crate::control::LiveCall;
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::outbound::Ports;
 use crate::relay::{Lent, RelayThreads};
@@ -77,6 +78,11 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
             placed_by: consult.map(|(by, _)| by),
         },
     );
+    // Listed for `hotline show calls` until this task ends (control.rs).
+    let flow_name = flow.as_ref().map(|f| f.name.clone());
+    let key = CallerId(setup.handle.0);
+    let live = LiveCall::new(&setup, key, flow_name);
+    let _live = calls.live.track(&setup.call_id, live);
 
     let cdr = calls
         .cdr
@@ -166,21 +172,17 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
 
 /// Closes the call's record with what the session found.
 pub async fn end_record(calls: &Calls, cdr: CdrRef, outcome: Outcome, ended_at_ms: i64) {
-    calls
-        .cdr
-        .end_call(
-            cdr,
-            CallEnd {
-                ended_at_ms,
-                reason: outcome.reason,
-                digits: outcome.digits,
-                path: outcome.path,
-                variables: outcome.variables,
-                operator: outcome.operator,
-                service: outcome.service,
-            },
-        )
-        .await;
+    let end = CallEnd {
+        ended_at_ms,
+        reason: outcome.reason,
+        digits: outcome.digits,
+        path: outcome.path,
+        variables: outcome.variables,
+        operator: outcome.operator,
+        service: outcome.service,
+    };
+    crate::metrics::call_ended(&end);
+    calls.cdr.end_call(cdr, end).await;
 }
 
 /// A caller's entry on the shared callback list, as noted.
@@ -713,6 +715,10 @@ pub async fn serve_placed(
         operator,
         until_queued,
     } = placed;
+    let flow_name = match &start {
+        PlacedStart::Flow { flow, .. } => Some(flow.name.clone()),
+        PlacedStart::Operator { .. } => None,
+    };
     let media = LocalMedia {
         ip: calls.local.toward(setup.source.addr.ip()),
         port: ports.0.local_addr().map(|a| a.port()).unwrap_or(0),
@@ -737,6 +743,9 @@ pub async fn serve_placed(
             start,
         },
     );
+    // Listed for `hotline show calls` while it lasts (control.rs).
+    let live = LiveCall::new(&setup, key, flow_name);
+    let _live = calls.live.track(&setup.call_id, live);
     let mut io = CallIo::new(key, ports);
     io.until_queued = until_queued;
     if let (Some(id), Some((handle, (rtp, rtcp)))) = (leg, operator) {
@@ -927,6 +936,11 @@ async fn on_event(
         CallEvent::Console(ConsoleControl::EndConsult { complete, reply }) => {
             let _ = reply.send(session.console_end_consult(now, complete));
         }
+        // `hotline hangup` (control.rs): BYE to every party, as if the operator hung up.
+        CallEvent::Console(ConsoleControl::Hangup { reply }) => {
+            session.hang_up(now);
+            let _ = reply.send(Ok(()));
+        }
         CallEvent::HandOver { reply } => {
             let handed = session
                 .hand_over(now)
@@ -956,6 +970,8 @@ async fn carry_out(
         let Some(out) = session.poll_output() else {
             return;
         };
+        // Where the call stands now, for `hotline show calls` (control.rs).
+        calls.live.note(&setup.call_id, &out);
         match out {
             Output::Sip(out) => sip_out(calls, setup, io, out).await,
             Output::Queue(out) => {

@@ -1,14 +1,46 @@
-//! Settings: `config/hotline.toml` (every key optional), then environment overrides.
-//! A bad value stops start-up with a message that names the setting.
+//! Settings: the settings file (every key optional), then values from outside it: systemd
+//! credentials, `HOTLINE_<SECTION>__<KEY>_FILE` secret files, and environment variables
+//! `HOTLINE_<SECTION>__<KEY>` (plus the older names in [`ALIASES`]), each beating the one
+//! before. A bad value stops start-up with a message that names where it came from.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::secrets;
+
+/// Where the Debian package installs the settings; used when nothing else is named.
+pub const SYSTEM_CONFIG: &str = "/etc/hotline/hotline.toml";
+/// The unit's `StateDirectory=`: the state directory that goes with [`SYSTEM_CONFIG`].
+const SYSTEM_STATE_DIR: &str = "/var/lib/hotline";
+
+/// The documented defaults: a table an override has to create starts from these, so
+/// overriding one field of, say, `chat.limits.start` keeps the other at its default.
+const SHIPPED: &str = include_str!("../../../config/hotline.toml");
+
+/// Variables from before the `HOTLINE_<SECTION>__<KEY>` rule; they keep working, their
+/// values taken as text as before. The rule's name beats them when both are set.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("HOTLINE_SIP_LISTEN", "sip.listen"),
+    ("HOTLINE_PUBLIC_IP", "sip.public_ip"),
+    ("HOTLINE_HTTP_LISTEN", "http.listen"),
+    ("HOTLINE_STATE_DIR", "store.state_dir"),
+    ("HOTLINE_DATABASE_URL", "store.database_url"),
+    ("HOTLINE_FLOWS_DIR", "flows.dir"),
+    ("HOTLINE_RTP_PORTS", "rtp.ports"),
+    ("HOTLINE_TRUNK_ADDRESS", "trunk.address"),
+    ("HOTLINE_TRUNK_PASSWORD", "trunk.password"),
+    ("HOTLINE_API_TOKEN", "api.token"),
+    ("HOTLINE_PUBLIC_URL", "web.public_url"),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("settings file {path} not found (named by --config or HOTLINE_CONFIG)")]
+    Missing { path: PathBuf },
     #[error("reading {path}: {source}")]
     Read {
         path: PathBuf,
@@ -18,9 +50,18 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("setting {setting}: {message} (got {value:?})")]
     Invalid {
-        setting: &'static str,
+        setting: String,
         value: String,
         message: String,
+    },
+    /// A value from the environment or a credential that does not fit the settings.
+    #[error("{origin}: {message}")]
+    Override { origin: String, message: String },
+    #[error("{variable}: reading the secret file {path}: {source}")]
+    SecretFile {
+        variable: String,
+        path: PathBuf,
+        source: std::io::Error,
     },
 }
 
@@ -40,6 +81,18 @@ struct FileConfig {
     web: WebFile,
     notify: hotline_core::notify::NotifyConfig,
     chat: hotline_web::chat::ChatConfig,
+    log: LogFile,
+}
+
+/// `[log]`: read by `logging` before this (the subscriber starts first); listed here so
+/// the file and the overrides are checked as a whole.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(dead_code)]
+struct LogFile {
+    format: Option<String>,
+    level: Option<String>,
+    sip_trace: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,7 +261,10 @@ pub struct Trunk {
 
 /// Where settings come from besides the file, so tests can pass their own.
 pub trait Env {
+    /// A variable's value; an empty one counts as unset.
     fn var(&self, name: &str) -> Option<String>;
+    /// The names of all variables (to find the `HOTLINE_<SECTION>__<KEY>` ones).
+    fn names(&self) -> Vec<String>;
 }
 
 pub struct ProcessEnv;
@@ -217,65 +273,334 @@ impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    }
+}
+
+/// The settings file to use: the one named (`--config`), else $HOTLINE_CONFIG, else
+/// [`SYSTEM_CONFIG`] when it exists, else none (the built-in defaults).
+pub fn config_path(given: Option<PathBuf>, env: &dyn Env) -> Option<PathBuf> {
+    config_path_in(given, env, Path::new(SYSTEM_CONFIG))
+}
+
+fn config_path_in(given: Option<PathBuf>, env: &dyn Env, system: &Path) -> Option<PathBuf> {
+    given
+        .or_else(|| env.var("HOTLINE_CONFIG").map(PathBuf::from))
+        .or_else(|| system.is_file().then(|| system.to_path_buf()))
+}
+
+/// One value from outside the file.
+struct Override {
+    /// What the admin set (`HOTLINE_SIP__LISTEN`, `credential trunk.password`): errors
+    /// name it.
+    origin: String,
+    /// Table and key names, as in the file.
+    path: Vec<String>,
+    value: String,
+    /// Always a string (secrets, the old variables); otherwise read as a TOML value
+    /// (number, boolean, array) when it parses as one and that fits.
+    text: bool,
+}
+
+/// Which settings were set from outside the file, by dotted key, and by what.
+#[derive(Default)]
+struct Sources(HashMap<String, String>);
+
+impl Sources {
+    /// The name to report a bad value under: the variable or credential it came from,
+    /// else the file's key.
+    fn name(&self, key: &str) -> String {
+        self.0.get(key).cloned().unwrap_or_else(|| key.to_string())
+    }
+}
+
+/// Credentials, then secret files, then the old variables, then `HOTLINE_<SECTION>__<KEY>`:
+/// a later one wins.
+fn overrides(env: &dyn Env) -> Result<Vec<Override>, ConfigError> {
+    let mut found = Vec::new();
+    if let Some(dir) = env.var("CREDENTIALS_DIRECTORY") {
+        for c in secrets::credentials(Path::new(&dir))? {
+            found.push(Override {
+                origin: format!("credential {}", c.name),
+                path: c.path,
+                value: c.value,
+                text: true,
+            });
+        }
+    }
+    let mut names = env.names();
+    names.sort();
+    let mut plain = Vec::new();
+    for name in names {
+        let Some(rest) = name.strip_prefix("HOTLINE_").filter(|r| r.contains("__")) else {
+            continue;
+        };
+        let Some(value) = env.var(&name) else {
+            continue;
+        };
+        if let Some(key) = rest.strip_suffix("_FILE") {
+            let path = env_path(&name, key)?;
+            if !secrets::is_secret(&path) {
+                return Err(ConfigError::Override {
+                    origin: name,
+                    message: format!(
+                        "only secrets can come from a file: {}",
+                        secrets::SECRETS.join(", ")
+                    ),
+                });
+            }
+            let value = secrets::read_secret(&name, Path::new(&value))?;
+            found.push(Override {
+                origin: name,
+                path,
+                value,
+                text: true,
+            });
+        } else {
+            let path = env_path(&name, rest)?;
+            let text = secrets::is_secret(&path);
+            plain.push(Override {
+                origin: name,
+                path,
+                value,
+                text,
+            });
+        }
+    }
+    for (name, key) in ALIASES {
+        if let Some(value) = env.var(name) {
+            found.push(Override {
+                origin: name.to_string(),
+                path: key.split('.').map(str::to_string).collect(),
+                value,
+                text: true,
+            });
+        }
+    }
+    found.extend(plain);
+    Ok(found)
+}
+
+/// `SIP__TCP_IDLE_TIMEOUT_SECS` → `["sip", "tcp_idle_timeout_secs"]`.
+fn env_path(name: &str, key: &str) -> Result<Vec<String>, ConfigError> {
+    let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+    if path.iter().any(String::is_empty) {
+        return Err(ConfigError::Override {
+            origin: name.to_string(),
+            message: "expected HOTLINE_<SECTION>__<KEY>, with __ between table and key".into(),
+        });
+    }
+    Ok(path)
+}
+
+/// Puts `o` into the settings table; an override that does not fit (an unknown key, a
+/// wrong type) is an error naming it.
+fn apply(table: &mut toml::Table, o: &Override, seed: &toml::Table) -> Result<(), ConfigError> {
+    let fail = |message: String| ConfigError::Override {
+        origin: o.origin.clone(),
+        message,
+    };
+    let text = toml::Value::String(o.value.clone());
+    let mut candidates = Vec::new();
+    if !o.text
+        && let Ok(v) = o.value.parse::<toml::Value>()
+        && !v.is_str()
+    {
+        candidates.push(v);
+    }
+    // A value that parses as TOML but where text is wanted (a token of digits, a caller
+    // ID like +36…) is taken as text.
+    candidates.push(text);
+    let mut first_error = None;
+    for value in candidates {
+        let mut trial = table.clone();
+        set_path(&mut trial, &o.path, value, Some(seed)).map_err(&fail)?;
+        match toml::Value::Table(trial.clone()).try_into::<FileConfig>() {
+            Ok(_) => {
+                *table = trial;
+                return Ok(());
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.message().to_string());
+            }
+        }
+    }
+    Err(fail(first_error.unwrap_or_default()))
+}
+
+/// A key of `table` that `name` means: the same, or differing only in case or `-` for `_`
+/// (environment names are upper case and have no `-`).
+fn find_key(table: &toml::Table, name: &str) -> Option<String> {
+    if table.contains_key(name) {
+        return Some(name.to_string());
+    }
+    table
+        .keys()
+        .find(|k| {
+            k.replace('-', "_")
+                .eq_ignore_ascii_case(&name.replace('-', "_"))
+        })
+        .cloned()
+}
+
+fn set_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+    seed: Option<&toml::Table>,
+) -> Result<(), String> {
+    let Some((first, rest)) = path.split_first() else {
+        return Err("no key".into());
+    };
+    let key = find_key(table, first).unwrap_or_else(|| first.clone());
+    if rest.is_empty() {
+        table.insert(key, value);
+        return Ok(());
+    }
+    let seed = seed
+        .and_then(|s| s.get(&key))
+        .and_then(toml::Value::as_table);
+    let slot = table
+        .entry(key.clone())
+        .or_insert_with(|| toml::Value::Table(seed.cloned().unwrap_or_default()));
+    descend(slot, &key, rest, value, seed)
+}
+
+fn descend(
+    slot: &mut toml::Value,
+    key: &str,
+    rest: &[String],
+    value: toml::Value,
+    seed: Option<&toml::Table>,
+) -> Result<(), String> {
+    match slot {
+        toml::Value::Table(t) => set_path(t, rest, value, seed),
+        toml::Value::Array(items) => {
+            let (first, rest) = rest.split_first().ok_or("no key")?;
+            let i = element(items, first).ok_or_else(|| {
+                format!(
+                    "the list {key} has no entry {first:?} (give its index from 0, or its key; it has {})",
+                    items.len()
+                )
+            })?;
+            if rest.is_empty() {
+                items[i] = value;
+                Ok(())
+            } else {
+                descend(&mut items[i], first, rest, value, None)
+            }
+        }
+        _ => Err(format!("{key} is a value, not a table")),
+    }
+}
+
+/// An entry of a list of tables by index, or by its `key` (`[[chat.sites]]`).
+fn element(items: &[toml::Value], name: &str) -> Option<usize> {
+    if let Ok(i) = name.parse::<usize>() {
+        return (i < items.len()).then_some(i);
+    }
+    items.iter().position(|item| {
+        item.get("key")
+            .and_then(toml::Value::as_str)
+            .is_some_and(|k| {
+                k.replace('-', "_")
+                    .eq_ignore_ascii_case(&name.replace('-', "_"))
+            })
+    })
 }
 
 impl Config {
-    /// Reads `path` (when given; a missing explicit file is an error) and applies overrides.
+    /// Reads `path` (when given: a missing file is an error) and applies the overrides.
+    /// Relative paths in the file stay relative to the working directory; the default
+    /// flows directory is `ivr-flows` beside the file.
     pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
-        let file = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: describe_toml_error(&text, &e),
-                })?
-            }
-            None => FileConfig::default(),
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    ConfigError::Missing {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    ConfigError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    }
+                }
+            })?,
+            None => String::new(),
         };
-        Config::resolve(file, env)
+        Config::from_text(&text, path, env)
     }
 
-    fn resolve(file: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
-        // Environment first, then the file, then the default; the name reported is the one
-        // the value came from.
-        let pick = |env_name: &'static str,
-                    file_name: &'static str,
-                    file_value: Option<String>,
-                    default: &str| {
-            match env.var(env_name) {
-                Some(v) => (env_name, v),
-                None => (file_name, file_value.unwrap_or_else(|| default.to_string())),
-            }
+    fn from_text(text: &str, path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
+        let parse_error = |message| ConfigError::Parse {
+            path: path.map_or_else(|| PathBuf::from("settings"), Path::to_path_buf),
+            message,
+        };
+        // The file alone first, so its errors have line and column.
+        toml::from_str::<FileConfig>(text)
+            .map_err(|e| parse_error(describe_toml_error(text, &e)))?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(describe_toml_error(text, &e)))?;
+        let seed: toml::Table = toml::from_str(SHIPPED).unwrap_or_default();
+        let mut sources = Sources::default();
+        for o in overrides(env)? {
+            apply(&mut table, &o, &seed)?;
+            sources
+                .0
+                .insert(o.path.join(".").to_ascii_lowercase(), o.origin);
+        }
+        let file = toml::Value::Table(table)
+            .try_into::<FileConfig>()
+            .map_err(|e| parse_error(e.message().to_string()))?;
+        let flows_default = match path {
+            Some(p) => p.parent().unwrap_or(Path::new(".")).join("ivr-flows"),
+            None => PathBuf::from("./ivr-flows"),
+        };
+        // The package's settings file means the package's state directory, also for the
+        // admin commands run from a shell, which have no $STATE_DIRECTORY.
+        let state_default = match env.var("STATE_DIRECTORY") {
+            Some(dir) => dir,
+            None if path == Some(Path::new(SYSTEM_CONFIG)) => SYSTEM_STATE_DIR.to_string(),
+            None => "./var".to_string(),
+        };
+        Config::resolve(file, &sources, &flows_default, &state_default)
+    }
+
+    fn resolve(
+        file: FileConfig,
+        sources: &Sources,
+        flows_default: &Path,
+        default_state: &str,
+    ) -> Result<Config, ConfigError> {
+        // The file's value or the default; a bad value is reported under the name it was
+        // set by.
+        let pick = |key: &str, file_value: Option<String>, default: &str| {
+            (
+                sources.name(key),
+                file_value.unwrap_or_else(|| default.to_string()),
+            )
         };
 
-        let (name, v) = pick(
-            "HOTLINE_SIP_LISTEN",
-            "sip.listen",
-            file.sip.listen,
-            "0.0.0.0:5060",
-        );
-        let sip_listen = parse_socket_addr(name, &v)?;
-        let (name, v) = pick(
-            "HOTLINE_HTTP_LISTEN",
-            "http.listen",
-            file.http.listen,
-            "127.0.0.1:8080",
-        );
-        let http_listen = parse_socket_addr(name, &v)?;
+        let (name, v) = pick("sip.listen", file.sip.listen, "0.0.0.0:5060");
+        let sip_listen = parse_socket_addr(&name, &v)?;
+        let (name, v) = pick("http.listen", file.http.listen, "127.0.0.1:8080");
+        let http_listen = parse_socket_addr(&name, &v)?;
 
-        let (name, v) = pick("HOTLINE_PUBLIC_IP", "sip.public_ip", file.sip.public_ip, "");
+        let (name, v) = pick("sip.public_ip", file.sip.public_ip, "");
         let public_ip = if v.is_empty() {
             None
         } else {
             let ip: IpAddr = v
                 .parse()
-                .map_err(|_| invalid(name, &v, "not an IP address"))?;
+                .map_err(|_| invalid(&name, &v, "not an IP address"))?;
             if ip.is_unspecified() {
                 return Err(invalid(
-                    name,
+                    &name,
                     &v,
                     "must be an address callers can reach, not 0.0.0.0",
                 ));
@@ -283,26 +608,13 @@ impl Config {
             Some(ip)
         };
 
-        let default_state = env
-            .var("STATE_DIRECTORY")
-            .unwrap_or_else(|| "./var".to_string());
-        let (name, v) = pick(
-            "HOTLINE_STATE_DIR",
-            "store.state_dir",
-            file.store.state_dir,
-            &default_state,
-        );
+        let (name, v) = pick("store.state_dir", file.store.state_dir, default_state);
         if v.trim().is_empty() {
-            return Err(invalid(name, &v, "must not be empty"));
+            return Err(invalid(&name, &v, "must not be empty"));
         }
         let state_dir = PathBuf::from(v);
 
-        let (name, v) = pick(
-            "HOTLINE_DATABASE_URL",
-            "store.database_url",
-            file.store.database_url,
-            "",
-        );
+        let (name, v) = pick("store.database_url", file.store.database_url, "");
         let database_url = if v.is_empty() {
             format!(
                 "sqlite://{}?mode=rwc",
@@ -311,7 +623,7 @@ impl Config {
         } else {
             hotline_core::store::Backend::from_url(&v).map_err(|_| {
                 invalid(
-                    name,
+                    &name,
                     &hotline_core::store::redact(&v),
                     "use sqlite://FILE or postgres://…",
                 )
@@ -319,24 +631,17 @@ impl Config {
             v
         };
 
-        let (name, v) = pick(
-            "HOTLINE_FLOWS_DIR",
-            "flows.dir",
-            file.flows.dir,
-            "./ivr-flows",
-        );
-        if v.trim().is_empty() {
-            return Err(invalid(name, &v, "must not be empty"));
-        }
-        let flows_dir = PathBuf::from(v);
+        // Beside the settings file by default: /etc/hotline/ivr-flows for the package's.
+        let flows_dir = match file.flows.dir {
+            None => flows_default.to_path_buf(),
+            Some(v) if v.trim().is_empty() => {
+                return Err(invalid(&sources.name("flows.dir"), &v, "must not be empty"));
+            }
+            Some(v) => PathBuf::from(v),
+        };
 
-        let (name, v) = pick(
-            "HOTLINE_RTP_PORTS",
-            "rtp.ports",
-            file.rtp.ports,
-            "20000-29999",
-        );
-        let rtp_ports = parse_port_range(name, &v)?;
+        let (name, v) = pick("rtp.ports", file.rtp.ports, "20000-29999");
+        let rtp_ports = parse_port_range(&name, &v)?;
 
         let realm = file.sip.realm.unwrap_or_else(|| "hotline".to_string());
         if realm.is_empty() || realm.contains(['"', '\\', '\r', '\n']) {
@@ -402,12 +707,7 @@ impl Config {
             )?),
         };
 
-        let (name, v) = pick(
-            "HOTLINE_TRUNK_ADDRESS",
-            "trunk.address",
-            file.trunk.address,
-            "",
-        );
+        let (name, v) = pick("trunk.address", file.trunk.address, "");
         let dialplan = {
             let strings = |list: &[&str]| list.iter().map(|p| p.to_string()).collect::<Vec<_>>();
             let allow = file
@@ -424,15 +724,14 @@ impl Config {
         let trunk = if v.is_empty() {
             None
         } else {
-            let address = parse_socket_addr(name, &v)?;
-            let password = env.var("HOTLINE_TRUNK_PASSWORD").or(file.trunk.password);
-            let credentials = match (file.trunk.username, password) {
+            let address = parse_socket_addr(&name, &v)?;
+            let credentials = match (file.trunk.username, file.trunk.password) {
                 (Some(u), Some(p)) if !u.is_empty() => Some((u, p)),
                 (Some(u), None) if !u.is_empty() => {
                     return Err(invalid(
                         "trunk.password",
                         "",
-                        "trunk.username is set: give the password here or in HOTLINE_TRUNK_PASSWORD",
+                        "trunk.username is set: give the password here, in HOTLINE_TRUNK__PASSWORD(_FILE) or as the credential trunk.password",
                     ));
                 }
                 _ => None,
@@ -458,27 +757,22 @@ impl Config {
             })
         };
 
-        let (name, v) = pick("HOTLINE_API_TOKEN", "api.token", file.api.token, "");
+        let (name, v) = pick("api.token", file.api.token, "");
         let api_token = if v.is_empty() {
             None
         } else if v.len() < 16 {
-            return Err(invalid(name, "(hidden)", "use at least 16 characters"));
+            return Err(invalid(&name, "(hidden)", "use at least 16 characters"));
         } else {
             Some(v)
         };
 
-        let (name, v) = pick(
-            "HOTLINE_PUBLIC_URL",
-            "web.public_url",
-            file.web.public_url,
-            "",
-        );
+        let (name, v) = pick("web.public_url", file.web.public_url, "");
         let public_url = if v.is_empty() {
             format!("http://{http_listen}")
         } else if v.starts_with("http://") || v.starts_with("https://") {
             v.trim_end_matches('/').to_string()
         } else {
-            return Err(invalid(name, &v, "use an http:// or https:// address"));
+            return Err(invalid(&name, &v, "use an http:// or https:// address"));
         };
         let tz_name = file
             .web
@@ -504,7 +798,7 @@ impl Config {
         };
         if let Err(message) = file.chat.validate() {
             return Err(ConfigError::Invalid {
-                setting: "chat",
+                setting: "chat".to_string(),
                 value: String::new(),
                 message,
             });
@@ -616,21 +910,21 @@ impl Config {
     }
 }
 
-fn invalid(setting: &'static str, value: &str, message: &str) -> ConfigError {
+fn invalid(setting: &str, value: &str, message: &str) -> ConfigError {
     ConfigError::Invalid {
-        setting,
+        setting: setting.to_string(),
         value: value.to_string(),
         message: message.to_string(),
     }
 }
 
-fn parse_socket_addr(setting: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
+fn parse_socket_addr(setting: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     v.parse()
         .map_err(|_| invalid(setting, v, "expected IP:PORT, e.g. 0.0.0.0:5060"))
 }
 
 /// `LOW-HIGH`, both even-aligned in use (RTP takes even ports), at least two ports.
-fn parse_port_range(setting: &'static str, v: &str) -> Result<(u16, u16), ConfigError> {
+fn parse_port_range(setting: &str, v: &str) -> Result<(u16, u16), ConfigError> {
     let bad = |m: &str| invalid(setting, v, m);
     let (lo, hi) = v
         .split_once('-')
@@ -667,18 +961,25 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    struct FakeEnv(HashMap<&'static str, &'static str>);
+    struct FakeEnv(HashMap<String, String>);
     impl Env for FakeEnv {
         fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).map(|v| v.to_string())
+            self.0.get(name).filter(|v| !v.is_empty()).cloned()
+        }
+        fn names(&self) -> Vec<String> {
+            self.0.keys().cloned().collect()
         }
     }
-    fn env(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
-        FakeEnv(pairs.iter().copied().collect())
+    fn env(pairs: &[(&str, &str)]) -> FakeEnv {
+        FakeEnv(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
     fn from_toml(text: &str, e: &FakeEnv) -> Result<Config, ConfigError> {
-        let file: FileConfig = toml::from_str(text).unwrap();
-        Config::resolve(file, e)
+        Config::from_text(text, None, e)
     }
 
     #[test]
@@ -851,9 +1152,302 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../../config/hotline.toml"
         ));
-        let shipped = Config::load(Some(path), &env(&[])).unwrap();
+        let mut shipped = Config::load(Some(path), &env(&[])).unwrap();
         let defaults = from_toml("", &env(&[])).unwrap();
+        // The one intended difference: without flows.dir, the flows are the ivr-flows
+        // beside the file in use (/etc/hotline/ivr-flows for the package's file).
+        assert_eq!(shipped.flows_dir, path.parent().unwrap().join("ivr-flows"));
+        assert_eq!(defaults.flows_dir, PathBuf::from("./ivr-flows"));
+        shipped.flows_dir = defaults.flows_dir.clone();
         assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
+        // No path is set in it, so it does not shadow systemd's $STATE_DIRECTORY.
+        let under_systemd =
+            Config::load(Some(path), &env(&[("STATE_DIRECTORY", "/var/lib/hotline")])).unwrap();
+        assert_eq!(under_systemd.state_dir, PathBuf::from("/var/lib/hotline"));
+    }
+
+    /// A fresh directory under the system's temporary one.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "hotline-config-{name}-{:016x}",
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn every_key_has_an_environment_name() {
+        // Nested: one field of an inline table the file does not have keeps its sibling
+        // at the default.
+        let c = from_toml(
+            "",
+            &env(&[
+                ("HOTLINE_CHAT__LIMITS__START__PER_SITE", "500"),
+                (
+                    "HOTLINE_SIP__TRUSTED",
+                    "[\"192.0.2.1\", \"198.51.100.0/24\"]",
+                ),
+                ("HOTLINE_HTTP__SECURE_COOKIES", "true"),
+                ("HOTLINE_SIP__MAX_CALLS", "7"),
+                ("HOTLINE_NOTIFY__RETRY__MAX_ATTEMPTS", "3"),
+                ("HOTLINE_TRUNK__ADDRESS", "192.0.2.10:5060"),
+                // Parses as a TOML number, but the key wants text: taken as text.
+                ("HOTLINE_TRUNK__CALLER_ID", "+3612345678"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.chat.limits.start.per_site, 500);
+        assert_eq!(c.chat.limits.start.per_address, 5);
+        assert_eq!(c.trusted.len(), 2);
+        assert!(c.trusted[1].contains("198.51.100.9".parse().unwrap()));
+        assert!(c.secure_cookies);
+        assert_eq!(c.max_calls, 7);
+        assert_eq!(c.notify.retry.max_attempts, 3);
+        assert_eq!(c.trunk.unwrap().caller_id, "+3612345678");
+
+        // Over the file's value, keeping the file's other fields; the new name beats the
+        // old one.
+        let c = from_toml(
+            "[chat.limits]\nstart = { per_address = 1, per_site = 2 }\n[sip]\nlisten = \"127.0.0.1:5070\"\n",
+            &env(&[
+                ("HOTLINE_CHAT__LIMITS__START__PER_SITE", "9"),
+                ("HOTLINE_SIP_LISTEN", "127.0.0.1:5080"),
+                ("HOTLINE_SIP__LISTEN", "127.0.0.1:5090"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.chat.limits.start.per_address, 1);
+        assert_eq!(c.chat.limits.start.per_site, 9);
+        assert_eq!(c.sip_listen, "127.0.0.1:5090".parse().unwrap());
+    }
+
+    #[test]
+    fn a_bad_override_names_its_variable() {
+        for (name, value, says) in [
+            ("HOTLINE_SIP__LISTNE", "x", "listne"),
+            ("HOTLINE_NOPE__KEY", "1", "nope"),
+            ("HOTLINE_SIP__MAX_CALLS", "many", "usize"),
+            ("HOTLINE_SIP__LISTEN__PORT", "5060", "not a table"),
+            ("HOTLINE_SIP__", "x", "HOTLINE_<SECTION>__<KEY>"),
+        ] {
+            let err = from_toml("", &env(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{name}: ")), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
+        // A value the key takes but the setting refuses: named by the variable too.
+        let err = from_toml("", &env(&[("HOTLINE_SIP__LISTEN", "5060")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("setting HOTLINE_SIP__LISTEN: expected IP:PORT"),
+            "{err}"
+        );
+        // Other HOTLINE_ variables (one underscore) are not settings.
+        from_toml(
+            "",
+            &env(&[("HOTLINE_TEST_CLOCK", "x"), ("HOTLINE_LOG", "debug")]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        let dir = temp_dir("secret-file");
+        let file = dir.join("trunk.secret");
+        std::fs::write(&file, "s3cret pass\n").unwrap();
+        let file = file.to_str().unwrap();
+        let trunk = "[trunk]\naddress = \"192.0.2.10:5060\"\nusername = \"hl\"\ncaller_id = \"+3612345678\"\npassword = \"in-the-file\"\n";
+        let password = |c: Config| c.trunk.unwrap().credentials.unwrap().1;
+
+        let c = from_toml(trunk, &env(&[("HOTLINE_TRUNK__PASSWORD_FILE", file)])).unwrap();
+        assert_eq!(password(c), "s3cret pass");
+        // The variable itself beats the file reference.
+        let c = from_toml(
+            trunk,
+            &env(&[
+                ("HOTLINE_TRUNK__PASSWORD_FILE", file),
+                ("HOTLINE_TRUNK__PASSWORD", "from-env"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(password(c), "from-env");
+
+        let missing = dir.join("nope");
+        let missing = missing.to_str().unwrap();
+        let err = from_toml(trunk, &env(&[("HOTLINE_TRUNK__PASSWORD_FILE", missing)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HOTLINE_TRUNK__PASSWORD_FILE: reading the secret file"),
+            "{err}"
+        );
+        assert!(err.contains(missing), "{err}");
+
+        // The TURN server's credential: an entry of a list, by its index.
+        let ice = "[[web.ice_servers]]\nurls = [\"stun:stun.example.org\"]\n\
+                   [[web.ice_servers]]\nurls = [\"turn:turn.example.org\"]\nusername = \"hl\"\n";
+        let c = from_toml(
+            ice,
+            &env(&[("HOTLINE_WEB__ICE_SERVERS__1__CREDENTIAL_FILE", file)]),
+        )
+        .unwrap();
+        assert_eq!(c.ice_servers[0].credential, None);
+        assert_eq!(c.ice_servers[1].credential.as_deref(), Some("s3cret pass"));
+        let err = from_toml(
+            ice,
+            &env(&[("HOTLINE_WEB__ICE_SERVERS__2__CREDENTIAL_FILE", file)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("HOTLINE_WEB__ICE_SERVERS__2__CREDENTIAL_FILE: the list ice_servers has no entry \"2\""),
+            "{err}"
+        );
+
+        let err = from_toml("", &env(&[("HOTLINE_SIP__LISTEN_FILE", file)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HOTLINE_SIP__LISTEN_FILE: only secrets"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_from_systemd_credentials() {
+        let dir = temp_dir("credentials");
+        std::fs::write(dir.join("api.token"), "0123456789abcdef-credential\n").unwrap();
+        std::fs::write(dir.join("chat.sites.shop.hmac_secret"), "site secret").unwrap();
+        std::fs::write(dir.join("notify.sms.headers.Authorization"), "Bearer xyz").unwrap();
+        let creds = dir.to_str().unwrap();
+        let sites = "[[chat.sites]]\nkey = \"demo\"\nname = \"Demo\"\nqueues = [\"support\"]\n\
+                     [[chat.sites]]\nkey = \"shop\"\nname = \"Shop\"\nqueues = [\"sales\"]\n";
+
+        let c = from_toml(sites, &env(&[("CREDENTIALS_DIRECTORY", creds)])).unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("0123456789abcdef-credential"));
+        assert_eq!(c.chat.sites[0].hmac_secret, None);
+        assert_eq!(c.chat.sites[1].hmac_secret.as_deref(), Some("site secret"));
+        assert_eq!(c.notify.sms.headers["Authorization"], "Bearer xyz");
+
+        // A *_FILE variable beats the credential, the variable beats both.
+        let file = dir.with_extension("token");
+        std::fs::write(&file, "fedcba9876543210-file").unwrap();
+        let c = from_toml(
+            sites,
+            &env(&[
+                ("CREDENTIALS_DIRECTORY", creds),
+                ("HOTLINE_API__TOKEN_FILE", file.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("fedcba9876543210-file"));
+        std::fs::remove_file(&file).unwrap();
+
+        // A too short token from a credential: named, not shown.
+        std::fs::write(dir.join("api.token"), "short-secret").unwrap();
+        let err = from_toml(sites, &env(&[("CREDENTIALS_DIRECTORY", creds)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("credential api.token"), "{err}");
+        assert!(!err.contains("short-secret"), "{err}");
+
+        // A credential that is no secret key (a typo) is an error, not silently unused.
+        std::fs::write(dir.join("trunk.pasword"), "x").unwrap();
+        let err = from_toml(sites, &env(&[("CREDENTIALS_DIRECTORY", creds)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("credential trunk.pasword"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn which_settings_file() {
+        let dir = temp_dir("which");
+        let system = dir.join("hotline.toml");
+        let given = Some(PathBuf::from("given.toml"));
+        let from_env = env(&[("HOTLINE_CONFIG", "env.toml")]);
+        assert_eq!(
+            config_path_in(given.clone(), &from_env, &system),
+            given.clone()
+        );
+        assert_eq!(
+            config_path_in(None, &from_env, &system),
+            Some(PathBuf::from("env.toml"))
+        );
+        assert_eq!(config_path_in(None, &env(&[]), &system), None);
+        std::fs::write(&system, "").unwrap();
+        assert_eq!(
+            config_path_in(None, &env(&[]), &system),
+            Some(system.clone())
+        );
+
+        // A file named but missing is an error that names it.
+        let missing = dir.join("missing.toml");
+        let err = Config::load(Some(&missing), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+        assert!(err.contains("not found"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn default_flows_are_beside_the_settings_file() {
+        let dir = temp_dir("flows");
+        let file = dir.join("hotline.toml");
+        std::fs::write(&file, "[sip]\n").unwrap();
+        let c = Config::load(Some(&file), &env(&[])).unwrap();
+        assert_eq!(c.flows_dir, dir.join("ivr-flows"));
+        // Without a file: ./ivr-flows, the repository's example flows.
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(c.flows_dir, PathBuf::from("./ivr-flows"));
+        // The variable and the key win; a relative path stays relative to the working
+        // directory, as does a relative state_dir.
+        let c = Config::load(Some(&file), &env(&[("HOTLINE_FLOWS_DIR", "/srv/flows")])).unwrap();
+        assert_eq!(c.flows_dir, PathBuf::from("/srv/flows"));
+        std::fs::write(
+            &file,
+            "[flows]\ndir = \"flows\"\n[store]\nstate_dir = \"state\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            &env(&[("STATE_DIRECTORY", "/var/lib/hotline")]),
+        )
+        .unwrap();
+        assert_eq!(c.flows_dir, PathBuf::from("flows"));
+        assert_eq!(c.state_dir, PathBuf::from("state"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn default_state_dir_is_systemds_else_var() {
+        let c = from_toml("", &env(&[])).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("./var"));
+        let c = from_toml("", &env(&[("STATE_DIRECTORY", "/var/lib/hotline")])).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/hotline"));
+        let c = from_toml(
+            "",
+            &env(&[
+                ("STATE_DIRECTORY", "/var/lib/hotline"),
+                ("HOTLINE_STATE_DIR", "/srv/h"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/srv/h"));
+        // The package's settings file, read from a shell (no $STATE_DIRECTORY): the
+        // package's state directory, where the service keeps its database.
+        let system = Some(Path::new(SYSTEM_CONFIG));
+        let c = Config::from_text("", system, &env(&[])).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/hotline"));
+        let c = Config::from_text("", system, &env(&[("STATE_DIRECTORY", "/srv/s")])).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/srv/s"));
+        let c = Config::from_text("", Some(Path::new("/tmp/h.toml")), &env(&[])).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("./var"));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Calls {
     pub connected: std::sync::Mutex<HashMap<String, ConnectedCall>>,
     /// Inbound calls in progress by SIP Call-ID, for an attended transfer's Replaces.
     pub dialogs: std::sync::Mutex<HashMap<String, Dialog>>,
+    /// Every call in progress by SIP Call-ID, as `hotline show calls` lists it.
+    pub live: crate::control::LiveCalls,
     /// Woken when the flows are reloaded, so the queues are sent to the queue task again.
     pub flows_changed: Arc<tokio::sync::Notify>,
     /// Woken when an operator account was added, so the store is read again at once.

@@ -15,9 +15,6 @@ pub enum FlowCommand {
     Check {
         /// The flows directory (default: the config's flows.dir).
         path: Option<PathBuf>,
-        /// Settings file (flows.dir, and the dial plan transfers are checked against).
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
     },
     /// Walk a call through the flows on a virtual clock and print what happens.
     Simulate {
@@ -46,9 +43,6 @@ pub enum FlowCommand {
         /// The flows directory (default: the config's flows.dir).
         #[arg(long)]
         flows: Option<PathBuf>,
-        /// Settings file (flows.dir, and the dial plan transfers go through).
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
     },
     /// Print the JSON Schema of flow files (for editors: see ivr-flows/README.md).
     Schema,
@@ -64,11 +58,12 @@ fn settings(
     Ok((given.unwrap_or(config.flows_dir), plan))
 }
 
-/// Returns the process exit status.
-pub fn run(cmd: FlowCommand) -> Result<u8, String> {
+/// Returns the process exit status. `config`: the settings file (`hotline --config`), for
+/// flows.dir and the dial plan transfers are checked against.
+pub fn run(cmd: FlowCommand, config: Option<&Path>) -> Result<u8, String> {
     match cmd {
-        FlowCommand::Check { path, config } => {
-            let (dir, plan) = settings(path, config.as_deref())?;
+        FlowCommand::Check { path } => {
+            let (dir, plan) = settings(path, config)?;
             Ok(check(&dir, &plan))
         }
         FlowCommand::Simulate {
@@ -80,12 +75,11 @@ pub fn run(cmd: FlowCommand) -> Result<u8, String> {
             expected_wait,
             promise_in,
             flows,
-            config,
         } => {
             let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
                 format!("--at {at:?}: {e}; use RFC 3339, e.g. 2026-12-24T10:00:00+01:00")
             })?;
-            let (dir, dial_plan) = settings(flows, config.as_deref())?;
+            let (dir, dial_plan) = settings(flows, config)?;
             let set = hotline_ivr::load_dir(&dir).map_err(|errors| {
                 let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
                 format!(

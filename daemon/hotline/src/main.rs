@@ -14,13 +14,16 @@ mod click_to_call;
 mod config;
 mod console_link;
 mod context;
+mod control;
 mod flow_cli;
 mod flows;
+mod logging;
 mod metrics;
 mod net;
 mod operator_sync;
 mod outbound;
 mod relay;
+mod secrets;
 mod security;
 mod sip_driver;
 mod sip_tcp;
@@ -48,6 +51,10 @@ use crate::context::Calls;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Settings file. Default: $HOTLINE_CONFIG, else /etc/hotline/hotline.toml when it
+    /// exists, else the built-in defaults (see config/hotline.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -132,29 +139,18 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon (SIP, RTP, HTTP).
-    Serve {
-        /// Settings file; without it the defaults apply (see config/hotline.toml).
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    Serve,
     /// Create or upgrade the database schema and exit.
-    Migrate {
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    Migrate,
     /// Manage operators: who may register a phone and take calls.
     Operator {
         #[command(subcommand)]
         command: OperatorCommand,
-        #[arg(long, env = "HOTLINE_CONFIG", global = true)]
-        config: Option<PathBuf>,
     },
     /// Manage web console users (`user add --role admin` bootstraps the first admin).
     User {
         #[command(subcommand)]
         command: UserCommand,
-        #[arg(long, env = "HOTLINE_CONFIG", global = true)]
-        config: Option<PathBuf>,
     },
     /// Check, simulate and describe IVR flow files.
     Flow {
@@ -163,29 +159,21 @@ enum Command {
     },
     /// Print the newest callback requests as CSV (newest first).
     Callbacks {
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
     /// Print the shared callback list as CSV: one entry per number, oldest promise first.
     CallbackList {
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     /// How promised callback times were kept, for entries first noted in the last N days.
     CallbackReport {
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
         #[arg(long, default_value_t = 7)]
         days: i64,
     },
     /// Print the newest missed calls as CSV (newest first).
     Missed {
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
@@ -193,8 +181,6 @@ enum Command {
     /// 8601, duration and billsec (seconds, as Asterisk's Master.csv), queue, wait, hold,
     /// transfers, every operator leg, wrap-up.
     Calls {
-        #[arg(long, env = "HOTLINE_CONFIG")]
-        config: Option<PathBuf>,
         /// How many records.
         #[arg(long, default_value_t = 20)]
         limit: i64,
@@ -205,13 +191,26 @@ enum Command {
         #[arg(long, value_parser = parse_instant)]
         until: Option<i64>,
     },
+    /// Show what the running daemon does now (calls in progress, phone registrations,
+    /// queues, chats, operators), as a table or JSON; asks it over its control socket.
+    Show {
+        view: control::View,
+        /// An array of objects (stable snake_case keys) instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a call in progress (its SIP Call-ID, as `show calls` lists it): every party
+    /// gets BYE, as if the operator hung up.
+    Hangup { call_id: String },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config_path = config::config_path(cli.config, &ProcessEnv);
+    let config = config_path.as_deref();
     // Flow tools are plain file work: no runtime, no logging set-up, their own exit codes.
     if let Command::Flow { command } = cli.command {
-        return match flow_cli::run(command) {
+        return match flow_cli::run(command, config) {
             Ok(status) => ExitCode::from(status),
             Err(message) => {
                 eprintln!("hotline flow: {message}");
@@ -219,15 +218,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOTLINE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal; journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // `[log]` is read from the same settings file (logging starts before Config::load).
+    let daemon = matches!(cli.command, Command::Serve);
+    if let Err(message) = logging::init(config, daemon) {
+        eprintln!("hotline: {message}");
+        return ExitCode::FAILURE;
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -241,25 +237,22 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config } => serve(config.as_deref()).await,
-            Command::Migrate { config } => migrate(config.as_deref()).await,
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(config).await,
             Command::Calls {
-                config,
                 limit,
                 since,
                 until,
-            } => print_calls(config.as_deref(), limit, since, until).await,
-            Command::Callbacks { config, limit } => print_callbacks(config.as_deref(), limit).await,
+            } => print_calls(config, limit, since, until).await,
+            Command::Callbacks { limit } => print_callbacks(config, limit).await,
             Command::Flow { .. } => Ok(()),
-            Command::Missed { config, limit } => print_missed(config.as_deref(), limit).await,
-            Command::CallbackList { config, limit } => {
-                print_callback_list(config.as_deref(), limit).await
-            }
-            Command::CallbackReport { config, days } => {
-                print_callback_report(config.as_deref(), days).await
-            }
-            Command::Operator { command, config } => operator_cmd(config.as_deref(), command).await,
-            Command::User { command, config } => user_cmd(config.as_deref(), command).await,
+            Command::Missed { limit } => print_missed(config, limit).await,
+            Command::CallbackList { limit } => print_callback_list(config, limit).await,
+            Command::CallbackReport { days } => print_callback_report(config, days).await,
+            Command::Operator { command } => operator_cmd(config, command).await,
+            Command::User { command } => user_cmd(config, command).await,
+            Command::Show { view, json } => control::show(config, view, json).await,
+            Command::Hangup { call_id } => control::hangup(config, &call_id).await,
         }
     });
     match result {
@@ -285,6 +278,22 @@ async fn open_store(config: &Config) -> Result<Store, String> {
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     Ok(store)
+}
+
+/// For the commands that only read: the daemon's database must be there already; nothing
+/// is created or migrated (a wrong or missing --config would otherwise leave an empty
+/// ./var/hotline.db behind and print nothing).
+async fn open_existing_store(config: &Config) -> Result<Store, String> {
+    use hotline_core::store::StoreError;
+    Store::open_existing(&config.database_url)
+        .await
+        .map_err(|e| match e {
+            StoreError::Missing { url } | StoreError::NotMigrated { url } => format!(
+                "no database at {url} (state_dir {}); run `hotline migrate` or point --config at the daemon's settings",
+                config.state_dir.display()
+            ),
+            e => e.to_string(),
+        })
 }
 
 async fn migrate(config_path: Option<&Path>) -> Result<(), String> {
@@ -316,7 +325,7 @@ async fn print_calls(
     until: Option<i64>,
 ) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     let calls = store
         .calls_between(since, until, limit)
         .await
@@ -331,7 +340,11 @@ async fn print_calls(
 
 async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_store(&config).await?;
+    let store = if matches!(cmd, OperatorCommand::List) {
+        open_existing_store(&config).await?
+    } else {
+        open_store(&config).await?
+    };
     let result = match cmd {
         OperatorCommand::Add {
             name,
@@ -636,7 +649,7 @@ async fn add_operator(
 
 async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     let missed = store
         .recent_missed_calls(limit)
         .await
@@ -651,7 +664,7 @@ async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), Stri
 
 async fn print_callback_list(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     let list = store
         .callback_list(context::unix_ms(), limit)
         .await
@@ -681,7 +694,7 @@ async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<
         return Err(format!("--days {days}: give 1–3650"));
     }
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     let now = context::unix_ms();
     let report = store
         .callback_promise_report(now - days * 86_400_000, now + 1, now)
@@ -703,7 +716,7 @@ async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<
 
 async fn print_callbacks(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
     let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     let requests = store
         .recent_callback_requests(limit)
         .await
@@ -833,6 +846,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         trunk: config.trunk.clone(),
         connected: Default::default(),
         dialogs: Default::default(),
+        live: Default::default(),
         flows_changed: Default::default(),
         operators_changed: Default::default(),
     });
@@ -856,6 +870,9 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         calls.operators_changed.clone(),
     ));
     tokio::spawn(auto_callback::run(calls.clone(), config.trunk.clone()));
+    tokio::spawn(metrics::watch_store(store.clone()));
+    // `hotline show` / `hotline hangup`; the socket file goes when `serve` returns.
+    let _control = control::start(&config.state_dir, calls.clone());
 
     let health = Arc::new(hotline_web::Health::default());
     health.set_sip_bound();
@@ -1001,4 +1018,56 @@ fn spawn_watchdog() {
             tokio::time::sleep(every).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_global_before_or_after_the_command() {
+        for args in [
+            &["hotline", "--config", "h.toml", "calls"][..],
+            &["hotline", "calls", "--config", "h.toml"],
+            &["hotline", "operator", "list", "--config", "h.toml"],
+            &["hotline", "flow", "check", "--config", "h.toml"],
+            &["hotline", "serve", "--config", "h.toml"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.config, Some(PathBuf::from("h.toml")), "{args:?}");
+        }
+    }
+
+    struct StateDir(String);
+    impl config::Env for StateDir {
+        fn var(&self, name: &str) -> Option<String> {
+            (name == "HOTLINE_STATE_DIR").then(|| self.0.clone())
+        }
+        fn names(&self) -> Vec<String> {
+            vec!["HOTLINE_STATE_DIR".into()]
+        }
+    }
+
+    #[tokio::test]
+    async fn read_only_commands_create_no_database() {
+        let dir = std::env::temp_dir().join(format!("hotline-ro-{:016x}", rand::random::<u64>()));
+        let state = dir.join("var");
+        let config = Config::load(None, &StateDir(state.display().to_string())).unwrap();
+        let err = open_existing_store(&config).await.unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "no database at sqlite://{}/hotline.db (state_dir {}); run `hotline migrate` \
+                 or point --config at the daemon's settings",
+                state.display(),
+                state.display()
+            )
+        );
+        assert!(!state.exists(), "{} was created", state.display());
+
+        // Once `migrate` (or `serve`) made it, they read it.
+        open_store(&config).await.unwrap().close().await;
+        open_existing_store(&config).await.unwrap().close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -137,7 +137,10 @@ pub async fn run(
                 let Some(input) = input else { break };
                 let now = Instant::now();
                 match input {
-                    SipInput::Message { from, data } => endpoint.handle_input(now, from, &data),
+                    SipInput::Message { from, data } => {
+                        crate::logging::sip_trace("in", &from, &data);
+                        endpoint.handle_input(now, from, &data)
+                    }
                     SipInput::TcpOpened { peer, writer } => { tcp.insert(peer, writer); }
                     SipInput::TcpClosed { peer } => { tcp.remove(&peer); }
                     SipInput::Command(cmd) => match cmd {
@@ -196,6 +199,7 @@ pub async fn run(
         }
         registered.flush(&registrations);
         while let Some(t) = endpoint.poll_transmit() {
+            crate::logging::sip_trace("out", &t.to, &t.data);
             match t.to.transport {
                 Transport::Udp => {
                     if let Err(e) = udp.send_to(&t.data, t.to.addr).await {

@@ -242,6 +242,30 @@ pub(super) async fn sender_name(
     }
 }
 
+/// How long the chat has waited for an operator's first public word, when no operator has
+/// said one yet (an operator's event is about to be stored). The caller holds the chat's
+/// lock, so two first messages can't both count.
+async fn waited_for_first_response(
+    conn: &mut AnyConnection,
+    chat_id: i64,
+    now_ms: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT created_at FROM chats WHERE id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM chat_events WHERE chat_id = $2 AND sender = 'operator' \
+          AND private = 0 AND kind IN ('message', 'options', 'attachment'))",
+    )
+    .bind(chat_id)
+    .bind(chat_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        let started: i64 = r.try_get(0)?;
+        Ok(now_ms.saturating_sub(started).max(0))
+    })
+    .transpose()
+}
+
 /// The files an event names in `data.files`: ids, or objects with an `id`.
 fn file_ids(data: &Value) -> Result<Vec<String>, ChatError> {
     let Some(files) = data.get("files") else {
@@ -412,6 +436,13 @@ impl Store {
                 _ => return conflict("you are not in this chat"),
             }
         }
+        // The visitor's wait for a first word from an operator ends here (a resend
+        // returned above, so each chat counts once).
+        let first_response_ms = if from == SenderKind::Operator && !ev.private {
+            waited_for_first_response(&mut tx, chat_id, now_ms).await?
+        } else {
+            None
+        };
         if let Some((menu_seq, choice)) = &answer {
             let row = sqlx::query(
                 "SELECT data FROM chat_events WHERE chat_id = $1 AND seq = $2 \
@@ -499,6 +530,9 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        if let Some(ms) = first_response_ms {
+            metrics::histogram!(super::FIRST_RESPONSE_METRIC).record(ms as f64 / 1000.0);
+        }
         Ok(event)
     }
 

@@ -715,6 +715,25 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Messages waiting to be sent (queued, or being sent now), by channel; channels with
+    /// none are left out. For the `/metrics` gauge.
+    pub async fn outbox_pending(&self) -> Result<Vec<(Channel, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, COUNT(*) FROM outbox WHERE status IN ('queued', 'sending') \
+             GROUP BY channel",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let channel: String = r.try_get(0)?;
+            let channel =
+                Channel::parse(&channel).ok_or_else(|| decode_error("channel", &channel))?;
+            out.push((channel, r.try_get::<i64, _>(1)?));
+        }
+        Ok(out)
+    }
+
     /// Queues a failed or kept (outbox) message again with fresh attempts (an admin's
     /// "send again"). False if it is not in one of those states.
     pub async fn requeue_message(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
@@ -743,6 +762,8 @@ struct Claimed {
     /// Attempts including this one.
     attempts: i64,
     claim: String,
+    /// When it was stored: the send time is counted from here.
+    created_at_ms: i64,
 }
 
 /// Claims up to `limit` due messages (queued and due, or claimed by a notifier whose claim
@@ -764,7 +785,7 @@ async fn claim_due(
              ORDER BY next_attempt_at, id LIMIT $6) \
          AND ((status = 'queued' AND next_attempt_at <= $7) \
               OR (status = 'sending' AND claim_until <= $8)) \
-         RETURNING id, channel, recipient, subject, body, attempts";
+         RETURNING id, channel, recipient, subject, body, attempts, created_at";
     const POSTGRES: &str = "UPDATE outbox SET status = 'sending', claim = $1, claim_until = $2, \
          attempts = attempts + 1, updated_at = $3 \
          WHERE id IN (SELECT id FROM outbox \
@@ -773,7 +794,7 @@ async fn claim_due(
              ORDER BY next_attempt_at, id LIMIT $6 FOR UPDATE SKIP LOCKED) \
          AND ((status = 'queued' AND next_attempt_at <= $7) \
               OR (status = 'sending' AND claim_until <= $8)) \
-         RETURNING id, channel, recipient, subject, body, attempts";
+         RETURNING id, channel, recipient, subject, body, attempts, created_at";
     let sql = match store.backend() {
         Backend::Sqlite => SQLITE,
         Backend::Postgres => POSTGRES,
@@ -800,6 +821,7 @@ async fn claim_due(
                 body: r.try_get("body")?,
                 attempts: r.try_get("attempts")?,
                 claim: claim.to_string(),
+                created_at_ms: r.try_get("created_at")?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -874,6 +896,15 @@ async fn finish(
 
 // ---------------------------------------------------------------------------------------
 // The notifier task
+
+/// Histogram (seconds, by `channel`): from a message being stored in the outbox to its
+/// being sent, retries included. The daemon describes it and sets its buckets.
+pub const SEND_SECONDS_METRIC: &str = "hotline_outbox_send_seconds";
+
+/// A channel as a metric label: one of a few fixed values, whatever the row holds.
+fn channel_label(channel: &str) -> &'static str {
+    Channel::parse(channel).map_or("unknown", Channel::as_str)
+}
 
 /// Messages claimed in one go; they are sent concurrently.
 const BATCH: i64 = 8;
@@ -1123,8 +1154,16 @@ async fn attempt(store: &Store, config: &NotifyConfig, senders: &Senders, c: Cla
     // The database may be restarting: try a few times before leaving it to the claim's
     // expiry (after which the message is sent again).
     for attempt in 1..=3 {
-        match finish(store, &c, &outcome, now_ms()).await {
-            Ok(true) => return,
+        let now = now_ms();
+        match finish(store, &c, &outcome, now).await {
+            Ok(true) => {
+                if outcome == Finish::Sent {
+                    let secs = now.saturating_sub(c.created_at_ms).max(0) as f64 / 1000.0;
+                    metrics::histogram!(SEND_SECONDS_METRIC, "channel" => channel_label(&c.channel))
+                        .record(secs);
+                }
+                return;
+            }
             Ok(false) => {
                 warn!(
                     id = c.id,
