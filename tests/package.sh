@@ -13,7 +13,14 @@ FAILED=0
 fail() { echo "FAIL: $*"; FAILED=1; }
 ok() { echo "ok: $*"; }
 
-purge() { dpkg --purge hotline >/dev/null 2>&1 || true; }
+# Never touch an installation an admin made: only one this script installed (its marker
+# is left behind when a run was killed) is purged.
+MARKER=/var/lib/hotline-package-test
+if dpkg -s hotline >/dev/null 2>&1 && [ ! -e "$MARKER" ]; then
+  echo "FAIL: hotline is installed on this machine, not by this test; not touching it"
+  exit 1
+fi
+purge() { dpkg --purge hotline >/dev/null 2>&1 || true; rm -f "$MARKER"; }
 PID=
 cleanup() {
   [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null
@@ -36,6 +43,7 @@ fi
 ok "built $(basename "$DEB") ($(du -h "$DEB" | cut -f1))"
 
 purge
+touch "$MARKER"
 if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$DEB" >"$OUT/install.log" 2>&1; then
   cat "$OUT/install.log"
   echo "FAIL: the package does not install"
@@ -71,14 +79,17 @@ grep -q '^AmbientCapabilities=CAP' /lib/systemd/system/hotline.service \
 
 # The installed daemon checks its installed flows, then starts as its user on the
 # installed settings (the unit's state directory stood in for by a temporary one).
-if runuser -u hotline -- /usr/bin/hotline flow check --config /etc/hotline/hotline.toml >"$OUT/flow-check.log" 2>&1; then
+# A clean environment, as the unit gives it: no HOTLINE_* of the caller's (tests/run.sh
+# exports its daemons' settings).
+CLEAN=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
+if runuser -u hotline -- "${CLEAN[@]}" /usr/bin/hotline flow check --config /etc/hotline/hotline.toml >"$OUT/flow-check.log" 2>&1; then
   ok "hotline flow check on /etc/hotline (as hotline)"
 else
   cat "$OUT/flow-check.log"; fail "flow check of the installed flows"
 fi
 STATE=$(mktemp -d /tmp/hotline-package.XXXXXX)
 chown hotline:hotline "$STATE"
-runuser -u hotline -- env STATE_DIRECTORY="$STATE" HOTLINE_SIP_LISTEN=127.0.0.1:15990 \
+runuser -u hotline -- "${CLEAN[@]}" STATE_DIRECTORY="$STATE" HOTLINE_SIP_LISTEN=127.0.0.1:15990 \
   HOTLINE_HTTP_LISTEN=127.0.0.1:15991 HOTLINE_RTP_PORTS=31900-31949 \
   /usr/bin/hotline serve --config /etc/hotline/hotline.toml >"$OUT/daemon.log" 2>&1 &
 PID=$!
@@ -93,6 +104,11 @@ if [ "$up" = 1 ] && [ -f "$STATE/hotline.db" ]; then
 else
   tail -20 "$OUT/daemon.log"; fail "the installed daemon did not come up with its database in \$STATE_DIRECTORY"
 fi
+# The admin's live view of it, as its user.
+shown=$(runuser -u hotline -- "${CLEAN[@]}" STATE_DIRECTORY="$STATE" /usr/bin/hotline show calls \
+  --config /etc/hotline/hotline.toml 2>&1)
+echo "$shown" | sed 's/^/   /'
+grep -q "active call" <<<"$shown" && ok "hotline show calls answers" || fail "hotline show calls: $shown"
 kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
 rm -rf "$STATE"
 

@@ -880,7 +880,7 @@ skill_routes_to_member_who_has_it() {
 # phones; a second hangup of it says there is no such call.
 live_view_and_hangup() {
   local c=(--config "$DAEMON_DIR/hotline.toml")
-  [ "$(stat -c %a "$DAEMON_DIR/state/control.sock")" = 660 ] || { echo "the control socket is not 0660"; return 1; }
+  [ "$(stat -c %a "$DAEMON_DIR/state/control.sock")" = 600 ] || { echo "the control socket is not 0600"; return 1; }
   [ "$(operator_state bela pause)" = 204 ] || return 1
   sleep 1.5 # wrap-up after the last call
   phone operator_answers 1001 15081 16030 300 live-anna.log; local anna=$PHONE_PID

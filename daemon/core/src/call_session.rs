@@ -815,6 +815,12 @@ impl CallSession {
         ))
     }
 
+    /// The driver lost the call's media (never seen: its sockets could not come back from
+    /// a relay thread): every party gets BYE, and the record says the transport failed.
+    pub fn media_lost(&mut self, now: Instant) {
+        self.finish(now, EndReason::TransportError, true);
+    }
+
     /// The SIP Call-ID of the caller's dialog, for the driver's log lines.
     pub fn call_id(&self) -> &str {
         &self.call_id

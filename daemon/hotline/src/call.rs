@@ -524,20 +524,37 @@ impl CallIo {
             return;
         };
         let handle = l.handle;
-        let on_thread = match [caller.0, caller.1, l.rtp, l.rtcp].map(UdpSocket::into_std) {
-            [Ok(a), Ok(b), Ok(c), Ok(d)] => threads.lend([a, b, c, d], media),
-            _ => None,
+        let sockets = match [caller.0, caller.1, l.rtp, l.rtcp].map(UdpSocket::into_std) {
+            [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
+            _ => {
+                self.media_lost(
+                    session,
+                    leg,
+                    handle,
+                    now,
+                    "the sockets could not leave tokio",
+                );
+                return;
+            }
         };
-        if on_thread.is_none() {
-            // Never seen: the sockets could not leave tokio, or the thread is gone.
-            warn!(call_id = %session.call_id(), "RTP relay thread: lending failed; the call ends");
-            session.caller_ended(now, EndReason::TransportError);
+        match threads.lend(sockets, media) {
+            Ok(on_thread) => {
+                self.lent = Some(LentMedia {
+                    on_thread: Some(on_thread),
+                    leg,
+                    handle,
+                });
+            }
+            // The thread is gone (it panicked): this call relays on its own task.
+            Err(back) => {
+                let (sockets, media) = *back;
+                warn!(call_id = %session.call_id(), "RTP relay thread gone; the call relays on its task");
+                session.return_media(media);
+                if !self.restore(leg, handle, sockets) {
+                    self.media_lost(session, leg, handle, now, "the sockets cannot rejoin tokio");
+                }
+            }
         }
-        self.lent = Some(LentMedia {
-            on_thread,
-            leg,
-            handle,
-        });
     }
 
     /// Takes the lent sockets and media back into the session before it gets any other
@@ -546,41 +563,60 @@ impl CallIo {
         let Some(lent) = self.lent.take() else {
             return;
         };
-        let back = match lent.on_thread {
-            Some(on_thread) => on_thread.reclaim().await,
-            None => None,
-        };
-        let Some(([a, b, c, d], media)) = back else {
-            self.lent = Some(LentMedia {
-                on_thread: None,
-                ..lent
-            });
-            if session.ended().is_none() {
-                warn!(call_id = %session.call_id(), "RTP relay thread: the media did not come back; the call ends");
-                session.caller_ended(Instant::now(), EndReason::TransportError);
-            }
+        let Some(on_thread) = lent.on_thread else {
+            // Lost before; the session has ended.
+            self.lent = Some(lent);
             return;
         };
-        session.return_media(media);
-        match [a, b, c, d].map(UdpSocket::from_std) {
-            [Ok(a), Ok(b), Ok(c), Ok(d)] => {
-                self.caller = Some((a, b));
-                self.legs.push(LegIo {
-                    id: lent.leg,
-                    handle: lent.handle,
-                    rtp: c,
-                    rtcp: d,
-                });
+        match on_thread.reclaim().await {
+            Some((sockets, media)) => {
+                session.return_media(media);
+                if !self.restore(lent.leg, lent.handle, sockets) {
+                    let why = "the sockets cannot rejoin tokio";
+                    self.media_lost(session, lent.leg, lent.handle, Instant::now(), why);
+                }
             }
-            _ => {
-                self.lent = Some(LentMedia {
-                    on_thread: None,
-                    ..lent
-                });
-                warn!(call_id = %session.call_id(), "RTP relay thread: the sockets cannot rejoin tokio; the call ends");
-                session.caller_ended(Instant::now(), EndReason::TransportError);
+            None => {
+                let why = "the media did not come back from its thread";
+                self.media_lost(session, lent.leg, lent.handle, Instant::now(), why);
             }
         }
+    }
+
+    /// Puts a call's four sockets back under tokio: the caller's, and `leg`'s.
+    fn restore(&mut self, leg: LegId, handle: CallHandle, sockets: crate::relay::Sockets) -> bool {
+        match sockets.map(UdpSocket::from_std) {
+            [Ok(a), Ok(b), Ok(rtp), Ok(rtcp)] => {
+                self.caller = Some((a, b));
+                self.legs.push(LegIo {
+                    id: leg,
+                    handle,
+                    rtp,
+                    rtcp,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Never seen: the call's sockets are gone, so it ends (BYE to every party; the
+    /// leg's SIP handle is kept for its BYE).
+    fn media_lost(
+        &mut self,
+        session: &mut CallSession,
+        leg: LegId,
+        handle: CallHandle,
+        now: Instant,
+        why: &str,
+    ) {
+        warn!(call_id = %session.call_id(), "RTP relay: {why}; the call ends");
+        self.lent = Some(LentMedia {
+            on_thread: None,
+            leg,
+            handle,
+        });
+        session.media_lost(now);
     }
 }
 

@@ -513,30 +513,55 @@ fn element(items: &[toml::Value], name: &str) -> Option<usize> {
     })
 }
 
+/// The settings file's text; none: empty (the defaults).
+fn read_settings(path: Option<&Path>) -> Result<String, ConfigError> {
+    match path {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::Missing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        }),
+        None => Ok(String::new()),
+    }
+}
+
+/// Who reads the settings: the daemon needs every secret it uses; a command may go without.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Daemon,
+    Command,
+}
+
 impl Config {
     /// Reads `path` (when given: a missing file is an error) and applies the overrides.
     /// Relative paths in the file stay relative to the working directory; the default
     /// flows directory is `ivr-flows` beside the file.
     pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
-        let text = match path {
-            Some(path) => std::fs::read_to_string(path).map_err(|source| {
-                if source.kind() == std::io::ErrorKind::NotFound {
-                    ConfigError::Missing {
-                        path: path.to_path_buf(),
-                    }
-                } else {
-                    ConfigError::Read {
-                        path: path.to_path_buf(),
-                        source,
-                    }
-                }
-            })?,
-            None => String::new(),
-        };
-        Config::from_text(&text, path, env)
+        let text = read_settings(path)?;
+        Config::from_text(&text, path, env, Purpose::Daemon)
     }
 
-    fn from_text(text: &str, path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
+    /// As [`Config::load`], for the admin commands (everything but `serve`): a secret only
+    /// the daemon uses (the trunk's password, the gateways' settings) may be missing, as it
+    /// is from a shell when it comes as a systemd credential.
+    pub fn load_for_command(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
+        let text = read_settings(path)?;
+        Config::from_text(&text, path, env, Purpose::Command)
+    }
+
+    fn from_text(
+        text: &str,
+        path: Option<&Path>,
+        env: &dyn Env,
+        purpose: Purpose,
+    ) -> Result<Config, ConfigError> {
         let parse_error = |message| ConfigError::Parse {
             path: path.map_or_else(|| PathBuf::from("settings"), Path::to_path_buf),
             message,
@@ -568,7 +593,7 @@ impl Config {
             None if path == Some(Path::new(SYSTEM_CONFIG)) => SYSTEM_STATE_DIR.to_string(),
             None => "./var".to_string(),
         };
-        Config::resolve(file, &sources, &flows_default, &state_default)
+        Config::resolve(file, &sources, &flows_default, &state_default, purpose)
     }
 
     fn resolve(
@@ -576,6 +601,7 @@ impl Config {
         sources: &Sources,
         flows_default: &Path,
         default_state: &str,
+        purpose: Purpose,
     ) -> Result<Config, ConfigError> {
         // The file's value or the default; a bad value is reported under the name it was
         // set by.
@@ -727,7 +753,7 @@ impl Config {
             let address = parse_socket_addr(&name, &v)?;
             let credentials = match (file.trunk.username, file.trunk.password) {
                 (Some(u), Some(p)) if !u.is_empty() => Some((u, p)),
-                (Some(u), None) if !u.is_empty() => {
+                (Some(u), None) if !u.is_empty() && purpose == Purpose::Daemon => {
                     return Err(invalid(
                         "trunk.password",
                         "",
@@ -803,7 +829,7 @@ impl Config {
                 message,
             });
         }
-        if let Err(e) = file.notify.validate() {
+        if let (Purpose::Daemon, Err(e)) = (purpose, file.notify.validate()) {
             return Err(invalid("notify", "(see the message)", &e.to_string()));
         }
 
@@ -979,7 +1005,7 @@ mod tests {
         )
     }
     fn from_toml(text: &str, e: &FakeEnv) -> Result<Config, ConfigError> {
-        Config::from_text(text, None, e)
+        Config::from_text(text, None, e, Purpose::Daemon)
     }
 
     #[test]
@@ -1442,12 +1468,34 @@ mod tests {
         // The package's settings file, read from a shell (no $STATE_DIRECTORY): the
         // package's state directory, where the service keeps its database.
         let system = Some(Path::new(SYSTEM_CONFIG));
-        let c = Config::from_text("", system, &env(&[])).unwrap();
+        let c = Config::from_text("", system, &env(&[]), Purpose::Daemon).unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/hotline"));
-        let c = Config::from_text("", system, &env(&[("STATE_DIRECTORY", "/srv/s")])).unwrap();
+        let c = Config::from_text(
+            "",
+            system,
+            &env(&[("STATE_DIRECTORY", "/srv/s")]),
+            Purpose::Daemon,
+        )
+        .unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/srv/s"));
-        let c = Config::from_text("", Some(Path::new("/tmp/h.toml")), &env(&[])).unwrap();
+        let c = Config::from_text(
+            "",
+            Some(Path::new("/tmp/h.toml")),
+            &env(&[]),
+            Purpose::Daemon,
+        )
+        .unwrap();
         assert_eq!(c.state_dir, PathBuf::from("./var"));
+    }
+
+    #[test]
+    fn commands_go_without_the_secrets_only_the_daemon_uses() {
+        // The trunk's password as a systemd credential: a shell has none of it.
+        let text = "[trunk]\naddress = \"192.0.2.10:5060\"\nusername = \"hl\"\ncaller_id = \"+3612345678\"\n";
+        let e = Config::from_text(text, None, &env(&[]), Purpose::Daemon).unwrap_err();
+        assert!(e.to_string().contains("trunk.password"), "{e}");
+        let c = Config::from_text(text, None, &env(&[]), Purpose::Command).unwrap();
+        assert_eq!(c.trunk.unwrap().credentials, None);
     }
 
     #[test]

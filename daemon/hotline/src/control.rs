@@ -3,8 +3,9 @@
 //! `hotline hangup CALL-ID` ask the running daemon over its control socket.
 //!
 //! The socket is `$RUNTIME_DIRECTORY/control.sock` under systemd (`/run/hotline`), else
-//! `<state_dir>/control.sock`; its file mode (0660: the daemon's user and group) is the
-//! only access control, as with Asterisk's. The protocol is one JSON request line (at most
+//! `<state_dir>/control.sock`; its file mode (0600: the daemon's user, and root) is the
+//! only access control, as with Asterisk's. Not the group: the `hotline` group may read
+//! the settings, and `hangup` is more than reading. The protocol is one JSON request line (at most
 //! 4 KiB, sent within 2 s) and one JSON response line:
 //!
 //! ```text
@@ -676,7 +677,7 @@ pub fn start(state_dir: &Path, state: Arc<dyn LiveState>) -> Option<ControlSocke
 }
 
 /// Binds `path` (replacing a stale socket a crashed daemon left, refusing when a daemon
-/// answers there), makes it 0660 and serves it.
+/// answers there), makes it 0600 and serves it.
 fn listen(
     path: &Path,
     state: Arc<dyn LiveState>,
@@ -703,9 +704,10 @@ fn listen(
         std::fs::create_dir_all(dir)?;
     }
     // bind() makes the file 0777 less the umask (022 in a shell, 027 under the unit): no
-    // write bit for others, so nobody else can connect before it is set to 0660.
+    // write bit for others, so nobody else can connect before it is set to 0600 (the
+    // directory, the state directory or /run/hotline, is not open to others either).
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     let inode = std::fs::symlink_metadata(path).ok().map(|m| m.ino());
     let task = tokio::spawn(accept(listener, state, request_wait));
     Ok(ControlSocket {
@@ -787,8 +789,8 @@ pub enum ClientError {
     #[error("hotline is not running (no control socket at {})", list(.0))]
     NotRunning(Vec<PathBuf>),
     #[error(
-        "cannot use the control socket {}: permission denied (run as the daemon's user, or \
-         a member of its group)",
+        "cannot use the control socket {}: permission denied (run as the daemon's user or \
+         root: sudo -u hotline hotline …)",
         .0.display()
     )]
     Denied(PathBuf),
@@ -875,7 +877,7 @@ pub async fn hangup_at(paths: &[PathBuf], call_id: &str) -> Result<String, Strin
 
 /// The sockets a client tries, from the same settings `serve` uses.
 fn paths_from_config(config_path: Option<&Path>) -> Result<Vec<PathBuf>, String> {
-    let config = crate::config::Config::load(config_path, &crate::config::ProcessEnv)
+    let config = crate::config::Config::load_for_command(config_path, &crate::config::ProcessEnv)
         .map_err(|e| e.to_string())?;
     let runtime_dir = std::env::var_os("RUNTIME_DIRECTORY");
     Ok(client_paths(&config.state_dir, runtime_dir.as_ref()))
@@ -1531,7 +1533,7 @@ mod tests {
         let fake = Arc::new(Fake::default());
         let socket = listen(&path, fake.clone(), Duration::from_millis(300)).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o660);
+        assert_eq!(mode & 0o777, 0o600);
 
         // The table, as the admin reads it.
         let table = show_at(&paths, View::Calls, false).await.unwrap();

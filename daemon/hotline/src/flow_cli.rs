@@ -53,7 +53,7 @@ fn settings(
     given: Option<PathBuf>,
     config: Option<&Path>,
 ) -> Result<(PathBuf, hotline_ivr::dialplan::DialPlan), String> {
-    let config = Config::load(config, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config, &ProcessEnv).map_err(|e| e.to_string())?;
     let plan = config.trunk.map(|t| t.dialplan).unwrap_or(config.dialplan);
     Ok((given.unwrap_or(config.flows_dir), plan))
 }

@@ -134,8 +134,8 @@ fn settings(file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings
     }
     if let Some(v) = env("HOTLINE_LOG__SIP_TRACE") {
         sip_trace = Some(match v.as_str() {
-            "true" | "1" => true,
-            "false" | "0" => false,
+            "true" => true,
+            "false" => false,
             _ => return Err(format!("HOTLINE_LOG__SIP_TRACE: true or false (got {v:?})")),
         });
     }

@@ -297,7 +297,7 @@ async fn open_existing_store(config: &Config) -> Result<Store, String> {
 }
 
 async fn migrate(config_path: Option<&Path>) -> Result<(), String> {
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
     store.close().await;
     println!("migrated {}", redact(&config.database_url));
@@ -324,7 +324,7 @@ async fn print_calls(
     since: Option<i64>,
     until: Option<i64>,
 ) -> Result<(), String> {
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_existing_store(&config).await?;
     let calls = store
         .calls_between(since, until, limit)
@@ -339,7 +339,7 @@ async fn print_calls(
 }
 
 async fn operator_cmd(config_path: Option<&Path>, cmd: OperatorCommand) -> Result<(), String> {
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = if matches!(cmd, OperatorCommand::List) {
         open_existing_store(&config).await?
     } else {
@@ -591,7 +591,7 @@ async fn user_cmd(config_path: Option<&Path>, cmd: UserCommand) -> Result<(), St
     } = cmd;
     let role = hotline_core::users::Role::parse(&role)
         .ok_or_else(|| format!("--role {role:?}: use operator, supervisor or admin"))?;
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let mut password = String::new();
     std::io::stdin()
         .read_line(&mut password)
@@ -648,7 +648,7 @@ async fn add_operator(
 }
 
 async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_existing_store(&config).await?;
     let missed = store
         .recent_missed_calls(limit)
@@ -663,7 +663,7 @@ async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), Stri
 }
 
 async fn print_callback_list(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_existing_store(&config).await?;
     let list = store
         .callback_list(context::unix_ms(), limit)
@@ -693,7 +693,7 @@ async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<
     if !(1..=3650).contains(&days) {
         return Err(format!("--days {days}: give 1–3650"));
     }
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_existing_store(&config).await?;
     let now = context::unix_ms();
     let report = store
@@ -715,7 +715,7 @@ async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<
 }
 
 async fn print_callbacks(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
-    let config = Config::load(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_existing_store(&config).await?;
     let requests = store
         .recent_callback_requests(limit)

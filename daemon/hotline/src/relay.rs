@@ -86,19 +86,36 @@ impl RelayThreads {
         }))
     }
 
-    /// Hands a call's sockets and media to a thread. `None` (the sockets are lost) only
-    /// when the thread is gone, which a panic in it would cause.
-    pub fn lend(self: &Arc<Self>, sockets: Sockets, media: Relay) -> Option<Lent> {
+    /// Hands a call's sockets and media to a thread; they come back as they were when
+    /// that thread is gone (a panic in it), and the call's task relays on its own.
+    pub fn lend(
+        self: &Arc<Self>,
+        sockets: Sockets,
+        media: Relay,
+    ) -> Result<Lent, Box<(Sockets, Relay)>> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let worker = id % self.workers.len();
         let media = Box::new(media);
-        let sent = self.workers[worker].send(Command::Adopt { id, sockets, media });
-        sent.then(|| Lent {
-            threads: self.clone(),
-            worker,
-            id,
-            reclaimed: false,
-        })
+        let w = &self.workers[worker];
+        match w.commands.send(Command::Adopt { id, sockets, media }) {
+            Ok(()) => {
+                // Queued: should the wake fail (it cannot short of a broken eventfd), the
+                // thread still adopts the call at its next wake, and `Lent` owns it.
+                if let Err(e) = w.waker.wake() {
+                    warn!(error = %e, "RTP relay thread: cannot wake it");
+                }
+                Ok(Lent {
+                    threads: self.clone(),
+                    worker,
+                    id,
+                    reclaimed: false,
+                })
+            }
+            Err(mpsc::SendError(Command::Adopt { sockets, media, .. })) => {
+                Err(Box::new((sockets, *media)))
+            }
+            Err(_) => unreachable!("the command sent was Adopt"),
+        }
     }
 }
 

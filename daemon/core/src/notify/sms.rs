@@ -90,7 +90,8 @@ fn error_body(c: &SmsConfig) -> Result<Option<regex::Regex>, NotifyError> {
 }
 
 fn parse_url(url: &str) -> Result<Url, String> {
-    let parsed = Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    // Not the URL itself in the message: a gateway's key may be in it.
+    let parsed = Url::parse(url.trim()).map_err(|e| format!("not a URL: {e}"))?;
     match parsed.scheme() {
         "http" | "https" => Ok(parsed),
         other => Err(format!("{other}: is not http: or https:")),
