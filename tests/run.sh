@@ -99,6 +99,120 @@ readme_first_command() {
   return $rc
 }
 
+# Logs as journald and a log shipper get them: with $JOURNAL_STREAM naming stderr, every
+# line starts with its syslog priority (`journalctl -p err` works), and a refused flow set
+# is a warning or an error; with log.format json every line is one JSON object, and the
+# console's requests have access lines without their query strings.
+logs_for_journald_and_json() {
+  local dir=$OUT/logs; rm -rf "$dir"; mkdir -p "$dir"
+  cp -r "$ROOT/ivr-flows" "$dir/flows"
+  local env=(HOTLINE_SIP_LISTEN=127.0.0.1:15994 HOTLINE_HTTP_LISTEN=127.0.0.1:15995
+    HOTLINE_RTP_PORTS=31950-31998 HOTLINE_STATE_DIR=$dir/state HOTLINE_FLOWS_DIR=$dir/flows
+    HOTLINE_DATABASE_URL=)
+  : >"$dir/journal.log"
+  local stream; stream=$(stat -c '%d:%i' "$dir/journal.log")
+  env "${env[@]}" JOURNAL_STREAM="$stream" "$HOTLINE" serve 2>>"$dir/journal.log" >/dev/null &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:15995/healthz >/dev/null && break; sleep 0.1; done
+  printf '\n[[broken' >>"$dir/flows/main.toml"   # the watcher reloads: the set is refused
+  for _ in $(seq 1 50); do grep -q '^<[34]>.*main.toml' "$dir/journal.log" && break; sleep 0.1; done
+  kill -TERM $pid; wait $pid 2>/dev/null
+  echo "journal lines:"; head -3 "$dir/journal.log"; grep '^<[34]>' "$dir/journal.log" | head -3
+  grep -q '^<6>' "$dir/journal.log" || { echo "no info line with <6>"; return 1; }
+  grep -q '^<[34]>.*main.toml' "$dir/journal.log" || { echo "the refused flow set is not a <3>/<4> line"; return 1; }
+  grep -vq '^<[0-7]>' "$dir/journal.log" && { echo "a line without its priority:"; grep -v '^<[0-7]>' "$dir/journal.log" | head -3; return 1; }
+  # JSON.
+  cp "$ROOT/ivr-flows/main.toml" "$dir/flows/main.toml"
+  env "${env[@]}" HOTLINE_LOG__FORMAT=json "$HOTLINE" serve 2>"$dir/json.log" >/dev/null &
+  pid=$!
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:15995/healthz >/dev/null && break; sleep 0.1; done
+  curl -s -o /dev/null "http://127.0.0.1:15995/login?next=%2Fsecret-query"
+  sleep 0.3; kill -TERM $pid; wait $pid 2>/dev/null
+  python3 - "$dir/json.log" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+objs = [json.loads(l) for l in lines]          # every line is one JSON object
+assert all("level" in o and "target" in o for o in objs), "level/target missing"
+access = [o for o in objs if o["target"] == "http_access"]
+print(len(objs), "JSON lines; access:", access[:1])
+assert any("/login" in json.dumps(o) for o in access), "no access line for /login"
+assert not any("secret-query" in l for l in lines), "a query string was logged"
+PY
+}
+
+# A call.ended webhook as an integrator's endpoint gets it: the receiver fails the first
+# delivery (500) and takes the retry; both carry the same delivery id, and the signature
+# (HMAC-SHA256 of "t.body" with the shared secret) checks out; the body is the call.
+webhook_call_ended() {
+  local dir=$OUT/webhook; rm -rf "$dir"; mkdir -p "$dir"
+  python3 - "$dir/got.jsonl" 15997 <<'PY' &
+import http.server, json, sys
+out, port = sys.argv[1], int(sys.argv[2])
+seen = []
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        seen.append(1)
+        with open(out, "a") as f:
+            f.write(json.dumps({"headers": dict(self.headers), "body": body}) + "\n")
+        self.send_response(500 if len(seen) == 1 else 200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+  local receiver=$!
+  printf '[[webhooks]]\nurl = "http://127.0.0.1:15997/hook"\nevents = ["call.ended"]\nsecret = "whsec_runsh_0123456789"\n[notify.retry]\nfirst_backoff_ms = 200\n' >"$dir/hotline.toml"
+  HOTLINE_SIP_LISTEN=127.0.0.1:15996 HOTLINE_HTTP_LISTEN=127.0.0.1:15998 HOTLINE_RTP_PORTS=31950-31998 \
+    HOTLINE_STATE_DIR=$dir/state HOTLINE_FLOWS_DIR=$ROOT/ivr-flows HOTLINE_DATABASE_URL= \
+    "$HOTLINE" serve --config "$dir/hotline.toml" >"$dir/daemon.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:15998/healthz >/dev/null && break; sleep 0.1; done
+  sipp -sn uac 127.0.0.1:15996 -s 100 -m 1 -d 500 -p 15078 -mp 16092 -nostdin -timeout 20s -timeout_error >"$dir/sipp.log" 2>&1
+  for _ in $(seq 1 50); do [ "$(wc -l <"$dir/got.jsonl" 2>/dev/null)" = 2 ] && break; sleep 0.2; done
+  kill -TERM $pid $receiver 2>/dev/null; wait $pid $receiver 2>/dev/null
+  python3 - "$dir/got.jsonl" <<'PY'
+import hashlib, hmac, json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+print(len(got), "deliveries")
+assert len(got) == 2, "expected the failed delivery and its retry"
+ids = {g["headers"]["Hotline-Delivery"] for g in got}
+assert len(ids) == 1, ids
+for g in got:
+    h, body = g["headers"], g["body"]
+    assert h["Hotline-Event"] == "call.ended", h
+    parts = dict(p.split("=", 1) for p in h["Hotline-Signature"].split(","))
+    want = hmac.new(b"whsec_runsh_0123456789", f'{parts["t"]}.{body}'.encode(), hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(parts["v1"], want), "bad signature"
+    doc = json.loads(body)
+    assert doc["event"] == "call.ended" and doc["data"]["called"] == "100", doc
+print("signed, retried once, call to", doc["data"]["called"], "ended as", doc["data"]["end_reason"])
+PY
+}
+
+# Backup and restore as an admin does them: a backup of a running daemon, refused into a
+# non-empty directory, a restore refused while the daemon runs; then the state directory
+# is wiped and restored, and the call taken before the backup is listed again.
+backup_and_restore() {
+  local dir=$OUT/backup; rm -rf "$dir"; mkdir -p "$dir"
+  printf '[store]\nstate_dir = "%s"\ndatabase_url = ""\n' "$dir/state" >"$dir/hotline.toml"
+  local c=(--config "$dir/hotline.toml")
+  HOTLINE_SIP_LISTEN=127.0.0.1:15996 HOTLINE_HTTP_LISTEN=127.0.0.1:15998 HOTLINE_RTP_PORTS=31950-31998 \
+    HOTLINE_FLOWS_DIR=$ROOT/ivr-flows "$HOTLINE" serve "${c[@]}" >"$dir/daemon.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:15998/healthz >/dev/null && break; sleep 0.1; done
+  sipp -sn uac 127.0.0.1:15996 -s 100 -m 1 -d 500 -p 15078 -mp 16092 -nostdin -timeout 20s -timeout_error >"$dir/sipp.log" 2>&1 || return 1
+  sleep 0.5
+  "$HOTLINE" backup "$dir/bk" "${c[@]}" || { echo "backup failed"; return 1; }
+  [ -s "$dir/bk/MANIFEST" ] || { echo "no MANIFEST"; return 1; }
+  "$HOTLINE" backup "$dir/bk" "${c[@]}" && { echo "a backup into a non-empty directory was not refused"; return 1; }
+  "$HOTLINE" restore "$dir/bk" "${c[@]}" && { echo "a restore under a running daemon was not refused"; return 1; }
+  kill -TERM $pid; wait $pid 2>/dev/null
+  rm -rf "$dir/state"
+  "$HOTLINE" restore "$dir/bk" "${c[@]}" || { echo "restore failed"; return 1; }
+  local calls; calls=$("$HOTLINE" calls "${c[@]}") || return 1
+  echo "$calls" | tail -2
+  echo "$calls" | grep -q ',100,'
+}
+
 API_TOKEN=test-token-0123456789abcdef
 SIP_PORT=15060
 HTTP_PORT=18080
@@ -268,6 +382,27 @@ metrics_exposed() {
   echo "$m" | grep -Eq '^hotline_rtp_packets_received_total [1-9]' &&
   echo "$m" | grep -Eq '^hotline_sip_requests_total\{direction="in",method="INVITE"\} [1-9]' &&
   echo "$m" | grep -Eq '^hotline_sip_responses_total\{direction="out",class="2xx"\} [1-9]'
+}
+
+# The API as an integrator meets it: /api/v1, errors as problem details (RFC 9457) even
+# for a body sent without its content type, a missing token or an unknown path, and an
+# OpenAPI document listing the routes.
+api_v1_problem_details() {
+  local h=http://127.0.0.1:$HTTP_PORT auth=(-H "Authorization: Bearer $API_TOKEN") out
+  curl -sf "${auth[@]}" "$h/api/v1/queues" >/dev/null || { echo "GET /api/v1/queues failed"; return 1; }
+  out=$(curl -s -D - "${auth[@]}" -X PUT -d '{"state":"online"}' "$h/api/v1/operators/nobody/state")
+  echo "$out"
+  grep -q '^HTTP/1.1 415' <<<"$out" && grep -qi '^content-type: application/problem+json' <<<"$out" &&
+    grep -q '"status":415' <<<"$out" && grep -q "Content-Type: application/json" <<<"$out" || return 1
+  out=$(curl -s -D - -o /dev/null "$h/api/v1/queues")
+  grep -q '^HTTP/1.1 401' <<<"$out" && grep -qi '^www-authenticate: Bearer' <<<"$out" || { echo "$out"; return 1; }
+  [ "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "${auth[@]}" "$h/api/v1/nothing")" = "404 application/problem+json" ] || return 1
+  curl -sf "$h/api/v1/openapi.json" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+paths = sorted(p for p in doc["paths"] if p.startswith("/api/v1/"))
+print("OpenAPI", doc["openapi"], paths)
+assert "/api/v1/queues" in paths and "/api/v1/operators/{name}/state" in paths'
 }
 
 held_and_resumed() {
@@ -950,6 +1085,9 @@ drain_on_sigterm() {
 }
 
 check readme_first_command readme_first_command
+check logs_for_journald_and_json logs_for_journald_and_json
+check webhook_call_ended webhook_call_ended
+check backup_and_restore backup_and_restore
 
 if start_daemon main '[sip]
 tcp_message_timeout_secs = 2'; then
@@ -967,6 +1105,7 @@ tcp_message_timeout_secs = 2'; then
   check reload_on_sighup reload_on_sighup
   check reload_during_call reload_during_call
   check metrics_exposed metrics_exposed
+  check api_v1_problem_details api_v1_problem_details
   stop_daemon
 else
   failed=$((failed + 1)); echo "FAIL daemon_start"
@@ -1452,6 +1591,9 @@ check browser_chat_two_nodes_postgres chat_two_nodes_postgres
 # offline) checked, the installed daemon started as its user, then purged. Last, so the
 # installed /etc/hotline/hotline.toml never becomes another check's default settings.
 check debian_package "$ROOT/tests/package.sh"
+# Licenses (AGPL-compatible), bans (no OpenSSL), sources; advisories when their database
+# can be fetched (tests/deny.sh installs cargo-deny once).
+check cargo_deny "$ROOT/tests/deny.sh"
 
 echo
 [ $unit_status = 0 ] || echo "unit tests: FAILED (see above)"

@@ -179,6 +179,89 @@ impl Store {
     }
 }
 
+// ---- for `hotline backup` / `hotline restore` ------------------------------------------
+
+impl Store {
+    /// The newest migration applied to this database (e.g. 20 for `0020_….sql`): the
+    /// schema version a backup records and a restore checks.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let (version,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(version)
+    }
+
+    /// A consistent copy of a SQLite database in a new file (`VACUUM INTO`): one read
+    /// transaction, so the daemon's writer goes on meanwhile (WAL).
+    pub async fn vacuum_into(&self, file: &std::path::Path) -> Result<(), StoreError> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(file.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The newest migration this binary carries for `backend`: a database with a newer
+/// schema was made by a newer Hotline.
+pub fn known_schema_version(backend: Backend) -> i64 {
+    let migrator = match backend {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    };
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The file of a `sqlite:` URL (None for an in-memory database).
+pub fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    Ok((!in_memory).then(|| options.get_filename().to_path_buf()))
+}
+
+/// Whether another connection (a running daemon) has the SQLite file open: an exclusive
+/// lock is tried once, without waiting, and let go. A missing file is not in use.
+pub async fn sqlite_file_in_use(file: &std::path::Path) -> Result<bool, StoreError> {
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteLockingMode};
+    if !file.is_file() {
+        return Ok(false);
+    }
+    // Exclusive locking mode before the first access: a WAL file that another
+    // connection has open cannot be locked, even while that connection is idle.
+    let options = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(false)
+        .locking_mode(SqliteLockingMode::Exclusive)
+        .busy_timeout(std::time::Duration::ZERO);
+    let mut conn = match SqliteConnection::connect_with(&options).await {
+        Ok(c) => c,
+        Err(e) if is_busy(&e) => return Ok(true),
+        Err(e) => return Err(e.into()),
+    };
+    let locked = sqlx::Executor::execute(&mut conn, "BEGIN EXCLUSIVE").await;
+    let in_use = match locked {
+        Ok(_) => {
+            sqlx::Executor::execute(&mut conn, "ROLLBACK").await?;
+            false
+        }
+        Err(e) if is_busy(&e) => true,
+        Err(e) => return Err(e.into()),
+    };
+    conn.close().await?;
+    Ok(in_use)
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes included.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
 /// Copies a SQLite file's WAL into the database twice a second from a reader connection
 /// (PASSIVE: the writer goes on meanwhile), until the store is closed. The writer then
 /// starts the WAL over, so it stays a few megabytes.

@@ -296,7 +296,7 @@ impl Job {
                 let since = Instant::now();
                 let outcome = crate::call::serve_placed(calls, placed, &mut events, cdr).await;
                 // The session ended the operator's conversation in the queue engine.
-                crate::call::end_record(calls, cdr, outcome, unix_ms()).await;
+                crate::call::end_record(calls, cdr, &call_id, outcome, unix_ms()).await;
                 Reached::Connected(since.elapsed())
             }
             Err((reason, reached)) => {
@@ -655,7 +655,7 @@ impl Job {
             (None, Some(_)) => Reached::NoOperator,
             (None, None) => Reached::NotConfirmed,
         };
-        crate::call::end_record(calls, cdr, outcome, unix_ms()).await;
+        crate::call::end_record(calls, cdr, &call_id, outcome, unix_ms()).await;
         self.finish(&call_id, reached, operator.as_deref()).await;
     }
 }

@@ -167,11 +167,18 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
         }
     }
     calls.dialogs().remove(&setup.call_id);
-    end_record(&calls, cdr, outcome, ended_at_ms).await;
+    end_record(&calls, cdr, &setup.call_id, outcome, ended_at_ms).await;
 }
 
 /// Closes the call's record with what the session found.
-pub async fn end_record(calls: &Calls, cdr: CdrRef, outcome: Outcome, ended_at_ms: i64) {
+/// `call_id`: the SIP Call-ID the record was started with.
+pub async fn end_record(
+    calls: &Calls,
+    cdr: CdrRef,
+    call_id: &str,
+    outcome: Outcome,
+    ended_at_ms: i64,
+) {
     let end = CallEnd {
         ended_at_ms,
         reason: outcome.reason,
@@ -183,6 +190,38 @@ pub async fn end_record(calls: &Calls, cdr: CdrRef, outcome: Outcome, ended_at_m
     };
     crate::metrics::call_ended(&end);
     calls.cdr.end_call(cdr, end).await;
+    post_call_ended(calls, call_id);
+}
+
+/// The `call.ended` webhook, with the record as stored: once the record writer has it
+/// in the database, off the call's task. A record the writer could only journal (the
+/// database is down) gets no webhook.
+fn post_call_ended(calls: &Calls, call_id: &str) {
+    use hotline_core::notify::webhook;
+    if !calls.notifier.wants(webhook::CALL_ENDED) {
+        return;
+    }
+    let (cdr, store, notifier) = (
+        calls.cdr.clone(),
+        calls.store.clone(),
+        calls.notifier.clone(),
+    );
+    let call_id = call_id.to_string();
+    tokio::spawn(async move {
+        cdr.flush().await;
+        match store.call_by_call_id(&call_id).await {
+            Ok(Some(record)) => {
+                if let Err(e) = notifier
+                    .webhook(webhook::CALL_ENDED, &webhook::call_ended(&record))
+                    .await
+                {
+                    warn!(%call_id, error = %e, "call.ended webhook not stored");
+                }
+            }
+            Ok(None) => warn!(%call_id, "call.ended webhook: the record is not in the database"),
+            Err(e) => warn!(%call_id, error = %e, "call.ended webhook: reading the record"),
+        }
+    });
 }
 
 /// A caller's entry on the shared callback list, as noted.

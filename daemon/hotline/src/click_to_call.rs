@@ -152,7 +152,7 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
                 let outcome = crate::call::serve_placed(&calls, placed, &mut events, cdr).await;
                 let reason = outcome.reason;
                 // The session told the queue engine when the operator's part ended.
-                crate::call::end_record(&calls, cdr, outcome, unix_ms()).await;
+                crate::call::end_record(&calls, cdr, &call.call_id, outcome, unix_ms()).await;
                 (reason, Reached::Connected(since.elapsed()))
             }
             Err((reason, reached)) => {

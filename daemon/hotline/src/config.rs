@@ -82,6 +82,8 @@ struct FileConfig {
     notify: hotline_core::notify::NotifyConfig,
     chat: hotline_web::chat::ChatConfig,
     log: LogFile,
+    /// `[[webhooks]]`: handed to the notifier, which sends them.
+    webhooks: Vec<hotline_core::notify::webhook::WebhookConfig>,
 }
 
 /// `[log]`: read by `logging` before this (the subscriber starts first); listed here so
@@ -597,7 +599,7 @@ impl Config {
     }
 
     fn resolve(
-        file: FileConfig,
+        mut file: FileConfig,
         sources: &Sources,
         flows_default: &Path,
         default_state: &str,
@@ -829,6 +831,7 @@ impl Config {
                 message,
             });
         }
+        file.notify.webhooks = std::mem::take(&mut file.webhooks);
         if let (Purpose::Daemon, Err(e)) = (purpose, file.notify.validate()) {
             return Err(invalid("notify", "(see the message)", &e.to_string()));
         }
@@ -1277,6 +1280,41 @@ mod tests {
             &env(&[("HOTLINE_TEST_CLOCK", "x"), ("HOTLINE_LOG", "debug")]),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn webhooks_with_their_secret_from_a_file() {
+        let dir = temp_dir("webhook-secret");
+        let file = dir.join("hook.secret");
+        std::fs::write(&file, "whsec_from_a_file_0123\n").unwrap();
+        let hooks = "[[webhooks]]\nurl = \"https://crm.example/hotline\"\n\
+                     events = [\"call.ended\"]\n\
+                     [[webhooks]]\nurl = \"https://bi.example/in\"\n";
+        let c = from_toml(
+            hooks,
+            &env(&[
+                ("HOTLINE_WEBHOOKS__0__SECRET_FILE", file.to_str().unwrap()),
+                ("HOTLINE_WEBHOOKS__1__SECRET", "whsec_from_the_env_01"),
+            ]),
+        )
+        .unwrap();
+        let w = &c.notify.webhooks;
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].secret, "whsec_from_a_file_0123");
+        assert_eq!(w[0].events, ["call.ended"]);
+        // Every event when `events` is left out.
+        assert_eq!(w[1].events, ["call.ended", "chat.ended", "callback.done"]);
+        assert_eq!(w[1].secret, "whsec_from_the_env_01");
+
+        // The daemon will not sign with no secret, nor post an event it doesn't know.
+        let err =
+            from_toml("[[webhooks]]\nurl = \"https://crm.example/h\"\n", &env(&[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("webhooks.0.secret: must be at least 16 characters"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

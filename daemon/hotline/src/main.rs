@@ -8,6 +8,7 @@ mod acd_driver;
 mod actors;
 mod api;
 mod auto_callback;
+mod backup;
 mod call;
 mod callback_calls;
 mod click_to_call;
@@ -202,6 +203,11 @@ enum Command {
     /// End a call in progress (its SIP Call-ID, as `show calls` lists it): every party
     /// gets BYE, as if the operator hung up.
     Hangup { call_id: String },
+    /// Copy the database (SQLite: while the daemon runs) and the state directory's files
+    /// into DIR (new or empty), with a MANIFEST; PostgreSQL: prints the pg_dump command.
+    Backup { dir: PathBuf },
+    /// Put a backup from DIR back (the daemon stopped): the database and the files.
+    Restore { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -253,6 +259,8 @@ fn main() -> ExitCode {
             Command::User { command } => user_cmd(config, command).await,
             Command::Show { view, json } => control::show(config, view, json).await,
             Command::Hangup { call_id } => control::hangup(config, &call_id).await,
+            Command::Backup { dir } => backup::backup(config, &dir).await,
+            Command::Restore { dir } => backup::restore(config, &dir).await,
         }
     });
     match result {
@@ -830,6 +838,10 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
                 .map_err(|e| format!("starting the RTP relay threads: {e}"))?,
         ),
     };
+    // Invites and webhooks are stored before they are sent; the notifier sends them (or, in outbox
+    // mode, keeps them for the admin pages).
+    let notifier = hotline_core::notify::Notifier::start(store.clone(), config.notify.clone())
+        .map_err(|e| format!("notify: {e}"))?;
     let calls = Arc::new(Calls {
         store: store.clone(),
         cdr,
@@ -839,6 +851,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         local,
         rtp_timeout: config.rtp_timeout,
         relay,
+        notifier: notifier.clone(),
         shutdown: shutdown_rx,
         active: Default::default(),
         acd,
@@ -885,10 +898,6 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
             config.realm.clone(),
         ),
     );
-    // Invites are stored before they are sent; the notifier sends them (or, in outbox
-    // mode, keeps them for the admin pages).
-    let notifier = hotline_core::notify::Notifier::start(store.clone(), config.notify.clone())
-        .map_err(|e| format!("notify: {e}"))?;
     let visual = hotline_web::visual::VisualSettings {
         public_url: config.public_url.clone(),
         notify: config.notify.clone(),

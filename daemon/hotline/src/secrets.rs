@@ -20,6 +20,8 @@ pub const SECRETS: &[&str] = &[
     "notify.sms.headers.*",
     "chat.sites.*.hmac_secret",
     "web.ice_servers.*.credential",
+    // The HMAC key that signs a webhook's deliveries.
+    "webhooks.*.secret",
 ];
 
 /// Whether the setting at `path` (table and key names) is a secret.
@@ -97,6 +99,7 @@ mod tests {
             "notify.sms.headers.Authorization",
             "chat.sites.demo.hmac_secret",
             "web.ice_servers.0.credential",
+            "webhooks.0.secret",
         ] {
             assert!(is_secret(&path(s)), "{s}");
         }

@@ -21,7 +21,6 @@ mod parse;
 mod queues;
 mod run;
 mod schema;
-mod sha256;
 mod sim;
 mod vars;
 mod vip;

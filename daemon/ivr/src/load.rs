@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use crate::calendar::{Calendar, load_calendars};
 use crate::check;
 use crate::error::{FlowError, Loc};
 use crate::model::{Flow, Ref};
 use crate::parse::{LineIndex, parse_flow, valid_prompt_name};
 use crate::queues::{CallbackMode, QUEUES_FILE, QueueDef, parse_queues};
-use crate::sha256::{sha256, short_hash};
 use crate::vip::{VipList, load_vip_lists};
 use crate::wav;
 
@@ -268,6 +269,16 @@ fn load(dir: &Path) -> (Option<FlowSet>, CheckReport) {
     (Some(set), report)
 }
 
+/// First 12 hex digits of the SHA-256 (`sha256sum FILE | cut -c1-12`), so an
+/// admin can tell which file a CDR's flow version came from; long enough not
+/// to collide between versions of a flow.
+fn short_hash(data: &[u8]) -> String {
+    Sha256::digest(data)[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Reads a file of the set and adds it to the version hash.
 fn read_file(
     path: &Path,
@@ -280,7 +291,7 @@ fn read_file(
             let rel = path.strip_prefix(dir).unwrap_or(path);
             hash_input.extend_from_slice(rel.to_string_lossy().as_bytes());
             hash_input.push(0);
-            hash_input.extend_from_slice(&sha256(&bytes));
+            hash_input.extend_from_slice(&Sha256::digest(&bytes));
             Some(bytes)
         }
         Err(e) => {
@@ -504,10 +515,22 @@ fn check_prompts(
 
 fn check_prompt_file(path: &Path) -> Result<u64, String> {
     match fs::read(path) {
-        Ok(bytes) => wav::check_header(&bytes).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(bytes) => wav::check_prompt(&bytes).map_err(|e| format!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(format!("file {} not found", path.display()))
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_hash;
+
+    #[test]
+    fn versions_are_sha256sum_prefixes() {
+        // `printf abc | sha256sum | cut -c1-12`
+        assert_eq!(short_hash(b"abc"), "ba7816bf8f01");
+        assert_eq!(short_hash(b""), "e3b0c44298fc");
     }
 }

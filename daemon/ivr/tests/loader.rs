@@ -201,12 +201,38 @@ fn prompt_in_wrong_format() {
     let t = dir("format");
     t.flow("main.toml", GOOD);
     let mut wav = hotline_ivr::silent_wav(100);
-    wav[22] = 2; // stereo
-    std::fs::write(t.path().join("prompts").join("menu.wav"), wav).unwrap();
+    // Stereo: channels, byte rate and block align agree, as a real stereo file's do.
+    wav[22] = 2;
+    wav[28..32].copy_from_slice(&32_000u32.to_le_bytes());
+    wav[32] = 4;
+    let path = t.path().join("prompts").join("menu.wav");
+    std::fs::write(&path, wav).unwrap();
+    assert_eq!(
+        errors_of(&t),
+        [format!(
+            "main.toml:13:10: prompt `menu`: {}: 8000 Hz stereo 16-bit; prompts must be \
+             8000 Hz mono 16-bit PCM (see prompts/make-prompts.sh)",
+            path.display()
+        )]
+    );
+}
+
+#[test]
+fn prompt_cut_short_is_an_error() {
+    // Playback would fail on the missing samples, so the check must too.
+    let t = dir("truncated");
+    t.flow("main.toml", GOOD);
+    let wav = hotline_ivr::silent_wav(100);
+    let path = t.path().join("prompts").join("menu.wav");
+    std::fs::write(&path, &wav[..wav.len() - 1]).unwrap();
     let errors = errors_of(&t);
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(errors[0].starts_with("main.toml:13:10: prompt `menu`: "));
-    assert!(errors[0].contains("must be 8000 Hz mono 16-bit PCM"));
+    let prefix = format!(
+        "main.toml:13:10: prompt `menu`: {}: not a valid WAV file: ",
+        path.display()
+    );
+    assert!(errors[0].starts_with(&prefix), "{errors:#?}");
+    assert!(hotline_media::load_prompt(&path).is_err());
 }
 
 #[test]

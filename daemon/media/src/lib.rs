@@ -12,7 +12,7 @@ pub mod rtp;
 pub mod wav;
 
 pub use rtp::{MediaEvent, RtpConfig, RtpSession, RtpStats};
-pub use wav::{Prompt, WavError, load_prompt};
+pub use wav::{PcmError, Prompt, WavError, load_prompt, read_pcm};
 
 /// Narrowband G.711 audio, the only codecs prompts are played in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

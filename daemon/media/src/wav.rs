@@ -1,9 +1,11 @@
 //! Prompts: WAV files loaded once at start, pre-encoded in both codecs and
-//! shared by every call, so playing one only copies bytes.
+//! shared by every call, so playing one only copies bytes. [`read_pcm`] is
+//! the one reader of prompt files: `hotline flow check` uses it too, so a
+//! prompt the check accepts is one the daemon plays.
 
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +25,47 @@ pub enum WavError {
     /// Not a WAV file, or a damaged or truncated one.
     #[error("{}: not a valid WAV file: {source}", path.display())]
     Corrupt { path: PathBuf, source: hound::Error },
-    /// A valid WAV file in a format prompts can't use; the message says what it is.
+    /// A valid WAV file in a format prompts can't use, or with no audio; the message
+    /// says what it is.
     #[error("{0}")]
     Format(String),
+}
+
+/// Why a WAV file's contents are not a prompt: no path, so the flow checker
+/// and [`load_prompt`] can each say where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum PcmError {
+    /// Not a WAV file, or a damaged or truncated one.
+    #[error("not a valid WAV file: {0}")]
+    Corrupt(#[from] hound::Error),
+    /// A valid WAV file in another format, described ("22050 Hz stereo 16-bit").
+    #[error("{0}; prompts must be 8000 Hz mono 16-bit PCM")]
+    Format(String),
+    /// A valid 8000 Hz mono 16-bit file with no samples: a prompt that plays nothing is
+    /// a mistake (a failed conversion), not a pause.
+    #[error("WAV file has no audio")]
+    Empty,
+}
+
+/// Reads a whole prompt: 8000 Hz, mono, 16-bit integer PCM (plain or
+/// WAVE_FORMAT_EXTENSIBLE), at least one sample, every sample present.
+pub fn read_pcm(wav: impl Read) -> Result<Vec<i16>, PcmError> {
+    let reader = hound::WavReader::new(wav)?;
+    let spec = reader.spec();
+    if spec.sample_rate != SAMPLE_RATE
+        || spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        return Err(PcmError::Format(describe(&spec)));
+    }
+    let pcm = reader
+        .into_samples::<i16>()
+        .collect::<Result<Vec<i16>, _>>()?;
+    if pcm.is_empty() {
+        return Err(PcmError::Empty);
+    }
+    Ok(pcm)
 }
 
 /// An audio prompt, cheap to clone (the audio is shared).
@@ -81,34 +121,21 @@ impl Prompt {
     }
 }
 
-/// Loads a prompt: 8000 Hz, mono, 16-bit integer PCM only. Its name is the
-/// file stem.
+/// Loads a prompt ([`read_pcm`]). Its name is the file stem.
 pub fn load_prompt(path: &Path) -> Result<Prompt, WavError> {
     let file = File::open(path).map_err(|source| WavError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let corrupt = |source| WavError::Corrupt {
-        path: path.to_owned(),
-        source,
-    };
-    let reader = hound::WavReader::new(BufReader::new(file)).map_err(corrupt)?;
-    let spec = reader.spec();
-    if spec.sample_rate != SAMPLE_RATE
-        || spec.channels != 1
-        || spec.bits_per_sample != 16
-        || spec.sample_format != hound::SampleFormat::Int
-    {
-        return Err(WavError::Format(format!(
-            "{}: {}; prompts must be 8000 Hz mono 16-bit PCM",
-            path.display(),
-            describe(&spec)
-        )));
-    }
-    let pcm = reader
-        .into_samples::<i16>()
-        .collect::<Result<Vec<i16>, _>>()
-        .map_err(corrupt)?;
+    let pcm = read_pcm(BufReader::new(file)).map_err(|e| match e {
+        PcmError::Corrupt(source) => WavError::Corrupt {
+            path: path.to_owned(),
+            source,
+        },
+        PcmError::Format(_) | PcmError::Empty => {
+            WavError::Format(format!("{}: {e}", path.display()))
+        }
+    })?;
     let name = match path.file_stem() {
         Some(stem) => stem.to_string_lossy().into_owned(),
         None => path.display().to_string(),

@@ -130,3 +130,15 @@ fn directory_is_an_error_not_a_panic() {
     std::fs::create_dir_all(&d).unwrap();
     assert!(load_prompt(&d).is_err());
 }
+
+#[test]
+fn a_prompt_without_audio_is_refused() {
+    let path = dir("silent").join("nothing.wav");
+    write(&path, spec(8000, 1, 16, INT), &[]);
+    let err = load_prompt(&path).unwrap_err();
+    assert!(matches!(err, WavError::Format(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: WAV file has no audio", path.display())
+    );
+}

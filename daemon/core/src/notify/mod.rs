@@ -13,6 +13,7 @@
 
 mod email;
 mod sms;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,6 +84,12 @@ enum SendError {
     Build(String),
     #[error("no answer within {0} s")]
     Timeout(u64),
+    /// A webhook receiver's 410: it wants no more of this delivery.
+    #[error("the receiver answered 410 Gone: {body}")]
+    Gone { body: String },
+    /// SMS and e-mail in `outbox` mode, beside webhooks that are sent.
+    #[error("kept: notify.mode is \"outbox\"")]
+    OutboxMode,
 }
 
 impl SendError {
@@ -90,7 +97,10 @@ impl SendError {
     fn is_permanent(&self) -> bool {
         matches!(
             self,
-            SendError::Address { .. } | SendError::Template { .. } | SendError::Build(_)
+            SendError::Address { .. }
+                | SendError::Template { .. }
+                | SendError::Build(_)
+                | SendError::Gone { .. }
         )
     }
 }
@@ -131,6 +141,10 @@ pub struct NotifyConfig {
     pub email: EmailConfig,
     pub templates: TemplatesConfig,
     pub retry: RetryConfig,
+    /// `[[webhooks]]` (a top-level table of hotline.toml, set here by the daemon): sent
+    /// whatever `mode` says.
+    #[serde(skip)]
+    pub webhooks: Vec<webhook::WebhookConfig>,
 }
 
 impl Default for NotifyConfig {
@@ -144,6 +158,7 @@ impl Default for NotifyConfig {
             email: EmailConfig::default(),
             templates: TemplatesConfig::default(),
             retry: RetryConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -394,6 +409,7 @@ impl NotifyConfig {
 
         sms::validate(&self.sms)?;
         email::validate(&self.email)?;
+        webhook::validate(&self.webhooks)?;
 
         if self.mode == NotifyMode::Send
             && self.sms.url.trim().is_empty()
@@ -416,6 +432,7 @@ impl NotifyConfig {
 pub enum Channel {
     Sms,
     Email,
+    Webhook,
 }
 
 impl Channel {
@@ -423,6 +440,7 @@ impl Channel {
         match self {
             Channel::Sms => "sms",
             Channel::Email => "email",
+            Channel::Webhook => "webhook",
         }
     }
 
@@ -430,6 +448,7 @@ impl Channel {
         match s {
             "sms" => Some(Channel::Sms),
             "email" => Some(Channel::Email),
+            "webhook" => Some(Channel::Webhook),
             _ => None,
         }
     }
@@ -490,6 +509,10 @@ pub fn render_invite(
                 .trim()
                 .to_string(),
         }),
+        Channel::Webhook => Err(config_error(
+            "notify.templates",
+            "webhooks carry JSON, not an invite",
+        )),
         Channel::Email => {
             let subject = render(
                 &env,
@@ -921,6 +944,8 @@ pub struct Notifier;
 pub struct NotifierHandle {
     shared: Arc<Shared>,
     store: Store,
+    /// `[[webhooks]]`: who is posted which event.
+    webhooks: Arc<[webhook::WebhookConfig]>,
     task: Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -933,6 +958,9 @@ struct Shared {
 struct Senders {
     sms: Option<sms::SmsSender>,
     email: Option<email::EmailSender>,
+    webhook: Option<webhook::WebhookSender>,
+    /// `outbox` mode: SMS and e-mail are kept; only webhooks are sent.
+    outbox_mode: bool,
     timeout: Duration,
 }
 
@@ -942,21 +970,29 @@ impl Notifier {
     pub fn start(store: Store, config: NotifyConfig) -> Result<NotifierHandle, NotifyError> {
         config.validate()?;
         let timeout = Duration::from_secs(config.timeout_secs);
-        let senders = match config.mode {
-            NotifyMode::Outbox => None,
-            NotifyMode::Send => Some(Arc::new(Senders {
-                sms: if config.sms.url.trim().is_empty() {
+        let send = config.mode == NotifyMode::Send;
+        let senders = if send || !config.webhooks.is_empty() {
+            Some(Arc::new(Senders {
+                sms: if !send || config.sms.url.trim().is_empty() {
                     None
                 } else {
                     Some(sms::SmsSender::new(&config.sms, timeout)?)
                 },
-                email: if config.email.host.trim().is_empty() {
+                email: if !send || config.email.host.trim().is_empty() {
                     None
                 } else {
                     Some(email::EmailSender::new(&config.email, timeout)?)
                 },
+                webhook: if config.webhooks.is_empty() {
+                    None
+                } else {
+                    Some(webhook::WebhookSender::new(&config.webhooks, timeout)?)
+                },
+                outbox_mode: !send,
                 timeout,
-            })),
+            }))
+        } else {
+            None
         };
         let shared = Arc::new(Shared {
             wake: Notify::new(),
@@ -964,10 +1000,12 @@ impl Notifier {
         });
         let node = format!("{:016x}", rand::random::<u64>());
         info!(mode = config.mode.as_str(), node, "notifier started");
+        let webhooks: Arc<[webhook::WebhookConfig]> = config.webhooks.clone().into();
         let task = tokio::spawn(run(store.clone(), config, senders, shared.clone(), node));
         Ok(NotifierHandle {
             shared,
             store,
+            webhooks,
             task: Arc::new(tokio::sync::Mutex::new(Some(task))),
         })
     }
@@ -986,6 +1024,29 @@ impl NotifierHandle {
         Ok(id)
     }
 
+    /// Whether any webhook asked for `event`.
+    pub fn wants(&self, event: &str) -> bool {
+        self.webhooks.iter().any(|h| h.wants(event))
+    }
+
+    /// Stores a delivery of `event` (`webhook::CALL_ENDED`, …) for every webhook that asked
+    /// for it and wakes the notifier; returns how many were stored (0: nobody asked).
+    pub async fn webhook(
+        &self,
+        event: &str,
+        data: &serde_json::Value,
+    ) -> Result<usize, StoreError> {
+        if !self.webhooks.iter().any(|h| h.wants(event)) {
+            return Ok(0);
+        }
+        let n = self
+            .store
+            .enqueue_webhooks(&self.webhooks, event, data, now_ms())
+            .await?;
+        self.wake();
+        Ok(n)
+    }
+
     /// Stops the task after the sends in progress are recorded. Messages still queued stay
     /// queued for the next start.
     pub async fn stop(&self) {
@@ -998,6 +1059,18 @@ impl NotifierHandle {
             error!("the notifier task ended badly: {e}");
         }
     }
+}
+
+/// The HTTP client of the SMS gateway and the webhooks (rustls).
+fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // A redirect would turn a POST into a GET: report it instead of following it.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| NotifyError::HttpClient(error_chain(&e)))
 }
 
 fn now_ms() -> i64 {
@@ -1118,7 +1191,7 @@ async fn attempt(store: &Store, config: &NotifyConfig, senders: &Senders, c: Cla
     } else {
         match senders.send(&c).await {
             Ok(()) => Finish::Sent,
-            Err(e @ SendError::NotConfigured(_)) => Finish::Keep {
+            Err(e @ (SendError::NotConfigured(_) | SendError::OutboxMode)) => Finish::Keep {
                 error: e.to_string(),
             },
             Err(e) if e.is_permanent() || c.attempts >= max => Finish::Failed {
@@ -1187,6 +1260,15 @@ impl Senders {
     async fn send(&self, c: &Claimed) -> Result<(), SendError> {
         let secs = self.timeout.as_secs();
         match Channel::parse(&c.channel) {
+            Some(Channel::Sms | Channel::Email) if self.outbox_mode => Err(SendError::OutboxMode),
+            Some(Channel::Webhook) => {
+                let Some(webhook) = &self.webhook else {
+                    return Err(SendError::NotConfigured("[[webhooks]]"));
+                };
+                tokio::time::timeout(self.timeout, webhook.send(&c.to, &c.subject, &c.body))
+                    .await
+                    .map_err(|_| SendError::Timeout(secs))?
+            }
             Some(Channel::Sms) => {
                 let Some(sms) = &self.sms else {
                     return Err(SendError::NotConfigured("notify.sms.url"));

@@ -100,14 +100,7 @@ fn parse_url(url: &str) -> Result<Url, String> {
 
 impl SmsSender {
     pub(super) fn new(c: &SmsConfig, timeout: Duration) -> Result<SmsSender, NotifyError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A redirect would turn a POST into a GET: report it instead of following it.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::HttpClient(error_chain(&e)))?;
+        let client = super::http_client(timeout)?;
         Ok(SmsSender {
             client,
             method: parse_method(&c.method)?,

@@ -16,7 +16,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Calendar, DayKind, Exception, TimeRange, WEEKDAYS, overlaps};
 use crate::error::{FlowError, Loc};
-use crate::parse::LineIndex;
+use crate::parse::{LineIndex, closest};
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -301,7 +301,7 @@ fn suggest_timezone(name: &str) -> Option<&'static str> {
         })
         .or_else(|| {
             zones()
-                .map(|z| (edit_distance(&wanted, &z.to_ascii_lowercase()), z))
+                .map(|z| (strsim::osa_distance(&wanted, &z.to_ascii_lowercase()), z))
                 .filter(|&(d, _)| d <= 2)
                 .min_by_key(|&(d, _)| d)
                 .map(|(_, z)| z)
@@ -858,41 +858,6 @@ fn check_neighbours(cx: &mut Cx<'_>, calendar: &Calendar, entries: &[&Entry]) {
     }
 }
 
-/// The candidate nearest to `word` by edit distance, if near enough to be a
-/// typo.
-fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row.first().copied().unwrap_or(0);
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
-        for (j, cb) in b.iter().enumerate() {
-            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
-            let left = row.get(j).copied().unwrap_or(usize::MAX);
-            let value = (diag + usize::from(ca != *cb))
-                .min(above.saturating_add(1))
-                .min(left.saturating_add(1));
-            diag = above;
-            if let Some(cell) = row.get_mut(j + 1) {
-                *cell = value;
-            }
-        }
-    }
-    row.last().copied().unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -944,13 +909,13 @@ mod tests {
     }
 
     #[test]
-    fn distances() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("holidays", "holidays"), 0);
+    fn typo_hints() {
         assert_eq!(
             closest("holiday", ["holidays", "hours"].into_iter()),
             Some("holidays")
         );
+        // Two swapped letters are one typo.
+        assert!(weekday_hint("fir").starts_with("did you mean `fri`?"));
+        assert_eq!(suggest_timezone("Europe/Bduapest"), Some("Europe/Budapest"));
     }
 }

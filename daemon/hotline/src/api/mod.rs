@@ -1,24 +1,34 @@
-//! The HTTP API the operator console (next issue) and scripts use: operator states and
-//! live queue figures. Until web login exists it takes a bearer token from the settings;
-//! without one configured it is off.
+//! The HTTP API the operator console and scripts use: operator states, live queue
+//! figures and click-to-call, under /api/v1 (the first /api paths stay as deprecated
+//! aliases). It takes a bearer token from the settings; without one configured it is off.
+//! Every error is RFC 9457 problem details; /api/v1/openapi.json describes every route.
+
+mod openapi;
+mod problem;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use hotline_core::acd::{OperatorState, OperatorStatus};
 use hotline_core::operators::{OperatorError, SipDigest};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::actors::{AcdHandle, AcdInput};
 use crate::click_to_call::ClickToCallError;
 use crate::config::Trunk;
 use crate::context::Calls;
+use openapi::{Op, Routes};
+use problem::{ApiJson, ApiPath, Problem};
 
 #[derive(Clone)]
 struct Api {
@@ -36,30 +46,122 @@ pub fn router(
     token: Option<String>,
     realm: String,
 ) -> Router {
-    Router::new()
-        .route("/api/calls", post(click_to_call))
-        .route("/api/queues", get(queues))
-        .route("/api/queues/live", get(queues_live))
-        .route("/api/operators", get(operators).post(add_operator))
-        .route("/api/operators/{name}/state", put(set_state))
-        .with_state(Api {
-            acd: calls.acd.clone(),
-            calls,
-            trunk,
-            token: token.map(Arc::from),
-            realm: Arc::from(realm),
-        })
+    let api = Api {
+        acd: calls.acd.clone(),
+        calls,
+        trunk,
+        token: token.map(Arc::from),
+        realm: Arc::from(realm),
+    };
+    // Served from the table it is built from, once the table is complete.
+    let document = Arc::new(std::sync::OnceLock::new());
+    let (router, built) = routes(api.clone(), document.clone()).finish();
+    let _ = document.set(built);
+    router
+        // Anything else below /api is a problem-details 404, not the web pages' 404.
+        .route("/api", any(unknown_path))
+        .route("/api/{*rest}", any(unknown_path))
+        .with_state(api)
 }
 
-/// A JSON error body with a message a person can act on.
+/// Every route, as served and as /api/v1/openapi.json lists it.
+fn routes(api: Api, document: Arc<std::sync::OnceLock<serde_json::Value>>) -> Routes<Api> {
+    let figures = json!({ "type": "array", "items": { "type": "object", "properties": {
+        "queue": { "type": "string" }, "waiting": { "type": "integer" },
+        "longest_wait_secs": { "type": "integer" }, "online": { "type": "integer" },
+        "busy": { "type": "integer" }, "paused": { "type": "integer" },
+        "away": { "type": "integer" }, "available": { "type": "integer" } } } });
+    let operators_list = json!({ "type": "array", "items": { "type": "object", "properties": {
+        "name": { "type": "string" }, "state": { "type": "string" },
+        "since_secs": { "type": ["integer", "null"] },
+        "queues": { "type": "array", "items": { "type": "string" } },
+        "phone_registered": { "type": "boolean" }, "missed_rings": { "type": "integer" },
+        "visual_sessions": { "type": "integer" } } } });
+    Routes::new()
+        .route(
+            "/calls",
+            post(click_to_call),
+            vec![
+                Op::new(Method::POST, "Click-to-call: ring the operator's phone, then the customer through the trunk")
+                    .body(json!({ "type": "object", "required": ["operator", "to"], "properties": {
+                        "operator": { "type": "string" }, "to": { "type": "string" } } }))
+                    .ok(202, "the operator's phone rings", json!({ "type": "object",
+                        "properties": { "call_id": { "type": "string" } } }))
+                    .errors(&[400, 403, 404, 409, 415, 422, 503]),
+            ],
+        )
+        .route(
+            "/queues",
+            get(queues),
+            vec![Op::new(Method::GET, "Live figures of every queue").ok(200, "the figures", figures).errors(&[503])],
+        )
+        .route(
+            "/queues/live",
+            get(queues_live),
+            vec![Op::new(Method::GET, "Server-Sent Events: a `queues` event (the figures) whenever they change")
+                .ok_as(200, "the event stream", "text/event-stream")],
+        )
+        .route(
+            "/operators",
+            get(operators).post(add_operator),
+            vec![
+                Op::new(Method::GET, "Operators: chosen state, queues, phone registration")
+                    .ok(200, "the operators", operators_list)
+                    .errors(&[503]),
+                Op::new(Method::POST, "Add an operator account (the SIP password is kept only as digest HA1s)")
+                    .body(json!({ "type": "object", "required": ["name", "sip_password"], "properties": {
+                        "name": { "type": "string" }, "sip_user": { "type": "string" },
+                        "display_name": { "type": "string" },
+                        "chat_capacity": { "type": "integer", "minimum": 1, "maximum": 10 },
+                        "sip_password": { "type": "string" },
+                        "digest": { "type": "string", "enum": ["MD5", "SHA-256"] } } }))
+                    .ok(201, "created", json!({ "type": "object", "properties": {
+                        "id": { "type": "integer" }, "name": { "type": "string" } } }))
+                    .errors(&[400, 409, 415, 422, 500]),
+            ],
+        )
+        .route(
+            "/operators/{name}/state",
+            put(set_state),
+            vec![
+                Op::new(Method::PUT, "Set an operator's chosen state (kept across restarts)")
+                    .body(json!({ "type": "object", "required": ["state"], "properties": {
+                        "state": { "type": "string", "enum": ["online", "away", "pause", "offline"] } } }))
+                    .ok(204, "set", json!({}))
+                    .errors(&[400, 404, 415, 422]),
+            ],
+        )
+        // The token is checked before any extractor reads the body.
+        .map_router(|r| r.route_layer(axum::middleware::from_fn_with_state(api, authorize)))
+        .public(
+            "/openapi.json",
+            get(move || async move { Json(document.get().cloned().unwrap_or_default()) }),
+            vec![Op::new(Method::GET, "This document (OpenAPI 3.1); needs no token")
+                .ok(200, "the document", json!({ "type": "object" }))],
+        )
+}
+
+async fn unknown_path(uri: Uri) -> Problem {
+    Problem::not_found_path(uri.path())
+}
+
+/// A problem-details error with a message a person can act on.
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+    Problem::new(status, message).into_response()
 }
 
-/// The response that refuses the request, or `None` when it may go ahead.
-fn deny(api: &Api, headers: &HeaderMap) -> Option<Response> {
+/// Lets the request through with the right bearer token.
+async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Response {
+    match deny(&api, request.headers()) {
+        Some(problem) => problem.into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// The problem that refuses the request, or `None` when it may go ahead.
+fn deny(api: &Api, headers: &HeaderMap) -> Option<Problem> {
     let Some(token) = &api.token else {
-        return Some(error(
+        return Some(Problem::new(
             StatusCode::NOT_FOUND,
             "the API is off: set api.token (or HOTLINE_API_TOKEN)",
         ));
@@ -76,7 +178,9 @@ fn deny(api: &Api, headers: &HeaderMap) -> Option<Response> {
             .zip(token.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
-    (!same).then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    (!same).then(|| {
+        Problem::unauthorized("missing or wrong bearer token (Authorization: Bearer TOKEN)")
+    })
 }
 
 #[derive(Serialize)]
@@ -91,10 +195,7 @@ pub(crate) struct QueueFiguresJson {
     available: u32,
 }
 
-async fn queues(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Some(r) = deny(&api, &headers) {
-        return r;
-    }
+async fn queues(State(api): State<Api>) -> Response {
     match figures_json(&api.acd).await {
         Some(body) => Json(body).into_response(),
         None => error(
@@ -104,12 +205,9 @@ async fn queues(State(api): State<Api>, headers: HeaderMap) -> Response {
     }
 }
 
-/// GET /api/queues/live: Server-Sent Events, one `queues` event (the same JSON as
-/// /api/queues) whenever the figures change, checked every second.
-async fn queues_live(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Some(r) = deny(&api, &headers) {
-        return r;
-    }
+/// GET /api/v1/queues/live: Server-Sent Events, one `queues` event (the same JSON as
+/// /api/v1/queues) whenever the figures change, checked every second.
+async fn queues_live(State(api): State<Api>) -> Response {
     let acd = api.acd.clone();
     hotline_web::live_json("queues", move || {
         let acd = acd.clone();
@@ -158,10 +256,7 @@ pub(crate) fn status_name(s: OperatorStatus) -> &'static str {
     }
 }
 
-async fn operators(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Some(r) = deny(&api, &headers) {
-        return r;
-    }
+async fn operators(State(api): State<Api>) -> Response {
     let Some(views) = api.acd.ask(|reply| AcdInput::Operators { reply }).await else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -192,21 +287,8 @@ struct CallBody {
     to: String,
 }
 
-/// POST /api/calls: click-to-call. 202 with the call id once the operator's phone rings.
-async fn click_to_call(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    body: Option<Json<CallBody>>,
-) -> Response {
-    if let Some(r) = deny(&api, &headers) {
-        return r;
-    }
-    let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            r#"send JSON like {"operator": "anna", "to": "+36301234567"}"#,
-        );
-    };
+/// POST /api/v1/calls: click-to-call. 202 with the call id once the operator's phone rings.
+async fn click_to_call(State(api): State<Api>, ApiJson(body): ApiJson<CallBody>) -> Response {
     let order = crate::click_to_call::Order {
         operator: body.operator,
         to: body.to,
@@ -250,22 +332,9 @@ struct NewOperatorBody {
     digest: Option<String>,
 }
 
-/// POST /api/operators: a new operator account; 201 with its id. The SIP password is
+/// POST /api/v1/operators: a new operator account; 201 with its id. The SIP password is
 /// kept only as digest HA1s.
-async fn add_operator(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    body: Option<Json<NewOperatorBody>>,
-) -> Response {
-    if let Some(r) = deny(&api, &headers) {
-        return r;
-    }
-    let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            r#"send JSON like {"name": "anna", "sip_password": "…", "display_name": "Anna", "sip_user": "anna", "chat_capacity": 3}"#,
-        );
-    };
+async fn add_operator(State(api): State<Api>, ApiJson(body): ApiJson<NewOperatorBody>) -> Response {
     let sip_digest = match body.digest.as_deref().map(SipDigest::parse).transpose() {
         Ok(d) => d.unwrap_or_default(),
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -311,19 +380,9 @@ struct StateBody {
 
 async fn set_state(
     State(api): State<Api>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Option<Json<StateBody>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<StateBody>,
 ) -> Response {
-    if let Some(r) = deny(&api, &headers) {
-        return r;
-    }
-    let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            r#"send JSON like {"state": "online"} (online, away, pause, offline)"#,
-        );
-    };
     let Some(state) = OperatorState::parse(&body.state) else {
         let other = &body.state;
         return error(
