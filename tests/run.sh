@@ -154,7 +154,8 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         seen.append(1)
         with open(out, "a") as f:
-            f.write(json.dumps({"headers": dict(self.headers), "body": body}) + "\n")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            f.write(json.dumps({"headers": headers, "body": body}) + "\n")
         self.send_response(500 if len(seen) == 1 else 200); self.end_headers()
     def log_message(self, *a): pass
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
@@ -167,19 +168,19 @@ PY
   local pid=$!
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:15998/healthz >/dev/null && break; sleep 0.1; done
   sipp -sn uac 127.0.0.1:15996 -s 100 -m 1 -d 500 -p 15078 -mp 16092 -nostdin -timeout 20s -timeout_error >"$dir/sipp.log" 2>&1
-  for _ in $(seq 1 50); do [ "$(wc -l <"$dir/got.jsonl" 2>/dev/null)" = 2 ] && break; sleep 0.2; done
+  for _ in $(seq 1 50); do [ -f "$dir/got.jsonl" ] && [ "$(wc -l <"$dir/got.jsonl")" = 2 ] && break; sleep 0.2; done
   kill -TERM $pid $receiver 2>/dev/null; wait $pid $receiver 2>/dev/null
   python3 - "$dir/got.jsonl" <<'PY'
 import hashlib, hmac, json, sys
 got = [json.loads(l) for l in open(sys.argv[1])]
 print(len(got), "deliveries")
 assert len(got) == 2, "expected the failed delivery and its retry"
-ids = {g["headers"]["Hotline-Delivery"] for g in got}
+ids = {g["headers"]["hotline-delivery"] for g in got}
 assert len(ids) == 1, ids
 for g in got:
     h, body = g["headers"], g["body"]
-    assert h["Hotline-Event"] == "call.ended", h
-    parts = dict(p.split("=", 1) for p in h["Hotline-Signature"].split(","))
+    assert h["hotline-event"] == "call.ended", h
+    parts = dict(p.split("=", 1) for p in h["hotline-signature"].split(","))
     want = hmac.new(b"whsec_runsh_0123456789", f'{parts["t"]}.{body}'.encode(), hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], want), "bad signature"
     doc = json.loads(body)
