@@ -237,6 +237,22 @@ pub struct CallRecord {
     pub recording: Option<String>,
 }
 
+/// Which calls [`Store::calls_matching`] gives.
+#[derive(Clone, Debug, Default)]
+pub struct CallFilter {
+    /// Started at or after (unix ms).
+    pub since_ms: Option<i64>,
+    /// Started before (unix ms).
+    pub until_ms: Option<i64>,
+    /// The queue the caller last waited in.
+    pub queue: Option<String>,
+    /// The operator who took the call.
+    pub operator: Option<String>,
+    /// Only records with a smaller id: the paging cursor.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
 /// The first 14 columns are the original ones (scripts read them by position); then the
 /// times as ISO 8601 and `duration`/`billsec` in seconds as Asterisk's Master.csv has them
 /// (billsec: from the answer), the queue, wait and hold, the legs (`; `-separated), the
@@ -290,6 +306,42 @@ impl CallRecord {
             csv_field(self.recording.as_deref().unwrap_or("")),
         ]
         .join(",")
+    }
+
+    /// The record as JSON, with the fields (and names) of the CSV.
+    pub fn to_json(&self) -> serde_json::Value {
+        let variables = serde_json::from_str::<serde_json::Value>(&self.variables)
+            .unwrap_or_else(|_| serde_json::Value::String(self.variables.clone()));
+        let iso = |ms: Option<i64>| ms.map(|ms| iso(Some(ms)));
+        serde_json::json!({
+            "id": self.id,
+            "call_id": self.call_id,
+            "caller": self.caller,
+            "called": self.called,
+            "started_at_ms": self.started_at_ms,
+            "answered_at_ms": self.answered_at_ms,
+            "ended_at_ms": self.ended_at_ms,
+            "end_reason": self.end_reason,
+            "digits": self.digits,
+            "flow": self.flow,
+            "flow_version": self.flow_version,
+            "path": self.path,
+            "variables": variables,
+            "operator": self.operator,
+            "start": iso(Some(self.started_at_ms)),
+            "answer": iso(self.answered_at_ms),
+            "end": iso(self.ended_at_ms),
+            "duration": self.ended_at_ms.map(|e| (e - self.started_at_ms).max(0) / 1000),
+            "billsec": self.ended_at_ms.zip(self.answered_at_ms).map(|(e, a)| (e - a).max(0) / 1000),
+            "queue": self.service.queue,
+            "wait_ms": self.service.wait_ms,
+            "hold_ms": self.service.hold_ms,
+            "transfers": self.transfers(),
+            "legs": self.service.legs,
+            "wrapup_category": self.wrapup_category,
+            "wrapup_note": self.wrapup_note,
+            "recording": self.recording,
+        })
     }
 
     /// How many times an operator passed the caller on.
@@ -426,13 +478,30 @@ impl Store {
         until_ms: Option<i64>,
         limit: i64,
     ) -> Result<Vec<CallRecord>, StoreError> {
+        self.calls_matching(&CallFilter {
+            since_ms,
+            until_ms,
+            limit,
+            ..CallFilter::default()
+        })
+        .await
+    }
+
+    /// The newest calls first that match `filter`: `hotline calls` and GET /api/v1/calls.
+    pub async fn calls_matching(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        // An empty string stands for "any": it binds alike on SQLite and PostgreSQL.
         let rows = sqlx::query(concat!(
             select_call!(),
-            " WHERE started_at >= $1 AND started_at < $2 ORDER BY id DESC LIMIT $3"
+            " WHERE started_at >= $1 AND started_at < $2 AND id < $3 \
+             AND ($4 = '' OR queue = $4) AND ($5 = '' OR operator = $5) \
+             ORDER BY id DESC LIMIT $6"
         ))
-        .bind(since_ms.unwrap_or(i64::MIN))
-        .bind(until_ms.unwrap_or(i64::MAX))
-        .bind(limit)
+        .bind(filter.since_ms.unwrap_or(i64::MIN))
+        .bind(filter.until_ms.unwrap_or(i64::MAX))
+        .bind(filter.before_id.unwrap_or(i64::MAX))
+        .bind(filter.queue.clone().unwrap_or_default())
+        .bind(filter.operator.clone().unwrap_or_default())
+        .bind(filter.limit)
         .fetch_all(self.pool())
         .await?;
         let mut calls = Vec::with_capacity(rows.len());

@@ -29,10 +29,12 @@ mod abuse;
 mod access;
 mod details;
 mod events;
+mod listing;
 mod routing;
 mod sign;
 
 pub use abuse::AbandonedChat;
+pub use listing::ChatFilter;
 pub use sign::{
     MAX_SIGNATURE_CLOCK_SKEW_S, SignatureError, SignedVisitor, canonical_signed_fields,
     sign_visitor, verified_fields, verify_signature,

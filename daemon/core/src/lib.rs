@@ -6,6 +6,7 @@
 //! It owns no sockets and reads no clock in its call logic; the `hotline` binary drives it.
 
 pub mod acd;
+pub mod api_tokens;
 pub mod call_session;
 pub mod callback;
 pub mod callbacks;

@@ -340,7 +340,7 @@ impl Job {
             .await
         {
             Ok(e) => {
-                crate::callback_calls::count_attempt(&e, "auto");
+                crate::callback_calls::attempt_recorded(&calls.notifier, &e, outcome, None).await;
                 info!(%call_id, entry = e.id, outcome = outcome.as_str(), auto_attempts = e.auto_attempts, "auto-callback ended")
             }
             Err(e) => {

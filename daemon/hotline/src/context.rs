@@ -57,7 +57,7 @@ pub struct Calls {
     pub rtp_ports: RtpPorts,
     pub local: LocalAddress,
     pub rtp_timeout: Duration,
-    /// SMS, e-mail and webhooks (`call.ended` when a call's record is closed).
+    /// SMS, e-mail and webhooks.
     pub notifier: hotline_core::notify::NotifierHandle,
     /// Where plainly bridged calls' media is relayed; `None`: on each call's own task.
     pub relay: Option<Arc<crate::relay::RelayThreads>>,

@@ -208,6 +208,11 @@ enum Command {
     Backup { dir: PathBuf },
     /// Put a backup from DIR back (the daemon stopped): the database and the files.
     Restore { dir: PathBuf },
+    /// Per-user API tokens: add (printed once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: api::TokenCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -261,6 +266,7 @@ fn main() -> ExitCode {
             Command::Hangup { call_id } => control::hangup(config, &call_id).await,
             Command::Backup { dir } => backup::backup(config, &dir).await,
             Command::Restore { dir } => backup::restore(config, &dir).await,
+            Command::Token { command } => api::token_cmd(config, command).await,
         }
     });
     match result {

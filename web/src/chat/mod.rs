@@ -341,6 +341,30 @@ pub async fn publish(console: &Console, chat_id: i64) -> Vec<String> {
     operators
 }
 
+/// The `chat.ended` webhook, for a chat this call just ended: by its visitor, an
+/// operator or the abandoned-chat sweep (every end comes through here, once).
+pub async fn post_ended(console: &Console, chat_id: i64) {
+    use hotline_core::notify::webhook;
+    let Some(notifier) = &console.visual.notifier else {
+        return;
+    };
+    if !notifier.wants(webhook::CHAT_ENDED) {
+        return;
+    }
+    match console.store.ended_chat(chat_id).await {
+        Ok(Some(c)) => {
+            if let Err(e) = notifier
+                .webhook(webhook::CHAT_ENDED, &webhook::chat_ended(&c))
+                .await
+            {
+                tracing::warn!(chat = chat_id, "chat.ended webhook not stored: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(chat = chat_id, "chat.ended webhook: reading the chat: {e}"),
+    }
+}
+
 /// Sends the chat's fresh view to every operator in it: details changed that are no
 /// event (tags, notes, visitor fields, pages visited).
 pub async fn push_view(console: &Console, chat_id: i64) {

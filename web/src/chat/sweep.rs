@@ -1,8 +1,8 @@
 //! The chat's housekeeping, every [`SWEEP_EVERY`]: this node's connected visitors are
 //! marked seen; waiting chats whose visitor has been gone for
-//! `chat.abandon_waiting_after_secs` end (so a flood of started chats leaves nothing in
-//! the queue); files uploaded but never sent are removed after
-//! `chat.unsent_files_after_secs`; idle rate-limit budgets are forgotten.
+//! `chat.abandon_waiting_after_secs` end, with their `chat.ended` webhook (so a flood of
+//! started chats leaves nothing in the queue); files uploaded but never sent are removed
+//! after `chat.unsent_files_after_secs`; idle rate-limit budgets are forgotten.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -60,6 +60,7 @@ pub async fn sweep(console: &Console, now_ms: i64) {
                     hub.to_operator(op, &json!({ "t": "offer_gone", "chat": c.chat_id }));
                 }
                 publish(console, c.chat_id).await;
+                super::post_ended(console, c.chat_id).await;
             }
             if !ended.is_empty() {
                 hub.dispatch.notify_one();

@@ -15,6 +15,8 @@ use axum::body::Body;
 use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use hotline_core::chat::{Audience, ChatState, EventKind, SignedVisitor, sign_visitor};
+use hotline_core::notify::webhook::{self, WebhookConfig};
+use hotline_core::notify::{Channel, Notifier, NotifyConfig};
 use hotline_core::store::Store;
 use hotline_core::users::LoginPolicy;
 use serde_json::{Value, json};
@@ -48,6 +50,11 @@ fn defaults() -> ChatConfig {
 /// A console on a SQLite file (WAL, a writer and readers, as the daemon has it) with
 /// `config`, and a files directory of its own.
 async fn setup(config: ChatConfig) -> Setup {
+    setup_with_webhooks(config, Vec::new()).await
+}
+
+/// [`setup`] with a notifier that posts to `webhooks` (none: no notifier).
+async fn setup_with_webhooks(config: ChatConfig, webhooks: Vec<WebhookConfig>) -> Setup {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "hotline-chat-test-{}-{}-{}",
@@ -59,10 +66,17 @@ async fn setup(config: ChatConfig) -> Setup {
     let url = format!("sqlite://{}/hotline.db?mode=rwc", dir.display());
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
+    let notifier = (!webhooks.is_empty()).then(|| {
+        let config = NotifyConfig {
+            webhooks,
+            ..Default::default()
+        };
+        Notifier::start(store.clone(), config).unwrap()
+    });
     let visual = crate::visual::VisualSettings {
         public_url: "http://127.0.0.1".into(),
         notify: Default::default(),
-        notifier: None,
+        notifier,
         files_dir: dir.join("files"),
         ice_servers_json: "[]".into(),
         sms_limits: Default::default(),
@@ -909,4 +923,91 @@ async fn a_chat_has_at_most_five_visitor_sockets() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _again = visitor_socket(addr, &token).await.unwrap();
+}
+
+/// A webhook for `chat.ended` whose receiver never answers: deliveries stay in the outbox.
+fn chat_hook() -> WebhookConfig {
+    WebhookConfig {
+        url: "http://127.0.0.1:9/hooks/chat".into(),
+        events: vec![webhook::CHAT_ENDED.into()],
+        secret: "whsec_test_0123456789".into(),
+    }
+}
+
+/// The `chat.ended` deliveries stored so far, oldest first: (URL, delivery).
+async fn chat_ended_deliveries(store: &Store) -> Vec<(String, webhook::Delivery)> {
+    let mut list: Vec<_> = store
+        .outbox_messages(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.channel == Channel::Webhook && m.subject == webhook::CHAT_ENDED)
+        .map(|m| (m.to, serde_json::from_str(&m.body).unwrap()))
+        .collect();
+    list.reverse();
+    list
+}
+
+#[tokio::test]
+async fn a_chat_the_visitor_ends_is_posted_once_as_chat_ended() {
+    let s = setup_with_webhooks(defaults(), vec![chat_hook()]).await;
+    let (_, chat_id) = start(&s.app, ip(1), "vk-hook").await;
+    let chat = s.console.store.chat(chat_id).await.unwrap().unwrap();
+    let send = json!({ "t": "send", "client_id": "c1", "text": "hello" }).to_string();
+    let reply = super::visitor::handle(&s.console, &chat, ip(1), &send).await;
+    assert_eq!(reply.unwrap()["t"], "ack");
+    assert!(chat_ended_deliveries(&s.console.store).await.is_empty());
+
+    let end = json!({ "t": "end" }).to_string();
+    assert_eq!(
+        super::visitor::handle(&s.console, &chat, ip(1), &end).await,
+        None
+    );
+    // A second end (another tab) changes nothing and posts nothing.
+    super::visitor::handle(&s.console, &chat, ip(1), &end).await;
+
+    let ended = s.console.store.chat(chat_id).await.unwrap().unwrap();
+    let deliveries = chat_ended_deliveries(&s.console.store).await;
+    assert_eq!(deliveries.len(), 1, "one delivery per end");
+    let (to, d) = &deliveries[0];
+    assert_eq!(to, "http://127.0.0.1:9/hooks/chat");
+    assert_eq!(d.event, "chat.ended");
+    assert_eq!(
+        d.data,
+        json!({
+            "id": chat_id,
+            "site": "demo",
+            "queue": chat.queue,
+            "topic": chat.topic,
+            "operator": null,
+            "operators": [],
+            "visitor_name": "Béla",
+            "visitor_email": null,
+            "started_at_ms": chat.created_at_ms,
+            "accepted_at_ms": null,
+            "ended_at_ms": ended.ended_at_ms.unwrap(),
+            "ended_by": "visitor",
+            "messages": 1,
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_abandoned_chat_is_posted_as_chat_ended_by_the_system() {
+    let s = setup_with_webhooks(defaults(), vec![chat_hook()]).await;
+    let (_, chat_id) = start(&s.app, ip(1), "vk-gone").await;
+    let now = unix_ms();
+    super::sweep::sweep(&s.console, now + 4 * 60_000).await;
+    assert!(chat_ended_deliveries(&s.console.store).await.is_empty());
+    super::sweep::sweep(&s.console, now + 6 * 60_000).await;
+    super::sweep::sweep(&s.console, now + 7 * 60_000).await;
+    let deliveries = chat_ended_deliveries(&s.console.store).await;
+    assert_eq!(deliveries.len(), 1, "one delivery per end");
+    let data = &deliveries[0].1.data;
+    assert_eq!(data["id"], chat_id);
+    assert_eq!(data["ended_by"], "system");
+    assert_eq!(data["ended_at_ms"], now + 6 * 60_000);
+    assert_eq!(data["visitor_name"], "Béla");
+    assert_eq!(data["operator"], Value::Null);
+    assert_eq!(data["messages"], 0);
 }

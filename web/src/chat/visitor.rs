@@ -579,9 +579,15 @@ pub(super) async fn handle(
             }
             None
         }
-        Incoming::End {} => match store.end_chat(chat.id, Sender::Visitor, now).await {
-            Ok(_) => {
+        Incoming::End {} => match store
+            .end_chat_reporting(chat.id, Sender::Visitor, now)
+            .await
+        {
+            Ok((_, ended)) => {
                 publish(console, chat.id).await;
+                if ended {
+                    super::post_ended(console, chat.id).await;
+                }
                 console.chat.hub.dispatch.notify_one();
                 None
             }

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote, Outcome};
+use hotline_core::notify::webhook;
 use serde::Deserialize;
 
 use super::Console;
@@ -158,6 +159,12 @@ pub(super) async fn correct(
     {
         Ok(e) => {
             console.live.callbacks_changed();
+            if let Some(notifier) = &console.visual.notifier {
+                let data = webhook::callback_done(&e, outcome, &operator_of(&s), true);
+                if let Err(err) = notifier.webhook(webhook::CALLBACK_DONE, &data).await {
+                    tracing::warn!(entry = e.id, "callback.done webhook not stored: {err}");
+                }
+            }
             Json(serde_json::json!({ "id": e.id, "state": e.state.as_str() })).into_response()
         }
         Err(e) => store_refusal(e),
@@ -256,6 +263,8 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use hotline_core::callbacks::{CallbackSource, NewCallbackNote};
+    use hotline_core::notify::webhook::{Delivery, WebhookConfig};
+    use hotline_core::notify::{Channel, Notifier, NotifyConfig};
     use hotline_core::store::Store;
     use hotline_core::users::{LoginPolicy, NewUser, Role};
     use serde_json::{Value, json};
@@ -344,10 +353,19 @@ mod tests {
             .await
             .unwrap();
         let telephony = Arc::new(FakeTelephony::default());
+        // A `callback.done` webhook whose receiver never answers: deliveries stay queued.
+        let notify = NotifyConfig {
+            webhooks: vec![WebhookConfig {
+                url: HOOK_URL.into(),
+                events: vec![webhook::CALLBACK_DONE.into()],
+                secret: "whsec_test_0123456789".into(),
+            }],
+            ..Default::default()
+        };
         let visual = crate::visual::VisualSettings {
             public_url: "http://127.0.0.1".into(),
             notify: Default::default(),
-            notifier: None,
+            notifier: Some(Notifier::start(store.clone(), notify).unwrap()),
             files_dir: std::env::temp_dir(),
             ice_servers_json: "[]".into(),
             sms_limits: Default::default(),
@@ -388,6 +406,64 @@ mod tests {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    const HOOK_URL: &str = "http://127.0.0.1:9/hooks/callbacks";
+
+    #[tokio::test]
+    async fn a_corrected_outcome_is_posted_as_callback_done() {
+        let s = setup().await;
+        let now = unix_ms();
+        let entry = s
+            .store
+            .note_callback(&NewCallbackNote {
+                number: "+36301234567",
+                queue: Some("support"),
+                source: CallbackSource::Missed,
+                promised_at_ms: None,
+                call_id: None,
+                now_ms: now,
+            })
+            .await
+            .unwrap();
+        s.store
+            .claim_callback(entry.id, "anna", 60_000, now)
+            .await
+            .unwrap();
+        s.store
+            .finish_callback(entry.id, "anna", Outcome::NoAnswer, None, 0, now)
+            .await
+            .unwrap();
+        let uri = format!("/console/callbacks/{}/outcome", entry.id);
+        let (status, body) = post(
+            &s,
+            &uri,
+            Some(json!({ "outcome": "success", "note": "it was her" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let messages: Vec<_> = s
+            .store
+            .outbox_messages(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.channel == Channel::Webhook)
+            .collect();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            (messages[0].to.as_str(), messages[0].subject.as_str()),
+            (HOOK_URL, "callback.done")
+        );
+        let d: Delivery = serde_json::from_str(&messages[0].body).unwrap();
+        assert_eq!(d.data["id"], entry.id);
+        assert_eq!(d.data["number"], "+36301234567");
+        assert_eq!(d.data["outcome"], "success");
+        assert_eq!(d.data["operator"], "anna");
+        assert_eq!(d.data["corrected"], true);
+        assert_eq!(d.data["done"], true);
+        assert_eq!(d.data["attempts"], 1, "a correction is no new attempt");
     }
 
     #[tokio::test]

@@ -507,8 +507,11 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
             Ok(None)
         }
         "end" => {
-            store.end_chat(chat_id, me, now).await?;
+            let (_, ended) = store.end_chat_reporting(chat_id, me, now).await?;
             publish(&console, chat_id).await;
+            if ended {
+                crate::chat::post_ended(&console, chat_id).await;
+            }
             Ok(None)
         }
         "wrapup" => {
@@ -1007,6 +1010,8 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use hotline_core::chat::{Chat, NewChat, NewVisitor, Target};
+    use hotline_core::notify::webhook::{self, Delivery, WebhookConfig};
+    use hotline_core::notify::{Channel, Notifier, NotifyConfig};
     use hotline_core::operators::NewOperator;
     use hotline_core::store::Store;
     use hotline_core::users::{LoginPolicy, NewUser, Role};
@@ -1123,10 +1128,19 @@ mod tests {
                 cookie: format!("hl_session={}", l.token),
             });
         }
+        // A `chat.ended` webhook whose receiver never answers: deliveries stay queued.
+        let notify = NotifyConfig {
+            webhooks: vec![WebhookConfig {
+                url: HOOK_URL.into(),
+                events: vec![webhook::CHAT_ENDED.into()],
+                secret: "whsec_test_0123456789".into(),
+            }],
+            ..Default::default()
+        };
         let visual = crate::visual::VisualSettings {
             public_url: "http://127.0.0.1".into(),
             notify: Default::default(),
-            notifier: None,
+            notifier: Some(Notifier::start(store.clone(), notify).unwrap()),
             files_dir: std::env::temp_dir(),
             ice_servers_json: "[]".into(),
             sms_limits: Default::default(),
@@ -1279,6 +1293,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    const HOOK_URL: &str = "http://127.0.0.1:9/hooks/chats";
+
+    #[tokio::test]
+    async fn a_chat_the_operator_ends_is_posted_once_as_chat_ended() {
+        let s = setup().await;
+        let belas = taken(&s.store, "support", "v1", "bela", s.bela.user_id).await;
+        let mut bela = tab(&s, &s.bela).await;
+        let end = json!({ "t": "end", "chat": belas.id });
+        assert_eq!(ask(&mut bela, end.clone()).await["t"], "ack");
+        // Ending it again changes nothing and posts nothing.
+        assert_eq!(ask(&mut bela, end).await["t"], "ack");
+
+        let messages: Vec<_> = s
+            .store
+            .outbox_messages(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.channel == Channel::Webhook)
+            .collect();
+        assert_eq!(messages.len(), 1, "one delivery per end");
+        assert_eq!(
+            (messages[0].to.as_str(), messages[0].subject.as_str()),
+            (HOOK_URL, "chat.ended")
+        );
+        let d: Delivery = serde_json::from_str(&messages[0].body).unwrap();
+        let ended = s.store.chat(belas.id).await.unwrap().unwrap();
+        assert_eq!(d.data["id"], belas.id);
+        assert_eq!(d.data["queue"], "support");
+        assert_eq!(d.data["topic"], "Order");
+        assert_eq!(d.data["operator"], "bela");
+        assert_eq!(d.data["operators"], json!(["bela"]));
+        assert_eq!(d.data["visitor_name"], "Béla");
+        assert_eq!(d.data["ended_by"], "operator");
+        assert_eq!(d.data["started_at_ms"], belas.created_at_ms);
+        assert_eq!(d.data["ended_at_ms"], ended.ended_at_ms.unwrap());
+        assert_eq!(d.data["messages"], 0);
     }
 
     #[tokio::test]

@@ -338,9 +338,21 @@ impl Store {
     /// nothing and returns it. An operator must be in the chat to end it. Pending
     /// invitations are cancelled; the operators in it still owe their wrap-up.
     pub async fn end_chat(&self, chat_id: i64, by: Sender, now_ms: i64) -> Result<Chat, ChatError> {
+        Ok(self.end_chat_reporting(chat_id, by, now_ms).await?.0)
+    }
+
+    /// [`Store::end_chat`], and whether this call ended the chat (false: it had ended
+    /// already), so that its end is announced once (the `chat.ended` webhook).
+    pub async fn end_chat_reporting(
+        &self,
+        chat_id: i64,
+        by: Sender,
+        now_ms: i64,
+    ) -> Result<(Chat, bool), ChatError> {
         let mut tx = self.pool().begin().await?;
         let state = lock_chat(&mut tx, chat_id).await?;
-        if state != ChatState::Ended {
+        let ending = state != ChatState::Ended;
+        if ending {
             if let Sender::Operator { user_id, .. } = &by {
                 match participation(&mut tx, chat_id, *user_id).await? {
                     Some((false, _)) => {}
@@ -380,7 +392,7 @@ impl Store {
             .await?
             .ok_or(ChatError::NotFound)?;
         tx.commit().await?;
-        Ok(chat)
+        Ok((chat, ending))
     }
 
     /// The operator's wrap-up of an ended chat (category from the configured list, may

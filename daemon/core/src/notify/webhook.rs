@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{Channel, NotifyError, SendError, config_error, error_chain};
+use crate::callbacks::{CallbackEntry, EntryState, Outcome};
 use crate::cdr::CallRecord;
+use crate::chat::{Chat, ChatError, Participant, Visitor};
 use crate::store::{Store, StoreError};
 
 /// The events a webhook may ask for.
@@ -173,7 +175,94 @@ pub fn call_ended(c: &CallRecord) -> serde_json::Value {
     })
 }
 
+/// What `chat.ended` tells of a chat, read once it has ended ([`Store::ended_chat`]).
+#[derive(Clone, Debug)]
+pub struct EndedChat {
+    pub chat: Chat,
+    pub visitor: Option<Visitor>,
+    /// In the order they joined.
+    pub participants: Vec<Participant>,
+    /// The conversation's public lines by the visitor and the operators (private notes,
+    /// greetings and joins don't count).
+    pub messages: i64,
+}
+
+/// A chat that ended. `operator` is the one who joined last (who had it at the end);
+/// `operators` everyone who took part. An abandoned chat has no operator and
+/// `ended_by` "system".
+pub fn chat_ended(c: &EndedChat) -> serde_json::Value {
+    let mut operators: Vec<&str> = Vec::new();
+    for p in &c.participants {
+        if !operators.contains(&p.operator.as_str()) {
+            operators.push(&p.operator);
+        }
+    }
+    let chat = &c.chat;
+    serde_json::json!({
+        "id": chat.id,
+        "site": chat.site,
+        "queue": chat.queue,
+        "topic": chat.topic,
+        "operator": c.participants.last().map(|p| p.operator.as_str()),
+        "operators": operators,
+        "visitor_name": c.visitor.as_ref().and_then(|v| v.name.as_deref()),
+        "visitor_email": c.visitor.as_ref().and_then(|v| v.email.as_deref()),
+        "started_at_ms": chat.created_at_ms,
+        "accepted_at_ms": chat.accepted_at_ms,
+        "ended_at_ms": chat.ended_at_ms,
+        "ended_by": chat.ended_by.map(|b| b.as_str()),
+        "messages": c.messages,
+    })
+}
+
+/// The outcome of a callback attempt, just stored; `e` is its entry as it is now.
+/// `operator` is the operator's name, or "auto" for the automatic callback; `corrected`:
+/// the operator corrected their attempt's outcome afterwards (no new attempt).
+pub fn callback_done(
+    e: &CallbackEntry,
+    outcome: Outcome,
+    operator: &str,
+    corrected: bool,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id,
+        "number": e.number,
+        "queue": e.queue,
+        "outcome": outcome.as_str(),
+        "operator": operator,
+        "corrected": corrected,
+        "attempts": e.attempts,
+        "auto_attempts": e.auto_attempts,
+        "done": e.state == EntryState::Done,
+        "promised_at_ms": e.promised_at_ms,
+        "done_at_ms": e.done_at_ms,
+    })
+}
+
 impl Store {
+    /// The chat with what `chat.ended` tells of it; `None` when there is no such chat.
+    pub async fn ended_chat(&self, chat_id: i64) -> Result<Option<EndedChat>, ChatError> {
+        let Some(chat) = self.chat(chat_id).await? else {
+            return Ok(None);
+        };
+        let visitor = self.visitor(chat.visitor_id).await?;
+        let participants = self.chat_participants(chat_id).await?;
+        let messages: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM chat_events WHERE chat_id = $1 AND private = 0 \
+             AND sender IN ('visitor', 'operator') \
+             AND kind IN ('message', 'attachment', 'options', 'answer')",
+        )
+        .bind(chat_id)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(Some(EndedChat {
+            chat,
+            visitor,
+            participants,
+            messages,
+        }))
+    }
+
     /// Stores one delivery of `event` for each webhook that asked for it (nothing when
     /// none did); the notifier sends them. Returns how many were stored.
     pub async fn enqueue_webhooks(

@@ -1,12 +1,16 @@
 //! The HTTP API the operator console and scripts use: operator states, live queue
-//! figures and click-to-call, under /api/v1 (the first /api paths stay as deprecated
-//! aliases). It takes a bearer token from the settings; without one configured it is off.
+//! figures, click-to-call, call records and chats, under /api/v1 (the first /api paths
+//! stay as deprecated aliases). It takes the bearer token from the settings or a per-user
+//! token (see `tokens`); without either it is off.
 //! Every error is RFC 9457 problem details; /api/v1/openapi.json describes every route.
 
+mod cli;
 mod openapi;
 mod problem;
+mod records;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,10 +18,10 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, get, put};
 use hotline_core::acd::{OperatorState, OperatorStatus};
 use hotline_core::operators::{OperatorError, SipDigest};
 use serde::{Deserialize, Serialize};
@@ -27,6 +31,7 @@ use crate::actors::{AcdHandle, AcdInput};
 use crate::click_to_call::ClickToCallError;
 use crate::config::Trunk;
 use crate::context::Calls;
+pub use cli::{TokenCommand, token_cmd};
 use openapi::{Op, Routes};
 use problem::{ApiJson, ApiPath, Problem};
 
@@ -80,8 +85,12 @@ fn routes(api: Api, document: Arc<std::sync::OnceLock<serde_json::Value>>) -> Ro
     Routes::new()
         .route(
             "/calls",
-            post(click_to_call),
+            get(records::list_calls).post(click_to_call),
             vec![
+                Op::new(Method::GET, "Call records, newest first, with the fields of `hotline calls`")
+                    .query(records::CALLS_QUERY)
+                    .ok(200, "a page of records", records::page_schema("calls"))
+                    .errors(&[400, 500]),
                 Op::new(Method::POST, "Click-to-call: ring the operator's phone, then the customer through the trunk")
                     .body(json!({ "type": "object", "required": ["operator", "to"], "properties": {
                         "operator": { "type": "string" }, "to": { "type": "string" } } }))
@@ -89,6 +98,23 @@ fn routes(api: Api, document: Arc<std::sync::OnceLock<serde_json::Value>>) -> Ro
                         "properties": { "call_id": { "type": "string" } } }))
                     .errors(&[400, 403, 404, 409, 415, 422, 503]),
             ],
+        )
+        .route(
+            "/chats",
+            get(records::list_chats),
+            vec![Op::new(Method::GET, "Chats, newest first")
+                .query(records::CHATS_QUERY)
+                .ok(200, "a page of chats", records::page_schema("chats"))
+                .errors(&[400, 500])],
+        )
+        .route(
+            "/chats/{id}",
+            get(records::chat),
+            vec![Op::new(Method::GET, "A chat and all its messages and events, private notes included")
+                .ok(200, "the chat", json!({ "type": "object", "properties": {
+                    "chat": { "type": "object" },
+                    "messages": { "type": "array", "items": { "type": "object" } } } }))
+                .errors(&[400, 404, 500])],
         )
         .route(
             "/queues",
@@ -131,6 +157,32 @@ fn routes(api: Api, document: Arc<std::sync::OnceLock<serde_json::Value>>) -> Ro
                     .errors(&[400, 404, 415, 422]),
             ],
         )
+        .route(
+            "/tokens",
+            get(tokens::list).post(tokens::add),
+            vec![
+                Op::new(Method::GET, "Per-user API tokens: name, owner, created, last used (admins)")
+                    .ok(200, "the tokens", json!({ "type": "array", "items": { "type": "object", "properties": {
+                        "name": { "type": "string" }, "owner": { "type": "string" },
+                        "created_at_ms": { "type": "integer" },
+                        "last_used_at_ms": { "type": ["integer", "null"] } } } }))
+                    .errors(&[403, 500]),
+                Op::new(Method::POST, "Make a token that acts with a user's role; it is shown only in this answer (admins)")
+                    .body(json!({ "type": "object", "required": ["name", "user"], "properties": {
+                        "name": { "type": "string" }, "user": { "type": "string" } } }))
+                    .ok(201, "made", json!({ "type": "object", "properties": {
+                        "name": { "type": "string" }, "owner": { "type": "string" },
+                        "token": { "type": "string" } } }))
+                    .errors(&[400, 403, 409, 415, 422, 500]),
+            ],
+        )
+        .route(
+            "/tokens/{name}",
+            axum::routing::delete(tokens::revoke),
+            vec![Op::new(Method::DELETE, "Revoke a token: it stops working at once (admins)")
+                .ok(204, "revoked", json!({}))
+                .errors(&[403, 404, 500])],
+        )
         // The token is checked before any extractor reads the body.
         .map_router(|r| r.route_layer(axum::middleware::from_fn_with_state(api, authorize)))
         .public(
@@ -150,37 +202,18 @@ fn error(status: StatusCode, message: &str) -> Response {
     Problem::new(status, message).into_response()
 }
 
-/// Lets the request through with the right bearer token.
+/// Lets the request through with a token that may make it.
 async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Response {
-    match deny(&api, request.headers()) {
-        Some(problem) => problem.into_response(),
-        None => next.run(request).await,
+    match tokens::identify(&api, request.headers()).await {
+        Err(problem) => problem.into_response(),
+        Ok(caller) if !caller.may(request.method(), request.uri().path()) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "this token's user may not do this: supervisors' tokens read, operators' tokens \
+             set their own operator's state",
+        )
+        .into_response(),
+        Ok(_) => next.run(request).await,
     }
-}
-
-/// The problem that refuses the request, or `None` when it may go ahead.
-fn deny(api: &Api, headers: &HeaderMap) -> Option<Problem> {
-    let Some(token) = &api.token else {
-        return Some(Problem::new(
-            StatusCode::NOT_FOUND,
-            "the API is off: set api.token (or HOTLINE_API_TOKEN)",
-        ));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compare without an early exit, so timing doesn't reveal the token.
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    (!same).then(|| {
-        Problem::unauthorized("missing or wrong bearer token (Authorization: Bearer TOKEN)")
-    })
 }
 
 #[derive(Serialize)]

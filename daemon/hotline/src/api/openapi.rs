@@ -55,6 +55,11 @@ impl Op {
         self
     }
 
+    pub fn query(mut self, query: &'static [(&'static str, &'static str)]) -> Op {
+        self.query = query;
+        self
+    }
+
     pub fn errors(mut self, errors: &'static [u16]) -> Op {
         self.errors = errors;
         self
@@ -151,8 +156,8 @@ fn document(table: &[Documented]) -> Value {
         "info": {
             "title": "Hotline API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Operator states, live queue figures and click-to-call. Every \
-                error is RFC 9457 problem details (application/problem+json). The paths \
+            "description": "Operator states, live queue figures, click-to-call, call records, \
+                chats and per-user tokens. Every error is RFC 9457 problem details (application/problem+json). The paths \
                 below /api without /v1 are deprecated aliases of the /api/v1 ones."
         },
         "components": {
@@ -188,7 +193,7 @@ fn operation(route: &Documented, op: &Op) -> Value {
         json!({ "description": description, "content": { *media: { "schema": schema } } })
     };
     responses.insert(status.to_string(), ok);
-    let auth: &[u16] = if route.public { &[] } else { &[401] };
+    let auth: &[u16] = if route.public { &[] } else { &[401, 403] };
     for code in op.errors.iter().chain(auth) {
         responses.insert(code.to_string(), problem.clone());
     }

@@ -14,7 +14,11 @@ use crate::context::{Calls, WallClock};
 const TOKEN: &str = "test-token-123";
 
 async fn app() -> axum::Router {
-    super::router(calls().await, None, Some(TOKEN.into()), "hotline".into())
+    app_on(calls().await)
+}
+
+fn app_on(calls: Arc<Calls>) -> axum::Router {
+    super::router(calls, None, Some(TOKEN.into()), "hotline".into())
 }
 
 async fn calls() -> Arc<Calls> {
@@ -321,15 +325,27 @@ async fn the_api_is_off_without_a_token_setting() {
     assert!(detail.contains("api.token"), "{detail}");
 }
 
-/// The status alone: the live figures' body never ends.
-async fn status_of(app: &axum::Router, method: &Method, path: &str) -> StatusCode {
+/// The status, and whether it is the router's "no API route" 404. Only the start of
+/// the body is read: the live figures' body never ends.
+async fn status_of(app: &axum::Router, method: &Method, path: &str) -> (StatusCode, bool) {
     let req = Request::builder()
         .method(method)
         .uri(path)
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Body::empty())
         .unwrap();
-    app.clone().oneshot(req).await.unwrap().status()
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    if status != StatusCode::NOT_FOUND {
+        return (status, false);
+    }
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    (
+        status,
+        String::from_utf8_lossy(&body).contains("no API route"),
+    )
 }
 
 #[tokio::test]
@@ -354,11 +370,17 @@ async fn the_openapi_document_lists_every_route_and_only_what_the_router_serves(
     listed.sort();
     let mut expected: Vec<(String, String)> = [
         ("POST", "/calls"),
+        ("GET", "/calls"),
+        ("GET", "/chats"),
+        ("GET", "/chats/{id}"),
         ("GET", "/queues"),
         ("GET", "/queues/live"),
         ("GET", "/operators"),
         ("POST", "/operators"),
         ("PUT", "/operators/{name}/state"),
+        ("GET", "/tokens"),
+        ("POST", "/tokens"),
+        ("DELETE", "/tokens/{name}"),
     ]
     .iter()
     .flat_map(|(m, p)| {
@@ -397,13 +419,15 @@ async fn the_openapi_document_lists_every_route_and_only_what_the_router_serves(
         Method::PATCH,
     ];
     for (path, item) in paths {
-        let concrete = path.replace("{name}", "anna");
+        // A chat id that is not a number: a 400, neither 404 nor 405.
+        let concrete = path.replace("{name}", "anna").replace("{id}", "x");
         for method in &all {
             let documented = item.get(method.as_str().to_lowercase()).is_some();
-            let status = status_of(&app, method, &concrete).await;
+            let (status, unknown) = status_of(&app, method, &concrete).await;
             if documented {
+                // A 404 from the handler (no such token) is fine; the router's is not.
                 assert!(
-                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                    !unknown && status != StatusCode::METHOD_NOT_ALLOWED,
                     "{method} {concrete}: {status}"
                 );
             } else {
@@ -415,4 +439,412 @@ async fn the_openapi_document_lists_every_route_and_only_what_the_router_serves(
             }
         }
     }
+}
+
+/// A finished call that started at `started_at_ms`, waited in `queue`, taken by `operator`.
+async fn add_call(calls: &Calls, n: i64, started_at_ms: i64, queue: &str, operator: &str) {
+    use hotline_core::cdr::{CallEnd, CallStart, EndReason, Service};
+    // Through the CDR writer, as calls are written: it closes open rows at its start.
+    let call = calls
+        .cdr
+        .start_call(CallStart {
+            call_id: format!("call-{n}"),
+            caller: format!("+36100{n}"),
+            called: "100".into(),
+            started_at_ms,
+            flow: Some("main".into()),
+            flow_version: None,
+        })
+        .await;
+    calls
+        .cdr
+        .end_call(
+            call,
+            CallEnd {
+                ended_at_ms: started_at_ms + 61_000,
+                reason: EndReason::CallerHangup,
+                digits: "2".into(),
+                path: vec!["menu".into(), "queue".into()],
+                variables: r#"{"lang":"en"}"#.into(),
+                operator: Some(operator.into()),
+                service: Service {
+                    queue: Some(queue.into()),
+                    wait_ms: Some(7000),
+                    ..Service::default()
+                },
+            },
+        )
+        .await;
+    calls.cdr.flush().await;
+}
+
+fn call_ids(r: &Reply) -> Vec<String> {
+    r.json()["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn call_records_filter_and_page_with_a_next_cursor() {
+    let calls = calls().await;
+    // 2026-12-01T10:00:00Z, then a call a day.
+    let day0 = 1_796_119_200_000;
+    add_call(&calls, 1, day0, "sales", "anna").await;
+    add_call(&calls, 2, day0 + 86_400_000, "support", "anna").await;
+    add_call(&calls, 3, day0 + 2 * 86_400_000, "sales", "bela").await;
+    let app = app_on(calls);
+
+    let r = get(&app, "/api/v1/calls").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(call_ids(&r), ["call-3", "call-2", "call-1"]);
+    assert_eq!(r.json()["next"], Value::Null);
+    // The fields of `hotline calls`, as JSON.
+    let first = &r.json()["calls"][2];
+    let header: Vec<&str> = hotline_core::cdr::CSV_HEADER.split(',').collect();
+    let mut keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut want = header.clone();
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    assert_eq!(first["queue"], "sales", "{first}");
+    assert_eq!(first["operator"], "anna");
+    assert_eq!(first["start"], "2026-12-01T10:00:00.000Z");
+    assert_eq!(first["duration"], 61);
+    assert_eq!(first["wait_ms"], 7000);
+    assert_eq!(first["variables"]["lang"], "en");
+
+    // Two pages of two and one.
+    let r = get(&app, "/api/v1/calls?limit=2").await;
+    assert_eq!(call_ids(&r), ["call-3", "call-2"]);
+    let next = r.json()["next"].as_str().unwrap().to_string();
+    let r = get(&app, &format!("/api/v1/calls?limit=2&cursor={next}")).await;
+    assert_eq!(call_ids(&r), ["call-1"]);
+    assert_eq!(r.json()["next"], Value::Null);
+
+    let r = get(&app, "/api/v1/calls?queue=sales").await;
+    assert_eq!(call_ids(&r), ["call-3", "call-1"]);
+    let r = get(&app, "/api/v1/calls?operator=anna&queue=support").await;
+    assert_eq!(call_ids(&r), ["call-2"]);
+    let r = get(
+        &app,
+        "/api/v1/calls?since=2026-12-02&until=2026-12-03T00:00:00Z",
+    )
+    .await;
+    assert_eq!(call_ids(&r), ["call-2"]);
+    // The deprecated alias answers alike.
+    let r = get(&app, "/api/calls?operator=bela").await;
+    assert_eq!(call_ids(&r), ["call-3"]);
+
+    // Bad parameters are 400 problems that say what to send.
+    let detail = get(&app, "/api/v1/calls?since=yesterday")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert!(
+        detail.contains("since") && detail.contains("RFC 3339"),
+        "{detail}"
+    );
+    let detail = get(&app, "/api/v1/calls?limit=0")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert!(detail.contains("1-1000"), "{detail}");
+    let detail = get(&app, "/api/v1/calls?limit=many")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert!(detail.contains("limit"), "{detail}");
+    let detail = get(&app, "/api/v1/calls?cursor=abc")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert!(detail.contains("cursor"), "{detail}");
+    // And the token is still needed.
+    send(&app, Method::GET, "/api/v1/calls", None, None, "")
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn chats_list_by_queue_and_state_and_one_chat_has_its_messages() {
+    use hotline_core::chat::{EventKind, NewChat, NewEvent, NewVisitor, Sender};
+    let calls = calls().await;
+    let store = &calls.store;
+    let visitor = store
+        .upsert_visitor(&NewVisitor {
+            site: "main".into(),
+            visitor_key: "v-1".into(),
+            now_ms: 1_796_119_200_000,
+            ..NewVisitor::default()
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (n, queue) in [(1, "sales"), (2, "support"), (3, "sales")] {
+        let (chat, _token) = store
+            .create_chat(&NewChat {
+                site: "main".into(),
+                visitor_id: visitor.id,
+                queue: queue.into(),
+                topic: format!("topic {n}"),
+                now_ms: 1_796_119_200_000 + n * 86_400_000,
+                ..NewChat::default()
+            })
+            .await
+            .unwrap();
+        ids.push(chat.id);
+    }
+    store
+        .add_chat_event(
+            ids[0],
+            &NewEvent::new(EventKind::Message, Sender::Visitor, "Hello, my order?"),
+            1_796_119_200_000 + 86_400_000 + 1000,
+        )
+        .await
+        .unwrap();
+    let app = app_on(calls.clone());
+
+    let topics = |r: &Reply| -> Vec<String> {
+        r.json()["chats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["topic"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = get(&app, "/api/v1/chats").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(topics(&r), ["topic 3", "topic 2", "topic 1"]);
+    assert_eq!(r.json()["chats"][0]["state"], "waiting");
+    let r = get(&app, "/api/v1/chats?queue=sales&state=waiting&limit=1").await;
+    assert_eq!(topics(&r), ["topic 3"]);
+    let next = r.json()["next"].as_str().unwrap().to_string();
+    let r = get(
+        &app,
+        &format!("/api/v1/chats?queue=sales&state=waiting&limit=1&cursor={next}"),
+    )
+    .await;
+    assert_eq!(topics(&r), ["topic 1"]);
+    assert_eq!(r.json()["next"], Value::Null);
+    let r = get(&app, "/api/v1/chats?state=ended").await;
+    assert_eq!(topics(&r), Vec::<String>::new());
+    let r = get(&app, "/api/v1/chats?since=2026-12-03&until=2026-12-04").await;
+    assert_eq!(topics(&r), ["topic 2"]);
+    let detail = get(&app, "/api/v1/chats?state=closed")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert!(
+        detail.contains("waiting, offered, active or ended"),
+        "{detail}"
+    );
+
+    let r = get(&app, &format!("/api/v1/chats/{}", ids[0])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["chat"]["topic"], "topic 1");
+    let messages = body["messages"].as_array().unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["body"] == "Hello, my order?" && m["from"] == "visitor"),
+        "{body}"
+    );
+    let detail = get(&app, "/api/v1/chats/999999")
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    assert!(detail.contains("999999"), "{detail}");
+    get(&app, "/api/v1/chats/abc")
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+}
+
+async fn add_user(
+    calls: &Calls,
+    name: &str,
+    role: hotline_core::users::Role,
+    operator: Option<&str>,
+) {
+    calls
+        .store
+        .add_user(&hotline_core::users::NewUser {
+            name,
+            display_name: name,
+            role,
+            password: "a-long-password",
+            operator,
+            now_ms: 1,
+        })
+        .await
+        .unwrap();
+}
+
+/// Makes a token for `user` with the configured token; the token.
+async fn make_token(app: &axum::Router, name: &str, user: &str) -> String {
+    let r = send(
+        app,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(TOKEN),
+        Some("application/json"),
+        &format!(r#"{{"name":"{name}","user":"{user}"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["owner"], user);
+    r.json()["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn per_user_tokens_act_with_their_users_role() {
+    use hotline_core::users::Role;
+    let calls = calls().await;
+    add_user(&calls, "root", Role::Admin, None).await;
+    add_user(&calls, "sam", Role::Supervisor, None).await;
+    add_user(&calls, "anna", Role::Operator, Some("anna")).await;
+    let app = app_on(calls);
+    let admin = make_token(&app, "admin-script", "root").await;
+    let supervisor = make_token(&app, "wallboard", "sam").await;
+    let operator = make_token(&app, "anna-phone", "anna").await;
+    assert!(admin.starts_with("hlt_") && admin.len() == 68, "{admin}");
+
+    let status = |token: String, method: Method, path: &'static str, body: &'static str| {
+        let app = app.clone();
+        async move {
+            send(
+                &app,
+                method,
+                path,
+                Some(&token),
+                Some("application/json"),
+                body,
+            )
+            .await
+        }
+    };
+    let state = r#"{"state":"online"}"#;
+
+    // The supervisor reads, and only reads.
+    for path in [
+        "/api/v1/queues",
+        "/api/v1/operators",
+        "/api/v1/calls",
+        "/api/chats",
+    ] {
+        let r = status(supervisor.clone(), Method::GET, path, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+    let detail = status(
+        supervisor.clone(),
+        Method::PUT,
+        "/api/v1/operators/anna/state",
+        state,
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN);
+    assert!(detail.contains("supervisors' tokens read"), "{detail}");
+    status(supervisor.clone(), Method::GET, "/api/v1/tokens", "")
+        .await
+        .problem(StatusCode::FORBIDDEN);
+
+    // The operator sets their own state (the queue task doesn't know anna: 404), no one
+    // else's, and reads nothing.
+    let r = status(
+        operator.clone(),
+        Method::PUT,
+        "/api/v1/operators/anna/state",
+        state,
+    )
+    .await;
+    assert_ne!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    status(
+        operator.clone(),
+        Method::PUT,
+        "/api/operators/bela/state",
+        state,
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN);
+    status(operator.clone(), Method::GET, "/api/v1/queues", "")
+        .await
+        .problem(StatusCode::FORBIDDEN);
+
+    // The admin lists the tokens (never the tokens themselves) and revokes one.
+    let r = status(admin.clone(), Method::GET, "/api/v1/tokens", "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let listed = r.json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin-script", "anna-phone", "wallboard"]);
+    assert_eq!(listed[2]["owner"], "sam");
+    assert!(listed[2]["last_used_at_ms"].is_i64(), "{listed}");
+    assert!(!r.body.contains(&supervisor), "a token is shown only once");
+    let r = status(
+        admin.clone(),
+        Method::DELETE,
+        "/api/v1/tokens/wallboard",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    status(supervisor.clone(), Method::GET, "/api/v1/queues", "")
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    status(
+        admin.clone(),
+        Method::DELETE,
+        "/api/v1/tokens/wallboard",
+        "",
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND);
+
+    // Token errors are problems too.
+    let r = send(
+        &app,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(&admin),
+        Some("application/json"),
+        r#"{"name":"anna-phone","user":"anna"}"#,
+    )
+    .await;
+    r.problem(StatusCode::CONFLICT);
+    let r = send(
+        &app,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(&admin),
+        Some("application/json"),
+        r#"{"name":"x","user":"nobody"}"#,
+    )
+    .await;
+    assert!(r.problem(StatusCode::BAD_REQUEST).contains("nobody"));
+}
+
+#[tokio::test]
+async fn per_user_tokens_work_without_the_configured_token() {
+    let calls = calls().await;
+    add_user(&calls, "sam", hotline_core::users::Role::Supervisor, None).await;
+    let token = format!("hlt_{}", "0".repeat(64));
+    let now = calls.clock.now().timestamp_millis();
+    let made = calls
+        .store
+        .add_api_token("wallboard", "sam", now)
+        .await
+        .unwrap();
+    let app = super::router(calls, None, None, "hotline".into());
+    let r = send(&app, Method::GET, "/api/v1/queues", Some(&made), None, "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    send(&app, Method::GET, "/api/v1/queues", Some(&token), None, "")
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
 }
