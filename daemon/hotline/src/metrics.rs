@@ -229,7 +229,7 @@ fn describe_and_start() {
     ] {
         counter!(name).absolute(0);
     }
-    for channel in [Channel::Sms, Channel::Email] {
+    for channel in Channel::ALL {
         gauge!(OUTBOX_PENDING, "channel" => channel.as_str()).set(0.0);
     }
 }
@@ -328,7 +328,7 @@ async fn export_store_figures(store: &Store, chat_queues: &mut BTreeSet<String>)
     }
     match store.outbox_pending().await {
         Ok(pending) => {
-            for channel in [Channel::Sms, Channel::Email] {
+            for channel in Channel::ALL {
                 let n = pending
                     .iter()
                     .find(|(c, _)| *c == channel)

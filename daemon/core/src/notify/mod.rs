@@ -436,6 +436,8 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Sms, Channel::Email, Channel::Webhook];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Sms => "sms",
