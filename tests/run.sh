@@ -406,6 +406,25 @@ print("OpenAPI", doc["openapi"], paths)
 assert "/api/v1/queues" in paths and "/api/v1/operators/{name}/state" in paths'
 }
 
+# Per-user API tokens as an admin makes them: shown once, good for their user's role,
+# listed with their last use, and refused once revoked.
+api_tokens_per_user() {
+  local h=http://127.0.0.1:$HTTP_PORT c=(--config "$DAEMON_DIR/hotline.toml") t
+  echo "a-long-admin-password" | "$HOTLINE" user add --name tokadmin --role admin --password-stdin "${c[@]}" >/dev/null || return 1
+  t=$("$HOTLINE" token add --name runsh --user tokadmin "${c[@]}") || return 1
+  [[ "$t" == hlt_* ]] || { echo "token add printed: $t"; return 1; }
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$h/api/v1/calls?limit=1")" = 200 ] || return 1
+  curl -s -H "Authorization: Bearer $t" "$h/api/v1/calls?limit=1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("calls:", len(d["calls"]), "next:", d["next"])
+assert len(d["calls"]) == 1'
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$h/api/v1/chats?state=bogus")" = 400 ] || return 1
+  "$HOTLINE" token list "${c[@]}" | tee /dev/stderr | grep -q '^runsh,tokadmin,' || return 1
+  "$HOTLINE" token revoke runsh "${c[@]}" || return 1
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$h/api/v1/queues")" = 401 ]
+}
+
 held_and_resumed() {
   sipp_run "$ROOT/tests/sipp/hold_and_resume.xml" 100 -m 1 || return 1
   sleep 0.3
@@ -1107,6 +1126,7 @@ tcp_message_timeout_secs = 2'; then
   check reload_during_call reload_during_call
   check metrics_exposed metrics_exposed
   check api_v1_problem_details api_v1_problem_details
+  check api_tokens_per_user api_tokens_per_user
   stop_daemon
 else
   failed=$((failed + 1)); echo "FAIL daemon_start"
