@@ -6,6 +6,7 @@
 //! It owns no telephony state: what it reports comes in through `Health` and the metrics
 //! renderer the binary hands over.
 
+pub mod assets;
 pub mod chat;
 pub mod client_ip;
 pub mod console;

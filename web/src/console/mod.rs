@@ -28,8 +28,8 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path};
-use axum::http::{StatusCode, header};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hotline_core::store::Store;
@@ -286,70 +286,6 @@ const TEMPLATES: [(&str, &str); 20] = [
     ),
 ];
 
-/// Served from the binary, so `cargo run` needs no files beside it.
-const ASSETS: [(&str, &str, &str); 12] = [
-    (
-        "call-panel.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/call-panel.js"),
-    ),
-    (
-        "console.css",
-        "text/css; charset=utf-8",
-        include_str!("../../assets/console.css"),
-    ),
-    (
-        "console.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/console.js"),
-    ),
-    (
-        "visual-operator.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/visual-operator.js"),
-    ),
-    (
-        "visual-link.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/visual-link.js"),
-    ),
-    (
-        "visual-customer.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/visual-customer.js"),
-    ),
-    (
-        "tasks.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/tasks.js"),
-    ),
-    (
-        "chat.css",
-        "text/css; charset=utf-8",
-        include_str!("../../assets/chat.css"),
-    ),
-    (
-        "chat-format.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/chat-format.js"),
-    ),
-    (
-        "chat-visitor.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/chat-visitor.js"),
-    ),
-    (
-        "chat-operator.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/chat-operator.js"),
-    ),
-    (
-        "chat-operator.css",
-        "text/css; charset=utf-8",
-        include_str!("../../assets/chat-operator.css"),
-    ),
-];
-
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/", get(home::home))
@@ -421,23 +357,9 @@ pub fn router(console: Arc<Console>) -> Router {
             post(crate::visual::customer_photo)
                 .layer(DefaultBodyLimit::max(crate::visual::MAX_IMAGE_BYTES)),
         )
-        .route("/assets/{name}", get(asset))
+        .route("/assets/{name}", get(crate::assets::asset))
         .merge(crate::chat::router())
         .with_state(console)
-}
-
-async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            *body,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
-    }
 }
 
 /// What every page's layout shows of the logged-in user.
