@@ -10,6 +10,8 @@ pub mod assets;
 pub mod chat;
 pub mod client_ip;
 pub mod console;
+pub mod error;
+pub mod pages;
 pub mod server;
 pub mod visual;
 

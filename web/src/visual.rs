@@ -555,7 +555,7 @@ pub async fn customer_photo(
     match save_image(&console.store, &console.visual, &v, FileKind::Photo, &body).await {
         // The customer learns that it arrived, not where it is kept.
         Ok(_) => (StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))).into_response(),
-        Err((status, msg)) => (status, Json(serde_json::json!({ "error": msg }))).into_response(),
+        Err((status, msg)) => crate::error::WebError::json(status, msg).into_response(),
     }
 }
 

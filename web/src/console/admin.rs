@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{AdminPage, SupervisorPage, check_csrf, require, unix_ms};
 use super::{Console, OperatorForm, me};
+use crate::error::WebError;
 
 #[derive(Serialize)]
 struct UserRow {
@@ -36,10 +37,7 @@ async fn users_page(
     };
     let users = match console.store.users().await {
         Ok(u) => u,
-        Err(e) => {
-            tracing::error!("listing users: {e}");
-            return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
-        }
+        Err(e) => return WebError::database("listing users", e).into_response(),
     };
     let rows: Vec<UserRow> = users
         .into_iter()
@@ -120,10 +118,7 @@ pub(super) async fn add_user(
             )
             .await
         }
-        Err(UserError::Store(e)) => {
-            tracing::error!("adding a user: {e}");
-            console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.")
-        }
+        Err(UserError::Store(e)) => WebError::database("adding a user", e).into_response(),
     }
 }
 
@@ -152,10 +147,7 @@ async fn operators_page(
     };
     let ops = match console.store.operators().await {
         Ok(o) => o,
-        Err(e) => {
-            tracing::error!("listing operators: {e}");
-            return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
-        }
+        Err(e) => return WebError::database("listing operators", e).into_response(),
     };
     let mut rows = Vec::with_capacity(ops.len());
     for o in ops {
@@ -296,8 +288,11 @@ async fn licenses_page(
         Err(r) => return r,
     };
     let store = &console.store;
-    let (Ok(licenses), Ok(users)) = (store.licenses().await, store.users().await) else {
-        return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+    let (licenses, users) = match (store.licenses().await, store.users().await) {
+        (Ok(l), Ok(u)) => (l, u),
+        (Err(e), _) | (_, Err(e)) => {
+            return WebError::database("the licenses page", e).into_response();
+        }
     };
     let history = match history_of {
         Some(id) => store
@@ -404,8 +399,9 @@ pub(super) async fn outbox(
     State(console): State<Arc<Console>>,
     AdminPage(s): AdminPage,
 ) -> Response {
-    let Ok(messages) = console.store.outbox_messages(100).await else {
-        return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+    let messages = match console.store.outbox_messages(100).await {
+        Ok(m) => m,
+        Err(e) => return WebError::database("the outbox page", e).into_response(),
     };
     let rows: Vec<_> = messages
         .into_iter()

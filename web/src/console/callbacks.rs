@@ -17,13 +17,14 @@ use serde::Deserialize;
 use super::Console;
 use super::auth::{OperatorPage, check_csrf, unix_ms};
 use super::live::CORRECTION_WINDOW_MS;
+use crate::error::WebError;
 
 /// How long a claim holds before the entry returns to everyone's list: longer than any
 /// call, so it only matters when the operator's call never reports back.
 const CLAIM_MS: i64 = 60 * 60 * 1000;
 
 fn refusal(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+    WebError::json(status, message.into()).into_response()
 }
 
 fn store_refusal(e: CallbackError) -> Response {
@@ -35,10 +36,7 @@ fn store_refusal(e: CallbackError) -> Response {
         CallbackError::NotFound => refusal(StatusCode::NOT_FOUND, "No such entry."),
         CallbackError::Invalid(m) => refusal(StatusCode::BAD_REQUEST, m),
         CallbackError::Anonymous => refusal(StatusCode::BAD_REQUEST, e.to_string()),
-        CallbackError::Store(e) => {
-            tracing::error!("callback list: {e}");
-            refusal(StatusCode::SERVICE_UNAVAILABLE, "The database failed.")
-        }
+        CallbackError::Store(e) => WebError::database_json("callback list", e).into_response(),
         e => refusal(StatusCode::CONFLICT, e.to_string()),
     }
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::Console;
 use super::auth::{OperatorPage, check_csrf};
+use crate::error::WebError;
 
 /// What the console asks of the operator's connected call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +90,7 @@ pub(super) struct EndConsultBody {
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+    WebError::json(status, message.to_string()).into_response()
 }
 
 /// The operator account behind a button the page sent (CSRF checked), or the answer
@@ -245,13 +246,8 @@ pub(super) async fn wrapup(
     {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => refused(StatusCode::NOT_FOUND, "No such call."),
-        Err(e) => {
-            tracing::warn!(call_id = %body.call_id, "storing a wrap-up: {e}");
-            refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database failed; try again.",
-            )
-        }
+        Err(e) => WebError::database_json(&format!("storing the wrap-up of {}", body.call_id), e)
+            .into_response(),
     }
 }
 

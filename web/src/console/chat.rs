@@ -25,6 +25,7 @@ use super::auth::{OperatorPage, SupervisorPage, check_csrf, unix_ms};
 use crate::chat::hub::Push;
 use crate::chat::view::{chat_view, event_frame};
 use crate::chat::{error_message, publish, push_view};
+use crate::error::WebError;
 
 /// What the operator works as, from the session (chats need an operator account).
 struct Me {
@@ -637,7 +638,7 @@ async fn in_chat(console: &Console, chat_id: i64, user_id: i64) -> bool {
 }
 
 fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    WebError::json(status, message.into()).into_response()
 }
 
 #[derive(Deserialize)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{AdminPage, check_csrf, unix_ms};
 use super::{Console, me};
+use crate::error::WebError;
 
 /// One operator's row, as shown (or as the admin typed it, after an error).
 #[derive(Clone, Debug, Serialize)]
@@ -64,8 +65,7 @@ async fn render(
     let (operators, settings) = match (store.operators().await, store.all_direct_settings().await) {
         (Ok(o), Ok(d)) => (o, d),
         (Err(e), _) | (_, Err(e)) => {
-            tracing::error!("direct callback page: {e}");
-            return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+            return WebError::database("direct callback page", e).into_response();
         }
     };
     let defaults = DirectLengths::default();
@@ -173,8 +173,7 @@ pub(super) async fn save(
         match store.clear_direct_settings(&operator).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::error!("turning direct callback off: {e}");
-                return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+                return WebError::database("turning direct callback off", e).into_response();
             }
         }
     } else {
@@ -199,9 +198,8 @@ pub(super) async fn save(
                 match store.set_direct_settings(&operator, &form, unix_ms()).await {
                     Ok(_) => Ok(()),
                     Err(DirectError::Store(e)) => {
-                        tracing::error!("saving direct callback settings: {e}");
-                        return console
-                            .error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+                        return WebError::database("saving direct callback settings", e)
+                            .into_response();
                     }
                     Err(e) => Err(refuse(e.to_string())),
                 }

@@ -30,11 +30,10 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hotline_core::store::Store;
 use hotline_core::users::{LoginPolicy, Role, WebSession};
-use minijinja::Environment;
 use serde::Serialize;
 
 pub use auth::unix_ms;
@@ -126,7 +125,6 @@ pub struct Console {
     pub live: live::LiveFeeds,
     /// Web chat: the sites and the connected sockets.
     pub chat: crate::chat::ChatSettings,
-    templates: Environment<'static>,
     /// Failed logins per client address in the current window, against floods that
     /// try many user names (the per-account lockout is in the store).
     failures: Mutex<HashMap<IpAddr, (u32, i64)>>,
@@ -142,13 +140,6 @@ impl Console {
         secure_cookies: bool,
         visual: crate::visual::VisualSettings,
     ) -> Console {
-        let mut env = Environment::new();
-        for (name, text) in TEMPLATES {
-            if let Err(e) = env.add_template(name, text) {
-                // The templates are compiled in; a broken one is a bug caught by the tests.
-                tracing::error!("template {name}: {e}");
-            }
-        }
         Console {
             store,
             telephony,
@@ -157,7 +148,6 @@ impl Console {
             visual,
             live: live::LiveFeeds::default(),
             chat: crate::chat::ChatSettings::default(),
-            templates: env,
             failures: Mutex::new(HashMap::new()),
             last_purge_ms: AtomicI64::new(0),
         }
@@ -171,21 +161,7 @@ impl Console {
 
     /// A page, or a plain error page when the template fails.
     pub(crate) fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
-        match self
-            .templates
-            .get_template(name)
-            .and_then(|t| t.render(ctx))
-        {
-            Ok(html) => Html(html).into_response(),
-            Err(e) => {
-                tracing::error!("rendering {name}: {e:#}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the page could not be rendered; see the log",
-                )
-                    .into_response()
-            }
-        }
+        crate::pages::render(name, ctx)
     }
 
     /// A page for customers (no console layout, no session).
@@ -206,85 +182,9 @@ impl Console {
 
     /// A page that says what went wrong, with the right status.
     pub(crate) fn error_page(&self, status: StatusCode, message: &str) -> Response {
-        let mut r = self.render(
-            "error.html",
-            minijinja::context! { status => status.as_u16(), message => message },
-        );
-        *r.status_mut() = status;
-        r
+        crate::error::WebError::page(status, message.to_string()).into_response()
     }
 }
-
-const TEMPLATES: [(&str, &str); 20] = [
-    ("base.html", include_str!("../../templates/base.html")),
-    ("error.html", include_str!("../../templates/error.html")),
-    ("login.html", include_str!("../../templates/login.html")),
-    ("home.html", include_str!("../../templates/home.html")),
-    (
-        "admin_users.html",
-        include_str!("../../templates/admin_users.html"),
-    ),
-    (
-        "admin_operators.html",
-        include_str!("../../templates/admin_operators.html"),
-    ),
-    (
-        "admin_direct.html",
-        include_str!("../../templates/admin_direct.html"),
-    ),
-    (
-        "admin_queues.html",
-        include_str!("../../templates/admin_queues.html"),
-    ),
-    (
-        "visual_session.html",
-        include_str!("../../templates/visual_session.html"),
-    ),
-    (
-        "customer.html",
-        include_str!("../../templates/customer.html"),
-    ),
-    (
-        "admin_licenses.html",
-        include_str!("../../templates/admin_licenses.html"),
-    ),
-    (
-        "admin_outbox.html",
-        include_str!("../../templates/admin_outbox.html"),
-    ),
-    (
-        "admin_notifications.html",
-        include_str!("../../templates/admin_notifications.html"),
-    ),
-    (
-        "customer_gone.html",
-        include_str!("../../templates/customer_gone.html"),
-    ),
-    (
-        "tasks_widget.html",
-        include_str!("../../templates/tasks_widget.html"),
-    ),
-    (
-        "chat_console.html",
-        include_str!("../../templates/chat_console.html"),
-    ),
-    (
-        "chat_visitor.html",
-        include_str!("../../templates/chat_visitor.html"),
-    ),
-    (
-        "admin_canned.html",
-        include_str!("../../templates/admin_canned.html"),
-    ),
-    (
-        "chat_history.html",
-        include_str!("../../templates/chat_history.html"),
-    ),
-    (
-        "chat_transcript.html",
-        include_str!("../../templates/chat_transcript.html"),
-    ),
-];
 
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 use super::Console;
 use super::auth::{OperatorPage, check_csrf, unix_ms};
+use crate::error::WebError;
 
 /// How long a call claim holds before another operator may call the task's customer.
 const CLAIM_MS: i64 = 10 * 60 * 1000;
@@ -45,7 +46,7 @@ fn who(s: &WebSession) -> String {
 }
 
 fn refusal(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    WebError::json(status, message.into()).into_response()
 }
 
 fn task_refusal(e: TaskError) -> Response {
@@ -58,17 +59,13 @@ fn task_refusal(e: TaskError) -> Response {
         | TaskError::Done
         | TaskError::NoNumber
         | TaskError::NotClaimer => StatusCode::CONFLICT,
-        TaskError::Store(e) => {
-            tracing::error!("tasks: {e}");
-            return refusal(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
-        }
+        TaskError::Store(e) => return store_failed(e),
     };
     refusal(status, e.to_string())
 }
 
 fn store_failed(e: impl std::fmt::Display) -> Response {
-    tracing::error!("tasks: {e}");
-    refusal(StatusCode::SERVICE_UNAVAILABLE, "The database failed.")
+    WebError::database_json("tasks", e).into_response()
 }
 
 /// A JSON body, or a 400 that says what is wrong with it. An empty body is `{}`.

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{OperatorPage, check_csrf, unix_ms};
 use super::{Console, me};
+use crate::error::WebError;
 use crate::visual::{self as hub, Event};
 
 /// Everything the home page's visual-session part shows.
@@ -146,8 +147,7 @@ pub(super) async fn create(
             return refuse_with_link(&console, &s, &f, id).await;
         }
         Err(VisualError::Store(e)) => {
-            tracing::error!("creating a visual session: {e}");
-            return console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed.");
+            return WebError::database("creating a visual session", e).into_response();
         }
         Err(e) => return refuse(&console, &s, &f, e.to_string()).await,
     };
@@ -240,10 +240,7 @@ async fn own_session(
             "This session belongs to another operator.",
         )),
         Ok(None) => Err(console.error_page(StatusCode::NOT_FOUND, "No such session.")),
-        Err(e) => {
-            tracing::error!("reading a visual session: {e}");
-            Err(console.error_page(StatusCode::SERVICE_UNAVAILABLE, "The database failed."))
-        }
+        Err(e) => Err(WebError::database("reading a visual session", e).into_response()),
     }
 }
 
@@ -400,7 +397,7 @@ pub(super) async fn snapshot(
     .await
     {
         Ok(file) => (StatusCode::CREATED, Json(file)).into_response(),
-        Err((status, msg)) => (status, Json(serde_json::json!({ "error": msg }))).into_response(),
+        Err((status, msg)) => WebError::json(status, msg).into_response(),
     }
 }
 

@@ -1,0 +1,102 @@
+//! The pages' templates (compiled in, minijinja with HTML auto-escaping) and rendering.
+
+use std::sync::LazyLock;
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+
+/// Every page's template, compiled once for the process.
+static TEMPLATES_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, text) in TEMPLATES {
+        if let Err(e) = env.add_template(name, text) {
+            // The templates are compiled in; a broken one is a bug caught by the tests.
+            tracing::error!("template {name}: {e}");
+        }
+    }
+    env
+});
+
+/// A page, or a plain error page when the template fails.
+pub fn render(name: &str, ctx: minijinja::Value) -> Response {
+    match TEMPLATES_ENV.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!("rendering {name}: {e:#}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered; see the log",
+            )
+                .into_response()
+        }
+    }
+}
+
+const TEMPLATES: [(&str, &str); 20] = [
+    ("base.html", include_str!("../templates/base.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    (
+        "admin_users.html",
+        include_str!("../templates/admin_users.html"),
+    ),
+    (
+        "admin_operators.html",
+        include_str!("../templates/admin_operators.html"),
+    ),
+    (
+        "admin_direct.html",
+        include_str!("../templates/admin_direct.html"),
+    ),
+    (
+        "admin_queues.html",
+        include_str!("../templates/admin_queues.html"),
+    ),
+    (
+        "visual_session.html",
+        include_str!("../templates/visual_session.html"),
+    ),
+    ("customer.html", include_str!("../templates/customer.html")),
+    (
+        "admin_licenses.html",
+        include_str!("../templates/admin_licenses.html"),
+    ),
+    (
+        "admin_outbox.html",
+        include_str!("../templates/admin_outbox.html"),
+    ),
+    (
+        "admin_notifications.html",
+        include_str!("../templates/admin_notifications.html"),
+    ),
+    (
+        "customer_gone.html",
+        include_str!("../templates/customer_gone.html"),
+    ),
+    (
+        "tasks_widget.html",
+        include_str!("../templates/tasks_widget.html"),
+    ),
+    (
+        "chat_console.html",
+        include_str!("../templates/chat_console.html"),
+    ),
+    (
+        "chat_visitor.html",
+        include_str!("../templates/chat_visitor.html"),
+    ),
+    (
+        "admin_canned.html",
+        include_str!("../templates/admin_canned.html"),
+    ),
+    (
+        "chat_history.html",
+        include_str!("../templates/chat_history.html"),
+    ),
+    (
+        "chat_transcript.html",
+        include_str!("../templates/chat_transcript.html"),
+    ),
+];
