@@ -130,7 +130,7 @@ async fn run(name: &str, store: &Store) -> BenchResult {
             .finish_callback(
                 e.id,
                 "anna",
-                hotline_core::callbacks::Outcome::NoAnswer,
+                hotline_core::callbacks::AttemptOutcome::NoAnswer,
                 None,
                 0,
                 now,

@@ -26,9 +26,9 @@ use hotline_sip::sdp::{self, Negotiated, SdpError};
 use tracing::{debug, info, warn};
 
 use crate::acd::RingFailure;
+use crate::callbacks::missed::MissedReason;
 use crate::cdr::{CallLeg, EndReason, LegOutcome, Service};
 use crate::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
-use crate::missed::MissedReason;
 
 /// Played to a held caller whose queue step had no music.
 pub const HOLD_MUSIC: &str = "hold-music";
@@ -356,7 +356,7 @@ pub type Refusal = (u16, String);
 
 /// What the call record and the missed-call list get when the call is over.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct FinishedCall {
     pub reason: EndReason,
     pub digits: String,
     pub path: Vec<String>,
@@ -368,10 +368,10 @@ pub struct Outcome {
     pub service: Service,
 }
 
-impl Outcome {
+impl FinishedCall {
     /// A call refused before its session started (no flow, no media port).
-    pub fn rejected() -> Outcome {
-        Outcome {
+    pub fn rejected() -> FinishedCall {
+        FinishedCall {
             reason: EndReason::Rejected,
             digits: String::new(),
             path: Vec::new(),
@@ -1848,7 +1848,7 @@ impl CallSession {
     }
 
     /// What the call record and the missed-call list get; after [`CallSession::ended`].
-    pub fn into_outcome(mut self) -> Outcome {
+    pub fn into_outcome(mut self) -> FinishedCall {
         let reason = self.ended().unwrap_or(EndReason::TransportError);
         let (digits, path, variables) = match &self.ivr {
             Some(ivr) => (
@@ -1865,7 +1865,7 @@ impl CallSession {
             hold_ms: self.legs.iter().map(|l| l.hold_ms).sum(),
             legs: std::mem::take(&mut self.legs),
         };
-        Outcome {
+        FinishedCall {
             reason,
             digits,
             path,

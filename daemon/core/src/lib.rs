@@ -8,13 +8,11 @@
 pub mod acd;
 pub mod api_tokens;
 pub mod call_session;
-pub mod callback;
 pub mod callbacks;
 pub mod cdr;
 pub mod chat;
 pub mod direct;
 pub mod ivr_call;
-pub mod missed;
 pub mod notify;
 pub mod operators;
 pub mod phone;

@@ -15,12 +15,12 @@ use hotline_core::acd::{
     Acd, AcdAction, CallerId, OperatorConfig, OperatorState, OperatorStatus, QueueConfig,
 };
 use hotline_core::call_session::{
-    CALLER, CallSession, Check, Destination, HandedLeg, LegId, LocalMedia, Outcome, Output,
+    CALLER, CallSession, Check, Destination, FinishedCall, HandedLeg, LegId, LocalMedia, Output,
     PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
 };
+use hotline_core::callbacks::missed::MissedReason;
 use hotline_core::cdr::{EndReason, LegOutcome};
 use hotline_core::ivr_call::PromptLibrary;
-use hotline_core::missed::MissedReason;
 use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
 use hotline_media::bridge::Side;
 
@@ -594,7 +594,7 @@ impl World {
             .collect()
     }
 
-    fn outcome(self) -> Outcome {
+    fn outcome(self) -> FinishedCall {
         assert!(self.s.ended().is_some(), "the call is over");
         self.s.into_outcome()
     }

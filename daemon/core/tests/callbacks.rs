@@ -8,7 +8,7 @@
 mod common;
 
 use hotline_core::callbacks::{
-    CallbackEntry, CallbackError, CallbackSource, EntryState, NewCallbackNote, Outcome,
+    AttemptOutcome, CallbackEntry, CallbackError, CallbackSource, EntryState, NewCallbackNote,
 };
 use hotline_core::store::Store;
 
@@ -259,7 +259,14 @@ on_both_databases!(claims_hide_and_expire, |store: Store| async move {
     );
     // And Anna may no longer finish it.
     let err = store
-        .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, T0 + CLAIM + 1)
+        .finish_callback(
+            e.id,
+            "anna",
+            AttemptOutcome::Success,
+            None,
+            HIDE,
+            T0 + CLAIM + 1,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -293,7 +300,7 @@ on_both_databases!(
 
         // Only the claimer may finish.
         let err = store
-            .finish_callback(e.id, "bela", Outcome::NoAnswer, None, HIDE, t)
+            .finish_callback(e.id, "bela", AttemptOutcome::NoAnswer, None, HIDE, t)
             .await
             .unwrap_err();
         assert!(
@@ -302,12 +309,19 @@ on_both_databases!(
         );
 
         let after = store
-            .finish_callback(e.id, "anna", Outcome::NoAnswer, Some("voicemail"), HIDE, t)
+            .finish_callback(
+                e.id,
+                "anna",
+                AttemptOutcome::NoAnswer,
+                Some("voicemail"),
+                HIDE,
+                t,
+            )
             .await
             .unwrap();
         assert_eq!(after.state, EntryState::Open);
         assert_eq!(after.attempts, 1);
-        assert_eq!(after.last_outcome, Some(Outcome::NoAnswer));
+        assert_eq!(after.last_outcome, Some(AttemptOutcome::NoAnswer));
         assert_eq!(after.claimed_by, None);
         assert_eq!(after.hidden_until_ms, Some(t + HIDE));
 
@@ -324,7 +338,7 @@ on_both_databases!(
         );
         // Finishing twice: the claim is gone.
         let err = store
-            .finish_callback(e.id, "anna", Outcome::Busy, None, HIDE, t + 1)
+            .finish_callback(e.id, "anna", AttemptOutcome::Busy, None, HIDE, t + 1)
             .await
             .unwrap_err();
         assert!(
@@ -338,7 +352,14 @@ on_both_databases!(
             .await
             .unwrap();
         let after = store
-            .finish_callback(e.id, "bela", Outcome::Busy, None, HIDE, t + HIDE + MIN)
+            .finish_callback(
+                e.id,
+                "bela",
+                AttemptOutcome::Busy,
+                None,
+                HIDE,
+                t + HIDE + MIN,
+            )
             .await
             .unwrap();
         assert_eq!(after.attempts, 2);
@@ -353,14 +374,14 @@ on_both_databases!(
         let history = store.callback_history(e.id).await.unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].operator, "anna");
-        assert_eq!(history[0].outcome, Some(Outcome::NoAnswer));
+        assert_eq!(history[0].outcome, Some(AttemptOutcome::NoAnswer));
         assert_eq!(history[0].note.as_deref(), Some("voicemail"));
         assert_eq!(
             (history[0].started_at_ms, history[0].ended_at_ms),
             (T0, Some(t))
         );
         assert_eq!(history[1].operator, "bela");
-        assert_eq!(history[1].outcome, Some(Outcome::Busy));
+        assert_eq!(history[1].outcome, Some(AttemptOutcome::Busy));
         assert_eq!(history[1].note, None);
         assert_eq!(
             (history[1].started_at_ms, history[1].ended_at_ms),
@@ -381,7 +402,7 @@ on_both_databases!(success_removes_for_good, |store: Store| async move {
         .finish_callback(
             e.id,
             "anna",
-            Outcome::Success,
+            AttemptOutcome::Success,
             Some("sorted"),
             HIDE,
             T0 + 20 * MIN,
@@ -402,7 +423,7 @@ on_both_databases!(success_removes_for_good, |store: Store| async move {
         .unwrap_err();
     assert!(matches!(err, CallbackError::Done), "{err}");
     let err = store
-        .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, T0 + HOUR)
+        .finish_callback(e.id, "anna", AttemptOutcome::Success, None, HIDE, T0 + HOUR)
         .await
         .unwrap_err();
     assert!(matches!(err, CallbackError::Done), "{err}");
@@ -419,7 +440,7 @@ on_both_databases!(success_removes_for_good, |store: Store| async move {
     assert_eq!(old.state, EntryState::Done);
     let history = store.callback_history(e.id).await.unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].outcome, Some(Outcome::Success));
+    assert_eq!(history[0].outcome, Some(AttemptOutcome::Success));
     assert_eq!(history[0].note.as_deref(), Some("sorted"));
     assert!(store.callback_history(fresh.id).await.unwrap().is_empty());
 });
@@ -460,14 +481,22 @@ on_both_databases!(
         let e = note(&store, missed("+36301230002", T0)).await;
         store.claim_callback(e.id, "anna", CLAIM, T0).await.unwrap();
         let done = store
-            .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, T0 + MIN)
+            .finish_callback(e.id, "anna", AttemptOutcome::Success, None, HIDE, T0 + MIN)
             .await
             .unwrap();
         assert_eq!(done.state, EntryState::Done);
         // Someone else can't.
         assert!(matches!(
             store
-                .correct_callback(e.id, "bela", Outcome::Failed, None, HIDE, HOUR, T0 + MIN)
+                .correct_callback(
+                    e.id,
+                    "bela",
+                    AttemptOutcome::Failed,
+                    None,
+                    HIDE,
+                    HOUR,
+                    T0 + MIN
+                )
                 .await,
             Err(CallbackError::NotClaimer { .. })
         ));
@@ -476,7 +505,7 @@ on_both_databases!(
             .correct_callback(
                 e.id,
                 "anna",
-                Outcome::NoAnswer,
+                AttemptOutcome::NoAnswer,
                 Some("voicemail"),
                 HIDE,
                 HOUR,
@@ -486,18 +515,18 @@ on_both_databases!(
             .unwrap();
         assert_eq!(back.state, EntryState::Open);
         assert_eq!(back.hidden_until_ms, Some(T0 + 2 * MIN + HIDE));
-        assert_eq!(back.last_outcome, Some(Outcome::NoAnswer));
+        assert_eq!(back.last_outcome, Some(AttemptOutcome::NoAnswer));
         assert!(listed(&store, T0 + 2 * MIN + HIDE - 1).await.is_empty());
         assert_eq!(listed(&store, T0 + 2 * MIN + HIDE).await, [e.id]);
         let h = store.callback_history(e.id).await.unwrap();
-        assert_eq!(h[0].outcome, Some(Outcome::NoAnswer));
+        assert_eq!(h[0].outcome, Some(AttemptOutcome::NoAnswer));
         assert_eq!(h[0].note.as_deref(), Some("voicemail"));
         // And back to success: done again.
         let again = store
             .correct_callback(
                 e.id,
                 "anna",
-                Outcome::Success,
+                AttemptOutcome::Success,
                 None,
                 HIDE,
                 HOUR,
@@ -512,7 +541,7 @@ on_both_databases!(
                 .correct_callback(
                     e.id,
                     "anna",
-                    Outcome::Failed,
+                    AttemptOutcome::Failed,
                     None,
                     HIDE,
                     HOUR,
@@ -530,7 +559,7 @@ on_both_databases!(
         let e = note(&store, missed("+36301230003", T0)).await;
         store.claim_callback(e.id, "anna", CLAIM, T0).await.unwrap();
         store
-            .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, T0 + MIN)
+            .finish_callback(e.id, "anna", AttemptOutcome::Success, None, HIDE, T0 + MIN)
             .await
             .unwrap();
         // The customer calls again: a new entry.
@@ -540,7 +569,7 @@ on_both_databases!(
             .correct_callback(
                 e.id,
                 "anna",
-                Outcome::Failed,
+                AttemptOutcome::Failed,
                 None,
                 HIDE,
                 HOUR,
@@ -582,7 +611,15 @@ on_both_databases!(
         store.claim_callback(e.id, AUTO, CLAIM, T0).await.unwrap();
         assert!(due(T0 + 1).await.is_empty(), "claimed");
         let after = store
-            .finish_auto_callback(e.id, AUTO, Outcome::NoAnswer, None, 0, 10 * MIN, T0 + MIN)
+            .finish_auto_callback(
+                e.id,
+                AUTO,
+                AttemptOutcome::NoAnswer,
+                None,
+                0,
+                10 * MIN,
+                T0 + MIN,
+            )
             .await
             .unwrap();
         assert_eq!((after.auto_attempts, after.attempts), (1, 1));
@@ -596,7 +633,15 @@ on_both_databases!(
             .await
             .unwrap();
         let after = store
-            .finish_auto_callback(e.id, AUTO, Outcome::Busy, None, 0, 10 * MIN, T0 + 12 * MIN)
+            .finish_auto_callback(
+                e.id,
+                AUTO,
+                AttemptOutcome::Busy,
+                None,
+                0,
+                10 * MIN,
+                T0 + 12 * MIN,
+            )
             .await
             .unwrap();
         assert_eq!(after.auto_attempts, 2);
@@ -609,7 +654,14 @@ on_both_databases!(
             .await
             .unwrap();
         let after = store
-            .finish_callback(e.id, "anna", Outcome::NoAnswer, None, 0, T0 + 101 * MIN)
+            .finish_callback(
+                e.id,
+                "anna",
+                AttemptOutcome::NoAnswer,
+                None,
+                0,
+                T0 + 101 * MIN,
+            )
             .await
             .unwrap();
         assert_eq!((after.auto_attempts, after.attempts), (2, 3));
@@ -636,7 +688,7 @@ on_both_databases!(backlog_and_promise_report, |store: Store| async move {
     for (e, at) in [(&kept, T0 + HOUR), (&late, T0 + HOUR + 1)] {
         store.claim_callback(e.id, "anna", CLAIM, at).await.unwrap();
         store
-            .finish_callback(e.id, "anna", Outcome::Success, None, HIDE, at)
+            .finish_callback(e.id, "anna", AttemptOutcome::Success, None, HIDE, at)
             .await
             .unwrap();
     }

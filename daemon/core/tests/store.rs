@@ -146,7 +146,7 @@ on_both_databases!(
 );
 
 on_both_databases!(callback_requests_are_kept, |store: Store| async move {
-    use hotline_core::callback::{NewCallbackRequest, RequestSource};
+    use hotline_core::callbacks::requests::{NewCallbackRequest, RequestSource};
     for (number, at) in [("+36301234567", 100), ("+36209876543", 200)] {
         store
             .insert_callback_request(&NewCallbackRequest {
@@ -519,7 +519,7 @@ on_both_databases!(
 );
 
 on_both_databases!(missed_calls_are_kept, |store: Store| async move {
-    use hotline_core::missed::{MissedReason, NewMissedCall};
+    use hotline_core::callbacks::missed::{MissedReason, NewMissedCall};
     store
         .insert_missed_call(&NewMissedCall {
             number: "+36301234567",

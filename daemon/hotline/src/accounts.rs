@@ -5,7 +5,7 @@ use hotline_core::store::Store;
 use hotline_sip::Algorithm;
 
 /// What an admin gives for a new operator.
-pub struct OperatorForm<'a> {
+pub struct NewOperatorAccount<'a> {
     pub realm: &'a str,
     pub name: &'a str,
     pub sip_user: &'a str,
@@ -20,7 +20,10 @@ pub struct OperatorForm<'a> {
 pub const MIN_SIP_PASSWORD: usize = 8;
 
 /// Stores the operator with the HA1s of the SIP password and returns the new id.
-pub async fn create_operator(store: &Store, form: &OperatorForm<'_>) -> Result<i64, OperatorError> {
+pub async fn create_operator(
+    store: &Store,
+    form: &NewOperatorAccount<'_>,
+) -> Result<i64, OperatorError> {
     if form.password.chars().count() < MIN_SIP_PASSWORD {
         return Err(OperatorError::Invalid(format!(
             "the SIP password must have at least {MIN_SIP_PASSWORD} characters"

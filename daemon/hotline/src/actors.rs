@@ -292,7 +292,7 @@ pub enum AcdInput {
         operator: String,
         open: u8,
     },
-    /// An automatic callback enters its queue (see `auto_callback`); `since` is the
+    /// An automatic callback enters its queue (see `callbacks::auto`); `since` is the
     /// customer's original call, for the interleaved policy.
     EnqueueCallback {
         caller: CallerId,

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, OperatorStatus};
 use hotline_core::call_session::{
-    CALLER, CallSession, Check, Destination, HandedLeg, LegId, LocalMedia, Outcome, Output,
+    CALLER, CallSession, Check, Destination, FinishedCall, HandedLeg, LegId, LocalMedia, Output,
     PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
 };
-use hotline_core::callback::{NewCallbackRequest, RequestSource};
-use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
+use hotline_core::callbacks::CallbackSource;
+use hotline_core::callbacks::missed::NewMissedCall;
 use hotline_core::cdr::{CallEnd, CallStart, CdrRef, EndReason};
 use hotline_core::ivr_call::PromptLibrary;
-use hotline_core::missed::NewMissedCall;
 use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
 use hotline_sip::sdp::{self, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall};
@@ -115,7 +114,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
                 .sip
                 .command(SipCommand::Reject(setup.handle, 404))
                 .await;
-            Outcome::rejected()
+            FinishedCall::rejected()
         }
     };
 
@@ -141,7 +140,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
         warn!(call_id = %setup.call_id, "missed call NOT stored: {e}");
     }
     if let Some(missed) = &outcome.missed {
-        let entry = note_on_callback_list(
+        let entry = crate::callbacks::note_on_callback_list(
             &calls,
             &setup.call_id,
             &setup.caller,
@@ -176,7 +175,7 @@ pub async fn end_record(
     calls: &Calls,
     cdr: CdrRef,
     call_id: &str,
-    outcome: Outcome,
+    outcome: FinishedCall,
     ended_at_ms: i64,
 ) {
     let end = CallEnd {
@@ -222,91 +221,6 @@ fn post_call_ended(calls: &Calls, call_id: &str) {
             Err(e) => warn!(%call_id, error = %e, "call.ended webhook: reading the record"),
         }
     });
-}
-
-/// A caller's entry on the shared callback list, as noted.
-struct Noted {
-    id: i64,
-    /// The time promised to a caller who asked for the callback.
-    promised_at_ms: Option<i64>,
-}
-
-/// How far off a promised time is (ms, at least 0) and whether it is still today on the
-/// flows' clock in the queue's callback time zone: what the flow's `promise_computed`
-/// prompts choose by.
-fn promise_distance(calls: &Calls, queue: Option<&str>, promised_at_ms: i64) -> (u64, bool) {
-    let in_ms = u64::try_from(promised_at_ms.saturating_sub(unix_ms())).unwrap_or(0);
-    let tz = queue
-        .and_then(|q| {
-            calls
-                .flows_now()
-                .set
-                .queues()
-                .get(q)
-                .map(|q| q.callbacks.window.time_zone())
-        })
-        .unwrap_or(hotline_ivr::window::DEFAULT_TIME_ZONE);
-    let now = calls.clock.now().with_timezone(&tz);
-    let then = now + chrono::Duration::milliseconds(i64::try_from(in_ms).unwrap_or(i64::MAX));
-    (in_ms, then.date_naive() == now.date_naive())
-}
-
-/// Puts the caller on the shared callback list (one entry per number: a repeat caller
-/// updates theirs). Anonymous callers are counted as missed calls but can't be called back.
-/// Returns the entry (with the promised time) when it is on the list.
-async fn note_on_callback_list(
-    calls: &Calls,
-    call_id: &str,
-    number: &str,
-    queue: Option<&str>,
-    source: CallbackSource,
-) -> Option<Noted> {
-    // A caller who asked for a callback is promised a time (tracked in the promise report).
-    let promised_at_ms = match (source, queue) {
-        (CallbackSource::Ivr, Some(q)) => crate::callback_calls::promise_for(calls, q).await,
-        _ => None,
-    };
-    let note = NewCallbackNote {
-        number,
-        queue,
-        source,
-        promised_at_ms,
-        call_id: Some(call_id),
-        now_ms: unix_ms(),
-    };
-    match calls.store.note_callback(&note).await {
-        Ok(entry) => {
-            info!(%call_id, %number, entry = entry.id, count = entry.count, "on the callback list");
-            // A number the dial plan refuses stays listed, marked, and is never dialled
-            // by itself (T5).
-            let refused = calls
-                .trunk
-                .as_ref()
-                .and_then(|t| t.dialplan.check(number).err())
-                .map(|e| e.to_string());
-            if refused != entry.undialable {
-                if let Some(why) = &refused {
-                    info!(%call_id, %number, entry = entry.id, "cannot be dialled: {why}");
-                }
-                if let Err(e) = calls
-                    .store
-                    .mark_undialable(entry.id, refused.as_deref())
-                    .await
-                {
-                    warn!(%call_id, entry = entry.id, "marking the number undialable: {e}");
-                }
-            }
-            Some(Noted {
-                id: entry.id,
-                promised_at_ms,
-            })
-        }
-        Err(CallbackError::Anonymous) => None,
-        Err(e) => {
-            warn!(%call_id, %number, "NOT on the callback list: {e}");
-            None
-        }
-    }
 }
 
 /// A call to an operator's own number (direct callback, PRODUCT C5).
@@ -711,16 +625,16 @@ async fn serve(
     events: &mut mpsc::Receiver<CallEvent>,
     cdr: CdrRef,
     direct: Option<String>,
-) -> Outcome {
+) -> FinishedCall {
     let sip = &calls.sip;
     let Some((caller_rtp, caller_rtcp)) = calls.rtp_ports.bind() else {
         warn!(call_id = %setup.call_id, "no free RTP port in the configured range");
         sip.command(SipCommand::Reject(setup.handle, 503)).await;
-        return Outcome::rejected();
+        return FinishedCall::rejected();
     };
     let Ok(local_port) = caller_rtp.local_addr().map(|a| a.port()) else {
         sip.command(SipCommand::Reject(setup.handle, 500)).await;
-        return Outcome::rejected();
+        return FinishedCall::rejected();
     };
     let now = Instant::now();
     let session = CallSession::new(
@@ -778,7 +692,7 @@ pub async fn serve_placed(
     placed: PlacedCall,
     events: &mut mpsc::Receiver<CallEvent>,
     cdr: CdrRef,
-) -> Outcome {
+) -> FinishedCall {
     let PlacedCall {
         setup,
         key,
@@ -843,7 +757,7 @@ async fn drive(
     mut session: CallSession,
     mut io: CallIo,
     events: &mut mpsc::Receiver<CallEvent>,
-) -> Outcome {
+) -> FinishedCall {
     let now = Instant::now();
     let mut shutdown = calls.shutdown.clone();
     let mut rtp_reported = Counts::default();
@@ -1177,7 +1091,14 @@ async fn carry_out(
                 queue,
                 promise,
             } => {
-                let promised = store_callback_request(calls, setup, &number, queue, promise).await;
+                let promised = crate::callbacks::store_callback_request(
+                    calls,
+                    &setup.call_id,
+                    &number,
+                    queue,
+                    promise,
+                )
+                .await;
                 if let Some((in_ms, same_day)) = promised {
                     session.callback_promise(Instant::now(), in_ms, same_day);
                 }
@@ -1262,48 +1183,6 @@ async fn sip_out(calls: &Calls, setup: &CallSetup, io: &mut CallIo, out: SipOut)
             if let Some(h) = command(leg) {
                 sip.command(SipCommand::ReferNotify(h, status, last)).await;
             }
-        }
-    }
-}
-
-/// Stores the flow's callback request and puts the caller on the shared list; the promised
-/// time, when there is one, as the session wants it (ms from now, still today).
-async fn store_callback_request(
-    calls: &Calls,
-    setup: &CallSetup,
-    number: &str,
-    queue: Option<String>,
-    promise: Option<String>,
-) -> Option<(u64, bool)> {
-    let stored = calls
-        .store
-        .insert_callback_request(&NewCallbackRequest {
-            number,
-            queue: queue.as_deref(),
-            promise: promise.as_deref(),
-            source: RequestSource::Ivr,
-            call_id: Some(&setup.call_id),
-            requested_at_ms: unix_ms(),
-        })
-        .await;
-    match stored {
-        Ok(id) => {
-            info!(call_id = %setup.call_id, %number, id, "callback request recorded");
-            let noted = note_on_callback_list(
-                calls,
-                &setup.call_id,
-                number,
-                queue.as_deref(),
-                CallbackSource::Ivr,
-            )
-            .await;
-            // The flow may say the computed time (its fallback otherwise).
-            let promised_at_ms = noted.and_then(|n| n.promised_at_ms)?;
-            Some(promise_distance(calls, queue.as_deref(), promised_at_ms))
-        }
-        Err(e) => {
-            warn!(call_id = %setup.call_id, %number, "callback request NOT stored: {e}");
-            None
         }
     }
 }

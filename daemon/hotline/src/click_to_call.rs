@@ -179,7 +179,7 @@ async fn run(calls: Arc<Calls>, trunk: Trunk, call: Placed, a: Ports, b: Ports) 
     info!(call_id = %call.call_id, operator = %call.operator, to = %call.to,
         reason = reason.as_str(), "click-to-call ended");
     if let Some(entry) = call.callback {
-        crate::callback_calls::record_attempt(&calls, entry, &call.operator, reached).await;
+        crate::callbacks::attempts::record_attempt(&calls, entry, &call.operator, reached).await;
     }
 }
 

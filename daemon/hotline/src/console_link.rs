@@ -60,7 +60,7 @@ impl Telephony for ConsoleLink {
         Box::pin(async move {
             let id = crate::accounts::create_operator(
                 &self.calls.store,
-                &crate::accounts::OperatorForm {
+                &crate::accounts::NewOperatorAccount {
                     realm: &self.realm,
                     name: &form.name,
                     sip_user: &form.sip_user,
@@ -242,7 +242,7 @@ impl Telephony for ConsoleLink {
     }
 
     fn callback_hide_ms(&self, queue: Option<&str>) -> i64 {
-        let rules = crate::callback_calls::rules_for(&self.calls, queue);
+        let rules = crate::callbacks::attempts::rules_for(&self.calls, queue);
         i64::try_from(rules.hide_after_failure.as_millis()).unwrap_or(i64::MAX)
     }
 }

@@ -7,10 +7,9 @@ mod accounts;
 mod acd_driver;
 mod actors;
 mod api;
-mod auto_callback;
 mod backup;
 mod call;
-mod callback_calls;
+mod callbacks;
 mod click_to_call;
 mod config;
 mod console_link;
@@ -645,7 +644,7 @@ async fn add_operator(
     let password = password.trim_end_matches(['\r', '\n']);
     let id = accounts::create_operator(
         store,
-        &accounts::OperatorForm {
+        &accounts::NewOperatorAccount {
             realm,
             name,
             sip_user,
@@ -669,7 +668,7 @@ async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), Stri
         .await
         .map_err(|e| e.to_string())?;
     store.close().await;
-    println!("{}", hotline_core::missed::CSV_HEADER);
+    println!("{}", hotline_core::callbacks::missed::CSV_HEADER);
     for m in missed {
         println!("{}", m.to_csv());
     }
@@ -736,7 +735,7 @@ async fn print_callbacks(config_path: Option<&Path>, limit: i64) -> Result<(), S
         .await
         .map_err(|e| e.to_string())?;
     store.close().await;
-    println!("{}", hotline_core::callback::CSV_HEADER);
+    println!("{}", hotline_core::callbacks::requests::CSV_HEADER);
     for r in requests {
         println!("{}", r.to_csv());
     }
@@ -888,7 +887,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         calls.flows_changed.clone(),
         calls.operators_changed.clone(),
     ));
-    tokio::spawn(auto_callback::run(calls.clone(), config.trunk.clone()));
+    tokio::spawn(callbacks::auto::run(calls.clone(), config.trunk.clone()));
     tokio::spawn(metrics::watch_store(store.clone()));
     // `hotline show` / `hotline hangup`; the socket file goes when `serve` returns.
     let _control = control::start(&config.state_dir, calls.clone());

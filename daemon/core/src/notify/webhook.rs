@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{Channel, NotifyError, SendError, config_error, error_chain};
-use crate::callbacks::{CallbackEntry, EntryState, Outcome};
+use crate::callbacks::{AttemptOutcome, CallbackEntry, EntryState};
 use crate::cdr::CallRecord;
 use crate::chat::{Chat, ChatError, Participant, Visitor};
 use crate::store::{Store, StoreError};
@@ -220,7 +220,7 @@ pub fn chat_ended(c: &EndedChat) -> serde_json::Value {
 /// the operator corrected their attempt's outcome afterwards (no new attempt).
 pub fn callback_done(
     e: &CallbackEntry,
-    outcome: Outcome,
+    outcome: AttemptOutcome,
     operator: &str,
     corrected: bool,
 ) -> serde_json::Value {

@@ -372,7 +372,7 @@ async fn add_operator(State(api): State<Api>, ApiJson(body): ApiJson<NewOperator
         Ok(d) => d.unwrap_or_default(),
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let form = crate::accounts::OperatorForm {
+    let form = crate::accounts::NewOperatorAccount {
         realm: &api.realm,
         sip_digest,
         name: &body.name,

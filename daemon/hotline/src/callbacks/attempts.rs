@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hotline_core::callbacks::{CallbackEntry, CallbackError, Outcome};
+use hotline_core::callbacks::{AttemptOutcome, CallbackEntry, CallbackError};
 use hotline_core::notify::{NotifierHandle, webhook};
 use tracing::{info, warn};
 
@@ -46,7 +46,7 @@ pub fn rules_for(calls: &Calls, queue: Option<&str>) -> OutcomeRules {
 pub async fn attempt_recorded(
     notifier: &NotifierHandle,
     e: &CallbackEntry,
-    outcome: Outcome,
+    outcome: AttemptOutcome,
     operator: Option<&str>,
 ) {
     let by = if operator.is_some() {
@@ -66,49 +66,7 @@ pub async fn attempt_recorded(
     }
 }
 
-/// Rounds promises up to this, so callers hear (and operators see) round times.
-const PROMISE_STEP_MS: i64 = 5 * 60 * 1000;
-
-/// When a new callback request for `queue` can be kept: the open entries due before it
-/// and the live callers waiting, each taking the queue's mean handling time spread over
-/// its staffed operators; not before the queue's callback window opens (when it has one,
-/// whether Hotline or the operators make the calls). Rounded up to 5 minutes. `None` when
-/// the queue is unknown.
-pub async fn promise_for(calls: &Calls, queue: &str) -> Option<i64> {
-    let now_ms = unix_ms();
-    let backlog = calls
-        .store
-        .callback_backlog(queue, now_ms)
-        .await
-        .map_err(|e| warn!(%queue, "promise: reading the backlog: {e}"))
-        .ok()?;
-    let position = u32::try_from(backlog).unwrap_or(u32::MAX).saturating_add(1);
-    let wait = calls
-        .acd
-        .ask(|reply| crate::actors::AcdInput::ExpectedWait {
-            queue: queue.to_string(),
-            position,
-            reply,
-        })
-        .await
-        .flatten()?;
-    let mut start_ms = now_ms;
-    let flows = calls.flows_now();
-    if let Some(q) = flows.set.queues().get(queue)
-        && !q.callbacks.window.rules().is_empty()
-    {
-        let window = &q.callbacks.window;
-        let calendar = window.calendar().and_then(|c| flows.set.calendar(c));
-        let now = calls.clock.now();
-        if let Some(open) = window.next_open(now, calendar.as_deref()) {
-            start_ms = start_ms.saturating_add((open - now).num_milliseconds().max(0));
-        }
-    }
-    let at = start_ms.saturating_add(millis(wait));
-    Some(at.saturating_add(PROMISE_STEP_MS - 1) / PROMISE_STEP_MS * PROMISE_STEP_MS)
-}
-
-fn millis(d: Duration) -> i64 {
+pub fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -150,7 +108,7 @@ pub async fn record_attempt(calls: &Calls, entry: i64, claimer: &str, reached: R
 
 #[cfg(test)]
 mod tests {
-    use hotline_core::callbacks::{CallbackSource, NewCallbackNote, Outcome};
+    use hotline_core::callbacks::{AttemptOutcome, CallbackSource, NewCallbackNote};
     use hotline_core::notify::webhook::{self, Delivery, WebhookConfig};
     use hotline_core::notify::{Channel, Notifier, NotifyConfig};
     use hotline_core::store::Store;
@@ -209,7 +167,7 @@ mod tests {
             .finish_auto_callback(
                 entry.id,
                 claimer,
-                Outcome::NoAnswer,
+                AttemptOutcome::NoAnswer,
                 None,
                 0,
                 60_000,
@@ -217,7 +175,7 @@ mod tests {
             )
             .await
             .unwrap();
-        super::attempt_recorded(&notifier, &e, Outcome::NoAnswer, None).await;
+        super::attempt_recorded(&notifier, &e, AttemptOutcome::NoAnswer, None).await;
 
         // An operator's callback from the console reaches the customer.
         store
@@ -225,10 +183,17 @@ mod tests {
             .await
             .unwrap();
         let e = store
-            .finish_callback(entry.id, "anna", Outcome::Success, None, 0, T0 + 4_000)
+            .finish_callback(
+                entry.id,
+                "anna",
+                AttemptOutcome::Success,
+                None,
+                0,
+                T0 + 4_000,
+            )
             .await
             .unwrap();
-        super::attempt_recorded(&notifier, &e, Outcome::Success, Some("anna")).await;
+        super::attempt_recorded(&notifier, &e, AttemptOutcome::Success, Some("anna")).await;
 
         let list = deliveries(&store).await;
         assert_eq!(list.len(), 2);

@@ -18,6 +18,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+pub mod missed;
+pub mod requests;
+
 use crate::store::{Store, StoreError};
 
 pub const MAX_NUMBER_CHARS: usize = 64;
@@ -57,9 +60,12 @@ impl CallbackSource {
     }
 }
 
+// web/ moves to the new name after the web restructuring
+pub use AttemptOutcome as Outcome;
+
 /// How a callback attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum AttemptOutcome {
     /// The customer was reached: the entry leaves the list for good.
     Success,
     NoAnswer,
@@ -68,24 +74,24 @@ pub enum Outcome {
     Failed,
 }
 
-impl Outcome {
+impl AttemptOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Success => "success",
-            Outcome::NoAnswer => "no_answer",
-            Outcome::Busy => "busy",
-            Outcome::Rejected => "rejected",
-            Outcome::Failed => "failed",
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::NoAnswer => "no_answer",
+            AttemptOutcome::Busy => "busy",
+            AttemptOutcome::Rejected => "rejected",
+            AttemptOutcome::Failed => "failed",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Outcome> {
+    pub fn parse(s: &str) -> Option<AttemptOutcome> {
         [
-            Outcome::Success,
-            Outcome::NoAnswer,
-            Outcome::Busy,
-            Outcome::Rejected,
-            Outcome::Failed,
+            AttemptOutcome::Success,
+            AttemptOutcome::NoAnswer,
+            AttemptOutcome::Busy,
+            AttemptOutcome::Rejected,
+            AttemptOutcome::Failed,
         ]
         .into_iter()
         .find(|v| v.as_str() == s)
@@ -147,7 +153,7 @@ pub struct CallbackEntry {
     pub promised_at_ms: Option<i64>,
     /// Finished attempts (a claim that lapsed without an outcome doesn't count).
     pub attempts: i64,
-    pub last_outcome: Option<Outcome>,
+    pub last_outcome: Option<AttemptOutcome>,
     /// The operator of the newest claim; it is in force until `claim_expires_at_ms`.
     pub claimed_by: Option<String>,
     pub claimed_at_ms: Option<i64>,
@@ -200,7 +206,7 @@ pub struct CallbackAttempt {
     pub operator: String,
     /// None: in progress, or (with `ended_at_ms`) the claim lapsed and another operator
     /// took the entry over then.
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<AttemptOutcome>,
     pub note: Option<String>,
     pub started_at_ms: i64,
     pub ended_at_ms: Option<i64>,
@@ -301,7 +307,7 @@ fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
         promised_at_ms: r.try_get("promised_at")?,
         attempts: r.try_get("attempts")?,
         last_outcome: outcome
-            .map(|o| Outcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
+            .map(|o| AttemptOutcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
             .transpose()?,
         claimed_by: r.try_get("claimed_by")?,
         claimed_at_ms: r.try_get("claimed_at")?,
@@ -322,7 +328,7 @@ fn attempt_from(r: &AnyRow) -> Result<CallbackAttempt, sqlx::Error> {
         entry_id: r.try_get("entry_id")?,
         operator: r.try_get("operator")?,
         outcome: outcome
-            .map(|o| Outcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
+            .map(|o| AttemptOutcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
             .transpose()?,
         note: r.try_get("note")?,
         started_at_ms: r.try_get("started_at")?,
@@ -557,7 +563,7 @@ impl Store {
         &self,
         entry_id: i64,
         operator: &str,
-        outcome: Outcome,
+        outcome: AttemptOutcome,
         note: Option<&str>,
         hide_ms: i64,
         now_ms: i64,
@@ -573,7 +579,7 @@ impl Store {
         &self,
         entry_id: i64,
         claimer: &str,
-        outcome: Outcome,
+        outcome: AttemptOutcome,
         note: Option<&str>,
         hide_ms: i64,
         retry_ms: i64,
@@ -596,7 +602,7 @@ impl Store {
         &self,
         entry_id: i64,
         operator: &str,
-        outcome: Outcome,
+        outcome: AttemptOutcome,
         note: Option<&str>,
         hide_ms: i64,
         next_auto_at: Option<i64>,
@@ -616,7 +622,7 @@ impl Store {
                 "hide time {hide_ms} ms: can't be negative"
             )));
         }
-        let (state, done_at, hidden_until) = if outcome == Outcome::Success {
+        let (state, done_at, hidden_until) = if outcome == AttemptOutcome::Success {
             (EntryState::Done, Some(now_ms), None)
         } else {
             (EntryState::Open, None, Some(now_ms.saturating_add(hide_ms)))
@@ -721,7 +727,7 @@ impl Store {
         &self,
         entry_id: i64,
         operator: &str,
-        outcome: Outcome,
+        outcome: AttemptOutcome,
         note: Option<&str>,
         hide_ms: i64,
         window_ms: i64,
@@ -782,7 +788,7 @@ impl Store {
                 by: entry.claimed_by.unwrap_or_default(),
             });
         }
-        if outcome == Outcome::Success {
+        if outcome == AttemptOutcome::Success {
             sqlx::query(
                 "UPDATE callback_entries SET state = 'done', done_at = $2, hidden_until = NULL, \
                  last_outcome = $3 WHERE id = $1",
@@ -961,13 +967,13 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for o in [
-            Outcome::Success,
-            Outcome::NoAnswer,
-            Outcome::Busy,
-            Outcome::Rejected,
-            Outcome::Failed,
+            AttemptOutcome::Success,
+            AttemptOutcome::NoAnswer,
+            AttemptOutcome::Busy,
+            AttemptOutcome::Rejected,
+            AttemptOutcome::Failed,
         ] {
-            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+            assert_eq!(AttemptOutcome::parse(o.as_str()), Some(o));
         }
         for s in [
             CallbackSource::Ivr,
@@ -976,6 +982,6 @@ mod tests {
         ] {
             assert_eq!(CallbackSource::parse(s.as_str()), Some(s));
         }
-        assert_eq!(Outcome::parse("expired"), None);
+        assert_eq!(AttemptOutcome::parse("expired"), None);
     }
 }

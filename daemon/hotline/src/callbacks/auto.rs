@@ -30,11 +30,11 @@ use hotline_sip::sdp::Negotiated;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::attempts::{OutcomeRules, rules_for};
 use crate::actors::AcdInput;
 use crate::actors::CallEvent;
 use crate::actors::SipCommand;
 use crate::call::PlacedCall;
-use crate::callback_calls::{OutcomeRules, rules_for};
 use crate::config::Trunk;
 use crate::context::{Calls, unix_ms};
 use crate::outbound::{self, NotAnswered, Ports, Reached};
@@ -340,7 +340,7 @@ impl Job {
             .await
         {
             Ok(e) => {
-                crate::callback_calls::attempt_recorded(&calls.notifier, &e, outcome, None).await;
+                super::attempts::attempt_recorded(&calls.notifier, &e, outcome, None).await;
                 info!(%call_id, entry = e.id, outcome = outcome.as_str(), auto_attempts = e.auto_attempts, "auto-callback ended")
             }
             Err(e) => {
