@@ -6,8 +6,9 @@
 // socket (console.js) hands it each change of the call; the buttons post to
 // /console/call/*. A form being filled in survives the updates.
 
+import { request } from './request.js';
+
 const panel = document.querySelector('#my-call');
-const csrf = panel?.dataset.csrf ?? '';
 let shownCall = null;
 
 function el(tag, attrs = {}, ...children) {
@@ -21,13 +22,8 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function post(url, body) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const answer = await res.json().catch(() => ({}));
-  return { ok: res.ok, error: answer.error };
+  const res = await request('POST', url, body);
+  return { ok: res.ok, error: res.error };
 }
 
 function clock(sinceMs) {

@@ -3,12 +3,12 @@
 // reconnects by itself; the server sends a widget whenever it changed.
 
 import { showCall } from './call-panel.js';
+import { request } from './request.js';
 
 const figures = document.querySelector('#queue-figures tbody');
 const callbacks = document.querySelector('#callback-list');
 const callbackMessage = document.querySelector('#callback-message');
 const mine = document.querySelector('#my-callbacks tbody');
-const csrf = callbacks?.dataset.csrf ?? '';
 
 function cell(text) {
   const td = document.createElement('td');
@@ -98,13 +98,8 @@ function taskButton(title, number, entryId) {
 }
 
 async function post(url, body) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = await res.json().catch(() => ({}));
-  return { ok: res.ok, answer };
+  const res = await request('POST', url, body);
+  return { ok: res.ok, answer: res.body };
 }
 
 async function claim(entry, button) {

@@ -2,6 +2,8 @@
 // and unassigned ones, overdue first; add, call, complete, reschedule, history.
 // The list is fetched every few seconds and after each action; `refresh` is exported on
 // window.hotlineTasks so a live channel can call it when tasks change.
+import { request } from './request.js';
+
 const widget = document.querySelector('#tasks');
 const REFRESH_MS = 5000;
 
@@ -29,7 +31,6 @@ function wallClockPlus(nowInput, fetchedAt, ms) {
 }
 
 if (widget) {
-  const csrf = widget.dataset.csrf;
   const body = widget.querySelector('#task-list tbody');
   const message = widget.querySelector('#task-message');
   const error = widget.querySelector('#task-error');
@@ -49,33 +50,6 @@ if (widget) {
   // The alert is hidden while empty, so the page has no stray alert role.
   const say = (text) => { error.textContent = ''; error.hidden = true; message.textContent = text; };
   const complain = (text) => { message.textContent = ''; error.textContent = text; error.hidden = false; };
-
-  // A request to the widget's endpoints: the JSON answer, or { error } with a sentence.
-  async function request(method, url, payload) {
-    const init = { method, headers: { 'X-CSRF-Token': csrf } };
-    if (payload !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(payload);
-    }
-    let res;
-    try {
-      res = await fetch(url, init);
-    } catch {
-      return { ok: false, status: 0, body: { error: 'The server could not be reached. Try again.' } };
-    }
-    // A lapsed session is answered with the login page.
-    if (res.redirected && new URL(res.url).pathname === '/login') {
-      return { ok: false, status: 401, body: { error: 'You have been logged out. Reload the page to log in again.' } };
-    }
-    const answer = await res.json().catch(() => null);
-    if (answer === null) {
-      const text = res.status === 403
-        ? 'This page has expired. Reload it and try again.'
-        : `The server answered ${res.status}. Reload the page and try again.`;
-      return { ok: false, status: res.status, body: { error: text } };
-    }
-    return { ok: res.ok, status: res.status, body: answer };
-  }
 
   function render(tasks) {
     if (tasks.length === 0) {

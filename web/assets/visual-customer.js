@@ -1,4 +1,5 @@
 import { openLink } from './visual-link.js';
+import { request } from './request.js';
 
 // The customer's page on a phone: consent, the camera to the operator over WebRTC (this
 // browser makes the offer), switching cameras, photos and chat.
@@ -68,9 +69,8 @@ function connect() {
     // A link that is no longer valid refuses the socket: ask the page itself.
     onClose: async () => {
       if (over) return false;
-      try {
-        if ((await fetch(location.href, { method: 'HEAD' })).status === 404) { end(); return false; }
-      } catch (e) { /* the network is down: try again */ }
+      // (Status 0: the network is down: try again.)
+      if ((await request('HEAD', location.href)).status === 404) { end(); return false; }
       return true;
     },
   });
@@ -112,8 +112,8 @@ document.getElementById('photo').addEventListener('change', async (e) => {
   if (!file) return;
   if (file.size > 20 * 1024 * 1024) { status.textContent = 'The picture is larger than 20 MB.'; return; }
   status.textContent = 'Sending the photo…';
-  const res = await fetch(`/v/${token}/photos`, { method: 'POST', body: file, headers: { 'Content-Type': file.type || 'application/octet-stream' } });
-  status.textContent = res.ok ? 'Photo sent.' : ((await res.json()).error || 'The photo could not be sent.');
+  const res = await request('POST', `/v/${token}/photos`, file);
+  status.textContent = res.ok ? 'Photo sent.' : (res.error || 'The photo could not be sent.');
   e.target.value = '';
 });
 

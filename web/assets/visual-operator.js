@@ -1,10 +1,10 @@
 import { openLink } from './visual-link.js';
+import { request } from './request.js';
 
 // The operator's session page: invite status, the customer's live picture (WebRTC,
 // receive only; the customer's browser makes the offer), chat, snapshots and files.
 const root = document.getElementById('visual');
 const id = root.dataset.session;
-const csrf = root.dataset.csrf;
 const iceServers = JSON.parse(root.dataset.ice || '[]');
 const video = document.getElementById('remote-video');
 const stateLine = document.getElementById('session-state');
@@ -30,9 +30,9 @@ function addFile(f) {
 }
 
 async function refreshStatus() {
-  const res = await fetch(`/visual/${id}/status`);
+  const res = await request('GET', `/visual/${id}/status`);
   if (!res.ok) return;
-  const s = await res.json();
+  const s = res.body;
   const invite = s.invites[0];
   document.getElementById('invite-status').textContent = invite
     ? `${invite.status} to ${invite.to}${invite.error ? ` (${invite.error})` : ''}`
@@ -99,11 +99,9 @@ snapshotButton.addEventListener('click', async () => {
   canvas.height = video.videoHeight;
   canvas.getContext('2d').drawImage(video, 0, 0);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.9));
-  const res = await fetch(`/visual/${id}/snapshots`, {
-    method: 'POST', body: blob, headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'image/jpeg' },
-  });
-  if (res.ok) addFile(await res.json());
-  else alert((await res.json()).error || 'The snapshot could not be stored.');
+  const res = await request('POST', `/visual/${id}/snapshots`, blob, { type: 'image/jpeg' });
+  if (res.ok) addFile(res.body);
+  else alert(res.error || 'The snapshot could not be stored.');
 });
 
 refreshStatus();

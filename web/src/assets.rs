@@ -5,68 +5,41 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// A script or style sheet of `web/assets/`, by its file name.
+macro_rules! js {
+    ($name:literal) => {
+        (
+            $name,
+            "text/javascript; charset=utf-8",
+            include_str!(concat!("../assets/", $name)),
+        )
+    };
+}
+macro_rules! css {
+    ($name:literal) => {
+        (
+            $name,
+            "text/css; charset=utf-8",
+            include_str!(concat!("../assets/", $name)),
+        )
+    };
+}
+
 /// Served from the binary, so `cargo run` needs no files beside it.
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "call-panel.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/call-panel.js"),
-    ),
-    (
-        "console.css",
-        "text/css; charset=utf-8",
-        include_str!("../assets/console.css"),
-    ),
-    (
-        "console.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/console.js"),
-    ),
-    (
-        "visual-operator.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/visual-operator.js"),
-    ),
-    (
-        "visual-link.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/visual-link.js"),
-    ),
-    (
-        "visual-customer.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/visual-customer.js"),
-    ),
-    (
-        "tasks.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/tasks.js"),
-    ),
-    (
-        "chat.css",
-        "text/css; charset=utf-8",
-        include_str!("../assets/chat.css"),
-    ),
-    (
-        "chat-format.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/chat-format.js"),
-    ),
-    (
-        "chat-visitor.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/chat-visitor.js"),
-    ),
-    (
-        "chat-operator.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/chat-operator.js"),
-    ),
-    (
-        "chat-operator.css",
-        "text/css; charset=utf-8",
-        include_str!("../assets/chat-operator.css"),
-    ),
+    js!("call-panel.js"),
+    js!("request.js"),
+    css!("console.css"),
+    js!("console.js"),
+    js!("visual-operator.js"),
+    js!("visual-link.js"),
+    js!("visual-customer.js"),
+    js!("tasks.js"),
+    css!("chat.css"),
+    js!("chat-format.js"),
+    js!("chat-visitor.js"),
+    js!("chat-operator.js"),
+    css!("chat-operator.css"),
 ];
 
 pub(crate) async fn asset(Path(name): Path<String>) -> Response {
