@@ -11,11 +11,13 @@
 // acks it; after a reconnect the outbox is sent again and the server stores a client id
 // once. Events carry the chat's seq; the tab remembers the last one seen per chat
 // (sessionStorage, with the events shown) and asks for what came after on `hello`.
+// The socket, the client ids and the outbox are chat-link.js's, as on the visitor's page.
 
 import { renderText, formatTime } from '/assets/chat-format.js';
+import { request } from '/assets/request.js';
+import { newClientId, newSeq, openLink, Outbox } from '/assets/chat-link.js';
 
 const root = document.getElementById('chat-console');
-const csrf = root.dataset.csrf || '';
 const me = { name: root.dataset.user || '', display: root.dataset.userDisplay || '' };
 const capacity = Number(root.dataset.capacity) || 0;
 
@@ -70,11 +72,6 @@ function el(tag, props = {}, ...children) {
 
 function button(text, props = {}) {
   return el('button', { type: 'button', ...props }, text);
-}
-
-// A random id for the outbox (getRandomValues works on plain HTTP too, unlike randomUUID).
-function newClientId() {
-  return Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function time(ms) {
@@ -148,35 +145,6 @@ function showGlobalError(text) {
   if (text) globalErrorTimer = setTimeout(() => { globalError.hidden = true; }, 20000);
 }
 
-// An HTTP request to the console: the JSON answer, or { error } with a sentence.
-async function request(method, url, body) {
-  const init = { method, headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin' };
-  if (body instanceof FormData) {
-    init.body = body;
-  } else if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(url, init);
-  } catch {
-    return { ok: false, status: 0, body: { error: 'The server could not be reached. Try again.' } };
-  }
-  if (res.redirected && new URL(res.url).pathname === '/login') {
-    return { ok: false, status: 401, body: { error: 'You have been logged out. Reload the page to log in again.' } };
-  }
-  const answer = await res.json().catch(() => null);
-  if (answer === null) {
-    const text = res.status === 403 ? 'This page has expired. Reload it and try again.'
-      : res.status === 413 ? 'The files are too big to send.'
-        : `The server answered ${res.status}. Try again.`;
-    return { ok: false, status: res.status, body: { error: text } };
-  }
-  if (!res.ok && !answer.error) answer.error = answer.message || `The server answered ${res.status}.`;
-  return { ok: res.ok, status: res.status, body: answer };
-}
-
 // ---------------------------------------------------------------- state
 
 /** chat id → chat: { id, view, lastSeq, events[], pane, tab, …ui } */
@@ -192,17 +160,12 @@ const early = new Map();
 const closed = new Set();
 /** Chats the operator just accepted (offer or invite): their tab is selected on arrival. */
 const accepting = new Set();
-/** [{ client_id, frame, tries, sentAt }] */
-let outbox = [];
+/** [{ client_id, frame, tries, sentAt, fileInfo }], saved with the chats (saveNow). */
+let outboxList = [];
+const outbox = new Outbox({ load: () => outboxList, store: (list) => { outboxList = list; save(); } });
 /** Tab order: keys 'chat:12' / 'offer:12'. */
 let order = [];
 let currentKey = null;
-
-let ws = null;
-let ready = false;
-let backoff = 500;
-let reconnectAt = 0;
-let reconnectTimer = null;
 
 const tabKey = (kind, id) => `${kind}:${id}`;
 
@@ -220,7 +183,7 @@ function save() {
 
 function saveNow() {
   clearTimeout(saveTimer);
-  const data = { resume: {}, views: {}, events: {}, outbox, closed: [...closed].slice(-200), current: currentKey };
+  const data = { resume: {}, views: {}, events: {}, outbox: outboxList, closed: [...closed].slice(-200), current: currentKey };
   for (const c of chats.values()) {
     data.resume[c.id] = c.lastSeq;
     data.views[c.id] = c.view;
@@ -240,91 +203,55 @@ function saveNow() {
 // ---------------------------------------------------------------- the socket
 
 function setConnection(text) {
-  const waiting = outbox.filter((e) => MESSAGES.has(e.frame.t)).length;
+  const waiting = outboxList.filter((e) => MESSAGES.has(e.frame.t)).length;
   connectionEl.textContent = waiting ? `${text} ${waiting} message${waiting === 1 ? '' : 's'} waiting to be sent.` : text;
-  connectionEl.classList.toggle('bad', !ready);
+  connectionEl.classList.toggle('bad', !socket.isOpen());
 }
 
-function connect() {
-  clearTimeout(reconnectTimer);
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  let socket;
-  try {
-    socket = new WebSocket(`${scheme}://${location.host}/console/chat/ws`);
-  } catch {
-    scheduleReconnect();
-    return;
-  }
-  ws = socket;
-  ready = false;
-  setConnection('Connecting…');
-  socket.addEventListener('open', () => {
-    if (ws !== socket) return;
+const socket = openLink({
+  url: () => '/console/chat/ws',
+  hello: () => {
     const resume = {};
     for (const c of chats.values()) resume[String(c.id)] = c.lastSeq;
-    socket.send(JSON.stringify({ t: 'hello', resume }));
-    ready = true;
-    backoff = 500;
+    return { t: 'hello', resume };
+  },
+  backoff: { first: 500, max: 15000, jitter: 0.25 },
+  resetOn: 'open',
+  onConnecting: () => setConnection('Connecting…'),
+  onOpen: () => {
     setConnection('Connected.');
     flushOutbox();
-  });
-  socket.addEventListener('message', (e) => {
-    if (ws !== socket) return;
-    let f;
-    try { f = JSON.parse(e.data); } catch { return; }
-    if (f && typeof f === 'object') handleFrame(f);
-  });
-  socket.addEventListener('close', () => {
-    if (ws !== socket) return;
-    ws = null;
-    ready = false;
-    scheduleReconnect();
-  });
-  socket.addEventListener('error', () => { /* the close event follows */ });
-}
-
-function scheduleReconnect() {
-  const delay = Math.round(backoff * (0.75 + Math.random() * 0.5));
-  backoff = Math.min(backoff * 2, 15000);
-  reconnectAt = Date.now() + delay;
-  clearTimeout(reconnectTimer);
-  reconnectTimer = setTimeout(connect, delay);
-  tickReconnect();
-}
+  },
+  onFrame: (f) => handleFrame(f),
+  onRetry: () => tickReconnect(),
+});
 
 function tickReconnect() {
-  if (ready || !reconnectAt) return;
-  const secs = Math.max(0, Math.ceil((reconnectAt - Date.now()) / 1000));
+  const at = socket.retryAt();
+  if (socket.isOpen() || !at) return;
+  const secs = Math.max(0, Math.ceil((at - Date.now()) / 1000));
   setConnection(secs > 0
     ? `The connection was lost; trying again in ${secs} s. (If this lasts, reload the page: you may have been logged out.)`
     : 'Connecting…');
 }
 
 function rawSend(frame) {
-  if (!ready || !ws || ws.readyState !== WebSocket.OPEN) return false;
-  ws.send(JSON.stringify(frame));
-  return true;
+  return socket.send(frame);
 }
 
 function transmit(entry) {
-  if (rawSend(entry.frame)) {
-    entry.tries += 1;
-    entry.sentAt = Date.now();
-  }
+  Outbox.transmit(socket, entry);
 }
 
 function flushOutbox() {
-  const keep = [];
-  for (const entry of outbox) {
-    if (!MESSAGES.has(entry.frame.t) && entry.tries >= CONTROL_TRIES) {
-      const c = chats.get(entry.frame.chat);
-      if (c && CLOSERS.has(entry.frame.t)) closeChat(c);
-      continue;
-    }
-    keep.push(entry);
-  }
-  outbox = keep;
-  for (const entry of outbox) transmit(entry);
+  // A control frame tried often enough is given up (a closing one closes its tab).
+  outbox.retain((entry) => {
+    if (MESSAGES.has(entry.frame.t) || entry.tries < CONTROL_TRIES) return true;
+    const c = chats.get(entry.frame.chat);
+    if (c && CLOSERS.has(entry.frame.t)) closeChat(c);
+    return false;
+  });
+  for (const entry of outbox.all()) transmit(entry);
   save();
   setConnection('Connected.');
 }
@@ -333,25 +260,19 @@ function flushOutbox() {
  * details, for the pending copy of a message only (not sent). */
 function enqueue(frame, fileInfo = null) {
   frame.client_id = newClientId();
-  const entry = { client_id: frame.client_id, frame, tries: 0, sentAt: 0, fileInfo };
-  outbox.push(entry);
+  const entry = outbox.add({ client_id: frame.client_id, frame, tries: 0, sentAt: 0, fileInfo });
   if (MESSAGES.has(frame.t)) {
     const c = chats.get(frame.chat);
     if (c) showPending(c, entry);
   }
   transmit(entry);
   saveNow();
-  if (!ready) tickReconnect();
+  if (!socket.isOpen()) tickReconnect();
   return entry;
 }
 
 function takeOutbox(clientId) {
-  if (!clientId) return null;
-  const i = outbox.findIndex((e) => e.client_id === clientId);
-  if (i < 0) return null;
-  const [entry] = outbox.splice(i, 1);
-  save();
-  return entry;
+  return outbox.take(clientId);
 }
 
 // ---------------------------------------------------------------- frames from the server
@@ -385,7 +306,7 @@ function onAck(f) {
     const form = c.fieldForms.get(entry.frame.name);
     if (form) formSaved(form);
   }
-  setConnection(ready ? 'Connected.' : connectionEl.textContent);
+  setConnection(socket.isOpen() ? 'Connected.' : connectionEl.textContent);
 }
 
 function onError(f) {
@@ -691,7 +612,7 @@ function createChat(view, events, instead = null) {
   wireChat(c);
   for (const f of events) addEvent(c, f, { restore: true });
   updateView(c, view);
-  for (const entry of outbox) {
+  for (const entry of outbox.all()) {
     if (Number(entry.frame.chat) !== id) continue;
     if (MESSAGES.has(entry.frame.t)) showPending(c, entry);
     if (CLOSERS.has(entry.frame.t)) c.closing = true;
@@ -820,8 +741,8 @@ function onEvent(f) {
 }
 
 function addEvent(c, f, { restore }) {
-  const seq = Number(f.seq);
-  if (!Number.isFinite(seq) || seq <= c.lastSeq) return;
+  const seq = newSeq(f.seq, c.lastSeq);
+  if (seq === null) return;
   c.lastSeq = seq;
   c.events.push(f);
   if (c.events.length > EVENTS_KEPT * 2) c.events = c.events.slice(-EVENTS_KEPT);
@@ -1822,8 +1743,8 @@ setInterval(() => {
   tickReconnect();
   // Control frames neither acked nor refused: taken as done.
   const now = Date.now();
-  if (ready) {
-    for (const entry of [...outbox]) {
+  if (socket.isOpen()) {
+    for (const entry of outbox.all()) {
       if (MESSAGES.has(entry.frame.t) || !entry.sentAt || now - entry.sentAt < SETTLE_MS) continue;
       takeOutbox(entry.client_id);
       const c = chats.get(Number(entry.frame.chat));
@@ -1838,7 +1759,7 @@ setInterval(() => {
 
 (function restore() {
   const saved = loadSaved();
-  outbox = Array.isArray(saved.outbox) ? saved.outbox.filter((e) => e && e.frame && e.client_id) : [];
+  outboxList = Array.isArray(saved.outbox) ? saved.outbox.filter((e) => e && e.frame && e.client_id) : [];
   for (const id of saved.closed || []) closed.add(Number(id));
   const views = saved.views || {};
   for (const [id, view] of Object.entries(views)) {
@@ -1849,5 +1770,5 @@ setInterval(() => {
   if (saved.current && order.includes(saved.current)) select(saved.current);
   else if (order[0]) select(order[0]);
   updateChrome();
-  connect();
+  socket.connect();
 }());

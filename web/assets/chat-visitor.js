@@ -1,4 +1,6 @@
 import { renderText, formatTime, formatSize } from './chat-format.js';
+import { request } from './request.js';
+import { newClientId, newSeq, openLink, Outbox } from './chat-link.js';
 
 // The visitor's side of web chat (PRODUCT H1–H5), the page inside the widget's iframe
 // (it works on its own too): the pre-chat form, the queue, the conversation, the end.
@@ -11,6 +13,7 @@ import { renderText, formatTime, formatSize } from './chat-format.js';
 //   ("hotline-chat:SITE:outbox") until the server acks it; after a reconnect the outbox is
 //   sent again and the server stores each client id once;
 // - events are drawn in seq order and one already seen is dropped.
+// The socket, the client ids and the outbox are chat-link.js's, as on the operator's page.
 // Text from anyone is drawn through renderText (chat-format.js), never as markup.
 
 const MAX_FILES = 5;
@@ -120,14 +123,6 @@ function randomHex(bytes) {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-// A client id for one send. randomUUID exists only in secure contexts (https, localhost).
-function newClientId() {
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  const h = randomHex(16);
-  const variant = ((parseInt(h[16], 16) & 3) | 8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
 function visitorKey() {
   let k = store.get(VISITOR_KEY);
   if (typeof k !== 'string' || !/^[0-9a-f]{32}$/.test(k)) {
@@ -160,25 +155,16 @@ function saveSoon() {
   if (!saveTimer) saveTimer = setTimeout(saveChat, 100);
 }
 
-function outboxRaw() {
-  const o = store.get(OUTBOX_KEY);
-  return Array.isArray(o) ? o.filter((x) => x && x.frame && x.frame.client_id) : [];
-}
+// The outbox: { token, frame, meta } items, read from storage each time (another tab of
+// the site may have added or acked one).
+const sent = new Outbox({ load: () => store.get(OUTBOX_KEY), store: (list) => store.set(OUTBOX_KEY, list) });
 
 function outbox() {
-  return chat ? outboxRaw().filter((x) => x.token === chat.token) : [];
-}
-
-function outboxAdd(item) {
-  const o = outboxRaw();
-  o.push(item);
-  store.set(OUTBOX_KEY, o);
+  return chat ? sent.all().filter((x) => x.token === chat.token) : [];
 }
 
 function outboxRemove(clientId) {
-  const o = outboxRaw();
-  const rest = o.filter((x) => x.frame.client_id !== clientId);
-  if (rest.length !== o.length) store.set(OUTBOX_KEY, rest);
+  sent.take(clientId);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -679,10 +665,11 @@ function applyState(state, position) {
 
 // A new event from the socket.
 function acceptEvent(ev) {
-  if (!chat || !Number.isInteger(ev.seq) || ev.seq <= chat.seq) return; // seen already
+  const seq = chat ? newSeq(ev.seq, chat.seq) : null;
+  if (seq === null) return; // seen already
   const stick = nearBottom();
-  chat.seq = ev.seq;
-  const kept = { seq: ev.seq, kind: ev.kind, from: ev.from, name: ev.name, text: ev.text, data: ev.data, at: ev.at };
+  chat.seq = seq;
+  const kept = { seq, kind: ev.kind, from: ev.from, name: ev.name, text: ev.text, data: ev.data, at: ev.at };
   chat.events.push(kept);
   if (chat.events.length > KEEP_EVENTS) chat.events.splice(0, chat.events.length - KEEP_EVENTS);
   if (ev.from === 'visitor') {
@@ -732,8 +719,7 @@ function onError(m) {
   const message = typeof m.message === 'string' && m.message ? m.message : 'Something went wrong.';
   if (typeof m.client_id === 'string') {
     // The server refused this send for good: don't send it again.
-    const item = outboxRaw().find((x) => x.frame.client_id === m.client_id);
-    outboxRemove(m.client_id);
+    const item = sent.take(m.client_id);
     pendingFailed(m.client_id, message);
     if (item && item.frame.t === 'answer') unlockMenu(item.frame.menu_seq);
     return;
@@ -763,55 +749,18 @@ function hideTyping(name) {
 // ---------------------------------------------------------------------------------------
 // The socket: /chat/ws?token=T&after=SEQ, reconnecting with backoff (0.5 s … 5 s).
 
-let ws = null;
-let wsOpen = false;
-let attempt = 0;
-let openedAt = 0;
-let reconnectTimer = null;
 let offlineTimer = null;
 
-function sendFrame(frame) {
-  if (!wsOpen) return false;
-  try {
-    ws.send(JSON.stringify(frame));
-    return true;
-  } catch (e) {
-    return false;
-  }
-}
-
-function connect() {
-  clearTimeout(reconnectTimer);
-  reconnectTimer = null;
-  if (!chat || chat.state === 'ended' || ws) return;
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const url = `${proto}//${location.host}/chat/ws?token=${encodeURIComponent(chat.token)}&after=${chat.seq}`;
-  let sock;
-  try {
-    sock = new WebSocket(url);
-  } catch (e) {
-    scheduleReconnect();
-    return;
-  }
-  ws = sock;
-  markOfflineSoon();
-  sock.onopen = () => {
-    if (ws !== sock) return;
-    wsOpen = true;
-    openedAt = Date.now();
+const link = openLink({
+  url: () => `/chat/ws?token=${encodeURIComponent(chat.token)}&after=${chat.seq}`,
+  backoff: { first: 500, max: 5000, jitter: 0.15 },
+  resetOn: 'frame',
+  onConnecting: () => markOfflineSoon(),
+  onOpen: () => {
     markOnline();
     flush();
-  };
-  sock.onmessage = (e) => {
-    if (ws !== sock) return;
-    attempt = 0;
-    let m;
-    try {
-      m = JSON.parse(e.data);
-    } catch (err) {
-      return;
-    }
-    if (!m || typeof m !== 'object') return;
+  },
+  onFrame: (m) => {
     switch (m.t) {
       case 'event': acceptEvent(m); break;
       case 'state': applyState(m.state, m.position); break;
@@ -820,40 +769,29 @@ function connect() {
       case 'error': onError(m); break;
       default: break;
     }
-  };
-  sock.onclose = (e) => {
-    if (ws !== sock) return;
-    ws = null;
-    wsOpen = false;
-    if (Date.now() - openedAt > 3000) attempt = 0;
+  },
+  onClose: (e) => {
     if (GONE_CODES.has(e.code)) {
       forgetChat('Your earlier chat is no longer available. You can start a new one here.');
-      return;
+      return false;
     }
-    if (!chat || chat.state === 'ended') return;
+    if (!chat || chat.state === 'ended') return false;
     markOfflineSoon();
-    scheduleReconnect();
-  };
+    return true;
+  },
+});
+
+function sendFrame(frame) {
+  return link.send(frame);
 }
 
-function scheduleReconnect() {
-  if (reconnectTimer || !chat || chat.state === 'ended') return;
-  const delay = Math.min(5000, 500 * 2 ** attempt) * (0.85 + Math.random() * 0.3);
-  attempt = Math.min(attempt + 1, 10);
-  reconnectTimer = setTimeout(connect, Math.min(delay, 5000));
+function connect() {
+  if (!chat || chat.state === 'ended') return;
+  link.connect();
 }
 
 function closeSocket() {
-  clearTimeout(reconnectTimer);
-  reconnectTimer = null;
-  if (ws) {
-    const s = ws;
-    ws = null;
-    wsOpen = false;
-    try {
-      s.close(1000);
-    } catch (e) { /* closed */ }
-  }
+  link.close();
 }
 
 // After (re)connecting: whatever waited for the socket, in the order it was made.
@@ -874,7 +812,7 @@ function markOfflineSoon() {
   const wait = navigator.onLine === false ? 0 : OFFLINE_GRACE_MS;
   offlineTimer = setTimeout(() => {
     offlineTimer = null;
-    if (!wsOpen && chat && chat.state !== 'ended') ui.offline.hidden = false;
+    if (!link.isOpen() && chat && chat.state !== 'ended') ui.offline.hidden = false;
   }, wait);
 }
 
@@ -906,8 +844,7 @@ function scheduleDraft() {
 }
 
 function queueFrame(frame, meta) {
-  const item = { token: chat.token, frame, meta: { ...meta, at: Date.now() } };
-  outboxAdd(item);
+  const item = sent.add({ token: chat.token, frame, meta: { ...meta, at: Date.now() } });
   drawPending(item);
   scrollToEnd();
   sendFrame(frame);
@@ -1076,28 +1013,23 @@ async function startChat() {
   ui.start.disabled = true;
   ui.start.textContent = 'Starting…';
   try {
-    const res = await fetch('/chat/start', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        site: SITE,
-        // A signed-in customer's site names the visitor key it signed for.
-        visitor_key: (fields && typeof fields.visitor_key === 'string' && fields.visitor_key) || visitorKey(),
-        name,
-        email,
-        queue: ui.queue ? ui.queue.value : null,
-        fields,
-        signature,
-        page_url: currentPage ? currentPage.url : null,
-        page_title: currentPage ? currentPage.title : null,
-      }),
+    const res = await request('POST', '/chat/start', {
+      site: SITE,
+      // A signed-in customer's site names the visitor key it signed for.
+      visitor_key: (fields && typeof fields.visitor_key === 'string' && fields.visitor_key) || visitorKey(),
+      name,
+      email,
+      queue: ui.queue ? ui.queue.value : null,
+      fields,
+      signature,
+      page_url: currentPage ? currentPage.url : null,
+      page_title: currentPage ? currentPage.title : null,
     });
-    let json = null;
-    try {
-      json = await res.json();
-    } catch (e) { /* not JSON */ }
-    if (!res.ok || !json || typeof json.token !== 'string') {
-      const why = (json && (json.error || json.message)) || `The chat could not be started (${res.status}).`;
+    // Not reached at all: the catch below says so.
+    if (res.status === 0) throw new Error(res.error);
+    const json = res.body;
+    if (!res.ok || typeof json.token !== 'string') {
+      const why = res.serverError || `The chat could not be started (${res.status}).`;
       // A signature the server refused: the visitor may still chat, just unverified.
       if (res.status === 400 && signature) {
         siteFields = fields;
@@ -1192,26 +1124,15 @@ async function sendTranscript() {
   ui.transcriptEmail.removeAttribute('aria-invalid');
   ui.transcriptSend.disabled = true;
   ui.transcriptStatus.textContent = 'Sending…';
-  try {
-    const res = await fetch(`/chat/transcript?token=${encodeURIComponent(chat.token)}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email }),
-    });
-    if (res.ok) {
-      ui.transcriptStatus.textContent = `The transcript is on its way to ${email}.`;
-    } else {
-      let json = null;
-      try {
-        json = await res.json();
-      } catch (e) { /* not JSON */ }
-      ui.transcriptStatus.textContent = (json && (json.error || json.message)) || `The transcript could not be sent (${res.status}).`;
-    }
-  } catch (e) {
+  const res = await request('POST', `/chat/transcript?token=${encodeURIComponent(chat.token)}`, { email });
+  if (res.ok) {
+    ui.transcriptStatus.textContent = `The transcript is on its way to ${email}.`;
+  } else if (res.status === 0) {
     ui.transcriptStatus.textContent = 'The transcript could not be sent: no connection. Try again in a moment.';
-  } finally {
-    ui.transcriptSend.disabled = false;
+  } else {
+    ui.transcriptStatus.textContent = res.serverError || `The transcript could not be sent (${res.status}).`;
   }
+  ui.transcriptSend.disabled = false;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1283,10 +1204,7 @@ window.addEventListener('storage', (e) => {
   }
 });
 window.addEventListener('online', () => {
-  if (chat && !ws) {
-    attempt = 0;
-    connect();
-  }
+  if (chat && chat.state !== 'ended') link.reconnectNow();
 });
 window.addEventListener('offline', () => markOfflineSoon());
 window.addEventListener('pagehide', () => { if (saveTimer) saveChat(); });

@@ -1,11 +1,7 @@
-// What both sides of a visual session share: the WebSocket to the daemon (reconnecting,
-// asking for the chat messages it missed) and the chat list.
+// What both sides of a visual session share: the WebSocket to the daemon (chat-link.js:
+// reconnecting, asking for the chat messages it missed) and the chat list.
 
-// A retried send carries the same id, so the server stores it once. (getRandomValues
-// works on plain HTTP too, unlike randomUUID.)
-function clientId() {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
-}
+import { newClientId, openLink as openSocket } from './chat-link.js';
 
 // `path`: the socket's path; `me`: 'operator' or 'customer'; `onEvent(ev)` gets every
 // event but chat, which goes to the list; `onClose()` decides whether to reconnect
@@ -13,7 +9,6 @@ function clientId() {
 export function openLink({ path, me, chatList, chatForm, chatInput, onEvent, onClose }) {
   const seen = new Set();
   let lastSeq = 0;
-  let ws = null;
 
   function addChat(m) {
     if (seen.has(m.seq)) return;
@@ -27,33 +22,30 @@ export function openLink({ path, me, chatList, chatForm, chatInput, onEvent, onC
     chatList.scrollTop = chatList.scrollHeight;
   }
 
-  function send(msg) {
-    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-  }
-
-  function connect() {
-    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    ws = new WebSocket(`${proto}://${location.host}${path}`);
-    ws.onopen = () => send({ type: 'hello', after: lastSeq });
-    ws.onmessage = (e) => {
-      const ev = JSON.parse(e.data);
+  // A dropped connection comes back a second later and asks for what it missed.
+  const socket = openSocket({
+    url: () => path,
+    hello: () => ({ type: 'hello', after: lastSeq }),
+    backoff: { first: 1000, max: 1000, jitter: 0 },
+    onFrame: (ev) => {
       if (ev.type === 'chat') addChat(ev);
       else onEvent(ev);
-    };
-    // A dropped connection comes back and asks for what it missed.
-    ws.onclose = async () => {
-      if (await onClose()) setTimeout(connect, 1000);
-    };
+    },
+    onClose: () => onClose(),
+  });
+
+  function send(msg) {
+    socket.send(msg);
   }
 
   chatForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const text = chatInput.value.trim();
     if (!text) return;
-    send({ type: 'chat', text, client_id: clientId() });
+    send({ type: 'chat', text, client_id: newClientId() });
     chatInput.value = '';
   });
 
-  connect();
+  socket.connect();
   return { send };
 }

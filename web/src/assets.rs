@@ -37,6 +37,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     js!("tasks.js"),
     css!("chat.css"),
     js!("chat-format.js"),
+    js!("chat-link.js"),
     js!("chat-visitor.js"),
     js!("chat-operator.js"),
     css!("chat-operator.css"),
