@@ -7,6 +7,7 @@
 //! renderer the binary hands over.
 
 pub mod assets;
+pub mod auth;
 pub mod chat;
 pub mod client_ip;
 pub mod console;
@@ -25,6 +26,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+
+/// Now as unix milliseconds (0 before 1970, which no clock here shows).
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// Readiness as the daemon sees it; set by the binary, read by `/healthz`.
 #[derive(Debug, Default)]

@@ -2,16 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use hotline_core::users::{NewUser, Role, UserError};
+use hotline_core::users::{NewUser, Role, UserError, WebSession};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{AdminPage, SupervisorPage, check_csrf, require, unix_ms};
 use super::{Console, OperatorForm, me};
+use crate::auth::{AdminPage, CsrfForm, SupervisorPage};
 use crate::error::WebError;
+use crate::unix_ms;
 
 #[derive(Serialize)]
 struct UserRow {
@@ -21,20 +21,19 @@ struct UserRow {
     operator: Option<String>,
 }
 
-pub(super) async fn users(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    users_page(&console, &headers, None, StatusCode::OK).await
+pub(super) async fn users(
+    State(console): State<Arc<Console>>,
+    AdminPage(s): AdminPage,
+) -> Response {
+    users_page(&console, &s, None, StatusCode::OK).await
 }
 
 async fn users_page(
     console: &Console,
-    headers: &HeaderMap,
+    s: &WebSession,
     message: Option<(&str, &str)>,
     status: StatusCode,
 ) -> Response {
-    let s = match require(console, headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let users = match console.store.users().await {
         Ok(u) => u,
         Err(e) => return WebError::database("listing users", e).into_response(),
@@ -52,7 +51,7 @@ async fn users_page(
     let mut r = console.render(
         "admin_users.html",
         minijinja::context! {
-            me => me(&s),
+            me => me(s),
             users => rows,
             roles => roles,
             message => message.map(|(kind, text)| minijinja::context! { kind => kind, text => text }),
@@ -71,28 +70,15 @@ pub(super) struct NewUserForm {
     password: String,
     #[serde(default)]
     operator: String,
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 pub(super) async fn add_user(
     State(console): State<Arc<Console>>,
-    AdminPage(s): AdminPage,
-    headers: HeaderMap,
-    Form(f): Form<NewUserForm>,
+    CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, NewUserForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     let Some(role) = Role::parse(&f.role) else {
         let msg = "Choose a role: operator, supervisor or admin.";
-        return users_page(
-            &console,
-            &headers,
-            Some(("error", msg)),
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        return users_page(&console, &s, Some(("error", msg)), StatusCode::BAD_REQUEST).await;
     };
     let operator = f.operator.trim();
     let new = NewUser {
@@ -110,13 +96,7 @@ pub(super) async fn add_user(
         }
         Err(e @ (UserError::Exists(_) | UserError::Invalid(_))) => {
             let msg = e.to_string();
-            users_page(
-                &console,
-                &headers,
-                Some(("error", &msg)),
-                StatusCode::BAD_REQUEST,
-            )
-            .await
+            users_page(&console, &s, Some(("error", &msg)), StatusCode::BAD_REQUEST).await
         }
         Err(UserError::Store(e)) => WebError::database("adding a user", e).into_response(),
     }
@@ -131,20 +111,19 @@ struct OperatorRow {
     status: Option<String>,
 }
 
-pub(super) async fn operators(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    operators_page(&console, &headers, None, StatusCode::OK).await
+pub(super) async fn operators(
+    State(console): State<Arc<Console>>,
+    AdminPage(s): AdminPage,
+) -> Response {
+    operators_page(&console, &s, None, StatusCode::OK).await
 }
 
 async fn operators_page(
     console: &Console,
-    headers: &HeaderMap,
+    s: &WebSession,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let s = match require(console, headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let ops = match console.store.operators().await {
         Ok(o) => o,
         Err(e) => return WebError::database("listing operators", e).into_response(),
@@ -161,7 +140,7 @@ async fn operators_page(
     }
     let mut r = console.render(
         "admin_operators.html",
-        minijinja::context! { me => me(&s), operators => rows, error => error },
+        minijinja::context! { me => me(s), operators => rows, error => error },
     );
     *r.status_mut() = status;
     r
@@ -177,27 +156,19 @@ pub(super) struct NewOperatorForm {
     #[serde(default)]
     chat_capacity: String,
     sip_password: String,
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 pub(super) async fn add_operator(
     State(console): State<Arc<Console>>,
-    AdminPage(s): AdminPage,
-    headers: HeaderMap,
-    Form(f): Form<NewOperatorForm>,
+    CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, NewOperatorForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     let chat_capacity = match f.chat_capacity.trim() {
         "" => None,
         n => match n.parse() {
             Ok(n) => Some(n),
             Err(_) => {
                 let msg = "Concurrent chats: a number from 1 to 10.";
-                return operators_page(&console, &headers, Some(msg), StatusCode::BAD_REQUEST)
-                    .await;
+                return operators_page(&console, &s, Some(msg), StatusCode::BAD_REQUEST).await;
             }
         },
     };
@@ -214,28 +185,21 @@ pub(super) async fn add_operator(
     };
     match console.telephony.add_operator(&form).await {
         Ok(_) => Redirect::to("/admin/operators").into_response(),
-        Err(e) => operators_page(&console, &headers, Some(&e), StatusCode::BAD_REQUEST).await,
+        Err(e) => operators_page(&console, &s, Some(&e), StatusCode::BAD_REQUEST).await,
     }
 }
 
 #[derive(Deserialize)]
 pub(super) struct CapacityForm {
     chat_capacity: String,
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 /// POST /admin/operators/{name}/capacity: how many chats the operator may have at once.
 pub(super) async fn set_capacity(
     State(console): State<Arc<Console>>,
-    AdminPage(s): AdminPage,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<CapacityForm>,
+    CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, CapacityForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     let result = match f.chat_capacity.trim().parse::<i64>() {
         Err(_) => Err("Concurrent chats: a number from 1 to 10.".to_string()),
         Ok(capacity) => match console.store.set_chat_capacity(&name, capacity).await {
@@ -246,7 +210,7 @@ pub(super) async fn set_capacity(
     };
     match result {
         Ok(()) => Redirect::to("/admin/operators").into_response(),
-        Err(msg) => operators_page(&console, &headers, Some(&msg), StatusCode::BAD_REQUEST).await,
+        Err(msg) => operators_page(&console, &s, Some(&msg), StatusCode::BAD_REQUEST).await,
     }
 }
 
@@ -270,23 +234,19 @@ pub(super) struct LicenseQuery {
 
 pub(super) async fn licenses(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    AdminPage(s): AdminPage,
     axum::extract::Query(q): axum::extract::Query<LicenseQuery>,
 ) -> Response {
-    licenses_page(&console, &headers, q.history, None, StatusCode::OK).await
+    licenses_page(&console, &s, q.history, None, StatusCode::OK).await
 }
 
 async fn licenses_page(
     console: &Console,
-    headers: &HeaderMap,
+    s: &WebSession,
     history_of: Option<i64>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let s = match require(console, headers, Role::Admin).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let store = &console.store;
     let (licenses, users) = match (store.licenses().await, store.users().await) {
         (Ok(l), Ok(u)) => (l, u),
@@ -324,7 +284,7 @@ async fn licenses_page(
     let mut r = console.render(
         "admin_licenses.html",
         minijinja::context! {
-            me => me(&s), licenses => licenses, users => users, history => history,
+            me => me(s), licenses => licenses, users => users, history => history,
             history_of => history_of, error => error,
         },
     );
@@ -343,20 +303,13 @@ pub(super) struct LicenseForm {
     credits: String,
     #[serde(default)]
     user: String,
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 /// POST /admin/licenses: add a license, top one up, or let a user use one.
 pub(super) async fn change_license(
     State(console): State<Arc<Console>>,
-    AdminPage(s): AdminPage,
-    headers: HeaderMap,
-    Form(f): Form<LicenseForm>,
+    CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, LicenseForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     let number = |v: &str, what: &str| {
         v.trim()
             .parse::<i64>()
@@ -389,7 +342,7 @@ pub(super) async fn change_license(
     };
     match result {
         Ok(()) => Redirect::to("/admin/licenses").into_response(),
-        Err(e) => licenses_page(&console, &headers, None, Some(&e), StatusCode::BAD_REQUEST).await,
+        Err(e) => licenses_page(&console, &s, None, Some(&e), StatusCode::BAD_REQUEST).await,
     }
 }
 

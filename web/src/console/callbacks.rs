@@ -8,16 +8,17 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote, Outcome};
 use hotline_core::notify::webhook;
 use serde::Deserialize;
 
 use super::Console;
-use super::auth::{OperatorPage, check_csrf, unix_ms};
 use super::live::CORRECTION_WINDOW_MS;
+use crate::auth::{Csrf, OperatorPage};
 use crate::error::WebError;
+use crate::unix_ms;
 
 /// How long a claim holds before the entry returns to everyone's list: longer than any
 /// call, so it only matters when the operator's call never reports back.
@@ -51,13 +52,9 @@ fn operator_of(s: &hotline_core::users::WebSession) -> String {
 /// POST /console/callbacks/{id}/claim: this operator calls the customer back.
 pub(super) async fn claim(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     let who = operator_of(&s);
     // A fresh claim only: a double click or a second tab must not start a second call
     // (which would fail as busy and then give the first call's claim away).
@@ -116,14 +113,10 @@ pub(super) struct Correction {
 /// outcome ({"outcome": "no_answer", "note": "voicemail"}).
 pub(super) async fn correct(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     body: Option<Json<Correction>>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     let Some(Json(body)) = body else {
         return refusal(
             StatusCode::BAD_REQUEST,
@@ -179,13 +172,9 @@ pub(super) struct NewEntry {
 /// ({"number": "+36301234567", "queue": "support"}).
 pub(super) async fn add(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(_)): Csrf<OperatorPage>,
     body: Option<Json<NewEntry>>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     let Some(Json(body)) = body else {
         return refusal(
             StatusCode::BAD_REQUEST,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::Console;
-use super::auth::{OperatorPage, check_csrf};
+use crate::auth::{Csrf, OperatorPage};
 use crate::error::WebError;
 
 /// What the console asks of the operator's connected call.
@@ -93,14 +93,8 @@ fn refused(status: StatusCode, message: &str) -> Response {
     WebError::json(status, message.to_string()).into_response()
 }
 
-/// The operator account behind a button the page sent (CSRF checked), or the answer
-/// that refuses it.
-fn operator<'s>(
-    console: &Console,
-    s: &'s hotline_core::users::WebSession,
-    headers: &HeaderMap,
-) -> Result<&'s str, Response> {
-    check_csrf(console, s, headers, None)?;
+/// The operator account behind a button the page sent, or the answer that refuses it.
+fn operator(s: &hotline_core::users::WebSession) -> Result<&str, Response> {
     s.user.operator.as_deref().ok_or_else(|| {
         refused(
             StatusCode::CONFLICT,
@@ -121,12 +115,11 @@ async fn control(console: &Console, operator: &str, control: CallControl) -> Res
 async fn button<B>(
     console: &Console,
     s: &hotline_core::users::WebSession,
-    headers: &HeaderMap,
     body: Option<Json<B>>,
     usage: &str,
     control_of: impl FnOnce(B) -> CallControl,
 ) -> Response {
-    let who = match operator(console, s, headers) {
+    let who = match operator(s) {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -139,26 +132,21 @@ async fn button<B>(
 /// POST /console/call/hold `{"held": true|false}`.
 pub(super) async fn hold(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<HoldBody>>,
 ) -> Response {
     let usage = r#"send {"held": true} or {"held": false}"#;
-    button(&console, &s, &headers, body, usage, |b| {
-        CallControl::Hold(b.held)
-    })
-    .await
+    button(&console, &s, body, usage, |b| CallControl::Hold(b.held)).await
 }
 
 /// POST /console/call/transfer `{"to": "operator:bela" | "queue:sales" | "number:…",
 /// "note": "…", "consult": false}`.
 pub(super) async fn transfer(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<TransferBody>>,
 ) -> Response {
-    let who = match operator(&console, &s, &headers) {
+    let who = match operator(&s) {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -190,12 +178,11 @@ pub(super) async fn transfer(
 /// (the caller goes to the consulted party) or cancels it.
 pub(super) async fn end_consult(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<EndConsultBody>>,
 ) -> Response {
     let usage = r#"send {"complete": true} or {"complete": false}"#;
-    button(&console, &s, &headers, body, usage, |b| {
+    button(&console, &s, body, usage, |b| {
         CallControl::EndConsult(b.complete)
     })
     .await
@@ -209,11 +196,10 @@ const MAX_WRAPUP_NOTE: usize = 2000;
 /// kept in the call's record.
 pub(super) async fn wrapup(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<WrapupBody>>,
 ) -> Response {
-    let who = match operator(&console, &s, &headers) {
+    let who = match operator(&s) {
         Ok(o) => o,
         Err(r) => return r,
     };

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -21,11 +20,12 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Console;
-use super::auth::{OperatorPage, SupervisorPage, check_csrf, unix_ms};
+use crate::auth::{Csrf, CsrfForm, NoFields, OperatorPage, SupervisorPage, same_origin};
 use crate::chat::hub::Push;
 use crate::chat::view::{chat_view, event_frame};
 use crate::chat::{error_message, publish, push_view};
 use crate::error::WebError;
+use crate::unix_ms;
 
 /// What the operator works as, from the session (chats need an operator account).
 struct Me {
@@ -133,7 +133,7 @@ pub(super) async fn socket(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !super::auth::same_origin(&headers) {
+    if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "not from this site").into_response();
     }
     let Some(me) = me_of(&s) else {
@@ -681,14 +681,10 @@ pub(super) struct FavouriteForm {
 /// POST /console/chat/canned/{id}/favourite
 pub(super) async fn favourite(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     Json(f): Json<FavouriteForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     match console
         .store
         .set_canned_favourite(s.user.id, id, f.on)
@@ -702,14 +698,10 @@ pub(super) async fn favourite(
 /// POST /console/chat/{id}/files
 pub(super) async fn upload(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(chat_id): Path<i64>,
     multipart: Multipart,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     if !in_chat(&console, chat_id, s.user.id).await {
         return json_error(StatusCode::FORBIDDEN, "you are not in this chat");
     }
@@ -772,8 +764,6 @@ pub(super) async fn admin_page(
 
 #[derive(Deserialize)]
 pub(super) struct CannedForm {
-    #[serde(rename = "_csrf")]
-    csrf: String,
     #[serde(default)]
     queue: String,
     #[serde(default)]
@@ -810,13 +800,8 @@ fn queue_of(f: &CannedForm) -> Option<String> {
 /// POST /admin/canned
 pub(super) async fn admin_add(
     State(console): State<Arc<Console>>,
-    SupervisorPage(s): SupervisorPage,
-    headers: HeaderMap,
-    Form(f): Form<CannedForm>,
+    CsrfForm(SupervisorPage(s), f): CsrfForm<SupervisorPage, CannedForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     back(
         console
             .store
@@ -830,14 +815,9 @@ pub(super) async fn admin_add(
 /// POST /admin/canned/{id}
 pub(super) async fn admin_update(
     State(console): State<Arc<Console>>,
-    SupervisorPage(s): SupervisorPage,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<CannedForm>,
+    CsrfForm(SupervisorPage(_), f): CsrfForm<SupervisorPage, CannedForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     back(
         console
             .store
@@ -851,14 +831,9 @@ pub(super) async fn admin_update(
 /// POST /admin/canned/{id}/delete
 pub(super) async fn admin_delete(
     State(console): State<Arc<Console>>,
-    SupervisorPage(s): SupervisorPage,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<CannedForm>,
+    CsrfForm(SupervisorPage(_), _): CsrfForm<SupervisorPage, NoFields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     back(
         console
             .store

@@ -6,17 +6,17 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::direct::{DirectError, DirectForm, DirectLengths, DirectMode};
 use hotline_core::users::WebSession;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{AdminPage, check_csrf, unix_ms};
 use super::{Console, me};
+use crate::auth::{AdminPage, CsrfForm};
 use crate::error::WebError;
+use crate::unix_ms;
 
 /// One operator's row, as shown (or as the admin typed it, after an error).
 #[derive(Clone, Debug, Serialize)]
@@ -134,8 +134,6 @@ pub(super) struct SaveForm {
     days: String,
     #[serde(default)]
     calendar: String,
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 /// A whole number the admin typed, or what to tell them.
@@ -148,13 +146,8 @@ fn whole(v: &str, what: &str) -> Result<i64, String> {
 /// POST /admin/direct: saves one operator's row; an empty number turns it off.
 pub(super) async fn save(
     State(console): State<Arc<Console>>,
-    AdminPage(s): AdminPage,
-    headers: HeaderMap,
-    Form(f): Form<SaveForm>,
+    CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, SaveForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     let operator = f.operator.trim().to_string();
     let typed = Row {
         name: operator.clone(),

@@ -2,15 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::WebSession;
 use serde::Deserialize;
 
-use super::auth::{OperatorPage, check_csrf};
 use super::{Console, me};
+use crate::auth::{CsrfForm, OperatorPage};
 
 /// The states an operator may choose; busy and wrap-up follow calls.
 const CHOOSABLE: [&str; 3] = ["online", "away", "pause"];
@@ -50,19 +49,12 @@ pub(super) async fn render_home(
 #[derive(Deserialize)]
 pub(super) struct StatusForm {
     state: String,
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 pub(super) async fn set_status(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
-    Form(f): Form<StatusForm>,
+    CsrfForm(OperatorPage(s), f): CsrfForm<OperatorPage, StatusForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     let Some(operator) = &s.user.operator else {
         return console.error_page(
             StatusCode::CONFLICT,

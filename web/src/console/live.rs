@@ -18,7 +18,8 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{Notify, watch};
 
 use super::Console;
-use super::auth::{OperatorPage, unix_ms};
+use crate::auth::{OperatorPage, same_origin};
+use crate::unix_ms;
 
 /// How often the shared list and each socket's own widgets are read again.
 const TICK: Duration = Duration::from_secs(1);
@@ -173,7 +174,7 @@ pub(super) async fn socket(
     ws: WebSocketUpgrade,
 ) -> Response {
     // A page from another site must not read the operators' lists.
-    if !super::auth::same_origin(&headers) {
+    if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "not from this site").into_response();
     }
     let operator = s

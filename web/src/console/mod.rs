@@ -10,13 +10,13 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
-mod auth;
 mod callbacks;
 pub mod calls;
 mod chat;
 mod direct;
 mod home;
 mod live;
+mod login;
 mod tasks;
 mod visual;
 
@@ -36,7 +36,7 @@ use hotline_core::store::Store;
 use hotline_core::users::{LoginPolicy, Role, WebSession};
 use serde::Serialize;
 
-pub use auth::unix_ms;
+pub use crate::unix_ms;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -189,8 +189,8 @@ impl Console {
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/", get(home::home))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
         .route("/console/status", post(home::set_status))
         .route("/console/live", get(live::socket))
         .route("/console/call/hold", post(calls::hold))

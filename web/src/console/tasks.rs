@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use chrono::TimeZone;
 use hotline_core::tasks::{Assignee, NewTask, Queues, Task, TaskError, TaskParam};
@@ -29,8 +29,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::Console;
-use super::auth::{OperatorPage, check_csrf, unix_ms};
+use crate::auth::{Csrf, OperatorPage};
 use crate::error::WebError;
+use crate::unix_ms;
 
 /// How long a call claim holds before another operator may call the task's customer.
 const CLAIM_MS: i64 = 10 * 60 * 1000;
@@ -325,13 +326,9 @@ async fn parse_assignee(
 /// POST /console/tasks: adds a task; 201 with the task.
 pub(super) async fn add(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     bytes: Bytes,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     let b: AddBody = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r,
@@ -385,14 +382,10 @@ pub(super) struct CompleteBody {
 /// POST /console/tasks/{id}/complete: done (refused while someone else is calling).
 pub(super) async fn complete(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     bytes: Bytes,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     let b: CompleteBody = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r,
@@ -423,14 +416,10 @@ pub(super) struct RescheduleBody {
 /// POST /console/tasks/{id}/reschedule: a new due time in the future, and maybe a note.
 pub(super) async fn reschedule(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     bytes: Bytes,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     let b: RescheduleBody = match body(&bytes) {
         Ok(b) => b,
         Err(r) => return r,
@@ -458,13 +447,9 @@ pub(super) async fn reschedule(
 /// customer; when the call can't start, the claim is given back and the answer says why.
 pub(super) async fn call(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     let me = who(&s);
     if let Err(r) = visible_task(&console, &s, id).await {
         return r;

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,9 +14,10 @@ use hotline_core::users::WebSession;
 use hotline_core::visual::{FileKind, InviteChannel, NewVisualSession, VisualError, VisualSession};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{OperatorPage, check_csrf, unix_ms};
 use super::{Console, me};
+use crate::auth::{Csrf, CsrfForm, NoFields, OperatorPage, same_origin};
 use crate::error::WebError;
+use crate::unix_ms;
 use crate::visual::{self as hub, Event};
 
 /// Everything the home page's visual-session part shows.
@@ -102,21 +102,14 @@ pub(super) struct InviteForm {
     phone: String,
     #[serde(default)]
     email: String,
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 /// POST /visual: creates the session (charging 1 credit), queues the invite and takes
 /// the operator to the session page. Refusals come back on the home page, form kept.
 pub(super) async fn create(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
-    Form(f): Form<InviteForm>,
+    CsrfForm(OperatorPage(s), f): CsrfForm<OperatorPage, InviteForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     let channel = match f.channel.as_str() {
         "" | "sms" => InviteChannel::Sms,
         "email" => InviteChannel::Email,
@@ -339,22 +332,11 @@ pub(super) async fn status(
     .into_response()
 }
 
-#[derive(Deserialize)]
-pub(super) struct CsrfForm {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
-}
-
 pub(super) async fn end(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfForm>,
+    CsrfForm(OperatorPage(s), _): CsrfForm<OperatorPage, NoFields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     if let Err(r) = own_session(&console, &s, id).await {
         return r;
     }
@@ -370,14 +352,11 @@ pub(super) async fn end(
 /// POST /visual/{id}/snapshots: a still from the live picture (JPEG or PNG body).
 pub(super) async fn snapshot(
     State(console): State<Arc<Console>>,
-    OperatorPage(s): OperatorPage,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Body,
 ) -> Response {
-    if let Err(r) = check_csrf(&console, &s, &headers, None) {
-        return r;
-    }
     // The session is checked before the body is read.
     let v = match own_session(&console, &s, id).await {
         Ok(v) => v,
@@ -444,7 +423,7 @@ pub(super) async fn socket(
     ws: axum::extract::WebSocketUpgrade,
 ) -> Response {
     // A page from another site must not open the operator's socket.
-    if !super::auth::same_origin(&headers) {
+    if !same_origin(&headers) {
         return console.error_page(StatusCode::FORBIDDEN, "Not from this site.");
     }
     let v = match own_session(&console, &s, id).await {

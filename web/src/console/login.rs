@@ -1,27 +1,24 @@
-//! Login, logout, the session cookie, role checks and CSRF.
-//!
-//! The session cookie is HttpOnly, SameSite=Lax and Secure when served over TLS. Forms
-//! carry the session's CSRF token (`_csrf`), scripts send it as `X-CSRF-Token`; a request
-//! whose Origin is another site is refused as well. The login form, which has no session
-//! yet, uses a double-submit cookie.
+//! Login and logout. The session cookie and the role and CSRF checks are in
+//! [`crate::auth`]; the login form, which has no session yet, uses a double-submit cookie.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Form;
-use axum::extract::{FromRequestParts, Query, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use hotline_core::users::{LoginError, Role, WebSession, random_token};
+use hotline_core::users::{LoginError, random_token};
 use serde::Deserialize;
 
 use super::Console;
-use crate::ClientIp;
+use crate::auth::{
+    CsrfForm, NoFields, OperatorPage, SESSION_COOKIE, cookie, same_origin, same_text, session,
+    set_cookie,
+};
+use crate::{ClientIp, unix_ms};
 
-const SESSION_COOKIE: &str = "hl_session";
 const LOGIN_COOKIE: &str = "hl_login";
 /// Failed logins from one address within `IP_WINDOW_MS` before it must wait (against
 /// floods that try many names; the per-account limits are in the store).
@@ -29,106 +26,6 @@ const IP_MAX_FAILURES: u32 = 20;
 const IP_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// Expired sessions and stale failure counts are deleted on a login at most this often.
 const PURGE_EVERY_MS: i64 = 60 * 1000;
-
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-fn set_cookie(console: &Console, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if console.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    let text =
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}");
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The logged-in session of this request, if any.
-pub(super) async fn session(console: &Console, headers: &HeaderMap) -> Option<WebSession> {
-    let token = cookie(headers, SESSION_COOKIE)?;
-    match console.store.web_session(token, unix_ms()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("reading a web session: {e}");
-            None
-        }
-    }
-}
-
-/// The session, when it may see a page needing `role`: otherwise the login page (not
-/// logged in) or a 403 page (logged in without the role).
-pub(super) async fn require(
-    console: &Console,
-    headers: &HeaderMap,
-    role: Role,
-) -> Result<WebSession, Response> {
-    let Some(s) = session(console, headers).await else {
-        return Err(Redirect::to("/login").into_response());
-    };
-    if !s.user.role.allows(role) {
-        return Err(console.error_page(
-            StatusCode::FORBIDDEN,
-            &format!("This page is for the {} role.", role.as_str()),
-        ));
-    }
-    Ok(s)
-}
-
-fn same_text(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// A state-changing request must carry the session's CSRF token and, when the browser
-/// says where it comes from, come from this site.
-pub(super) fn check_csrf(
-    console: &Console,
-    s: &WebSession,
-    headers: &HeaderMap,
-    given: Option<&str>,
-) -> Result<(), Response> {
-    let given = given.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
-    let token_ok = given.is_some_and(|g| same_text(g, &s.csrf_token));
-    if token_ok && same_origin(headers) {
-        Ok(())
-    } else {
-        Err(console.error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site. Reload the page and try again.",
-        ))
-    }
-}
-
-pub(super) fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest == host)
-}
 
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
@@ -361,23 +258,11 @@ fn release_ip_attempt(console: &Console, ip: IpAddr) {
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct CsrfOnly {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
-}
-
 pub(super) async fn logout(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    _: CsrfForm<OperatorPage, NoFields>,
 ) -> Response {
-    let Some(s) = session(&console, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
-    if let Err(r) = check_csrf(&console, &s, &headers, Some(&f.csrf)) {
-        return r;
-    }
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = console.store.logout(token).await
     {
@@ -390,29 +275,6 @@ pub(super) async fn logout(
     );
     r
 }
-
-/// Extractors for handlers: the session, when it may use a route needing that role;
-/// otherwise the login page (not logged in) or a 403 page (logged in, lacking the role).
-macro_rules! role_extractor {
-    ($name:ident, $role:expr) => {
-        pub(super) struct $name(pub WebSession);
-
-        impl FromRequestParts<Arc<Console>> for $name {
-            type Rejection = Response;
-
-            async fn from_request_parts(
-                parts: &mut Parts,
-                console: &Arc<Console>,
-            ) -> Result<Self, Self::Rejection> {
-                require(console, &parts.headers, $role).await.map($name)
-            }
-        }
-    };
-}
-
-role_extractor!(OperatorPage, Role::Operator);
-role_extractor!(SupervisorPage, Role::Supervisor);
-role_extractor!(AdminPage, Role::Admin);
 
 #[cfg(test)]
 mod tests {
@@ -652,5 +514,60 @@ mod tests {
         assert_ne!(throttle_key(a), throttle_key(c));
         let v4: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(throttle_key(v4), v4);
+    }
+
+    /// A state-changing request without the session's token is refused with the 403
+    /// page, whether its token comes in a form field or in `X-CSRF-Token`.
+    #[tokio::test]
+    async fn forms_and_scripts_must_carry_the_csrf_token() {
+        let (store, app) = fixture(LoginPolicy::default()).await;
+        let login = store
+            .login("admin", PASSWORD, unix_ms(), &LoginPolicy::default())
+            .await
+            .unwrap();
+        let cookie = format!("hl_session={}", login.token);
+        let send = |uri: &str, form: Option<&str>, header: Option<&str>| {
+            let mut req = Request::post(uri).header(header::COOKIE, &cookie);
+            if let Some(token) = header {
+                req = req.header("x-csrf-token", token);
+            }
+            let body = match form {
+                Some(f) => {
+                    req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                    Body::from(f.to_string())
+                }
+                None => {
+                    req = req.header(header::CONTENT_TYPE, "application/json");
+                    Body::from("{}")
+                }
+            };
+            app.clone().oneshot(req.body(body).unwrap())
+        };
+        let csrf = login.session.csrf_token.as_str();
+        let r = send("/logout", Some("_csrf=wrong"), None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let page = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        assert!(String::from_utf8_lossy(&page).contains("This form has expired"));
+        let r = send("/console/callbacks", None, None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = send("/console/callbacks", None, Some("wrong"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // With the token: past the check (the incomplete body is then refused as before).
+        let r = send("/console/callbacks", None, Some(csrf)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = send("/logout", Some(&format!("_csrf={csrf}")), None)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // Logged out: the login page.
+        let r = send("/logout", Some(&format!("_csrf={csrf}")), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers().get(header::LOCATION).unwrap().to_str().unwrap(),
+            "/login"
+        );
     }
 }
