@@ -4,7 +4,8 @@
 use sqlx::Row;
 
 use crate::store::{Store, StoreError};
-use crate::users::{User, random_token, sha256_hex, validate_user_name};
+use crate::tokens::{random_token, sha256_hex};
+use crate::users::{User, validate_user_name};
 
 /// Marks a per-user token, so it is told apart from the configured one at a glance.
 pub const PREFIX: &str = "hlt_";

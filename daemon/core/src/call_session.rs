@@ -29,6 +29,7 @@ use crate::acd::RingFailure;
 use crate::callbacks::missed::MissedReason;
 use crate::cdr::{CallLeg, EndReason, LegOutcome, Service};
 use crate::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
+use crate::time::millis;
 
 /// Played to a held caller whose queue step had no music.
 pub const HOLD_MUSIC: &str = "hold-music";
@@ -2468,8 +2469,4 @@ fn leg_outcome(failure: RingFailure) -> LegOutcome {
         RingFailure::Busy => LegOutcome::Busy,
         RingFailure::Unreachable => LegOutcome::Unreachable,
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -18,8 +18,8 @@
 //! The web layer sends the structs here as JSON (serde). Like the rest of the core this
 //! module reads no clock: every call takes the time from its caller.
 
+use crate::tokens::sha256_hex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -58,7 +58,7 @@ pub const MAX_TAG_CHARS: usize = 40;
 pub const MAX_NAME_CHARS: usize = 100;
 /// A visitor's name and customer id.
 pub const MAX_VISITOR_FIELD_CHARS: usize = 200;
-pub const MAX_EMAIL_CHARS: usize = 254;
+pub use crate::address::MAX_EMAIL_CHARS;
 pub const MAX_PHONE_CHARS: usize = 64;
 pub const MAX_URL_CHARS: usize = 2000;
 pub const MAX_PAGE_TITLE_CHARS: usize = 300;
@@ -316,7 +316,7 @@ impl VisitorField {
             )));
         }
         if self == VisitorField::Email {
-            return crate::visual::validate_email(v)
+            return crate::address::validate_email(v)
                 .map(Some)
                 .map_err(|e| ChatError::Invalid(e.to_string()));
         }
@@ -684,13 +684,9 @@ fn check_url(what: &str, v: &str, may_be_blank: bool) -> Result<String, ChatErro
 
 // ---- tokens and ids ----
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// 128 random bits in hex, from the thread's generator (a CSPRNG seeded by the OS).
 fn random_hex() -> String {
-    hex(&rand::random::<[u8; 16]>())
+    crate::tokens::random_hex::<16>()
 }
 
 /// A fresh id for [`NewChatFile::id`] (also the file's name on disk).
@@ -702,11 +698,6 @@ fn is_file_id(v: &str) -> bool {
     v.len() == 32
         && v.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// What is stored instead of a visitor's token.
-pub fn chat_token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
 }
 
 // ---- rows ----
@@ -1010,7 +1001,7 @@ impl Store {
         .bind(&browser)
         .bind(&os)
         .bind(&user_agent)
-        .bind(chat_token_hash(&token))
+        .bind(sha256_hex(&token))
         .bind(new.now_ms)
         .fetch_one(&mut *tx)
         .await?;
@@ -1032,7 +1023,7 @@ impl Store {
             return Ok(None);
         }
         let mut conn = self.reader().acquire().await?;
-        let mut chats = chats_where(&mut conn, "c.token_hash = $1", chat_token_hash(token)).await?;
+        let mut chats = chats_where(&mut conn, "c.token_hash = $1", sha256_hex(token)).await?;
         Ok(chats.pop())
     }
 

@@ -6,6 +6,7 @@
 //! It owns no sockets and reads no clock in its call logic; the `hotline` binary drives it.
 
 pub mod acd;
+pub mod address;
 pub mod api_tokens;
 pub mod call_session;
 pub mod callbacks;
@@ -15,8 +16,9 @@ pub mod direct;
 pub mod ivr_call;
 pub mod notify;
 pub mod operators;
-pub mod phone;
 pub mod store;
 pub mod tasks;
+pub mod time;
+pub mod tokens;
 pub mod users;
 pub mod visual;

@@ -296,19 +296,16 @@ fn note_text(v: Option<&str>) -> Result<Option<&str>, TaskError> {
     Ok(Some(v))
 }
 
-/// A customer number as stored: digits with an optional leading +, 3–20 digits. Spaces and
-/// hyphens people type between digit groups are dropped.
+/// A customer number as stored: the one canonical form (`hotline_ivr::number`, so a task
+/// for `06 30 …` and a caller `+3630…` are one number): digits with an optional leading
+/// +, 3–20 of them, separators people type between digit groups dropped.
 pub fn normalize_number(v: &str) -> Result<String, TaskError> {
-    let n: String = v.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-    let digits = n.strip_prefix('+').unwrap_or(&n);
-    if (3..=20).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
-        Ok(n)
-    } else {
-        Err(invalid(format!(
+    hotline_ivr::number::normalize(v).map_err(|_| {
+        invalid(format!(
             "{:?} is not a phone number: digits with an optional leading +, 3–20 of them.",
             v.trim()
-        )))
-    }
+        ))
+    })
 }
 
 /// Parameters: at most `MAX_PARAMS`, keys 1–40 characters and distinct, values 1–500.
@@ -884,7 +881,8 @@ mod tests {
             ("+36301234567", "+36301234567"),
             ("+36 30 123-4567", "+36301234567"),
             ("112", "112"),
-            ("06301234567", "06301234567"),
+            // The one canonical form: the national prefix as +36 (hotline_ivr::number).
+            ("06301234567", "+36301234567"),
         ] {
             assert_eq!(normalize_number(given).ok().as_deref(), Some(stored));
         }

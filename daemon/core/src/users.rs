@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::tokens::sha256_hex;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -349,19 +349,8 @@ pub struct LoggedIn {
     pub session: WebSession,
 }
 
-/// 256 random bits as hex.
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    hex(&bytes)
-}
-
-pub fn sha256_hex(s: &str) -> String {
-    hex(&Sha256::digest(s.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+// web/ moves to the new name after the web restructuring
+pub use crate::tokens::random_token;
 
 pub fn validate_user_name(v: &str) -> Result<(), UserError> {
     let ok = !v.is_empty()

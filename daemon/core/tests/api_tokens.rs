@@ -33,7 +33,7 @@ on_both_databases!(
             .fetch_all(store.pool())
             .await
             .unwrap();
-        assert_eq!(stored, [hotline_core::users::sha256_hex(&token)]);
+        assert_eq!(stored, [hotline_core::tokens::sha256_hex(&token)]);
 
         assert!(matches!(
             store.add_api_token("reports", "sam", 1000).await,

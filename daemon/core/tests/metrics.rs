@@ -199,10 +199,7 @@ async fn gateway() -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    hotline_core::time::unix_ms()
 }
 
 on_both_databases!(

@@ -28,10 +28,7 @@ use tokio::sync::mpsc;
 // Helpers
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    hotline_core::time::unix_ms()
 }
 
 /// Waits until message `id` reaches `status` (or fails the test after 20 s).

@@ -534,8 +534,8 @@ on_both_databases!(link_tokens, |store: Store| async move {
     assert_eq!(
         stored,
         vec![
-            hotline_core::visual::token_hash(&a.token),
-            hotline_core::visual::token_hash(&b.token)
+            hotline_core::tokens::sha256_hex(&a.token),
+            hotline_core::tokens::sha256_hex(&b.token)
         ]
     );
     for (hash, token) in stored.iter().zip([&a.token, &b.token]) {

@@ -39,7 +39,7 @@ pub async fn create_operator(
         ha1_sha256: &ha1(Algorithm::Sha256),
         sip_digest: form.sip_digest,
         chat_capacity: form.chat_capacity,
-        created_at_ms: crate::context::unix_ms(),
+        created_at_ms: hotline_core::time::unix_ms(),
     };
     store.add_operator(&op).await
 }

@@ -17,6 +17,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use hotline_core::store::{self, Backend, Store, StoreError};
+use hotline_core::tokens::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -492,10 +493,6 @@ fn read_manifest(dir: &Path) -> Result<Manifest, BackupError> {
         ));
     }
     Ok(manifest)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hash_file(path: &Path) -> Result<(u64, String), BackupError> {

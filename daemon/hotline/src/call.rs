@@ -30,11 +30,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl, LegIo, RingOrder, SipCommand};
-use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, unix_ms};
+use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows};
 use crate::control::LiveCall;
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::outbound::Ports;
 use crate::relay::{Lent, RelayThreads};
+use hotline_core::time::unix_ms;
 
 /// Counts the call as active for the task's life, whatever way it ends.
 struct ActiveGuard<'a>(&'a Calls);
@@ -131,7 +132,7 @@ pub async fn run(calls: Arc<Calls>, setup: CallSetup, mut events: mpsc::Receiver
                 call_id: &setup.call_id,
                 queue: missed.queue.as_deref(),
                 reason: missed.reason,
-                waited_ms: i64::try_from(missed.waited.as_millis()).unwrap_or(i64::MAX),
+                waited_ms: hotline_core::time::millis(missed.waited),
                 path: &outcome.path.join(" "),
                 missed_at_ms: ended_at_ms,
             })

@@ -17,8 +17,9 @@ use tracing::{info, warn};
 use crate::actors::{AcdInput, CallEvent, SipCommand};
 use crate::call::PlacedCall;
 use crate::config::Trunk;
-use crate::context::{Calls, unix_ms};
+use crate::context::Calls;
 use crate::outbound::{self, NotAnswered, Ports, Reached};
+use hotline_core::time::unix_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClickToCallError {

@@ -243,6 +243,6 @@ impl Telephony for ConsoleLink {
 
     fn callback_hide_ms(&self, queue: Option<&str>) -> i64 {
         let rules = crate::callbacks::attempts::rules_for(&self.calls, queue);
-        i64::try_from(rules.hide_after_failure.as_millis()).unwrap_or(i64::MAX)
+        hotline_core::time::millis(rules.hide_after_failure)
     }
 }

@@ -5,7 +5,7 @@ use hotline_core::call_session::ConsultState;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hotline_core::acd::CallerId;
 use hotline_core::cdr::CdrLog;
@@ -174,10 +174,4 @@ impl Calls {
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
-}
-
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

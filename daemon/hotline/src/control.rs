@@ -37,7 +37,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl};
-use crate::context::{Calls, ConnectedCall, unix_ms};
+use crate::context::{Calls, ConnectedCall};
+use hotline_core::time::unix_ms;
 
 /// The socket's file name in its directory.
 pub const SOCKET_NAME: &str = "control.sock";

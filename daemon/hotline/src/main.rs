@@ -549,7 +549,7 @@ async fn operator_direct(
         calendar: calendar.as_deref(),
     };
     let saved = store
-        .set_direct_settings(name, &form, context::unix_ms())
+        .set_direct_settings(name, &form, hotline_core::time::unix_ms())
         .await
         .map_err(|e| e.to_string())?;
     show(&saved);
@@ -618,7 +618,7 @@ async fn user_cmd(config_path: Option<&Path>, cmd: UserCommand) -> Result<(), St
             role,
             password,
             operator: operator.as_deref(),
-            now_ms: context::unix_ms(),
+            now_ms: hotline_core::time::unix_ms(),
         })
         .await
         .map_err(|e| e.to_string());
@@ -679,7 +679,7 @@ async fn print_callback_list(config_path: Option<&Path>, limit: i64) -> Result<(
     let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_existing_store(&config).await?;
     let list = store
-        .callback_list(context::unix_ms(), limit)
+        .callback_list(hotline_core::time::unix_ms(), limit)
         .await
         .map_err(|e| e.to_string());
     store.close().await;
@@ -708,7 +708,7 @@ async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<
     }
     let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
     let store = open_existing_store(&config).await?;
-    let now = context::unix_ms();
+    let now = hotline_core::time::unix_ms();
     let report = store
         .callback_promise_report(now - days * 86_400_000, now + 1, now)
         .await
@@ -903,19 +903,21 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
             config.realm.clone(),
         ),
     );
-    let visual = hotline_web::visual::VisualSettings {
+    let settings = hotline_web::state::WebSettings {
         public_url: config.public_url.clone(),
         notify: config.notify.clone(),
         notifier: Some(notifier.clone()),
         files_dir: config.state_dir.join("files"),
+        time_zone: config.time_zone,
+    };
+    let visual = hotline_web::visual::VisualSettings {
         ice_servers_json: serde_json::to_string(&config.ice_servers)
             .unwrap_or_else(|_| "[]".into()),
         sms_limits: config.sms_limits,
-        time_zone: config.time_zone,
         hub: Default::default(),
     };
     let console = Arc::new(
-        hotline_web::console::Console::new(
+        hotline_web::state::WebState::new(
             store.clone(),
             Arc::new(console_link::ConsoleLink {
                 calls: calls.clone(),
@@ -928,6 +930,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
                 ..Default::default()
             },
             config.secure_cookies,
+            settings,
             visual,
         )
         .with_chat(config.chat.clone()),

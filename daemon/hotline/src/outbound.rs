@@ -164,7 +164,7 @@ pub fn answered_leg(
         },
         sdp_version: 1,
         rang_at_ms,
-        answered_at_ms: Some(crate::context::unix_ms()),
+        answered_at_ms: Some(hotline_core::time::unix_ms()),
         format: call_session::format_of(answer),
     }
 }
@@ -209,7 +209,7 @@ pub async fn end_cdr(
         .end_call(
             cdr,
             CallEnd {
-                ended_at_ms: crate::context::unix_ms(),
+                ended_at_ms: hotline_core::time::unix_ms(),
                 reason,
                 digits: String::new(),
                 path: Vec::new(),

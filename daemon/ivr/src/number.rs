@@ -3,14 +3,16 @@
 //! keyed-in callback number is stored the way the trunk dials it.
 //!
 //! The rule (documented in ivr-flows/README.md, "Phone numbers"):
-//! spaces, tabs and `-` `.` `/` `(` `)` are dropped; what is left must be
+//! white space (spaces, tabs, pasted non-breaking spaces) and `-` `–` `.` `/` `(` `)`
+//! are dropped; what is left must be
 //! digits, optionally after one leading `+`; then `00…` becomes `+…`
 //! (international prefix) and `06…` becomes `+36…` (Hungarian national
 //! prefix). Anything else is kept as it is (`100`, `+4930…`, `0123`).
 
-/// Characters people put between digit groups.
+/// Characters people put between digit groups (pasted numbers bring non-breaking spaces
+/// and en dashes along).
 fn is_separator(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '-' | '.' | '/' | '(' | ')')
+    c.is_whitespace() || matches!(c, '-' | '–' | '.' | '/' | '(' | ')')
 }
 
 /// Why a text is not a phone number.
@@ -24,31 +26,15 @@ pub struct NumberError {
 
 /// Fewest digits a number can have; shorter ones are typos.
 const MIN_DIGITS: usize = 3;
-/// E.164 allows 15 digits; a few more covers `00` and `06` prefixes.
-const MAX_DIGITS: usize = 17;
+/// E.164 allows 15 digits; a few more covers `00` and `06` prefixes and extensions
+/// some exchanges take (customer numbers on tasks and callbacks allow 20).
+const MAX_DIGITS: usize = 20;
 
 /// The canonical form of `raw`, or why it is not a phone number.
 pub fn normalize(raw: &str) -> Result<String, NumberError> {
-    let mut out = String::new();
-    let mut digits = 0usize;
-    for (i, c) in raw.chars().enumerate() {
-        if is_separator(c) {
-            continue;
-        }
-        if c == '+' && out.is_empty() {
-            out.push(c);
-        } else if c.is_ascii_digit() {
-            out.push(c);
-            digits += 1;
-        } else {
-            let message = if c == '+' {
-                "`+` may only start a number".to_owned()
-            } else {
-                format!("`{c}` is not allowed in a phone number")
-            };
-            return Err(NumberError { index: i, message });
-        }
-    }
+    let out = canonical_form(raw)?;
+    // Digits as written (before `06` → `+36`), so the limits read as the admin typed.
+    let digits = raw.chars().filter(char::is_ascii_digit).count();
     let end = raw.chars().count();
     if digits < MIN_DIGITS {
         return Err(NumberError {
@@ -61,6 +47,29 @@ pub fn normalize(raw: &str) -> Result<String, NumberError> {
             index: end,
             message: format!("a phone number has at most {MAX_DIGITS} digits"),
         });
+    }
+    Ok(out)
+}
+
+/// The canonical form of `raw` without the digit-count limits, for checks of their own
+/// on it (Hungarian mobiles for SMS): separators dropped, digits after an optional
+/// leading `+`, then `00…` → `+…` and `06…` → `+36…`. May be empty or `+`.
+pub fn canonical_form(raw: &str) -> Result<String, NumberError> {
+    let mut out = String::new();
+    for (i, c) in raw.chars().enumerate() {
+        if is_separator(c) {
+            continue;
+        }
+        if (c == '+' && out.is_empty()) || c.is_ascii_digit() {
+            out.push(c);
+        } else {
+            let message = if c == '+' {
+                "`+` may only start a number".to_owned()
+            } else {
+                format!("`{c}` is not allowed in a phone number")
+            };
+            return Err(NumberError { index: i, message });
+        }
     }
     Ok(canonical(out))
 }
@@ -259,6 +268,21 @@ mod tests {
         assert_eq!(normalize("06+30").unwrap_err().index, 2);
         assert_eq!(normalize("12").unwrap_err().index, 2);
         assert!(normalize("+").is_err());
+        assert_eq!(
+            normalize("1".repeat(20).as_str()).as_deref(),
+            Ok("1".repeat(20).as_str())
+        );
+        assert!(normalize(&"1".repeat(21)).is_err());
+    }
+
+    #[test]
+    fn pasted_separators_are_dropped() {
+        assert_eq!(
+            normalize("06\u{a0}30–123–4567").as_deref(),
+            Ok("+36301234567")
+        );
+        assert_eq!(canonical_form(" - ").as_deref(), Ok(""));
+        assert_eq!(canonical_form("06").as_deref(), Ok("+36"));
     }
 
     #[test]

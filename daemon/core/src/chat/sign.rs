@@ -13,7 +13,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{VisitorField, hex};
+use super::VisitorField;
+use crate::tokens::hex;
 
 type HmacSha256 = Hmac<Sha256>;
 

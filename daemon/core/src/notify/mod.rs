@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, error, info, warn};
 
 use crate::store::{Backend, Store, StoreError};
+use crate::time::{millis, unix_ms};
 
 // ---------------------------------------------------------------------------------------
 // Errors
@@ -1043,7 +1044,7 @@ impl NotifierHandle {
         }
         let n = self
             .store
-            .enqueue_webhooks(&self.webhooks, event, data, now_ms())
+            .enqueue_webhooks(&self.webhooks, event, data, unix_ms())
             .await?;
         self.wake();
         Ok(n)
@@ -1075,17 +1076,6 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
         .map_err(|e| NotifyError::HttpClient(error_chain(&e)))
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 async fn run(
     store: Store,
     config: NotifyConfig,
@@ -1100,7 +1090,7 @@ async fn run(
     while !shared.stopping.load(Ordering::SeqCst) {
         if config.retention_days > 0 && tokio::time::Instant::now() >= next_purge {
             next_purge = tokio::time::Instant::now() + PURGE_EVERY;
-            let before = now_ms().saturating_sub(i64::from(config.retention_days) * DAY_MS);
+            let before = unix_ms().saturating_sub(i64::from(config.retention_days) * DAY_MS);
             match store.purge_messages(before).await {
                 Ok(0) => {}
                 Ok(n) => info!(
@@ -1112,7 +1102,7 @@ async fn run(
             }
         }
         let next = match &senders {
-            None => match keep_all_in_outbox(&store, now_ms()).await {
+            None => match keep_all_in_outbox(&store, unix_ms()).await {
                 Ok(n) => {
                     if n > 0 {
                         info!(
@@ -1128,7 +1118,7 @@ async fn run(
         };
         let wait = match next {
             Ok(Some(due)) => {
-                let until_due = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
+                let until_due = u64::try_from(due.saturating_sub(unix_ms())).unwrap_or(0);
                 Duration::from_millis(until_due).clamp(MIN_WAIT, poll)
             }
             Ok(None) => poll,
@@ -1161,8 +1151,8 @@ async fn send_due(
     let claim_for = (senders.timeout * 2).max(Duration::from_secs(60));
     loop {
         let claim = format!("{node}-{}", claims.fetch_add(1, Ordering::Relaxed));
-        let now = now_ms();
-        let batch = claim_due(store, &claim, now, now + ms(claim_for), BATCH).await?;
+        let now = unix_ms();
+        let batch = claim_due(store, &claim, now, now + millis(claim_for), BATCH).await?;
         let full = batch.len() as i64 == BATCH;
         let mut sends = JoinSet::new();
         for c in batch {
@@ -1202,7 +1192,7 @@ async fn attempt(store: &Store, config: &NotifyConfig, senders: &Senders, c: Cla
             Err(e) => {
                 let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
                 Finish::Retry {
-                    at_ms: now_ms() + ms(config.retry.backoff(attempts)),
+                    at_ms: unix_ms() + millis(config.retry.backoff(attempts)),
                     error: e.to_string(),
                 }
             }
@@ -1229,7 +1219,7 @@ async fn attempt(store: &Store, config: &NotifyConfig, senders: &Senders, c: Cla
     // The database may be restarting: try a few times before leaving it to the claim's
     // expiry (after which the message is sent again).
     for attempt in 1..=3 {
-        let now = now_ms();
+        let now = unix_ms();
         match finish(store, &c, &outcome, now).await {
             Ok(true) => {
                 if outcome == Finish::Sent {

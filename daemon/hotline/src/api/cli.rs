@@ -30,7 +30,7 @@ pub async fn token_cmd(config_path: Option<&Path>, cmd: TokenCommand) -> Result<
     let store = crate::open_existing_store(&config).await?;
     let result = match cmd {
         TokenCommand::Add { name, user } => store
-            .add_api_token(&name, &user, crate::context::unix_ms())
+            .add_api_token(&name, &user, hotline_core::time::unix_ms())
             .await
             .map(|token| println!("{token}")),
         TokenCommand::List => store.api_tokens().await.map(|tokens| {

@@ -8,8 +8,9 @@ use hotline_core::callbacks::{AttemptOutcome, CallbackEntry, CallbackError};
 use hotline_core::notify::{NotifierHandle, webhook};
 use tracing::{info, warn};
 
-use crate::context::{Calls, unix_ms};
+use crate::context::Calls;
 use crate::outbound::{Reached, attempt_outcome};
+use hotline_core::time::{millis, unix_ms};
 
 /// When an attempt counts as a success, and how long a failed entry stays off the list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,10 +65,6 @@ pub async fn attempt_recorded(
     if let Err(err) = notifier.webhook(webhook::CALLBACK_DONE, &data).await {
         warn!(entry = e.id, "callback.done webhook not stored: {err}");
     }
-}
-
-pub fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Records how a callback attempt by `claimer` on `entry` went.

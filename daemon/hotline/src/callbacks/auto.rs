@@ -36,8 +36,9 @@ use crate::actors::CallEvent;
 use crate::actors::SipCommand;
 use crate::call::PlacedCall;
 use crate::config::Trunk;
-use crate::context::{Calls, unix_ms};
+use crate::context::Calls;
 use crate::outbound::{self, NotAnswered, Ports, Reached};
+use hotline_core::time::{millis, unix_ms};
 
 /// How often the scheduler looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -667,10 +668,6 @@ fn talk_time(legs: &[hotline_core::cdr::CallLeg]) -> Duration {
         .filter_map(|l| l.answered_at_ms.map(|a| l.ended_at_ms.saturating_sub(a)))
         .sum();
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

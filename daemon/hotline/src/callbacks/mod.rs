@@ -10,7 +10,8 @@ use hotline_core::callbacks::requests::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
 use tracing::{info, warn};
 
-use crate::context::{Calls, unix_ms};
+use crate::context::Calls;
+use hotline_core::time::unix_ms;
 
 pub mod attempts;
 pub mod auto;

@@ -3,8 +3,9 @@
 
 use tracing::warn;
 
-use super::attempts::millis;
-use crate::context::{Calls, unix_ms};
+use hotline_core::time::{millis, unix_ms};
+
+use crate::context::Calls;
 
 /// Rounds promises up to this, so callers hear (and operators see) round times.
 const PROMISE_STEP_MS: i64 = 5 * 60 * 1000;

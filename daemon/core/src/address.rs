@@ -1,10 +1,14 @@
-//! Hungarian mobile numbers as operators type them, in E.164 (`+36301234567`).
+//! Addresses people type: e-mail addresses and phone numbers.
 //!
-//! Visual-session invitations go by SMS to Hungarian mobiles only (seed 000: "+36… or
-//! 06…"). A mobile number is +36, a network code (20, 30, 31, 50, 70) and 7 digits. The
-//! forms accepted are `+36 30 616 7347`, `+36306167347`, `06306167347`, `06 20 7737884` and
+//! Phone numbers have one canonical form, `hotline_ivr::number` (`06…` → `+36…`,
+//! `00…` → `+…`). Visual-session invitations go by SMS to Hungarian mobiles only (seed
+//! 000: "+36… or 06…"): that is a check on the canonical form here. A mobile number is
+//! +36, a network code (20, 30, 31, 50, 70) and 7 digits. The forms accepted are
+//! `+36 30 616 7347`, `+36306167347`, `06306167347`, `06 20 7737884` and
 //! `0036 30 616 7347`, with spaces, dashes, dots, parentheses or slashes anywhere between
 //! the digits. Landlines, service numbers and foreign numbers are refused.
+
+use hotline_ivr::number;
 
 /// Shown with every refusal, so the operator sees what to type instead.
 pub const ACCEPTED_FORMS: &str = "enter a Hungarian mobile number such as +36 30 616 7347, \
@@ -44,47 +48,29 @@ pub enum PhoneError {
     TooLong { digits: usize },
 }
 
-fn is_separator(c: char) -> bool {
-    // Pasted numbers bring non-breaking spaces and en dashes along.
-    c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')' | '/' | '–')
-}
-
 /// Parses a Hungarian mobile number typed in any of the accepted forms into E.164.
 pub fn parse_hu_mobile(input: &str) -> Result<String, PhoneError> {
     let input = input.trim();
     if input.is_empty() {
         return Err(PhoneError::Empty);
     }
-    let mut digits = String::with_capacity(16);
-    let mut plus = false;
-    for (i, c) in input.chars().enumerate() {
-        if i >= MAX_INPUT_CHARS {
-            return Err(PhoneError::TooLong {
-                digits: digits.len(),
-            });
-        }
-        match c {
-            '0'..='9' => digits.push(c),
-            '+' if i == 0 => plus = true,
-            c if is_separator(c) => {}
-            c => return Err(PhoneError::InvalidCharacter(c)),
-        }
+    if let Some((end, _)) = input.char_indices().nth(MAX_INPUT_CHARS) {
+        let digits = input[..end].chars().filter(char::is_ascii_digit).count();
+        return Err(PhoneError::TooLong { digits });
     }
-    if digits.is_empty() && !plus {
-        return Err(PhoneError::Empty);
-    }
-    let national = if plus {
-        digits.strip_prefix("36").ok_or(PhoneError::Foreign)?
-    } else if let Some(international) = digits.strip_prefix("00") {
-        international
-            .strip_prefix("36")
-            .ok_or(PhoneError::Foreign)?
-    } else if let Some(national) = digits.strip_prefix("06") {
-        national
-    } else if digits.len() < 2 {
-        return Err(PhoneError::TooShort { digits: 0 });
-    } else {
-        return Err(PhoneError::MissingPrefix);
+    // The one canonical form; the digit count is checked below, for mobiles.
+    let canonical = number::canonical_form(input).map_err(|e| {
+        input
+            .chars()
+            .nth(e.index)
+            .map_or(PhoneError::Empty, PhoneError::InvalidCharacter)
+    })?;
+    let national = match canonical.strip_prefix("+36") {
+        Some(national) => national,
+        None if canonical.starts_with('+') => return Err(PhoneError::Foreign),
+        None if canonical.is_empty() => return Err(PhoneError::Empty),
+        None if canonical.len() < 2 => return Err(PhoneError::TooShort { digits: 0 }),
+        None => return Err(PhoneError::MissingPrefix),
     };
     // Budapest's area code is the one with a single digit.
     if national.starts_with('1') {
@@ -102,15 +88,116 @@ pub fn parse_hu_mobile(input: &str) -> Result<String, PhoneError> {
         });
     }
     match national.len() {
-        NATIONAL_DIGITS => Ok(format!("+36{national}")),
+        NATIONAL_DIGITS => Ok(canonical),
         n if n < NATIONAL_DIGITS => Err(PhoneError::TooShort { digits: n }),
         n => Err(PhoneError::TooLong { digits: n }),
+    }
+}
+
+/// The longest e-mail address accepted (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Why an e-mail address is refused; the message says what to enter instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the e-mail address {0}: enter one like name@example.com")]
+pub struct EmailError(String);
+
+/// Checks an e-mail address the way a form should: one `@`, a dot in the domain, no
+/// spaces. Returns it trimmed, with the domain in lower case.
+pub fn validate_email(input: &str) -> Result<String, EmailError> {
+    let bad = |why: &str| Err(EmailError(why.to_string()));
+    let v = input.trim();
+    if v.is_empty() {
+        return bad("is empty");
+    }
+    if v.chars().count() > MAX_EMAIL_CHARS {
+        return bad(&format!("is longer than {MAX_EMAIL_CHARS} characters"));
+    }
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("contains spaces");
+    }
+    if let Some(c) = v.chars().find(|c| "<>()[]\\,;:\"".contains(*c)) {
+        return bad(&format!("can't contain {c:?}"));
+    }
+    let Some((local, domain)) = v.split_once('@') else {
+        return bad("has no @");
+    };
+    if domain.contains('@') {
+        return bad("has more than one @");
+    }
+    if local.is_empty() || local.len() > 64 {
+        return bad("needs 1–64 characters before the @");
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return bad("needs a dot in the part after the @");
+    }
+    if labels
+        .iter()
+        .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+    {
+        return bad("has a misplaced dot or dash after the @");
+    }
+    if labels.last().is_some_and(|tld| tld.chars().count() < 2) {
+        return bad("ends in a one-letter domain");
+    }
+    let address = format!("{local}@{}", domain.to_lowercase());
+    // What the mailer will parse: an address it refuses is refused here, not at sending.
+    match address.parse::<lettre::Address>() {
+        Ok(_) => Ok(address),
+        Err(_) => bad("is not a valid address"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn e_mail_addresses() {
+        for (input, want) in [
+            ("anna@example.com", "anna@example.com"),
+            (
+                "  Anna.Kovacs+kar@Example.HU ",
+                "Anna.Kovacs+kar@example.hu",
+            ),
+            ("a@b.co", "a@b.co"),
+            ("x@mail.example-site.hu", "x@mail.example-site.hu"),
+        ] {
+            assert_eq!(validate_email(input).ok().as_deref(), Some(want), "{input}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        for input in [
+            "",
+            "anna",
+            "anna@",
+            "@example.com",
+            "anna@example",
+            "anna@@example.com",
+            "anna@x@example.com",
+            "anna kovacs@example.com",
+            "anna@exa mple.com",
+            "anna@.example.com",
+            "anna@example..com",
+            "anna@example.com.",
+            "anna@example.c",
+            "anna@-example.com",
+            "<anna@example.com>",
+            "anna@example.com, bela@example.com",
+            "anna@example.com\n",
+            long.as_str(),
+        ] {
+            if input == "anna@example.com\n" {
+                // Trimmed: a trailing line break from a paste is fine.
+                assert!(validate_email(input).is_ok());
+                continue;
+            }
+            assert!(
+                matches!(validate_email(input), Err(EmailError(_))),
+                "{input:?}"
+            );
+        }
+    }
 
     #[test]
     fn accepts_the_seed_forms() {
