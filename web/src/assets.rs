@@ -25,7 +25,8 @@ macro_rules! css {
     };
 }
 
-/// Served from the binary, so `cargo run` needs no files beside it.
+/// Served from the binary, so `cargo run` needs no files beside it. The chat window's
+/// parts (`chat-operator-*.js`) are modules that `chat-operator.js` imports.
 const ASSETS: &[(&str, &str, &str)] = &[
     js!("call-panel.js"),
     js!("request.js"),
@@ -40,6 +41,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
     js!("chat-link.js"),
     js!("chat-visitor.js"),
     js!("chat-operator.js"),
+    js!("chat-operator-base.js"),
+    js!("chat-operator-link.js"),
+    js!("chat-operator-tabs.js"),
+    js!("chat-operator-offers.js"),
+    js!("chat-operator-conversation.js"),
+    js!("chat-operator-composer.js"),
+    js!("chat-operator-details.js"),
+    js!("chat-operator-dialogs.js"),
+    js!("chat-operator-canned.js"),
+    js!("chat-operator-transfer.js"),
+    js!("chat-operator-wrapup.js"),
     css!("chat-operator.css"),
 ];
 
