@@ -331,4 +331,45 @@ mod tests {
             .unwrap();
         assert_eq!(next(&sockets[0]), (5, caller.local_addr().unwrap()));
     }
+
+    #[tokio::test]
+    async fn calls_lent_again_and_on_several_threads_keep_relaying() {
+        let threads = RelayThreads::start(2).unwrap();
+        let mut calls = Vec::new();
+        for _ in 0..8 {
+            let ours = [socket(), socket(), socket(), socket()];
+            for s in &ours {
+                s.set_nonblocking(true).unwrap();
+            }
+            let (caller, phone) = (socket(), socket());
+            calls.push((ours, caller, phone));
+        }
+        // Three rounds: lent, a packet each way, taken back; the sockets are deregistered
+        // from and registered with the threads' epolls each time.
+        for round in 0..3u8 {
+            let mut lent = Vec::new();
+            for (ours, caller, phone) in calls.drain(..) {
+                let at = ours.each_ref().map(|s| s.local_addr().unwrap());
+                let media = Relay {
+                    bridge: Bridge::new(
+                        Some(caller.local_addr().unwrap()),
+                        Some(phone.local_addr().unwrap()),
+                    ),
+                    rtcp: RtcpRelay::default(),
+                    translation: None,
+                };
+                lent.push((threads.lend(ours, media).unwrap(), at, caller, phone));
+            }
+            for (_, at, caller, phone) in &lent {
+                caller.send_to(&rtp(round * 2), at[0]).unwrap();
+                assert_eq!(next(phone), (round * 2, at[2]));
+                phone.send_to(&rtp(round * 2 + 1), at[2]).unwrap();
+                assert_eq!(next(caller), (round * 2 + 1, at[0]));
+            }
+            for (l, _, caller, phone) in lent {
+                let (ours, _) = l.reclaim().await.unwrap();
+                calls.push((ours, caller, phone));
+            }
+        }
+    }
 }
