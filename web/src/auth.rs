@@ -22,8 +22,8 @@ use hotline_core::users::{Role, WebSession};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::console::Console;
 use crate::error::WebError;
+use crate::state::WebState;
 use crate::unix_ms;
 
 pub(crate) const SESSION_COOKIE: &str = "hl_session";
@@ -43,7 +43,7 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 /// A `Set-Cookie` for one of the console's cookies (HttpOnly, SameSite=Lax, Secure behind
 /// TLS).
 pub(crate) fn set_cookie(
-    console: &Console,
+    console: &WebState,
     name: &str,
     value: &str,
     max_age_s: i64,
@@ -59,7 +59,7 @@ pub(crate) fn set_cookie(
 }
 
 /// The logged-in session of this request, if any.
-pub(crate) async fn session(console: &Console, headers: &HeaderMap) -> Option<WebSession> {
+pub(crate) async fn session(console: &WebState, headers: &HeaderMap) -> Option<WebSession> {
     let token = cookie(headers, SESSION_COOKIE)?;
     match console.store.web_session(token, unix_ms()).await {
         Ok(s) => s,
@@ -73,7 +73,7 @@ pub(crate) async fn session(console: &Console, headers: &HeaderMap) -> Option<We
 /// The session, when it may see a page needing `role`: otherwise the login page (not
 /// logged in) or a 403 page (logged in without the role).
 async fn require(
-    console: &Console,
+    console: &WebState,
     headers: &HeaderMap,
     role: Role,
 ) -> Result<WebSession, Response> {
@@ -141,12 +141,12 @@ macro_rules! role_extractor {
         $(#[$doc])*
         pub struct $name(pub WebSession);
 
-        impl FromRequestParts<Arc<Console>> for $name {
+        impl FromRequestParts<Arc<WebState>> for $name {
             type Rejection = Response;
 
             async fn from_request_parts(
                 parts: &mut Parts,
-                console: &Arc<Console>,
+                console: &Arc<WebState>,
             ) -> Result<Self, Self::Rejection> {
                 require(console, &parts.headers, $role).await.map($name)
             }
@@ -180,15 +180,15 @@ role_extractor!(
 /// `X-CSRF-Token` header, and from this site. Checked before the body is read.
 pub struct Csrf<A>(pub A);
 
-impl<A> FromRequestParts<Arc<Console>> for Csrf<A>
+impl<A> FromRequestParts<Arc<WebState>> for Csrf<A>
 where
-    A: FromRequestParts<Arc<Console>, Rejection = Response> + LoggedIn + Send,
+    A: FromRequestParts<Arc<WebState>, Rejection = Response> + LoggedIn + Send,
 {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        console: &Arc<Console>,
+        console: &Arc<WebState>,
     ) -> Result<Self, Self::Rejection> {
         let who = A::from_request_parts(parts, console).await?;
         check_csrf(who.session(), &parts.headers, None).map_err(IntoResponse::into_response)?;
@@ -211,14 +211,14 @@ struct CsrfField {
 /// refuses it.
 pub struct CsrfForm<A, T>(pub A, pub T);
 
-impl<A, T> FromRequest<Arc<Console>> for CsrfForm<A, T>
+impl<A, T> FromRequest<Arc<WebState>> for CsrfForm<A, T>
 where
-    A: FromRequestParts<Arc<Console>, Rejection = Response> + LoggedIn + Send,
+    A: FromRequestParts<Arc<WebState>, Rejection = Response> + LoggedIn + Send,
     T: DeserializeOwned + Send,
 {
     type Rejection = Response;
 
-    async fn from_request(req: Request, console: &Arc<Console>) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, console: &Arc<WebState>) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let who = A::from_request_parts(&mut parts, console).await?;
         let (method, uri, headers) = (

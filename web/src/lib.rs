@@ -14,6 +14,8 @@ pub mod console;
 pub mod error;
 pub mod pages;
 pub mod server;
+pub mod state;
+pub mod telephony;
 pub mod visual;
 
 pub use client_ip::{ClientIp, TrustedProxies};

@@ -4,7 +4,9 @@ use std::sync::LazyLock;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use hotline_core::users::{Role, WebSession};
 use minijinja::Environment;
+use serde::Serialize;
 
 /// Every page's template, compiled once for the process.
 static TEMPLATES_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -30,6 +32,30 @@ pub fn render(name: &str, ctx: minijinja::Value) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// What every page's layout shows of the logged-in user.
+#[derive(Serialize)]
+pub struct Me<'a> {
+    name: &'a str,
+    display_name: &'a str,
+    role: &'static str,
+    operator: Option<&'a str>,
+    is_admin: bool,
+    is_supervisor: bool,
+    csrf: &'a str,
+}
+
+pub fn me(s: &WebSession) -> Me<'_> {
+    Me {
+        name: &s.user.name,
+        display_name: &s.user.display_name,
+        role: s.user.role.as_str(),
+        operator: s.user.operator.as_deref(),
+        is_admin: s.user.role.allows(Role::Admin),
+        is_supervisor: s.user.role.allows(Role::Supervisor),
+        csrf: &s.csrf_token,
     }
 }
 

@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -27,33 +26,35 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use hotline_core::notify::{NotifierHandle, NotifyConfig};
-use hotline_core::store::Store;
 use hotline_core::visual::{FileKind, Party, SmsLimits, VisualSession};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::console::{Console, unix_ms};
+use crate::state::WebState;
+use crate::unix_ms;
 
 /// Photos and snapshots: at most this many bytes each.
 pub const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
 /// What a chat message may hold.
 const MAX_CHAT_CHARS: usize = 4000;
 
-/// What visual sessions need beyond the store.
+/// What visual sessions need beyond the store and the shared [`crate::state::WebSettings`].
 pub struct VisualSettings {
-    /// How customers reach this server, for the invite link (e.g. https://help.example.com).
-    pub public_url: String,
-    pub notify: NotifyConfig,
-    pub notifier: Option<NotifierHandle>,
-    /// Photos and snapshots, one file per id.
-    pub files_dir: PathBuf,
     /// The RTCPeerConnection `iceServers` (STUN/TURN), as JSON.
     pub ice_servers_json: String,
     pub sms_limits: SmsLimits,
-    /// Dates on the console's pages are in this zone.
-    pub time_zone: chrono_tz::Tz,
     pub hub: Hub,
+}
+
+impl Default for VisualSettings {
+    /// No STUN/TURN servers, the default SMS limits.
+    fn default() -> VisualSettings {
+        VisualSettings {
+            ice_servers_json: "[]".into(),
+            sms_limits: SmsLimits::default(),
+            hub: Hub::default(),
+        }
+    }
 }
 
 /// Who gets an event.
@@ -262,7 +263,7 @@ impl FrameBudget {
 
 /// Relays one browser's WebSocket until it closes or the session ends.
 pub async fn serve_socket(
-    console: Arc<Console>,
+    console: Arc<WebState>,
     session: i64,
     party: Party,
     mut socket: WebSocket,
@@ -312,7 +313,7 @@ pub async fn serve_socket(
 
 /// Acts on one message from a browser; returns what only that browser should hear.
 async fn handle(
-    console: &Console,
+    console: &WebState,
     budget: &FrameBudget,
     session: i64,
     party: Party,
@@ -379,8 +380,7 @@ fn chat_event(m: &hotline_core::visual::VisualMessage) -> Event {
 
 /// Stores an image (checked by its content, not its name) for the session's case.
 pub async fn save_image(
-    store: &Store,
-    settings: &VisualSettings,
+    state: &WebState,
     session: &VisualSession,
     kind: FileKind,
     body: &[u8],
@@ -404,13 +404,15 @@ pub async fn save_image(
         }
     };
     let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
-    let file = store
+    let file = state
+        .store
         .add_visual_file(session.id, kind, content_type, size, unix_ms())
         .await
         .map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
-    let path = settings.files_dir.join(&file.id);
-    if let Err(e) = tokio::fs::create_dir_all(&settings.files_dir).await {
-        tracing::error!("creating {}: {e}", settings.files_dir.display());
+    let dir = &state.settings.files_dir;
+    let path = dir.join(&file.id);
+    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+        tracing::error!("creating {}: {e}", dir.display());
     }
     if let Err(e) = tokio::fs::write(&path, body).await {
         tracing::error!("writing {}: {e}", path.display());
@@ -426,7 +428,7 @@ pub async fn save_image(
         content_type: content_type.to_string(),
         size,
     };
-    settings.hub.send(
+    state.visual.hub.send(
         session.id,
         To::Operator,
         &Event::File { file: json.clone() },
@@ -437,7 +439,7 @@ pub async fn save_image(
 // ---- the customer's routes ---------------------------------------------------------
 
 /// The session an invite link opens; `None` for unknown, ended and expired links alike.
-async fn by_token(console: &Console, token: &str) -> Option<VisualSession> {
+async fn by_token(console: &WebState, token: &str) -> Option<VisualSession> {
     // Tokens are long random text; anything else is not worth a query.
     if token.len() > 200 {
         return None;
@@ -451,7 +453,7 @@ async fn by_token(console: &Console, token: &str) -> Option<VisualSession> {
 }
 
 pub async fn customer_page(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(token): Path<String>,
 ) -> Response {
     let Some(v) = by_token(&console, &token).await else {
@@ -478,14 +480,14 @@ pub async fn customer_page(
 }
 
 /// One page for unknown, ended and expired links: it reveals nothing.
-fn gone(console: &Console) -> Response {
+fn gone(console: &WebState) -> Response {
     let mut r = console.render_public("customer_gone.html", minijinja::context! {});
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
 }
 
 pub async fn customer_socket(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(token): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -540,7 +542,7 @@ pub async fn read_image(headers: &HeaderMap, body: Body) -> Result<Bytes, Respon
 /// POST /v/{token}/photos: the link is checked before the body is read, so an unknown
 /// link costs no upload.
 pub async fn customer_photo(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -552,7 +554,7 @@ pub async fn customer_photo(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match save_image(&console.store, &console.visual, &v, FileKind::Photo, &body).await {
+    match save_image(&console, &v, FileKind::Photo, &body).await {
         // The customer learns that it arrived, not where it is kept.
         Ok(_) => (StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))).into_response(),
         Err((status, msg)) => crate::error::WebError::json(status, msg).into_response(),
@@ -569,6 +571,7 @@ mod tests {
     use axum::Router;
     use axum::http::Request;
     use futures_util::{SinkExt, StreamExt};
+    use hotline_core::store::Store;
     use hotline_core::users::{LoginPolicy, NewUser, Role};
     use hotline_core::visual::{InviteChannel, NewVisualSession};
     use tokio_tungstenite::tungstenite::Message;
@@ -606,21 +609,20 @@ mod tests {
             })
             .await
             .unwrap();
-        let visual = VisualSettings {
+        let settings = crate::state::WebSettings {
             public_url: "http://127.0.0.1".into(),
             notify: Default::default(),
             notifier: None,
             files_dir: std::env::temp_dir().join(format!("hotline-visual-{now}")),
-            ice_servers_json: "[]".into(),
-            sms_limits: Default::default(),
             time_zone: chrono_tz::Europe::Budapest,
-            hub: Default::default(),
         };
-        let console = Arc::new(Console::new(
+        let visual = crate::visual::VisualSettings::default();
+        let console = Arc::new(WebState::new(
             store,
             Arc::new(NoPhones),
             LoginPolicy::default(),
             false,
+            settings,
             visual,
         ));
         (crate::console::router(console), created.token)

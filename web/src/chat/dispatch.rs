@@ -21,7 +21,8 @@ use serde_json::json;
 
 use super::publish;
 use super::view::chat_view;
-use crate::console::{Console, unix_ms};
+use crate::state::WebState;
+use crate::unix_ms;
 
 /// Also runs this often when nothing wakes it (expiries, other nodes' chats).
 const TICK: Duration = Duration::from_secs(1);
@@ -30,7 +31,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// a window, not a cursor).
 const TAIL_WINDOW_MS: i64 = 15_000;
 
-pub fn spawn(console: Arc<Console>) {
+pub fn spawn(console: Arc<WebState>) {
     super::sweep::spawn(console.clone());
     let tail = console.clone();
     tokio::spawn(async move {
@@ -79,7 +80,7 @@ pub fn spawn(console: Arc<Console>) {
 /// Tells waiting visitors on this node their place in the queue when it changed (one
 /// query a round, whatever the number of visitors).
 async fn tell_places(
-    console: &Console,
+    console: &WebState,
     told: &mut HashMap<i64, (ChatState, i64)>,
 ) -> Result<(), ChatError> {
     let now: HashMap<i64, (ChatState, i64)> = console
@@ -102,7 +103,7 @@ async fn tell_places(
     Ok(())
 }
 
-async fn round(console: &Console) -> Result<(), ChatError> {
+async fn round(console: &WebState) -> Result<(), ChatError> {
     let store = &console.store;
     let hub = &console.chat.hub;
     let now = unix_ms();

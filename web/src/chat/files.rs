@@ -17,10 +17,11 @@ use hotline_core::chat::{
 };
 use tokio::io::AsyncWriteExt;
 
-use crate::console::{Console, unix_ms};
+use crate::state::WebState;
+use crate::unix_ms;
 
-pub(crate) fn dir(console: &Console) -> PathBuf {
-    console.visual.files_dir.join("chat")
+pub(crate) fn dir(console: &WebState) -> PathBuf {
+    console.settings.files_dir.join("chat")
 }
 
 /// Bytes from the start of a file that its kind is told by (`infer` reads far less).
@@ -132,7 +133,7 @@ fn over_quota(quota: i64) -> Refusal {
 
 /// Reads the `file` parts (and an operator's `private` field), checks and stores each.
 pub async fn receive(
-    console: &Console,
+    console: &WebState,
     chat_id: i64,
     sender: Sender,
     multipart: Multipart,
@@ -297,7 +298,7 @@ fn unsupported(name: &str) -> Refusal {
 /// Makes the received parts files: each renamed to its id, then recorded (within the
 /// chat's quota, counted again under the chat's lock against parallel uploads).
 async fn record(
-    console: &Console,
+    console: &WebState,
     chat_id: i64,
     sender: &Sender,
     private: bool,
@@ -345,7 +346,7 @@ pub fn files_json(files: &[ChatFile]) -> serde_json::Value {
 
 /// The file's bytes: inline for pictures, a download for anything else, never sniffed
 /// by the browser (an uploaded page must not run on our origin).
-pub async fn serve(console: &Console, file: &ChatFile) -> Response {
+pub async fn serve(console: &WebState, file: &ChatFile) -> Response {
     let bytes = match tokio::fs::read(dir(console).join(&file.id)).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::NOT_FOUND, "no such file").into_response(),

@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 use hotline_core::chat::{ChatError, MAX_FILE_BYTES, MAX_FILES_PER_MESSAGE};
 use serde::Deserialize;
 
-use crate::console::Console;
+use crate::state::WebState;
 
 /// `[chat]` in hotline.toml.
 #[derive(Clone, Debug, Deserialize)]
@@ -331,7 +331,7 @@ pub fn chat_socket(ws: axum::extract::WebSocketUpgrade) -> axum::extract::WebSoc
 
 /// Tells everyone concerned that the chat has news: its visitor's sockets, and the
 /// operators in it or offered it.
-pub async fn publish(console: &Console, chat_id: i64) -> Vec<String> {
+pub async fn publish(console: &WebState, chat_id: i64) -> Vec<String> {
     let operators = console
         .store
         .chat_listeners(chat_id)
@@ -343,9 +343,9 @@ pub async fn publish(console: &Console, chat_id: i64) -> Vec<String> {
 
 /// The `chat.ended` webhook, for a chat this call just ended: by its visitor, an
 /// operator or the abandoned-chat sweep (every end comes through here, once).
-pub async fn post_ended(console: &Console, chat_id: i64) {
+pub async fn post_ended(console: &WebState, chat_id: i64) {
     use hotline_core::notify::webhook;
-    let Some(notifier) = &console.visual.notifier else {
+    let Some(notifier) = &console.settings.notifier else {
         return;
     };
     if !notifier.wants(webhook::CHAT_ENDED) {
@@ -367,7 +367,7 @@ pub async fn post_ended(console: &Console, chat_id: i64) {
 
 /// Sends the chat's fresh view to every operator in it: details changed that are no
 /// event (tags, notes, visitor fields, pages visited).
-pub async fn push_view(console: &Console, chat_id: i64) {
+pub async fn push_view(console: &WebState, chat_id: i64) {
     let Ok(Some(chat)) = console.store.chat(chat_id).await else {
         return;
     };
@@ -384,7 +384,7 @@ pub async fn push_view(console: &Console, chat_id: i64) {
     }
 }
 
-pub fn router() -> Router<Arc<Console>> {
+pub fn router() -> Router<Arc<WebState>> {
     // Uploads: the limit is checked per file as it streams; this only bounds the request.
     let upload_limit =
         DefaultBodyLimit::max((MAX_FILE_BYTES as usize + 64 * 1024) * MAX_FILES_PER_MESSAGE);

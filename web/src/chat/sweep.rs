@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use super::publish;
-use crate::console::{Console, unix_ms};
+use crate::state::WebState;
+use crate::unix_ms;
 
 /// Well below the shortest `abandon_waiting_after_secs` (60): a visitor connected to any
 /// node is always seen more recently than that.
@@ -20,7 +21,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// often: it reads the whole directory.
 const PART_SCAN_EVERY_MS: i64 = 10 * 60 * 1000;
 
-pub fn spawn(console: Arc<Console>) {
+pub fn spawn(console: Arc<WebState>) {
     tokio::spawn(async move {
         let mut last_part_scan = 0;
         while !console.store.is_closed() {
@@ -36,7 +37,7 @@ pub fn spawn(console: Arc<Console>) {
 }
 
 /// One round at `now_ms` (the tests pass their own time).
-pub async fn sweep(console: &Console, now_ms: i64) {
+pub async fn sweep(console: &WebState, now_ms: i64) {
     let store = &console.store;
     let config = &console.chat.config;
     let hub = &console.chat.hub;
@@ -94,7 +95,7 @@ pub async fn sweep(console: &Console, now_ms: i64) {
 
 /// Removes `*.part` files older than `unsent_files_after_secs` (uploads cut off by a
 /// stop: a running upload writes to its part all the time).
-pub async fn remove_stale_parts(console: &Console, now_ms: i64) {
+pub async fn remove_stale_parts(console: &WebState, now_ms: i64) {
     let dir = super::files::dir(console);
     let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
         return;

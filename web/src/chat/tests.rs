@@ -24,11 +24,13 @@ use tower::ServiceExt;
 
 use super::ChatConfig;
 use super::limits::{Limit, LimitsConfig};
-use crate::console::{Console, NoPhones, unix_ms};
+use crate::state::WebState;
+use crate::telephony::NoPhones;
+use crate::unix_ms;
 
 struct Setup {
     app: Router,
-    console: Arc<Console>,
+    console: Arc<WebState>,
     dir: PathBuf,
 }
 
@@ -73,22 +75,21 @@ async fn setup_with_webhooks(config: ChatConfig, webhooks: Vec<WebhookConfig>) -
         };
         Notifier::start(store.clone(), config).unwrap()
     });
-    let visual = crate::visual::VisualSettings {
+    let settings = crate::state::WebSettings {
         public_url: "http://127.0.0.1".into(),
         notify: Default::default(),
         notifier,
         files_dir: dir.join("files"),
-        ice_servers_json: "[]".into(),
-        sms_limits: Default::default(),
         time_zone: chrono_tz::Europe::Budapest,
-        hub: Default::default(),
     };
+    let visual = crate::visual::VisualSettings::default();
     let console = Arc::new(
-        Console::new(
+        WebState::new(
             store,
             Arc::new(NoPhones),
             LoginPolicy::default(),
             false,
+            settings,
             visual,
         )
         .with_chat(config),

@@ -4,7 +4,7 @@
 use hotline_core::chat::{Audience, Chat, ChatEvent, SenderKind};
 use serde_json::{Value, json};
 
-use crate::console::Console;
+use crate::state::WebState;
 
 /// How many past chats (with transcripts) the details panel shows.
 const PAST_CHATS: usize = 5;
@@ -46,7 +46,7 @@ pub fn event_frame(e: &ChatEvent, audience: Audience, user: Option<&str>) -> Val
 /// The chat as the operator's page shows it: state, visitor fields (which are verified),
 /// parameters, tags, notes, pages visited, past chats with transcripts, participants and
 /// the pending invitation.
-pub async fn chat_view(console: &Console, chat: &Chat) -> Value {
+pub async fn chat_view(console: &WebState, chat: &Chat) -> Value {
     let store = &console.store;
     let visitor = store.visitor(chat.visitor_id).await.ok().flatten();
     let participants = store.chat_participants(chat.id).await.unwrap_or_default();
@@ -132,7 +132,7 @@ pub async fn chat_view(console: &Console, chat: &Chat) -> Value {
 
 /// The visitor's state frame: where the chat is, and the place in the queue while it
 /// waits.
-pub async fn state_frame(console: &Console, chat: &Chat) -> Value {
+pub async fn state_frame(console: &WebState, chat: &Chat) -> Value {
     let position = match chat.state {
         hotline_core::chat::ChatState::Waiting | hotline_core::chat::ChatState::Offered => {
             console.store.queue_position(chat.id).await.ok().flatten()

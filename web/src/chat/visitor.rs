@@ -22,7 +22,8 @@ use super::hub::Push;
 use super::limits::Action;
 use super::view::{event_frame, state_frame};
 use super::{Site, VisitorIp, error_message, publish, too_many};
-use crate::console::{Console, unix_ms};
+use crate::state::WebState;
+use crate::unix_ms;
 
 const WIDGET_JS: &str = include_str!("../../assets/chat-widget.js");
 
@@ -63,7 +64,7 @@ pub async fn demo_page(Query(q): Query<SiteQuery>) -> Response {
     .into_response()
 }
 
-fn queues_for(console: &Console, site: &Site) -> Vec<Value> {
+fn queues_for(console: &WebState, site: &Site) -> Vec<Value> {
     let names = console.telephony.queue_names();
     site.queues
         .iter()
@@ -80,7 +81,7 @@ fn queues_for(console: &Console, site: &Site) -> Vec<Value> {
 }
 
 /// The iframe's page. Only the site's own origins (and this server) may frame it.
-pub async fn page(State(console): State<Arc<Console>>, Query(q): Query<SiteQuery>) -> Response {
+pub async fn page(State(console): State<Arc<WebState>>, Query(q): Query<SiteQuery>) -> Response {
     let Some(site) = q.site.as_deref().and_then(|k| console.chat.config.site(k)) else {
         return (StatusCode::NOT_FOUND, Html("<p>No such chat site.</p>")).into_response();
     };
@@ -176,7 +177,7 @@ fn browser_and_os(ua: &str) -> (String, String) {
 /// Starts a chat: the visitor (fields the site signed are verified), the chat in the
 /// chosen queue, its greeting and the page it started on. Returns the visitor's token.
 pub async fn start(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     headers: HeaderMap,
     Json(f): Json<StartForm>,
@@ -318,12 +319,12 @@ pub struct TokenQuery {
     after: i64,
 }
 
-async fn chat_of(console: &Console, token: Option<&str>) -> Option<Chat> {
+async fn chat_of(console: &WebState, token: Option<&str>) -> Option<Chat> {
     console.store.chat_by_token(token?).await.ok().flatten()
 }
 
 pub async fn socket(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
@@ -407,7 +408,7 @@ async fn send_json(socket: &mut WebSocket, v: &Value) -> bool {
 /// Sends what the visitor has not seen yet (events after `last`, and the state when it
 /// changed). Returns false when the socket is gone.
 async fn catch_up(
-    console: &Console,
+    console: &WebState,
     chat_id: i64,
     socket: &mut WebSocket,
     last: &mut i64,
@@ -444,7 +445,7 @@ async fn catch_up(
     true
 }
 
-async fn serve(console: Arc<Console>, chat: Chat, ip: IpAddr, after: i64, mut socket: WebSocket) {
+async fn serve(console: Arc<WebState>, chat: Chat, ip: IpAddr, after: i64, mut socket: WebSocket) {
     let hub = &console.chat.hub;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let me = hub.join_visitor(chat.id, tx);
@@ -486,7 +487,7 @@ async fn serve(console: Arc<Console>, chat: Chat, ip: IpAddr, after: i64, mut so
 /// frame over the address's or the site's rate limit is answered with an error frame
 /// (the widget shows its message; a send keeps its client id) and not acted on.
 pub(super) async fn handle(
-    console: &Console,
+    console: &WebState,
     chat: &Chat,
     ip: IpAddr,
     text: &str,
@@ -607,7 +608,7 @@ pub(super) async fn handle(
 }
 
 pub async fn upload(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     multipart: Multipart,
@@ -630,7 +631,7 @@ pub async fn upload(
 }
 
 pub async fn download(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
 ) -> Response {
@@ -653,13 +654,13 @@ pub struct TranscriptForm {
 }
 
 /// The conversation as the visitor saw it (never private events), as plain text.
-pub async fn transcript_text(console: &Console, chat: &Chat) -> String {
+pub async fn transcript_text(console: &WebState, chat: &Chat) -> String {
     let events = console
         .store
         .chat_events(chat.id, 0, Audience::Visitor)
         .await
         .unwrap_or_default();
-    let tz = console.visual.time_zone;
+    let tz = console.settings.time_zone;
     let mut out = String::new();
     for e in events {
         let at = chrono::DateTime::from_timestamp_millis(e.created_at_ms)
@@ -709,7 +710,7 @@ pub async fn transcript_text(console: &Console, chat: &Chat) -> String {
 
 /// Queues the operator's copy of the transcript to `to` (the wrap-up's "send the
 /// transcript"): counted with the visitor's, never refused by the count.
-pub async fn send_transcript(console: &Console, chat: &Chat, to: &str) -> Result<(), String> {
+pub async fn send_transcript(console: &WebState, chat: &Chat, to: &str) -> Result<(), String> {
     let to = hotline_core::visual::validate_email(to).map_err(|e| e.to_string())?;
     if let Err(e) = console.store.count_chat_transcript(chat.id, None).await {
         return Err(error_message(&e));
@@ -719,7 +720,7 @@ pub async fn send_transcript(console: &Console, chat: &Chat, to: &str) -> Result
 
 /// Queues the transcript e-mail to `to` (through the notification outbox); a copy that
 /// could not be queued is given back to the chat's count.
-async fn queue_transcript(console: &Console, chat: &Chat, to: &str) -> Result<(), String> {
+async fn queue_transcript(console: &WebState, chat: &Chat, to: &str) -> Result<(), String> {
     let site = console
         .chat
         .config
@@ -745,7 +746,7 @@ async fn queue_transcript(console: &Console, chat: &Chat, to: &str) -> Result<()
         let _ = console.store.uncount_chat_transcript(chat.id).await;
         return Err("the e-mail could not be queued; try again".to_string());
     }
-    if let Some(n) = &console.visual.notifier {
+    if let Some(n) = &console.settings.notifier {
         n.wake();
     }
     Ok(())
@@ -755,7 +756,7 @@ async fn queue_transcript(console: &Console, chat: &Chat, to: &str) -> Result<()
 pub const MAX_TRANSCRIPTS_PER_CHAT: i64 = 3;
 
 pub async fn transcript(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     Json(f): Json<TranscriptForm>,

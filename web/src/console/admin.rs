@@ -8,9 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::{NewUser, Role, UserError, WebSession};
 use serde::{Deserialize, Serialize};
 
-use super::{Console, OperatorForm, me};
+use super::me;
 use crate::auth::{AdminPage, CsrfForm, SupervisorPage};
 use crate::error::WebError;
+use crate::state::WebState;
+use crate::telephony::OperatorForm;
 use crate::unix_ms;
 
 #[derive(Serialize)]
@@ -22,14 +24,14 @@ struct UserRow {
 }
 
 pub(super) async fn users(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
 ) -> Response {
     users_page(&console, &s, None, StatusCode::OK).await
 }
 
 async fn users_page(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     message: Option<(&str, &str)>,
     status: StatusCode,
@@ -73,7 +75,7 @@ pub(super) struct NewUserForm {
 }
 
 pub(super) async fn add_user(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, NewUserForm>,
 ) -> Response {
     let Some(role) = Role::parse(&f.role) else {
@@ -112,14 +114,14 @@ struct OperatorRow {
 }
 
 pub(super) async fn operators(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
 ) -> Response {
     operators_page(&console, &s, None, StatusCode::OK).await
 }
 
 async fn operators_page(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     error: Option<&str>,
     status: StatusCode,
@@ -159,7 +161,7 @@ pub(super) struct NewOperatorForm {
 }
 
 pub(super) async fn add_operator(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, NewOperatorForm>,
 ) -> Response {
     let chat_capacity = match f.chat_capacity.trim() {
@@ -196,7 +198,7 @@ pub(super) struct CapacityForm {
 
 /// POST /admin/operators/{name}/capacity: how many chats the operator may have at once.
 pub(super) async fn set_capacity(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(name): Path<String>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, CapacityForm>,
 ) -> Response {
@@ -215,7 +217,7 @@ pub(super) async fn set_capacity(
 }
 
 pub(super) async fn queues(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     SupervisorPage(s): SupervisorPage,
 ) -> Response {
     let figures = console.telephony.queue_figures().await;
@@ -233,7 +235,7 @@ pub(super) struct LicenseQuery {
 }
 
 pub(super) async fn licenses(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
     axum::extract::Query(q): axum::extract::Query<LicenseQuery>,
 ) -> Response {
@@ -241,7 +243,7 @@ pub(super) async fn licenses(
 }
 
 async fn licenses_page(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     history_of: Option<i64>,
     error: Option<&str>,
@@ -307,7 +309,7 @@ pub(super) struct LicenseForm {
 
 /// POST /admin/licenses: add a license, top one up, or let a user use one.
 pub(super) async fn change_license(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, LicenseForm>,
 ) -> Response {
     let number = |v: &str, what: &str| {
@@ -349,7 +351,7 @@ pub(super) async fn change_license(
 // ---- the outbox --------------------------------------------------------------------
 
 pub(super) async fn outbox(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
 ) -> Response {
     let messages = match console.store.outbox_messages(100).await {
@@ -376,7 +378,7 @@ pub(super) async fn outbox(
         minijinja::context! {
             me => me(&s),
             messages => rows,
-            mode => console.visual.notify.mode.as_str(),
+            mode => console.settings.notify.mode.as_str(),
         },
     )
 }
@@ -386,10 +388,10 @@ pub(super) async fn outbox(
 /// GET /admin/notifications: how invites are sent, as configured (`[notify]`); secrets
 /// are not shown.
 pub(super) async fn notifications(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
 ) -> Response {
-    let n = &console.visual.notify;
+    let n = &console.settings.notify;
     // A gateway URL may carry an API key in its query.
     let sms_url = n.sms.url.split('?').next().unwrap_or("").to_string();
     console.render(

@@ -14,10 +14,10 @@ use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote, Ou
 use hotline_core::notify::webhook;
 use serde::Deserialize;
 
-use super::Console;
 use super::live::CORRECTION_WINDOW_MS;
 use crate::auth::{Csrf, OperatorPage};
 use crate::error::WebError;
+use crate::state::WebState;
 use crate::unix_ms;
 
 /// How long a claim holds before the entry returns to everyone's list: longer than any
@@ -51,7 +51,7 @@ fn operator_of(s: &hotline_core::users::WebSession) -> String {
 
 /// POST /console/callbacks/{id}/claim: this operator calls the customer back.
 pub(super) async fn claim(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
 ) -> Response {
@@ -112,7 +112,7 @@ pub(super) struct Correction {
 /// POST /console/callbacks/{id}/outcome: the operator corrects their last attempt's
 /// outcome ({"outcome": "no_answer", "note": "voicemail"}).
 pub(super) async fn correct(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     body: Option<Json<Correction>>,
@@ -150,7 +150,7 @@ pub(super) async fn correct(
     {
         Ok(e) => {
             console.live.callbacks_changed();
-            if let Some(notifier) = &console.visual.notifier {
+            if let Some(notifier) = &console.settings.notifier {
                 let data = webhook::callback_done(&e, outcome, &operator_of(&s), true);
                 if let Err(err) = notifier.webhook(webhook::CALLBACK_DONE, &data).await {
                     tracing::warn!(entry = e.id, "callback.done webhook not stored: {err}");
@@ -171,7 +171,7 @@ pub(super) struct NewEntry {
 /// POST /console/callbacks: an operator puts a customer on the list
 /// ({"number": "+36301234567", "queue": "support"}).
 pub(super) async fn add(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(_)): Csrf<OperatorPage>,
     body: Option<Json<NewEntry>>,
 ) -> Response {
@@ -349,21 +349,20 @@ mod tests {
             }],
             ..Default::default()
         };
-        let visual = crate::visual::VisualSettings {
+        let settings = crate::state::WebSettings {
             public_url: "http://127.0.0.1".into(),
             notify: Default::default(),
             notifier: Some(Notifier::start(store.clone(), notify).unwrap()),
             files_dir: std::env::temp_dir(),
-            ice_servers_json: "[]".into(),
-            sms_limits: Default::default(),
             time_zone: chrono_tz::Europe::Budapest,
-            hub: Default::default(),
         };
-        let console = Arc::new(Console::new(
+        let visual = crate::visual::VisualSettings::default();
+        let console = Arc::new(WebState::new(
             store.clone(),
             telephony.clone(),
             policy,
             false,
+            settings,
             visual,
         ));
         Setup {

@@ -12,55 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::Console;
 use crate::auth::{Csrf, OperatorPage};
 use crate::error::WebError;
-
-/// What the console asks of the operator's connected call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallControl {
-    /// Hold (`true`: the caller hears the queue's music, the operator nothing) or resume.
-    Hold(bool),
-    /// Hand the caller on; the note goes to whoever takes them. `consult`: talk with
-    /// them first while the caller holds.
-    Transfer {
-        to: TransferTo,
-        note: String,
-        consult: bool,
-    },
-    /// Complete the consultation (`true`: the caller goes to the consulted party) or
-    /// cancel it (the operator has the caller back).
-    EndConsult(bool),
-}
-
-/// Where the console sends a caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TransferTo {
-    Operator(String),
-    Queue(String),
-    /// As typed; the dial plan decides.
-    Number(String),
-}
+use crate::state::WebState;
+pub use crate::telephony::{CallControl, TransferTo};
 
 /// Longest note a transfer carries.
 const MAX_NOTE: usize = 500;
-
-impl TransferTo {
-    /// `operator:NAME`, `queue:NAME` or `number:TEXT`, as the panel's form sends them.
-    fn parse(value: &str) -> Option<TransferTo> {
-        let (kind, what) = value.split_once(':')?;
-        let what = what.trim();
-        if what.is_empty() {
-            return None;
-        }
-        match kind {
-            "operator" => Some(TransferTo::Operator(what.to_string())),
-            "queue" => Some(TransferTo::Queue(what.to_string())),
-            "number" => Some(TransferTo::Number(what.to_string())),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Deserialize)]
 pub(super) struct HoldBody {
@@ -103,7 +61,7 @@ fn operator(s: &hotline_core::users::WebSession) -> Result<&str, Response> {
     })
 }
 
-async fn control(console: &Console, operator: &str, control: CallControl) -> Response {
+async fn control(console: &WebState, operator: &str, control: CallControl) -> Response {
     match console.telephony.call_control(operator, control).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refused(StatusCode::CONFLICT, &e),
@@ -113,7 +71,7 @@ async fn control(console: &Console, operator: &str, control: CallControl) -> Res
 /// A call-panel button whose body only picks one of two ways (`usage` says how): the
 /// operator behind the page asks their call for `control(body)`.
 async fn button<B>(
-    console: &Console,
+    console: &WebState,
     s: &hotline_core::users::WebSession,
     body: Option<Json<B>>,
     usage: &str,
@@ -131,7 +89,7 @@ async fn button<B>(
 
 /// POST /console/call/hold `{"held": true|false}`.
 pub(super) async fn hold(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<HoldBody>>,
 ) -> Response {
@@ -142,7 +100,7 @@ pub(super) async fn hold(
 /// POST /console/call/transfer `{"to": "operator:bela" | "queue:sales" | "number:…",
 /// "note": "…", "consult": false}`.
 pub(super) async fn transfer(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<TransferBody>>,
 ) -> Response {
@@ -177,7 +135,7 @@ pub(super) async fn transfer(
 /// POST /console/call/consult `{"complete": true|false}`: completes the consultation
 /// (the caller goes to the consulted party) or cancels it.
 pub(super) async fn end_consult(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<EndConsultBody>>,
 ) -> Response {
@@ -195,7 +153,7 @@ const MAX_WRAPUP_NOTE: usize = 2000;
 /// a call their panel showed (as for chats: a category from `chat.wrapup_categories`),
 /// kept in the call's record.
 pub(super) async fn wrapup(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<WrapupBody>>,
 ) -> Response {

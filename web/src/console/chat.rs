@@ -19,12 +19,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::Console;
 use crate::auth::{Csrf, CsrfForm, NoFields, OperatorPage, SupervisorPage, same_origin};
 use crate::chat::hub::Push;
 use crate::chat::view::{chat_view, event_frame};
 use crate::chat::{error_message, publish, push_view};
 use crate::error::WebError;
+use crate::state::WebState;
 use crate::unix_ms;
 
 /// What the operator works as, from the session (chats need an operator account).
@@ -48,7 +48,7 @@ fn me_of(s: &WebSession) -> Option<Me> {
     })
 }
 
-fn queues_json(console: &Console) -> Vec<Value> {
+fn queues_json(console: &WebState) -> Vec<Value> {
     console
         .telephony
         .queue_names()
@@ -65,7 +65,7 @@ fn queues_json(console: &Console) -> Vec<Value> {
 }
 
 /// The queues the operator is a member of.
-fn my_queues(console: &Console, operator: &str) -> Vec<String> {
+fn my_queues(console: &WebState, operator: &str) -> Vec<String> {
     console
         .telephony
         .queue_names()
@@ -83,7 +83,7 @@ fn my_queues(console: &Console, operator: &str) -> Vec<String> {
 
 /// GET /console/chat
 pub(super) async fn page(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
 ) -> Response {
     let Some(me) = me_of(&s) else {
@@ -128,7 +128,7 @@ pub(super) async fn page(
 
 /// GET /console/chat/ws
 pub(super) async fn socket(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -144,7 +144,7 @@ pub(super) async fn socket(
 
 /// A tab's socket and what it has sent of each of the operator's chats.
 struct Tab {
-    console: Arc<Console>,
+    console: Arc<WebState>,
     me: Me,
     socket: WebSocket,
     /// Chat id → the last sequence number sent.
@@ -281,7 +281,7 @@ impl Tab {
     }
 }
 
-async fn serve(console: Arc<Console>, me: Me, socket: WebSocket) {
+async fn serve(console: Arc<WebState>, me: Me, socket: WebSocket) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hub_id = console.chat.hub.join_operator(&me.operator, tx);
     let operator = me.operator.clone();
@@ -415,7 +415,7 @@ const IN_CHAT_ONLY: [&str; 4] = ["tag", "note", "field", "typing"];
 /// Refuses a frame the operator may not send: the frames above for a chat they are not
 /// in, and accepting an invitation to a queue they are not a member of.
 async fn check_access(
-    console: &Console,
+    console: &WebState,
     me: &Me,
     f: &Incoming,
     chat_id: i64,
@@ -627,7 +627,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
 }
 
 /// Is the user in the chat now (files may be sent and read only then)?
-async fn in_chat(console: &Console, chat_id: i64, user_id: i64) -> bool {
+async fn in_chat(console: &WebState, chat_id: i64, user_id: i64) -> bool {
     console
         .store
         .chat_participants(chat_id)
@@ -651,7 +651,7 @@ pub(super) struct CannedQuery {
 /// GET /console/chat/canned?q=…&chat=ID: the canned messages for the chat's queue (or
 /// the operator's queues), favourites first.
 pub(super) async fn canned(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<CannedQuery>,
 ) -> Response {
@@ -680,7 +680,7 @@ pub(super) struct FavouriteForm {
 
 /// POST /console/chat/canned/{id}/favourite
 pub(super) async fn favourite(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     Json(f): Json<FavouriteForm>,
@@ -697,7 +697,7 @@ pub(super) async fn favourite(
 
 /// POST /console/chat/{id}/files
 pub(super) async fn upload(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(chat_id): Path<i64>,
     multipart: Multipart,
@@ -722,7 +722,7 @@ pub(super) async fn upload(
 
 /// GET /console/chat/files/{id}: for the chat's operators, and supervisors.
 pub(super) async fn download(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<String>,
 ) -> Response {
@@ -744,7 +744,7 @@ pub(super) struct AdminQuery {
 
 /// GET /admin/canned: supervisors keep the canned messages.
 pub(super) async fn admin_page(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     SupervisorPage(s): SupervisorPage,
     Query(q): Query<AdminQuery>,
 ) -> Response {
@@ -799,7 +799,7 @@ fn queue_of(f: &CannedForm) -> Option<String> {
 
 /// POST /admin/canned
 pub(super) async fn admin_add(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     CsrfForm(SupervisorPage(s), f): CsrfForm<SupervisorPage, CannedForm>,
 ) -> Response {
     back(
@@ -814,7 +814,7 @@ pub(super) async fn admin_add(
 
 /// POST /admin/canned/{id}
 pub(super) async fn admin_update(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(SupervisorPage(_), f): CsrfForm<SupervisorPage, CannedForm>,
 ) -> Response {
@@ -830,7 +830,7 @@ pub(super) async fn admin_update(
 
 /// POST /admin/canned/{id}/delete
 pub(super) async fn admin_delete(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(SupervisorPage(_), _): CsrfForm<SupervisorPage, NoFields>,
 ) -> Response {
@@ -856,7 +856,7 @@ fn sees_every_chat(s: &WebSession) -> bool {
 }
 
 /// The queues of the user's operator account (none without one).
-fn queues_of(console: &Console, s: &WebSession) -> Vec<String> {
+fn queues_of(console: &WebState, s: &WebSession) -> Vec<String> {
     s.user
         .operator
         .as_deref()
@@ -868,7 +868,7 @@ fn queues_of(console: &Console, s: &WebSession) -> Vec<String> {
 /// session and can be filtered). Operators see the chats they took part in and those of
 /// their queues; supervisors all.
 pub(super) async fn history(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
@@ -911,7 +911,7 @@ pub(super) async fn history(
 /// GET /console/chat/history/{id}: the whole conversation as the organisation keeps it,
 /// private messages marked.
 pub(super) async fn transcript(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
@@ -1113,21 +1113,20 @@ mod tests {
             }],
             ..Default::default()
         };
-        let visual = crate::visual::VisualSettings {
+        let settings = crate::state::WebSettings {
             public_url: "http://127.0.0.1".into(),
             notify: Default::default(),
             notifier: Some(Notifier::start(store.clone(), notify).unwrap()),
             files_dir: std::env::temp_dir(),
-            ice_servers_json: "[]".into(),
-            sms_limits: Default::default(),
             time_zone: chrono_tz::Europe::Budapest,
-            hub: Default::default(),
         };
-        let console = Arc::new(Console::new(
+        let visual = crate::visual::VisualSettings::default();
+        let console = Arc::new(WebState::new(
             store.clone(),
             Arc::new(FakeTelephony),
             policy,
             false,
+            settings,
             visual,
         ));
         let sara = logins.pop().unwrap();

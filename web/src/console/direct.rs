@@ -13,9 +13,10 @@ use hotline_core::direct::{DirectError, DirectForm, DirectLengths, DirectMode};
 use hotline_core::users::WebSession;
 use serde::{Deserialize, Serialize};
 
-use super::{Console, me};
+use super::me;
 use crate::auth::{AdminPage, CsrfForm};
 use crate::error::WebError;
+use crate::state::WebState;
 use crate::unix_ms;
 
 /// One operator's row, as shown (or as the admin typed it, after an error).
@@ -46,7 +47,7 @@ pub(super) struct PageQuery {
 
 /// GET /admin/direct.
 pub(super) async fn page(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
     Query(q): Query<PageQuery>,
 ) -> Response {
@@ -55,7 +56,7 @@ pub(super) async fn page(
 
 /// The page; `refused` is the row the admin submitted and why it was refused.
 async fn render(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     refused: Option<(Row, String)>,
     saved: Option<&str>,
@@ -145,7 +146,7 @@ fn whole(v: &str, what: &str) -> Result<i64, String> {
 
 /// POST /admin/direct: saves one operator's row; an empty number turns it off.
 pub(super) async fn save(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, SaveForm>,
 ) -> Response {
     let operator = f.operator.trim().to_string();
@@ -279,21 +280,20 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let visual = crate::visual::VisualSettings {
+        let settings = crate::state::WebSettings {
             public_url: "http://localhost".into(),
             notify: Default::default(),
             notifier: None,
             files_dir: std::env::temp_dir(),
-            ice_servers_json: "[]".into(),
-            sms_limits: Default::default(),
             time_zone: chrono_tz::Europe::Budapest,
-            hub: Default::default(),
         };
-        let console = Arc::new(Console::new(
+        let visual = crate::visual::VisualSettings::default();
+        let console = Arc::new(WebState::new(
             store.clone(),
             Arc::new(NoPhones),
             LoginPolicy::default(),
             false,
+            settings,
             visual,
         ));
         Fixture {

@@ -8,14 +8,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::WebSession;
 use serde::Deserialize;
 
-use super::{Console, me};
+use super::me;
 use crate::auth::{CsrfForm, OperatorPage};
+use crate::state::WebState;
 
 /// The states an operator may choose; busy and wrap-up follow calls.
 const CHOOSABLE: [&str; 3] = ["online", "away", "pause"];
 
 pub(super) async fn home(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): super::visual::HomeQuery,
 ) -> Response {
@@ -24,7 +25,7 @@ pub(super) async fn home(
 
 /// The home page; `form` keeps what the operator typed into a refused invite form.
 pub(super) async fn render_home(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     day: Option<&str>,
     form: minijinja::Value,
@@ -52,7 +53,7 @@ pub(super) struct StatusForm {
 }
 
 pub(super) async fn set_status(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     CsrfForm(OperatorPage(s), f): CsrfForm<OperatorPage, StatusForm>,
 ) -> Response {
     let Some(operator) = &s.user.operator else {

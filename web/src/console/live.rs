@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{Notify, watch};
 
-use super::Console;
 use crate::auth::{OperatorPage, same_origin};
+use crate::state::WebState;
 use crate::unix_ms;
 
 /// How often the shared list and each socket's own widgets are read again.
@@ -75,7 +75,7 @@ impl LiveFeeds {
     }
 }
 
-fn callbacks_feed(console: &Arc<Console>) -> watch::Receiver<Arc<String>> {
+fn callbacks_feed(console: &Arc<WebState>) -> watch::Receiver<Arc<String>> {
     console
         .live
         .callbacks
@@ -103,7 +103,7 @@ fn callbacks_feed(console: &Arc<Console>) -> watch::Receiver<Arc<String>> {
 
 /// The missed-calls widget's message, or `None` when the store failed (the widget keeps
 /// what it shows).
-async fn callback_rows(console: &Console) -> Option<String> {
+async fn callback_rows(console: &WebState) -> Option<String> {
     let list = match console.store.callback_list(unix_ms(), SHOWN).await {
         Ok(l) => l,
         Err(e) => {
@@ -134,7 +134,7 @@ async fn callback_rows(console: &Console) -> Option<String> {
 }
 
 /// The operator's own recent callback attempts, which they may still correct.
-async fn my_attempts(console: &Console, operator: &str) -> Option<String> {
+async fn my_attempts(console: &WebState, operator: &str) -> Option<String> {
     let now = unix_ms();
     let rows = console
         .store
@@ -161,14 +161,14 @@ fn call_frame(call: Option<serde_json::Value>) -> String {
     serde_json::json!({ "type": "call", "data": call }).to_string()
 }
 
-async fn figures(console: &Console) -> Option<String> {
+async fn figures(console: &WebState) -> Option<String> {
     let data = console.telephony.queue_figures().await?;
     serde_json::to_string(&serde_json::json!({ "type": "queues", "data": data })).ok()
 }
 
 /// GET /console/live: the home page's WebSocket.
 pub(super) async fn socket(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -185,7 +185,7 @@ pub(super) async fn socket(
     ws.on_upgrade(move |socket| serve(console, operator, socket))
 }
 
-async fn serve(console: Arc<Console>, operator: String, mut socket: WebSocket) {
+async fn serve(console: Arc<WebState>, operator: String, mut socket: WebSocket) {
     let mut feed = callbacks_feed(&console);
     feed.mark_changed();
     let mut last_figures = String::new();

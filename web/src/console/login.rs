@@ -12,11 +12,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::{LoginError, random_token};
 use serde::Deserialize;
 
-use super::Console;
 use crate::auth::{
     CsrfForm, NoFields, OperatorPage, SESSION_COOKIE, cookie, same_origin, same_text, session,
     set_cookie,
 };
+use crate::state::WebState;
 use crate::{ClientIp, unix_ms};
 
 const LOGIN_COOKIE: &str = "hl_login";
@@ -66,7 +66,7 @@ fn hides_a_dangerous_byte(n: &str) -> bool {
 }
 
 pub(super) async fn login_page(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
@@ -76,7 +76,7 @@ pub(super) async fn login_page(
     login_form(&console, safe_next(q.next.as_deref()), None, StatusCode::OK)
 }
 
-fn login_form(console: &Console, next: &str, error: Option<&str>, status: StatusCode) -> Response {
+fn login_form(console: &WebState, next: &str, error: Option<&str>, status: StatusCode) -> Response {
     let login_csrf = random_token();
     let mut r = console.render(
         "login.html",
@@ -101,7 +101,7 @@ pub(super) struct LoginForm {
 }
 
 pub(super) async fn login(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     client: ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
@@ -208,7 +208,7 @@ fn log_refusal(name: &str, client: ClientIp, reason: &str) {
 }
 
 /// Deletes expired sessions and stale failure counts, at most once per `PURGE_EVERY_MS`.
-async fn purge_now_and_then(console: &Console, now: i64) {
+async fn purge_now_and_then(console: &WebState, now: i64) {
     let last = console.last_purge_ms.load(Ordering::Relaxed);
     if now - last < PURGE_EVERY_MS
         || console
@@ -236,7 +236,7 @@ fn throttle_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Counts one attempt from `ip`; `false`: it has had its `IP_MAX_FAILURES` in this window.
-fn reserve_ip_attempt(console: &Console, ip: IpAddr, now: i64) -> bool {
+fn reserve_ip_attempt(console: &WebState, ip: IpAddr, now: i64) -> bool {
     let Ok(mut map) = console.failures.lock() else {
         return true;
     };
@@ -250,7 +250,7 @@ fn reserve_ip_attempt(console: &Console, ip: IpAddr, now: i64) -> bool {
 }
 
 /// Gives back an attempt that was not a failure.
-fn release_ip_attempt(console: &Console, ip: IpAddr) {
+fn release_ip_attempt(console: &WebState, ip: IpAddr) {
     if let Ok(mut map) = console.failures.lock()
         && let Some((count, _)) = map.get_mut(&throttle_key(ip))
     {
@@ -259,7 +259,7 @@ fn release_ip_attempt(console: &Console, ip: IpAddr) {
 }
 
 pub(super) async fn logout(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     headers: HeaderMap,
     _: CsrfForm<OperatorPage, NoFields>,
 ) -> Response {
@@ -305,21 +305,20 @@ mod tests {
             })
             .await
             .unwrap();
-        let visual = crate::visual::VisualSettings {
+        let settings = crate::state::WebSettings {
             public_url: "http://localhost".into(),
             notify: Default::default(),
             notifier: None,
             files_dir: std::env::temp_dir(),
-            ice_servers_json: "[]".into(),
-            sms_limits: Default::default(),
             time_zone: chrono_tz::Europe::Budapest,
-            hub: Default::default(),
         };
-        let console = Arc::new(Console::new(
+        let visual = crate::visual::VisualSettings::default();
+        let console = Arc::new(WebState::new(
             store.clone(),
             Arc::new(NoPhones),
             policy,
             false,
+            settings,
             visual,
         ));
         (store, crate::console::router(console))

@@ -28,9 +28,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::Console;
 use crate::auth::{Csrf, OperatorPage};
 use crate::error::WebError;
+use crate::state::WebState;
 use crate::unix_ms;
 
 /// How long a call claim holds before another operator may call the task's customer.
@@ -97,17 +97,17 @@ fn parse_local(tz: chrono_tz::Tz, v: &str) -> Result<i64, String> {
 }
 
 /// The value a `datetime-local` input shows for `ms`.
-fn local_input(console: &Console, ms: i64) -> String {
+fn local_input(console: &WebState, ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| {
-            t.with_timezone(&console.visual.time_zone)
+            t.with_timezone(&console.settings.time_zone)
                 .format("%Y-%m-%dT%H:%M")
                 .to_string()
         })
         .unwrap_or_default()
 }
 
-fn task_json(console: &Console, t: &Task, me: &str, now: i64) -> Value {
+fn task_json(console: &WebState, t: &Task, me: &str, now: i64) -> Value {
     let assignee = t.assignee.as_ref().map(|a| {
         json!({
             "kind": a.kind(),
@@ -142,7 +142,7 @@ fn task_json(console: &Console, t: &Task, me: &str, now: i64) -> Value {
 }
 
 /// The queue names the telephony side reports (none when it doesn't answer).
-async fn queue_names(console: &Console) -> Option<Vec<String>> {
+async fn queue_names(console: &WebState) -> Option<Vec<String>> {
     let figures = console.telephony.queue_figures().await?;
     Some(
         figures
@@ -155,7 +155,7 @@ async fn queue_names(console: &Console) -> Option<Vec<String>> {
 
 /// The queues whose tasks the user sees: the operator's own queues; `None` for every
 /// queue (supervisors, and a telephony side that names no queues).
-fn task_queues(console: &Console, s: &WebSession) -> Option<Vec<String>> {
+fn task_queues(console: &WebState, s: &WebSession) -> Option<Vec<String>> {
     if s.user.role.allows(hotline_core::users::Role::Supervisor) {
         return None;
     }
@@ -174,7 +174,7 @@ fn task_queues(console: &Console, s: &WebSession) -> Option<Vec<String>> {
 }
 
 /// The task, when this operator sees it; otherwise the 404 a missing task gets.
-async fn visible_task(console: &Console, s: &WebSession, id: i64) -> Result<Task, Response> {
+async fn visible_task(console: &WebState, s: &WebSession, id: i64) -> Result<Task, Response> {
     let me = who(s);
     let queues = task_queues(console, s);
     let refs: Vec<&str> = queues.iter().flatten().map(String::as_str).collect();
@@ -200,7 +200,7 @@ pub(super) struct ListQuery {
 /// first), each with `overdue`, who is `calling` it and times in the console's zone;
 /// `?done=1` adds the done ones.
 pub(super) async fn list(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<ListQuery>,
 ) -> Response {
@@ -232,7 +232,7 @@ pub(super) async fn list(
 
 /// GET /console/tasks/assignees: whom a task can be given to, for the add form.
 pub(super) async fn assignees(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
 ) -> Response {
     let me = who(&s);
@@ -282,7 +282,7 @@ pub(super) struct ParamBody {
 /// The assignee the form chose; operators and queues must exist (a task for a typo would
 /// be seen by no one but its author).
 async fn parse_assignee(
-    console: &Console,
+    console: &WebState,
     me: &str,
     v: Option<&str>,
 ) -> Result<Option<Assignee>, Response> {
@@ -325,7 +325,7 @@ async fn parse_assignee(
 
 /// POST /console/tasks: adds a task; 201 with the task.
 pub(super) async fn add(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     bytes: Bytes,
 ) -> Response {
@@ -334,7 +334,7 @@ pub(super) async fn add(
         Err(r) => return r,
     };
     let me = who(&s);
-    let due_at_ms = match parse_local(console.visual.time_zone, &b.due) {
+    let due_at_ms = match parse_local(console.settings.time_zone, &b.due) {
         Ok(ms) => ms,
         Err(m) => return refusal(StatusCode::BAD_REQUEST, m),
     };
@@ -381,7 +381,7 @@ pub(super) struct CompleteBody {
 
 /// POST /console/tasks/{id}/complete: done (refused while someone else is calling).
 pub(super) async fn complete(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     bytes: Bytes,
@@ -415,7 +415,7 @@ pub(super) struct RescheduleBody {
 
 /// POST /console/tasks/{id}/reschedule: a new due time in the future, and maybe a note.
 pub(super) async fn reschedule(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     bytes: Bytes,
@@ -424,7 +424,7 @@ pub(super) async fn reschedule(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let due_at_ms = match parse_local(console.visual.time_zone, &b.due) {
+    let due_at_ms = match parse_local(console.settings.time_zone, &b.due) {
         Ok(ms) => ms,
         Err(m) => return refusal(StatusCode::BAD_REQUEST, m),
     };
@@ -446,7 +446,7 @@ pub(super) async fn reschedule(
 /// POST /console/tasks/{id}/call: claims the task and starts a click-to-call to its
 /// customer; when the call can't start, the claim is given back and the answer says why.
 pub(super) async fn call(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
 ) -> Response {
@@ -496,7 +496,7 @@ pub(super) async fn call(
 
 /// GET /console/tasks/{id}/events: the task's history, oldest first.
 pub(super) async fn events(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
@@ -590,7 +590,7 @@ mod tests {
 
     struct Setup {
         app: Router,
-        console: Arc<Console>,
+        console: Arc<WebState>,
         telephony: Arc<FakeTelephony>,
         anna: Login,
         bela: Login,
@@ -643,21 +643,20 @@ mod tests {
             outcome,
             calls: Mutex::new(Vec::new()),
         });
-        let visual = crate::visual::VisualSettings {
+        let settings = crate::state::WebSettings {
             public_url: "http://127.0.0.1".into(),
             notify: Default::default(),
             notifier: None,
             files_dir: std::env::temp_dir(),
-            ice_servers_json: "[]".into(),
-            sms_limits: Default::default(),
             time_zone: chrono_tz::Europe::Budapest,
-            hub: Default::default(),
         };
-        let console = Arc::new(Console::new(
+        let visual = crate::visual::VisualSettings::default();
+        let console = Arc::new(WebState::new(
             store,
             telephony.clone(),
             policy,
             false,
+            settings,
             visual,
         ));
         let bela = logins.pop().unwrap();

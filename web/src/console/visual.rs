@@ -14,15 +14,16 @@ use hotline_core::users::WebSession;
 use hotline_core::visual::{FileKind, InviteChannel, NewVisualSession, VisualError, VisualSession};
 use serde::{Deserialize, Serialize};
 
-use super::{Console, me};
+use super::me;
 use crate::auth::{Csrf, CsrfForm, NoFields, OperatorPage, same_origin};
 use crate::error::WebError;
+use crate::state::WebState;
 use crate::unix_ms;
 use crate::visual::{self as hub, Event};
 
 /// Everything the home page's visual-session part shows.
 pub(super) async fn home_context(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     day: Option<&str>,
 ) -> minijinja::Value {
@@ -68,15 +69,15 @@ pub(super) async fn home_context(
 }
 
 /// The start and end of a day (YYYY-MM-DD) in the console's time zone, as unix ms.
-fn day_bounds(console: &Console, day: &str) -> Option<(i64, i64)> {
+fn day_bounds(console: &WebState, day: &str) -> Option<(i64, i64)> {
     let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
     let start = console
-        .visual
+        .settings
         .time_zone
         .from_local_datetime(&date.and_hms_opt(0, 0, 0)?)
         .earliest()?;
     let next = console
-        .visual
+        .settings
         .time_zone
         .from_local_datetime(&date.succ_opt()?.and_hms_opt(0, 0, 0)?)
         .earliest()?;
@@ -107,7 +108,7 @@ pub(super) struct InviteForm {
 /// POST /visual: creates the session (charging 1 credit), queues the invite and takes
 /// the operator to the session page. Refusals come back on the home page, form kept.
 pub(super) async fn create(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     CsrfForm(OperatorPage(s), f): CsrfForm<OperatorPage, InviteForm>,
 ) -> Response {
     let channel = match f.channel.as_str() {
@@ -147,7 +148,7 @@ pub(super) async fn create(
     let session = created.session;
     let link = format!(
         "{}/v/{}",
-        console.visual.public_url.trim_end_matches('/'),
+        console.settings.public_url.trim_end_matches('/'),
         created.token
     );
     let ctx = InviteContext {
@@ -161,13 +162,13 @@ pub(super) async fn create(
     };
     // The session exists and is charged: the invite must not be lost. A template error
     // is a configuration fault; it is shown on the session page.
-    match render_invite(&console.visual.notify, notify_channel, &ctx) {
+    match render_invite(&console.settings.notify, notify_channel, &ctx) {
         Ok(rendered) => {
             let related = format!("visual:{}", session.id);
             let msg = NewMessage::from_rendered(&rendered, &to, &related, now);
             match console.store.enqueue_message(&msg).await {
                 Ok(_) => {
-                    if let Some(n) = &console.visual.notifier {
+                    if let Some(n) = &console.settings.notifier {
                         n.wake();
                     }
                 }
@@ -181,17 +182,17 @@ pub(super) async fn create(
     Redirect::to(&format!("/visual/{}", session.id)).into_response()
 }
 
-async fn refuse(console: &Console, s: &WebSession, f: &InviteForm, error: String) -> Response {
+async fn refuse(console: &WebState, s: &WebSession, f: &InviteForm, error: String) -> Response {
     refusal(console, s, f, error, None).await
 }
 
-async fn refuse_with_link(console: &Console, s: &WebSession, f: &InviteForm, id: i64) -> Response {
+async fn refuse_with_link(console: &WebState, s: &WebSession, f: &InviteForm, id: i64) -> Response {
     let error = "You already have an active session: close it before starting a new one.";
     refusal(console, s, f, error.into(), Some(id)).await
 }
 
 async fn refusal(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     f: &InviteForm,
     error: String,
@@ -222,7 +223,7 @@ async fn refusal(
 
 /// The session when it belongs to this operator; otherwise the page that says why.
 async fn own_session(
-    console: &Console,
+    console: &WebState,
     s: &WebSession,
     id: i64,
 ) -> Result<VisualSession, Response> {
@@ -238,7 +239,7 @@ async fn own_session(
 }
 
 pub(super) async fn page(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
@@ -288,7 +289,7 @@ struct FileJson {
 
 /// GET /visual/{id}/status: the invite's delivery, the session's state and its files.
 pub(super) async fn status(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
@@ -333,7 +334,7 @@ pub(super) async fn status(
 }
 
 pub(super) async fn end(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(OperatorPage(s), _): CsrfForm<OperatorPage, NoFields>,
 ) -> Response {
@@ -351,7 +352,7 @@ pub(super) async fn end(
 
 /// POST /visual/{id}/snapshots: a still from the live picture (JPEG or PNG body).
 pub(super) async fn snapshot(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     headers: HeaderMap,
     Path(id): Path<i64>,
@@ -366,15 +367,7 @@ pub(super) async fn snapshot(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match hub::save_image(
-        &console.store,
-        &console.visual,
-        &v,
-        FileKind::Snapshot,
-        &body,
-    )
-    .await
-    {
+    match hub::save_image(&console, &v, FileKind::Snapshot, &body).await {
         Ok(file) => (StatusCode::CREATED, Json(file)).into_response(),
         Err((status, msg)) => WebError::json(status, msg).into_response(),
     }
@@ -382,7 +375,7 @@ pub(super) async fn snapshot(
 
 /// GET /visual/{id}/files/{file}: photos and snapshots, for the session's operator only.
 pub(super) async fn file(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Response {
@@ -395,7 +388,7 @@ pub(super) async fn file(
     if f.session_id != id {
         return console.error_page(StatusCode::NOT_FOUND, "No such file.");
     }
-    match tokio::fs::read(console.visual.files_dir.join(&f.id)).await {
+    match tokio::fs::read(console.settings.files_dir.join(&f.id)).await {
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, f.content_type),
@@ -416,7 +409,7 @@ pub(super) async fn file(
 
 /// The operator's WebSocket: signalling, chat and events of their own session.
 pub(super) async fn socket(
-    State(console): State<Arc<Console>>,
+    State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Path(id): Path<i64>,

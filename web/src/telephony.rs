@@ -1,0 +1,159 @@
+//! What the web app needs from the telephony side of the daemon, which implements
+//! [`Telephony`]: operator states, queue figures, SIP accounts, calls.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the console needs from the telephony side of the daemon.
+pub trait Telephony: Send + Sync + 'static {
+    /// online, away, pause or offline; busy and wrap-up follow calls.
+    fn set_operator_state<'a>(
+        &'a self,
+        operator: &'a str,
+        state: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// The operator's status as the queues see it (online, busy, wrap-up, …).
+    fn operator_status<'a>(&'a self, operator: &'a str) -> BoxFuture<'a, Option<String>>;
+    /// Every queue's figures (waiting, longest wait, online, busy, paused …) as JSON.
+    fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>>;
+    /// A new operator account with a SIP password (only digest HA1s are kept).
+    fn add_operator<'a>(&'a self, form: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>>;
+    /// Rings the operator's phone, then the customer through the trunk (the hotline number,
+    /// or the operator's own number, as caller ID). `callback`: the callback-list entry the
+    /// call works off, already claimed by the operator; the call's outcome is recorded on
+    /// it. Returns the call id, or why the call could not start.
+    fn call_customer<'a>(
+        &'a self,
+        operator: &'a str,
+        number: &'a str,
+        callback: Option<i64>,
+    ) -> BoxFuture<'a, Result<String, String>>;
+    /// How long an entry of `queue` stays off the list after a failed attempt, in ms.
+    fn callback_hide_ms(&self, queue: Option<&str>) -> i64;
+    /// Whether the dial plan lets Hotline dial `number` (the number as it would be
+    /// dialled), or why not: numbers operators put on the callback list must pass it.
+    fn check_dialable(&self, number: &str) -> Result<String, String> {
+        Ok(number.to_string())
+    }
+    /// Every queue's name and display name (chat topics, invite and transfer lists).
+    fn queue_names(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The operators of a queue (who may be offered its chats).
+    fn queue_members(&self, _queue: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// The operator's open chats: with any, the queues offer them no voice call.
+    fn set_chat_load<'a>(&'a self, _operator: &'a str, _chats: i64) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+    /// The visual sessions whose page the operator has open: with any, the queues offer
+    /// them no voice call.
+    fn set_visual_load<'a>(&'a self, _operator: &'a str, _open: u8) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+    /// The operator's connected call for the call panel, as JSON (`call_id`, `caller`,
+    /// `queue`, `since_ms`, `held`, `note`, `note_from`, `consult`, `targets`), or `None`.
+    fn operator_call<'a>(&'a self, _operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {
+        Box::pin(async { None })
+    }
+    /// Holds, resumes or transfers the operator's connected call.
+    fn call_control<'a>(
+        &'a self,
+        _operator: &'a str,
+        _control: CallControl,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("calls are not controlled from here".to_string()) })
+    }
+}
+
+/// The admin's form for an operator's SIP account.
+#[derive(Clone, Debug)]
+pub struct OperatorForm {
+    pub name: String,
+    pub sip_user: String,
+    pub display_name: String,
+    /// Concurrent chats; `None`: the default.
+    pub chat_capacity: Option<i64>,
+    pub sip_password: String,
+}
+
+/// What the console asks of the operator's connected call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallControl {
+    /// Hold (`true`: the caller hears the queue's music, the operator nothing) or resume.
+    Hold(bool),
+    /// Hand the caller on; the note goes to whoever takes them. `consult`: talk with
+    /// them first while the caller holds.
+    Transfer {
+        to: TransferTo,
+        note: String,
+        consult: bool,
+    },
+    /// Complete the consultation (`true`: the caller goes to the consulted party) or
+    /// cancel it (the operator has the caller back).
+    EndConsult(bool),
+}
+
+/// Where the console sends a caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferTo {
+    Operator(String),
+    Queue(String),
+    /// As typed; the dial plan decides.
+    Number(String),
+}
+
+impl TransferTo {
+    /// `operator:NAME`, `queue:NAME` or `number:TEXT`, as the panel's form sends them.
+    pub(crate) fn parse(value: &str) -> Option<TransferTo> {
+        let (kind, what) = value.split_once(':')?;
+        let what = what.trim();
+        if what.is_empty() {
+            return None;
+        }
+        match kind {
+            "operator" => Some(TransferTo::Operator(what.to_string())),
+            "queue" => Some(TransferTo::Queue(what.to_string())),
+            "number" => Some(TransferTo::Number(what.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// Telephony for tests of pages that don't use it.
+#[cfg(test)]
+pub(crate) struct NoPhones;
+
+#[cfg(test)]
+impl Telephony for NoPhones {
+    fn set_operator_state<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async { None })
+    }
+    fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
+        Box::pin(async { None })
+    }
+    fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
+        Box::pin(async { Err("not here".into()) })
+    }
+    fn call_customer<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: Option<i64>,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async { Err("not here".into()) })
+    }
+    fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
+        0
+    }
+}
