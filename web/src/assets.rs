@@ -68,3 +68,30 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// A module a script imports (`from '/assets/x.js'`, `from './x.js'`, `import './x.js'`)
+    /// that is not listed here would be a 404 in the browser.
+    #[test]
+    fn every_imported_module_is_served() {
+        for (name, _, body) in ASSETS {
+            for line in body.lines() {
+                let line = line.trim_start();
+                let quoted = line
+                    .split_once(" from '")
+                    .map(|(_, rest)| rest)
+                    .or_else(|| line.strip_prefix("import '"));
+                let Some(quoted) = quoted else { continue };
+                let path = quoted.split('\'').next().unwrap_or_default();
+                let file = path.trim_start_matches("/assets/").trim_start_matches("./");
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == file),
+                    "{name} imports {path}, which is not served"
+                );
+            }
+        }
+    }
+}
