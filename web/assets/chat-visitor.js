@@ -908,31 +908,21 @@ function drawAttached() {
 }
 
 // POST /chat/files?token=T, one "file" part per file → {files: [{id, name, type, size}]}.
-function upload(files) {
-  return new Promise((resolve, reject) => {
-    const body = new FormData();
-    for (const f of files) body.append('file', f, f.name);
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', `/chat/files?token=${encodeURIComponent(chat.token)}`);
-    xhr.responseType = 'text';
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable) ui.composerStatus.textContent = `Uploading… ${Math.floor((e.loaded / e.total) * 100)} %`;
-    };
-    xhr.onload = () => {
-      let json = null;
-      try {
-        json = JSON.parse(xhr.responseText);
-      } catch (e) { /* not JSON */ }
-      if (xhr.status >= 200 && xhr.status < 300 && json && Array.isArray(json.files)) resolve(json.files);
-      // The server's own words first (a file too large, the chat's quota, too many uploads).
-      else if (json && (json.error || json.message)) reject(new Error(json.error || json.message));
-      else if (xhr.status === 413) reject(new Error('The files are too large to send.'));
-      else if (xhr.status === 429) reject(new Error('Too many uploads right now. Please try again in a minute.'));
-      else reject(new Error(`The files could not be sent (${xhr.status}).`));
-    };
-    xhr.onerror = () => reject(new Error('The files could not be sent: no connection. Try again in a moment.'));
-    xhr.send(body);
+async function upload(files) {
+  const body = new FormData();
+  for (const f of files) body.append('file', f, f.name);
+  const res = await request('POST', `/chat/files?token=${encodeURIComponent(chat.token)}`, body, {
+    onProgress: (loaded, total) => {
+      ui.composerStatus.textContent = `Uploading… ${Math.floor((loaded / total) * 100)} %`;
+    },
   });
+  if (res.ok && Array.isArray(res.body.files)) return res.body.files;
+  // The server's own words first (a file too large, the chat's quota, too many uploads).
+  if (res.serverError) throw new Error(res.serverError);
+  if (res.status === 0) throw new Error('The files could not be sent: no connection. Try again in a moment.');
+  if (res.status === 413) throw new Error('The files are too large to send.');
+  if (res.status === 429) throw new Error('Too many uploads right now. Please try again in a minute.');
+  throw new Error(`The files could not be sent (${res.status}).`);
 }
 
 async function submitMessage() {

@@ -25,7 +25,7 @@ function isRawBody(body) {
 
 // `body`: undefined (none), FormData (multipart), a Blob/File (sent as it is, with its type
 // unless `type` says otherwise), or anything else (JSON).
-// `opts`: { csrf, type, headers }.
+// `opts`: { csrf, type, headers, onProgress(loaded, total) for an upload's progress }.
 export async function request(method, url, body, opts = {}) {
   const headers = { ...(opts.headers || {}) };
   const csrf = opts.csrf ?? csrfToken();
@@ -41,18 +41,13 @@ export async function request(method, url, body, opts = {}) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  let res;
-  try {
-    res = await fetch(url, init);
-  } catch {
-    return failed(0, {}, null, 'The server could not be reached. Try again.');
-  }
+  const res = opts.onProgress ? await viaXhr(url, init, opts.onProgress) : await viaFetch(url, init);
+  if (!res) return failed(0, {}, null, 'The server could not be reached. Try again.');
   // A lapsed session is answered with the login page.
   if (res.redirected && new URL(res.url).pathname === '/login') {
     return failed(401, {}, null, 'You have been logged out. Reload the page to log in again.');
   }
-  const answer = method === 'HEAD' ? null : await res.json().catch(() => null);
-  const json = answer !== null && typeof answer === 'object' ? answer : null;
+  const json = method === 'HEAD' ? null : parseObject(res.text);
   if (res.ok) return { ok: true, status: res.status, body: json ?? {}, error: null, serverError: null };
   const said = json && (json.error || json.message);
   const serverError = typeof said === 'string' && said ? said : null;
@@ -60,6 +55,50 @@ export async function request(method, url, body, opts = {}) {
   // JSON answer that says nothing leaves the page's own sentence (`res.error || '…'`).
   const error = serverError || statusText(res.status, json === null);
   return failed(res.status, json ?? {}, serverError, error);
+}
+
+// The answer as { ok, status, redirected, url, text }, or null when nothing came back.
+async function viaFetch(url, init) {
+  try {
+    const res = await fetch(url, init);
+    const text = await res.text().catch(() => '');
+    return { ok: res.ok, status: res.status, redirected: res.redirected, url: res.url, text };
+  } catch {
+    return null;
+  }
+}
+
+// The same through XMLHttpRequest, the one way to see an upload's progress.
+function viaXhr(url, init, onProgress) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(init.method, url);
+    for (const [k, v] of Object.entries(init.headers)) xhr.setRequestHeader(k, v);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) onProgress(e.loaded, e.total);
+    };
+    xhr.onload = () => {
+      const asked = new URL(url, location.href).href;
+      resolve({
+        ok: xhr.status >= 200 && xhr.status < 300,
+        status: xhr.status,
+        redirected: Boolean(xhr.responseURL) && xhr.responseURL !== asked,
+        url: xhr.responseURL || asked,
+        text: xhr.responseText,
+      });
+    };
+    xhr.onerror = () => resolve(null);
+    xhr.send(init.body ?? null);
+  });
+}
+
+function parseObject(text) {
+  try {
+    const v = JSON.parse(text);
+    return v !== null && typeof v === 'object' ? v : null;
+  } catch {
+    return null;
+  }
 }
 
 function failed(status, body, serverError, error) {
