@@ -1,7 +1,12 @@
 //! hotline-web: the HTTP side of Hotline: the operational endpoints — `GET /healthz` for
 //! load balancers and systemd checks, `GET /metrics` for Prometheus — and the operator
-//! console ([`console`]), the customers' visual-session pages ([`visual`]) and web chat
-//! ([`chat`]).
+//! console ([`console`]), visual sessions ([`visual`]) and web chat ([`chat`]), all in one
+//! [`router`].
+//!
+//! Dependencies point one way: [`state`], [`auth`], [`error`], [`pages`] and
+//! [`telephony`] at the bottom ([`state::WebState`] holds each feature's settings, data
+//! only); [`chat`] above them; [`visual`] (its sockets take frames as chat's do); [`console`]
+//! (the home page shows the visual sessions) at the top.
 //!
 //! It owns no telephony state: what it reports comes in through `Health` and the metrics
 //! renderer the binary hands over.
@@ -108,11 +113,32 @@ struct AppState {
     metrics: MetricsRenderer,
 }
 
-pub fn router(health: Arc<Health>, metrics: MetricsRenderer) -> Router {
+/// The whole web app: the operational endpoints, the console, chat, visual sessions and
+/// the pages' assets.
+pub fn router(
+    health: Arc<Health>,
+    metrics: MetricsRenderer,
+    state: Arc<state::WebState>,
+) -> Router {
+    ops(health, metrics).merge(app(state))
+}
+
+/// `/healthz` and `/metrics`.
+fn ops(health: Arc<Health>, metrics: MetricsRenderer) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(AppState { health, metrics })
+}
+
+/// The console's, chat's and visual sessions' routes, and the assets their pages load.
+pub fn app(state: Arc<state::WebState>) -> Router {
+    Router::new()
+        .merge(console::router())
+        .merge(chat::router())
+        .merge(visual::router())
+        .route("/assets/{name}", get(assets::asset))
+        .with_state(state)
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
@@ -147,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn healthz_follows_readiness_and_draining() {
         let health = Arc::new(Health::default());
-        let app = router(
+        let app = ops(
             health.clone(),
             Arc::new(|| "hotline_active_calls 0\n".into()),
         );

@@ -1,4 +1,6 @@
-//! The pages' templates (compiled in, minijinja with HTML auto-escaping) and rendering.
+//! The pages' templates (compiled in, minijinja with HTML auto-escaping), rendering, the
+//! layout's view of the user ([`me`]) and the operator's home page, which features
+//! render again with a refused form.
 
 use std::sync::LazyLock;
 
@@ -7,6 +9,8 @@ use axum::response::{Html, IntoResponse, Response};
 use hotline_core::users::{Role, WebSession};
 use minijinja::Environment;
 use serde::Serialize;
+
+use crate::state::WebState;
 
 /// Every page's template, compiled once for the process.
 static TEMPLATES_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -57,6 +61,35 @@ pub fn me(s: &WebSession) -> Me<'_> {
         is_supervisor: s.user.role.allows(Role::Supervisor),
         csrf: &s.csrf_token,
     }
+}
+
+/// The states an operator may choose on the home page; busy and wrap-up follow calls.
+pub const CHOOSABLE: [&str; 3] = ["online", "away", "pause"];
+
+/// The operator's home page. Features fill their parts: `visual`, the visual sessions'
+/// (`crate::visual::operator::home_context`); `form`, what the operator typed into a
+/// refused invite form.
+pub async fn home(
+    state: &WebState,
+    s: &WebSession,
+    visual: minijinja::Value,
+    form: minijinja::Value,
+) -> Response {
+    let status = match &s.user.operator {
+        Some(op) => state.telephony.operator_status(op).await,
+        None => None,
+    };
+    render(
+        "home.html",
+        minijinja::context! {
+            me => me(s),
+            status => status,
+            states => CHOOSABLE,
+            visual => visual,
+            wrapup_categories => &state.chat.config.wrapup_categories,
+            form => form,
+        },
+    )
 }
 
 const TEMPLATES: [(&str, &str); 20] = [

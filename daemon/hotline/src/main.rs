@@ -895,14 +895,6 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     let health = Arc::new(hotline_web::Health::default());
     health.set_sip_bound();
     health.set_store_ready();
-    let app = hotline_web::router(health.clone(), Arc::new(move || prometheus.render())).merge(
-        api::router(
-            calls.clone(),
-            config.trunk.clone(),
-            config.api_token.clone(),
-            config.realm.clone(),
-        ),
-    );
     let settings = hotline_web::state::WebSettings {
         public_url: config.public_url.clone(),
         notify: config.notify.clone(),
@@ -936,7 +928,18 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         .with_chat(config.chat.clone()),
     );
     hotline_web::chat::dispatch::spawn(console.clone());
-    let app = app.merge(hotline_web::console::router(console));
+    // The web app (operational endpoints, console, chat, visual sessions) and the API.
+    let app = hotline_web::router(
+        health.clone(),
+        Arc::new(move || prometheus.render()),
+        console,
+    )
+    .merge(api::router(
+        calls.clone(),
+        config.trunk.clone(),
+        config.api_token.clone(),
+        config.realm.clone(),
+    ));
     // Client addresses (login throttles, chat limits, the security log) come from
     // `hotline_web::ClientIp`: the TCP peer, or X-Forwarded-For from a trusted proxy.
     let app = app.layer(axum::Extension(hotline_web::TrustedProxies::new(

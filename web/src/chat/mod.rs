@@ -1,6 +1,6 @@
 //! Web chat (PRODUCT H1–H6): the widget a company puts on its site, the visitor's page in
 //! its iframe, and what both sides' sockets share. The operator's side is
-//! `console::chat`; the offer loop is [`dispatch`].
+//! [`operator`]; the offer loop is [`dispatch`].
 //!
 //! Every event is stored (with the chat's next sequence number) before anyone is told;
 //! sockets are only woken and read the store from the last number they sent, so a
@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod files;
 pub mod hub;
 pub mod limits;
+pub mod operator;
 pub mod sweep;
 pub mod view;
 mod visitor;
@@ -384,17 +385,38 @@ pub async fn push_view(console: &WebState, chat_id: i64) {
     }
 }
 
+/// The visitor's routes, the operator's chat window and the canned-messages admin page.
 pub fn router() -> Router<Arc<WebState>> {
     // Uploads: the limit is checked per file as it streams; this only bounds the request.
     let upload_limit =
-        DefaultBodyLimit::max((MAX_FILE_BYTES as usize + 64 * 1024) * MAX_FILES_PER_MESSAGE);
+        || DefaultBodyLimit::max((MAX_FILE_BYTES as usize + 64 * 1024) * MAX_FILES_PER_MESSAGE);
     Router::new()
         .route("/chat/widget.js", get(visitor::widget_script))
         .route("/chat/demo", get(visitor::demo_page))
         .route("/chat/visitor", get(visitor::page))
         .route("/chat/start", post(visitor::start))
         .route("/chat/ws", get(visitor::socket))
-        .route("/chat/files", post(visitor::upload).layer(upload_limit))
+        .route("/chat/files", post(visitor::upload).layer(upload_limit()))
         .route("/chat/files/{id}", get(visitor::download))
         .route("/chat/transcript", post(visitor::transcript))
+        .route("/console/chat", get(operator::page))
+        .route("/console/chat/ws", get(operator::socket))
+        .route("/console/chat/canned", get(operator::canned))
+        .route(
+            "/console/chat/canned/{id}/favourite",
+            post(operator::favourite),
+        )
+        .route(
+            "/console/chat/{id}/files",
+            post(operator::upload).layer(upload_limit()),
+        )
+        .route("/console/chat/files/{id}", get(operator::download))
+        .route("/console/chat/history", get(operator::history))
+        .route("/console/chat/history/{id}", get(operator::transcript))
+        .route(
+            "/admin/canned",
+            get(operator::admin_page).post(operator::admin_add),
+        )
+        .route("/admin/canned/{id}", post(operator::admin_update))
+        .route("/admin/canned/{id}/delete", post(operator::admin_delete))
 }

@@ -95,7 +95,7 @@ async fn setup_with_webhooks(config: ChatConfig, webhooks: Vec<WebhookConfig>) -
         .with_chat(config),
     );
     Setup {
-        app: crate::console::router(console.clone()),
+        app: crate::app(console.clone()),
         console,
         dir,
     }

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hotline_core::users::{NewUser, Role, UserError, WebSession};
 use serde::{Deserialize, Serialize};
 
-use super::me;
 use crate::auth::{AdminPage, CsrfForm, SupervisorPage};
 use crate::error::WebError;
+use crate::pages::me;
 use crate::state::WebState;
 use crate::telephony::OperatorForm;
 use crate::unix_ms;

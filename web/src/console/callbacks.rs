@@ -258,7 +258,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::console::{BoxFuture, OperatorForm, Telephony};
+    use crate::telephony::{BoxFuture, OperatorForm, Telephony};
 
     /// Telephony with one queue, a dial plan that refuses premium numbers (+3690…), and
     /// calls that take a moment to start.
@@ -366,7 +366,7 @@ mod tests {
             visual,
         ));
         Setup {
-            app: super::super::router(console),
+            app: crate::app(console),
             store,
             telephony,
             cookie: format!("hl_session={}", login.token),

@@ -13,9 +13,9 @@ use hotline_core::direct::{DirectError, DirectForm, DirectLengths, DirectMode};
 use hotline_core::users::WebSession;
 use serde::{Deserialize, Serialize};
 
-use super::me;
 use crate::auth::{AdminPage, CsrfForm};
 use crate::error::WebError;
+use crate::pages::me;
 use crate::state::WebState;
 use crate::unix_ms;
 
@@ -228,7 +228,7 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::NoPhones;
+    use crate::telephony::NoPhones;
     use axum::body::Body;
     use axum::http::{Request, header};
     use hotline_core::operators::NewOperator;
@@ -298,7 +298,7 @@ mod tests {
         ));
         Fixture {
             store,
-            app: crate::console::router(console),
+            app: crate::app(console),
         }
     }
 

@@ -5,46 +5,25 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use hotline_core::users::WebSession;
 use serde::Deserialize;
 
-use super::me;
 use crate::auth::{CsrfForm, OperatorPage};
+use crate::pages::CHOOSABLE;
 use crate::state::WebState;
 
-/// The states an operator may choose; busy and wrap-up follow calls.
-const CHOOSABLE: [&str; 3] = ["online", "away", "pause"];
+#[derive(Deserialize)]
+pub(super) struct DayQuery {
+    /// The visual sessions of this day (YYYY-MM-DD) in the recent list.
+    day: Option<String>,
+}
 
 pub(super) async fn home(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
-    Query(q): super::visual::HomeQuery,
+    Query(q): Query<DayQuery>,
 ) -> Response {
-    render_home(&console, &s, q.day.as_deref(), minijinja::context! {}).await
-}
-
-/// The home page; `form` keeps what the operator typed into a refused invite form.
-pub(super) async fn render_home(
-    console: &WebState,
-    s: &WebSession,
-    day: Option<&str>,
-    form: minijinja::Value,
-) -> Response {
-    let status = match &s.user.operator {
-        Some(op) => console.telephony.operator_status(op).await,
-        None => None,
-    };
-    console.render(
-        "home.html",
-        minijinja::context! {
-            me => me(s),
-            status => status,
-            states => CHOOSABLE,
-            visual => super::visual::home_context(console, s, day).await,
-            wrapup_categories => &console.chat.config.wrapup_categories,
-            form => form,
-        },
-    )
+    let visual = crate::visual::operator::home_context(&console, &s, q.day.as_deref()).await;
+    crate::pages::home(&console, &s, visual, minijinja::context! {}).await
 }
 
 #[derive(Deserialize)]

@@ -279,7 +279,7 @@ pub(super) async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::NoPhones;
+    use crate::telephony::NoPhones;
     use axum::body::Body;
     use axum::extract::connect_info::ConnectInfo;
     use axum::http::Request;
@@ -321,7 +321,7 @@ mod tests {
             settings,
             visual,
         ));
-        (store, crate::console::router(console))
+        (store, crate::app(console))
     }
 
     fn form_value(v: &str) -> String {

@@ -1,4 +1,6 @@
-//! The operator console: login, the operator's home page and the admin pages.
+//! The operator console: login, the operator's home page with its widgets (calls,
+//! callbacks, tasks) and the admin pages. The operator's sides of chat and visual
+//! sessions are in [`crate::chat::operator`] and [`crate::visual::operator`].
 //!
 //! Pages are rendered on the server (minijinja, HTML auto-escaped) with small JS modules
 //! for what changes live. Every route names the role it needs and, when it changes
@@ -12,28 +14,23 @@
 mod admin;
 mod callbacks;
 pub mod calls;
-mod chat;
 mod direct;
 mod home;
 pub(crate) mod live;
 mod login;
 mod tasks;
-mod visual;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use crate::pages::me;
 use crate::state::WebState;
-#[cfg(test)]
-pub(crate) use crate::telephony::NoPhones;
+// The daemon implements these under their old paths too.
 pub use crate::telephony::{BoxFuture, OperatorForm, Telephony};
-pub use crate::unix_ms;
 
-pub fn router(console: Arc<WebState>) -> Router {
+/// Login, the home page with its widgets, and the admin pages.
+pub fn router() -> Router<Arc<WebState>> {
     Router::new()
         .route("/", get(home::home))
         .route("/login", get(login::login_page).post(login::login))
@@ -53,23 +50,6 @@ pub fn router(console: Arc<WebState>) -> Router {
         .route("/console/tasks/{id}/call", post(tasks::call))
         .route("/console/tasks/{id}/events", get(tasks::events))
         .route("/console/callbacks/{id}/outcome", post(callbacks::correct))
-        .route("/console/chat", get(chat::page))
-        .route("/console/chat/ws", get(chat::socket))
-        .route("/console/chat/canned", get(chat::canned))
-        .route("/console/chat/canned/{id}/favourite", post(chat::favourite))
-        .route(
-            "/console/chat/{id}/files",
-            post(chat::upload).layer(DefaultBodyLimit::max(
-                (hotline_core::chat::MAX_FILE_BYTES as usize + 64 * 1024)
-                    * hotline_core::chat::MAX_FILES_PER_MESSAGE,
-            )),
-        )
-        .route("/console/chat/files/{id}", get(chat::download))
-        .route("/console/chat/history", get(chat::history))
-        .route("/console/chat/history/{id}", get(chat::transcript))
-        .route("/admin/canned", get(chat::admin_page).post(chat::admin_add))
-        .route("/admin/canned/{id}", post(chat::admin_update))
-        .route("/admin/canned/{id}/delete", post(chat::admin_delete))
         .route("/admin/users", get(admin::users).post(admin::add_user))
         .route(
             "/admin/operators",
@@ -87,24 +67,4 @@ pub fn router(console: Arc<WebState>) -> Router {
         )
         .route("/admin/outbox", get(admin::outbox))
         .route("/admin/notifications", get(admin::notifications))
-        .route("/visual", post(visual::create))
-        .route("/visual/{id}", get(visual::page))
-        .route("/visual/{id}/status", get(visual::status))
-        .route("/visual/{id}/end", post(visual::end))
-        .route("/visual/{id}/ws", get(visual::socket))
-        .route(
-            "/visual/{id}/snapshots",
-            post(visual::snapshot).layer(DefaultBodyLimit::max(crate::visual::MAX_IMAGE_BYTES)),
-        )
-        .route("/visual/{id}/files/{file}", get(visual::file))
-        .route("/v/{token}", get(crate::visual::customer_page))
-        .route("/v/{token}/ws", get(crate::visual::customer_socket))
-        .route(
-            "/v/{token}/photos",
-            post(crate::visual::customer_photo)
-                .layer(DefaultBodyLimit::max(crate::visual::MAX_IMAGE_BYTES)),
-        )
-        .route("/assets/{name}", get(crate::assets::asset))
-        .merge(crate::chat::router())
-        .with_state(console)
 }

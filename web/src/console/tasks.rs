@@ -536,7 +536,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::console::{BoxFuture, OperatorForm, Telephony};
+    use crate::telephony::{BoxFuture, OperatorForm, Telephony};
 
     const HOUR: i64 = 3600 * 1000;
 
@@ -662,7 +662,7 @@ mod tests {
         let bela = logins.pop().unwrap();
         let anna = logins.pop().unwrap();
         Setup {
-            app: super::super::router(console.clone()),
+            app: crate::app(console.clone()),
             console,
             telephony,
             anna,

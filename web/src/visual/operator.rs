@@ -1,11 +1,11 @@
 //! Visual sessions, the operator's side: the invite form on the home page, the session
 //! page (invite status, live picture, chat, snapshots, files) and ending the session.
-//! The customer's side and the WebSocket relay are in [`crate::visual`].
+//! The customer's side is [`super::customer`], the WebSocket relay [`super`].
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
 use chrono::{NaiveDate, TimeZone};
@@ -14,15 +14,15 @@ use hotline_core::users::WebSession;
 use hotline_core::visual::{FileKind, InviteChannel, NewVisualSession, VisualError, VisualSession};
 use serde::{Deserialize, Serialize};
 
-use super::me;
 use crate::auth::{Csrf, CsrfForm, NoFields, OperatorPage, same_origin};
 use crate::error::WebError;
+use crate::pages::me;
 use crate::state::WebState;
 use crate::unix_ms;
 use crate::visual::{self as hub, Event};
 
 /// Everything the home page's visual-session part shows.
-pub(super) async fn home_context(
+pub(crate) async fn home_context(
     console: &WebState,
     s: &WebSession,
     day: Option<&str>,
@@ -90,7 +90,7 @@ fn duration_text(ms: i64) -> String {
 }
 
 #[derive(Deserialize)]
-pub(super) struct InviteForm {
+pub(crate) struct InviteForm {
     #[serde(default)]
     channel: String,
     #[serde(default)]
@@ -107,7 +107,7 @@ pub(super) struct InviteForm {
 
 /// POST /visual: creates the session (charging 1 credit), queues the invite and takes
 /// the operator to the session page. Refusals come back on the home page, form kept.
-pub(super) async fn create(
+pub(crate) async fn create(
     State(console): State<Arc<WebState>>,
     CsrfForm(OperatorPage(s), f): CsrfForm<OperatorPage, InviteForm>,
 ) -> Response {
@@ -198,10 +198,10 @@ async fn refusal(
     error: String,
     active_id: Option<i64>,
 ) -> Response {
-    let mut r = super::home::render_home(
+    let mut r = crate::pages::home(
         console,
         s,
-        None,
+        home_context(console, s, None).await,
         minijinja::context! {
             error => error,
             active_link => active_id,
@@ -238,7 +238,7 @@ async fn own_session(
     }
 }
 
-pub(super) async fn page(
+pub(crate) async fn page(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
@@ -288,7 +288,7 @@ struct FileJson {
 }
 
 /// GET /visual/{id}/status: the invite's delivery, the session's state and its files.
-pub(super) async fn status(
+pub(crate) async fn status(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
@@ -333,7 +333,7 @@ pub(super) async fn status(
     .into_response()
 }
 
-pub(super) async fn end(
+pub(crate) async fn end(
     State(console): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(OperatorPage(s), _): CsrfForm<OperatorPage, NoFields>,
@@ -351,7 +351,7 @@ pub(super) async fn end(
 }
 
 /// POST /visual/{id}/snapshots: a still from the live picture (JPEG or PNG body).
-pub(super) async fn snapshot(
+pub(crate) async fn snapshot(
     State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     headers: HeaderMap,
@@ -374,7 +374,7 @@ pub(super) async fn snapshot(
 }
 
 /// GET /visual/{id}/files/{file}: photos and snapshots, for the session's operator only.
-pub(super) async fn file(
+pub(crate) async fn file(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path((id, file_id)): Path<(i64, String)>,
@@ -408,7 +408,7 @@ pub(super) async fn file(
 }
 
 /// The operator's WebSocket: signalling, chat and events of their own session.
-pub(super) async fn socket(
+pub(crate) async fn socket(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
@@ -446,10 +446,3 @@ pub(super) async fn socket(
         }
     })
 }
-
-#[derive(Deserialize)]
-pub(super) struct DayQuery {
-    pub day: Option<String>,
-}
-
-pub(super) type HomeQuery = Query<DayQuery>;

@@ -19,11 +19,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::hub::Push;
+use super::view::{chat_view, event_frame};
+use super::{error_message, publish, push_view};
 use crate::auth::{Csrf, CsrfForm, NoFields, OperatorPage, SupervisorPage, same_origin};
-use crate::chat::hub::Push;
-use crate::chat::view::{chat_view, event_frame};
-use crate::chat::{error_message, publish, push_view};
 use crate::error::WebError;
+use crate::pages::me;
 use crate::state::WebState;
 use crate::unix_ms;
 
@@ -82,7 +83,7 @@ fn my_queues(console: &WebState, operator: &str) -> Vec<String> {
 }
 
 /// GET /console/chat
-pub(super) async fn page(
+pub(crate) async fn page(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
 ) -> Response {
@@ -115,7 +116,7 @@ pub(super) async fn page(
     console.render(
         "chat_console.html",
         minijinja::context! {
-            me => super::me(&s),
+            me => crate::pages::me(&s),
             user => json!({ "name": me.operator, "display_name": me.display }),
             csrf => s.csrf_token,
             queues => queues_json(&console),
@@ -127,7 +128,7 @@ pub(super) async fn page(
 }
 
 /// GET /console/chat/ws
-pub(super) async fn socket(
+pub(crate) async fn socket(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
@@ -139,7 +140,7 @@ pub(super) async fn socket(
     let Some(me) = me_of(&s) else {
         return (StatusCode::FORBIDDEN, "no operator account").into_response();
     };
-    crate::chat::chat_socket(ws).on_upgrade(move |socket| serve(console, me, socket))
+    super::chat_socket(ws).on_upgrade(move |socket| serve(console, me, socket))
 }
 
 /// A tab's socket and what it has sent of each of the operator's chats.
@@ -642,7 +643,7 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 #[derive(Deserialize)]
-pub(super) struct CannedQuery {
+pub(crate) struct CannedQuery {
     #[serde(default)]
     q: String,
     chat: Option<i64>,
@@ -650,7 +651,7 @@ pub(super) struct CannedQuery {
 
 /// GET /console/chat/canned?q=…&chat=ID: the canned messages for the chat's queue (or
 /// the operator's queues), favourites first.
-pub(super) async fn canned(
+pub(crate) async fn canned(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<CannedQuery>,
@@ -674,12 +675,12 @@ pub(super) async fn canned(
 }
 
 #[derive(Deserialize)]
-pub(super) struct FavouriteForm {
+pub(crate) struct FavouriteForm {
     on: bool,
 }
 
 /// POST /console/chat/canned/{id}/favourite
-pub(super) async fn favourite(
+pub(crate) async fn favourite(
     State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
@@ -696,7 +697,7 @@ pub(super) async fn favourite(
 }
 
 /// POST /console/chat/{id}/files
-pub(super) async fn upload(
+pub(crate) async fn upload(
     State(console): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(chat_id): Path<i64>,
@@ -714,14 +715,14 @@ pub(super) async fn upload(
         user_id: s.user.id,
         name: display,
     };
-    match crate::chat::files::receive(&console, chat_id, sender, multipart).await {
-        Ok(files) => Json(crate::chat::files::files_json(&files)).into_response(),
+    match super::files::receive(&console, chat_id, sender, multipart).await {
+        Ok(files) => Json(super::files::files_json(&files)).into_response(),
         Err((status, message)) => json_error(status, message),
     }
 }
 
 /// GET /console/chat/files/{id}: for the chat's operators, and supervisors.
-pub(super) async fn download(
+pub(crate) async fn download(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<String>,
@@ -733,17 +734,17 @@ pub(super) async fn download(
     if !supervisor && !in_chat(&console, file.chat_id, s.user.id).await {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     }
-    crate::chat::files::serve(&console, &file).await
+    super::files::serve(&console, &file).await
 }
 
 #[derive(Deserialize)]
-pub(super) struct AdminQuery {
+pub(crate) struct AdminQuery {
     msg: Option<String>,
     error: Option<String>,
 }
 
 /// GET /admin/canned: supervisors keep the canned messages.
-pub(super) async fn admin_page(
+pub(crate) async fn admin_page(
     State(console): State<Arc<WebState>>,
     SupervisorPage(s): SupervisorPage,
     Query(q): Query<AdminQuery>,
@@ -752,7 +753,7 @@ pub(super) async fn admin_page(
     console.render(
         "admin_canned.html",
         minijinja::context! {
-            me => super::me(&s),
+            me => me(&s),
             csrf => s.csrf_token,
             canned => canned,
             queues => queues_json(&console),
@@ -763,7 +764,7 @@ pub(super) async fn admin_page(
 }
 
 #[derive(Deserialize)]
-pub(super) struct CannedForm {
+pub(crate) struct CannedForm {
     #[serde(default)]
     queue: String,
     #[serde(default)]
@@ -798,7 +799,7 @@ fn queue_of(f: &CannedForm) -> Option<String> {
 }
 
 /// POST /admin/canned
-pub(super) async fn admin_add(
+pub(crate) async fn admin_add(
     State(console): State<Arc<WebState>>,
     CsrfForm(SupervisorPage(s), f): CsrfForm<SupervisorPage, CannedForm>,
 ) -> Response {
@@ -813,7 +814,7 @@ pub(super) async fn admin_add(
 }
 
 /// POST /admin/canned/{id}
-pub(super) async fn admin_update(
+pub(crate) async fn admin_update(
     State(console): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(SupervisorPage(_), f): CsrfForm<SupervisorPage, CannedForm>,
@@ -829,7 +830,7 @@ pub(super) async fn admin_update(
 }
 
 /// POST /admin/canned/{id}/delete
-pub(super) async fn admin_delete(
+pub(crate) async fn admin_delete(
     State(console): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(SupervisorPage(_), _): CsrfForm<SupervisorPage, NoFields>,
@@ -845,7 +846,7 @@ pub(super) async fn admin_delete(
 }
 
 #[derive(Deserialize)]
-pub(super) struct HistoryQuery {
+pub(crate) struct HistoryQuery {
     #[serde(default)]
     tag: String,
 }
@@ -867,7 +868,7 @@ fn queues_of(console: &WebState, s: &WebSession) -> Vec<String> {
 /// GET /console/chat/history?tag=…: past chats with a tag (seed 004: tags are kept with the
 /// session and can be filtered). Operators see the chats they took part in and those of
 /// their queues; supervisors all.
-pub(super) async fn history(
+pub(crate) async fn history(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<HistoryQuery>,
@@ -904,13 +905,13 @@ pub(super) async fn history(
         .collect();
     console.render(
         "chat_history.html",
-        minijinja::context! { me => super::me(&s), tag => tag, chats => rows },
+        minijinja::context! { me => me(&s), tag => tag, chats => rows },
     )
 }
 
 /// GET /console/chat/history/{id}: the whole conversation as the organisation keeps it,
 /// private messages marked.
-pub(super) async fn transcript(
+pub(crate) async fn transcript(
     State(console): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
@@ -965,7 +966,7 @@ pub(super) async fn transcript(
     console.render(
         "chat_transcript.html",
         minijinja::context! {
-            me => super::me(&s),
+            me => me(&s),
             chat => json!({ "id": chat.id, "queue": chat.queue }),
             visitor_name => visitor.and_then(|v| v.name),
             started => console.local_time(chat.created_at_ms),
@@ -995,7 +996,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::console::{BoxFuture, OperatorForm, Telephony};
+    use crate::telephony::{BoxFuture, OperatorForm, Telephony};
 
     /// Two queues: anna takes sales, bela support.
     struct FakeTelephony;
@@ -1133,7 +1134,7 @@ mod tests {
         let bela = logins.pop().unwrap();
         let anna = logins.pop().unwrap();
         Setup {
-            app: super::super::router(console),
+            app: crate::app(console),
             store,
             anna,
             bela,

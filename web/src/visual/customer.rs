@@ -1,0 +1,294 @@
+//! Visual sessions, the customer's side: the invite link's page (`/v/{token}`), its
+//! socket and the photos it uploads. Unknown, ended and expired links look alike.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use hotline_core::visual::{FileKind, Party, VisualSession};
+
+use super::{Event, To, read_image, save_image, serve_socket};
+use crate::state::WebState;
+use crate::unix_ms;
+
+/// The session an invite link opens; `None` for unknown, ended and expired links alike.
+async fn by_token(console: &WebState, token: &str) -> Option<VisualSession> {
+    // Tokens are long random text; anything else is not worth a query.
+    if token.len() > 200 {
+        return None;
+    }
+    console
+        .store
+        .visual_session_by_token(token, unix_ms())
+        .await
+        .ok()
+        .flatten()
+}
+
+pub async fn page(State(console): State<Arc<WebState>>, Path(token): Path<String>) -> Response {
+    let Some(v) = by_token(&console, &token).await else {
+        return gone(&console);
+    };
+    let mut r = console.render_public(
+        "customer.html",
+        minijinja::context! {
+            case_number => v.case_number,
+            ice_servers => console.visual.ice_servers_json.as_str(),
+        },
+    );
+    // The link is a secret: don't leak it to other sites or caches.
+    let h = r.headers_mut();
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// One page for unknown, ended and expired links: it reveals nothing.
+fn gone(console: &WebState) -> Response {
+    let mut r = console.render_public("customer_gone.html", minijinja::context! {});
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
+pub async fn socket(
+    State(console): State<Arc<WebState>>,
+    Path(token): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(v) = by_token(&console, &token).await else {
+        return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
+    };
+    if v.joined_at_ms.is_none() {
+        match console
+            .store
+            .mark_visual_session_joined(v.id, unix_ms())
+            .await
+        {
+            Ok(_) => console.visual.hub.send(v.id, To::Operator, &Event::Joined),
+            Err(e) => tracing::warn!(session = v.id, "marking joined: {e}"),
+        }
+    }
+    crate::chat::chat_socket(ws)
+        .on_upgrade(move |socket| serve_socket(console, v.id, Party::Customer, socket))
+}
+
+/// POST /v/{token}/photos: the link is checked before the body is read, so an unknown
+/// link costs no upload.
+pub async fn photo(
+    State(console): State<Arc<WebState>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(v) = by_token(&console, &token).await else {
+        return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
+    };
+    let body = match read_image(&headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match save_image(&console, &v, FileKind::Photo, &body).await {
+        // The customer learns that it arrived, not where it is kept.
+        Ok(_) => (StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))).into_response(),
+        Err((status, msg)) => crate::error::WebError::json(status, msg).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::Router;
+    use axum::http::Request;
+    use futures_util::{SinkExt, StreamExt};
+    use hotline_core::store::Store;
+    use hotline_core::users::{LoginPolicy, NewUser, Role};
+    use hotline_core::visual::{InviteChannel, NewVisualSession};
+    use tokio_tungstenite::tungstenite::Message;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::telephony::NoPhones;
+    use crate::visual::MAX_IMAGE_BYTES;
+    use axum::body::Bytes;
+
+    /// The console's routes and an open session's link token.
+    async fn setup() -> (Router, String) {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let now = unix_ms();
+        let user = store
+            .add_user(&NewUser {
+                name: "anna",
+                display_name: "Anna",
+                role: Role::Operator,
+                password: "a-long-password",
+                operator: None,
+                now_ms: now,
+            })
+            .await
+            .unwrap();
+        let license = store.add_license("Main", 10, now).await.unwrap();
+        store.grant_license(user, license).await.unwrap();
+        let created = store
+            .create_visual_session(&NewVisualSession {
+                operator_user_id: user,
+                license_id: license,
+                channel: InviteChannel::Email,
+                email: Some("customer@example.com".into()),
+                now_ms: now,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let settings = crate::state::WebSettings {
+            public_url: "http://127.0.0.1".into(),
+            notify: Default::default(),
+            notifier: None,
+            files_dir: std::env::temp_dir().join(format!("hotline-visual-{now}")),
+            time_zone: chrono_tz::Europe::Budapest,
+        };
+        let visual = crate::visual::VisualSettings::default();
+        let console = Arc::new(WebState::new(
+            store,
+            Arc::new(NoPhones),
+            LoginPolicy::default(),
+            false,
+            settings,
+            visual,
+        ));
+        (crate::app(console), created.token)
+    }
+
+    /// A body that notes whether anyone read it.
+    fn watched_body(read: Arc<AtomicBool>, bytes: usize) -> Body {
+        let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+        let chunks = bytes.div_ceil(chunk.len());
+        let stream = futures_util::stream::iter(0..chunks).map(move |_| {
+            read.store(true, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(chunk.clone())
+        });
+        Body::from_stream(stream)
+    }
+
+    #[tokio::test]
+    async fn a_photo_for_an_unknown_link_is_refused_unread() {
+        let (app, token) = setup().await;
+        let read = Arc::new(AtomicBool::new(false));
+        let req = Request::post("/v/not-a-link/photos")
+            .header("content-type", "image/png")
+            .body(watched_body(read.clone(), 1024 * 1024))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert!(!read.load(Ordering::SeqCst), "the body was read");
+
+        // A good link with too big a picture (no length given): refused as it arrives.
+        let req = Request::post(format!("/v/{token}/photos"))
+            .body(watched_body(read.clone(), MAX_IMAGE_BYTES + 128 * 1024))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+        // And a real picture arrives.
+        let png = [
+            0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+        ];
+        let req = Request::post(format!("/v/{token}/photos"))
+            .body(Body::from(png.to_vec()))
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+
+    type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+    async fn customer_socket(app: Router, token: &str) -> Ws {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/v/{token}/ws"), stream)
+            .await
+            .unwrap();
+        ws
+    }
+
+    /// The next text frame, or None when the server closed the socket.
+    async fn next_text(ws: &mut Ws) -> Option<serde_json::Value> {
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+                .await
+                .expect("no answer within 5 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn visual_sockets_take_frames_as_chat_does() {
+        let (app, token) = setup().await;
+        let mut ws = customer_socket(app.clone(), &token).await;
+        // Presence comes first.
+        assert_eq!(next_text(&mut ws).await.unwrap()["type"], "presence");
+        // A frame far bigger than any message or offer: the socket is closed.
+        let big = json_signal(100 * 1024);
+        ws.send(Message::Text(big.into())).await.unwrap();
+        assert_eq!(next_text(&mut ws).await, None, "a 100 KiB frame was taken");
+
+        // Messages at the chat visitor's rate (30 a minute): the 31st is refused.
+        let mut ws = customer_socket(app, &token).await;
+        let mut refused = None;
+        for i in 0..31 {
+            let frame = serde_json::json!({ "type": "chat", "text": format!("m{i}") });
+            ws.send(Message::Text(frame.to_string().into()))
+                .await
+                .unwrap();
+            loop {
+                let v = next_text(&mut ws).await.unwrap();
+                match v["type"].as_str() {
+                    Some("chat") => break,
+                    Some("error") => {
+                        refused = Some((i, v));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (i, v) = refused.expect("no message was refused");
+        assert_eq!(i, 30, "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Too many messages"),
+            "{v}"
+        );
+    }
+
+    fn json_signal(bytes: usize) -> String {
+        serde_json::json!({ "type": "signal", "data": { "sdp": "x".repeat(bytes) } }).to_string()
+    }
+}
