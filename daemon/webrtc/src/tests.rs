@@ -1,0 +1,329 @@
+#![allow(clippy::unwrap_used)]
+
+//! A browser played by a second str0m instance (full ICE, the offerer, as Chrome is),
+//! wired to the leg through a virtual network with a fixed delay, on a virtual clock.
+
+use super::*;
+use std::time::Duration;
+use str0m::media::{Direction, MediaKind};
+
+const BROWSER: &str = "192.0.2.10:50000";
+const DAEMON: &str = "127.0.0.1:20000";
+const PUBLIC: &str = "198.51.100.7";
+/// One way through the virtual network.
+const DELAY: Duration = Duration::from_millis(5);
+
+struct Browser {
+    rtc: Rtc,
+    mid: Mid,
+    connected: bool,
+    heard: Vec<(u32, Vec<u8>)>,
+}
+
+/// A datagram on its way, and when it lands.
+struct InFlight {
+    at: Instant,
+    to_leg: bool,
+    from: SocketAddr,
+    data: Vec<u8>,
+}
+
+fn browser(now: Instant, codecs: &[&str]) -> (Browser, String) {
+    let mut config = RtcConfig::new().clear_codecs();
+    for c in codecs {
+        config = match *c {
+            "PCMU" => config.enable_pcmu(true, false),
+            "PCMA" => config.enable_pcma(true, false),
+            "opus" => config.enable_opus(true, false),
+            _ => unreachable!(),
+        };
+    }
+    let mut rtc = config.build(now);
+    rtc.add_local_candidate(Candidate::host(BROWSER.parse().unwrap(), "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    let sdp = offer.to_sdp_string();
+    // The answer is applied by `connect`; keep the pending change with the browser.
+    PENDING.with(|p| *p.borrow_mut() = Some(pending));
+    (
+        Browser {
+            rtc,
+            mid,
+            connected: false,
+            heard: Vec::new(),
+        },
+        sdp,
+    )
+}
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Option<str0m::change::SdpPendingOffer>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn apply_answer(b: &mut Browser, answer: &str) {
+    let answer = str0m::change::SdpAnswer::from_sdp_string(answer).unwrap();
+    let pending = PENDING.with(|p| p.borrow_mut().take()).unwrap();
+    b.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+}
+
+/// Runs both sides until `until`, in virtual time: every datagram lands `DELAY` after it
+/// was sent; each side's timeouts fire when they are due.
+fn run(
+    leg: &mut BrowserLeg,
+    b: &mut Browser,
+    net: &mut Vec<InFlight>,
+    leg_heard: &mut Vec<(u32, Vec<u8>)>,
+    events: &mut Vec<(Instant, LegOutput)>,
+    from: Instant,
+    until: Instant,
+) {
+    let mut now = from;
+    let daemon: SocketAddr = DAEMON.parse().unwrap();
+    let browser_addr: SocketAddr = BROWSER.parse().unwrap();
+    let mut browser_timeout;
+    while now <= until {
+        // The leg's outputs.
+        while let Some(o) = leg.poll() {
+            match o {
+                LegOutput::Transmit { to, data } => {
+                    assert_eq!(to, browser_addr, "the leg answers where the browser is");
+                    net.push(InFlight {
+                        at: now + DELAY,
+                        to_leg: false,
+                        from: daemon,
+                        data,
+                    });
+                }
+                LegOutput::Audio { rtp_time, payload } => leg_heard.push((rtp_time, payload)),
+                other => events.push((now, other)),
+            }
+        }
+        // The browser's outputs.
+        loop {
+            match b.rtc.poll_output().unwrap() {
+                Output::Timeout(at) => {
+                    browser_timeout = at;
+                    break;
+                }
+                Output::Transmit(t) => {
+                    // The browser sends to the candidate the leg advertised.
+                    assert_eq!(
+                        t.destination,
+                        SocketAddr::new(PUBLIC.parse().unwrap(), 20000)
+                    );
+                    net.push(InFlight {
+                        at: now + DELAY,
+                        to_leg: true,
+                        from: browser_addr,
+                        data: t.contents.to_vec(),
+                    });
+                }
+                Output::Event(Event::Connected) => b.connected = true,
+                Output::Event(Event::MediaData(d)) => b
+                    .heard
+                    .push((d.time.rebase(G711_RATE).numer() as u32, d.data.to_vec())),
+                Output::Event(_) => {}
+            }
+        }
+        // The next moment anything happens.
+        let next_net = net.iter().map(|d| d.at).min();
+        let next = [Some(browser_timeout), leg.next_timeout(), next_net]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(until + Duration::from_millis(1))
+            .max(now);
+        if next > until {
+            break;
+        }
+        now = next;
+        if let Some(i) = net.iter().position(|d| d.at <= now) {
+            let d = net.remove(i);
+            if d.to_leg {
+                leg.receive(now, d.from, &d.data).unwrap();
+            } else {
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source: d.from,
+                        destination: browser_addr,
+                        contents: d.data.as_slice().try_into().unwrap(),
+                    },
+                );
+                b.rtc.handle_input(input).unwrap();
+            }
+        } else if leg.next_timeout().is_some_and(|t| t <= now) {
+            leg.timeout(now).unwrap();
+        } else {
+            b.rtc.handle_input(Input::Timeout(now)).unwrap();
+        }
+    }
+}
+
+fn frame(n: u8) -> Vec<u8> {
+    vec![n; 160]
+}
+
+#[test]
+fn a_browser_connects_and_audio_flows_both_ways_in_g711() {
+    let t0 = Instant::now();
+    let (mut b, offer) = browser(t0, &["opus", "PCMU", "PCMA"]);
+    let (mut leg, answer) = BrowserLeg::accept(
+        t0,
+        &offer,
+        DAEMON.parse().unwrap(),
+        Some(PUBLIC.parse().unwrap()),
+    )
+    .unwrap();
+    // Opus is not taken: calls are G.711 end to end.
+    assert_eq!(leg.codec(), Codec::Pcmu);
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(
+        answer.contains(&format!("{PUBLIC} 20000 typ host")),
+        "{answer}"
+    );
+    assert!(!answer.to_lowercase().contains("opus"), "{answer}");
+    apply_answer(&mut b, &answer);
+
+    let (mut net, mut heard, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let connected_by = t0 + Duration::from_millis(500);
+    run(
+        &mut leg,
+        &mut b,
+        &mut net,
+        &mut heard,
+        &mut events,
+        t0,
+        connected_by,
+    );
+    assert!(
+        b.connected && leg.is_connected(),
+        "connected within 500 ms: {events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(_, e)| *e == LegOutput::Connected)
+            .count(),
+        1
+    );
+
+    // 10 frames each way, 20 ms apart.
+    let mut now = connected_by;
+    for n in 0..10u8 {
+        let ts = 160 * u32::from(n);
+        leg.send_audio(now, ts, &frame(n)).unwrap();
+        let pt = Pt::new_with_value(0);
+        b.rtc
+            .writer(b.mid)
+            .unwrap()
+            .write(
+                pt,
+                now,
+                MediaTime::new(u64::from(ts), G711_RATE),
+                frame(100 + n),
+            )
+            .unwrap();
+        run(
+            &mut leg,
+            &mut b,
+            &mut net,
+            &mut heard,
+            &mut events,
+            now,
+            now + Duration::from_millis(20),
+        );
+        now += Duration::from_millis(20);
+    }
+    run(
+        &mut leg,
+        &mut b,
+        &mut net,
+        &mut heard,
+        &mut events,
+        now,
+        now + Duration::from_millis(100),
+    );
+    let leg_payloads: Vec<Vec<u8>> = heard.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(leg_payloads, (100..110).map(frame).collect::<Vec<_>>());
+    let browser_payloads: Vec<Vec<u8>> = b.heard.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(browser_payloads, (0..10).map(frame).collect::<Vec<_>>());
+    // RTP time advances by one frame (160 samples) per packet.
+    let steps: Vec<u32> = heard
+        .windows(2)
+        .map(|w| w[1].0.wrapping_sub(w[0].0))
+        .collect();
+    assert!(steps.iter().all(|s| *s == 160), "{steps:?}");
+}
+
+#[test]
+fn pcma_is_used_when_the_browser_offers_only_that() {
+    let t0 = Instant::now();
+    let (_b, offer) = browser(t0, &["PCMA"]);
+    let (leg, _) = BrowserLeg::accept(t0, &offer, DAEMON.parse().unwrap(), None).unwrap();
+    assert_eq!(leg.codec(), Codec::Pcma);
+}
+
+#[test]
+fn offers_without_g711_or_audio_or_sense_are_refused_with_a_reason() {
+    let t0 = Instant::now();
+    let (_b, offer) = browser(t0, &["opus"]);
+    let err = BrowserLeg::accept(t0, &offer, DAEMON.parse().unwrap(), None)
+        .err()
+        .unwrap();
+    assert!(matches!(err, LegError::NoG711), "{err}");
+    let err = BrowserLeg::accept(t0, "v=0\r\nnonsense", DAEMON.parse().unwrap(), None)
+        .err()
+        .unwrap();
+    assert!(matches!(err, LegError::BadOffer(_)), "{err}");
+}
+
+#[test]
+fn a_browser_that_goes_silent_is_reported_gone() {
+    let t0 = Instant::now();
+    let (mut b, offer) = browser(t0, &["PCMU"]);
+    let (mut leg, answer) = BrowserLeg::accept(
+        t0,
+        &offer,
+        DAEMON.parse().unwrap(),
+        Some(PUBLIC.parse().unwrap()),
+    )
+    .unwrap();
+    apply_answer(&mut b, &answer);
+    let (mut net, mut heard, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let connected_by = t0 + Duration::from_millis(500);
+    run(
+        &mut leg,
+        &mut b,
+        &mut net,
+        &mut heard,
+        &mut events,
+        t0,
+        connected_by,
+    );
+    assert!(leg.is_connected());
+    // The page is closed: nothing more comes from the browser; the leg's timeouts go on.
+    let mut now = connected_by;
+    let mut gone_at = None;
+    while now < connected_by + Duration::from_secs(60) && gone_at.is_none() {
+        now = leg
+            .next_timeout()
+            .unwrap_or(now + Duration::from_millis(100))
+            .max(now);
+        leg.timeout(now).unwrap();
+        while let Some(o) = leg.poll() {
+            if o == LegOutput::Disconnected {
+                gone_at = Some(now);
+            }
+        }
+    }
+    let after = gone_at
+        .expect("the leg notices the browser is gone")
+        .duration_since(connected_by);
+    // str0m's ICE timeout, counted from the last check the browser sent (they come every
+    // few hundred ms while connected): the call learns a page is gone in seconds.
+    assert_eq!(after, Duration::from_millis(17_500));
+}
