@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use hotline_core::acd::OperatorState;
 use hotline_ivr::TransferTarget;
-use hotline_web::console::calls::{CallControl, TransferTo};
-use hotline_web::console::{BoxFuture, OperatorForm, Telephony};
+use hotline_web::telephony::{BoxFuture, CallControl, OperatorForm, Telephony, TransferTo};
 
 use crate::actors::AcdInput;
 use crate::actors::{CallEvent, ConsoleControl};

@@ -7,8 +7,10 @@
 //! reconnect or a restart resumes exactly. Visibility (private events) is decided in the
 //! store by `Audience`, nowhere here.
 
+pub mod canned;
 pub mod dispatch;
 pub mod files;
+pub mod history;
 pub mod hub;
 pub mod limits;
 pub mod operator;
@@ -401,22 +403,22 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/chat/transcript", post(visitor::transcript))
         .route("/console/chat", get(operator::page))
         .route("/console/chat/ws", get(operator::socket))
-        .route("/console/chat/canned", get(operator::canned))
+        .route("/console/chat/canned", get(canned::canned))
         .route(
             "/console/chat/canned/{id}/favourite",
-            post(operator::favourite),
+            post(canned::favourite),
         )
         .route(
             "/console/chat/{id}/files",
             post(operator::upload).layer(upload_limit()),
         )
         .route("/console/chat/files/{id}", get(operator::download))
-        .route("/console/chat/history", get(operator::history))
-        .route("/console/chat/history/{id}", get(operator::transcript))
+        .route("/console/chat/history", get(history::history))
+        .route("/console/chat/history/{id}", get(history::transcript))
         .route(
             "/admin/canned",
-            get(operator::admin_page).post(operator::admin_add),
+            get(canned::admin_page).post(canned::admin_add),
         )
-        .route("/admin/canned/{id}", post(operator::admin_update))
-        .route("/admin/canned/{id}/delete", post(operator::admin_delete))
+        .route("/admin/canned/{id}", post(canned::admin_update))
+        .route("/admin/canned/{id}/delete", post(canned::admin_delete))
 }

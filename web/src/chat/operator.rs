@@ -1,5 +1,6 @@
 //! The operator's chat window (`/console/chat`): offers and chats over one WebSocket per
-//! tab, canned messages, attachments, and the supervisors' canned-messages page.
+//! tab, and attachments. Canned messages are in [`super::canned`], past chats in
+//! [`super::history`].
 //!
 //! The socket sends a chat's events from the last sequence number the tab saw (its
 //! `hello`), then whatever the store has after that each time the chat is woken (by this
@@ -10,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Json, Redirect, Response};
+use axum::response::{IntoResponse, Json, Response};
 use hotline_core::chat::{Audience, ChatError, EventKind, NewEvent, Sender, Target};
 use hotline_core::users::WebSession;
 use serde::Deserialize;
@@ -22,9 +23,8 @@ use tokio::sync::mpsc;
 use super::hub::Push;
 use super::view::{chat_view, event_frame};
 use super::{error_message, publish, push_view};
-use crate::auth::{Csrf, CsrfForm, NoFields, OperatorPage, SupervisorPage, same_origin};
+use crate::auth::{Csrf, OperatorPage, same_origin};
 use crate::error::WebError;
-use crate::pages::me;
 use crate::state::WebState;
 use crate::unix_ms;
 
@@ -49,7 +49,7 @@ fn me_of(s: &WebSession) -> Option<Me> {
     })
 }
 
-fn queues_json(console: &WebState) -> Vec<Value> {
+pub(super) fn queues_json(console: &WebState) -> Vec<Value> {
     console
         .telephony
         .queue_names()
@@ -66,7 +66,7 @@ fn queues_json(console: &WebState) -> Vec<Value> {
 }
 
 /// The queues the operator is a member of.
-fn my_queues(console: &WebState, operator: &str) -> Vec<String> {
+pub(super) fn my_queues(console: &WebState, operator: &str) -> Vec<String> {
     console
         .telephony
         .queue_names()
@@ -638,62 +638,8 @@ async fn in_chat(console: &WebState, chat_id: i64, user_id: i64) -> bool {
         .any(|p| p.user_id == user_id)
 }
 
-fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
     WebError::json(status, message.into()).into_response()
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CannedQuery {
-    #[serde(default)]
-    q: String,
-    chat: Option<i64>,
-}
-
-/// GET /console/chat/canned?q=…&chat=ID: the canned messages for the chat's queue (or
-/// the operator's queues), favourites first.
-pub(crate) async fn canned(
-    State(console): State<Arc<WebState>>,
-    OperatorPage(s): OperatorPage,
-    Query(q): Query<CannedQuery>,
-) -> Response {
-    let queues = match q.chat {
-        Some(id) => match console.store.chat(id).await {
-            Ok(Some(c)) => vec![c.queue],
-            _ => Vec::new(),
-        },
-        None => s
-            .user
-            .operator
-            .as_deref()
-            .map(|op| my_queues(&console, op))
-            .unwrap_or_default(),
-    };
-    match console.store.canned_for(s.user.id, &queues, &q.q).await {
-        Ok(list) => Json(json!({ "canned": list })).into_response(),
-        Err(e) => json_error(StatusCode::BAD_REQUEST, error_message(&e)),
-    }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct FavouriteForm {
-    on: bool,
-}
-
-/// POST /console/chat/canned/{id}/favourite
-pub(crate) async fn favourite(
-    State(console): State<Arc<WebState>>,
-    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
-    Path(id): Path<i64>,
-    Json(f): Json<FavouriteForm>,
-) -> Response {
-    match console
-        .store
-        .set_canned_favourite(s.user.id, id, f.on)
-        .await
-    {
-        Ok(_) => Json(json!({ "ok": true })).into_response(),
-        Err(e) => json_error(StatusCode::BAD_REQUEST, error_message(&e)),
-    }
 }
 
 /// POST /console/chat/{id}/files
@@ -735,246 +681,6 @@ pub(crate) async fn download(
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     }
     super::files::serve(&console, &file).await
-}
-
-#[derive(Deserialize)]
-pub(crate) struct AdminQuery {
-    msg: Option<String>,
-    error: Option<String>,
-}
-
-/// GET /admin/canned: supervisors keep the canned messages.
-pub(crate) async fn admin_page(
-    State(console): State<Arc<WebState>>,
-    SupervisorPage(s): SupervisorPage,
-    Query(q): Query<AdminQuery>,
-) -> Response {
-    let canned = console.store.all_canned().await.unwrap_or_default();
-    console.render(
-        "admin_canned.html",
-        minijinja::context! {
-            me => me(&s),
-            csrf => s.csrf_token,
-            canned => canned,
-            queues => queues_json(&console),
-            message => q.msg,
-            error => q.error,
-        },
-    )
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CannedForm {
-    #[serde(default)]
-    queue: String,
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    body: String,
-}
-
-fn back(result: Result<&str, String>) -> Response {
-    let q = match result {
-        Ok(m) => format!("msg={}", urlencode(m)),
-        Err(e) => format!("error={}", urlencode(&e)),
-    };
-    Redirect::to(&format!("/admin/canned?{q}")).into_response()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn queue_of(f: &CannedForm) -> Option<String> {
-    let q = f.queue.trim();
-    (!q.is_empty()).then(|| q.to_string())
-}
-
-/// POST /admin/canned
-pub(crate) async fn admin_add(
-    State(console): State<Arc<WebState>>,
-    CsrfForm(SupervisorPage(s), f): CsrfForm<SupervisorPage, CannedForm>,
-) -> Response {
-    back(
-        console
-            .store
-            .add_canned(queue_of(&f), &f.title, &f.body, s.user.id)
-            .await
-            .map(|_| "Canned message added.")
-            .map_err(|e| error_message(&e)),
-    )
-}
-
-/// POST /admin/canned/{id}
-pub(crate) async fn admin_update(
-    State(console): State<Arc<WebState>>,
-    Path(id): Path<i64>,
-    CsrfForm(SupervisorPage(_), f): CsrfForm<SupervisorPage, CannedForm>,
-) -> Response {
-    back(
-        console
-            .store
-            .update_canned(id, queue_of(&f), &f.title, &f.body)
-            .await
-            .map(|_| "Canned message saved.")
-            .map_err(|e| error_message(&e)),
-    )
-}
-
-/// POST /admin/canned/{id}/delete
-pub(crate) async fn admin_delete(
-    State(console): State<Arc<WebState>>,
-    Path(id): Path<i64>,
-    CsrfForm(SupervisorPage(_), _): CsrfForm<SupervisorPage, NoFields>,
-) -> Response {
-    back(
-        console
-            .store
-            .delete_canned(id)
-            .await
-            .map(|_| "Canned message deleted.")
-            .map_err(|e| error_message(&e)),
-    )
-}
-
-#[derive(Deserialize)]
-pub(crate) struct HistoryQuery {
-    #[serde(default)]
-    tag: String,
-}
-
-/// Supervisors (and admins) read every chat's history; operators theirs (issue 15).
-fn sees_every_chat(s: &WebSession) -> bool {
-    s.user.role.allows(hotline_core::users::Role::Supervisor)
-}
-
-/// The queues of the user's operator account (none without one).
-fn queues_of(console: &WebState, s: &WebSession) -> Vec<String> {
-    s.user
-        .operator
-        .as_deref()
-        .map(|op| my_queues(console, op))
-        .unwrap_or_default()
-}
-
-/// GET /console/chat/history?tag=…: past chats with a tag (seed 004: tags are kept with the
-/// session and can be filtered). Operators see the chats they took part in and those of
-/// their queues; supervisors all.
-pub(crate) async fn history(
-    State(console): State<Arc<WebState>>,
-    OperatorPage(s): OperatorPage,
-    Query(q): Query<HistoryQuery>,
-) -> Response {
-    let tag = q.tag.trim().to_string();
-    let chats = if tag.is_empty() {
-        Vec::new()
-    } else if sees_every_chat(&s) {
-        console
-            .store
-            .chats_with_tag(&tag, 200)
-            .await
-            .unwrap_or_default()
-    } else {
-        console
-            .store
-            .chats_with_tag_for(&tag, 200, s.user.id, &queues_of(&console, &s))
-            .await
-            .unwrap_or_default()
-    };
-    let rows: Vec<Value> = chats
-        .iter()
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "started": console.local_time(c.created_at_ms),
-                "visitor_name": c.visitor_name,
-                "queue": c.queue,
-                "operators": c.operators,
-                "tags": c.tags,
-                "state": c.state,
-            })
-        })
-        .collect();
-    console.render(
-        "chat_history.html",
-        minijinja::context! { me => me(&s), tag => tag, chats => rows },
-    )
-}
-
-/// GET /console/chat/history/{id}: the whole conversation as the organisation keeps it,
-/// private messages marked.
-pub(crate) async fn transcript(
-    State(console): State<Arc<WebState>>,
-    OperatorPage(s): OperatorPage,
-    Path(id): Path<i64>,
-) -> Response {
-    let Ok(Some(chat)) = console.store.chat(id).await else {
-        return console.error_page(StatusCode::NOT_FOUND, "There is no such chat.");
-    };
-    if !sees_every_chat(&s) {
-        match console
-            .store
-            .chat_visible_to(id, s.user.id, &queues_of(&console, &s))
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return console.error_page(
-                    StatusCode::FORBIDDEN,
-                    "This chat is not yours to read: operators see the chats they took part in and those of their queues.",
-                );
-            }
-            Err(e) => {
-                return console.error_page(StatusCode::SERVICE_UNAVAILABLE, &error_message(&e));
-            }
-        }
-    }
-    let visitor = console.store.visitor(chat.visitor_id).await.ok().flatten();
-    let tags = console.store.chat_tags(id).await.unwrap_or_default();
-    let events: Vec<Value> = console
-        .store
-        .chat_events(id, 0, Audience::Operators)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|e| {
-            let who = match e.from {
-                hotline_core::chat::SenderKind::Visitor => visitor
-                    .as_ref()
-                    .and_then(|v| v.name.clone())
-                    .unwrap_or_else(|| "Visitor".into()),
-                _ if e.name.is_empty() => "Hotline".into(),
-                _ => e.name.clone(),
-            };
-            let text = if e.body.is_empty() {
-                format!("({})", e.kind.as_str())
-            } else {
-                e.body.clone()
-            };
-            json!({ "at": console.local_time(e.created_at_ms), "who": who,
-                    "private": e.private, "text": text })
-        })
-        .collect();
-    console.render(
-        "chat_transcript.html",
-        minijinja::context! {
-            me => me(&s),
-            chat => json!({ "id": chat.id, "queue": chat.queue }),
-            visitor_name => visitor.and_then(|v| v.name),
-            started => console.local_time(chat.created_at_ms),
-            ended => chat.ended_at_ms.map(|t| console.local_time(t)),
-            tags => tags,
-            events => events,
-        },
-    )
 }
 
 #[cfg(test)]

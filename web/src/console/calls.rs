@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::auth::{Csrf, OperatorPage};
 use crate::error::WebError;
 use crate::state::WebState;
-pub use crate::telephony::{CallControl, TransferTo};
+use crate::telephony::{CallControl, TransferTo};
 
 /// Longest note a transfer carries.
 const MAX_NOTE: usize = 500;

@@ -5,7 +5,7 @@
 //! Pages are rendered on the server (minijinja, HTML auto-escaped) with small JS modules
 //! for what changes live. Every route names the role it needs and, when it changes
 //! anything, the CSRF check, with the extractors of [`crate::auth`]. Telephony (operator
-//! states, queue figures, SIP accounts) is reached through [`Telephony`], which the daemon
+//! states, queue figures, SIP accounts) is reached through [`crate::telephony::Telephony`], which the daemon
 //! implements.
 
 // A refusal is a whole page; handlers return it as they are, so it is not boxed.
@@ -26,8 +26,6 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::state::WebState;
-// The daemon implements these under their old paths too.
-pub use crate::telephony::{BoxFuture, OperatorForm, Telephony};
 
 /// Login, the home page with its widgets, and the admin pages.
 pub fn router() -> Router<Arc<WebState>> {
