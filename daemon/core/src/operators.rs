@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use crate::store::{Store, StoreError};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Operator {
     pub id: i64,
     pub name: String,
@@ -16,6 +16,7 @@ pub struct Operator {
     /// The digest algorithm the phone is challenged with: "MD5" or "SHA-256".
     pub sip_digest: String,
     pub chat_capacity: i64,
+    #[sqlx(rename = "created_at")]
     pub created_at_ms: i64,
 }
 
@@ -96,21 +97,6 @@ macro_rules! select_operators {
     };
 }
 
-fn operator_from_row(r: &sqlx::any::AnyRow) -> Result<Operator, StoreError> {
-    Ok(Operator {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        display_name: r.try_get("display_name")?,
-        sip_user: r.try_get("sip_user")?,
-        realm: r.try_get("realm")?,
-        ha1_md5: r.try_get("ha1_md5")?,
-        ha1_sha256: r.try_get("ha1_sha256")?,
-        sip_digest: r.try_get("sip_digest")?,
-        chat_capacity: r.try_get("chat_capacity")?,
-        created_at_ms: r.try_get("created_at")?,
-    })
-}
-
 impl Store {
     pub async fn add_operator(&self, op: &NewOperator<'_>) -> Result<i64, OperatorError> {
         validate_name("name", op.name)?;
@@ -157,10 +143,9 @@ impl Store {
     }
 
     pub async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
-        let rows = sqlx::query(select_operators!("ORDER BY name"))
+        Ok(sqlx::query_as(select_operators!("ORDER BY name"))
             .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(operator_from_row).collect()
+            .await?)
     }
 
     /// The operator whose phone logs in as `sip_user` (one indexed read: a REFER's or a
@@ -169,11 +154,10 @@ impl Store {
         &self,
         sip_user: &str,
     ) -> Result<Option<Operator>, StoreError> {
-        let row = sqlx::query(select_operators!("WHERE sip_user = $1"))
+        Ok(sqlx::query_as(select_operators!("WHERE sip_user = $1"))
             .bind(sip_user)
             .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(operator_from_row).transpose()
+            .await?)
     }
 
     /// Remembers the state the operator chose (restored when the daemon starts).

@@ -280,6 +280,30 @@ async fn checkpoints(reads: AnyPool) {
     }
 }
 
+/// One row by its id (`sql` selects it with the id as `$1`), mapped by its `FromRow`
+/// derive; `None` when there is no such row. `conn` is the pool, a connection or a
+/// transaction (`&mut *tx`). A tuple such as `(i64,)` asks only whether the row is there.
+pub async fn fetch_by_id<'a, T, E, I>(
+    conn: E,
+    sql: impl sqlx::SqlSafeStr,
+    id: I,
+) -> Result<Option<T>, sqlx::Error>
+where
+    E: sqlx::Executor<'a, Database = sqlx::Any>,
+    I: sqlx::Encode<'a, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'a,
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, T>(sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The error for a text column holding a value the code doesn't know (an enum's name).
+pub fn unknown_value(what: &str, v: &str) -> String {
+    format!("unknown {what} {v:?} in the database")
+}
+
 /// A SQLite URL with `mode=rwc` (create when missing) turned into `mode=rw`.
 fn without_create(url: &str) -> String {
     match url.split_once('?') {

@@ -196,6 +196,14 @@ pub enum TaskEventKind {
     Completed,
 }
 
+impl TryFrom<String> for TaskEventKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        TaskEventKind::parse(&s).ok_or_else(|| crate::store::unknown_value("task event", &s))
+    }
+}
+
 impl TaskEventKind {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -221,14 +229,17 @@ impl TaskEventKind {
 }
 
 /// One change in a task's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TaskEvent {
     pub id: i64,
     pub task_id: i64,
+    #[sqlx(try_from = "String")]
     pub kind: TaskEventKind,
     pub operator: String,
+    #[sqlx(rename = "at")]
     pub at_ms: i64,
     /// The due time a `Created` or `Rescheduled` event set.
+    #[sqlx(rename = "due_at")]
     pub due_at_ms: Option<i64>,
     pub note: Option<String>,
 }
@@ -385,19 +396,6 @@ fn task_from(r: &AnyRow) -> Result<Task, sqlx::Error> {
     })
 }
 
-fn event_from(r: &AnyRow) -> Result<TaskEvent, sqlx::Error> {
-    let kind: String = r.try_get("kind")?;
-    Ok(TaskEvent {
-        id: r.try_get("id")?,
-        task_id: r.try_get("task_id")?,
-        kind: TaskEventKind::parse(&kind).ok_or_else(|| decode_err("event", &kind))?,
-        operator: r.try_get("operator")?,
-        at_ms: r.try_get("at")?,
-        due_at_ms: r.try_get("due_at")?,
-        note: r.try_get("note")?,
-    })
-}
-
 /// `$first, $first+1, …` for `n` values bound in order.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -490,10 +488,12 @@ impl Store {
 
         let mut tx = self.pool().begin().await?;
         if let Some(entry) = t.callback_entry_id {
-            let found = sqlx::query("SELECT id FROM callback_entries WHERE id = $1")
-                .bind(entry)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let found: Option<(i64,)> = crate::store::fetch_by_id(
+                &mut *tx,
+                "SELECT id FROM callback_entries WHERE id = $1",
+                entry,
+            )
+            .await?;
             if found.is_none() {
                 return Err(invalid(format!("There is no callback-list entry {entry}.")));
             }
@@ -860,14 +860,13 @@ impl Store {
 
     /// The task's history, oldest first.
     pub async fn task_events(&self, id: i64) -> Result<Vec<TaskEvent>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, task_id, kind, operator, at, due_at, note FROM task_events \
              WHERE task_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(event_from).collect::<Result<_, _>>()?)
+        .await?)
     }
 }
 

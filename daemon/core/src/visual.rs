@@ -123,6 +123,14 @@ pub enum Party {
     Customer,
 }
 
+impl TryFrom<String> for Party {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Party::parse(&s).ok_or_else(|| crate::store::unknown_value("visual message sender", &s))
+    }
+}
+
 impl Party {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -144,6 +152,14 @@ pub enum FileKind {
     Photo,
     /// Taken by the operator from the customer's video.
     Snapshot,
+}
+
+impl TryFrom<String> for FileKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        FileKind::parse(&s).ok_or_else(|| crate::store::unknown_value("visual file kind", &s))
+    }
 }
 
 impl FileKind {
@@ -308,26 +324,31 @@ pub struct SessionSummary {
     pub state: SessionState,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct VisualMessage {
     pub id: i64,
     pub session_id: i64,
     /// 1, 2, 3… within the session, in the order stored.
     pub seq: i64,
+    #[sqlx(rename = "sender", try_from = "String")]
     pub from: Party,
+    #[sqlx(rename = "body")]
     pub text: String,
     pub client_id: Option<String>,
+    #[sqlx(rename = "created_at")]
     pub created_at_ms: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct VisualFile {
     /// 128 random bits in hex; also the file's name on disk.
     pub id: String,
     pub session_id: i64,
+    #[sqlx(try_from = "String")]
     pub kind: FileKind,
     pub content_type: String,
     pub size: i64,
+    #[sqlx(rename = "created_at")]
     pub created_at_ms: i64,
 }
 
@@ -475,32 +496,7 @@ fn session_from(r: &AnyRow) -> Result<VisualSession, sqlx::Error> {
 
 const MESSAGE_COLUMNS: &str = "id, session_id, seq, sender, body, client_id, created_at";
 
-fn message_from(r: &AnyRow) -> Result<VisualMessage, sqlx::Error> {
-    let sender: String = r.try_get("sender")?;
-    Ok(VisualMessage {
-        id: r.try_get("id")?,
-        session_id: r.try_get("session_id")?,
-        seq: r.try_get("seq")?,
-        from: Party::parse(&sender).ok_or_else(|| decode_err("message sender", &sender))?,
-        text: r.try_get("body")?,
-        client_id: r.try_get("client_id")?,
-        created_at_ms: r.try_get("created_at")?,
-    })
-}
-
 const FILE_COLUMNS: &str = "id, session_id, kind, content_type, size, created_at";
-
-fn file_from(r: &AnyRow) -> Result<VisualFile, sqlx::Error> {
-    let kind: String = r.try_get("kind")?;
-    Ok(VisualFile {
-        id: r.try_get("id")?,
-        session_id: r.try_get("session_id")?,
-        kind: FileKind::parse(&kind).ok_or_else(|| decode_err("file kind", &kind))?,
-        content_type: r.try_get("content_type")?,
-        size: r.try_get("size")?,
-        created_at_ms: r.try_get("created_at")?,
-    })
-}
 
 fn license_from(r: &AnyRow) -> Result<License, sqlx::Error> {
     Ok(License {
@@ -1216,7 +1212,7 @@ impl Store {
                 Err(e) => return refuse(tx, e).await,
             };
         if let Some(c) = &client_id {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {MESSAGE_COLUMNS} FROM visual_messages \
                  WHERE session_id = $1 AND client_id = $2"
             )))
@@ -1226,7 +1222,7 @@ impl Store {
             .await?;
             if let Some(row) = row {
                 // Rolled back: the sequence number is not spent.
-                return Ok(message_from(&row)?);
+                return Ok(row);
             }
         }
         let row = sqlx::query(
@@ -1259,15 +1255,14 @@ impl Store {
         session_id: i64,
         client_id: &str,
     ) -> Result<Option<VisualMessage>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM visual_messages \
              WHERE session_id = $1 AND client_id = $2"
         )))
         .bind(session_id)
         .bind(client_id)
         .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(message_from).transpose()?)
+        .await?)
     }
 
     /// Messages after sequence number `after_seq` (0: all), in order.
@@ -1276,15 +1271,14 @@ impl Store {
         session_id: i64,
         after_seq: i64,
     ) -> Result<Vec<VisualMessage>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM visual_messages \
              WHERE session_id = $1 AND seq > $2 ORDER BY seq"
         )))
         .bind(session_id)
         .bind(after_seq)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(message_from).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     /// Records a photo or snapshot of an open session and gives it a random id; the web
@@ -1340,24 +1334,24 @@ impl Store {
 
     /// A session's photos and snapshots, oldest first.
     pub async fn visual_files(&self, session_id: i64) -> Result<Vec<VisualFile>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {FILE_COLUMNS} FROM visual_files WHERE session_id = $1 \
              ORDER BY created_at, id"
         )))
         .bind(session_id)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(file_from).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     pub async fn visual_file(&self, id: &str) -> Result<Option<VisualFile>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {FILE_COLUMNS} FROM visual_files WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(file_from).transpose()?)
+        Ok(crate::store::fetch_by_id(
+            self.pool(),
+            sqlx::AssertSqlSafe(format!(
+                "SELECT {FILE_COLUMNS} FROM visual_files WHERE id = $1"
+            )),
+            id,
+        )
+        .await?)
     }
 }
 

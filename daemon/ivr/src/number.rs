@@ -55,6 +55,12 @@ pub fn normalize(raw: &str) -> Result<String, NumberError> {
 /// on it (Hungarian mobiles for SMS): separators dropped, digits after an optional
 /// leading `+`, then `00…` → `+…` and `06…` → `+36…`. May be empty or `+`.
 pub fn canonical_form(raw: &str) -> Result<String, NumberError> {
+    cleaned(raw, "a phone number").map(canonical)
+}
+
+/// `raw` without separators: digits after an optional leading `+`, or where the first
+/// other character is (`what` names the text in the message).
+fn cleaned(raw: &str, what: &str) -> Result<String, NumberError> {
     let mut out = String::new();
     for (i, c) in raw.chars().enumerate() {
         if is_separator(c) {
@@ -66,12 +72,12 @@ pub fn canonical_form(raw: &str) -> Result<String, NumberError> {
             let message = if c == '+' {
                 "`+` may only start a number".to_owned()
             } else {
-                format!("`{c}` is not allowed in a phone number")
+                format!("`{c}` is not allowed in {what}")
             };
             return Err(NumberError { index: i, message });
         }
     }
-    Ok(canonical(out))
+    Ok(out)
 }
 
 /// `00…` → `+…`, `06…` → `+36…`; `s` is digits with an optional leading `+`.
@@ -88,20 +94,7 @@ fn canonical(s: String) -> String {
 /// A number prefix (for `caller` rules) in the same canonical form, so
 /// `06 30` and `+3630` are the same prefix. Shorter than a number is fine.
 pub fn normalize_prefix(raw: &str) -> Result<String, NumberError> {
-    let mut out = String::new();
-    for (i, c) in raw.chars().enumerate() {
-        if is_separator(c) {
-            continue;
-        }
-        if (c == '+' && out.is_empty()) || c.is_ascii_digit() {
-            out.push(c);
-        } else {
-            return Err(NumberError {
-                index: i,
-                message: format!("`{c}` is not allowed in a number prefix"),
-            });
-        }
-    }
+    let out = cleaned(raw, "a number prefix")?;
     if out.is_empty() || out == "+" {
         return Err(NumberError {
             index: 0,

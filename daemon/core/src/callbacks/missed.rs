@@ -25,7 +25,7 @@ impl MissedReason {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct MissedCall {
     pub id: i64,
     pub number: String,
@@ -34,6 +34,7 @@ pub struct MissedCall {
     pub reason: String,
     pub waited_ms: i64,
     pub path: String,
+    #[sqlx(rename = "missed_at")]
     pub missed_at_ms: i64,
 }
 
@@ -87,26 +88,12 @@ impl Store {
 
     /// Newest first.
     pub async fn recent_missed_calls(&self, limit: i64) -> Result<Vec<MissedCall>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, number, call_id, queue, reason, waited_ms, path, missed_at \
              FROM missed_calls ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MissedCall {
-                    id: r.try_get("id")?,
-                    number: r.try_get("number")?,
-                    call_id: r.try_get("call_id")?,
-                    queue: r.try_get("queue")?,
-                    reason: r.try_get("reason")?,
-                    waited_ms: r.try_get("waited_ms")?,
-                    path: r.try_get("path")?,
-                    missed_at_ms: r.try_get("missed_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

@@ -20,7 +20,7 @@ impl RequestSource {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct CallbackRequest {
     pub id: i64,
     pub number: String,
@@ -29,6 +29,7 @@ pub struct CallbackRequest {
     pub promise: Option<String>,
     pub source: String,
     pub call_id: Option<String>,
+    #[sqlx(rename = "requested_at")]
     pub requested_at_ms: i64,
 }
 
@@ -85,25 +86,12 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<CallbackRequest>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, number, queue, promise, source, call_id, requested_at \
              FROM callback_requests ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CallbackRequest {
-                    id: r.try_get("id")?,
-                    number: r.try_get("number")?,
-                    queue: r.try_get("queue")?,
-                    promise: r.try_get("promise")?,
-                    source: r.try_get("source")?,
-                    call_id: r.try_get("call_id")?,
-                    requested_at_ms: r.try_get("requested_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

@@ -145,11 +145,10 @@ impl Store {
         if r.rows_affected() == 1 {
             return Ok(true);
         }
-        match sqlx::query("SELECT id FROM chats WHERE id = $1")
-            .bind(chat_id)
-            .fetch_optional(self.pool())
-            .await?
-        {
+        let chat: Option<(i64,)> =
+            crate::store::fetch_by_id(self.pool(), "SELECT id FROM chats WHERE id = $1", chat_id)
+                .await?;
+        match chat {
             Some(_) => Ok(false),
             None => Err(ChatError::NotFound),
         }

@@ -14,7 +14,7 @@ use super::{
     VisitorField, check_line, check_name, check_text, check_url, conflict, decode_err, flag,
     invalid, is_file_id, placeholders, shown_name, visitor_in,
 };
-use crate::store::Store;
+use crate::store::{Store, fetch_by_id};
 
 /// Lists are capped so one call can't read a whole table.
 pub(super) const MAX_LIST: i64 = 1000;
@@ -174,18 +174,14 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.site, c.queue, c.topic, 
      FROM chats c JOIN chat_visitors v ON v.id = c.visitor_id";
 
 async fn chat_exists(conn: &mut AnyConnection, chat_id: i64) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT id FROM chats WHERE id = $1")
-        .bind(chat_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<(i64,)> =
+        fetch_by_id(&mut *conn, "SELECT id FROM chats WHERE id = $1", chat_id).await?;
     Ok(row.is_some())
 }
 
 async fn user_exists(conn: &mut AnyConnection, user_id: i64) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT id FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<(i64,)> =
+        fetch_by_id(&mut *conn, "SELECT id FROM users WHERE id = $1", user_id).await?;
     Ok(row.is_some())
 }
 
@@ -587,10 +583,12 @@ impl Store {
         on: bool,
     ) -> Result<(), ChatError> {
         let mut conn = self.pool().acquire().await?;
-        let row = sqlx::query("SELECT id FROM chat_canned WHERE id = $1")
-            .bind(canned_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row: Option<(i64,)> = fetch_by_id(
+            &mut *conn,
+            "SELECT id FROM chat_canned WHERE id = $1",
+            canned_id,
+        )
+        .await?;
         if row.is_none() {
             return Err(ChatError::NotFound);
         }
