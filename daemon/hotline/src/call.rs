@@ -21,6 +21,7 @@ use hotline_core::callbacks::CallbackSource;
 use hotline_core::callbacks::missed::NewMissedCall;
 use hotline_core::cdr::{CallEnd, CallStart, CdrRef, EndReason};
 use hotline_core::ivr_call::PromptLibrary;
+use hotline_core::time::unix_ms;
 use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
 use hotline_sip::sdp::{self, Negotiated};
 use hotline_sip::{CallHandle, OutgoingCall};
@@ -35,7 +36,6 @@ use crate::control::LiveCall;
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::outbound::Ports;
 use crate::relay::{Lent, RelayThreads};
-use hotline_core::time::unix_ms;
 
 /// Counts the call as active for the task's life, whatever way it ends.
 struct ActiveGuard<'a>(&'a Calls);

@@ -10,16 +10,17 @@ use std::time::Instant;
 use hotline_core::acd::CallerId;
 use hotline_core::call_session::PlacedStart;
 use hotline_core::cdr::{CallStart, EndReason};
+use hotline_core::time::unix_ms;
 use hotline_sip::registrar::Binding;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::actors::{AcdInput, CallEvent, SipCommand};
 use crate::call::PlacedCall;
+use crate::callbacks::attempts::Reached;
 use crate::config::Trunk;
 use crate::context::Calls;
-use crate::outbound::{self, NotAnswered, Ports, Reached};
-use hotline_core::time::unix_ms;
+use crate::outbound::{self, NotAnswered, Ports};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClickToCallError {

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use hotline_core::acd::{CallerId, OperatorStatus, OperatorView};
 use hotline_core::call_session::{ConsultState, Output, QueueOut};
 use hotline_core::chat::ChatState;
+use hotline_core::time::unix_ms;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -38,7 +39,6 @@ use tracing::{debug, info, warn};
 
 use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl};
 use crate::context::{Calls, ConnectedCall};
-use hotline_core::time::unix_ms;
 
 /// The socket's file name in its directory.
 pub const SOCKET_NAME: &str = "control.sock";

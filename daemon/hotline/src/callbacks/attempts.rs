@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use hotline_core::callbacks::{AttemptOutcome, CallbackEntry, CallbackError};
 use hotline_core::notify::{NotifierHandle, webhook};
+use hotline_core::time::{millis, unix_ms};
 use tracing::{info, warn};
 
 use crate::context::Calls;
-use crate::outbound::{Reached, attempt_outcome};
-use hotline_core::time::{millis, unix_ms};
+use crate::outbound::NotAnswered;
 
 /// When an attempt counts as a success, and how long a failed entry stays off the list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,87 @@ impl Default for OutcomeRules {
             success_after: Duration::from_secs(hotline_ivr::DEFAULT_SUCCESS_AFTER_SECS),
             hide_after_failure: Duration::from_secs(hotline_ivr::DEFAULT_HIDE_AFTER_FAILURE_SECS),
         }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reached {
+    /// The operator's phone did not answer, so the customer was never dialled.
+    OperatorNotAnswered,
+    /// The customer's leg failed.
+    CustomerNotAnswered(NotAnswered),
+    /// The customer answered but did not press the confirmation key (customer-first).
+    NotConfirmed,
+    /// The customer confirmed, but no operator took the call (customer-first).
+    NoOperator,
+    /// The customer answered and talked to the operator this long.
+    Connected(Duration),
+}
+
+/// What a callback attempt means for its entry: the outcome, a note for the history, and
+/// whether the entry hides for the queue's hide time (only when the customer was dialled:
+/// an operator who missed their own ring shouldn't keep the customer off the list).
+pub fn attempt_outcome(
+    reached: Reached,
+    success_after: Duration,
+) -> (AttemptOutcome, String, bool) {
+    match reached {
+        Reached::OperatorNotAnswered => (
+            AttemptOutcome::Failed,
+            "the operator's phone did not answer; the customer was not dialled".into(),
+            false,
+        ),
+        Reached::CustomerNotAnswered(why) => {
+            let (outcome, note) = match why {
+                NotAnswered::Status(486 | 600) => {
+                    (AttemptOutcome::Busy, "the customer was busy".into())
+                }
+                NotAnswered::Status(408 | 480 | 487) | NotAnswered::Timeout => (
+                    AttemptOutcome::NoAnswer,
+                    "the customer did not answer".into(),
+                ),
+                NotAnswered::Status(s @ (403 | 404 | 484 | 603)) => (
+                    AttemptOutcome::Rejected,
+                    format!("the call was refused ({s})"),
+                ),
+                NotAnswered::Status(s) => {
+                    (AttemptOutcome::Failed, format!("the call failed ({s})"))
+                }
+                NotAnswered::OtherLegEnded => (
+                    AttemptOutcome::Failed,
+                    "the operator hung up before the customer answered".into(),
+                ),
+                NotAnswered::Broken => (
+                    AttemptOutcome::Failed,
+                    "the call could not be set up".into(),
+                ),
+            };
+            (outcome, note, true)
+        }
+        Reached::NotConfirmed => (
+            AttemptOutcome::NoAnswer,
+            "the call was answered but the key was not pressed (an answering machine?)".into(),
+            true,
+        ),
+        Reached::NoOperator => (
+            AttemptOutcome::Failed,
+            "the customer confirmed, but no operator took the call".into(),
+            false,
+        ),
+        Reached::Connected(talked) if talked >= success_after => (
+            AttemptOutcome::Success,
+            format!("connected for {} s", talked.as_secs()),
+            false,
+        ),
+        Reached::Connected(talked) => (
+            AttemptOutcome::Failed,
+            format!(
+                "connected for only {} s (a success needs {} s)",
+                talked.as_secs(),
+                success_after.as_secs()
+            ),
+            true,
+        ),
     }
 }
 
@@ -222,5 +303,50 @@ mod tests {
         assert_eq!(second["done"], true);
         assert_eq!(second["done_at_ms"], T0 + 4_000);
         notifier.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+    use crate::outbound::NotAnswered;
+
+    const TEN: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn success_needs_the_connected_seconds() {
+        let at = |s| attempt_outcome(Reached::Connected(Duration::from_millis(s)), TEN);
+        assert_eq!(at(10_000).0, AttemptOutcome::Success);
+        assert_eq!(at(9_999).0, AttemptOutcome::Failed);
+        assert!(at(9_999).2, "a short call hides the entry");
+        assert!(!at(10_000).2);
+    }
+
+    #[test]
+    fn customer_failures_map_to_outcomes() {
+        let f = |n| attempt_outcome(Reached::CustomerNotAnswered(n), TEN);
+        assert_eq!(f(NotAnswered::Status(486)).0, AttemptOutcome::Busy);
+        assert_eq!(f(NotAnswered::Status(600)).0, AttemptOutcome::Busy);
+        assert_eq!(f(NotAnswered::Status(480)).0, AttemptOutcome::NoAnswer);
+        assert_eq!(f(NotAnswered::Timeout).0, AttemptOutcome::NoAnswer);
+        assert_eq!(f(NotAnswered::Status(603)).0, AttemptOutcome::Rejected);
+        assert_eq!(f(NotAnswered::Status(503)).0, AttemptOutcome::Failed);
+        assert!(f(NotAnswered::Status(486)).2);
+    }
+
+    #[test]
+    fn customer_first_outcomes() {
+        let (outcome, _, hide) = attempt_outcome(Reached::NotConfirmed, TEN);
+        assert_eq!((outcome, hide), (AttemptOutcome::NoAnswer, true));
+        let (outcome, _, hide) = attempt_outcome(Reached::NoOperator, TEN);
+        assert_eq!((outcome, hide), (AttemptOutcome::Failed, false));
+    }
+
+    #[test]
+    fn an_operator_who_missed_the_ring_does_not_hide_the_customer() {
+        let (outcome, note, hide) = attempt_outcome(Reached::OperatorNotAnswered, TEN);
+        assert_eq!(outcome, AttemptOutcome::Failed);
+        assert!(!hide);
+        assert!(note.contains("not dialled"));
     }
 }

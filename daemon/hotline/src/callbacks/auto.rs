@@ -25,20 +25,21 @@ use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::call_session::PlacedStart;
 use hotline_core::callbacks::CallbackEntry;
 use hotline_core::cdr::{CallStart, EndReason};
+use hotline_core::time::{millis, unix_ms};
 use hotline_ivr::CallbackMode;
 use hotline_sip::sdp::Negotiated;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::attempts::{OutcomeRules, rules_for};
+use super::attempts::{Reached, attempt_outcome};
 use crate::actors::AcdInput;
 use crate::actors::CallEvent;
 use crate::actors::SipCommand;
 use crate::call::PlacedCall;
 use crate::config::Trunk;
 use crate::context::Calls;
-use crate::outbound::{self, NotAnswered, Ports, Reached};
-use hotline_core::time::{millis, unix_ms};
+use crate::outbound::{self, NotAnswered, Ports};
 
 /// How often the scheduler looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -317,7 +318,7 @@ impl Job {
     /// Records how the attempt went on the entry.
     async fn finish(&self, call_id: &str, reached: Reached, operator: Option<&str>) {
         let calls = &self.calls;
-        let (outcome, note, hide) = outbound::attempt_outcome(reached, self.rules.success_after);
+        let (outcome, note, hide) = attempt_outcome(reached, self.rules.success_after);
         let hide_ms = if hide {
             millis(self.rules.hide_after_failure)
         } else {

@@ -8,10 +8,10 @@
 
 use hotline_core::callbacks::requests::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
+use hotline_core::time::unix_ms;
 use tracing::{info, warn};
 
 use crate::context::Calls;
-use hotline_core::time::unix_ms;
 
 pub mod attempts;
 pub mod auto;

@@ -1,9 +1,8 @@
 //! The callback time a caller is promised: when the request can be kept (`promise_for`),
 //! and how the flow's prompt says it (`promise_distance`).
 
-use tracing::warn;
-
 use hotline_core::time::{millis, unix_ms};
+use tracing::warn;
 
 use crate::context::Calls;
 
