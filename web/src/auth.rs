@@ -42,26 +42,17 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 /// A `Set-Cookie` for one of the console's cookies (HttpOnly, SameSite=Lax, Secure behind
 /// TLS).
-pub(crate) fn set_cookie(
-    console: &WebState,
-    name: &str,
-    value: &str,
-    max_age_s: i64,
-) -> HeaderValue {
-    let secure = if console.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
+pub(crate) fn set_cookie(state: &WebState, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
     let text =
         format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The logged-in session of this request, if any.
-pub(crate) async fn session(console: &WebState, headers: &HeaderMap) -> Option<WebSession> {
+pub(crate) async fn session(state: &WebState, headers: &HeaderMap) -> Option<WebSession> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    match console.store.web_session(token, unix_ms()).await {
+    match state.store.web_session(token, unix_ms()).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("reading a web session: {e}");
@@ -73,11 +64,11 @@ pub(crate) async fn session(console: &WebState, headers: &HeaderMap) -> Option<W
 /// The session, when it may see a page needing `role`: otherwise the login page (not
 /// logged in) or a 403 page (logged in without the role).
 async fn require(
-    console: &WebState,
+    state: &WebState,
     headers: &HeaderMap,
     role: Role,
 ) -> Result<WebSession, Response> {
-    let Some(s) = session(console, headers).await else {
+    let Some(s) = session(state, headers).await else {
         return Err(Redirect::to("/login").into_response());
     };
     if !s.user.role.allows(role) {
@@ -146,9 +137,9 @@ macro_rules! role_extractor {
 
             async fn from_request_parts(
                 parts: &mut Parts,
-                console: &Arc<WebState>,
+                state: &Arc<WebState>,
             ) -> Result<Self, Self::Rejection> {
-                require(console, &parts.headers, $role).await.map($name)
+                require(state, &parts.headers, $role).await.map($name)
             }
         }
 
@@ -188,9 +179,9 @@ where
 
     async fn from_request_parts(
         parts: &mut Parts,
-        console: &Arc<WebState>,
+        state: &Arc<WebState>,
     ) -> Result<Self, Self::Rejection> {
-        let who = A::from_request_parts(parts, console).await?;
+        let who = A::from_request_parts(parts, state).await?;
         check_csrf(who.session(), &parts.headers, None).map_err(IntoResponse::into_response)?;
         Ok(Csrf(who))
     }
@@ -218,9 +209,9 @@ where
 {
     type Rejection = Response;
 
-    async fn from_request(req: Request, console: &Arc<WebState>) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &Arc<WebState>) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
-        let who = A::from_request_parts(&mut parts, console).await?;
+        let who = A::from_request_parts(&mut parts, state).await?;
         let (method, uri, headers) = (
             parts.method.clone(),
             parts.uri.clone(),
@@ -228,7 +219,7 @@ where
         );
         // Read once (within the route's body limit), then parsed as the form and for its
         // token: the form types need no `_csrf` field of their own.
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), console)
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(IntoResponse::into_response)?;
         let again = || {
@@ -238,10 +229,10 @@ where
             *r.headers_mut() = headers.clone();
             r
         };
-        let Form(form) = Form::<T>::from_request(again(), console)
+        let Form(form) = Form::<T>::from_request(again(), state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let Form(field) = Form::<CsrfField>::from_request(again(), console)
+        let Form(field) = Form::<CsrfField>::from_request(again(), state)
             .await
             .map_err(IntoResponse::into_response)?;
         check_csrf(who.session(), &headers, Some(&field.csrf))

@@ -25,12 +25,12 @@ pub(crate) struct CannedQuery {
 /// GET /console/chat/canned?q=…&chat=ID: the canned messages for the chat's queue (or
 /// the operator's queues), favourites first.
 pub(crate) async fn canned(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<CannedQuery>,
 ) -> Response {
     let queues = match q.chat {
-        Some(id) => match console.store.chat(id).await {
+        Some(id) => match state.store.chat(id).await {
             Ok(Some(c)) => vec![c.queue],
             _ => Vec::new(),
         },
@@ -38,10 +38,10 @@ pub(crate) async fn canned(
             .user
             .operator
             .as_deref()
-            .map(|op| my_queues(&console, op))
+            .map(|op| my_queues(&state, op))
             .unwrap_or_default(),
     };
-    match console.store.canned_for(s.user.id, &queues, &q.q).await {
+    match state.store.canned_for(s.user.id, &queues, &q.q).await {
         Ok(list) => Json(json!({ "canned": list })).into_response(),
         Err(e) => json_error(StatusCode::BAD_REQUEST, error_message(&e)),
     }
@@ -54,16 +54,12 @@ pub(crate) struct FavouriteForm {
 
 /// POST /console/chat/canned/{id}/favourite
 pub(crate) async fn favourite(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     Json(f): Json<FavouriteForm>,
 ) -> Response {
-    match console
-        .store
-        .set_canned_favourite(s.user.id, id, f.on)
-        .await
-    {
+    match state.store.set_canned_favourite(s.user.id, id, f.on).await {
         Ok(_) => Json(json!({ "ok": true })).into_response(),
         Err(e) => json_error(StatusCode::BAD_REQUEST, error_message(&e)),
     }
@@ -77,18 +73,18 @@ pub(crate) struct AdminQuery {
 
 /// GET /admin/canned: supervisors keep the canned messages.
 pub(crate) async fn admin_page(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     SupervisorPage(s): SupervisorPage,
     Query(q): Query<AdminQuery>,
 ) -> Response {
-    let canned = console.store.all_canned().await.unwrap_or_default();
-    console.render(
+    let canned = state.store.all_canned().await.unwrap_or_default();
+    state.render(
         "admin_canned.html",
         minijinja::context! {
             me => me(&s),
             csrf => s.csrf_token,
             canned => canned,
-            queues => queues_json(&console),
+            queues => queues_json(&state),
             message => q.msg,
             error => q.error,
         },
@@ -132,11 +128,11 @@ fn queue_of(f: &CannedForm) -> Option<String> {
 
 /// POST /admin/canned
 pub(crate) async fn admin_add(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     CsrfForm(SupervisorPage(s), f): CsrfForm<SupervisorPage, CannedForm>,
 ) -> Response {
     back(
-        console
+        state
             .store
             .add_canned(queue_of(&f), &f.title, &f.body, s.user.id)
             .await
@@ -147,12 +143,12 @@ pub(crate) async fn admin_add(
 
 /// POST /admin/canned/{id}
 pub(crate) async fn admin_update(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(SupervisorPage(_), f): CsrfForm<SupervisorPage, CannedForm>,
 ) -> Response {
     back(
-        console
+        state
             .store
             .update_canned(id, queue_of(&f), &f.title, &f.body)
             .await
@@ -163,12 +159,12 @@ pub(crate) async fn admin_update(
 
 /// POST /admin/canned/{id}/delete
 pub(crate) async fn admin_delete(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(SupervisorPage(_), _): CsrfForm<SupervisorPage, NoFields>,
 ) -> Response {
     back(
-        console
+        state
             .store
             .delete_canned(id)
             .await

@@ -20,8 +20,8 @@ use tokio::io::AsyncWriteExt;
 use crate::state::WebState;
 use crate::unix_ms;
 
-pub(crate) fn dir(console: &WebState) -> PathBuf {
-    console.settings.files_dir.join("chat")
+pub(crate) fn dir(state: &WebState) -> PathBuf {
+    state.settings.files_dir.join("chat")
 }
 
 /// Bytes from the start of a file that its kind is told by (`infer` reads far less).
@@ -133,13 +133,13 @@ fn over_quota(quota: i64) -> Refusal {
 
 /// Reads the `file` parts (and an operator's `private` field), checks and stores each.
 pub async fn receive(
-    console: &WebState,
+    state: &WebState,
     chat_id: i64,
     sender: Sender,
     multipart: Multipart,
 ) -> Result<Vec<ChatFile>, Refusal> {
-    let quota = console.chat.config.files_quota_bytes();
-    let used = console
+    let quota = state.chat.config.files_quota_bytes();
+    let used = state
         .store
         .chat_files_bytes(chat_id)
         .await
@@ -148,14 +148,14 @@ pub async fn receive(
     if used >= quota {
         return Err(over_quota(quota));
     }
-    let dir = dir(console);
+    let dir = dir(state);
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| store_failed(&format!("creating {}", dir.display()), e))?;
     let mut parts = Vec::new();
     let received = receive_parts(&dir, quota, quota - used, multipart, &mut parts).await;
     let stored = match received {
-        Ok(private) => record(console, chat_id, &sender, private, quota, &dir, &parts).await,
+        Ok(private) => record(state, chat_id, &sender, private, quota, &dir, &parts).await,
         Err(r) => Err(r),
     };
     // Whatever was not made a file is removed (refused, or cut off).
@@ -298,7 +298,7 @@ fn unsupported(name: &str) -> Refusal {
 /// Makes the received parts files: each renamed to its id, then recorded (within the
 /// chat's quota, counted again under the chat's lock against parallel uploads).
 async fn record(
-    console: &WebState,
+    state: &WebState,
     chat_id: i64,
     sender: &Sender,
     private: bool,
@@ -322,7 +322,7 @@ async fn record(
             uploaded_by: sender.clone(),
             now_ms: unix_ms(),
         };
-        match console.store.add_chat_file_within(&file, quota).await {
+        match state.store.add_chat_file_within(&file, quota).await {
             Ok(f) => stored.push(f),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&file_path).await;
@@ -346,8 +346,8 @@ pub fn files_json(files: &[ChatFile]) -> serde_json::Value {
 
 /// The file's bytes: inline for pictures, a download for anything else, never sniffed
 /// by the browser (an uploaded page must not run on our origin).
-pub async fn serve(console: &WebState, file: &ChatFile) -> Response {
-    let bytes = match tokio::fs::read(dir(console).join(&file.id)).await {
+pub async fn serve(state: &WebState, file: &ChatFile) -> Response {
+    let bytes = match tokio::fs::read(dir(state).join(&file.id)).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };

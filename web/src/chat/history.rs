@@ -28,11 +28,11 @@ fn sees_every_chat(s: &WebSession) -> bool {
 }
 
 /// The queues of the user's operator account (none without one).
-fn queues_of(console: &WebState, s: &WebSession) -> Vec<String> {
+fn queues_of(state: &WebState, s: &WebSession) -> Vec<String> {
     s.user
         .operator
         .as_deref()
-        .map(|op| my_queues(console, op))
+        .map(|op| my_queues(state, op))
         .unwrap_or_default()
 }
 
@@ -40,7 +40,7 @@ fn queues_of(console: &WebState, s: &WebSession) -> Vec<String> {
 /// session and can be filtered). Operators see the chats they took part in and those of
 /// their queues; supervisors all.
 pub(crate) async fn history(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
@@ -48,15 +48,15 @@ pub(crate) async fn history(
     let chats = if tag.is_empty() {
         Vec::new()
     } else if sees_every_chat(&s) {
-        console
+        state
             .store
             .chats_with_tag(&tag, 200)
             .await
             .unwrap_or_default()
     } else {
-        console
+        state
             .store
-            .chats_with_tag_for(&tag, 200, s.user.id, &queues_of(&console, &s))
+            .chats_with_tag_for(&tag, 200, s.user.id, &queues_of(&state, &s))
             .await
             .unwrap_or_default()
     };
@@ -65,7 +65,7 @@ pub(crate) async fn history(
         .map(|c| {
             json!({
                 "id": c.id,
-                "started": console.local_time(c.created_at_ms),
+                "started": state.local_time(c.created_at_ms),
                 "visitor_name": c.visitor_name,
                 "queue": c.queue,
                 "operators": c.operators,
@@ -74,7 +74,7 @@ pub(crate) async fn history(
             })
         })
         .collect();
-    console.render(
+    state.render(
         "chat_history.html",
         minijinja::context! { me => me(&s), tag => tag, chats => rows },
     )
@@ -83,34 +83,34 @@ pub(crate) async fn history(
 /// GET /console/chat/history/{id}: the whole conversation as the organisation keeps it,
 /// private messages marked.
 pub(crate) async fn transcript(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
-    let Ok(Some(chat)) = console.store.chat(id).await else {
-        return console.error_page(StatusCode::NOT_FOUND, "There is no such chat.");
+    let Ok(Some(chat)) = state.store.chat(id).await else {
+        return state.error_page(StatusCode::NOT_FOUND, "There is no such chat.");
     };
     if !sees_every_chat(&s) {
-        match console
+        match state
             .store
-            .chat_visible_to(id, s.user.id, &queues_of(&console, &s))
+            .chat_visible_to(id, s.user.id, &queues_of(&state, &s))
             .await
         {
             Ok(true) => {}
             Ok(false) => {
-                return console.error_page(
+                return state.error_page(
                     StatusCode::FORBIDDEN,
                     "This chat is not yours to read: operators see the chats they took part in and those of their queues.",
                 );
             }
             Err(e) => {
-                return console.error_page(StatusCode::SERVICE_UNAVAILABLE, &error_message(&e));
+                return state.error_page(StatusCode::SERVICE_UNAVAILABLE, &error_message(&e));
             }
         }
     }
-    let visitor = console.store.visitor(chat.visitor_id).await.ok().flatten();
-    let tags = console.store.chat_tags(id).await.unwrap_or_default();
-    let events: Vec<Value> = console
+    let visitor = state.store.visitor(chat.visitor_id).await.ok().flatten();
+    let tags = state.store.chat_tags(id).await.unwrap_or_default();
+    let events: Vec<Value> = state
         .store
         .chat_events(id, 0, Audience::Operators)
         .await
@@ -130,18 +130,18 @@ pub(crate) async fn transcript(
             } else {
                 e.body.clone()
             };
-            json!({ "at": console.local_time(e.created_at_ms), "who": who,
+            json!({ "at": state.local_time(e.created_at_ms), "who": who,
                     "private": e.private, "text": text })
         })
         .collect();
-    console.render(
+    state.render(
         "chat_transcript.html",
         minijinja::context! {
             me => me(&s),
             chat => json!({ "id": chat.id, "queue": chat.queue }),
             visitor_name => visitor.and_then(|v| v.name),
-            started => console.local_time(chat.created_at_ms),
-            ended => chat.ended_at_ms.map(|t| console.local_time(t)),
+            started => state.local_time(chat.created_at_ms),
+            ended => chat.ended_at_ms.map(|t| state.local_time(t)),
             tags => tags,
             events => events,
         },

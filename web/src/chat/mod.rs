@@ -334,27 +334,27 @@ pub fn chat_socket(ws: axum::extract::WebSocketUpgrade) -> axum::extract::WebSoc
 
 /// Tells everyone concerned that the chat has news: its visitor's sockets, and the
 /// operators in it or offered it.
-pub async fn publish(console: &WebState, chat_id: i64) -> Vec<String> {
-    let operators = console
+pub async fn publish(state: &WebState, chat_id: i64) -> Vec<String> {
+    let operators = state
         .store
         .chat_listeners(chat_id)
         .await
         .unwrap_or_default();
-    console.chat.hub.wake(chat_id, &operators);
+    state.chat.hub.wake(chat_id, &operators);
     operators
 }
 
 /// The `chat.ended` webhook, for a chat this call just ended: by its visitor, an
 /// operator or the abandoned-chat sweep (every end comes through here, once).
-pub async fn post_ended(console: &WebState, chat_id: i64) {
+pub async fn post_ended(state: &WebState, chat_id: i64) {
     use hotline_core::notify::webhook;
-    let Some(notifier) = &console.settings.notifier else {
+    let Some(notifier) = &state.settings.notifier else {
         return;
     };
     if !notifier.wants(webhook::CHAT_ENDED) {
         return;
     }
-    match console.store.ended_chat(chat_id).await {
+    match state.store.ended_chat(chat_id).await {
         Ok(Some(c)) => {
             if let Err(e) = notifier
                 .webhook(webhook::CHAT_ENDED, &webhook::chat_ended(&c))
@@ -370,19 +370,19 @@ pub async fn post_ended(console: &WebState, chat_id: i64) {
 
 /// Sends the chat's fresh view to every operator in it: details changed that are no
 /// event (tags, notes, visitor fields, pages visited).
-pub async fn push_view(console: &WebState, chat_id: i64) {
-    let Ok(Some(chat)) = console.store.chat(chat_id).await else {
+pub async fn push_view(state: &WebState, chat_id: i64) {
+    let Ok(Some(chat)) = state.store.chat(chat_id).await else {
         return;
     };
-    let frame = serde_json::json!({ "t": "chat", "chat": view::chat_view(console, &chat).await });
-    for p in console
+    let frame = serde_json::json!({ "t": "chat", "chat": view::chat_view(state, &chat).await });
+    for p in state
         .store
         .chat_participants(chat_id)
         .await
         .unwrap_or_default()
     {
         if p.is_open() {
-            console.chat.hub.to_operator(&p.operator, &frame);
+            state.chat.hub.to_operator(&p.operator, &frame);
         }
     }
 }

@@ -49,8 +49,8 @@ fn me_of(s: &WebSession) -> Option<Me> {
     })
 }
 
-pub(super) fn queues_json(console: &WebState) -> Vec<Value> {
-    console
+pub(super) fn queues_json(state: &WebState) -> Vec<Value> {
+    state
         .telephony
         .queue_names()
         .into_iter()
@@ -66,14 +66,14 @@ pub(super) fn queues_json(console: &WebState) -> Vec<Value> {
 }
 
 /// The queues the operator is a member of.
-pub(super) fn my_queues(console: &WebState, operator: &str) -> Vec<String> {
-    console
+pub(super) fn my_queues(state: &WebState, operator: &str) -> Vec<String> {
+    state
         .telephony
         .queue_names()
         .into_iter()
         .map(|(name, _)| name)
         .filter(|q| {
-            console
+            state
                 .telephony
                 .queue_members(q)
                 .iter()
@@ -84,16 +84,16 @@ pub(super) fn my_queues(console: &WebState, operator: &str) -> Vec<String> {
 
 /// GET /console/chat
 pub(crate) async fn page(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
 ) -> Response {
     let Some(me) = me_of(&s) else {
-        return console.error_page(
+        return state.error_page(
             StatusCode::FORBIDDEN,
             "Your user is not linked to an operator account, so it cannot take chats. An admin can link it.",
         );
     };
-    let users = console.store.users().await.unwrap_or_default();
+    let users = state.store.users().await.unwrap_or_default();
     let operators: Vec<Value> = users
         .iter()
         .filter_map(|u| {
@@ -106,22 +106,22 @@ pub(crate) async fn page(
             Some(json!({ "name": op, "display_name": display }))
         })
         .collect();
-    let capacity = console
+    let capacity = state
         .store
         .operators()
         .await
         .ok()
         .and_then(|ops| ops.into_iter().find(|o| o.name == me.operator))
         .map_or(3, |o| o.chat_capacity);
-    console.render(
+    state.render(
         "chat_console.html",
         minijinja::context! {
             me => crate::pages::me(&s),
             user => json!({ "name": me.operator, "display_name": me.display }),
             csrf => s.csrf_token,
-            queues => queues_json(&console),
+            queues => queues_json(&state),
             operators => operators,
-            wrapup_categories => console.chat.config.wrapup_categories,
+            wrapup_categories => state.chat.config.wrapup_categories,
             capacity => capacity,
         },
     )
@@ -129,7 +129,7 @@ pub(crate) async fn page(
 
 /// GET /console/chat/ws
 pub(crate) async fn socket(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -140,12 +140,12 @@ pub(crate) async fn socket(
     let Some(me) = me_of(&s) else {
         return (StatusCode::FORBIDDEN, "no operator account").into_response();
     };
-    super::chat_socket(ws).on_upgrade(move |socket| serve(console, me, socket))
+    super::chat_socket(ws).on_upgrade(move |socket| serve(state, me, socket))
 }
 
 /// A tab's socket and what it has sent of each of the operator's chats.
 struct Tab {
-    console: Arc<WebState>,
+    state: Arc<WebState>,
     me: Me,
     socket: WebSocket,
     /// Chat id → the last sequence number sent.
@@ -167,7 +167,7 @@ impl Tab {
         if let Some(n) = self.names.get(&id) {
             return Some(n.clone());
         }
-        let user = self.console.store.user(id).await.ok().flatten()?;
+        let user = self.state.store.user(id).await.ok().flatten()?;
         let name = user.operator.unwrap_or(user.name);
         self.names.insert(id, name.clone());
         Some(name)
@@ -175,10 +175,10 @@ impl Tab {
 
     /// Sends the chat's view and its events after what this tab has.
     async fn open_chat(&mut self, chat_id: i64, after: i64) -> bool {
-        let Ok(Some(chat)) = self.console.store.chat(chat_id).await else {
+        let Ok(Some(chat)) = self.state.store.chat(chat_id).await else {
             return true;
         };
-        let view = chat_view(&self.console, &chat).await;
+        let view = chat_view(&self.state, &chat).await;
         if !self.send(&json!({ "t": "chat", "chat": view })).await {
             return false;
         }
@@ -193,7 +193,7 @@ impl Tab {
             return true;
         };
         let events = match self
-            .console
+            .state
             .store
             .chat_events(chat_id, last, Audience::Operators)
             .await
@@ -213,8 +213,8 @@ impl Tab {
             self.chats.insert(chat_id, e.seq);
             changed |= !e.kind.is_conversation();
         }
-        if changed && let Ok(Some(chat)) = self.console.store.chat(chat_id).await {
-            let view = chat_view(&self.console, &chat).await;
+        if changed && let Ok(Some(chat)) = self.state.store.chat(chat_id).await {
+            let view = chat_view(&self.state, &chat).await;
             return self.send(&json!({ "t": "chat", "chat": view })).await;
         }
         true
@@ -224,7 +224,7 @@ impl Tab {
     /// tab, an invitation taken elsewhere).
     async fn find_new_chats(&mut self) -> bool {
         let mine = self
-            .console
+            .state
             .store
             .operator_chats(self.me.user_id)
             .await
@@ -241,7 +241,7 @@ impl Tab {
     /// the invitations waiting for them.
     async fn hello(&mut self, resume: HashMap<String, i64>) -> bool {
         let mine = self
-            .console
+            .state
             .store
             .operator_chats(self.me.user_id)
             .await
@@ -253,22 +253,22 @@ impl Tab {
             }
         }
         let offers = self
-            .console
+            .state
             .store
             .offered_chats(&self.me.operator)
             .await
             .unwrap_or_default();
         for chat in offers {
-            let view = chat_view(&self.console, &chat).await;
+            let view = chat_view(&self.state, &chat).await;
             let frame = json!({ "t": "offer", "chat": view,
                                 "expires_at": chat.offer_expires_at_ms, "now": unix_ms() });
             if !self.send(&frame).await {
                 return false;
             }
         }
-        let queues = my_queues(&self.console, &self.me.operator);
+        let queues = my_queues(&self.state, &self.me.operator);
         let invites = self
-            .console
+            .state
             .store
             .pending_invites_for(&self.me.operator, &queues)
             .await
@@ -282,12 +282,12 @@ impl Tab {
     }
 }
 
-async fn serve(console: Arc<WebState>, me: Me, socket: WebSocket) {
+async fn serve(state: Arc<WebState>, me: Me, socket: WebSocket) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let hub_id = console.chat.hub.join_operator(&me.operator, tx);
+    let hub_id = state.chat.hub.join_operator(&me.operator, tx);
     let operator = me.operator.clone();
     let mut tab = Tab {
-        console: console.clone(),
+        state: state.clone(),
         me,
         socket,
         chats: HashMap::new(),
@@ -321,7 +321,7 @@ async fn serve(console: Arc<WebState>, me: Me, socket: WebSocket) {
             }
         }
     }
-    console.chat.hub.leave_operator(&operator, hub_id);
+    state.chat.hub.leave_operator(&operator, hub_id);
 }
 
 /// A frame from the operator's tab.
@@ -416,21 +416,19 @@ const IN_CHAT_ONLY: [&str; 4] = ["tag", "note", "field", "typing"];
 /// Refuses a frame the operator may not send: the frames above for a chat they are not
 /// in, and accepting an invitation to a queue they are not a member of.
 async fn check_access(
-    console: &WebState,
+    state: &WebState,
     me: &Me,
     f: &Incoming,
     chat_id: i64,
 ) -> Result<(), ChatError> {
-    if IN_CHAT_ONLY.contains(&f.t.as_str())
-        && !console.store.is_in_chat(chat_id, me.user_id).await?
-    {
+    if IN_CHAT_ONLY.contains(&f.t.as_str()) && !state.store.is_in_chat(chat_id, me.user_id).await? {
         return Err(ChatError::Conflict("you are not in this chat".into()));
     }
     if f.t == "invite_answer"
         && f.accept
         && let Some(invite) = f.invite
-        && let Some(queue) = console.store.invite_queue(invite).await?
-        && !my_queues(console, &me.operator).contains(&queue)
+        && let Some(queue) = state.store.invite_queue(invite).await?
+        && !my_queues(state, &me.operator).contains(&queue)
     {
         return Err(ChatError::Conflict(format!(
             "this invitation is for the {queue} queue, and you are not one of its operators"
@@ -441,10 +439,10 @@ async fn check_access(
 
 /// Carries out a frame; `Some(seq)` for a stored event.
 async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, ChatError> {
-    check_access(&tab.console, &tab.me, f, chat_id).await?;
-    let console = tab.console.clone();
-    let store = &console.store;
-    let hub = &console.chat.hub;
+    check_access(&tab.state, &tab.me, f, chat_id).await?;
+    let state = tab.state.clone();
+    let store = &state.store;
+    let hub = &state.chat.hub;
     let now = unix_ms();
     let me = Sender::Operator {
         user_id: tab.me.user_id,
@@ -462,7 +460,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
                 &tab.me.operator,
                 &json!({ "t": "offer_gone", "chat": chat_id }),
             );
-            publish(&console, chat_id).await;
+            publish(&state, chat_id).await;
             tab.open_chat(chat_id, 0).await;
             Ok(None)
         }
@@ -474,7 +472,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
                 &json!({ "t": "offer_gone", "chat": chat_id }),
             );
             hub.dispatch.notify_one();
-            publish(&console, chat_id).await;
+            publish(&state, chat_id).await;
             Ok(None)
         }
         "send" | "options" => {
@@ -493,7 +491,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
             event.private = f.private;
             event.client_id = f.client_id.clone();
             let stored = store.add_chat_event(chat_id, &event, now).await?;
-            publish(&console, chat_id).await;
+            publish(&state, chat_id).await;
             Ok(Some(stored.seq))
         }
         "typing" => {
@@ -510,9 +508,9 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
         }
         "end" => {
             let (_, ended) = store.end_chat_reporting(chat_id, me, now).await?;
-            publish(&console, chat_id).await;
+            publish(&state, chat_id).await;
             if ended {
-                crate::chat::post_ended(&console, chat_id).await;
+                crate::chat::post_ended(&state, chat_id).await;
             }
             Ok(None)
         }
@@ -523,7 +521,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
             if f.transcript
                 && let Some(chat) = store.chat(chat_id).await?
                 && let Some(email) = store.visitor(chat.visitor_id).await?.and_then(|v| v.email)
-                && let Err(m) = crate::chat::visitor_transcript(&console, &chat, &email).await
+                && let Err(m) = crate::chat::visitor_transcript(&state, &chat, &email).await
             {
                 tracing::warn!(chat = chat_id, "transcript not sent: {m}");
             }
@@ -536,7 +534,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
             store.leave_chat(chat_id, tab.me.user_id, now).await?;
             tab.chats.remove(&chat_id);
             hub.to_operator(&tab.me.operator, &json!({ "t": "closed", "chat": chat_id }));
-            publish(&console, chat_id).await;
+            publish(&state, chat_id).await;
             hub.dispatch.notify_one();
             Ok(None)
         }
@@ -549,7 +547,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
                 .await?;
             tab.chats.remove(&chat_id);
             hub.to_operator(&tab.me.operator, &json!({ "t": "closed", "chat": chat_id }));
-            publish(&console, chat_id).await;
+            publish(&state, chat_id).await;
             hub.dispatch.notify_one();
             Ok(None)
         }
@@ -564,15 +562,15 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
             match target {
                 Target::Operator(op) => hub.to_operator(&op, &frame),
                 Target::Queue(q) => {
-                    for op in console.telephony.queue_members(&q) {
+                    for op in state.telephony.queue_members(&q) {
                         if op != tab.me.operator {
                             hub.to_operator(&op, &frame);
                         }
                     }
                 }
             }
-            publish(&console, chat_id).await;
-            push_view(&console, chat_id).await;
+            publish(&state, chat_id).await;
+            push_view(&state, chat_id).await;
             Ok(None)
         }
         "invite_answer" => {
@@ -586,11 +584,11 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
                 &tab.me.operator,
                 &json!({ "t": "invite_gone", "invite": invite }),
             );
-            publish(&console, answered.chat_id).await;
+            publish(&state, answered.chat_id).await;
             if f.accept {
                 tab.open_chat(answered.chat_id, 0).await;
             }
-            push_view(&console, answered.chat_id).await;
+            push_view(&state, answered.chat_id).await;
             Ok(None)
         }
         "tag" => {
@@ -599,14 +597,14 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
             } else if let Some(t) = &f.remove {
                 store.remove_chat_tag(chat_id, t).await?;
             }
-            push_view(&console, chat_id).await;
+            push_view(&state, chat_id).await;
             Ok(None)
         }
         "note" => {
             store
                 .add_chat_note(chat_id, tab.me.user_id, &f.text, now)
                 .await?;
-            push_view(&console, chat_id).await;
+            push_view(&state, chat_id).await;
             Ok(None)
         }
         "field" => {
@@ -620,7 +618,7 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
                     f.value.as_deref().unwrap_or(""),
                 )
                 .await?;
-            push_view(&console, chat_id).await;
+            push_view(&state, chat_id).await;
             Ok(None)
         }
         other => Err(ChatError::Invalid(format!("unknown request {other:?}"))),
@@ -628,8 +626,8 @@ async fn act(tab: &mut Tab, f: &Incoming, chat_id: i64) -> Result<Option<i64>, C
 }
 
 /// Is the user in the chat now (files may be sent and read only then)?
-async fn in_chat(console: &WebState, chat_id: i64, user_id: i64) -> bool {
-    console
+async fn in_chat(state: &WebState, chat_id: i64, user_id: i64) -> bool {
+    state
         .store
         .chat_participants(chat_id)
         .await
@@ -644,12 +642,12 @@ pub(super) fn json_error(status: StatusCode, message: impl Into<String>) -> Resp
 
 /// POST /console/chat/{id}/files
 pub(crate) async fn upload(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(chat_id): Path<i64>,
     multipart: Multipart,
 ) -> Response {
-    if !in_chat(&console, chat_id, s.user.id).await {
+    if !in_chat(&state, chat_id, s.user.id).await {
         return json_error(StatusCode::FORBIDDEN, "you are not in this chat");
     }
     let display = if s.user.display_name.trim().is_empty() {
@@ -661,7 +659,7 @@ pub(crate) async fn upload(
         user_id: s.user.id,
         name: display,
     };
-    match super::files::receive(&console, chat_id, sender, multipart).await {
+    match super::files::receive(&state, chat_id, sender, multipart).await {
         Ok(files) => Json(super::files::files_json(&files)).into_response(),
         Err((status, message)) => json_error(status, message),
     }
@@ -669,18 +667,18 @@ pub(crate) async fn upload(
 
 /// GET /console/chat/files/{id}: for the chat's operators, and supervisors.
 pub(crate) async fn download(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(Some(file)) = console.store.chat_file(&id).await else {
+    let Ok(Some(file)) = state.store.chat_file(&id).await else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
     let supervisor = s.user.role.allows(hotline_core::users::Role::Supervisor);
-    if !supervisor && !in_chat(&console, file.chat_id, s.user.id).await {
+    if !supervisor && !in_chat(&state, file.chat_id, s.user.id).await {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     }
-    super::files::serve(&console, &file).await
+    super::files::serve(&state, &file).await
 }
 
 #[cfg(test)]
@@ -828,7 +826,7 @@ mod tests {
             time_zone: chrono_tz::Europe::Budapest,
         };
         let visual = crate::visual::VisualSettings::default();
-        let console = Arc::new(WebState::new(
+        let state = Arc::new(WebState::new(
             store.clone(),
             Arc::new(FakeTelephony),
             policy,
@@ -840,7 +838,7 @@ mod tests {
         let bela = logins.pop().unwrap();
         let anna = logins.pop().unwrap();
         Setup {
-            app: crate::app(console),
+            app: crate::app(state),
             store,
             anna,
             bela,

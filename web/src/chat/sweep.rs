@@ -21,26 +21,26 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// often: it reads the whole directory.
 const PART_SCAN_EVERY_MS: i64 = 10 * 60 * 1000;
 
-pub fn spawn(console: Arc<WebState>) {
+pub fn spawn(state: Arc<WebState>) {
     tokio::spawn(async move {
         let mut last_part_scan = 0;
-        while !console.store.is_closed() {
+        while !state.store.is_closed() {
             tokio::time::sleep(SWEEP_EVERY).await;
             let now = unix_ms();
-            sweep(&console, now).await;
+            sweep(&state, now).await;
             if now - last_part_scan >= PART_SCAN_EVERY_MS {
                 last_part_scan = now;
-                remove_stale_parts(&console, now).await;
+                remove_stale_parts(&state, now).await;
             }
         }
     });
 }
 
 /// One round at `now_ms` (the tests pass their own time).
-pub async fn sweep(console: &WebState, now_ms: i64) {
-    let store = &console.store;
-    let config = &console.chat.config;
-    let hub = &console.chat.hub;
+pub async fn sweep(state: &WebState, now_ms: i64) {
+    let store = &state.store;
+    let config = &state.chat.config;
+    let hub = &state.chat.hub;
     if let Err(e) = store
         .touch_chat_visitors(&hub.visitor_chats(), now_ms)
         .await
@@ -60,8 +60,8 @@ pub async fn sweep(console: &WebState, now_ms: i64) {
                 if let Some(op) = &c.offered_to {
                     hub.to_operator(op, &json!({ "t": "offer_gone", "chat": c.chat_id }));
                 }
-                publish(console, c.chat_id).await;
-                super::post_ended(console, c.chat_id).await;
+                publish(state, c.chat_id).await;
+                super::post_ended(state, c.chat_id).await;
             }
             if !ended.is_empty() {
                 hub.dispatch.notify_one();
@@ -75,7 +75,7 @@ pub async fn sweep(console: &WebState, now_ms: i64) {
         .await
     {
         Ok(ids) => {
-            let dir = super::files::dir(console);
+            let dir = super::files::dir(state);
             for id in &ids {
                 if let Err(e) = tokio::fs::remove_file(dir.join(id)).await
                     && e.kind() != std::io::ErrorKind::NotFound
@@ -90,18 +90,18 @@ pub async fn sweep(console: &WebState, now_ms: i64) {
         Err(e) if !store.is_closed() => tracing::warn!("chat sweep: unsent files: {e}"),
         Err(_) => {}
     }
-    console.chat.limiters().forget_idle();
+    state.chat.limiters().forget_idle();
 }
 
 /// Removes `*.part` files older than `unsent_files_after_secs` (uploads cut off by a
 /// stop: a running upload writes to its part all the time).
-pub async fn remove_stale_parts(console: &WebState, now_ms: i64) {
-    let dir = super::files::dir(console);
+pub async fn remove_stale_parts(state: &WebState, now_ms: i64) {
+    let dir = super::files::dir(state);
     let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
         return;
     };
     let max_age = Duration::from_millis(
-        u64::try_from(console.chat.config.unsent_files_after_ms()).unwrap_or(u64::MAX),
+        u64::try_from(state.chat.config.unsent_files_after_ms()).unwrap_or(u64::MAX),
     );
     let now = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
     while let Ok(Some(entry)) = entries.next_entry().await {

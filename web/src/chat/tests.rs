@@ -30,7 +30,7 @@ use crate::unix_ms;
 
 struct Setup {
     app: Router,
-    console: Arc<WebState>,
+    state: Arc<WebState>,
     dir: PathBuf,
 }
 
@@ -83,7 +83,7 @@ async fn setup_with_webhooks(config: ChatConfig, webhooks: Vec<WebhookConfig>) -
         time_zone: chrono_tz::Europe::Budapest,
     };
     let visual = crate::visual::VisualSettings::default();
-    let console = Arc::new(
+    let state = Arc::new(
         WebState::new(
             store,
             Arc::new(NoPhones),
@@ -95,8 +95,8 @@ async fn setup_with_webhooks(config: ChatConfig, webhooks: Vec<WebhookConfig>) -
         .with_chat(config),
     );
     Setup {
-        app: crate::app(console.clone()),
-        console,
+        app: crate::app(state.clone()),
+        state,
         dir,
     }
 }
@@ -239,18 +239,18 @@ async fn socket_frames_over_the_limit_get_an_error_frame() {
     };
     let s = setup(c).await;
     let (_, chat_id) = start(&s.app, ip(1), "vk-1").await;
-    let chat = s.console.store.chat(chat_id).await.unwrap().unwrap();
+    let chat = s.state.store.chat(chat_id).await.unwrap().unwrap();
     let frame = |i: usize| {
         json!({ "t": "send", "client_id": format!("c{i}"), "text": format!("hello {i}") })
             .to_string()
     };
     for i in 0..3 {
-        let reply = super::visitor::handle(&s.console, &chat, ip(1), &frame(i))
+        let reply = super::visitor::handle(&s.state, &chat, ip(1), &frame(i))
             .await
             .unwrap();
         assert_eq!(reply["t"], "ack", "{reply}");
     }
-    let reply = super::visitor::handle(&s.console, &chat, ip(1), &frame(3))
+    let reply = super::visitor::handle(&s.state, &chat, ip(1), &frame(3))
         .await
         .unwrap();
     assert_eq!(reply["t"], "error", "{reply}");
@@ -264,7 +264,7 @@ async fn socket_frames_over_the_limit_get_an_error_frame() {
     );
     // Not stored: the greeting and three messages.
     let events = s
-        .console
+        .state
         .store
         .chat_events(chat_id, 0, Audience::Visitor)
         .await
@@ -278,7 +278,7 @@ async fn socket_frames_over_the_limit_get_an_error_frame() {
     );
     // Menu answers count as messages.
     let answer = json!({ "t": "answer", "client_id": "a1", "menu_seq": 1, "choice": "x" });
-    let reply = super::visitor::handle(&s.console, &chat, ip(1), &answer.to_string())
+    let reply = super::visitor::handle(&s.state, &chat, ip(1), &answer.to_string())
         .await
         .unwrap();
     assert_eq!(reply["t"], "error");
@@ -292,11 +292,11 @@ async fn socket_frames_over_the_limit_get_an_error_frame() {
     let draft = json!({ "t": "draft", "text": "typing" }).to_string();
     for _ in 0..2 {
         assert_eq!(
-            super::visitor::handle(&s.console, &chat, ip(1), &draft).await,
+            super::visitor::handle(&s.state, &chat, ip(1), &draft).await,
             None
         );
     }
-    let reply = super::visitor::handle(&s.console, &chat, ip(1), &draft)
+    let reply = super::visitor::handle(&s.state, &chat, ip(1), &draft)
         .await
         .unwrap();
     assert_eq!(reply["t"], "error");
@@ -310,11 +310,11 @@ async fn socket_frames_over_the_limit_get_an_error_frame() {
     let page = json!({ "t": "page", "url": "https://shop.example/a", "title": "A" }).to_string();
     for _ in 0..2 {
         assert_eq!(
-            super::visitor::handle(&s.console, &chat, ip(1), &page).await,
+            super::visitor::handle(&s.state, &chat, ip(1), &page).await,
             None
         );
     }
-    let reply = super::visitor::handle(&s.console, &chat, ip(1), &page)
+    let reply = super::visitor::handle(&s.state, &chat, ip(1), &page)
         .await
         .unwrap();
     assert!(
@@ -324,7 +324,7 @@ async fn socket_frames_over_the_limit_get_an_error_frame() {
             .starts_with("Too many page views")
     );
     assert_eq!(
-        s.console
+        s.state
             .store
             .page_views(chat.visitor_id, 50)
             .await
@@ -333,7 +333,7 @@ async fn socket_frames_over_the_limit_get_an_error_frame() {
         2
     );
     // Another address (another visitor of the site) still writes.
-    let reply = super::visitor::handle(&s.console, &chat, ip(2), &frame(9))
+    let reply = super::visitor::handle(&s.state, &chat, ip(2), &frame(9))
         .await
         .unwrap();
     assert_eq!(reply["t"], "ack", "{reply}");
@@ -346,19 +346,19 @@ async fn abandoned_waiting_chats_end_by_themselves() {
     let (_, here) = start(&s.app, ip(2), "vk-here").await;
     // The second visitor's page has its socket open on this node.
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let socket = s.console.chat.hub.join_visitor(here, tx);
+    let socket = s.state.chat.hub.join_visitor(here, tx);
     let now = unix_ms();
     // Within the 5 minutes nothing ends.
-    super::sweep::sweep(&s.console, now + 4 * 60_000).await;
+    super::sweep::sweep(&s.state, now + 4 * 60_000).await;
     for id in [gone, here] {
-        let c = s.console.store.chat(id).await.unwrap().unwrap();
+        let c = s.state.store.chat(id).await.unwrap().unwrap();
         assert_eq!(c.state, ChatState::Waiting);
     }
-    super::sweep::sweep(&s.console, now + 6 * 60_000).await;
-    let c = s.console.store.chat(gone).await.unwrap().unwrap();
+    super::sweep::sweep(&s.state, now + 6 * 60_000).await;
+    let c = s.state.store.chat(gone).await.unwrap().unwrap();
     assert_eq!(c.state, ChatState::Ended);
     let events = s
-        .console
+        .state
         .store
         .chat_events(gone, 0, Audience::Visitor)
         .await
@@ -366,24 +366,24 @@ async fn abandoned_waiting_chats_end_by_themselves() {
     let end = events.last().unwrap();
     assert_eq!(end.kind, EventKind::End);
     assert_eq!(end.data["reason"], "abandoned");
-    let c = s.console.store.chat(here).await.unwrap().unwrap();
+    let c = s.state.store.chat(here).await.unwrap().unwrap();
     assert_eq!(
         c.state,
         ChatState::Waiting,
         "a connected visitor keeps waiting"
     );
     // Once that visitor's page is gone too, it ends 5 minutes after it was last seen.
-    let mut hub_ids = s.console.chat.hub.visitor_chats();
+    let mut hub_ids = s.state.chat.hub.visitor_chats();
     hub_ids.sort();
     assert_eq!(hub_ids, [here]);
-    s.console.chat.hub.leave_visitor(here, socket);
-    super::sweep::sweep(&s.console, now + 10 * 60_000).await;
-    let c = s.console.store.chat(here).await.unwrap().unwrap();
+    s.state.chat.hub.leave_visitor(here, socket);
+    super::sweep::sweep(&s.state, now + 10 * 60_000).await;
+    let c = s.state.store.chat(here).await.unwrap().unwrap();
     assert_eq!(c.state, ChatState::Waiting);
-    super::sweep::sweep(&s.console, now + 11 * 60_000 + 1).await;
-    let c = s.console.store.chat(here).await.unwrap().unwrap();
+    super::sweep::sweep(&s.state, now + 11 * 60_000 + 1).await;
+    let c = s.state.store.chat(here).await.unwrap().unwrap();
     assert_eq!(c.state, ChatState::Ended);
-    assert!(s.console.store.queue_positions().await.unwrap().is_empty());
+    assert!(s.state.store.queue_positions().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -410,23 +410,19 @@ async fn parallel_transcript_requests_cannot_pass_the_limit() {
         .count();
     assert_eq!((sent, refused), (3, 9), "{statuses:?}");
     let queued = s
-        .console
+        .state
         .store
         .messages_related(&format!("chat:{chat_id}"))
         .await
         .unwrap();
     assert_eq!(queued.len(), 3);
     // The operator's wrap-up copy is counted too, and never refused.
-    let chat = s.console.store.chat(chat_id).await.unwrap().unwrap();
-    super::visitor_transcript(&s.console, &chat, "bela@example.com")
+    let chat = s.state.store.chat(chat_id).await.unwrap().unwrap();
+    super::visitor_transcript(&s.state, &chat, "bela@example.com")
         .await
         .unwrap();
     assert_eq!(
-        s.console
-            .store
-            .chat_transcripts_sent(chat_id)
-            .await
-            .unwrap(),
+        s.state.store.chat_transcripts_sent(chat_id).await.unwrap(),
         4
     );
 }
@@ -645,7 +641,7 @@ async fn files_over_20_mb_are_refused_as_they_arrive() {
 async fn files_never_sent_are_swept() {
     let s = setup(defaults()).await;
     let (token, chat_id) = start(&s.app, ip(1), "vk-1").await;
-    let chat = s.console.store.chat(chat_id).await.unwrap().unwrap();
+    let chat = s.state.store.chat(chat_id).await.unwrap().unwrap();
     let files_dir = s.dir.join("files").join("chat");
     let a = upload(
         &s.app,
@@ -658,7 +654,7 @@ async fn files_never_sent_are_swept() {
     let a = upload(&s.app, &token, ip(1), &[("dropped.txt", b"never sent")]).await;
     let dropped = a.json["files"][0]["id"].as_str().unwrap().to_string();
     let send = json!({ "t": "send", "client_id": "c1", "text": "", "files": [kept] });
-    let reply = super::visitor::handle(&s.console, &chat, ip(1), &send.to_string())
+    let reply = super::visitor::handle(&s.state, &chat, ip(1), &send.to_string())
         .await
         .unwrap();
     assert_eq!(reply["t"], "ack", "{reply}");
@@ -666,13 +662,13 @@ async fn files_never_sent_are_swept() {
     std::fs::write(files_dir.join("0123.part"), b"half").unwrap();
 
     let now = unix_ms();
-    super::sweep::sweep(&s.console, now + 30 * 60_000).await;
+    super::sweep::sweep(&s.state, now + 30 * 60_000).await;
     assert_eq!(files_in(&files_dir).len(), 3, "nothing is an hour old yet");
-    super::sweep::sweep(&s.console, now + 61 * 60_000).await;
-    super::sweep::remove_stale_parts(&s.console, now + 61 * 60_000).await;
+    super::sweep::sweep(&s.state, now + 61 * 60_000).await;
+    super::sweep::remove_stale_parts(&s.state, now + 61 * 60_000).await;
     assert_eq!(files_in(&files_dir), std::slice::from_ref(&kept));
-    assert!(s.console.store.chat_file(&dropped).await.unwrap().is_none());
-    assert!(s.console.store.chat_file(&kept).await.unwrap().is_some());
+    assert!(s.state.store.chat_file(&dropped).await.unwrap().is_none());
+    assert!(s.state.store.chat_file(&kept).await.unwrap().is_some());
 }
 
 fn signed_form(visitor_key: &str, signed_key: &str, timestamp_s: i64) -> Value {
@@ -709,14 +705,14 @@ async fn signed_fields_carry_their_time_and_visitor() {
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.json);
     let chat = s
-        .console
+        .state
         .store
         .chat(a.json["chat"]["id"].as_i64().unwrap())
         .await
         .unwrap()
         .unwrap();
     let visitor = s
-        .console
+        .state
         .store
         .visitor(chat.visitor_id)
         .await
@@ -900,7 +896,7 @@ async fn a_chat_has_at_most_five_visitor_sockets() {
     for _ in 0..super::MAX_VISITOR_SOCKETS_PER_CHAT {
         open.push(visitor_socket(addr, &token).await.unwrap());
     }
-    assert_eq!(s.console.chat.visitor_sockets.open(chat_id), 5);
+    assert_eq!(s.state.chat.visitor_sockets.open(chat_id), 5);
     // The sixth is refused before the upgrade, with a message.
     let Err((status, retry_after, json)) = visitor_socket(addr, &token).await else {
         panic!("a sixth socket of one chat was opened");
@@ -916,7 +912,7 @@ async fn a_chat_has_at_most_five_visitor_sockets() {
     closing.close(None).await.unwrap();
     drop(closing);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while s.console.chat.visitor_sockets.open(chat_id) > 4 {
+    while s.state.chat.visitor_sockets.open(chat_id) > 4 {
         assert!(
             std::time::Instant::now() < deadline,
             "the slot was not given back"
@@ -953,22 +949,22 @@ async fn chat_ended_deliveries(store: &Store) -> Vec<(String, webhook::Delivery)
 async fn a_chat_the_visitor_ends_is_posted_once_as_chat_ended() {
     let s = setup_with_webhooks(defaults(), vec![chat_hook()]).await;
     let (_, chat_id) = start(&s.app, ip(1), "vk-hook").await;
-    let chat = s.console.store.chat(chat_id).await.unwrap().unwrap();
+    let chat = s.state.store.chat(chat_id).await.unwrap().unwrap();
     let send = json!({ "t": "send", "client_id": "c1", "text": "hello" }).to_string();
-    let reply = super::visitor::handle(&s.console, &chat, ip(1), &send).await;
+    let reply = super::visitor::handle(&s.state, &chat, ip(1), &send).await;
     assert_eq!(reply.unwrap()["t"], "ack");
-    assert!(chat_ended_deliveries(&s.console.store).await.is_empty());
+    assert!(chat_ended_deliveries(&s.state.store).await.is_empty());
 
     let end = json!({ "t": "end" }).to_string();
     assert_eq!(
-        super::visitor::handle(&s.console, &chat, ip(1), &end).await,
+        super::visitor::handle(&s.state, &chat, ip(1), &end).await,
         None
     );
     // A second end (another tab) changes nothing and posts nothing.
-    super::visitor::handle(&s.console, &chat, ip(1), &end).await;
+    super::visitor::handle(&s.state, &chat, ip(1), &end).await;
 
-    let ended = s.console.store.chat(chat_id).await.unwrap().unwrap();
-    let deliveries = chat_ended_deliveries(&s.console.store).await;
+    let ended = s.state.store.chat(chat_id).await.unwrap().unwrap();
+    let deliveries = chat_ended_deliveries(&s.state.store).await;
     assert_eq!(deliveries.len(), 1, "one delivery per end");
     let (to, d) = &deliveries[0];
     assert_eq!(to, "http://127.0.0.1:9/hooks/chat");
@@ -998,11 +994,11 @@ async fn an_abandoned_chat_is_posted_as_chat_ended_by_the_system() {
     let s = setup_with_webhooks(defaults(), vec![chat_hook()]).await;
     let (_, chat_id) = start(&s.app, ip(1), "vk-gone").await;
     let now = unix_ms();
-    super::sweep::sweep(&s.console, now + 4 * 60_000).await;
-    assert!(chat_ended_deliveries(&s.console.store).await.is_empty());
-    super::sweep::sweep(&s.console, now + 6 * 60_000).await;
-    super::sweep::sweep(&s.console, now + 7 * 60_000).await;
-    let deliveries = chat_ended_deliveries(&s.console.store).await;
+    super::sweep::sweep(&s.state, now + 4 * 60_000).await;
+    assert!(chat_ended_deliveries(&s.state.store).await.is_empty());
+    super::sweep::sweep(&s.state, now + 6 * 60_000).await;
+    super::sweep::sweep(&s.state, now + 7 * 60_000).await;
+    let deliveries = chat_ended_deliveries(&s.state.store).await;
     assert_eq!(deliveries.len(), 1, "one delivery per end");
     let data = &deliveries[0].1.data;
     assert_eq!(data["id"], chat_id);

@@ -46,8 +46,8 @@ pub fn event_frame(e: &ChatEvent, audience: Audience, user: Option<&str>) -> Val
 /// The chat as the operator's page shows it: state, visitor fields (which are verified),
 /// parameters, tags, notes, pages visited, past chats with transcripts, participants and
 /// the pending invitation.
-pub async fn chat_view(console: &WebState, chat: &Chat) -> Value {
-    let store = &console.store;
+pub async fn chat_view(state: &WebState, chat: &Chat) -> Value {
+    let store = &state.store;
     let visitor = store.visitor(chat.visitor_id).await.ok().flatten();
     let participants = store.chat_participants(chat.id).await.unwrap_or_default();
     let tags = store.chat_tags(chat.id).await.unwrap_or_default();
@@ -132,10 +132,10 @@ pub async fn chat_view(console: &WebState, chat: &Chat) -> Value {
 
 /// The visitor's state frame: where the chat is, and the place in the queue while it
 /// waits.
-pub async fn state_frame(console: &WebState, chat: &Chat) -> Value {
+pub async fn state_frame(state: &WebState, chat: &Chat) -> Value {
     let position = match chat.state {
         hotline_core::chat::ChatState::Waiting | hotline_core::chat::ChatState::Offered => {
-            console.store.queue_position(chat.id).await.ok().flatten()
+            state.store.queue_position(chat.id).await.ok().flatten()
         }
         _ => None,
     };

@@ -23,20 +23,17 @@ struct UserRow {
     operator: Option<String>,
 }
 
-pub(super) async fn users(
-    State(console): State<Arc<WebState>>,
-    AdminPage(s): AdminPage,
-) -> Response {
-    users_page(&console, &s, None, StatusCode::OK).await
+pub(super) async fn users(State(state): State<Arc<WebState>>, AdminPage(s): AdminPage) -> Response {
+    users_page(&state, &s, None, StatusCode::OK).await
 }
 
 async fn users_page(
-    console: &WebState,
+    state: &WebState,
     s: &WebSession,
     message: Option<(&str, &str)>,
     status: StatusCode,
 ) -> Response {
-    let users = match console.store.users().await {
+    let users = match state.store.users().await {
         Ok(u) => u,
         Err(e) => return WebError::database("listing users", e).into_response(),
     };
@@ -50,7 +47,7 @@ async fn users_page(
         })
         .collect();
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-    let mut r = console.render(
+    let mut r = state.render(
         "admin_users.html",
         minijinja::context! {
             me => me(s),
@@ -75,12 +72,12 @@ pub(super) struct NewUserForm {
 }
 
 pub(super) async fn add_user(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, NewUserForm>,
 ) -> Response {
     let Some(role) = Role::parse(&f.role) else {
         let msg = "Choose a role: operator, supervisor or admin.";
-        return users_page(&console, &s, Some(("error", msg)), StatusCode::BAD_REQUEST).await;
+        return users_page(&state, &s, Some(("error", msg)), StatusCode::BAD_REQUEST).await;
     };
     let operator = f.operator.trim();
     let new = NewUser {
@@ -91,14 +88,14 @@ pub(super) async fn add_user(
         operator: (!operator.is_empty()).then_some(operator),
         now_ms: unix_ms(),
     };
-    match console.store.add_user(&new).await {
+    match state.store.add_user(&new).await {
         Ok(_) => {
             tracing::info!(by = %s.user.name, user = %new.name, role = role.as_str(), "user added");
             Redirect::to("/admin/users").into_response()
         }
         Err(e @ (UserError::Exists(_) | UserError::Invalid(_))) => {
             let msg = e.to_string();
-            users_page(&console, &s, Some(("error", &msg)), StatusCode::BAD_REQUEST).await
+            users_page(&state, &s, Some(("error", &msg)), StatusCode::BAD_REQUEST).await
         }
         Err(UserError::Store(e)) => WebError::database("adding a user", e).into_response(),
     }
@@ -114,33 +111,33 @@ struct OperatorRow {
 }
 
 pub(super) async fn operators(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
 ) -> Response {
-    operators_page(&console, &s, None, StatusCode::OK).await
+    operators_page(&state, &s, None, StatusCode::OK).await
 }
 
 async fn operators_page(
-    console: &WebState,
+    state: &WebState,
     s: &WebSession,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let ops = match console.store.operators().await {
+    let ops = match state.store.operators().await {
         Ok(o) => o,
         Err(e) => return WebError::database("listing operators", e).into_response(),
     };
     let mut rows = Vec::with_capacity(ops.len());
     for o in ops {
         rows.push(OperatorRow {
-            status: console.telephony.operator_status(&o.name).await,
+            status: state.telephony.operator_status(&o.name).await,
             name: o.name,
             display_name: o.display_name,
             sip_user: o.sip_user,
             chat_capacity: o.chat_capacity,
         });
     }
-    let mut r = console.render(
+    let mut r = state.render(
         "admin_operators.html",
         minijinja::context! { me => me(s), operators => rows, error => error },
     );
@@ -161,7 +158,7 @@ pub(super) struct NewOperatorForm {
 }
 
 pub(super) async fn add_operator(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, NewOperatorForm>,
 ) -> Response {
     let chat_capacity = match f.chat_capacity.trim() {
@@ -170,7 +167,7 @@ pub(super) async fn add_operator(
             Ok(n) => Some(n),
             Err(_) => {
                 let msg = "Concurrent chats: a number from 1 to 10.";
-                return operators_page(&console, &s, Some(msg), StatusCode::BAD_REQUEST).await;
+                return operators_page(&state, &s, Some(msg), StatusCode::BAD_REQUEST).await;
             }
         },
     };
@@ -185,9 +182,9 @@ pub(super) async fn add_operator(
         sip_password: f.sip_password,
         name,
     };
-    match console.telephony.add_operator(&form).await {
+    match state.telephony.add_operator(&form).await {
         Ok(_) => Redirect::to("/admin/operators").into_response(),
-        Err(e) => operators_page(&console, &s, Some(&e), StatusCode::BAD_REQUEST).await,
+        Err(e) => operators_page(&state, &s, Some(&e), StatusCode::BAD_REQUEST).await,
     }
 }
 
@@ -198,13 +195,13 @@ pub(super) struct CapacityForm {
 
 /// POST /admin/operators/{name}/capacity: how many chats the operator may have at once.
 pub(super) async fn set_capacity(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Path(name): Path<String>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, CapacityForm>,
 ) -> Response {
     let result = match f.chat_capacity.trim().parse::<i64>() {
         Err(_) => Err("Concurrent chats: a number from 1 to 10.".to_string()),
-        Ok(capacity) => match console.store.set_chat_capacity(&name, capacity).await {
+        Ok(capacity) => match state.store.set_chat_capacity(&name, capacity).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(format!("There is no operator {name:?}.")),
             Err(e) => Err(e.to_string()),
@@ -212,16 +209,16 @@ pub(super) async fn set_capacity(
     };
     match result {
         Ok(()) => Redirect::to("/admin/operators").into_response(),
-        Err(msg) => operators_page(&console, &s, Some(&msg), StatusCode::BAD_REQUEST).await,
+        Err(msg) => operators_page(&state, &s, Some(&msg), StatusCode::BAD_REQUEST).await,
     }
 }
 
 pub(super) async fn queues(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     SupervisorPage(s): SupervisorPage,
 ) -> Response {
-    let figures = console.telephony.queue_figures().await;
-    console.render(
+    let figures = state.telephony.queue_figures().await;
+    state.render(
         "admin_queues.html",
         minijinja::context! { me => me(&s), queues => figures },
     )
@@ -235,21 +232,21 @@ pub(super) struct LicenseQuery {
 }
 
 pub(super) async fn licenses(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
     axum::extract::Query(q): axum::extract::Query<LicenseQuery>,
 ) -> Response {
-    licenses_page(&console, &s, q.history, None, StatusCode::OK).await
+    licenses_page(&state, &s, q.history, None, StatusCode::OK).await
 }
 
 async fn licenses_page(
-    console: &WebState,
+    state: &WebState,
     s: &WebSession,
     history_of: Option<i64>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let store = &console.store;
+    let store = &state.store;
     let (licenses, users) = match (store.licenses().await, store.users().await) {
         (Ok(l), Ok(u)) => (l, u),
         (Err(e), _) | (_, Err(e)) => {
@@ -264,7 +261,7 @@ async fn licenses_page(
             .into_iter()
             .map(|e| {
                 minijinja::context! {
-                    at => console.local_time(e.at_ms),
+                    at => state.local_time(e.at_ms),
                     kind => e.kind.as_str(),
                     amount => e.amount,
                     balance => e.balance_after,
@@ -283,7 +280,7 @@ async fn licenses_page(
         .into_iter()
         .map(|u| minijinja::context! { id => u.id, name => u.name })
         .collect();
-    let mut r = console.render(
+    let mut r = state.render(
         "admin_licenses.html",
         minijinja::context! {
             me => me(s), licenses => licenses, users => users, history => history,
@@ -309,7 +306,7 @@ pub(super) struct LicenseForm {
 
 /// POST /admin/licenses: add a license, top one up, or let a user use one.
 pub(super) async fn change_license(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, LicenseForm>,
 ) -> Response {
     let number = |v: &str, what: &str| {
@@ -317,7 +314,7 @@ pub(super) async fn change_license(
             .parse::<i64>()
             .map_err(|_| format!("{what}: give a whole number."))
     };
-    let store = &console.store;
+    let store = &state.store;
     let now = unix_ms();
     let result: Result<(), String> = match f.action.as_str() {
         "add" => match number(&f.credits, "Credits") {
@@ -344,17 +341,17 @@ pub(super) async fn change_license(
     };
     match result {
         Ok(()) => Redirect::to("/admin/licenses").into_response(),
-        Err(e) => licenses_page(&console, &s, None, Some(&e), StatusCode::BAD_REQUEST).await,
+        Err(e) => licenses_page(&state, &s, None, Some(&e), StatusCode::BAD_REQUEST).await,
     }
 }
 
 // ---- the outbox --------------------------------------------------------------------
 
 pub(super) async fn outbox(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
 ) -> Response {
-    let messages = match console.store.outbox_messages(100).await {
+    let messages = match state.store.outbox_messages(100).await {
         Ok(m) => m,
         Err(e) => return WebError::database("the outbox page", e).into_response(),
     };
@@ -362,7 +359,7 @@ pub(super) async fn outbox(
         .into_iter()
         .map(|m| {
             minijinja::context! {
-                at => console.local_time(m.created_at_ms),
+                at => state.local_time(m.created_at_ms),
                 channel => m.channel.as_str(),
                 to => m.to,
                 subject => m.subject,
@@ -373,12 +370,12 @@ pub(super) async fn outbox(
             }
         })
         .collect();
-    console.render(
+    state.render(
         "admin_outbox.html",
         minijinja::context! {
             me => me(&s),
             messages => rows,
-            mode => console.settings.notify.mode.as_str(),
+            mode => state.settings.notify.mode.as_str(),
         },
     )
 }
@@ -388,13 +385,13 @@ pub(super) async fn outbox(
 /// GET /admin/notifications: how invites are sent, as configured (`[notify]`); secrets
 /// are not shown.
 pub(super) async fn notifications(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
 ) -> Response {
-    let n = &console.settings.notify;
+    let n = &state.settings.notify;
     // A gateway URL may carry an API key in its query.
     let sms_url = n.sms.url.split('?').next().unwrap_or("").to_string();
-    console.render(
+    state.render(
         "admin_notifications.html",
         minijinja::context! {
             me => me(&s),
@@ -425,8 +422,8 @@ pub(super) async fn notifications(
                 max_backoff_ms => n.retry.max_backoff_ms,
             },
             sms_limits => minijinja::context! {
-                per_operator_per_hour => console.visual.sms_limits.per_operator_per_hour,
-                per_number_per_day => console.visual.sms_limits.per_number_per_day,
+                per_operator_per_hour => state.visual.sms_limits.per_operator_per_hour,
+                per_number_per_day => state.visual.sms_limits.per_number_per_day,
             },
         },
     )

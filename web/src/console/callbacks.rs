@@ -51,14 +51,14 @@ fn operator_of(s: &hotline_core::users::WebSession) -> String {
 
 /// POST /console/callbacks/{id}/claim: this operator calls the customer back.
 pub(super) async fn claim(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
 ) -> Response {
     let who = operator_of(&s);
     // A fresh claim only: a double click or a second tab must not start a second call
     // (which would fail as busy and then give the first call's claim away).
-    let entry = match console
+    let entry = match state
         .store
         .claim_callback_once(id, &who, CLAIM_MS, unix_ms())
         .await
@@ -72,8 +72,8 @@ pub(super) async fn claim(
         }
         Err(e) => return store_refusal(e),
     };
-    console.live.callbacks_changed();
-    match console
+    state.live.callbacks_changed();
+    match state
         .telephony
         .call_customer(&who, &entry.number, Some(entry.id))
         .await
@@ -87,14 +87,14 @@ pub(super) async fn claim(
         Err(why) => {
             // Nothing was dialled: the entry goes back on everyone's list at once.
             let note = format!("the call could not start: {why}");
-            if let Err(e) = console
+            if let Err(e) = state
                 .store
                 .release_callback(entry.id, &who, &note, unix_ms())
                 .await
             {
                 tracing::error!(entry = entry.id, "releasing a callback claim: {e}");
             }
-            console.live.callbacks_changed();
+            state.live.callbacks_changed();
             refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("The call could not start: {why}."),
@@ -112,7 +112,7 @@ pub(super) struct Correction {
 /// POST /console/callbacks/{id}/outcome: the operator corrects their last attempt's
 /// outcome ({"outcome": "no_answer", "note": "voicemail"}).
 pub(super) async fn correct(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     body: Option<Json<Correction>>,
@@ -129,13 +129,13 @@ pub(super) async fn correct(
             "The outcome is one of success, no_answer, busy, rejected, failed.",
         );
     };
-    let queue = match console.store.callback_entry(id).await {
+    let queue = match state.store.callback_entry(id).await {
         Ok(Some(e)) => e.queue,
         Ok(None) => return refusal(StatusCode::NOT_FOUND, "No such entry."),
         Err(e) => return store_refusal(e.into()),
     };
-    let hide_ms = console.telephony.callback_hide_ms(queue.as_deref());
-    match console
+    let hide_ms = state.telephony.callback_hide_ms(queue.as_deref());
+    match state
         .store
         .correct_callback(
             id,
@@ -149,8 +149,8 @@ pub(super) async fn correct(
         .await
     {
         Ok(e) => {
-            console.live.callbacks_changed();
-            if let Some(notifier) = &console.settings.notifier {
+            state.live.callbacks_changed();
+            if let Some(notifier) = &state.settings.notifier {
                 let data = webhook::callback_done(&e, outcome, &operator_of(&s), true);
                 if let Err(err) = notifier.webhook(webhook::CALLBACK_DONE, &data).await {
                     tracing::warn!(entry = e.id, "callback.done webhook not stored: {err}");
@@ -171,7 +171,7 @@ pub(super) struct NewEntry {
 /// POST /console/callbacks: an operator puts a customer on the list
 /// ({"number": "+36301234567", "queue": "support"}).
 pub(super) async fn add(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(_)): Csrf<OperatorPage>,
     body: Option<Json<NewEntry>>,
 ) -> Response {
@@ -196,7 +196,7 @@ pub(super) async fn add(
         );
     }
     // Nothing goes on the list that Hotline may not dial (issue 8's dial plan).
-    if let Err(why) = console.telephony.check_dialable(number) {
+    if let Err(why) = state.telephony.check_dialable(number) {
         return refusal(
             StatusCode::BAD_REQUEST,
             format!("This number cannot be called back: {why}."),
@@ -208,7 +208,7 @@ pub(super) async fn add(
         .map(str::trim)
         .filter(|q| !q.is_empty());
     if let Some(q) = queue
-        && !console
+        && !state
             .telephony
             .queue_names()
             .iter()
@@ -227,9 +227,9 @@ pub(super) async fn add(
         call_id: None,
         now_ms: unix_ms(),
     };
-    match console.store.note_callback(&note).await {
+    match state.store.note_callback(&note).await {
         Ok(e) => {
-            console.live.callbacks_changed();
+            state.live.callbacks_changed();
             (
                 StatusCode::CREATED,
                 Json(serde_json::json!({ "id": e.id, "count": e.count })),
@@ -357,7 +357,7 @@ mod tests {
             time_zone: chrono_tz::Europe::Budapest,
         };
         let visual = crate::visual::VisualSettings::default();
-        let console = Arc::new(WebState::new(
+        let state = Arc::new(WebState::new(
             store.clone(),
             telephony.clone(),
             policy,
@@ -366,7 +366,7 @@ mod tests {
             visual,
         ));
         Setup {
-            app: crate::app(console),
+            app: crate::app(state),
             store,
             telephony,
             cookie: format!("hl_session={}", login.token),

@@ -61,8 +61,8 @@ fn operator(s: &hotline_core::users::WebSession) -> Result<&str, Response> {
     })
 }
 
-async fn control(console: &WebState, operator: &str, control: CallControl) -> Response {
-    match console.telephony.call_control(operator, control).await {
+async fn control(state: &WebState, operator: &str, control: CallControl) -> Response {
+    match state.telephony.call_control(operator, control).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refused(StatusCode::CONFLICT, &e),
     }
@@ -71,7 +71,7 @@ async fn control(console: &WebState, operator: &str, control: CallControl) -> Re
 /// A call-panel button whose body only picks one of two ways (`usage` says how): the
 /// operator behind the page asks their call for `control(body)`.
 async fn button<B>(
-    console: &WebState,
+    state: &WebState,
     s: &hotline_core::users::WebSession,
     body: Option<Json<B>>,
     usage: &str,
@@ -84,23 +84,23 @@ async fn button<B>(
     let Some(Json(body)) = body else {
         return refused(StatusCode::BAD_REQUEST, usage);
     };
-    control(console, who, control_of(body)).await
+    control(state, who, control_of(body)).await
 }
 
 /// POST /console/call/hold `{"held": true|false}`.
 pub(super) async fn hold(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<HoldBody>>,
 ) -> Response {
     let usage = r#"send {"held": true} or {"held": false}"#;
-    button(&console, &s, body, usage, |b| CallControl::Hold(b.held)).await
+    button(&state, &s, body, usage, |b| CallControl::Hold(b.held)).await
 }
 
 /// POST /console/call/transfer `{"to": "operator:bela" | "queue:sales" | "number:…",
 /// "note": "…", "consult": false}`.
 pub(super) async fn transfer(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<TransferBody>>,
 ) -> Response {
@@ -129,18 +129,18 @@ pub(super) async fn transfer(
     }
     let note = note.to_string();
     let consult = body.consult;
-    control(&console, who, CallControl::Transfer { to, note, consult }).await
+    control(&state, who, CallControl::Transfer { to, note, consult }).await
 }
 
 /// POST /console/call/consult `{"complete": true|false}`: completes the consultation
 /// (the caller goes to the consulted party) or cancels it.
 pub(super) async fn end_consult(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<EndConsultBody>>,
 ) -> Response {
     let usage = r#"send {"complete": true} or {"complete": false}"#;
-    button(&console, &s, body, usage, |b| {
+    button(&state, &s, body, usage, |b| {
         CallControl::EndConsult(b.complete)
     })
     .await
@@ -153,7 +153,7 @@ const MAX_WRAPUP_NOTE: usize = 2000;
 /// a call their panel showed (as for chats: a category from `chat.wrapup_categories`),
 /// kept in the call's record.
 pub(super) async fn wrapup(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     body: Option<Json<WrapupBody>>,
 ) -> Response {
@@ -164,12 +164,7 @@ pub(super) async fn wrapup(
     let Some(Json(body)) = body else {
         return refused(StatusCode::BAD_REQUEST, "Choose a category.");
     };
-    if !console
-        .chat
-        .config
-        .wrapup_categories
-        .contains(&body.category)
-    {
+    if !state.chat.config.wrapup_categories.contains(&body.category) {
         return refused(StatusCode::BAD_REQUEST, "Choose one of the categories.");
     }
     let note = body.note.trim();
@@ -179,11 +174,11 @@ pub(super) async fn wrapup(
             &format!("The note is too long: at most {MAX_WRAPUP_NOTE} characters."),
         );
     }
-    if !console.live.was_shown(who, &body.call_id) {
+    if !state.live.was_shown(who, &body.call_id) {
         return refused(StatusCode::FORBIDDEN, "That is not one of your calls.");
     }
     let note = (!note.is_empty()).then_some(note);
-    match console
+    match state
         .store
         .set_call_wrapup(&body.call_id, Some(&body.category), note)
         .await

@@ -47,22 +47,22 @@ pub(super) struct PageQuery {
 
 /// GET /admin/direct.
 pub(super) async fn page(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     AdminPage(s): AdminPage,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    render(&console, &s, None, q.saved.as_deref(), StatusCode::OK).await
+    render(&state, &s, None, q.saved.as_deref(), StatusCode::OK).await
 }
 
 /// The page; `refused` is the row the admin submitted and why it was refused.
 async fn render(
-    console: &WebState,
+    state: &WebState,
     s: &WebSession,
     refused: Option<(Row, String)>,
     saved: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let store = &console.store;
+    let store = &state.store;
     let (operators, settings) = match (store.operators().await, store.all_direct_settings().await) {
         (Ok(o), Ok(d)) => (o, d),
         (Err(e), _) | (_, Err(e)) => {
@@ -106,7 +106,7 @@ async fn render(
             words: m.describe(),
         })
         .collect();
-    let mut r = console.render(
+    let mut r = state.render(
         "admin_direct.html",
         minijinja::context! {
             me => me(s),
@@ -146,7 +146,7 @@ fn whole(v: &str, what: &str) -> Result<i64, String> {
 
 /// POST /admin/direct: saves one operator's row; an empty number turns it off.
 pub(super) async fn save(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     CsrfForm(AdminPage(s), f): CsrfForm<AdminPage, SaveForm>,
 ) -> Response {
     let operator = f.operator.trim().to_string();
@@ -162,7 +162,7 @@ pub(super) async fn save(
         calendar: f.calendar.trim().to_string(),
     };
     let refuse = |message: String| (typed.clone(), message);
-    let store = &console.store;
+    let store = &state.store;
     let result: Result<(), (Row, String)> = if typed.own_number.is_empty() {
         match store.clear_direct_settings(&operator).await {
             Ok(_) => Ok(()),
@@ -207,7 +207,7 @@ pub(super) async fn save(
                            mode = %typed.mode, "direct callback settings saved");
             Redirect::to(&format!("/admin/direct?saved={}", urlencode(&operator))).into_response()
         }
-        Err(refused) => render(&console, &s, Some(refused), None, StatusCode::BAD_REQUEST).await,
+        Err(refused) => render(&state, &s, Some(refused), None, StatusCode::BAD_REQUEST).await,
     }
 }
 
@@ -288,7 +288,7 @@ mod tests {
             time_zone: chrono_tz::Europe::Budapest,
         };
         let visual = crate::visual::VisualSettings::default();
-        let console = Arc::new(WebState::new(
+        let state = Arc::new(WebState::new(
             store.clone(),
             Arc::new(NoPhones),
             LoginPolicy::default(),
@@ -298,7 +298,7 @@ mod tests {
         ));
         Fixture {
             store,
-            app: crate::app(console),
+            app: crate::app(state),
         }
     }
 

@@ -18,12 +18,12 @@ pub(super) struct DayQuery {
 }
 
 pub(super) async fn home(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<DayQuery>,
 ) -> Response {
-    let visual = crate::visual::operator::home_context(&console, &s, q.day.as_deref()).await;
-    crate::pages::home(&console, &s, visual, minijinja::context! {}).await
+    let visual = crate::visual::operator::home_context(&state, &s, q.day.as_deref()).await;
+    crate::pages::home(&state, &s, visual, minijinja::context! {}).await
 }
 
 #[derive(Deserialize)]
@@ -32,24 +32,20 @@ pub(super) struct StatusForm {
 }
 
 pub(super) async fn set_status(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     CsrfForm(OperatorPage(s), f): CsrfForm<OperatorPage, StatusForm>,
 ) -> Response {
     let Some(operator) = &s.user.operator else {
-        return console.error_page(
+        return state.error_page(
             StatusCode::CONFLICT,
             "Your user is not linked to an operator account, so it has no status. An admin can link it.",
         );
     };
     if !CHOOSABLE.contains(&f.state.as_str()) {
-        return console.error_page(StatusCode::BAD_REQUEST, "Choose online, away or pause.");
+        return state.error_page(StatusCode::BAD_REQUEST, "Choose online, away or pause.");
     }
-    match console
-        .telephony
-        .set_operator_state(operator, &f.state)
-        .await
-    {
+    match state.telephony.set_operator_state(operator, &f.state).await {
         Ok(()) => Redirect::to("/").into_response(),
-        Err(e) => console.error_page(StatusCode::CONFLICT, &e),
+        Err(e) => state.error_page(StatusCode::CONFLICT, &e),
     }
 }

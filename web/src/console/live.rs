@@ -75,17 +75,17 @@ impl LiveFeeds {
     }
 }
 
-fn callbacks_feed(console: &Arc<WebState>) -> watch::Receiver<Arc<String>> {
-    console
+fn callbacks_feed(state: &Arc<WebState>) -> watch::Receiver<Arc<String>> {
+    state
         .live
         .callbacks
         .get_or_init(|| {
             let (tx, rx) = watch::channel(Arc::new(String::new()));
-            let console = console.clone();
+            let state = state.clone();
             tokio::spawn(async move {
-                let changed = console.live.changed.clone();
+                let changed = state.live.changed.clone();
                 loop {
-                    if let Some(json) = callback_rows(&console).await
+                    if let Some(json) = callback_rows(&state).await
                         && **tx.borrow() != json
                     {
                         tx.send_replace(Arc::new(json));
@@ -103,8 +103,8 @@ fn callbacks_feed(console: &Arc<WebState>) -> watch::Receiver<Arc<String>> {
 
 /// The missed-calls widget's message, or `None` when the store failed (the widget keeps
 /// what it shows).
-async fn callback_rows(console: &WebState) -> Option<String> {
-    let list = match console.store.callback_list(unix_ms(), SHOWN).await {
+async fn callback_rows(state: &WebState) -> Option<String> {
+    let list = match state.store.callback_list(unix_ms(), SHOWN).await {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!("reading the callback list: {e}");
@@ -118,10 +118,10 @@ async fn callback_rows(console: &WebState) -> Option<String> {
                 "id": e.id,
                 "number": e.number,
                 "count": e.count,
-                "first": console.local_time(e.first_at_ms),
-                "last": console.local_time(e.last_at_ms),
+                "first": state.local_time(e.first_at_ms),
+                "last": state.local_time(e.last_at_ms),
                 "queue": e.queue,
-                "promised": e.promised_at_ms.map(|t| console.local_time(t)),
+                "promised": e.promised_at_ms.map(|t| state.local_time(t)),
                 "attempts": e.attempts,
                 "auto_attempts": e.auto_attempts,
                 "last_outcome": e.last_outcome.map(|o| o.as_str()),
@@ -134,9 +134,9 @@ async fn callback_rows(console: &WebState) -> Option<String> {
 }
 
 /// The operator's own recent callback attempts, which they may still correct.
-async fn my_attempts(console: &WebState, operator: &str) -> Option<String> {
+async fn my_attempts(state: &WebState, operator: &str) -> Option<String> {
     let now = unix_ms();
-    let rows = console
+    let rows = state
         .store
         .recent_callback_attempts(operator, now - CORRECTION_WINDOW_MS, 10)
         .await
@@ -149,7 +149,7 @@ async fn my_attempts(console: &WebState, operator: &str) -> Option<String> {
                 "number": number,
                 "outcome": a.outcome.map(|o| o.as_str()),
                 "note": a.note,
-                "ended": a.ended_at_ms.map(|t| console.local_time(t)),
+                "ended": a.ended_at_ms.map(|t| state.local_time(t)),
             })
         })
         .collect();
@@ -161,14 +161,14 @@ fn call_frame(call: Option<serde_json::Value>) -> String {
     serde_json::json!({ "type": "call", "data": call }).to_string()
 }
 
-async fn figures(console: &WebState) -> Option<String> {
-    let data = console.telephony.queue_figures().await?;
+async fn figures(state: &WebState) -> Option<String> {
+    let data = state.telephony.queue_figures().await?;
     serde_json::to_string(&serde_json::json!({ "type": "queues", "data": data })).ok()
 }
 
 /// GET /console/live: the home page's WebSocket.
 pub(super) async fn socket(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -182,11 +182,11 @@ pub(super) async fn socket(
         .operator
         .clone()
         .unwrap_or_else(|| s.user.name.clone());
-    ws.on_upgrade(move |socket| serve(console, operator, socket))
+    ws.on_upgrade(move |socket| serve(state, operator, socket))
 }
 
-async fn serve(console: Arc<WebState>, operator: String, mut socket: WebSocket) {
-    let mut feed = callbacks_feed(&console);
+async fn serve(state: Arc<WebState>, operator: String, mut socket: WebSocket) {
+    let mut feed = callbacks_feed(&state);
     feed.mark_changed();
     let mut last_figures = String::new();
     let mut last_mine = String::new();
@@ -205,7 +205,7 @@ async fn serve(console: Arc<WebState>, operator: String, mut socket: WebSocket) 
                     out.push(list.to_string());
                 }
                 // An outcome recorded may have changed this operator's own list too.
-                if let Some(m) = my_attempts(&console, &operator).await
+                if let Some(m) = my_attempts(&state, &operator).await
                     && m != last_mine
                 {
                     last_mine.clone_from(&m);
@@ -213,22 +213,22 @@ async fn serve(console: Arc<WebState>, operator: String, mut socket: WebSocket) 
                 }
             }
             _ = tick.tick() => {
-                let call = console.telephony.operator_call(&operator).await;
+                let call = state.telephony.operator_call(&operator).await;
                 if let Some(id) = call.as_ref().and_then(|c| c["call_id"].as_str()) {
-                    console.live.shown(&operator, id);
+                    state.live.shown(&operator, id);
                 }
                 let call = call_frame(call);
                 if call != last_call {
                     last_call.clone_from(&call);
                     out.push(call);
                 }
-                if let Some(f) = figures(&console).await
+                if let Some(f) = figures(&state).await
                     && f != last_figures
                 {
                     last_figures.clone_from(&f);
                     out.push(f);
                 }
-                if let Some(m) = my_attempts(&console, &operator).await
+                if let Some(m) = my_attempts(&state, &operator).await
                     && m != last_mine
                 {
                     last_mine.clone_from(&m);

@@ -66,26 +66,26 @@ fn hides_a_dangerous_byte(n: &str) -> bool {
 }
 
 pub(super) async fn login_page(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    if session(&console, &headers).await.is_some() {
+    if session(&state, &headers).await.is_some() {
         return Redirect::to(safe_next(q.next.as_deref())).into_response();
     }
-    login_form(&console, safe_next(q.next.as_deref()), None, StatusCode::OK)
+    login_form(&state, safe_next(q.next.as_deref()), None, StatusCode::OK)
 }
 
-fn login_form(console: &WebState, next: &str, error: Option<&str>, status: StatusCode) -> Response {
+fn login_form(state: &WebState, next: &str, error: Option<&str>, status: StatusCode) -> Response {
     let login_csrf = random_token();
-    let mut r = console.render(
+    let mut r = state.render(
         "login.html",
         minijinja::context! { login_csrf => login_csrf, next => next, error => error },
     );
     *r.status_mut() = status;
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(console, LOGIN_COOKIE, &login_csrf, 3600),
+        set_cookie(state, LOGIN_COOKIE, &login_csrf, 3600),
     );
     r
 }
@@ -101,7 +101,7 @@ pub(super) struct LoginForm {
 }
 
 pub(super) async fn login(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     client: ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
@@ -110,23 +110,23 @@ pub(super) async fn login(
     let double_submit = cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same_text(c, &f.csrf));
     if !double_submit || !same_origin(&headers) {
         return login_form(
-            &console,
+            &state,
             &next,
             Some("The login form expired. Please try again."),
             StatusCode::FORBIDDEN,
         );
     }
     let now = unix_ms();
-    purge_now_and_then(&console, now).await;
+    purge_now_and_then(&state, now).await;
     let name = f.name.trim();
     // Counted before the check, like the store's per-account counts: a parallel burst
     // from one address can't get more than its share checked.
     if let Some(ip) = client.0
-        && !reserve_ip_attempt(&console, ip, now)
+        && !reserve_ip_attempt(&state, ip, now)
     {
         log_refusal(name, client, "throttled");
         return login_form(
-            &console,
+            &state,
             &next,
             Some("Too many failed logins from this address. Wait a few minutes."),
             StatusCode::TOO_MANY_REQUESTS,
@@ -137,15 +137,15 @@ pub(super) async fn login(
         .0
         .map(|ip| throttle_key(ip).to_string())
         .unwrap_or_default();
-    let result = console
+    let result = state
         .store
-        .login_from(name, &f.password, &address, now, &console.policy)
+        .login_from(name, &f.password, &address, now, &state.policy)
         .await;
     // Only a wrong password counts against the address: the rest never reached argon2.
     if !matches!(result, Err(LoginError::BadCredentials))
         && let Some(ip) = client.0
     {
-        release_ip_attempt(&console, ip);
+        release_ip_attempt(&state, ip);
     }
     match result {
         Ok(logged_in) => {
@@ -155,18 +155,15 @@ pub(super) async fn login(
             let h = r.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                set_cookie(&console, SESSION_COOKIE, &logged_in.token, max_age),
+                set_cookie(&state, SESSION_COOKIE, &logged_in.token, max_age),
             );
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(&console, LOGIN_COOKIE, "", 0),
-            );
+            h.append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", 0));
             r
         }
         Err(LoginError::Store(e)) => {
             tracing::error!("login: {e}");
             login_form(
-                &console,
+                &state,
                 &next,
                 Some("The database failed; try again."),
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -179,7 +176,7 @@ pub(super) async fn login(
                 _ => ("bad_credentials", StatusCode::UNAUTHORIZED),
             };
             log_refusal(name, client, reason);
-            login_form(&console, &next, Some(&e.to_string()), status)
+            login_form(&state, &next, Some(&e.to_string()), status)
         }
     }
 }
@@ -208,21 +205,17 @@ fn log_refusal(name: &str, client: ClientIp, reason: &str) {
 }
 
 /// Deletes expired sessions and stale failure counts, at most once per `PURGE_EVERY_MS`.
-async fn purge_now_and_then(console: &WebState, now: i64) {
-    let last = console.last_purge_ms.load(Ordering::Relaxed);
+async fn purge_now_and_then(state: &WebState, now: i64) {
+    let last = state.last_purge_ms.load(Ordering::Relaxed);
     if now - last < PURGE_EVERY_MS
-        || console
+        || state
             .last_purge_ms
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
     {
         return;
     }
-    match console
-        .store
-        .purge_expired_logins(now, &console.policy)
-        .await
-    {
+    match state.store.purge_expired_logins(now, &state.policy).await {
         Ok(0) => {}
         Ok(n) => tracing::debug!("purged {n} expired web sessions"),
         Err(e) => tracing::warn!("purging expired web sessions: {e}"),
@@ -236,8 +229,8 @@ fn throttle_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Counts one attempt from `ip`; `false`: it has had its `IP_MAX_FAILURES` in this window.
-fn reserve_ip_attempt(console: &WebState, ip: IpAddr, now: i64) -> bool {
-    let Ok(mut map) = console.failures.lock() else {
+fn reserve_ip_attempt(state: &WebState, ip: IpAddr, now: i64) -> bool {
+    let Ok(mut map) = state.failures.lock() else {
         return true;
     };
     map.retain(|_, (_, since)| now - *since < IP_WINDOW_MS);
@@ -250,8 +243,8 @@ fn reserve_ip_attempt(console: &WebState, ip: IpAddr, now: i64) -> bool {
 }
 
 /// Gives back an attempt that was not a failure.
-fn release_ip_attempt(console: &WebState, ip: IpAddr) {
-    if let Ok(mut map) = console.failures.lock()
+fn release_ip_attempt(state: &WebState, ip: IpAddr) {
+    if let Ok(mut map) = state.failures.lock()
         && let Some((count, _)) = map.get_mut(&throttle_key(ip))
     {
         *count = count.saturating_sub(1);
@@ -259,19 +252,19 @@ fn release_ip_attempt(console: &WebState, ip: IpAddr) {
 }
 
 pub(super) async fn logout(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     headers: HeaderMap,
     _: CsrfForm<OperatorPage, NoFields>,
 ) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
-        && let Err(e) = console.store.logout(token).await
+        && let Err(e) = state.store.logout(token).await
     {
         tracing::error!("logout: {e}");
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&console, SESSION_COOKIE, "", 0),
+        set_cookie(&state, SESSION_COOKIE, "", 0),
     );
     r
 }
@@ -313,7 +306,7 @@ mod tests {
             time_zone: chrono_tz::Europe::Budapest,
         };
         let visual = crate::visual::VisualSettings::default();
-        let console = Arc::new(WebState::new(
+        let state = Arc::new(WebState::new(
             store.clone(),
             Arc::new(NoPhones),
             policy,
@@ -321,7 +314,7 @@ mod tests {
             settings,
             visual,
         ));
-        (store, crate::app(console))
+        (store, crate::app(state))
     }
 
     fn form_value(v: &str) -> String {

@@ -97,17 +97,17 @@ fn parse_local(tz: chrono_tz::Tz, v: &str) -> Result<i64, String> {
 }
 
 /// The value a `datetime-local` input shows for `ms`.
-fn local_input(console: &WebState, ms: i64) -> String {
+fn local_input(state: &WebState, ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| {
-            t.with_timezone(&console.settings.time_zone)
+            t.with_timezone(&state.settings.time_zone)
                 .format("%Y-%m-%dT%H:%M")
                 .to_string()
         })
         .unwrap_or_default()
 }
 
-fn task_json(console: &WebState, t: &Task, me: &str, now: i64) -> Value {
+fn task_json(state: &WebState, t: &Task, me: &str, now: i64) -> Value {
     let assignee = t.assignee.as_ref().map(|a| {
         json!({
             "kind": a.kind(),
@@ -124,26 +124,26 @@ fn task_json(console: &WebState, t: &Task, me: &str, now: i64) -> Value {
         "title": t.title,
         "number": t.number,
         "note": t.note,
-        "due": console.local_time(t.due_at_ms),
-        "due_input": local_input(console, t.due_at_ms),
+        "due": state.local_time(t.due_at_ms),
+        "due_input": local_input(state, t.due_at_ms),
         "due_ms": t.due_at_ms,
         "overdue": t.is_overdue_at(now),
         "assignee": assignee,
         "state": t.state.as_str(),
         "params": t.params.iter().map(|p| json!({ "key": p.key, "value": p.value })).collect::<Vec<_>>(),
         "created_by": t.created_by,
-        "created": console.local_time(t.created_at_ms),
+        "created": state.local_time(t.created_at_ms),
         "calling": t.claimed_at(now),
         "done_by": t.done_by,
-        "done": t.done_at_ms.map(|ms| console.local_time(ms)),
+        "done": t.done_at_ms.map(|ms| state.local_time(ms)),
         "call_id": t.call_id,
         "callback_entry_id": t.callback_entry_id,
     })
 }
 
 /// The queue names the telephony side reports (none when it doesn't answer).
-async fn queue_names(console: &WebState) -> Option<Vec<String>> {
-    let figures = console.telephony.queue_figures().await?;
+async fn queue_names(state: &WebState) -> Option<Vec<String>> {
+    let figures = state.telephony.queue_figures().await?;
     Some(
         figures
             .as_array()?
@@ -155,11 +155,11 @@ async fn queue_names(console: &WebState) -> Option<Vec<String>> {
 
 /// The queues whose tasks the user sees: the operator's own queues; `None` for every
 /// queue (supervisors, and a telephony side that names no queues).
-fn task_queues(console: &WebState, s: &WebSession) -> Option<Vec<String>> {
+fn task_queues(state: &WebState, s: &WebSession) -> Option<Vec<String>> {
     if s.user.role.allows(hotline_core::users::Role::Supervisor) {
         return None;
     }
-    let names = console.telephony.queue_names();
+    let names = state.telephony.queue_names();
     if names.is_empty() {
         return None;
     }
@@ -168,21 +168,21 @@ fn task_queues(console: &WebState, s: &WebSession) -> Option<Vec<String>> {
         names
             .into_iter()
             .map(|(q, _)| q)
-            .filter(|q| console.telephony.queue_members(q).contains(&me))
+            .filter(|q| state.telephony.queue_members(q).contains(&me))
             .collect(),
     )
 }
 
 /// The task, when this operator sees it; otherwise the 404 a missing task gets.
-async fn visible_task(console: &WebState, s: &WebSession, id: i64) -> Result<Task, Response> {
+async fn visible_task(state: &WebState, s: &WebSession, id: i64) -> Result<Task, Response> {
     let me = who(s);
-    let queues = task_queues(console, s);
+    let queues = task_queues(state, s);
     let refs: Vec<&str> = queues.iter().flatten().map(String::as_str).collect();
     let scope = match &queues {
         Some(_) => Queues::Only(&refs),
         None => Queues::Any,
     };
-    match console.store.task(id).await {
+    match state.store.task(id).await {
         Ok(Some(t)) if t.visible_to(&me, scope) => Ok(t),
         Ok(_) => Err(task_refusal(TaskError::NotFound)),
         Err(e) => Err(store_failed(e)),
@@ -200,30 +200,26 @@ pub(super) struct ListQuery {
 /// first), each with `overdue`, who is `calling` it and times in the console's zone;
 /// `?done=1` adds the done ones.
 pub(super) async fn list(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Query(q): Query<ListQuery>,
 ) -> Response {
     let me = who(&s);
     let include_done = q.done.as_deref() == Some("1");
     let now = unix_ms();
-    let queues = task_queues(&console, &s);
+    let queues = task_queues(&state, &s);
     let refs: Vec<&str> = queues.iter().flatten().map(String::as_str).collect();
     let scope = match &queues {
         Some(_) => Queues::Only(&refs),
         None => Queues::Any,
     };
-    match console
-        .store
-        .tasks_for(&me, scope, include_done, SHOWN)
-        .await
-    {
+    match state.store.tasks_for(&me, scope, include_done, SHOWN).await {
         Ok(tasks) => Json(json!({
             "me": me,
             // The console's wall clock, for the widget's default times: the browser may be
             // in another zone, and due times are entered in the console's.
-            "now_input": local_input(&console, now),
-            "tasks": tasks.iter().map(|t| task_json(&console, t, &me, now)).collect::<Vec<_>>(),
+            "now_input": local_input(&state, now),
+            "tasks": tasks.iter().map(|t| task_json(&state, t, &me, now)).collect::<Vec<_>>(),
         }))
         .into_response(),
         Err(e) => store_failed(e),
@@ -232,11 +228,11 @@ pub(super) async fn list(
 
 /// GET /console/tasks/assignees: whom a task can be given to, for the add form.
 pub(super) async fn assignees(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
 ) -> Response {
     let me = who(&s);
-    let operators = match console.store.operators().await {
+    let operators = match state.store.operators().await {
         Ok(ops) => ops
             .into_iter()
             .map(|o| json!({ "name": o.name, "display_name": o.display_name }))
@@ -246,7 +242,7 @@ pub(super) async fn assignees(
     Json(json!({
         "me": me,
         "operators": operators,
-        "queues": queue_names(&console).await.unwrap_or_default(),
+        "queues": queue_names(&state).await.unwrap_or_default(),
     }))
     .into_response()
 }
@@ -282,7 +278,7 @@ pub(super) struct ParamBody {
 /// The assignee the form chose; operators and queues must exist (a task for a typo would
 /// be seen by no one but its author).
 async fn parse_assignee(
-    console: &WebState,
+    state: &WebState,
     me: &str,
     v: Option<&str>,
 ) -> Result<Option<Assignee>, Response> {
@@ -297,7 +293,7 @@ async fn parse_assignee(
         if name == me {
             return Ok(Some(Assignee::Operator(me.to_string())));
         }
-        let known = console.store.operators().await.map_err(store_failed)?;
+        let known = state.store.operators().await.map_err(store_failed)?;
         if known.iter().any(|o| o.name == name) {
             return Ok(Some(Assignee::Operator(name.to_string())));
         }
@@ -308,7 +304,7 @@ async fn parse_assignee(
     }
     if let Some(name) = v.strip_prefix("queue:").map(str::trim) {
         // When the telephony side doesn't answer the name can't be checked: take it.
-        match queue_names(console).await {
+        match queue_names(state).await {
             Some(queues) if !queues.iter().any(|q| q == name) => Err(refusal(
                 StatusCode::BAD_REQUEST,
                 format!("There is no queue named {name:?}."),
@@ -325,7 +321,7 @@ async fn parse_assignee(
 
 /// POST /console/tasks: adds a task; 201 with the task.
 pub(super) async fn add(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     bytes: Bytes,
 ) -> Response {
@@ -334,11 +330,11 @@ pub(super) async fn add(
         Err(r) => return r,
     };
     let me = who(&s);
-    let due_at_ms = match parse_local(console.settings.time_zone, &b.due) {
+    let due_at_ms = match parse_local(state.settings.time_zone, &b.due) {
         Ok(ms) => ms,
         Err(m) => return refusal(StatusCode::BAD_REQUEST, m),
     };
-    let assignee = match parse_assignee(&console, &me, b.assignee.as_deref()).await {
+    let assignee = match parse_assignee(&state, &me, b.assignee.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -363,10 +359,10 @@ pub(super) async fn add(
         created_by: &me,
         now_ms: now,
     };
-    match console.store.add_task(&new).await {
+    match state.store.add_task(&new).await {
         Ok(t) => {
             tracing::info!(task = t.id, operator = %me, "task added");
-            (StatusCode::CREATED, Json(task_json(&console, &t, &me, now))).into_response()
+            (StatusCode::CREATED, Json(task_json(&state, &t, &me, now))).into_response()
         }
         Err(e) => task_refusal(e),
     }
@@ -381,7 +377,7 @@ pub(super) struct CompleteBody {
 
 /// POST /console/tasks/{id}/complete: done (refused while someone else is calling).
 pub(super) async fn complete(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     bytes: Bytes,
@@ -391,16 +387,16 @@ pub(super) async fn complete(
         Err(r) => return r,
     };
     let me = who(&s);
-    if let Err(r) = visible_task(&console, &s, id).await {
+    if let Err(r) = visible_task(&state, &s, id).await {
         return r;
     }
     let now = unix_ms();
-    match console
+    match state
         .store
         .complete_task(id, &me, b.note.as_deref(), now)
         .await
     {
-        Ok(t) => Json(task_json(&console, &t, &me, now)).into_response(),
+        Ok(t) => Json(task_json(&state, &t, &me, now)).into_response(),
         Err(e) => task_refusal(e),
     }
 }
@@ -415,7 +411,7 @@ pub(super) struct RescheduleBody {
 
 /// POST /console/tasks/{id}/reschedule: a new due time in the future, and maybe a note.
 pub(super) async fn reschedule(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
     bytes: Bytes,
@@ -424,21 +420,21 @@ pub(super) async fn reschedule(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let due_at_ms = match parse_local(console.settings.time_zone, &b.due) {
+    let due_at_ms = match parse_local(state.settings.time_zone, &b.due) {
         Ok(ms) => ms,
         Err(m) => return refusal(StatusCode::BAD_REQUEST, m),
     };
     let me = who(&s);
-    if let Err(r) = visible_task(&console, &s, id).await {
+    if let Err(r) = visible_task(&state, &s, id).await {
         return r;
     }
     let now = unix_ms();
-    match console
+    match state
         .store
         .reschedule_task(id, &me, due_at_ms, b.note.as_deref(), now)
         .await
     {
-        Ok(t) => Json(task_json(&console, &t, &me, now)).into_response(),
+        Ok(t) => Json(task_json(&state, &t, &me, now)).into_response(),
         Err(e) => task_refusal(e),
     }
 }
@@ -446,15 +442,15 @@ pub(super) async fn reschedule(
 /// POST /console/tasks/{id}/call: claims the task and starts a click-to-call to its
 /// customer; when the call can't start, the claim is given back and the answer says why.
 pub(super) async fn call(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     Path(id): Path<i64>,
 ) -> Response {
     let me = who(&s);
-    if let Err(r) = visible_task(&console, &s, id).await {
+    if let Err(r) = visible_task(&state, &s, id).await {
         return r;
     }
-    let task = match console
+    let task = match state
         .store
         .claim_task_call(id, &me, CLAIM_MS, unix_ms())
         .await
@@ -466,7 +462,7 @@ pub(super) async fn call(
     let Some(number) = task.number.clone() else {
         return task_refusal(TaskError::NoNumber);
     };
-    match console.telephony.call_customer(&me, &number, None).await {
+    match state.telephony.call_customer(&me, &number, None).await {
         Ok(call_id) => {
             tracing::info!(task = id, operator = %me, %call_id, "calling a task's customer");
             Json(json!({
@@ -478,7 +474,7 @@ pub(super) async fn call(
             .into_response()
         }
         Err(reason) => {
-            if let Err(e) = console
+            if let Err(e) = state
                 .store
                 .release_task_call(id, &me, Some(&reason), unix_ms())
                 .await
@@ -496,22 +492,22 @@ pub(super) async fn call(
 
 /// GET /console/tasks/{id}/events: the task's history, oldest first.
 pub(super) async fn events(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
-    if let Err(r) = visible_task(&console, &s, id).await {
+    if let Err(r) = visible_task(&state, &s, id).await {
         return r;
     }
-    match console.store.task_events(id).await {
+    match state.store.task_events(id).await {
         Ok(events) => Json(json!({
             "events": events
                 .iter()
                 .map(|e| json!({
                     "kind": e.kind.as_str(),
                     "operator": e.operator,
-                    "at": console.local_time(e.at_ms),
-                    "due": e.due_at_ms.map(|ms| console.local_time(ms)),
+                    "at": state.local_time(e.at_ms),
+                    "due": e.due_at_ms.map(|ms| state.local_time(ms)),
                     "note": e.note,
                 }))
                 .collect::<Vec<_>>(),
@@ -590,7 +586,7 @@ mod tests {
 
     struct Setup {
         app: Router,
-        console: Arc<WebState>,
+        state: Arc<WebState>,
         telephony: Arc<FakeTelephony>,
         anna: Login,
         bela: Login,
@@ -651,7 +647,7 @@ mod tests {
             time_zone: chrono_tz::Europe::Budapest,
         };
         let visual = crate::visual::VisualSettings::default();
-        let console = Arc::new(WebState::new(
+        let state = Arc::new(WebState::new(
             store,
             telephony.clone(),
             policy,
@@ -662,8 +658,8 @@ mod tests {
         let bela = logins.pop().unwrap();
         let anna = logins.pop().unwrap();
         Setup {
-            app: crate::app(console.clone()),
-            console,
+            app: crate::app(state.clone()),
+            state,
             telephony,
             anna,
             bela,
@@ -700,7 +696,7 @@ mod tests {
     }
 
     fn due_in(s: &Setup, ms: i64) -> String {
-        local_input(&s.console, unix_ms() + ms)
+        local_input(&s.state, unix_ms() + ms)
     }
 
     async fn add_task(s: &Setup, who: &Login, body: Value) -> Value {

@@ -15,12 +15,12 @@ use crate::state::WebState;
 use crate::unix_ms;
 
 /// The session an invite link opens; `None` for unknown, ended and expired links alike.
-async fn by_token(console: &WebState, token: &str) -> Option<VisualSession> {
+async fn by_token(state: &WebState, token: &str) -> Option<VisualSession> {
     // Tokens are long random text; anything else is not worth a query.
     if token.len() > 200 {
         return None;
     }
-    console
+    state
         .store
         .visual_session_by_token(token, unix_ms())
         .await
@@ -28,15 +28,15 @@ async fn by_token(console: &WebState, token: &str) -> Option<VisualSession> {
         .flatten()
 }
 
-pub async fn page(State(console): State<Arc<WebState>>, Path(token): Path<String>) -> Response {
-    let Some(v) = by_token(&console, &token).await else {
-        return gone(&console);
+pub async fn page(State(state): State<Arc<WebState>>, Path(token): Path<String>) -> Response {
+    let Some(v) = by_token(&state, &token).await else {
+        return gone(&state);
     };
-    let mut r = console.render_public(
+    let mut r = state.render_public(
         "customer.html",
         minijinja::context! {
             case_number => v.case_number,
-            ice_servers => console.visual.ice_servers_json.as_str(),
+            ice_servers => state.visual.ice_servers_json.as_str(),
         },
     );
     // The link is a secret: don't leak it to other sites or caches.
@@ -53,50 +53,50 @@ pub async fn page(State(console): State<Arc<WebState>>, Path(token): Path<String
 }
 
 /// One page for unknown, ended and expired links: it reveals nothing.
-fn gone(console: &WebState) -> Response {
-    let mut r = console.render_public("customer_gone.html", minijinja::context! {});
+fn gone(state: &WebState) -> Response {
+    let mut r = state.render_public("customer_gone.html", minijinja::context! {});
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
 }
 
 pub async fn socket(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Path(token): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let Some(v) = by_token(&console, &token).await else {
+    let Some(v) = by_token(&state, &token).await else {
         return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
     };
     if v.joined_at_ms.is_none() {
-        match console
+        match state
             .store
             .mark_visual_session_joined(v.id, unix_ms())
             .await
         {
-            Ok(_) => console.visual.hub.send(v.id, To::Operator, &Event::Joined),
+            Ok(_) => state.visual.hub.send(v.id, To::Operator, &Event::Joined),
             Err(e) => tracing::warn!(session = v.id, "marking joined: {e}"),
         }
     }
     crate::chat::chat_socket(ws)
-        .on_upgrade(move |socket| serve_socket(console, v.id, Party::Customer, socket))
+        .on_upgrade(move |socket| serve_socket(state, v.id, Party::Customer, socket))
 }
 
 /// POST /v/{token}/photos: the link is checked before the body is read, so an unknown
 /// link costs no upload.
 pub async fn photo(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(v) = by_token(&console, &token).await else {
+    let Some(v) = by_token(&state, &token).await else {
         return (StatusCode::NOT_FOUND, "this link is not valid").into_response();
     };
     let body = match read_image(&headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match save_image(&console, &v, FileKind::Photo, &body).await {
+    match save_image(&state, &v, FileKind::Photo, &body).await {
         // The customer learns that it arrived, not where it is kept.
         Ok(_) => (StatusCode::CREATED, Json(serde_json::json!({ "ok": true }))).into_response(),
         Err((status, msg)) => crate::error::WebError::json(status, msg).into_response(),
@@ -161,7 +161,7 @@ mod tests {
             time_zone: chrono_tz::Europe::Budapest,
         };
         let visual = crate::visual::VisualSettings::default();
-        let console = Arc::new(WebState::new(
+        let state = Arc::new(WebState::new(
             store,
             Arc::new(NoPhones),
             LoginPolicy::default(),
@@ -169,7 +169,7 @@ mod tests {
             settings,
             visual,
         ));
-        (crate::app(console), created.token)
+        (crate::app(state), created.token)
     }
 
     /// A body that notes whether anyone read it.

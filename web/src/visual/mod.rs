@@ -269,14 +269,9 @@ impl FrameBudget {
 }
 
 /// Relays one browser's WebSocket until it closes or the session ends.
-pub async fn serve_socket(
-    console: Arc<WebState>,
-    session: i64,
-    party: Party,
-    mut socket: WebSocket,
-) {
-    let hub = &console.visual.hub;
-    let budget = FrameBudget::new(&console.chat.config.limits);
+pub async fn serve_socket(state: Arc<WebState>, session: i64, party: Party, mut socket: WebSocket) {
+    let hub = &state.visual.hub;
+    let budget = FrameBudget::new(&state.chat.config.limits);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let me = hub.join(session, party, tx);
     hub.send(session, To::Both, &hub.presence(session));
@@ -298,7 +293,7 @@ pub async fn serve_socket(
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
-                let replies = handle(&console, &budget, session, party, other, text.as_str()).await;
+                let replies = handle(&state, &budget, session, party, other, text.as_str()).await;
                 let mut gone = false;
                 for reply in replies {
                     if let Ok(json) = serde_json::to_string(&reply)
@@ -320,15 +315,15 @@ pub async fn serve_socket(
 
 /// Acts on one message from a browser; returns what only that browser should hear.
 async fn handle(
-    console: &WebState,
+    state: &WebState,
     budget: &FrameBudget,
     session: i64,
     party: Party,
     other: To,
     text: &str,
 ) -> Vec<Event> {
-    let hub = &console.visual.hub;
-    let store = &console.store;
+    let hub = &state.visual.hub;
+    let store = &state.store;
     let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
         return vec![Event::Error {
             message: "unreadable message".into(),

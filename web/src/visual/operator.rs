@@ -23,12 +23,12 @@ use crate::visual::{self as hub, Event};
 
 /// Everything the home page's visual-session part shows.
 pub(crate) async fn home_context(
-    console: &WebState,
+    state: &WebState,
     s: &WebSession,
     day: Option<&str>,
 ) -> minijinja::Value {
     let now = unix_ms();
-    let store = &console.store;
+    let store = &state.store;
     let licenses = store
         .licenses_for_user(s.user.id)
         .await
@@ -42,7 +42,7 @@ pub(crate) async fn home_context(
         .ok()
         .flatten()
         .map(|v| minijinja::context! { id => v.id, case_number => v.case_number });
-    let day_range = day.and_then(|d| day_bounds(console, d));
+    let day_range = day.and_then(|d| day_bounds(state, d));
     let recent = store
         .recent_visual_sessions(s.user.id, day_range, 10)
         .await
@@ -52,7 +52,7 @@ pub(crate) async fn home_context(
             minijinja::context! {
                 id => r.id,
                 case_number => r.case_number,
-                date => console.local_time(r.created_at_ms),
+                date => state.local_time(r.created_at_ms),
                 duration => r.duration_ms.map(duration_text),
                 customer => r.customer,
                 license => r.license_name,
@@ -69,14 +69,14 @@ pub(crate) async fn home_context(
 }
 
 /// The start and end of a day (YYYY-MM-DD) in the console's time zone, as unix ms.
-fn day_bounds(console: &WebState, day: &str) -> Option<(i64, i64)> {
+fn day_bounds(state: &WebState, day: &str) -> Option<(i64, i64)> {
     let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
-    let start = console
+    let start = state
         .settings
         .time_zone
         .from_local_datetime(&date.and_hms_opt(0, 0, 0)?)
         .earliest()?;
-    let next = console
+    let next = state
         .settings
         .time_zone
         .from_local_datetime(&date.succ_opt()?.and_hms_opt(0, 0, 0)?)
@@ -108,16 +108,16 @@ pub(crate) struct InviteForm {
 /// POST /visual: creates the session (charging 1 credit), queues the invite and takes
 /// the operator to the session page. Refusals come back on the home page, form kept.
 pub(crate) async fn create(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     CsrfForm(OperatorPage(s), f): CsrfForm<OperatorPage, InviteForm>,
 ) -> Response {
     let channel = match f.channel.as_str() {
         "" | "sms" => InviteChannel::Sms,
         "email" => InviteChannel::Email,
-        _ => return refuse(&console, &s, &f, "Choose SMS or e-mail.".into()).await,
+        _ => return refuse(&state, &s, &f, "Choose SMS or e-mail.".into()).await,
     };
     let Ok(license_id) = f.license.parse::<i64>() else {
-        return refuse(&console, &s, &f, "Choose a license.".into()).await;
+        return refuse(&state, &s, &f, "Choose a license.".into()).await;
     };
     let now = unix_ms();
     let case_number = if f.generate_case.is_some() || f.case_number.trim().is_empty() {
@@ -132,23 +132,23 @@ pub(crate) async fn create(
         case_number,
         phone: (channel == InviteChannel::Sms).then(|| f.phone.clone()),
         email: (channel == InviteChannel::Email).then(|| f.email.clone()),
-        sms_limits: console.visual.sms_limits,
+        sms_limits: state.visual.sms_limits,
         now_ms: now,
     };
-    let created = match console.store.create_visual_session(&new).await {
+    let created = match state.store.create_visual_session(&new).await {
         Ok(c) => c,
         Err(VisualError::ActiveSession { id }) => {
-            return refuse_with_link(&console, &s, &f, id).await;
+            return refuse_with_link(&state, &s, &f, id).await;
         }
         Err(VisualError::Store(e)) => {
             return WebError::database("creating a visual session", e).into_response();
         }
-        Err(e) => return refuse(&console, &s, &f, e.to_string()).await,
+        Err(e) => return refuse(&state, &s, &f, e.to_string()).await,
     };
     let session = created.session;
     let link = format!(
         "{}/v/{}",
-        console.settings.public_url.trim_end_matches('/'),
+        state.settings.public_url.trim_end_matches('/'),
         created.token
     );
     let ctx = InviteContext {
@@ -162,13 +162,13 @@ pub(crate) async fn create(
     };
     // The session exists and is charged: the invite must not be lost. A template error
     // is a configuration fault; it is shown on the session page.
-    match render_invite(&console.settings.notify, notify_channel, &ctx) {
+    match render_invite(&state.settings.notify, notify_channel, &ctx) {
         Ok(rendered) => {
             let related = format!("visual:{}", session.id);
             let msg = NewMessage::from_rendered(&rendered, &to, &related, now);
-            match console.store.enqueue_message(&msg).await {
+            match state.store.enqueue_message(&msg).await {
                 Ok(_) => {
-                    if let Some(n) = &console.settings.notifier {
+                    if let Some(n) = &state.settings.notifier {
                         n.wake();
                     }
                 }
@@ -182,26 +182,26 @@ pub(crate) async fn create(
     Redirect::to(&format!("/visual/{}", session.id)).into_response()
 }
 
-async fn refuse(console: &WebState, s: &WebSession, f: &InviteForm, error: String) -> Response {
-    refusal(console, s, f, error, None).await
+async fn refuse(state: &WebState, s: &WebSession, f: &InviteForm, error: String) -> Response {
+    refusal(state, s, f, error, None).await
 }
 
-async fn refuse_with_link(console: &WebState, s: &WebSession, f: &InviteForm, id: i64) -> Response {
+async fn refuse_with_link(state: &WebState, s: &WebSession, f: &InviteForm, id: i64) -> Response {
     let error = "You already have an active session: close it before starting a new one.";
-    refusal(console, s, f, error.into(), Some(id)).await
+    refusal(state, s, f, error.into(), Some(id)).await
 }
 
 async fn refusal(
-    console: &WebState,
+    state: &WebState,
     s: &WebSession,
     f: &InviteForm,
     error: String,
     active_id: Option<i64>,
 ) -> Response {
     let mut r = crate::pages::home(
-        console,
+        state,
         s,
-        home_context(console, s, None).await,
+        home_context(state, s, None).await,
         minijinja::context! {
             error => error,
             active_link => active_id,
@@ -222,37 +222,33 @@ async fn refusal(
 }
 
 /// The session when it belongs to this operator; otherwise the page that says why.
-async fn own_session(
-    console: &WebState,
-    s: &WebSession,
-    id: i64,
-) -> Result<VisualSession, Response> {
-    match console.store.visual_session(id).await {
+async fn own_session(state: &WebState, s: &WebSession, id: i64) -> Result<VisualSession, Response> {
+    match state.store.visual_session(id).await {
         Ok(Some(v)) if v.operator_user_id == s.user.id => Ok(v),
-        Ok(Some(_)) => Err(console.error_page(
+        Ok(Some(_)) => Err(state.error_page(
             StatusCode::FORBIDDEN,
             "This session belongs to another operator.",
         )),
-        Ok(None) => Err(console.error_page(StatusCode::NOT_FOUND, "No such session.")),
+        Ok(None) => Err(state.error_page(StatusCode::NOT_FOUND, "No such session.")),
         Err(e) => Err(WebError::database("reading a visual session", e).into_response()),
     }
 }
 
 pub(crate) async fn page(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
-    let v = match own_session(&console, &s, id).await {
+    let v = match own_session(&state, &s, id).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let now = unix_ms();
     if v.is_open_at(now) {
         // The operator is here: the hour of grace starts again.
-        let _ = console.store.touch_visual_session(id, now).await;
+        let _ = state.store.touch_visual_session(id, now).await;
     }
-    console.render(
+    state.render(
         "visual_session.html",
         minijinja::context! {
             me => me(&s),
@@ -265,7 +261,7 @@ pub(crate) async fn page(
                 open => v.is_open_at(now),
                 joined => v.joined_at_ms.is_some(),
             },
-            ice_servers => console.visual.ice_servers_json.as_str(),
+            ice_servers => state.visual.ice_servers_json.as_str(),
         },
     )
 }
@@ -289,15 +285,15 @@ struct FileJson {
 
 /// GET /visual/{id}/status: the invite's delivery, the session's state and its files.
 pub(crate) async fn status(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path(id): Path<i64>,
 ) -> Response {
-    let v = match own_session(&console, &s, id).await {
+    let v = match own_session(&state, &s, id).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let invites: Vec<InviteStatus> = console
+    let invites: Vec<InviteStatus> = state
         .store
         .messages_related(&format!("visual:{id}"))
         .await
@@ -310,7 +306,7 @@ pub(crate) async fn status(
             attempts: m.attempts,
         })
         .collect();
-    let files: Vec<FileJson> = console
+    let files: Vec<FileJson> = state
         .store
         .visual_files(id)
         .await
@@ -334,32 +330,32 @@ pub(crate) async fn status(
 }
 
 pub(crate) async fn end(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Path(id): Path<i64>,
     CsrfForm(OperatorPage(s), _): CsrfForm<OperatorPage, NoFields>,
 ) -> Response {
-    if let Err(r) = own_session(&console, &s, id).await {
+    if let Err(r) = own_session(&state, &s, id).await {
         return r;
     }
-    match console.store.end_visual_session(id, unix_ms()).await {
+    match state.store.end_visual_session(id, unix_ms()).await {
         Ok(_) | Err(VisualError::Ended) => {
-            console.visual.hub.send(id, hub::To::Both, &Event::Ended);
+            state.visual.hub.send(id, hub::To::Both, &Event::Ended);
             Redirect::to("/").into_response()
         }
-        Err(e) => console.error_page(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => state.error_page(StatusCode::CONFLICT, &e.to_string()),
     }
 }
 
 /// POST /visual/{id}/snapshots: a still from the live picture (JPEG or PNG body).
 pub(crate) async fn snapshot(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Csrf(OperatorPage(s)): Csrf<OperatorPage>,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Body,
 ) -> Response {
     // The session is checked before the body is read.
-    let v = match own_session(&console, &s, id).await {
+    let v = match own_session(&state, &s, id).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -367,7 +363,7 @@ pub(crate) async fn snapshot(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match hub::save_image(&console, &v, FileKind::Snapshot, &body).await {
+    match hub::save_image(&state, &v, FileKind::Snapshot, &body).await {
         Ok(file) => (StatusCode::CREATED, Json(file)).into_response(),
         Err((status, msg)) => WebError::json(status, msg).into_response(),
     }
@@ -375,20 +371,20 @@ pub(crate) async fn snapshot(
 
 /// GET /visual/{id}/files/{file}: photos and snapshots, for the session's operator only.
 pub(crate) async fn file(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Response {
-    if let Err(r) = own_session(&console, &s, id).await {
+    if let Err(r) = own_session(&state, &s, id).await {
         return r;
     }
-    let Ok(Some(f)) = console.store.visual_file(&file_id).await else {
-        return console.error_page(StatusCode::NOT_FOUND, "No such file.");
+    let Ok(Some(f)) = state.store.visual_file(&file_id).await else {
+        return state.error_page(StatusCode::NOT_FOUND, "No such file.");
     };
     if f.session_id != id {
-        return console.error_page(StatusCode::NOT_FOUND, "No such file.");
+        return state.error_page(StatusCode::NOT_FOUND, "No such file.");
     }
-    match tokio::fs::read(console.settings.files_dir.join(&f.id)).await {
+    match tokio::fs::read(state.settings.files_dir.join(&f.id)).await {
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, f.content_type),
@@ -402,14 +398,14 @@ pub(crate) async fn file(
             .into_response(),
         Err(e) => {
             tracing::error!(file = %f.id, "reading a stored file: {e}");
-            console.error_page(StatusCode::NOT_FOUND, "The file is gone.")
+            state.error_page(StatusCode::NOT_FOUND, "The file is gone.")
         }
     }
 }
 
 /// The operator's WebSocket: signalling, chat and events of their own session.
 pub(crate) async fn socket(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     OperatorPage(s): OperatorPage,
     headers: HeaderMap,
     Path(id): Path<i64>,
@@ -417,32 +413,32 @@ pub(crate) async fn socket(
 ) -> Response {
     // A page from another site must not open the operator's socket.
     if !same_origin(&headers) {
-        return console.error_page(StatusCode::FORBIDDEN, "Not from this site.");
+        return state.error_page(StatusCode::FORBIDDEN, "Not from this site.");
     }
-    let v = match own_session(&console, &s, id).await {
+    let v = match own_session(&state, &s, id).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     if !v.is_open_at(unix_ms()) {
-        return console.error_page(StatusCode::GONE, "This session has ended.");
+        return state.error_page(StatusCode::GONE, "This session has ended.");
     }
     // While the page is open the operator is with the customer: busy to the queues (Q1).
     let operator = s.user.operator.clone();
     crate::chat::chat_socket(ws).on_upgrade(move |socket| async move {
         if let Some(op) = &operator {
-            let open = console.visual.hub.operator_page(op, true);
-            console.telephony.set_visual_load(op, open).await;
+            let open = state.visual.hub.operator_page(op, true);
+            state.telephony.set_visual_load(op, open).await;
         }
         hub::serve_socket(
-            console.clone(),
+            state.clone(),
             id,
             hotline_core::visual::Party::Operator,
             socket,
         )
         .await;
         if let Some(op) = &operator {
-            let open = console.visual.hub.operator_page(op, false);
-            console.telephony.set_visual_load(op, open).await;
+            let open = state.visual.hub.operator_page(op, false);
+            state.telephony.set_visual_load(op, open).await;
         }
     })
 }
