@@ -31,9 +31,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// a window, not a cursor).
 const TAIL_WINDOW_MS: i64 = 15_000;
 
-pub fn spawn(console: Arc<WebState>) {
-    super::sweep::spawn(console.clone());
-    let tail = console.clone();
+pub fn spawn(state: Arc<WebState>) {
+    super::sweep::spawn(state.clone());
+    let tail = state.clone();
     tokio::spawn(async move {
         let mut seen: HashMap<i64, i64> = HashMap::new();
         // Both loops end with the store (the daemon is stopping).
@@ -58,19 +58,19 @@ pub fn spawn(console: Arc<WebState>) {
     });
     tokio::spawn(async move {
         let mut places = HashMap::new();
-        while !console.store.is_closed() {
-            if let Err(e) = round(&console).await
-                && !console.store.is_closed()
+        while !state.store.is_closed() {
+            if let Err(e) = round(&state).await
+                && !state.store.is_closed()
             {
                 tracing::warn!("chat offers: {e}");
             }
-            if let Err(e) = tell_places(&console, &mut places).await
-                && !console.store.is_closed()
+            if let Err(e) = tell_places(&state, &mut places).await
+                && !state.store.is_closed()
             {
                 tracing::warn!("chat queue places: {e}");
             }
             tokio::select! {
-                _ = console.chat.hub.dispatch.notified() => {}
+                _ = state.chat.hub.dispatch.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
             }
         }
@@ -80,22 +80,22 @@ pub fn spawn(console: Arc<WebState>) {
 /// Tells waiting visitors on this node their place in the queue when it changed (one
 /// query a round, whatever the number of visitors).
 async fn tell_places(
-    console: &WebState,
+    state: &WebState,
     told: &mut HashMap<i64, (ChatState, i64)>,
 ) -> Result<(), ChatError> {
-    let now: HashMap<i64, (ChatState, i64)> = console
+    let now: HashMap<i64, (ChatState, i64)> = state
         .store
         .queue_positions()
         .await?
         .into_iter()
-        .map(|(chat, state, position)| (chat, (state, position)))
+        .map(|(chat, chat_state, position)| (chat, (chat_state, position)))
         .collect();
     for (chat, place) in &now {
         if told.get(chat) != Some(place) {
-            let (state, position) = place;
-            console.chat.hub.to_visitor(
+            let (chat_state, position) = place;
+            state.chat.hub.to_visitor(
                 *chat,
-                &json!({ "t": "state", "state": state, "position": position }),
+                &json!({ "t": "state", "state": chat_state, "position": position }),
             );
         }
     }
@@ -103,23 +103,23 @@ async fn tell_places(
     Ok(())
 }
 
-async fn round(console: &WebState) -> Result<(), ChatError> {
-    let store = &console.store;
-    let hub = &console.chat.hub;
+async fn round(state: &WebState) -> Result<(), ChatError> {
+    let store = &state.store;
+    let hub = &state.chat.hub;
     let now = unix_ms();
     for (chat, operator) in store.expire_offers(now).await? {
         tracing::info!(chat, %operator, "chat offer not answered in time");
         hub.to_operator(&operator, &json!({ "t": "offer_gone", "chat": chat }));
-        publish(console, chat).await;
+        publish(state, chat).await;
     }
     // Who could take a chat now: online here, with room. (Voice only without another
     // conversation: the queues learn each operator's chats on the way.)
     let mut open = Vec::new(); // (load, capacity, operator)
     for op in hub.connected_operators() {
         let (load, capacity) = store.chat_room(&op).await?;
-        console.telephony.set_chat_load(&op, load).await;
+        state.telephony.set_chat_load(&op, load).await;
         if load < capacity
-            && console.telephony.operator_status(&op).await.as_deref() == Some("online")
+            && state.telephony.operator_status(&op).await.as_deref() == Some("online")
         {
             open.push((load, capacity, op));
         }
@@ -128,14 +128,14 @@ async fn round(console: &WebState) -> Result<(), ChatError> {
         // However long the queue, nobody can take a chat: it isn't read.
         return Ok(());
     }
-    let timeout_ms = i64::try_from(console.chat.config.offer_timeout_secs)
+    let timeout_ms = i64::try_from(state.chat.config.offer_timeout_secs)
         .unwrap_or(30)
         .saturating_mul(1000);
     for chat in store.waiting_chats(now).await? {
         if open.is_empty() {
             break;
         }
-        let members = console.telephony.queue_members(&chat.queue);
+        let members = state.telephony.queue_members(&chat.queue);
         let mut candidates: Vec<(i64, String)> = open
             .iter()
             .filter(|(_, _, op)| match &chat.for_operator {
@@ -164,12 +164,12 @@ async fn round(console: &WebState) -> Result<(), ChatError> {
                 let Some(offered) = store.chat(chat.id).await? else {
                     break;
                 };
-                let view = chat_view(console, &offered).await;
+                let view = chat_view(state, &offered).await;
                 hub.to_operator(
                     &op,
                     &json!({ "t": "offer", "chat": view, "expires_at": expires, "now": now }),
                 );
-                publish(console, chat.id).await;
+                publish(state, chat.id).await;
                 break;
             }
         }

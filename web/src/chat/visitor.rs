@@ -64,8 +64,8 @@ pub async fn demo_page(Query(q): Query<SiteQuery>) -> Response {
     .into_response()
 }
 
-fn queues_for(console: &WebState, site: &Site) -> Vec<Value> {
-    let names = console.telephony.queue_names();
+fn queues_for(state: &WebState, site: &Site) -> Vec<Value> {
+    let names = state.telephony.queue_names();
     site.queues
         .iter()
         .map(|q| {
@@ -81,18 +81,18 @@ fn queues_for(console: &WebState, site: &Site) -> Vec<Value> {
 }
 
 /// The iframe's page. Only the site's own origins (and this server) may frame it.
-pub async fn page(State(console): State<Arc<WebState>>, Query(q): Query<SiteQuery>) -> Response {
-    let Some(site) = q.site.as_deref().and_then(|k| console.chat.config.site(k)) else {
+pub async fn page(State(state): State<Arc<WebState>>, Query(q): Query<SiteQuery>) -> Response {
+    let Some(site) = q.site.as_deref().and_then(|k| state.chat.config.site(k)) else {
         return (StatusCode::NOT_FOUND, Html("<p>No such chat site.</p>")).into_response();
     };
-    let mut r = console.render_public(
+    let mut r = state.render_public(
         "chat_visitor.html",
         minijinja::context! {
             site_key => site.key,
             site_name => site.name,
             greeting => site.greeting,
             colour => site.colour,
-            queues => queues_for(&console, site),
+            queues => queues_for(&state, site),
             hmac_enabled => site.hmac_secret.is_some(),
             allowed_origins => site.allowed_origins,
         },
@@ -177,15 +177,15 @@ fn browser_and_os(ua: &str) -> (String, String) {
 /// Starts a chat: the visitor (fields the site signed are verified), the chat in the
 /// chosen queue, its greeting and the page it started on. Returns the visitor's token.
 pub async fn start(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     headers: HeaderMap,
     Json(f): Json<StartForm>,
 ) -> Response {
-    let Some(site) = console.chat.config.site(&f.site).cloned() else {
+    let Some(site) = state.chat.config.site(&f.site).cloned() else {
         return json_error(StatusCode::NOT_FOUND, "no such chat site");
     };
-    if let Err(r) = console.chat.limiters().check(Action::Start, ip, &site.key) {
+    if let Err(r) = state.chat.limiters().check(Action::Start, ip, &site.key) {
         return too_many(&r);
     }
     let queue = f.queue.clone().unwrap_or_else(|| site.queues[0].clone());
@@ -220,7 +220,7 @@ pub async fn start(
                 &f.visitor_key,
                 sig,
                 now,
-                console.chat.config.signature_max_age_s(),
+                state.chat.config.signature_max_age_s(),
             ) {
                 Ok(v) => v,
                 Err(e) => {
@@ -260,7 +260,7 @@ pub async fn start(
         verified,
         now_ms: now,
     };
-    let visitor = match console.store.upsert_visitor(&visitor).await {
+    let visitor = match state.store.upsert_visitor(&visitor).await {
         Ok(v) => v,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, error_message(&e)),
     };
@@ -289,26 +289,26 @@ pub async fn start(
         user_agent: ua,
         now_ms: now,
     };
-    let (chat, token) = match console.store.create_chat(&new).await {
+    let (chat, token) = match state.store.create_chat(&new).await {
         Ok(c) => c,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, error_message(&e)),
     };
     let greeting = site.greeting_for(&queue);
     if !greeting.trim().is_empty() {
         let greeting = NewEvent::new(EventKind::Greeting, Sender::System, greeting);
-        if let Err(e) = console.store.add_chat_event(chat.id, &greeting, now).await {
+        if let Err(e) = state.store.add_chat_event(chat.id, &greeting, now).await {
             tracing::warn!(chat = chat.id, "greeting not stored: {e}");
         }
     }
     if !page_url.is_empty() {
         let title = f.page_title.clone().unwrap_or_default();
-        let _ = console
+        let _ = state
             .store
             .add_page_view(visitor.id, Some(chat.id), &page_url, &title, now)
             .await;
     }
     tracing::info!(chat = chat.id, site = %site.key, %queue, "chat started");
-    console.chat.hub.dispatch.notify_one();
+    state.chat.hub.dispatch.notify_one();
     Json(json!({ "token": token, "chat": { "id": chat.id, "state": chat.state } })).into_response()
 }
 
@@ -319,23 +319,23 @@ pub struct TokenQuery {
     after: i64,
 }
 
-async fn chat_of(console: &WebState, token: Option<&str>) -> Option<Chat> {
-    console.store.chat_by_token(token?).await.ok().flatten()
+async fn chat_of(state: &WebState, token: Option<&str>) -> Option<Chat> {
+    state.store.chat_by_token(token?).await.ok().flatten()
 }
 
 pub async fn socket(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let chat = chat_of(&console, q.token.as_deref()).await;
+    let chat = chat_of(&state, q.token.as_deref()).await;
     // A few tabs of one visitor; more are refused before the upgrade (the page's socket
     // retries with backoff and gets in when another tab closes).
     let slot = match &chat {
         Some(chat) => {
             let max = super::MAX_VISITOR_SOCKETS_PER_CHAT;
-            match console.chat.visitor_sockets.take(chat.id, max) {
+            match state.chat.visitor_sockets.take(chat.id, max) {
                 Some(slot) => Some(slot),
                 None => {
                     return (
@@ -357,7 +357,7 @@ pub async fn socket(
         // Held until the socket's task ends.
         let _slot = slot;
         match chat {
-            Some(chat) => serve(console, chat, ip, q.after, socket).await,
+            Some(chat) => serve(state, chat, ip, q.after, socket).await,
             None => {
                 // A page that knows the code forgets the chat and shows the form again.
                 let close = CloseFrame {
@@ -408,16 +408,16 @@ async fn send_json(socket: &mut WebSocket, v: &Value) -> bool {
 /// Sends what the visitor has not seen yet (events after `last`, and the state when it
 /// changed). Returns false when the socket is gone.
 async fn catch_up(
-    console: &WebState,
+    state: &WebState,
     chat_id: i64,
     socket: &mut WebSocket,
     last: &mut i64,
-    state: &mut Value,
+    shown: &mut Value,
 ) -> bool {
     // The chat's row is read first time and after events that change its state (a join,
     // an end, a transfer): plain messages cost one query.
-    let mut changed = state.is_null();
-    if let Ok(events) = console
+    let mut changed = shown.is_null();
+    if let Ok(events) = state
         .store
         .chat_events(chat_id, *last, Audience::Visitor)
         .await
@@ -433,32 +433,32 @@ async fn catch_up(
     // The state when it changed; the place in the queue is read only then (the offer loop
     // tells later moves), so a message costs no ranking of the waiting chats.
     if changed
-        && let Ok(Some(chat)) = console.store.chat(chat_id).await
-        && state.get("state") != Some(&serde_json::json!(chat.state))
+        && let Ok(Some(chat)) = state.store.chat(chat_id).await
+        && shown.get("state") != Some(&serde_json::json!(chat.state))
     {
-        let now = state_frame(console, &chat).await;
+        let now = state_frame(state, &chat).await;
         if !send_json(socket, &now).await {
             return false;
         }
-        *state = now;
+        *shown = now;
     }
     true
 }
 
-async fn serve(console: Arc<WebState>, chat: Chat, ip: IpAddr, after: i64, mut socket: WebSocket) {
-    let hub = &console.chat.hub;
+async fn serve(state: Arc<WebState>, chat: Chat, ip: IpAddr, after: i64, mut socket: WebSocket) {
+    let hub = &state.chat.hub;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let me = hub.join_visitor(chat.id, tx);
     let mut last = after.max(0);
-    let mut state = Value::Null;
+    let mut shown = Value::Null;
     // Events come by wakes (this node's and the tail's), the place in the queue from the
     // offer loop: the socket itself never polls.
-    if catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await {
+    if catch_up(&state, chat.id, &mut socket, &mut last, &mut shown).await {
         loop {
             tokio::select! {
                 push = rx.recv() => {
                     let ok = match push {
-                        Some(Push::Wake(_)) => catch_up(&console, chat.id, &mut socket, &mut last, &mut state).await,
+                        Some(Push::Wake(_)) => catch_up(&state, chat.id, &mut socket, &mut last, &mut shown).await,
                         Some(Push::Frame(text)) => socket.send(WsMessage::Text(text.into())).await.is_ok(),
                         None => false,
                     };
@@ -471,7 +471,7 @@ async fn serve(console: Arc<WebState>, chat: Chat, ip: IpAddr, after: i64, mut s
                         Some(Ok(_)) => continue,
                     };
                     // What it stored comes back by the wake its publish sent this socket too.
-                    if let Some(reply) = handle(&console, &chat, ip, text.as_str()).await
+                    if let Some(reply) = handle(&state, &chat, ip, text.as_str()).await
                         && !send_json(&mut socket, &reply).await
                     {
                         break;
@@ -486,13 +486,8 @@ async fn serve(console: Arc<WebState>, chat: Chat, ip: IpAddr, after: i64, mut s
 /// Acts on one frame; returns the reply for this socket only (an ack or an error). A
 /// frame over the address's or the site's rate limit is answered with an error frame
 /// (the widget shows its message; a send keeps its client id) and not acted on.
-pub(super) async fn handle(
-    console: &WebState,
-    chat: &Chat,
-    ip: IpAddr,
-    text: &str,
-) -> Option<Value> {
-    let store = &console.store;
+pub(super) async fn handle(state: &WebState, chat: &Chat, ip: IpAddr, text: &str) -> Option<Value> {
+    let store = &state.store;
     let now = unix_ms();
     let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
         return Some(json!({ "t": "error", "message": "unreadable message" }));
@@ -506,7 +501,7 @@ pub(super) async fn handle(
         Incoming::End {} => (None, None),
     };
     if let Some(action) = action
-        && let Err(r) = console.chat.limiters().check(action, ip, &chat.site)
+        && let Err(r) = state.chat.limiters().check(action, ip, &chat.site)
     {
         let mut frame =
             json!({ "t": "error", "message": r.message, "retry_after": r.retry_after_s });
@@ -541,8 +536,8 @@ pub(super) async fn handle(
             if ok {
                 // The draft became the message: gone at the operators.
                 let frame = json!({ "t": "draft", "chat": chat.id, "text": "" });
-                for op in publish(console, chat.id).await {
-                    console.chat.hub.to_operator(&op, &frame);
+                for op in publish(state, chat.id).await {
+                    state.chat.hub.to_operator(&op, &frame);
                 }
             }
             Some(reply)
@@ -559,7 +554,7 @@ pub(super) async fn handle(
             let ok = r.is_ok();
             let reply = stored(client_id, r);
             if ok {
-                publish(console, chat.id).await;
+                publish(state, chat.id).await;
             }
             Some(reply)
         }
@@ -570,13 +565,13 @@ pub(super) async fn handle(
                 .take(hotline_core::chat::MAX_MESSAGE_CHARS)
                 .collect();
             let frame = json!({ "t": "draft", "chat": chat.id, "text": text });
-            for op in console
+            for op in state
                 .store
                 .chat_listeners(chat.id)
                 .await
                 .unwrap_or_default()
             {
-                console.chat.hub.to_operator(&op, &frame);
+                state.chat.hub.to_operator(&op, &frame);
             }
             None
         }
@@ -585,11 +580,11 @@ pub(super) async fn handle(
             .await
         {
             Ok((_, ended)) => {
-                publish(console, chat.id).await;
+                publish(state, chat.id).await;
                 if ended {
-                    super::post_ended(console, chat.id).await;
+                    super::post_ended(state, chat.id).await;
                 }
-                console.chat.hub.dispatch.notify_one();
+                state.chat.hub.dispatch.notify_one();
                 None
             }
             Err(e) => Some(json!({ "t": "error", "message": error_message(&e) })),
@@ -601,49 +596,45 @@ pub(super) async fn handle(
             {
                 tracing::debug!(chat = chat.id, "page view not kept: {e}");
             }
-            super::push_view(console, chat.id).await;
+            super::push_view(state, chat.id).await;
             None
         }
     }
 }
 
 pub async fn upload(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     multipart: Multipart,
 ) -> Response {
-    let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
+    let Some(chat) = chat_of(&state, q.token.as_deref()).await else {
         return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
     };
     // Before a byte of the body is read.
-    if let Err(r) = console
-        .chat
-        .limiters()
-        .check(Action::Upload, ip, &chat.site)
-    {
+    if let Err(r) = state.chat.limiters().check(Action::Upload, ip, &chat.site) {
         return too_many(&r);
     }
-    match super::files::receive(&console, chat.id, Sender::Visitor, multipart).await {
+    match super::files::receive(&state, chat.id, Sender::Visitor, multipart).await {
         Ok(files) => Json(super::files::files_json(&files)).into_response(),
         Err((status, message)) => json_error(status, message),
     }
 }
 
 pub async fn download(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
+    let Some(chat) = chat_of(&state, q.token.as_deref()).await else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
-    match console
+    match state
         .store
         .chat_file_for(&id, chat.id, Audience::Visitor)
         .await
     {
-        Ok(Some(file)) => super::files::serve(&console, &file).await,
+        Ok(Some(file)) => super::files::serve(&state, &file).await,
         _ => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
 }
@@ -654,13 +645,13 @@ pub struct TranscriptForm {
 }
 
 /// The conversation as the visitor saw it (never private events), as plain text.
-pub async fn transcript_text(console: &WebState, chat: &Chat) -> String {
-    let events = console
+pub async fn transcript_text(state: &WebState, chat: &Chat) -> String {
+    let events = state
         .store
         .chat_events(chat.id, 0, Audience::Visitor)
         .await
         .unwrap_or_default();
-    let tz = console.settings.time_zone;
+    let tz = state.settings.time_zone;
     let mut out = String::new();
     for e in events {
         let at = chrono::DateTime::from_timestamp_millis(e.created_at_ms)
@@ -710,18 +701,18 @@ pub async fn transcript_text(console: &WebState, chat: &Chat) -> String {
 
 /// Queues the operator's copy of the transcript to `to` (the wrap-up's "send the
 /// transcript"): counted with the visitor's, never refused by the count.
-pub async fn send_transcript(console: &WebState, chat: &Chat, to: &str) -> Result<(), String> {
+pub async fn send_transcript(state: &WebState, chat: &Chat, to: &str) -> Result<(), String> {
     let to = hotline_core::visual::validate_email(to).map_err(|e| e.to_string())?;
-    if let Err(e) = console.store.count_chat_transcript(chat.id, None).await {
+    if let Err(e) = state.store.count_chat_transcript(chat.id, None).await {
         return Err(error_message(&e));
     }
-    queue_transcript(console, chat, &to).await
+    queue_transcript(state, chat, &to).await
 }
 
 /// Queues the transcript e-mail to `to` (through the notification outbox); a copy that
 /// could not be queued is given back to the chat's count.
-async fn queue_transcript(console: &WebState, chat: &Chat, to: &str) -> Result<(), String> {
-    let site = console
+async fn queue_transcript(state: &WebState, chat: &Chat, to: &str) -> Result<(), String> {
+    let site = state
         .chat
         .config
         .site(&chat.site)
@@ -729,7 +720,7 @@ async fn queue_transcript(console: &WebState, chat: &Chat, to: &str) -> Result<(
         .unwrap_or_else(|| chat.site.clone());
     let body = format!(
         "Your chat with {site}\n\n{}\nThank you for contacting us.\n",
-        transcript_text(console, chat).await
+        transcript_text(state, chat).await
     );
     let subject = format!("Your chat with {site}");
     let related = format!("chat:{}", chat.id);
@@ -741,12 +732,12 @@ async fn queue_transcript(console: &WebState, chat: &Chat, to: &str) -> Result<(
         related: &related,
         now_ms: unix_ms(),
     };
-    if let Err(e) = console.store.enqueue_message(&msg).await {
+    if let Err(e) = state.store.enqueue_message(&msg).await {
         tracing::error!(chat = chat.id, "transcript e-mail not stored: {e}");
-        let _ = console.store.uncount_chat_transcript(chat.id).await;
+        let _ = state.store.uncount_chat_transcript(chat.id).await;
         return Err("the e-mail could not be queued; try again".to_string());
     }
-    if let Some(n) = &console.settings.notifier {
+    if let Some(n) = &state.settings.notifier {
         n.wake();
     }
     Ok(())
@@ -756,15 +747,15 @@ async fn queue_transcript(console: &WebState, chat: &Chat, to: &str) -> Result<(
 pub const MAX_TRANSCRIPTS_PER_CHAT: i64 = 3;
 
 pub async fn transcript(
-    State(console): State<Arc<WebState>>,
+    State(state): State<Arc<WebState>>,
     VisitorIp(ip): VisitorIp,
     Query(q): Query<TokenQuery>,
     Json(f): Json<TranscriptForm>,
 ) -> Response {
-    let Some(chat) = chat_of(&console, q.token.as_deref()).await else {
+    let Some(chat) = chat_of(&state, q.token.as_deref()).await else {
         return json_error(StatusCode::NOT_FOUND, "this chat no longer exists");
     };
-    if let Err(r) = console
+    if let Err(r) = state
         .chat
         .limiters()
         .check(Action::Transcript, ip, &chat.site)
@@ -778,7 +769,7 @@ pub async fn transcript(
     // A chat token must not make Hotline a mail cannon: a few copies per chat, counted in
     // the chat's row by one conditional update (so across nodes, restarts and parallel
     // requests).
-    match console
+    match state
         .store
         .count_chat_transcript(chat.id, Some(MAX_TRANSCRIPTS_PER_CHAT))
         .await
@@ -797,7 +788,7 @@ pub async fn transcript(
         }
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, error_message(&e)),
     }
-    match queue_transcript(&console, &chat, &to).await {
+    match queue_transcript(&state, &chat, &to).await {
         Ok(()) => Json(json!({ "sent": true })).into_response(),
         Err(m) => json_error(StatusCode::SERVICE_UNAVAILABLE, m),
     }
