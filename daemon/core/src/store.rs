@@ -299,6 +299,31 @@ where
         .await
 }
 
+/// Reads a text column holding one of an enum's names through the enum's
+/// `parse(&str) -> Option<Self>`, so rows with such fields derive `FromRow`
+/// (`Option<Enum>` for a nullable column too). Writing binds `as_str()` as before.
+macro_rules! text_column {
+    ($ty:ty, $what:literal) => {
+        impl sqlx::Type<sqlx::Any> for $ty {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $ty {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let s = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+                <$ty>::parse(&s).ok_or_else(|| crate::store::unknown_value($what, &s).into())
+            }
+        }
+    };
+}
+pub(crate) use text_column;
+
 /// The error for a text column holding a value the code doesn't know (an enum's name).
 pub fn unknown_value(what: &str, v: &str) -> String {
     format!("unknown {what} {v:?} in the database")

@@ -22,7 +22,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, text_column};
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 2000;
@@ -196,13 +196,7 @@ pub enum TaskEventKind {
     Completed,
 }
 
-impl TryFrom<String> for TaskEventKind {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        TaskEventKind::parse(&s).ok_or_else(|| crate::store::unknown_value("task event", &s))
-    }
-}
+text_column!(TaskEventKind, "task event");
 
 impl TaskEventKind {
     pub fn as_str(self) -> &'static str {
@@ -233,7 +227,6 @@ impl TaskEventKind {
 pub struct TaskEvent {
     pub id: i64,
     pub task_id: i64,
-    #[sqlx(try_from = "String")]
     pub kind: TaskEventKind,
     pub operator: String,
     #[sqlx(rename = "at")]

@@ -21,7 +21,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::address::{PhoneError, parse_hu_mobile};
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{Backend, Store, StoreError, text_column};
 use crate::tokens::{base64url, hex, sha256_hex};
 
 /// How long an open session outlives the operator's last activity (seed 000: 1 hour).
@@ -123,13 +123,7 @@ pub enum Party {
     Customer,
 }
 
-impl TryFrom<String> for Party {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        Party::parse(&s).ok_or_else(|| crate::store::unknown_value("visual message sender", &s))
-    }
-}
+text_column!(Party, "visual message sender");
 
 impl Party {
     pub fn as_str(self) -> &'static str {
@@ -154,13 +148,7 @@ pub enum FileKind {
     Snapshot,
 }
 
-impl TryFrom<String> for FileKind {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        FileKind::parse(&s).ok_or_else(|| crate::store::unknown_value("visual file kind", &s))
-    }
-}
+text_column!(FileKind, "visual file kind");
 
 impl FileKind {
     pub fn as_str(self) -> &'static str {
@@ -330,7 +318,7 @@ pub struct VisualMessage {
     pub session_id: i64,
     /// 1, 2, 3… within the session, in the order stored.
     pub seq: i64,
-    #[sqlx(rename = "sender", try_from = "String")]
+    #[sqlx(rename = "sender")]
     pub from: Party,
     #[sqlx(rename = "body")]
     pub text: String,
@@ -344,7 +332,6 @@ pub struct VisualFile {
     /// 128 random bits in hex; also the file's name on disk.
     pub id: String,
     pub session_id: i64,
-    #[sqlx(try_from = "String")]
     pub kind: FileKind,
     pub content_type: String,
     pub size: i64,

@@ -15,13 +15,12 @@
 //!
 //! Times are unix ms on the clock the caller passes in; claims and hiding expire lazily.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
 
 pub mod missed;
 pub mod requests;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, fetch_by_id, text_column};
 
 pub const MAX_NUMBER_CHARS: usize = 64;
 pub const MAX_QUEUE_CHARS: usize = 100;
@@ -134,7 +133,7 @@ pub struct NewCallbackNote<'a> {
     pub now_ms: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct CallbackEntry {
     pub id: i64,
     pub number: String,
@@ -146,24 +145,33 @@ pub struct CallbackEntry {
     /// The newest note's call id (an older one is kept if the newest has none).
     pub call_id: Option<String>,
     /// How many missed calls and requests the entry stands for.
+    #[sqlx(rename = "call_count")]
     pub count: i64,
+    #[sqlx(rename = "first_at")]
     pub first_at_ms: i64,
+    #[sqlx(rename = "last_at")]
     pub last_at_ms: i64,
     /// The earliest promise made to the caller: keeping it keeps every later one.
+    #[sqlx(rename = "promised_at")]
     pub promised_at_ms: Option<i64>,
     /// Finished attempts (a claim that lapsed without an outcome doesn't count).
     pub attempts: i64,
     pub last_outcome: Option<AttemptOutcome>,
     /// The operator of the newest claim; it is in force until `claim_expires_at_ms`.
     pub claimed_by: Option<String>,
+    #[sqlx(rename = "claimed_at")]
     pub claimed_at_ms: Option<i64>,
+    #[sqlx(rename = "claim_expires_at")]
     pub claim_expires_at_ms: Option<i64>,
     /// After a failed attempt the entry is off the list until then.
+    #[sqlx(rename = "hidden_until")]
     pub hidden_until_ms: Option<i64>,
+    #[sqlx(rename = "done_at")]
     pub done_at_ms: Option<i64>,
     /// Attempts the automatic callback made.
     pub auto_attempts: i64,
     /// The automatic callback doesn't try again before then.
+    #[sqlx(rename = "next_auto_at")]
     pub next_auto_at_ms: Option<i64>,
     /// The operator whose direct-callback customer this is (their call came in on the
     /// operator's own number and was missed).
@@ -199,7 +207,7 @@ impl CallbackEntry {
 }
 
 /// One callback attempt, from the claim to the outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct CallbackAttempt {
     pub id: i64,
     pub entry_id: i64,
@@ -208,7 +216,9 @@ pub struct CallbackAttempt {
     /// took the entry over then.
     pub outcome: Option<AttemptOutcome>,
     pub note: Option<String>,
+    #[sqlx(rename = "started_at")]
     pub started_at_ms: i64,
+    #[sqlx(rename = "ended_at")]
     pub ended_at_ms: Option<i64>,
 }
 
@@ -282,59 +292,26 @@ fn check_text(what: &str, v: &str, max: usize) -> Result<(), CallbackError> {
     Ok(())
 }
 
-fn decode_err(what: &str, v: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown callback {what} {v:?} in the database").into())
-}
-
 const ENTRY_COLUMNS: &str = "id, number, state, queue, source, call_id, call_count, first_at, \
      last_at, promised_at, attempts, last_outcome, claimed_by, claimed_at, claim_expires_at, \
      hidden_until, done_at, auto_attempts, next_auto_at, for_operator, undialable";
 
-fn entry_from(r: &AnyRow) -> Result<CallbackEntry, sqlx::Error> {
-    let state: String = r.try_get("state")?;
-    let source: String = r.try_get("source")?;
-    let outcome: Option<String> = r.try_get("last_outcome")?;
-    Ok(CallbackEntry {
-        id: r.try_get("id")?,
-        number: r.try_get("number")?,
-        state: EntryState::parse(&state).ok_or_else(|| decode_err("state", &state))?,
-        queue: r.try_get("queue")?,
-        source: CallbackSource::parse(&source).ok_or_else(|| decode_err("source", &source))?,
-        call_id: r.try_get("call_id")?,
-        count: r.try_get("call_count")?,
-        first_at_ms: r.try_get("first_at")?,
-        last_at_ms: r.try_get("last_at")?,
-        promised_at_ms: r.try_get("promised_at")?,
-        attempts: r.try_get("attempts")?,
-        last_outcome: outcome
-            .map(|o| AttemptOutcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
-            .transpose()?,
-        claimed_by: r.try_get("claimed_by")?,
-        claimed_at_ms: r.try_get("claimed_at")?,
-        claim_expires_at_ms: r.try_get("claim_expires_at")?,
-        hidden_until_ms: r.try_get("hidden_until")?,
-        done_at_ms: r.try_get("done_at")?,
-        auto_attempts: r.try_get("auto_attempts")?,
-        next_auto_at_ms: r.try_get("next_auto_at")?,
-        for_operator: r.try_get("for_operator")?,
-        undialable: r.try_get("undialable")?,
-    })
+fn entry_by_id_sql() -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!(
+        "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
+    ))
 }
 
-fn attempt_from(r: &AnyRow) -> Result<CallbackAttempt, sqlx::Error> {
-    let outcome: Option<String> = r.try_get("outcome")?;
-    Ok(CallbackAttempt {
-        id: r.try_get("id")?,
-        entry_id: r.try_get("entry_id")?,
-        operator: r.try_get("operator")?,
-        outcome: outcome
-            .map(|o| AttemptOutcome::parse(&o).ok_or_else(|| decode_err("outcome", &o)))
-            .transpose()?,
-        note: r.try_get("note")?,
-        started_at_ms: r.try_get("started_at")?,
-        ended_at_ms: r.try_get("ended_at")?,
-    })
+/// The entry as it is now, inside the transaction that changed it.
+async fn entry_in(conn: &mut AnyConnection, id: i64) -> Result<CallbackEntry, sqlx::Error> {
+    fetch_by_id(conn, entry_by_id_sql(), id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
 }
+
+text_column!(AttemptOutcome, "callback outcome");
+text_column!(EntryState, "callback state");
+text_column!(CallbackSource, "callback source");
 
 impl Store {
     /// Puts a missed call or callback request on the list: a new entry for a number not on
@@ -386,7 +363,7 @@ impl Store {
         .bind(n.promised_at_ms)
         .fetch_one(self.pool())
         .await?;
-        Ok(entry_from(&row)?)
+        Ok(CallbackEntry::from_row(&row)?)
     }
 
     /// Marks the entry's number as one the dial plan refuses (`why`), or dialable again
@@ -401,13 +378,7 @@ impl Store {
     }
 
     pub async fn callback_entry(&self, id: i64) -> Result<Option<CallbackEntry>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(entry_from).transpose()?)
+        Ok(fetch_by_id(self.pool(), entry_by_id_sql(), id).await?)
     }
 
     /// The list every operator sees: open entries neither claimed nor hidden at `now_ms`,
@@ -427,7 +398,10 @@ impl Store {
         .bind(limit.clamp(0, 1000))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(CallbackEntry::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Takes an entry to call it: it leaves everyone's list until `now_ms + claim_ms`,
@@ -539,13 +513,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
-            )))
-            .bind(entry_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let entry = entry_from(&row)?;
+            let entry = entry_in(&mut tx, entry_id).await?;
             tx.commit().await?;
             return Ok(entry);
         }
@@ -670,13 +638,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
-        )))
-        .bind(entry_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let entry = entry_from(&row)?;
+        let entry = entry_in(&mut tx, entry_id).await?;
         tx.commit().await?;
         Ok(entry)
     }
@@ -775,13 +737,7 @@ impl Store {
         .bind(attempt)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
-        )))
-        .bind(entry_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let entry = entry_from(&row)?;
+        let entry = entry_in(&mut tx, entry_id).await?;
         if entry.claimed_at(now_ms).is_some() {
             tx.rollback().await?;
             return Err(CallbackError::AlreadyClaimed {
@@ -819,13 +775,7 @@ impl Store {
                 .await?;
             }
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE id = $1"
-        )))
-        .bind(entry_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let entry = entry_from(&row)?;
+        let entry = entry_in(&mut tx, entry_id).await?;
         tx.commit().await?;
         Ok(entry)
     }
@@ -851,7 +801,7 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            out.push((attempt_from(r)?, r.try_get("number")?));
+            out.push((CallbackAttempt::from_row(r)?, r.try_get("number")?));
         }
         Ok(out)
     }
@@ -881,7 +831,10 @@ impl Store {
         .bind(limit.clamp(0, 1000))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(CallbackEntry::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Open entries of `queue` due before `due_ms` (the backlog a new promise waits
@@ -946,7 +899,10 @@ impl Store {
         .bind(entry_id)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(attempt_from).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(CallbackAttempt::from_row)
+            .collect::<Result<_, _>>()?)
     }
 }
 
