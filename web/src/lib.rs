@@ -24,6 +24,8 @@ pub mod telephony;
 pub mod visual;
 
 pub use client_ip::{ClientIp, TrustedProxies};
+/// Now in unix ms, as the store keeps times.
+pub use hotline_core::time::unix_ms;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,12 +36,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-/// Now as unix milliseconds (0 before 1970, which no clock here shows).
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// Readiness as the daemon sees it; set by the binary, read by `/healthz`.
 #[derive(Debug, Default)]
