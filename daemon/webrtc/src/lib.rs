@@ -11,6 +11,8 @@
 //! virtual clock. str0m does the protocol work; this crate pins down what Hotline uses of
 //! it (audio only, G.711 only, ICE-lite) and turns its events into a call leg's terms.
 
+pub mod media;
+
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;

@@ -1,0 +1,188 @@
+//! Between a call's RTP side and a browser leg: the caller's packets become frames for the
+//! browser, and the browser's frames become packets for the caller, with this leg's own
+//! SSRC, sequence numbers and timestamps (RFC 3550: a new source towards the caller).
+//! Both are G.711 at 8 kHz, one byte a sample, so when the caller and the browser agreed
+//! on different laws a frame is translated sample by sample, never resampled.
+
+use hotline_media::Codec;
+use hotline_media::g711;
+use hotline_media::rtp::build_packet;
+use rtp_rs::RtpReader;
+
+/// The media of one browser leg in a call.
+#[derive(Debug)]
+pub struct BrowserMedia {
+    /// The caller's audio codec and its payload type in the caller's SDP.
+    caller: (Codec, u8),
+    browser: Codec,
+    ssrc: u32,
+    next_seq: u16,
+    /// Our timestamp for the browser's first frame, and that frame's RTP time.
+    timestamps: (u32, Option<u32>),
+}
+
+impl BrowserMedia {
+    /// `ssrc`, `first_seq` and `first_timestamp` start the stream towards the caller
+    /// (random, as RFC 3550 asks).
+    pub fn new(
+        caller: (Codec, u8),
+        browser: Codec,
+        ssrc: u32,
+        first_seq: u16,
+        first_timestamp: u32,
+    ) -> BrowserMedia {
+        BrowserMedia {
+            caller,
+            browser,
+            ssrc,
+            next_seq: first_seq,
+            timestamps: (first_timestamp, None),
+        }
+    }
+
+    /// The frame for the browser in one of the caller's packets: its RTP time and audio in
+    /// the browser's law. `None` for what is not the caller's audio: RTCP, RFC 4733 events
+    /// (the operator's page gets no tones), other payload types, malformed packets.
+    pub fn to_browser(&self, packet: &[u8]) -> Option<(u32, Vec<u8>)> {
+        let rtp = RtpReader::new(packet).ok()?;
+        if rtp.payload_type() != self.caller.1 {
+            return None;
+        }
+        let payload = rtp.payload();
+        let audio = if self.caller.0 == self.browser {
+            payload.to_vec()
+        } else {
+            payload
+                .iter()
+                .map(|b| translate(self.caller.0, *b))
+                .collect()
+        };
+        Some((rtp.timestamp(), audio))
+    }
+
+    /// The packet for the caller carrying one frame of the operator's voice from the
+    /// browser (`rtp_time` as the browser stamped it), in the caller's law and payload type.
+    /// The first one has the marker bit: it starts the stream's first talkspurt.
+    pub fn to_caller(&mut self, rtp_time: u32, frame: &[u8]) -> Vec<u8> {
+        let marker = self.timestamps.1.is_none();
+        let first = *self.timestamps.1.get_or_insert(rtp_time);
+        let timestamp = self.timestamps.0.wrapping_add(rtp_time.wrapping_sub(first));
+        let audio: Vec<u8> = if self.caller.0 == self.browser {
+            frame.to_vec()
+        } else {
+            frame.iter().map(|b| translate(self.browser, *b)).collect()
+        };
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        build_packet(self.caller.1, marker, seq, timestamp, self.ssrc, &audio)
+    }
+}
+
+/// One sample from `from`'s law to the other one.
+fn translate(from: Codec, byte: u8) -> u8 {
+    match from {
+        Codec::Pcmu => g711::linear_to_alaw(g711::ulaw_to_linear(byte)),
+        Codec::Pcma => g711::linear_to_ulaw(g711::alaw_to_linear(byte)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A caller's packet: PT, seq, timestamp, payload; `csrc`, an extension and padding on
+    /// request, to check the payload is found behind them.
+    fn packet(pt: u8, ts: u32, payload: &[u8], extras: bool) -> Vec<u8> {
+        if !extras {
+            return build_packet(pt, false, 7, ts, 0x1111, payload);
+        }
+        // Padding, extension, one CSRC.
+        let mut p = vec![0x80 | 0x20 | 0x10 | 1, pt, 0, 7];
+        p.extend(ts.to_be_bytes());
+        p.extend(0x1111u32.to_be_bytes());
+        p.extend(0x2222u32.to_be_bytes()); // CSRC
+        p.extend([0xbe, 0xde, 0, 1, 1, 2, 3, 4]); // one extension word
+        p.extend(payload);
+        p.extend([0, 0, 3]); // 3 bytes of padding
+        p
+    }
+
+    #[test]
+    fn the_callers_audio_reaches_the_browser_in_its_law_and_tones_do_not() {
+        let samples: Vec<i16> = vec![0, 1000, -1000, 8000, -8000, 32000, -32000];
+        let ulaw: Vec<u8> = samples.iter().map(|s| g711::linear_to_ulaw(*s)).collect();
+        let same = BrowserMedia::new((Codec::Pcmu, 0), Codec::Pcmu, 1, 0, 0);
+        assert_eq!(
+            same.to_browser(&packet(0, 480, &ulaw, true)),
+            Some((480, ulaw.clone()))
+        );
+
+        // The caller speaks PCMU, the browser agreed on PCMA: each sample is the A-law
+        // code of the same linear value the µ-law code stands for.
+        let other = BrowserMedia::new((Codec::Pcmu, 0), Codec::Pcma, 1, 0, 0);
+        let (ts, alaw) = other.to_browser(&packet(0, 160, &ulaw, false)).unwrap();
+        assert_eq!(ts, 160);
+        let expected: Vec<u8> = ulaw
+            .iter()
+            .map(|u| g711::linear_to_alaw(g711::ulaw_to_linear(*u)))
+            .collect();
+        assert_eq!(alaw, expected);
+        let heard: Vec<i16> = alaw.iter().map(|a| g711::alaw_to_linear(*a)).collect();
+        for (h, s) in heard.iter().zip(&samples) {
+            // G.711 keeps about 3 % of a sample's size, both laws in a row a little more.
+            assert!(
+                (i32::from(*h) - i32::from(*s)).abs() <= i32::from(s.unsigned_abs() / 16 + 16),
+                "{h} vs {s}"
+            );
+        }
+
+        // An RFC 4733 event (PT 101), RTCP, and garbage: nothing for the browser.
+        assert_eq!(
+            same.to_browser(&packet(101, 160, &[5, 0x80, 0, 160], false)),
+            None
+        );
+        assert_eq!(same.to_browser(&[0x80, 200, 0, 6, 0, 0, 0, 1]), None);
+        assert_eq!(same.to_browser(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn the_operators_voice_reaches_the_caller_as_a_stream_of_its_own() {
+        let mut m = BrowserMedia::new((Codec::Pcma, 8), Codec::Pcmu, 0xfeed, 65535, 4_294_967_000);
+        let frame = vec![g711::linear_to_ulaw(1234); 160];
+        // The browser's RTP times start anywhere and step 160 a frame; one frame lost.
+        let packets: Vec<Vec<u8>> = [90_000u32, 90_160, 90_480]
+            .iter()
+            .map(|t| m.to_caller(*t, &frame))
+            .collect();
+        let read: Vec<(bool, u8, u16, u32, u32)> = packets
+            .iter()
+            .map(|p| {
+                let r = RtpReader::new(p).unwrap();
+                (
+                    r.mark(),
+                    r.payload_type(),
+                    r.sequence_number().into(),
+                    r.timestamp(),
+                    r.ssrc(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                (true, 8, 65535, 4_294_967_000, 0xfeed),
+                (false, 8, 0, 4_294_967_160, 0xfeed),
+                // The lost frame's 160 samples stay in the timestamp; sequence numbers and
+                // timestamps wrap.
+                (false, 8, 1, 184, 0xfeed),
+            ]
+        );
+        let payload = RtpReader::new(&packets[0]).unwrap().payload().to_vec();
+        assert_eq!(
+            payload,
+            vec![g711::linear_to_alaw(g711::ulaw_to_linear(frame[0])); 160]
+        );
+    }
+}
