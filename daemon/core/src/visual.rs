@@ -17,11 +17,10 @@
 
 use rand::TryRngCore;
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
 use crate::address::{PhoneError, parse_hu_mobile};
-use crate::store::{Backend, Store, StoreError, text_column};
+use crate::store::{Backend, Store, StoreError, fetch_by_id, text_column};
 use crate::tokens::{base64url, hex, sha256_hex};
 
 /// How long an open session outlives the operator's last activity (seed 000: 1 hour).
@@ -123,6 +122,10 @@ pub enum Party {
     Customer,
 }
 
+text_column!(InviteChannel, "visual session channel");
+text_column!(SessionState, "visual session state");
+text_column!(EndReason, "visual session end reason");
+text_column!(LicenseEntryKind, "license entry kind");
 text_column!(Party, "visual message sender");
 
 impl Party {
@@ -186,16 +189,17 @@ impl LicenseEntryKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct License {
     pub id: i64,
     pub name: String,
     pub credits: i64,
+    #[sqlx(rename = "created_at")]
     pub created_at_ms: i64,
 }
 
 /// One change of a license's balance.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct LicenseEntry {
     pub id: i64,
     pub license_id: i64,
@@ -208,6 +212,7 @@ pub struct LicenseEntry {
     pub user_name: Option<String>,
     pub session_id: Option<i64>,
     pub case_number: Option<String>,
+    #[sqlx(rename = "created_at")]
     pub at_ms: i64,
 }
 
@@ -251,7 +256,7 @@ pub struct NewVisualSession {
     pub now_ms: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct VisualSession {
     pub id: i64,
     pub operator_user_id: i64,
@@ -264,9 +269,13 @@ pub struct VisualSession {
     pub email: Option<String>,
     pub state: SessionState,
     pub end_reason: Option<EndReason>,
+    #[sqlx(rename = "created_at")]
     pub created_at_ms: i64,
+    #[sqlx(rename = "joined_at")]
     pub joined_at_ms: Option<i64>,
+    #[sqlx(rename = "ended_at")]
     pub ended_at_ms: Option<i64>,
+    #[sqlx(rename = "last_activity_at")]
     pub last_activity_at_ms: i64,
 }
 
@@ -457,42 +466,9 @@ const SESSION_SELECT: &str = "SELECT s.id, s.operator_user_id, s.license_id, \
      s.end_reason, s.created_at, s.joined_at, s.ended_at, s.last_activity_at \
      FROM visual_sessions s JOIN licenses l ON l.id = s.license_id";
 
-fn session_from(r: &AnyRow) -> Result<VisualSession, sqlx::Error> {
-    let channel: String = r.try_get("channel")?;
-    let state: String = r.try_get("state")?;
-    let end_reason: Option<String> = r.try_get("end_reason")?;
-    Ok(VisualSession {
-        id: r.try_get("id")?,
-        operator_user_id: r.try_get("operator_user_id")?,
-        license_id: r.try_get("license_id")?,
-        license_name: r.try_get("license_name")?,
-        case_number: r.try_get("case_number")?,
-        channel: InviteChannel::parse(&channel).ok_or_else(|| decode_err("channel", &channel))?,
-        phone: r.try_get("phone")?,
-        email: r.try_get("email")?,
-        state: SessionState::parse(&state).ok_or_else(|| decode_err("state", &state))?,
-        end_reason: end_reason
-            .map(|v| EndReason::parse(&v).ok_or_else(|| decode_err("end reason", &v)))
-            .transpose()?,
-        created_at_ms: r.try_get("created_at")?,
-        joined_at_ms: r.try_get("joined_at")?,
-        ended_at_ms: r.try_get("ended_at")?,
-        last_activity_at_ms: r.try_get("last_activity_at")?,
-    })
-}
-
 const MESSAGE_COLUMNS: &str = "id, session_id, seq, sender, body, client_id, created_at";
 
 const FILE_COLUMNS: &str = "id, session_id, kind, content_type, size, created_at";
-
-fn license_from(r: &AnyRow) -> Result<License, sqlx::Error> {
-    Ok(License {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        credits: r.try_get("credits")?,
-        created_at_ms: r.try_get("created_at")?,
-    })
-}
 
 /// Which open sessions an expiry pass looks at.
 #[derive(Clone, Copy)]
@@ -542,13 +518,8 @@ async fn session_in(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<VisualSession>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{SESSION_SELECT} WHERE s.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(session_from).transpose()
+    let sql = sqlx::AssertSqlSafe(format!("{SESSION_SELECT} WHERE s.id = $1"));
+    fetch_by_id(conn, sql, id).await
 }
 
 async fn open_session_id(
@@ -690,15 +661,19 @@ impl Store {
         let rows = sqlx::query("SELECT id, name, credits, created_at FROM licenses ORDER BY name")
             .fetch_all(self.pool())
             .await?;
-        Ok(rows.iter().map(license_from).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(License::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn license(&self, id: i64) -> Result<Option<License>, StoreError> {
-        let row = sqlx::query("SELECT id, name, credits, created_at FROM licenses WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.as_ref().map(license_from).transpose()?)
+        Ok(fetch_by_id(
+            self.pool(),
+            "SELECT id, name, credits, created_at FROM licenses WHERE id = $1",
+            id,
+        )
+        .await?)
     }
 
     /// Adds credits; returns the new balance.
@@ -759,26 +734,10 @@ impl Store {
         .bind(license_id)
         .fetch_all(self.pool())
         .await?;
-        let entries = rows
+        Ok(rows
             .iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind")?;
-                Ok(LicenseEntry {
-                    id: r.try_get("id")?,
-                    license_id: r.try_get("license_id")?,
-                    kind: LicenseEntryKind::parse(&kind)
-                        .ok_or_else(|| decode_err("license entry kind", &kind))?,
-                    amount: r.try_get("amount")?,
-                    balance_after: r.try_get("balance_after")?,
-                    user_id: r.try_get("user_id")?,
-                    user_name: r.try_get("user_name")?,
-                    session_id: r.try_get("session_id")?,
-                    case_number: r.try_get("case_number")?,
-                    at_ms: r.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(entries)
+            .map(LicenseEntry::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Lets a user charge a license (granting twice is fine).
@@ -823,7 +782,10 @@ impl Store {
         .bind(user_id)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(license_from).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(License::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     // ---- sessions ----
@@ -994,7 +956,7 @@ impl Store {
         .bind(user_id)
         .fetch_optional(&mut *conn)
         .await?;
-        Ok(row.as_ref().map(session_from).transpose()?)
+        Ok(row.as_ref().map(VisualSession::from_row).transpose()?)
     }
 
     /// The session as stored (no expiry applied: see `VisualSession::is_open_at`).
@@ -1019,7 +981,7 @@ impl Store {
         .bind(sha256_hex(token))
         .fetch_optional(self.pool())
         .await?;
-        let Some(session) = row.as_ref().map(session_from).transpose()? else {
+        let Some(session) = row.as_ref().map(VisualSession::from_row).transpose()? else {
             return Ok(None);
         };
         if session.state == SessionState::Ended {
@@ -1331,7 +1293,7 @@ impl Store {
     }
 
     pub async fn visual_file(&self, id: &str) -> Result<Option<VisualFile>, StoreError> {
-        Ok(crate::store::fetch_by_id(
+        Ok(fetch_by_id(
             self.pool(),
             sqlx::AssertSqlSafe(format!(
                 "SELECT {FILE_COLUMNS} FROM visual_files WHERE id = $1"
