@@ -21,6 +21,8 @@ pub mod pages;
 pub mod server;
 pub mod state;
 pub mod telephony;
+#[cfg(test)]
+mod testing;
 pub mod visual;
 
 pub use client_ip::{ClientIp, TrustedProxies};
@@ -156,14 +158,10 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
-    use tower::ServiceExt;
 
     async fn get_status(app: &Router, path: &str) -> StatusCode {
-        app.clone()
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap()
-            .status()
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        testing::send(app, req).await.status
     }
 
     #[tokio::test]

@@ -122,38 +122,3 @@ impl TransferTo {
         }
     }
 }
-
-/// Telephony for tests of pages that don't use it.
-#[cfg(test)]
-pub(crate) struct NoPhones;
-
-#[cfg(test)]
-impl Telephony for NoPhones {
-    fn set_operator_state<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
-        Box::pin(async { None })
-    }
-    fn queue_figures(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
-        Box::pin(async { None })
-    }
-    fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
-        Box::pin(async { Err("not here".into()) })
-    }
-    fn call_customer<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: Option<i64>,
-    ) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async { Err("not here".into()) })
-    }
-    fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
-        0
-    }
-}

@@ -685,160 +685,50 @@ pub(crate) async fn download(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
 
-    use std::net::SocketAddr;
-
-    use axum::Router;
-    use axum::body::Body;
-    use axum::http::Request;
     use hotline_core::chat::{Chat, NewChat, NewVisitor, Target};
-    use hotline_core::notify::webhook::{self, Delivery, WebhookConfig};
-    use hotline_core::notify::{Channel, Notifier, NotifyConfig};
-    use hotline_core::operators::NewOperator;
+    use hotline_core::notify::webhook;
     use hotline_core::store::Store;
-    use hotline_core::users::{LoginPolicy, NewUser, Role};
+    use hotline_core::users::Role;
     use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
-    use tower::ServiceExt;
 
     use super::*;
-    use crate::telephony::{BoxFuture, OperatorForm, Telephony};
-
-    /// Two queues: anna takes sales, bela support.
-    struct FakeTelephony;
-
-    impl Telephony for FakeTelephony {
-        fn set_operator_state<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-        ) -> BoxFuture<'a, Result<(), String>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
-            Box::pin(async { None })
-        }
-        fn queue_figures(&self) -> BoxFuture<'_, Option<Value>> {
-            Box::pin(async { None })
-        }
-        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
-            Box::pin(async { Err("not here".into()) })
-        }
-        fn call_customer<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-            _: Option<i64>,
-        ) -> BoxFuture<'a, Result<String, String>> {
-            Box::pin(async { Err("not here".into()) })
-        }
-        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
-            0
-        }
-        fn queue_names(&self) -> Vec<(String, String)> {
-            vec![
-                ("sales".into(), "Sales".into()),
-                ("support".into(), "Support".into()),
-            ]
-        }
-        fn queue_members(&self, queue: &str) -> Vec<String> {
-            match queue {
-                "sales" => vec!["anna".into()],
-                "support" => vec!["bela".into()],
-                _ => Vec::new(),
-            }
-        }
-    }
-
-    struct Login {
-        user_id: i64,
-        cookie: String,
-    }
+    use crate::testing::{self, FakePhones, Login, Queue, Ws};
 
     struct Setup {
-        app: Router,
+        app: axum::Router,
         store: Store,
         anna: Login,
         bela: Login,
         sara: Login,
     }
 
+    /// Two queues: anna takes sales, bela support; sara supervises; chat.ended is posted.
     async fn setup() -> Setup {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        store.migrate().await.unwrap();
-        let now = unix_ms();
-        let policy = LoginPolicy::default();
-        let mut logins = Vec::new();
-        for (name, role) in [
-            ("anna", Role::Operator),
-            ("bela", Role::Operator),
-            ("sara", Role::Supervisor),
-        ] {
-            let operator = (role == Role::Operator).then_some(name);
-            if let Some(op) = operator {
-                store
-                    .add_operator(&NewOperator {
-                        name: op,
-                        display_name: op,
-                        sip_user: op,
-                        realm: "hotline",
-                        ha1_md5: "x",
-                        ha1_sha256: "x",
-                        sip_digest: Default::default(),
-                        chat_capacity: 3,
-                        created_at_ms: now,
-                    })
-                    .await
-                    .unwrap();
-            }
-            let user_id = store
-                .add_user(&NewUser {
-                    name,
-                    display_name: name,
-                    role,
-                    password: "a-long-password",
-                    operator,
-                    now_ms: now,
-                })
-                .await
-                .unwrap();
-            let l = store
-                .login(name, "a-long-password", now, &policy)
-                .await
-                .unwrap();
-            logins.push(Login {
-                user_id,
-                cookie: format!("hl_session={}", l.token),
-            });
-        }
-        // A `chat.ended` webhook whose receiver never answers: deliveries stay queued.
-        let notify = NotifyConfig {
-            webhooks: vec![WebhookConfig {
-                url: HOOK_URL.into(),
-                events: vec![webhook::CHAT_ENDED.into()],
-                secret: "whsec_test_0123456789".into(),
-            }],
+        let store = testing::store().await;
+        let anna = testing::login(&store, "anna", Role::Operator).await;
+        let bela = testing::login(&store, "bela", Role::Operator).await;
+        let sara = testing::login(&store, "sara", Role::Supervisor).await;
+        let phones = FakePhones {
+            queues: vec![
+                Queue {
+                    name: "sales",
+                    display_name: "Sales",
+                    members: &["anna"],
+                },
+                Queue {
+                    name: "support",
+                    display_name: "Support",
+                    members: &["bela"],
+                },
+            ],
             ..Default::default()
         };
-        let settings = crate::state::WebSettings {
-            public_url: "http://127.0.0.1".into(),
-            notify: Default::default(),
-            notifier: Some(Notifier::start(store.clone(), notify).unwrap()),
-            files_dir: std::env::temp_dir(),
-            time_zone: chrono_tz::Europe::Budapest,
-        };
-        let visual = crate::visual::VisualSettings::default();
-        let state = Arc::new(WebState::new(
-            store.clone(),
-            Arc::new(FakeTelephony),
-            policy,
-            false,
-            settings,
-            visual,
-        ));
-        let sara = logins.pop().unwrap();
-        let bela = logins.pop().unwrap();
-        let anna = logins.pop().unwrap();
+        let app = testing::state(&store)
+            .phones(Arc::new(phones))
+            .webhooks(vec![testing::hook(HOOK_URL, webhook::CHAT_ENDED)])
+            .app();
         Setup {
-            app: crate::app(state),
+            app,
             store,
             anna,
             bela,
@@ -888,17 +778,7 @@ mod tests {
     }
 
     async fn get(s: &Setup, who: &Login, uri: &str) -> (StatusCode, String) {
-        let req = Request::builder()
-            .uri(uri)
-            .header("cookie", &who.cookie)
-            .body(Body::empty())
-            .unwrap();
-        let res = s.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        testing::get_page(&s.app, &who.cookie, uri).await
     }
 
     #[tokio::test]
@@ -929,20 +809,9 @@ mod tests {
         }
     }
 
-    type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
     /// The console served on a loopback port, and a tab's socket for `who`.
     async fn tab(s: &Setup, who: &Login) -> Ws {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = s.app.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
-        });
+        let addr = testing::serve(s.app.clone()).await;
         let mut req = format!("ws://{addr}/console/chat/ws")
             .into_client_request()
             .unwrap();
@@ -955,22 +824,15 @@ mod tests {
 
     /// Sends a frame and returns the answer carrying its client id.
     async fn ask(ws: &mut Ws, mut frame: Value) -> Value {
-        use futures_util::{SinkExt, StreamExt};
+        use futures_util::SinkExt;
         frame["client_id"] = json!("c1");
         ws.send(tungstenite::Message::Text(frame.to_string().into()))
             .await
             .unwrap();
         loop {
-            let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            if let tungstenite::Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["client_id"] == "c1" {
-                    return v;
-                }
+            let v = testing::next_json(ws).await.expect("the socket closed");
+            if v["client_id"] == "c1" {
+                return v;
             }
         }
     }
@@ -987,20 +849,10 @@ mod tests {
         // Ending it again changes nothing and posts nothing.
         assert_eq!(ask(&mut bela, end).await["t"], "ack");
 
-        let messages: Vec<_> = s
-            .store
-            .outbox_messages(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|m| m.channel == Channel::Webhook)
-            .collect();
-        assert_eq!(messages.len(), 1, "one delivery per end");
-        assert_eq!(
-            (messages[0].to.as_str(), messages[0].subject.as_str()),
-            (HOOK_URL, "chat.ended")
-        );
-        let d: Delivery = serde_json::from_str(&messages[0].body).unwrap();
+        let deliveries = testing::webhook_deliveries(&s.store).await;
+        assert_eq!(deliveries.len(), 1, "one delivery per end");
+        let (to, event, d) = &deliveries[0];
+        assert_eq!((to.as_str(), event.as_str()), (HOOK_URL, "chat.ended"));
         let ended = s.store.chat(belas.id).await.unwrap().unwrap();
         assert_eq!(d.data["id"], belas.id);
         assert_eq!(d.data["queue"], "support");

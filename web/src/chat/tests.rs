@@ -12,20 +12,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use hotline_core::chat::{Audience, ChatState, EventKind, SignedVisitor, sign_visitor};
 use hotline_core::notify::webhook::{self, WebhookConfig};
-use hotline_core::notify::{Channel, Notifier, NotifyConfig};
 use hotline_core::store::Store;
-use hotline_core::users::LoginPolicy;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::ChatConfig;
 use super::limits::{Limit, LimitsConfig};
 use crate::state::WebState;
-use crate::telephony::NoPhones;
+use crate::testing::{self, Reply, send};
 use crate::unix_ms;
 
 struct Setup {
@@ -68,32 +64,11 @@ async fn setup_with_webhooks(config: ChatConfig, webhooks: Vec<WebhookConfig>) -
     let url = format!("sqlite://{}/hotline.db?mode=rwc", dir.display());
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let notifier = (!webhooks.is_empty()).then(|| {
-        let config = NotifyConfig {
-            webhooks,
-            ..Default::default()
-        };
-        Notifier::start(store.clone(), config).unwrap()
-    });
-    let settings = crate::state::WebSettings {
-        public_url: "http://127.0.0.1".into(),
-        notify: Default::default(),
-        notifier,
-        files_dir: dir.join("files"),
-        time_zone: chrono_tz::Europe::Budapest,
-    };
-    let visual = crate::visual::VisualSettings::default();
-    let state = Arc::new(
-        WebState::new(
-            store,
-            Arc::new(NoPhones),
-            LoginPolicy::default(),
-            false,
-            settings,
-            visual,
-        )
-        .with_chat(config),
-    );
+    let state = testing::state(&store)
+        .webhooks(webhooks)
+        .files_dir(dir.join("files"))
+        .chat(config)
+        .build();
     Setup {
         app: crate::app(state.clone()),
         state,
@@ -107,41 +82,16 @@ fn ip(n: u32) -> IpAddr {
 
 /// A request as it comes from `from` (the daemon serves with connect info).
 fn request(method: &str, uri: &str, from: IpAddr, content_type: &str, body: Body) -> Request<Body> {
-    let mut req = Request::builder()
+    let req = Request::builder()
         .method(method)
         .uri(uri)
         .header(header::CONTENT_TYPE, content_type)
         .body(body)
         .unwrap();
-    req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::new(from, 40_000)));
-    req
+    testing::from_peer(req, SocketAddr::new(from, 40_000))
 }
 
-struct Answer {
-    status: StatusCode,
-    retry_after: Option<String>,
-    json: Value,
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Answer {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let retry_after = res
-        .headers()
-        .get(header::RETRY_AFTER)
-        .map(|v| v.to_str().unwrap().to_string());
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        retry_after,
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
-}
-
-async fn post_json(app: &Router, uri: &str, from: IpAddr, body: Value) -> Answer {
+async fn post_json(app: &Router, uri: &str, from: IpAddr, body: Value) -> Reply {
     send(
         app,
         request(
@@ -188,7 +138,12 @@ async fn new_chats_are_limited_per_address() {
     let r = &refused[0];
     let message = r.json["error"].as_str().unwrap();
     assert!(message.starts_with("Too many new chats"), "{message}");
-    let wait: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
+    let wait: u64 = r
+        .header(header::RETRY_AFTER)
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=12).contains(&wait), "{wait}");
     // Another address is not held up by this one.
     start(&s.app, ip(2), "vk-other").await;
@@ -477,7 +432,7 @@ fn multipart_type() -> String {
     format!("multipart/form-data; boundary={BOUNDARY}")
 }
 
-async fn upload(app: &Router, token: &str, from: IpAddr, files: &[(&str, &[u8])]) -> Answer {
+async fn upload(app: &Router, token: &str, from: IpAddr, files: &[(&str, &[u8])]) -> Reply {
     send(
         app,
         request(
@@ -613,7 +568,7 @@ async fn uploads_are_refused_over_the_size_the_quota_and_the_rate() {
             .unwrap()
             .starts_with("Too many uploads")
     );
-    assert!(a.retry_after.is_some());
+    assert!(a.header(header::RETRY_AFTER).is_some());
 }
 
 #[tokio::test]
@@ -922,27 +877,21 @@ async fn a_chat_has_at_most_five_visitor_sockets() {
     let _again = visitor_socket(addr, &token).await.unwrap();
 }
 
+const HOOK_URL: &str = "http://127.0.0.1:9/hooks/chat";
+
 /// A webhook for `chat.ended` whose receiver never answers: deliveries stay in the outbox.
 fn chat_hook() -> WebhookConfig {
-    WebhookConfig {
-        url: "http://127.0.0.1:9/hooks/chat".into(),
-        events: vec![webhook::CHAT_ENDED.into()],
-        secret: "whsec_test_0123456789".into(),
-    }
+    testing::hook(HOOK_URL, webhook::CHAT_ENDED)
 }
 
 /// The `chat.ended` deliveries stored so far, oldest first: (URL, delivery).
 async fn chat_ended_deliveries(store: &Store) -> Vec<(String, webhook::Delivery)> {
-    let mut list: Vec<_> = store
-        .outbox_messages(100)
+    testing::webhook_deliveries(store)
         .await
-        .unwrap()
         .into_iter()
-        .filter(|m| m.channel == Channel::Webhook && m.subject == webhook::CHAT_ENDED)
-        .map(|m| (m.to, serde_json::from_str(&m.body).unwrap()))
-        .collect();
-    list.reverse();
-    list
+        .filter(|(_, event, _)| event == webhook::CHAT_ENDED)
+        .map(|(to, _, d)| (to, d))
+        .collect()
 }
 
 #[tokio::test]
@@ -967,7 +916,7 @@ async fn a_chat_the_visitor_ends_is_posted_once_as_chat_ended() {
     let deliveries = chat_ended_deliveries(&s.state.store).await;
     assert_eq!(deliveries.len(), 1, "one delivery per end");
     let (to, d) = &deliveries[0];
-    assert_eq!(to, "http://127.0.0.1:9/hooks/chat");
+    assert_eq!(to, HOOK_URL);
     assert_eq!(d.event, "chat.ended");
     assert_eq!(
         d.data,

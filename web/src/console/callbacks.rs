@@ -244,154 +244,53 @@ pub(super) async fn add(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
 
-    use std::sync::Mutex;
+    use std::time::Duration;
 
-    use axum::Router;
-    use axum::body::Body;
-    use axum::http::Request;
     use hotline_core::callbacks::{CallbackSource, NewCallbackNote};
-    use hotline_core::notify::webhook::{Delivery, WebhookConfig};
-    use hotline_core::notify::{Channel, Notifier, NotifyConfig};
     use hotline_core::store::Store;
-    use hotline_core::users::{LoginPolicy, NewUser, Role};
+    use hotline_core::users::Role;
     use serde_json::{Value, json};
-    use tower::ServiceExt;
 
     use super::*;
-    use crate::telephony::{BoxFuture, OperatorForm, Telephony};
-
-    /// Telephony with one queue, a dial plan that refuses premium numbers (+3690…), and
-    /// calls that take a moment to start.
-    #[derive(Default)]
-    struct FakeTelephony {
-        calls: Mutex<Vec<String>>,
-    }
-
-    impl Telephony for FakeTelephony {
-        fn set_operator_state<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-        ) -> BoxFuture<'a, Result<(), String>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
-            Box::pin(async { None })
-        }
-        fn queue_figures(&self) -> BoxFuture<'_, Option<Value>> {
-            Box::pin(async { None })
-        }
-        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
-            Box::pin(async { Err("not here".into()) })
-        }
-        fn call_customer<'a>(
-            &'a self,
-            _operator: &'a str,
-            number: &'a str,
-            _callback: Option<i64>,
-        ) -> BoxFuture<'a, Result<String, String>> {
-            Box::pin(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                self.calls.lock().unwrap().push(number.to_string());
-                Ok("c2c-1".into())
-            })
-        }
-        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
-            0
-        }
-        fn check_dialable(&self, number: &str) -> Result<String, String> {
-            if number.starts_with("+3690") {
-                Err(format!("{number} is blocked by the dial plan (+3690.)"))
-            } else {
-                Ok(number.to_string())
-            }
-        }
-        fn queue_names(&self) -> Vec<(String, String)> {
-            vec![("support".into(), "Support".into())]
-        }
-    }
+    use crate::testing::{self, FakePhones, Login, Queue};
 
     struct Setup {
-        app: Router,
+        app: axum::Router,
         store: Store,
-        telephony: Arc<FakeTelephony>,
-        cookie: String,
-        csrf: String,
+        phones: Arc<FakePhones>,
+        anna: Login,
     }
 
+    /// Operator anna; one queue, a dial plan that refuses premium numbers (+3690…), calls
+    /// that take a moment to start; callback.done is posted.
     async fn setup() -> Setup {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        store.migrate().await.unwrap();
-        let now = unix_ms();
-        store
-            .add_user(&NewUser {
-                name: "anna",
-                display_name: "anna",
-                role: Role::Operator,
-                password: "a-long-password",
-                operator: Some("anna"),
-                now_ms: now,
-            })
-            .await
-            .unwrap();
-        let policy = LoginPolicy::default();
-        let login = store
-            .login("anna", "a-long-password", now, &policy)
-            .await
-            .unwrap();
-        let telephony = Arc::new(FakeTelephony::default());
-        // A `callback.done` webhook whose receiver never answers: deliveries stay queued.
-        let notify = NotifyConfig {
-            webhooks: vec![WebhookConfig {
-                url: HOOK_URL.into(),
-                events: vec![webhook::CALLBACK_DONE.into()],
-                secret: "whsec_test_0123456789".into(),
+        let store = testing::store().await;
+        let anna = testing::login(&store, "anna", Role::Operator).await;
+        let phones = Arc::new(FakePhones {
+            queues: vec![Queue {
+                name: "support",
+                display_name: "Support",
+                members: &[],
             }],
+            call_outcome: Ok("c2c-1".into()),
+            call_delay: Duration::from_millis(20),
+            refused_prefix: Some("+3690"),
             ..Default::default()
-        };
-        let settings = crate::state::WebSettings {
-            public_url: "http://127.0.0.1".into(),
-            notify: Default::default(),
-            notifier: Some(Notifier::start(store.clone(), notify).unwrap()),
-            files_dir: std::env::temp_dir(),
-            time_zone: chrono_tz::Europe::Budapest,
-        };
-        let visual = crate::visual::VisualSettings::default();
-        let state = Arc::new(WebState::new(
-            store.clone(),
-            telephony.clone(),
-            policy,
-            false,
-            settings,
-            visual,
-        ));
+        });
+        let app = testing::state(&store)
+            .phones(phones.clone())
+            .webhooks(vec![testing::hook(HOOK_URL, webhook::CALLBACK_DONE)])
+            .app();
         Setup {
-            app: crate::app(state),
+            app,
             store,
-            telephony,
-            cookie: format!("hl_session={}", login.token),
-            csrf: login.session.csrf_token,
+            phones,
+            anna,
         }
     }
 
     async fn post(s: &Setup, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method("POST")
-            .uri(uri)
-            .header("cookie", &s.cookie)
-            .header("x-csrf-token", &s.csrf)
-            .header("content-type", "application/json")
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .unwrap();
-        let res = s.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        testing::send_json(&s.app, &s.anna, "POST", uri, body).await
     }
 
     const HOOK_URL: &str = "http://127.0.0.1:9/hooks/callbacks";
@@ -429,20 +328,10 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
 
-        let messages: Vec<_> = s
-            .store
-            .outbox_messages(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|m| m.channel == Channel::Webhook)
-            .collect();
-        assert_eq!(messages.len(), 1);
-        assert_eq!(
-            (messages[0].to.as_str(), messages[0].subject.as_str()),
-            (HOOK_URL, "callback.done")
-        );
-        let d: Delivery = serde_json::from_str(&messages[0].body).unwrap();
+        let deliveries = testing::webhook_deliveries(&s.store).await;
+        assert_eq!(deliveries.len(), 1);
+        let (to, event, d) = &deliveries[0];
+        assert_eq!((to.as_str(), event.as_str()), (HOOK_URL, "callback.done"));
         assert_eq!(d.data["id"], entry.id);
         assert_eq!(d.data["number"], "+36301234567");
         assert_eq!(d.data["outcome"], "success");
@@ -485,7 +374,10 @@ mod tests {
             refused["error"],
             "You are already calling this customer back."
         );
-        assert_eq!(s.telephony.calls.lock().unwrap().len(), 1);
+        let calls = s.phones.calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].number, "+36301234567");
+        assert_eq!(calls[0].callback, Some(entry.id));
         // The one call keeps its claim: the entry stays off the list.
         let e = s.store.callback_entry(entry.id).await.unwrap().unwrap();
         assert_eq!(e.claimed_by.as_deref(), Some("anna"));

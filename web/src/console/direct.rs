@@ -228,104 +228,40 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telephony::NoPhones;
-    use axum::body::Body;
-    use axum::http::{Request, header};
-    use hotline_core::operators::NewOperator;
+    use crate::testing;
     use hotline_core::store::Store;
-    use hotline_core::users::{LoginPolicy, NewUser, Role};
-    use tower::ServiceExt;
+    use hotline_core::users::Role;
 
     struct Fixture {
         store: Store,
         app: axum::Router,
     }
 
-    /// Session cookie and CSRF token of a new user with `role`.
+    /// Session cookie and CSRF token of a new user with `role` (no operator account).
     async fn login(store: &Store, name: &str, role: Role) -> (String, String) {
-        store
-            .add_user(&NewUser {
-                name,
-                display_name: "",
-                role,
-                password: "password-0123",
-                operator: None,
-                now_ms: unix_ms(),
-            })
-            .await
-            .unwrap();
-        let l = store
-            .login(name, "password-0123", unix_ms(), &LoginPolicy::default())
-            .await
-            .unwrap();
-        (format!("hl_session={}", l.token), l.session.csrf_token)
+        testing::add_user(store, name, role, None).await;
+        let l = testing::log_in(store, name).await;
+        (l.cookie, l.csrf)
     }
 
+    /// Operators anna and bela, no direct settings yet.
     async fn fixture() -> Fixture {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        store.migrate().await.unwrap();
+        let store = testing::store().await;
         for name in ["anna", "bela"] {
-            store
-                .add_operator(&NewOperator {
-                    name,
-                    display_name: "",
-                    sip_user: name,
-                    realm: "hotline",
-                    ha1_md5: "x",
-                    ha1_sha256: "y",
-                    sip_digest: Default::default(),
-                    chat_capacity: 3,
-                    created_at_ms: 0,
-                })
-                .await
-                .unwrap();
+            testing::add_operator(&store, name).await;
         }
-        let settings = crate::state::WebSettings {
-            public_url: "http://localhost".into(),
-            notify: Default::default(),
-            notifier: None,
-            files_dir: std::env::temp_dir(),
-            time_zone: chrono_tz::Europe::Budapest,
-        };
-        let visual = crate::visual::VisualSettings::default();
-        let state = Arc::new(WebState::new(
-            store.clone(),
-            Arc::new(NoPhones),
-            LoginPolicy::default(),
-            false,
-            settings,
-            visual,
-        ));
         Fixture {
+            app: testing::state(&store).app(),
             store,
-            app: crate::app(state),
         }
     }
 
     async fn get(app: &axum::Router, cookie: &str) -> (StatusCode, String) {
-        let req = Request::get("/admin/direct")
-            .header(header::COOKIE, cookie)
-            .body(Body::empty())
-            .unwrap();
-        send(app, req).await
+        testing::get_page(app, cookie, "/admin/direct").await
     }
 
     async fn post(app: &axum::Router, cookie: &str, body: &str) -> (StatusCode, String) {
-        let req = Request::post("/admin/direct")
-            .header(header::COOKIE, cookie)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        send(app, req).await
-    }
-
-    async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, String) {
-        let res = app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        testing::post_form(app, cookie, "/admin/direct", body).await
     }
 
     fn row(csrf: &str, operator: &str, number: &str, mode: u8, minutes: &str) -> String {

@@ -272,49 +272,20 @@ pub(super) async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telephony::NoPhones;
+    use crate::testing::{self, PASSWORD};
     use axum::body::Body;
-    use axum::extract::connect_info::ConnectInfo;
     use axum::http::Request;
     use hotline_core::store::Store;
-    use hotline_core::users::{LoginPolicy, NewUser, PasswordChecks};
+    use hotline_core::users::{LoginPolicy, PasswordChecks, Role};
     use std::net::SocketAddr;
     use std::time::Duration;
-    use tower::ServiceExt;
 
-    const PASSWORD: &str = "admin-long-password";
-
+    /// An admin (not logged in) and the app with `policy`.
     async fn fixture(policy: LoginPolicy) -> (Store, axum::Router) {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        store.migrate().await.unwrap();
-        store
-            .add_user(&NewUser {
-                name: "admin",
-                display_name: "",
-                role: hotline_core::users::Role::Admin,
-                password: PASSWORD,
-                operator: None,
-                now_ms: unix_ms(),
-            })
-            .await
-            .unwrap();
-        let settings = crate::state::WebSettings {
-            public_url: "http://localhost".into(),
-            notify: Default::default(),
-            notifier: None,
-            files_dir: std::env::temp_dir(),
-            time_zone: chrono_tz::Europe::Budapest,
-        };
-        let visual = crate::visual::VisualSettings::default();
-        let state = Arc::new(WebState::new(
-            store.clone(),
-            Arc::new(NoPhones),
-            policy,
-            false,
-            settings,
-            visual,
-        ));
-        (store, crate::app(state))
+        let store = testing::store().await;
+        testing::add_user(&store, "admin", Role::Admin, None).await;
+        let app = testing::state(&store).policy(policy).app();
+        (store, app)
     }
 
     fn form_value(v: &str) -> String {
@@ -342,21 +313,15 @@ mod tests {
             form_value(password),
             form_value(next)
         );
-        let mut req = Request::post("/login")
+        let req = Request::post("/login")
             .header(header::COOKIE, "hl_login=t0k")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(body))
             .unwrap();
         let peer: SocketAddr = peer.parse().unwrap();
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let r = app.clone().oneshot(req).await.unwrap();
-        let status = r.status();
-        let location = r
-            .headers()
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap().to_string());
-        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
-        (status, location, String::from_utf8_lossy(&bytes).into())
+        let r = testing::send(app, testing::from_peer(req, peer)).await;
+        let location = r.header(header::LOCATION);
+        (r.status, location, r.text)
     }
 
     #[test]
@@ -405,9 +370,7 @@ mod tests {
         let req = Request::get("/login?next=%2F%2Fevil.example")
             .body(Body::empty())
             .unwrap();
-        let r = app.clone().oneshot(req).await.unwrap();
-        let page = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
-        let page = String::from_utf8_lossy(&page);
+        let page = testing::send(&app, req).await.text;
         assert!(page.contains(r#"name="next" value="&#x2f;""#), "{page}");
     }
 
@@ -513,13 +476,10 @@ mod tests {
     #[tokio::test]
     async fn forms_and_scripts_must_carry_the_csrf_token() {
         let (store, app) = fixture(LoginPolicy::default()).await;
-        let login = store
-            .login("admin", PASSWORD, unix_ms(), &LoginPolicy::default())
-            .await
-            .unwrap();
-        let cookie = format!("hl_session={}", login.token);
+        let login = testing::log_in(&store, "admin").await;
+        let app = &app;
         let send = |uri: &str, form: Option<&str>, header: Option<&str>| {
-            let mut req = Request::post(uri).header(header::COOKIE, &cookie);
+            let mut req = Request::post(uri).header(header::COOKIE, &login.cookie);
             if let Some(token) = header {
                 req = req.header("x-csrf-token", token);
             }
@@ -533,33 +493,23 @@ mod tests {
                     Body::from("{}")
                 }
             };
-            app.clone().oneshot(req.body(body).unwrap())
+            testing::send(app, req.body(body).unwrap())
         };
-        let csrf = login.session.csrf_token.as_str();
-        let r = send("/logout", Some("_csrf=wrong"), None).await.unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let page = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
-        assert!(String::from_utf8_lossy(&page).contains("This form has expired"));
-        let r = send("/console/callbacks", None, None).await.unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let r = send("/console/callbacks", None, Some("wrong"))
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let csrf = login.csrf.as_str();
+        let r = send("/logout", Some("_csrf=wrong"), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(r.text.contains("This form has expired"));
+        let r = send("/console/callbacks", None, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = send("/console/callbacks", None, Some("wrong")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
         // With the token: past the check (the incomplete body is then refused as before).
-        let r = send("/console/callbacks", None, Some(csrf)).await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let r = send("/logout", Some(&format!("_csrf={csrf}")), None)
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = send("/console/callbacks", None, Some(csrf)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let r = send("/logout", Some(&format!("_csrf={csrf}")), None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
         // Logged out: the login page.
-        let r = send("/logout", Some(&format!("_csrf={csrf}")), None)
-            .await
-            .unwrap();
-        assert_eq!(
-            r.headers().get(header::LOCATION).unwrap().to_str().unwrap(),
-            "/login"
-        );
+        let r = send("/logout", Some(&format!("_csrf={csrf}")), None).await;
+        assert_eq!(r.header(header::LOCATION).unwrap(), "/login");
     }
 }

@@ -521,178 +521,61 @@ pub(super) async fn events(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
 
-    use std::sync::Mutex;
-
     use axum::Router;
     use axum::body::Body;
     use axum::http::Request;
-    use hotline_core::operators::NewOperator;
-    use hotline_core::store::Store;
-    use hotline_core::users::{LoginPolicy, NewUser, Role};
-    use tower::ServiceExt;
+    use hotline_core::users::Role;
 
     use super::*;
-    use crate::telephony::{BoxFuture, OperatorForm, Telephony};
+    use crate::testing::{self, Call, FakePhones, Login, send_json};
 
     const HOUR: i64 = 3600 * 1000;
-
-    /// Telephony that answers calls with `outcome` and remembers them.
-    struct FakeTelephony {
-        outcome: Result<String, String>,
-        calls: Mutex<Vec<(String, String)>>,
-    }
-
-    impl Telephony for FakeTelephony {
-        fn set_operator_state<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-        ) -> BoxFuture<'a, Result<(), String>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn operator_status<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<String>> {
-            Box::pin(async { None })
-        }
-        fn queue_figures(&self) -> BoxFuture<'_, Option<Value>> {
-            Box::pin(async { Some(json!([{ "queue": "support" }, { "queue": "sales" }])) })
-        }
-        fn add_operator<'a>(&'a self, _: &'a OperatorForm) -> BoxFuture<'a, Result<i64, String>> {
-            Box::pin(async { Err("not here".into()) })
-        }
-        fn call_customer<'a>(
-            &'a self,
-            operator: &'a str,
-            number: &'a str,
-            callback: Option<i64>,
-        ) -> BoxFuture<'a, Result<String, String>> {
-            Box::pin(async move {
-                assert_eq!(callback, None);
-                self.calls
-                    .lock()
-                    .unwrap()
-                    .push((operator.to_string(), number.to_string()));
-                self.outcome.clone()
-            })
-        }
-        fn callback_hide_ms(&self, _: Option<&str>) -> i64 {
-            0
-        }
-    }
-
-    struct Login {
-        token: String,
-        csrf: String,
-    }
 
     struct Setup {
         app: Router,
         state: Arc<WebState>,
-        telephony: Arc<FakeTelephony>,
+        phones: Arc<FakePhones>,
         anna: Login,
         bela: Login,
     }
 
+    /// Operators anna and bela; the telephony side names the support and sales queues
+    /// in its figures and answers calls with `outcome`.
     async fn setup(outcome: Result<String, String>) -> Setup {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        store.migrate().await.unwrap();
-        let now = unix_ms();
-        for name in ["anna", "bela"] {
-            store
-                .add_operator(&NewOperator {
-                    name,
-                    display_name: name,
-                    sip_user: name,
-                    realm: "hotline",
-                    ha1_md5: "x",
-                    ha1_sha256: "x",
-                    sip_digest: Default::default(),
-                    chat_capacity: 3,
-                    created_at_ms: now,
-                })
-                .await
-                .unwrap();
-            store
-                .add_user(&NewUser {
-                    name,
-                    display_name: name,
-                    role: Role::Operator,
-                    password: "a-long-password",
-                    operator: Some(name),
-                    now_ms: now,
-                })
-                .await
-                .unwrap();
-        }
-        let policy = LoginPolicy::default();
-        let mut logins = Vec::new();
-        for name in ["anna", "bela"] {
-            let l = store
-                .login(name, "a-long-password", now, &policy)
-                .await
-                .unwrap();
-            logins.push(Login {
-                token: l.token,
-                csrf: l.session.csrf_token,
-            });
-        }
-        let telephony = Arc::new(FakeTelephony {
-            outcome,
-            calls: Mutex::new(Vec::new()),
+        let store = testing::store().await;
+        let anna = testing::login(&store, "anna", Role::Operator).await;
+        let bela = testing::login(&store, "bela", Role::Operator).await;
+        let phones = Arc::new(FakePhones {
+            figures: Some(json!([{ "queue": "support" }, { "queue": "sales" }])),
+            call_outcome: outcome,
+            ..Default::default()
         });
-        let settings = crate::state::WebSettings {
-            public_url: "http://127.0.0.1".into(),
-            notify: Default::default(),
-            notifier: None,
-            files_dir: std::env::temp_dir(),
-            time_zone: chrono_tz::Europe::Budapest,
-        };
-        let visual = crate::visual::VisualSettings::default();
-        let state = Arc::new(WebState::new(
-            store,
-            telephony.clone(),
-            policy,
-            false,
-            settings,
-            visual,
-        ));
-        let bela = logins.pop().unwrap();
-        let anna = logins.pop().unwrap();
+        let state = testing::state(&store).phones(phones.clone()).build();
         Setup {
             app: crate::app(state.clone()),
             state,
-            telephony,
+            phones,
             anna,
             bela,
         }
     }
 
-    async fn send(
-        app: &Router,
-        who: &Login,
-        method: &str,
-        uri: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("cookie", format!("hl_session={}", who.token))
-            .header("x-csrf-token", &who.csrf)
-            .header("content-type", "application/json")
-            .body(match body {
-                Some(b) => Body::from(b.to_string()),
-                None => Body::empty(),
-            })
-            .unwrap();
-        let res = app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+    /// The calls the task list asked for: `(operator, number)`, never for a callback entry.
+    fn calls(s: &Setup) -> Vec<(String, String)> {
+        s.phones
+            .calls()
+            .into_iter()
+            .map(
+                |Call {
+                     operator,
+                     number,
+                     callback,
+                 }| {
+                    assert_eq!(callback, None);
+                    (operator, number)
+                },
+            )
+            .collect()
     }
 
     fn due_in(s: &Setup, ms: i64) -> String {
@@ -700,13 +583,13 @@ mod tests {
     }
 
     async fn add_task(s: &Setup, who: &Login, body: Value) -> Value {
-        let (status, task) = send(&s.app, who, "POST", "/console/tasks", Some(body)).await;
+        let (status, task) = send_json(&s.app, who, "POST", "/console/tasks", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{task}");
         task
     }
 
     async fn listed(s: &Setup, who: &Login) -> Vec<Value> {
-        let (status, list) = send(&s.app, who, "GET", "/console/tasks", None).await;
+        let (status, list) = send_json(&s.app, who, "GET", "/console/tasks", None).await;
         assert_eq!(status, StatusCode::OK, "{list}");
         list["tasks"].as_array().unwrap().clone()
     }
@@ -750,7 +633,7 @@ mod tests {
         let his = listed(&s, &s.bela).await;
         assert_eq!(his.len(), 1);
         assert_eq!(his[0]["id"], later["id"]);
-        let (status, answer) = send(
+        let (status, answer) = send_json(
             &s.app,
             &s.bela,
             "POST",
@@ -762,7 +645,7 @@ mod tests {
 
         // Reschedule: not into the past; then to tomorrow.
         let uri = format!("/console/tasks/{}/reschedule", late["id"]);
-        let (status, answer) = send(
+        let (status, answer) = send_json(
             &s.app,
             &s.anna,
             "POST",
@@ -772,7 +655,7 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(answer["error"], "Choose a new due time in the future.");
-        let (status, moved) = send(
+        let (status, moved) = send_json(
             &s.app,
             &s.anna,
             "POST",
@@ -794,20 +677,20 @@ mod tests {
 
         // Complete: off the open list, still on the list with done ones.
         let uri = format!("/console/tasks/{}/complete", later["id"]);
-        let (status, done) = send(&s.app, &s.bela, "POST", &uri, None).await;
+        let (status, done) = send_json(&s.app, &s.bela, "POST", &uri, None).await;
         assert_eq!(status, StatusCode::OK, "{done}");
         assert_eq!(
             (&done["state"], &done["done_by"]),
             (&json!("done"), &json!("bela"))
         );
         assert_eq!(listed(&s, &s.anna).await.len(), 1);
-        let (_, all) = send(&s.app, &s.anna, "GET", "/console/tasks?done=1", None).await;
+        let (_, all) = send_json(&s.app, &s.anna, "GET", "/console/tasks?done=1", None).await;
         assert_eq!(all["tasks"].as_array().unwrap().len(), 2);
-        let (status, answer) = send(&s.app, &s.anna, "POST", &uri, Some(json!({}))).await;
+        let (status, answer) = send_json(&s.app, &s.anna, "POST", &uri, Some(json!({}))).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(answer["error"], "This task is already done.");
 
-        let (status, history) = send(
+        let (status, history) = send_json(
             &s.app,
             &s.anna,
             "GET",
@@ -864,7 +747,7 @@ mod tests {
                 "2026-03-29T02:30 doesn't exist in Europe/Budapest: the clocks go forward then.",
             ),
         ] {
-            let (status, answer) = send(
+            let (status, answer) = send_json(
                 &s.app,
                 &s.anna,
                 "POST",
@@ -875,7 +758,7 @@ mod tests {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
             assert_eq!(answer["error"], message, "{body}");
         }
-        let (status, answer) = send(&s.app, &s.anna, "POST", "/console/tasks", None).await;
+        let (status, answer) = send_json(&s.app, &s.anna, "POST", "/console/tasks", None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(
             answer["error"].as_str().unwrap().starts_with("Bad request"),
@@ -885,15 +768,18 @@ mod tests {
 
         // Without the CSRF token nothing happens.
         let req = Request::post("/console/tasks")
-            .header("cookie", format!("hl_session={}", s.anna.token))
+            .header("cookie", &s.anna.cookie)
             .header("content-type", "application/json")
             .body(Body::from(json!({ "title": "t", "due": due }).to_string()))
             .unwrap();
-        let res = s.app.clone().oneshot(req).await.unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            testing::send(&s.app, req).await.status,
+            StatusCode::FORBIDDEN
+        );
         assert!(listed(&s, &s.anna).await.is_empty());
         // No such task.
-        let (status, answer) = send(&s.app, &s.anna, "POST", "/console/tasks/999/call", None).await;
+        let (status, answer) =
+            send_json(&s.app, &s.anna, "POST", "/console/tasks/999/call", None).await;
         assert_eq!(
             (status, &answer["error"]),
             (StatusCode::NOT_FOUND, &json!("No such task."))
@@ -911,8 +797,8 @@ mod tests {
         .await;
         let uri = format!("/console/tasks/{}/call", task["id"]);
         let (a, b) = tokio::join!(
-            send(&s.app, &s.anna, "POST", &uri, None),
-            send(&s.app, &s.bela, "POST", &uri, None)
+            send_json(&s.app, &s.anna, "POST", &uri, None),
+            send_json(&s.app, &s.bela, "POST", &uri, None)
         );
         let (winner, loser, loser_answer) = match (a.0, b.0) {
             (StatusCode::OK, StatusCode::CONFLICT) => ("anna", "bela", b.1),
@@ -925,21 +811,21 @@ mod tests {
         );
         // Only the winner's phone was rung.
         assert_eq!(
-            *s.telephony.calls.lock().unwrap(),
+            calls(&s),
             vec![(winner.to_string(), "+36301234567".to_string())]
         );
         let list = listed(&s, &s.anna).await;
         assert_eq!(list[0]["calling"], winner);
         // The winner clicking again at once doesn't ring anyone twice.
         let winner_login = if winner == "anna" { &s.anna } else { &s.bela };
-        let (status, answer) = send(&s.app, winner_login, "POST", &uri, None).await;
+        let (status, answer) = send_json(&s.app, winner_login, "POST", &uri, None).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(answer["error"], "You are already calling this customer.");
-        assert_eq!(s.telephony.calls.lock().unwrap().len(), 1);
+        assert_eq!(calls(&s).len(), 1);
         // The loser can't complete it while the winner is calling; the winner can.
         let done = format!("/console/tasks/{}/complete", task["id"]);
         let loser_login = if loser == "anna" { &s.anna } else { &s.bela };
-        let (status, answer) = send(&s.app, loser_login, "POST", &done, None).await;
+        let (status, answer) = send_json(&s.app, loser_login, "POST", &done, None).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(
             answer["error"],
@@ -947,7 +833,7 @@ mod tests {
                 "{winner} is calling this customer right now; try again when they have finished."
             )
         );
-        let (status, _) = send(&s.app, winner_login, "POST", &done, None).await;
+        let (status, _) = send_json(&s.app, winner_login, "POST", &done, None).await;
         assert_eq!(status, StatusCode::OK);
     }
 
@@ -962,7 +848,7 @@ mod tests {
         )
         .await;
         let uri = format!("/console/tasks/{}/call", task["id"]);
-        let (status, answer) = send(&s.app, &s.anna, "POST", &uri, None).await;
+        let (status, answer) = send_json(&s.app, &s.anna, "POST", &uri, None).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(
             answer["error"],
@@ -970,9 +856,14 @@ mod tests {
         );
         // Released at once: bela is not told anna is calling, he gets the same reason.
         assert_eq!(listed(&s, &s.anna).await[0]["calling"], Value::Null);
-        let (status, answer) = send(&s.app, &s.bela, "POST", &uri, None).await;
+        let (status, answer) = send_json(&s.app, &s.bela, "POST", &uri, None).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{answer}");
-        let (_, history) = send(
+        let number = "+36301234567".to_string();
+        assert_eq!(
+            calls(&s),
+            vec![("anna".into(), number.clone()), ("bela".into(), number)]
+        );
+        let (_, history) = send_json(
             &s.app,
             &s.anna,
             "GET",
@@ -1004,7 +895,7 @@ mod tests {
             json!({ "title": "Send the brochure", "due": due_in(&s, HOUR) }),
         )
         .await;
-        let (status, answer) = send(
+        let (status, answer) = send_json(
             &s.app,
             &s.anna,
             "POST",

@@ -107,39 +107,25 @@ pub async fn photo(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
 
-    use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use axum::Router;
     use axum::http::Request;
     use futures_util::{SinkExt, StreamExt};
-    use hotline_core::store::Store;
-    use hotline_core::users::{LoginPolicy, NewUser, Role};
+    use hotline_core::users::Role;
     use hotline_core::visual::{InviteChannel, NewVisualSession};
     use tokio_tungstenite::tungstenite::Message;
-    use tower::ServiceExt;
 
     use super::*;
-    use crate::telephony::NoPhones;
+    use crate::testing::{self, Ws};
     use crate::visual::MAX_IMAGE_BYTES;
     use axum::body::Bytes;
 
     /// The console's routes and an open session's link token.
     async fn setup() -> (Router, String) {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        store.migrate().await.unwrap();
+        let store = testing::store().await;
         let now = unix_ms();
-        let user = store
-            .add_user(&NewUser {
-                name: "anna",
-                display_name: "Anna",
-                role: Role::Operator,
-                password: "a-long-password",
-                operator: None,
-                now_ms: now,
-            })
-            .await
-            .unwrap();
+        let user = testing::add_user(&store, "anna", Role::Operator, None).await;
         let license = store.add_license("Main", 10, now).await.unwrap();
         store.grant_license(user, license).await.unwrap();
         let created = store
@@ -153,23 +139,10 @@ mod tests {
             })
             .await
             .unwrap();
-        let settings = crate::state::WebSettings {
-            public_url: "http://127.0.0.1".into(),
-            notify: Default::default(),
-            notifier: None,
-            files_dir: std::env::temp_dir().join(format!("hotline-visual-{now}")),
-            time_zone: chrono_tz::Europe::Budapest,
-        };
-        let visual = crate::visual::VisualSettings::default();
-        let state = Arc::new(WebState::new(
-            store,
-            Arc::new(NoPhones),
-            LoginPolicy::default(),
-            false,
-            settings,
-            visual,
-        ));
-        (crate::app(state), created.token)
+        let app = testing::state(&store)
+            .files_dir(std::env::temp_dir().join(format!("hotline-visual-{now}")))
+            .app();
+        (app, created.token)
     }
 
     /// A body that notes whether anyone read it.
@@ -191,16 +164,17 @@ mod tests {
             .header("content-type", "image/png")
             .body(watched_body(read.clone(), 1024 * 1024))
             .unwrap();
-        let res = app.clone().oneshot(req).await.unwrap();
-        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(testing::send(&app, req).await.status, StatusCode::NOT_FOUND);
         assert!(!read.load(Ordering::SeqCst), "the body was read");
 
         // A good link with too big a picture (no length given): refused as it arrives.
         let req = Request::post(format!("/v/{token}/photos"))
             .body(watched_body(read.clone(), MAX_IMAGE_BYTES + 128 * 1024))
             .unwrap();
-        let res = app.clone().oneshot(req).await.unwrap();
-        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            testing::send(&app, req).await.status,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
 
         // And a real picture arrives.
         let png = [
@@ -209,22 +183,11 @@ mod tests {
         let req = Request::post(format!("/v/{token}/photos"))
             .body(Body::from(png.to_vec()))
             .unwrap();
-        let res = app.oneshot(req).await.unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(testing::send(&app, req).await.status, StatusCode::CREATED);
     }
 
-    type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
     async fn customer_socket(app: Router, token: &str) -> Ws {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
-        });
+        let addr = testing::serve(app).await;
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/v/{token}/ws"), stream)
             .await
@@ -232,30 +195,23 @@ mod tests {
         ws
     }
 
-    /// The next text frame, or None when the server closed the socket.
-    async fn next_text(ws: &mut Ws) -> Option<serde_json::Value> {
-        loop {
-            let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
-                .await
-                .expect("no answer within 5 s");
-            match msg {
-                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-
     #[tokio::test]
     async fn visual_sockets_take_frames_as_chat_does() {
         let (app, token) = setup().await;
         let mut ws = customer_socket(app.clone(), &token).await;
         // Presence comes first.
-        assert_eq!(next_text(&mut ws).await.unwrap()["type"], "presence");
+        assert_eq!(
+            testing::next_json(&mut ws).await.unwrap()["type"],
+            "presence"
+        );
         // A frame far bigger than any message or offer: the socket is closed.
         let big = json_signal(100 * 1024);
         ws.send(Message::Text(big.into())).await.unwrap();
-        assert_eq!(next_text(&mut ws).await, None, "a 100 KiB frame was taken");
+        assert_eq!(
+            testing::next_json(&mut ws).await,
+            None,
+            "a 100 KiB frame was taken"
+        );
 
         // Messages at the chat visitor's rate (30 a minute): the 31st is refused.
         let mut ws = customer_socket(app, &token).await;
@@ -266,7 +222,7 @@ mod tests {
                 .await
                 .unwrap();
             loop {
-                let v = next_text(&mut ws).await.unwrap();
+                let v = testing::next_json(&mut ws).await.unwrap();
                 match v["type"].as_str() {
                     Some("chat") => break,
                     Some("error") => {
