@@ -24,12 +24,11 @@ use std::time::Duration;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, error, info, warn};
 
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{Backend, Store, StoreError, fetch_by_id, text_column};
 use crate::time::{millis, unix_ms};
 
 // ---------------------------------------------------------------------------------------
@@ -626,10 +625,11 @@ impl<'a> NewMessage<'a> {
 }
 
 /// A stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Message {
     pub id: i64,
     pub channel: Channel,
+    #[sqlx(rename = "recipient")]
     pub to: String,
     pub subject: String,
     pub body: String,
@@ -639,10 +639,14 @@ pub struct Message {
     pub attempts: i64,
     /// Why the last attempt failed (or why the message was kept unsent); cleared when sent.
     pub last_error: Option<String>,
+    #[sqlx(rename = "created_at")]
     pub created_at_ms: i64,
+    #[sqlx(rename = "updated_at")]
     pub updated_at_ms: i64,
     /// When the next attempt is due (meaningful while queued).
+    #[sqlx(rename = "next_attempt_at")]
     pub next_attempt_at_ms: i64,
+    #[sqlx(rename = "sent_at")]
     pub sent_at_ms: Option<i64>,
 }
 
@@ -659,25 +663,8 @@ fn decode_error(what: &str, value: &str) -> StoreError {
     ))
 }
 
-fn message(r: &AnyRow) -> Result<Message, StoreError> {
-    let channel: String = r.try_get("channel")?;
-    let status: String = r.try_get("status")?;
-    Ok(Message {
-        id: r.try_get("id")?,
-        channel: Channel::parse(&channel).ok_or_else(|| decode_error("channel", &channel))?,
-        to: r.try_get("recipient")?,
-        subject: r.try_get("subject")?,
-        body: r.try_get("body")?,
-        related: r.try_get("related")?,
-        status: MessageStatus::parse(&status).ok_or_else(|| decode_error("status", &status))?,
-        attempts: r.try_get("attempts")?,
-        last_error: r.try_get("last_error")?,
-        created_at_ms: r.try_get("created_at")?,
-        updated_at_ms: r.try_get("updated_at")?,
-        next_attempt_at_ms: r.try_get("next_attempt_at")?,
-        sent_at_ms: r.try_get("sent_at")?,
-    })
-}
+text_column!(Channel, "outbox channel");
+text_column!(MessageStatus, "outbox status");
 
 impl Store {
     /// Stores a message, queued to be sent at once; returns its id. Nothing is sent here:
@@ -702,32 +689,33 @@ impl Store {
     }
 
     pub async fn message(&self, id: i64) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query(concat!(select_message!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| message(&r)).transpose()
+        Ok(fetch_by_id(
+            self.pool(),
+            concat!(select_message!(), " WHERE id = $1"),
+            id,
+        )
+        .await?)
     }
 
     /// Every message, newest first (the admin outbox page).
     pub async fn outbox_messages(&self, limit: i64) -> Result<Vec<Message>, StoreError> {
-        let rows = sqlx::query(concat!(select_message!(), " ORDER BY id DESC LIMIT $1"))
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(message).collect()
+        Ok(
+            sqlx::query_as(concat!(select_message!(), " ORDER BY id DESC LIMIT $1"))
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     /// The messages of one thing (e.g. "visual:42"), newest first (the waiting screen).
     pub async fn messages_related(&self, related: &str) -> Result<Vec<Message>, StoreError> {
-        let rows = sqlx::query(concat!(
+        Ok(sqlx::query_as(concat!(
             select_message!(),
             " WHERE related = $1 ORDER BY id DESC"
         ))
         .bind(related)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(message).collect()
+        .await?)
     }
 
     /// Deletes the sent messages last changed before `before_ms`: their links are
