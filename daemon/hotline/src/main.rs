@@ -254,11 +254,11 @@ fn main() -> ExitCode {
                 since,
                 until,
             } => print_calls(config, limit, since, until).await,
-            Command::Callbacks { limit } => print_callbacks(config, limit).await,
+            Command::Callbacks { limit } => callbacks::cli::requests(config, limit).await,
             Command::Flow { .. } => Ok(()),
-            Command::Missed { limit } => print_missed(config, limit).await,
-            Command::CallbackList { limit } => print_callback_list(config, limit).await,
-            Command::CallbackReport { days } => print_callback_report(config, days).await,
+            Command::Missed { limit } => callbacks::cli::missed(config, limit).await,
+            Command::CallbackList { limit } => callbacks::cli::list(config, limit).await,
+            Command::CallbackReport { days } => callbacks::cli::promise_report(config, days).await,
             Command::Operator { command } => operator_cmd(config, command).await,
             Command::User { command } => user_cmd(config, command).await,
             Command::Show { view, json } => control::show(config, view, json).await,
@@ -657,88 +657,6 @@ async fn add_operator(
     .await
     .map_err(|e| e.to_string())?;
     println!("added operator {name} (id {id}), SIP user {sip_user}@{realm}");
-    Ok(())
-}
-
-async fn print_missed(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
-    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_existing_store(&config).await?;
-    let missed = store
-        .recent_missed_calls(limit)
-        .await
-        .map_err(|e| e.to_string())?;
-    store.close().await;
-    println!("{}", hotline_core::callbacks::missed::CSV_HEADER);
-    for m in missed {
-        println!("{}", m.to_csv());
-    }
-    Ok(())
-}
-
-async fn print_callback_list(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
-    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_existing_store(&config).await?;
-    let list = store
-        .callback_list(hotline_core::time::unix_ms(), limit)
-        .await
-        .map_err(|e| e.to_string());
-    store.close().await;
-    println!("id,number,count,first_at_ms,last_at_ms,queue,source,promised_at_ms,attempts");
-    for e in list? {
-        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-        println!(
-            "{},{},{},{},{},{},{},{},{}",
-            e.id,
-            hotline_core::cdr::csv_field(&e.number),
-            e.count,
-            e.first_at_ms,
-            e.last_at_ms,
-            hotline_core::cdr::csv_field(e.queue.as_deref().unwrap_or("")),
-            e.source.as_str(),
-            opt(e.promised_at_ms),
-            e.attempts
-        );
-    }
-    Ok(())
-}
-
-async fn print_callback_report(config_path: Option<&Path>, days: i64) -> Result<(), String> {
-    if !(1..=3650).contains(&days) {
-        return Err(format!("--days {days}: give 1–3650"));
-    }
-    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_existing_store(&config).await?;
-    let now = hotline_core::time::unix_ms();
-    let report = store
-        .callback_promise_report(now - days * 86_400_000, now + 1, now)
-        .await
-        .map_err(|e| e.to_string());
-    store.close().await;
-    let r = report?;
-    println!("callback promises, entries of the last {days} days:");
-    println!("  kept (called back by the promised time): {}", r.kept);
-    println!("  late (called back after it):             {}", r.late);
-    println!("  overdue (not called back, time passed):  {}", r.overdue);
-    println!("  pending (not called back, time ahead):   {}", r.pending);
-    println!(
-        "  no promise made:                         {}",
-        r.unpromised
-    );
-    Ok(())
-}
-
-async fn print_callbacks(config_path: Option<&Path>, limit: i64) -> Result<(), String> {
-    let config = Config::load_for_command(config_path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let store = open_existing_store(&config).await?;
-    let requests = store
-        .recent_callback_requests(limit)
-        .await
-        .map_err(|e| e.to_string())?;
-    store.close().await;
-    println!("{}", hotline_core::callbacks::requests::CSV_HEADER);
-    for r in requests {
-        println!("{}", r.to_csv());
-    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! - `promise`: the callback time a caller is told, computed in one place.
 //! - `attempts`: what an attempt's outcome means for its entry (queue rules, metrics, webhook).
 //! - `auto`: the scheduler that calls customers back by itself (C3).
+//! - `cli`: the callback commands (`callbacks`, `missed`, `callback-list`, `callback-report`).
 
 use hotline_core::callbacks::requests::{NewCallbackRequest, RequestSource};
 use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote};
@@ -15,6 +16,7 @@ use crate::context::Calls;
 
 pub mod attempts;
 pub mod auto;
+pub mod cli;
 pub mod promise;
 
 /// A caller's entry on the shared callback list, as noted.
