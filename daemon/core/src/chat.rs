@@ -703,7 +703,7 @@ fn is_file_id(v: &str) -> bool {
 // ---- rows ----
 
 fn decode_err(what: &str, v: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown chat {what} {v:?} in the database").into())
+    crate::store::decode_error(&format!("chat {what}"), v)
 }
 
 fn flag(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {

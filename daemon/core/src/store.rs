@@ -329,6 +329,11 @@ pub fn unknown_value(what: &str, v: &str) -> String {
     format!("unknown {what} {v:?} in the database")
 }
 
+/// The decode error for such a value, where a row is mapped by hand.
+pub fn decode_error(what: &str, v: &str) -> sqlx::Error {
+    sqlx::Error::Decode(unknown_value(what, v).into())
+}
+
 /// A SQLite URL with `mode=rwc` (create when missing) turned into `mode=rw`.
 fn without_create(url: &str) -> String {
     match url.split_once('?') {

@@ -356,7 +356,7 @@ fn check_claim_ms(claim_ms: i64) -> Result<(), TaskError> {
 }
 
 fn decode_err(what: &str, v: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown task {what} {v:?} in the database").into())
+    crate::store::decode_error(&format!("task {what}"), v)
 }
 
 const TASK_COLUMNS: &str = "id, title, number, note, due_at, assignee_kind, assignee, state, \

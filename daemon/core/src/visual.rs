@@ -458,7 +458,7 @@ fn os_random<const N: usize>() -> Result<[u8; N], VisualError> {
 }
 
 fn decode_err(what: &str, v: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown visual session {what} {v:?} in the database").into())
+    crate::store::decode_error(&format!("visual session {what}"), v)
 }
 
 const SESSION_SELECT: &str = "SELECT s.id, s.operator_user_id, s.license_id, \
