@@ -38,7 +38,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-
 /// Readiness as the daemon sees it; set by the binary, read by `/healthz`.
 #[derive(Debug, Default)]
 pub struct Health {

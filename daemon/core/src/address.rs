@@ -10,6 +10,10 @@
 
 use hotline_ivr::number;
 
+/// A phone number as people type it, in the one canonical form (`hotline_ivr::number`):
+/// what the callback list, tasks and flows all store and compare.
+pub use hotline_ivr::number::{NumberError, normalize as phone_number};
+
 /// Shown with every refusal, so the operator sees what to type instead.
 pub const ACCEPTED_FORMS: &str = "enter a Hungarian mobile number such as +36 30 616 7347, \
      +36306167347, 06306167347, 06 20 773 7884 or 0036 30 616 7347 (networks 20, 30, 31, \

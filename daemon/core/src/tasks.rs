@@ -304,7 +304,7 @@ fn note_text(v: Option<&str>) -> Result<Option<&str>, TaskError> {
 /// for `06 30 …` and a caller `+3630…` are one number): digits with an optional leading
 /// +, 3–20 of them, separators people type between digit groups dropped.
 pub fn normalize_number(v: &str) -> Result<String, TaskError> {
-    hotline_ivr::number::normalize(v).map_err(|_| {
+    crate::address::phone_number(v).map_err(|_| {
         invalid(format!(
             "{:?} is not a phone number: digits with an optional leading +, 3–20 of them.",
             v.trim()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::tokens::sha256_hex;
+use crate::tokens::{random_token, sha256_hex};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use sqlx::Row;
@@ -348,9 +348,6 @@ pub struct LoggedIn {
     pub token: String,
     pub session: WebSession,
 }
-
-// web/ moves to the new name after the web restructuring
-pub use crate::tokens::random_token;
 
 pub fn validate_user_name(v: &str) -> Result<(), UserError> {
     let ok = !v.is_empty()

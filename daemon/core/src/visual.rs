@@ -398,12 +398,6 @@ fn sms_limit_message(scope: SmsLimitScope, max: u32) -> String {
     }
 }
 
-/// Checks an e-mail address (see [`crate::address::validate_email`]).
-// web/ moves to the new name after the web restructuring
-pub fn validate_email(input: &str) -> Result<String, VisualError> {
-    crate::address::validate_email(input).map_err(|e| VisualError::Invalid(e.to_string()))
-}
-
 fn validate_case_number(v: &str) -> Result<String, VisualError> {
     if v.chars().count() > MAX_CASE_NUMBER_CHARS {
         return Err(VisualError::Invalid(format!(
@@ -805,7 +799,13 @@ impl Store {
             }
             InviteChannel::Email => {
                 let raw = new.email.as_deref().unwrap_or("");
-                (None, Some(validate_email(raw)?))
+                (
+                    None,
+                    Some(
+                        crate::address::validate_email(raw)
+                            .map_err(|e| VisualError::Invalid(e.to_string()))?,
+                    ),
+                )
             }
         };
         let case_number = match new.case_number.as_deref().map(str::trim) {

@@ -246,7 +246,7 @@ pub async fn start(
     }
     let email = pick(&f.email, signed_email, "email");
     if let Some(e) = &email
-        && let Err(err) = hotline_core::visual::validate_email(e)
+        && let Err(err) = hotline_core::address::validate_email(e)
     {
         return json_error(StatusCode::BAD_REQUEST, err.to_string());
     }
@@ -702,7 +702,7 @@ pub async fn transcript_text(state: &WebState, chat: &Chat) -> String {
 /// Queues the operator's copy of the transcript to `to` (the wrap-up's "send the
 /// transcript"): counted with the visitor's, never refused by the count.
 pub async fn send_transcript(state: &WebState, chat: &Chat, to: &str) -> Result<(), String> {
-    let to = hotline_core::visual::validate_email(to).map_err(|e| e.to_string())?;
+    let to = hotline_core::address::validate_email(to).map_err(|e| e.to_string())?;
     if let Err(e) = state.store.count_chat_transcript(chat.id, None).await {
         return Err(error_message(&e));
     }
@@ -762,7 +762,7 @@ pub async fn transcript(
     {
         return too_many(&r);
     }
-    let to = match hotline_core::visual::validate_email(&f.email) {
+    let to = match hotline_core::address::validate_email(&f.email) {
         Ok(to) => to,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
     };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use hotline_core::callbacks::{CallbackError, CallbackSource, NewCallbackNote, Outcome};
+use hotline_core::callbacks::{AttemptOutcome, CallbackError, CallbackSource, NewCallbackNote};
 use hotline_core::notify::webhook;
 use serde::Deserialize;
 
@@ -123,7 +123,7 @@ pub(super) async fn correct(
             r#"Send JSON like {"outcome": "no_answer", "note": "voicemail"}."#,
         );
     };
-    let Some(outcome) = Outcome::parse(&body.outcome) else {
+    let Some(outcome) = AttemptOutcome::parse(&body.outcome) else {
         return refusal(
             StatusCode::BAD_REQUEST,
             "The outcome is one of success, no_answer, busy, rejected, failed.",
@@ -181,20 +181,15 @@ pub(super) async fn add(
             r#"Send JSON like {"number": "+36301234567", "queue": "support"}."#,
         );
     };
-    // People write numbers with spaces and dashes; the list (and the trunk) wants digits.
-    let number: String = body
-        .number
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '/' | '.'))
-        .collect();
-    let number = number.as_str();
-    let digits = number.strip_prefix('+').unwrap_or(number);
-    if !(3..=20).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+    // People write numbers with spaces and dashes; the list (and the trunk) wants the
+    // canonical form, the same as callers' numbers.
+    let Ok(number) = hotline_core::address::phone_number(&body.number) else {
         return refusal(
             StatusCode::BAD_REQUEST,
             "Give the number as digits with an optional leading +, 3–20 of them.",
         );
-    }
+    };
+    let number = number.as_str();
     // Nothing goes on the list that Hotline may not dial (issue 8's dial plan).
     if let Err(why) = state.telephony.check_dialable(number) {
         return refusal(
@@ -316,7 +311,7 @@ mod tests {
             .await
             .unwrap();
         s.store
-            .finish_callback(entry.id, "anna", Outcome::NoAnswer, None, 0, now)
+            .finish_callback(entry.id, "anna", AttemptOutcome::NoAnswer, None, 0, now)
             .await
             .unwrap();
         let uri = format!("/console/callbacks/{}/outcome", entry.id);

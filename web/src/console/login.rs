@@ -9,7 +9,8 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use hotline_core::users::{LoginError, random_token};
+use hotline_core::tokens::random_token;
+use hotline_core::users::LoginError;
 use serde::Deserialize;
 
 use crate::auth::{

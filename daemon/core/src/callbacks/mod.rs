@@ -59,9 +59,6 @@ impl CallbackSource {
     }
 }
 
-// web/ moves to the new name after the web restructuring
-pub use AttemptOutcome as Outcome;
-
 /// How a callback attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptOutcome {
