@@ -10,7 +10,7 @@
 //! for another visitor nor for longer than the site's maximum age. Comparison is constant
 //! time (`Mac::verify_slice`).
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::VisitorField;
