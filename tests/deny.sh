@@ -17,4 +17,7 @@ if timeout 180 cargo deny fetch db >/dev/null 2>&1; then
   exec cargo deny check
 fi
 echo "cargo-deny: advisory database unavailable; checking licenses, bans and sources only"
+# Offline, cargo-deny reads `cargo metadata` for every platform: fetch the crates only
+# other platforms use (the build never downloads them) from the registry first.
+cargo fetch --locked >/dev/null
 exec cargo deny --offline check licenses bans sources
