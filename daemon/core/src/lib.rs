@@ -18,6 +18,8 @@ pub mod notify;
 pub mod operators;
 pub mod store;
 pub mod tasks;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod time;
 pub mod tokens;
 pub mod users;

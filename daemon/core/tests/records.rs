@@ -6,42 +6,26 @@
 #[macro_use]
 mod common;
 
-use hotline_core::cdr::{CallEnd, CallFilter, CallStart, EndReason, Service};
+use hotline_core::cdr::{CallEnd, CallFilter, CallStart, Service};
 use hotline_core::chat::{ChatFilter, ChatState, NewChat, NewVisitor};
 use hotline_core::store::Store;
+use hotline_core::testing::{call_end, call_start, store_finished_call};
 
 /// A finished call that waited in `queue` and was taken by `operator`.
 async fn call(store: &Store, n: i64, queue: Option<&str>, operator: Option<&str>) -> i64 {
-    let id = store
-        .insert_call(&CallStart {
-            call_id: format!("call-{n}"),
-            caller: format!("+3610000{n}"),
-            called: "100".into(),
-            started_at_ms: 1_000_000 + n * 1000,
-            flow: None,
-            flow_version: None,
-        })
-        .await
-        .unwrap();
-    store
-        .finish_call(
-            id,
-            &CallEnd {
-                ended_at_ms: 1_000_000 + n * 1000 + 500,
-                reason: EndReason::CallerHangup,
-                digits: String::new(),
-                path: vec![],
-                variables: "{}".into(),
-                operator: operator.map(String::from),
-                service: Service {
-                    queue: queue.map(String::from),
-                    ..Service::default()
-                },
-            },
-        )
-        .await
-        .unwrap();
-    id
+    let start = CallStart {
+        caller: format!("+3610000{n}"),
+        ..call_start(&format!("call-{n}"), 1_000_000 + n * 1000)
+    };
+    let end = CallEnd {
+        operator: operator.map(String::from),
+        service: Service {
+            queue: queue.map(String::from),
+            ..Service::default()
+        },
+        ..call_end(1_000_000 + n * 1000 + 500)
+    };
+    store_finished_call(store, &start, &end).await.unwrap()
 }
 
 fn ids_of_calls(calls: &[hotline_core::cdr::CallRecord]) -> Vec<String> {

@@ -14,16 +14,14 @@ use hotline_core::cdr::{
     REJECTED_FILE, SinkError,
 };
 use hotline_core::store::Store;
+use hotline_core::testing::{call_end, call_start, store_finished_call};
 
 on_both_databases!(call_record_round_trip, |store: Store| async move {
     let id = store
         .insert_call(&CallStart {
-            call_id: "abc@192.0.2.1".into(),
-            caller: "+36301234567".into(),
-            called: "100".into(),
-            started_at_ms: 1_700_000_000_000,
             flow: Some("main".into()),
             flow_version: Some("1a2b3c".into()),
+            ..call_start("abc@192.0.2.1", 1_700_000_000_000)
         })
         .await
         .unwrap();
@@ -52,13 +50,8 @@ on_both_databases!(call_record_round_trip, |store: Store| async move {
         .finish_call(
             id,
             &CallEnd {
-                ended_at_ms: 1_700_000_010_000,
-                reason: EndReason::CallerHangup,
                 digits: "19".into(),
-                path: Vec::new(),
-                variables: "{}".into(),
-                operator: None,
-                service: Default::default(),
+                ..call_end(1_700_000_010_000)
             },
         )
         .await
@@ -170,40 +163,25 @@ on_both_databases!(callback_requests_are_kept, |store: Store| async move {
 });
 
 on_both_databases!(unanswered_and_abandoned_calls, |store: Store| async move {
-    let cancelled = store
-        .insert_call(&CallStart {
-            call_id: "c1".into(),
+    store_finished_call(
+        &store,
+        &CallStart {
             caller: "anonymous".into(),
-            called: "100".into(),
-            started_at_ms: 10,
-            flow: None,
-            flow_version: None,
-        })
-        .await
-        .unwrap();
-    store
-        .finish_call(
-            cancelled,
-            &CallEnd {
-                ended_at_ms: 20,
-                reason: EndReason::Cancelled,
-                digits: "".into(),
-                path: Vec::new(),
-                variables: "{}".into(),
-                operator: None,
-                service: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
+            ..call_start("c1", 10)
+        },
+        &CallEnd {
+            reason: EndReason::Cancelled,
+            ..call_end(20)
+        },
+    )
+    .await
+    .unwrap();
     store
         .insert_call(&CallStart {
-            call_id: "c2".into(),
             caller: "200".into(),
-            called: "100".into(),
-            started_at_ms: 30,
             flow: Some("main".into()),
             flow_version: Some("v".into()),
+            ..call_start("c2", 30)
         })
         .await
         .unwrap();
@@ -230,29 +208,6 @@ fn cdr_options(dir: &std::path::Path) -> CdrOptions {
         write_timeout: Duration::from_secs(2),
         retry_every: Duration::from_millis(50),
         ..CdrOptions::new(dir, "node-a")
-    }
-}
-
-fn call_start(call_id: &str, at: i64) -> CallStart {
-    CallStart {
-        call_id: call_id.into(),
-        caller: "+36301234567".into(),
-        called: "100".into(),
-        started_at_ms: at,
-        flow: None,
-        flow_version: None,
-    }
-}
-
-fn call_end(at: i64) -> CallEnd {
-    CallEnd {
-        ended_at_ms: at,
-        reason: EndReason::CallerHangup,
-        digits: String::new(),
-        path: Vec::new(),
-        variables: "{}".into(),
-        operator: None,
-        service: Default::default(),
     }
 }
 
@@ -613,12 +568,10 @@ on_both_databases!(call_legs_round_trip, |store: Store| async move {
     let t = 1_700_000_000_000;
     let id = store
         .insert_call(&CallStart {
-            call_id: "legs@192.0.2.1".into(),
-            caller: "+36301234567".into(),
             called: "500".into(),
-            started_at_ms: t,
             flow: Some("queue-test".into()),
             flow_version: Some("v1".into()),
+            ..call_start("legs@192.0.2.1", t)
         })
         .await
         .unwrap();
@@ -648,13 +601,10 @@ on_both_databases!(call_legs_round_trip, |store: Store| async move {
         ],
     };
     let end = CallEnd {
-        ended_at_ms: t + 61_000,
-        reason: EndReason::CallerHangup,
-        digits: String::new(),
         path: vec!["wait".into()],
-        variables: "{}".into(),
         operator: Some("cili".into()),
         service: service.clone(),
+        ..call_end(t + 61_000)
     };
     store.finish_call(id, &end).await.unwrap();
     // A late second end adds nothing.

@@ -632,9 +632,10 @@ fn pg_command(program: &str, url: &str, dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hotline_core::cdr::{CallEnd, CallStart, EndReason};
+    use hotline_core::cdr::{CallEnd, CallStart};
     use hotline_core::chat::{NewChat, NewChatFile, NewVisitor, Sender};
     use hotline_core::operators::{NewOperator, SipDigest};
+    use hotline_core::testing::{call_end, call_start, store_finished_call};
 
     fn temp(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("hotline-{name}-{:016x}", rand::random::<u64>()))
@@ -671,32 +672,16 @@ mod tests {
             })
             .await
             .unwrap();
-        let call = store
-            .insert_call(&CallStart {
-                call_id: "backup-call-1".into(),
-                caller: "+4930123".into(),
-                called: "100".into(),
-                started_at_ms: 1_700_000_000_000,
-                flow: None,
-                flow_version: None,
-            })
-            .await
-            .unwrap();
-        store
-            .finish_call(
-                call,
-                &CallEnd {
-                    ended_at_ms: 1_700_000_060_000,
-                    reason: EndReason::CallerHangup,
-                    digits: "1".into(),
-                    path: vec![],
-                    variables: "{}".into(),
-                    operator: Some("anna".into()),
-                    service: Default::default(),
-                },
-            )
-            .await
-            .unwrap();
+        let start = CallStart {
+            caller: "+4930123".into(),
+            ..call_start("backup-call-1", 1_700_000_000_000)
+        };
+        let end = CallEnd {
+            digits: "1".into(),
+            operator: Some("anna".into()),
+            ..call_end(1_700_000_060_000)
+        };
+        store_finished_call(&store, &start, &end).await.unwrap();
         let visitor = store
             .upsert_visitor(&NewVisitor {
                 site: "demo".into(),

@@ -433,34 +433,19 @@ mod tests {
     }
 
     async fn store_with_call() -> (Store, CallRecord) {
+        use crate::testing::{call_end, call_start, store_finished_call};
         let store = Store::connect("sqlite::memory:").await.unwrap();
         store.migrate().await.unwrap();
-        let id = store
-            .insert_call(&crate::cdr::CallStart {
-                call_id: "hook-call-1".into(),
-                caller: "+4930123".into(),
-                called: "100".into(),
-                started_at_ms: 1_700_000_000_000,
-                flow: None,
-                flow_version: None,
-            })
-            .await
-            .unwrap();
-        store
-            .finish_call(
-                id,
-                &crate::cdr::CallEnd {
-                    ended_at_ms: 1_700_000_060_000,
-                    reason: crate::cdr::EndReason::CallerHangup,
-                    digits: "1".into(),
-                    path: vec![],
-                    variables: "{}".into(),
-                    operator: Some("anna".into()),
-                    service: Default::default(),
-                },
-            )
-            .await
-            .unwrap();
+        let start = crate::cdr::CallStart {
+            caller: "+4930123".into(),
+            ..call_start("hook-call-1", 1_700_000_000_000)
+        };
+        let end = crate::cdr::CallEnd {
+            digits: "1".into(),
+            operator: Some("anna".into()),
+            ..call_end(1_700_000_060_000)
+        };
+        store_finished_call(&store, &start, &end).await.unwrap();
         let record = store.call_by_call_id("hook-call-1").await.unwrap().unwrap();
         (store, record)
     }

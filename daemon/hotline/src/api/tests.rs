@@ -443,17 +443,15 @@ async fn the_openapi_document_lists_every_route_and_only_what_the_router_serves(
 
 /// A finished call that started at `started_at_ms`, waited in `queue`, taken by `operator`.
 async fn add_call(calls: &Calls, n: i64, started_at_ms: i64, queue: &str, operator: &str) {
-    use hotline_core::cdr::{CallEnd, CallStart, EndReason, Service};
+    use hotline_core::cdr::{CallEnd, CallStart, Service};
+    use hotline_core::testing::{call_end, call_start};
     // Through the CDR writer, as calls are written: it closes open rows at its start.
     let call = calls
         .cdr
         .start_call(CallStart {
-            call_id: format!("call-{n}"),
             caller: format!("+36100{n}"),
-            called: "100".into(),
-            started_at_ms,
             flow: Some("main".into()),
-            flow_version: None,
+            ..call_start(&format!("call-{n}"), started_at_ms)
         })
         .await;
     calls
@@ -461,8 +459,6 @@ async fn add_call(calls: &Calls, n: i64, started_at_ms: i64, queue: &str, operat
         .end_call(
             call,
             CallEnd {
-                ended_at_ms: started_at_ms + 61_000,
-                reason: EndReason::CallerHangup,
                 digits: "2".into(),
                 path: vec!["menu".into(), "queue".into()],
                 variables: r#"{"lang":"en"}"#.into(),
@@ -472,6 +468,7 @@ async fn add_call(calls: &Calls, n: i64, started_at_ms: i64, queue: &str, operat
                     wait_ms: Some(7000),
                     ..Service::default()
                 },
+                ..call_end(started_at_ms + 61_000)
             },
         )
         .await;
