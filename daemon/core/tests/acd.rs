@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! The ACD on a virtual clock: every instant is exact.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -10,74 +12,11 @@ use hotline_core::acd::{
     QueueFigures, RingFailure,
 };
 
-const IN: CallerKind = CallerKind::Inbound;
+use common::acd::{
+    IN, c, cancel, connected, drain, events, ms, online, queue, ring, secs, waiting,
+};
+
 const CB: CallerKind = CallerKind::Callback;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn c(n: u64) -> CallerId {
-    CallerId(n)
-}
-
-fn drain(acd: &mut Acd) -> Vec<AcdAction> {
-    std::iter::from_fn(|| acd.poll_action()).collect()
-}
-
-/// Everything but the `Waiting` reports.
-fn events(acd: &mut Acd) -> Vec<AcdAction> {
-    drain(acd)
-        .into_iter()
-        .filter(|a| !matches!(a, AcdAction::Waiting { .. }))
-        .collect()
-}
-
-fn ring(caller: u64, operator: &str, queue: &str) -> AcdAction {
-    AcdAction::Ring {
-        caller: c(caller),
-        operator: operator.into(),
-        queue: queue.into(),
-    }
-}
-
-fn cancel(caller: u64, operator: &str) -> AcdAction {
-    AcdAction::CancelRing {
-        caller: c(caller),
-        operator: operator.into(),
-    }
-}
-
-fn connected(caller: u64, operator: &str) -> AcdAction {
-    AcdAction::Connected {
-        caller: c(caller),
-        operator: operator.into(),
-    }
-}
-
-fn waiting(caller: u64, position: u32, expected: Duration) -> AcdAction {
-    AcdAction::Waiting {
-        caller: c(caller),
-        position,
-        expected_wait: expected,
-    }
-}
-
-/// Online with a registered phone.
-fn online(acd: &mut Acd, now: Instant, op: &str) {
-    acd.set_reachable(now, op, true);
-    acd.set_state(now, op, OperatorState::Online);
-}
-
-fn queue(name: &str, members: &[&str]) -> QueueConfig {
-    members
-        .iter()
-        .fold(QueueConfig::new(name), |q, m| q.with_member(*m, 0))
-}
 
 #[test]
 fn longest_idle_operator_gets_the_caller() {

@@ -3,71 +3,15 @@
 //! linked operator rings first when available; otherwise, or after that ring, the caller
 //! is an ordinary caller of its queue with the place it got on entry.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use hotline_core::acd::{
-    Acd, AcdAction, AcdError, CallerId, CallerKind, CallerStatus, LeftQueue, OperatorState,
-    QueueConfig, RingFailure,
+    Acd, AcdAction, AcdError, CallerStatus, LeftQueue, OperatorState, RingFailure,
 };
 
-const IN: CallerKind = CallerKind::Inbound;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn c(n: u64) -> CallerId {
-    CallerId(n)
-}
-
-fn drain(acd: &mut Acd) -> Vec<AcdAction> {
-    std::iter::from_fn(|| acd.poll_action()).collect()
-}
-
-/// Everything but the `Waiting` reports.
-fn events(acd: &mut Acd) -> Vec<AcdAction> {
-    drain(acd)
-        .into_iter()
-        .filter(|a| !matches!(a, AcdAction::Waiting { .. }))
-        .collect()
-}
-
-fn ring(caller: u64, operator: &str, queue: &str) -> AcdAction {
-    AcdAction::Ring {
-        caller: c(caller),
-        operator: operator.into(),
-        queue: queue.into(),
-    }
-}
-
-fn cancel(caller: u64, operator: &str) -> AcdAction {
-    AcdAction::CancelRing {
-        caller: c(caller),
-        operator: operator.into(),
-    }
-}
-
-fn connected(caller: u64, operator: &str) -> AcdAction {
-    AcdAction::Connected {
-        caller: c(caller),
-        operator: operator.into(),
-    }
-}
-
-fn online(acd: &mut Acd, now: Instant, op: &str) {
-    acd.set_reachable(now, op, true);
-    acd.set_state(now, op, OperatorState::Online);
-}
-
-fn queue(name: &str, members: &[&str]) -> QueueConfig {
-    members
-        .iter()
-        .fold(QueueConfig::new(name), |q, m| q.with_member(*m, 0))
-}
+use common::acd::{IN, c, cancel, connected, drain, events, ms, online, queue, ring, secs};
 
 fn waiting_at(acd: &Acd, caller: u64) -> Option<u32> {
     match acd.caller_status(c(caller)) {

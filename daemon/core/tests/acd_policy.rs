@@ -2,26 +2,13 @@
 //! The ACD's callback policy and the room it leaves for automatic callbacks, on a virtual
 //! clock.
 
-use std::time::{Duration, Instant};
+mod common;
 
-use hotline_core::acd::{
-    Acd, AcdAction, CallbackPolicy, CallerId, CallerKind, OperatorState, QueueConfig,
-};
+use std::time::Instant;
 
-const IN: CallerKind = CallerKind::Inbound;
+use hotline_core::acd::{Acd, AcdAction, CallbackPolicy, CallerId, OperatorState, QueueConfig};
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn c(n: u64) -> CallerId {
-    CallerId(n)
-}
-
-fn online(acd: &mut Acd, now: Instant, op: &str) {
-    acd.set_reachable(now, op, true);
-    acd.set_state(now, op, OperatorState::Online);
-}
+use common::acd::{IN, c, online, secs};
 
 fn queue(members: &[&str], policy: CallbackPolicy, share: u8) -> QueueConfig {
     let mut q = members

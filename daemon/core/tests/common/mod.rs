@@ -5,9 +5,11 @@
 //! each test works in a schema of its own that it drops afterwards. An unreachable
 //! PostgreSQL fails the test: it never passes silently.
 
-#![allow(dead_code)] // each test file uses its own part
+#![allow(dead_code, unused_macros)] // each test file uses its own part
 
 use hotline_core::store::Store;
+
+pub mod acd;
 
 pub fn postgres_url() -> String {
     std::env::var("HOTLINE_TEST_POSTGRES_URL")
