@@ -8,113 +8,16 @@
 #[macro_use]
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use hotline_core::chat::{
     Audience, Chat, ChatError, ChatState, EventKind, InviteState, MAX_SIGNATURE_CLOCK_SKEW_S,
     NewChat, NewChatFile, NewEvent, NewVisitor, Sender, SenderKind, SignatureError, SignedVisitor,
-    Target, Visitor, new_file_id, sign_visitor, verified_fields, verify_signature,
+    Target, new_file_id, sign_visitor, verified_fields, verify_signature,
 };
-use hotline_core::operators::NewOperator;
 use hotline_core::store::Store;
-use hotline_core::users::{NewUser, Role};
 use serde_json::json;
 use sqlx::Row;
 
-const T0: i64 = 1_700_000_000_000;
-const SEC: i64 = 1000;
-
-async fn operator(store: &Store, name: &str, capacity: i64) {
-    store
-        .add_operator(&NewOperator {
-            name,
-            display_name: name,
-            sip_user: name,
-            realm: "hotline",
-            ha1_md5: "x",
-            ha1_sha256: "y",
-            sip_digest: Default::default(),
-            chat_capacity: capacity,
-            created_at_ms: T0,
-        })
-        .await
-        .unwrap();
-}
-
-/// An operator and the web user who works as them; returns the user's id.
-async fn agent(store: &Store, name: &str, capacity: i64) -> i64 {
-    operator(store, name, capacity).await;
-    let display = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
-    store
-        .add_user(&NewUser {
-            name,
-            display_name: &display,
-            role: Role::Operator,
-            password: "correct horse battery",
-            operator: Some(name),
-            now_ms: T0,
-        })
-        .await
-        .unwrap()
-}
-
-fn op(user_id: i64) -> Sender {
-    Sender::Operator {
-        user_id,
-        name: String::new(),
-    }
-}
-
-static NEXT: AtomicU64 = AtomicU64::new(1);
-
-async fn visitor(store: &Store) -> Visitor {
-    let key = format!("visitor-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    store
-        .upsert_visitor(&NewVisitor {
-            site: "demo".into(),
-            visitor_key: key,
-            name: Some("Béla".into()),
-            now_ms: T0,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-}
-
-async fn waiting_chat(store: &Store, queue: &str, now_ms: i64) -> Chat {
-    let v = visitor(store).await;
-    let (chat, token) = store
-        .create_chat(&NewChat {
-            site: "demo".into(),
-            visitor_id: v.id,
-            queue: queue.into(),
-            topic: "Order 1234".into(),
-            page_url: "https://shop.example/cart".into(),
-            browser: "Firefox 140".into(),
-            os: "Linux".into(),
-            user_agent: "Mozilla/5.0".into(),
-            now_ms,
-        })
-        .await
-        .unwrap();
-    assert_eq!(token.len(), 32);
-    chat
-}
-
-/// A chat the operator has accepted.
-async fn active_chat(store: &Store, operator: &str, user_id: i64) -> Chat {
-    let c = waiting_chat(store, "sales", T0).await;
-    assert!(
-        store
-            .offer_chat(c.id, operator, T0, T0 + 30 * SEC)
-            .await
-            .unwrap()
-    );
-    store
-        .accept_chat(c.id, operator, user_id, T0 + SEC)
-        .await
-        .unwrap()
-}
+use common::chat::{SEC, T0, accepted_chat, agent, op, operator, visitor, waiting_chat};
 
 fn text(sender: Sender, body: &str, client_id: Option<&str>) -> NewEvent {
     NewEvent {
@@ -496,7 +399,7 @@ on_both_databases!(
     private_events_never_reach_the_visitor,
     |store: Store| async move {
         let anna = agent(&store, "anna", 3).await;
-        let c = active_chat(&store, "anna", anna).await;
+        let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
         let now = T0 + 2 * SEC;
         store
             .add_chat_event(
@@ -657,7 +560,7 @@ on_both_databases!(
 
 on_both_databases!(resume_after_gaps, |store: Store| async move {
     let anna = agent(&store, "anna", 3).await;
-    let c = active_chat(&store, "anna", anna).await; // seq 1: join
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await; // seq 1: join
     let mut now = T0 + 2 * SEC;
     for i in 0..3 {
         now += SEC;
@@ -708,7 +611,7 @@ on_both_databases!(
     duplicate_client_ids_are_stored_once,
     |store: Store| async move {
         let anna = agent(&store, "anna", 3).await;
-        let c = active_chat(&store, "anna", anna).await;
+        let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
         let first = store
             .add_chat_event(c.id, &text(Sender::Visitor, "hi", Some("c1")), T0 + 2 * SEC)
             .await
@@ -719,7 +622,7 @@ on_both_databases!(
             .unwrap();
         assert_eq!(again, first);
         // The same client id in another chat is another message.
-        let other = active_chat(&store, "anna", anna).await;
+        let other = accepted_chat(&store, "sales", "anna", anna, T0).await;
         let elsewhere = store
             .add_chat_event(
                 other.id,
@@ -801,7 +704,7 @@ on_both_databases!(
 on_both_databases!(end_is_idempotent, |store: Store| async move {
     let anna = agent(&store, "anna", 3).await;
     let bela = agent(&store, "bela", 3).await;
-    let c = active_chat(&store, "anna", anna).await;
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
     // Only an operator in the chat ends it.
     assert!(matches!(
         store.end_chat(c.id, op(bela), T0 + 2 * SEC).await,
@@ -865,7 +768,7 @@ on_both_databases!(end_is_idempotent, |store: Store| async move {
 
 on_both_databases!(wrap_up_frees_capacity, |store: Store| async move {
     let anna = agent(&store, "anna", 1).await;
-    let c1 = active_chat(&store, "anna", anna).await;
+    let c1 = accepted_chat(&store, "sales", "anna", anna, T0).await;
     let c2 = waiting_chat(&store, "sales", T0).await;
     assert!(
         !store
@@ -922,7 +825,7 @@ on_both_databases!(one_invitation_at_a_time, |store: Store| async move {
     let bela = agent(&store, "bela", 3).await;
     let cecil = agent(&store, "cecil", 3).await;
     let dora = agent(&store, "dora", 3).await;
-    let c = active_chat(&store, "anna", anna).await;
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
     let now = T0 + 2 * SEC;
     let support = vec!["support".to_string()];
 
@@ -1070,7 +973,7 @@ on_both_databases!(transfer_goes_back_to_waiting, |store: Store| async move {
     let bela = agent(&store, "bela", 3).await;
     let cecil = agent(&store, "cecil", 3).await;
     agent(&store, "dora", 3).await;
-    let c = active_chat(&store, "anna", anna).await;
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
     let now = T0 + 2 * SEC;
 
     let moved = store
@@ -1170,7 +1073,7 @@ on_both_databases!(transfer_goes_back_to_waiting, |store: Store| async move {
             .await,
         Err(ChatError::Conflict(_))
     ));
-    let d = active_chat(&store, "cecil", cecil).await;
+    let d = accepted_chat(&store, "sales", "cecil", cecil, T0).await;
     assert!(matches!(
         store
             .transfer_chat(d.id, cecil, Target::Operator("cecil".into()), "", now)
@@ -1478,7 +1381,7 @@ fn signatures() {
 
 on_both_databases!(option_menus_and_answers, |store: Store| async move {
     let anna = agent(&store, "anna", 3).await;
-    let c = active_chat(&store, "anna", anna).await;
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
     let now = T0 + 2 * SEC;
     let menu = store
         .add_chat_event(
@@ -1581,7 +1484,7 @@ on_both_databases!(option_menus_and_answers, |store: Store| async move {
 
 on_both_databases!(tags_notes_pages_and_past_chats, |store: Store| async move {
     let anna = agent(&store, "anna", 3).await;
-    let c = active_chat(&store, "anna", anna).await;
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
     store.add_chat_tag(c.id, " campaign-2025 ").await.unwrap();
     store.add_chat_tag(c.id, "campaign-2025").await.unwrap();
     store.add_chat_tag(c.id, "vip").await.unwrap();
@@ -1802,7 +1705,7 @@ on_both_databases!(abandoned_waiting_chats_end, |store: Store| async move {
             .await
             .unwrap()
     );
-    let active = active_chat(&store, "bela", anna).await;
+    let active = accepted_chat(&store, "sales", "bela", anna, T0).await;
     // The second visitor's socket was open four minutes in; ended chats aren't touched.
     store
         .touch_chat_visitors(&[seen.id, 999_999], T0 + 4 * MIN)
@@ -1968,7 +1871,7 @@ on_both_databases!(
     |store: Store| async move {
         let anna = agent(&store, "anna", 3).await;
         let waiting = waiting_chat(&store, "support", T0).await;
-        let active = active_chat(&store, "anna", anna).await;
+        let active = accepted_chat(&store, "sales", "anna", anna, T0).await;
         let ended = waiting_chat(&store, "sales", T0 + SEC).await;
         store
             .end_chat(ended.id, Sender::Visitor, T0 + 2 * SEC)

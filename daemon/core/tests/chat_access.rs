@@ -7,85 +7,10 @@
 #[macro_use]
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use hotline_core::chat::{Chat, NewChat, NewVisitor, Sender};
-use hotline_core::operators::NewOperator;
+use hotline_core::chat::{Chat, Sender};
 use hotline_core::store::Store;
-use hotline_core::users::{NewUser, Role};
 
-const T0: i64 = 1_700_000_000_000;
-const SEC: i64 = 1000;
-
-/// An operator and the web user who works as them; returns the user's id.
-async fn agent(store: &Store, name: &str) -> i64 {
-    store
-        .add_operator(&NewOperator {
-            name,
-            display_name: name,
-            sip_user: name,
-            realm: "hotline",
-            ha1_md5: "x",
-            ha1_sha256: "y",
-            sip_digest: Default::default(),
-            chat_capacity: 3,
-            created_at_ms: T0,
-        })
-        .await
-        .unwrap();
-    store
-        .add_user(&NewUser {
-            name,
-            display_name: name,
-            role: Role::Operator,
-            password: "correct horse battery",
-            operator: Some(name),
-            now_ms: T0,
-        })
-        .await
-        .unwrap()
-}
-
-static NEXT: AtomicU64 = AtomicU64::new(1);
-
-async fn chat_in(store: &Store, queue: &str) -> Chat {
-    let v = store
-        .upsert_visitor(&NewVisitor {
-            site: "demo".into(),
-            visitor_key: format!("visitor-{}", NEXT.fetch_add(1, Ordering::Relaxed)),
-            name: Some("Béla".into()),
-            now_ms: T0,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    store
-        .create_chat(&NewChat {
-            site: "demo".into(),
-            visitor_id: v.id,
-            queue: queue.into(),
-            topic: "Order".into(),
-            now_ms: T0,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .0
-}
-
-async fn accepted(store: &Store, queue: &str, operator: &str, user_id: i64) -> Chat {
-    let c = chat_in(store, queue).await;
-    assert!(
-        store
-            .offer_chat(c.id, operator, T0, T0 + 30 * SEC)
-            .await
-            .unwrap()
-    );
-    store
-        .accept_chat(c.id, operator, user_id, T0 + SEC)
-        .await
-        .unwrap()
-}
+use common::chat::{SEC, T0, accepted_chat, agent, waiting_chat};
 
 fn ids(list: &[hotline_core::chat::ChatSummary]) -> Vec<i64> {
     let mut v: Vec<i64> = list.iter().map(|s| s.id).collect();
@@ -96,12 +21,12 @@ fn ids(list: &[hotline_core::chat::ChatSummary]) -> Vec<i64> {
 on_both_databases!(
     operators_see_their_chats_and_their_queues,
     |store: Store| async move {
-        let anna = agent(&store, "anna").await;
-        let bela = agent(&store, "bela").await;
-        let annas = accepted(&store, "sales", "anna", anna).await;
-        let belas = accepted(&store, "support", "bela", bela).await;
-        let waiting_sales = chat_in(&store, "sales").await;
-        let billing = chat_in(&store, "billing").await;
+        let anna = agent(&store, "anna", 3).await;
+        let bela = agent(&store, "bela", 3).await;
+        let annas = accepted_chat(&store, "sales", "anna", anna, T0).await;
+        let belas = accepted_chat(&store, "support", "bela", bela, T0).await;
+        let waiting_sales = waiting_chat(&store, "sales", T0).await;
+        let billing = waiting_chat(&store, "billing", T0).await;
         for c in [&annas, &belas, &waiting_sales, &billing] {
             store.add_chat_tag(c.id, "vip").await.unwrap();
         }
@@ -163,9 +88,9 @@ fn ids_of(chats: &[&Chat]) -> Vec<i64> {
 }
 
 on_both_databases!(in_the_chat_until_the_wrap_up, |store: Store| async move {
-    let anna = agent(&store, "anna").await;
-    let bela = agent(&store, "bela").await;
-    let c = accepted(&store, "sales", "anna", anna).await;
+    let anna = agent(&store, "anna", 3).await;
+    let bela = agent(&store, "bela", 3).await;
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
     assert!(store.is_in_chat(c.id, anna).await.unwrap());
     assert!(!store.is_in_chat(c.id, bela).await.unwrap());
     assert!(!store.is_in_chat(999_999, anna).await.unwrap());
@@ -186,9 +111,9 @@ on_both_databases!(in_the_chat_until_the_wrap_up, |store: Store| async move {
 });
 
 on_both_databases!(an_invitation_names_its_queue, |store: Store| async move {
-    let anna = agent(&store, "anna").await;
-    agent(&store, "bela").await;
-    let c = accepted(&store, "sales", "anna", anna).await;
+    let anna = agent(&store, "anna", 3).await;
+    agent(&store, "bela", 3).await;
+    let c = accepted_chat(&store, "sales", "anna", anna, T0).await;
     let to_queue = store
         .invite_to_chat(
             c.id,

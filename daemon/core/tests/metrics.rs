@@ -7,23 +7,17 @@
 #[macro_use]
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hotline_core::chat::{
-    ChatState, EventKind, FIRST_RESPONSE_METRIC, NewChat, NewEvent, NewVisitor, Sender,
-};
+use hotline_core::chat::{ChatState, EventKind, FIRST_RESPONSE_METRIC, NewEvent, Sender};
 use hotline_core::notify::{
     Channel, MessageStatus, NewMessage, Notifier, NotifyConfig, NotifyMode, SEND_SECONDS_METRIC,
     SmsConfig,
 };
-use hotline_core::operators::NewOperator;
 use hotline_core::store::Store;
-use hotline_core::users::{NewUser, Role};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
-const T0: i64 = 1_700_000_000_000;
-const SEC: i64 = 1000;
+use common::chat::{SEC, T0, accepted_chat, agent, waiting_chat};
 
 /// A recorder for this test's thread (the tests' runtime has one thread, so the
 /// notifier's task records here too).
@@ -37,70 +31,12 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-static NEXT: AtomicU64 = AtomicU64::new(1);
-
 /// A chat in `queue` started at `at`; with `operator`, that operator has accepted it.
 async fn chat(store: &Store, queue: &str, at: i64, operator: Option<(&str, i64)>) -> i64 {
-    let v = store
-        .upsert_visitor(&NewVisitor {
-            site: "demo".into(),
-            visitor_key: format!("visitor-{}", NEXT.fetch_add(1, Ordering::Relaxed)),
-            now_ms: at,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let (c, _) = store
-        .create_chat(&NewChat {
-            site: "demo".into(),
-            visitor_id: v.id,
-            queue: queue.into(),
-            now_ms: at,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    if let Some((name, user_id)) = operator {
-        assert!(
-            store
-                .offer_chat(c.id, name, at, at + 30 * SEC)
-                .await
-                .unwrap()
-        );
-        store
-            .accept_chat(c.id, name, user_id, at + SEC)
-            .await
-            .unwrap();
+    match operator {
+        Some((name, user_id)) => accepted_chat(store, queue, name, user_id, at).await.id,
+        None => waiting_chat(store, queue, at).await.id,
     }
-    c.id
-}
-
-async fn agent(store: &Store, name: &str) -> i64 {
-    store
-        .add_operator(&NewOperator {
-            name,
-            display_name: name,
-            sip_user: name,
-            realm: "hotline",
-            ha1_md5: "x",
-            ha1_sha256: "y",
-            sip_digest: Default::default(),
-            chat_capacity: 5,
-            created_at_ms: T0,
-        })
-        .await
-        .unwrap();
-    store
-        .add_user(&NewUser {
-            name,
-            display_name: name,
-            role: Role::Operator,
-            password: "correct horse battery",
-            operator: Some(name),
-            now_ms: T0,
-        })
-        .await
-        .unwrap()
 }
 
 fn says(sender: Sender, body: &str, private: bool, client_id: &str) -> NewEvent {
@@ -116,7 +52,7 @@ on_both_databases!(
     |store: Store| async move {
         let recorder = recorder();
         let _local = metrics::set_default_local_recorder(&recorder);
-        let anna = agent(&store, "anna").await;
+        let anna = agent(&store, "anna", 5).await;
         let op = Sender::Operator {
             user_id: anna,
             name: String::new(),
@@ -158,7 +94,7 @@ on_both_databases!(
 on_both_databases!(
     open_chats_are_counted_by_queue_and_state,
     |store: Store| async move {
-        let anna = agent(&store, "anna").await;
+        let anna = agent(&store, "anna", 5).await;
         chat(&store, "sales", T0, None).await;
         chat(&store, "sales", T0, None).await;
         let offered = chat(&store, "support", T0, None).await;

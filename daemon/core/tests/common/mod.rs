@@ -10,6 +10,7 @@
 use hotline_core::store::Store;
 
 pub mod acd;
+pub mod chat;
 
 pub fn postgres_url() -> String {
     std::env::var("HOTLINE_TEST_POSTGRES_URL")
