@@ -131,7 +131,31 @@ async fn send(
 }
 
 async fn get(app: &axum::Router, path: &str) -> Reply {
-    send(app, Method::GET, path, Some(TOKEN), None, "").await
+    send_as(app, Method::GET, path, TOKEN).await
+}
+
+/// A request without a body, with `token`.
+async fn send_as(app: &axum::Router, method: Method, path: &str, token: &str) -> Reply {
+    send(app, method, path, Some(token), None, "").await
+}
+
+/// A JSON body with `token`: the shape of the API's writes.
+async fn send_json(
+    app: &axum::Router,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> Reply {
+    send(
+        app,
+        method,
+        path,
+        Some(token),
+        Some("application/json"),
+        body,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -174,12 +198,11 @@ async fn a_form_encoded_body_is_a_415_problem_naming_the_header() {
 #[tokio::test]
 async fn bad_json_is_a_400_problem_with_the_parsers_message() {
     let app = app().await;
-    let r = send(
+    let r = send_json(
         &app,
         Method::PUT,
         "/api/v1/operators/anna/state",
-        Some(TOKEN),
-        Some("application/json"),
+        TOKEN,
         r#"{"state": online}"#,
     )
     .await;
@@ -187,12 +210,11 @@ async fn bad_json_is_a_400_problem_with_the_parsers_message() {
     assert!(detail.contains("line 1 column"), "{detail}");
 
     // Valid JSON without a required field: 422 naming it.
-    let r = send(
+    let r = send_json(
         &app,
         Method::PUT,
         "/api/v1/operators/anna/state",
-        Some(TOKEN),
-        Some("application/json"),
+        TOKEN,
         r#"{"stat": "online"}"#,
     )
     .await;
@@ -209,15 +231,7 @@ async fn a_path_that_is_not_utf8_is_a_400_problem() {
 }
 
 async fn get_with_method(app: &axum::Router, method: Method, path: &str) -> Reply {
-    send(
-        app,
-        method,
-        path,
-        Some(TOKEN),
-        Some("application/json"),
-        r#"{"state":"online"}"#,
-    )
-    .await
+    send_json(app, method, path, TOKEN, r#"{"state":"online"}"#).await
 }
 
 #[tokio::test]
@@ -238,26 +252,10 @@ async fn unknown_api_paths_are_404_problems() {
 #[tokio::test]
 async fn a_wrong_method_is_a_405_problem_with_allow() {
     let app = app().await;
-    let r = send(
-        &app,
-        Method::DELETE,
-        "/api/v1/queues",
-        Some(TOKEN),
-        None,
-        "",
-    )
-    .await;
+    let r = send_as(&app, Method::DELETE, "/api/v1/queues", TOKEN).await;
     r.problem(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers[header::ALLOW], "GET");
-    let r = send(
-        &app,
-        Method::GET,
-        "/api/operators/anna/state",
-        Some(TOKEN),
-        None,
-        "",
-    )
-    .await;
+    let r = send_as(&app, Method::GET, "/api/operators/anna/state", TOKEN).await;
     r.problem(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers[header::ALLOW], "PUT");
 }
@@ -291,12 +289,11 @@ async fn app_errors_are_problems_too() {
     let detail = r.problem(StatusCode::NOT_FOUND);
     assert!(detail.contains("nobody"), "{detail}");
 
-    let r = send(
+    let r = send_json(
         &app,
         Method::PUT,
         "/api/v1/operators/nobody/state",
-        Some(TOKEN),
-        Some("application/json"),
+        TOKEN,
         r#"{"state":"busy"}"#,
     )
     .await;
@@ -304,12 +301,11 @@ async fn app_errors_are_problems_too() {
     assert!(detail.contains("unknown state \"busy\""), "{detail}");
 
     // No [trunk]: click-to-call can't place the customer's leg.
-    let r = send(
+    let r = send_json(
         &app,
         Method::POST,
         "/api/v1/calls",
-        Some(TOKEN),
-        Some("application/json"),
+        TOKEN,
         r#"{"operator":"anna","to":"+36301234567"}"#,
     )
     .await;
@@ -681,12 +677,11 @@ async fn add_user(
 
 /// Makes a token for `user` with the configured token; the token.
 async fn make_token(app: &axum::Router, name: &str, user: &str) -> String {
-    let r = send(
+    let r = send_json(
         app,
         Method::POST,
         "/api/v1/tokens",
-        Some(TOKEN),
-        Some("application/json"),
+        TOKEN,
         &format!(r#"{{"name":"{name}","user":"{user}"}}"#),
     )
     .await;
@@ -710,17 +705,7 @@ async fn per_user_tokens_act_with_their_users_role() {
 
     let status = |token: String, method: Method, path: &'static str, body: &'static str| {
         let app = app.clone();
-        async move {
-            send(
-                &app,
-                method,
-                path,
-                Some(&token),
-                Some("application/json"),
-                body,
-            )
-            .await
-        }
+        async move { send_json(&app, method, path, &token, body).await }
     };
     let state = r#"{"state":"online"}"#;
 
@@ -805,22 +790,20 @@ async fn per_user_tokens_act_with_their_users_role() {
     .problem(StatusCode::NOT_FOUND);
 
     // Token errors are problems too.
-    let r = send(
+    let r = send_json(
         &app,
         Method::POST,
         "/api/v1/tokens",
-        Some(&admin),
-        Some("application/json"),
+        &admin,
         r#"{"name":"anna-phone","user":"anna"}"#,
     )
     .await;
     r.problem(StatusCode::CONFLICT);
-    let r = send(
+    let r = send_json(
         &app,
         Method::POST,
         "/api/v1/tokens",
-        Some(&admin),
-        Some("application/json"),
+        &admin,
         r#"{"name":"x","user":"nobody"}"#,
     )
     .await;
@@ -839,9 +822,9 @@ async fn per_user_tokens_work_without_the_configured_token() {
         .await
         .unwrap();
     let app = super::router(calls, None, None, "hotline".into());
-    let r = send(&app, Method::GET, "/api/v1/queues", Some(&made), None, "").await;
+    let r = send_as(&app, Method::GET, "/api/v1/queues", &made).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    send(&app, Method::GET, "/api/v1/queues", Some(&token), None, "")
+    send_as(&app, Method::GET, "/api/v1/queues", &token)
         .await
         .problem(StatusCode::UNAUTHORIZED);
 }
