@@ -1,8 +1,9 @@
 //! Fixtures the tests of this crate and of the daemon share, so each exists once: a call
-//! record built by hand and stored. Only in test builds (`test` or the `test-support`
+//! record built by hand and stored, and a visitor's chats in queues. Only in test builds (`test` or the `test-support`
 //! feature, which dev-dependencies switch on).
 
 use crate::cdr::{CallEnd, CallStart, EndReason};
+use crate::chat::{ChatError, NewChat, NewVisitor};
 use crate::store::{Store, StoreError};
 
 /// A call's start with the plain values most tests want: an ordinary caller on 100, no flow.
@@ -41,4 +42,38 @@ pub async fn store_finished_call(
     let id = store.insert_call(start).await?;
     store.finish_call(id, end).await?;
     Ok(id)
+}
+
+/// One visitor ("v-1" on site "main", seen at `start_ms`) with a chat in each of `queues`:
+/// the n-th (from 1) has the topic "topic n" and starts at `start_ms + n * step_ms`.
+/// Returns the chats' ids in that order.
+pub async fn chats_in_queues(
+    store: &Store,
+    start_ms: i64,
+    step_ms: i64,
+    queues: &[&str],
+) -> Result<Vec<i64>, ChatError> {
+    let visitor = store
+        .upsert_visitor(&NewVisitor {
+            site: "main".into(),
+            visitor_key: "v-1".into(),
+            now_ms: start_ms,
+            ..NewVisitor::default()
+        })
+        .await?;
+    let mut ids = Vec::new();
+    for (n, queue) in (1..).zip(queues) {
+        let (chat, _token) = store
+            .create_chat(&NewChat {
+                site: "main".into(),
+                visitor_id: visitor.id,
+                queue: (*queue).into(),
+                topic: format!("topic {n}"),
+                now_ms: start_ms + n * step_ms,
+                ..NewChat::default()
+            })
+            .await?;
+        ids.push(chat.id);
+    }
+    Ok(ids)
 }

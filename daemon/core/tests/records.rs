@@ -7,9 +7,9 @@
 mod common;
 
 use hotline_core::cdr::{CallEnd, CallFilter, CallStart, Service};
-use hotline_core::chat::{ChatFilter, ChatState, NewChat, NewVisitor};
+use hotline_core::chat::{ChatFilter, ChatState};
 use hotline_core::store::Store;
-use hotline_core::testing::{call_end, call_start, store_finished_call};
+use hotline_core::testing::{call_end, call_start, chats_in_queues, store_finished_call};
 
 /// A finished call that waited in `queue` and was taken by `operator`.
 async fn call(store: &Store, n: i64, queue: Option<&str>, operator: Option<&str>) -> i64 {
@@ -104,30 +104,9 @@ on_both_databases!(
 on_both_databases!(
     chats_by_queue_state_time_and_cursor,
     |store: Store| async move {
-        let visitor = store
-            .upsert_visitor(&NewVisitor {
-                site: "main".into(),
-                visitor_key: "v-1".into(),
-                now_ms: 1_000_000,
-                ..NewVisitor::default()
-            })
+        let ids = chats_in_queues(&store, 1_000_000, 1000, &["sales", "support", "sales"])
             .await
             .unwrap();
-        let mut ids = Vec::new();
-        for (n, queue) in [(1, "sales"), (2, "support"), (3, "sales")] {
-            let (chat, _token) = store
-                .create_chat(&NewChat {
-                    site: "main".into(),
-                    visitor_id: visitor.id,
-                    queue: queue.into(),
-                    topic: format!("topic {n}"),
-                    now_ms: 1_000_000 + n * 1000,
-                    ..NewChat::default()
-                })
-                .await
-                .unwrap();
-            ids.push(chat.id);
-        }
         let topics = |f: ChatFilter| {
             let store = store.clone();
             async move {

@@ -564,33 +564,17 @@ async fn call_records_filter_and_page_with_a_next_cursor() {
 
 #[tokio::test]
 async fn chats_list_by_queue_and_state_and_one_chat_has_its_messages() {
-    use hotline_core::chat::{EventKind, NewChat, NewEvent, NewVisitor, Sender};
+    use hotline_core::chat::{EventKind, NewEvent, Sender};
     let calls = calls().await;
     let store = &calls.store;
-    let visitor = store
-        .upsert_visitor(&NewVisitor {
-            site: "main".into(),
-            visitor_key: "v-1".into(),
-            now_ms: 1_796_119_200_000,
-            ..NewVisitor::default()
-        })
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for (n, queue) in [(1, "sales"), (2, "support"), (3, "sales")] {
-        let (chat, _token) = store
-            .create_chat(&NewChat {
-                site: "main".into(),
-                visitor_id: visitor.id,
-                queue: queue.into(),
-                topic: format!("topic {n}"),
-                now_ms: 1_796_119_200_000 + n * 86_400_000,
-                ..NewChat::default()
-            })
-            .await
-            .unwrap();
-        ids.push(chat.id);
-    }
+    let ids = hotline_core::testing::chats_in_queues(
+        store,
+        1_796_119_200_000,
+        86_400_000,
+        &["sales", "support", "sales"],
+    )
+    .await
+    .unwrap();
     store
         .add_chat_event(
             ids[0],
