@@ -16,6 +16,8 @@ const DELAY: Duration = Duration::from_millis(5);
 struct Browser {
     rtc: Rtc,
     mid: Mid,
+    /// The offer, until the leg's answer is applied.
+    pending: Option<str0m::change::SdpPendingOffer>,
     connected: bool,
     heard: Vec<(u32, Vec<u8>)>,
 }
@@ -28,6 +30,7 @@ struct InFlight {
     data: Vec<u8>,
 }
 
+/// The browser's offer with `codecs`, in its order.
 fn browser(now: Instant, codecs: &[&str]) -> (Browser, String) {
     let mut config = RtcConfig::new().clear_codecs();
     for c in codecs {
@@ -43,122 +46,144 @@ fn browser(now: Instant, codecs: &[&str]) -> (Browser, String) {
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
     let (offer, pending) = change.apply().unwrap();
-    let sdp = offer.to_sdp_string();
-    // The answer is applied by `connect`; keep the pending change with the browser.
-    PENDING.with(|p| *p.borrow_mut() = Some(pending));
-    (
-        Browser {
-            rtc,
-            mid,
-            connected: false,
-            heard: Vec::new(),
-        },
-        sdp,
-    )
+    let browser = Browser {
+        rtc,
+        mid,
+        pending: Some(pending),
+        connected: false,
+        heard: Vec::new(),
+    };
+    (browser, offer.to_sdp_string())
 }
 
-thread_local! {
-    static PENDING: std::cell::RefCell<Option<str0m::change::SdpPendingOffer>> =
-        const { std::cell::RefCell::new(None) };
+/// The leg and the browser on a virtual network: every datagram lands `DELAY` after it
+/// was sent.
+struct Call {
+    leg: BrowserLeg,
+    browser: Browser,
+    net: Vec<InFlight>,
+    /// What the leg heard from the browser.
+    leg_heard: Vec<(u32, Vec<u8>)>,
+    /// The leg's other outputs, with when.
+    events: Vec<(Instant, LegOutput)>,
 }
 
-fn apply_answer(b: &mut Browser, answer: &str) {
-    let answer = str0m::change::SdpAnswer::from_sdp_string(answer).unwrap();
-    let pending = PENDING.with(|p| p.borrow_mut().take()).unwrap();
-    b.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-}
+impl Call {
+    /// A browser offering `codecs` to a leg advertising the public address, the answer
+    /// applied; returns the call and the answer.
+    fn answered(t0: Instant, codecs: &[&str]) -> (Call, String) {
+        let (mut browser, offer) = browser(t0, codecs);
+        let (leg, answer) = BrowserLeg::accept(
+            t0,
+            &offer,
+            DAEMON.parse().unwrap(),
+            Some(PUBLIC.parse().unwrap()),
+        )
+        .unwrap();
+        let parsed = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+        let pending = browser.pending.take().unwrap();
+        browser
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, parsed)
+            .unwrap();
+        let call = Call {
+            leg,
+            browser,
+            net: Vec::new(),
+            leg_heard: Vec::new(),
+            events: Vec::new(),
+        };
+        (call, answer)
+    }
 
-/// Runs both sides until `until`, in virtual time: every datagram lands `DELAY` after it
-/// was sent; each side's timeouts fire when they are due.
-fn run(
-    leg: &mut BrowserLeg,
-    b: &mut Browser,
-    net: &mut Vec<InFlight>,
-    leg_heard: &mut Vec<(u32, Vec<u8>)>,
-    events: &mut Vec<(Instant, LegOutput)>,
-    from: Instant,
-    until: Instant,
-) {
-    let mut now = from;
-    let daemon: SocketAddr = DAEMON.parse().unwrap();
-    let browser_addr: SocketAddr = BROWSER.parse().unwrap();
-    let mut browser_timeout;
-    while now <= until {
-        // The leg's outputs.
-        while let Some(o) = leg.poll() {
-            match o {
-                LegOutput::Transmit { to, data } => {
-                    assert_eq!(to, browser_addr, "the leg answers where the browser is");
-                    net.push(InFlight {
-                        at: now + DELAY,
-                        to_leg: false,
-                        from: daemon,
-                        data,
-                    });
+    /// Runs both sides from `from` until `until`, in virtual time; each side's timeouts
+    /// fire when they are due.
+    fn run(&mut self, from: Instant, until: Instant) {
+        let mut now = from;
+        let daemon: SocketAddr = DAEMON.parse().unwrap();
+        let browser_addr: SocketAddr = BROWSER.parse().unwrap();
+        let mut browser_timeout;
+        while now <= until {
+            // The leg's outputs.
+            while let Some(o) = self.leg.poll() {
+                match o {
+                    LegOutput::Transmit { to, data } => {
+                        assert_eq!(to, browser_addr, "the leg answers where the browser is");
+                        self.net.push(InFlight {
+                            at: now + DELAY,
+                            to_leg: false,
+                            from: daemon,
+                            data,
+                        });
+                    }
+                    LegOutput::Audio { rtp_time, payload } => {
+                        self.leg_heard.push((rtp_time, payload))
+                    }
+                    other => self.events.push((now, other)),
                 }
-                LegOutput::Audio { rtp_time, payload } => leg_heard.push((rtp_time, payload)),
-                other => events.push((now, other)),
             }
-        }
-        // The browser's outputs.
-        loop {
-            match b.rtc.poll_output().unwrap() {
-                Output::Timeout(at) => {
-                    browser_timeout = at;
-                    break;
+            // The browser's outputs.
+            loop {
+                match self.browser.rtc.poll_output().unwrap() {
+                    Output::Timeout(at) => {
+                        browser_timeout = at;
+                        break;
+                    }
+                    Output::Transmit(t) => {
+                        // The browser sends to the candidate the leg advertised.
+                        assert_eq!(
+                            t.destination,
+                            SocketAddr::new(PUBLIC.parse().unwrap(), 20000)
+                        );
+                        self.net.push(InFlight {
+                            at: now + DELAY,
+                            to_leg: true,
+                            from: browser_addr,
+                            data: t.contents.to_vec(),
+                        });
+                    }
+                    Output::Event(Event::Connected) => self.browser.connected = true,
+                    Output::Event(Event::MediaData(d)) => self
+                        .browser
+                        .heard
+                        .push((d.time.rebase(G711_RATE).numer() as u32, d.data.to_vec())),
+                    Output::Event(_) => {}
                 }
-                Output::Transmit(t) => {
-                    // The browser sends to the candidate the leg advertised.
-                    assert_eq!(
-                        t.destination,
-                        SocketAddr::new(PUBLIC.parse().unwrap(), 20000)
+            }
+            // The next moment anything happens.
+            let next_net = self.net.iter().map(|d| d.at).min();
+            let next = [Some(browser_timeout), self.leg.next_timeout(), next_net]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(until + Duration::from_millis(1))
+                .max(now);
+            if next > until {
+                break;
+            }
+            now = next;
+            if let Some(i) = self.net.iter().position(|d| d.at <= now) {
+                let d = self.net.remove(i);
+                if d.to_leg {
+                    self.leg.receive(now, d.from, &d.data).unwrap();
+                } else {
+                    let input = Input::Receive(
+                        now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: d.from,
+                            destination: browser_addr,
+                            contents: d.data.as_slice().try_into().unwrap(),
+                        },
                     );
-                    net.push(InFlight {
-                        at: now + DELAY,
-                        to_leg: true,
-                        from: browser_addr,
-                        data: t.contents.to_vec(),
-                    });
+                    self.browser.rtc.handle_input(input).unwrap();
                 }
-                Output::Event(Event::Connected) => b.connected = true,
-                Output::Event(Event::MediaData(d)) => b
-                    .heard
-                    .push((d.time.rebase(G711_RATE).numer() as u32, d.data.to_vec())),
-                Output::Event(_) => {}
-            }
-        }
-        // The next moment anything happens.
-        let next_net = net.iter().map(|d| d.at).min();
-        let next = [Some(browser_timeout), leg.next_timeout(), next_net]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(until + Duration::from_millis(1))
-            .max(now);
-        if next > until {
-            break;
-        }
-        now = next;
-        if let Some(i) = net.iter().position(|d| d.at <= now) {
-            let d = net.remove(i);
-            if d.to_leg {
-                leg.receive(now, d.from, &d.data).unwrap();
+            } else if self.leg.next_timeout().is_some_and(|t| t <= now) {
+                self.leg.timeout(now).unwrap();
             } else {
-                let input = Input::Receive(
-                    now,
-                    Receive {
-                        proto: Protocol::Udp,
-                        source: d.from,
-                        destination: browser_addr,
-                        contents: d.data.as_slice().try_into().unwrap(),
-                    },
-                );
-                b.rtc.handle_input(input).unwrap();
+                self.browser.rtc.handle_input(Input::Timeout(now)).unwrap();
             }
-        } else if leg.next_timeout().is_some_and(|t| t <= now) {
-            leg.timeout(now).unwrap();
-        } else {
-            b.rtc.handle_input(Input::Timeout(now)).unwrap();
         }
     }
 }
@@ -170,89 +195,53 @@ fn frame(n: u8) -> Vec<u8> {
 #[test]
 fn a_browser_connects_and_audio_flows_both_ways_in_g711() {
     let t0 = Instant::now();
-    let (mut b, offer) = browser(t0, &["opus", "PCMU", "PCMA"]);
-    let (mut leg, answer) = BrowserLeg::accept(
-        t0,
-        &offer,
-        DAEMON.parse().unwrap(),
-        Some(PUBLIC.parse().unwrap()),
-    )
-    .unwrap();
+    let (mut call, answer) = Call::answered(t0, &["opus", "PCMU", "PCMA"]);
     // Opus is not taken: calls are G.711 end to end.
-    assert_eq!(leg.codec(), Codec::Pcmu);
+    assert_eq!(call.leg.codec(), Codec::Pcmu);
     assert!(answer.contains("a=ice-lite"), "{answer}");
     assert!(
         answer.contains(&format!("{PUBLIC} 20000 typ host")),
         "{answer}"
     );
     assert!(!answer.to_lowercase().contains("opus"), "{answer}");
-    apply_answer(&mut b, &answer);
 
-    let (mut net, mut heard, mut events) = (Vec::new(), Vec::new(), Vec::new());
     let connected_by = t0 + Duration::from_millis(500);
-    run(
-        &mut leg,
-        &mut b,
-        &mut net,
-        &mut heard,
-        &mut events,
-        t0,
-        connected_by,
-    );
+    call.run(t0, connected_by);
     assert!(
-        b.connected && leg.is_connected(),
-        "connected within 500 ms: {events:?}"
+        call.browser.connected && call.leg.is_connected(),
+        "connected within 500 ms: {:?}",
+        call.events
     );
-    assert_eq!(
-        events
-            .iter()
-            .filter(|(_, e)| *e == LegOutput::Connected)
-            .count(),
-        1
-    );
+    let connected = call
+        .events
+        .iter()
+        .filter(|(_, e)| *e == LegOutput::Connected);
+    assert_eq!(connected.count(), 1);
 
     // 10 frames each way, 20 ms apart.
     let mut now = connected_by;
     for n in 0..10u8 {
         let ts = 160 * u32::from(n);
-        leg.send_audio(now, ts, &frame(n)).unwrap();
-        let pt = Pt::new_with_value(0);
+        call.leg.send_audio(now, ts, &frame(n)).unwrap();
+        let b = &mut call.browser;
+        let rtp_time = MediaTime::new(u64::from(ts), G711_RATE);
         b.rtc
             .writer(b.mid)
             .unwrap()
-            .write(
-                pt,
-                now,
-                MediaTime::new(u64::from(ts), G711_RATE),
-                frame(100 + n),
-            )
+            .write(Pt::new_with_value(0), now, rtp_time, frame(100 + n))
             .unwrap();
-        run(
-            &mut leg,
-            &mut b,
-            &mut net,
-            &mut heard,
-            &mut events,
-            now,
-            now + Duration::from_millis(20),
-        );
+        call.run(now, now + Duration::from_millis(20));
         now += Duration::from_millis(20);
     }
-    run(
-        &mut leg,
-        &mut b,
-        &mut net,
-        &mut heard,
-        &mut events,
-        now,
-        now + Duration::from_millis(100),
-    );
-    let leg_payloads: Vec<Vec<u8>> = heard.iter().map(|(_, p)| p.clone()).collect();
+    call.run(now, now + Duration::from_millis(100));
+    let leg_payloads: Vec<Vec<u8>> = call.leg_heard.iter().map(|(_, p)| p.clone()).collect();
     assert_eq!(leg_payloads, (100..110).map(frame).collect::<Vec<_>>());
-    let browser_payloads: Vec<Vec<u8>> = b.heard.iter().map(|(_, p)| p.clone()).collect();
+    let browser_payloads: Vec<Vec<u8>> =
+        call.browser.heard.iter().map(|(_, p)| p.clone()).collect();
     assert_eq!(browser_payloads, (0..10).map(frame).collect::<Vec<_>>());
     // RTP time advances by one frame (160 samples) per packet.
-    let steps: Vec<u32> = heard
+    let steps: Vec<u32> = call
+        .leg_heard
         .windows(2)
         .map(|w| w[1].0.wrapping_sub(w[0].0))
         .collect();
@@ -284,27 +273,11 @@ fn offers_without_g711_or_audio_or_sense_are_refused_with_a_reason() {
 #[test]
 fn a_browser_that_goes_silent_is_reported_gone() {
     let t0 = Instant::now();
-    let (mut b, offer) = browser(t0, &["PCMU"]);
-    let (mut leg, answer) = BrowserLeg::accept(
-        t0,
-        &offer,
-        DAEMON.parse().unwrap(),
-        Some(PUBLIC.parse().unwrap()),
-    )
-    .unwrap();
-    apply_answer(&mut b, &answer);
-    let (mut net, mut heard, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut call, _) = Call::answered(t0, &["PCMU"]);
     let connected_by = t0 + Duration::from_millis(500);
-    run(
-        &mut leg,
-        &mut b,
-        &mut net,
-        &mut heard,
-        &mut events,
-        t0,
-        connected_by,
-    );
-    assert!(leg.is_connected());
+    call.run(t0, connected_by);
+    assert!(call.leg.is_connected());
+    let leg = &mut call.leg;
     // The page is closed: nothing more comes from the browser; the leg's timeouts go on.
     let mut now = connected_by;
     let mut gone_at = None;
