@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use hotline_core::acd::{CallerId, RingFailure};
 use hotline_core::call_session::PlacedStart;
 use hotline_core::callbacks::CallbackEntry;
-use hotline_core::cdr::{CallStart, EndReason};
+use hotline_core::cdr::{CallStart, CdrRef, EndReason};
 use hotline_core::time::{millis, unix_ms};
 use hotline_ivr::CallbackMode;
 use hotline_sip::sdp::Negotiated;
@@ -257,6 +257,24 @@ struct Leg {
 }
 
 impl Job {
+    /// A new call id and its record, from the hotline's number to the customer.
+    async fn start_record(&self) -> (String, CdrRef) {
+        let call_id = format!("acb-{:016x}", rand::random::<u64>());
+        let cdr = self
+            .calls
+            .cdr
+            .start_call(CallStart {
+                call_id: call_id.clone(),
+                caller: self.trunk.caller_id.clone(),
+                called: self.entry.number.clone(),
+                started_at_ms: unix_ms(),
+                flow: None,
+                flow_version: None,
+            })
+            .await;
+        (call_id, cdr)
+    }
+
     async fn run(self, tx: mpsc::Sender<CallEvent>, mut events: mpsc::Receiver<CallEvent>) {
         let calls = &self.calls;
         let offer = outbound::first_offer();
@@ -277,18 +295,7 @@ impl Job {
             .await;
             return;
         };
-        let call_id = format!("acb-{:016x}", rand::random::<u64>());
-        let cdr = calls
-            .cdr
-            .start_call(CallStart {
-                call_id: call_id.clone(),
-                caller: self.trunk.caller_id.clone(),
-                called: self.entry.number.clone(),
-                started_at_ms: unix_ms(),
-                flow: None,
-                flow_version: None,
-            })
-            .await;
+        let (call_id, cdr) = self.start_record().await;
         let operator = leg.operator.clone();
         let placed = self
             .call_customer(tx, &mut events, leg, &answer, &call_id)
@@ -578,18 +585,7 @@ impl Job {
             give_back(calls, &self.entry, &self.claimer, "no free RTP port").await;
             return;
         };
-        let call_id = format!("acb-{:016x}", rand::random::<u64>());
-        let cdr = calls
-            .cdr
-            .start_call(CallStart {
-                call_id: call_id.clone(),
-                caller: self.trunk.caller_id.clone(),
-                called: self.entry.number.clone(),
-                started_at_ms: unix_ms(),
-                flow: None,
-                flow_version: None,
-            })
-            .await;
+        let (call_id, cdr) = self.start_record().await;
         let end = |answered, reason| outbound::end_cdr(calls, cdr, answered, reason, None);
         let b = outbound::invite_customer(
             calls,
