@@ -25,7 +25,7 @@ use tower::ServiceExt;
 
 use crate::chat::ChatConfig;
 use crate::state::{WebSettings, WebState};
-use crate::telephony::{BoxFuture, OperatorForm, Telephony};
+use crate::telephony::{BoxFuture, OperatorForm, PageLink, PhoneFromPage, PhoneToPage, Telephony};
 use crate::unix_ms;
 
 /// A queue the fake telephony side reports.
@@ -57,6 +57,12 @@ pub(crate) struct FakePhones {
     pub refused_prefix: Option<&'static str>,
     /// Every call asked for, in order.
     pub calls: Mutex<Vec<Call>>,
+    /// What the pages told the browser phone, in order: (operator, page id, message).
+    pub phone_messages: Mutex<Vec<(String, u64, PhoneFromPage)>>,
+    /// Each page that told the phone anything, as the phone got it (to push news to it).
+    pub pages: Mutex<Vec<PageLink>>,
+    /// The pages the phone was told are gone: (operator, page id).
+    pub closed_pages: Mutex<Vec<(String, u64)>>,
 }
 
 impl Default for FakePhones {
@@ -68,6 +74,9 @@ impl Default for FakePhones {
             call_delay: Duration::ZERO,
             refused_prefix: None,
             calls: Mutex::new(Vec::new()),
+            phone_messages: Mutex::new(Vec::new()),
+            pages: Mutex::new(Vec::new()),
+            closed_pages: Mutex::new(Vec::new()),
         }
     }
 }
@@ -76,6 +85,22 @@ impl FakePhones {
     /// The calls asked for so far.
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// What the pages told the browser phone so far.
+    pub fn phone_messages(&self) -> Vec<(String, u64, PhoneFromPage)> {
+        self.phone_messages.lock().unwrap().clone()
+    }
+
+    /// The link to page `id`, once it told the phone anything.
+    pub fn page(&self, id: u64) -> Option<PageLink> {
+        let pages = self.pages.lock().unwrap();
+        pages.iter().find(|p| p.id == id).cloned()
+    }
+
+    /// The pages the phone was told are gone so far.
+    pub fn closed_pages(&self) -> Vec<(String, u64)> {
+        self.closed_pages.lock().unwrap().clone()
     }
 }
 
@@ -138,7 +163,53 @@ impl Telephony for FakePhones {
             .flat_map(|q| q.members.iter().map(|m| m.to_string()))
             .collect()
     }
+    /// Records the message; takes any page as the phone (`phone`) and answers any offer
+    /// with a fake SDP (`answered`).
+    fn phone_message<'a>(
+        &'a self,
+        operator: &'a str,
+        page: &'a PageLink,
+        message: PhoneFromPage,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let answer = match &message {
+                PhoneFromPage::UseBrowser { on } => Some(PhoneToPage::Phone {
+                    browser: *on,
+                    message: None,
+                }),
+                PhoneFromPage::Answer { leg, .. } => Some(PhoneToPage::Answered {
+                    leg: *leg,
+                    sdp: FAKE_ANSWER_SDP.to_string(),
+                }),
+                _ => None,
+            };
+            self.phone_messages
+                .lock()
+                .unwrap()
+                .push((operator.to_string(), page.id, message));
+            {
+                let mut pages = self.pages.lock().unwrap();
+                if !pages.iter().any(|p| p.id == page.id) {
+                    pages.push(page.clone());
+                }
+            }
+            if let Some(answer) = answer {
+                let _ = page.to_page.send(answer).await;
+            }
+        })
+    }
+    fn page_closed<'a>(&'a self, operator: &'a str, page_id: u64) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.closed_pages
+                .lock()
+                .unwrap()
+                .push((operator.to_string(), page_id));
+        })
+    }
 }
+
+/// The SDP [`FakePhones`] answers every offer with.
+pub(crate) const FAKE_ANSWER_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
 
 /// A migrated in-memory store.
 pub(crate) async fn store() -> Store {
