@@ -12,6 +12,7 @@
 //! it (audio only, G.711 only, ICE-lite) and turns its events into a call leg's terms.
 
 pub mod media;
+pub mod phone;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -297,5 +298,7 @@ fn receive(now: Instant, from: SocketAddr, local: SocketAddr, data: &[u8]) -> Op
     ))
 }
 
+#[cfg(test)]
+mod phone_tests;
 #[cfg(test)]
 mod tests;

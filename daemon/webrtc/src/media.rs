@@ -19,6 +19,8 @@ pub struct BrowserMedia {
     next_seq: u16,
     /// Our timestamp for the browser's first frame, and that frame's RTP time.
     timestamps: (u32, Option<u32>),
+    /// The timestamp of the last packet towards the caller.
+    last_timestamp: u32,
 }
 
 impl BrowserMedia {
@@ -37,6 +39,7 @@ impl BrowserMedia {
             ssrc,
             next_seq: first_seq,
             timestamps: (first_timestamp, None),
+            last_timestamp: first_timestamp,
         }
     }
 
@@ -74,7 +77,27 @@ impl BrowserMedia {
         };
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
+        self.last_timestamp = timestamp;
         build_packet(self.caller.1, marker, seq, timestamp, self.ssrc, &audio)
+    }
+
+    /// The RFC 4733 packets for a keypad digit the operator pressed (`event_pt`: the
+    /// caller's telephone-event payload type), in this leg's stream: one per 20 ms of a
+    /// 100 ms press, then the end three times; the driver paces them. `None` for a
+    /// character that is no DTMF digit.
+    pub fn digit(&mut self, digit: char, event_pt: u8) -> Option<Vec<Vec<u8>>> {
+        let packets = hotline_media::dtmf::digit_packets(&hotline_media::dtmf::DigitSend {
+            payload_type: event_pt,
+            ssrc: self.ssrc,
+            first_seq: self.next_seq,
+            // The frame after the last one sent: the event starts now.
+            timestamp: self.last_timestamp.wrapping_add(160),
+            digit,
+            duration_ms: 100,
+            volume: 10,
+        })?;
+        self.next_seq = self.next_seq.wrapping_add(packets.len() as u16);
+        Some(packets)
     }
 }
 
@@ -145,6 +168,51 @@ mod tests {
         );
         assert_eq!(same.to_browser(&[0x80, 200, 0, 6, 0, 0, 0, 1]), None);
         assert_eq!(same.to_browser(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn a_keypad_digit_reaches_the_caller_as_rfc_4733_events_in_the_legs_stream() {
+        let mut m = BrowserMedia::new((Codec::Pcmu, 0), Codec::Pcmu, 0xbeef, 100, 8000);
+        let frame = vec![0xff; 160];
+        m.to_caller(50, &frame);
+        let packets = m.digit('5', 101).unwrap();
+        // 100 ms: progress at 20, 40, 60, 80 ms, then the end (800 samples) three times.
+        let read: Vec<(bool, u8, u16, u32, Vec<u8>)> = packets
+            .iter()
+            .map(|p| {
+                let r = RtpReader::new(p).unwrap();
+                (
+                    r.mark(),
+                    r.payload_type(),
+                    r.sequence_number().into(),
+                    r.timestamp(),
+                    r.payload().to_vec(),
+                )
+            })
+            .collect();
+        let event = |end: bool, d: u16| {
+            let [a, b] = d.to_be_bytes();
+            vec![5, if end { 0x80 } else { 0 } | 10, a, b]
+        };
+        assert_eq!(
+            read,
+            vec![
+                (true, 101, 101, 8160, event(false, 160)),
+                (false, 101, 102, 8160, event(false, 320)),
+                (false, 101, 103, 8160, event(false, 480)),
+                (false, 101, 104, 8160, event(false, 640)),
+                (false, 101, 105, 8160, event(true, 800)),
+                (false, 101, 106, 8160, event(true, 800)),
+                (false, 101, 107, 8160, event(true, 800)),
+            ]
+        );
+        // Audio goes on after the digit's packets, in the same sequence.
+        let next = m.to_caller(210, &frame);
+        assert_eq!(
+            u16::from(RtpReader::new(&next).unwrap().sequence_number()),
+            108
+        );
+        assert_eq!(m.digit('x', 101), None);
     }
 
     #[test]

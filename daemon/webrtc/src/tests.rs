@@ -7,19 +7,19 @@ use super::*;
 use std::time::Duration;
 use str0m::media::{Direction, MediaKind};
 
-const BROWSER: &str = "192.0.2.10:50000";
-const DAEMON: &str = "127.0.0.1:20000";
-const PUBLIC: &str = "198.51.100.7";
+pub(crate) const BROWSER: &str = "192.0.2.10:50000";
+pub(crate) const DAEMON: &str = "127.0.0.1:20000";
+pub(crate) const PUBLIC: &str = "198.51.100.7";
 /// One way through the virtual network.
 const DELAY: Duration = Duration::from_millis(5);
 
-struct Browser {
+pub(crate) struct Browser {
     rtc: Rtc,
     mid: Mid,
     /// The offer, until the leg's answer is applied.
     pending: Option<str0m::change::SdpPendingOffer>,
-    connected: bool,
-    heard: Vec<(u32, Vec<u8>)>,
+    pub connected: bool,
+    pub heard: Vec<(u32, Vec<u8>)>,
 }
 
 /// A datagram on its way, and when it lands.
@@ -31,7 +31,7 @@ struct InFlight {
 }
 
 /// The browser's offer with `codecs`, in its order.
-fn browser(now: Instant, codecs: &[&str]) -> (Browser, String) {
+pub(crate) fn browser(now: Instant, codecs: &[&str]) -> (Browser, String) {
     let mut config = RtcConfig::new().clear_codecs();
     for c in codecs {
         config = match *c {
@@ -56,22 +56,61 @@ fn browser(now: Instant, codecs: &[&str]) -> (Browser, String) {
     (browser, offer.to_sdp_string())
 }
 
-/// The leg and the browser on a virtual network: every datagram lands `DELAY` after it
-/// was sent.
-struct Call {
-    leg: BrowserLeg,
-    browser: Browser,
-    net: Vec<InFlight>,
-    /// What the leg heard from the browser.
-    leg_heard: Vec<(u32, Vec<u8>)>,
-    /// The leg's other outputs, with when.
-    events: Vec<(Instant, LegOutput)>,
+/// The daemon's side of the virtual network: a bare [`BrowserLeg`], or a whole
+/// [`crate::phone::PhoneLeg`].
+pub(crate) trait DaemonSide {
+    type Out: std::fmt::Debug;
+    fn next_timeout(&self) -> Option<Instant>;
+    fn timeout(&mut self, now: Instant);
+    fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    fn poll_out(&mut self) -> Option<Sorted<Self::Out>>;
 }
 
-impl Call {
+/// An output of the daemon's side, as the network sees it.
+pub(crate) enum Sorted<O> {
+    /// A datagram for the browser.
+    Transmit(SocketAddr, Vec<u8>),
+    /// Audio from the browser: RTP time and payload.
+    Heard(u32, Vec<u8>),
+    Other(O),
+}
+
+impl DaemonSide for BrowserLeg {
+    type Out = LegOutput;
+    fn next_timeout(&self) -> Option<Instant> {
+        BrowserLeg::next_timeout(self)
+    }
+    fn timeout(&mut self, now: Instant) {
+        BrowserLeg::timeout(self, now).unwrap();
+    }
+    fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        BrowserLeg::receive(self, now, from, data).unwrap();
+    }
+    fn poll_out(&mut self) -> Option<Sorted<LegOutput>> {
+        Some(match self.poll()? {
+            LegOutput::Transmit { to, data } => Sorted::Transmit(to, data),
+            LegOutput::Audio { rtp_time, payload } => Sorted::Heard(rtp_time, payload),
+            other => Sorted::Other(other),
+        })
+    }
+}
+
+/// The leg and the browser on a virtual network: every datagram lands `DELAY` after it
+/// was sent.
+pub(crate) struct Call<S: DaemonSide> {
+    pub leg: S,
+    pub browser: Browser,
+    net: Vec<InFlight>,
+    /// What the leg heard from the browser.
+    pub leg_heard: Vec<(u32, Vec<u8>)>,
+    /// The leg's other outputs, with when.
+    pub events: Vec<(Instant, S::Out)>,
+}
+
+impl Call<BrowserLeg> {
     /// A browser offering `codecs` to a leg advertising the public address, the answer
     /// applied; returns the call and the answer.
-    fn answered(t0: Instant, codecs: &[&str]) -> (Call, String) {
+    fn answered(t0: Instant, codecs: &[&str]) -> (Call<BrowserLeg>, String) {
         let (mut browser, offer) = browser(t0, codecs);
         let (leg, answer) = BrowserLeg::accept(
             t0,
@@ -80,35 +119,53 @@ impl Call {
             Some(PUBLIC.parse().unwrap()),
         )
         .unwrap();
-        let parsed = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
-        let pending = browser.pending.take().unwrap();
-        browser
-            .rtc
-            .sdp_api()
-            .accept_answer(pending, parsed)
+        browser.take_answer(&answer);
+        (Call::new(leg, browser), answer)
+    }
+}
+
+impl Browser {
+    /// Applies the daemon's answer to the browser's pending offer.
+    pub(crate) fn take_answer(&mut self, answer: &str) {
+        let parsed = str0m::change::SdpAnswer::from_sdp_string(answer).unwrap();
+        let pending = self.pending.take().unwrap();
+        self.rtc.sdp_api().accept_answer(pending, parsed).unwrap();
+    }
+
+    /// Sends one frame to the daemon.
+    pub(crate) fn say(&mut self, now: Instant, rtp_time: u32, frame: Vec<u8>) {
+        let rtp_time = MediaTime::new(u64::from(rtp_time), G711_RATE);
+        self.rtc
+            .writer(self.mid)
+            .unwrap()
+            .write(Pt::new_with_value(0), now, rtp_time, frame)
             .unwrap();
-        let call = Call {
+    }
+}
+
+impl<S: DaemonSide> Call<S> {
+    pub(crate) fn new(leg: S, browser: Browser) -> Call<S> {
+        Call {
             leg,
             browser,
             net: Vec::new(),
             leg_heard: Vec::new(),
             events: Vec::new(),
-        };
-        (call, answer)
+        }
     }
 
     /// Runs both sides from `from` until `until`, in virtual time; each side's timeouts
     /// fire when they are due.
-    fn run(&mut self, from: Instant, until: Instant) {
+    pub(crate) fn run(&mut self, from: Instant, until: Instant) {
         let mut now = from;
         let daemon: SocketAddr = DAEMON.parse().unwrap();
         let browser_addr: SocketAddr = BROWSER.parse().unwrap();
         let mut browser_timeout;
         while now <= until {
             // The leg's outputs.
-            while let Some(o) = self.leg.poll() {
+            while let Some(o) = self.leg.poll_out() {
                 match o {
-                    LegOutput::Transmit { to, data } => {
+                    Sorted::Transmit(to, data) => {
                         assert_eq!(to, browser_addr, "the leg answers where the browser is");
                         self.net.push(InFlight {
                             at: now + DELAY,
@@ -117,10 +174,8 @@ impl Call {
                             data,
                         });
                     }
-                    LegOutput::Audio { rtp_time, payload } => {
-                        self.leg_heard.push((rtp_time, payload))
-                    }
-                    other => self.events.push((now, other)),
+                    Sorted::Heard(rtp_time, payload) => self.leg_heard.push((rtp_time, payload)),
+                    Sorted::Other(other) => self.events.push((now, other)),
                 }
             }
             // The browser's outputs.
@@ -166,7 +221,7 @@ impl Call {
             if let Some(i) = self.net.iter().position(|d| d.at <= now) {
                 let d = self.net.remove(i);
                 if d.to_leg {
-                    self.leg.receive(now, d.from, &d.data).unwrap();
+                    self.leg.receive(now, d.from, &d.data);
                 } else {
                     let input = Input::Receive(
                         now,
@@ -180,7 +235,7 @@ impl Call {
                     self.browser.rtc.handle_input(input).unwrap();
                 }
             } else if self.leg.next_timeout().is_some_and(|t| t <= now) {
-                self.leg.timeout(now).unwrap();
+                self.leg.timeout(now);
             } else {
                 self.browser.rtc.handle_input(Input::Timeout(now)).unwrap();
             }
@@ -188,7 +243,7 @@ impl Call {
     }
 }
 
-fn frame(n: u8) -> Vec<u8> {
+pub(crate) fn frame(n: u8) -> Vec<u8> {
     vec![n; 160]
 }
 
@@ -223,13 +278,7 @@ fn a_browser_connects_and_audio_flows_both_ways_in_g711() {
     for n in 0..10u8 {
         let ts = 160 * u32::from(n);
         call.leg.send_audio(now, ts, &frame(n)).unwrap();
-        let b = &mut call.browser;
-        let rtp_time = MediaTime::new(u64::from(ts), G711_RATE);
-        b.rtc
-            .writer(b.mid)
-            .unwrap()
-            .write(Pt::new_with_value(0), now, rtp_time, frame(100 + n))
-            .unwrap();
+        call.browser.say(now, ts, frame(100 + n));
         call.run(now, now + Duration::from_millis(20));
         now += Duration::from_millis(20);
     }
