@@ -294,14 +294,14 @@ impl PhoneLeg {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.send_digit_packets(now);
         match &mut self.stage {
-            Stage::Connecting { leg, .. } | Stage::Talking { leg } => {
-                if leg.next_timeout().is_some_and(|t| t <= now) {
-                    if leg.timeout(now).is_err() {
-                        self.connection_lost(now);
-                        return;
-                    }
-                    self.drain(now);
+            Stage::Connecting { leg, .. } | Stage::Talking { leg }
+                if leg.next_timeout().is_some_and(|t| t <= now) =>
+            {
+                if leg.timeout(now).is_err() {
+                    self.connection_lost(now);
+                    return;
                 }
+                self.drain(now);
             }
             Stage::Detached { since } if now >= *since + self.reattach => {
                 self.stage = Stage::Over;
