@@ -67,6 +67,85 @@ pub trait Telephony: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Err("calls are not controlled from here".to_string()) })
     }
+    /// A message from the operator's page to their browser phone (PRODUCT T7). Answers
+    /// and news go back through `page.to_page`, now or later.
+    fn phone_message<'a>(
+        &'a self,
+        _operator: &'a str,
+        page: &'a PageLink,
+        _message: PhoneFromPage,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = page
+                .to_page
+                .send(PhoneToPage::Phone {
+                    browser: false,
+                    message: Some("This server has no browser phone.".to_string()),
+                })
+                .await;
+        })
+    }
+    /// The page `page_id` is gone (closed, reloaded, network lost): it is no longer the
+    /// operator's phone; a call on it waits for the page to come back.
+    fn page_closed<'a>(&'a self, _operator: &'a str, _page_id: u64) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// One console tab as the browser phone sees it: its id (unique in the daemon) and the
+/// way to its WebSocket.
+#[derive(Clone, Debug)]
+pub struct PageLink {
+    pub id: u64,
+    pub to_page: tokio::sync::mpsc::Sender<PhoneToPage>,
+}
+
+/// What the operator's page tells their browser phone, over /console/live as JSON with a
+/// `type` (`{"type":"answer","leg":7,"sdp":"v=0…"}`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PhoneFromPage {
+    /// This tab is the operator's phone from now on (`on`), or no longer: their SIP
+    /// phone is again.
+    UseBrowser { on: bool },
+    /// Take the ringing leg (or the held one this tab came back for), with the page's
+    /// WebRTC offer.
+    Answer { leg: u64, sdp: String },
+    /// Refuse the ringing leg: a reject, as the queue counts them (Q2).
+    Decline { leg: u64 },
+    /// End the leg the operator is talking on.
+    Hangup { leg: u64 },
+    /// A keypad digit (0-9, *, #, A-D) for the caller, as RFC 4733 events.
+    Dtmf { leg: u64, digit: char },
+}
+
+/// What the browser phone tells the operator's page, as JSON with a `type`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PhoneToPage {
+    /// Whether this tab is the operator's phone now, and why not when it was asked to be.
+    Phone {
+        browser: bool,
+        message: Option<String>,
+    },
+    /// A call rings this tab. `caller` is the number shown (the customer's, or for a
+    /// call the operator places, the number they are calling); `call_id` links the call
+    /// panel. `resume`: a call of theirs that lost its page waits on hold.
+    Ring {
+        leg: u64,
+        caller: String,
+        call_id: Option<String>,
+        resume: bool,
+    },
+    /// The daemon's WebRTC answer to the page's offer.
+    Answered { leg: u64, sdp: String },
+    /// Audio flows.
+    Connected { leg: u64 },
+    /// The leg is over (the caller hung up, another phone took the call, ring timeout,
+    /// or the operator hung up): `reason` in words for the panel.
+    Ended { leg: u64, reason: String },
+    /// A message the operator should read (a refused answer, a failed connection).
+    Error { leg: Option<u64>, message: String },
 }
 
 /// The admin's form for an operator's SIP account.

@@ -28,6 +28,8 @@ struct State {
     operators: HashMap<String, OperatorAccount>,
     /// SIP user → current bindings, from the registrar.
     bindings: HashMap<String, Vec<Binding>>,
+    /// Operator → their console tab, when it is their phone (it takes the SIP phone's place).
+    browsers: HashMap<String, Binding>,
     queues: Vec<String>,
     /// Queue members without an operator account, as last reported.
     unknown_members: Vec<String>,
@@ -39,6 +41,7 @@ pub async fn run(mut inputs: mpsc::Receiver<AcdInput>) {
         callers: HashMap::new(),
         operators: HashMap::new(),
         bindings: HashMap::new(),
+        browsers: HashMap::new(),
         queues: Vec::new(),
         unknown_members: Vec::new(),
     };
@@ -188,15 +191,27 @@ impl State {
                 }
             }
             AcdInput::Registration(r) => {
-                let reachable = !r.contacts.is_empty();
                 if r.contacts.is_empty() {
                     self.bindings.remove(&r.user);
                 } else {
                     self.bindings.insert(r.user.clone(), r.contacts);
                 }
                 if let Some(op) = self.operators.values().find(|o| o.sip_user == r.user) {
-                    info!(operator = %op.name, reachable, "phone registration changed");
-                    self.acd.set_reachable(now, &op.name, reachable);
+                    let name = op.name.clone();
+                    let reachable = !self.contacts(&name).is_empty();
+                    info!(operator = %name, reachable, "phone registration changed");
+                    self.acd.set_reachable(now, &name, reachable);
+                }
+            }
+            AcdInput::BrowserPhone { operator, binding } => {
+                match binding {
+                    Some(b) => self.browsers.insert(operator.clone(), b),
+                    None => self.browsers.remove(&operator),
+                };
+                if self.operators.contains_key(&operator) {
+                    let reachable = !self.contacts(&operator).is_empty();
+                    info!(%operator, reachable, "browser phone changed");
+                    self.acd.set_reachable(now, &operator, reachable);
                 }
             }
             AcdInput::Configure { queues, operators } => self.configure(now, queues, operators),
@@ -227,8 +242,8 @@ impl State {
             AcdInput::Contacts { operator, reply } => {
                 let contacts = self
                     .operators
-                    .get(&operator)
-                    .map(|o| self.bindings.get(&o.sip_user).cloned().unwrap_or_default());
+                    .contains_key(&operator)
+                    .then(|| self.contacts(&operator));
                 let _ = reply.send(contacts);
             }
             AcdInput::OutboundStarted {
@@ -316,14 +331,14 @@ impl State {
             if let Err(e) = self.acd.set_operator(&op.name, config) {
                 warn!(operator = %op.name, "operator not configured: {e}");
             }
-            // A phone may have registered before the operator was known.
-            let reachable = self
-                .bindings
-                .get(&op.sip_user)
-                .is_some_and(|b| !b.is_empty());
-            self.acd.set_reachable(now, &op.name, reachable);
         }
         self.operators = operators.into_iter().map(|o| (o.name.clone(), o)).collect();
+        // A phone may have registered before the operator was known.
+        let known: Vec<String> = self.operators.keys().cloned().collect();
+        for name in known {
+            let reachable = !self.contacts(&name).is_empty();
+            self.acd.set_reachable(now, &name, reachable);
+        }
         let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
         for old in &self.queues {
             if !names.contains(old) {
@@ -359,6 +374,19 @@ impl State {
         self.queues = names;
     }
 
+    /// Where the operator's phone is: their console tab when it is their phone, else
+    /// their SIP phone's bindings (none: not reachable).
+    fn contacts(&self, operator: &str) -> Vec<Binding> {
+        if let Some(b) = self.browsers.get(operator) {
+            return vec![b.clone()];
+        }
+        self.operators
+            .get(operator)
+            .and_then(|o| self.bindings.get(&o.sip_user))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn dispatch(&mut self) {
         while let Some(action) = self.acd.poll_action() {
             let (caller, event) = match action {
@@ -367,12 +395,7 @@ impl State {
                     operator,
                     queue,
                 } => {
-                    let contacts = self
-                        .operators
-                        .get(&operator)
-                        .and_then(|o| self.bindings.get(&o.sip_user))
-                        .cloned()
-                        .unwrap_or_default();
+                    let contacts = self.contacts(&operator);
                     debug!(?caller, %operator, %queue, "ring");
                     (
                         caller,

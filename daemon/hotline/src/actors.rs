@@ -165,22 +165,42 @@ pub struct Registration {
     pub contacts: Vec<Binding>,
 }
 
-/// The handle call tasks use to reach the SIP task.
+/// The handle call tasks use to reach the SIP task, and the operators' browser phones:
+/// a leg to a browser phone is placed and commanded like any other
+/// (see browser_phone.rs).
 #[derive(Clone)]
-pub struct SipHandle(pub(crate) mpsc::Sender<SipInput>);
+pub struct SipHandle(
+    pub(crate) mpsc::Sender<SipInput>,
+    pub(crate) Option<std::sync::Arc<crate::browser_phone::BrowserPhones>>,
+);
 
 impl SipHandle {
     pub async fn command(&self, cmd: SipCommand) {
+        if let Some(phones) = &self.1 {
+            let browser = match &cmd {
+                SipCommand::Hangup(h) | SipCommand::Reroute { call: h, .. } => {
+                    crate::browser_phone::is_browser_leg(*h)
+                }
+                _ => false,
+            };
+            if browser {
+                return phones.command(cmd).await;
+            }
+        }
         // The SIP task outlives every call; a send error only happens at exit.
         let _ = self.0.send(SipInput::Command(cmd)).await;
     }
 
-    /// Places an outgoing call whose events go to `owner`; `None` if the SIP task is gone.
+    /// Places an outgoing call whose events go to `owner`; `None` if the SIP task is gone
+    /// (or, for a browser phone, the operator has no phone tab now).
     pub async fn invite(
         &self,
         call: OutgoingCall,
         owner: mpsc::Sender<CallEvent>,
     ) -> Option<CallHandle> {
+        if crate::browser_phone::is_browser_uri(&call.request_uri) {
+            return self.1.as_ref()?.invite(call, owner).await;
+        }
         let (reply, handle) = oneshot::channel();
         self.command(SipCommand::Invite {
             call: Box::new(call),
@@ -227,6 +247,12 @@ pub enum AcdInput {
         priority: u8,
         since: Instant,
         events: mpsc::Sender<CallEvent>,
+    },
+    /// An operator's console tab became their phone (`Some`: its contact), or no longer
+    /// is (`None`): while it is, the queues ring it instead of their SIP phone.
+    BrowserPhone {
+        operator: String,
+        binding: Option<Binding>,
     },
     Leave {
         caller: CallerId,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use hotline_core::acd::OperatorState;
 use hotline_ivr::TransferTarget;
-use hotline_web::telephony::{BoxFuture, CallControl, OperatorForm, Telephony, TransferTo};
+use hotline_web::telephony::{
+    BoxFuture, CallControl, OperatorForm, PageLink, PhoneFromPage, Telephony, TransferTo,
+};
 
 use crate::actors::AcdInput;
 use crate::actors::{CallEvent, ConsoleControl};
@@ -18,6 +20,8 @@ pub struct ConsoleLink {
     pub realm: String,
     /// Outbound calls (click-to-call, callbacks) go through it.
     pub trunk: Option<crate::config::Trunk>,
+    /// The operators' console tabs as their phones.
+    pub phones: Arc<crate::browser_phone::BrowserPhones>,
 }
 
 impl Telephony for ConsoleLink {
@@ -243,5 +247,18 @@ impl Telephony for ConsoleLink {
     fn callback_hide_ms(&self, queue: Option<&str>) -> i64 {
         let rules = crate::callbacks::attempts::rules_for(&self.calls, queue);
         hotline_core::time::millis(rules.hide_after_failure)
+    }
+
+    fn phone_message<'a>(
+        &'a self,
+        operator: &'a str,
+        page: &'a PageLink,
+        message: PhoneFromPage,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.phones.message(operator, page, message))
+    }
+
+    fn page_closed<'a>(&'a self, operator: &'a str, page_id: u64) -> BoxFuture<'a, ()> {
+        Box::pin(self.phones.page_closed(operator, page_id))
     }
 }

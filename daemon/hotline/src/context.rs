@@ -54,7 +54,7 @@ pub struct Calls {
     pub cdr: CdrLog,
     pub flows: RwLock<Arc<LoadedFlows>>,
     pub sip: SipHandle,
-    pub rtp_ports: RtpPorts,
+    pub rtp_ports: std::sync::Arc<RtpPorts>,
     pub local: LocalAddress,
     pub rtp_timeout: Duration,
     /// SMS, e-mail and webhooks.

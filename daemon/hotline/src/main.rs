@@ -8,6 +8,7 @@ mod acd_driver;
 mod actors;
 mod api;
 mod backup;
+mod browser_phone;
 mod call;
 mod callbacks;
 mod click_to_call;
@@ -740,8 +741,17 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         }
         _ => context::WallClock::real(),
     };
-    let (sip, sip_inputs) = sip_driver::channel();
     let (acd, acd_inputs) = acd_driver::channel();
+    let rtp_ports = Arc::new(net::RtpPorts::new(config.sip_listen.ip(), config.rtp_ports));
+    // Operators' console tabs as their phones; legs to them are placed like SIP legs.
+    let phones = Arc::new(browser_phone::BrowserPhones::new(
+        acd.clone(),
+        rtp_ports.clone(),
+        local.primary(),
+        config.sip_listen.ip(),
+        browser_phone::REATTACH,
+    ));
+    let (sip, sip_inputs) = sip_driver::channel(Some(phones.clone()));
     tokio::spawn(acd_driver::run(acd_inputs));
     // Phone registrations go from the SIP task to the queue task.
     let (registrations, mut registered) = tokio::sync::mpsc::channel(1024);
@@ -770,7 +780,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         cdr,
         flows: RwLock::new(Arc::new(flows)),
         sip: sip.clone(),
-        rtp_ports: net::RtpPorts::new(config.sip_listen.ip(), config.rtp_ports),
+        rtp_ports,
         local,
         rtp_timeout: config.rtp_timeout,
         relay,
@@ -786,6 +796,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         flows_changed: Default::default(),
         operators_changed: Default::default(),
     });
+    phones.set_calls(&calls);
     let udp = sockets.udp.clone();
     sip_driver::spawn_readers(sockets, sip.clone(), config.sip_tcp);
     let call_context = calls.clone();
@@ -833,6 +844,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
                 calls: calls.clone(),
                 realm: config.realm.clone(),
                 trunk: config.trunk.clone(),
+                phones,
             }),
             // One set of password-check slots for every login (argon2 is bounded).
             hotline_core::users::LoginPolicy {

@@ -44,9 +44,12 @@ impl SipSockets {
     }
 }
 
-pub fn channel() -> (SipHandle, mpsc::Receiver<SipInput>) {
+/// The SIP task's channel; legs to browser phones go to `phones` instead.
+pub fn channel(
+    phones: Option<std::sync::Arc<crate::browser_phone::BrowserPhones>>,
+) -> (SipHandle, mpsc::Receiver<SipInput>) {
     let (tx, rx) = mpsc::channel(4096);
-    (SipHandle(tx), rx)
+    (SipHandle(tx, phones), rx)
 }
 
 /// Starts the socket readers; they stop when the SIP task is gone.

@@ -32,7 +32,7 @@ async fn calls() -> Arc<Calls> {
         store.clone(),
         hotline_core::cdr::CdrOptions::new(&dir, "test"),
     );
-    let (sip, _sip_inputs) = crate::sip_driver::channel();
+    let (sip, _sip_inputs) = crate::sip_driver::channel(None);
     let (acd, acd_inputs) = crate::acd_driver::channel();
     tokio::spawn(crate::acd_driver::run(acd_inputs));
     let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
@@ -46,7 +46,7 @@ async fn calls() -> Arc<Calls> {
         cdr,
         flows: RwLock::new(Arc::new(flows)),
         sip,
-        rtp_ports: crate::net::RtpPorts::new(loopback, (40000, 40100)),
+        rtp_ports: std::sync::Arc::new(crate::net::RtpPorts::new(loopback, (40000, 40100))),
         local: crate::net::LocalAddress::new(None, loopback),
         rtp_timeout: std::time::Duration::from_secs(30),
         relay: None,
