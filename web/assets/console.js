@@ -1,8 +1,10 @@
 // The home page's live widgets over one WebSocket per tab (/console/live): queue figures,
 // the shared missed-calls list, and the operator's own recent callbacks. The socket
-// reconnects by itself; the server sends a widget whenever it changed.
+// reconnects by itself; the server sends a widget whenever it changed. The browser
+// phone's signalling (phone.js) goes over the same socket, both ways.
 
 import { showCall } from './call-panel.js';
+import { PHONE_TYPES, phoneNews, phoneSocketClosed, phoneSocketOpened } from './phone.js';
 import { request } from './request.js';
 
 const figures = document.querySelector('#queue-figures tbody');
@@ -158,7 +160,12 @@ addForm?.addEventListener('submit', async (e) => {
 function connect(delay) {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const ws = new WebSocket(`${scheme}://${location.host}/console/live`);
-  ws.addEventListener('open', () => { delay = 500; });
+  ws.addEventListener('open', () => {
+    delay = 500;
+    phoneSocketOpened((message) => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+    });
+  });
   ws.addEventListener('message', (e) => {
     let msg;
     try { msg = JSON.parse(e.data); } catch { return; }
@@ -166,8 +173,10 @@ function connect(delay) {
     else if (msg.type === 'callbacks') showCallbacks(msg.data);
     else if (msg.type === 'mine') showMine(msg.data);
     else if (msg.type === 'call') showCall(msg.data);
+    else if (PHONE_TYPES.has(msg.type)) phoneNews(msg);
   });
   ws.addEventListener('close', () => {
+    phoneSocketClosed();
     setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
   });
 }

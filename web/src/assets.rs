@@ -29,6 +29,7 @@ macro_rules! css {
 /// parts (`chat-operator-*.js`) are modules that `chat-operator.js` imports.
 const ASSETS: &[(&str, &str, &str)] = &[
     js!("call-panel.js"),
+    js!("phone.js"),
     js!("request.js"),
     css!("console.css"),
     js!("console.js"),

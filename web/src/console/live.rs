@@ -410,6 +410,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_operators_home_page_has_the_phone_panel_and_its_script_is_served() {
+        let store = testing::store().await;
+        let anna = testing::login(&store, "anna", Role::Operator).await;
+        let sara = testing::login(&store, "sara", Role::Supervisor).await;
+        let app = testing::state(&store).app();
+        let (status, page) = testing::get_page(&app, &anna.cookie, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        for part in [
+            r#"id="phone" aria-labelledby="phone-h" data-operator="anna""#,
+            r#"value="browser"> this browser</label>"#,
+            r#"value="sip" checked> my SIP phone</label>"#,
+            r#"<label for="mic-level">Microphone level</label>"#,
+            r#"<audio id="phone-audio" autoplay>"#,
+        ] {
+            assert!(page.contains(part), "{part}");
+        }
+        // A user without an operator account takes no calls: no phone.
+        let (status, page) = testing::get_page(&app, &sara.cookie, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("not linked to an operator account"));
+        assert!(!page.contains(r#"id="phone""#));
+
+        let (status, script) = testing::get_page(&app, &anna.cookie, "/assets/phone.js").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(script.contains("export function phoneNews"));
+    }
+
+    #[tokio::test]
     async fn the_pages_messages_reach_the_phone_in_order_and_its_answers_come_back() {
         let (addr, phones, anna) = setup().await;
         let mut page = tab(addr, &anna).await;
