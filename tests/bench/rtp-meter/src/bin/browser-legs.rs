@@ -57,6 +57,10 @@ browser-legs: N simulated browser phones (str0m) and their callers' media
   --max-wait SECS      longest wait for all legs to be up, from the last phone (default 120)
   --status-file PATH   rewritten every 250 ms: phones rings connected browsers-hearing callers-hearing
   --stop-file PATH     exit when PATH exists (after the window)
+  --map-file PATH      when all legs are up (before the warmup), one line per leg: its
+                       number, its UDP port, the daemon's port that sends its audio to
+                       the callers' port (for a capture of some legs)
+  --start-file PATH    after the warmup, the window starts when PATH exists
   --label TEXT         copied into the JSON line
 ";
 
@@ -78,6 +82,8 @@ struct Args {
     max_wait: Duration,
     status_file: Option<PathBuf>,
     stop_file: Option<PathBuf>,
+    map_file: Option<PathBuf>,
+    start_file: Option<PathBuf>,
     label: String,
 }
 
@@ -93,6 +99,8 @@ fn parse_args() -> Result<Args, String> {
         max_wait: Duration::from_secs(120),
         status_file: None,
         stop_file: None,
+        map_file: None,
+        start_file: None,
         label: String::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -114,6 +122,8 @@ fn parse_args() -> Result<Args, String> {
             "--max-wait" => args.max_wait = secs(&value).map_err(|e| bad(&e))?,
             "--status-file" => args.status_file = Some(value.into()),
             "--stop-file" => args.stop_file = Some(value.into()),
+            "--map-file" => args.map_file = Some(value.into()),
+            "--start-file" => args.start_file = Some(value.into()),
             "--label" => args.label = value,
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -149,6 +159,10 @@ struct Stats {
     to_browser: Flow,
     errors: Vec<String>,
     error_count: usize,
+    /// Each leg's UDP port, by leg number.
+    leg_ports: HashMap<u32, u16>,
+    /// The daemon's port that sends each leg's audio to the callers' port, by leg number.
+    leg_call_ports: HashMap<u32, u16>,
 }
 
 impl Stats {
@@ -288,6 +302,9 @@ async fn callers(socket: UdpSocket, clock: Rc<Clock>, stats: Shared) {
                 if arrived(&mut st, false, payload, clock.ns(now), &mut s.last_rx) && !s.heard {
                     s.heard = true;
                     st.callers_hearing += 1;
+                    let mut leg_no = [0u8; 4];
+                    leg_no.copy_from_slice(&payload[4..8]);
+                    st.leg_call_ports.insert(u32::from_be_bytes(leg_no), from.port());
                 }
             }
             _ = sleep_until_opt(wake) => {
@@ -613,6 +630,10 @@ async fn operator(
                     *next += 1;
                     *next
                 };
+                stats
+                    .borrow_mut()
+                    .leg_ports
+                    .insert(id, running.local.port());
                 tokio::task::spawn_local(leg(running, id, clock.clone(), stats.clone(), stop_rx));
             }
             (Some("ended"), Some(n)) => {
@@ -756,7 +777,28 @@ async fn run(args: Args) -> Result<(), String> {
     }
     write_status(&args, &stats);
     let ready_s = t0.elapsed().as_secs_f64();
+    if let Some(path) = &args.map_file {
+        let lines: String = {
+            let s = stats.borrow();
+            let mut legs: Vec<_> = s.leg_ports.iter().collect();
+            legs.sort();
+            legs.iter()
+                .filter_map(|(id, port)| {
+                    Some(format!("{id} {port} {}\n", s.leg_call_ports.get(id)?))
+                })
+                .collect()
+        };
+        if let Err(e) = std::fs::write(path, lines) {
+            stats.borrow_mut().error(format!("{}: {e}", path.display()));
+        }
+    }
     tokio::time::sleep(args.warmup).await;
+    if let Some(path) = &args.start_file {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !path.exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     // The window.
     let pid = args.pid.map(|p| p.to_string());
