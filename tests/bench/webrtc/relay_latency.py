@@ -67,8 +67,9 @@ def packets(path):
 
 
 def is_media(p):
-    """RTP media (not STUN, DTLS or RTCP), by its first two bytes (RFC 7983)."""
-    return len(p) >= 12 and 128 <= p[0] <= 191 and not 72 <= (p[1] & 0x7F) <= 76
+    """RTP media (not STUN, DTLS or RTCP), by its first two bytes (RFC 7983; muxed RTCP's
+    packet types 192-223 read as payload types 64-95, RFC 5761)."""
+    return len(p) >= 12 and 128 <= p[0] <= 191 and not 64 <= (p[1] & 0x7F) <= 95
 
 
 def marked(p):
