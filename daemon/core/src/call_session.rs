@@ -599,6 +599,30 @@ pub struct CallSession {
     earlier_path: Vec<String>,
     legs: Vec<CallLeg>,
     outputs: VecDeque<Output>,
+    /// The flow the caller is in now (its name and VIP lists, for the screen pop).
+    current_flow: Option<Arc<Flow>>,
+    /// The skill the caller's queue entry asked for.
+    skill: Option<String>,
+}
+
+/// What the caller did before an operator took them: the console's screen pop
+/// ([`CallSession::caller_so_far`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallerSoFar {
+    /// The flow the caller is in now.
+    pub flow: Option<String>,
+    /// Steps entered, in order, over every flow of the call (as the record gets them).
+    pub path: Vec<String>,
+    pub digits: String,
+    /// Variables and tags the flows set (tags as `tags`, comma separated).
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// The wait in the queue: so far while queued, else until the first answer.
+    pub wait_ms: Option<i64>,
+    /// The queue the caller waits in now, or last waited in.
+    pub queue: Option<String>,
+    pub skill: Option<String>,
+    /// The flow set a `vip` variable or tag, or the caller is on one of its VIP lists.
+    pub vip: bool,
 }
 
 impl CallSession {
@@ -757,6 +781,8 @@ impl CallSession {
             earlier_path: Vec::new(),
             legs: Vec::new(),
             outputs: VecDeque::new(),
+            current_flow: None,
+            skill: None,
         }
     }
 
@@ -853,6 +879,55 @@ impl CallSession {
             .as_ref()
             .map(IvrCall::rtp_stats)
             .unwrap_or_default()
+    }
+
+    /// The operator whose phone rings with the caller (placed, ringing, or answered and
+    /// not yet confirmed by the queue engine), if any.
+    pub fn ringing_operator(&self) -> Option<&str> {
+        let leg = self.leg.as_ref()?;
+        match (&leg.party, &leg.state) {
+            (
+                Party::Operator(op),
+                LegState::Placing | LegState::Ringing | LegState::Accepting { .. },
+            ) => Some(op),
+            _ => None,
+        }
+    }
+
+    /// What the caller did so far, for the operator's screen pop: path, digits and
+    /// variables as [`CallSession::into_outcome`] records them, the wait, queue and skill.
+    pub fn caller_so_far(&self, now: Instant) -> CallerSoFar {
+        let (mut digits, mut path) = (self.earlier_digits.clone(), self.earlier_path.clone());
+        let mut variables = std::collections::BTreeMap::new();
+        if let Some(ivr) = &self.ivr {
+            digits.push_str(ivr.digits());
+            path.extend(ivr.path().iter().cloned());
+            variables = ivr.variables().clone();
+        }
+        // While queued the wait still grows; after the answer it is the recorded one.
+        let wait = match (&self.queued, self.queued_at) {
+            (Some(_), Some(at)) => Some(now.saturating_duration_since(at)),
+            _ => self.wait,
+        };
+        let flagged = |v: &str| !matches!(v.trim(), "" | "0" | "false" | "no");
+        let vip = variables.get("vip").is_some_and(|v| flagged(v))
+            || variables
+                .get("tags")
+                .is_some_and(|t| t.split(',').any(|t| t.trim().eq_ignore_ascii_case("vip")))
+            || self
+                .current_flow
+                .as_ref()
+                .is_some_and(|f| f.vip_lists.values().any(|l| l.contains(&self.caller)));
+        CallerSoFar {
+            flow: self.current_flow.as_ref().map(|f| f.name.clone()),
+            path,
+            digits,
+            variables,
+            wait_ms: wait.map(millis),
+            queue: self.queued.clone().or_else(|| self.was_queued.clone()),
+            skill: self.skill.clone(),
+            vip,
+        }
     }
 
     /// The connected operator, if any (and whether they hold the caller).
@@ -1955,6 +2030,7 @@ impl CallSession {
             called,
             answered_at: self.flow_clock(now),
         };
+        self.current_flow = Some(flow.clone());
         let mut ivr = IvrCall::new(
             flow,
             context,
@@ -2007,6 +2083,7 @@ impl CallSession {
                         since,
                     });
                     self.first_queued.get_or_insert((since, priority));
+                    self.skill = None;
                     self.now_queued(now, queue);
                     return;
                 }
@@ -2014,6 +2091,7 @@ impl CallSession {
                 info!(call_id = %self.call_id, %queue, priority,
                       skill = skill.as_deref().unwrap_or("-"),
                       direct = first.as_deref().unwrap_or("-"), "caller queued");
+                self.skill = skill.clone();
                 self.queue(QueueOut::Enqueue {
                     queue: queue.clone(),
                     priority,

@@ -511,6 +511,24 @@ impl Store {
         Ok(calls)
     }
 
+    /// The newest calls from `caller` first (as the call delivered the number), at most
+    /// `limit`, without their legs: the console's screen pop lists them.
+    pub async fn calls_from_number(
+        &self,
+        caller: &str,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            select_call!(),
+            " WHERE caller = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(caller)
+        .bind(limit.clamp(0, 100))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
     /// The operator's wrap-up of a voice call: a category and a note.
     pub async fn set_call_wrapup(
         &self,

@@ -592,6 +592,30 @@ impl Store {
         Ok(tasks)
     }
 
+    /// Open tasks for the customer `number` (any written form), due earliest first, at
+    /// most `limit`; the caller filters them with [`Task::visible_to`]. A caller without a
+    /// usable number has none.
+    pub async fn open_tasks_for_number(
+        &self,
+        number: &str,
+        limit: i64,
+    ) -> Result<Vec<Task>, StoreError> {
+        let Ok(number) = normalize_number(number) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE state = 'open' AND number = $1 \
+             ORDER BY due_at, id LIMIT $2"
+        )))
+        .bind(number)
+        .bind(limit.clamp(0, MAX_LIST))
+        .fetch_all(self.pool())
+        .await?;
+        let mut tasks = rows.iter().map(task_from).collect::<Result<Vec<_>, _>>()?;
+        self.fill_params(&mut tasks).await?;
+        Ok(tasks)
+    }
+
     /// Loads the parameters of `tasks` in one query.
     async fn fill_params(&self, tasks: &mut [Task]) -> Result<(), StoreError> {
         if tasks.is_empty() {

@@ -79,6 +79,7 @@ fn flows() -> (FlowSet, Arc<PromptLibrary>) {
     std::fs::write(
         dir.join("queues.toml"),
         "[queues.support]\nmembers = [\"anna\", \"bela\"]\n\
+         [queues.support.skills]\nenglish = [\"anna\"]\n\
          [queues.sales]\nmembers = [\"bela\"]\n",
     )
     .unwrap();
@@ -126,6 +127,19 @@ fn flows() -> (FlowSet, Arc<PromptLibrary>) {
     for (file, text) in files {
         std::fs::write(dir.join(format!("{file}.toml")), text).unwrap();
     }
+    // 800: tags the caller VIP, asks for a key, and queues "2" for support in English.
+    std::fs::write(
+        dir.join("menu.toml"),
+        "name = \"menu\"\nnumbers = [\"800\"]\nring_ms = 0\nstart = \"mark\"\n\
+         [steps.mark]\ntype = \"set\"\nvariables = { lang = \"en\" }\ntags = [\"vip\"]\n\
+         next = \"choose\"\n\
+         [steps.choose]\ntype = \"menu\"\nprompt = \"goodbye\"\ntimeout_ms = 5000\n\
+         choices = { \"2\" = \"wait\" }\non_fail = \"bye\"\n\
+         [steps.wait]\ntype = \"queue\"\nqueue = \"support\"\nskill = \"english\"\n\
+         music = \"hold-music\"\non_unavailable = \"bye\"\n\
+         [steps.bye]\ntype = \"hangup\"\nprompts = [\"goodbye\"]\n",
+    )
+    .unwrap();
     let set = hotline_ivr::load_dir(&dir).unwrap();
     let mut prompts = PromptLibrary::new();
     for name in set.prompt_names() {
@@ -1727,4 +1741,64 @@ fn a_consulted_operator_who_never_answered_is_free_at_once_without_wrap_up() {
         w.acd.operator_view("bela").map(|v| v.state),
         Some(OperatorStatus::Online)
     );
+}
+
+#[test]
+fn the_screen_pop_tells_the_flow_path_digits_variables_wait_queue_and_skill() {
+    let mut w = World::new("800");
+    let before = w.s.caller_so_far(w.now);
+    assert_eq!(before.flow.as_deref(), Some("menu"));
+    assert_eq!(before.queue, None);
+    assert_eq!(before.wait_ms, None);
+    w.at_ms(500, |s, now| s.caller_dtmf(now, '2'));
+    w.run_until(2500);
+    let so_far = w.s.caller_so_far(w.now);
+    assert_eq!(so_far.flow.as_deref(), Some("menu"));
+    assert_eq!(so_far.path, ["mark", "choose", "wait"]);
+    assert_eq!(so_far.digits, "2");
+    assert_eq!(so_far.variables.get("lang").map(String::as_str), Some("en"));
+    assert_eq!(
+        so_far.variables.get("tags").map(String::as_str),
+        Some("vip")
+    );
+    assert!(so_far.vip, "the flow tagged the caller vip");
+    assert_eq!(so_far.queue.as_deref(), Some("support"));
+    assert_eq!(so_far.skill.as_deref(), Some("english"));
+    // Queued at the key (500 ms): the wait grows while they wait.
+    assert_eq!(so_far.wait_ms, Some(2000));
+    w.at_ms(3000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    // What the record gets is what the screen pop showed.
+    let last = w.s.caller_so_far(w.now);
+    let o = w.outcome();
+    assert_eq!(o.path, last.path);
+    assert_eq!(o.digits, last.digits);
+    assert_eq!(o.variables, serde_json::to_string(&last.variables).unwrap());
+}
+
+#[test]
+fn the_ringing_operator_is_known_until_the_answer_and_the_wait_then_stays() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(3000));
+    assert_eq!(w.s.ringing_operator(), None);
+    w.run_until(1000);
+    assert_eq!(w.s.ringing_operator(), Some("anna"));
+    let ringing = w.s.caller_so_far(w.now);
+    assert_eq!(ringing.wait_ms, Some(1000));
+    assert_eq!(ringing.queue.as_deref(), Some("support"));
+    assert_eq!(ringing.skill, None);
+    assert!(!ringing.vip);
+    assert_eq!(ringing.path, ["go"]);
+    w.run_until(5000);
+    assert_eq!(w.s.ringing_operator(), None);
+    assert_eq!(w.s.connected(), Some(("anna", false)));
+    // Answered at 3000: the wait is the one until the answer.
+    assert_eq!(w.s.caller_so_far(w.now).wait_ms, Some(3000));
+}
+
+#[test]
+fn a_cancelled_ring_is_no_longer_ringing() {
+    let mut w = World::new("500").phone("anna", Phone::Ignores);
+    w.run_until(1000);
+    assert_eq!(w.s.ringing_operator(), Some("anna"));
+    w.at_ms(2000, |s, now| s.cancel_ring(now));
+    assert_eq!(w.s.ringing_operator(), None);
 }

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::actors::{AcdInput, CallEvent, CallSetup, ConsoleControl, LegIo, RingOrder, SipCommand};
-use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows};
+use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, RingingCall};
 use crate::control::LiveCall;
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::outbound::Ports;
@@ -770,8 +770,11 @@ async fn drive(
     // a bridged call wakes per packet, and a new timer per packet costs the relay.
     let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(next_report));
     tokio::pin!(timer);
+    // The operator whose console shows this call ringing (the screen pop).
+    let mut ringing_shown: Option<String> = None;
     loop {
         carry_out(calls, setup, cdr, &mut session, &mut io).await;
+        show_ringing(calls, setup, &session, &mut ringing_shown);
         if session.ended().is_some() {
             break;
         }
@@ -847,7 +850,38 @@ async fn drive(
         }
     }
     rtp_reported.report(session.rtp_stats());
+    calls.call_over(&setup.call_id);
     session.into_outcome()
+}
+
+/// Tells the consoles which operator's phone rings with the caller now, when that
+/// changed: a ring starts when the queue (or a transfer) places the operator's leg, and
+/// ends when it is answered, cancelled, fails, or the call ends.
+fn show_ringing(
+    calls: &Calls,
+    setup: &CallSetup,
+    session: &CallSession,
+    shown: &mut Option<String>,
+) {
+    let now = session.ringing_operator();
+    if now == shown.as_deref() {
+        return;
+    }
+    if let Some(old) = shown.take() {
+        calls.ring_over(&old, &setup.call_id);
+    }
+    if let Some(operator) = now {
+        calls.operator_ringing(
+            operator,
+            RingingCall {
+                call_id: setup.call_id.clone(),
+                caller: setup.caller.clone(),
+                since_ms: unix_ms(),
+            },
+            session.caller_so_far(Instant::now()),
+        );
+        *shown = Some(operator.to_string());
+    }
 }
 
 /// One event from the SIP task, the queue or the console, for the session.
@@ -1108,19 +1142,23 @@ async fn carry_out(
                 operator,
                 queue,
                 note,
-            } => calls.operator_joined(
-                &operator,
-                ConnectedCall {
-                    call_id: setup.call_id.clone(),
-                    caller: setup.caller.clone(),
-                    queue,
-                    since_ms: unix_ms(),
-                    held: false,
-                    note,
-                    consult: None,
-                    control: setup.events_tx.clone(),
-                },
-            ),
+            } => {
+                // The wait is final now: the panel shows it as it was at the answer.
+                calls.caller_so_far_now(&setup.call_id, session.caller_so_far(Instant::now()));
+                calls.operator_joined(
+                    &operator,
+                    ConnectedCall {
+                        call_id: setup.call_id.clone(),
+                        caller: setup.caller.clone(),
+                        queue,
+                        since_ms: unix_ms(),
+                        held: false,
+                        note,
+                        consult: None,
+                        control: setup.events_tx.clone(),
+                    },
+                )
+            }
             Output::Held { operator, held } => calls.operator_held(&operator, &setup.call_id, held),
             Output::Disconnected { operator } => calls.operator_left(&operator, &setup.call_id),
             Output::Replace { dialog, from } => match take_over(calls, &dialog, &from).await {

@@ -13,7 +13,7 @@ use hotline_web::telephony::{
 use crate::actors::AcdInput;
 use crate::actors::{CallEvent, ConsoleControl};
 use crate::api::status_name;
-use crate::context::Calls;
+use crate::context::{CallerHistory, Calls};
 
 pub struct ConsoleLink {
     pub calls: Arc<Calls>,
@@ -22,6 +22,166 @@ pub struct ConsoleLink {
     pub trunk: Option<crate::config::Trunk>,
     /// The operators' console tabs as their phones.
     pub phones: Arc<crate::browser_phone::BrowserPhones>,
+}
+
+/// Previous calls the screen pop lists.
+const PREVIOUS_CALLS: usize = 10;
+/// Callback entries, tasks and chats it lists at most, each.
+const HISTORY_ITEMS: i64 = 10;
+
+/// Task parameters that name the customer.
+const NAME_PARAMS: [&str; 4] = ["name", "customer", "customer_name", "contact"];
+
+impl ConsoleLink {
+    /// The screen pop for the operator's call (ringing or connected): what the caller did
+    /// in the flow (`so_far`), a VIP mark, a name if a task or chat knows one, and the
+    /// number's history (`history`).
+    async fn add_screen_pop(
+        &self,
+        shown: &mut serde_json::Value,
+        operator: &str,
+        call_id: &str,
+        caller: &str,
+    ) {
+        let so_far = self.calls.caller_so_far(call_id);
+        let history = self.caller_history(call_id, caller).await;
+        let flows = self.calls.flows_now();
+        // The operator sees the tasks of the queues they are in, as on their task list.
+        let my_queues: Vec<&str> = flows
+            .set
+            .queues()
+            .iter()
+            .filter(|(_, q)| q.members.iter().any(|m| m == operator))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let queues = hotline_core::tasks::Queues::Only(&my_queues);
+        let tasks: Vec<_> = history
+            .tasks
+            .iter()
+            .filter(|t| t.visible_to(operator, queues))
+            .take(HISTORY_ITEMS as usize)
+            .collect();
+        let name = tasks
+            .iter()
+            .flat_map(|t| t.params.iter())
+            .find(|p| NAME_PARAMS.iter().any(|n| p.key.eq_ignore_ascii_case(n)))
+            .map(|p| p.value.clone())
+            .or_else(|| {
+                history
+                    .chats
+                    .iter()
+                    .find_map(|c| c.visitor_name.clone().filter(|n| !n.trim().is_empty()))
+            });
+        let Some(fields) = shown.as_object_mut() else {
+            return;
+        };
+        fields.insert("name".into(), serde_json::json!(name));
+        fields.insert(
+            "vip".into(),
+            serde_json::json!(so_far.as_ref().is_some_and(|s| s.vip)),
+        );
+        fields.insert("so_far".into(), serde_json::json!(so_far));
+        fields.insert(
+            "history".into(),
+            serde_json::json!({
+                "calls": history.calls.iter().map(|c| serde_json::json!({
+                    "started_at_ms": c.started_at_ms,
+                    "answered": c.answered_at_ms.is_some() && c.operator.is_some(),
+                    "end_reason": c.end_reason,
+                    "operator": c.operator,
+                    "queue": c.service.queue,
+                    "wrapup_category": c.wrapup_category,
+                })).collect::<Vec<_>>(),
+                "callbacks": history.callbacks.iter().map(|e| serde_json::json!({
+                    "id": e.id,
+                    "state": e.state.as_str(),
+                    "queue": e.queue,
+                    "count": e.count,
+                    "last_at_ms": e.last_at_ms,
+                    "promised_at_ms": e.promised_at_ms,
+                    "attempts": e.attempts,
+                    "last_outcome": e.last_outcome.map(|o| o.as_str()),
+                })).collect::<Vec<_>>(),
+                "tasks": tasks.iter().map(|t| serde_json::json!({
+                    "id": t.id,
+                    "title": t.title,
+                    "due_at_ms": t.due_at_ms,
+                    "note": t.note,
+                })).collect::<Vec<_>>(),
+                "chats": history.chats.iter().map(|c| serde_json::json!({
+                    "id": c.id,
+                    "topic": c.topic,
+                    "queue": c.queue,
+                    "state": c.state,
+                    "created_at_ms": c.created_at_ms,
+                    "operators": c.operators,
+                })).collect::<Vec<_>>(),
+                "incomplete": history.incomplete,
+            }),
+        );
+    }
+
+    /// What the store knows of the caller: read on the call's first panel update and kept
+    /// while the call lasts, so the once-a-second updates don't query the store.
+    async fn caller_history(&self, call_id: &str, caller: &str) -> Arc<CallerHistory> {
+        if let Some(known) = self.calls.caller_history(call_id) {
+            return known;
+        }
+        let mut history = CallerHistory::default();
+        if hotline_core::callbacks::is_anonymous(caller) {
+            let history = Arc::new(history);
+            self.calls.keep_caller_history(call_id, history.clone());
+            return history;
+        }
+        let store = &self.calls.store;
+        let mut failed = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(%call_id, "screen pop: {what} not read: {e}");
+            history.incomplete = true;
+        };
+        // One more than shown: this call's own record is among them.
+        let calls = match store
+            .calls_from_number(caller, PREVIOUS_CALLS as i64 + 1)
+            .await
+        {
+            Ok(calls) => calls,
+            Err(e) => {
+                failed("previous calls", &e);
+                Vec::new()
+            }
+        };
+        let callbacks = store
+            .callback_entries_for_number(caller, HISTORY_ITEMS)
+            .await
+            .unwrap_or_else(|e| {
+                failed("callback entries", &e);
+                Vec::new()
+            });
+        let tasks = store
+            .open_tasks_for_number(caller, HISTORY_ITEMS * 5)
+            .await
+            .unwrap_or_else(|e| {
+                failed("tasks", &e);
+                Vec::new()
+            });
+        let chats = store
+            .chats_for_phone(caller, HISTORY_ITEMS)
+            .await
+            .unwrap_or_else(|e| {
+                failed("chats", &e);
+                Vec::new()
+            });
+        history.calls = calls
+            .into_iter()
+            .filter(|c| c.call_id != call_id)
+            .take(PREVIOUS_CALLS)
+            .collect();
+        history.callbacks = callbacks;
+        history.tasks = tasks;
+        history.chats = chats;
+        let history = Arc::new(history);
+        self.calls.keep_caller_history(call_id, history.clone());
+        history
+    }
 }
 
 impl Telephony for ConsoleLink {
@@ -156,7 +316,20 @@ impl Telephony for ConsoleLink {
 
     fn operator_call<'a>(&'a self, operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {
         Box::pin(async move {
-            let call = self.calls.operator_call(operator)?;
+            let Some(call) = self.calls.operator_call(operator) else {
+                // Not in a call: maybe one rings their phone (the screen pop).
+                let ringing = self.calls.ringing_call(operator)?;
+                let mut shown = serde_json::json!({
+                    // Not `call_id`: a call that only rang is not the operator's to wrap up.
+                    "ringing_call_id": ringing.call_id,
+                    "ringing": true,
+                    "caller": ringing.caller,
+                    "since_ms": ringing.since_ms,
+                });
+                self.add_screen_pop(&mut shown, operator, &ringing.call_id, &ringing.caller)
+                    .await;
+                return Some(shown);
+            };
             // Where the caller could go: the other operators with their state, the queues
             // with their waiting callers (as seed 004's transfer dialog shows them).
             let operators = self
@@ -189,7 +362,7 @@ impl Telephony for ConsoleLink {
                     "label": format!("{} queue ({waiting} waiting)", q.display_name),
                 })
             }));
-            Some(serde_json::json!({
+            let mut shown = serde_json::json!({
                 "call_id": call.call_id,
                 "caller": call.caller,
                 "queue": call.queue,
@@ -203,7 +376,10 @@ impl Telephony for ConsoleLink {
                     ConsultState::Ended { message } => serde_json::json!({ "ended": message }),
                 }),
                 "targets": targets,
-            }))
+            });
+            self.add_screen_pop(&mut shown, operator, &call.call_id, &call.caller)
+                .await;
+            Some(shown)
         })
     }
 

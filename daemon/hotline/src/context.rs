@@ -1,8 +1,9 @@
 //! What every call task (and the API) shares: the store, the flows, the SIP and queue
 //! handles, the clock, and the registries of connected calls and dialogs.
 
-use hotline_core::call_session::ConsultState;
+use hotline_core::call_session::{CallerSoFar, ConsultState};
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -41,6 +42,53 @@ pub struct ConnectedCall {
     pub control: mpsc::Sender<CallEvent>,
 }
 
+/// A call ringing an operator's phone (browser or SIP): the console shows who is calling
+/// before they answer.
+#[derive(Clone)]
+pub struct RingingCall {
+    pub call_id: String,
+    pub caller: String,
+    pub since_ms: i64,
+}
+
+/// What the store knows of a caller, read once per call for the screen pop.
+#[derive(Clone, Default)]
+pub struct CallerHistory {
+    /// Their previous calls, the newest first (this one left out).
+    pub calls: Vec<hotline_core::cdr::CallRecord>,
+    pub callbacks: Vec<hotline_core::callbacks::CallbackEntry>,
+    /// Open tasks for the number, whoever sees them: filtered per operator when shown.
+    pub tasks: Vec<hotline_core::tasks::Task>,
+    pub chats: Vec<hotline_core::chat::ChatSummary>,
+    /// Some part could not be read (the store failed; logged).
+    pub incomplete: bool,
+}
+
+/// The operators' calls as their consoles show them. It derefs to the connected calls
+/// by operator (what the call panel's buttons act on); beside them the ringing calls by
+/// operator, and by call id what each caller did before and their history.
+#[derive(Default)]
+pub struct OperatorCalls {
+    connected: HashMap<String, ConnectedCall>,
+    ringing: HashMap<String, RingingCall>,
+    so_far: HashMap<String, CallerSoFar>,
+    history: HashMap<String, Arc<CallerHistory>>,
+}
+
+impl Deref for OperatorCalls {
+    type Target = HashMap<String, ConnectedCall>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.connected
+    }
+}
+
+impl DerefMut for OperatorCalls {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.connected
+    }
+}
+
 /// Flows and their prompts, swapped whole on reload; a call keeps the set it started with.
 pub struct LoadedFlows {
     pub set: FlowSet,
@@ -68,8 +116,8 @@ pub struct Calls {
     pub clock: WallClock,
     /// Outside numbers (transfers) are dialled through it, after its dial plan.
     pub trunk: Option<crate::config::Trunk>,
-    /// Each operator's connected call (the console's call panel).
-    pub connected: std::sync::Mutex<HashMap<String, ConnectedCall>>,
+    /// Each operator's connected or ringing call (the console's call panel).
+    pub connected: std::sync::Mutex<OperatorCalls>,
     /// Inbound calls in progress by SIP Call-ID, for an attended transfer's Replaces.
     pub dialogs: std::sync::Mutex<HashMap<String, Dialog>>,
     /// Every call in progress by SIP Call-ID, as `hotline show calls` lists it.
@@ -113,9 +161,7 @@ impl Calls {
         self.dialogs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn connected_calls(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, ConnectedCall>> {
+    pub(crate) fn connected_calls(&self) -> std::sync::MutexGuard<'_, OperatorCalls> {
         match self.connected.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -129,6 +175,64 @@ impl Calls {
 
     pub(crate) fn operator_joined(&self, operator: &str, call: ConnectedCall) {
         self.connected_calls().insert(operator.to_string(), call);
+    }
+
+    /// The call rings `operator`'s phone; `so_far`: what the caller did until now.
+    pub(crate) fn operator_ringing(&self, operator: &str, call: RingingCall, so_far: CallerSoFar) {
+        let mut calls = self.connected_calls();
+        calls.so_far.insert(call.call_id.clone(), so_far);
+        calls.ringing.insert(operator.to_string(), call);
+    }
+
+    /// `operator`'s phone no longer rings with call `call_id` (answered, cancelled,
+    /// failed, or the call ended).
+    pub(crate) fn ring_over(&self, operator: &str, call_id: &str) {
+        let mut calls = self.connected_calls();
+        if calls
+            .ringing
+            .get(operator)
+            .is_some_and(|c| c.call_id == call_id)
+        {
+            calls.ringing.remove(operator);
+        }
+    }
+
+    /// What the caller of `call_id` did before an operator took them, as it stands now.
+    pub(crate) fn caller_so_far_now(&self, call_id: &str, so_far: CallerSoFar) {
+        self.connected_calls()
+            .so_far
+            .insert(call_id.to_string(), so_far);
+    }
+
+    /// The call is over: nothing of it stays for the screen pop.
+    pub(crate) fn call_over(&self, call_id: &str) {
+        let mut calls = self.connected_calls();
+        calls.ringing.retain(|_, c| c.call_id != call_id);
+        calls.so_far.remove(call_id);
+        calls.history.remove(call_id);
+    }
+
+    /// The call ringing the operator's phone, if any.
+    pub fn ringing_call(&self, operator: &str) -> Option<RingingCall> {
+        self.connected_calls().ringing.get(operator).cloned()
+    }
+
+    pub fn caller_so_far(&self, call_id: &str) -> Option<CallerSoFar> {
+        self.connected_calls().so_far.get(call_id).cloned()
+    }
+
+    /// The caller's history as read for this call, if it was.
+    pub fn caller_history(&self, call_id: &str) -> Option<Arc<CallerHistory>> {
+        self.connected_calls().history.get(call_id).cloned()
+    }
+
+    /// Keeps the history read for `call_id` while the call lasts (a call already over is
+    /// not kept: nothing would remove it).
+    pub fn keep_caller_history(&self, call_id: &str, history: Arc<CallerHistory>) {
+        let mut calls = self.connected_calls();
+        if calls.so_far.contains_key(call_id) {
+            calls.history.insert(call_id.to_string(), history);
+        }
     }
 
     /// The operator's part in call `call_id` is over.

@@ -401,6 +401,28 @@ impl Store {
             .collect::<Result<_, _>>()?)
     }
 
+    /// The callback-list entries for `number` (as the calls delivered it), open ones
+    /// first, then the newest; at most `limit`: the console's screen pop shows them.
+    pub async fn callback_entries_for_number(
+        &self,
+        number: &str,
+        limit: i64,
+    ) -> Result<Vec<CallbackEntry>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM callback_entries WHERE number = $1 \
+             ORDER BY CASE WHEN state = 'open' THEN 0 ELSE 1 END, last_at DESC, id DESC \
+             LIMIT $2"
+        )))
+        .bind(number.trim())
+        .bind(limit.clamp(0, 1000))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(CallbackEntry::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
     /// Takes an entry to call it: it leaves everyone's list until `now_ms + claim_ms`,
     /// unless the outcome comes first. Of concurrent claims exactly one wins (one
     /// conditional `UPDATE`); the others get `AlreadyClaimed`. The claimer may claim

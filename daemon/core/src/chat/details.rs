@@ -318,6 +318,39 @@ impl Store {
         Ok(summaries(&mut conn, &rows).await?)
     }
 
+    /// Past chats of visitors who gave the phone `number` (as the call delivered it, or
+    /// its canonical form; spaces and hyphens the visitor typed don't matter), or the
+    /// e-mail of such a visitor; newest first, at most `limit`. The console's screen pop
+    /// shows them for a caller. A number typed in another national form (06… for +36…)
+    /// is not found: the column keeps what the visitor typed.
+    pub async fn chats_for_phone(
+        &self,
+        number: &str,
+        limit: i64,
+    ) -> Result<Vec<ChatSummary>, ChatError> {
+        let number = number.trim();
+        if number.is_empty() {
+            return Ok(Vec::new());
+        }
+        let canonical = crate::address::phone_number(number).unwrap_or_else(|_| number.to_string());
+        // The visitor's phone without the separators people type (both databases have
+        // REPLACE).
+        const PHONE: &str = "REPLACE(REPLACE(phone, ' ', ''), '-', '')";
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SUMMARY_SELECT} WHERE c.visitor_id IN (SELECT id FROM chat_visitors \
+             WHERE {PHONE} IN ($1, $2) OR email IN (SELECT email FROM chat_visitors \
+             WHERE {PHONE} IN ($1, $2) AND email IS NOT NULL)) \
+             ORDER BY c.created_at DESC, c.id DESC LIMIT $3"
+        )))
+        .bind(number)
+        .bind(canonical)
+        .bind(limit.clamp(0, VISITOR_CHATS))
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(summaries(&mut conn, &rows).await?)
+    }
+
     // ---- tags ----
 
     /// Tags a chat (tagging twice is fine).
