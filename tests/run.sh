@@ -1520,11 +1520,34 @@ browser_consult() {
   [[ "$cdr" == *",bela,"*"anna answered ring "*" hold "*" to operator bela (consulted); bela answered "* ]] || { echo "CDR lacks the consulted transfer"; return 1; }
 }
 
+# The console as anna's phone (phone.test.mjs): Chromium's fake microphone plays a
+# 1 kHz tone, beeping (a steady tone is what noise suppression removes); what the daemon
+# sends the caller (media port 16180) must carry that tone and her keypad's 5 as RFC 4733.
+browser_phone() {
+  python3 - "$OUT/mic-tone.wav" <<'EOP' || return 1
+import math, struct, sys, wave
+rate = 48000
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate)
+    # 400 ms of tone, 100 ms of quiet, for 10 s (Chromium plays the file in a loop).
+    frames = [int(12000 * math.sin(2 * math.pi * 1000 * i / rate)) if i % 24000 < 19200 else 0
+              for i in range(rate * 10)]
+    w.writeframes(struct.pack(f"<{len(frames)}h", *frames))
+EOP
+  tcpdump -i lo -U -w "$OUT/phone_caller.pcap" "udp and dst port 16180" 2>/dev/null & local td=$!
+  sleep 0.5
+  MIC_WAV=$OUT/mic-tone.wav browser_test phone.test.mjs; local rc=$?
+  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  [ $rc = 0 ] || return 1
+  echo "the caller heard anna's microphone and keypad:"
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/phone_caller.pcap" 16180 pcma --tone 1000 --dtmf 5
+}
+
 browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
     SINK_URL=http://127.0.0.1:$SINK_HTTP SIPP_DIR=$ROOT/tests/sipp PCAPS=$PCAPS SIP_ADDR=127.0.0.1:$SIP_PORT \
-    DAEMON_RESTART=$DAEMON_DIR/restart.sh API_TOKEN=$API_TOKEN \
+    DAEMON_RESTART=$DAEMON_DIR/restart.sh API_TOKEN=$API_TOKEN MIC_WAV=${MIC_WAV:-} \
     node --test --test-reporter=spec "$ROOT/tests/browser/$1"
 }
 if PRESTART=add_console_users start_daemon console "timeout_secs = 90
@@ -1564,6 +1587,7 @@ hmac_secret = \"test-secret\"" 2026-11-24T16:30:00+01:00; then
   check browser_call_panel browser_test calls.test.mjs
   check console_transfer_recorded console_transfer_recorded
   check browser_consult_transfer browser_consult
+  check browser_phone browser_phone
   check browser_chat browser_test chat.test.mjs
   check caller_hears_computed_promise caller_hears_computed_promise
   stop_daemon

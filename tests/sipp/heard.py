@@ -4,10 +4,14 @@ caller, joins the payloads of each source (SSRC) in capture order, and checks wh
 prompts are in any of them.
 
 usage: heard.py CAPTURE.pcap MEDIA_PORT CODEC(pcma|pcmu) --heard a.wav|b.pcap ... --not-heard c.wav ...
-               [--dtmf DIGITS]
+               [--dtmf DIGITS] [--tone HZ]
 
 --dtmf: these RFC 4733 telephone-event digits (any payload type other than the codec's)
 must have arrived, each with its end bit.
+
+--tone: a tone of HZ (a browser's microphone, which its audio processing and encoder
+change, so it cannot match byte for byte) must be in some source for at least half a
+second: 20 ms frames whose energy is mostly at HZ (Goertzel) and that are not silence.
 
 A .wav is a prompt; a .pcap is audio someone else sent (e.g. the operator's phone
 playing g711a.pcap), whose RTP payload must have reached this side through Hotline.
@@ -82,6 +86,29 @@ def pcap_middle(path):
     return [payload[mid - 800:mid + 800]]
 
 
+def tone_frames(stream, codec, hz):
+    """How many 20 ms frames of a G.711 stream are a tone of `hz`: loud enough, and most
+    of their energy at that frequency."""
+    import math
+    pcm = audioop.alaw2lin(stream, 2) if codec == "pcma" else audioop.ulaw2lin(stream, 2)
+    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm)
+    coeff = 2 * math.cos(2 * math.pi * hz / 8000)
+    found = 0
+    for start in range(0, len(samples) - 160 + 1, 160):
+        frame = samples[start:start + 160]
+        energy = sum(x * x for x in frame)
+        if energy < 160 * 300 * 300:  # quieter than about -40 dBFS: silence
+            continue
+        s1 = s2 = 0.0
+        for x in frame:
+            s1, s2 = x + coeff * s1 - s2, s1
+        power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+        # A pure tone puts (N/2)·energy into its bin.
+        if power / (80 * energy) > 0.5:
+            found += 1
+    return found
+
+
 def expected(path, codec):
     return pcap_middle(path) if path.endswith(".pcap") else encoded_middle(path, codec)
 
@@ -89,12 +116,14 @@ def expected(path, codec):
 def main():
     args = sys.argv[1:]
     cap, port, codec = args[0], int(args[1]), args[2]
-    heard, not_heard, mode, dtmf = [], [], None, ""
+    heard, not_heard, mode, dtmf, tones = [], [], None, "", []
     for a in args[3:]:
-        if a in ("--heard", "--not-heard", "--dtmf"):
+        if a in ("--heard", "--not-heard", "--dtmf", "--tone"):
             mode = a
         elif mode == "--dtmf":
             dtmf += a
+        elif mode == "--tone":
+            tones.append(int(a))
         elif mode == "--heard":
             heard.append(a)
         else:
@@ -127,6 +156,13 @@ def main():
             ok = False
         else:
             print(f"heard: {w}: not heard, as expected")
+    for hz in tones:
+        frames = max(tone_frames(stream, codec, hz) for stream in streams)
+        if frames >= 25:
+            print(f"heard: a {hz} Hz tone: {frames * 20} ms of it")
+        else:
+            print(f"heard: a {hz} Hz tone: NOT heard ({frames * 20} ms of it, 500 wanted)")
+            ok = False
     # Events 0-9, then * (10) and # (11).
     ended = {p[2][0] for p in packets if p[1] != pt and len(p[2]) >= 4 and p[2][1] & 0x80}
     got = "".join("0123456789*#"[e] for e in sorted(ended) if e < 12)

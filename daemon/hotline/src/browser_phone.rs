@@ -30,8 +30,8 @@ use crate::context::Calls;
 use crate::net::RtpPorts;
 
 /// Handles of browser legs have this bit set; the SIP endpoint's count from 1 and never
-/// get there.
-const BROWSER_LEG: u64 = 1 << 62;
+/// get there. Bit 52, so a leg's number is exact in the page's JavaScript (2^53).
+const BROWSER_LEG: u64 = 1 << 52;
 /// How long a call whose page went away (a reload, a network change) holds for the page
 /// to come back before the caller goes back to the queue.
 pub const REATTACH: Duration = Duration::from_secs(30);
@@ -238,7 +238,7 @@ impl BrowserPhones {
 
     /// The tab `page_id` closed: it is nobody's phone now, and its calls wait for it.
     pub async fn page_closed(&self, operator: &str, page_id: u64) {
-        let (was_phone, legs) = {
+        let (was_phone, legs, newer) = {
             let mut r = self.registry();
             let was_phone = match r.pages.get(operator) {
                 Some(p) if p.id == page_id => r.pages.remove(operator).is_some(),
@@ -250,7 +250,9 @@ impl BrowserPhones {
                 .filter(|l| l.operator == operator && l.page == page_id)
                 .map(|l| l.inbox.clone())
                 .collect();
-            (was_phone, legs)
+            // A reloaded tab may have become the phone before the old one's close came.
+            let newer = r.pages.get(operator).cloned();
+            (was_phone, legs, newer)
         };
         if was_phone {
             info!(%operator, page = page_id, "the operator's phone tab closed");
@@ -258,6 +260,9 @@ impl BrowserPhones {
         }
         for inbox in legs {
             let _ = inbox.send(LegInput::PageGone).await;
+            if let Some(page) = &newer {
+                let _ = inbox.send(LegInput::PageBack(page.clone())).await;
+            }
         }
     }
 
@@ -446,6 +451,7 @@ impl LegTask {
                         Some(LegInput::Page(msg, page)) => {
                             match msg {
                                 PhoneFromPage::Answer { sdp, .. } => {
+                                    info!(operator = %self.operator, leg = leg_id, page = page.id, "the page answers");
                                     self.page = Some(page);
                                     self.leg.answer(now, &sdp);
                                 }
@@ -483,10 +489,13 @@ impl LegTask {
                             leg: leg_id,
                             reason,
                         },
-                        PageNews::Error { message } => PhoneToPage::Error {
-                            leg: Some(leg_id),
-                            message,
-                        },
+                        PageNews::Error { message } => {
+                            warn!(operator = %self.operator, leg = leg_id, "browser phone: {message}");
+                            PhoneToPage::Error {
+                                leg: Some(leg_id),
+                                message,
+                            }
+                        }
                     };
                     if let Some(page) = &self.page {
                         send(page, message);
