@@ -2,7 +2,10 @@
 // phones (SIPp) for the operators and the caller. tests/run.sh has registered anna's phone
 // (SIP user 1001 on port 15081) and bela's (1002 on 15082), and passes SIP_ADDR.
 //
-// A caller queues for support; anna's phone answers. Her console shows the caller. She
+// A caller queues for support; anna's phone rings (2 s) and her console shows who is
+// calling before she answers: the number, the IVR path, and the previous call from that
+// number (caller_takes_offer's, earlier in run.sh's console block). Answered, her console
+// shows the caller. She
 // holds (the caller hears the queue's music) and resumes, then transfers the caller to
 // bela with a note: bela's phone rings and answers, bela's console shows the caller and
 // anna's note, and anna's panel offers the wrap-up, which she saves. run.sh then reads
@@ -35,14 +38,31 @@ test('the operator sees the caller, holds, and transfers them to a colleague wit
   const belaPanel = bela.locator('#my-call');
   assert.match(await annaPanel.innerText(), /No call/);
 
-  const annasPhone = phone('1001', 15081, 16030, 300);
+  // anna's phone rings 2 s: long enough for the live socket's 1 s tick to show the ring.
+  const annasPhone = phone('1001', 15081, 16030, 2000);
   const belasPhone = phone('1002', 15082, 16040, 300);
   const caller = sipp('caller_talks.xml.in', ['-s', '500', env('SIP_ADDR'), '-i', '127.0.0.1',
     '-p', '15078', '-mi', '127.0.0.1', '-mp', '16080', '-m', '1', '-d', '16000']);
 
-  // Answered: anna's panel shows who is calling and from which queue.
+  // The screen pop while her phone rings: who is calling and what they did in the IVR
+  // (500's flow, queue-test: its queue step), with the number's previous call.
+  await annaPanel.getByText('Ringing:').waitFor({ timeout: 15_000 });
+  const ringing = await annaPanel.innerText();
+  assert.match(ringing, /Ringing: \+36209990000/);
+  assert.match(ringing, /IVR path: queue-test → wait/);
+  assert.match(ringing, /in the support queue/);
+  const previous = annaPanel.locator('.previous-calls li');
+  assert.ok(await previous.count() >= 1, `a previous call is listed: ${ringing}`);
+  assert.match(await previous.first().innerText(), /answered/);
+  // Nothing to press before the answer.
+  assert.equal(await annaPanel.getByRole('button').count(), 0);
+
+  // Answered: anna's panel shows who is calling and from which queue, and still the pop.
+  await annaPanel.getByRole('button', { name: 'Hold' }).waitFor({ timeout: 10_000 });
   await annaPanel.getByText('+36209990000').waitFor({ timeout: 15_000 });
   assert.match(await annaPanel.innerText(), /support/);
+  assert.match(await annaPanel.locator('.ivr-path').innerText(), /queue-test → wait/);
+  assert.ok(await annaPanel.locator('.previous-calls li').count() >= 1);
 
   // Hold and resume from the console.
   await annaPanel.getByRole('button', { name: 'Hold' }).click();

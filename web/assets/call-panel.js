@@ -5,6 +5,11 @@
 // Complete transfer, or Back to the caller). The live
 // socket (console.js) hands it each change of the call; the buttons post to
 // /console/call/*. A form being filled in survives the updates.
+//
+// The screen pop: a call ringing the operator's phone (browser or SIP) is shown before
+// they answer ("Ringing: number name VIP"), and both then and during the call what the
+// caller did in the IVR (flow path, digits, variables, wait, queue, skill) and the
+// number's history (previous calls, callback entries, open tasks, past chats).
 
 import { request } from './request.js';
 
@@ -33,9 +38,94 @@ function clock(sinceMs) {
 
 let timer = null;
 
+// A call's identity: a ringing one has no call_id (it is not the operator's to wrap up).
+const callKey = (call) => call.call_id ?? call.ringing_call_id;
+
+function when(ms) {
+  const d = new Date(Number(ms));
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+}
+
+function duration(ms) {
+  const secs = Math.max(0, Math.round(Number(ms) / 1000));
+  return `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+}
+
+// The name a task or chat knows for the caller, and the VIP mark, after their number.
+function whoExtras(call) {
+  return [
+    call.name ? el('span', { class: 'caller-name', text: ` ${call.name}` }) : '',
+    call.vip ? el('span', { class: 'vip-mark', title: 'VIP caller', text: ' VIP' }) : '',
+  ];
+}
+
+// A titled list, or nothing when it has no items.
+function section(title, cls, items) {
+  if (!items.length) return '';
+  return el('div', { class: `pop-section ${cls}` }, el('h3', { text: title }),
+    el('ul', {}, ...items.map((text) => el('li', { text }))));
+}
+
+// What the caller did in the IVR and what the store knows of the number.
+function screenPop(call) {
+  const soFar = call.so_far ?? {};
+  const history = call.history ?? {};
+  const facts = [];
+  const path = [soFar.flow, ...(soFar.path ?? [])].filter(Boolean);
+  if (path.length) facts.push(el('p', { class: 'ivr-path' }, 'IVR path: ', el('span', { text: path.join(' → ') })));
+  if (soFar.digits) facts.push(el('p', { class: 'ivr-digits', text: `Digits: ${soFar.digits}` }));
+  const vars = Object.entries(soFar.variables ?? {});
+  if (vars.length) {
+    facts.push(el('p', { class: 'ivr-variables', text: `Variables: ${vars.map(([k, v]) => `${k}=${v}`).join(', ')}` }));
+  }
+  if (soFar.queue || soFar.wait_ms != null) {
+    const parts = [];
+    if (soFar.wait_ms != null) parts.push(`Waited ${duration(soFar.wait_ms)}`);
+    if (soFar.queue) parts.push(`${parts.length ? 'in' : 'In'} the ${soFar.queue} queue`);
+    if (soFar.skill) parts.push(`(skill ${soFar.skill})`);
+    facts.push(el('p', { class: 'ivr-wait', text: parts.join(' ') }));
+  }
+  const calls = (history.calls ?? []).map((c) => {
+    const outcome = c.answered
+      ? `answered by ${c.operator}`
+      : `not answered (${(c.end_reason ?? 'still open').replaceAll('_', ' ')})`;
+    return [when(c.started_at_ms), outcome, c.queue ? `${c.queue} queue` : '',
+      c.wrapup_category ? `wrap-up: ${c.wrapup_category}` : ''].filter(Boolean).join(' · ');
+  });
+  const callbacks = (history.callbacks ?? []).map((e) => [
+    e.state === 'open' ? 'On the callback list' : 'Called back',
+    `since ${when(e.last_at_ms)}`, `${e.count} call(s)`,
+    e.queue ? `${e.queue} queue` : '',
+    e.promised_at_ms ? `promised ${when(e.promised_at_ms)}` : '',
+    e.attempts ? `${e.attempts} attempt(s), last ${(e.last_outcome ?? '').replaceAll('_', ' ')}` : '',
+  ].filter(Boolean).join(' · '));
+  const tasks = (history.tasks ?? []).map((t) => `${t.title} · due ${when(t.due_at_ms)}`);
+  const chats = (history.chats ?? []).map((c) => [when(c.created_at_ms), c.topic || 'chat',
+    `${c.queue} queue`, c.operators?.length ? `with ${c.operators.join(', ')}` : ''].filter(Boolean).join(' · '));
+  const pop = el('div', { id: 'screen-pop', class: 'screen-pop' }, ...facts,
+    calls.length ? section('Previous calls', 'previous-calls', calls)
+      : el('p', { class: 'previous-calls', text: 'First call from this number.' }),
+    section('Callback list', 'callback-entries', callbacks),
+    section('Open tasks', 'open-tasks', tasks),
+    section('Past chats', 'past-chats', chats),
+    history.incomplete ? el('p', { class: 'pop-incomplete', text: 'Part of the history could not be read.' }) : '');
+  pop.dataset.shown = popKey(call);
+  return pop;
+}
+
+const popKey = (call) => JSON.stringify([call.so_far, call.history, call.name, call.vip]);
+
+// Before the answer: who is calling and what is known of them; no buttons yet.
+function buildRinging(call, keep) {
+  const who = el('p', { class: 'caller ringing' }, 'Ringing: ', el('strong', { text: call.caller }),
+    ...whoExtras(call));
+  panel.replaceChildren(who, screenPop(call), keep ?? '');
+  clearInterval(timer);
+}
+
 function build(call) {
   const message = el('p', { role: 'status', id: 'call-message' });
-  const who = el('p', { class: 'caller' }, el('strong', { text: call.caller }),
+  const who = el('p', { class: 'caller' }, el('strong', { text: call.caller }), ...whoExtras(call),
     call.queue ? ` from the ${call.queue} queue` : '', ' · ', el('span', { id: 'call-clock' }));
   const note = call.note
     ? el('p', { class: 'transfer-note' }, `Transferred from ${call.note_from}: `,
@@ -70,7 +160,7 @@ function build(call) {
     else message.textContent = error || 'The transfer failed.';
   });
   const consult = el('div', { id: 'call-consult' });
-  panel.replaceChildren(who, note, state, el('p', {}, hold), form, consult, message);
+  panel.replaceChildren(who, note, state, el('p', {}, hold), form, consult, message, screenPop(call));
   clearInterval(timer);
   timer = setInterval(() => {
     const c = panel.querySelector('#call-clock');
@@ -153,10 +243,32 @@ export function showCall(call) {
     const ended = shownCall;
     shownCall = null;
     clearInterval(timer);
+    // A call that only rang was not the operator's: nothing to wrap up. A wrap-up form
+    // kept under a ring that ended stays.
+    if (ended?.ringing) {
+      panel.replaceChildren(el('p', { text: 'No call.' }), panel.querySelector('#wrapup-form') ?? '');
+      return;
+    }
     panel.replaceChildren(el('p', { text: 'No call.' }), ended ? wrapup(ended) : '');
     return;
   }
-  if (!shownCall || shownCall.call_id !== call.call_id) build(call);
+  if (call.ringing) {
+    // A wrap-up still being filled in stays under the ring.
+    if (!shownCall?.ringing || callKey(shownCall) !== callKey(call)) {
+      buildRinging(call, panel.querySelector('#wrapup-form'));
+    }
+    shownCall = call;
+    return;
+  }
+  if (!shownCall || shownCall.ringing || shownCall.call_id !== call.call_id) build(call);
+  else refreshPop(call);
   shownCall = call;
   update(call);
+}
+
+// The history and IVR facts change rarely (the history is read once per call): redrawn
+// only when they did, so nothing the operator is reading jumps every second.
+function refreshPop(call) {
+  const pop = panel.querySelector('#screen-pop');
+  if (pop && pop.dataset.shown !== popKey(call)) pop.replaceWith(screenPop(call));
 }
