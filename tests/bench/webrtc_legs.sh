@@ -51,7 +51,8 @@
 #   QUIET_WAIT=300 (before a round, wait up to that long for other processes to take at
 #   most DISTURBED_PCT=25 % of one core), RETRIES=1 (a round in whose window other
 #   processes took more than DISTURBED_PCT runs again; the least disturbed one counts),
-#   CAPTURE_CALLS=20, KEEP_PCAP=0, BRIDGED=1, HOTLINE_BIN (default target/release/hotline; never built here), LEGS_BIN
+#   CAPTURE_CALLS=20, KEEP_PCAP=0, BRIDGED=1 (BRIDGED_FROM=FILE: instead, a results.jsonl
+#   of an earlier bridged.sh run), HOTLINE_BIN (default target/release/hotline; never built here), LEGS_BIN
 #   (default /work/target-check/release/browser-legs, else target/release/browser-legs;
 #   BUILD=1 builds it with `cargo build --release -p hotline-rtp-meter --bin browser-legs`
 #   into CARGO_TARGET_DIR), and the ports below.
@@ -186,6 +187,9 @@ ports = "$RTP_PORTS"
 timeout_secs = 0
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
+# Every simulated browser comes from 127.0.0.1: the per-address cap (64) is for real ones.
+max_connections = $((n + 1024))
+max_connections_per_address = $((n + 64))
 [store]
 state_dir = "$dir/state"
 database_url = ""
@@ -410,7 +414,9 @@ done
 exec 9>&-
 
 BRIDGED_RESULTS=
-if [ "$BRIDGED" = 1 ]; then
+if [ -n "${BRIDGED_FROM:-}" ]; then
+  cp "$BRIDGED_FROM" "$OUT/bridged-results.jsonl" && BRIDGED_RESULTS=$BRIDGED_FROM
+elif [ "$BRIDGED" = 1 ]; then
   say "plain SIP bridged legs (bridged.sh, Hotline only, one run)"
   NS="$NS" RELAYS=hotline RUNS=1 RETRIES="$RETRIES" DISTURBED_PCT="$DISTURBED_PCT" QUIET_WAIT="$QUIET_WAIT" BUILD=0 HOTLINE_BIN="$HOTLINE" tests/bench/bridged.sh >"$OUT/bridged.out" 2>&1
   note "bridged.sh exit $?; its output: ${OUT#"$ROOT"/}/bridged.out"
