@@ -253,8 +253,8 @@ fn rtp_payload(d: &[u8]) -> Option<&[u8]> {
     if d.len() < 12 || d[0] >> 6 != 2 {
         return None;
     }
-    // RTCP's packet types 200-204 read as payload types 72-76 with the marker bit.
-    if (72..=76).contains(&(d[1] & 0x7f)) {
+    // RTCP's packet types (192-223) read as payload types 64-95 with the marker bit.
+    if (64..=95).contains(&(d[1] & 0x7f)) {
         return None;
     }
     let mut at = 12 + 4 * usize::from(d[0] & 0x0f);
