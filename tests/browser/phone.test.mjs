@@ -9,13 +9,17 @@
 //    resumes from the call panel; she presses 5 on the keypad.
 // 2. A second call: answered, then the page is reloaded mid-call; the caller stays (on
 //    hold) and the reloaded tab picks the call up again and hears the caller.
+// 3. anna dials a customer from the page: her tab connects by itself, then the customer
+//    behind the fake trunk (SIPp on 15099) is called and heard.
+// 4. A caller answered in the browser is transferred from the call panel to bela, whose
+//    SIP phone (SIPp, 1002 on 15082) answers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  env, chromiumForTests, logInNewPage, setStatus, sipp as sippIn,
+  env, chromiumForTests, logInNewPage, operatorPhone, setStatus, sipp as sippIn,
 } from './lib.mjs';
 
 const getBrowser = chromiumForTests(['--use-fake-ui-for-media-stream',
@@ -135,4 +139,53 @@ test('a page reloaded mid-call picks the held call up again', async () => {
   await anna.getByText(/Call ended/).waitFor({ timeout: 10_000 });
   await anna.getByLabel('my SIP phone').check();
   await anna.context().close();
+});
+
+test('the operator dials a customer from the page and talks in the browser', async () => {
+  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  await chooseBrowser(anna);
+  await setStatus(anna, 'online');
+  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const customer = sipp('customer_answers.xml', ['-s', '0', '-i', '127.0.0.1', '-p', '15099',
+    '-mi', '127.0.0.1', '-mp', '16070', '-m', '1', '-d', '6000']);
+  await anna.getByLabel('Number to call').fill('+36301234567');
+  await anna.getByRole('button', { name: 'Dial' }).click();
+  // No ring for a call she placed: the tab connects by itself, then the customer answers.
+  await anna.waitForFunction(() => window.hotlinePhone?.state === 'connected', null,
+    { timeout: 10_000 });
+  const heard = await loudestRemote(anna, 3_000);
+  assert.ok(heard > 0.01, `the customer is heard in the page (level ${heard})`);
+  const result = await customer;
+  assert.equal(result.code, 0, result.output);
+  await anna.getByText(/Call ended/).waitFor({ timeout: 10_000 });
+  await anna.context().close();
+});
+
+test('a call answered in the browser is transferred from the panel to a colleague', async () => {
+  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  const bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
+  await setStatus(bela, 'pause');
+  await chooseBrowser(anna);
+  await setStatus(anna, 'online');
+  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const belasPhone = operatorPhone(work, '1002', 15082, 16040, 300);
+  const call = caller(15177, 12_000);
+  await answerWhenRung(anna, '+36209990000');
+
+  await setStatus(bela, 'online');
+  const panel = anna.locator('#my-call');
+  await anna.waitForFunction(() => [...document.querySelectorAll('#transfer-to option')]
+    .some((o) => o.value === 'operator:bela' && /online/.test(o.textContent)), null, { timeout: 10_000 });
+  await panel.getByLabel('Transfer to').selectOption('operator:bela');
+  await panel.getByRole('button', { name: 'Transfer' }).click();
+  // bela's phone has the caller; anna's tab is free again.
+  await bela.locator('#my-call').getByText('+36209990000').waitFor({ timeout: 15_000 });
+  await anna.getByText(/Call ended/).waitFor({ timeout: 10_000 });
+  assert.equal(await phoneState(anna), 'idle');
+  const [c, b] = await Promise.all([call, belasPhone]);
+  assert.equal(c.code, 0, c.output);
+  assert.equal(b.code, 0, b.output);
+  await anna.getByLabel('my SIP phone').check();
+  await anna.context().close();
+  await bela.context().close();
 });

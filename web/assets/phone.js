@@ -8,6 +8,8 @@
 // For tests: window.hotlinePhone.state ('idle', 'ringing', 'connecting', 'connected') and
 // window.hotlinePhone.remoteLevel(), the RMS (0..1) of the caller's audio.
 
+import { request } from './request.js';
+
 const panel = document.querySelector('#phone');
 const radios = panel ? [...panel.querySelectorAll('input[name="phone-use"]')] : [];
 const statusLine = panel?.querySelector('#phone-status');
@@ -19,6 +21,9 @@ const speakerSelect = panel?.querySelector('#phone-speaker');
 const micMeter = panel?.querySelector('#mic-level');
 const soundHint = panel?.querySelector('#phone-sound-hint');
 const remoteAudio = panel?.querySelector('#phone-audio');
+// STUN/TURN servers ([[web.ice_servers]]): the daemon is reachable at its public address
+// alone, but a browser behind strict NAT reaches it only through a TURN relay.
+const iceServers = readIceServers();
 
 // The choice is the tab's, for this login (sessionStorage); the devices the browser's.
 const CHOICE_KEY = `hotline.phone.${panel?.dataset.operator ?? ''}`;
@@ -78,6 +83,15 @@ function readStore(store, key) {
 
 function writeStore(store, key, value) {
   try { store.setItem(key, value); } catch { /* forgotten, as said above */ }
+}
+
+function readIceServers() {
+  try {
+    const list = JSON.parse(panel?.dataset.ice || '[]');
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
 }
 
 function setStatus(text) {
@@ -400,6 +414,11 @@ function ring(msg) {
   setAlert('');
   call = { leg: msg.leg, caller: msg.caller, resume: Boolean(msg.resume) };
   setState('ringing');
+  // A call the operator placed (the dial field, a callback): no ring, it connects.
+  if (msg.auto_answer) {
+    answer();
+    return;
+  }
   showRinging(call);
   if (!call.resume) {
     startRingSound();
@@ -488,7 +507,7 @@ async function answer() {
     if (!navigator.mediaDevices?.getUserMedia) throw new Error('this page cannot use a microphone');
     c.stream = await navigator.mediaDevices.getUserMedia({ audio: micConstraint() });
     if (call !== c) { stopStream(c.stream); return; }
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers });
     c.pc = pc;
     for (const track of c.stream.getAudioTracks()) pc.addTrack(track, c.stream);
     pc.addEventListener('track', (e) => playRemote(c, e));
@@ -584,7 +603,7 @@ function failed(msg) {
 
 function showConnecting(c) {
   callArea.replaceChildren(
-    el('p', {}, 'Connecting to ', el('strong', { text: c.caller }), '…'),
+    el('p', {}, 'Calling ', el('strong', { text: c.caller }), '…'),
     el('p', {}, button('Hang up', hangUp, { class: 'hangup' })));
 }
 
@@ -666,3 +685,25 @@ if (panel) {
     remoteLevel,
   };
 }
+
+// ---- the dial field ---------------------------------------------------------------------
+
+// "Number to call" and Call: the daemon rings this phone (which answers by itself when it
+// is this browser), then the number, through the dial plan; its refusal is shown.
+const dialForm = panel?.querySelector('#phone-dial');
+const dialMessage = panel?.querySelector('#phone-dial-message');
+dialForm?.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const number = dialForm.querySelector('input[name="number"]').value.trim();
+  if (!number) {
+    dialMessage.textContent = 'Type the number to call.';
+    return;
+  }
+  dialMessage.textContent = '';
+  const res = await request('POST', '/console/call/dial', { number });
+  if (res.ok) {
+    dialMessage.textContent = `Calling ${number}: your phone connects first.`;
+  } else {
+    dialMessage.textContent = res.error || 'The call could not be started.';
+  }
+});

@@ -88,6 +88,8 @@ pub async fn home(
             visual => visual,
             wrapup_categories => &state.chat.config.wrapup_categories,
             form => form,
+            // The browser phone gathers TURN candidates too (operators behind strict NAT).
+            ice_servers => state.visual.ice_servers_json.as_str(),
         },
     )
 }

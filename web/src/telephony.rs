@@ -130,12 +130,14 @@ pub enum PhoneToPage {
     },
     /// A call rings this tab. `caller` is the number shown (the customer's, or for a
     /// call the operator places, the number they are calling); `call_id` links the call
-    /// panel. `resume`: a call of theirs that lost its page waits on hold.
+    /// panel. `resume`: a call of theirs that lost its page waits on hold. `auto_answer`:
+    /// the operator placed this call (click-to-call): the page answers at once.
     Ring {
         leg: u64,
         caller: String,
         call_id: Option<String>,
         resume: bool,
+        auto_answer: bool,
     },
     /// The daemon's WebRTC answer to the page's offer.
     Answered { leg: u64, sdp: String },

@@ -336,6 +336,9 @@ impl BrowserPhones {
                 caller: call.from_user.clone(),
                 call_id: None,
                 resume: false,
+                auto_answer: call.headers.iter().any(|(name, value)| {
+                    name.eq_ignore_ascii_case("Call-Info") && value.contains("answer-after=0")
+                }),
             },
         );
         let _ = owner.send(CallEvent::LegProgress).await;
@@ -445,6 +448,7 @@ impl LegTask {
                                 caller: self.caller.clone(),
                                 call_id: None,
                                 resume: true,
+                                auto_answer: false,
                             });
                             self.page = Some(page);
                         }

@@ -211,6 +211,7 @@ async fn connect(
         &outbound::first_offer(),
         &a_ports.0,
         tx.clone(),
+        true,
     )
     .await
     else {

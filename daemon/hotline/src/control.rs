@@ -463,13 +463,29 @@ impl LiveState for Calls {
                     .flatten()
                     .unwrap_or_default();
                 let now = Instant::now();
-                rows.extend(bindings.into_iter().map(|b| RegistrationRow {
-                    operator: op.name.clone(),
-                    sip_user: op.sip_user.clone(),
-                    contact: b.uri,
-                    source: b.peer.addr.to_string(),
-                    transport: b.peer.transport.via_token().to_string(),
-                    expires_in_secs: b.expires_at.saturating_duration_since(now).as_secs(),
+                rows.extend(bindings.into_iter().map(|b| {
+                    // A console tab that is the operator's phone: there until it closes.
+                    let browser = crate::browser_phone::is_browser_uri(&b.uri);
+                    RegistrationRow {
+                        operator: op.name.clone(),
+                        sip_user: op.sip_user.clone(),
+                        source: if browser {
+                            "console tab".to_string()
+                        } else {
+                            b.peer.addr.to_string()
+                        },
+                        transport: if browser {
+                            "webrtc".to_string()
+                        } else {
+                            b.peer.transport.via_token().to_string()
+                        },
+                        expires_in_secs: if browser {
+                            0
+                        } else {
+                            b.expires_at.saturating_duration_since(now).as_secs()
+                        },
+                        contact: b.uri,
+                    }
                 }));
             }
             Ok(rows)

@@ -43,7 +43,10 @@ fn port(s: &UdpSocket) -> u16 {
 }
 
 /// Rings the operator's phone (its newest registration); `shown` is what its display
-/// shows as the caller.
+/// shows as the caller. `auto_answer`: the operator asked for this call themselves (a
+/// click-to-call), so phones that honour `Call-Info: answer-after=0` (and the browser
+/// phone) pick up at once, as Asterisk's and FreeSWITCH's click-to-call do.
+#[allow(clippy::too_many_arguments)]
 pub async fn invite_operator(
     calls: &Calls,
     contact: &Binding,
@@ -52,8 +55,17 @@ pub async fn invite_operator(
     offer: &Negotiated,
     rtp: &UdpSocket,
     events: mpsc::Sender<CallEvent>,
+    auto_answer: bool,
 ) -> Option<CallHandle> {
     let ip = calls.local.toward(contact.peer.addr.ip());
+    let headers = if auto_answer {
+        vec![(
+            "Call-Info".to_string(),
+            format!("<sip:{ip}>;answer-after=0"),
+        )]
+    } else {
+        Vec::new()
+    };
     let call = OutgoingCall {
         request_uri: contact.uri.clone(),
         to: contact.peer,
@@ -61,7 +73,7 @@ pub async fn invite_operator(
         from_display: Some(display.to_string()),
         sdp: sdp::offer(offer, ip, port(rtp), rand::random::<u32>().into(), 1),
         credentials: None,
-        headers: Vec::new(),
+        headers,
     };
     calls.sip.invite(call, events).await
 }

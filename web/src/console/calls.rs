@@ -43,6 +43,11 @@ pub(super) struct TransferBody {
 }
 
 #[derive(Deserialize)]
+pub(super) struct DialBody {
+    number: String,
+}
+
+#[derive(Deserialize)]
 pub(super) struct EndConsultBody {
     complete: bool,
 }
@@ -187,6 +192,36 @@ pub(super) async fn wrapup(
         Ok(false) => refused(StatusCode::NOT_FOUND, "No such call."),
         Err(e) => WebError::database_json(&format!("storing the wrap-up of {}", body.call_id), e)
             .into_response(),
+    }
+}
+
+/// POST /console/call/dial: the phone panel's dial field. The operator's phone rings
+/// first (a browser phone answers by itself), then the number, through the dial plan.
+pub(super) async fn dial(
+    State(state): State<Arc<WebState>>,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
+    body: Option<Json<DialBody>>,
+) -> Response {
+    let who = match operator(&s) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return refused(StatusCode::BAD_REQUEST, "Send {\"number\": \"…\"}.");
+    };
+    let typed = body.number.trim();
+    if typed.is_empty() {
+        return refused(StatusCode::BAD_REQUEST, "Type the number to call.");
+    }
+    let number = match state.telephony.check_dialable(typed) {
+        Ok(n) => n,
+        Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    };
+    match state.telephony.call_customer(who, &number, None).await {
+        Ok(call_id) => {
+            Json(serde_json::json!({ "call_id": call_id, "number": number })).into_response()
+        }
+        Err(e) => refused(StatusCode::CONFLICT, &e),
     }
 }
 

@@ -534,11 +534,12 @@ mod tests {
             caller: "+36209990000".into(),
             call_id: Some("c-17".into()),
             resume: false,
+            auto_answer: false,
         };
         link.to_page.send(ring).await.unwrap();
         assert_eq!(
             next_phone_frame(&mut page).await,
-            json!({ "type": "ring", "leg": 3, "caller": "+36209990000", "call_id": "c-17", "resume": false })
+            json!({ "type": "ring", "leg": 3, "caller": "+36209990000", "call_id": "c-17", "resume": false, "auto_answer": false })
         );
         for (news, json) in [
             (

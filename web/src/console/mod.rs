@@ -39,6 +39,7 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/console/call/transfer", post(calls::transfer))
         .route("/console/call/consult", post(calls::end_consult))
         .route("/console/call/wrapup", post(calls::wrapup))
+        .route("/console/call/dial", post(calls::dial))
         .route("/console/callbacks", post(callbacks::add))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
         .route("/console/tasks", get(tasks::list).post(tasks::add))

@@ -402,6 +402,7 @@ impl Job {
                         offer,
                         &ports.0,
                         tx.clone(),
+                        false,
                     )
                     .await;
                     match handle {
