@@ -10,6 +10,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/tests/out
+# One run at a time on a machine: two would share the ports, the daemons and tests/out.
+exec 9>/tmp/hotline-tests-run.lock
+flock -n 9 || { echo "tests/run.sh: another run is in progress; waiting for it"; flock 9; }
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 say() { printf '\n== %s\n' "$*"; }
@@ -1573,7 +1576,9 @@ name = \"Demo shop\"
 queues = [\"support\"]
 greeting = \"Hello from Hotline\"
 allowed_origins = [\"http://127.0.0.1:18091\"]
-hmac_secret = \"test-secret\"" 2026-11-24T16:30:00+01:00; then
+hmac_secret = \"test-secret\"
+[web]
+phone_reattach_secs = 4" 2026-11-24T16:30:00+01:00; then
   # A caller waiting in the support queue takes the callback offer: an entry for the
   # widget, with the time Hotline promised. (The flows' clock is set; the console's is not.)
   check caller_takes_offer caller_takes_offer

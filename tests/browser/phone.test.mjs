@@ -13,6 +13,8 @@
 //    behind the fake trunk (SIPp on 15099) is called and heard.
 // 4. A caller answered in the browser is transferred from the call panel to bela, whose
 //    SIP phone (SIPp, 1002 on 15082) answers.
+// 5. anna's tab closes mid-call and does not come back within [web] phone_reattach_secs
+//    (4 s here): the caller goes back to the queue, and bela's phone takes them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -187,5 +189,29 @@ test('a call answered in the browser is transferred from the panel to a colleagu
   assert.equal(b.code, 0, b.output);
   await anna.getByLabel('my SIP phone').check();
   await anna.context().close();
+  await bela.context().close();
+});
+
+test('a call whose page never comes back goes back to the queue, not to the void', async () => {
+  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  const bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
+  await setStatus(bela, 'pause');
+  await chooseBrowser(anna);
+  await setStatus(anna, 'online');
+  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const call = caller(15176, 16_000);
+  await answerWhenRung(anna, '+36209990000');
+  await setStatus(bela, 'online');
+  const belasPhone = operatorPhone(work, '1002', 15082, 16040, 300);
+
+  // anna's tab is gone for good.
+  await anna.context().close();
+  // After the reattach time the caller is queued again and bela's phone answers.
+  const belaPanel = bela.locator('#my-call');
+  await belaPanel.getByText('+36209990000').waitFor({ timeout: 20_000 });
+  await belaPanel.getByText(/browser lost the call/).waitFor({ timeout: 5_000 });
+  const [c, b] = await Promise.all([call, belasPhone]);
+  assert.equal(c.code, 0, c.output);
+  assert.equal(b.code, 0, b.output);
   await bela.context().close();
 });

@@ -32,9 +32,6 @@ use crate::net::RtpPorts;
 /// Handles of browser legs have this bit set; the SIP endpoint's count from 1 and never
 /// get there. Bit 52, so a leg's number is exact in the page's JavaScript (2^53).
 const BROWSER_LEG: u64 = 1 << 52;
-/// How long a call whose page went away (a reload, a network change) holds for the page
-/// to come back before the caller goes back to the queue.
-pub const REATTACH: Duration = Duration::from_secs(30);
 /// The Request-URI of an operator's browser phone: `browser:anna`.
 const URI_SCHEME: &str = "browser:";
 

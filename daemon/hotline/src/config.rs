@@ -105,6 +105,7 @@ struct WebFile {
     ice_servers: Option<Vec<IceServer>>,
     sms_per_operator_per_hour: Option<u32>,
     sms_per_number_per_day: Option<u32>,
+    phone_reattach_secs: Option<u64>,
 }
 
 /// A STUN or TURN server for the browsers' WebRTC, as RTCPeerConnection takes it.
@@ -244,6 +245,9 @@ pub struct Config {
     /// Dates on the console's pages.
     pub time_zone: chrono_tz::Tz,
     pub ice_servers: Vec<IceServer>,
+    /// How long a call whose browser phone page went away holds for it, then goes back
+    /// to its queue.
+    pub phone_reattach: Duration,
     pub sms_limits: hotline_core::visual::SmsLimits,
     pub notify: hotline_core::notify::NotifyConfig,
     /// Web chat: the sites that embed the widget, offer timeout, wrap-up categories.
@@ -933,6 +937,7 @@ impl Config {
             time_zone,
             ice_servers: file.web.ice_servers.unwrap_or_default(),
             sms_limits,
+            phone_reattach: Duration::from_secs(file.web.phone_reattach_secs.unwrap_or(30).max(1)),
             notify: file.notify,
             chat: file.chat,
         })

@@ -749,7 +749,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         rtp_ports.clone(),
         local.primary(),
         config.sip_listen.ip(),
-        browser_phone::REATTACH,
+        config.phone_reattach,
     ));
     let (sip, sip_inputs) = sip_driver::channel(Some(phones.clone()));
     tokio::spawn(acd_driver::run(acd_inputs));
