@@ -578,3 +578,142 @@ impl LegTask {
         matches!(answer.await, Ok(Ok(())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The phones of a daemon on loopback, with the queue task's inbox.
+    fn phones() -> (Arc<BrowserPhones>, mpsc::Receiver<AcdInput>) {
+        let (acd, inputs) = crate::acd_driver::channel();
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ports = Arc::new(RtpPorts::new(loopback, (41000, 41099)));
+        let phones = BrowserPhones::new(acd, ports, loopback, loopback, Duration::from_secs(5));
+        (Arc::new(phones), inputs)
+    }
+
+    fn tab(id: u64) -> (PageLink, mpsc::Receiver<PhoneToPage>) {
+        let (to_page, news) = mpsc::channel(32);
+        (PageLink { id, to_page }, news)
+    }
+
+    fn offer_to(operator: &str) -> OutgoingCall {
+        OutgoingCall {
+            request_uri: format!("browser:{operator}"),
+            to: Peer {
+                transport: Transport::Udp,
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
+            },
+            from_user: "+36209990000".into(),
+            from_display: None,
+            sdp: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                  m=audio 41500 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+                  a=rtpmap:101 telephone-event/8000\r\n"
+                .into(),
+            credentials: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn phone_change(input: Option<AcdInput>) -> (String, bool) {
+        match input {
+            Some(AcdInput::BrowserPhone { operator, binding }) => (operator, binding.is_some()),
+            _ => panic!("the queue task hears of the phone tab"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tab_becomes_the_phone_rings_and_a_decline_is_a_reject() {
+        let (phones, mut acd) = phones();
+        let (page, mut news) = tab(1);
+        // No tab yet: the call cannot ring anyone.
+        let (owner, mut events) = mpsc::channel(8);
+        assert!(
+            phones
+                .invite(offer_to("anna"), owner.clone())
+                .await
+                .is_none()
+        );
+
+        phones
+            .message("anna", &page, PhoneFromPage::UseBrowser { on: true })
+            .await;
+        assert_eq!(phone_change(acd.recv().await), ("anna".to_string(), true));
+        assert_eq!(
+            news.recv().await,
+            Some(PhoneToPage::Phone {
+                browser: true,
+                message: None
+            })
+        );
+
+        let leg = phones.invite(offer_to("anna"), owner).await.unwrap();
+        assert!(is_browser_leg(leg) && leg.0 < 1 << 53, "{leg:?}");
+        assert_eq!(
+            news.recv().await,
+            Some(PhoneToPage::Ring {
+                leg: leg.0,
+                caller: "+36209990000".into(),
+                call_id: None,
+                resume: false,
+                auto_answer: false,
+            })
+        );
+        assert!(matches!(events.recv().await, Some(CallEvent::LegProgress)));
+
+        // Another operator's page cannot touch the leg.
+        let (other, mut other_news) = tab(2);
+        phones
+            .message("bela", &other, PhoneFromPage::Decline { leg: leg.0 })
+            .await;
+        assert!(matches!(
+            other_news.recv().await,
+            Some(PhoneToPage::Ended { .. })
+        ));
+
+        phones
+            .message("anna", &page, PhoneFromPage::Decline { leg: leg.0 })
+            .await;
+        assert!(matches!(
+            events.recv().await,
+            Some(CallEvent::LegFailed { status: 603, .. })
+        ));
+        assert!(matches!(news.recv().await, Some(PhoneToPage::Ended { .. })));
+
+        // The tab closes: the SIP phone is the operator's phone again.
+        phones.page_closed("anna", 1).await;
+        assert_eq!(phone_change(acd.recv().await), ("anna".to_string(), false));
+    }
+
+    #[tokio::test]
+    async fn a_second_tab_takes_over_and_the_first_is_told() {
+        let (phones, mut acd) = phones();
+        let (first, mut first_news) = tab(1);
+        let (second, mut second_news) = tab(2);
+        phones
+            .message("anna", &first, PhoneFromPage::UseBrowser { on: true })
+            .await;
+        phones
+            .message("anna", &second, PhoneFromPage::UseBrowser { on: true })
+            .await;
+        first_news.recv().await;
+        assert_eq!(
+            first_news.recv().await,
+            Some(PhoneToPage::Phone {
+                browser: false,
+                message: Some("Another tab is your phone now.".into())
+            })
+        );
+        assert!(matches!(
+            second_news.recv().await,
+            Some(PhoneToPage::Phone { browser: true, .. })
+        ));
+        // The first tab's close changes nothing: the second is the phone.
+        phone_change(acd.recv().await);
+        phone_change(acd.recv().await);
+        phones.page_closed("anna", 1).await;
+        assert!(acd.try_recv().is_err());
+    }
+}
