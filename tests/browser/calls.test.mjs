@@ -4,7 +4,8 @@
 //
 // A caller queues for support; anna's phone rings (2 s) and her console shows who is
 // calling before she answers: the number, the IVR path, and the previous call from that
-// number (caller_takes_offer's, earlier in run.sh's console block). Answered, her console
+// number (caller_takes_offer's, earlier in run.sh's console block: with ONLY, run that
+// check too). Answered, her console
 // shows the caller. She
 // holds (the caller hears the queue's music) and resumes, then transfers the caller to
 // bela with a note: bela's phone rings and answers, bela's console shows the caller and
