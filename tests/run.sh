@@ -1593,6 +1593,7 @@ phone_reattach_secs = 4" 2026-11-24T16:30:00+01:00; then
   check console_transfer_recorded console_transfer_recorded
   check browser_consult_transfer browser_consult
   check browser_phone browser_phone
+  check browser_live_board browser_test board.test.mjs
   check browser_chat browser_test chat.test.mjs
   check caller_hears_computed_promise caller_hears_computed_promise
   stop_daemon

@@ -28,6 +28,7 @@ macro_rules! css {
 /// Served from the binary, so `cargo run` needs no files beside it. The chat window's
 /// parts (`chat-operator-*.js`) are modules that `chat-operator.js` imports.
 const ASSETS: &[(&str, &str, &str)] = &[
+    js!("board.js"),
     js!("call-panel.js"),
     js!("phone.js"),
     js!("request.js"),

@@ -94,11 +94,12 @@ pub async fn home(
     )
 }
 
-const TEMPLATES: [(&str, &str); 20] = [
+const TEMPLATES: [(&str, &str); 21] = [
     ("base.html", include_str!("../templates/base.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("home.html", include_str!("../templates/home.html")),
+    ("board.html", include_str!("../templates/board.html")),
     (
         "admin_users.html",
         include_str!("../templates/admin_users.html"),

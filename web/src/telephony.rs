@@ -67,6 +67,12 @@ pub trait Telephony: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Err("calls are not controlled from here".to_string()) })
     }
+    /// The supervisors' live board (PRODUCT S1) as JSON: `queues`, `operators`, `calls`
+    /// and `chats`, each a list of rows as `hotline show` prints them; `None` when the
+    /// telephony side cannot answer now.
+    fn board(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
+        Box::pin(async { None })
+    }
     /// A message from the operator's page to their browser phone (PRODUCT T7). Answers
     /// and news go back through `page.to_page`, now or later.
     fn phone_message<'a>(

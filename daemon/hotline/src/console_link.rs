@@ -437,4 +437,20 @@ impl Telephony for ConsoleLink {
     fn page_closed<'a>(&'a self, operator: &'a str, page_id: u64) -> BoxFuture<'a, ()> {
         Box::pin(self.phones.page_closed(operator, page_id))
     }
+
+    fn board(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
+        Box::pin(async move {
+            // The same rows as `hotline show`, so the board and the command line agree.
+            use crate::control::LiveState;
+            let live: &Calls = &self.calls;
+            let (queues, operators, calls, chats) =
+                tokio::join!(live.queues(), live.operators(), live.calls(), live.chats());
+            Some(serde_json::json!({
+                "queues": queues.ok()?,
+                "operators": operators.ok()?,
+                "calls": calls.ok()?,
+                "chats": chats.unwrap_or_default(),
+            }))
+        })
+    }
 }

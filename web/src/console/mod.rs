@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod board;
 mod callbacks;
 pub mod calls;
 mod direct;
@@ -59,6 +60,9 @@ pub fn router() -> Router<Arc<WebState>> {
             post(admin::set_capacity),
         )
         .route("/admin/queues", get(admin::queues))
+        .route("/supervisor", get(board::page))
+        .route("/supervisor/wallboard", get(board::wallboard))
+        .route("/supervisor/live", get(board::socket))
         .route("/admin/direct", get(direct::page).post(direct::save))
         .route(
             "/admin/licenses",

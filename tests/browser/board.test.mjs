@@ -1,0 +1,58 @@
+// The supervisors' live board (PRODUCT S1): the admin (a supervisor too) watches the
+// floor while a SIPp caller queues for support and anna's SIP phone (SIPp, 1001 on
+// 15081) answers: the board shows the call with its caller and operator and anna busy,
+// live, without a reload; the wallboard shows the queues in large type.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  BASE, env, chromiumForTests, logInNewPage, operatorPhone, setStatus, sipp as sippIn,
+} from './lib.mjs';
+
+const getBrowser = chromiumForTests();
+const work = mkdtempSync(join(tmpdir(), 'hotline-board-'));
+const sipp = (...args) => sippIn(work, ...args);
+
+test('the live board shows the call, its operator and the queues as they change', async () => {
+  const admin = await logInNewPage(getBrowser(), env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  const bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
+  await setStatus(bela, 'pause');
+  await setStatus(anna, 'online');
+
+  await admin.getByRole('link', { name: 'Live board' }).click();
+  await admin.getByText(/^Live ·/).waitFor({ timeout: 5_000 });
+  const queues = admin.locator('#board-queues');
+  await queues.getByRole('cell', { name: 'support', exact: true }).waitFor({ timeout: 5_000 });
+  const calls = admin.locator('#board-calls');
+  await calls.getByText('No calls.').waitFor({ timeout: 5_000 });
+
+  const annasPhone = operatorPhone(work, '1001', 15081, 16030, 1500);
+  const caller = sipp('caller_talks.xml.in', ['-s', '500', env('SIP_ADDR'), '-i', '127.0.0.1',
+    '-p', '15175', '-mi', '127.0.0.1', '-mp', '16190', '-m', '1', '-d', '8000']);
+  // Ringing, then talking with anna: the row follows the call.
+  const row = calls.locator('tr', { hasText: '+36209990000' });
+  await row.filter({ hasText: 'ringing anna' }).waitFor({ timeout: 10_000 });
+  await row.filter({ hasText: 'talking' }).waitFor({ timeout: 10_000 });
+  assert.match(await row.innerText(), /support/);
+  const annaRow = admin.locator('#board-operators tr', { hasText: 'anna' });
+  assert.match(await annaRow.innerText(), /busy/);
+
+  // The caller hangs up: the call leaves the board.
+  const [c, a] = await Promise.all([caller, annasPhone]);
+  assert.equal(c.code, 0, c.output);
+  assert.equal(a.code, 0, a.output);
+  await calls.getByText('No calls.').waitFor({ timeout: 5_000 });
+
+  // The wallboard: the queues, no operator or call tables.
+  await admin.goto(`${BASE}/supervisor/wallboard`);
+  await admin.locator('#board-queues').getByRole('cell', { name: 'support', exact: true })
+    .waitFor({ timeout: 5_000 });
+  assert.equal(await admin.locator('#board-calls').count(), 0);
+  // Operators may not watch the floor.
+  const refused = await anna.context().request.get(`${BASE}/supervisor`);
+  assert.equal(refused.status(), 403);
+  for (const p of [admin, anna, bela]) await p.context().close();
+});
