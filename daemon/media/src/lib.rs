@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod dtmf;
 pub mod g711;
+pub mod mixer;
 pub mod rtp;
 pub mod wav;
 
