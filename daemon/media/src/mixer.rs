@@ -327,7 +327,8 @@ impl Mixer {
         Mixer::with_playout_delay(mode, DEFAULT_PLAYOUT_DELAY)
     }
 
-    /// A mixer whose parties' first packets wait `ticks` × 20 ms before they are mixed.
+    /// A mixer whose parties' first packets wait `ticks` × 20 ms before they are mixed
+    /// (at most 10, so the lead allowed past it still fits the ring).
     pub fn with_playout_delay(mode: Mode, ticks: u64) -> Mixer {
         Mixer {
             mode,
