@@ -16,6 +16,7 @@ pub mod direct;
 pub mod ivr_call;
 pub mod notify;
 pub mod operators;
+pub mod reports;
 pub mod store;
 pub mod tasks;
 #[cfg(any(test, feature = "test-support"))]
