@@ -19,6 +19,7 @@ mod direct;
 mod home;
 pub(crate) mod live;
 mod login;
+mod reports;
 mod tasks;
 
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/supervisor", get(board::page))
         .route("/supervisor/wallboard", get(board::wallboard))
         .route("/supervisor/live", get(board::socket))
+        .route("/supervisor/reports", get(reports::day))
+        .route("/supervisor/reports/range", get(reports::range))
         .route("/admin/direct", get(direct::page).post(direct::save))
         .route(
             "/admin/licenses",
