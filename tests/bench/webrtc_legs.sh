@@ -94,7 +94,11 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 
 # --- cleanup: every process this script starts is in PIDS --------------------------------
 PIDS=()
+RMEM_FILE=/proc/sys/net/core/rmem_default
+RMEM_SAVED=$(cat "$RMEM_FILE" 2>/dev/null || true)
+restore_rmem() { [ -n "$RMEM_SAVED" ] && echo "$RMEM_SAVED" >"$RMEM_FILE" 2>/dev/null; return 0; }
 cleanup() {
+  restore_rmem
   local p
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
   sleep 0.5
@@ -252,6 +256,9 @@ round() {
   start_daemon "$dir" daemon.log || { echo "$fail\"daemon\"}" >"$dir/result.json"; return; }
   local rss_start; rss_start=$(rss_kib "$DAEMON_PID")
   local legs_pid
+  # 4 MiB receive buffers for browser-legs' sockets (rmem_default, raised until every leg's
+  # socket exists), so that a moment without the CPU is not counted as loss.
+  [ -n "$RMEM_SAVED" ] && echo 4194304 >"$RMEM_FILE" 2>/dev/null
   "$LEGS_BIN" --http "127.0.0.1:$HTTP_PORT" --operators "$N" --caller-port "$CALLER_MEDIA" \
     --pid "$DAEMON_PID" --clk-tck "$CLK_TCK" --warmup "$WARMUP_SECS" --seconds "$METER_SECS" \
     --max-wait "$MAX_WAIT" --status-file "$dir/legs.status" --stop-file "$dir/stop" \
@@ -300,6 +307,7 @@ round() {
     kill -0 "$legs_pid" 2>/dev/null || break
     sleep 0.25
   done
+  restore_rmem
   local td_pid= filter
   filter=$(awk -v want="$CAPTURE_CALLS" -v total="$(wc -l <"$dir/legs.map" 2>/dev/null || echo 0)" '
     BEGIN { k = int(total / want); if (k < 1) k = 1 }
