@@ -39,6 +39,7 @@ test('the live board shows the call, its operator and the queues as they change'
   assert.match(await row.innerText(), /support/);
   const annaRow = admin.locator('#board-operators tr', { hasText: 'anna' });
   assert.match(await annaRow.innerText(), /busy/);
+  assert.match(await annaRow.innerText(), /talking with \+36209990000/);
 
   // The caller hangs up: the call leaves the board.
   const [c, a] = await Promise.all([caller, annasPhone]);

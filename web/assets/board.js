@@ -53,8 +53,19 @@ function draw(board) {
   fill('board-queues', board.queues, (q) => [q.queue, String(q.waiting),
     duration(q.longest_wait_secs), String(q.online), String(q.busy), String(q.wrap_up),
     String(q.paused), String(q.away)], 'No queues.');
+  // Each operator's call, and how many chats besides it.
+  const callOf = new Map(board.calls.filter((c) => c.operator).map((c) => [c.operator, c]));
+  const chatsOf = (name) => board.chats.filter((c) => c.operator === name && c.state === 'active').length;
+  const conversation = (o) => {
+    const call = callOf.get(o.operator);
+    const chats = chatsOf(o.operator);
+    const parts = [];
+    if (call) parts.push(`${where(call)} with ${call.caller} (${duration(call.duration_secs)})`);
+    if (chats) parts.push(`${chats} chat${chats === 1 ? '' : 's'}`);
+    return parts.join(', ') || '—';
+  };
   fill('board-operators', board.operators, (o) => [o.operator, o.state,
-    duration(o.since_secs), String(o.conversations), o.chosen,
+    duration(o.since_secs), conversation(o), o.chosen,
     o.registered ? 'reachable' : 'no phone'], 'No operators.');
   fill('board-calls', board.calls, (c) => [c.caller, c.called, where(c), c.queue,
     c.operator, duration(c.duration_secs)], 'No calls.');
