@@ -41,7 +41,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Offset as _, TimeZone, Timelike as _};
 
-use crate::cdr::{CallFilter, CallRecord};
+use sqlx::Row as _;
+
+use crate::cdr::{CallLeg, CallRecord, LegOutcome, Service};
 use crate::store::{Store, StoreError};
 
 /// What the figures are measured against.
@@ -459,8 +461,12 @@ const PAGE: i64 = 500;
 pub const MAX_CALLS: usize = 200_000;
 
 impl Store {
-    /// Every call that started in `[since_ms, until_ms)`, with its legs, newest first,
-    /// read a page at a time; at most [`MAX_CALLS`] (the bool: more were left).
+    /// Every call that started in `[since_ms, until_ms)`, newest first, with what the
+    /// reports read of it: times, end reason, queue, wait, hold, operator and legs (the
+    /// flow's path, variables, digits, wrap-up and recording are left empty). Read a page
+    /// at a time with the page's legs in one query, rather than a query per call as
+    /// [`Store::calls_matching`] does: a month has many thousand calls. At most
+    /// [`MAX_CALLS`] (the bool: more were left out).
     pub async fn calls_started_in(
         &self,
         since_ms: i64,
@@ -468,19 +474,28 @@ impl Store {
     ) -> Result<(Vec<CallRecord>, bool), StoreError> {
         let mut calls: Vec<CallRecord> = Vec::new();
         loop {
-            let page = self
-                .calls_matching(&CallFilter {
-                    since_ms: Some(since_ms),
-                    until_ms: Some(until_ms),
-                    before_id: calls.last().map(|c| c.id),
-                    limit: PAGE,
-                    ..CallFilter::default()
-                })
-                .await?;
-            let last_page = (page.len() as i64) < PAGE;
+            let before_id = calls.last().map_or(i64::MAX, |c| c.id);
+            let rows = sqlx::query(
+                "SELECT id, call_id, started_at, answered_at, ended_at, end_reason, operator, \
+                 queue, wait_ms, hold_ms FROM calls \
+                 WHERE started_at >= $1 AND started_at < $2 AND id < $3 \
+                 ORDER BY id DESC LIMIT $4",
+            )
+            .bind(since_ms)
+            .bind(until_ms)
+            .bind(before_id)
+            .bind(PAGE)
+            .fetch_all(self.pool())
+            .await?;
+            let last_page = (rows.len() as i64) < PAGE;
+            let mut page = rows
+                .iter()
+                .map(report_record)
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            self.add_legs(&mut page).await?;
             calls.extend(page);
             if calls.len() >= MAX_CALLS {
-                let more = !last_page;
+                let more = calls.len() > MAX_CALLS || !last_page;
                 calls.truncate(MAX_CALLS);
                 return Ok((calls, more));
             }
@@ -489,6 +504,81 @@ impl Store {
             }
         }
     }
+
+    /// The legs of `calls` (newest first), read for their id range at once.
+    async fn add_legs(&self, calls: &mut [CallRecord]) -> Result<(), StoreError> {
+        let (Some(newest), Some(oldest)) = (calls.first(), calls.last()) else {
+            return Ok(());
+        };
+        let rows = sqlx::query(
+            "SELECT call, operator, number, rang_at, answered_at, ended_at, outcome, hold_ms, \
+             transferred_to FROM call_legs WHERE call >= $1 AND call <= $2 ORDER BY call, seq",
+        )
+        .bind(oldest.id)
+        .bind(newest.id)
+        .fetch_all(self.pool())
+        .await?;
+        let at: HashMap<i64, usize> = calls.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        for r in &rows {
+            let call: i64 = r.try_get("call")?;
+            // Calls in the id range that started outside the time range are not here.
+            let Some(&i) = at.get(&call) else {
+                continue;
+            };
+            let outcome: String = r.try_get("outcome")?;
+            calls[i].service.legs.push(CallLeg {
+                operator: r.try_get("operator")?,
+                number: r.try_get("number")?,
+                rang_at_ms: r.try_get("rang_at")?,
+                answered_at_ms: r.try_get("answered_at")?,
+                ended_at_ms: r.try_get("ended_at")?,
+                outcome: LEG_OUTCOMES
+                    .into_iter()
+                    .find(|o| o.as_str() == outcome)
+                    .unwrap_or(LegOutcome::Cancelled),
+                hold_ms: r.try_get("hold_ms")?,
+                transferred_to: r.try_get("transferred_to")?,
+            });
+        }
+        Ok(())
+    }
+}
+
+const LEG_OUTCOMES: [LegOutcome; 6] = [
+    LegOutcome::Answered,
+    LegOutcome::NoAnswer,
+    LegOutcome::Busy,
+    LegOutcome::Rejected,
+    LegOutcome::Unreachable,
+    LegOutcome::Cancelled,
+];
+
+fn report_record(r: &sqlx::any::AnyRow) -> Result<CallRecord, sqlx::Error> {
+    Ok(CallRecord {
+        id: r.try_get("id")?,
+        call_id: r.try_get("call_id")?,
+        caller: String::new(),
+        called: String::new(),
+        started_at_ms: r.try_get("started_at")?,
+        answered_at_ms: r.try_get("answered_at")?,
+        ended_at_ms: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+        digits: String::new(),
+        flow: None,
+        flow_version: None,
+        path: String::new(),
+        variables: String::new(),
+        operator: r.try_get("operator")?,
+        service: Service {
+            queue: r.try_get("queue")?,
+            wait_ms: r.try_get("wait_ms")?,
+            hold_ms: r.try_get("hold_ms")?,
+            legs: Vec::new(),
+        },
+        wrapup_category: None,
+        wrapup_note: None,
+        recording: None,
+    })
 }
 
 #[cfg(test)]
@@ -496,7 +586,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::cdr::{CallLeg, LegOutcome, Service};
     use hotline_ivr::window::DEFAULT_TIME_ZONE as BUDAPEST;
 
     /// Unix ms of a UTC wall time, "2026-12-07 09:15:00".

@@ -8,7 +8,9 @@
 mod common;
 
 use chrono::NaiveDate;
-use hotline_core::cdr::{CallEnd, CallLeg, CallStart, EndReason, LegOutcome, Service};
+use hotline_core::cdr::{
+    CallEnd, CallFilter, CallLeg, CallRecord, CallStart, EndReason, LegOutcome, Service,
+};
 use hotline_core::reports::{
     CallFigures, OperatorFigures, ReportOptions, day_bounds, day_report, range_report,
 };
@@ -201,6 +203,31 @@ on_both_databases!(a_dst_day_from_the_store, |store: Store| async move {
     let (calls, more) = store.calls_started_in(since, until).await.unwrap();
     assert!(!more);
     assert_eq!(calls.len(), 7, "the day's calls, IVR-only included");
+    // What the reports read of them is what the full records hold.
+    let full = store
+        .calls_matching(&CallFilter {
+            since_ms: Some(since),
+            until_ms: Some(until),
+            limit: 100,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap();
+    let read = |c: &CallRecord| {
+        (
+            c.id,
+            c.started_at_ms,
+            c.answered_at_ms,
+            c.ended_at_ms,
+            c.end_reason.clone(),
+            c.operator.clone(),
+            c.service.clone(),
+        )
+    };
+    assert_eq!(
+        calls.iter().map(read).collect::<Vec<_>>(),
+        full.iter().map(read).collect::<Vec<_>>()
+    );
     let r = day_report(&calls, &BUDAPEST, day(), ReportOptions::default()).unwrap();
     assert_eq!(r.hours.len(), 25);
 
@@ -322,32 +349,57 @@ on_both_databases!(a_dst_day_from_the_store, |store: Store| async move {
 on_both_databases!(
     many_calls_are_read_page_by_page,
     |store: Store| async move {
-        // More than a page (500) of short abandons, one a second from 10:00 CET.
+        // More than a page (500) of calls, one a second from 10:00 CET: the even ones
+        // anna answered after 3 s, the odd ones short abandons. In their midst, a call of
+        // the next day that rang bela: its leg must not be read with the page.
         let start = utc("2026-12-07 09:00:00");
         for n in 0..520 {
+            let at = start + n * 1000;
+            let legs = if n % 2 == 0 {
+                vec![leg("anna", at + 1000, 2, true, 10, 0)]
+            } else {
+                Vec::new()
+            };
             let end = CallEnd {
                 service: Service {
                     queue: Some("sales".into()),
-                    wait_ms: Some(1000),
-                    ..Service::default()
+                    wait_ms: Some(3000),
+                    hold_ms: 0,
+                    legs,
                 },
-                ..call_end(start + n * 1000 + 1000)
+                ..call_end(at + 13_000)
             };
-            store_finished_call(
-                &store,
-                &call_start(&format!("c{n}"), start + n * 1000),
-                &end,
-            )
-            .await
-            .unwrap();
+            store_finished_call(&store, &call_start(&format!("c{n}"), at), &end)
+                .await
+                .unwrap();
+            if n == 250 {
+                call(
+                    &store,
+                    9999,
+                    "2026-12-08 09:00:00",
+                    Some("sales"),
+                    1,
+                    EndReason::CallerHangup,
+                    vec![leg("bela", utc("2026-12-08 09:00:00"), 1, true, 10, 0)],
+                )
+                .await;
+            }
         }
         let date = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
         let (since, until) = day_bounds(&BUDAPEST, date).unwrap();
         let (calls, more) = store.calls_started_in(since, until).await.unwrap();
         assert_eq!((calls.len(), more), (520, false));
         let r = day_report(&calls, &BUDAPEST, date, ReportOptions::default()).unwrap();
-        assert_eq!(r.total.short_abandoned, 520);
+        assert_eq!(
+            (r.total.offered, r.total.answered, r.total.short_abandoned),
+            (520, 260, 260)
+        );
         let ten = &r.hours.iter().find(|h| h.label == "10:00").unwrap().figures;
         assert_eq!(ten.offered, 520);
+        assert_eq!(
+            (r.operators["anna"].offered, r.operators["anna"].talk_ms),
+            (260, 2_600_000)
+        );
+        assert!(!r.operators.contains_key("bela"));
     }
 );
