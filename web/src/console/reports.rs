@@ -40,6 +40,8 @@ pub(super) struct ReportQuery {
     target: Option<String>,
     /// Short abandons: hung up sooner than this many seconds.
     short: Option<String>,
+    /// The day's calls of this queue only.
+    queue: Option<String>,
     /// `csv` for a table's export.
     format: Option<String>,
     /// Which table the CSV holds.
@@ -105,17 +107,26 @@ pub(super) async fn day(
     SupervisorPage(s): SupervisorPage,
     Query(q): Query<ReportQuery>,
 ) -> Response {
+    let queue = q
+        .queue
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(String::from);
     let result = async {
         let Settings { options } = settings(&q)?;
         let date = parse_day(q.day.as_deref(), today(&state))?;
         let tz = state.settings.time_zone;
         let (since, until) = hotline_core::reports::day_bounds(&tz, date)
             .ok_or_else(|| WebError::page(StatusCode::BAD_REQUEST, "That day is out of range."))?;
-        let (calls, cut) = state
+        let (mut calls, cut) = state
             .store
             .calls_started_in(since, until)
             .await
             .map_err(|e| WebError::database("call report", e))?;
+        if let Some(queue) = &queue {
+            calls.retain(|c| c.service.queue.as_deref() == Some(queue.as_str()));
+        }
         let report = day_report(&calls, &tz, date, options)
             .ok_or_else(|| WebError::page(StatusCode::BAD_REQUEST, "That day is out of range."))?;
         Ok::<_, WebError>((report, options, cut))
@@ -134,10 +145,25 @@ pub(super) async fn day(
         };
         return csv(&format!("calls-{}-{name}.csv", report.date), body);
     }
-    let query = format!(
+    let mut query = format!(
         "day={}&target={}&short={}",
         report.date, options.target_secs, options.short_abandon_secs
     );
+    if let Some(queue) = &queue {
+        query.push_str(&format!("&queue={}", urlencode(queue)));
+    }
+    // The configured queues to choose from, and the chosen one should it be gone since.
+    let mut choices: Vec<(String, String)> = state.telephony.queue_names();
+    if let Some(queue) = queue
+        .as_ref()
+        .filter(|q| !choices.iter().any(|(n, _)| n == *q))
+    {
+        choices.push((queue.clone(), queue.clone()));
+    }
+    let choices: Vec<_> = choices
+        .iter()
+        .map(|(n, _)| minijinja::context! { name => n, label => display_name(&names, n) })
+        .collect();
     let from = report.date - chrono::Duration::days(6);
     state.render(
         "reports.html",
@@ -145,6 +171,9 @@ pub(super) async fn day(
             me => me(&s),
             view => "day",
             day => report.date.to_string(),
+            queue => queue.as_ref().map(|q| display_name(&names, q)),
+            queue_name => queue,
+            choices,
             target => options.target_secs,
             short => options.short_abandon_secs,
             query,
@@ -243,6 +272,19 @@ pub(super) async fn range(
 /// Queue names to the names people know them by.
 fn queue_names(state: &WebState) -> HashMap<String, String> {
     state.telephony.queue_names().into_iter().collect()
+}
+
+/// For a query string: all but letters, digits, `.`, `_` and `-` percent-encoded.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Calls without a queue went straight to an operator.
@@ -820,6 +862,30 @@ mod tests {
             operators.lines().nth(1),
             Some("anna,2,2,0,2.0,45.0,0.0,90,0")
         );
+
+        // Sales only: its two calls, none at 10:00.
+        let (_, hours) = testing::get_page(
+            &app,
+            &sup.cookie,
+            "/supervisor/reports?day=2026-10-25&queue=sales&format=csv&table=hours",
+        )
+        .await;
+        let lines: Vec<&str> = hours.lines().collect();
+        assert!(
+            lines[3].ends_with(",1,1,0,0,0,1,100.0,10.0,60.0,0.0,0"),
+            "{hours}"
+        );
+        assert_eq!(
+            lines[12],
+            "10:00,2026-10-25T10:00:00+01:00,0,0,0,0,0,0,,,,,0"
+        );
+        let (_, page) = testing::get_page(
+            &app,
+            &sup.cookie,
+            "/supervisor/reports?day=2026-10-25&queue=sales",
+        )
+        .await;
+        assert!(page.contains("queue=sales&amp;format=csv"), "{page}");
 
         // A 40 s target takes both sales calls in; without short abandons both support
         // calls are abandoned.
