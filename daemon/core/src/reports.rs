@@ -34,6 +34,9 @@
 //! - Per **operator**, from the legs that rang them: offered (legs rung), answered,
 //!   missed (rung and not answered), ring time of the answered legs, talk, hold and the
 //!   transfers they made. An offered call counts for every operator it rang.
+//! - A call counts in **one queue**: the one the caller last waited in, the only one its
+//!   record keeps (with that wait). A call answered in one queue and transferred to
+//!   another counts in the second, answered.
 //! - **Wrap-up time** is not in the call record (only its category and note are), so it
 //!   is not reported here; it needs the operators' state history.
 
