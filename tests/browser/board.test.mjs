@@ -57,3 +57,26 @@ test('the live board shows the call, its operator and the queues as they change'
   assert.equal(refused.status(), 403);
   for (const p of [admin, anna, bela]) await p.context().close();
 });
+
+test('an operator ends a call from the call panel; both phones get BYE', async () => {
+  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  const bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
+  await setStatus(bela, 'pause');
+  await setStatus(anna, 'online');
+  const annasPhone = operatorPhone(work, '1001', 15081, 16030, 300);
+  // A caller who never hangs up by themselves.
+  const caller = sipp('daemon_hangs_up.xml', ['-s', '500', env('SIP_ADDR'), '-i', '127.0.0.1',
+    '-p', '15175', '-mi', '127.0.0.1', '-mp', '16190', '-m', '1']);
+  const panel = anna.locator('#my-call');
+  await panel.getByRole('button', { name: 'End call' }).click({ timeout: 15_000 });
+  await panel.getByText('No call.').waitFor({ timeout: 5_000 });
+  const [c, a] = await Promise.all([caller, annasPhone]);
+  assert.equal(c.code, 0, c.output);
+  assert.equal(a.code, 0, a.output);
+  // Wrap-up: "Ready for the next call" ends it, or says it is already over (1 s here).
+  await panel.getByRole('button', { name: 'Ready for the next call' }).click();
+  await panel.getByText(/You are ready for the next call\.|You are not in wrap-up\./)
+    .waitFor({ timeout: 5_000 });
+  await anna.context().close();
+  await bela.context().close();
+});

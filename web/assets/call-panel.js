@@ -159,8 +159,17 @@ function build(call) {
     if (ok) message.textContent = consult ? '' : 'Transferring…';
     else message.textContent = error || 'The transfer failed.';
   });
+  // For an operator whose phone is out of reach (the browser phone has its own Hang up).
+  const end = el('button', { type: 'button', id: 'call-end', text: 'End call' });
+  end.addEventListener('click', async () => {
+    end.disabled = true;
+    const { ok, error } = await post('/console/call/hangup', {});
+    message.textContent = ok ? 'Call ended.' : (error || 'The call could not be ended.');
+    end.disabled = false;
+  });
   const consult = el('div', { id: 'call-consult' });
-  panel.replaceChildren(who, note, state, el('p', {}, hold), form, consult, message, screenPop(call));
+  panel.replaceChildren(who, note, state, el('p', {}, hold, ' ', end), form, consult, message,
+    screenPop(call));
   clearInterval(timer);
   timer = setInterval(() => {
     const c = panel.querySelector('#call-clock');
@@ -227,7 +236,7 @@ function wrapup(call) {
     el('p', {}, 'Wrap-up of the call with ', el('strong', { text: call.caller })),
     el('label', { for: 'wrapup-category', text: 'Category' }), select,
     el('label', { for: 'wrapup-note', text: 'Wrap-up note' }), note,
-    el('button', { type: 'submit', text: 'Save wrap-up' }), message);
+    el('button', { type: 'submit', text: 'Save wrap-up' }), ' ', ready(message), message);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const { ok, error } = await post('/console/call/wrapup',
@@ -235,6 +244,18 @@ function wrapup(call) {
     message.textContent = ok ? 'Wrap-up saved.' : (error || 'The wrap-up could not be saved.');
   });
   return form;
+}
+
+// Ends the wrap-up time early: the queues may ring the operator at once.
+function ready(message) {
+  const b = el('button', { type: 'button', class: 'secondary', text: 'Ready for the next call' });
+  b.addEventListener('click', async () => {
+    b.disabled = true;
+    const { ok, error } = await post('/console/call/ready', {});
+    message.textContent = ok ? 'You are ready for the next call.' : (error || 'That did not work.');
+    b.disabled = false;
+  });
+  return b;
 }
 
 export function showCall(call) {

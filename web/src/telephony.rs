@@ -59,6 +59,10 @@ pub trait Telephony: Send + Sync + 'static {
     fn operator_call<'a>(&'a self, _operator: &'a str) -> BoxFuture<'a, Option<serde_json::Value>> {
         Box::pin(async { None })
     }
+    /// Ends the operator's wrap-up now ("Ready for the next call").
+    fn end_wrap_up<'a>(&'a self, _operator: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("Wrap-up is not kept here.".to_string()) })
+    }
     /// Holds, resumes or transfers the operator's connected call.
     fn call_control<'a>(
         &'a self,
@@ -182,6 +186,8 @@ pub enum CallControl {
     /// Complete the consultation (`true`: the caller goes to the consulted party) or
     /// cancel it (the operator has the caller back).
     EndConsult(bool),
+    /// End the call (for an operator whose SIP phone is out of reach).
+    Hangup,
 }
 
 /// Where the console sends a caller.

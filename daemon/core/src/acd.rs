@@ -1224,6 +1224,21 @@ impl Acd {
         self.settle(now);
     }
 
+    /// The operator ends their wrap-up early (the console's "Ready"): free at once, as if
+    /// the queue's `wrap_up` were over now. `false`: they are not in wrap-up.
+    pub fn end_wrap_up(&mut self, now: Instant, operator: &str) -> bool {
+        let Some(op) = self.operators.get_mut(operator) else {
+            return false;
+        };
+        if !matches!(op.activity, Activity::WrapUp { .. }) {
+            return false;
+        }
+        op.activity = Activity::Idle;
+        op.touch(now);
+        self.settle(now);
+        true
+    }
+
     /// The next thing to do.
     pub fn poll_action(&mut self) -> Option<AcdAction> {
         self.actions.pop_front()

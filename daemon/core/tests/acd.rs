@@ -344,6 +344,32 @@ fn wrap_up_ends_at_exactly_wrap_up_and_the_next_caller_rings() {
     );
 }
 
+/// The operator ends wrap-up early from the console: the waiting caller rings them at
+/// once; a second "Ready", or one outside wrap-up, changes nothing.
+#[test]
+fn ending_wrap_up_early_rings_the_next_caller_at_once() {
+    let t = Instant::now();
+    let mut acd = Acd::new();
+    acd.set_queue(t, queue("q", &["a"]));
+    online(&mut acd, t, "a");
+    assert!(!acd.end_wrap_up(t, "a"), "not in wrap-up");
+    acd.enqueue(t, c(1), "q", 0, IN).unwrap();
+    acd.ring_answered(t + secs(5), c(1), "a").unwrap();
+    acd.enqueue(t + secs(6), c(2), "q", 0, IN).unwrap();
+    drain(&mut acd);
+    acd.call_ended(t + secs(65), c(1));
+    assert!(events(&mut acd).is_empty());
+    assert!(acd.end_wrap_up(t + secs(68), "a"));
+    assert_eq!(events(&mut acd), [ring(2, "a", "q")]);
+    let view = acd.operator_view("a").unwrap();
+    assert_eq!(
+        (view.state, view.since, view.ringing),
+        (OperatorStatus::Online, Some(t + secs(68)), Some(c(2)))
+    );
+    assert!(!acd.end_wrap_up(t + secs(69), "a"));
+    assert!(!acd.end_wrap_up(t + secs(69), "nobody"));
+}
+
 /// PRODUCT Q1: an operator on a call of their own (click-to-call, a callback from the list)
 /// is busy to the queues: the waiting caller rings the other member, and only reaches
 /// the first one after their call and its wrap-up.

@@ -203,6 +203,13 @@ impl State {
                     self.acd.set_reachable(now, &name, reachable);
                 }
             }
+            AcdInput::EndWrapUp { operator, reply } => {
+                let ended = self.acd.end_wrap_up(now, &operator);
+                if ended {
+                    info!(%operator, "wrap-up ended early");
+                }
+                let _ = reply.send(ended);
+            }
             AcdInput::BrowserPhone { operator, binding } => {
                 match binding {
                     Some(b) => self.browsers.insert(operator.clone(), b),

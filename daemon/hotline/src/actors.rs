@@ -254,6 +254,12 @@ pub enum AcdInput {
         operator: String,
         binding: Option<Binding>,
     },
+    /// The operator ends their wrap-up early (`Acd::end_wrap_up`); `false`: they were
+    /// not in wrap-up.
+    EndWrapUp {
+        operator: String,
+        reply: oneshot::Sender<bool>,
+    },
     Leave {
         caller: CallerId,
         reply: oneshot::Sender<Option<LeftQueue>>,

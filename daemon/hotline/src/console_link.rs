@@ -409,6 +409,7 @@ impl Telephony for ConsoleLink {
                     }
                 }
                 CallControl::EndConsult(complete) => ConsoleControl::EndConsult { complete, reply },
+                CallControl::Hangup => ConsoleControl::Hangup { reply },
             };
             call.control
                 .send(CallEvent::Console(control))
@@ -417,6 +418,22 @@ impl Telephony for ConsoleLink {
             answer
                 .await
                 .map_err(|_| "The call has just ended.".to_string())?
+        })
+    }
+
+    fn end_wrap_up<'a>(&'a self, operator: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let operator = operator.to_string();
+            match self
+                .calls
+                .acd
+                .ask(|reply| AcdInput::EndWrapUp { operator, reply })
+                .await
+            {
+                Some(true) => Ok(()),
+                Some(false) => Err("You are not in wrap-up.".to_string()),
+                None => Err("The queues do not answer; try again.".to_string()),
+            }
         })
     }
 

@@ -195,6 +195,32 @@ pub(super) async fn wrapup(
     }
 }
 
+/// POST /console/call/hangup: ends the operator's connected call.
+pub(super) async fn hangup(
+    State(state): State<Arc<WebState>>,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
+) -> Response {
+    match operator(&s) {
+        Ok(who) => control(&state, who, CallControl::Hangup).await,
+        Err(r) => r,
+    }
+}
+
+/// POST /console/call/ready: ends the operator's wrap-up now; the queues may ring them.
+pub(super) async fn ready(
+    State(state): State<Arc<WebState>>,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
+) -> Response {
+    let who = match operator(&s) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match state.telephony.end_wrap_up(who).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => refused(StatusCode::CONFLICT, &e),
+    }
+}
+
 /// POST /console/call/dial: the phone panel's dial field. The operator's phone rings
 /// first (a browser phone answers by itself), then the number, through the dial plan.
 pub(super) async fn dial(

@@ -42,6 +42,8 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/console/call/consult", post(calls::end_consult))
         .route("/console/call/wrapup", post(calls::wrapup))
         .route("/console/call/dial", post(calls::dial))
+        .route("/console/call/hangup", post(calls::hangup))
+        .route("/console/call/ready", post(calls::ready))
         .route("/console/callbacks", post(callbacks::add))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
         .route("/console/tasks", get(tasks::list).post(tasks::add))
