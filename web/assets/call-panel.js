@@ -168,8 +168,13 @@ function build(call) {
     end.disabled = false;
   });
   const consult = el('div', { id: 'call-consult' });
-  panel.replaceChildren(who, note, state, el('p', {}, hold, ' ', end), form, consult, message,
-    screenPop(call));
+  const visual = el('p', { id: 'call-visual' });
+  const invite = document.querySelector('#invite-form')
+    ? el('button', { type: 'button', id: 'call-invite', class: 'secondary', text: 'Send visual session invite' })
+    : '';
+  invite?.addEventListener?.('click', () => prefillInvite(call));
+  panel.replaceChildren(who, note, state, el('p', {}, hold, ' ', end, ' ', invite), visual, form,
+    consult, message, screenPop(call));
   clearInterval(timer);
   timer = setInterval(() => {
     const c = panel.querySelector('#call-clock');
@@ -179,6 +184,7 @@ function build(call) {
 
 function update(call) {
   panel.querySelector('#call-clock').textContent = clock(call.since_ms);
+  showVisual(call.visual_sessions ?? []);
   panel.querySelector('#call-state').textContent = call.held
     ? 'On hold: the caller hears music.' : '';
   const hold = panel.querySelector('#call-hold');
@@ -244,6 +250,31 @@ function wrapup(call) {
     message.textContent = ok ? 'Wrap-up saved.' : (error || 'The wrap-up could not be saved.');
   });
   return form;
+}
+
+// The call's visual sessions, each a link to its page.
+function showVisual(sessions) {
+  const area = panel.querySelector('#call-visual');
+  const key = JSON.stringify(sessions);
+  if (!area || area.dataset.shown === key) return;
+  area.dataset.shown = key;
+  area.replaceChildren(...sessions.flatMap((v, i) => [i ? ' · ' : 'Visual session: ',
+    el('a', { href: `/visual/${v.id}`, text: `case ${v.case_number}` }), ` (${v.state})`]));
+}
+
+// The visual-session form (seed 000, PRODUCT V4) filled in for this caller: SMS to their
+// number, linked to this call; the operator picks the license and sends it.
+function prefillInvite(call) {
+  const form = document.querySelector('#invite-form');
+  if (!form) return;
+  form.querySelector('input[name="channel"][value="sms"]')?.click();
+  form.querySelector('input[name="phone"]').value = call.caller;
+  form.querySelector('input[name="call_id"]').value = call.call_id;
+  const note = form.querySelector('#invite-call');
+  note.textContent = `For the call with ${call.caller}.`;
+  note.hidden = false;
+  form.scrollIntoView({ behavior: 'smooth', block: 'center' });
+  form.querySelector('select[name="license"]')?.focus();
 }
 
 // Ends the wrap-up time early: the queues may ring the operator at once.

@@ -786,6 +786,42 @@ impl Store {
 
     /// Checks the form, charges the license 1 credit and records the session, all in one
     /// transaction: a refusal writes nothing. The token in the answer goes into the link.
+    /// Links the operator's session `id` to the call it was invited from (the call
+    /// panel's "Send visual session invite"); `false`: not their session.
+    pub async fn link_visual_session_to_call(
+        &self,
+        id: i64,
+        operator_user_id: i64,
+        call_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE visual_sessions SET call_id = $1 WHERE id = $2 AND operator_user_id = $3",
+        )
+        .bind(call_id)
+        .bind(id)
+        .bind(operator_user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The visual sessions invited from call `call_id`: id, case number and state, oldest
+    /// first.
+    pub async fn visual_sessions_of_call(
+        &self,
+        call_id: &str,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, case_number, state FROM visual_sessions WHERE call_id = $1 ORDER BY id",
+        )
+        .bind(call_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
     pub async fn create_visual_session(
         &self,
         new: &NewVisualSession,

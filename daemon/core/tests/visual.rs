@@ -1150,3 +1150,53 @@ on_both_databases!(licenses_and_their_history, |store: Store| async move {
     ));
     assert_eq!(credits(&store, lic).await, 11);
 });
+
+on_both_databases!(
+    a_session_invited_from_a_call_is_linked_to_it,
+    |store: Store| async move {
+        let anna = user(&store, "anna").await;
+        let bela = user(&store, "bela").await;
+        let lic = license(&store, "Biztosító Zrt.", 3, &[anna, bela]).await;
+        let created = store
+            .create_visual_session(&sms(anna, lic, "+36 30 616 7347", T0))
+            .await
+            .unwrap();
+        let id = created.session.id;
+        assert!(
+            store
+                .visual_sessions_of_call("call-1")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Only the session's own operator links it.
+        assert!(
+            !store
+                .link_visual_session_to_call(id, bela, "call-1")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .link_visual_session_to_call(id, anna, "call-1")
+                .await
+                .unwrap()
+        );
+        let linked = store.visual_sessions_of_call("call-1").await.unwrap();
+        assert_eq!(
+            linked,
+            vec![(
+                id,
+                created.session.case_number.clone(),
+                "invited".to_string()
+            )]
+        );
+        assert!(
+            store
+                .visual_sessions_of_call("call-2")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+);

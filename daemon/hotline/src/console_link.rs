@@ -377,6 +377,23 @@ impl Telephony for ConsoleLink {
                 }),
                 "targets": targets,
             });
+            // The visual sessions invited from this call (PRODUCT V4).
+            let visual = match self
+                .calls
+                .store
+                .visual_sessions_of_call(&call.call_id)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(call_id = %call.call_id, "reading the call's visual sessions: {e}");
+                    Vec::new()
+                }
+            };
+            shown["visual_sessions"] = visual
+                .into_iter()
+                .map(|(id, case, state)| serde_json::json!({ "id": id, "case_number": case, "state": state }))
+                .collect();
             self.add_screen_pop(&mut shown, operator, &call.call_id, &call.caller)
                 .await;
             Some(shown)

@@ -103,6 +103,9 @@ pub(crate) struct InviteForm {
     phone: String,
     #[serde(default)]
     email: String,
+    /// The call the invite was sent from (the call panel's button), to link them.
+    #[serde(default)]
+    call_id: String,
 }
 
 /// POST /visual: creates the session (charging 1 credit), queues the invite and takes
@@ -146,6 +149,23 @@ pub(crate) async fn create(
         Err(e) => return refuse(&state, &s, &f, e.to_string()).await,
     };
     let session = created.session;
+    // From the call panel: the session belongs to that call, when the call was this
+    // operator's (their panel showed it).
+    let call_id = f.call_id.trim();
+    if let Some(operator) = s.user.operator.as_deref()
+        && !call_id.is_empty()
+        && state.live.was_shown(operator, call_id)
+        && let Err(e) = state
+            .store
+            .link_visual_session_to_call(session.id, s.user.id, call_id)
+            .await
+    {
+        tracing::warn!(
+            session = session.id,
+            call_id,
+            "linking the session to its call: {e}"
+        );
+    }
     let link = format!(
         "{}/v/{}",
         state.settings.public_url.trim_end_matches('/'),
@@ -210,6 +230,7 @@ async fn refusal(
             case_number => f.case_number,
             phone => f.phone,
             email => f.email,
+            call_id => f.call_id,
         },
     )
     .await;
