@@ -72,6 +72,22 @@ async function chooseBrowser(page) {
   await page.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
 }
 
+// anna online with this tab as her phone; bela (when asked for) logged in and paused, so
+// the queue rings anna only.
+async function annaOnTheBrowser({ withBela = false } = {}) {
+  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  let bela = null;
+  if (withBela) {
+    bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
+    await setStatus(bela, 'pause');
+  }
+  await chooseBrowser(anna);
+  // Setting the status may reload the page: the choice stays for this session.
+  await setStatus(anna, 'online');
+  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  return { anna, bela };
+}
+
 async function answerWhenRung(page, callerNumber) {
   await page.getByText(`Incoming call from ${callerNumber}`).waitFor({ timeout: 15_000 });
   await page.getByRole('button', { name: 'Answer' }).click();
@@ -80,13 +96,7 @@ async function answerWhenRung(page, callerNumber) {
 }
 
 test('the console rings, answers in the page, hears the caller, holds and keys a digit', async () => {
-  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
-  const bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
-  await setStatus(bela, 'pause');
-  await chooseBrowser(anna);
-  await setStatus(anna, 'online');
-  // Setting the status may reload the page: the choice stays for this session.
-  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const { anna, bela } = await annaOnTheBrowser({ withBela: true });
   assert.equal(await anna.getByLabel('this browser').isChecked(), true);
   assert.ok(await anna.locator('#mic-level').count(), 'a microphone level meter is shown');
 
@@ -119,9 +129,7 @@ test('the console rings, answers in the page, hears the caller, holds and keys a
 });
 
 test('a page reloaded mid-call picks the held call up again', async () => {
-  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
-  await chooseBrowser(anna);
-  await setStatus(anna, 'online');
+  const { anna } = await annaOnTheBrowser();
   const call = caller(15179, 16_000);
   await answerWhenRung(anna, '+36209990000');
   assert.ok(await loudestRemote(anna, 1_500) > 0.01, 'the caller is heard before the reload');
@@ -144,10 +152,7 @@ test('a page reloaded mid-call picks the held call up again', async () => {
 });
 
 test('the operator dials a customer from the page and talks in the browser', async () => {
-  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
-  await chooseBrowser(anna);
-  await setStatus(anna, 'online');
-  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const { anna } = await annaOnTheBrowser();
   const customer = sipp('customer_answers.xml', ['-s', '0', '-i', '127.0.0.1', '-p', '15099',
     '-mi', '127.0.0.1', '-mp', '16070', '-m', '1', '-d', '6000']);
   await anna.getByLabel('Number to call').fill('+36301234567');
@@ -164,12 +169,7 @@ test('the operator dials a customer from the page and talks in the browser', asy
 });
 
 test('a call answered in the browser is transferred from the panel to a colleague', async () => {
-  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
-  const bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
-  await setStatus(bela, 'pause');
-  await chooseBrowser(anna);
-  await setStatus(anna, 'online');
-  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const { anna, bela } = await annaOnTheBrowser({ withBela: true });
   const belasPhone = operatorPhone(work, '1002', 15082, 16040, 300);
   const call = caller(15177, 12_000);
   await answerWhenRung(anna, '+36209990000');
@@ -193,12 +193,7 @@ test('a call answered in the browser is transferred from the panel to a colleagu
 });
 
 test('a call whose page never comes back goes back to the queue, not to the void', async () => {
-  const anna = await logInNewPage(getBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
-  const bela = await logInNewPage(getBrowser(), env('OTHER_USER'), env('OTHER_PASSWORD'));
-  await setStatus(bela, 'pause');
-  await chooseBrowser(anna);
-  await setStatus(anna, 'online');
-  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const { anna, bela } = await annaOnTheBrowser({ withBela: true });
   const call = caller(15176, 16_000);
   await answerWhenRung(anna, '+36209990000');
   await setStatus(bela, 'online');

@@ -11,20 +11,11 @@
 // caller did in the IVR (flow path, digits, variables, wait, queue, skill) and the
 // number's history (previous calls, callback entries, open tasks, past chats).
 
+import { el } from './dom.js';
 import { request } from './request.js';
 
 const panel = document.querySelector('#my-call');
 let shownCall = null;
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
 
 async function post(url, body) {
   const res = await request('POST', url, body);

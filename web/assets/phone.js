@@ -8,6 +8,7 @@
 // For tests: window.hotlinePhone.state ('idle', 'ringing', 'connecting', 'connected') and
 // window.hotlinePhone.remoteLevel(), the RMS (0..1) of the caller's audio.
 
+import { el } from './dom.js';
 import { request } from './request.js';
 
 const panel = document.querySelector('#phone');
@@ -59,16 +60,6 @@ let meterTimer = null;
 let audioCtx = null;
 let ringing = null;
 let notification = null;
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
 
 function button(text, onClick, attrs = {}) {
   const b = el('button', { type: 'button', text, ...attrs });
