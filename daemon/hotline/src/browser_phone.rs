@@ -407,10 +407,16 @@ impl LegTask {
         let mut ice_buf = vec![0u8; 2048];
         let mut rtp_buf = vec![0u8; 2048];
         let leg_id = self.handle.0;
+        let mut told = PhoneState::Ringing;
         loop {
             self.carry_out().await;
+            // The registry (shared by every leg) is locked only when the state changed,
+            // not per packet.
             let state = self.leg.state();
-            self.phones.set_state(self.handle, state);
+            if state != told {
+                self.phones.set_state(self.handle, state);
+                told = state;
+            }
             if state == PhoneState::Over {
                 break;
             }
