@@ -408,6 +408,8 @@ impl LegTask {
         let mut rtp_buf = vec![0u8; 2048];
         let leg_id = self.handle.0;
         let mut told = PhoneState::Ringing;
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
         loop {
             self.carry_out().await;
             // The registry (shared by every leg) is locked only when the state changed,
@@ -420,10 +422,16 @@ impl LegTask {
             if state == PhoneState::Over {
                 break;
             }
-            let wake = self
-                .leg
-                .poll_timeout()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let wake = tokio::time::Instant::from_std(
+                self.leg
+                    .poll_timeout()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            );
+            // One timer for the leg's life, moved only when the deadline moves: a new
+            // timer per packet costs the relay (as in call.rs).
+            if timer.deadline() != wake {
+                timer.as_mut().reset(wake);
+            }
             let (ice, _, inner) = &self.sockets;
             tokio::select! {
                 r = ice.recv_from(&mut ice_buf) => {
@@ -470,7 +478,7 @@ impl LegTask {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                _ = &mut timer => {
                     self.leg.handle_timeout(Instant::now());
                 }
             }
