@@ -253,21 +253,10 @@ impl BrowserLeg {
         Ok(())
     }
 
-    /// str0m's rule: after every input, poll until it names its next timeout. A timeout
-    /// that is already due (str0m queues a written frame and asks for one "now" to send
-    /// it) is handled at once: left to the driver's timer, every frame would wait for the
-    /// timer's next tick (a millisecond or more).
-    fn drain(&mut self, now: Instant, events: &mut Vec<Event>) -> Result<(), LegError> {
-        // A bound, in case a clock oddity keeps naming a past instant.
-        let mut due_now = 8;
+    /// str0m's rule: after every input, poll until it names its next timeout.
+    fn drain(&mut self, _now: Instant, events: &mut Vec<Event>) -> Result<(), LegError> {
         loop {
             match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) if at <= now && due_now > 0 => {
-                    due_now -= 1;
-                    self.rtc
-                        .handle_input(Input::Timeout(now))
-                        .map_err(|e| LegError::Failed(e.to_string()))?;
-                }
                 Ok(Output::Timeout(at)) => {
                     self.next_timeout = Some(at);
                     return Ok(());

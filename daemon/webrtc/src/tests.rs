@@ -349,20 +349,3 @@ fn a_browser_that_goes_silent_is_reported_gone() {
     // few hundred ms while connected): the call learns a page is gone in seconds.
     assert_eq!(after, Duration::from_millis(17_500));
 }
-
-#[test]
-fn a_frame_goes_out_at_once_not_at_the_next_timer_tick() {
-    let t0 = Instant::now();
-    let (mut call, _) = Call::answered(t0, &["PCMU"]);
-    let connected_by = t0 + Duration::from_millis(500);
-    call.run(t0, connected_by);
-    assert!(call.leg.is_connected());
-    while call.leg.poll().is_some() {}
-    // No timeout handled in between: the frame's SRTP packet is ready when send_audio
-    // returns.
-    call.leg.send_audio(connected_by, 0, &frame(7)).unwrap();
-    let sent = std::iter::from_fn(|| call.leg.poll())
-        .filter(|o| matches!(o, LegOutput::Transmit { .. }))
-        .count();
-    assert_eq!(sent, 1);
-}
