@@ -90,6 +90,7 @@ test('the operator sees the caller, holds, and transfers them to a colleague wit
   // anna wraps up her part: a category and a note for the call record.
   await annaPanel.getByLabel('Category').selectOption('Complaint');
   await annaPanel.getByLabel('Wrap-up note').fill('refund promised, sent on to billing');
+  await annaPanel.getByLabel('Tags').fill(' refund ,billing,refund');
   await annaPanel.getByRole('button', { name: 'Save wrap-up' }).click();
   await annaPanel.getByText('Wrap-up saved.').waitFor({ timeout: 5_000 });
   // A call her panel never showed is not hers to wrap up.

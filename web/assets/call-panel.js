@@ -164,8 +164,12 @@ function build(call) {
     ? el('button', { type: 'button', id: 'call-invite', class: 'secondary', text: 'Send visual session invite' })
     : '';
   invite?.addEventListener?.('click', () => prefillInvite(call));
+  // The record's category, note and tags can be written while talking, and stay for
+  // the wrap-up.
+  const notes = wrapup(call);
+  notes.querySelector('.wrapup-title').replaceChildren('Notes for the call record');
   panel.replaceChildren(who, note, state, el('p', {}, hold, ' ', end, ' ', invite), visual, form,
-    consult, message, screenPop(call));
+    consult, message, screenPop(call), notes);
   clearInterval(timer);
   timer = setInterval(() => {
     const c = panel.querySelector('#call-clock');
@@ -228,16 +232,19 @@ function wrapup(call) {
   const select = el('select', { id: 'wrapup-category', name: 'category' });
   select.innerHTML = document.querySelector('#wrapup-categories')?.innerHTML ?? '';
   const note = el('textarea', { id: 'wrapup-note', name: 'note', rows: '2', maxlength: '2000' });
+  const tags = el('input', { id: 'wrapup-tags', name: 'tags', maxlength: '400',
+    placeholder: 'refund, complaint', autocomplete: 'off' });
   const message = el('p', { role: 'status' });
   const form = el('form', { id: 'wrapup-form' },
-    el('p', {}, 'Wrap-up of the call with ', el('strong', { text: call.caller })),
+    el('p', { class: 'wrapup-title' }, 'Wrap-up of the call with ', el('strong', { text: call.caller })),
     el('label', { for: 'wrapup-category', text: 'Category' }), select,
     el('label', { for: 'wrapup-note', text: 'Wrap-up note' }), note,
+    el('label', { for: 'wrapup-tags', text: 'Tags' }), tags,
     el('button', { type: 'submit', text: 'Save wrap-up' }), ' ', ready(message), message);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const { ok, error } = await post('/console/call/wrapup',
-      { call_id: call.call_id, category: select.value, note: note.value });
+      { call_id: call.call_id, category: select.value, note: note.value, tags: tags.value });
     message.textContent = ok ? 'Wrap-up saved.' : (error || 'The wrap-up could not be saved.');
   });
   return form;
@@ -292,7 +299,13 @@ export function showCall(call) {
       panel.replaceChildren(el('p', { text: 'No call.' }), panel.querySelector('#wrapup-form') ?? '');
       return;
     }
-    panel.replaceChildren(el('p', { text: 'No call.' }), ended ? wrapup(ended) : '');
+    // What was typed during the call stays: the same form, now the wrap-up.
+    const typed = ended && panel.querySelector('#wrapup-form');
+    if (typed) {
+      typed.querySelector('.wrapup-title').replaceChildren('Wrap-up of the call with ',
+        el('strong', { text: ended.caller }));
+    }
+    panel.replaceChildren(el('p', { text: 'No call.' }), typed || (ended ? wrapup(ended) : ''));
     return;
   }
   if (call.ringing) {

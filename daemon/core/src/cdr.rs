@@ -233,6 +233,8 @@ pub struct CallRecord {
     pub service: Service,
     pub wrapup_category: Option<String>,
     pub wrapup_note: Option<String>,
+    /// The operator's tags, comma-separated.
+    pub wrapup_tags: Option<String>,
     /// The recording's file name (issue 12).
     pub recording: Option<String>,
 }
@@ -257,7 +259,7 @@ pub struct CallFilter {
 /// times as ISO 8601 and `duration`/`billsec` in seconds as Asterisk's Master.csv has them
 /// (billsec: from the answer), the queue, wait and hold, the legs (`; `-separated), the
 /// wrap-up and the recording.
-pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path,variables,operator,start,answer,end,duration,billsec,queue,wait_ms,hold_ms,transfers,legs,wrapup_category,wrapup_note,recording";
+pub const CSV_HEADER: &str = "id,call_id,caller,called,started_at_ms,answered_at_ms,ended_at_ms,end_reason,digits,flow,flow_version,path,variables,operator,start,answer,end,duration,billsec,queue,wait_ms,hold_ms,transfers,legs,wrapup_category,wrapup_note,recording,wrapup_tags";
 
 impl CallRecord {
     /// One CSV line (RFC 4180 quoting), columns as in `CSV_HEADER`.
@@ -304,6 +306,7 @@ impl CallRecord {
             csv_field(self.wrapup_category.as_deref().unwrap_or("")),
             csv_field(self.wrapup_note.as_deref().unwrap_or("")),
             csv_field(self.recording.as_deref().unwrap_or("")),
+            csv_field(self.wrapup_tags.as_deref().unwrap_or("")),
         ]
         .join(",")
     }
@@ -341,6 +344,7 @@ impl CallRecord {
             "wrapup_category": self.wrapup_category,
             "wrapup_note": self.wrapup_note,
             "recording": self.recording,
+            "wrapup_tags": self.wrapup_tags,
         })
     }
 
@@ -387,7 +391,7 @@ macro_rules! select_call {
     () => {
         "SELECT id, call_id, caller, called, started_at, answered_at, ended_at, \
          end_reason, digits, flow, flow_version, path, variables, operator, queue, wait_ms, \
-         hold_ms, wrapup_category, wrapup_note, recording FROM calls"
+         hold_ms, wrapup_category, wrapup_note, recording, wrapup_tags FROM calls"
     };
 }
 
@@ -535,14 +539,16 @@ impl Store {
         call_id: &str,
         category: Option<&str>,
         note: Option<&str>,
+        tags: Option<&str>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE calls SET wrapup_category = $2, wrapup_note = $3 WHERE id = \
-             (SELECT max(id) FROM calls WHERE call_id = $1)",
+            "UPDATE calls SET wrapup_category = $2, wrapup_note = $3, wrapup_tags = $4 \
+             WHERE id = (SELECT max(id) FROM calls WHERE call_id = $1)",
         )
         .bind(call_id)
         .bind(category)
         .bind(note)
+        .bind(tags)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
@@ -1805,6 +1811,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CallRecord, StoreError> {
         wrapup_category: r.try_get("wrapup_category")?,
         wrapup_note: r.try_get("wrapup_note")?,
         recording: r.try_get("recording")?,
+        wrapup_tags: r.try_get("wrapup_tags")?,
     })
 }
 

@@ -580,6 +580,7 @@ fn report_record(r: &sqlx::any::AnyRow) -> Result<CallRecord, sqlx::Error> {
         },
         wrapup_category: None,
         wrapup_note: None,
+        wrapup_tags: None,
         recording: None,
     })
 }
@@ -642,6 +643,7 @@ mod tests {
             },
             wrapup_category: None,
             wrapup_note: None,
+            wrapup_tags: None,
             recording: None,
         }
     }

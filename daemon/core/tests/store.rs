@@ -614,7 +614,8 @@ on_both_databases!(call_legs_round_trip, |store: Store| async move {
             .set_call_wrapup(
                 "legs@192.0.2.1",
                 Some("billing"),
-                Some("asked for a refund")
+                Some("asked for a refund"),
+                Some("refund")
             )
             .await
             .unwrap()
@@ -627,6 +628,7 @@ on_both_databases!(call_legs_round_trip, |store: Store| async move {
     assert_eq!(rec.service, service);
     assert_eq!(rec.transfers(), 1);
     assert_eq!(rec.wrapup_category.as_deref(), Some("billing"));
+    assert_eq!(rec.wrapup_tags.as_deref(), Some("refund"));
     let csv = rec.to_csv();
     let tail: Vec<&str> = csv.split(',').skip(14).collect();
     assert_eq!(
@@ -646,6 +648,7 @@ on_both_databases!(call_legs_round_trip, |store: Store| async move {
             "billing",
             "asked for a refund",
             "",
+            "refund",
         ]
     );
     assert_eq!(

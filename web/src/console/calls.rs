@@ -31,6 +31,33 @@ pub(super) struct WrapupBody {
     category: String,
     #[serde(default)]
     note: String,
+    /// Comma-separated, as typed.
+    #[serde(default)]
+    tags: String,
+}
+
+/// At most this many tags on a call, each at most `MAX_TAG` characters.
+const MAX_TAGS: usize = 10;
+const MAX_TAG: usize = 40;
+
+/// The tags as typed ("refund,  VIP ,") kept tidy: trimmed, blanks and repeats dropped,
+/// joined with ", "; or why they are refused.
+fn tidy_tags(typed: &str) -> Result<Option<String>, String> {
+    let mut tags: Vec<&str> = Vec::new();
+    for tag in typed.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if tag.chars().count() > MAX_TAG {
+            return Err(format!(
+                "A tag is at most {MAX_TAG} characters: {tag:?} is longer."
+            ));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(format!("At most {MAX_TAGS} tags."));
+    }
+    Ok((!tags.is_empty()).then(|| tags.join(", ")))
 }
 
 #[derive(Deserialize)]
@@ -179,13 +206,17 @@ pub(super) async fn wrapup(
             &format!("The note is too long: at most {MAX_WRAPUP_NOTE} characters."),
         );
     }
+    let tags = match tidy_tags(&body.tags) {
+        Ok(t) => t,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, &e),
+    };
     if !state.live.was_shown(who, &body.call_id) {
         return refused(StatusCode::FORBIDDEN, "That is not one of your calls.");
     }
     let note = (!note.is_empty()).then_some(note);
     match state
         .store
-        .set_call_wrapup(&body.call_id, Some(&body.category), note)
+        .set_call_wrapup(&body.call_id, Some(&body.category), note, tags.as_deref())
         .await
     {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
@@ -254,6 +285,18 @@ pub(super) async fn dial(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_are_kept_tidy_and_bounded() {
+        assert_eq!(
+            tidy_tags(" refund,  VIP ,, refund ,"),
+            Ok(Some("refund, VIP".to_string()))
+        );
+        assert_eq!(tidy_tags(" , "), Ok(None));
+        assert!(tidy_tags(&"x".repeat(41)).is_err());
+        let eleven: Vec<String> = (0..11).map(|i| format!("t{i}")).collect();
+        assert!(tidy_tags(&eleven.join(",")).is_err());
+    }
 
     #[test]
     fn transfer_targets_as_the_form_sends_them() {

@@ -171,6 +171,7 @@ pub fn call_ended(c: &CallRecord) -> serde_json::Value {
         "legs": c.service.legs,
         "wrapup_category": c.wrapup_category,
         "wrapup_note": c.wrapup_note,
+        "wrapup_tags": c.wrapup_tags,
         "recording": c.recording,
     })
 }
