@@ -937,7 +937,11 @@ impl Config {
             time_zone,
             ice_servers: file.web.ice_servers.unwrap_or_default(),
             sms_limits,
-            phone_reattach: Duration::from_secs(file.web.phone_reattach_secs.unwrap_or(30).max(1)),
+            // 1 s to an hour: a call on hold longer than that is lost anyway, and a huge
+            // value would overflow the leg's deadline.
+            phone_reattach: Duration::from_secs(
+                file.web.phone_reattach_secs.unwrap_or(30).clamp(1, 3600),
+            ),
             notify: file.notify,
             chat: file.chat,
         })
@@ -1026,6 +1030,20 @@ mod tests {
         assert_eq!(c.flows_dir, PathBuf::from("./ivr-flows"));
         assert_eq!(c.rtp_ports, (20000, 29999));
         assert_eq!(c.public_ip, None);
+    }
+
+    #[test]
+    fn the_phone_reattach_time_stays_between_a_second_and_an_hour() {
+        let reattach = |text: &str| from_toml(text, &env(&[])).unwrap().phone_reattach;
+        assert_eq!(reattach(""), Duration::from_secs(30));
+        assert_eq!(
+            reattach("[web]\nphone_reattach_secs = 0\n"),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            reattach("[web]\nphone_reattach_secs = 9223372036854775807\n"),
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]
