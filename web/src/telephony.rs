@@ -77,6 +77,16 @@ pub trait Telephony: Send + Sync + 'static {
     fn board(&self) -> BoxFuture<'_, Option<serde_json::Value>> {
         Box::pin(async { None })
     }
+    /// A supervisor listens to, whispers into, barges into, takes over or leaves a call
+    /// (PRODUCT S1): their phone (SIP or this console) is rung and answers by itself.
+    fn monitor_call<'a>(
+        &'a self,
+        _who: Supervisor<'a>,
+        _call_id: &'a str,
+        _action: MonitorAction,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("Calls cannot be monitored here.".to_string()) })
+    }
     /// A message from the operator's page to their browser phone (PRODUCT T7). Answers
     /// and news go back through `page.to_page`, now or later.
     fn phone_message<'a>(
@@ -169,6 +179,26 @@ pub struct OperatorForm {
     /// Concurrent chats; `None`: the default.
     pub chat_capacity: Option<i64>,
     pub sip_password: String,
+}
+
+/// What a supervisor does on a call from the live board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorAction {
+    Listen,
+    Whisper,
+    Barge,
+    TakeOver,
+    Stop,
+}
+
+/// Who monitors: the console user (a queue's `supervisors` names users), whether they
+/// are an admin (every queue is theirs), and their operator account, whose phone joins.
+#[derive(Clone, Copy, Debug)]
+pub struct Supervisor<'a> {
+    pub user: &'a str,
+    pub admin: bool,
+    pub operator: &'a str,
 }
 
 /// What the console asks of the operator's connected call.

@@ -31,6 +31,9 @@ use crate::cdr::{CallLeg, EndReason, LegOutcome, Service};
 use crate::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
 use crate::time::millis;
 
+mod monitor;
+pub use monitor::{MonitorMode, MonitorRequest, MonitorState};
+
 /// Played to a held caller whose queue step had no music.
 pub const HOLD_MUSIC: &str = "hold-music";
 
@@ -179,6 +182,16 @@ pub enum Output {
     PlaceOperator {
         leg: LegId,
         operator: String,
+        /// They asked for this call themselves (a supervisor's monitoring): their phone
+        /// should pick up by itself.
+        auto_answer: bool,
+    },
+    /// A supervisor's monitoring of this call (with `operator`) changed: for the board
+    /// and the audit log.
+    Monitor {
+        supervisor: String,
+        operator: String,
+        state: MonitorState,
     },
     /// The operator's console consultation, as their panel shows it.
     Consulting {
@@ -568,6 +581,8 @@ pub struct CallSession {
     leg: Option<Leg>,
     /// The connected operator's consultation from the console.
     consult: Option<Consult>,
+    /// A supervisor listening, whispering or barging in.
+    monitor: Option<monitor::Monitor>,
     bridge: Option<Bridge>,
     rtcp: RtcpRelay,
     bridged_at: Option<Instant>,
@@ -759,6 +774,7 @@ impl CallSession {
             next_leg: CALLER + 1,
             leg: None,
             consult: None,
+            monitor: None,
             bridge: None,
             rtcp: RtcpRelay::default(),
             bridged_at: None,
@@ -792,10 +808,13 @@ impl CallSession {
         self.outputs.pop_front()
     }
 
-    /// RTP the session sends itself (prompts, music), always from the caller's port.
+    /// RTP the session sends itself: prompts and music from the caller's port, and a
+    /// monitored call's mix to each party.
     pub fn poll_transmit(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)> {
-        let (to, packet) = self.ivr.as_mut()?.poll_transmit()?;
-        Some((Port::Rtp(CALLER), to, packet))
+        if let Some((to, packet)) = self.ivr.as_mut().and_then(IvrCall::poll_transmit) {
+            return Some((Port::Rtp(CALLER), to, packet));
+        }
+        self.mix_transmit()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -809,6 +828,7 @@ impl CallSession {
             self.bridge_dead_at(),
             self.leg.as_ref().and_then(|l| l.deadline),
             self.consult.as_ref().and_then(|c| c.leg.deadline),
+            self.mix_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -826,6 +846,7 @@ impl CallSession {
         if !matches!(self.phase, Phase::Answered)
             || self.held_since.is_some()
             || self.consult.is_some()
+            || self.monitor.is_some()
             || !self.outputs.is_empty()
         {
             return None;
@@ -1028,6 +1049,9 @@ impl CallSession {
         from: SocketAddr,
         data: &mut [u8],
     ) -> Option<(Port, SocketAddr)> {
+        if self.mix_datagram(now, port, from, data) {
+            return None;
+        }
         // Consulting: the operator's phone and the consulted one hear each other.
         if let Some(c) = self.consult.as_mut()
             && let Some(cb) = c.bridge.as_mut()
@@ -1131,6 +1155,7 @@ impl CallSession {
             self.sip(SipOut::Hangup { leg: c.leg.id });
             self.drop_consult(now, c.leg, format!("{with} did not answer."));
         }
+        self.mix_handle_timeout(now);
         if self.bridge_dead_at().is_some_and(|t| t <= now) {
             info!(call_id = %self.call_id, "no RTP from the caller in the bridged call");
             self.finish(now, EndReason::RtpTimeout, true);
@@ -1253,7 +1278,9 @@ impl CallSession {
 
     /// The driver placed the leg (the INVITE is out); `media` is where its RTP comes in.
     pub fn leg_placed(&mut self, now: Instant, leg: LegId, media: LocalMedia) {
-        if self.consult_leg_event(now, leg, ConsultEvent::Placed(media)) {
+        if self.monitor_leg_placed(now, leg, media)
+            || self.consult_leg_event(now, leg, ConsultEvent::Placed(media))
+        {
             return;
         }
         if let Some(l) = self
@@ -1276,7 +1303,9 @@ impl CallSession {
 
     /// The leg answered with this SDP.
     pub fn leg_answered(&mut self, now: Instant, leg: LegId, answer: Option<&str>) {
-        if self.consult_leg_event(now, leg, ConsultEvent::Answered(answer)) {
+        if self.monitor_leg_answered(now, leg, answer)
+            || self.consult_leg_event(now, leg, ConsultEvent::Answered(answer))
+        {
             self.settle(now);
             return;
         }
@@ -1323,7 +1352,9 @@ impl CallSession {
 
     /// The leg's INVITE failed with `status`.
     pub fn leg_failed(&mut self, now: Instant, leg: LegId, status: u16) {
-        if self.consult_leg_event(now, leg, ConsultEvent::Failed(status)) {
+        if self.monitor_leg_gone(now, leg, Some(status))
+            || self.consult_leg_event(now, leg, ConsultEvent::Failed(status))
+        {
             self.settle(now);
             return;
         }
@@ -1351,7 +1382,9 @@ impl CallSession {
 
     /// The leg's dialog ended (BYE from the phone or the number).
     pub fn leg_ended(&mut self, now: Instant, leg: LegId) {
-        if self.consult_leg_event(now, leg, ConsultEvent::Ended) {
+        if self.monitor_leg_gone(now, leg, None)
+            || self.consult_leg_event(now, leg, ConsultEvent::Ended)
+        {
             self.settle(now);
             return;
         }
@@ -1379,6 +1412,9 @@ impl CallSession {
 
     /// A re-INVITE on the leg: a new address, or hold (`sendonly`/`inactive`).
     pub fn leg_reinvite(&mut self, now: Instant, leg: LegId, offer: Option<&str>) {
+        if self.monitor_leg_reinvite(leg, offer) {
+            return;
+        }
         if let Some(c) = self.consult.as_mut().filter(|c| c.leg.id == leg) {
             match negotiate(offer) {
                 Ok(n) => {
@@ -1618,6 +1654,7 @@ impl CallSession {
                 let place = Output::PlaceOperator {
                     leg: id,
                     operator: operator.clone(),
+                    auto_answer: false,
                 };
                 (Party::Operator(operator), (id, place))
             }
@@ -1793,6 +1830,7 @@ impl CallSession {
         if !talking || self.ended().is_some() {
             return None;
         }
+        self.end_monitor(now, "The call was transferred.");
         let remote = self.bridge.as_ref().and_then(|b| b.remote(Side::B));
         let leg = self.leg.take()?;
         let operator = leg.party.name().to_string();
@@ -2186,6 +2224,9 @@ impl CallSession {
         if held == self.held_since.is_some() || self.bridge.is_none() {
             return;
         }
+        if held {
+            self.end_monitor(now, "The operator put the caller on hold.");
+        }
         let Some(l) = self.leg.as_mut() else { return };
         let operator = l.party.name().to_string();
         let is_operator = matches!(l.party, Party::Operator(_));
@@ -2312,6 +2353,7 @@ impl CallSession {
     /// The connected leg ends because its caller moves on (`how`, to `to`): BYE, the
     /// console hears it, and the leg is filed with where the caller went.
     fn hand_off(&mut self, now: Instant, how: &str, to: String) {
+        self.end_monitor(now, "The caller was transferred.");
         let Some(old) = self.leg.take() else { return };
         info!(call_id = %self.call_id, operator = %old.party.name(), %to, "{how}");
         self.sip(SipOut::Hangup { leg: old.id });
@@ -2364,6 +2406,7 @@ impl CallSession {
             self.sip(SipOut::Hangup { leg: c.leg.id });
             self.free_consulted(&c.leg);
         }
+        self.end_monitor(now, "The call ended.");
         if let Some(leg) = self.leg.take() {
             self.sip(SipOut::Hangup { leg: leg.id });
             let talking = leg.state == LegState::Talking;

@@ -14,6 +14,7 @@ pub mod cdr;
 pub mod chat;
 pub mod direct;
 pub mod ivr_call;
+pub mod monitoring;
 pub mod notify;
 pub mod operators;
 pub mod reports;

@@ -36,6 +36,7 @@ fn phone_rtp(who: &str) -> SocketAddr {
     match who {
         "anna" => addr("192.0.2.21:5000"),
         "bela" => addr("192.0.2.22:5000"),
+        "sara" => addr("192.0.2.23:5000"),
         _ => addr("192.0.2.99:5000"),
     }
 }
@@ -177,6 +178,8 @@ struct World {
     log: Vec<String>,
     /// When each packet the session itself sent the caller (prompts, music) left.
     to_caller: Vec<u64>,
+    /// A monitored call's mix: (ms, leg, address, packet) for every party.
+    mixed: Vec<(u64, LegId, SocketAddr, Vec<u8>)>,
     /// Whether a transfer target may be used, as the daemon's lookup would say.
     online_for_transfer: bool,
     /// The caller's media address in its offer (packets to the caller go there, or
@@ -210,7 +213,7 @@ impl World {
             }
             acd.set_queue(t0, q);
         }
-        for op in ["anna", "bela"] {
+        for op in ["anna", "bela", "sara"] {
             acd.set_operator(op, OperatorConfig::default()).unwrap();
             acd.set_state(t0, op, OperatorState::Online);
             acd.set_reachable(t0, op, true);
@@ -250,6 +253,7 @@ impl World {
             due: Vec::new(),
             log: Vec::new(),
             to_caller: Vec::new(),
+            mixed: Vec::new(),
             online_for_transfer: true,
             caller_sdp,
         }
@@ -329,13 +333,20 @@ impl World {
     /// Carries out everything the session and the queue engine ask, at `now`.
     fn pump(&mut self) {
         loop {
-            while let Some((port, to, _)) = self.s.poll_transmit() {
-                assert_eq!(port, Port::Rtp(CALLER));
+            while let Some((port, to, packet)) = self.s.poll_transmit() {
+                let Port::Rtp(leg) = port else {
+                    panic!("RTCP sent by the session")
+                };
+                let ms = self.ms();
+                if self.s.monitored().is_some() {
+                    self.mixed.push((ms, leg, to, packet));
+                    continue;
+                }
+                assert_eq!(leg, CALLER);
                 assert!(
                     to == addr(CALLER_RTP) || self.caller_sdp != addr(CALLER_RTP),
                     "sent to {to}"
                 );
-                let ms = self.ms();
                 self.to_caller.push(ms);
             }
             if let Some(out) = self.s.poll_output() {
@@ -438,13 +449,23 @@ impl World {
             Output::Held { operator, held } => self.note(format!("held {operator} {held}")),
             Output::Disconnected { operator } => self.note(format!("disconnected {operator}")),
             Output::ConsoleReply(r) => self.note(format!("console {r:?}")),
-            Output::PlaceOperator { leg, operator } => {
-                self.note(format!("place operator {operator}"));
+            Output::PlaceOperator {
+                leg,
+                operator,
+                auto_answer,
+            } => {
+                let auto = if auto_answer { " (auto answer)" } else { "" };
+                self.note(format!("place operator {operator}{auto}"));
                 match self.acd.outbound_started(now, &operator, ID, None) {
                     Ok(()) => self.place(leg, operator),
                     Err(_) => self.s.leg_not_placed(now, leg),
                 }
             }
+            Output::Monitor {
+                supervisor,
+                operator,
+                state,
+            } => self.note(format!("monitor {supervisor} on {operator}: {state:?}")),
             Output::Consulting { operator, state } => {
                 self.note(format!("consulting {operator} {state:?}"))
             }
@@ -1801,4 +1822,280 @@ fn a_cancelled_ring_is_no_longer_ringing() {
     assert_eq!(w.s.ringing_operator(), Some("anna"));
     w.at_ms(2000, |s, now| s.cancel_ring(now));
     assert_eq!(w.s.ringing_operator(), None);
+}
+
+// ---- a supervisor on the call (issue 18) --------------------------------------------------
+
+/// A PCMA packet of 20 ms whose every sample is `level`, from `ssrc`.
+fn tone(ssrc: u32, seq: u16, level: i16) -> Vec<u8> {
+    let mut p = vec![0x80, 8];
+    p.extend(seq.to_be_bytes());
+    p.extend((u32::from(seq) * 160).to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend([hotline_media::g711::linear_to_alaw(level); 160]);
+    p
+}
+
+/// What a party's mix carries: the linear value of its packets' middle sample, from
+/// the packets sent to `leg` in [from, to) ms.
+fn levels_to(w: &World, leg: LegId, from: u64, to: u64) -> Vec<i16> {
+    w.mixed
+        .iter()
+        .filter(|(ms, l, _, _)| *l == leg && (from..to).contains(ms))
+        .map(|(_, _, _, p)| hotline_media::g711::alaw_to_linear(p[12 + 80]))
+        .collect()
+}
+
+/// Caller, anna and sara each send a steady level every 20 ms from `from` to `to` ms.
+fn everyone_speaks(w: &mut World, from: u64, to: u64) {
+    let (anna, sara) = (w.leg_of("anna"), w.leg_of("sara"));
+    for t in (from..to).step_by(20) {
+        w.run_until(t);
+        let seq = u16::try_from(t / 20).unwrap();
+        let now = w.now;
+        let sends = [
+            (CALLER, addr(CALLER_RTP), 0xC, 1000),
+            (anna, phone_rtp("anna"), 0xA, 2000),
+            (sara, phone_rtp("sara"), 0x5, 4000),
+        ];
+        for (leg, from, ssrc, level) in sends {
+            let out =
+                w.s.handle_datagram(now, Port::Rtp(leg), from, &mut tone(ssrc, seq, level));
+            assert_eq!(out, None, "mixed, not forwarded");
+        }
+    }
+    w.run_until(to);
+}
+
+/// The one value heard in a window (the mix is steady once everyone speaks).
+fn steady(levels: &[i16]) -> i16 {
+    let tail = &levels[levels.len() / 2..];
+    assert!(!tail.is_empty(), "nothing was sent");
+    assert!(tail.iter().all(|l| *l == tail[0]), "{tail:?}");
+    tail[0]
+}
+
+/// A-law's nearest value to `level` (what a steady tone comes out as).
+fn alaw(level: i16) -> i16 {
+    use hotline_media::g711::{alaw_to_linear, linear_to_alaw};
+    alaw_to_linear(linear_to_alaw(level))
+}
+
+#[test]
+fn a_supervisor_listens_whispers_barges_and_takes_over_without_redialling() {
+    use hotline_core::call_session::{MonitorMode, MonitorRequest};
+    let mut w = World::new("500")
+        .phone("anna", Phone::AnswersAfter(1000))
+        .phone("sara", Phone::AnswersAfter(500));
+    w.run_until(1000);
+    let anna = w.leg_of("anna");
+    w.at_ms(2000, |s, now| {
+        assert_eq!(
+            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen)),
+            Ok(())
+        );
+        // Somebody else can't join, and nobody can while sara's phone rings for it.
+        assert_eq!(
+            s.monitor(now, "bela", MonitorRequest::Mode(MonitorMode::Listen)),
+            Err("sara is already on this call.".into())
+        );
+        assert_eq!(
+            s.monitor(now, "sara", MonitorRequest::TakeOver),
+            Err("Your phone has not answered yet.".into())
+        );
+    });
+    assert!(
+        w.s.lend_media().is_none(),
+        "a monitored call keeps its media"
+    );
+    let sara = w.leg_of("sara");
+    // sara is busy to the queues while she listens.
+    assert_eq!(
+        w.acd.operator_view("sara").map(|v| v.state),
+        Some(OperatorStatus::Busy)
+    );
+
+    // Listen: sara hears caller and anna summed; they hear each other only.
+    everyone_speaks(&mut w, 2500, 3500);
+    let both = alaw(alaw(1000) + alaw(2000));
+    assert_eq!(steady(&levels_to(&w, sara, 2500, 3500)), both);
+    assert_eq!(steady(&levels_to(&w, anna, 2500, 3500)), alaw(1000));
+    assert_eq!(steady(&levels_to(&w, CALLER, 2500, 3500)), alaw(2000));
+    // Every party gets a packet every 20 ms from the first audio on, at its address.
+    let to_sara: Vec<_> = w.mixed.iter().filter(|m| m.1 == sara).collect();
+    assert!(to_sara.iter().all(|m| m.2 == phone_rtp("sara")));
+    assert!(
+        to_sara.windows(2).all(|p| p[1].0 - p[0].0 == 20),
+        "20 ms pacing"
+    );
+    // Ticks at 2500, 2520 … 3500 (the first audio starts the clock).
+    assert_eq!(to_sara.first().map(|m| m.0), Some(2500));
+    assert_eq!(to_sara.len(), 51);
+
+    // Whisper: anna hears sara too, the caller still doesn't.
+    w.at_ms(3500, |s, now| {
+        assert_eq!(
+            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Whisper)),
+            Ok(())
+        )
+    });
+    everyone_speaks(&mut w, 3500, 4500);
+    assert_eq!(
+        steady(&levels_to(&w, anna, 3500, 4500)),
+        alaw(alaw(1000) + alaw(4000))
+    );
+    assert_eq!(steady(&levels_to(&w, CALLER, 3500, 4500)), alaw(2000));
+    assert_eq!(steady(&levels_to(&w, sara, 3500, 4500)), both);
+
+    // Barge: everyone hears the other two.
+    w.at_ms(4500, |s, now| {
+        assert_eq!(
+            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Barge)),
+            Ok(())
+        )
+    });
+    everyone_speaks(&mut w, 4500, 5500);
+    assert_eq!(
+        steady(&levels_to(&w, CALLER, 4500, 5500)),
+        alaw(alaw(2000) + alaw(4000))
+    );
+
+    // Take over: anna's leg drops (wrap-up), the caller is bridged with sara.
+    w.at_ms(6000, |s, now| {
+        assert_eq!(s.monitor(now, "sara", MonitorRequest::TakeOver), Ok(()))
+    });
+    assert_eq!(w.s.monitored(), None);
+    assert_eq!(
+        w.caller_speaks(900),
+        Some((Port::Rtp(sara), phone_rtp("sara")))
+    );
+    w.at_ms(9000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    assert_eq!(
+        w.events(&[
+            "monitor",
+            "place",
+            "Hangup",
+            "disconnected",
+            "call ended",
+            "outbound",
+            "connected"
+        ]),
+        [
+            "1000 connected anna note=None",
+            "2000 monitor sara on anna: Ringing(Listen)",
+            "2000 place operator sara (auto answer)",
+            "2500 monitor sara on anna: Active(Listen)",
+            "3500 monitor sara on anna: Active(Whisper)",
+            "4500 monitor sara on anna: Active(Barge)",
+            "6000 monitor sara on anna: TookOver",
+            "6000 Hangup { leg: 1 }",
+            "6000 disconnected anna",
+            "6000 call ended",
+            "6000 connected sara note=None",
+            "9000 Hangup { leg: 2 }",
+            "9000 disconnected sara",
+            "9000 outbound ended sara",
+        ]
+    );
+    let o = w.outcome();
+    assert_eq!(o.operator.as_deref(), Some("sara"));
+    let legs: Vec<_> = o
+        .service
+        .legs
+        .iter()
+        .map(|l| {
+            (
+                l.operator.clone().unwrap(),
+                l.transferred_to.clone(),
+                l.answered_at_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            (
+                "anna".to_string(),
+                Some("supervisor sara (took over)".to_string()),
+                Some(1_001_000)
+            ),
+            ("sara".to_string(), None, Some(1_002_500)),
+        ]
+    );
+}
+
+#[test]
+fn a_supervisor_who_stops_or_hangs_up_leaves_caller_and_operator_bridged() {
+    use hotline_core::call_session::{MonitorMode, MonitorRequest};
+    let mut w = World::new("500")
+        .phone("anna", Phone::AnswersAfter(1000))
+        .phone("sara", Phone::AnswersAfter(500));
+    w.run_until(1000);
+    let anna = w.leg_of("anna");
+    w.at_ms(2000, |s, now| {
+        s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Barge))
+            .unwrap()
+    });
+    everyone_speaks(&mut w, 2500, 3000);
+    w.at_ms(3000, |s, now| {
+        s.monitor(now, "sara", MonitorRequest::Stop).unwrap()
+    });
+    // Plainly bridged again: the caller's packets go to anna as they came, no wrap-up
+    // for sara, and the media may go to a relay thread again.
+    assert_eq!(
+        w.caller_speaks(300),
+        Some((Port::Rtp(anna), phone_rtp("anna")))
+    );
+    assert_eq!(
+        w.acd.operator_view("sara").map(|v| v.state),
+        Some(OperatorStatus::Online)
+    );
+    let (_, relay) = w.s.lend_media().expect("bridged again");
+    w.s.return_media(relay);
+    // Again, and this time sara hangs up her phone; then anna holds with nobody on.
+    w.at_ms(4000, |s, now| {
+        s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen))
+            .unwrap()
+    });
+    w.run_until(4500);
+    let sara = w.leg_of("sara");
+    w.at_ms(5000, |s, now| s.leg_ended(now, sara));
+    assert_eq!(w.s.monitored(), None);
+    // A monitor is refused while the operator holds the caller, and ends when they do.
+    w.at_ms(6000, |s, now| {
+        s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen))
+            .unwrap()
+    });
+    w.run_until(6500);
+    w.at_ms(7000, |s, now| s.console_hold(now, true).unwrap());
+    assert_eq!(w.s.monitored(), None);
+    w.at_ms(7500, |s, now| {
+        assert_eq!(
+            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen)),
+            Err("The operator holds the caller now.".into())
+        )
+    });
+    assert_eq!(
+        w.events(&["monitor", "Hangup", "outbound"]),
+        [
+            "2000 monitor sara on anna: Ringing(Barge)",
+            "2500 monitor sara on anna: Active(Barge)",
+            "3000 Hangup { leg: 2 }",
+            "3000 outbound cancelled sara",
+            "3000 monitor sara on anna: Ended(\"Stopped.\")",
+            "4000 monitor sara on anna: Ringing(Listen)",
+            "4500 monitor sara on anna: Active(Listen)",
+            "5000 outbound cancelled sara",
+            "5000 monitor sara on anna: Ended(\"You hung up.\")",
+            "6000 monitor sara on anna: Ringing(Listen)",
+            "6500 monitor sara on anna: Active(Listen)",
+            "7000 Hangup { leg: 4 }",
+            "7000 outbound cancelled sara",
+            "7000 monitor sara on anna: Ended(\"The operator put the caller on hold.\")",
+        ]
+    );
+    // The record has anna's leg only.
+    w.at_ms(8000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    let o = w.outcome();
+    assert_eq!(o.service.legs.len(), 1);
 }

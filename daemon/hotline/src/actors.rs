@@ -85,6 +85,13 @@ pub enum ConsoleControl {
         complete: bool,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// A supervisor (their operator account) listens, whispers, barges, takes over or
+    /// stops (PRODUCT S1).
+    Monitor {
+        supervisor: String,
+        request: hotline_core::call_session::MonitorRequest,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// End the call, every party getting BYE (`hotline hangup`, see control.rs).
     Hangup {
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, OperatorStatus};
 use hotline_core::call_session::{
-    CALLER, CallSession, Check, Destination, FinishedCall, HandedLeg, LegId, LocalMedia, Output,
-    PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
+    CALLER, CallSession, Check, Destination, FinishedCall, HandedLeg, LegId, LocalMedia,
+    MonitorState, Output, PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
 };
 use hotline_core::callbacks::CallbackSource;
 use hotline_core::callbacks::missed::NewMissedCall;
@@ -23,8 +23,8 @@ use hotline_core::cdr::{CallEnd, CallStart, CdrRef, EndReason};
 use hotline_core::ivr_call::PromptLibrary;
 use hotline_core::time::unix_ms;
 use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
-use hotline_sip::sdp::{self, Negotiated};
-use hotline_sip::{CallHandle, OutgoingCall};
+use hotline_sip::CallHandle;
+use hotline_sip::sdp::Negotiated;
 use metrics::{counter, gauge};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -915,7 +915,7 @@ async fn on_event(
         CallEvent::QueueStatus(status) => session.queue_status(now, status),
         CallEvent::RingOperator(order) => {
             if let Some(leg) = session.ring_operator(now, &order.operator) {
-                let placed = ring_operator(calls, setup, session, &order).await;
+                let placed = ring_operator(calls, setup, session, &order, false).await;
                 io.placed(session, now, leg, placed);
             }
         }
@@ -956,6 +956,13 @@ async fn on_event(
         CallEvent::Console(ConsoleControl::Consult { to, note, reply }) => {
             io.console_reply = Some(reply);
             session.console_consult(now, to, note);
+        }
+        CallEvent::Console(ConsoleControl::Monitor {
+            supervisor,
+            request,
+            reply,
+        }) => {
+            let _ = reply.send(session.monitor(now, &supervisor, request));
         }
         CallEvent::Console(ConsoleControl::EndConsult { complete, reply }) => {
             let _ = reply.send(session.console_end_consult(now, complete));
@@ -1106,10 +1113,20 @@ async fn carry_out(
                 calls.acd.send(input).await;
             }
             Output::Answered { at_ms } => calls.cdr.answered(cdr, at_ms).await,
-            Output::PlaceOperator { leg, operator } => {
-                let placed = place_operator(calls, setup, session, io.key, &operator).await;
+            Output::PlaceOperator {
+                leg,
+                operator,
+                auto_answer,
+            } => {
+                let placed =
+                    place_operator(calls, setup, session, io.key, &operator, auto_answer).await;
                 io.placed(session, Instant::now(), leg, placed);
             }
+            Output::Monitor {
+                supervisor,
+                operator,
+                state,
+            } => log_monitoring(calls, setup, &supervisor, operator, state),
             Output::Consulting { operator, state } => {
                 calls.operator_consulting(&operator, &setup.call_id, state)
             }
@@ -1229,11 +1246,13 @@ async fn sip_out(calls: &Calls, setup: &CallSetup, io: &mut CallIo, out: SipOut)
 /// Places the operator leg the queue asked for, offering the caller's own codec so the
 /// bridge needs no transcoding. `None`: the phone can't be rung (the queue hears
 /// "unreachable" and tries someone else).
+/// `auto_answer`: they asked for this call themselves (a supervisor joining a call).
 async fn ring_operator(
     calls: &Calls,
     setup: &CallSetup,
     session: &CallSession,
     order: &RingOrder,
+    auto_answer: bool,
 ) -> Option<(CallHandle, UdpSocket, UdpSocket, LocalMedia)> {
     // The most recent registration of the phone.
     let contact = order.contacts.iter().max_by_key(|b| b.expires_at)?;
@@ -1245,25 +1264,50 @@ async fn ring_operator(
         ip: calls.local.toward(contact.peer.addr.ip()),
         port: rtp.local_addr().ok()?.port(),
     };
-    let offer = sdp::offer(
+    // The operator's phone shows who is calling.
+    let handle = crate::outbound::invite_operator(
+        calls,
+        contact,
+        &setup.caller,
+        None,
         session.caller_media(),
-        media.ip,
-        media.port,
-        rand::random::<u32>().into(),
-        1,
-    );
-    let call = OutgoingCall {
-        request_uri: contact.uri.clone(),
-        to: contact.peer,
-        // The operator's phone shows who is calling.
-        from_user: setup.caller.clone(),
-        from_display: None,
-        sdp: offer,
-        credentials: None,
-        headers: Vec::new(),
-    };
-    let handle = calls.sip.invite(call, setup.events_tx.clone()).await?;
+        &rtp,
+        setup.events_tx.clone(),
+        auto_answer,
+    )
+    .await?;
     Some((handle, rtp, rtcp, media))
+}
+
+/// Files a supervisor's step on the call in the audit log (PRODUCT S1: who, which call,
+/// what, when); the board shows it from [`crate::control::LiveCalls`].
+fn log_monitoring(
+    calls: &Calls,
+    setup: &CallSetup,
+    supervisor: &str,
+    operator: String,
+    state: MonitorState,
+) {
+    info!(call_id = %setup.call_id, %supervisor, %operator, action = state.as_str(), "monitoring");
+    let entry = hotline_core::monitoring::MonitoringEntry {
+        at_ms: unix_ms(),
+        supervisor: supervisor.to_string(),
+        call_id: setup.call_id.clone(),
+        caller: setup.caller.clone(),
+        operator,
+        queue: calls.live.queue_of(&setup.call_id),
+        action: state.as_str().to_string(),
+        detail: match state {
+            MonitorState::Ended(why) => Some(why),
+            _ => None,
+        },
+    };
+    let store = calls.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.log_monitoring(&entry).await {
+            warn!(call_id = %entry.call_id, "filing the monitoring log: {e}");
+        }
+    });
 }
 
 /// Rings an operator's phone outside the queues (a consultation from the console): they
@@ -1275,6 +1319,7 @@ async fn place_operator(
     session: &CallSession,
     key: CallerId,
     operator: &str,
+    auto_answer: bool,
 ) -> Option<(CallHandle, UdpSocket, UdpSocket, LocalMedia)> {
     let started = calls
         .acd
@@ -1302,7 +1347,7 @@ async fn place_operator(
         operator: operator.to_string(),
         contacts,
     };
-    ring_operator(calls, setup, session, &order).await
+    ring_operator(calls, setup, session, &order, auto_answer).await
 }
 
 /// Dials the outside number a transfer goes to, through the trunk.

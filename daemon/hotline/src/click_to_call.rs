@@ -203,11 +203,11 @@ async fn connect(
         calls,
         &call.contact,
         &call.to,
-        if call.callback.is_some() {
+        Some(if call.callback.is_some() {
             "Callback"
         } else {
             "Click-to-call"
-        },
+        }),
         &outbound::first_offer(),
         &a_ports.0,
         tx.clone(),

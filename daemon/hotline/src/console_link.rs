@@ -7,7 +7,8 @@ use std::sync::Arc;
 use hotline_core::acd::OperatorState;
 use hotline_ivr::TransferTarget;
 use hotline_web::telephony::{
-    BoxFuture, CallControl, OperatorForm, PageLink, PhoneFromPage, Telephony, TransferTo,
+    BoxFuture, CallControl, MonitorAction, OperatorForm, PageLink, PhoneFromPage, Supervisor,
+    Telephony, TransferTo,
 };
 
 use crate::actors::AcdInput;
@@ -470,6 +471,46 @@ impl Telephony for ConsoleLink {
 
     fn page_closed<'a>(&'a self, operator: &'a str, page_id: u64) -> BoxFuture<'a, ()> {
         Box::pin(self.phones.page_closed(operator, page_id))
+    }
+
+    fn monitor_call<'a>(
+        &'a self,
+        who: Supervisor<'a>,
+        call_id: &'a str,
+        action: MonitorAction,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        use hotline_core::call_session::{MonitorMode, MonitorRequest};
+        Box::pin(async move {
+            let gone = || "That call has ended.".to_string();
+            let control = self.calls.live.control(call_id).ok_or_else(gone)?;
+            // A queue's `supervisors` say who may; a queue that names none, every supervisor.
+            if !who.admin
+                && let Some(queue) = self.calls.live.queue_of(call_id)
+            {
+                let flows = self.calls.flows();
+                let allowed = flows.set.queues().get(&queue).is_none_or(|q| {
+                    q.supervisors.is_empty() || q.supervisors.iter().any(|s| s == who.user)
+                });
+                if !allowed {
+                    return Err(format!("You do not supervise the queue {queue}."));
+                }
+            }
+            let request = match action {
+                MonitorAction::Listen => MonitorRequest::Mode(MonitorMode::Listen),
+                MonitorAction::Whisper => MonitorRequest::Mode(MonitorMode::Whisper),
+                MonitorAction::Barge => MonitorRequest::Mode(MonitorMode::Barge),
+                MonitorAction::TakeOver => MonitorRequest::TakeOver,
+                MonitorAction::Stop => MonitorRequest::Stop,
+            };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let event = CallEvent::Console(ConsoleControl::Monitor {
+                supervisor: who.operator.to_string(),
+                request,
+                reply,
+            });
+            control.send(event).await.map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        })
     }
 
     fn board(&self) -> BoxFuture<'_, Option<serde_json::Value>> {

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, OperatorStatus, OperatorView};
-use hotline_core::call_session::{ConsultState, Output, QueueOut};
+use hotline_core::call_session::{ConsultState, MonitorState, Output, QueueOut};
 use hotline_core::chat::ChatState;
 use hotline_core::time::unix_ms;
 use serde::{Deserialize, Serialize};
@@ -120,6 +120,16 @@ pub struct CallRow {
     pub transfer_to: Option<String>,
     /// Since the call arrived (or, for a call Hotline placed, since its customer answered).
     pub duration_secs: u64,
+    /// A supervisor on the call and what they do (`listen`, `whisper`, `barge`, or
+    /// `ringing` while their phone is rung).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Monitoring>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitoring {
+    pub supervisor: String,
+    pub mode: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,6 +277,7 @@ pub struct LiveCall {
     pub phase: Phase,
     /// The queue it entered last.
     pub queue: Option<String>,
+    pub monitor: Option<Monitoring>,
 }
 
 impl LiveCall {
@@ -281,6 +292,7 @@ impl LiveCall {
             control: setup.events_tx.clone(),
             phase: Phase::Flow,
             queue: None,
+            monitor: None,
         }
     }
 }
@@ -323,6 +335,22 @@ impl LiveCalls {
 
     /// Notes where the call stands now, from one of its session's outputs.
     pub fn note(&self, call_id: &str, out: &Output) {
+        if let Output::Monitor {
+            supervisor, state, ..
+        } = out
+        {
+            let monitor = match state {
+                MonitorState::Ended(_) | MonitorState::TookOver => None,
+                s => Some(Monitoring {
+                    supervisor: supervisor.clone(),
+                    mode: s.as_str().to_string(),
+                }),
+            };
+            if let Some(call) = self.lock().get_mut(call_id) {
+                call.monitor = monitor;
+            }
+            return;
+        }
         let (phase, queue) = match out {
             Output::Queue(
                 QueueOut::Enqueue { queue, .. }
@@ -354,8 +382,13 @@ impl LiveCalls {
             .collect()
     }
 
-    fn control(&self, call_id: &str) -> Option<mpsc::Sender<CallEvent>> {
+    pub(crate) fn control(&self, call_id: &str) -> Option<mpsc::Sender<CallEvent>> {
         self.lock().get(call_id).map(|c| c.control.clone())
+    }
+
+    /// The queue the call entered last, if any.
+    pub(crate) fn queue_of(&self, call_id: &str) -> Option<String> {
+        self.lock().get(call_id).and_then(|c| c.queue.clone())
     }
 }
 
@@ -378,6 +411,7 @@ fn call_row(
         queue: call.queue.clone(),
         transfer_to: None,
         duration_secs: now.saturating_duration_since(call.arrived).as_secs(),
+        monitor: call.monitor.clone(),
     };
     if let Some((operator, c)) = connected {
         row.operator = Some(operator.clone());
@@ -1200,6 +1234,7 @@ mod tests {
             queue: None,
             transfer_to: None,
             duration_secs: 7,
+            monitor: None,
         }
     }
 
@@ -1335,6 +1370,7 @@ mod tests {
             control: mpsc::channel(1).0,
             phase,
             queue: Some("support".into()),
+            monitor: None,
         }
     }
 

@@ -32,6 +32,9 @@ pub struct QueueDef {
     pub wrap_up_secs: u64,
     /// `[queues.NAME.callbacks]`: callbacks of missed calls and requests.
     pub callbacks: CallbackSettings,
+    /// Console users who may listen to, whisper into, barge into and take over this
+    /// queue's calls; empty: every supervisor (admins always may).
+    pub supervisors: Vec<String>,
     pub at: Loc,
 }
 
@@ -284,6 +287,13 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         .get("callbacks")
         .map(|v| read_callbacks(cx, name, v))
         .unwrap_or_default();
+    let supervisors = f
+        .get("supervisors")
+        .and_then(|v| cx.strings(v, "supervisors"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     f.finish(cx);
     Some(QueueDef {
         name: name.to_owned(),
@@ -294,6 +304,7 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         max_misses,
         wrap_up_secs,
         callbacks,
+        supervisors,
         at,
     })
 }

@@ -66,6 +66,7 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/supervisor", get(board::page))
         .route("/supervisor/wallboard", get(board::wallboard))
         .route("/supervisor/live", get(board::socket))
+        .route("/supervisor/monitor", post(board::monitor))
         .route("/supervisor/reports", get(reports::day))
         .route("/supervisor/reports/range", get(reports::range))
         .route("/admin/direct", get(direct::page).post(direct::save))

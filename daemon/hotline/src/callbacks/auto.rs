@@ -398,7 +398,7 @@ impl Job {
                         calls,
                         contact,
                         &self.entry.number,
-                        "Callback",
+                        Some("Callback"),
                         offer,
                         &ports.0,
                         tx.clone(),
