@@ -1493,6 +1493,7 @@ SINKS_PID=$!
 ADMIN_PASSWORD=admin-password-0123
 OPERATOR_PASSWORD=anna-web-password-1
 OTHER_PASSWORD=bela-web-password-2
+SUPERVISOR_PASSWORD=sara-web-password-9
 add_console_users() {
   add_operators &&
   printf '\n[queues.support.callbacks]\nsuccess_after = 2\nhide_after_failure = 4\n' >>"$DAEMON_DIR/flows/queues.toml" &&
@@ -1526,17 +1527,22 @@ browser_consult() {
 # The console as anna's phone (phone.test.mjs): Chromium's fake microphone plays a
 # 1 kHz tone, beeping (a steady tone is what noise suppression removes); what the daemon
 # sends the caller (media port 16180) must carry that tone and her keypad's 5 as RFC 4733.
-browser_phone() {
-  python3 - "$OUT/mic-tone.wav" <<'EOP' || return 1
+# A fake microphone's file: a tone of HZ, 400 ms on and 100 ms off (the browser's noise
+# suppression would fade a steady one), for 10 s; Chromium plays it in a loop.
+mic_tone() { # file hz
+  python3 - "$1" "$2" <<'EOP'
 import math, struct, sys, wave
-rate = 48000
+rate, hz = 48000, int(sys.argv[2])
 with wave.open(sys.argv[1], "wb") as w:
     w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate)
-    # 400 ms of tone, 100 ms of quiet, for 10 s (Chromium plays the file in a loop).
-    frames = [int(12000 * math.sin(2 * math.pi * 1000 * i / rate)) if i % 24000 < 19200 else 0
+    frames = [int(12000 * math.sin(2 * math.pi * hz * i / rate)) if i % 24000 < 19200 else 0
               for i in range(rate * 10)]
     w.writeframes(struct.pack(f"<{len(frames)}h", *frames))
 EOP
+}
+
+browser_phone() {
+  mic_tone "$OUT/mic-tone.wav" 1000 || return 1
   tcpdump -i lo -U -w "$OUT/phone_caller.pcap" "udp and dst port 16180" 2>/dev/null & local td=$!
   sleep 0.5
   MIC_WAV=$OUT/mic-tone.wav browser_test phone.test.mjs; local rc=$?
@@ -1544,6 +1550,37 @@ EOP
   [ $rc = 0 ] || return 1
   echo "the caller heard anna's microphone and keypad:"
   python3 "$ROOT/tests/sipp/heard.py" "$OUT/phone_caller.pcap" 16180 pcma --tone 1000 --dtmf 5
+}
+
+# A supervisor on a call (supervisor.test.mjs): sara (a supervisor with an operator
+# account, so a phone) listens, whispers, barges and takes over anna's call from the
+# board. The caller's capture must not carry sara's 1.7 kHz while she whispered, and must
+# while she barged in.
+browser_supervisor() {
+  mic_tone "$OUT/mic-tone.wav" 1000 && mic_tone "$OUT/supervisor-tone.wav" 1700 &&
+    python3 "$ROOT/tests/sipp/tone_pcap.py" "$OUT/caller-400.pcap" 400 45 || return 1
+  curl -sf -o /dev/null -X POST -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name":"sara","sip_user":"1009","sip_password":"sara-secret-9"}' "http://127.0.0.1:$HTTP_PORT/api/operators" || return 1
+  echo "$SUPERVISOR_PASSWORD" | "$HOTLINE" user add --name sara --role supervisor --operator sara \
+    --password-stdin --config "$DAEMON_DIR/hotline.toml" || return 1
+  tcpdump -i lo -U -w "$OUT/supervised_caller.pcap" "udp and dst port 16180" 2>/dev/null & local td=$!
+  sleep 0.5
+  MIC_WAV=$OUT/mic-tone.wav SUPERVISOR_WAV=$OUT/supervisor-tone.wav TONE_PCAP=$OUT/caller-400.pcap \
+    PHASES=$OUT/supervisor-phases.json SUPERVISOR_USER=sara SUPERVISOR_PASSWORD=$SUPERVISOR_PASSWORD \
+    browser_test supervisor.test.mjs; local rc=$?
+  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  [ $rc = 0 ] || return 1
+  local whisper barge
+  whisper=$(python3 -c 'import json,sys; print(*json.load(open(sys.argv[1]))["whisper"])' "$OUT/supervisor-phases.json") &&
+    barge=$(python3 -c 'import json,sys; print(*json.load(open(sys.argv[1]))["barge"])' "$OUT/supervisor-phases.json") || return 1
+  echo "while sara whispered, the caller heard anna and not sara:"
+  # shellcheck disable=SC2086 # two numbers
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/supervised_caller.pcap" 16180 pcma --between $whisper \
+    --tone 1000 --no-tone 1700 || return 1
+  echo "while sara barged in, the caller heard her:"
+  # shellcheck disable=SC2086
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/supervised_caller.pcap" 16180 pcma --between $barge \
+    --tone-in-mix 1700 --tone-in-mix 1000
 }
 
 browser_test() { # file
@@ -1594,6 +1631,7 @@ phone_reattach_secs = 4" 2026-11-24T16:30:00+01:00; then
   check browser_consult_transfer browser_consult
   check browser_phone browser_phone
   check browser_live_board browser_test board.test.mjs
+  check browser_supervisor browser_supervisor
   check browser_chat browser_test chat.test.mjs
   check caller_hears_computed_promise caller_hears_computed_promise
   stop_daemon

@@ -4,7 +4,7 @@ caller, joins the payloads of each source (SSRC) in capture order, and checks wh
 prompts are in any of them.
 
 usage: heard.py CAPTURE.pcap MEDIA_PORT CODEC(pcma|pcmu) --heard a.wav|b.pcap ... --not-heard c.wav ...
-               [--dtmf DIGITS] [--tone HZ]
+               [--dtmf DIGITS] [--tone HZ] [--tone-in-mix HZ] [--no-tone HZ] [--between T0 T1]
 
 --dtmf: these RFC 4733 telephone-event digits (any payload type other than the codec's)
 must have arrived, each with its end bit.
@@ -12,6 +12,10 @@ must have arrived, each with its end bit.
 --tone: a tone of HZ (a browser's microphone, which its audio processing and encoder
 change, so it cannot match byte for byte) must be in some source for at least half a
 second: 20 ms frames whose energy is mostly at HZ (Goertzel) and that are not silence.
+--tone-in-mix: the same for a tone mixed with other voices (HZ holds at least 15 % of a
+frame's energy); --no-tone: no such frames at all (at most 100 ms of them).
+
+--between: only packets captured from T0 to T1 (Unix seconds), e.g. one phase of a call.
 
 A .wav is a prompt; a .pcap is audio someone else sent (e.g. the operator's phone
 playing g711a.pcap), whose RTP payload must have reached this side through Hotline.
@@ -39,7 +43,7 @@ def rtp_payloads(path, dst_port):
         sys.exit(f"unsupported capture link type {linktype}")
     off, packets = 24, []
     while off + 16 <= len(data):
-        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        secs, usecs, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
         pkt = data[off + 16:off + 16 + incl]
         off += 16 + incl
         ip = pkt[link_len:]
@@ -53,7 +57,7 @@ def rtp_payloads(path, dst_port):
             continue
         cc = rtp[0] & 0x0F
         ssrc = struct.unpack(">I", rtp[8:12])[0]
-        packets.append((ssrc, rtp[1] & 0x7F, rtp[12 + 4 * cc:]))
+        packets.append((ssrc, rtp[1] & 0x7F, rtp[12 + 4 * cc:], secs + usecs / 1e6))
     return packets
 
 
@@ -86,9 +90,9 @@ def pcap_middle(path):
     return [payload[mid - 800:mid + 800]]
 
 
-def tone_frames(stream, codec, hz):
-    """How many 20 ms frames of a G.711 stream are a tone of `hz`: loud enough, and most
-    of their energy at that frequency."""
+def tone_frames(stream, codec, hz, share=0.5):
+    """How many 20 ms frames of a G.711 stream are a tone of `hz`: loud enough, and more
+    than `share` of their energy at that frequency."""
     import math
     pcm = audioop.alaw2lin(stream, 2) if codec == "pcma" else audioop.ulaw2lin(stream, 2)
     samples = struct.unpack(f"<{len(pcm) // 2}h", pcm)
@@ -104,7 +108,7 @@ def tone_frames(stream, codec, hz):
             s1, s2 = x + coeff * s1 - s2, s1
         power = s1 * s1 + s2 * s2 - coeff * s1 * s2
         # A pure tone puts (N/2)·energy into its bin.
-        if power / (80 * energy) > 0.5:
+        if power / (80 * energy) > share:
             found += 1
     return found
 
@@ -117,18 +121,29 @@ def main():
     args = sys.argv[1:]
     cap, port, codec = args[0], int(args[1]), args[2]
     heard, not_heard, mode, dtmf, tones = [], [], None, "", []
+    mixed_tones, no_tones, between = [], [], []
     for a in args[3:]:
-        if a in ("--heard", "--not-heard", "--dtmf", "--tone"):
+        if a in ("--heard", "--not-heard", "--dtmf", "--tone", "--tone-in-mix", "--no-tone",
+                 "--between"):
             mode = a
         elif mode == "--dtmf":
             dtmf += a
         elif mode == "--tone":
             tones.append(int(a))
+        elif mode == "--tone-in-mix":
+            mixed_tones.append(int(a))
+        elif mode == "--no-tone":
+            no_tones.append(int(a))
+        elif mode == "--between":
+            between.append(float(a))
         elif mode == "--heard":
             heard.append(a)
         else:
             not_heard.append(a)
     packets = rtp_payloads(cap, port)
+    if between:
+        t0, t1 = between
+        packets = [p for p in packets if t0 <= p[3] <= t1]
     pt = 8 if codec == "pcma" else 0
     audio_packets = [p for p in packets if p[1] == pt]
     if not audio_packets:
@@ -138,7 +153,7 @@ def main():
     # Hotline), in capture order: on loopback nothing is reordered, and a phone that
     # replays the same pcap twice (same sequence numbers) stays in order.
     streams = {}
-    for ssrc, _, payload in audio_packets:
+    for ssrc, _, payload, _ in audio_packets:
         streams.setdefault(ssrc, []).append(payload)
     streams = [b"".join(s) for s in streams.values()]
     total = sum(len(s) for s in streams)
@@ -162,6 +177,20 @@ def main():
             print(f"heard: a {hz} Hz tone: {frames * 20} ms of it")
         else:
             print(f"heard: a {hz} Hz tone: NOT heard ({frames * 20} ms of it, 500 wanted)")
+            ok = False
+    for hz in mixed_tones:
+        frames = max(tone_frames(stream, codec, hz, 0.15) for stream in streams)
+        if frames >= 25:
+            print(f"heard: a {hz} Hz tone in the mix: {frames * 20} ms of it")
+        else:
+            print(f"heard: a {hz} Hz tone in the mix: NOT heard ({frames * 20} ms of it, 500 wanted)")
+            ok = False
+    for hz in no_tones:
+        frames = max(tone_frames(stream, codec, hz, 0.15) for stream in streams)
+        if frames <= 5:
+            print(f"heard: no {hz} Hz tone, as expected ({frames * 20} ms that might be)")
+        else:
+            print(f"heard: a {hz} Hz tone: heard ({frames * 20} ms of it), but should not have been")
             ok = False
     # Events 0-9, then * (10) and # (11).
     ended = {p[2][0] for p in packets if p[1] != pt and len(p[2]) >= 4 and p[2][1] & 0x80}

@@ -3,12 +3,18 @@
 // operators, calls, chats}}`); the tables are redrawn from it. The socket comes back by
 // itself after a daemon restart or a network change.
 
+import { el } from './dom.js';
+import { request } from './request.js';
+
 const root = document.querySelector('#board');
 const status = document.querySelector('#board-status');
+const monitorMessage = document.querySelector('#monitor-message');
 
-function cell(text) {
+// A cell: text, or an element (the supervise buttons).
+function cell(content) {
   const td = document.createElement('td');
-  td.textContent = text ?? '—';
+  if (content instanceof Node) td.append(content);
+  else td.textContent = content ?? '—';
   return td;
 }
 
@@ -18,6 +24,7 @@ function fill(id, rows, columns, empty) {
   const trs = rows.map((row) => {
     const tr = document.createElement('tr');
     tr.append(...columns(row).map(cell));
+    if (row.call_id) tr.dataset.callId = row.call_id;
     return tr;
   });
   if (trs.length === 0) {
@@ -68,10 +75,66 @@ function draw(board) {
     duration(o.since_secs), conversation(o), o.chosen,
     o.registered ? 'reachable' : 'no phone'], 'No operators.');
   fill('board-calls', board.calls, (c) => [c.caller, c.called, where(c), c.queue,
-    c.operator, duration(c.duration_secs)], 'No calls.');
+    c.operator, duration(c.duration_secs), supervisor(c), superviseButtons(c)], 'No calls.');
+  fill('board-monitoring', board.monitoring ?? [], (m) => [
+    new Date(m.at_ms).toLocaleTimeString(), m.supervisor,
+    m.detail ? `${ACTIONS[m.action] ?? m.action}: ${m.detail}` : (ACTIONS[m.action] ?? m.action),
+    m.caller, m.operator, m.queue], 'Nobody has listened to a call yet.');
   fill('board-chats', board.chats, (c) => [c.site, c.queue, c.state, c.visitor,
     c.operator, duration(c.for_secs)], 'No chats.');
 }
+
+// ---- listen, whisper, barge, take over ---------------------------------------------------
+
+const ACTIONS = {
+  ringing: 'ringing their phone', listen: 'listening', whisper: 'whispering',
+  barge: 'barged in', take_over: 'took over', ended: 'left',
+};
+const me = root?.dataset.operator || '';
+
+function supervisor(call) {
+  const m = call.monitor;
+  return m ? `${m.supervisor} ${ACTIONS[m.mode] ?? m.mode}` : '—';
+}
+
+// The buttons a connected call offers: the modes, then take over and stop once it is mine.
+function superviseButtons(call) {
+  if (!['talking', 'held', 'transferring'].includes(call.state)) return '—';
+  const mine = call.monitor?.supervisor === me && me !== '';
+  const box = el('span', { class: 'supervise' });
+  const add = (action, label) => box.append(el('button', {
+    type: 'button', 'data-action': action, 'data-call': call.call_id,
+    'aria-label': `${label} ${call.caller}`, text: label,
+  }));
+  add('listen', 'Listen');
+  add('whisper', 'Whisper');
+  add('barge', 'Barge');
+  if (mine) {
+    add('take_over', 'Take over');
+    add('stop', 'Stop');
+  }
+  for (const b of box.querySelectorAll('button')) {
+    if (mine && b.dataset.action === call.monitor.mode) b.setAttribute('aria-pressed', 'true');
+  }
+  return box;
+}
+
+// One listener for the table: its rows are redrawn with every update.
+document.querySelector('#board-calls')?.addEventListener('click', async (e) => {
+  const button = e.target.closest('button[data-action]');
+  if (!button) return;
+  monitorMessage.textContent = '';
+  button.disabled = true;
+  const res = await request('POST', '/supervisor/monitor',
+    { call_id: button.dataset.call, action: button.dataset.action });
+  button.disabled = false;
+  monitorMessage.textContent = res.ok
+    ? { listen: 'Listening: your phone rings and picks up by itself.',
+      whisper: 'Whispering: only the operator hears you.',
+      barge: 'Barged in: everyone hears you.',
+      take_over: 'The call is yours now.', stop: 'You left the call.' }[button.dataset.action]
+    : (res.error ?? 'That did not work.');
+});
 
 let retry = 1000;
 function connect() {

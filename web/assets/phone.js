@@ -6,7 +6,8 @@
 // Hold and transfer stay in the call panel (call-panel.js).
 //
 // For tests: window.hotlinePhone.state ('idle', 'ringing', 'connecting', 'connected') and
-// window.hotlinePhone.remoteLevel(), the RMS (0..1) of the caller's audio.
+// window.hotlinePhone.remoteLevel(), the RMS (0..1) of the caller's audio, and remoteTone(hz), how far
+// one frequency is below the loudest in it (dB).
 
 import { el } from './dom.js';
 import { request } from './request.js';
@@ -369,6 +370,8 @@ function analyse(stream) {
   const source = ctx.createMediaStreamSource(stream);
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 1024;
+  // Levels as they are now, not averaged over the last frames.
+  analyser.smoothingTimeConstant = 0;
   const silent = ctx.createGain();
   silent.gain.value = 0;
   source.connect(analyser);
@@ -394,6 +397,20 @@ function rms(analyser) {
 
 function remoteLevel() {
   return call?.remote ? rms(call.remote.analyser) : 0;
+}
+
+// How strong `hz` is in the remote audio now against its loudest frequency (dB, 0 when it
+// is the loudest): what a check that one voice reaches this ear needs.
+function remoteTone(hz) {
+  const analyser = call?.remote?.analyser;
+  if (!analyser) return -Infinity;
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  analyser.getFloatFrequencyData(bins);
+  const width = analyser.context.sampleRate / analyser.fftSize;
+  const at = Math.round(hz / width);
+  const peak = Math.max(...bins.slice(Math.max(0, at - 1), at + 2));
+  const loudest = Math.max(...bins);
+  return Number.isFinite(loudest) ? peak - loudest : -Infinity;
 }
 
 // ---- ringing ----------------------------------------------------------------------------
@@ -674,6 +691,7 @@ if (panel) {
   window.hotlinePhone = {
     get state() { return state; },
     remoteLevel,
+    remoteTone,
   };
 }
 

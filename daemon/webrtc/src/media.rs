@@ -21,6 +21,18 @@ pub struct BrowserMedia {
     timestamps: (u32, Option<u32>),
     /// The timestamp of the last packet towards the caller.
     last_timestamp: u32,
+    /// The call's stream towards the browser: its source, and what makes its timestamps
+    /// one timeline (see [`BrowserMedia::to_browser`]).
+    inbound: Option<Inbound>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Inbound {
+    ssrc: u32,
+    /// Added to the source's timestamps.
+    offset: u32,
+    /// The last RTP time handed to the browser, and its frame's length in samples.
+    last: (u32, u32),
 }
 
 impl BrowserMedia {
@@ -40,13 +52,19 @@ impl BrowserMedia {
             next_seq: first_seq,
             timestamps: (first_timestamp, None),
             last_timestamp: first_timestamp,
+            inbound: None,
         }
     }
 
     /// The frame for the browser in one of the caller's packets: its RTP time and audio in
     /// the browser's law. `None` for what is not the caller's audio: RTCP, RFC 4733 events
     /// (the operator's page gets no tones), other payload types, malformed packets.
-    pub fn to_browser(&self, packet: &[u8]) -> Option<(u32, Vec<u8>)> {
+    ///
+    /// The browser gets one stream whatever the call does: when the call's source changes
+    /// (a supervisor's mix starts or ends, a transfer), its timestamps are moved on from
+    /// the last frame's, so the browser's jitter buffer sees the next frame and not a jump
+    /// it would fill by repeating the last audio.
+    pub fn to_browser(&mut self, packet: &[u8]) -> Option<(u32, Vec<u8>)> {
         let rtp = RtpReader::new(packet).ok()?;
         if rtp.payload_type() != self.caller.1 {
             return None;
@@ -60,7 +78,24 @@ impl BrowserMedia {
                 .map(|b| translate(self.caller.0, *b))
                 .collect()
         };
-        Some((rtp.timestamp(), audio))
+        let (ssrc, ts) = (rtp.ssrc(), rtp.timestamp());
+        let samples = u32::try_from(audio.len()).unwrap_or(0);
+        let offset = match self.inbound {
+            Some(i) if i.ssrc == ssrc => i.offset,
+            Some(i) => i.last.0.wrapping_add(i.last.1).wrapping_sub(ts),
+            None => 0,
+        };
+        let time = ts.wrapping_add(offset);
+        // The newest frame so far sets where a next source goes on (RFC 3550 wrap-around).
+        let newer = self
+            .inbound
+            .is_none_or(|i| i.ssrc != ssrc || (time.wrapping_sub(i.last.0) as i32) > 0);
+        let last = match self.inbound {
+            Some(i) if !newer => i.last,
+            _ => (time, samples),
+        };
+        self.inbound = Some(Inbound { ssrc, offset, last });
+        Some((time, audio))
     }
 
     /// The packet for the caller carrying one frame of the operator's voice from the
@@ -136,7 +171,7 @@ mod tests {
     fn the_callers_audio_reaches_the_browser_in_its_law_and_tones_do_not() {
         let samples: Vec<i16> = vec![0, 1000, -1000, 8000, -8000, 32000, -32000];
         let ulaw: Vec<u8> = samples.iter().map(|s| g711::linear_to_ulaw(*s)).collect();
-        let same = BrowserMedia::new((Codec::Pcmu, 0), Codec::Pcmu, 1, 0, 0);
+        let mut same = BrowserMedia::new((Codec::Pcmu, 0), Codec::Pcmu, 1, 0, 0);
         assert_eq!(
             same.to_browser(&packet(0, 480, &ulaw, true)),
             Some((480, ulaw.clone()))
@@ -144,7 +179,7 @@ mod tests {
 
         // The caller speaks PCMU, the browser agreed on PCMA: each sample is the A-law
         // code of the same linear value the µ-law code stands for.
-        let other = BrowserMedia::new((Codec::Pcmu, 0), Codec::Pcma, 1, 0, 0);
+        let mut other = BrowserMedia::new((Codec::Pcmu, 0), Codec::Pcma, 1, 0, 0);
         let (ts, alaw) = other.to_browser(&packet(0, 160, &ulaw, false)).unwrap();
         assert_eq!(ts, 160);
         let expected: Vec<u8> = ulaw
@@ -168,6 +203,23 @@ mod tests {
         );
         assert_eq!(same.to_browser(&[0x80, 200, 0, 6, 0, 0, 0, 1]), None);
         assert_eq!(same.to_browser(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn a_new_source_in_the_call_goes_on_where_the_last_one_stopped() {
+        let mut m = BrowserMedia::new((Codec::Pcma, 8), Codec::Pcma, 1, 0, 0);
+        let frame = [0xd5; 160];
+        let from = |ssrc: u32, ts: u32| build_packet(8, false, 7, ts, ssrc, &frame);
+        let mut times = Vec::new();
+        for (ssrc, ts) in [(0xA, 1000), (0xA, 1160), (0xA, 1320), (0xA, 1160)] {
+            times.push(m.to_browser(&from(ssrc, ts)).map(|(t, _)| t));
+        }
+        // A supervisor's mix starts (another source, far off), then ends (the first again).
+        for (ssrc, ts) in [(0xB, 900_000), (0xB, 900_160), (0xA, 1480), (0xA, 1640)] {
+            times.push(m.to_browser(&from(ssrc, ts)).map(|(t, _)| t));
+        }
+        let expected = [1000, 1160, 1320, 1160, 1480, 1640, 1800, 1960];
+        assert_eq!(times, expected.map(Some));
     }
 
     #[test]

@@ -271,7 +271,7 @@ impl PhoneLeg {
 
     /// One of the caller's RTP packets (from the call).
     pub fn caller_rtp(&mut self, now: Instant, packet: &[u8]) {
-        if let (Stage::Talking { leg }, Some(media)) = (&mut self.stage, &self.media)
+        if let (Stage::Talking { leg }, Some(media)) = (&mut self.stage, &mut self.media)
             && let Some((rtp_time, frame)) = media.to_browser(packet)
         {
             if leg.send_audio(now, rtp_time, &frame).is_err() {
