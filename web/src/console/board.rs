@@ -68,11 +68,11 @@ pub(super) struct MonitorBody {
 pub(super) async fn monitor(
     State(state): State<Arc<WebState>>,
     Csrf(SupervisorPage(s)): Csrf<SupervisorPage>,
-    body: Option<Json<MonitorBody>>,
+    body: Result<Json<MonitorBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let refuse =
         |status, message: &str| WebError::json(status, message.to_string()).into_response();
-    let Some(Json(body)) = body else {
+    let Ok(Json(body)) = body else {
         return refuse(
             StatusCode::BAD_REQUEST,
             r#"send {"call_id": "…", "action": "listen|whisper|barge|take_over|stop"}"#,
@@ -136,5 +136,47 @@ async fn serve(state: Arc<WebState>, mut socket: WebSocket) {
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use hotline_core::users::Role;
+    use serde_json::json;
+
+    use crate::testing;
+
+    #[tokio::test]
+    async fn only_a_supervisor_with_a_phone_may_monitor_and_the_telephony_side_decides_the_rest() {
+        let store = testing::store().await;
+        let app = testing::state(&store).app();
+        let olga = testing::login(&store, "olga", Role::Operator).await;
+        // A supervisor without an operator account has no phone to listen with.
+        let sara = testing::login(&store, "sara", Role::Supervisor).await;
+        testing::add_operator(&store, "vera").await;
+        testing::add_user(&store, "vera", Role::Supervisor, Some("vera")).await;
+        let vera = testing::log_in(&store, "vera").await;
+        let listen = json!({ "call_id": "c-1", "action": "listen" });
+        let send = |who, body| testing::send_json(&app, who, "POST", "/supervisor/monitor", body);
+
+        let (status, _) = send(&olga, Some(listen.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, reply) = send(&sara, Some(listen.clone())).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(
+            reply["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no operator account")),
+            "{reply}"
+        );
+        for bad in [None, Some(json!({ "call_id": "c-1", "action": "shout" }))] {
+            let (status, reply) = send(&vera, bad).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+        }
+        // The fake telephony side monitors nothing: its refusal is what the page shows.
+        let (status, reply) = send(&vera, Some(listen)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(reply["error"], "Calls cannot be monitored here.");
     }
 }
