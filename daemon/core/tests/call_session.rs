@@ -1881,6 +1881,14 @@ fn alaw(level: i16) -> i16 {
     alaw_to_linear(linear_to_alaw(level))
 }
 
+/// sara, on the call, switches to `mode` at `ms`.
+fn sara_switches(w: &mut World, ms: u64, mode: hotline_core::call_session::MonitorMode) {
+    use hotline_core::call_session::MonitorRequest;
+    w.at_ms(ms, |s, now| {
+        assert_eq!(s.monitor(now, "sara", MonitorRequest::Mode(mode)), Ok(()))
+    });
+}
+
 #[test]
 fn a_supervisor_listens_whispers_barges_and_takes_over_without_redialling() {
     use hotline_core::call_session::{MonitorMode, MonitorRequest};
@@ -1933,12 +1941,7 @@ fn a_supervisor_listens_whispers_barges_and_takes_over_without_redialling() {
     assert_eq!(to_sara.len(), 51);
 
     // Whisper: anna hears sara too, the caller still doesn't.
-    w.at_ms(3500, |s, now| {
-        assert_eq!(
-            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Whisper)),
-            Ok(())
-        )
-    });
+    sara_switches(&mut w, 3500, MonitorMode::Whisper);
     everyone_speaks(&mut w, 3500, 4500);
     assert_eq!(
         steady(&levels_to(&w, anna, 3500, 4500)),
@@ -1948,12 +1951,7 @@ fn a_supervisor_listens_whispers_barges_and_takes_over_without_redialling() {
     assert_eq!(steady(&levels_to(&w, sara, 3500, 4500)), both);
 
     // Barge: everyone hears the other two.
-    w.at_ms(4500, |s, now| {
-        assert_eq!(
-            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Barge)),
-            Ok(())
-        )
-    });
+    sara_switches(&mut w, 4500, MonitorMode::Barge);
     everyone_speaks(&mut w, 4500, 5500);
     assert_eq!(
         steady(&levels_to(&w, CALLER, 4500, 5500)),
