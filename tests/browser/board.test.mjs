@@ -52,6 +52,9 @@ test('the live board shows the call, its operator and the queues as they change'
   await admin.locator('#board-queues').getByRole('cell', { name: 'support', exact: true })
     .waitFor({ timeout: 5_000 });
   assert.equal(await admin.locator('#board-calls').count(), 0);
+  // Today's service level from the call records: support's calls so far.
+  await admin.locator('#board-queues tr', { hasText: 'support' }).getByText(/^\d+ %$/)
+    .waitFor({ timeout: 5_000 });
   // Operators may not watch the floor.
   const refused = await anna.context().request.get(`${BASE}/supervisor`);
   assert.equal(refused.status(), 403);

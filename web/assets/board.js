@@ -57,8 +57,13 @@ function where(call) {
 }
 
 function draw(board) {
+  // Answered within 20 s, in % of calls offered today (short abandons aside).
+  const sl = (q) => {
+    const v = board.service_level?.[q.queue];
+    return v === null || v === undefined ? '—' : `${Math.round(v)} %`;
+  };
   fill('board-queues', board.queues, (q) => [q.queue, String(q.waiting),
-    duration(q.longest_wait_secs), String(q.online), String(q.busy), String(q.wrap_up),
+    duration(q.longest_wait_secs), sl(q), String(q.online), String(q.busy), String(q.wrap_up),
     String(q.paused), String(q.away)], 'No queues.');
   // Each operator's call, and how many chats besides it.
   const callOf = new Map(board.calls.filter((c) => c.operator).map((c) => [c.operator, c]));

@@ -1885,7 +1885,10 @@ fn alaw(level: i16) -> i16 {
 fn sara_switches(w: &mut World, ms: u64, mode: hotline_core::call_session::MonitorMode) {
     use hotline_core::call_session::MonitorRequest;
     w.at_ms(ms, |s, now| {
-        assert_eq!(s.monitor(now, "sara", MonitorRequest::Mode(mode)), Ok(()))
+        assert_eq!(
+            s.monitor(now, "sara", MonitorRequest::Mode { mode, beep: false }),
+            Ok(())
+        )
     });
 }
 
@@ -1899,12 +1902,26 @@ fn a_supervisor_listens_whispers_barges_and_takes_over_without_redialling() {
     let anna = w.leg_of("anna");
     w.at_ms(2000, |s, now| {
         assert_eq!(
-            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen)),
+            s.monitor(
+                now,
+                "sara",
+                MonitorRequest::Mode {
+                    mode: MonitorMode::Listen,
+                    beep: true
+                }
+            ),
             Ok(())
         );
         // Somebody else can't join, and nobody can while sara's phone rings for it.
         assert_eq!(
-            s.monitor(now, "bela", MonitorRequest::Mode(MonitorMode::Listen)),
+            s.monitor(
+                now,
+                "bela",
+                MonitorRequest::Mode {
+                    mode: MonitorMode::Listen,
+                    beep: false
+                }
+            ),
             Err("sara is already on this call.".into())
         );
         assert_eq!(
@@ -1928,6 +1945,14 @@ fn a_supervisor_listens_whispers_barges_and_takes_over_without_redialling() {
     let both = alaw(alaw(1000) + alaw(2000));
     assert_eq!(steady(&levels_to(&w, sara, 2500, 3500)), both);
     assert_eq!(steady(&levels_to(&w, anna, 2500, 3500)), alaw(1000));
+    // The queue's beep told anna first: the mix's first 150 ms carry more than the caller.
+    let first = levels_to(&w, anna, 2500, 2660);
+    assert!(first.iter().any(|l| *l != alaw(1000)), "{first:?}");
+    assert!(
+        levels_to(&w, anna, 2700, 3500)
+            .iter()
+            .all(|l| *l == alaw(1000))
+    );
     assert_eq!(steady(&levels_to(&w, CALLER, 2500, 3500)), alaw(2000));
     // Every party gets a packet every 20 ms from the first audio on, at its address.
     let to_sara: Vec<_> = w.mixed.iter().filter(|m| m.1 == sara).collect();
@@ -2031,8 +2056,15 @@ fn a_supervisor_who_stops_or_hangs_up_leaves_caller_and_operator_bridged() {
     w.run_until(1000);
     let anna = w.leg_of("anna");
     w.at_ms(2000, |s, now| {
-        s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Barge))
-            .unwrap()
+        s.monitor(
+            now,
+            "sara",
+            MonitorRequest::Mode {
+                mode: MonitorMode::Barge,
+                beep: false,
+            },
+        )
+        .unwrap()
     });
     everyone_speaks(&mut w, 2500, 3000);
     w.at_ms(3000, |s, now| {
@@ -2052,8 +2084,15 @@ fn a_supervisor_who_stops_or_hangs_up_leaves_caller_and_operator_bridged() {
     w.s.return_media(relay);
     // Again, and this time sara hangs up her phone; then anna holds with nobody on.
     w.at_ms(4000, |s, now| {
-        s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen))
-            .unwrap()
+        s.monitor(
+            now,
+            "sara",
+            MonitorRequest::Mode {
+                mode: MonitorMode::Listen,
+                beep: false,
+            },
+        )
+        .unwrap()
     });
     w.run_until(4500);
     let sara = w.leg_of("sara");
@@ -2061,15 +2100,29 @@ fn a_supervisor_who_stops_or_hangs_up_leaves_caller_and_operator_bridged() {
     assert_eq!(w.s.monitored(), None);
     // A monitor is refused while the operator holds the caller, and ends when they do.
     w.at_ms(6000, |s, now| {
-        s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen))
-            .unwrap()
+        s.monitor(
+            now,
+            "sara",
+            MonitorRequest::Mode {
+                mode: MonitorMode::Listen,
+                beep: false,
+            },
+        )
+        .unwrap()
     });
     w.run_until(6500);
     w.at_ms(7000, |s, now| s.console_hold(now, true).unwrap());
     assert_eq!(w.s.monitored(), None);
     w.at_ms(7500, |s, now| {
         assert_eq!(
-            s.monitor(now, "sara", MonitorRequest::Mode(MonitorMode::Listen)),
+            s.monitor(
+                now,
+                "sara",
+                MonitorRequest::Mode {
+                    mode: MonitorMode::Listen,
+                    beep: false
+                }
+            ),
             Err("The operator holds the caller now.".into())
         )
     });

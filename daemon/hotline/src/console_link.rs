@@ -484,21 +484,21 @@ impl Telephony for ConsoleLink {
             let gone = || "That call has ended.".to_string();
             let control = self.calls.live.control(call_id).ok_or_else(gone)?;
             // A queue's `supervisors` say who may; a queue that names none, every supervisor.
-            if !who.admin
-                && let Some(queue) = self.calls.live.queue_of(call_id)
+            let flows = self.calls.flows();
+            let queue = self.calls.live.queue_of(call_id);
+            let def = queue.as_ref().and_then(|q| flows.set.queues().get(q));
+            if let (Some(q), false) = (def, who.admin)
+                && !q.supervisors.is_empty()
+                && !q.supervisors.iter().any(|s| s == who.user)
             {
-                let flows = self.calls.flows();
-                let allowed = flows.set.queues().get(&queue).is_none_or(|q| {
-                    q.supervisors.is_empty() || q.supervisors.iter().any(|s| s == who.user)
-                });
-                if !allowed {
-                    return Err(format!("You do not supervise the queue {queue}."));
-                }
+                return Err(format!("You do not supervise the queue {}.", q.name));
             }
+            let beep = def.is_some_and(|q| q.monitor_beep);
+            let mode = |mode| MonitorRequest::Mode { mode, beep };
             let request = match action {
-                MonitorAction::Listen => MonitorRequest::Mode(MonitorMode::Listen),
-                MonitorAction::Whisper => MonitorRequest::Mode(MonitorMode::Whisper),
-                MonitorAction::Barge => MonitorRequest::Mode(MonitorMode::Barge),
+                MonitorAction::Listen => mode(MonitorMode::Listen),
+                MonitorAction::Whisper => mode(MonitorMode::Whisper),
+                MonitorAction::Barge => mode(MonitorMode::Barge),
                 MonitorAction::TakeOver => MonitorRequest::TakeOver,
                 MonitorAction::Stop => MonitorRequest::Stop,
             };

@@ -35,6 +35,8 @@ pub struct QueueDef {
     /// Console users who may listen to, whisper into, barge into and take over this
     /// queue's calls; empty: every supervisor (admins always may).
     pub supervisors: Vec<String>,
+    /// The operator hears a short beep when a supervisor starts listening.
+    pub monitor_beep: bool,
     pub at: Loc,
 }
 
@@ -294,6 +296,10 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         .into_iter()
         .map(|r| r.name)
         .collect();
+    let monitor_beep = f
+        .get("monitor_beep")
+        .and_then(|v| cx.bool(v, "monitor_beep"))
+        .unwrap_or(false);
     f.finish(cx);
     Some(QueueDef {
         name: name.to_owned(),
@@ -305,6 +311,7 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         wrap_up_secs,
         callbacks,
         supervisors,
+        monitor_beep,
         at,
     })
 }

@@ -177,6 +177,8 @@ struct Party {
     timestamp: u32,
     marker_pending: bool,
     stats: PartyStats,
+    /// Samples played to this party on top of its mix, next first ([`Mixer::play_to`]).
+    cue: VecDeque<i16>,
 }
 
 impl Party {
@@ -189,6 +191,7 @@ impl Party {
             seq: cfg.initial_seq,
             timestamp: cfg.initial_timestamp,
             marker_pending: true,
+            cue: VecDeque::new(),
             stats: PartyStats::default(),
             cfg,
         }
@@ -391,6 +394,17 @@ impl Mixer {
         true
     }
 
+    /// Plays `samples` (linear, 8 kHz) to `party` on top of its mix from the next tick on,
+    /// e.g. the beep that tells an operator a supervisor is listening; false if the party
+    /// is not in the mix.
+    pub fn play_to(&mut self, party: PartyId, samples: &[i16]) -> bool {
+        let Some(p) = self.party_mut(party) else {
+            return false;
+        };
+        p.cue.extend(samples);
+        true
+    }
+
     /// Whether `listener` hears `source` now.
     pub fn hears(&self, listener: PartyId, source: PartyId) -> bool {
         match (self.slot(listener), self.slot(source)) {
@@ -530,7 +544,20 @@ impl Mixer {
                 continue;
             };
             let mut payload = [0u8; SAMPLES_PER_PACKET];
-            self.mix_for(listener, range.clone(), &mut payload);
+            let mut cue = [0i16; SAMPLES_PER_PACKET];
+            let cued = !listener.cue.is_empty();
+            if cued && let Some(Some(l)) = self.parties.get_mut(listener_slot) {
+                for (c, s) in cue
+                    .iter_mut()
+                    .zip(l.cue.drain(..l.cue.len().min(SAMPLES_PER_PACKET)))
+                {
+                    *c = s;
+                }
+            }
+            let Some(Some(listener)) = self.parties.get(listener_slot) else {
+                continue;
+            };
+            self.mix_for(listener, range.clone(), cued.then_some(&cue), &mut payload);
             let Some(Some(listener)) = self.parties.get_mut(listener_slot) else {
                 continue;
             };
@@ -555,11 +582,12 @@ impl Mixer {
     }
 
     /// `listener`'s frame: its one same-law source's bytes, or the saturated sum of its
-    /// sources encoded in its law.
+    /// sources (and what is cued for it) encoded in its law.
     fn mix_for(
         &self,
         listener: &Party,
         range: std::ops::Range<usize>,
+        cue: Option<&[i16; SAMPLES_PER_PACKET]>,
         out: &mut [u8; SAMPLES_PER_PACKET],
     ) {
         let sources = || {
@@ -570,7 +598,7 @@ impl Mixer {
                 .filter_map(|(_, p)| p.as_ref())
         };
         let mut it = sources();
-        if let (Some(only), None) = (it.next(), it.next())
+        if let (Some(only), None, None) = (it.next(), it.next(), cue)
             && only.cfg.codec == listener.cfg.codec
             && let Some(raw) = only.raw.get(range.clone())
         {
@@ -578,6 +606,11 @@ impl Mixer {
             return;
         }
         let mut sum = [0i32; SAMPLES_PER_PACKET];
+        if let Some(cue) = cue {
+            for (acc, &s) in sum.iter_mut().zip(cue) {
+                *acc += i32::from(s);
+            }
+        }
         for source in sources() {
             if let Some(pcm) = source.pcm.get(range.clone()) {
                 for (acc, &s) in sum.iter_mut().zip(pcm) {
@@ -1152,6 +1185,55 @@ mod tests {
                 assert_eq!(rtp.mark(), i == 0);
             }
         }
+    }
+
+    #[test]
+    fn a_cue_plays_to_one_party_on_top_of_its_mix_then_pass_through_resumes() {
+        // Listen: the operator hears only the caller (passed through bit-exact) until a
+        // 30 ms beep is cued for them at tick 3: ticks 3 and 4 carry caller plus beep.
+        let t0 = Instant::now();
+        let mut mixer = call(Mode::Listen, [Codec::Pcmu, Codec::Pcmu, Codec::Pcmu]);
+        let mut caller = Phone::new(Codec::Pcmu, 11);
+        let beep: Vec<i16> = (0..240).map(|i| tone(1400.0, 3000.0, 0)[i % 160]).collect();
+        let mut out: HashMap<PartyId, Vec<Vec<u8>>> = HashMap::new();
+        for k in 0..7 {
+            let now = ms(t0, 20 * k);
+            mixer.push(now, CALLER, &caller.frame(&tone(CALLER_HZ, LOUD, k)));
+            if k == 3 {
+                assert!(mixer.play_to(OPERATOR, &beep));
+                assert!(!mixer.play_to(PartyId(99), &beep));
+            }
+            mixer.handle_timeout(now);
+            for (to, packets) in drain(&mut mixer) {
+                out.entry(to).or_default().extend(packets);
+            }
+        }
+        let to_operator = &out[&OPERATOR];
+        for (tick, packet) in to_operator.iter().enumerate().skip(1) {
+            let heard = tone(CALLER_HZ, LOUD, tick as u64 - 1);
+            let expected = match tick {
+                3 => expected_mix(
+                    Codec::Pcmu,
+                    &[(Codec::Pcmu, &heard), (Codec::Pcmu, &beep[..160])],
+                ),
+                4 => {
+                    let mut rest = beep[160..].to_vec();
+                    rest.resize(160, 0);
+                    expected_mix(Codec::Pcmu, &[(Codec::Pcmu, &heard), (Codec::Pcmu, &rest)])
+                }
+                _ => {
+                    assert_eq!(payload(packet), encode(Codec::Pcmu, &heard), "tick {tick}");
+                    continue;
+                }
+            };
+            assert_eq!(samples(Codec::Pcmu, packet), expected, "tick {tick}");
+        }
+        // Nobody else heard it.
+        assert!(
+            out[&CALLER]
+                .iter()
+                .all(|p| samples(Codec::Pcmu, p).iter().all(|s| *s == 0))
+        );
     }
 
     #[test]

@@ -102,14 +102,51 @@ pub(super) async fn monitor(
 /// The newest entries of the monitoring audit log the board shows.
 const LOG_SHOWN: i64 = 10;
 
+/// How often a board reads today's service level again (from the day's call records).
+const SERVICE_LEVEL_EVERY: Duration = Duration::from_secs(30);
+
+/// Today's service level per queue (% answered within the reports' default target, as
+/// the day's report counts it), `{queue: percent or null}`.
+async fn service_level_today(state: &WebState) -> serde_json::Value {
+    use hotline_core::reports::{ReportOptions, day_bounds, day_report};
+    let tz = state.settings.time_zone;
+    let date = super::reports::today(state);
+    let Some((since, until)) = day_bounds(&tz, date) else {
+        return serde_json::json!({});
+    };
+    let calls = match state.store.calls_started_in(since, until).await {
+        Ok((calls, _)) => calls,
+        Err(e) => {
+            tracing::warn!("reading today's calls for the board: {e}");
+            return serde_json::json!({});
+        }
+    };
+    let Some(report) = day_report(&calls, &tz, date, ReportOptions::default()) else {
+        return serde_json::json!({});
+    };
+    report
+        .queues
+        .iter()
+        .map(|(q, f)| (q.clone(), serde_json::json!(f.service_level())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 async fn serve(state: Arc<WebState>, mut socket: WebSocket) {
     let mut last = String::new();
     let mut tick = tokio::time::interval(TICK);
+    let mut service_level: Option<(tokio::time::Instant, serde_json::Value)> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let frame = match state.telephony.board().await {
                     Some(mut data) => {
+                        if service_level.as_ref().is_none_or(|(at, _)| at.elapsed() >= SERVICE_LEVEL_EVERY) {
+                            service_level = Some((tokio::time::Instant::now(), service_level_today(&state).await));
+                        }
+                        if let Some((_, sl)) = &service_level {
+                            data["service_level"] = sl.clone();
+                        }
                         // Who listened to which call, newest first (every use is logged).
                         data["monitoring"] = match state.store.monitoring_log(LOG_SHOWN).await {
                             Ok(rows) => serde_json::json!(rows),

@@ -94,7 +94,7 @@ fn parse_day(v: Option<&str>, today: NaiveDate) -> Result<NaiveDate, WebError> {
     }
 }
 
-fn today(state: &WebState) -> NaiveDate {
+pub(super) fn today(state: &WebState) -> NaiveDate {
     DateTime::from_timestamp_millis(crate::unix_ms())
         .unwrap_or_default()
         .with_timezone(&state.settings.time_zone)
