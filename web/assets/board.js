@@ -62,8 +62,11 @@ function draw(board) {
     const v = board.service_level?.[q.queue];
     return v === null || v === undefined ? '—' : `${Math.round(v)} %`;
   };
+  // Chats count in the queue's figures too (Q4): waiting (or offered) and active.
+  const chats = (q, active) => String(board.chats.filter((c) => c.queue === q.queue
+    && (c.state === 'active') === active).length);
   fill('board-queues', board.queues, (q) => [q.queue, String(q.waiting),
-    duration(q.longest_wait_secs), sl(q), String(q.online), String(q.busy), String(q.wrap_up),
+    duration(q.longest_wait_secs), sl(q), chats(q, false), chats(q, true), String(q.online), String(q.busy), String(q.wrap_up),
     String(q.paused), String(q.away)], 'No queues.');
   // Each operator's call, and how many chats besides it.
   const callOf = new Map(board.calls.filter((c) => c.operator).map((c) => [c.operator, c]));

@@ -989,6 +989,14 @@ fn opt(v: &Option<String>) -> String {
 /// What a call's State column says.
 pub fn describe(row: &CallRow) -> String {
     let op = opt(&row.operator);
+    let state = describe_state(row, &op);
+    match &row.monitor {
+        Some(m) => format!("{state} ({} {})", m.supervisor, m.mode),
+        None => state,
+    }
+}
+
+fn describe_state(row: &CallRow, op: &str) -> String {
     match row.state {
         CallState::InFlow => match &row.flow {
             Some(f) => format!("in flow {f}"),
@@ -1339,6 +1347,18 @@ mod tests {
             with(CallState::Transferring, Some("anna"), None, Some("bela")),
             "transferring to bela"
         );
+        // A supervisor on the call says so (and only then is `monitor` in the JSON).
+        let monitored = CallRow {
+            operator: Some("anna".into()),
+            monitor: Some(Monitoring {
+                supervisor: "sara".into(),
+                mode: "whisper".into(),
+            }),
+            ..call("x", CallState::Talking)
+        };
+        assert_eq!(describe(&monitored), "talking with anna (sara whisper)");
+        let json = serde_json::to_value(&monitored).unwrap();
+        assert_eq!(json["monitor"]["mode"], "whisper");
         let json = serde_json::to_value(call("x", CallState::InFlow)).unwrap();
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
         assert_eq!(
