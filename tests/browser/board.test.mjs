@@ -83,3 +83,25 @@ test('an operator ends a call from the call panel; both phones get BYE', async (
   await anna.context().close();
   await bela.context().close();
 });
+
+// Today's calls in the reports (the calls of the checks before this one and the one
+// above): the chart of the day, support's row with a service level, anna's row with the
+// calls she answered, and the CSV behind the operators' table.
+test('the reports show today\'s calls in a chart and per queue and operator', async () => {
+  const admin = await logInNewPage(getBrowser(), env('ADMIN_USER'), env('ADMIN_PASSWORD'));
+  await admin.getByRole('link', { name: 'Reports' }).click();
+  await admin.locator('figure.report-chart svg').waitFor({ timeout: 5_000 });
+  assert.ok(await admin.locator('figure.report-chart svg rect.bar.offered').count() >= 24,
+    'a bar per hour of the day');
+  const support = admin.locator('#reports-queues-h + p + table tr', { hasText: 'Customer support' });
+  assert.match(await support.innerText(), /\d+(\.\d)? %/, 'support has a service level');
+  const anna = admin.locator('table.report tr', { has: admin.getByRole('rowheader', { name: 'anna', exact: true }) });
+  const answered = Number((await anna.locator('td').nth(1).innerText()).trim());
+  assert.ok(answered >= 1, `anna answered calls today (${answered})`);
+  const csvLink = admin.getByRole('link', { name: 'Download CSV' }).last();
+  const csv = await admin.context().request.get(new URL(await csvLink.getAttribute('href'),
+    admin.url()).toString());
+  assert.equal(csv.status(), 200);
+  assert.match(await csv.text(), /\nanna,/);
+  await admin.context().close();
+});

@@ -57,7 +57,8 @@ function where(call) {
 }
 
 function draw(board) {
-  // Answered within 20 s, in % of calls offered today (short abandons aside).
+  // Answered within the queue's target (else 20 s), in % of calls offered today (short
+  // abandons aside).
   const sl = (q) => {
     const v = board.service_level?.[q.queue];
     return v === null || v === undefined ? '—' : `${Math.round(v)} %`;

@@ -41,6 +41,10 @@ pub trait Telephony: Send + Sync + 'static {
     fn queue_names(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// Queues with a service-level target of their own, in seconds.
+    fn queue_targets(&self) -> std::collections::BTreeMap<String, i64> {
+        Default::default()
+    }
     /// The operators of a queue (who may be offered its chats).
     fn queue_members(&self, _queue: &str) -> Vec<String> {
         Vec::new()

@@ -23,8 +23,9 @@
 //! - **Other unanswered**: offered, not answered, and ended otherwise (the flow moved the
 //!   caller on after a queue timeout, a transfer out, an error), so
 //!   `offered = answered + abandoned + short abandons + other unanswered`.
-//! - **Service level**: answered within `target_secs` (speed of answer at most the
-//!   target) as a share of offered calls less short abandons; none without such calls.
+//! - **Service level**: answered within the target (speed of answer at most the
+//!   target: the call's queue's own, else `target_secs`) as a share of offered calls less
+//!   short abandons; none without such calls.
 //! - **Talk**: per answered leg, answer to end less its hold; a call's talk is its legs'
 //!   sum, averaged over answered calls. **Hold**: the call's `service.hold_ms`, averaged
 //!   over answered calls.
@@ -50,10 +51,12 @@ use crate::cdr::{CallLeg, CallRecord, LegOutcome, Service};
 use crate::store::{Store, StoreError};
 
 /// What the figures are measured against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportOptions {
     /// The service level's target: answered within this many seconds.
     pub target_secs: i64,
+    /// Queues with a target of their own (`queues.toml` `service_level_secs`).
+    pub queue_targets: BTreeMap<String, i64>,
     /// A caller who hangs up unanswered sooner than this is a short abandon.
     pub short_abandon_secs: i64,
 }
@@ -62,8 +65,19 @@ impl Default for ReportOptions {
     fn default() -> ReportOptions {
         ReportOptions {
             target_secs: 20,
+            queue_targets: BTreeMap::new(),
             short_abandon_secs: 5,
         }
+    }
+}
+
+impl ReportOptions {
+    /// The service-level target of a call that waited in `queue`, in seconds.
+    pub fn target_for(&self, queue: Option<&str>) -> i64 {
+        queue
+            .and_then(|q| self.queue_targets.get(q))
+            .copied()
+            .unwrap_or(self.target_secs)
     }
 }
 
@@ -235,7 +249,7 @@ pub fn day_report<Tz: TimeZone>(
     calls: &[CallRecord],
     tz: &Tz,
     date: NaiveDate,
-    options: ReportOptions,
+    options: &ReportOptions,
 ) -> Option<DayReport> {
     let (since_ms, until_ms) = day_bounds(tz, date)?;
     let mut hours = hours_between(tz, since_ms, until_ms);
@@ -283,7 +297,7 @@ pub fn range_report<Tz: TimeZone>(
     tz: &Tz,
     from: NaiveDate,
     to: NaiveDate,
-    options: ReportOptions,
+    options: &ReportOptions,
 ) -> Option<RangeReport> {
     let since_ms = day_start_ms(tz, from)?;
     let until_ms = day_start_ms(tz, to.succ_opt()?)?;
@@ -407,7 +421,7 @@ struct CallFacts {
 
 impl CallFacts {
     /// None for a call not offered to anyone or not finished.
-    fn of(call: &CallRecord, options: ReportOptions) -> Option<CallFacts> {
+    fn of(call: &CallRecord, options: &ReportOptions) -> Option<CallFacts> {
         let ended_at_ms = call.ended_at_ms?;
         let legs = &call.service.legs;
         if call.service.queue.is_none() && legs.is_empty() {
@@ -449,7 +463,7 @@ impl CallFacts {
             .sum();
         Some(CallFacts {
             outcome,
-            target_ms: options.target_secs * 1000,
+            target_ms: options.target_for(call.service.queue.as_deref()) * 1000,
             talk_ms,
             hold_ms: call.service.hold_ms.max(0),
             transfers: call.transfers() as u64,
@@ -776,7 +790,7 @@ mod tests {
             &december(),
             &BUDAPEST,
             date("2026-12-07"),
-            ReportOptions::default(),
+            &ReportOptions::default(),
         )
         .unwrap();
         assert_eq!(r.hours.len(), 24);
@@ -901,9 +915,10 @@ mod tests {
             &december(),
             &BUDAPEST,
             date("2026-12-07"),
-            ReportOptions {
+            &ReportOptions {
                 target_secs: 30,
                 short_abandon_secs: 2,
+                ..ReportOptions::default()
             },
         )
         .unwrap();
@@ -921,6 +936,25 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_with_a_target_of_its_own_is_measured_against_it() {
+        let options = ReportOptions {
+            queue_targets: [("sales".to_string(), 60)].into(),
+            ..ReportOptions::default()
+        };
+        let r = day_report(&december(), &BUDAPEST, date("2026-12-07"), &options).unwrap();
+        // Both of sales' answers (10 and 30 s) are within its 60 s; support keeps 20 s.
+        assert_eq!(r.queues["sales"].answered_in_target, 2);
+        assert_eq!(r.queues["sales"].service_level(), Some(100.0));
+        assert_eq!(
+            format!("{:.1}", r.queues["support"].service_level().unwrap()),
+            "0.0"
+        );
+        assert_eq!(options.target_for(Some("sales")), 60);
+        assert_eq!(options.target_for(Some("support")), 20);
+        assert_eq!(options.target_for(None), 20);
+    }
+
+    #[test]
     fn a_call_still_going_on_is_counted_once_it_ends() {
         let mut calls = december();
         calls[0].ended_at_ms = None;
@@ -928,7 +962,7 @@ mod tests {
             &calls,
             &BUDAPEST,
             date("2026-12-07"),
-            ReportOptions::default(),
+            &ReportOptions::default(),
         )
         .unwrap();
         assert_eq!(r.total.offered, 5);
@@ -979,7 +1013,7 @@ mod tests {
             &calls,
             &BUDAPEST,
             date("2026-10-25"),
-            ReportOptions::default(),
+            &ReportOptions::default(),
         )
         .unwrap();
         assert_eq!(r.hours.len(), 25);
@@ -1052,7 +1086,7 @@ mod tests {
             &calls,
             &BUDAPEST,
             date("2027-03-28"),
-            ReportOptions::default(),
+            &ReportOptions::default(),
         )
         .unwrap();
         assert_eq!(r.hours.len(), 23);
@@ -1070,7 +1104,7 @@ mod tests {
             &BUDAPEST,
             date("2026-12-06"),
             date("2026-12-07"),
-            ReportOptions::default(),
+            &ReportOptions::default(),
         )
         .unwrap();
         assert_eq!(r.days.len(), 2);
@@ -1098,7 +1132,7 @@ mod tests {
             &[direct],
             &BUDAPEST,
             date("2026-12-07"),
-            ReportOptions::default(),
+            &ReportOptions::default(),
         )
         .unwrap();
         let q = &r.queues[""];

@@ -228,7 +228,7 @@ on_both_databases!(a_dst_day_from_the_store, |store: Store| async move {
         calls.iter().map(read).collect::<Vec<_>>(),
         full.iter().map(read).collect::<Vec<_>>()
     );
-    let r = day_report(&calls, &BUDAPEST, day(), ReportOptions::default()).unwrap();
+    let r = day_report(&calls, &BUDAPEST, day(), &ReportOptions::default()).unwrap();
     assert_eq!(r.hours.len(), 25);
 
     // Calls 1 and 2: waits 8 and 35 s (one within 20 s), talk 90-15 + 40, hold 15,
@@ -336,7 +336,7 @@ on_both_databases!(a_dst_day_from_the_store, |store: Store| async move {
     let (since, _) = day_bounds(&BUDAPEST, from).unwrap();
     let (_, until) = day_bounds(&BUDAPEST, to).unwrap();
     let (calls, _) = store.calls_started_in(since, until).await.unwrap();
-    let range = range_report(&calls, &BUDAPEST, from, to, ReportOptions::default()).unwrap();
+    let range = range_report(&calls, &BUDAPEST, from, to, &ReportOptions::default()).unwrap();
     let per_day: Vec<_> = range
         .days
         .iter()
@@ -389,7 +389,7 @@ on_both_databases!(
         let (since, until) = day_bounds(&BUDAPEST, date).unwrap();
         let (calls, more) = store.calls_started_in(since, until).await.unwrap();
         assert_eq!((calls.len(), more), (520, false));
-        let r = day_report(&calls, &BUDAPEST, date, ReportOptions::default()).unwrap();
+        let r = day_report(&calls, &BUDAPEST, date, &ReportOptions::default()).unwrap();
         assert_eq!(
             (r.total.offered, r.total.answered, r.total.short_abandoned),
             (520, 260, 260)

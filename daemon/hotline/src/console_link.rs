@@ -280,6 +280,18 @@ impl Telephony for ConsoleLink {
             .collect()
     }
 
+    fn queue_targets(&self) -> std::collections::BTreeMap<String, i64> {
+        self.calls
+            .flows_now()
+            .set
+            .queues()
+            .iter()
+            .filter_map(|(name, q)| {
+                Some((name.clone(), i64::try_from(q.service_level_secs?).ok()?))
+            })
+            .collect()
+    }
+
     fn queue_members(&self, queue: &str) -> Vec<String> {
         self.calls
             .flows_now()

@@ -37,6 +37,9 @@ pub struct QueueDef {
     pub supervisors: Vec<String>,
     /// The operator hears a short beep when a supervisor starts listening.
     pub monitor_beep: bool,
+    /// The service level's target: answered within this many seconds (reports, board);
+    /// `None`: the reports' default.
+    pub service_level_secs: Option<u64>,
     pub at: Loc,
 }
 
@@ -296,6 +299,9 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         .into_iter()
         .map(|r| r.name)
         .collect();
+    let service_level_secs = f
+        .get("service_level_secs")
+        .and_then(|v| cx.uint(v, "service_level_secs", 1, 3600));
     let monitor_beep = f
         .get("monitor_beep")
         .and_then(|v| cx.bool(v, "monitor_beep"))
@@ -312,6 +318,7 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         callbacks,
         supervisors,
         monitor_beep,
+        service_level_secs,
         at,
     })
 }

@@ -105,8 +105,8 @@ const LOG_SHOWN: i64 = 10;
 /// How often a board reads today's service level again (from the day's call records).
 const SERVICE_LEVEL_EVERY: Duration = Duration::from_secs(30);
 
-/// Today's service level per queue (% answered within the reports' default target, as
-/// the day's report counts it), `{queue: percent or null}`.
+/// Today's service level per queue (% answered within the queue's target, else the
+/// reports' default, as the day's report counts it), `{queue: percent or null}`.
 async fn service_level_today(state: &WebState) -> serde_json::Value {
     use hotline_core::reports::{ReportOptions, day_bounds, day_report};
     let tz = state.settings.time_zone;
@@ -121,7 +121,11 @@ async fn service_level_today(state: &WebState) -> serde_json::Value {
             return serde_json::json!({});
         }
     };
-    let Some(report) = day_report(&calls, &tz, date, ReportOptions::default()) else {
+    let options = ReportOptions {
+        queue_targets: state.telephony.queue_targets(),
+        ..ReportOptions::default()
+    };
+    let Some(report) = day_report(&calls, &tz, date, &options) else {
         return serde_json::json!({});
     };
     report

@@ -53,7 +53,11 @@ struct Settings {
     options: ReportOptions,
 }
 
-fn settings(q: &ReportQuery) -> Result<Settings, WebError> {
+/// `queue_targets`: the queues' own service-level targets (the form's is the others').
+fn settings(
+    q: &ReportQuery,
+    queue_targets: std::collections::BTreeMap<String, i64>,
+) -> Result<Settings, WebError> {
     let defaults = ReportOptions::default();
     let number =
         |v: &Option<String>, default: i64, max: i64, what: &str| -> Result<i64, WebError> {
@@ -82,6 +86,7 @@ fn settings(q: &ReportQuery) -> Result<Settings, WebError> {
                 600,
                 "short-abandon time",
             )?,
+            queue_targets,
         },
     })
 }
@@ -114,7 +119,7 @@ pub(super) async fn day(
         .filter(|q| !q.is_empty())
         .map(String::from);
     let result = async {
-        let Settings { options } = settings(&q)?;
+        let Settings { options } = settings(&q, state.telephony.queue_targets())?;
         let date = parse_day(q.day.as_deref(), today(&state))?;
         let tz = state.settings.time_zone;
         let (since, until) = hotline_core::reports::day_bounds(&tz, date)
@@ -127,7 +132,7 @@ pub(super) async fn day(
         if let Some(queue) = &queue {
             calls.retain(|c| c.service.queue.as_deref() == Some(queue.as_str()));
         }
-        let report = day_report(&calls, &tz, date, options)
+        let report = day_report(&calls, &tz, date, &options)
             .ok_or_else(|| WebError::page(StatusCode::BAD_REQUEST, "That day is out of range."))?;
         Ok::<_, WebError>((report, options, cut))
     }
@@ -195,7 +200,7 @@ pub(super) async fn range(
     Query(q): Query<ReportQuery>,
 ) -> Response {
     let result = async {
-        let Settings { options } = settings(&q)?;
+        let Settings { options } = settings(&q, state.telephony.queue_targets())?;
         let today = today(&state);
         let to = parse_day(q.to.as_deref(), today)?;
         let from = parse_day(q.from.as_deref(), to - chrono::Duration::days(6))?;
@@ -224,7 +229,7 @@ pub(super) async fn range(
             .calls_started_in(since, until)
             .await
             .map_err(|e| WebError::database("call report", e))?;
-        let report = range_report(&calls, &tz, from, to, options).ok_or_else(out_of_range)?;
+        let report = range_report(&calls, &tz, from, to, &options).ok_or_else(out_of_range)?;
         Ok((report, options, cut))
     }
     .await;
