@@ -50,6 +50,9 @@ use sqlx::Row as _;
 use crate::cdr::{CallLeg, CallRecord, LegOutcome, Service};
 use crate::store::{Store, StoreError};
 
+mod chats;
+pub use chats::{ChatFigures, chat_total};
+
 /// What the figures are measured against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportOptions {

@@ -403,3 +403,81 @@ on_both_databases!(
         assert!(!r.operators.contains_key("bela"));
     }
 );
+
+// Chats of a day per queue: three in support (one answered in 40 s and handled for 5 min
+// with the category "Order", one accepted and still open, one never accepted), one in
+// sales answered in 10 s and wrapped up "Complaint"; one the day before. By hand:
+// support offered 3, accepted 2, first response 40 s (one reply), handled 1 of 300 s;
+// sales 1, 1, 10 s, 60 s.
+on_both_databases!(chats_of_a_day_per_queue, |store: Store| async move {
+    use common::chat::{SEC, accepted_chat, agent, op, waiting_chat};
+    use hotline_core::chat::{EventKind, NewEvent};
+    use hotline_core::reports::chat_total;
+    let day = utc("2026-12-07 00:00:00");
+    let anna = agent(&store, "anna", 5).await;
+    let reply = |text: &str| NewEvent::new(EventKind::Message, op(anna), text);
+    // Answered 40 s after the start (the acceptance is at +1 s), ended 5 min later.
+    let c1 = accepted_chat(&store, "support", "anna", anna, day + 3600 * SEC).await;
+    let mut private = reply("note to self");
+    private.private = true;
+    store
+        .add_chat_event(c1.id, &private, day + 3610 * SEC)
+        .await
+        .unwrap();
+    store
+        .add_chat_event(c1.id, &reply("Hello"), day + 3640 * SEC)
+        .await
+        .unwrap();
+    store
+        .add_chat_event(c1.id, &reply("Again"), day + 3650 * SEC)
+        .await
+        .unwrap();
+    store
+        .end_chat(c1.id, op(anna), day + 3601 * SEC + 300 * SEC)
+        .await
+        .unwrap();
+    store
+        .wrap_up_chat(c1.id, anna, "Order", "", day + 3950 * SEC)
+        .await
+        .unwrap();
+    // Accepted, no reply yet, still open; and one nobody took.
+    accepted_chat(&store, "support", "anna", anna, day + 7200 * SEC).await;
+    waiting_chat(&store, "support", day + 7300 * SEC).await;
+    let c4 = accepted_chat(&store, "sales", "anna", anna, day + 9000 * SEC).await;
+    store
+        .add_chat_event(c4.id, &reply("Hi"), day + 9010 * SEC)
+        .await
+        .unwrap();
+    store
+        .end_chat(c4.id, op(anna), day + 9061 * SEC)
+        .await
+        .unwrap();
+    store
+        .wrap_up_chat(c4.id, anna, "Complaint", "", day + 9070 * SEC)
+        .await
+        .unwrap();
+    waiting_chat(&store, "sales", day - 60 * SEC).await;
+
+    let r = store.chat_report(day, day + 86_400 * SEC).await.unwrap();
+    let support = &r["support"];
+    assert_eq!(
+        (
+            support.offered,
+            support.accepted,
+            support.responded,
+            support.handled
+        ),
+        (3, 2, 1, 1)
+    );
+    assert_eq!(support.average_first_response_secs(), Some(40.0));
+    assert_eq!(support.average_handling_secs(), Some(300.0));
+    assert_eq!(support.categories_text(), "Order 1");
+    let sales = &r["sales"];
+    assert_eq!((sales.offered, sales.accepted), (1, 1));
+    assert_eq!(sales.average_first_response_secs(), Some(10.0));
+    assert_eq!(sales.average_handling_secs(), Some(60.0));
+    let total = chat_total(&r);
+    assert_eq!((total.offered, total.accepted), (4, 3));
+    assert_eq!(total.average_first_response_secs(), Some(25.0));
+    assert_eq!(total.categories_text(), "Complaint 1, Order 1");
+});

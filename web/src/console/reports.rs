@@ -7,7 +7,7 @@
 //! vendor, and they print and read without JavaScript. Every table has a CSV export
 //! (`?format=csv&table=…`, the same query otherwise).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate};
 use hotline_core::cdr::csv_field;
 use hotline_core::reports::{
-    CallFigures, DayReport, OperatorFigures, RangeReport, ReportOptions, day_report, range_report,
+    CallFigures, ChatFigures, DayReport, OperatorFigures, RangeReport, ReportOptions, chat_total,
+    day_report, range_report,
 };
 use serde::{Deserialize, Serialize};
 
@@ -134,10 +135,14 @@ pub(super) async fn day(
         }
         let report = day_report(&calls, &tz, date, &options)
             .ok_or_else(|| WebError::page(StatusCode::BAD_REQUEST, "That day is out of range."))?;
-        Ok::<_, WebError>((report, options, cut))
+        let mut chats = chat_report(&state, since, until).await?;
+        if let Some(queue) = &queue {
+            chats.retain(|q, _| q == queue);
+        }
+        Ok::<_, WebError>((report, chats, options, cut))
     }
     .await;
-    let (report, options, cut) = match result {
+    let (report, chats, options, cut) = match result {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -146,6 +151,7 @@ pub(super) async fn day(
         let (name, body) = match q.table.as_deref() {
             Some("queues") => ("queues", queues_csv(&report.queues, &names)),
             Some("operators") => ("operators", operators_csv(&report.operators)),
+            Some("chats") => ("chats", chats_csv(&chats, &names)),
             _ => ("hours", hours_csv(&report, &state.settings.time_zone)),
         };
         return csv(&format!("calls-{}-{name}.csv", report.date), body);
@@ -188,6 +194,7 @@ pub(super) async fn day(
             hours => report.hours.iter().map(|h| FiguresRow::of(&h.label, &h.figures)).collect::<Vec<_>>(),
             queues => report.queues.iter().map(|(q, f)| FiguresRow::of(&display_name(&names, q), f)).collect::<Vec<_>>(),
             operators => report.operators.iter().map(|(o, f)| OperatorRow::of(o, f)).collect::<Vec<_>>(),
+            chats => ChatRow::all(&chats, &names),
             chart => minijinja::Value::from_safe_string(hours_chart(&report)),
         },
     )
@@ -230,10 +237,11 @@ pub(super) async fn range(
             .await
             .map_err(|e| WebError::database("call report", e))?;
         let report = range_report(&calls, &tz, from, to, &options).ok_or_else(out_of_range)?;
-        Ok((report, options, cut))
+        let chats = chat_report(&state, since, until).await?;
+        Ok((report, chats, options, cut))
     }
     .await;
-    let (report, options, cut) = match result {
+    let (report, chats, options, cut) = match result {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -242,6 +250,7 @@ pub(super) async fn range(
         let (name, body) = match q.table.as_deref() {
             Some("days") => ("days", days_csv(&report)),
             Some("operators") => ("operators", operators_csv(&report.operators)),
+            Some("chats") => ("chats", chats_csv(&chats, &names)),
             _ => ("queues", queues_csv(&report.queues, &names)),
         };
         return csv(
@@ -269,9 +278,82 @@ pub(super) async fn range(
             queues => report.queues.iter().map(|(q, f)| FiguresRow::of(&display_name(&names, q), f)).collect::<Vec<_>>(),
             days => report.days.iter().map(|(d, f)| FiguresRow::of(&d.to_string(), f)).collect::<Vec<_>>(),
             operators => report.operators.iter().map(|(o, f)| OperatorRow::of(o, f)).collect::<Vec<_>>(),
+            chats => ChatRow::all(&chats, &names),
             chart => minijinja::Value::from_safe_string(queues_chart(&report, &names)),
         },
     )
+}
+
+/// The chats that started in `[since, until)`, per queue.
+async fn chat_report(
+    state: &WebState,
+    since: i64,
+    until: i64,
+) -> Result<BTreeMap<String, ChatFigures>, WebError> {
+    state
+        .store
+        .chat_report(since, until)
+        .await
+        .map_err(|e| WebError::database("chat report", e))
+}
+
+/// A row of the chats table.
+#[derive(serde::Serialize)]
+struct ChatRow {
+    name: String,
+    offered: u64,
+    accepted: u64,
+    first_response: String,
+    handling: String,
+    categories: String,
+    total: bool,
+}
+
+impl ChatRow {
+    fn of(name: String, f: &ChatFigures, total: bool) -> ChatRow {
+        ChatRow {
+            name,
+            offered: f.offered,
+            accepted: f.accepted,
+            first_response: secs(f.average_first_response_secs()),
+            handling: secs(f.average_handling_secs()),
+            categories: f.categories_text(),
+            total,
+        }
+    }
+
+    /// Every queue's row, then the total (none without chats).
+    fn all(chats: &BTreeMap<String, ChatFigures>, names: &HashMap<String, String>) -> Vec<ChatRow> {
+        if chats.is_empty() {
+            return Vec::new();
+        }
+        let mut rows: Vec<_> = chats
+            .iter()
+            .map(|(q, f)| ChatRow::of(display_name(names, q), f, false))
+            .collect();
+        rows.push(ChatRow::of("Total".into(), &chat_total(chats), true));
+        rows
+    }
+}
+
+fn chats_csv(chats: &BTreeMap<String, ChatFigures>, names: &HashMap<String, String>) -> String {
+    let mut out = String::from(
+        "queue,queue_name,offered,accepted,avg_first_response_s,avg_handling_s,wrapup_categories\r\n",
+    );
+    for (q, f) in chats {
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{}\r\n",
+            csv_field(q),
+            csv_field(names.get(q).map(String::as_str).unwrap_or("")),
+            f.offered,
+            f.accepted,
+            num(f.average_first_response_secs()),
+            num(f.average_handling_secs()),
+            csv_field(&f.categories_text()),
+        );
+    }
+    out
 }
 
 /// Queue names to the names people know them by.
@@ -423,10 +505,7 @@ fn hours_csv(report: &DayReport, tz: &chrono_tz::Tz) -> String {
     out
 }
 
-fn queues_csv(
-    queues: &std::collections::BTreeMap<String, CallFigures>,
-    names: &HashMap<String, String>,
-) -> String {
+fn queues_csv(queues: &BTreeMap<String, CallFigures>, names: &HashMap<String, String>) -> String {
     let mut out = format!("queue,queue_name,{FIGURES_HEADER}\r\n");
     for (q, f) in queues {
         let name = names.get(q).map(String::as_str).unwrap_or("");
@@ -449,7 +528,7 @@ fn days_csv(report: &RangeReport) -> String {
     out
 }
 
-fn operators_csv(operators: &std::collections::BTreeMap<String, OperatorFigures>) -> String {
+fn operators_csv(operators: &BTreeMap<String, OperatorFigures>) -> String {
     let mut out = String::from(
         "operator,offered,answered,missed,avg_ring_s,avg_talk_s,avg_hold_s,talk_total_s,transfers\r\n",
     );
@@ -866,6 +945,39 @@ mod tests {
         assert_eq!(
             operators.lines().nth(1),
             Some("anna,2,2,0,2.0,45.0,0.0,90,0")
+        );
+
+        // Two chats that day (neither taken yet) and one the day before, per queue.
+        hotline_core::testing::chats_in_queues(
+            &store,
+            utc("2026-10-25 08:00:00"),
+            60_000,
+            &["sales", "sales"],
+        )
+        .await
+        .unwrap();
+        hotline_core::testing::chats_in_queues(&store, utc("2026-10-24 08:00:00"), 1, &["support"])
+            .await
+            .unwrap();
+        let (_, chats) = testing::get_page(
+            &app,
+            &sup.cookie,
+            "/supervisor/reports?day=2026-10-25&format=csv&table=chats",
+        )
+        .await;
+        assert_eq!(
+            chats.lines().collect::<Vec<_>>(),
+            [
+                "queue,queue_name,offered,accepted,avg_first_response_s,avg_handling_s,wrapup_categories",
+                "sales,,2,0,,,",
+            ]
+        );
+        let (_, page) =
+            testing::get_page(&app, &sup.cookie, "/supervisor/reports?day=2026-10-25").await;
+        assert!(page.contains("Chats per queue"), "{page}");
+        assert!(
+            page.contains("<tr class=\"total\"><th scope=\"row\">Total</th><td>2</td><td>0</td>"),
+            "{page}"
         );
 
         // Sales only: its two calls, none at 10:00.
