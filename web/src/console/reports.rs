@@ -15,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate};
+use hotline_core::callbacks::PromiseReport;
 use hotline_core::cdr::csv_field;
 use hotline_core::reports::{
     CallFigures, ChatFigures, DayReport, OperatorFigures, RangeReport, ReportOptions, chat_total,
@@ -139,10 +140,11 @@ pub(super) async fn day(
         if let Some(queue) = &queue {
             chats.retain(|q, _| q == queue);
         }
-        Ok::<_, WebError>((report, chats, options, cut))
+        let callbacks = callback_report(&state, since, until).await?;
+        Ok::<_, WebError>((report, chats, callbacks, options, cut))
     }
     .await;
-    let (report, chats, options, cut) = match result {
+    let (report, chats, callbacks, options, cut) = match result {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -195,6 +197,7 @@ pub(super) async fn day(
             queues => report.queues.iter().map(|(q, f)| FiguresRow::of(&display_name(&names, q), f)).collect::<Vec<_>>(),
             operators => report.operators.iter().map(|(o, f)| OperatorRow::of(o, f)).collect::<Vec<_>>(),
             chats => ChatRow::all(&chats, &names),
+            callbacks => CallbackRow::of(&callbacks),
             chart => minijinja::Value::from_safe_string(hours_chart(&report)),
         },
     )
@@ -238,10 +241,11 @@ pub(super) async fn range(
             .map_err(|e| WebError::database("call report", e))?;
         let report = range_report(&calls, &tz, from, to, &options).ok_or_else(out_of_range)?;
         let chats = chat_report(&state, since, until).await?;
-        Ok((report, chats, options, cut))
+        let callbacks = callback_report(&state, since, until).await?;
+        Ok((report, chats, callbacks, options, cut))
     }
     .await;
-    let (report, chats, options, cut) = match result {
+    let (report, chats, callbacks, options, cut) = match result {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -279,6 +283,7 @@ pub(super) async fn range(
             days => report.days.iter().map(|(d, f)| FiguresRow::of(&d.to_string(), f)).collect::<Vec<_>>(),
             operators => report.operators.iter().map(|(o, f)| OperatorRow::of(o, f)).collect::<Vec<_>>(),
             chats => ChatRow::all(&chats, &names),
+            callbacks => CallbackRow::of(&callbacks),
             chart => minijinja::Value::from_safe_string(queues_chart(&report, &names)),
         },
     )
@@ -295,6 +300,44 @@ async fn chat_report(
         .chat_report(since, until)
         .await
         .map_err(|e| WebError::database("chat report", e))
+}
+
+/// How the callback times promised for the entries noted in `[since, until)` were kept.
+async fn callback_report(
+    state: &WebState,
+    since: i64,
+    until: i64,
+) -> Result<PromiseReport, WebError> {
+    state
+        .store
+        .callback_promise_report(since, until, crate::unix_ms())
+        .await
+        .map_err(|e| WebError::database("callback report", e))
+}
+
+/// The callbacks' line: promised, and how those promises went.
+#[derive(serde::Serialize)]
+struct CallbackRow {
+    noted: i64,
+    promised: i64,
+    kept: i64,
+    late: i64,
+    overdue: i64,
+    pending: i64,
+}
+
+impl CallbackRow {
+    fn of(r: &PromiseReport) -> CallbackRow {
+        let promised = r.kept + r.late + r.overdue + r.pending;
+        CallbackRow {
+            noted: promised + r.unpromised,
+            promised,
+            kept: r.kept,
+            late: r.late,
+            overdue: r.overdue,
+            pending: r.pending,
+        }
+    }
 }
 
 /// A row of the chats table.
@@ -975,6 +1018,11 @@ mod tests {
         let (_, page) =
             testing::get_page(&app, &sup.cookie, "/supervisor/reports?day=2026-10-25").await;
         assert!(page.contains("Chats per queue"), "{page}");
+        // No callback entries were noted that day.
+        assert!(
+            page.contains("<tbody><tr><td>0</td><td>0</td><td>0</td><td>0</td><td>0</td><td>0</td></tr></tbody>"),
+            "{page}"
+        );
         assert!(
             page.contains("<tr class=\"total\"><th scope=\"row\">Total</th><td>2</td><td>0</td>"),
             "{page}"
