@@ -157,7 +157,7 @@ fn references_shapes_and_settings() {
             r#"a.toml:74:10: `prompt` does nothing with offer = "never""#,
             r#"a.toml:81:19: `days` needs a calendar: set `calendar = "NAME"` in [offers.unused] (calendars/NAME.toml gives the day kinds and the time zone)"#,
             r#"calendars/bad.toml:1:12: unknown time zone `Europe/Budapestt` (did you mean `Europe/Budapest`?); use an IANA name such as "Europe/Budapest""#,
-            "queues.toml:3:1: unknown key `colour` in queue `sales` (known keys: display_name, members, skills, ring_timeout, max_misses, wrap_up, callbacks)",
+            "queues.toml:3:1: unknown key `colour` in queue `sales` (known keys: display_name, members, skills, ring_timeout, max_misses, wrap_up, callbacks, supervisors, service_level_secs, monitor_beep)",
             "vip/gold.txt:3:9: `06 30 12x4567` is not a phone number: `x` is not allowed in a phone number (write one number per line, digits with an optional leading +; spaces and dashes are ignored)",
         ]
     );
