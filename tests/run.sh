@@ -1563,16 +1563,18 @@ browser_supervisor() {
     -d '{"name":"sara","sip_user":"1009","sip_password":"sara-secret-9"}' "http://127.0.0.1:$HTTP_PORT/api/operators" || return 1
   echo "$SUPERVISOR_PASSWORD" | "$HOTLINE" user add --name sara --role supervisor --operator sara \
     --password-stdin --config "$DAEMON_DIR/hotline.toml" || return 1
+  register_phone 1009 sara-secret-9 15089 >/dev/null || { echo "sara's phone could not register"; return 1; }
   tcpdump -i lo -U -w "$OUT/supervised_caller.pcap" "udp and dst port 16180" 2>/dev/null & local td=$!
+  tcpdump -i lo -U -w "$OUT/supervisor_phone.pcap" "udp and dst port 16089" 2>/dev/null & local td2=$!
   sleep 0.5
   MIC_WAV=$OUT/mic-tone.wav SUPERVISOR_WAV=$OUT/supervisor-tone.wav TONE_PCAP=$OUT/caller-400.pcap \
     PHASES=$OUT/supervisor-phases.json SUPERVISOR_USER=sara SUPERVISOR_PASSWORD=$SUPERVISOR_PASSWORD \
     browser_test supervisor.test.mjs; local rc=$?
-  sleep 0.3; kill -INT $td; wait $td 2>/dev/null
+  sleep 0.3; kill -INT $td $td2; wait $td $td2 2>/dev/null
   [ $rc = 0 ] || return 1
-  local whisper barge
-  whisper=$(python3 -c 'import json,sys; print(*json.load(open(sys.argv[1]))["whisper"])' "$OUT/supervisor-phases.json") &&
-    barge=$(python3 -c 'import json,sys; print(*json.load(open(sys.argv[1]))["barge"])' "$OUT/supervisor-phases.json") || return 1
+  phase() { python3 -c 'import json,sys; print(*json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUT/supervisor-phases.json" "$1"; }
+  local whisper barge listen taken
+  whisper=$(phase whisper) && barge=$(phase barge) && listen=$(phase sip_listen) && taken=$(phase sip_taken_over) || return 1
   echo "while sara whispered, the caller heard anna and not sara:"
   # shellcheck disable=SC2086 # two numbers
   python3 "$ROOT/tests/sipp/heard.py" "$OUT/supervised_caller.pcap" 16180 pcma --between $whisper \
@@ -1580,7 +1582,15 @@ browser_supervisor() {
   echo "while sara barged in, the caller heard her:"
   # shellcheck disable=SC2086
   python3 "$ROOT/tests/sipp/heard.py" "$OUT/supervised_caller.pcap" 16180 pcma --between $barge \
-    --tone-in-mix 1700 --tone-in-mix 1000
+    --tone-in-mix 1700 --tone-in-mix 1000 || return 1
+  echo "sara's SIP phone, listening, heard the caller and anna:"
+  # shellcheck disable=SC2086
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/supervisor_phone.pcap" 16089 pcma --between $listen \
+    --tone-in-mix 400 --tone-in-mix 1000 || return 1
+  echo "and after taking over, the caller alone:"
+  # shellcheck disable=SC2086
+  python3 "$ROOT/tests/sipp/heard.py" "$OUT/supervisor_phone.pcap" 16089 pcma --between $taken \
+    --tone 400 --no-tone 1000
 }
 
 browser_test() { # file

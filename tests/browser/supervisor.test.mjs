@@ -9,14 +9,14 @@
 // is refused. Every step is
 // in the board's monitoring log. The times of the whisper and the barge are written to
 // PHASES, and tests/run.sh checks the caller's capture: no 1.7 kHz while sara whispered,
-// 1.7 kHz mixed in while she barged in.
+// 1.7 kHz mixed in while she barged in. A second call does it with sara's SIP phone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BASE, env, chromiumForTests, logInNewPage, setStatus, sipp as sippIn,
+  BASE, env, chromiumForTests, logInNewPage, operatorPhone, setStatus, sipp as sippIn,
 } from './lib.mjs';
 
 const mediaArgs = (wav) => ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
@@ -44,6 +44,8 @@ async function tones(page, ms) {
 }
 // A voice heard is within 25 dB of the loudest; G.711's own distortion of the others
 // stays below -40 dB.
+// When each phase ran (Unix seconds), for run.sh's checks of the captures.
+const phases = {};
 const HEARD = -25;
 const NOT_HEARD = -40;
 
@@ -51,6 +53,12 @@ async function usesThisBrowser(page) {
   await page.getByLabel('this browser').check();
   await page.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
 }
+
+// A caller from `sipPort` playing TONE_PCAP (400 Hz), media on 16180, hanging up after `ms`.
+const caller = (sipPort, ms) => sippIn(work, 'caller_talks.xml.in', ['-s', '500', env('SIP_ADDR'),
+  '-i', '127.0.0.1', '-p', String(sipPort), '-mi', '127.0.0.1', '-mp', '16180', '-m', '1',
+  '-d', String(ms)],
+(t) => t.replace(/play_pcap_audio="[^"]*"/, `play_pcap_audio="${env('TONE_PCAP')}"`));
 
 const connected = (page) => page.waitForFunction(
   () => window.hotlinePhone?.state === 'connected', null, { timeout: 15_000 });
@@ -69,9 +77,7 @@ test('a supervisor listens, whispers, barges into and takes over a call', async 
   const board = await saraPhone.context().newPage();
   await board.goto(`${BASE}/supervisor`);
 
-  const call = sippIn(work, 'caller_talks.xml.in', ['-s', '500', env('SIP_ADDR'), '-i', '127.0.0.1',
-    '-p', '15175', '-mi', '127.0.0.1', '-mp', '16180', '-m', '1', '-d', '40000'],
-  (t) => t.replace(/play_pcap_audio="[^"]*"/, `play_pcap_audio="${env('TONE_PCAP')}"`));
+  const call = caller(15175, 40_000);
   await anna.getByText(`Incoming call from ${CALLER}`).waitFor({ timeout: 15_000 });
   await anna.getByRole('button', { name: 'Answer' }).click();
   await connected(anna);
@@ -110,7 +116,8 @@ test('a supervisor listens, whispers, barges into and takes over a call', async 
   const barge = [Date.now() / 1000];
   await anna.waitForTimeout(3_000);
   barge.push(Date.now() / 1000);
-  writeFileSync(env('PHASES'), JSON.stringify({ whisper, barge }));
+  phases.whisper = whisper;
+  phases.barge = barge;
 
   // Take over: anna's leg drops, sara keeps the caller and has the call panel.
   await row.getByRole('button', { name: `Take over ${CALLER}` }).click();
@@ -146,4 +153,48 @@ test('a supervisor listens, whispers, barges into and takes over a call', async 
   const result = await call;
   assert.equal(result.code, 0, result.output);
   for (const page of [anna, bela, saraPhone]) await page.context().close();
+});
+
+// sara's SIP phone this time (1009, registered from 15089 by run.sh, media on 16089; her
+// console tab is not her phone): it answers the monitoring call by itself, hears caller
+// and anna mixed while she listens (run.sh checks its capture), and has the caller alone
+// after she takes over.
+test('a supervisor with a SIP phone listens and takes over', async () => {
+  const anna = await logInNewPage(annasBrowser(), env('OPERATOR_USER'), env('OPERATOR_PASSWORD'));
+  await usesThisBrowser(anna);
+  await setStatus(anna, 'online');
+  await anna.getByText('This browser is your phone.').waitFor({ timeout: 10_000 });
+  const sara = await logInNewPage(sarasBrowser(), env('SUPERVISOR_USER'), env('SUPERVISOR_PASSWORD'));
+  const board = await sara.context().newPage();
+  await board.goto(`${BASE}/supervisor`);
+
+  const call = caller(15174, 25_000);
+  await anna.getByText(`Incoming call from ${CALLER}`).waitFor({ timeout: 15_000 });
+  await anna.getByRole('button', { name: 'Answer' }).click();
+  await connected(anna);
+  const saraPhone = operatorPhone(work, '1009', 15089, 16089, 200);
+  const row = board.locator('#board-calls tr', { hasText: CALLER });
+  await row.getByText('anna').waitFor({ timeout: 10_000 });
+  await row.getByRole('button', { name: `Listen ${CALLER}` }).click();
+  await row.getByText('sara listening').waitFor({ timeout: 5_000 });
+  await board.waitForTimeout(1_000);
+  const listen = [Date.now() / 1000];
+  await board.waitForTimeout(3_000);
+  listen.push(Date.now() / 1000);
+
+  await row.getByRole('button', { name: `Take over ${CALLER}` }).click();
+  await board.getByText('The call is yours now.').waitFor({ timeout: 5_000 });
+  await anna.getByText(/Call ended/).waitFor({ timeout: 10_000 });
+  await row.getByText('sara', { exact: true }).waitFor({ timeout: 5_000 });
+  await board.waitForTimeout(1_000);
+  const takenOver = [Date.now() / 1000];
+  await board.waitForTimeout(3_000);
+  takenOver.push(Date.now() / 1000);
+  writeFileSync(env('PHASES'), JSON.stringify({ ...phases, sip_listen: listen, sip_taken_over: takenOver }));
+
+  // The caller hangs up: sara's phone gets the BYE.
+  const [c, p] = await Promise.all([call, saraPhone]);
+  assert.equal(c.code, 0, c.output);
+  assert.equal(p.code, 0, p.output);
+  for (const page of [anna, sara]) await page.context().close();
 });

@@ -1881,7 +1881,7 @@ fn alaw(level: i16) -> i16 {
     alaw_to_linear(linear_to_alaw(level))
 }
 
-/// sara, on the call, switches to `mode` at `ms`.
+/// sara joins the call in `mode` at `ms`, or switches to it if she is on it.
 fn sara_switches(w: &mut World, ms: u64, mode: hotline_core::call_session::MonitorMode) {
     use hotline_core::call_session::MonitorRequest;
     w.at_ms(ms, |s, now| {
@@ -2055,17 +2055,7 @@ fn a_supervisor_who_stops_or_hangs_up_leaves_caller_and_operator_bridged() {
         .phone("sara", Phone::AnswersAfter(500));
     w.run_until(1000);
     let anna = w.leg_of("anna");
-    w.at_ms(2000, |s, now| {
-        s.monitor(
-            now,
-            "sara",
-            MonitorRequest::Mode {
-                mode: MonitorMode::Barge,
-                beep: false,
-            },
-        )
-        .unwrap()
-    });
+    sara_switches(&mut w, 2000, MonitorMode::Barge);
     everyone_speaks(&mut w, 2500, 3000);
     w.at_ms(3000, |s, now| {
         s.monitor(now, "sara", MonitorRequest::Stop).unwrap()
@@ -2083,33 +2073,13 @@ fn a_supervisor_who_stops_or_hangs_up_leaves_caller_and_operator_bridged() {
     let (_, relay) = w.s.lend_media().expect("bridged again");
     w.s.return_media(relay);
     // Again, and this time sara hangs up her phone; then anna holds with nobody on.
-    w.at_ms(4000, |s, now| {
-        s.monitor(
-            now,
-            "sara",
-            MonitorRequest::Mode {
-                mode: MonitorMode::Listen,
-                beep: false,
-            },
-        )
-        .unwrap()
-    });
+    sara_switches(&mut w, 4000, MonitorMode::Listen);
     w.run_until(4500);
     let sara = w.leg_of("sara");
     w.at_ms(5000, |s, now| s.leg_ended(now, sara));
     assert_eq!(w.s.monitored(), None);
     // A monitor is refused while the operator holds the caller, and ends when they do.
-    w.at_ms(6000, |s, now| {
-        s.monitor(
-            now,
-            "sara",
-            MonitorRequest::Mode {
-                mode: MonitorMode::Listen,
-                beep: false,
-            },
-        )
-        .unwrap()
-    });
+    sara_switches(&mut w, 6000, MonitorMode::Listen);
     w.run_until(6500);
     w.at_ms(7000, |s, now| s.console_hold(now, true).unwrap());
     assert_eq!(w.s.monitored(), None);
