@@ -103,7 +103,9 @@ const me = root?.dataset.operator || '';
 
 function supervisor(call) {
   const m = call.monitor;
-  return m ? `${m.supervisor} ${ACTIONS[m.mode] ?? m.mode}` : '—';
+  const who = m ? `${m.supervisor} ${ACTIONS[m.mode] ?? m.mode}` : '';
+  const rec = call.recording ? '● recorded' : '';
+  return [who, rec].filter(Boolean).join(', ') || '—';
 }
 
 // The buttons a connected call offers: the modes, then take over and stop once it is mine.
@@ -125,11 +127,30 @@ function superviseButtons(call) {
   for (const b of box.querySelectorAll('button')) {
     if (mine && b.dataset.action === call.monitor.mode) b.setAttribute('aria-pressed', 'true');
   }
+  // A queue that records on demand: the supervisor may start and stop it too.
+  if (call.record_on_demand) {
+    const label = call.recording ? 'Stop recording' : 'Record';
+    box.append(el('button', {
+      type: 'button', 'data-record': call.recording ? 'off' : 'on', 'data-call': call.call_id,
+      'aria-label': `${label} ${call.caller}`, text: label,
+    }));
+  }
   return box;
 }
 
 // One listener for the table: its rows are redrawn with every update.
 document.querySelector('#board-calls')?.addEventListener('click', async (e) => {
+  const recordButton = e.target.closest('button[data-record]');
+  if (recordButton) {
+    const on = recordButton.dataset.record === 'on';
+    recordButton.disabled = true;
+    const res = await request('POST', '/supervisor/record', { call_id: recordButton.dataset.call, on });
+    recordButton.disabled = false;
+    monitorMessage.textContent = res.ok
+      ? (on ? 'Recording the call.' : 'Recording stopped.')
+      : (res.error ?? 'That did not work.');
+    return;
+  }
   const button = e.target.closest('button[data-action]');
   if (!button) return;
   monitorMessage.textContent = '';

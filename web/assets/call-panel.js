@@ -130,6 +130,17 @@ function build(call) {
     message.textContent = ok ? '' : (error || 'The call could not be held.');
     hold.disabled = false;
   });
+  // Recording: shown when the queue records; a button where it records on demand.
+  const recorded = el('span', { id: 'call-recorded', class: 'recorded', role: 'status' });
+  const record = el('button', { type: 'button', id: 'call-record', class: 'secondary' });
+  record.hidden = call.record !== 'on_demand';
+  record.addEventListener('click', async () => {
+    record.disabled = true;
+    const on = record.dataset.recording !== 'true';
+    const { ok, error } = await post('/console/call/record', { on });
+    message.textContent = ok ? '' : (error || 'The recording could not be changed.');
+    record.disabled = false;
+  });
   const select = el('select', { id: 'transfer-to', name: 'to' });
   const number = el('input', { id: 'transfer-number', name: 'number', type: 'tel',
     placeholder: '+36 30 123 4567', autocomplete: 'off' });
@@ -168,7 +179,8 @@ function build(call) {
   // the wrap-up.
   const notes = wrapup(call);
   notes.querySelector('.wrapup-title').replaceChildren('Notes for the call record');
-  panel.replaceChildren(who, note, state, el('p', {}, hold, ' ', end, ' ', invite), visual, form,
+  panel.replaceChildren(who, note, state,
+    el('p', {}, hold, ' ', end, ' ', record, ' ', invite, ' ', recorded), visual, form,
     consult, message, screenPop(call), notes);
   clearInterval(timer);
   timer = setInterval(() => {
@@ -185,6 +197,10 @@ function update(call) {
   const hold = panel.querySelector('#call-hold');
   hold.dataset.held = String(call.held);
   hold.textContent = call.held ? 'Resume' : 'Hold';
+  const record = panel.querySelector('#call-record');
+  record.dataset.recording = String(!!call.recording);
+  record.textContent = call.recording ? 'Stop recording' : 'Record';
+  panel.querySelector('#call-recorded').textContent = call.recording ? '● Recording' : '';
   showConsult(call.consult);
   const select = panel.querySelector('#transfer-to');
   const chosen = select.value;

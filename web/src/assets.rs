@@ -30,6 +30,7 @@ macro_rules! css {
 const ASSETS: &[(&str, &str, &str)] = &[
     js!("board.js"),
     js!("call-panel.js"),
+    js!("recordings.js"),
     js!("dom.js"),
     js!("phone.js"),
     js!("request.js"),

@@ -94,13 +94,17 @@ pub async fn home(
     )
 }
 
-const TEMPLATES: [(&str, &str); 22] = [
+const TEMPLATES: [(&str, &str); 23] = [
     ("base.html", include_str!("../templates/base.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("board.html", include_str!("../templates/board.html")),
     ("reports.html", include_str!("../templates/reports.html")),
+    (
+        "recordings.html",
+        include_str!("../templates/recordings.html"),
+    ),
     (
         "admin_users.html",
         include_str!("../templates/admin_users.html"),

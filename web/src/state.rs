@@ -27,6 +27,8 @@ pub struct WebSettings {
     pub files_dir: PathBuf,
     /// Dates on the pages are in this zone, and times are typed in it.
     pub time_zone: chrono_tz::Tz,
+    /// Recorded calls (`[recordings] dir`); the rows' paths are relative to it.
+    pub recordings_dir: PathBuf,
 }
 
 /// The whole web app's state, shared by every route.

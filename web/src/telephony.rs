@@ -91,6 +91,16 @@ pub trait Telephony: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Err("Calls cannot be monitored here.".to_string()) })
     }
+    /// A supervisor starts or stops recording a call whose queue records on demand
+    /// (PRODUCT S2).
+    fn record_call<'a>(
+        &'a self,
+        _who: Supervisor<'a>,
+        _call_id: &'a str,
+        _on: bool,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("Calls cannot be recorded here.".to_string()) })
+    }
     /// A message from the operator's page to their browser phone (PRODUCT T7). Answers
     /// and news go back through `page.to_page`, now or later.
     fn phone_message<'a>(
@@ -222,6 +232,8 @@ pub enum CallControl {
     EndConsult(bool),
     /// End the call (for an operator whose SIP phone is out of reach).
     Hangup,
+    /// Start (`true`) or stop recording the call, where its queue records on demand.
+    Record(bool),
 }
 
 /// Where the console sends a caller.

@@ -225,6 +225,7 @@ fn settings() -> WebSettings {
         notify: Default::default(),
         notifier: None,
         files_dir: std::env::temp_dir(),
+        recordings_dir: std::env::temp_dir(),
         time_zone: chrono_tz::Europe::Budapest,
     }
 }
@@ -264,6 +265,11 @@ impl StateBuilder {
         self
     }
     /// Uploaded files go under `dir`.
+    pub fn recordings_dir(mut self, dir: PathBuf) -> Self {
+        self.settings.recordings_dir = dir;
+        self
+    }
+
     pub fn files_dir(mut self, dir: PathBuf) -> Self {
         self.settings.files_dir = dir;
         self

@@ -32,7 +32,9 @@ use crate::ivr_call::{Hangup, IvrCall, PromptLibrary, Request};
 use crate::time::millis;
 
 mod monitor;
+mod recording;
 pub use monitor::{MonitorMode, MonitorRequest, MonitorState};
+pub use recording::RecordingEvent;
 
 /// Played to a held caller whose queue step had no music.
 pub const HOLD_MUSIC: &str = "hold-music";
@@ -157,11 +159,13 @@ pub enum Output {
         promise: Option<String>,
     },
     /// The operator's console: they are connected to this caller now (with the queue
-    /// and the note of whoever transferred the caller to them)…
+    /// and the note of whoever transferred the caller to them, and the queue step's
+    /// recording setting: `None`, the queue's)…
     Connected {
         operator: String,
         queue: Option<String>,
         note: Option<(String, String)>,
+        record: Option<hotline_ivr::RecordMode>,
     },
     /// …hold or resume…
     Held {
@@ -198,6 +202,8 @@ pub enum Output {
         operator: String,
         state: ConsultState,
     },
+    /// The call's recording started, was marked or stopped.
+    Recording(RecordingEvent),
     /// An attended transfer (REFER with Replaces): find `from`'s consultation call
     /// `dialog` (its SIP Call-ID), take its other party over with
     /// [`CallSession::hand_over`] there, and answer with [`CallSession::replaced`].
@@ -583,6 +589,11 @@ pub struct CallSession {
     consult: Option<Consult>,
     /// A supervisor listening, whispering or barging in.
     monitor: Option<monitor::Monitor>,
+    /// The queue step's recording setting (the queue's when `None`), for the driver.
+    record_step: Option<hotline_ivr::RecordMode>,
+    recording: Option<recording::Recording>,
+    /// A stopped recording's last audio, until the driver takes it.
+    stopped_pcm: Vec<i16>,
     bridge: Option<Bridge>,
     rtcp: RtcpRelay,
     bridged_at: Option<Instant>,
@@ -775,6 +786,9 @@ impl CallSession {
             leg: None,
             consult: None,
             monitor: None,
+            record_step: None,
+            recording: None,
+            stopped_pcm: Vec::new(),
             bridge: None,
             rtcp: RtcpRelay::default(),
             bridged_at: None,
@@ -847,6 +861,7 @@ impl CallSession {
             || self.held_since.is_some()
             || self.consult.is_some()
             || self.monitor.is_some()
+            || self.recording.is_some()
             || !self.outputs.is_empty()
         {
             return None;
@@ -1049,6 +1064,7 @@ impl CallSession {
         from: SocketAddr,
         data: &mut [u8],
     ) -> Option<(Port, SocketAddr)> {
+        self.record_tap(now, port, from, data);
         if self.mix_datagram(now, port, from, data) {
             return None;
         }
@@ -1269,7 +1285,9 @@ impl CallSession {
             operator: operator.clone(),
             queue: self.was_queued.clone(),
             note: self.transfer_note.take(),
+            record: self.record_step,
         });
+        self.recording_note(now, format!("talking with {operator}"));
         self.operator = Some(operator);
         self.settle(now);
     }
@@ -1612,10 +1630,12 @@ impl CallSession {
                     operator: operator.clone(),
                     queue: self.was_queued.clone(),
                     note: consult.note,
+                    record: self.record_step,
                 });
+                self.recording_note(now, format!("talking with {operator}"));
                 self.operator = Some(operator);
             }
-            Party::Number(_) => {}
+            Party::Number(number) => self.recording_note(now, format!("talking with {number}")),
         }
         self.settle(now);
         Ok(())
@@ -1947,7 +1967,9 @@ impl CallSession {
             operator: operator.clone(),
             queue: self.was_queued.clone(),
             note: None,
+            record: self.record_step,
         });
+        self.recording_note(now, format!("talking with {operator}"));
         self.operator = Some(operator);
         id
     }
@@ -2113,7 +2135,9 @@ impl CallSession {
                 queue,
                 priority,
                 skill,
+                record,
             } => {
+                self.record_step = record;
                 if let Some(since) = self.callback_since.take() {
                     info!(call_id = %self.call_id, %queue, "the customer confirmed; callback queued");
                     self.queue(QueueOut::EnqueueCallback {
@@ -2236,6 +2260,8 @@ impl CallSession {
             None => self.held_since = Some(now),
         }
         self.music(now, held);
+        let label = if held { "on hold" } else { "off hold" };
+        self.recording_note(now, format!("{label} ({operator})"));
         if is_operator {
             self.outputs.push_back(Output::Held { operator, held });
         }
@@ -2395,6 +2421,10 @@ impl CallSession {
             return;
         }
         let answered = matches!(self.phase, Phase::Answered);
+        if self.recording.is_some() {
+            self.recording_note(now, format!("call ended ({})", reason.as_str()));
+            let _ = self.stop_recording(now, None);
+        }
         self.phase = Phase::Over(reason);
         if hang_up_caller && answered {
             self.sip(SipOut::Hangup { leg: CALLER });
@@ -2512,6 +2542,8 @@ pub fn confirmation_flow(prompt: &str, key: char, queue: &str, max_wait: Duratio
         keys: Vec::new(),
         offers: None,
         callback: None,
+        record: None,
+        record_prompt: Vec::new(),
     };
     Flow::builtin(
         "callback-confirmation",

@@ -22,6 +22,8 @@ pub enum Request {
         queue: String,
         priority: u8,
         skill: Option<String>,
+        /// The queue step's recording setting; `None`: the queue's.
+        record: Option<hotline_ivr::RecordMode>,
     },
     LeaveQueue,
     Callback {
@@ -351,11 +353,13 @@ impl IvrCall {
                     queue,
                     priority,
                     skill,
+                    record,
                 } => {
                     self.requests.push_back(Request::EnterQueue {
                         queue,
                         priority,
                         skill,
+                        record,
                     });
                 }
                 Action::LeaveQueue => self.requests.push_back(Request::LeaveQueue),

@@ -17,6 +17,7 @@ pub mod ivr_call;
 pub mod monitoring;
 pub mod notify;
 pub mod operators;
+pub mod recordings;
 pub mod reports;
 pub mod store;
 pub mod tasks;

@@ -16,7 +16,7 @@ use hotline_core::acd::{
 };
 use hotline_core::call_session::{
     CALLER, CallSession, Check, Destination, FinishedCall, HandedLeg, LegId, LocalMedia, Output,
-    PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
+    PlacedSetup, PlacedStart, Port, QueueOut, RecordingEvent, Refusal, SessionSetup, SipOut,
 };
 use hotline_core::callbacks::missed::MissedReason;
 use hotline_core::cdr::{EndReason, LegOutcome};
@@ -185,6 +185,8 @@ struct World {
     /// The caller's media address in its offer (packets to the caller go there, or
     /// where its media was latched).
     caller_sdp: SocketAddr,
+    /// The call's recording as the driver would write it.
+    recorded: Vec<i16>,
 }
 
 impl World {
@@ -256,6 +258,7 @@ impl World {
             mixed: Vec::new(),
             online_for_transfer: true,
             caller_sdp,
+            recorded: Vec::new(),
         }
     }
 
@@ -349,6 +352,7 @@ impl World {
                 );
                 self.to_caller.push(ms);
             }
+            self.s.take_recorded(&mut self.recorded);
             if let Some(out) = self.s.poll_output() {
                 self.carry_out(out);
                 continue;
@@ -468,6 +472,19 @@ impl World {
             } => self.note(format!("monitor {supervisor} on {operator}: {state:?}")),
             Output::Consulting { operator, state } => {
                 self.note(format!("consulting {operator} {state:?}"))
+            }
+            Output::Recording(RecordingEvent::Started { by, stereo, .. }) => {
+                self.note(format!("recording started by={by:?} stereo={stereo}"))
+            }
+            Output::Recording(RecordingEvent::Mark { offset_ms, label }) => {
+                self.note(format!("mark {offset_ms} {label}"))
+            }
+            Output::Recording(RecordingEvent::Stopped { by, duration_ms }) => {
+                // The driver writes the last audio before it closes the file.
+                self.s.take_recorded(&mut self.recorded);
+                self.note(format!(
+                    "recording stopped by={by:?} after {duration_ms} ms"
+                ))
             }
             // The test hands the consultation call's party over itself.
             Output::Replace { dialog, from } => self.note(format!("replace {dialog} from {from}")),
@@ -2119,4 +2136,118 @@ fn a_supervisor_who_stops_or_hangs_up_leaves_caller_and_operator_bridged() {
     w.at_ms(8000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
     let o = w.outcome();
     assert_eq!(o.service.legs.len(), 1);
+}
+
+// ---- recording (issue 18, S2) -----------------------------------------------------------
+
+/// The caller (level 1000) and anna (level 2000) each send a steady A-law tone every
+/// 20 ms in [from, to) ms, relayed to each other.
+fn caller_and_anna_speak(w: &mut World, from: u64, to: u64) {
+    let anna = w.leg_of("anna");
+    for t in (from..to).step_by(20) {
+        w.run_until(t);
+        let seq = u16::try_from(t / 20).unwrap();
+        let now = w.now;
+        let caller = w.s.handle_datagram(
+            now,
+            Port::Rtp(CALLER),
+            addr(CALLER_RTP),
+            &mut tone(0xC, seq, 1000),
+        );
+        let back = w.s.handle_datagram(
+            now,
+            Port::Rtp(anna),
+            phone_rtp("anna"),
+            &mut tone(0xA, seq, 2000),
+        );
+        // Recording taps the bridge; the packets still pass (not while held).
+        if w.s.connected().is_some_and(|(_, held)| !held) {
+            assert_eq!(caller, Some((Port::Rtp(anna), phone_rtp("anna"))));
+            assert_eq!(back, Some((Port::Rtp(CALLER), addr(CALLER_RTP))));
+        }
+        w.pump();
+    }
+    w.run_until(to);
+}
+
+#[test]
+fn a_recorded_call_has_both_voices_on_one_timeline_with_its_marks() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.at_ms(1000, |s, now| {
+        assert_eq!(s.start_recording(now, false, Some("anna".into())), Ok(()));
+        // Every packet must pass the tap: the media is not lent to a relay thread.
+        assert!(s.lend_media().is_none());
+    });
+    caller_and_anna_speak(&mut w, 1000, 2000);
+    w.at_ms(2000, |s, now| assert_eq!(s.console_hold(now, true), Ok(())));
+    caller_and_anna_speak(&mut w, 2000, 2500);
+    w.at_ms(2500, |s, now| {
+        assert_eq!(s.console_hold(now, false), Ok(()))
+    });
+    caller_and_anna_speak(&mut w, 2500, 3000);
+    w.at_ms(3000, |s, now| s.caller_ended(now, EndReason::CallerHangup));
+    assert_eq!(
+        w.events(&["recording", "mark"]),
+        [
+            "1000 recording started by=Some(\"anna\") stereo=false",
+            "1000 mark 0 talking with anna",
+            "2000 mark 1000 on hold (anna)",
+            "2500 mark 1500 off hold (anna)",
+            "3000 mark 2000 call ended (caller_hangup)",
+            "3000 recording stopped by=None after 2000 ms",
+        ]
+    );
+    // 2 s at 8 kHz, every sample the two voices summed.
+    assert_eq!(w.recorded.len(), 16_000);
+    let both = alaw(1000) + alaw(2000);
+    assert!(
+        w.recorded.iter().all(|&s| s == both),
+        "{:?}",
+        &w.recorded[..10]
+    );
+}
+
+#[test]
+fn a_stereo_recording_keeps_the_caller_left_and_the_operator_right() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.at_ms(1000, |s, now| {
+        assert_eq!(s.start_recording(now, true, None), Ok(()))
+    });
+    caller_and_anna_speak(&mut w, 1000, 1200);
+    w.at_ms(1200, |s, now| {
+        assert_eq!(s.stop_recording(now, Some("sara".into())), Ok(()))
+    });
+    assert_eq!(
+        w.events(&["recording"]),
+        [
+            "1000 recording started by=None stereo=true",
+            "1200 recording stopped by=Some(\"sara\") after 200 ms",
+        ]
+    );
+    assert_eq!(w.recorded.len(), 2 * 1600);
+    assert!(w.recorded.chunks(2).all(|f| f == [alaw(1000), alaw(2000)]));
+    // Stopped, the call is plainly bridged again and may be lent.
+    assert!(w.s.lend_media().is_some());
+}
+
+#[test]
+fn recording_is_refused_before_the_answer_and_twice() {
+    let mut w = World::new("500").phone("anna", Phone::AnswersAfter(1000));
+    w.at_ms(500, |s, now| {
+        assert_eq!(
+            s.start_recording(now, false, None),
+            Err("Nobody is talking with the caller.".into())
+        );
+        assert_eq!(
+            s.stop_recording(now, None),
+            Err("The call is not being recorded.".into())
+        );
+    });
+    w.at_ms(1000, |s, now| {
+        assert_eq!(s.start_recording(now, false, None), Ok(()));
+        assert_eq!(
+            s.start_recording(now, false, None),
+            Err("The call is already being recorded.".into())
+        );
+    });
 }

@@ -92,6 +92,12 @@ pub enum ConsoleControl {
         request: hotline_core::call_session::MonitorRequest,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// Start (`on`) or stop recording the call (`on_demand`), by a console user.
+    Record {
+        on: bool,
+        by: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// End the call, every party getting BYE (`hotline hangup`, see control.rs).
     Hangup {
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,

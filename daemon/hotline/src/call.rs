@@ -15,14 +15,16 @@ use std::time::{Duration, Instant};
 use hotline_core::acd::{CallerId, OperatorStatus};
 use hotline_core::call_session::{
     CALLER, CallSession, Check, Destination, FinishedCall, HandedLeg, LegId, LocalMedia,
-    MonitorState, Output, PlacedSetup, PlacedStart, Port, QueueOut, Refusal, SessionSetup, SipOut,
+    MonitorState, Output, PlacedSetup, PlacedStart, Port, QueueOut, RecordingEvent, Refusal,
+    SessionSetup, SipOut,
 };
 use hotline_core::callbacks::CallbackSource;
 use hotline_core::callbacks::missed::NewMissedCall;
 use hotline_core::cdr::{CallEnd, CallStart, CdrRef, EndReason};
 use hotline_core::ivr_call::PromptLibrary;
+use hotline_core::recordings::{NewRecording, RecordingStatus};
 use hotline_core::time::unix_ms;
-use hotline_ivr::{FlowSet, QueueStatus, TransferTarget};
+use hotline_ivr::{FlowSet, QueueStatus, RecordMode, TransferTarget};
 use hotline_sip::CallHandle;
 use hotline_sip::sdp::Negotiated;
 use metrics::{counter, gauge};
@@ -35,6 +37,7 @@ use crate::context::{Calls, ConnectedCall, Dialog, LoadedFlows, RingingCall};
 use crate::control::LiveCall;
 use crate::metrics::{ACTIVE_CALLS, CALLS_TOTAL, RTP_PACKETS_RECEIVED, RTP_PACKETS_SENT};
 use crate::outbound::Ports;
+use crate::recording::RecordingFile;
 use crate::relay::{Lent, RelayThreads};
 
 /// Counts the call as active for the task's life, whatever way it ends.
@@ -344,6 +347,8 @@ fn direct_queue_flow(queue: &str, prompts: &PromptLibrary) -> hotline_ivr::Flow 
         keys: Vec::new(),
         offers: None,
         callback: None,
+        record: None,
+        record_prompt: Vec::new(),
     };
     builtin_flow(
         "direct",
@@ -385,6 +390,9 @@ struct CallIo {
     /// The consultation call whose operator an attended transfer handed over: the queue
     /// engine moves their conversation here (`QueueOut::Rekey`).
     rekey_from: Option<CallerId>,
+    /// The call's recording, being written, and the audio on its way there.
+    recording: Option<RecordingFile>,
+    pcm: Vec<i16>,
 }
 
 impl CallIo {
@@ -397,6 +405,17 @@ impl CallIo {
             until_queued: None,
             console_reply: None,
             rekey_from: None,
+            recording: None,
+            pcm: Vec::new(),
+        }
+    }
+
+    /// Writes what the session recorded since last time.
+    fn write_recorded(&mut self, session: &mut CallSession, now: Instant) {
+        if let Some(file) = self.recording.as_mut() {
+            session.take_recorded(&mut self.pcm);
+            file.write(&self.pcm, now);
+            self.pcm.clear();
         }
     }
 
@@ -808,6 +827,9 @@ async fn drive(
                 {
                     let _ = socket.send_to(&buf[..n], to).await;
                 }
+                if session.is_recording() {
+                    io.write_recorded(&mut session, Instant::now());
+                }
             }
             r = recv_on(io.caller.as_ref().map(|c| &c.1), &mut rtcp_buf) => {
                 if let Ok((n, from)) = r
@@ -827,6 +849,9 @@ async fn drive(
                     && let Some(socket) = io.socket(port)
                 {
                     let _ = socket.send_to(data, to).await;
+                }
+                if session.is_recording() {
+                    io.write_recorded(&mut session, Instant::now());
                 }
             }
             ev = events.recv() => {
@@ -968,6 +993,14 @@ async fn on_event(
             let _ = reply.send(session.console_end_consult(now, complete));
         }
         // `hotline hangup` (control.rs): BYE to every party, as if the operator hung up.
+        CallEvent::Console(ConsoleControl::Record { on, by, reply }) => {
+            let answer = if on {
+                session.start_recording(now, calls.recordings.stereo, Some(by))
+            } else {
+                session.stop_recording(now, Some(by))
+            };
+            let _ = reply.send(answer);
+        }
         CallEvent::Console(ConsoleControl::Hangup { reply }) => {
             session.hang_up(now);
             let _ = reply.send(Ok(()));
@@ -1159,7 +1192,18 @@ async fn carry_out(
                 operator,
                 queue,
                 note,
+                record,
             } => {
+                // The queue step's setting, else the queue's.
+                let record = record.unwrap_or_else(|| {
+                    queue
+                        .as_ref()
+                        .and_then(|q| calls.flows().set.queues().get(q).map(|d| d.record))
+                        .unwrap_or_default()
+                });
+                if record == RecordMode::Always && !session.is_recording() {
+                    let _ = session.start_recording(Instant::now(), calls.recordings.stereo, None);
+                }
                 // The wait is final now: the panel shows it as it was at the answer.
                 calls.caller_so_far_now(&setup.call_id, session.caller_so_far(Instant::now()));
                 calls.operator_joined(
@@ -1173,9 +1217,12 @@ async fn carry_out(
                         note,
                         consult: None,
                         control: setup.events_tx.clone(),
+                        record,
+                        recording: session.is_recording(),
                     },
                 )
             }
+            Output::Recording(event) => recording_event(calls, setup, session, io, event).await,
             Output::Held { operator, held } => calls.operator_held(&operator, &setup.call_id, held),
             Output::Disconnected { operator } => calls.operator_left(&operator, &setup.call_id),
             Output::Replace { dialog, from } => match take_over(calls, &dialog, &from).await {
@@ -1204,6 +1251,107 @@ async fn carry_out(
                 if let Some(reply) = io.console_reply.take() {
                     let _ = reply.send(answer);
                 }
+            }
+        }
+    }
+}
+
+/// Opens, marks and closes the call's recording file and its row.
+async fn recording_event(
+    calls: &Calls,
+    setup: &CallSetup,
+    session: &mut CallSession,
+    io: &mut CallIo,
+    event: RecordingEvent,
+) {
+    let now = Instant::now();
+    match event {
+        RecordingEvent::Started {
+            by,
+            stereo,
+            operator,
+            queue,
+        } => {
+            let started_at_ms = unix_ms();
+            let row = NewRecording {
+                call_id: &setup.call_id,
+                caller: &setup.caller,
+                operator: operator.as_deref(),
+                queue: queue.as_deref(),
+                path: "",
+                layout: if stereo { "stereo" } else { "mono" },
+                started_by: by.as_deref(),
+                started_at_ms,
+            };
+            match RecordingFile::open(&calls.store, &calls.recordings, &row, now).await {
+                Ok(file) => {
+                    info!(call_id = %setup.call_id, id = file.id, path = %file.rel_path, "recording");
+                    crate::recording::log_access(
+                        &calls.store,
+                        by.as_deref(),
+                        file.id,
+                        &setup.call_id,
+                        "start",
+                        None,
+                        started_at_ms,
+                    )
+                    .await;
+                    io.recording = Some(file);
+                    calls.call_recording(&setup.call_id, true);
+                }
+                Err(e) => {
+                    warn!(call_id = %setup.call_id, "recording NOT started: {e}");
+                    let _ = session.stop_recording(now, None);
+                }
+            }
+        }
+        RecordingEvent::Mark { offset_ms, label } => {
+            if let Some(file) = &io.recording {
+                let offset = i64::try_from(offset_ms).unwrap_or(i64::MAX);
+                if let Err(e) = calls
+                    .store
+                    .add_recording_mark(file.id, offset, &label)
+                    .await
+                {
+                    warn!(call_id = %setup.call_id, "recording mark NOT stored: {e}");
+                }
+            }
+        }
+        RecordingEvent::Stopped { by, duration_ms } => {
+            io.write_recorded(session, now);
+            calls.call_recording(&setup.call_id, false);
+            let Some(file) = io.recording.take() else {
+                return;
+            };
+            let id = file.id;
+            let bytes = match file.finish() {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    warn!(call_id = %setup.call_id, "recording NOT completed: {e}");
+                    0
+                }
+            };
+            let ended_at_ms = unix_ms();
+            let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
+            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            if let Err(e) = calls
+                .store
+                .finish_recording(id, ended_at_ms, duration, bytes, RecordingStatus::Complete)
+                .await
+            {
+                warn!(call_id = %setup.call_id, "recording row NOT closed: {e}");
+            }
+            if by.is_some() {
+                crate::recording::log_access(
+                    &calls.store,
+                    by.as_deref(),
+                    id,
+                    &setup.call_id,
+                    "stop",
+                    None,
+                    ended_at_ms,
+                )
+                .await;
             }
         }
     }
@@ -1748,6 +1896,7 @@ mod direct_tests {
                 queue: "support".into(),
                 priority: 0,
                 skill: None,
+                record: None,
             }),
             "{got:?}"
         );

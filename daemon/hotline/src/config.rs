@@ -82,6 +82,7 @@ struct FileConfig {
     notify: hotline_core::notify::NotifyConfig,
     chat: hotline_web::chat::ChatConfig,
     log: LogFile,
+    recordings: RecordingsFile,
     /// `[[webhooks]]`: handed to the notifier, which sends them.
     webhooks: Vec<hotline_core::notify::webhook::WebhookConfig>,
 }
@@ -195,6 +196,14 @@ struct FlowsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RecordingsFile {
+    dir: Option<String>,
+    stereo: Option<bool>,
+    retention_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct ServiceFile {
     drain_secs: Option<u64>,
 }
@@ -252,6 +261,18 @@ pub struct Config {
     pub notify: hotline_core::notify::NotifyConfig,
     /// Web chat: the sites that embed the widget, offer timeout, wrap-up categories.
     pub chat: hotline_web::chat::ChatConfig,
+    pub recordings: Recordings,
+}
+
+/// `[recordings]`: where recorded calls go and how long they stay (PRODUCT S2). Which
+/// calls are recorded is the queues' and flows' business (`record`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recordings {
+    pub dir: PathBuf,
+    /// Caller left, operator right; else both mixed to mono.
+    pub stereo: bool,
+    /// Recordings older than this many days are deleted; 0: kept forever.
+    pub retention_days: u32,
 }
 
 /// The SIP trunk for outbound calls (callbacks, click-to-call).
@@ -909,6 +930,21 @@ impl Config {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
         let drain_timeout = Duration::from_secs(file.service.drain_secs.unwrap_or(30));
+        let recordings = Recordings {
+            dir: match file.recordings.dir {
+                None => state_dir.join("recordings"),
+                Some(v) if v.trim().is_empty() => {
+                    return Err(invalid(
+                        &sources.name("recordings.dir"),
+                        &v,
+                        "must not be empty",
+                    ));
+                }
+                Some(v) => PathBuf::from(v),
+            },
+            stereo: file.recordings.stereo.unwrap_or(false),
+            retention_days: file.recordings.retention_days.unwrap_or(90),
+        };
 
         Ok(Config {
             sip_listen,
@@ -944,6 +980,7 @@ impl Config {
             ),
             notify: file.notify,
             chat: file.chat,
+            recordings,
         })
     }
 }

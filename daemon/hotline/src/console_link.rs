@@ -34,6 +34,21 @@ const HISTORY_ITEMS: i64 = 10;
 const NAME_PARAMS: [&str; 4] = ["name", "customer", "customer_name", "contact"];
 
 impl ConsoleLink {
+    /// A queue's `supervisors` say who may monitor and record its calls; a queue that
+    /// names none, every supervisor; admins always may.
+    fn may_supervise(&self, who: &Supervisor<'_>, call_id: &str) -> Result<(), String> {
+        let flows = self.calls.flows();
+        let queue = self.calls.live.queue_of(call_id);
+        let def = queue.as_ref().and_then(|q| flows.set.queues().get(q));
+        if let (Some(q), false) = (def, who.admin)
+            && !q.supervisors.is_empty()
+            && !q.supervisors.iter().any(|s| s == who.user)
+        {
+            return Err(format!("You do not supervise the queue {}.", q.name));
+        }
+        Ok(())
+    }
+
     /// The screen pop for the operator's call (ringing or connected): what the caller did
     /// in the flow (`so_far`), a VIP mark, a name if a task or chat knows one, and the
     /// number's history (`history`).
@@ -381,6 +396,8 @@ impl Telephony for ConsoleLink {
                 "queue": call.queue,
                 "since_ms": call.since_ms,
                 "held": call.held,
+                "record": call.record.name(),
+                "recording": call.recording,
                 "note": call.note.as_ref().map(|(_, n)| n),
                 "note_from": call.note.as_ref().map(|(by, _)| by),
                 "consult": call.consult.as_ref().map(|c| match c {
@@ -440,6 +457,16 @@ impl Telephony for ConsoleLink {
                 }
                 CallControl::EndConsult(complete) => ConsoleControl::EndConsult { complete, reply },
                 CallControl::Hangup => ConsoleControl::Hangup { reply },
+                CallControl::Record(on) => {
+                    if call.record != hotline_ivr::RecordMode::OnDemand {
+                        return Err("This call's queue does not record on demand.".to_string());
+                    }
+                    ConsoleControl::Record {
+                        on,
+                        by: operator.to_string(),
+                        reply,
+                    }
+                }
             };
             call.control
                 .send(CallEvent::Console(control))
@@ -495,16 +522,10 @@ impl Telephony for ConsoleLink {
         Box::pin(async move {
             let gone = || "That call has ended.".to_string();
             let control = self.calls.live.control(call_id).ok_or_else(gone)?;
-            // A queue's `supervisors` say who may; a queue that names none, every supervisor.
+            self.may_supervise(&who, call_id)?;
             let flows = self.calls.flows();
             let queue = self.calls.live.queue_of(call_id);
             let def = queue.as_ref().and_then(|q| flows.set.queues().get(q));
-            if let (Some(q), false) = (def, who.admin)
-                && !q.supervisors.is_empty()
-                && !q.supervisors.iter().any(|s| s == who.user)
-            {
-                return Err(format!("You do not supervise the queue {}.", q.name));
-            }
             let beep = def.is_some_and(|q| q.monitor_beep);
             let mode = |mode| MonitorRequest::Mode { mode, beep };
             let request = match action {
@@ -518,6 +539,35 @@ impl Telephony for ConsoleLink {
             let event = CallEvent::Console(ConsoleControl::Monitor {
                 supervisor: who.operator.to_string(),
                 request,
+                reply,
+            });
+            control.send(event).await.map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        })
+    }
+
+    fn record_call<'a>(
+        &'a self,
+        who: Supervisor<'a>,
+        call_id: &'a str,
+        on: bool,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let gone = || "That call has ended.".to_string();
+            let control = self.calls.live.control(call_id).ok_or_else(gone)?;
+            self.may_supervise(&who, call_id)?;
+            let on_demand = self
+                .calls
+                .connected_calls()
+                .values()
+                .any(|c| c.call_id == call_id && c.record == hotline_ivr::RecordMode::OnDemand);
+            if !on_demand {
+                return Err("That call is not one its queue records on demand.".to_string());
+            }
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let event = CallEvent::Console(ConsoleControl::Record {
+                on,
+                by: who.user.to_string(),
                 reply,
             });
             control.send(event).await.map_err(|_| gone())?;

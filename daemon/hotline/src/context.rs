@@ -40,6 +40,10 @@ pub struct ConnectedCall {
     pub consult: Option<ConsultState>,
     /// The call's own task, for the console's buttons.
     pub control: mpsc::Sender<CallEvent>,
+    /// Whether the call is recorded always, on demand, or not (PRODUCT S2)…
+    pub record: hotline_ivr::RecordMode,
+    /// …and whether it is being recorded now.
+    pub recording: bool,
 }
 
 /// A call ringing an operator's phone (browser or SIP): the console shows who is calling
@@ -126,6 +130,8 @@ pub struct Calls {
     pub flows_changed: Arc<tokio::sync::Notify>,
     /// Woken when an operator account was added, so the store is read again at once.
     pub operators_changed: Arc<tokio::sync::Notify>,
+    /// Where recorded calls are written.
+    pub recordings: crate::config::Recordings,
 }
 
 /// The wall clock flows see (schedules, offers). Tests may start it at a chosen moment
@@ -260,6 +266,15 @@ impl Calls {
             .filter(|c| c.call_id == call_id)
         {
             c.held = held;
+        }
+    }
+
+    /// The call `call_id` is being recorded, or no longer, for its operator's panel.
+    pub(crate) fn call_recording(&self, call_id: &str, on: bool) {
+        for c in self.connected_calls().values_mut() {
+            if c.call_id == call_id {
+                c.recording = on;
+            }
         }
     }
 

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hotline_core::acd::{CallerId, OperatorStatus, OperatorView};
-use hotline_core::call_session::{ConsultState, MonitorState, Output, QueueOut};
+use hotline_core::call_session::{ConsultState, MonitorState, Output, QueueOut, RecordingEvent};
 use hotline_core::chat::ChatState;
 use hotline_core::time::unix_ms;
 use serde::{Deserialize, Serialize};
@@ -124,6 +124,13 @@ pub struct CallRow {
     /// `ringing` while their phone is rung).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<Monitoring>,
+    /// Being recorded now (PRODUCT S2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recording: bool,
+    /// May be recorded from the console (`on_demand`) now: connected to an operator
+    /// whose queue records on demand.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_on_demand: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +285,7 @@ pub struct LiveCall {
     /// The queue it entered last.
     pub queue: Option<String>,
     pub monitor: Option<Monitoring>,
+    pub recording: bool,
 }
 
 impl LiveCall {
@@ -293,6 +301,7 @@ impl LiveCall {
             phase: Phase::Flow,
             queue: None,
             monitor: None,
+            recording: false,
         }
     }
 }
@@ -348,6 +357,17 @@ impl LiveCalls {
             };
             if let Some(call) = self.lock().get_mut(call_id) {
                 call.monitor = monitor;
+            }
+            return;
+        }
+        if let Output::Recording(event) = out {
+            let on = match event {
+                RecordingEvent::Started { .. } => true,
+                RecordingEvent::Stopped { .. } => false,
+                RecordingEvent::Mark { .. } => return,
+            };
+            if let Some(call) = self.lock().get_mut(call_id) {
+                call.recording = on;
             }
             return;
         }
@@ -412,8 +432,11 @@ fn call_row(
         transfer_to: None,
         duration_secs: now.saturating_duration_since(call.arrived).as_secs(),
         monitor: call.monitor.clone(),
+        recording: call.recording,
+        record_on_demand: false,
     };
     if let Some((operator, c)) = connected {
+        row.record_on_demand = c.record == hotline_ivr::RecordMode::OnDemand;
         row.operator = Some(operator.clone());
         row.queue = c.queue.clone().or(row.queue);
         row.state = match &c.consult {
@@ -989,11 +1012,14 @@ fn opt(v: &Option<String>) -> String {
 /// What a call's State column says.
 pub fn describe(row: &CallRow) -> String {
     let op = opt(&row.operator);
-    let state = describe_state(row, &op);
-    match &row.monitor {
-        Some(m) => format!("{state} ({} {})", m.supervisor, m.mode),
-        None => state,
+    let mut state = describe_state(row, &op);
+    if let Some(m) = &row.monitor {
+        state = format!("{state} ({} {})", m.supervisor, m.mode);
     }
+    if row.recording {
+        state.push_str(", recorded");
+    }
+    state
 }
 
 fn describe_state(row: &CallRow, op: &str) -> String {
@@ -1243,6 +1269,8 @@ mod tests {
             transfer_to: None,
             duration_secs: 7,
             monitor: None,
+            recording: false,
+            record_on_demand: false,
         }
     }
 
@@ -1391,6 +1419,7 @@ mod tests {
             phase,
             queue: Some("support".into()),
             monitor: None,
+            recording: false,
         }
     }
 
@@ -1404,6 +1433,8 @@ mod tests {
             note: None,
             consult,
             control: mpsc::channel(1).0,
+            record: hotline_ivr::RecordMode::Off,
+            recording: false,
         };
         ("anna".into(), c)
     }
@@ -1510,6 +1541,7 @@ mod tests {
                     operator: "bela".into(),
                     queue: Some("sales".into()),
                     note: None,
+                    record: None,
                 },
             );
             assert_eq!(phase(&calls).0, Phase::Operator("bela".into()));

@@ -23,6 +23,7 @@ mod metrics;
 mod net;
 mod operator_sync;
 mod outbound;
+mod recording;
 mod relay;
 mod secrets;
 mod security;
@@ -795,8 +796,14 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         live: Default::default(),
         flows_changed: Default::default(),
         operators_changed: Default::default(),
+        recordings: config.recordings.clone(),
     });
     phones.set_calls(&calls);
+    recording::repair_unfinished(&store, &config.recordings, hotline_core::time::unix_ms()).await;
+    tokio::spawn(recording::purge_task(
+        store.clone(),
+        config.recordings.clone(),
+    ));
     let udp = sockets.udp.clone();
     sip_driver::spawn_readers(sockets, sip.clone(), config.sip_tcp);
     let call_context = calls.clone();
@@ -830,6 +837,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
         notifier: Some(notifier.clone()),
         files_dir: config.state_dir.join("files"),
         time_zone: config.time_zone,
+        recordings_dir: config.recordings.dir.clone(),
     };
     let visual = hotline_web::visual::VisualSettings {
         ice_servers_json: serde_json::to_string(&config.ice_servers)

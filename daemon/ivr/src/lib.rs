@@ -37,7 +37,7 @@ pub use model::{
 pub use queues::{
     CallbackMode, CallbackPolicy, CallbackSettings, DEFAULT_CALLBACK_MAX_SHARE,
     DEFAULT_CONFIRM_KEY, DEFAULT_HIDE_AFTER_FAILURE_SECS, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_RETRY_DELAY_SECS, DEFAULT_SUCCESS_AFTER_SECS, QUEUES_FILE, QueueDef,
+    DEFAULT_RETRY_DELAY_SECS, DEFAULT_SUCCESS_AFTER_SECS, QUEUES_FILE, QueueDef, RecordMode,
 };
 pub use run::{Action, CallContext, FlowRun, QueueStatus, TransferTarget, describe_target};
 pub use schema::FLOW_SCHEMA_JSON;

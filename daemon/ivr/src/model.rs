@@ -227,6 +227,11 @@ pub struct Queue {
     pub offers: Option<Ref>,
     /// Where the offer key leads; `None`: the rule set's `callback`.
     pub callback: Option<Ref>,
+    /// Recording of the call from here (PRODUCT S2); `None`: the queue's own setting.
+    pub record: Option<crate::queues::RecordMode>,
+    /// The consent notice ("this call may be recorded"), played before the caller
+    /// joins the queue, so before any recording can begin.
+    pub record_prompt: Vec<Ref>,
 }
 
 /// Leave a callback request.
@@ -585,7 +590,13 @@ impl StepKind {
                 .chain(m.timeout_prompts.iter().flatten())
                 .cloned()
                 .collect(),
-            StepKind::Queue(q) => q.music.iter().chain(&q.announce).cloned().collect(),
+            StepKind::Queue(q) => q
+                .record_prompt
+                .iter()
+                .chain(&q.music)
+                .chain(&q.announce)
+                .cloned()
+                .collect(),
             StepKind::Callback(c) => c
                 .confirm_prompt
                 .iter()

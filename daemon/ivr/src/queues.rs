@@ -40,7 +40,34 @@ pub struct QueueDef {
     /// The service level's target: answered within this many seconds (reports, board);
     /// `None`: the reports' default.
     pub service_level_secs: Option<u64>,
+    /// Whether its calls are recorded (a queue step's `record` overrides it).
+    pub record: RecordMode,
     pub at: Loc,
+}
+
+/// Recording of a queue's calls (PRODUCT S2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RecordMode {
+    #[default]
+    Off,
+    /// From the operator's answer to the end of the call.
+    Always,
+    /// The operator or a supervisor starts and stops it from the console.
+    OnDemand,
+}
+
+impl RecordMode {
+    /// As written in `queues.toml` and flows.
+    pub const NAMES: [&str; 3] = ["off", "always", "on_demand"];
+    pub const ALL: [RecordMode; 3] = [Self::Off, Self::Always, Self::OnDemand];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Always => "always",
+            Self::OnDemand => "on_demand",
+        }
+    }
 }
 
 /// Defaults for a queue that doesn't say.
@@ -306,6 +333,11 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         .get("monitor_beep")
         .and_then(|v| cx.bool(v, "monitor_beep"))
         .unwrap_or(false);
+    let record = f
+        .get("record")
+        .and_then(|v| choice(cx, v, "record", &RecordMode::NAMES))
+        .and_then(|i| RecordMode::ALL.get(i).copied())
+        .unwrap_or_default();
     f.finish(cx);
     Some(QueueDef {
         name: name.to_owned(),
@@ -319,6 +351,7 @@ fn read_queue(cx: &mut Cx<'_>, name: &str, at: Loc, v: &Value<'_>) -> Option<Que
         supervisors,
         monitor_beep,
         service_level_secs,
+        record,
         at,
     })
 }
@@ -488,7 +521,7 @@ fn read_callbacks(cx: &mut Cx<'_>, queue: &str, v: &Value<'_>) -> CallbackSettin
 }
 
 /// One of `names` (a string); the index, or an error listing them.
-fn choice(cx: &mut Cx<'_>, v: &Value<'_>, key: &str, names: &[&str]) -> Option<usize> {
+pub(crate) fn choice(cx: &mut Cx<'_>, v: &Value<'_>, key: &str, names: &[&str]) -> Option<usize> {
     let r = cx.string(v, key)?;
     let found = names.iter().position(|n| *n == r.name);
     if found.is_none() {

@@ -83,6 +83,8 @@ pub enum Action {
         priority: u8,
         /// Only members with this skill may take the call.
         skill: Option<String>,
+        /// The step's recording setting; `None`: the queue's.
+        record: Option<crate::queues::RecordMode>,
     },
     /// Take the caller out of the queue they are in (they chose a callback
     /// or another step, or waited `max_wait`).

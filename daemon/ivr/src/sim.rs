@@ -328,6 +328,7 @@ impl Sim<'_> {
                 queue,
                 priority,
                 skill,
+                ..
             } => {
                 self.status_due = true;
                 self.answer_at = self.input.queue_wait.map(|w| {

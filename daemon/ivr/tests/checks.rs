@@ -157,7 +157,7 @@ fn references_shapes_and_settings() {
             r#"a.toml:74:10: `prompt` does nothing with offer = "never""#,
             r#"a.toml:81:19: `days` needs a calendar: set `calendar = "NAME"` in [offers.unused] (calendars/NAME.toml gives the day kinds and the time zone)"#,
             r#"calendars/bad.toml:1:12: unknown time zone `Europe/Budapestt` (did you mean `Europe/Budapest`?); use an IANA name such as "Europe/Budapest""#,
-            "queues.toml:3:1: unknown key `colour` in queue `sales` (known keys: display_name, members, skills, ring_timeout, max_misses, wrap_up, callbacks, supervisors, service_level_secs, monitor_beep)",
+            "queues.toml:3:1: unknown key `colour` in queue `sales` (known keys: display_name, members, skills, ring_timeout, max_misses, wrap_up, callbacks, supervisors, service_level_secs, monitor_beep, record)",
             "vip/gold.txt:3:9: `06 30 12x4567` is not a phone number: `x` is not allowed in a phone number (write one number per line, digits with an optional leading +; spaces and dashes are ignored)",
         ]
     );
@@ -307,7 +307,7 @@ type = "hangup"
     assert_eq!(
         errors,
         [
-            "c.toml:8:1: unknown key `musik` in step `q` (did you mean `music`? known keys: type, queue, priority, skill, music, announce, announce_every, announce_position, announce_wait, max_wait, on_timeout, on_unavailable, keys, offers, callback)",
+            "c.toml:8:1: unknown key `musik` in step `q` (did you mean `music`? known keys: type, queue, priority, skill, music, announce, announce_every, announce_position, announce_wait, max_wait, on_timeout, on_unavailable, keys, offers, callback, record, record_prompt)",
             "c.toml:9:18: `announce_every` has nothing to announce: add `announce`, `announce_position = true` or `announce_wait = true`",
             "c.toml:10:14: `on_timeout` needs `max_wait` (seconds before it applies)",
             "c.toml:12:10: the callback offer needs a callback step: set `callback` in this step or in [offers.std]",
@@ -522,5 +522,36 @@ prompts = ["bye"]
     assert!(
         text.iter().any(|l| l.contains("transfer succeeded")),
         "{text:#?}"
+    );
+}
+
+#[test]
+fn recording_settings_are_checked_where_they_are_written() {
+    let t = TempFlows::new("check-record");
+    t.prompts(&["notice"])
+        .file("queues.toml", "[queues.support]\nrecord = \"sometimes\"\n")
+        .flow(
+            "r.toml",
+            r#"name = "r"
+start = "wait"
+
+[steps.wait]
+type = "queue"
+queue = "support"
+record = "off"
+record_prompt = "notice"
+on_unavailable = "bye"
+
+[steps.bye]
+type = "hangup"
+"#,
+        );
+    let (errors, _) = report(&t);
+    assert_eq!(
+        errors,
+        [
+            "queues.toml:2:10: `record` must be one of \"off\", \"always\", \"on_demand\", found \"sometimes\"",
+            "r.toml:8:17: `record_prompt` tells the caller a call is recorded, but this step has `record = \"off\"`",
+        ]
     );
 }

@@ -161,6 +161,7 @@ fn enter(priority: u8) -> Action {
         queue: "support".into(),
         priority,
         skill: None,
+        record: None,
     }
 }
 
@@ -480,4 +481,54 @@ fn never_means_the_key_does_nothing() {
     assert_eq!(drain(&mut run), []);
     assert_eq!(run.current_step(), Some("quiet"));
     assert_eq!(run.digits(), "1");
+}
+
+#[test]
+fn a_recorded_queue_plays_its_consent_notice_before_the_caller_joins() {
+    let flow = r#"name = "rec"
+numbers = ["3"]
+start = "wait"
+
+[steps.wait]
+type = "queue"
+queue = "support"
+music = "music"
+record = "always"
+record_prompt = "recorded"
+on_unavailable = "bye"
+
+[steps.bye]
+type = "hangup"
+"#;
+    let t = TempFlows::new("queue-record");
+    t.built_in_prompts()
+        .prompts(&["music", "recorded"])
+        .file("queues.toml", "[queues.support]\nrecord = \"on_demand\"\n")
+        .flow("rec.toml", flow);
+    let set = t.load();
+    assert_eq!(
+        set.queues()["support"].record,
+        hotline_ivr::RecordMode::OnDemand
+    );
+    let clock = Clock::new();
+    let mut run = call(&set, "3", CALLER, MON_10, &clock);
+    // The notice first: nobody can answer (and recording begin) before it is heard.
+    assert_eq!(drain(&mut run), [play(&["recorded"])]);
+    run.on_playback_done(clock.at(3000));
+    assert_eq!(
+        drain(&mut run),
+        [
+            Action::EnterQueue {
+                queue: "support".into(),
+                priority: 0,
+                skill: None,
+                record: Some(hotline_ivr::RecordMode::Always),
+            },
+            music(&["music"]),
+        ]
+    );
+    // Then it waits as any caller does.
+    run.on_queue_status(clock.at(3100), waiting(1, 30));
+    run.on_queue_status(clock.at(5000), QueueStatus::Connected);
+    assert_eq!(drain(&mut run), [Action::StopPlayback]);
 }

@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod dtmf;
 pub mod g711;
 pub mod mixer;
+pub mod recorder;
 pub mod rtp;
 pub mod wav;
 

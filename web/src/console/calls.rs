@@ -26,6 +26,11 @@ pub(super) struct HoldBody {
 }
 
 #[derive(Deserialize)]
+pub(super) struct RecordBody {
+    on: bool,
+}
+
+#[derive(Deserialize)]
 pub(super) struct WrapupBody {
     call_id: String,
     category: String,
@@ -224,6 +229,17 @@ pub(super) async fn wrapup(
         Err(e) => WebError::database_json(&format!("storing the wrap-up of {}", body.call_id), e)
             .into_response(),
     }
+}
+
+/// POST /console/call/record `{"on": true|false}`: starts or stops recording the call,
+/// where its queue records on demand (PRODUCT S2).
+pub(super) async fn record(
+    State(state): State<Arc<WebState>>,
+    Csrf(OperatorPage(s)): Csrf<OperatorPage>,
+    body: Option<Json<RecordBody>>,
+) -> Response {
+    let usage = r#"send {"on": true} or {"on": false}"#;
+    button(&state, &s, body, usage, |b| CallControl::Record(b.on)).await
 }
 
 /// POST /console/call/hangup: ends the operator's connected call.

@@ -19,6 +19,7 @@ mod direct;
 mod home;
 pub(crate) mod live;
 mod login;
+mod recordings;
 mod reports;
 mod tasks;
 
@@ -43,6 +44,7 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/console/call/wrapup", post(calls::wrapup))
         .route("/console/call/dial", post(calls::dial))
         .route("/console/call/hangup", post(calls::hangup))
+        .route("/console/call/record", post(calls::record))
         .route("/console/call/ready", post(calls::ready))
         .route("/console/callbacks", post(callbacks::add))
         .route("/console/callbacks/{id}/claim", post(callbacks::claim))
@@ -69,6 +71,13 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/supervisor/monitor", post(board::monitor))
         .route("/supervisor/reports", get(reports::day))
         .route("/supervisor/reports/range", get(reports::range))
+        .route("/supervisor/record", post(recordings::record))
+        .route("/supervisor/recordings", get(recordings::page))
+        .route("/supervisor/recordings/{id}/audio", get(recordings::audio))
+        .route(
+            "/supervisor/recordings/{id}/download",
+            get(recordings::download),
+        )
         .route("/admin/direct", get(direct::page).post(direct::save))
         .route(
             "/admin/licenses",

@@ -248,7 +248,9 @@ impl CallSession {
             operator: supervisor.clone(),
             queue: self.was_queued.clone(),
             note: None,
+            record: self.record_step,
         });
+        self.recording_note(now, format!("{supervisor} took over"));
         self.operator = Some(supervisor);
         Ok(())
     }

@@ -61,6 +61,11 @@ async fn calls() -> Arc<Calls> {
         live: Default::default(),
         flows_changed: Default::default(),
         operators_changed: Default::default(),
+        recordings: crate::config::Recordings {
+            dir: std::env::temp_dir(),
+            stereo: false,
+            retention_days: 0,
+        },
     })
 }
 

@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::number::{self, NumberPattern};
 use crate::parse::flow::BUILTIN_VARIABLES;
+use crate::queues::RecordMode;
 use crate::vars;
 
 pub(crate) const DEFAULT_MENU_TIMEOUT_MS: u64 = 5000;
@@ -387,6 +388,23 @@ fn read_queue(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>) -> Queue {
         .unwrap_or_default();
     let offers = opt_ref(cx, f, "offers");
     let callback = opt_ref(cx, f, "callback");
+    let record = f
+        .get("record")
+        .and_then(|v| crate::queues::choice(cx, v, "record", &RecordMode::NAMES))
+        .and_then(|i| RecordMode::ALL.get(i).copied());
+    let record_prompt_v = f.get("record_prompt");
+    let record_prompt = record_prompt_v
+        .map(|v| cx.prompts(v, "record_prompt", false))
+        .unwrap_or_default();
+    if let Some(v) = record_prompt_v
+        && record == Some(RecordMode::Off)
+    {
+        cx.err(
+            v.span(),
+            "`record_prompt` tells the caller a call is recorded, but this step has \
+             `record = \"off\"`",
+        );
+    }
 
     if let Some(v) = announce_v
         && !announce.is_empty()
@@ -434,6 +452,8 @@ fn read_queue(cx: &mut Cx<'_>, f: &mut Fields<'_, '_>) -> Queue {
         keys,
         offers,
         callback,
+        record,
+        record_prompt,
     }
 }
 

@@ -27,6 +27,9 @@ pub(super) struct QueueRun {
     plan: Option<OfferPlan>,
     /// An offer was made: its key now takes the caller to the callback step.
     offered: bool,
+    /// The consent notice (`record_prompt`) plays: the caller joins the queue when it
+    /// has been heard, so no operator can answer (and recording begin) before.
+    consent: bool,
     /// An announcement or offer is playing over the music.
     pub(super) speaking: bool,
     /// Announcements that came due while another was playing.
@@ -111,15 +114,11 @@ fn status_prompts(q: &Queue, status: Option<(u32, Duration)>) -> Vec<String> {
 impl FlowRun {
     pub(super) fn enter_queue(&mut self, now: Instant, step: &Step, q: &Queue) {
         let plan = self.pick_offer_rule(now, q);
-        self.push(Action::EnterQueue {
-            queue: q.queue.name.clone(),
-            priority: q.priority,
-            skill: q.skill.as_ref().map(|s| s.name.clone()),
-        });
-        if !q.music.is_empty() {
-            self.push(Action::PlayLoop {
-                prompts: q.music.iter().map(|r| r.name.clone()).collect(),
-            });
+        let consent = !q.record_prompt.is_empty();
+        if consent {
+            self.play_names(q.record_prompt.iter().map(|r| r.name.clone()).collect());
+        } else {
+            self.join_queue(q);
         }
         let secs = Duration::from_secs;
         self.phase = Phase::Queue(Box::new(QueueRun {
@@ -129,12 +128,28 @@ impl FlowRun {
             next_offer: plan.as_ref().and_then(|p| p.every).map(|e| now + e),
             plan,
             offered: false,
-            speaking: false,
+            consent,
+            speaking: consent,
             pending: Vec::new(),
             next_announce: q.announce_every.map(|e| now + secs(e)),
             deadline: q.max_wait.map(|m| now + secs(m)),
         }));
         self.input_epoch += 1;
+    }
+
+    /// The caller enters the step's queue, with its music.
+    fn join_queue(&mut self, q: &Queue) {
+        self.push(Action::EnterQueue {
+            queue: q.queue.name.clone(),
+            priority: q.priority,
+            skill: q.skill.as_ref().map(|s| s.name.clone()),
+            record: q.record,
+        });
+        if !q.music.is_empty() {
+            self.push(Action::PlayLoop {
+                prompts: q.music.iter().map(|r| r.name.clone()).collect(),
+            });
+        }
     }
 
     /// The first rule of the step's offer rule set whose conditions hold
@@ -299,6 +314,14 @@ impl FlowRun {
         };
         // The music never reports done; a stray report changes nothing.
         if !qr.speaking {
+            return;
+        }
+        if qr.consent {
+            qr.consent = false;
+            qr.speaking = false;
+            if let Some(q) = queue_of(&flow, &qr.step) {
+                self.join_queue(q);
+            }
             return;
         }
         if !qr.pending.is_empty() {
