@@ -1593,6 +1593,22 @@ browser_supervisor() {
     --tone 400 --no-tone 1000
 }
 
+# A recorded call (PRODUCT S2, recording.test.mjs): it plays in sara's page and not for
+# anna, and its WAV file holds the caller's 400 Hz and anna's 1 kHz (read with Python's
+# wave module). Runs after browser_supervisor, which adds sara.
+browser_recording() {
+  mic_tone "$OUT/mic-tone.wav" 1000 &&
+    python3 "$ROOT/tests/sipp/tone_pcap.py" "$OUT/caller-400.pcap" 400 45 || return 1
+  RECORDING_OUT=$OUT/recording-id MIC_WAV=$OUT/mic-tone.wav TONE_PCAP=$OUT/caller-400.pcap \
+    SUPERVISOR_USER=sara SUPERVISOR_PASSWORD=$SUPERVISOR_PASSWORD \
+    browser_test recording.test.mjs || return 1
+  local file
+  file=$(find "$DAEMON_DIR/state/recordings" -name '*.wav' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+  [ -n "$file" ] || { echo "no recording under $DAEMON_DIR/state/recordings"; return 1; }
+  echo "recording $(cat "$OUT/recording-id"): the caller's 400 Hz and anna's 1 kHz are in it:"
+  python3 "$ROOT/tests/sipp/recording_tones.py" "$file" --tone 400 --tone 1000
+}
+
 browser_test() { # file
   BASE_URL=http://127.0.0.1:$HTTP_PORT ADMIN_USER=admin ADMIN_PASSWORD=$ADMIN_PASSWORD \
     OPERATOR_USER=anna OPERATOR_PASSWORD=$OPERATOR_PASSWORD OTHER_USER=bela OTHER_PASSWORD=$OTHER_PASSWORD \
@@ -1642,6 +1658,7 @@ phone_reattach_secs = 4" 2026-11-24T16:30:00+01:00; then
   check browser_phone browser_phone
   check browser_live_board browser_test board.test.mjs
   check browser_supervisor browser_supervisor
+  check browser_recording browser_recording
   check browser_chat browser_test chat.test.mjs
   check caller_hears_computed_promise caller_hears_computed_promise
   stop_daemon

@@ -72,7 +72,8 @@
 #   one of whose windows other processes took more than that % of one core runs again; the
 #   least disturbed attempt counts), QUIET_WAIT=300 (before a round, wait up to that many
 #   seconds for other processes to calm down to DISTURBED_PCT), METER_NICE=0,
-#   CAPTURE_CALLS=50, KEEP_PCAP=0 (1: keep the captures), RELAY_THREADS (Hotline's
+#   CAPTURE_CALLS=50, KEEP_PCAP=0 (1: keep the captures), RECORD (Hotline's queue
+#   records its calls: "always"; the round notes the MB/min written), RELAY_THREADS (Hotline's
 #   rtp.relay_threads; default its own, one per core; 0: each call's task relays), BUILD=1 (0: use the binaries as
 #   they are), HOTLINE_BIN and METER_BIN (default target/release/{hotline,rtp-meter}; BUILD=1
 #   builds those defaults), RTPENGINE_BIN (default: rtpengine on the PATH; installed from
@@ -211,6 +212,9 @@ print("# bridged.sh: one queue with every operator of the round.")
 print("[queues.support]")
 print("members = [%s]" % ", ".join('"op%04d"' % i for i in range(1, n + 1)))
 print("ring_timeout = 20\nwrap_up = 0")
+import os
+if os.environ.get("RECORD"):
+    print('record = "%s"' % os.environ["RECORD"])
 EOF
   cat >"$dir/flows/bridged.toml" <<'EOF'
 # Benchmark flow: straight into the queue, with hold music until an operator answers.
@@ -655,7 +659,14 @@ for i in range(1, n + 1):
   local OTHERS_OURS=("$callers_pid" "$phones_pid")
   local wsecs other_pct cap_json k td_cpu cap_other_pct callers_t0 phones_t0 callers_cpu phones_cpu
   callers_t0=$(cpu_ticks "$callers_pid"); phones_t0=$(cpu_ticks "$phones_pid")
+  local rec0 rec1 rec_mb_min=0
+  rec0=$(du -sb "$dir/state/recordings" 2>/dev/null | cut -f1)
   window_one
+  rec1=$(du -sb "$dir/state/recordings" 2>/dev/null | cut -f1)
+  if [ -n "$rec1" ]; then
+    rec_mb_min=$(python3 -c "print('%.1f' % ((${rec1:-0} - ${rec0:-0}) / $wsecs * 60 / 1e6))")
+    note "recordings: $(find "$dir/state/recordings" -name '*.wav' | wc -l) files, ${rec_mb_min} MB/min written during the window"
+  fi
   callers_cpu=$(pct_of_core "$callers_t0" "$(cpu_ticks "$callers_pid")" "$wsecs")
   phones_cpu=$(pct_of_core "$phones_t0" "$(cpu_ticks "$phones_pid")" "$wsecs")
   st=$(ops status "$API" "$API_TOKEN")
@@ -695,7 +706,7 @@ for i in range(1, n + 1):
     "rss_after_capture_kib=${rss_end:-0}" "api_busy=$busy" "logged_connected=$connected" \
     "callers_ok='$callers_ok'" "callers_failed='$callers_failed'" "phones_ok='$S_OK'" \
     "phones_failed='$S_FAILED'" "active_after=${left:-0}" "callers_cpu_pct=${callers_cpu:-0}" \
-    "phones_cpu_pct=${phones_cpu:-0}" "status_after='''$st'''"
+    "phones_cpu_pct=${phones_cpu:-0}" "status_after='''$st'''" "recorded_mb_per_min=${rec_mb_min:-0}"
 }
 
 # --- an rtpengine round -----------------------------------------------------------------

@@ -93,9 +93,13 @@ def pcap_middle(path):
 def tone_frames(stream, codec, hz, share=0.5):
     """How many 20 ms frames of a G.711 stream are a tone of `hz`: loud enough, and more
     than `share` of their energy at that frequency."""
-    import math
     pcm = audioop.alaw2lin(stream, 2) if codec == "pcma" else audioop.ulaw2lin(stream, 2)
-    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm)
+    return tone_frames_pcm(struct.unpack(f"<{len(pcm) // 2}h", pcm), hz, share)
+
+
+def tone_frames_pcm(samples, hz, share=0.5):
+    """The same for 8 kHz linear samples (Goertzel on 160-sample frames)."""
+    import math
     coeff = 2 * math.cos(2 * math.pi * hz / 8000)
     found = 0
     for start in range(0, len(samples) - 160 + 1, 160):

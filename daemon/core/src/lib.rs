@@ -16,6 +16,7 @@ pub mod direct;
 pub mod ivr_call;
 pub mod monitoring;
 pub mod notify;
+pub mod operator_states;
 pub mod operators;
 pub mod recordings;
 pub mod reports;

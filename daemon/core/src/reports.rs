@@ -38,8 +38,9 @@
 //! - A call counts in **one queue**: the one the caller last waited in, the only one its
 //!   record keeps (with that wait). A call answered in one queue and transferred to
 //!   another counts in the second, answered.
-//! - **Wrap-up time** is not in the call record (only its category and note are), so it
-//!   is not reported here; it needs the operators' state history.
+//! - **Wrap-up time** is not in the call record (only its category and note are): it
+//!   comes from the operators' state history, with their time online, busy, paused and
+//!   away ([`crate::operator_states`]).
 
 use std::collections::{BTreeMap, HashMap};
 

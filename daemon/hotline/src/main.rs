@@ -29,6 +29,7 @@ mod secrets;
 mod security;
 mod sip_driver;
 mod sip_tcp;
+mod state_log;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -825,6 +826,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), String> {
     ));
     tokio::spawn(callbacks::auto::run(calls.clone(), config.trunk.clone()));
     tokio::spawn(metrics::watch_store(store.clone()));
+    tokio::spawn(state_log::run(calls.clone()));
     // `hotline show` / `hotline hangup`; the socket file goes when `serve` returns.
     let _control = control::start(&config.state_dir, calls.clone());
 

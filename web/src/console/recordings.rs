@@ -16,6 +16,7 @@ use hotline_core::recordings::{Recording, RecordingAccess, RecordingStatus};
 use hotline_core::users::{Role, WebSession};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::reports::duration;
 use crate::auth::{Csrf, OperatorPage, SupervisorPage};
 use crate::error::WebError;
 use crate::pages::me;
@@ -80,13 +81,13 @@ pub(super) async fn page(
             queue => r.queue,
             started_by => r.started_by,
             layout => r.layout,
-            duration => r.duration_ms.map(clock),
+            duration => r.duration_ms.map(duration),
             size => r.bytes.map(|b| format!("{:.1} MB", b as f64 / 1_000_000.0)),
             status => r.status.as_str(),
             playable => matches!(r.status, RecordingStatus::Complete | RecordingStatus::Repaired),
             marks => marks.into_iter().map(|m| minijinja::context! {
                 at => m.offset_ms as f64 / 1000.0,
-                clock => clock(m.offset_ms),
+                clock => duration(m.offset_ms),
                 label => m.label,
             }).collect::<Vec<_>>(),
         });
@@ -112,16 +113,6 @@ pub(super) async fn page(
             log => log,
         },
     )
-}
-
-/// "m:ss" (or "h:mm:ss") of a position in ms.
-fn clock(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
 }
 
 /// GET /supervisor/recordings/{id}/audio: the file for the page's player, with ranges.
@@ -516,12 +507,5 @@ mod tests {
         assert_eq!(parse_range("items=0-1", 100), None);
         assert_eq!(parse_range("bytes=x-", 100), None);
         assert_eq!(parse_range("bytes=0-", 0), None);
-    }
-
-    #[test]
-    fn clocks_read_like_a_player() {
-        assert_eq!(clock(0), "0:00");
-        assert_eq!(clock(61_500), "1:01");
-        assert_eq!(clock(3_725_000), "1:02:05");
     }
 }

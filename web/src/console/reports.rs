@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate};
 use hotline_core::callbacks::PromiseReport;
 use hotline_core::cdr::csv_field;
+use hotline_core::operator_states::{StateTimes, state_times};
 use hotline_core::reports::{
     CallFigures, ChatFigures, DayReport, OperatorFigures, RangeReport, ReportOptions, chat_total,
     day_report, range_report,
@@ -141,10 +142,11 @@ pub(super) async fn day(
             chats.retain(|q, _| q == queue);
         }
         let callbacks = callback_report(&state, since, until).await?;
-        Ok::<_, WebError>((report, chats, callbacks, options, cut))
+        let times = operator_times(&state, since, until).await?;
+        Ok::<_, WebError>((report, chats, callbacks, times, options, cut))
     }
     .await;
-    let (report, chats, callbacks, options, cut) = match result {
+    let (report, chats, callbacks, (times, times_cut), options, cut) = match result {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -153,6 +155,7 @@ pub(super) async fn day(
         let (name, body) = match q.table.as_deref() {
             Some("queues") => ("queues", queues_csv(&report.queues, &names)),
             Some("operators") => ("operators", operators_csv(&report.operators)),
+            Some("states") => ("states", times_csv(&times)),
             Some("chats") => ("chats", chats_csv(&chats, &names)),
             _ => ("hours", hours_csv(&report, &state.settings.time_zone)),
         };
@@ -198,6 +201,8 @@ pub(super) async fn day(
             operators => report.operators.iter().map(|(o, f)| OperatorRow::of(o, f)).collect::<Vec<_>>(),
             chats => ChatRow::all(&chats, &names),
             callbacks => CallbackRow::of(&callbacks),
+            times => times.iter().map(|(o, t)| TimesRow::of(o, t)).collect::<Vec<_>>(),
+            times_cut,
             chart => minijinja::Value::from_safe_string(hours_chart(&report)),
         },
     )
@@ -242,10 +247,11 @@ pub(super) async fn range(
         let report = range_report(&calls, &tz, from, to, &options).ok_or_else(out_of_range)?;
         let chats = chat_report(&state, since, until).await?;
         let callbacks = callback_report(&state, since, until).await?;
-        Ok((report, chats, callbacks, options, cut))
+        let times = operator_times(&state, since, until).await?;
+        Ok((report, chats, callbacks, times, options, cut))
     }
     .await;
-    let (report, chats, callbacks, options, cut) = match result {
+    let (report, chats, callbacks, (times, times_cut), options, cut) = match result {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -254,6 +260,7 @@ pub(super) async fn range(
         let (name, body) = match q.table.as_deref() {
             Some("days") => ("days", days_csv(&report)),
             Some("operators") => ("operators", operators_csv(&report.operators)),
+            Some("states") => ("states", times_csv(&times)),
             Some("chats") => ("chats", chats_csv(&chats, &names)),
             _ => ("queues", queues_csv(&report.queues, &names)),
         };
@@ -284,6 +291,8 @@ pub(super) async fn range(
             operators => report.operators.iter().map(|(o, f)| OperatorRow::of(o, f)).collect::<Vec<_>>(),
             chats => ChatRow::all(&chats, &names),
             callbacks => CallbackRow::of(&callbacks),
+            times => times.iter().map(|(o, t)| TimesRow::of(o, t)).collect::<Vec<_>>(),
+            times_cut,
             chart => minijinja::Value::from_safe_string(queues_chart(&report, &names)),
         },
     )
@@ -313,6 +322,73 @@ async fn callback_report(
         .callback_promise_report(since, until, crate::unix_ms())
         .await
         .map_err(|e| WebError::database("callback report", e))
+}
+
+/// Most state changes one report reads.
+const STATES_LIMIT: i64 = 200_000;
+
+/// Each operator's time per state in `[since, until)` (PRODUCT S3), and whether the
+/// history was cut at [`STATES_LIMIT`].
+async fn operator_times(
+    state: &WebState,
+    since: i64,
+    until: i64,
+) -> Result<(BTreeMap<String, StateTimes>, bool), WebError> {
+    let (changes, cut) = state
+        .store
+        .operator_states_between(since, until, STATES_LIMIT)
+        .await
+        .map_err(|e| WebError::database("operators' time", e))?;
+    Ok((state_times(&changes, since, until, crate::unix_ms()), cut))
+}
+
+#[derive(serde::Serialize)]
+struct TimesRow {
+    name: String,
+    logged_in: String,
+    online: String,
+    busy: String,
+    wrap_up: String,
+    average_wrap_up: String,
+    pause: String,
+    away: String,
+}
+
+impl TimesRow {
+    fn of(name: &str, t: &StateTimes) -> TimesRow {
+        TimesRow {
+            name: name.to_string(),
+            logged_in: duration(t.logged_in_ms()),
+            online: duration(t.online_ms),
+            busy: duration(t.busy_ms),
+            wrap_up: duration(t.wrap_up_ms),
+            average_wrap_up: secs(t.average_wrap_up_secs()),
+            pause: duration(t.pause_ms),
+            away: duration(t.away_ms),
+        }
+    }
+}
+
+fn times_csv(times: &BTreeMap<String, StateTimes>) -> String {
+    let mut out = String::from(
+        "operator,logged_in_s,online_s,busy_s,wrap_up_s,wrap_ups,avg_wrap_up_s,pause_s,away_s\r\n",
+    );
+    for (o, t) in times {
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{},{}\r\n",
+            csv_field(o),
+            t.logged_in_ms() / 1000,
+            t.online_ms / 1000,
+            t.busy_ms / 1000,
+            t.wrap_up_ms / 1000,
+            t.wrap_ups,
+            num(t.average_wrap_up_secs()),
+            t.pause_ms / 1000,
+            t.away_ms / 1000
+        );
+    }
+    out
 }
 
 /// The callbacks' line: promised, and how those promises went.
@@ -498,7 +574,8 @@ fn secs(v: Option<f64>) -> String {
 }
 
 /// "1:02:03" or "2:03".
-fn duration(ms: i64) -> String {
+/// "m:ss" or "h:mm:ss".
+pub(super) fn duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     if s >= 3600 {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -1118,6 +1195,57 @@ mod tests {
         assert_eq!(
             testing::get_page(&app, "", "/supervisor/reports").await.0,
             StatusCode::SEE_OTHER
+        );
+    }
+
+    /// anna on 25 October 2026 in Budapest (25 hours): logged in at 07:00 CET, busy
+    /// 09:00–09:10, wrap-up 09:10–09:11, paused 12:00–12:30, busy 15:00–15:20 with a
+    /// 2-minute wrap-up after, logged off at 16:00; online before, between and after.
+    #[tokio::test]
+    async fn the_operators_time_comes_from_their_state_history() {
+        let store = testing::store().await;
+        let changes = [
+            ("2026-10-24 20:00:00", "offline"),
+            ("2026-10-25 06:00:00", "online"),
+            ("2026-10-25 08:00:00", "busy"),
+            ("2026-10-25 08:10:00", "wrap_up"),
+            ("2026-10-25 08:11:00", "online"),
+            ("2026-10-25 11:00:00", "pause"),
+            ("2026-10-25 11:30:00", "online"),
+            ("2026-10-25 14:00:00", "busy"),
+            ("2026-10-25 14:20:00", "wrap_up"),
+            ("2026-10-25 14:22:00", "online"),
+            ("2026-10-25 15:00:00", "offline"),
+        ];
+        for (at, state) in changes {
+            store
+                .log_operator_state("anna", state, utc(at))
+                .await
+                .unwrap();
+        }
+        let app = testing::state(&store).app();
+        let sup = testing::login(&store, "sara", Role::Supervisor).await;
+        let (status, csv) = testing::get_page(
+            &app,
+            &sup.cookie,
+            "/supervisor/reports?day=2026-10-25&format=csv&table=states",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        // 9 h logged in: 30 min busy, 3 min wrap-up in 2 (90 s each), 30 min paused.
+        assert_eq!(
+            csv.lines().collect::<Vec<_>>(),
+            [
+                "operator,logged_in_s,online_s,busy_s,wrap_up_s,wrap_ups,avg_wrap_up_s,pause_s,away_s",
+                "anna,32400,28620,1800,180,2,90.0,1800,0",
+            ]
+        );
+        let (_, page) =
+            testing::get_page(&app, &sup.cookie, "/supervisor/reports?day=2026-10-25").await;
+        assert!(page.contains("Operators' time"), "{page}");
+        assert!(
+            page.contains("<th scope=\"row\">anna</th><td>9:00:00</td>"),
+            "{page}"
         );
     }
 }
