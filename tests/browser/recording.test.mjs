@@ -1,4 +1,4 @@
-// A recorded call (PRODUCT S2). Calls to 502 hear a notice, then wait in support, whose
+// A recorded call (PRODUCT S2). Calls to 520 hear a notice, then wait in support, whose
 // queue step records every answered call. anna answers in her browser (fake microphone:
 // MIC_WAV, 1 kHz); the SIPp caller plays TONE_PCAP (400 Hz). Her call panel says the
 // call is recorded. When the caller has hung up, sara (supervisor) finds the recording on
@@ -19,7 +19,7 @@ const browser = chromiumForTests(['--use-fake-ui-for-media-stream',
 const work = mkdtempSync(join(tmpdir(), 'hotline-recording-'));
 const CALLER = '+36209990000';
 
-const caller = (ms) => sippIn(work, 'caller_talks.xml.in', ['-s', '502', env('SIP_ADDR'),
+const caller = (ms) => sippIn(work, 'caller_talks.xml.in', ['-s', '520', env('SIP_ADDR'),
   '-i', '127.0.0.1', '-p', '15176', '-mi', '127.0.0.1', '-mp', '16182', '-m', '1',
   '-d', String(ms)],
 (t) => t.replace(/play_pcap_audio="[^"]*"/, `play_pcap_audio="${env('TONE_PCAP')}"`));
