@@ -489,6 +489,17 @@ describe('web chat: a visitor on a company site and two operators', () => {
     await pane(taker).getByRole('button', { name: 'Invite', exact: true }).click();
     const dialog = page.getByRole('dialog', { name: 'Invite to the chat' });
     await dialog.waitFor();
+    // Each queue with its figures now, each colleague with their state (seed 004).
+    await dialog.locator('select[name=queue] option', { hasText: /calls? and \d+ chats? waiting, \d+ free/ })
+      .first().waitFor({ state: 'attached', timeout: 5_000 });
+    await dialog.locator('select[name=operator] option', { hasText: /\((online|busy|free|away|pause|wrap-up)[^)]*conversation/ })
+      .first().waitFor({ state: 'attached', timeout: 5_000 });
+    // Found by name: only the colleague is left, and the choice goes to them.
+    await dialog.getByLabel('Find by name').fill(rejecter.user);
+    const shown = await dialog.locator('select[name=operator] option:not([hidden])').allTextContents();
+    assert.equal(shown.length, 1, `one operator left: ${shown}`);
+    assert.equal(await dialog.locator('select[name=queue] option:not([hidden])').count(), 0);
+    assert.equal(await dialog.locator('select[name=operator]').inputValue(), rejecter.user);
     await dialog.getByLabel('An operator').check();
     await dialog.locator('select[name=operator]').selectOption(rejecter.user);
     await dialog.getByRole('button', { name: 'Send the invite' }).click();

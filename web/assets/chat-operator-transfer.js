@@ -9,7 +9,8 @@ import { enqueue } from '/assets/chat-operator-link.js';
 import { select } from '/assets/chat-operator-tabs.js';
 import { renderHead } from '/assets/chat-operator-conversation.js';
 
-// A target form (invite, transfer): an operator or a queue.
+// A target form (invite, transfer): an operator or a queue, found by name, each with how
+// busy it is now (seed 004's transfer dialog).
 function wireTarget(form) {
   const sync = () => {
     const target = form.elements.target.value;
@@ -17,6 +18,10 @@ function wireTarget(form) {
     form.elements.queue.disabled = target !== 'queue';
   };
   for (const r of form.querySelectorAll('input[name=target]')) r.addEventListener('change', sync);
+  for (const o of [...form.elements.operator.options, ...form.elements.queue.options]) {
+    o.dataset.label = o.textContent;
+  }
+  form.elements.find.addEventListener('input', () => { filterTargets(form); sync(); });
   // No colleague to choose from: a queue then.
   if (form.elements.operator.options.length === 0) {
     form.querySelector('input[name=target][value=queue]').checked = true;
@@ -25,11 +30,56 @@ function wireTarget(form) {
   return sync;
 }
 
+// Only the operators and queues whose name has what was typed; the choice moves to one
+// that is left, and to the other list when this one has none.
+function filterTargets(form) {
+  const typed = form.elements.find.value.trim().toLowerCase();
+  const shown = {};
+  for (const key of ['operator', 'queue']) {
+    const select = form.elements[key];
+    const left = [];
+    for (const o of select.options) {
+      o.hidden = typed !== '' && !`${o.dataset.label} ${o.value}`.toLowerCase().includes(typed);
+      if (!o.hidden) left.push(o);
+    }
+    if (select.selectedOptions[0]?.hidden && left.length) left[0].selected = true;
+    shown[key] = left.length;
+  }
+  const target = form.elements.target.value;
+  const other = target === 'operator' ? 'queue' : 'operator';
+  if (!shown[target] && shown[other]) {
+    form.querySelector(`input[name=target][value=${other}]`).checked = true;
+  }
+}
+
+// Each queue's calls and chats waiting and members free, each colleague's state and
+// conversations, as the queues see them now.
+async function showFigures(form) {
+  let targets;
+  try {
+    const res = await fetch('/console/chat/targets');
+    if (!res.ok) return;
+    targets = await res.json();
+  } catch { return; }
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  for (const o of form.elements.queue.options) {
+    const q = targets.queues?.find((x) => x.name === o.value);
+    if (!q) continue;
+    o.textContent = `${o.dataset.label} — ${plural(q.waiting_calls, 'call', 'calls')} and `
+      + `${plural(q.waiting_chats, 'chat', 'chats')} waiting, ${q.online} free, ${q.busy} busy`;
+  }
+  for (const o of form.elements.operator.options) {
+    const op = targets.operators?.find((x) => x.name === o.value);
+    if (!op) continue;
+    o.textContent = `${o.dataset.label} (${op.state}, ${plural(op.conversations, 'conversation', 'conversations')})`;
+  }
+}
+
 function readTarget(form) {
   const target = form.elements.target.value;
   const select = target === 'operator' ? form.elements.operator : form.elements.queue;
   if (!select.value) return null;
-  const label = select.options[select.selectedIndex]?.textContent || select.value;
+  const label = select.options[select.selectedIndex]?.dataset.label || select.value;
   return target === 'operator'
     ? { key: 'operator', value: select.value, label }
     : { key: 'queue', value: select.value, label: `anyone in ${label}` };
@@ -54,7 +104,10 @@ export function openInvite(c) {
   }
   inviteForm.hidden = false;
   inviteSent.hidden = true;
+  inviteForm.elements.find.value = '';
+  filterTargets(inviteForm);
   syncInvite();
+  showFigures(inviteForm);
   open(dialogs.invite, c);
   inviteForm.querySelector('input[name=target]:checked').focus();
 }
@@ -149,7 +202,9 @@ export function openTransfer(c) {
   if (transferForm.elements.operator.options.length === 0) {
     transferForm.querySelector('input[name=target][value=queue]').checked = true;
   }
+  filterTargets(transferForm);
   syncTransfer();
+  showFigures(transferForm);
   transferError.hidden = true;
   open(dialogs.transfer, c);
   transferForm.querySelector('input[name=target]:checked').focus();

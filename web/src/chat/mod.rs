@@ -403,6 +403,7 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/chat/transcript", post(visitor::transcript))
         .route("/console/chat", get(operator::page))
         .route("/console/chat/ws", get(operator::socket))
+        .route("/console/chat/targets", get(operator::targets))
         .route("/console/chat/canned", get(canned::canned))
         .route(
             "/console/chat/canned/{id}/favourite",

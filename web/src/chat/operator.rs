@@ -127,6 +127,59 @@ pub(crate) async fn page(
     )
 }
 
+/// GET /console/chat/targets: where a chat can be transferred or invited to, as seed
+/// 004's transfer dialog shows it: each queue with its calls and chats waiting and its
+/// members free and busy, each colleague with their state and conversations. Figures the
+/// telephony side cannot give now are left out (the dialog shows the names alone).
+pub(crate) async fn targets(
+    State(state): State<Arc<WebState>>,
+    OperatorPage(_): OperatorPage,
+) -> Response {
+    let board = state.telephony.board().await.unwrap_or_default();
+    let rows = |key: &str| -> Vec<Value> {
+        board
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (figures, chats) = (rows("queues"), rows("chats"));
+    let chats_in = |queue: &str, states: &[&str]| {
+        chats
+            .iter()
+            .filter(|c| {
+                c["queue"] == queue && states.contains(&c["state"].as_str().unwrap_or_default())
+            })
+            .count()
+    };
+    let queues: Vec<Value> = queues_json(&state)
+        .into_iter()
+        .filter_map(|q| {
+            let name = q["name"].as_str()?.to_string();
+            let f = figures.iter().find(|f| f["queue"] == name.as_str())?;
+            Some(json!({
+                "name": name,
+                "waiting_calls": f["waiting"],
+                "waiting_chats": chats_in(&name, &["waiting", "offered"]),
+                "active_chats": chats_in(&name, &["active"]),
+                "online": f["online"],
+                "busy": f["busy"],
+            }))
+        })
+        .collect();
+    let operators: Vec<Value> = rows("operators")
+        .iter()
+        .map(|o| {
+            json!({
+                "name": o["operator"],
+                "state": o["state"],
+                "conversations": o["conversations"],
+            })
+        })
+        .collect();
+    Json(json!({ "queues": queues, "operators": operators })).into_response()
+}
+
 /// GET /console/chat/ws
 pub(crate) async fn socket(
     State(state): State<Arc<WebState>>,
