@@ -240,6 +240,25 @@ impl Store {
         .await
     }
 
+    /// The recordings of these calls (a page of call records), oldest first.
+    pub async fn recordings_of_calls(
+        &self,
+        call_ids: &[&str],
+    ) -> Result<Vec<Recording>, StoreError> {
+        if call_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let places: Vec<String> = (1..=call_ids.len()).map(|i| format!("${i}")).collect();
+        let filter = format!(
+            "WHERE call_id IN ({}) ORDER BY started_at_ms, id",
+            places.join(", ")
+        );
+        self.recordings_where(&filter, |q| {
+            call_ids.iter().fold(q, |q, id| q.bind(id.to_string()))
+        })
+        .await
+    }
+
     /// The recordings that started in [`from_ms`, `to_ms`), newest first, at most
     /// `limit`: for the supervisors' recordings page.
     pub async fn recordings_between(

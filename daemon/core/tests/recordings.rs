@@ -137,6 +137,18 @@ on_both_databases!(a_recording_round_trips, |store: Store| async move {
         ]
     );
     assert_eq!(store.recordings_of_call("c-3").await.unwrap(), []);
+    // A page of call records asks for several calls at once.
+    let of_calls = store
+        .recordings_of_calls(&["c-2", "c-1", "c-3"])
+        .await
+        .unwrap();
+    let found: Vec<(&str, i64)> = of_calls
+        .iter()
+        .map(|r| (r.call_id.as_str(), r.started_at_ms))
+        .collect();
+    assert_eq!(found, [("c-1", 1_000), ("c-2", 2_000), ("c-1", 70_000)]);
+    assert_eq!(of_calls[2].marks.len(), 1);
+    assert_eq!(store.recordings_of_calls(&[]).await.unwrap(), []);
 });
 
 on_both_databases!(

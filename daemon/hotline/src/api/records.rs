@@ -169,7 +169,31 @@ pub async fn list_calls(State(api): State<Api>, ApiQuery(q): ApiQuery<CallsQuery
     match api.calls.store.calls_matching(&filter).await {
         Ok(rows) => {
             let (rows, next) = page(rows, p.limit, |c| c.id);
-            let calls: Vec<Value> = rows.iter().map(|c| c.to_json()).collect();
+            // Each record links its recordings (PRODUCT S2); supervisors play them there.
+            let ids: Vec<&str> = rows.iter().map(|c| c.call_id.as_str()).collect();
+            let recordings = match api.calls.store.recordings_of_calls(&ids).await {
+                Ok(r) => r,
+                Err(e) => return store_failed("recordings", e),
+            };
+            let calls: Vec<Value> = rows
+                .iter()
+                .map(|c| {
+                    let mut v = c.to_json();
+                    v["recordings"] = recordings
+                        .iter()
+                        .filter(|r| r.call_id == c.call_id)
+                        .map(|r| {
+                            json!({
+                                "id": r.id,
+                                "status": r.status,
+                                "duration_ms": r.duration_ms,
+                                "audio": format!("/supervisor/recordings/{}/audio", r.id),
+                            })
+                        })
+                        .collect();
+                    v
+                })
+                .collect();
             Json(json!({ "calls": calls, "next": next })).into_response()
         }
         Err(e) => store_failed("call records", e),

@@ -493,12 +493,33 @@ async fn call_records_filter_and_page_with_a_next_cursor() {
     add_call(&calls, 1, day0, "sales", "anna").await;
     add_call(&calls, 2, day0 + 86_400_000, "support", "anna").await;
     add_call(&calls, 3, day0 + 2 * 86_400_000, "sales", "bela").await;
+    // Call 1 was recorded: its record links the recording.
+    let recording = calls
+        .store
+        .insert_recording(&hotline_core::recordings::NewRecording {
+            call_id: "call-1",
+            caller: "+36301234567",
+            operator: Some("anna"),
+            queue: Some("sales"),
+            path: "r.wav",
+            layout: "mono",
+            started_by: None,
+            started_at_ms: day0 + 5000,
+        })
+        .await
+        .unwrap();
     let app = app_on(calls);
 
     let r = get(&app, "/api/v1/calls").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(call_ids(&r), ["call-3", "call-2", "call-1"]);
     assert_eq!(r.json()["next"], Value::Null);
+    assert_eq!(
+        r.json()["calls"][2]["recordings"],
+        serde_json::json!([{ "id": recording, "status": "recording", "duration_ms": null,
+            "audio": format!("/supervisor/recordings/{recording}/audio") }])
+    );
+    assert_eq!(r.json()["calls"][0]["recordings"], serde_json::json!([]));
     // The fields of `hotline calls`, as JSON.
     let first = &r.json()["calls"][2];
     let header: Vec<&str> = hotline_core::cdr::CSV_HEADER.split(',').collect();
@@ -510,6 +531,7 @@ async fn call_records_filter_and_page_with_a_next_cursor() {
         .collect();
     keys.sort_unstable();
     let mut want = header.clone();
+    want.push("recordings");
     want.sort_unstable();
     assert_eq!(keys, want);
     assert_eq!(first["queue"], "sales", "{first}");
