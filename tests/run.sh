@@ -88,7 +88,9 @@ readme_first_command() {
   # cargo run replaces itself with the daemon, so $! is the daemon.
   (cd "$ROOT" && exec $cmd) >"$OUT/readme-serve.log" 2>&1 &
   local pid=$! healthy=
-  for _ in $(seq 1 600); do
+  # Up to 10 minutes: `cargo run` builds the daemon without the test-only features the
+  # workspace build above unified in, so hotline-core, -web and the daemon compile again.
+  for _ in $(seq 1 3000); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/healthz)" = 200 ] && { healthy=1; break; }
     kill -0 $pid 2>/dev/null || break
     sleep 0.2
