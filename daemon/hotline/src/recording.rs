@@ -8,10 +8,9 @@
 //! every browser's `<audio>`. The price is size: 0.96 MB a minute mono, 1.92 MB stereo,
 //! about ten times Opus in Ogg.
 //!
-//! Written as the call goes, on a thread of its own, a second at a time ([`BATCH`]); the
-//! header's sizes are brought up to date every second ([`FLUSH_EVERY`]), so a crash loses
-//! at most about two seconds; a file a crash left unfinished (its row still says
-//! `recording`) is repaired at start from its length.
+//! Written as the call goes, on a thread of its own: the header's sizes are brought up to
+//! date every second ([`FLUSH_EVERY`]), so a crash loses at most that much; a file a crash
+//! left unfinished (its row still says `recording`) is repaired at start from its length.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -51,14 +50,8 @@ pub struct RecordingFile {
     pub rel_path: String,
     key: u64,
     to_writer: mpsc::Sender<(u64, ToWriter)>,
-    /// Audio not handed over yet: it goes in [`BATCH`]es, so the recordings thread wakes
-    /// about once a second per call, not per packet.
-    pending: Vec<i16>,
     finished: bool,
 }
-
-/// Samples handed to the recordings thread at once (one second of mono).
-const BATCH: usize = 8000;
 
 enum ToWriter {
     Open(WavFile),
@@ -147,30 +140,22 @@ impl RecordingFile {
             rel_path,
             key,
             to_writer,
-            pending: Vec::with_capacity(2 * BATCH),
             finished: false,
         })
     }
 
     /// Appends audio (to be written on the recordings thread).
     pub fn write(&mut self, pcm: &[i16], now: Instant) {
-        self.pending.extend_from_slice(pcm);
-        if self.pending.len() >= BATCH {
-            self.hand_over(now);
-        }
-    }
-
-    fn hand_over(&mut self, now: Instant) {
-        if !self.pending.is_empty() {
-            let pcm = std::mem::replace(&mut self.pending, Vec::with_capacity(2 * BATCH));
-            let _ = self.to_writer.send((self.key, ToWriter::Audio(pcm, now)));
+        if !pcm.is_empty() {
+            let _ = self
+                .to_writer
+                .send((self.key, ToWriter::Audio(pcm.to_vec(), now)));
         }
     }
 
     /// Completes the file, after all the audio sent before; its size in bytes.
     pub async fn finish(mut self) -> Result<u64, String> {
         self.finished = true;
-        self.hand_over(Instant::now());
         let (reply, answer) = tokio::sync::oneshot::channel();
         let gone = || "the recordings thread is gone".to_string();
         self.to_writer
@@ -183,7 +168,6 @@ impl RecordingFile {
 impl Drop for RecordingFile {
     fn drop(&mut self) {
         if !self.finished {
-            self.hand_over(Instant::now());
             let _ = self.to_writer.send((self.key, ToWriter::Close));
         }
     }
