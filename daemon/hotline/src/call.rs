@@ -1330,7 +1330,7 @@ async fn recording_event(
                 return;
             };
             let id = file.id;
-            let bytes = match file.finish().await {
+            let bytes = match file.finish() {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     warn!(call_id = %setup.call_id, "recording NOT completed: {e}");

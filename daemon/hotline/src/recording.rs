@@ -8,16 +8,13 @@
 //! every browser's `<audio>`. The price is size: 0.96 MB a minute mono, 1.92 MB stereo,
 //! about ten times Opus in Ogg.
 //!
-//! Written as the call goes, on a thread of its own: the header's sizes are brought up to
-//! date every second ([`FLUSH_EVERY`]), so a crash loses at most that much; a file a crash
-//! left unfinished (its row still says `recording`) is repaired at start from its length.
+//! Written as the call goes: the header's sizes are brought up to date every second
+//! ([`FLUSH_EVERY`]), so a crash loses at most that much; a file a crash left
+//! unfinished (its row still says `recording`) is repaired at start from its length.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use hotline_core::recordings::{NewRecording, RecordingAccess, RecordingStatus};
@@ -40,69 +37,16 @@ pub enum RecordingError {
     NotOurs { path: PathBuf },
 }
 
-/// A recording being written: a handle the call's task (or the relay thread it lends the
-/// call to) passes audio to. The file itself is written on the one recordings thread
-/// ([`writer`]), so a disk that stalls (the kernel holding back writers while it writes
-/// back) never stalls a relay thread or a call's task.
+/// A recording being written.
 pub struct RecordingFile {
     pub id: i64,
     /// Relative to the recordings directory (as the row has it).
     pub rel_path: String,
-    key: u64,
-    to_writer: mpsc::Sender<(u64, ToWriter)>,
-    finished: bool,
-}
-
-enum ToWriter {
-    Open(WavFile),
-    Audio(Vec<i16>, Instant),
-    Finish(tokio::sync::oneshot::Sender<Result<u64, RecordingError>>),
-    /// The handle went away unfinished (its call's task ended): complete what there is.
-    Close,
-}
-
-/// The recordings thread, started with the first recording.
-fn writer() -> Result<&'static mpsc::Sender<(u64, ToWriter)>, String> {
-    static WRITER: OnceLock<mpsc::Sender<(u64, ToWriter)>> = OnceLock::new();
-    if let Some(tx) = WRITER.get() {
-        return Ok(tx);
-    }
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("recordings".into())
-        .spawn(move || write_recordings(rx))
-        .map_err(|e| format!("starting the recordings thread: {e}"))?;
-    // Should two recordings start it at once, the second thread finds its channel closed
-    // and ends.
-    Ok(WRITER.get_or_init(|| tx))
-}
-
-fn write_recordings(rx: mpsc::Receiver<(u64, ToWriter)>) {
-    let mut files: HashMap<u64, WavFile> = HashMap::new();
-    while let Ok((key, message)) = rx.recv() {
-        match message {
-            ToWriter::Open(file) => {
-                files.insert(key, file);
-            }
-            ToWriter::Audio(pcm, at) => {
-                if let Some(f) = files.get_mut(&key) {
-                    f.write(&pcm, at);
-                }
-            }
-            ToWriter::Finish(reply) => {
-                if let Some(f) = files.remove(&key) {
-                    let _ = reply.send(f.finish());
-                }
-            }
-            ToWriter::Close => {
-                if let Some(f) = files.remove(&key)
-                    && let Err(e) = f.finish()
-                {
-                    warn!("recording NOT completed: {e}");
-                }
-            }
-        }
-    }
+    path: PathBuf,
+    writer: hound::WavWriter<BufWriter<File>>,
+    flushed_at: Instant,
+    /// An error was logged: the rest of the call is not written.
+    failed: bool,
 }
 
 impl RecordingFile {
@@ -113,11 +57,37 @@ impl RecordingFile {
         rec: &NewRecording<'_>,
         now: Instant,
     ) -> Result<RecordingFile, String> {
-        static KEYS: AtomicU64 = AtomicU64::new(0);
-        let to_writer = writer()?.clone();
         let rel_path = relative_path(rec.started_at_ms, rec.call_id);
         let path = config.dir.join(&rel_path);
-        let file = WavFile::create(path.clone(), config.stereo, now).map_err(|e| e.to_string())?;
+        let spec = hound::WavSpec {
+            channels: if config.stereo { 2 } else { 1 },
+            sample_rate: SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let create = || -> Result<hound::WavWriter<BufWriter<File>>, RecordingError> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| RecordingError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            let file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|source| RecordingError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            hound::WavWriter::new(BufWriter::with_capacity(64 * 1024, file), spec).map_err(
+                |source| RecordingError::Wav {
+                    path: path.clone(),
+                    source,
+                },
+            )
+        };
+        let writer = create().map_err(|e| e.to_string())?;
         let row = NewRecording {
             path: &rel_path,
             ..*rec
@@ -126,90 +96,14 @@ impl RecordingFile {
             Ok(id) => id,
             Err(e) => {
                 // A file nobody can find is worse than none.
-                drop(file);
+                drop(writer);
                 let _ = std::fs::remove_file(&path);
                 return Err(format!("storing the recording's row: {e}"));
             }
         };
-        let key = KEYS.fetch_add(1, Ordering::Relaxed);
-        to_writer
-            .send((key, ToWriter::Open(file)))
-            .map_err(|_| "the recordings thread is gone".to_string())?;
         Ok(RecordingFile {
             id,
             rel_path,
-            key,
-            to_writer,
-            finished: false,
-        })
-    }
-
-    /// Appends audio (to be written on the recordings thread).
-    pub fn write(&mut self, pcm: &[i16], now: Instant) {
-        if !pcm.is_empty() {
-            let _ = self
-                .to_writer
-                .send((self.key, ToWriter::Audio(pcm.to_vec(), now)));
-        }
-    }
-
-    /// Completes the file, after all the audio sent before; its size in bytes.
-    pub async fn finish(mut self) -> Result<u64, String> {
-        self.finished = true;
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || "the recordings thread is gone".to_string();
-        self.to_writer
-            .send((self.key, ToWriter::Finish(reply)))
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(|e| e.to_string())
-    }
-}
-
-impl Drop for RecordingFile {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.to_writer.send((self.key, ToWriter::Close));
-        }
-    }
-}
-
-/// A WAV file being written, on the recordings thread.
-struct WavFile {
-    path: PathBuf,
-    writer: hound::WavWriter<BufWriter<File>>,
-    flushed_at: Instant,
-    /// An error was logged: the rest of the call is not written.
-    failed: bool,
-}
-
-impl WavFile {
-    fn create(path: PathBuf, stereo: bool, now: Instant) -> Result<WavFile, RecordingError> {
-        let spec = hound::WavSpec {
-            channels: if stereo { 2 } else { 1 },
-            sample_rate: SAMPLE_RATE,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| RecordingError::Io {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|source| RecordingError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        let writer = hound::WavWriter::new(BufWriter::with_capacity(64 * 1024, file), spec)
-            .map_err(|source| RecordingError::Wav {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(WavFile {
             path,
             writer,
             flushed_at: now,
@@ -218,12 +112,12 @@ impl WavFile {
     }
 
     /// Appends audio; the header follows every [`FLUSH_EVERY`].
-    fn write(&mut self, pcm: &[i16], now: Instant) {
-        if self.failed {
+    pub fn write(&mut self, pcm: &[i16], now: Instant) {
+        if self.failed || pcm.is_empty() {
             return;
         }
         let mut result = pcm.iter().try_for_each(|&s| self.writer.write_sample(s));
-        if result.is_ok() && now.saturating_duration_since(self.flushed_at) >= FLUSH_EVERY {
+        if result.is_ok() && now.duration_since(self.flushed_at) >= FLUSH_EVERY {
             self.flushed_at = now;
             result = self.writer.flush();
         }
@@ -234,7 +128,7 @@ impl WavFile {
     }
 
     /// Completes the file; its size in bytes.
-    fn finish(self) -> Result<u64, RecordingError> {
+    pub fn finish(self) -> Result<u64, RecordingError> {
         let path = self.path;
         self.writer
             .finalize()

@@ -492,7 +492,7 @@ mod tests {
             written >= 1600,
             "at least 0.2 s written on the thread: {written}"
         );
-        let bytes = media.recording.unwrap().finish().await.unwrap();
+        let bytes = media.recording.unwrap().finish().unwrap();
         assert_eq!(bytes, 44 + 2 * written);
         let samples: Vec<i16> = hound::WavReader::open(&path)
             .unwrap()
