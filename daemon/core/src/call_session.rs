@@ -591,8 +591,7 @@ pub struct CallSession {
     monitor: Option<monitor::Monitor>,
     /// The queue step's recording setting (the queue's when `None`), for the driver.
     record_step: Option<hotline_ivr::RecordMode>,
-    /// Away with the media while it is lent.
-    recording: Option<hotline_media::recorder::Tap>,
+    recording: Option<recording::Recording>,
     /// A stopped recording's last audio, until the driver takes it.
     stopped_pcm: Vec<i16>,
     bridge: Option<Bridge>,
@@ -862,25 +861,19 @@ impl CallSession {
             || self.held_since.is_some()
             || self.consult.is_some()
             || self.monitor.is_some()
+            || self.recording.is_some()
             || !self.outputs.is_empty()
         {
             return None;
         }
         let (id, translation) = (leg.id, leg.translation);
-        let (caller, operator) = self.tap_formats();
         let bridge = self.bridge.take()?;
-        // A recording goes along: the relay thread records what it relays.
-        let tap = self.recording.take().map(|mut tap| {
-            (tap.caller, tap.operator) = (caller, operator);
-            tap
-        });
         Some((
             id,
             Relay {
                 bridge,
                 rtcp: std::mem::take(&mut self.rtcp),
                 translation,
-                tap,
             },
         ))
     }
@@ -900,7 +893,6 @@ impl CallSession {
     pub fn return_media(&mut self, relay: Relay) {
         self.bridge = Some(relay.bridge);
         self.rtcp = relay.rtcp;
-        self.recording = relay.tap;
     }
 
     /// Why the call ended, once it has; the driver then drains the outputs and finishes

@@ -510,10 +510,6 @@ impl CallIo {
                 return;
             }
         };
-        let media = crate::relay::Loan {
-            relay: media,
-            recording: self.recording.take(),
-        };
         match threads.lend(sockets, media) {
             Ok(on_thread) => {
                 self.lent = Some(LentMedia {
@@ -526,8 +522,7 @@ impl CallIo {
             Err(back) => {
                 let (sockets, media) = *back;
                 warn!(call_id = %session.call_id(), "RTP relay thread gone; the call relays on its task");
-                self.recording = media.recording;
-                session.return_media(media.relay);
+                session.return_media(media);
                 if !self.restore(leg, handle, sockets) {
                     self.media_lost(session, leg, handle, now, "the sockets cannot rejoin tokio");
                 }
@@ -548,8 +543,7 @@ impl CallIo {
         };
         match on_thread.reclaim().await {
             Some((sockets, media)) => {
-                self.recording = media.recording;
-                session.return_media(media.relay);
+                session.return_media(media);
                 if !self.restore(lent.leg, lent.handle, sockets) {
                     let why = "the sockets cannot rejoin tokio";
                     self.media_lost(session, lent.leg, lent.handle, Instant::now(), why);

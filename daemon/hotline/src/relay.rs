@@ -5,9 +5,7 @@
 //! which put the relay's p99 at 2.7× rtpengine's at 500 calls. The call's task takes the
 //! sockets back for anything else: a SIP event, a console button, a timer.
 //!
-//! One thread per core, each with its own epoll; calls are spread round-robin. A recorded
-//! call's file goes along ([`Loan`]): the thread records what it relays
-//! ([`Relay::tap`]) and writes it after each burst.
+//! One thread per core, each with its own epoll; calls are spread round-robin.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
@@ -17,33 +15,12 @@ use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use hotline_media::bridge::{Relay, Side};
-
-use crate::recording::RecordingFile;
 use mio::net::UdpSocket as MioSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{error, warn};
 
 /// A lent call's sockets, in this order: the caller's RTP and RTCP, the leg's RTP and RTCP.
 pub type Sockets = [UdpSocket; 4];
-
-/// What a lent call's thread works with besides its sockets: the session's media and, for
-/// a recorded call, the file its tap's audio goes to.
-pub struct Loan {
-    pub relay: Relay,
-    pub recording: Option<RecordingFile>,
-}
-
-impl Loan {
-    /// Writes what the tap has released.
-    fn write_recorded(&mut self, now: Instant) {
-        if let (Some(tap), Some(file)) = (self.relay.tap.as_mut(), self.recording.as_mut())
-            && !tap.pcm.is_empty()
-        {
-            file.write(&tap.pcm, now);
-            tap.pcm.clear();
-        }
-    }
-}
 
 const WAKE: Token = Token(usize::MAX);
 /// Datagrams read from one socket before the others get a turn; the rest wait in line.
@@ -53,11 +30,11 @@ enum Command {
     Adopt {
         id: usize,
         sockets: Sockets,
-        media: Box<Loan>,
+        media: Box<Relay>,
     },
     Return {
         id: usize,
-        reply: tokio::sync::oneshot::Sender<(Sockets, Loan)>,
+        reply: tokio::sync::oneshot::Sender<(Sockets, Relay)>,
     },
     Forget {
         id: usize,
@@ -114,8 +91,8 @@ impl RelayThreads {
     pub fn lend(
         self: &Arc<Self>,
         sockets: Sockets,
-        media: Loan,
-    ) -> Result<Lent, Box<(Sockets, Loan)>> {
+        media: Relay,
+    ) -> Result<Lent, Box<(Sockets, Relay)>> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let worker = id % self.workers.len();
         let media = Box::new(media);
@@ -144,7 +121,7 @@ impl RelayThreads {
 
 impl Lent {
     /// The sockets and the media as the thread left them.
-    pub async fn reclaim(mut self) -> Option<(Sockets, Loan)> {
+    pub async fn reclaim(mut self) -> Option<(Sockets, Relay)> {
         self.reclaimed = true;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let worker = &self.threads.workers[self.worker];
@@ -166,7 +143,7 @@ impl Drop for Lent {
 /// One lent call on its thread.
 struct Call {
     sockets: [MioSocket; 4],
-    media: Loan,
+    media: Relay,
 }
 
 impl Call {
@@ -175,26 +152,20 @@ impl Call {
         let side = if i < 2 { Side::A } else { Side::B };
         let rtcp = i % 2 == 1;
         let out = (i + 2) % 4;
-        let mut now = Instant::now();
         for _ in 0..BURST {
             match self.sockets[i].recv_from(buf) {
                 Ok((n, from)) => {
-                    now = Instant::now();
                     let data = &mut buf[..n];
-                    if let Some(to) = self.media.relay.forward(now, side, rtcp, from, data) {
+                    if let Some(to) = self.media.forward(Instant::now(), side, rtcp, from, data) {
                         // UDP: a full send buffer drops the packet, as the network would.
                         let _ = self.sockets[out].send_to(data, to);
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.media.write_recorded(now);
-                    return true;
-                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
                 // An ICMP error from an earlier send, or an interrupted read: read on.
                 Err(_) => {}
             }
         }
-        self.media.write_recorded(now);
         false
     }
 }
@@ -324,13 +295,8 @@ mod tests {
             ),
             rtcp: RtcpRelay::default(),
             translation: None,
-            tap: None,
         };
-        let media = Loan {
-            relay: media,
-            recording: None,
-        };
-        let lent = threads.lend(ours, media).ok().unwrap();
+        let lent = threads.lend(ours, media).unwrap();
 
         caller.send_to(&rtp(1), at[0]).unwrap();
         assert_eq!(next(&phone), (1, at[2]));
@@ -343,7 +309,6 @@ mod tests {
         assert_eq!(next(&phone), (4, at[2]));
 
         let (sockets, media) = lent.reclaim().await.unwrap();
-        let media = media.relay;
         assert_eq!(sockets.each_ref().map(|s| s.local_addr().unwrap()), at);
         let stats = media.bridge.stats();
         assert_eq!(
@@ -392,13 +357,8 @@ mod tests {
                     ),
                     rtcp: RtcpRelay::default(),
                     translation: None,
-                    tap: None,
                 };
-                let media = Loan {
-                    relay: media,
-                    recording: None,
-                };
-                lent.push((threads.lend(ours, media).ok().unwrap(), at, caller, phone));
+                lent.push((threads.lend(ours, media).unwrap(), at, caller, phone));
             }
             for (_, at, caller, phone) in &lent {
                 caller.send_to(&rtp(round * 2), at[0]).unwrap();
@@ -411,104 +371,5 @@ mod tests {
                 calls.push((ours, caller, phone));
             }
         }
-    }
-
-    /// A recorded call's thread records what it relays and writes it to the call's file,
-    /// which comes back with the media.
-    #[tokio::test]
-    async fn a_recorded_call_is_written_on_its_thread() {
-        use hotline_core::recordings::NewRecording;
-        use hotline_media::Codec;
-        use hotline_media::recorder::{Layout, Tap};
-
-        let dir = std::env::temp_dir().join(format!("hotline-relay-rec-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = hotline_core::store::Store::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("db").display()
-        ))
-        .await
-        .unwrap();
-        store.migrate().await.unwrap();
-        let config = crate::config::Recordings {
-            dir: dir.clone(),
-            stereo: false,
-            retention_days: 0,
-        };
-        let row = NewRecording {
-            call_id: "c1",
-            caller: "+36301234567",
-            operator: Some("anna"),
-            queue: None,
-            path: "",
-            layout: "mono",
-            started_by: None,
-            started_at_ms: 1_796_644_800_000,
-        };
-        let start = Instant::now();
-        let file = RecordingFile::open(&store, &config, &row, start)
-            .await
-            .unwrap();
-        let path = dir.join(&file.rel_path);
-        let mut tap = Tap::new(start, Layout::Mono);
-        (tap.caller, tap.operator) = ((Codec::Pcma, 8), (Codec::Pcma, 8));
-
-        let threads = RelayThreads::start(1).unwrap();
-        let ours = [socket(), socket(), socket(), socket()];
-        let at = ours.each_ref().map(|s| s.local_addr().unwrap());
-        for s in &ours {
-            s.set_nonblocking(true).unwrap();
-        }
-        let (caller, phone) = (socket(), socket());
-        let media = Loan {
-            relay: Relay {
-                bridge: Bridge::new(
-                    Some(caller.local_addr().unwrap()),
-                    Some(phone.local_addr().unwrap()),
-                ),
-                rtcp: RtcpRelay::default(),
-                translation: None,
-                tap: Some(tap),
-            },
-            recording: Some(file),
-        };
-        let lent = threads.lend(ours, media).ok().unwrap();
-        // Half a second of the caller's audio, 20 ms apart: what is older than the tap's
-        // 200 ms delay is written as it goes.
-        for seq in 0..25u8 {
-            let mut p = rtp(seq);
-            p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-            p[12..].fill(hotline_media::g711::linear_to_alaw(1000));
-            caller.send_to(&p, at[0]).unwrap();
-            assert_eq!(next(&phone).0, seq);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let (_, media) = lent.reclaim().await.unwrap();
-        let tap = media.relay.tap.unwrap();
-        assert!(tap.pcm.is_empty(), "the thread wrote what was released");
-        let written = tap.recorder.released();
-        assert!(
-            written >= 1600,
-            "at least 0.2 s written on the thread: {written}"
-        );
-        let bytes = media.recording.unwrap().finish().unwrap();
-        assert_eq!(bytes, 44 + 2 * written);
-        let samples: Vec<i16> = hound::WavReader::open(&path)
-            .unwrap()
-            .into_samples()
-            .map(Result::unwrap)
-            .collect();
-        // The caller's level from their first packet on; silence before it came.
-        let level = hotline_media::g711::alaw_to_linear(hotline_media::g711::linear_to_alaw(1000));
-        let first = samples.iter().position(|&s| s == level).unwrap();
-        assert!(samples[..first].iter().all(|&s| s == 0));
-        assert!(
-            samples[first..].iter().all(|&s| s == level),
-            "{:?}",
-            &samples[first..first + 8]
-        );
-        assert!(samples.len() - first >= 1500);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -205,8 +205,6 @@ pub struct Relay {
     pub rtcp: RtcpRelay,
     /// (side A's packets towards B, side B's towards A).
     pub translation: Option<(Translation, Translation)>,
-    /// A recorded call's recording: A is the caller, B the leg.
-    pub tap: Option<crate::recorder::Tap>,
 }
 
 impl Relay {
@@ -221,17 +219,6 @@ impl Relay {
         from: SocketAddr,
         data: &mut [u8],
     ) -> Option<SocketAddr> {
-        // Recorded as it came (before any translation), from the peer the bridge hears.
-        if let Some(tap) = self.tap.as_mut()
-            && !rtcp
-            && self.bridge.hears(side, from, false)
-        {
-            let track = match side {
-                Side::A => crate::recorder::Track::Caller,
-                Side::B => crate::recorder::Track::Operator,
-            };
-            tap.push(now, track, data);
-        }
         forward(
             &mut self.bridge,
             &mut self.rtcp,

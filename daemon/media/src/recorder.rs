@@ -72,7 +72,7 @@ struct Anchor {
 }
 
 /// One track's audio not yet released.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 struct Lane {
     anchor: Option<Anchor>,
     /// `pcm[i]` is timeline position `released + i`; 0 where nothing came.
@@ -110,40 +110,6 @@ impl Lane {
     }
 }
 
-/// A recording as a bridge feeds it: the recorder, each side's payload format, and the
-/// audio released and not yet written. The call session keeps it, and lends it with the
-/// bridge to a relay thread ([`crate::bridge::Relay`]), which writes `pcm` as it grows.
-#[derive(Clone, Debug)]
-pub struct Tap {
-    pub recorder: Recorder,
-    /// The caller's codec and payload type…
-    pub caller: (Codec, u8),
-    /// …and the leg's with them.
-    pub operator: (Codec, u8),
-    pub pcm: Vec<i16>,
-}
-
-impl Tap {
-    pub fn new(now: Instant, layout: Layout) -> Tap {
-        Tap {
-            recorder: Recorder::new(now, layout),
-            caller: (Codec::Pcmu, 0),
-            operator: (Codec::Pcmu, 0),
-            pcm: Vec::new(),
-        }
-    }
-
-    /// One RTP packet of `track`, in that side's format; what it releases goes to `pcm`.
-    pub fn push(&mut self, now: Instant, track: Track, packet: &[u8]) {
-        let (codec, pt) = match track {
-            Track::Caller => self.caller,
-            Track::Operator => self.operator,
-        };
-        self.recorder.push(now, track, codec, pt, packet);
-        self.recorder.pull_into(now, &mut self.pcm);
-    }
-}
-
 /// Whole samples in `d`, computed exactly (integer nanoseconds), so positions never drift.
 fn samples(d: Duration) -> u64 {
     let n = d.as_nanos() * u128::from(SAMPLE_RATE) / 1_000_000_000;
@@ -151,7 +117,7 @@ fn samples(d: Duration) -> u64 {
 }
 
 /// One call's recording. See the module docs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Recorder {
     start: Instant,
     layout: Layout,

@@ -8,16 +8,14 @@
 //!
 //! One recording per call: it goes on across holds, transfers and a supervisor taking
 //! over (the operator's track is whoever talks with the caller), with each change marked.
-//! A plainly bridged call lends its tap to the relay thread with the bridge
-//! ([`hotline_media::bridge::Relay`]): the thread records what it relays, and the driver
-//! sends the file along, so recording costs the relay no trip through the call's task.
+//! A recorded call's media is never lent to a relay thread, since the tap must see every
+//! packet.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use hotline_media::Codec;
 use hotline_media::bridge::Side;
-use hotline_media::recorder::{Layout, Tap, Track};
+use hotline_media::recorder::{Layout, Recorder, Track};
 use tracing::info;
 
 use super::{CALLER, CallSession, LegState, Output, Phase, Port, media_codec};
@@ -42,6 +40,12 @@ pub enum RecordingEvent {
     },
 }
 
+pub(super) struct Recording {
+    recorder: Recorder,
+    /// Released audio the driver has not taken yet.
+    pcm: Vec<i16>,
+}
+
 impl CallSession {
     /// Starts recording the connected call (the queue records always, or the operator or
     /// a supervisor pressed record). `Err` says why not, for the console.
@@ -62,7 +66,10 @@ impl CallSession {
         };
         info!(call_id = %self.call_id, by = by.as_deref().unwrap_or("-"), "recording started");
         let layout = if stereo { Layout::Stereo } else { Layout::Mono };
-        self.recording = Some(Tap::new(now, layout));
+        self.recording = Some(Recording {
+            recorder: Recorder::new(now, layout),
+            pcm: Vec::new(),
+        });
         self.outputs
             .push_back(Output::Recording(RecordingEvent::Started {
                 by,
@@ -123,32 +130,26 @@ impl CallSession {
             .map(|l| l.party.name().to_string())
     }
 
-    /// The caller's and the talking leg's payload formats, for the tap.
-    pub(super) fn tap_formats(&self) -> ((Codec, u8), (Codec, u8)) {
+    /// Copies an RTP packet from the caller or the talking leg, from the address the
+    /// bridge takes that side's media from, into the recording.
+    pub(super) fn record_tap(&mut self, now: Instant, port: Port, from: SocketAddr, data: &[u8]) {
+        let Some(r) = self.recording.as_mut() else {
+            return;
+        };
+        let Port::Rtp(id) = port else { return };
         let caller = (
             media_codec(self.negotiated.codec),
             self.negotiated.payload_type,
         );
-        // A leg joined by an attended transfer may speak the other law.
-        let leg = self
-            .leg
-            .as_ref()
-            .and_then(|l| l.translation)
-            .map_or(caller, |(to_leg, _)| to_leg.to);
-        (caller, leg)
-    }
-
-    /// Copies an RTP packet from the caller or the talking leg, from the address the
-    /// bridge takes that side's media from, into the recording.
-    pub(super) fn record_tap(&mut self, now: Instant, port: Port, from: SocketAddr, data: &[u8]) {
-        if self.recording.is_none() {
-            return;
-        }
-        let Port::Rtp(id) = port else { return };
         let talking = self.leg.as_ref().filter(|l| l.state == LegState::Talking);
-        let (track, side) = match talking {
-            _ if id == CALLER => (Track::Caller, Side::A),
-            Some(l) if l.id == id => (Track::Operator, Side::B),
+        let (track, side, (codec, pt)) = match talking {
+            _ if id == CALLER => (Track::Caller, Side::A, caller),
+            Some(l) if l.id == id => (
+                Track::Operator,
+                Side::B,
+                // A leg joined by an attended transfer may speak the other law.
+                l.translation.map_or(caller, |(to_leg, _)| to_leg.to),
+            ),
             _ => return,
         };
         if !self
@@ -158,10 +159,7 @@ impl CallSession {
         {
             return;
         }
-        let (caller, leg) = self.tap_formats();
-        if let Some(tap) = self.recording.as_mut() {
-            (tap.caller, tap.operator) = (caller, leg);
-            tap.push(now, track, data);
-        }
+        r.recorder.push(now, track, codec, pt, data);
+        r.recorder.pull_into(now, &mut r.pcm);
     }
 }
